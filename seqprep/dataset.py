@@ -1,0 +1,115 @@
+"""Reading a built folder back: ``seqprep.load(OUT)``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import InputError
+from .kernels import padded as _padded
+from .vocab import Vocabulary
+
+__all__ = ["Dataset", "load", "is_built"]
+
+
+def is_built(path: str | Path) -> bool:
+    """True when ``path`` is a folder written by ``seqprep build``."""
+    p = Path(path)
+    return p.is_dir() and (p / "meta.json").is_file()
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A built dataset: vocabularies, CSR arrays and meta.
+
+    ``items[offsets[u]:offsets[u+1]]`` is user ``u``'s item sequence (oldest first), with item indices
+    1..N (0 is padding and never appears). ``item_vocab.decode`` maps indices back to original ids.
+    """
+
+    path: Path
+    meta: dict[str, Any]
+    item_vocab: Vocabulary
+    user_vocab: Vocabulary
+    offsets: np.ndarray
+    items: np.ndarray
+    timestamps: np.ndarray
+    ratings: np.ndarray | None
+    user_idx: np.ndarray
+
+    @property
+    def num_users(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def num_items(self) -> int:
+        return len(self.item_vocab)
+
+    @property
+    def num_embeddings(self) -> int:
+        """Rows of an item embedding table: N items + the padding row 0."""
+        return int(self.meta["num_embeddings"])
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def sequence(self, user: int) -> np.ndarray:
+        """User ``user``'s item indices, oldest first."""
+        return self.items[self.offsets[user] : self.offsets[user + 1]]
+
+    def padded(self, max_len: int, side: Literal["left", "right"] = "left") -> np.ndarray:
+        """int32 [U, max_len]: each user's ``max_len`` most recent items, padded with 0."""
+        return _padded(self.items.astype(np.int32, copy=False), self.offsets, max_len, side=side)
+
+
+def _flat(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    arr = col.combine_chunks()
+    offsets = arr.offsets.to_numpy().astype(np.int64)
+    values = arr.values.to_numpy(zero_copy_only=False)
+    base = offsets[0]
+    return offsets - base, values[base : offsets[-1]]
+
+
+def load(path: str | Path) -> Dataset:
+    """Load a folder written by ``seqprep build`` (Parquet or NPZ layout)."""
+    p = Path(path)
+    if not is_built(p):
+        msg = f"{str(p)!r} is not a seqprep output folder (no meta.json); pass the -o folder of a build"
+        raise InputError(msg)
+    meta = json.loads((p / "meta.json").read_text(encoding="utf-8"))
+    item_vocab = Vocabulary.from_table(pq.read_table(p / "items.parquet"), "item")
+    user_vocab = Vocabulary.from_table(pq.read_table(p / "users.parquet"), "user")
+    ratings = None
+    if (p / "sequences.npz").is_file():
+        with np.load(p / "sequences.npz", allow_pickle=False) as z:
+            offsets, items, timestamps = z["offsets"], z["items"], z["timestamps"]
+            user_idx = z["user_idx"]
+            if "ratings" in z.files:
+                ratings = z["ratings"]
+    elif (p / "sequences.parquet").is_file():
+        table = pq.read_table(p / "sequences.parquet")
+        offsets, items = _flat(table["items"])
+        _, timestamps = _flat(table["timestamps"])
+        if "ratings" in table.column_names:
+            _, ratings = _flat(table["ratings"])
+        user_idx = table["user_idx"].to_numpy()
+    else:
+        msg = f"{str(p)!r} holds neither sequences.parquet nor sequences.npz; rebuild it with seqprep build"
+        raise InputError(msg)
+    return Dataset(
+        path=p,
+        meta=meta,
+        item_vocab=item_vocab,
+        user_vocab=user_vocab,
+        offsets=offsets,
+        items=items,
+        timestamps=timestamps,
+        ratings=ratings,
+        user_idx=user_idx,
+    )

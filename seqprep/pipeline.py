@@ -1,0 +1,240 @@
+"""The one build pipeline, shared by the CLI and the Python API.
+
+``run(config)`` goes: read -> drop rows with missing values -> vocabularies -> stable time sort ->
+CSR sequences -> (optionally) write. Each step is a pure function of arrays; the only state carried
+forward is the immutable :class:`~seqprep.vocab.Vocabulary` pair.
+
+Order of steps and tie rule (documented in README and recorded in meta.json):
+
+1. inputs are concatenated in the order given (globs expand sorted), rows in file order;
+2. rows with a missing user, item or timestamp are dropped and counted (``--strict`` rejects them);
+3. vocabularies are fitted on the kept rows (items 1..N, 0 = padding; users 0..U-1);
+4. each user's interactions are sorted by timestamp, stably: equal timestamps keep input order.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import pyarrow as pa
+
+from . import __version__
+from .config import BuildConfig, make_config
+from .errors import InputError
+from .kernels import csr_offsets, fit_order, remap_table, tie_stats, time_order
+from .readers import InputInfo, Log, read_log
+from .vocab import Vocabulary
+
+__all__ = ["Sequences", "BuildResult", "run", "build", "TIE_RULE", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+TIE_RULE = "stable: equal timestamps keep input order (inputs in the order given, then line order)"
+
+
+@dataclass(frozen=True)
+class Sequences:
+    """Per-user item sequences in CSR form: row ``u`` is ``items[offsets[u]:offsets[u+1]]``."""
+
+    offsets: np.ndarray
+    items: np.ndarray
+    timestamps: np.ndarray
+    ratings: np.ndarray | None
+
+    @property
+    def num_users(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What a build produced: vocabularies, sequences, meta.json's content and where it went."""
+
+    config: BuildConfig
+    users: Vocabulary
+    items: Vocabulary
+    sequences: Sequences
+    meta: dict[str, Any]
+    output: Path | None = None
+    seconds: float = field(default=0.0, compare=False)
+
+
+def _drop_missing(log: Log, strict: bool) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """-> (mask of kept rows or None when all are kept, report of the step)."""
+    miss_user = log.user_codes < 0
+    miss_item = log.item_codes < 0
+    miss_time = ~log.time_valid
+    bad = miss_user | miss_item | miss_time
+    n_bad = int(bad.sum())
+    report = {
+        "step": "missing",
+        "rows_before": log.num_rows,
+        "rows_removed": n_bad,
+        "rows_after": log.num_rows - n_bad,
+        "missing_user": int(miss_user.sum()),
+        "missing_item": int(miss_item.sum()),
+        "missing_time": int(miss_time.sum()),
+    }
+    if n_bad == 0:
+        return None, report
+    if strict:
+        where = _locate(log.inputs, int(np.argmax(bad)))
+        msg = (
+            f"{n_bad} rows have a missing user, item or timestamp (first at {where}); "
+            "fix them, or drop --strict to skip and count them"
+        )
+        raise InputError(msg)
+    return ~bad, report
+
+
+def _locate(inputs: tuple[InputInfo, ...], row: int) -> str:
+    for info in inputs:
+        if row < info.rows:
+            return f"{info.path} row {row + 1}"
+        row -= info.rows
+    return f"row {row + 1}"
+
+
+def sequences_from(
+    user_idx: np.ndarray,
+    item_idx: np.ndarray,
+    time: np.ndarray,
+    rating: np.ndarray | None,
+    user_counts: np.ndarray,
+) -> Sequences:
+    """Group interactions (already encoded) into time-ordered CSR sequences."""
+    order = time_order(user_idx, time)
+    return Sequences(
+        offsets=csr_offsets(user_counts),
+        items=item_idx[order],
+        timestamps=time[order],
+        ratings=None if rating is None else rating[order],
+    )
+
+
+def _length_stats(lengths: np.ndarray) -> dict[str, float | int]:
+    if len(lengths) == 0:
+        return {"min": 0, "median": 0.0, "mean": 0.0, "max": 0}
+    return {
+        "min": int(lengths.min()),
+        "median": float(np.median(lengths)),
+        "mean": round(float(lengths.mean()), 6),
+        "max": int(lengths.max()),
+    }
+
+
+def run(config: BuildConfig, *, write: bool = True, stdin: BinaryIO | None = None) -> BuildResult:
+    """Run a build described by ``config``; with ``write`` the outputs land atomically in ``config.output``."""
+    from .writers import atomic_output_dir, check_output, write_outputs
+
+    t0 = _time.perf_counter()
+    config.validate()
+    if write:
+        check_output(Path(config.output), config.overwrite)
+    log = read_log(config.inputs, config.read, stdin=stdin)
+    if log.num_rows == 0:
+        msg = f"the log is empty: no interaction rows in {', '.join(i.path for i in log.inputs)}; check the input"
+        raise InputError(msg)
+    keep, missing_report = _drop_missing(log, config.strict)
+    steps = [missing_report]
+
+    if keep is None:
+        u, i, t, r = log.user_codes, log.item_codes, log.time, log.rating
+    else:
+        u, i, t = log.user_codes[keep], log.item_codes[keep], log.time[keep]
+        r = None if log.rating is None else log.rating[keep]
+    if len(u) == 0:
+        msg = f"no interactions left: all {log.num_rows} rows have a missing user, item or timestamp; check the columns chosen"
+        raise InputError(msg)
+
+    user_order, user_counts = fit_order(u, log.user_ids, config.user_order)
+    item_order, item_counts = fit_order(i, log.item_ids, config.item_order)
+    users = Vocabulary(ids=log.user_ids.take(pa.array(user_order)), counts=user_counts, start=0)
+    items = Vocabulary(ids=log.item_ids.take(pa.array(item_order)), counts=item_counts, start=1)
+    uidx = remap_table(user_order, len(log.user_ids), start=0)[u]
+    iidx = remap_table(item_order, len(log.item_ids), start=1)[i]
+    del u, i
+    seqs = sequences_from(uidx, iidx, t, r, user_counts)
+    del uidx, iidx, t, r
+
+    n_ties, tie_groups = tie_stats(seqs.offsets, seqs.timestamps)
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "seqprep_version": __version__,
+        "num_users": len(users),
+        "num_items": len(items),
+        "num_interactions": int(len(seqs.items)),
+        "padding_idx": 0,
+        "num_embeddings": len(items) + 1,
+        "item_idx_range": [1, len(items)],
+        "user_idx_range": [0, len(users) - 1],
+        "item_order": config.item_order,
+        "user_order": config.user_order,
+        "sort": {"by": ["user_idx", "timestamp"], "stable": True, "tie_break": TIE_RULE},
+        "ties": {"interactions": n_ties, "groups": tie_groups},
+        "timestamp": {"dtype": str(seqs.timestamps.dtype), "unit": log.time_unit},
+        "id_types": {"user": users.id_type(), "item": items.id_type()},
+        "has_ratings": seqs.ratings is not None,
+        "rows": {"read": log.num_rows, "kept": int(len(seqs.items)), "removed": log.num_rows - int(len(seqs.items))},
+        "steps": steps,
+        "sequence_length": _length_stats(seqs.lengths),
+        "inputs": [
+            {
+                "path": info.path,
+                "bytes": info.bytes,
+                "sha256": info.sha256,
+                "rows": info.rows,
+                "format": info.format,
+                "compression": info.compression,
+                "columns": info.columns,
+            }
+            for info in log.inputs
+        ],
+        "options": config.to_dict(),
+    }
+    del log
+    result = BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta)
+    out = None
+    if write:
+        out = Path(config.output)
+        with atomic_output_dir(out, config.overwrite) as tmp:
+            meta = write_outputs(result, tmp)
+    return BuildResult(
+        config=config,
+        users=users,
+        items=items,
+        sequences=seqs,
+        meta=meta,
+        output=out,
+        seconds=_time.perf_counter() - t0,
+    )
+
+
+def build(
+    inputs: str | Path | list[str | Path] | tuple[str | Path, ...],
+    output: str | Path | None = None,
+    *,
+    write: bool = True,
+    stdin: BinaryIO | None = None,
+    **options: Any,
+) -> BuildResult:
+    """Build sequences from interaction logs: the Python face of ``seqprep build``.
+
+    ``options`` are the CLI's options as keyword arguments (``item_order="id"``, ``sep=";"``,
+    ``formats=("parquet", "npz")``, ``overwrite=True``, ...). With ``write=False`` (or no ``output``)
+    nothing is written and the result is returned in memory.
+    """
+    if isinstance(inputs, (str, Path)):
+        inputs = [inputs]
+    if output is None:
+        write = False
+        output = "<memory>"
+    config = make_config([str(p) for p in inputs], str(output), **options)
+    return run(config, write=write, stdin=stdin)

@@ -1,0 +1,715 @@
+"""Interaction logs in many layouts -> one canonical table.
+
+Supported: MovieLens ``ratings.csv`` / ``u.data`` / ``ratings.dat``, any CSV/TSV (``--sep``,
+``--no-header``, ``--names``), JSON Lines and Parquet; ``.gz``, ``.bz2``, ``.xz`` and ``.zst``
+(detected by their magic bytes, so the extension does not matter); ``-`` for stdin; globs.
+
+The result of :func:`read_log` is a :class:`Log`: user and item ids as integer *codes* into a
+dictionary of distinct original ids (strings, or int64 when every id is a canonical integer), the
+timestamp as int64 (float64 only when fractional), and an optional float32 rating. Row order is the
+input order - files in the order given, then lines in file order - which is the documented tie-break of
+every later sort. Ids are read as text and only then typed, so ``007`` and ``7`` never collapse.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import hashlib
+import io
+import json
+import lzma
+import os
+import re
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from .config import ReadOptions
+from .errors import ColumnError, ConfigError, InputError
+
+__all__ = ["Log", "InputInfo", "read_log", "expand_inputs", "COLUMN_ALIASES"]
+
+#: Column names recognised for each role, compared case-insensitively and ignoring ``_``, ``-``,
+#: spaces and a RecBole type suffix such as ``:token``.
+COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
+    "user": ("userId", "user_id", "UserID", "reviewerID", "user"),
+    "item": ("movieId", "item_id", "itemId", "MovieID", "asin", "parent_asin", "item"),
+    "time": ("timestamp", "ts", "time", "unixReviewTime"),
+    "rating": ("rating", "overall"),
+}
+_REQUIRED = ("user", "item", "time")
+_FLAG = {"user": "--user-col", "item": "--item-col", "time": "--time-col", "rating": "--rating-col"}
+
+_MAGIC = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bz2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+)
+_COMPRESSED_EXT = (".gz", ".bz2", ".xz", ".zst", ".zstd")
+_DICT = pa.dictionary(pa.int32(), pa.string())
+_INT_RE = r"^(0|-?[1-9][0-9]*)$"
+_NUM_RE = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
+_SNIFF_BYTES = 1 << 16
+_BLOCK = 1 << 24
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    """One input as it was read: recorded in meta.json."""
+
+    path: str
+    bytes: int
+    sha256: str
+    rows: int
+    format: str
+    compression: str | None
+    columns: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Log:
+    """A whole interaction log in canonical, columnar form (row order = input order).
+
+    ``user_codes`` / ``item_codes`` are int32 indices into ``user_ids`` / ``item_ids`` (the distinct
+    original ids, in first-seen order) with ``-1`` for a missing value; ``time`` is int64 or float64
+    with ``time_valid`` False where it was missing.
+    """
+
+    user_codes: np.ndarray
+    user_ids: pa.Array
+    item_codes: np.ndarray
+    item_ids: pa.Array
+    time: np.ndarray
+    time_valid: np.ndarray
+    time_unit: str
+    rating: np.ndarray | None
+    inputs: tuple[InputInfo, ...]
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.user_codes.shape[0])
+
+
+# --------------------------------------------------------------------------------------------------
+# Inputs and sources
+
+
+def expand_inputs(inputs: tuple[str, ...] | list[str]) -> list[str]:
+    """Paths in the order given; a pattern with ``*?[`` that is not itself a file expands (sorted).
+
+    >>> expand_inputs(["-"])
+    ['-']
+    """
+    out: list[str] = []
+    for spec in inputs:
+        if spec != "-" and not os.path.exists(spec) and any(ch in spec for ch in "*?["):
+            matches = sorted(glob.glob(spec))
+            if not matches:
+                msg = f"no file matches {spec!r}; check the pattern (quote it so the shell does not expand it)"
+                raise InputError(msg)
+            out.extend(matches)
+        else:
+            out.append(spec)
+    return out
+
+
+class _Source:
+    """A file or stdin, with its compression detected from magic bytes."""
+
+    def __init__(self, spec: str, stdin: BinaryIO | None = None) -> None:
+        self.name = spec
+        self.data: pa.Buffer | None = None
+        self.path: Path | None = None
+        if spec == "-":
+            stream = stdin if stdin is not None else sys.stdin.buffer
+            raw = stream.read()
+            self.data = pa.py_buffer(raw)
+            self.size = len(raw)
+            self._sha = hashlib.sha256(raw).hexdigest()
+            magic = bytes(raw[:8])
+        else:
+            p = Path(spec)
+            if not p.exists():
+                msg = f"input file {spec!r} not found; check the path"
+                raise InputError(msg)
+            if p.is_dir():
+                msg = f"input {spec!r} is a folder; pass the log file(s) inside it, e.g. {spec.rstrip('/')}/*.csv"
+                raise InputError(msg)
+            self.path = p
+            self.size = p.stat().st_size
+            self._sha = None
+            try:
+                with open(p, "rb") as fh:
+                    magic = fh.read(8)
+            except OSError as e:
+                msg = f"cannot read {spec!r}: {e.strerror}; check its permissions"
+                raise InputError(msg) from e
+        self.compression = next((c for m, c in _MAGIC if magic.startswith(m)), None)
+
+    @property
+    def inner_name(self) -> str:
+        """The file name without a compression extension (``ratings.csv.gz`` -> ``ratings.csv``)."""
+        name = "" if self.path is None else self.path.name.lower()
+        for ext in _COMPRESSED_EXT:
+            if name.endswith(ext):
+                return name[: -len(ext)]
+        return name
+
+    def sha256(self) -> str:
+        if self._sha is None:
+            h = hashlib.sha256()
+            with open(self.path, "rb") as fh:  # type: ignore[arg-type]
+                for chunk in iter(lambda: fh.read(1 << 22), b""):
+                    h.update(chunk)
+            self._sha = h.hexdigest()
+        return self._sha
+
+    def open(self) -> Any:
+        """A readable, decompressed stream (or a path pyarrow can memory-map)."""
+        if self.compression is None:
+            if self.data is not None:
+                return pa.BufferReader(self.data)
+            return str(self.path)
+        if self.compression == "xz":
+            raw = io.BytesIO(self.data.to_pybytes()) if self.data is not None else str(self.path)
+            return lzma.open(raw, "rb")
+        raw = pa.BufferReader(self.data) if self.data is not None else pa.OSFile(str(self.path))
+        return pa.CompressedInputStream(raw, self.compression)
+
+    def head(self, n: int = _SNIFF_BYTES) -> bytes:
+        src = self.open()
+        if isinstance(src, str):
+            with open(src, "rb") as fh:
+                return fh.read(n)
+        try:
+            return bytes(src.read(n))
+        except (OSError, lzma.LZMAError, pa.ArrowException) as e:
+            msg = f"{self.name}: cannot decompress ({self.compression}): {e}; check that the file is not truncated"
+            raise InputError(msg) from e
+        finally:
+            src.close()
+
+    def read_all(self) -> bytes:
+        src = self.open()
+        if isinstance(src, str):
+            return Path(src).read_bytes()
+        try:
+            return bytes(src.read())
+        finally:
+            src.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# Column roles
+
+
+def _norm(name: str) -> str:
+    base = name.split(":", 1)[0] if ":" in name else name
+    return re.sub(r"[\s_\-]", "", base).lower()
+
+
+def resolve_columns(columns: list[str], opts: ReadOptions, where: str) -> dict[str, str]:
+    """Map each role (user, item, time, rating) to a column name; rating is optional.
+
+    >>> resolve_columns(["userId", "movieId", "rating", "timestamp"], ReadOptions(), "f")
+    {'user': 'userId', 'item': 'movieId', 'time': 'timestamp', 'rating': 'rating'}
+    """
+    listing = ", ".join(columns)
+    found: dict[str, str] = {}
+    for role in ("user", "item", "time", "rating"):
+        explicit = opts.role_column(role)
+        if explicit is not None:
+            if explicit in columns:
+                found[role] = explicit
+                continue
+            ci = [c for c in columns if c.lower() == explicit.lower()]
+            if len(ci) == 1:
+                found[role] = ci[0]
+                continue
+            msg = f"{where}: column {explicit!r} ({_FLAG[role]}) not found; columns are {listing}"
+            raise ColumnError(msg)
+        aliases = {_norm(a) for a in COLUMN_ALIASES[role]}
+        hits = [c for c in columns if _norm(c) in aliases and c not in found.values()]
+        if len(hits) > 1:
+            msg = (
+                f"{where}: ambiguous {role} column: {', '.join(repr(h) for h in hits)} all match; "
+                f"pass {_FLAG[role]} NAME to choose one"
+            )
+            raise ColumnError(msg)
+        if hits:
+            found[role] = hits[0]
+        elif role in _REQUIRED:
+            hint = ""
+            if any(_NUM_RE.match(c) for c in columns):
+                hint = " (the first line looks like data: pass --no-header --names user,item,rating,timestamp)"
+            msg = f"{where}: no {role} column found; columns are {listing} - pass {_FLAG[role]} NAME{hint}"
+            raise ColumnError(msg)
+    return found
+
+
+# --------------------------------------------------------------------------------------------------
+# Format-specific readers: each returns (table with the role columns renamed to the role, columns map)
+
+
+def _detect_format(src: _Source, opts: ReadOptions, head: bytes) -> str:
+    if opts.input_format != "auto":
+        return opts.input_format
+    name = src.inner_name
+    if name.endswith((".parquet", ".pq")) or head.startswith(b"PAR1"):
+        return "parquet"
+    if name.endswith((".jsonl", ".ndjson", ".json")):
+        return "jsonl"
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if stripped.startswith(b"{"):
+        return "jsonl"
+    return "csv"
+
+
+def _sniff_sep(lines: list[str], where: str) -> str:
+    first = lines[0]
+    for cand in ("::", "\t", ",", ";", "|"):
+        n = first.count(cand)
+        if n and all(line.count(cand) == n for line in lines[1:3] if line):
+            return cand
+    for cand in ("::", "\t", ",", ";", "|"):
+        if cand in first:
+            return cand
+    msg = f"{where}: cannot tell the column separator from the first line {first[:60]!r}; pass --sep"
+    raise InputError(msg)
+
+
+def _split_line(line: str, sep: str) -> list[str]:
+    if len(sep) > 1:
+        return [f.strip() for f in line.split(sep)]
+    return [f.strip() for f in next(csv.reader([line], delimiter=sep))]
+
+
+def _read_csv(src: _Source, opts: ReadOptions, head: bytes) -> tuple[pa.Table, dict[str, str], int]:
+    """-> (table, role -> column, number of header lines skipped)."""
+    where = src.name
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    lines = text.splitlines()
+    if len(head) == _SNIFF_BYTES and len(lines) > 1:
+        lines = lines[:-1]  # the last line may be cut
+    lines = [ln for ln in lines[:6]]
+    if not lines or not lines[0].strip():
+        msg = f"{where}: the log is empty; pass a file with a header line and interaction rows"
+        raise InputError(msg)
+    sep = opts.sep if opts.sep is not None else _sniff_sep(lines, where)
+    fields_ = _split_line(lines[0], sep)
+
+    if opts.header is not None:
+        header = opts.header
+    elif opts.names is not None:
+        header = False
+    else:
+        header = not all(_NUM_RE.match(f) for f in fields_ if f != "")
+
+    if opts.names is not None:
+        names = list(opts.names)
+        if len(names) != len(fields_):
+            msg = (
+                f"{where}: --names gives {len(names)} names but the file has {len(fields_)} columns "
+                f"(separator {sep!r}); give one name per column"
+            )
+            raise ColumnError(msg)
+    elif header:
+        names = fields_
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            msg = f"{where}: column name {dup[0]!r} appears more than once in the header; pass --names with distinct names"
+            raise ColumnError(msg)
+    elif len(fields_) == 4:
+        names = ["user", "item", "rating", "timestamp"]  # MovieLens u.data / ratings.dat layout
+    elif len(fields_) == 3:
+        names = ["user", "item", "timestamp"]
+    else:
+        msg = f"{where}: no header line and {len(fields_)} columns; pass --names with one name per column, e.g. user,item,rating,timestamp"
+        raise ColumnError(msg)
+
+    roles = resolve_columns(names, opts, where)
+    if len(sep) > 1:
+        raw = src.read_all()
+        if b"\x1f" in raw:
+            msg = f"{where}: the file holds byte 0x1f, which multi-character --sep {sep!r} needs; convert the separator to one character"
+            raise InputError(msg)
+        source: Any = pa.BufferReader(pa.py_buffer(raw.replace(sep.encode(), b"\x1f")))
+        delim = "\x1f"
+    else:
+        source = src.open()
+        delim = sep
+
+    read_opts = pacsv.ReadOptions(
+        column_names=names, skip_rows=1 if header else 0, block_size=_BLOCK, use_threads=True
+    )
+    parse_opts = pacsv.ParseOptions(delimiter=delim)
+    id_cols = {roles["user"]: _DICT, roles["item"]: _DICT}
+
+    def attempt(extra_types: dict[str, pa.DataType]) -> pa.Table:
+        conv = pacsv.ConvertOptions(
+            include_columns=[roles[r] for r in ("user", "item", "time", "rating") if r in roles],
+            column_types={**id_cols, **extra_types},
+            strings_can_be_null=True,
+        )
+        s = source
+        if isinstance(s, pa.BufferReader):
+            s.seek(0)
+        return pacsv.read_csv(s, read_options=read_opts, parse_options=parse_opts, convert_options=conv)
+
+    try:
+        try:
+            table = attempt({})
+        except pa.ArrowInvalid as e:
+            if "conversion error" not in str(e).lower() or "time" not in roles:
+                raise
+            # a later block did not fit the type inferred from the first one: read time as text
+            if not isinstance(source, (str, pa.BufferReader)):
+                source = src.open()
+            table = attempt({roles["time"]: pa.string()})
+    except pa.ArrowInvalid as e:
+        msg = f"{where}: {_arrow_msg(e)}; check --sep ({sep!r}), --names and the row shown"
+        raise InputError(msg) from e
+    except (OSError, lzma.LZMAError) as e:
+        msg = f"{where}: cannot read: {e}; check that the file is complete and not corrupt"
+        raise InputError(msg) from e
+    finally:
+        if hasattr(source, "close") and not isinstance(source, str):
+            source.close()
+    return table, roles, 1 if header else 0
+
+
+def _arrow_msg(e: Exception) -> str:
+    return " ".join(str(e).split())[:300]
+
+
+def _json_type(v: Any, role: str) -> pa.DataType:
+    if role in ("user", "item"):
+        return pa.int64() if isinstance(v, int) and not isinstance(v, bool) else pa.string()
+    if role == "rating":
+        return pa.float64()
+    if isinstance(v, bool) or v is None:
+        return pa.string()
+    if isinstance(v, int):
+        return pa.int64()
+    if isinstance(v, float):
+        return pa.float64()
+    return pa.string()
+
+
+def _read_jsonl(src: _Source, opts: ReadOptions, head: bytes) -> tuple[pa.Table, dict[str, str]]:
+    where = src.name
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    first_line = next((ln for ln in text.splitlines() if ln.strip()), None)
+    if first_line is None:
+        msg = f"{where}: the log is empty; pass a JSON Lines file with one object per line"
+        raise InputError(msg)
+    try:
+        first = json.loads(first_line)
+    except json.JSONDecodeError as e:
+        msg = f"{where}: line 1 is not JSON ({e.msg}); JSON Lines needs one JSON object per line (Python-literal dumps must be converted first)"
+        raise InputError(msg) from e
+    if not isinstance(first, dict):
+        msg = f"{where}: line 1 is not a JSON object; JSON Lines needs one object per line"
+        raise InputError(msg)
+    roles = resolve_columns(list(first.keys()), opts, where)
+    schema = pa.schema([(roles[r], _json_type(first.get(roles[r]), r)) for r in roles])
+    source = src.open()
+    try:
+        table = pajson.read_json(
+            source,
+            read_options=pajson.ReadOptions(block_size=_BLOCK),
+            parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
+        )
+    except pa.ArrowInvalid as e:
+        msg = f"{where}: {_arrow_msg(e)}; every line must be a JSON object with consistent value types"
+        raise InputError(msg) from e
+    finally:
+        if not isinstance(source, str):
+            source.close()
+    return table, roles
+
+
+def _read_parquet(src: _Source, opts: ReadOptions) -> tuple[pa.Table, dict[str, str]]:
+    where = src.name
+    try:
+        data = src.open() if src.compression is None else pa.BufferReader(pa.py_buffer(src.read_all()))
+        pf = pq.ParquetFile(data)
+        roles = resolve_columns(pf.schema_arrow.names, opts, where)
+        table = pf.read(columns=list(roles.values()))
+    except (pa.ArrowInvalid, OSError) as e:
+        msg = f"{where}: not a readable Parquet file ({_arrow_msg(e)}); check the file or pass --input-format"
+        raise InputError(msg) from e
+    return table, roles
+
+
+# --------------------------------------------------------------------------------------------------
+# Typing of ids, times and ratings
+
+
+def _ids_to_dict(col: pa.ChunkedArray, role: str, where: str) -> pa.DictionaryArray:
+    """Any id column -> one DictionaryArray (int32 indices, first-seen dictionary of string/int64)."""
+    t = col.type
+    if pa.types.is_dictionary(t):
+        if not pa.types.is_string(t.value_type) and not pa.types.is_integer(t.value_type):
+            col = pc.cast(col, _DICT)
+    elif pa.types.is_integer(t):
+        col = pc.cast(col, pa.int64())
+    elif pa.types.is_floating(t):
+        arr = col.combine_chunks()
+        ok = pc.equal(arr, pc.floor(arr))
+        if not pc.all(ok).as_py():
+            bad = arr.filter(pc.invert(ok))[0].as_py()
+            msg = f"{where}: {role} ids are fractional numbers (e.g. {bad}); ids must be integers or text - pass --{role}-col with an id column"
+            raise InputError(msg)
+        col = pc.cast(arr, pa.int64())
+    elif pa.types.is_string(t) or pa.types.is_large_string(t):
+        pass
+    else:
+        col = pc.cast(col, pa.string())
+    if not pa.types.is_dictionary(col.type):
+        col = pc.dictionary_encode(col)
+    if isinstance(col, pa.ChunkedArray):
+        if col.num_chunks == 0:
+            return pa.DictionaryArray.from_arrays(pa.array([], pa.int32()), pa.array([], col.type.value_type))
+        col = pa.table({"c": col}).unify_dictionaries()["c"]
+        indices = pa.concat_arrays([c.indices for c in col.chunks])
+        return pa.DictionaryArray.from_arrays(pc.cast(indices, pa.int32()), col.chunk(0).dictionary)
+    return pa.DictionaryArray.from_arrays(pc.cast(col.indices, pa.int32()), col.dictionary)
+
+
+def _first_bad(values: pa.Array, ok: pa.Array) -> tuple[int, Any]:
+    bad_mask = pc.and_(pc.invert(pc.fill_null(ok, True)), pc.is_valid(values))
+    idx = int(np.flatnonzero(bad_mask.to_numpy(zero_copy_only=False))[0])
+    return idx, values[idx].as_py()
+
+
+def _normalize_time(col: pa.ChunkedArray, where: str, header: int) -> tuple[pa.Array, str]:
+    """-> (int64 or float64 array with nulls, unit). Epoch numbers keep their unit ('epoch')."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    t = arr.type
+    if pa.types.is_null(t):  # no value at all (e.g. a header-only file)
+        return pa.nulls(len(arr), pa.int64()), "epoch"
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        arr = pc.utf8_trim_whitespace(arr)
+        num = None
+        for target in (pa.int64(), pa.float64()):
+            try:
+                num = pc.cast(arr, target)
+                break
+            except pa.ArrowInvalid:
+                continue
+        if num is None:
+            for target in (pa.timestamp("ns"), pa.timestamp("ns", tz="UTC")):
+                try:
+                    num = pc.cast(arr, target)
+                    break
+                except pa.ArrowInvalid:
+                    continue
+        if num is None:
+            ok = pc.or_(
+                pc.match_substring_regex(arr, r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"),
+                pc.match_substring_regex(arr, r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$"),
+            )
+            idx, val = _first_bad(arr, ok)
+            msg = (
+                f"{where}: line {idx + 1 + header}: timestamp {val!r} is neither a number nor an ISO-8601 date; "
+                "fix the row or pass --time-col with the right column"
+            )
+            raise InputError(msg)
+        arr = num
+        t = arr.type
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        if pa.types.is_date(t):
+            arr = pc.cast(arr, pa.timestamp("s"))
+            t = arr.type
+        ints = pc.cast(arr, pa.int64())
+        unit = t.unit
+        # coarsen to seconds (or the coarsest exact unit) so ISO dates become epoch seconds
+        scale = {"s": 1, "ms": 1000, "us": 1_000_000, "ns": 1_000_000_000}[unit]
+        np_ints = ints.to_numpy(zero_copy_only=False)
+        valid = ints.is_valid().to_numpy(zero_copy_only=False) if ints.null_count else None
+        vals = np_ints if valid is None else np_ints[valid]
+        for new_unit, div in (("s", scale), ("ms", scale // 1000), ("us", scale // 1_000_000)):
+            if div >= 1 and (vals % div == 0).all():
+                return pa.array(np_ints // div, mask=None if valid is None else ~valid), new_unit
+        return ints, unit
+    if pa.types.is_integer(t):
+        return pc.cast(arr, pa.int64()), "epoch"
+    if pa.types.is_floating(t):
+        arr = pc.cast(arr, pa.float64())
+        arr = pc.if_else(pc.is_nan(arr), pa.scalar(None, pa.float64()), arr)
+        if arr.null_count < len(arr):
+            finite = pc.is_finite(arr)
+            if not pc.all(pc.fill_null(finite, True)).as_py():
+                idx, val = _first_bad(arr, finite)
+                msg = f"{where}: line {idx + 1 + header}: timestamp {val!r} is not finite; fix the row"
+                raise InputError(msg)
+            integral = pc.all(pc.fill_null(pc.equal(arr, pc.floor(arr)), True)).as_py()
+            lo, hi = pc.min(arr).as_py(), pc.max(arr).as_py()
+            if integral and -(2.0**62) < lo and hi < 2.0**62:
+                return pc.cast(arr, pa.int64()), "epoch"
+        return arr, "epoch"
+    msg = f"{where}: timestamp column has type {t}, not a number or date; pass --time-col with the right column"
+    raise InputError(msg)
+
+
+def _normalize_rating(col: pa.ChunkedArray, where: str) -> pa.Array:
+    arr = col.combine_chunks()
+    if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_null(arr.type):
+        return pc.cast(arr, pa.float32())
+    try:
+        return pc.cast(pc.utf8_trim_whitespace(pc.cast(arr, pa.string())), pa.float32())
+    except pa.ArrowInvalid as e:
+        msg = f"{where}: rating column holds non-numeric values ({_arrow_msg(e)}); pass --rating-col with a numeric column"
+        raise InputError(msg) from e
+
+
+# --------------------------------------------------------------------------------------------------
+# Merging inputs
+
+
+def _merge_ids(
+    parts: list[pa.DictionaryArray], id_type: str, role: str, typed_text: bool
+) -> tuple[np.ndarray, pa.Array]:
+    """Unify per-input dictionaries into one; decide the id type on the (small) dictionary only.
+
+    CSV fields are untyped text: with ``id_type="auto"`` they become int64 when every distinct id is a
+    canonical integer (no sign, no leading zero, within int64). Text ids from a typed source (a Parquet
+    or JSON string column: ``typed_text``) stay text.
+    """
+    value_types = {p.dictionary.type for p in parts}
+    if len(value_types) > 1:
+        parts = [
+            pa.DictionaryArray.from_arrays(p.indices, pc.cast(p.dictionary, pa.string())) for p in parts
+        ]
+    chunked = pa.chunked_array(parts)
+    unified = pa.table({"c": chunked}).unify_dictionaries()["c"]
+    dictionary = unified.chunk(0).dictionary if unified.num_chunks else parts[0].dictionary
+    indices = pa.concat_arrays([c.indices for c in unified.chunks]) if unified.num_chunks else pa.array([], pa.int32())
+    codes = pc.fill_null(pc.cast(indices, pa.int32()), -1).to_numpy(zero_copy_only=False)
+
+    if pa.types.is_string(dictionary.type) or pa.types.is_large_string(dictionary.type):
+        if id_type == "int" or (id_type == "auto" and not typed_text):
+            canonical = len(dictionary) > 0 and pc.all(pc.match_substring_regex(dictionary, _INT_RE)).as_py()
+            as_int = None
+            if canonical:
+                try:
+                    as_int = pc.cast(dictionary, pa.int64())
+                except pa.ArrowInvalid:  # past int64: keep the text
+                    as_int = None
+            if as_int is not None:
+                dictionary = as_int
+            elif id_type == "int":
+                bad = dictionary.filter(pc.invert(pc.match_substring_regex(dictionary, _INT_RE)))
+                example = bad[0].as_py() if len(bad) else dictionary[0].as_py()
+                msg = f"{role} id {example!r} is not an int64 integer but --id-type int was given; pass --id-type auto or str"
+                raise InputError(msg)
+    elif id_type == "str":
+        dictionary = pc.cast(dictionary, pa.string())
+    return codes.astype(np.int32, copy=False), dictionary
+
+
+def read_log(inputs: tuple[str, ...] | list[str], opts: ReadOptions, *, stdin: BinaryIO | None = None) -> Log:
+    """Read every input (in order) into one canonical :class:`Log`."""
+    specs = expand_inputs(inputs)
+    if specs.count("-") > 1:
+        msg = "stdin (-) is given more than once; pass it once"
+        raise ConfigError(msg)
+    users: list[pa.DictionaryArray] = []
+    items: list[pa.DictionaryArray] = []
+    times: list[pa.Array] = []
+    units: list[str] = []
+    ratings: list[pa.Array | None] = []
+    infos: list[InputInfo] = []
+    typed_text = {"user": False, "item": False}
+    with ThreadPoolExecutor(max_workers=1) as hasher:
+        for spec in specs:
+            src = _Source(spec, stdin=stdin)
+            sha = hasher.submit(src.sha256)
+            head = src.head()
+            fmt = _detect_format(src, opts, head)
+            header = 0
+            if fmt == "csv":
+                table, roles, header = _read_csv(src, opts, head)
+            elif fmt == "jsonl":
+                table, roles = _read_jsonl(src, opts, head)
+            else:
+                table, roles = _read_parquet(src, opts)
+            where = spec if spec != "-" else "stdin"
+            if fmt != "csv":
+                for role in ("user", "item"):
+                    typ = table.schema.field(roles[role]).type
+                    typed_text[role] |= pa.types.is_string(typ) or pa.types.is_large_string(typ)
+            users.append(_ids_to_dict(table[roles["user"]], "user", where))
+            items.append(_ids_to_dict(table[roles["item"]], "item", where))
+            t, unit = _normalize_time(table[roles["time"]], where, header)
+            times.append(t)
+            units.append(unit)
+            ratings.append(_normalize_rating(table[roles["rating"]], where) if "rating" in roles else None)
+            n = table.num_rows
+            del table
+            infos.append(
+                InputInfo(
+                    path=spec,
+                    bytes=src.size,
+                    sha256=sha.result(),
+                    rows=n,
+                    format=fmt,
+                    compression=src.compression,
+                    columns=dict(roles),
+                )
+            )
+
+    user_codes, user_ids = _merge_ids(users, opts.id_type, "user", typed_text["user"])
+    item_codes, item_ids = _merge_ids(items, opts.id_type, "item", typed_text["item"])
+    del users, items
+    time, unit = _merge_times(times, units)
+    valid = np.ones(len(time), dtype=bool) if time.null_count == 0 else time.is_valid().to_numpy(zero_copy_only=False)
+    time_np = time.to_numpy(zero_copy_only=False) if time.null_count == 0 else pc.fill_null(time, 0).to_numpy()
+    rating = None
+    if any(r is not None for r in ratings):
+        rating_parts = [
+            r if r is not None else pa.nulls(info.rows, pa.float32()) for r, info in zip(ratings, infos)
+        ]
+        rating = pc.fill_null(pa.concat_arrays(rating_parts), float("nan")).to_numpy(zero_copy_only=False)
+    return Log(
+        user_codes=user_codes,
+        user_ids=user_ids,
+        item_codes=item_codes,
+        item_ids=item_ids,
+        time=time_np,
+        time_valid=valid,
+        time_unit=unit,
+        rating=rating,
+        inputs=tuple(infos),
+    )
+
+
+_UNIT_SCALE = {"s": 1, "ms": 1000, "us": 1_000_000, "ns": 1_000_000_000}
+
+
+def _merge_times(times: list[pa.Array], units: list[str]) -> tuple[pa.Array, str]:
+    kinds = set(units)
+    if len(kinds) > 1:
+        if "epoch" in kinds:
+            msg = "some inputs have numeric epoch timestamps and others ISO-8601 dates; use one kind of timestamp in every input"
+            raise InputError(msg)
+        finest = max(kinds, key=_UNIT_SCALE.__getitem__)
+        times = [
+            pc.multiply(t, _UNIT_SCALE[finest] // _UNIT_SCALE[u]) if u != finest else t for t, u in zip(times, units)
+        ]
+        units = [finest] * len(units)
+    if any(pa.types.is_floating(t.type) for t in times):
+        times = [pc.cast(t, pa.float64()) for t in times]
+    return pa.concat_arrays(times) if times else pa.array([], pa.int64()), units[0] if units else "epoch"

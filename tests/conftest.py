@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny named logs, one per edge case, and the optional real data in ../shared/data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def shared_file(rel: str) -> Path:
+    """A file of ../shared/data, or skip the test cleanly when it is absent (users' clones)."""
+    p = SHARED_DATA / rel
+    if not p.is_file():
+        pytest.skip(f"{rel} not available (../shared/data is absent)")
+    return p
+
+
+@pytest.fixture
+def write(tmp_path: Path):
+    """write("name.csv", "text") -> path; bytes are written as-is."""
+
+    def _write(name: str, content: str | bytes) -> Path:
+        p = tmp_path / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            p.write_text(content, encoding="utf-8", newline="")
+        else:
+            p.write_bytes(content)
+        return p
+
+    return _write
+
+
+# A log with every edge case of the core build: ties inside a user (u1 at t=10), rows out of time
+# order in the file, a repeated user-item pair (u2/i7), a cold item (i99, seen once).
+TIES_CSV = """userId,movieId,rating,timestamp
+1,5,4.0,20
+1,7,3.0,10
+1,6,2.0,10
+2,7,5.0,5
+2,7,1.0,6
+3,99,3.5,1
+1,5,4.5,30
+"""

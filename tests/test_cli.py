@@ -1,0 +1,137 @@
+"""The command line: CliRunner with stdin, exact one-line errors, nothing written on failure."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from seqprep.cli import cli
+from tests.conftest import ROOT, TIES_CSV
+
+
+def run(*args: str, input: str | bytes | None = None):
+    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+def test_build_and_stats(write, tmp_path):
+    p = write("ratings.csv", TIES_CSV)
+    r = run("build", str(p), "-o", str(tmp_path / "out"))
+    assert r.exit_code == 0, r.output
+    assert r.stdout == ""  # messages go to stderr only
+    assert "7 rows read from 1 input(s), 7 kept" in r.stderr
+    r = run("stats", str(tmp_path / "out"), "--json")
+    s = json.loads(r.stdout)
+    assert (s["users"], s["items"], s["interactions"]) == (3, 4, 7)
+    assert s["ties"]["interactions"] == 2
+    r = run("stats", str(p))
+    assert "interactions    7" in r.stdout and "ties            2 interactions in 1 groups" in r.stdout
+
+
+def test_build_from_stdin_with_json(tmp_path):
+    r = run("build", "-", "-o", str(tmp_path / "o"), "--json", "-q", input=TIES_CSV)
+    assert r.exit_code == 0
+    assert r.stderr == ""
+    assert json.loads(r.stdout)["num_items"] == 4
+
+
+ERRORS = [
+    (["build", "{tmp}/nope.csv", "-o", "{tmp}/o"], None, "Error: input file '{tmp}/nope.csv' not found; check the path"),
+    (
+        ["build", "{tmp}/x.csv", "-o", "{tmp}/o"],
+        "userId,movieId,rating,ts2\n1,2,3,4\n",
+        "Error: {tmp}/x.csv: no time column found; columns are userId, movieId, rating, ts2 - pass --time-col NAME",
+    ),
+    (
+        ["build", "{tmp}/x.csv", "-o", "{tmp}/o"],
+        "user_id,userId,item,ts\n1,1,2,4\n",
+        "Error: {tmp}/x.csv: ambiguous user column: 'user_id', 'userId' all match; pass --user-col NAME to choose one",
+    ),
+    (
+        ["build", "{tmp}/x.csv", "-o", "{tmp}/o", "--time-col", "when"],
+        "user,item,ts\n1,2,3\n",
+        "Error: {tmp}/x.csv: column 'when' (--time-col) not found; columns are user, item, ts",
+    ),
+    (
+        ["build", "{tmp}/x.csv", "-o", "{tmp}/o"],
+        "user,item,ts\n1,2,3\n1,3,yesterday\n",
+        "Error: {tmp}/x.csv: line 3: timestamp 'yesterday' is neither a number nor an ISO-8601 date; fix the row or pass --time-col with the right column",
+    ),
+    (
+        ["build", "{tmp}/x.csv", "-o", "{tmp}/o"],
+        "",
+        "Error: {tmp}/x.csv: the log is empty; pass a file with a header line and interaction rows",
+    ),
+    (
+        ["build", "{tmp}/x.csv", "-o", "{tmp}/o"],
+        "user,item,ts\n",
+        "Error: the log is empty: no interaction rows in {tmp}/x.csv; check the input",
+    ),
+    (
+        ["build", "{tmp}/x.csv", "-o", "{tmp}/o", "--strict"],
+        "user,item,ts\n1,2,3\n1,,4\n",
+        "Error: 1 rows have a missing user, item or timestamp (first at {tmp}/x.csv row 2); fix them, or drop --strict to skip and count them",
+    ),
+    (
+        ["build", "{tmp}/x.csv", "-o", "{tmp}/o", "--names", "a,b"],
+        "1\t2\t3\n",
+        "Error: {tmp}/x.csv: --names gives 2 names but the file has 3 columns (separator '\\t'); give one name per column",
+    ),
+]
+
+
+@pytest.mark.parametrize("args,content,expected", ERRORS)
+def test_errors_are_one_line_and_write_nothing(tmp_path, args, content, expected):
+    if content is not None:
+        (tmp_path / "x.csv").write_text(content)
+    tmp = str(tmp_path)
+    r = run(*[a.format(tmp=tmp) for a in args])
+    assert r.exit_code == 1
+    assert r.stderr == expected.format(tmp=tmp) + "\n"
+    assert "Traceback" not in r.output
+    assert not (tmp_path / "o").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_existing_output_needs_overwrite(write, tmp_path):
+    p = write("r.csv", TIES_CSV)
+    out = tmp_path / "out"
+    assert run("build", str(p), "-o", str(out)).exit_code == 0
+    before = (out / "meta.json").read_bytes()
+    r = run("build", str(p), "-o", str(out), "--item-order", "id")
+    assert r.exit_code == 1
+    assert r.stderr == f"Error: output {str(out)!r} already exists; pass --overwrite to replace it, or choose another -o\n"
+    assert (out / "meta.json").read_bytes() == before
+    r = run("build", str(p), "-o", str(out), "--item-order", "id", "--overwrite")
+    assert r.exit_code == 0
+    assert json.loads((out / "meta.json").read_text())["item_order"] == "id"
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["out", "r.csv"]  # no temporary litter
+
+
+def test_python_m_seqprep():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "seqprep", "--version"], capture_output=True, text=True, check=True)
+    assert r.stdout.startswith("seqprep, version ")
+
+
+def _commands():
+    return sorted(cli.commands)
+
+
+@pytest.mark.parametrize("name", _commands())
+def test_every_command_and_option_has_help_and_is_in_readme(name):
+    readme = (ROOT / "README.md").read_text()
+    cmd = cli.commands[name]
+    assert cmd.help, f"{name} has no help"
+    assert f"seqprep {name}" in readme, f"README does not show `seqprep {name}`"
+    for param in cmd.params:
+        if param.param_type_name != "option":
+            continue
+        assert param.help, f"{name} {param.opts} has no help"
+        longest = max(param.opts, key=len)
+        assert re.search(re.escape(longest) + r"\b", readme), f"README does not mention {longest} ({name})"

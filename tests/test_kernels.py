@@ -1,0 +1,116 @@
+"""Property tests for the pure kernels against plain-Python references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from seqprep.kernels import csr_offsets, fit_order, padded, remap_table, tie_mask, tie_stats, time_order
+
+users_times = st.lists(
+    st.tuples(st.integers(0, 5), st.integers(-3, 3)), min_size=1, max_size=60
+)
+
+
+@given(users_times)
+def test_time_order_is_the_stable_sort_by_user_then_time(rows):
+    user = np.array([u for u, _ in rows], dtype=np.int32)
+    time = np.array([t for _, t in rows], dtype=np.int64)
+    expected = sorted(range(len(rows)), key=lambda k: (rows[k][0], rows[k][1]))  # Python's sort is stable
+    assert time_order(user, time).tolist() == expected
+
+
+@given(users_times)
+def test_time_order_float_and_wide_int_paths_agree(rows):
+    user = np.array([u for u, _ in rows], dtype=np.int32)
+    time = np.array([t for _, t in rows], dtype=np.int64)
+    wide = time * (2**58)  # range too wide for the packed key: lexsort path
+    expected = time_order(user, time).tolist()
+    assert time_order(user, wide).tolist() == expected
+    assert time_order(user, time.astype(np.float64) / 4).tolist() == expected
+
+
+def test_time_order_keeps_input_order_on_ties():
+    user = np.zeros(5, dtype=np.int32)
+    time = np.array([7, 7, 3, 7, 3])
+    assert time_order(user, time).tolist() == [2, 4, 0, 1, 3]
+
+
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=80), st.sampled_from(["frequency", "first-seen", "id"]))
+def test_fit_order_matches_reference(codes_list, order):
+    ids_values = [30, 10, 20, 70, 60, 50, 40]
+    ids = pa.array(ids_values, pa.int64())
+    codes = np.array(codes_list, dtype=np.int32)
+    chosen, counts = fit_order(codes, ids, order)
+    present = sorted(set(codes_list))
+    cnt = {c: codes_list.count(c) for c in present}
+    if order == "first-seen":
+        ref = list(dict.fromkeys(codes_list))
+    elif order == "id":
+        ref = sorted(present, key=lambda c: ids_values[c])
+    else:
+        ref = sorted(present, key=lambda c: (-cnt[c], ids_values[c]))
+    assert chosen.tolist() == ref
+    assert counts.tolist() == [cnt[c] for c in ref]
+
+
+def test_fit_order_text_ids_sort_bytewise():
+    ids = pa.array(["b", "B", "a", "10", "9"])
+    codes = np.arange(5, dtype=np.int32)
+    chosen, _ = fit_order(codes, ids, "id")
+    assert [ids[int(c)].as_py() for c in chosen] == ["10", "9", "B", "a", "b"]
+
+
+def test_remap_table_numbers_from_start():
+    t = remap_table(np.array([3, 1]), 5, start=1)
+    assert t.tolist() == [-1, 2, -1, 1, -1]
+
+
+lengths_st = st.lists(st.integers(0, 7), min_size=1, max_size=12)
+
+
+@given(lengths_st, st.integers(1, 9), st.sampled_from(["left", "right"]))
+def test_padded_holds_the_most_recent_items(lengths, max_len, side):
+    offsets = csr_offsets(np.array(lengths))
+    values = np.arange(1, offsets[-1] + 1, dtype=np.int32)
+    out = padded(values, offsets, max_len, side=side)
+    assert out.shape == (len(lengths), max_len) and out.dtype == np.int32
+    for u, n in enumerate(lengths):
+        row = values[offsets[u] : offsets[u + 1]].tolist()[-max_len:]
+        pad = [0] * (max_len - len(row))
+        assert out[u].tolist() == (pad + row if side == "left" else row + pad)
+
+
+def test_padded_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="max_len"):
+        padded(np.array([1]), np.array([0, 1]), 0)
+    with pytest.raises(ValueError, match="side"):
+        padded(np.array([1]), np.array([0, 1]), 2, side="middle")  # type: ignore[arg-type]
+
+
+@given(lengths_st, st.data())
+def test_tie_mask_and_stats_match_reference(lengths, data):
+    offsets = csr_offsets(np.array(lengths))
+    n = int(offsets[-1])
+    times = np.array(sorted(data.draw(st.lists(st.integers(0, 3), min_size=n, max_size=n))), dtype=np.int64)
+    # sort inside each user only
+    for u in range(len(lengths)):
+        times[offsets[u] : offsets[u + 1]] = np.sort(times[offsets[u] : offsets[u + 1]])
+    ref_mask = []
+    groups = 0
+    for u in range(len(lengths)):
+        seq = times[offsets[u] : offsets[u + 1]].tolist()
+        ref_mask += [seq.count(t) > 1 for t in seq]
+        groups += sum(1 for t in set(seq) if seq.count(t) > 1)
+    assert tie_mask(offsets, times).tolist() == ref_mask
+    assert tie_stats(offsets, times) == (sum(ref_mask), groups)
+
+
+@settings(max_examples=30)
+@given(st.lists(st.integers(0, 5), max_size=10))
+def test_csr_offsets(counts):
+    off = csr_offsets(np.array(counts, dtype=np.int64))
+    assert off[0] == 0 and np.diff(off).tolist() == counts
