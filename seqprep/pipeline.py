@@ -14,6 +14,7 @@ Order of steps and tie rule (documented in README and recorded in meta.json):
 
 from __future__ import annotations
 
+import dataclasses
 import time as _time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,19 @@ from .kernels import csr_offsets, fit_order, remap_table, tie_stats, time_order
 from .readers import InputInfo, Log, read_log
 from .vocab import Vocabulary
 
-__all__ = ["Sequences", "BuildResult", "run", "build", "TIE_RULE", "FORMAT_VERSION"]
+__all__ = [
+    "Sequences",
+    "Interactions",
+    "BuildResult",
+    "run",
+    "build",
+    "clean",
+    "fit_vocabularies",
+    "sequences_from",
+    "make_meta",
+    "TIE_RULE",
+    "FORMAT_VERSION",
+]
 
 FORMAT_VERSION = 1
 TIE_RULE = "stable: equal timestamps keep input order (inputs in the order given, then line order)"
@@ -130,47 +143,71 @@ def _length_stats(lengths: np.ndarray) -> dict[str, float | int]:
     }
 
 
-def run(config: BuildConfig, *, write: bool = True, stdin: BinaryIO | None = None) -> BuildResult:
-    """Run a build described by ``config``; with ``write`` the outputs land atomically in ``config.output``."""
-    from .writers import atomic_output_dir, check_output, write_outputs
+@dataclass(frozen=True)
+class Interactions:
+    """Rows that survive cleaning, in input order: codes into the log's id dictionaries."""
 
-    t0 = _time.perf_counter()
-    config.validate()
-    if write:
-        check_output(Path(config.output), config.overwrite)
-    log = read_log(config.inputs, config.read, stdin=stdin)
-    if log.num_rows == 0:
-        msg = f"the log is empty: no interaction rows in {', '.join(i.path for i in log.inputs)}; check the input"
-        raise InputError(msg)
+    user: np.ndarray
+    item: np.ndarray
+    time: np.ndarray
+    rating: np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    def take(self, keep: np.ndarray | None) -> Interactions:
+        """The rows where ``keep`` is True (``None`` keeps all, without a copy)."""
+        if keep is None:
+            return self
+        return Interactions(
+            user=self.user[keep],
+            item=self.item[keep],
+            time=self.time[keep],
+            rating=None if self.rating is None else self.rating[keep],
+        )
+
+
+def clean(log: Log, config: BuildConfig) -> tuple[Interactions, list[dict[str, Any]]]:
+    """Stage 1: every row-removing step, in its documented order; each appends a report to ``steps``."""
     keep, missing_report = _drop_missing(log, config.strict)
+    inter = Interactions(user=log.user_codes, item=log.item_codes, time=log.time, rating=log.rating).take(keep)
     steps = [missing_report]
-
-    if keep is None:
-        u, i, t, r = log.user_codes, log.item_codes, log.time, log.rating
-    else:
-        u, i, t = log.user_codes[keep], log.item_codes[keep], log.time[keep]
-        r = None if log.rating is None else log.rating[keep]
-    if len(u) == 0:
+    if len(inter) == 0:
         msg = f"no interactions left: all {log.num_rows} rows have a missing user, item or timestamp; check the columns chosen"
         raise InputError(msg)
+    return inter, steps
 
-    user_order, user_counts = fit_order(u, log.user_ids, config.user_order)
-    item_order, item_counts = fit_order(i, log.item_ids, config.item_order)
+
+def fit_vocabularies(
+    inter: Interactions, log: Log, config: BuildConfig
+) -> tuple[Vocabulary, Vocabulary, np.ndarray, np.ndarray]:
+    """Stage 2: (users, items, user_idx per row, item_idx per row)."""
+    user_order, user_counts = fit_order(inter.user, log.user_ids, config.user_order)
+    item_order, item_counts = fit_order(inter.item, log.item_ids, config.item_order)
     users = Vocabulary(ids=log.user_ids.take(pa.array(user_order)), counts=user_counts, start=0)
     items = Vocabulary(ids=log.item_ids.take(pa.array(item_order)), counts=item_counts, start=1)
-    uidx = remap_table(user_order, len(log.user_ids), start=0)[u]
-    iidx = remap_table(item_order, len(log.item_ids), start=1)[i]
-    del u, i
-    seqs = sequences_from(uidx, iidx, t, r, user_counts)
-    del uidx, iidx, t, r
+    uidx = remap_table(user_order, len(log.user_ids), start=0)[inter.user]
+    iidx = remap_table(item_order, len(log.item_ids), start=1)[inter.item]
+    return users, items, uidx, iidx
 
+
+def make_meta(
+    config: BuildConfig,
+    log: Log,
+    users: Vocabulary,
+    items: Vocabulary,
+    seqs: Sequences,
+    steps: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """meta.json's content (without ``outputs``, which the writer adds)."""
     n_ties, tie_groups = tie_stats(seqs.offsets, seqs.timestamps)
-    meta = {
+    kept = int(len(seqs.items))
+    return {
         "format_version": FORMAT_VERSION,
         "seqprep_version": __version__,
         "num_users": len(users),
         "num_items": len(items),
-        "num_interactions": int(len(seqs.items)),
+        "num_interactions": kept,
         "padding_idx": 0,
         "num_embeddings": len(items) + 1,
         "item_idx_range": [1, len(items)],
@@ -182,7 +219,7 @@ def run(config: BuildConfig, *, write: bool = True, stdin: BinaryIO | None = Non
         "timestamp": {"dtype": str(seqs.timestamps.dtype), "unit": log.time_unit},
         "id_types": {"user": users.id_type(), "item": items.id_type()},
         "has_ratings": seqs.ratings is not None,
-        "rows": {"read": log.num_rows, "kept": int(len(seqs.items)), "removed": log.num_rows - int(len(seqs.items))},
+        "rows": {"read": log.num_rows, "kept": kept, "removed": log.num_rows - kept},
         "steps": steps,
         "sequence_length": _length_stats(seqs.lengths),
         "inputs": [
@@ -199,6 +236,28 @@ def run(config: BuildConfig, *, write: bool = True, stdin: BinaryIO | None = Non
         ],
         "options": config.to_dict(),
     }
+
+
+def run(config: BuildConfig, *, write: bool = True, stdin: BinaryIO | None = None) -> BuildResult:
+    """Run a build described by ``config``; with ``write`` the outputs land atomically in ``config.output``.
+
+    Stages: read -> clean (drop/count rows) -> fit vocabularies -> sort into sequences -> meta -> write.
+    """
+    from .writers import atomic_output_dir, check_output, write_outputs
+
+    t0 = _time.perf_counter()
+    config.validate()
+    if write:
+        check_output(Path(config.output), config.overwrite)
+    log = read_log(config.inputs, config.read, stdin=stdin)
+    if log.num_rows == 0:
+        msg = f"the log is empty: no interaction rows in {', '.join(i.path for i in log.inputs)}; check the input"
+        raise InputError(msg)
+    inter, steps = clean(log, config)
+    users, items, uidx, iidx = fit_vocabularies(inter, log, config)
+    seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts)
+    del uidx, iidx, inter
+    meta = make_meta(config, log, users, items, seqs, steps)
     del log
     result = BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta)
     out = None
@@ -206,15 +265,7 @@ def run(config: BuildConfig, *, write: bool = True, stdin: BinaryIO | None = Non
         out = Path(config.output)
         with atomic_output_dir(out, config.overwrite) as tmp:
             meta = write_outputs(result, tmp)
-    return BuildResult(
-        config=config,
-        users=users,
-        items=items,
-        sequences=seqs,
-        meta=meta,
-        output=out,
-        seconds=_time.perf_counter() - t0,
-    )
+    return dataclasses.replace(result, meta=meta, output=out, seconds=_time.perf_counter() - t0)
 
 
 def build(
