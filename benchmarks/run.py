@@ -167,6 +167,7 @@ def build_steps(args: argparse.Namespace, work: Path) -> list[Result]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Time all steps (round-robin over repeats) and return the report."""
+    load_before = os.getloadavg()[0]
     warm_cache(args.path)
     work = Path(tempfile.mkdtemp(prefix="seqprep-bench-", dir=args.workdir))
     try:
@@ -194,6 +195,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "input_mib": round(args.path.stat().st_size / 2**20, 1),
         "repeat": args.repeat,
         "machine": machine_info(),
+        "load1": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "steps": [{**asdict(r), "wall": r.wall, "rss": r.rss} for r in steps],
     }
 
@@ -222,7 +224,7 @@ def table(report: dict[str, Any]) -> str:
         0,
         f"input {report['input']} ({report['input_mib']} MiB), best of {report['repeat']}; "
         f"nproc={m['nproc']} python={m['python']} pyarrow={m['pyarrow']} numpy={m['numpy']} "
-        f"pandas={m['pandas']} seqprep={m['seqprep']}",
+        f"pandas={m['pandas']} seqprep={m['seqprep']}; load avg before/after {report['load1']}",
     )
     lines.append("'vs pandas' = times faster than pandas; ratios are vs bare in this same run.")
     return "\n".join(lines)

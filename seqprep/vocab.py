@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 __all__ = ["Vocabulary"]
@@ -49,7 +48,9 @@ class Vocabulary:
         return np.where(pos >= 0, pos + self.start, -1)
 
     @property
-    def _index(self) -> pd.Index:
+    def _index(self) -> Any:
+        import pandas as pd  # imported lazily: encoding is the only user
+
         cached = self.__dict__.get("_cached_index")
         if cached is None:
             cached = pd.Index(self.ids.to_pandas())

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -33,6 +32,8 @@ def fit_order(codes: np.ndarray, ids: pa.Array, order: Order) -> tuple[np.ndarra
     """
     counts_all = np.bincount(codes, minlength=len(ids)).astype(np.int64)
     if order == "first-seen":
+        import pandas as pd  # imported lazily: a plain build never needs it
+
         present = pd.unique(codes).astype(np.int64)  # documented: in order of appearance
         return present, counts_all[present]
     present = np.flatnonzero(counts_all)
