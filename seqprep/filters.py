@@ -158,7 +158,7 @@ def _whole(x: float) -> int | float:
 
 def _report(step: str, before: Interactions, keep: np.ndarray, counts: tuple[int, int]) -> tuple[dict[str, Any], Interactions, tuple[int, int]]:
     """Apply ``keep``; -> (report, kept rows, (users, items) now present)."""
-    after = before.take(keep)
+    after = before.take(None if keep.all() else keep)  # nothing removed: no copy
     removed = len(before) - len(after)
     now = (num_present(after.user), num_present(after.item)) if removed else counts
     report = {

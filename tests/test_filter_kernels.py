@@ -257,3 +257,10 @@ def test_parse_duration(text, expected):
 def test_parse_duration_rejects(text):
     with pytest.raises(ConfigError, match="is not a positive duration"):
         parse_duration(text)
+
+
+def test_dedup_exact_interleaved_ratings_keep_first_in_input_order():
+    # same (user, item, time) with ratings 4, 2, 4, 2, 5: the first 4, the first 2 and the 5 stay
+    n = 5
+    keep = dedup(np.zeros(n, dtype=np.int32), np.ones(n, dtype=np.int32), np.full(n, 7), np.array([4.0, 2.0, 4.0, 2.0, 5.0]), "exact")
+    assert keep.tolist() == [True, True, False, False, True]

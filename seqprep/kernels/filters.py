@@ -99,21 +99,32 @@ def dedup(
         keep[order[1:][repeat]] = False
         return keep
     pair = _pair_key(user, item)
-    if mode == "exact":
-        keys = [_bits(time), pair] if rating is None else [_bits(rating), _bits(time), pair]
-        order = np.lexsort(keys)  # lexsort is stable: equal keys keep input order
-        sorted_keys = [k[order] for k in keys]
-        same = np.ones(n - 1, dtype=bool)
-        for k in sorted_keys:
-            same &= k[1:] == k[:-1]
-        keep[order[1:][same]] = False
-        return keep
+    # stable order by (user, item, time): the fast (user, time) sort, then a stable sort by pair
+    by_time = time_order(user, time)
+    order = by_time[np.argsort(pair[by_time], kind="stable")]
+    ps = pair[order]
+    same = ps[1:] == ps[:-1]
     if mode in ("first", "last"):
-        order = np.lexsort((time, pair))  # stable: by pair, then time, then input order
-        ps = pair[order]
-        same = ps[1:] == ps[:-1]
         drop = order[1:][same] if mode == "first" else order[:-1][same]
         keep[drop] = False
+        return keep
+    if mode == "exact":
+        tb = _bits(time)[order]
+        same &= tb[1:] == tb[:-1]  # runs of equal (user, item, time), each run in input order
+        if rating is None:
+            keep[order[1:][same]] = False
+            return keep
+        # rows in runs longer than one: order them by (run, rating), stably, and drop repeats
+        in_run = np.zeros(n, dtype=bool)
+        in_run[1:] |= same
+        in_run[:-1] |= same
+        pos = np.flatnonzero(in_run)
+        run = np.cumsum(np.concatenate(([True], ~same)))[pos]
+        rb = _bits(rating)[order[pos]]
+        sub = np.lexsort((rb, run))  # stable: equal (run, rating) keep input order
+        run, rb, rows = run[sub], rb[sub], order[pos[sub]]
+        dup = (run[1:] == run[:-1]) & (rb[1:] == rb[:-1])
+        keep[rows[1:][dup]] = False
         return keep
     msg = f"unknown dedup mode {mode!r}"
     raise ValueError(msg)
