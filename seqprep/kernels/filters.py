@@ -47,10 +47,16 @@ def time_window(time: np.ndarray, since: float | None = None, until: float | Non
 def rating_at_least(rating: np.ndarray, min_rating: float) -> np.ndarray:
     """Keep-mask of ``rating >= min_rating``; a missing (NaN) rating is not kept.
 
+    The bound is rounded to the ratings' own float precision first, so a float32 rating written
+    ``0.7`` meets ``--min-rating 0.7`` (float32(0.7) < 0.7 as a double).
+
     >>> rating_at_least(np.array([1.0, 4.0, np.nan, 5.0], dtype=np.float32), 4)
     array([False,  True, False,  True])
+    >>> rating_at_least(np.array([0.7, 0.6], dtype=np.float32), 0.7)
+    array([ True, False])
     """
-    return np.asarray(rating >= min_rating)
+    bound = np.asarray(min_rating, dtype=rating.dtype) if rating.dtype.kind == "f" else min_rating
+    return np.asarray(rating >= bound)
 
 
 def _bits(x: np.ndarray) -> np.ndarray:
