@@ -7,7 +7,9 @@ forward is the immutable :class:`~seqprep.vocab.Vocabulary` pair.
 Order of steps and tie rule (documented in README and recorded in meta.json):
 
 1. inputs are concatenated in the order given (globs expand sorted), rows in file order;
-2. rows with a missing user, item or timestamp are dropped and counted (``--strict`` rejects them);
+2. rows with a missing user, item or timestamp are dropped and counted (``--strict`` rejects them),
+   then the optional cleaning steps run in their fixed order - time window, rating, dedup, k-core
+   (:mod:`seqprep.filters`) - each counted in meta.json ``steps``; kept rows stay in input order;
 3. vocabularies are fitted on the kept rows (items 1..N, 0 = padding; users 0..U-1);
 4. each user's interactions are sorted by timestamp, stably: equal timestamps keep input order.
 """
