@@ -53,7 +53,7 @@ def main() -> None:
 
     def plain() -> Any:
         inter, _ = clean(log, config)
-        users, items, uidx, iidx = fit_vocabularies(inter, log, config)
+        users, _items, uidx, iidx = fit_vocabularies(inter, log, config)
         return sequences_from(uidx, iidx, inter.time, inter.rating, users.counts)
 
     t_plain, seqs = best(plain, args.repeat)

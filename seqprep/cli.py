@@ -69,10 +69,16 @@ def filter_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--since",
             metavar="T",
-            help="Keep interactions at or after T: an epoch number in the log's unit, or an ISO date (as epoch seconds for raw epoch logs).",
+            help="Keep interactions at or after T: an epoch number in the log's unit, or an ISO date "
+            "(as epoch seconds for raw epoch logs).",
         ),
         click.option("--until", metavar="T", help="Keep interactions strictly before T (same forms as --since)."),
-        click.option("--min-rating", type=float, metavar="R", help="Keep interactions rated >= R (rows without a rating are dropped)."),
+        click.option(
+            "--min-rating",
+            type=float,
+            metavar="R",
+            help="Keep interactions rated >= R (rows without a rating are dropped).",
+        ),
         click.option(
             "--dedup",
             type=click.Choice(["none", "exact", "first", "last", "consecutive"]),
@@ -81,8 +87,22 @@ def filter_options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="Duplicates: exact = identical rows; first/last = one row per user-item pair (earliest/latest); "
             "consecutive = immediate repeats of an item in a user's sequence.",
         ),
-        click.option("--min-user-count", type=int, default=0, metavar="K", show_default=True, help="k-core: drop users with fewer interactions (0 = off)."),
-        click.option("--min-item-count", type=int, default=0, metavar="K", show_default=True, help="k-core: drop items with fewer interactions (0 = off)."),
+        click.option(
+            "--min-user-count",
+            type=int,
+            default=0,
+            metavar="K",
+            show_default=True,
+            help="k-core: drop users with fewer interactions (0 = off).",
+        ),
+        click.option(
+            "--min-item-count",
+            type=int,
+            default=0,
+            metavar="K",
+            show_default=True,
+            help="k-core: drop items with fewer interactions (0 = off).",
+        ),
         click.option(
             "--kcore-rounds",
             type=int,
@@ -92,7 +112,8 @@ def filter_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--session-gap",
             metavar="DURATION",
-            help="Split each user's sequence into sessions at gaps longer than this (e.g. 30m; units s, m, h, d, or a plain number in the timestamps' unit).",
+            help="Split each user's sequence into sessions at gaps longer than this (e.g. 30m; units s, m, h, d, "
+            "or a plain number in the timestamps' unit).",
         ),
     ]
     for d in reversed(decorators):

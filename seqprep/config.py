@@ -107,8 +107,12 @@ class FilterOptions:
                 msg = f"{flag} {value!r} is not a count; pass a whole number >= 1 (0 turns it off)"
                 raise ConfigError(msg)
         if self.kcore_rounds is not None:
-            if isinstance(self.kcore_rounds, bool) or not isinstance(self.kcore_rounds, int) or self.kcore_rounds < 1:
-                msg = f"--kcore-rounds {self.kcore_rounds!r} is not a round count; pass 1 or more, or leave it out to repeat until every bound holds"
+            rounds = self.kcore_rounds
+            if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+                msg = (
+                    f"--kcore-rounds {self.kcore_rounds!r} is not a round count; "
+                    "pass 1 or more, or leave it out to repeat until every bound holds"
+                )
                 raise ConfigError(msg)
             if self.min_user_count <= 1 and self.min_item_count <= 1:
                 msg = "--kcore-rounds needs --min-user-count or --min-item-count above 1; add one, or drop --kcore-rounds"

@@ -156,7 +156,9 @@ def _whole(x: float) -> int | float:
     return int(x) if float(x).is_integer() else x
 
 
-def _report(step: str, before: Interactions, keep: np.ndarray, counts: tuple[int, int]) -> tuple[dict[str, Any], Interactions, tuple[int, int]]:
+def _report(
+    step: str, before: Interactions, keep: np.ndarray, counts: tuple[int, int]
+) -> tuple[dict[str, Any], Interactions, tuple[int, int]]:
     """Apply ``keep``; -> (report, kept rows, (users, items) now present)."""
     after = before.take(None if keep.all() else keep)  # nothing removed: no copy
     removed = len(before) - len(after)
@@ -191,11 +193,15 @@ def apply_filters(inter: Interactions, log: Log, opts: FilterOptions) -> tuple[I
         report.update(since=since, until=until, time_unit=log.time_unit, rule="since <= t < until")
         steps.append(report)
         if len(inter) == 0:
-            raise _none_left("time_window", "widen --since/--until (the window is since <= t < until, in the log's time unit)")
+            raise _none_left(
+                "time_window", "widen --since/--until (the window is since <= t < until, in the log's time unit)"
+            )
 
     if opts.min_rating is not None:
         if inter.rating is None:
-            msg = "--min-rating needs a rating column, but the log has none; pass --rating-col NAME, or drop --min-rating"
+            msg = (
+                "--min-rating needs a rating column, but the log has none; pass --rating-col NAME, or drop --min-rating"
+            )
             raise InputError(msg)
         missing = int(np.count_nonzero(np.isnan(inter.rating))) if inter.rating.dtype.kind == "f" else 0
         report, inter, counts = _report("min_rating", inter, rating_at_least(inter.rating, opts.min_rating), counts)

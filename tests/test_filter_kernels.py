@@ -244,11 +244,23 @@ def test_time_bounds_in_the_log_unit():
 
 
 def test_bad_time_bound():
-    with pytest.raises(ConfigError, match=r"^--until 'tomorrow' is neither an epoch number nor an ISO-8601 date; pass e\.g\. --until 2019-01-01 or --until 1546300800$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^--until 'tomorrow' is neither an epoch number nor an ISO-8601 date; pass e\.g\. --until 2019-01-01 or --until 1546300800$",
+    ):
         parse_time_bound("tomorrow", "--until")
 
 
-@pytest.mark.parametrize("text,expected", [("30m", ("seconds", 1800.0)), ("2d", ("seconds", 172800.0)), ("45s", ("seconds", 45.0)), ("0.5h", ("seconds", 1800.0)), ("90", ("raw", 90.0))])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("30m", ("seconds", 1800.0)),
+        ("2d", ("seconds", 172800.0)),
+        ("45s", ("seconds", 45.0)),
+        ("0.5h", ("seconds", 1800.0)),
+        ("90", ("raw", 90.0)),
+    ],
+)
 def test_parse_duration(text, expected):
     assert parse_duration(text) == expected
 
@@ -262,5 +274,11 @@ def test_parse_duration_rejects(text):
 def test_dedup_exact_interleaved_ratings_keep_first_in_input_order():
     # same (user, item, time) with ratings 4, 2, 4, 2, 5: the first 4, the first 2 and the 5 stay
     n = 5
-    keep = dedup(np.zeros(n, dtype=np.int32), np.ones(n, dtype=np.int32), np.full(n, 7), np.array([4.0, 2.0, 4.0, 2.0, 5.0]), "exact")
+    keep = dedup(
+        np.zeros(n, dtype=np.int32),
+        np.ones(n, dtype=np.int32),
+        np.full(n, 7),
+        np.array([4.0, 2.0, 4.0, 2.0, 5.0]),
+        "exact",
+    )
     assert keep.tolist() == [True, True, False, False, True]

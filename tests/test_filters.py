@@ -41,9 +41,7 @@ def _decoded_rows(ds: seqprep.Dataset) -> list[tuple]:
 # ------------------------------------------------------------------------------------------------
 # Property: a filtered build decodes to exactly the rows a plain-Python pipeline keeps, in stable time order
 
-row_st = st.tuples(
-    st.integers(1, 5), st.integers(1, 6), st.integers(0, 6), st.sampled_from([1.0, 3.0, 4.5, math.nan])
-)
+row_st = st.tuples(st.integers(1, 5), st.integers(1, 6), st.integers(0, 6), st.sampled_from([1.0, 3.0, 4.5, math.nan]))
 
 
 def _reference(rows, since, until, min_rating, mode, min_user, min_item, rounds):
@@ -69,13 +67,21 @@ def _reference(rows, since, until, min_rating, mode, min_user, min_item, rounds)
     st.integers(0, 3),
     st.none() | st.just(1),
 )
-def test_filtered_build_decodes_to_the_kept_rows(tmp_path_factory, rows, since, until, min_rating, mode, mu, mi, rounds):
+def test_filtered_build_decodes_to_the_kept_rows(
+    tmp_path_factory, rows, since, until, min_rating, mode, mu, mi, rounds
+):
     if rounds is not None and mu <= 1 and mi <= 1:
         rounds = None
     tmp = tmp_path_factory.mktemp("flt")
     (tmp / "log.csv").write_text(_csv(rows))
     opts = dict(
-        since=since, until=until, min_rating=min_rating, dedup=mode, min_user_count=mu, min_item_count=mi, kcore_rounds=rounds
+        since=since,
+        until=until,
+        min_rating=min_rating,
+        dedup=mode,
+        min_user_count=mu,
+        min_item_count=mi,
+        kcore_rounds=rounds,
     )
     expected = _reference(rows, since, until, min_rating, mode, mu, mi, rounds)
     if not expected:
@@ -120,13 +126,23 @@ def test_filtered_rerun_is_byte_identical(write, tmp_path):
     seqprep.build(p, tmp_path / "a", **opts)
     seqprep.build(p, tmp_path / "b", **opts)
     for name in ("sequences.parquet", "sequences.npz", "items.parquet", "users.parquet"):
-        assert hashlib.sha256((tmp_path / "a" / name).read_bytes()).digest() == hashlib.sha256(
-            (tmp_path / "b" / name).read_bytes()
-        ).digest()
+        assert (
+            hashlib.sha256((tmp_path / "a" / name).read_bytes()).digest()
+            == hashlib.sha256((tmp_path / "b" / name).read_bytes()).digest()
+        )
 
 
 def test_config_round_trips_with_filter_and_session_options():
-    c = make_config(["x.csv"], "o", since="2019-01-01", min_rating=4, dedup="last", min_user_count=5, kcore_rounds=1, session_gap="30m")
+    c = make_config(
+        ["x.csv"],
+        "o",
+        since="2019-01-01",
+        min_rating=4,
+        dedup="last",
+        min_user_count=5,
+        kcore_rounds=1,
+        session_gap="30m",
+    )
     d = json.loads(json.dumps(c.to_dict()))
     assert d["filter"]["since"] == "2019-01-01" and d["session"]["session_gap"] == "30m"
     assert BuildConfig.from_dict(d) == c
@@ -184,7 +200,10 @@ def test_no_sessions_without_the_option(write, tmp_path):
 
 
 def test_session_gap_follows_parsed_date_units(write):
-    p = write("r.csv", "user,item,timestamp\n1,5,2019-01-01T00:00:00.5\n1,6,2019-01-01T00:01:00.5\n1,7,2019-01-01T00:03:00.5\n")
+    p = write(
+        "r.csv",
+        "user,item,timestamp\n1,5,2019-01-01T00:00:00.5\n1,6,2019-01-01T00:01:00.5\n1,7,2019-01-01T00:03:00.5\n",
+    )
     res = seqprep.build(p, None, session_gap="1m")
     assert res.meta["timestamp"]["unit"] == "ms" and res.meta["sessions"]["gap_in_time_unit"] == 60000
     assert res.sequences.session_ids.tolist() == [0, 0, 1]
@@ -201,29 +220,66 @@ def test_session_gap_plain_number_is_in_raw_units(write):
 # CLI
 
 ERRORS = [
-    (["--min-rating", "4"], "user,item,timestamp\n1,2,3\n",
-     "Error: --min-rating needs a rating column, but the log has none; pass --rating-col NAME, or drop --min-rating"),
-    (["--since", "yesterday"], None,
-     "Error: --since 'yesterday' is neither an epoch number nor an ISO-8601 date; pass e.g. --since 2019-01-01 or --since 1546300800"),
-    (["--since", "2020-01-01", "--until", "2019-01-01"], None,
-     "Error: --since 2020-01-01 is not before --until 2019-01-01, so the window is empty; pass a --since earlier than --until"),
-    (["--since", "2019-01-01", "--until", "1000"], None,
-     "Error: --since 2019-01-01 is not before --until 1000 in this log's time unit; pass a --since earlier than --until"),
-    (["--kcore-rounds", "0", "--min-user-count", "5"], None,
-     "Error: --kcore-rounds 0 is not a round count; pass 1 or more, or leave it out to repeat until every bound holds"),
-    (["--kcore-rounds", "1"], None,
-     "Error: --kcore-rounds needs --min-user-count or --min-item-count above 1; add one, or drop --kcore-rounds"),
-    (["--min-user-count", "-1"], None,
-     "Error: --min-user-count -1 is not a count; pass a whole number >= 1 (0 turns it off)"),
-    (["--session-gap", "30 minutes"], None,
-     "Error: --session-gap '30 minutes' is not a positive duration; pass a number with a unit s, m, h or d (e.g. 30m), or a plain number in the timestamps' own unit"),
-    (["--session-gap", "30m"], "user,item,timestamp\n1,2,1546300800000\n1,3,1546300900000\n",
-     "Error: --session-gap 30m needs timestamps in epoch seconds, but this log's raw timestamps reach 1.5463e+12, which is not seconds-like; give the gap as a plain number in the timestamps' own unit (e.g. --session-gap 1800000 for milliseconds)"),
-    (["--min-user-count", "3"], None,
-     "Error: no interactions left after the kcore step; no user and item meet --min-user-count 3 and --min-item-count 0 together; lower them"),
-    (["--min-rating", "6"], None, "Error: no interactions left after the min_rating step; no rating is >= 6; lower --min-rating"),
-    (["--since", "5000"], None,
-     "Error: no interactions left after the time_window step; widen --since/--until (the window is since <= t < until, in the log's time unit)"),
+    (
+        ["--min-rating", "4"],
+        "user,item,timestamp\n1,2,3\n",
+        "Error: --min-rating needs a rating column, but the log has none; pass --rating-col NAME, or drop --min-rating",
+    ),
+    (
+        ["--since", "yesterday"],
+        None,
+        "Error: --since 'yesterday' is neither an epoch number nor an ISO-8601 date; pass e.g. --since 2019-01-01 or --since 1546300800",
+    ),
+    (
+        ["--since", "2020-01-01", "--until", "2019-01-01"],
+        None,
+        "Error: --since 2020-01-01 is not before --until 2019-01-01, so the window is empty; pass a --since earlier than --until",
+    ),
+    (
+        ["--since", "2019-01-01", "--until", "1000"],
+        None,
+        "Error: --since 2019-01-01 is not before --until 1000 in this log's time unit; pass a --since earlier than --until",
+    ),
+    (
+        ["--kcore-rounds", "0", "--min-user-count", "5"],
+        None,
+        "Error: --kcore-rounds 0 is not a round count; pass 1 or more, or leave it out to repeat until every bound holds",
+    ),
+    (
+        ["--kcore-rounds", "1"],
+        None,
+        "Error: --kcore-rounds needs --min-user-count or --min-item-count above 1; add one, or drop --kcore-rounds",
+    ),
+    (
+        ["--min-user-count", "-1"],
+        None,
+        "Error: --min-user-count -1 is not a count; pass a whole number >= 1 (0 turns it off)",
+    ),
+    (
+        ["--session-gap", "30 minutes"],
+        None,
+        "Error: --session-gap '30 minutes' is not a positive duration; pass a number with a unit s, m, h or d (e.g. 30m), or a plain number in the timestamps' own unit",
+    ),
+    (
+        ["--session-gap", "30m"],
+        "user,item,timestamp\n1,2,1546300800000\n1,3,1546300900000\n",
+        "Error: --session-gap 30m needs timestamps in epoch seconds, but this log's raw timestamps reach 1.5463e+12, which is not seconds-like; give the gap as a plain number in the timestamps' own unit (e.g. --session-gap 1800000 for milliseconds)",
+    ),
+    (
+        ["--min-user-count", "3"],
+        None,
+        "Error: no interactions left after the kcore step; no user and item meet --min-user-count 3 and --min-item-count 0 together; lower them",
+    ),
+    (
+        ["--min-rating", "6"],
+        None,
+        "Error: no interactions left after the min_rating step; no rating is >= 6; lower --min-rating",
+    ),
+    (
+        ["--since", "5000"],
+        None,
+        "Error: no interactions left after the time_window step; widen --since/--until (the window is since <= t < until, in the log's time unit)",
+    ),
 ]
 SMALL = "user,item,rating,timestamp\n1,5,4,10\n1,6,3,20\n2,5,5,30\n"
 
@@ -244,13 +300,25 @@ def test_cli_summary_and_stats_show_each_step(write, tmp_path):
         "user,item,rating,timestamp\n1,5,4,10\n1,6,1,20\n2,5,5,30\n2,6,5,40\n3,5,5,50\n3,6,5,60\n3,7,5,70\n4,7,5,80\n4,8,5,90\n",
     )
     out = tmp_path / "o"
-    r = run("build", str(p), "-o", str(out), "--min-rating", "2", "--min-user-count", "2", "--min-item-count", "2", "--session-gap", "15")
+    r = run(
+        "build",
+        str(p),
+        "-o",
+        str(out),
+        "--min-rating",
+        "2",
+        "--min-user-count",
+        "2",
+        "--min-item-count",
+        "2",
+        "--session-gap",
+        "15",
+    )
     assert r.exit_code == 0, r.output
     lines = r.stderr.splitlines()
     assert lines[0].startswith("seqprep: 9 rows read from 1 input(s), 4 kept (5 removed); 2 users, 2 items")
     assert lines[1] == (
-        "seqprep: removed by step: min_rating -1 rows/-0 users/-0 items, "
-        "kcore -4 rows/-2 users/-2 items (3 rounds)"
+        "seqprep: removed by step: min_rating -1 rows/-0 users/-0 items, kcore -4 rows/-2 users/-2 items (3 rounds)"
     )
     assert lines[2] == "seqprep: 2 sessions (gap 15)"
     r = run("stats", str(out))

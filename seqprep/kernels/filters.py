@@ -220,4 +220,3 @@ def session_ids(offsets: np.ndarray, timestamps: np.ndarray, gap: float) -> np.n
     cum = np.cumsum(new, dtype=np.int64)  # global session number + 1
     first = np.repeat(cum[starts], np.diff(offsets)[offsets[:-1] < offsets[1:]])
     return (cum - first).astype(np.int32)
-
