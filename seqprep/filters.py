@@ -18,6 +18,7 @@ UTC) is converted to that unit - to epoch **seconds** when the log holds raw epo
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from typing import TYPE_CHECKING, Any
@@ -244,8 +245,6 @@ def apply_filters(inter: Interactions, log: Log, opts: FilterOptions) -> tuple[I
 
 def add_sessions(seqs: Sequences, log: Log, opts: SessionOptions) -> tuple[Sequences, dict[str, Any] | None]:
     """Sequences with per-user session numbers (``session_ids``) and meta.json's ``sessions`` entry."""
-    import dataclasses
-
     if opts.session_gap is None:
         return seqs, None
     gap = gap_in_unit(opts.session_gap, log.time_unit, seqs.timestamps)

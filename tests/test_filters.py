@@ -115,6 +115,16 @@ def test_steps_run_in_the_documented_order(write):
     assert res.meta["num_users"] == 1 and res.meta["num_interactions"] == 2
 
 
+def test_kcore_rounds_one_records_a_non_fixpoint(write):
+    # item 9 is rare; dropping it leaves user 2 with one row, which a single pass does not revisit
+    p = write("r.csv", "user,item,timestamp\n1,5,1\n1,6,2\n2,5,3\n2,9,4\n3,5,5\n3,6,6\n")
+    one = seqprep.build(p, None, min_user_count=2, min_item_count=2, kcore_rounds=1).meta
+    full = seqprep.build(p, None, min_user_count=2, min_item_count=2).meta
+    assert (one["num_interactions"], one["steps"][-1]["fixpoint"], len(one["steps"][-1]["rounds"])) == (5, False, 1)
+    assert (full["num_interactions"], full["steps"][-1]["fixpoint"], len(full["steps"][-1]["rounds"])) == (4, True, 2)
+    assert full["steps"][-1]["max_rounds"] is None and one["steps"][-1]["max_rounds"] == 1
+
+
 def test_only_enabled_steps_are_recorded(write):
     p = write("r.csv", "user,item,timestamp\n1,5,10\n")
     assert [s["step"] for s in seqprep.build(p, None).meta["steps"]] == ["missing"]
