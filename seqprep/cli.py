@@ -63,6 +63,79 @@ def read_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def filter_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Cleaning steps (applied in a fixed order: window, rating, dedup, k-core) and sessions."""
+    decorators = [
+        click.option(
+            "--since",
+            metavar="T",
+            help="Keep interactions at or after T: an epoch number in the log's unit, or an ISO date "
+            "(as epoch seconds for raw epoch logs).",
+        ),
+        click.option("--until", metavar="T", help="Keep interactions strictly before T (same forms as --since)."),
+        click.option(
+            "--min-rating",
+            type=float,
+            metavar="R",
+            help="Keep interactions rated >= R (rows without a rating are dropped).",
+        ),
+        click.option(
+            "--dedup",
+            type=click.Choice(["none", "exact", "first", "last", "consecutive"]),
+            default="none",
+            show_default=True,
+            help="Duplicates: exact = identical rows; first/last = one row per user-item pair (earliest/latest); "
+            "consecutive = immediate repeats of an item in a user's sequence.",
+        ),
+        click.option(
+            "--min-user-count",
+            type=int,
+            default=0,
+            metavar="K",
+            show_default=True,
+            help="k-core: drop users with fewer interactions (0 = off).",
+        ),
+        click.option(
+            "--min-item-count",
+            type=int,
+            default=0,
+            metavar="K",
+            show_default=True,
+            help="k-core: drop items with fewer interactions (0 = off).",
+        ),
+        click.option(
+            "--kcore-rounds",
+            type=int,
+            metavar="N",
+            help="k-core rounds (1 = SASRec's single pass). Default: repeat until every user and item meets its bound.",
+        ),
+        click.option(
+            "--session-gap",
+            metavar="DURATION",
+            help="Split each user's sequence into sessions at gaps longer than this (e.g. 30m; units s, m, h, d, "
+            "or a plain number in the timestamps' unit).",
+        ),
+    ]
+    for d in reversed(decorators):
+        f = d(f)
+    return f
+
+
+def _step_summary(steps: list[dict[str, Any]]) -> str:
+    """'time_window -120 rows/-3 users/-0 items, kcore -55 ... (2 rounds)' for the steps that removed rows."""
+    parts = []
+    for st in steps:
+        if not st.get("rows_removed"):
+            continue
+        text = f"{st['step']} -{st['rows_removed']:,} rows"
+        if "users_removed" in st:
+            text += f"/-{st['users_removed']:,} users/-{st['items_removed']:,} items"
+        if "rounds" in st:
+            text += f" ({len(st['rounds'])} rounds)"
+        parts.append(text)
+    return ", ".join(parts)
+
+
 def _handle_errors(f: Callable[..., Any]) -> Callable[..., Any]:
     """Map seqprep's (and the few expected third-party) errors to a one-line message and exit code 1."""
 
@@ -137,6 +210,7 @@ def cli() -> None:
 @click.option("--strict", is_flag=True, help="Fail on rows with a missing user, item or timestamp instead of dropping them.")
 @click.option("--json", "as_json", is_flag=True, help="Print meta.json's content to stdout when done.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
+@filter_options
 @read_options
 @_handle_errors
 def build(inputs: tuple[str, ...], output: str, formats: tuple[str, ...], as_json: bool, quiet: bool, **kw: Any) -> None:
@@ -158,6 +232,11 @@ def build(inputs: tuple[str, ...], output: str, formats: tuple[str, ...], as_jso
         f"(num_embeddings {m['num_embeddings']:,}); wrote {output} [{', '.join(config.formats)}] "
         f"in {result.seconds:.2f} s",
     )
+    removed_by = _step_summary(m["steps"])
+    if removed_by:
+        _note(quiet, f"seqprep: removed by step: {removed_by}")
+    if "sessions" in m:
+        _note(quiet, f"seqprep: {m['sessions']['num_sessions']:,} sessions (gap {m['sessions']['gap']})")
     if as_json:
         click.echo(json.dumps(m, indent=2, sort_keys=True))
 

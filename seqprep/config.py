@@ -18,6 +18,8 @@ from .errors import ConfigError
 
 __all__ = [
     "ReadOptions",
+    "FilterOptions",
+    "SessionOptions",
     "BuildConfig",
     "make_config",
     "ItemOrder",
@@ -32,6 +34,7 @@ UserOrder = Literal["id", "first-seen"]
 OutputFormat = Literal["parquet", "npz"]
 IdType = Literal["auto", "int", "str"]
 InputFormat = Literal["auto", "csv", "jsonl", "parquet"]
+DedupMode = Literal["none", "exact", "first", "last", "consecutive"]
 
 ROLES = ("user", "item", "time", "rating")
 
@@ -73,6 +76,64 @@ class ReadOptions:
 
 
 @dataclass(frozen=True)
+class FilterOptions:
+    """Row-removing cleaning steps, applied in one fixed order (see :mod:`seqprep.filters`).
+
+    ``since``/``until`` are epoch numbers (in the log's own unit) or ISO-8601 dates; the window is
+    ``since <= t < until``. A count bound of 0 is off; ``kcore_rounds=None`` repeats to the fixpoint.
+    """
+
+    min_rating: float | None = None
+    since: str | int | float | None = None
+    until: str | int | float | None = None
+    dedup: DedupMode = "none"
+    min_user_count: int = 0
+    min_item_count: int = 0
+    kcore_rounds: int | None = None
+
+    def validate(self) -> None:
+        from .filters import check_window
+
+        _check_choice("dedup", self.dedup, DedupMode)
+        if self.min_rating is not None and (
+            isinstance(self.min_rating, bool)
+            or not isinstance(self.min_rating, (int, float))
+            or self.min_rating != self.min_rating
+        ):
+            msg = f"--min-rating {self.min_rating!r} is not a number; pass e.g. --min-rating 4"
+            raise ConfigError(msg)
+        for flag, value in (("--min-user-count", self.min_user_count), ("--min-item-count", self.min_item_count)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                msg = f"{flag} {value!r} is not a count; pass a whole number >= 1 (0 turns it off)"
+                raise ConfigError(msg)
+        if self.kcore_rounds is not None:
+            rounds = self.kcore_rounds
+            if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+                msg = (
+                    f"--kcore-rounds {self.kcore_rounds!r} is not a round count; "
+                    "pass 1 or more, or leave it out to repeat until every bound holds"
+                )
+                raise ConfigError(msg)
+            if self.min_user_count <= 1 and self.min_item_count <= 1:
+                msg = "--kcore-rounds needs --min-user-count or --min-item-count above 1; add one, or drop --kcore-rounds"
+                raise ConfigError(msg)
+        check_window(self.since, self.until)
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """``session_gap``: split each user's stream at gaps longer than this (e.g. ``"30m"``); None = off."""
+
+    session_gap: str | int | float | None = None
+
+    def validate(self) -> None:
+        from .filters import parse_duration
+
+        if self.session_gap is not None:
+            parse_duration(self.session_gap)
+
+
+@dataclass(frozen=True)
 class BuildConfig:
     """One build: inputs, output and every choice that shapes the result."""
 
@@ -84,6 +145,8 @@ class BuildConfig:
     overwrite: bool = False
     strict: bool = False
     read: ReadOptions = field(default_factory=ReadOptions)
+    filter: FilterOptions = field(default_factory=FilterOptions)
+    session: SessionOptions = field(default_factory=SessionOptions)
 
     def validate(self) -> BuildConfig:
         if not self.inputs:
@@ -100,6 +163,8 @@ class BuildConfig:
         _check_choice("item_order", self.item_order, ItemOrder)
         _check_choice("user_order", self.user_order, UserOrder)
         self.read.validate()
+        self.filter.validate()
+        self.session.validate()
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,8 +175,8 @@ class BuildConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BuildConfig:
         d = dict(d)
-        read = ReadOptions(**_tuples(d.pop("read", {}), ReadOptions))
-        return cls(read=read, **_tuples(d, cls))
+        groups = {g: gcls(**_tuples(d.pop(g, {}), gcls)) for g, gcls in _GROUPS.items()}
+        return cls(**groups, **_tuples(d, cls))
 
     def replace(self, **changes: Any) -> BuildConfig:
         return make_config(base=self, **changes)
@@ -134,7 +199,7 @@ def _tuples(d: dict[str, Any], cls: type) -> dict[str, Any]:
     return out
 
 
-_GROUPS: dict[str, type] = {"read": ReadOptions}
+_GROUPS: dict[str, type] = {"read": ReadOptions, "filter": FilterOptions, "session": SessionOptions}
 
 
 def make_config(

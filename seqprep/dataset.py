@@ -41,6 +41,7 @@ class Dataset:
     timestamps: np.ndarray
     ratings: np.ndarray | None
     user_idx: np.ndarray
+    session_ids: np.ndarray | None = None  # --session-gap: session number within each user, from 0
 
     @property
     def num_users(self) -> int:
@@ -85,19 +86,23 @@ def load(path: str | Path) -> Dataset:
     meta = json.loads((p / "meta.json").read_text(encoding="utf-8"))
     item_vocab = Vocabulary.from_table(pq.read_table(p / "items.parquet"), "item")
     user_vocab = Vocabulary.from_table(pq.read_table(p / "users.parquet"), "user")
-    ratings = None
+    ratings = session_ids = None
     if (p / "sequences.npz").is_file():
         with np.load(p / "sequences.npz", allow_pickle=False) as z:
             offsets, items, timestamps = z["offsets"], z["items"], z["timestamps"]
             user_idx = z["user_idx"]
             if "ratings" in z.files:
                 ratings = z["ratings"]
+            if "session_ids" in z.files:
+                session_ids = z["session_ids"]
     elif (p / "sequences.parquet").is_file():
         table = pq.read_table(p / "sequences.parquet")
         offsets, items = _flat(table["items"])
         _, timestamps = _flat(table["timestamps"])
         if "ratings" in table.column_names:
             _, ratings = _flat(table["ratings"])
+        if "session_ids" in table.column_names:
+            _, session_ids = _flat(table["session_ids"])
         user_idx = table["user_idx"].to_numpy()
     else:
         msg = f"{str(p)!r} holds neither sequences.parquet nor sequences.npz; rebuild it with seqprep build"
@@ -112,4 +117,5 @@ def load(path: str | Path) -> Dataset:
         timestamps=timestamps,
         ratings=ratings,
         user_idx=user_idx,
+        session_ids=session_ids,
     )

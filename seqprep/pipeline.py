@@ -7,7 +7,9 @@ forward is the immutable :class:`~seqprep.vocab.Vocabulary` pair.
 Order of steps and tie rule (documented in README and recorded in meta.json):
 
 1. inputs are concatenated in the order given (globs expand sorted), rows in file order;
-2. rows with a missing user, item or timestamp are dropped and counted (``--strict`` rejects them);
+2. rows with a missing user, item or timestamp are dropped and counted (``--strict`` rejects them),
+   then the optional cleaning steps run in their fixed order - time window, rating, dedup, k-core
+   (:mod:`seqprep.filters`) - each counted in meta.json ``steps``; kept rows stay in input order;
 3. vocabularies are fitted on the kept rows (items 1..N, 0 = padding; users 0..U-1);
 4. each user's interactions are sorted by timestamp, stably: equal timestamps keep input order.
 """
@@ -26,6 +28,8 @@ import pyarrow as pa
 from . import __version__
 from .config import BuildConfig, make_config
 from .errors import InputError
+from .filters import add_sessions, apply_filters
+from .kernels.filters import num_present
 from .kernels import csr_offsets, fit_order, remap_table, tie_stats, time_order
 from .readers import InputInfo, Log, read_log
 from .vocab import Vocabulary
@@ -56,6 +60,7 @@ class Sequences:
     items: np.ndarray
     timestamps: np.ndarray
     ratings: np.ndarray | None
+    session_ids: np.ndarray | None = None  # --session-gap: int32 session number within each user, from 0
 
     @property
     def num_users(self) -> int:
@@ -175,7 +180,19 @@ def clean(log: Log, config: BuildConfig) -> tuple[Interactions, list[dict[str, A
     if len(inter) == 0:
         msg = f"no interactions left: all {log.num_rows} rows have a missing user, item or timestamp; check the columns chosen"
         raise InputError(msg)
+    missing_report.update(_present_removed(log, inter, keep))
+    inter, filter_steps = apply_filters(inter, log, config.filter)
+    steps.extend(filter_steps)
     return inter, steps
+
+
+def _present_removed(log: Log, inter: Interactions, keep: np.ndarray | None) -> dict[str, int]:
+    """Users and items that the missing-value step removed entirely."""
+    if keep is None:
+        return {"users_removed": 0, "items_removed": 0}
+    before_u = num_present(log.user_codes[log.user_codes >= 0])
+    before_i = num_present(log.item_codes[log.item_codes >= 0])
+    return {"users_removed": before_u - num_present(inter.user), "items_removed": before_i - num_present(inter.item)}
 
 
 def fit_vocabularies(
@@ -257,7 +274,10 @@ def run(config: BuildConfig, *, write: bool = True, stdin: BinaryIO | None = Non
     users, items, uidx, iidx = fit_vocabularies(inter, log, config)
     seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts)
     del uidx, iidx, inter
+    seqs, sessions = add_sessions(seqs, log, config.session)
     meta = make_meta(config, log, users, items, seqs, steps)
+    if sessions is not None:
+        meta["sessions"] = sessions
     del log
     result = BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta)
     out = None

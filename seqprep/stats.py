@@ -75,5 +75,12 @@ def format_stats(s: dict[str, Any]) -> str:
     for step in s.get("steps", []):
         if step.get("rows_removed"):
             detail = ", ".join(f"{k} {v:,}" for k, v in step.items() if k.startswith("missing_") and v)
+            if "users_removed" in step:
+                who = f"{step['users_removed']:,} users, {step['items_removed']:,} items"
+                detail = f"{who}, {detail}" if detail else who
             lines.append(f"  removed by {step['step']}: {step['rows_removed']:,} rows ({detail})")
+            for r in step.get("rounds", []):
+                lines.append(
+                    f"    round {r['round']}: {r['rows_removed']:,} rows, {r['users_removed']:,} users, {r['items_removed']:,} items"
+                )
     return "\n".join(lines)

@@ -110,6 +110,8 @@ def sequences_table(result: BuildResult) -> pa.Table:
     }
     if seqs.ratings is not None:
         cols["ratings"] = _list_array(seqs.offsets, seqs.ratings)
+    if seqs.session_ids is not None:
+        cols["session_ids"] = _list_array(seqs.offsets, seqs.session_ids)
     return pa.table(cols)
 
 
@@ -136,6 +138,8 @@ def sequences_npz(seqs: Sequences, user_idx: np.ndarray) -> dict[str, np.ndarray
     }
     if seqs.ratings is not None:
         arrays["ratings"] = seqs.ratings.astype(np.float32, copy=False)
+    if seqs.session_ids is not None:
+        arrays["session_ids"] = seqs.session_ids.astype(np.int32, copy=False)
     return arrays
 
 

@@ -1,0 +1,222 @@
+"""Cleaning kernels: time window, rating bound, dedup, k-core and sessions.
+
+Every kernel takes columns in input order and returns a boolean keep-mask in that same order (plus
+counts where a step has rounds), so the rows that survive keep their input order and the later
+stable time sort sees the same tie-break as without filtering. No Python loop over rows or users:
+k-core loops over its few rounds only, each round a pair of ``np.bincount`` calls on the codes.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from .sequences import time_order
+
+__all__ = ["time_window", "rating_at_least", "dedup", "kcore", "session_ids", "num_present", "DedupMode"]
+
+DedupMode = Literal["none", "exact", "first", "last", "consecutive"]
+
+
+def num_present(codes: np.ndarray) -> int:
+    """How many distinct non-negative codes occur.
+
+    >>> num_present(np.array([3, 0, 3, 5], dtype=np.int32))
+    3
+    """
+    if len(codes) == 0:
+        return 0
+    return int(np.count_nonzero(np.bincount(codes)))
+
+
+def time_window(time: np.ndarray, since: float | None = None, until: float | None = None) -> np.ndarray:
+    """Keep-mask of the half-open window ``since <= time < until`` (a missing bound is open).
+
+    >>> time_window(np.array([5, 10, 15, 20]), since=10, until=20)
+    array([False,  True,  True, False])
+    """
+    keep = np.ones(len(time), dtype=bool)
+    if since is not None:
+        keep &= time >= since
+    if until is not None:
+        keep &= time < until
+    return keep
+
+
+def rating_at_least(rating: np.ndarray, min_rating: float) -> np.ndarray:
+    """Keep-mask of ``rating >= min_rating``; a missing (NaN) rating is not kept.
+
+    The bound is rounded to the ratings' own float precision first, so a float32 rating written
+    ``0.7`` meets ``--min-rating 0.7`` (float32(0.7) < 0.7 as a double).
+
+    >>> rating_at_least(np.array([1.0, 4.0, np.nan, 5.0], dtype=np.float32), 4)
+    array([False,  True, False,  True])
+    >>> rating_at_least(np.array([0.7, 0.6], dtype=np.float32), 0.7)
+    array([ True, False])
+    """
+    bound = np.asarray(min_rating, dtype=rating.dtype) if rating.dtype.kind == "f" else min_rating
+    return np.asarray(rating >= bound)
+
+
+def _bits(x: np.ndarray) -> np.ndarray:
+    """An integer view of ``x`` for equality tests: floats with one NaN and one zero (-0.0 == 0.0)."""
+    if np.issubdtype(x.dtype, np.integer):
+        return x
+    f = x.astype(np.float64) + 0.0  # a copy; -0.0 + 0.0 is 0.0
+    f[np.isnan(f)] = np.nan
+    return f.view(np.int64)
+
+
+def _pair_key(user: np.ndarray, item: np.ndarray) -> np.ndarray:
+    """One int64 per (user, item) code pair, equal exactly when both codes are equal."""
+    width = int(item.max()) + 1 if len(item) else 1
+    return user.astype(np.int64) * width + item
+
+
+def dedup(
+    user: np.ndarray,
+    item: np.ndarray,
+    time: np.ndarray,
+    rating: np.ndarray | None,
+    mode: DedupMode,
+) -> np.ndarray:
+    """Keep-mask (input order) of the rows a dedup ``mode`` keeps.
+
+    - ``exact``: of the rows equal in (user, item, time, rating), the first in input order;
+    - ``first`` / ``last``: one row per (user, item) pair, the first / last in the stable time order
+      (earliest / latest timestamp; equal timestamps ordered by input order);
+    - ``consecutive``: in each user's stable time order, the first row of every run of one item.
+
+    >>> u = np.array([0, 0, 0, 0]); i = np.array([7, 7, 8, 7]); t = np.array([1, 2, 3, 4])
+    >>> dedup(u, i, t, None, "first"), dedup(u, i, t, None, "last")
+    (array([ True, False,  True, False]), array([False, False,  True,  True]))
+    >>> dedup(u, i, t, None, "consecutive")
+    array([ True, False,  True,  True])
+    """
+    n = len(user)
+    keep = np.ones(n, dtype=bool)
+    if mode == "none" or n < 2:
+        return keep
+    if mode == "consecutive":
+        order = time_order(user, time)
+        us, its = user[order], item[order]
+        repeat = (us[1:] == us[:-1]) & (its[1:] == its[:-1])
+        keep[order[1:][repeat]] = False
+        return keep
+    pair = _pair_key(user, item)
+    # stable order by (user, item, time): the fast (user, time) sort, then a stable sort by pair
+    by_time = time_order(user, time)
+    order = by_time[np.argsort(pair[by_time], kind="stable")]
+    ps = pair[order]
+    same = ps[1:] == ps[:-1]
+    if mode in ("first", "last"):
+        drop = order[1:][same] if mode == "first" else order[:-1][same]
+        keep[drop] = False
+        return keep
+    if mode == "exact":
+        tb = _bits(time)[order]
+        same &= tb[1:] == tb[:-1]  # runs of equal (user, item, time), each run in input order
+        if rating is None:
+            keep[order[1:][same]] = False
+            return keep
+        # rows in runs longer than one: order them by (run, rating), stably, and drop repeats
+        in_run = np.zeros(n, dtype=bool)
+        in_run[1:] |= same
+        in_run[:-1] |= same
+        pos = np.flatnonzero(in_run)
+        run = np.cumsum(np.concatenate(([True], ~same)))[pos]
+        rb = _bits(rating)[order[pos]]
+        sub = np.lexsort((rb, run))  # stable: equal (run, rating) keep input order
+        run, rb, rows = run[sub], rb[sub], order[pos[sub]]
+        dup = (run[1:] == run[:-1]) & (rb[1:] == rb[:-1])
+        keep[rows[1:][dup]] = False
+        return keep
+    msg = f"unknown dedup mode {mode!r}"
+    raise ValueError(msg)
+
+
+def kcore(
+    user: np.ndarray,
+    item: np.ndarray,
+    *,
+    min_user: int = 0,
+    min_item: int = 0,
+    max_rounds: int | None = None,
+) -> tuple[np.ndarray, list[dict[str, int]], bool]:
+    """Iterative k-core: drop rows of users with < ``min_user`` rows or items with < ``min_item`` rows.
+
+    One round counts every user and item of the remaining rows (``np.bincount`` on the codes) and
+    drops, at once, every row whose user or item is below its bound - the one-pass rule of SASRec's
+    ``DataProcessing.py``. Rounds repeat until nothing is dropped (the k-core, a fixpoint) or
+    ``max_rounds`` rounds have run. Returns ``(keep_mask, rounds, fixpoint)``: one dict per round that
+    removed rows (``rows_removed``, ``users_removed``, ``items_removed``) and whether the result
+    meets both bounds.
+
+    >>> u = np.array([0, 0, 1, 1, 2]); i = np.array([5, 6, 5, 6, 5])
+    >>> keep, rounds, fixpoint = kcore(u, i, min_user=2, min_item=2)
+    >>> keep, [r["rows_removed"] for r in rounds], fixpoint
+    (array([ True,  True,  True,  True, False]), [1], True)
+    """
+    n = len(user)
+    rounds: list[dict[str, int]] = []
+    if n == 0:
+        return np.ones(0, dtype=bool), rounds, True
+    u, i = user, item
+    pos: np.ndarray | None = None  # input positions of the rows still kept (None: all)
+    uc, ic = np.bincount(u), np.bincount(i)
+    users_now, items_now = int(np.count_nonzero(uc)), int(np.count_nonzero(ic))
+    fixpoint = False
+    while True:
+        bad = (uc < min_user)[u] | (ic < min_item)[i]
+        n_bad = int(np.count_nonzero(bad))
+        if n_bad == 0:
+            fixpoint = True
+            break
+        if max_rounds is not None and len(rounds) >= max_rounds:
+            break
+        good = ~bad
+        pos = np.flatnonzero(good) if pos is None else pos[good]
+        u, i = u[good], i[good]
+        uc = np.bincount(u, minlength=len(uc))
+        ic = np.bincount(i, minlength=len(ic))
+        users_next, items_next = int(np.count_nonzero(uc)), int(np.count_nonzero(ic))
+        rounds.append(
+            {
+                "round": len(rounds) + 1,
+                "rows_removed": n_bad,
+                "users_removed": users_now - users_next,
+                "items_removed": items_now - items_next,
+            }
+        )
+        users_now, items_now = users_next, items_next
+        if len(u) == 0:
+            fixpoint = True
+            break
+    if pos is None:
+        return np.ones(n, dtype=bool), rounds, fixpoint
+    keep = np.zeros(n, dtype=bool)
+    keep[pos] = True
+    return keep, rounds, fixpoint
+
+
+def session_ids(offsets: np.ndarray, timestamps: np.ndarray, gap: float) -> np.ndarray:
+    """Session number (int32, from 0 within each user) of every interaction of CSR sequences.
+
+    A new session starts at a user's first interaction and after every gap strictly longer than
+    ``gap`` between consecutive timestamps of the (time-sorted) sequence.
+
+    >>> session_ids(np.array([0, 4, 6]), np.array([0, 10, 40, 41, 5, 100]), gap=20)
+    array([0, 0, 1, 1, 0, 1], dtype=int32)
+    """
+    n = len(timestamps)
+    if n == 0:
+        return np.zeros(0, dtype=np.int32)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    new = np.zeros(n, dtype=bool)
+    new[1:] = np.diff(timestamps) > gap
+    starts = offsets[:-1][offsets[:-1] < offsets[1:]]  # first position of every non-empty row
+    new[starts] = True
+    cum = np.cumsum(new, dtype=np.int64)  # global session number + 1
+    first = np.repeat(cum[starts], np.diff(offsets)[offsets[:-1] < offsets[1:]])
+    return (cum - first).astype(np.int32)
