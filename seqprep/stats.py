@@ -19,7 +19,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import __version__
-from .dataset import is_built, load
+from .dataset import _flat, is_built, load
+from .errors import InputError
 from .kernels.sequences import tie_stats
 from .kernels.stats import consecutive_repeats, duplicate_counts, gini, log_histogram, month_counts, top_share
 
@@ -46,7 +47,7 @@ class Source:
     """What one PATH holds, as CSR columns: row ``u`` is ``items[offsets[u]:offsets[u+1]]``, time-ordered."""
 
     path: str
-    kind: Literal["raw", "built"]
+    kind: Literal["raw", "built", "split"]
     offsets: np.ndarray
     items: np.ndarray
     timestamps: np.ndarray
@@ -63,12 +64,23 @@ class Source:
 
     @property
     def item_counts(self) -> np.ndarray:
-        """Interactions per item index 1..N (entry 0 is item 1)."""
-        return np.bincount(self.items, minlength=self.num_items + 1)[1:].astype(np.int64)
+        """Interactions of each item that occurs, by item index (zeros left out)."""
+        counts = np.bincount(self.items)[1:].astype(np.int64)
+        return counts[counts > 0]
 
 
 def open_source(path: str, *, stdin: BinaryIO | None = None, **read_options: Any) -> Source:
-    """A built folder (``seqprep.load``) or a raw log (built in memory with ``read_options``)."""
+    """A built folder (``seqprep.load``), its ``train.parquet`` split, or a raw log (built in memory
+    with ``read_options``, nothing written)."""
+    p = Path(path)
+    if path != "-" and p.is_file() and is_built(p.parent):
+        if p.name == "train.parquet":
+            return _open_train(p)
+        msg = (
+            f"{path!r} is a file of the built folder {str(p.parent)!r}; pass the folder (its split sizes are "
+            "reported there) or its train.parquet"
+        )
+        raise InputError(msg)
     if path != "-" and is_built(path):
         ds = load(path)
         meta = ds.meta
@@ -101,6 +113,32 @@ def open_source(path: str, *, stdin: BinaryIO | None = None, **read_options: Any
         time_unit=res.meta["timestamp"]["unit"],
         rows=res.meta["rows"],
         steps=res.meta["steps"],
+        splits=None,
+    )
+
+
+def _open_train(path: Path) -> Source:
+    """The training split of a built folder as sequences: list columns ``items`` and ``timestamps``."""
+    meta = json.loads((path.parent / "meta.json").read_text(encoding="utf-8"))
+    table = pq.read_table(path)
+    if "items" not in table.column_names or "timestamps" not in table.column_names:
+        msg = f"{str(path)!r} has no items/timestamps list columns; rebuild the folder with seqprep build"
+        raise InputError(msg)
+    offsets, items = _flat(table["items"])
+    _, timestamps = _flat(table["timestamps"])
+    ratings = _flat(table["ratings"])[1] if "ratings" in table.column_names else None
+    n = len(items)
+    return Source(
+        path=str(path),
+        kind="split",
+        offsets=offsets,
+        items=items,
+        timestamps=timestamps,
+        ratings=ratings,
+        num_items=int(np.count_nonzero(np.bincount(items)[1:])) if n else 0,
+        time_unit=meta.get("timestamp", {}).get("unit", "s"),
+        rows={"read": n, "kept": n, "removed": 0},
+        steps=[],
         splits=None,
     )
 
@@ -342,7 +380,7 @@ def _rows_for(s: dict[str, Any]) -> dict[tuple[str, str], str]:
     """(section, label) -> value for one summary, in display order."""
     sl, pop, t, d, ties = s["sequence_length"], s["popularity"], s["time"], s["duplicates"], s["ties"]
     r = _Rows()
-    r.add("kind", "raw log" if s["kind"] == "raw" else "built folder")
+    r.add("kind", {"raw": "raw log", "built": "built folder", "split": "training split"}[s["kind"]])
     r.add("rows read / kept", f"{_int(s['rows']['read'])} / {_int(s['rows']['kept'])}")
     r.add("users", _int(s["users"]))
     r.add("items", _int(s["items"]))

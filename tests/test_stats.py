@@ -411,6 +411,23 @@ def test_steps_and_splits_print_generically(write, tmp_path):
     assert "leave-one-out" in out
 
 
+def test_training_split_file_is_a_path_too(write, tmp_path):
+    seqprep.build(write("r.csv", TIES_CSV), tmp_path / "o")
+    _with_splits(tmp_path / "o")
+    r = run("stats", str(tmp_path / "o" / "train.parquet"), "--json")
+    s = json.loads(r.stdout)["datasets"][0]
+    assert (s["kind"], s["users"], s["items"], s["interactions"]) == ("split", 3, 2, 3)
+    assert s["length_histogram"] == {"edges": [0, 1, 2, 3], "counts": [1, 1, 1]}  # one empty training sequence
+    assert s["ties"] == {"interactions": 2, "groups": 1, "share": 2 / 3}
+    assert s["ratings"] is None and s["splits"] is None
+    r = run("stats", str(tmp_path / "o" / "valid.parquet"))
+    assert r.exit_code == 1
+    assert r.stderr == (
+        f"Error: {str(tmp_path / 'o' / 'valid.parquet')!r} is a file of the built folder {str(tmp_path / 'o')!r}; "
+        "pass the folder (its split sizes are reported there) or its train.parquet\n"
+    )
+
+
 def test_stats_from_stdin_and_reader_options():
     r = run("stats", "-", "--no-header", "--names", "item,user,time", "--json", input="5,1,10\n6,1,11\n5,2,12\n")
     s = json.loads(r.stdout)["datasets"][0]
