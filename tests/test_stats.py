@@ -428,6 +428,20 @@ def test_training_split_file_is_a_path_too(write, tmp_path):
     )
 
 
+def test_a_source_without_interactions(tmp_path):
+    from seqprep.stats import Source, format_report
+
+    empty = np.zeros(0, dtype=np.int64)
+    src = Source(path="x", kind="split", offsets=np.zeros(3, dtype=np.int64), items=empty.astype(np.int32),
+                 timestamps=empty, ratings=None, num_items=0, time_unit="s",
+                 rows={"read": 0, "kept": 0, "removed": 0}, steps=[], splits=None)
+    s = summarize(src)
+    assert (s["users"], s["items"], s["interactions"], s["density"]) == (2, 0, 0, 0.0)
+    assert s["length_histogram"] == {"edges": [0, 1], "counts": [2]}
+    assert s["time"]["per_month"] is None and s["popularity"]["gini"] == 0.0
+    assert "interactions in ties" in format_report([s])
+
+
 def test_stats_from_stdin_and_reader_options():
     r = run("stats", "-", "--no-header", "--names", "item,user,time", "--json", input="5,1,10\n6,1,11\n5,2,12\n")
     s = json.loads(r.stdout)["datasets"][0]

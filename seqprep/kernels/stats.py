@@ -161,6 +161,8 @@ def log_histogram(values: np.ndarray, per_octave: int = 2) -> tuple[np.ndarray, 
     >>> edges, counts = log_histogram(np.array([3, 3, 5, 9, 12]))
     >>> edges.tolist(), counts.tolist()
     ([3, 4, 6, 8, 11, 16], [2, 1, 0, 1, 1])
+    >>> [a.tolist() for a in log_histogram(np.array([0, 0]))]
+    [[0, 1], [2]]
     """
     values = np.asarray(values)
     if len(values) == 0:
@@ -172,6 +174,7 @@ def log_histogram(values: np.ndarray, per_octave: int = 2) -> tuple[np.ndarray, 
     edges = log_bin_edges(hi, per_octave)
     if lo == 0:
         edges = np.concatenate([[0], edges])
+        edges = edges[: int(np.searchsorted(edges, hi, side="right")) + 1]  # all zeros: just [0, 1)
     first = int(np.searchsorted(edges, lo, side="right")) - 1
     edges = edges[first:]
     idx = np.searchsorted(edges, values, side="right") - 1
