@@ -178,26 +178,14 @@ def stats(paths: tuple[str, ...], as_json: bool, plot_file: str | None, **kw: An
 
     Several PATHs print side by side. Nothing is written (except the --plot file).
     """
-    from .stats import format_report, open_source, stats_report, summarize
+    from .stats import describe, format_report
 
-    if plot_file is not None:
-        from .plot import check_plot_path, require_matplotlib
-
-        require_matplotlib()
-        check_plot_path(plot_file)
-    if paths.count("-") > 1:
-        raise click.ClickException("stdin (-) can be read only once; pass - a single time")
     read_kw = {k: v for k, v in kw.items() if k in _READ_KEYS}
-    sources = [open_source(p, stdin=sys.stdin.buffer, **read_kw) for p in paths]
-    summaries = [summarize(src) for src in sources]
-    if plot_file is not None:
-        from .plot import plot_stats
-
-        plot_stats(sources, summaries, plot_file)
+    doc = describe(list(paths), plot=plot_file, stdin=sys.stdin.buffer, **read_kw)
     if as_json:
-        click.echo(json.dumps(stats_report(summaries), indent=2))
+        click.echo(json.dumps(doc, indent=2))
     else:
-        click.echo(format_report(summaries, style=lambda t: click.style(t, bold=True)))
+        click.echo(format_report(doc["datasets"], style=lambda t: click.style(t, bold=True)))
 
 
 def main() -> None:

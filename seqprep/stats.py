@@ -2,8 +2,9 @@
 
 ``open_source(path)`` turns a PATH into CSR columns (a raw log is built in memory, nothing written;
 a built folder is loaded), ``summarize(source)`` computes the numbers as a JSON-ready dict whose
-keys never change (``SCHEMA_VERSION``), and ``format_report(summaries)`` lays several of them out
-side by side for a terminal. No click, no printing, no files written.
+keys never change (``SCHEMA_VERSION``), ``describe(paths)`` does both for several PATHs (and the
+optional plot), and ``format_report(summaries)`` lays them out side by side for a terminal. No
+click, no printing; nothing is written except the plot file asked for.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "open_source",
     "summarize",
     "stats_report",
+    "describe",
     "format_report",
     "histogram_lines",
 ]
@@ -317,6 +319,35 @@ def summarize(src: Source, *, per_octave: int = 2) -> dict[str, Any]:
 def stats_report(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     """The one JSON document of ``seqprep stats --json``: a schema version and one entry per PATH."""
     return {"schema_version": SCHEMA_VERSION, "seqprep_version": __version__, "datasets": summaries}
+
+
+def describe(
+    paths: str | Path | list[str | Path] | tuple[str | Path, ...],
+    *,
+    plot: str | Path | None = None,
+    stdin: BinaryIO | None = None,
+    **read_options: Any,
+) -> dict[str, Any]:
+    """The Python face of ``seqprep stats``: the ``--json`` document for ``paths``, and with ``plot``
+    the three-panel figure saved there (needs ``seqprep[plot]``; checked before anything is read)."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    names = [str(p) for p in paths]
+    if names.count("-") > 1:
+        msg = "stdin (-) can be read only once; pass - a single time"
+        raise InputError(msg)
+    if plot is not None:
+        from .plot import check_plot_path, require_matplotlib
+
+        require_matplotlib()
+        check_plot_path(str(plot))
+    sources = [open_source(p, stdin=stdin, **read_options) for p in names]
+    summaries = [summarize(src) for src in sources]
+    if plot is not None:
+        from .plot import plot_stats
+
+        plot_stats(sources, summaries, plot)
+    return stats_report(summaries)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -472,6 +472,15 @@ def test_stats_errors_are_one_line(write, tmp_path, args, expected):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv"]
 
 
+def test_describe_is_the_python_face(write):
+    from seqprep.stats import describe
+
+    doc = describe(write("r.csv", TIES_CSV))
+    assert doc["schema_version"] == 1 and doc["datasets"][0]["interactions"] == 7
+    with pytest.raises(seqprep.InputError, match="can be read only once"):
+        describe(["-", "-"])
+
+
 def test_plot_without_matplotlib_says_how_to_install(write, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
     r = run("stats", str(write("r.csv", TIES_CSV)), "--plot", str(tmp_path / "p.png"))
