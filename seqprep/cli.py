@@ -174,7 +174,7 @@ def build(inputs: tuple[str, ...], output: str, formats: tuple[str, ...], as_jso
 @read_options
 @_handle_errors
 def stats(paths: tuple[str, ...], as_json: bool, plot_file: str | None, **kw: Any) -> None:
-    """Tell what is in each PATH: a raw log (read with the reader options) or a built folder.
+    """Tell what is in each PATH: a raw log (read with the reader options), a built folder or its train.parquet.
 
     Several PATHs print side by side. Nothing is written (except the --plot file).
     """

@@ -358,6 +358,10 @@ def _int(v: Any) -> str:
     return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
 
 
+def _items(k: int) -> str:
+    return f"{k:,} item" + ("" if k == 1 else "s")
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
@@ -422,8 +426,8 @@ def _rows_for(s: dict[str, Any]) -> dict[tuple[str, str], str]:
         v = sl[key]
         r.add(key, _int(v) if isinstance(v, int) else f"{v:,.1f}")
     r.head("item popularity")
-    r.add("top 1% of items", f"{_pct(pop['top_1pct_share'])} ({_int(pop['top_1pct_items'])} items)")
-    r.add("top 10% of items", f"{_pct(pop['top_10pct_share'])} ({_int(pop['top_10pct_items'])} items)")
+    r.add("top 1% of items", f"{_pct(pop['top_1pct_share'])} ({_items(pop['top_1pct_items'])})")
+    r.add("top 10% of items", f"{_pct(pop['top_10pct_share'])} ({_items(pop['top_10pct_items'])})")
     r.add("gini", f"{pop['gini']:.3f}")
     r.add(f"items < {RARE_ITEM} interactions", f"{_int(pop['items_below_5'])} ({_pct(pop['items_below_5_share'])})")
     r.head("time (UTC)")
