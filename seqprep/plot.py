@@ -80,6 +80,8 @@ def plot_stats(sources: list[Source], summaries: list[dict[str, Any]], path: str
         if len(sources) > 1:
             ax.legend(fontsize="small")
     ax_time.tick_params(axis="x", labelrotation=30)
+    if len(sources) == 1:  # several sources are named by the legends
+        fig.suptitle(summaries[0]["path"], fontsize="medium")
     fd, tmp = tempfile.mkstemp(prefix=".seqprep-plot-", suffix=out.suffix, dir=out.parent if str(out.parent) else ".")
     os.close(fd)
     try:
