@@ -251,6 +251,11 @@ def _time_summary(ts: np.ndarray, unit: str) -> dict[str, Any]:
     return out
 
 
+def _short(v: Any) -> float:
+    """A float32 rating as the shortest decimal that reads back to it (0.1, not 0.10000000149)."""
+    return float(str(v))
+
+
 def _rating_summary(r: np.ndarray | None) -> dict[str, Any] | None:
     if r is None:
         return None
@@ -260,13 +265,13 @@ def _rating_summary(r: np.ndarray | None) -> dict[str, Any] | None:
     out: dict[str, Any] = {
         "missing": int(len(r) - len(valid)),
         "distinct": int(len(values)),
-        "min": float(values[0]) if len(values) else None,
+        "min": _short(values[0]) if len(values) else None,
         "mean": float(valid.mean(dtype=np.float64)) if len(valid) else None,
-        "max": float(values[-1]) if len(values) else None,
+        "max": _short(values[-1]) if len(values) else None,
         "counts": None,
     }
     if len(values) <= MAX_RATING_VALUES:
-        out["counts"] = [{"value": float(v), "count": int(c)} for v, c in zip(values, counts)]
+        out["counts"] = [{"value": _short(v), "count": int(c)} for v, c in zip(values, counts)]
     return out
 
 

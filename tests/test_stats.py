@@ -369,6 +369,12 @@ def test_json_schema_is_pinned(write, tmp_path):
     assert built["steps"][-1]["rounds"][0]["round"] == 1
 
 
+def test_rating_values_read_as_written(write):
+    s = summarize(open_source(str(write("x.csv", "user,item,rating,ts\n1,2,0.1,1\n1,3,0.7,2\n2,2,0.1,3\n"))))
+    assert s["ratings"]["counts"] == [{"value": 0.1, "count": 2}, {"value": 0.7, "count": 1}]
+    assert (s["ratings"]["min"], s["ratings"]["max"]) == (0.1, 0.7)
+
+
 def test_no_ratings_no_epoch_are_nulls(write):
     s = summarize(open_source(str(write("x.csv", "user,item,ts\n1,2,1\n1,3,2\n2,2,3\n"))))
     assert s["ratings"] is None
