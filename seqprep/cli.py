@@ -242,20 +242,29 @@ def build(inputs: tuple[str, ...], output: str, formats: tuple[str, ...], as_jso
 
 
 @cli.command()
-@click.argument("path")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document to stdout instead of text.")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (schema in README) to stdout instead of text.")
+@click.option(
+    "--plot",
+    "plot_file",
+    metavar="FILE.png",
+    help="Also draw length histogram, popularity long tail and interactions over time (needs seqprep[plot]).",
+)
 @read_options
 @_handle_errors
-def stats(path: str, as_json: bool, **kw: Any) -> None:
-    """Tell what is in PATH: a raw log (read with the reader options) or a built folder."""
-    from .stats import format_stats, stats_for_path
+def stats(paths: tuple[str, ...], as_json: bool, plot_file: str | None, **kw: Any) -> None:
+    """Tell what is in each PATH: a raw log (read with the reader options), a built folder or its train.parquet.
+
+    Several PATHs print side by side. Nothing is written (except the --plot file).
+    """
+    from .stats import describe, format_report
 
     read_kw = {k: v for k, v in kw.items() if k in _READ_KEYS}
-    s = stats_for_path(path, **read_kw)
+    doc = describe(list(paths), plot=plot_file, stdin=sys.stdin.buffer, **read_kw)
     if as_json:
-        click.echo(json.dumps(s, indent=2, sort_keys=True))
+        click.echo(json.dumps(doc, indent=2))
     else:
-        click.echo(format_stats(s))
+        click.echo(format_report(doc["datasets"], style=lambda t: click.style(t, bold=True)))
 
 
 def main() -> None:

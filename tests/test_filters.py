@@ -332,11 +332,12 @@ def test_cli_summary_and_stats_show_each_step(write, tmp_path):
     )
     assert lines[2] == "seqprep: 2 sessions (gap 15)"
     r = run("stats", str(out))
-    assert "  removed by min_rating: 1 rows (0 users, 0 items)" in r.stdout
-    assert "  removed by kcore: 4 rows (2 users, 2 items)" in r.stdout
-    assert "    round 1: 2 rows, 1 users, 1 items" in r.stdout
-    assert "    round 2: 1 rows, 1 users, 0 items" in r.stdout
-    assert "    round 3: 1 rows, 0 users, 1 items" in r.stdout
+    lines = [" ".join(line.split()) for line in r.stdout.splitlines()]
+    assert "2. min_rating 9 -> 8 rows (-1)" in lines
+    assert "3. kcore 8 -> 4 rows (-4)" in lines
+    assert "rounds 1 items_removed 1, round 1, rows_removed 2, users_removed 1" in lines
+    assert "rounds 2 items_removed 0, round 2, rows_removed 1, users_removed 1" in lines
+    assert "rounds 3 items_removed 1, round 3, rows_removed 1, users_removed 0" in lines
 
 
 # ------------------------------------------------------------------------------------------------
