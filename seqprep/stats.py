@@ -74,6 +74,6 @@ def format_stats(s: dict[str, Any]) -> str:
         lines.append(f"rows            {s['rows']['read']:,} read, {s['rows']['kept']:,} kept, {s['rows']['removed']:,} removed")
     for step in s.get("steps", []):
         if step.get("rows_removed"):
-            detail = ", ".join(f"{k} {v:,}" for k, v in step.items() if k.startswith("missing_") and v)
+            detail = ", ".join(f"{k} {v:,}" for k, v in step.items() if k.startswith(("missing_", "unseen_items")) and v)
             lines.append(f"  removed by {step['step']}: {step['rows_removed']:,} rows ({detail})")
     return "\n".join(lines)

@@ -233,3 +233,30 @@ def test_extend_never_moves_old_ids(tmp_path_factory, old_rows, new_rows, item_o
     counts = dict(zip(new.item_vocab.ids.to_pylist(), new.item_vocab.counts.tolist()))
     for item in old_ids:
         assert counts[item] == sum(1 for _, i, _ in new_rows if str(i) == item)
+
+
+def test_stats_shows_the_unknown_items_step(write, tmp_path, old):
+    seqprep.build(write("new.csv", NEXT_CSV), tmp_path / "new", vocab_from=str(old))
+    r = run("stats", str(tmp_path / "new"))
+    assert "  removed by unknown_items: 3 rows (unseen_items 2)" in r.stdout
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(row_st, min_size=1, max_size=25), st.lists(row_st, min_size=1, max_size=25))
+def test_frozen_oov_property(tmp_path_factory, old_rows, new_rows):
+    tmp = tmp_path_factory.mktemp("oov")
+    (tmp / "old.csv").write_text(_csv(old_rows))
+    (tmp / "new.csv").write_text(_csv(new_rows))
+    seqprep.build(tmp / "old.csv", tmp / "old", id_type="str")
+    res = seqprep.build(tmp / "new.csv", tmp / "new", vocab_from=str(tmp / "old"), unknown="oov", id_type="str")
+    old, new = seqprep.load(tmp / "old"), seqprep.load(tmp / "new")
+    n = old.num_items
+    assert new.item_vocab.ids.to_pylist() == old.item_vocab.ids.to_pylist()
+    assert res.meta["oov_idx"] == n + 1 and new.num_embeddings == n + 2
+    known = set(old.item_vocab.ids.to_pylist())
+    ref = {u: [i if i in known else None for i in items] for u, items in _reference(new_rows).items()}
+    assert _seq_ids(new) == ref
+    unseen_rows = sum(1 for _, i, _ in new_rows if str(i) not in known)
+    assert res.meta["vocab_reuse"]["unseen_rows"] == unseen_rows
+    assert int((new.items == n + 1).sum()) == unseen_rows
+    assert new.items.min() >= 1 and new.items.max() <= n + 1

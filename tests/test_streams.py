@@ -120,3 +120,10 @@ def test_python_api_stream(write):
     res = seqprep.build(write("r.csv", TIES_CSV), "-", stdout=buf, to="jsonl")
     assert res.output is None and res.meta["outputs"]["stream"] == "jsonl"
     assert len(buf.getvalue().splitlines()) == 3
+
+
+@pytest.mark.parametrize("to", ["arrow", "jsonl"])
+def test_stream_is_byte_identical_on_rerun(write, to):
+    p = write("r.csv", TIES_CSV)
+    a, b = (run("build", str(p), "-o", "-", "--to", to, "-q").stdout_bytes for _ in range(2))
+    assert a == b and len(a) > 0
