@@ -189,6 +189,9 @@ def build(inputs: tuple[str, ...], output: str, formats: tuple[str, ...], as_jso
 
     _sigterm_to_interrupt()
     config = make_config(list(inputs), output, formats=formats or ("parquet",), **kw)
+    if formats and config.to_stdout:
+        msg = "-f/--format sets the files of an output folder, and -o - has none; pass --to arrow|jsonl for the stream"
+        raise ConfigError(msg)
     if as_json and config.to_stdout:
         msg = "--json prints to stdout, which -o - already uses for the stream; drop --json (meta travels in the stream)"
         raise ConfigError(msg)

@@ -8,7 +8,9 @@ Order of steps and tie rule (documented in README and recorded in meta.json):
 
 1. inputs are concatenated in the order given (globs expand sorted), rows in file order;
 2. rows with a missing user, item or timestamp are dropped and counted (``--strict`` rejects them);
-3. vocabularies are fitted on the kept rows (items 1..N, 0 = padding; users 0..U-1);
+   with ``--vocab-from``, rows whose item the reused vocabulary lacks are counted (and dropped with
+   ``--unknown drop``) - see :mod:`seqprep.reuse`;
+3. vocabularies are fitted on the kept rows (items 1..N, 0 = padding; users 0..U-1), or reused;
 4. each user's interactions are sorted by timestamp, stably: equal timestamps keep input order.
 """
 

@@ -87,7 +87,7 @@ def _align(ref: Vocabulary, ids: pa.Array, role: str, path: str) -> pa.Array:
     return cast
 
 
-def _item_table(ref: Reference, log: Log, config: BuildConfig) -> tuple[pa.Array, np.ndarray]:
+def _item_table(ref: Reference, log: Log) -> tuple[pa.Array, np.ndarray]:
     item_ids = _align(ref.items, log.item_ids, "item", ref.path)
     return item_ids, reuse_table(ref.items.ids, item_ids, start=1)
 
@@ -98,7 +98,7 @@ def unknown_items_step(
     """The ``unknown_items`` step of :func:`seqprep.pipeline.clean`: count (and with ``drop``
     remove, with ``error`` reject) the rows whose item OLD does not know. -> (keep mask or None, report)."""
     ref = load_reference(config.vocab.vocab_from)
-    item_ids, table = _item_table(ref, log, config)
+    item_ids, table = _item_table(ref, log)
     unseen_rows = table[inter.item] < 0
     n_rows = int(unseen_rows.sum())
     present = np.bincount(inter.item, minlength=len(item_ids)) > 0
@@ -138,7 +138,7 @@ def fit_reused(
 ) -> tuple[Vocabulary, Vocabulary, np.ndarray, np.ndarray]:
     """Stage 2 with ``--vocab-from``: (users, items, user_idx per row, item_idx per row)."""
     ref = load_reference(config.vocab.vocab_from)
-    item_ids, itable = _item_table(ref, log, config)
+    item_ids, itable = _item_table(ref, log)
     n_old = len(ref.items)
     oov_idx = None
     if config.vocab.extend:

@@ -71,6 +71,7 @@ def test_jsonl_text_ids_are_escaped(write):
     "args,expected",
     [
         (["-o", "-", "--json"], "Error: --json prints to stdout, which -o - already uses for the stream; drop --json (meta travels in the stream)"),
+        (["-o", "-", "-f", "npz"], "Error: -f/--format sets the files of an output folder, and -o - has none; pass --to arrow|jsonl for the stream"),
         (["-o", "-", "--export", "sasrec"], "Error: --export writes files into the output folder, and -o - has none; pass -o OUT"),
         (["-o", "{tmp}/o", "--to", "jsonl"], "Error: --to jsonl sets the format of the stdout stream; pass -o - (or drop --to and use -f)"),
     ],
