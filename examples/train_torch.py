@@ -31,7 +31,7 @@ def load_padded(source: str, build: bool, max_len: int) -> tuple[np.ndarray, dic
         seqs = res.sequences
         return padded(seqs.items.astype(np.int64), seqs.offsets, max_len), res.meta
     if source == "-":
-        import pyarrow.ipc as ipc
+        from pyarrow import ipc
 
         reader = ipc.open_stream(sys.stdin.buffer)
         meta = json.loads(reader.schema.metadata[b"seqprep.meta"])
@@ -82,7 +82,9 @@ def main(argv: list[str] | None = None) -> float:
         loss.backward()
         opt.step()
         print(f"step {step + 1}/{args.steps} loss {loss.item():.4f}", file=sys.stderr)
-    print(json.dumps({"steps": args.steps, "final_loss": round(loss.item(), 6), "num_embeddings": meta["num_embeddings"]}))
+    print(
+        json.dumps({"steps": args.steps, "final_loss": round(loss.item(), 6), "num_embeddings": meta["num_embeddings"]})
+    )
     return loss.item()
 
 

@@ -19,7 +19,7 @@ built column-wise (pyarrow compute), in chunks of users, never with a loop over 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -31,7 +31,7 @@ from .kernels.text import join_lists, lines_bytes, number_text
 if TYPE_CHECKING:
     from .pipeline import BuildResult
 
-__all__ = ["write_exports", "export_filename", "OOV_TOKEN"]
+__all__ = ["OOV_TOKEN", "export_filename", "write_exports"]
 
 OOV_TOKEN = "[OOV]"
 USERS_PER_CHUNK = 65536
@@ -50,7 +50,7 @@ def _chunks(offsets: np.ndarray) -> list[tuple[int, int]]:
     return [(a, min(a + USERS_PER_CHUNK, n)) for a in range(0, n, USERS_PER_CHUNK)]
 
 
-def _sasrec(result: BuildResult, fh) -> None:
+def _sasrec(result: BuildResult, fh: BinaryIO) -> None:
     seqs = result.sequences
     for a, b in _chunks(seqs.offsets):
         lo, hi = int(seqs.offsets[a]), int(seqs.offsets[b])
@@ -59,7 +59,7 @@ def _sasrec(result: BuildResult, fh) -> None:
         fh.write(lines_bytes(lines))
 
 
-def _seqlines(result: BuildResult, fh) -> None:
+def _seqlines(result: BuildResult, fh: BinaryIO) -> None:
     seqs = result.sequences
     for a, b in _chunks(seqs.offsets):
         off = seqs.offsets[a : b + 1]
@@ -79,7 +79,7 @@ def _token_text(ids: pa.Array, role: str) -> pa.Array:
     return text
 
 
-def _recbole(result: BuildResult, fh) -> None:
+def _recbole(result: BuildResult, fh: BinaryIO) -> None:
     seqs = result.sequences
     has_rating = seqs.ratings is not None
     header = ["user_id:token", "item_id:token"] + (["rating:float"] if has_rating else []) + ["timestamp:float"]
@@ -90,7 +90,12 @@ def _recbole(result: BuildResult, fh) -> None:
     for a, b in _chunks(seqs.offsets):
         lo, hi = int(seqs.offsets[a]), int(seqs.offsets[b])
         users = np.repeat(np.arange(a, b, dtype=np.int64), np.diff(seqs.offsets[a : b + 1]))
-        cols = [user_text.take(pa.array(users)), "\t", item_text.take(pa.array(seqs.items[lo:hi].astype(np.int64))), "\t"]
+        cols = [
+            user_text.take(pa.array(users)),
+            "\t",
+            item_text.take(pa.array(seqs.items[lo:hi].astype(np.int64))),
+            "\t",
+        ]
         if has_rating:
             cols += [number_text(seqs.ratings[lo:hi]), "\t"]
         cols += [number_text(seqs.timestamps[lo:hi]), "\n"]

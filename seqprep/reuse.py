@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from .pipeline import Interactions
     from .readers import Log
 
-__all__ = ["Reference", "load_reference", "unknown_items_step", "fit_reused", "reuse_meta"]
+__all__ = ["Reference", "fit_reused", "load_reference", "reuse_meta", "unknown_items_step"]
 
 STEP = "unknown_items"
 
@@ -63,7 +63,9 @@ def load_reference(path: str) -> Reference:
         msg = f"--vocab-from {path!r}: items.parquet/users.parquet are not a seqprep vocabulary ({e}); rebuild OLD with seqprep build"
         raise InputError(msg) from e
     if items.start != 1 or users.start != 0:
-        msg = f"--vocab-from {path!r}: item indices must start at 1 and user indices at 0; rebuild OLD with seqprep build"
+        msg = (
+            f"--vocab-from {path!r}: item indices must start at 1 and user indices at 0; rebuild OLD with seqprep build"
+        )
         raise InputError(msg)
     oov = meta.get("oov_idx")
     return Reference(path=path, items=items, users=users, oov_idx=None if oov is None else int(oov))
@@ -92,9 +94,7 @@ def _item_table(ref: Reference, log: Log) -> tuple[pa.Array, np.ndarray]:
     return item_ids, reuse_table(ref.items.ids, item_ids, start=1)
 
 
-def unknown_items_step(
-    log: Log, inter: Interactions, config: BuildConfig
-) -> tuple[np.ndarray | None, dict[str, Any]]:
+def unknown_items_step(log: Log, inter: Interactions, config: BuildConfig) -> tuple[np.ndarray | None, dict[str, Any]]:
     """The ``unknown_items`` step of :func:`seqprep.pipeline.clean`: count (and with ``drop``
     remove, with ``error`` reject) the rows whose item OLD does not know. -> (keep mask or None, report)."""
     ref = load_reference(config.vocab.vocab_from)
@@ -163,7 +163,9 @@ def fit_reused(
     return users, items, uidx, iidx
 
 
-def reuse_meta(config: BuildConfig, users: Vocabulary, items: Vocabulary, steps: list[dict[str, Any]]) -> dict[str, Any] | None:
+def reuse_meta(
+    config: BuildConfig, users: Vocabulary, items: Vocabulary, steps: list[dict[str, Any]]
+) -> dict[str, Any] | None:
     """meta.json's ``vocab_reuse`` section (None without ``--vocab-from``)."""
     if config.vocab.vocab_from is None:
         return None

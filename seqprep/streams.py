@@ -29,7 +29,7 @@ from .kernels.text import join_lists, json_string, lines_bytes, number_text
 if TYPE_CHECKING:
     from .pipeline import BuildResult
 
-__all__ = ["write_stream", "read_meta", "META_KEY", "USERS_PER_BATCH"]
+__all__ = ["META_KEY", "USERS_PER_BATCH", "read_meta", "write_stream"]
 
 META_KEY = b"seqprep.meta"
 USERS_PER_BATCH = 8192

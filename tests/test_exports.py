@@ -21,7 +21,7 @@ from tests.test_reuse import NEXT_CSV
 def sasrec_data_partition(path: Path):
     """kang205/SASRec util.py data_partition (and BERT4Rec's copy): read `u i` lines, split last two."""
     usernum = itemnum = 0
-    User = defaultdict(list)  # noqa: N806 - the upstream names
+    User = defaultdict(list)
     user_train, user_valid, user_test = {}, {}, {}
     with open(path) as f:
         for line in f:
@@ -93,11 +93,16 @@ def _check_all(out: Path) -> None:
     user_ids = ds.user_vocab.ids.to_pylist()
     got = {uid: grp["item_id"].tolist() for uid, grp in df.groupby("user_id", sort=False)}
     decoded = ds.decode(ds.items).to_pylist()
-    ref = {str(user_ids[u]): ["[OOV]" if x is None else str(x) for x in decoded[ds.offsets[u] : ds.offsets[u + 1]]] for u in want}
+    ref = {
+        str(user_ids[u]): ["[OOV]" if x is None else str(x) for x in decoded[ds.offsets[u] : ds.offsets[u + 1]]]
+        for u in want
+    }
     assert got == ref
     if ds.ratings is not None:
         assert df["rating"].astype("float32").tolist() == [
-            r for u in sorted(want, key=lambda u: str(user_ids[u])) for r in ds.ratings[ds.offsets[u] : ds.offsets[u + 1]].tolist()
+            r
+            for u in sorted(want, key=lambda u: str(user_ids[u]))
+            for r in ds.ratings[ds.offsets[u] : ds.offsets[u + 1]].tolist()
         ]
 
 
@@ -118,12 +123,16 @@ def test_exports_read_back(write, tmp_path):
 
 def test_recbole_without_ratings(write, tmp_path):
     seqprep.build(write("r.csv", "user,item,ts\na,x,1.5\na,y,1.25\n"), tmp_path / "d", exports=["recbole"])
-    assert (tmp_path / "d" / "d.inter").read_text() == "user_id:token\titem_id:token\ttimestamp:float\na\ty\t1.25\na\tx\t1.5\n"
+    assert (
+        tmp_path / "d" / "d.inter"
+    ).read_text() == "user_id:token\titem_id:token\ttimestamp:float\na\ty\t1.25\na\tx\t1.5\n"
 
 
 def test_exports_with_empty_users_and_oov(write, tmp_path):
     seqprep.build(write("old.csv", TIES_CSV), tmp_path / "old")
-    seqprep.build(write("new.csv", NEXT_CSV), tmp_path / "new", vocab_from=str(tmp_path / "old"), unknown="oov", exports=EXPORTS)
+    seqprep.build(
+        write("new.csv", NEXT_CSV), tmp_path / "new", vocab_from=str(tmp_path / "old"), unknown="oov", exports=EXPORTS
+    )
     ds = seqprep.load(tmp_path / "new")
     assert 0 in ds.lengths.tolist()  # user 3 has an empty row and no line in any export
     _check_all(tmp_path / "new")

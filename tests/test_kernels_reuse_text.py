@@ -36,7 +36,9 @@ def test_cast_int_to_text_is_exact(values):
     assert exact.all() and cast.to_pylist() == [str(v) for v in values]
 
 
-ids_st = st.lists(st.one_of(st.integers(0, 30).map(str), st.sampled_from(["a", "b", "é", ""])), unique=True, max_size=15)
+ids_st = st.lists(
+    st.one_of(st.integers(0, 30).map(str), st.sampled_from(["a", "b", "é", ""])), unique=True, max_size=15
+)
 
 
 @settings(max_examples=200, deadline=None)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
@@ -103,7 +102,16 @@ def test_extend_appends_in_item_order(write, tmp_path, old):
 
 
 def test_cli_summary_reports_unseen(write, tmp_path, old):
-    r = run("build", str(write("new.csv", NEXT_CSV)), "--vocab-from", str(old), "--unknown", "oov", "-o", str(tmp_path / "n"))
+    r = run(
+        "build",
+        str(write("new.csv", NEXT_CSV)),
+        "--vocab-from",
+        str(old),
+        "--unknown",
+        "oov",
+        "-o",
+        str(tmp_path / "n"),
+    )
     assert r.exit_code == 0
     assert r.stdout == ""
     assert (
@@ -131,7 +139,9 @@ def test_text_log_against_integer_vocabulary(write, tmp_path, old):
 
 def test_integer_log_against_text_vocabulary(write, tmp_path):
     seqprep.build(write("o.csv", "user,item,ts\nu1,17,1\nu1,a,2\n"), tmp_path / "old")  # text ids
-    res = seqprep.build(write("n.csv", "user,item,ts\nu1,17,5\nu2,18,6\n"), None, vocab_from=str(tmp_path / "old"), unknown="oov")
+    res = seqprep.build(
+        write("n.csv", "user,item,ts\nu1,17,5\nu2,18,6\n"), None, vocab_from=str(tmp_path / "old"), unknown="oov"
+    )
     assert res.items.ids.type == seqprep.load(tmp_path / "old").item_vocab.ids.type
     assert res.sequences.items.tolist() == [res.items.encode(["17"])[0], 3]
 
@@ -140,7 +150,10 @@ def test_integer_log_against_text_vocabulary(write, tmp_path):
     "args,expected",
     [
         (["--extend"], "Error: --extend needs --vocab-from OLD_OUT (the build whose vocabularies to extend)"),
-        (["--unknown", "oov"], "Error: --unknown oov needs --vocab-from OLD_OUT (only a reused vocabulary has unknown items)"),
+        (
+            ["--unknown", "oov"],
+            "Error: --unknown oov needs --vocab-from OLD_OUT (only a reused vocabulary has unknown items)",
+        ),
         (
             ["--vocab-from", "{old}", "--extend", "--unknown", "error"],
             "Error: --extend adds every unseen item, so --unknown error has nothing to do; pass one of the two",
@@ -161,7 +174,9 @@ def test_option_errors(write, tmp_path, old, args, expected):
 
 
 def test_all_unseen_with_drop_is_an_error(write, tmp_path, old):
-    r = run("build", str(write("n.csv", "user,item,ts\n1,1000,1\n")), "--vocab-from", str(old), "-o", str(tmp_path / "o"))
+    r = run(
+        "build", str(write("n.csv", "user,item,ts\n1,1000,1\n")), "--vocab-from", str(old), "-o", str(tmp_path / "o")
+    )
     assert r.exit_code == 1
     assert r.stderr == (
         f"Error: no interactions left: every item of the log is unseen in {str(old)!r}; "
@@ -186,7 +201,9 @@ def test_meta_options_round_trip(write, tmp_path, old):
 # Property: with --extend (and frozen), every id of the old vocabulary keeps its index, new items are
 # exactly N+1.., and decoding the new build gives back the new log's rows in stable time order.
 
-row_st = st.tuples(st.integers(1, 6), st.one_of(st.integers(1, 12), st.sampled_from(["7", "x", "y"])), st.integers(0, 4))
+row_st = st.tuples(
+    st.integers(1, 6), st.one_of(st.integers(1, 12), st.sampled_from(["7", "x", "y"])), st.integers(0, 4)
+)
 
 
 def _csv(rows: list[tuple]) -> str:

@@ -70,10 +70,22 @@ def test_jsonl_text_ids_are_escaped(write):
 @pytest.mark.parametrize(
     "args,expected",
     [
-        (["-o", "-", "--json"], "Error: --json prints to stdout, which -o - already uses for the stream; drop --json (meta travels in the stream)"),
-        (["-o", "-", "-f", "npz"], "Error: -f/--format sets the files of an output folder, and -o - has none; pass --to arrow|jsonl for the stream"),
-        (["-o", "-", "--export", "sasrec"], "Error: --export writes files into the output folder, and -o - has none; pass -o OUT"),
-        (["-o", "{tmp}/o", "--to", "jsonl"], "Error: --to jsonl sets the format of the stdout stream; pass -o - (or drop --to and use -f)"),
+        (
+            ["-o", "-", "--json"],
+            "Error: --json prints to stdout, which -o - already uses for the stream; drop --json (meta travels in the stream)",
+        ),
+        (
+            ["-o", "-", "-f", "npz"],
+            "Error: -f/--format sets the files of an output folder, and -o - has none; pass --to arrow|jsonl for the stream",
+        ),
+        (
+            ["-o", "-", "--export", "sasrec"],
+            "Error: --export writes files into the output folder, and -o - has none; pass -o OUT",
+        ),
+        (
+            ["-o", "{tmp}/o", "--to", "jsonl"],
+            "Error: --to jsonl sets the format of the stdout stream; pass -o - (or drop --to and use -f)",
+        ),
     ],
 )
 def test_stream_option_errors(write, tmp_path, args, expected):
@@ -101,10 +113,15 @@ def test_pipe_chain_with_subprocess(write, tmp_path):
     p = write("r.csv", TIES_CSV)
     cat = subprocess.Popen(["cat", str(p)], stdout=subprocess.PIPE)
     build = subprocess.Popen(
-        [sys.executable, "-m", "seqprep", "build", "-", "-o", "-"], stdin=cat.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [sys.executable, "-m", "seqprep", "build", "-", "-o", "-"],
+        stdin=cat.stdout,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     cat.stdout.close()
-    out = subprocess.run([sys.executable, "-c", consumer], stdin=build.stdout, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", consumer], stdin=build.stdout, capture_output=True, text=True, check=True
+    )
     build.stdout.close()
     err = build.stderr.read()
     build.stderr.close()
@@ -113,7 +130,9 @@ def test_pipe_chain_with_subprocess(write, tmp_path):
     got = json.loads(out.stdout)
     res = seqprep.build(p, None)
     assert got["n"] == res.meta["num_embeddings"]
-    assert got["items"] == [res.sequences.items[a:b].tolist() for a, b in zip(res.sequences.offsets[:-1], res.sequences.offsets[1:])]
+    assert got["items"] == [
+        res.sequences.items[a:b].tolist() for a, b in zip(res.sequences.offsets[:-1], res.sequences.offsets[1:])
+    ]
 
 
 def test_python_api_stream(write):

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["number_text", "join_lists", "json_string", "lines_bytes"]
+__all__ = ["join_lists", "json_string", "lines_bytes", "number_text"]
 
 _JSON_ESCAPES = [("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t")]
 _CONTROL = "[\\x00-\\x1f]"
