@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
@@ -277,3 +279,19 @@ def test_frozen_oov_property(tmp_path_factory, old_rows, new_rows):
     assert res.meta["vocab_reuse"]["unseen_rows"] == unseen_rows
     assert int((new.items == n + 1).sum()) == unseen_rows
     assert new.items.min() >= 1 and new.items.max() <= n + 1
+
+
+def test_vocabulary_encode_types(write, tmp_path):
+    ds = seqprep.load(seqprep.build(write("r.csv", TIES_CSV), tmp_path / "o").output)  # integer ids 7, 5, 6, 99
+    assert ds.encode([7, "5", "007", "7.0", "x"]).tolist() == [1, 2, -1, -1, -1]  # a mixed list is text
+    assert ds.encode([7.0, 7.5, 99.0]).tolist() == [1, -1, 4]  # floats match only when whole
+    assert ds.encode(np.array([99, 6], dtype=np.int32)).tolist() == [4, 3]
+    assert ds.encode([]).tolist() == []
+    assert ds.decode(ds.encode([99, 5])).to_pylist() == [99, 5]
+    with pytest.raises(IndexError, match="index 0 is outside 1..4"):
+        ds.decode([0])  # padding is no item
+    seqprep.build(write("t.csv", "user,item,ts\nu,17,1\nu,a,2\n"), tmp_path / "t")  # text ids "17", "a"
+    ts = seqprep.load(tmp_path / "t")
+    assert ts.encode([17, "17", "a", 18]).tolist() == [1, 1, 2, -1]
+    assert ts.encode_users(["u", "v"]).tolist() == [0, -1]
+    assert ts.decode_users([0]).to_pylist() == ["u"]

@@ -83,7 +83,7 @@ def cast_ids_exact(ids: pa.Array, typ: pa.DataType) -> tuple[pa.Array, np.ndarra
         cast = pc.cast(pc.if_else(ok, ids, pa.scalar(None, ids.type)), typ)
         return cast, ok.to_numpy(zero_copy_only=False)
     try:
-        cast = pc.cast(ids, typ)
+        cast = pc.cast(ids, typ, safe=False)  # 7.5 -> 7 here; the round trip below marks it inexact
         back = pc.cast(cast, ids.type)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return pa.nulls(len(ids), typ), np.zeros(len(ids), dtype=bool)
