@@ -47,6 +47,7 @@ class Reference:
     items: Vocabulary
     users: Vocabulary
     oov_idx: int | None
+    files: dict[str, Any]
 
 
 def load_reference(path: str) -> Reference:
@@ -68,7 +69,8 @@ def load_reference(path: str) -> Reference:
         )
         raise InputError(msg)
     oov = meta.get("oov_idx")
-    return Reference(path=path, items=items, users=users, oov_idx=None if oov is None else int(oov))
+    files = meta.get("outputs", {}).get("files", {})
+    return Reference(path=path, items=items, users=users, oov_idx=None if oov is None else int(oov), files=files)
 
 
 def _align(ref: Vocabulary, ids: pa.Array, role: str, path: str) -> pa.Array:
@@ -177,6 +179,7 @@ def reuse_meta(
         "unknown": None if config.vocab.extend else config.vocab.unknown,
         "base_num_items": len(ref.items),
         "base_num_users": len(ref.users),
+        "base_sha256": {f: ref.files[f]["sha256"] for f in ("items.parquet", "users.parquet") if f in ref.files},
         "new_items": len(items) - len(ref.items),
         "new_users": len(users) - len(ref.users),
         "unseen_items": step["unseen_items"],

@@ -63,6 +63,8 @@ def test_drop_keeps_indices_and_counts_rows(write, tmp_path, old):
     assert (v["unseen_items"], v["unseen_items_share"], v["unseen_rows"], v["unseen_rows_share"]) == (2, 0.5, 3, 0.6)
     assert res.meta["rows"] == {"read": 5, "kept": 2, "removed": 3}
     assert res.meta["oov_idx"] is None and res.meta["num_embeddings"] == 5
+    old_files = json.loads((old / "meta.json").read_text())["outputs"]["files"]
+    assert v["base_sha256"] == {f: old_files[f]["sha256"] for f in ("items.parquet", "users.parquet")}
 
 
 def test_oov_maps_unseen_to_n_plus_1(write, tmp_path, old):
