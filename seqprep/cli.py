@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from . import __version__
 from .config import make_config
-from .errors import SeqprepError
+from .errors import ConfigError, SeqprepError
 
 _READ_KEYS = ("sep", "header", "names", "user_col", "item_col", "time_col", "rating_col", "id_type", "input_format")
 
@@ -166,6 +166,16 @@ def _sigterm_to_interrupt() -> None:
         pass
 
 
+def reuse_summary(v: dict[str, Any]) -> str:
+    """The summary line of a build with --vocab-from (numbers from meta.json's ``vocab_reuse``)."""
+    fate = {"drop": "dropped", "oov": "mapped to oov_idx", "error": "none allowed", None: "appended"}[v["unknown"]]
+    return (
+        f"seqprep: vocabulary from {v['from']} ({v['mode']}): {v['unseen_items']:,} unseen items "
+        f"({100 * v['unseen_items_share']:.2f}% of the log's items) in {v['unseen_rows']:,} rows "
+        f"({100 * v['unseen_rows_share']:.2f}%), {fate}; {v['new_items']:,} new items, {v['new_users']:,} new users"
+    )
+
+
 def _note(quiet: bool, text: str) -> None:
     if not quiet:
         click.echo(text, err=True)
@@ -183,7 +193,12 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--output", required=True, help="Output folder (written atomically; must not exist unless --overwrite).")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    help="Output folder (written atomically; must not exist unless --overwrite), or - to stream the sequences to stdout.",
+)
 @click.option(
     "-f",
     "--format",
@@ -208,6 +223,32 @@ def cli() -> None:
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder (atomically).")
 @click.option("--strict", is_flag=True, help="Fail on rows with a missing user, item or timestamp instead of dropping them.")
+@click.option(
+    "--vocab-from",
+    metavar="OLD_OUT",
+    help="Encode with the item and user vocabularies of an earlier build's output folder (ids keep their index).",
+)
+@click.option(
+    "--unknown",
+    type=click.Choice(["drop", "oov", "error"]),
+    default="drop",
+    show_default=True,
+    help="With --vocab-from, items OLD_OUT does not know: drop their rows (counted), map them to N+1 (oov_idx), or fail.",
+)
+@click.option("--extend", is_flag=True, help="With --vocab-from, append unseen items at N+1, N+2, ... (existing ids never move).")
+@click.option(
+    "--to",
+    type=click.Choice(["arrow", "jsonl"]),
+    default=None,
+    help="Format of the -o - stream: arrow (an Arrow IPC stream, meta in the schema metadata; default) or jsonl.",
+)
+@click.option(
+    "--export",
+    "exports",
+    multiple=True,
+    type=click.Choice(["sasrec", "seqlines", "recbole"]),
+    help="Also write a file for existing model code into OUT; repeat for several: sasrec, seqlines, recbole.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print meta.json's content to stdout when done.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
 @filter_options
@@ -222,14 +263,21 @@ def build(inputs: tuple[str, ...], output: str, formats: tuple[str, ...], as_jso
 
     _sigterm_to_interrupt()
     config = make_config(list(inputs), output, formats=formats or ("parquet",), **kw)
-    result = run(config, stdin=sys.stdin.buffer)
+    if formats and config.to_stdout:
+        msg = "-f/--format sets the files of an output folder, and -o - has none; pass --to arrow|jsonl for the stream"
+        raise ConfigError(msg)
+    if as_json and config.to_stdout:
+        msg = "--json prints to stdout, which -o - already uses for the stream; drop --json (meta travels in the stream)"
+        raise ConfigError(msg)
+    result = run(config, stdin=sys.stdin.buffer, stdout=sys.stdout.buffer if config.to_stdout else None)
     m = result.meta
     rows = m["rows"]
+    written = f"stdout [{config.emit.to or 'arrow'}]" if config.to_stdout else f"{output} [{', '.join(config.formats + config.emit.exports)}]"
     _note(
         quiet,
         f"seqprep: {rows['read']:,} rows read from {len(m['inputs'])} input(s), {rows['kept']:,} kept "
         f"({rows['removed']:,} removed); {m['num_users']:,} users, {m['num_items']:,} items "
-        f"(num_embeddings {m['num_embeddings']:,}); wrote {output} [{', '.join(config.formats)}] "
+        f"(num_embeddings {m['num_embeddings']:,}); wrote {written} "
         f"in {result.seconds:.2f} s",
     )
     removed_by = _step_summary(m["steps"])
@@ -237,6 +285,8 @@ def build(inputs: tuple[str, ...], output: str, formats: tuple[str, ...], as_jso
         _note(quiet, f"seqprep: removed by step: {removed_by}")
     if "sessions" in m:
         _note(quiet, f"seqprep: {m['sessions']['num_sessions']:,} sessions (gap {m['sessions']['gap']})")
+    if m.get("vocab_reuse"):
+        _note(quiet, reuse_summary(m["vocab_reuse"]))
     if as_json:
         click.echo(json.dumps(m, indent=2, sort_keys=True))
 

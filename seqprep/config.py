@@ -27,6 +27,11 @@ __all__ = [
     "OutputFormat",
     "IdType",
     "InputFormat",
+    "VocabOptions",
+    "EmitOptions",
+    "Unknown",
+    "StreamFormat",
+    "ExportName",
 ]
 
 ItemOrder = Literal["frequency", "first-seen", "id"]
@@ -35,6 +40,10 @@ OutputFormat = Literal["parquet", "npz"]
 IdType = Literal["auto", "int", "str"]
 InputFormat = Literal["auto", "csv", "jsonl", "parquet"]
 DedupMode = Literal["none", "exact", "first", "last", "consecutive"]
+Unknown = Literal["drop", "oov", "error"]
+StreamFormat = Literal["arrow", "jsonl"]
+ExportName = Literal["sasrec", "seqlines", "recbole"]
+STDOUT = "-"
 
 ROLES = ("user", "item", "time", "rating")
 
@@ -134,6 +143,51 @@ class SessionOptions:
 
 
 @dataclass(frozen=True)
+class VocabOptions:
+    """Reusing the vocabularies of an earlier build (``--vocab-from OLD_OUT``)."""
+
+    vocab_from: str | None = None
+    unknown: Unknown = "drop"
+    extend: bool = False
+
+    def validate(self) -> None:
+        _check_choice("unknown", self.unknown, Unknown)
+        if self.vocab_from is None:
+            if self.extend:
+                msg = "--extend needs --vocab-from OLD_OUT (the build whose vocabularies to extend)"
+                raise ConfigError(msg)
+            if self.unknown != "drop":
+                msg = f"--unknown {self.unknown} needs --vocab-from OLD_OUT (only a reused vocabulary has unknown items)"
+                raise ConfigError(msg)
+        elif self.extend and self.unknown != "drop":
+            msg = f"--extend adds every unseen item, so --unknown {self.unknown} has nothing to do; pass one of the two"
+            raise ConfigError(msg)
+
+
+@dataclass(frozen=True)
+class EmitOptions:
+    """What is emitted besides the core files: the stdout stream format (``-o -``) and exports."""
+
+    to: StreamFormat | None = None
+    exports: tuple[ExportName, ...] = ()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.exports, str):
+            object.__setattr__(self, "exports", (self.exports,))
+        elif not isinstance(self.exports, tuple):
+            object.__setattr__(self, "exports", tuple(self.exports))
+
+    def validate(self) -> None:
+        if self.to is not None:
+            _check_choice("to", self.to, StreamFormat)
+        for e in self.exports:
+            _check_choice("export", e, ExportName)
+        if len(set(self.exports)) != len(self.exports):
+            msg = f"--export {', '.join(self.exports)} names an export twice; give each once"
+            raise ConfigError(msg)
+
+
+@dataclass(frozen=True)
 class BuildConfig:
     """One build: inputs, output and every choice that shapes the result."""
 
@@ -147,6 +201,13 @@ class BuildConfig:
     read: ReadOptions = field(default_factory=ReadOptions)
     filter: FilterOptions = field(default_factory=FilterOptions)
     session: SessionOptions = field(default_factory=SessionOptions)
+    vocab: VocabOptions = field(default_factory=VocabOptions)
+    emit: EmitOptions = field(default_factory=EmitOptions)
+
+    @property
+    def to_stdout(self) -> bool:
+        """``-o -``: the sequences go to stdout as a stream, no folder is written."""
+        return self.output == STDOUT
 
     def validate(self) -> BuildConfig:
         if not self.inputs:
@@ -165,6 +226,14 @@ class BuildConfig:
         self.read.validate()
         self.filter.validate()
         self.session.validate()
+        self.vocab.validate()
+        self.emit.validate()
+        if self.to_stdout and self.emit.exports:
+            msg = "--export writes files into the output folder, and -o - has none; pass -o OUT"
+            raise ConfigError(msg)
+        if not self.to_stdout and self.emit.to is not None:
+            msg = f"--to {self.emit.to} sets the format of the stdout stream; pass -o - (or drop --to and use -f)"
+            raise ConfigError(msg)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -199,7 +268,13 @@ def _tuples(d: dict[str, Any], cls: type) -> dict[str, Any]:
     return out
 
 
-_GROUPS: dict[str, type] = {"read": ReadOptions, "filter": FilterOptions, "session": SessionOptions}
+_GROUPS: dict[str, type] = {
+    "read": ReadOptions,
+    "filter": FilterOptions,
+    "session": SessionOptions,
+    "vocab": VocabOptions,
+    "emit": EmitOptions,
+}
 
 
 def make_config(

@@ -29,7 +29,9 @@ class Dataset:
     """A built dataset: vocabularies, CSR arrays and meta.
 
     ``items[offsets[u]:offsets[u+1]]`` is user ``u``'s item sequence (oldest first), with item indices
-    1..N (0 is padding and never appears). ``item_vocab.decode`` maps indices back to original ids.
+    1..N (0 is padding and never appears; N+1 is ``oov_idx`` in a ``--unknown oov`` build).
+    ``encode`` / ``decode`` map original item ids to indices and back; ``encode_users`` /
+    ``decode_users`` do the same for users.
     """
 
     path: Path
@@ -64,6 +66,29 @@ class Dataset:
         """User ``user``'s item indices, oldest first."""
         return self.items[self.offsets[user] : self.offsets[user + 1]]
 
+    def encode(self, ids: Any, unknown: Literal["default", "missing", "oov", "error"] = "default") -> np.ndarray:
+        """Original item ids -> item indices (vectorised; see :meth:`Vocabulary.encode`).
+
+        Unknown ids give ``oov_idx`` when the build has one (``--unknown oov``), else -1;
+        ``unknown="error"`` raises a KeyError naming a few.
+        """
+        return self.item_vocab.encode(ids, unknown=unknown)
+
+    def decode(self, indices: Any) -> pa.Array:
+        """Item indices -> original item ids (vectorised; ``oov_idx`` gives null, 0 or out of range raises)."""
+        return self.item_vocab.decode(indices)
+
+    encode_items = encode
+    decode_items = decode
+
+    def encode_users(self, ids: Any, unknown: Literal["default", "missing", "error"] = "default") -> np.ndarray:
+        """Original user ids -> user indices (row numbers); unknown ids give -1 (or a KeyError)."""
+        return self.user_vocab.encode(ids, unknown=unknown)
+
+    def decode_users(self, indices: Any) -> pa.Array:
+        """User indices -> original user ids."""
+        return self.user_vocab.decode(indices)
+
     def padded(self, max_len: int, side: Literal["left", "right"] = "left") -> np.ndarray:
         """int32 [U, max_len]: each user's ``max_len`` most recent items, padded with 0."""
         return _padded(self.items.astype(np.int32, copy=False), self.offsets, max_len, side=side)
@@ -84,7 +109,7 @@ def load(path: str | Path) -> Dataset:
         msg = f"{str(p)!r} is not a seqprep output folder (no meta.json); pass the -o folder of a build"
         raise InputError(msg)
     meta = json.loads((p / "meta.json").read_text(encoding="utf-8"))
-    item_vocab = Vocabulary.from_table(pq.read_table(p / "items.parquet"), "item")
+    item_vocab = Vocabulary.from_table(pq.read_table(p / "items.parquet"), "item").with_oov(meta.get("oov_idx"))
     user_vocab = Vocabulary.from_table(pq.read_table(p / "users.parquet"), "user")
     ratings = session_ids = None
     if (p / "sequences.npz").is_file():

@@ -7,10 +7,12 @@ forward is the immutable :class:`~seqprep.vocab.Vocabulary` pair.
 Order of steps and tie rule (documented in README and recorded in meta.json):
 
 1. inputs are concatenated in the order given (globs expand sorted), rows in file order;
-2. rows with a missing user, item or timestamp are dropped and counted (``--strict`` rejects them),
-   then the optional cleaning steps run in their fixed order - time window, rating, dedup, k-core
-   (:mod:`seqprep.filters`) - each counted in meta.json ``steps``; kept rows stay in input order;
-3. vocabularies are fitted on the kept rows (items 1..N, 0 = padding; users 0..U-1);
+2. rows with a missing user, item or timestamp are dropped and counted (``--strict`` rejects them);
+   with ``--vocab-from``, rows whose item the reused vocabulary lacks are counted (and dropped with
+   ``--unknown drop``) - see :mod:`seqprep.reuse`; then the optional cleaning steps run in their fixed
+   order - time window, rating, dedup, k-core (:mod:`seqprep.filters`) - each counted in meta.json
+   ``steps``; kept rows stay in input order;
+3. vocabularies are fitted on the kept rows (items 1..N, 0 = padding; users 0..U-1), or reused;
 4. each user's interactions are sorted by timestamp, stably: equal timestamps keep input order.
 """
 
@@ -25,7 +27,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import pyarrow as pa
 
-from . import __version__
+from . import __version__, reuse
 from .config import BuildConfig, make_config
 from .errors import InputError
 from .filters import add_sessions, apply_filters
@@ -181,6 +183,10 @@ def clean(log: Log, config: BuildConfig) -> tuple[Interactions, list[dict[str, A
         msg = f"no interactions left: all {log.num_rows} rows have a missing user, item or timestamp; check the columns chosen"
         raise InputError(msg)
     missing_report.update(_present_removed(log, inter, keep))
+    if config.vocab.vocab_from is not None:  # before the filters, so k-core counts only encodable rows
+        keep, unknown_report = reuse.unknown_items_step(log, inter, config)
+        inter = inter.take(keep)
+        steps.append(unknown_report)
     inter, filter_steps = apply_filters(inter, log, config.filter)
     steps.extend(filter_steps)
     return inter, steps
@@ -198,7 +204,10 @@ def _present_removed(log: Log, inter: Interactions, keep: np.ndarray | None) -> 
 def fit_vocabularies(
     inter: Interactions, log: Log, config: BuildConfig
 ) -> tuple[Vocabulary, Vocabulary, np.ndarray, np.ndarray]:
-    """Stage 2: (users, items, user_idx per row, item_idx per row)."""
+    """Stage 2: (users, items, user_idx per row, item_idx per row). With ``--vocab-from`` the
+    vocabularies of an earlier build are reused (and with ``--extend`` grown): see :mod:`seqprep.reuse`."""
+    if config.vocab.vocab_from is not None:
+        return reuse.fit_reused(inter, log, config)
     user_order, user_counts = fit_order(inter.user, log.user_ids, config.user_order)
     item_order, item_counts = fit_order(inter.item, log.item_ids, config.item_order)
     users = Vocabulary(ids=log.user_ids.take(pa.array(user_order)), counts=user_counts, start=0)
@@ -226,8 +235,9 @@ def make_meta(
         "num_items": len(items),
         "num_interactions": kept,
         "padding_idx": 0,
-        "num_embeddings": len(items) + 1,
-        "item_idx_range": [1, len(items)],
+        "num_embeddings": len(items) + 1 + (items.oov_idx is not None),
+        "oov_idx": items.oov_idx,
+        "item_idx_range": [1, len(items) if items.oov_idx is None else items.oov_idx],
         "user_idx_range": [0, len(users) - 1],
         "item_order": config.item_order,
         "user_order": config.user_order,
@@ -238,6 +248,7 @@ def make_meta(
         "has_ratings": seqs.ratings is not None,
         "rows": {"read": log.num_rows, "kept": kept, "removed": log.num_rows - kept},
         "steps": steps,
+        "vocab_reuse": reuse.reuse_meta(config, users, items, steps),
         "sequence_length": _length_stats(seqs.lengths),
         "inputs": [
             {
@@ -255,8 +266,11 @@ def make_meta(
     }
 
 
-def run(config: BuildConfig, *, write: bool = True, stdin: BinaryIO | None = None) -> BuildResult:
-    """Run a build described by ``config``; with ``write`` the outputs land atomically in ``config.output``.
+def run(
+    config: BuildConfig, *, write: bool = True, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None
+) -> BuildResult:
+    """Run a build described by ``config``; with ``write`` the outputs land atomically in ``config.output``,
+    or, for ``-o -``, go to ``stdout`` (default: the process's) as one stream (no folder at all).
 
     Stages: read -> clean (drop/count rows) -> fit vocabularies -> sort into sequences -> meta -> write.
     """
@@ -264,7 +278,7 @@ def run(config: BuildConfig, *, write: bool = True, stdin: BinaryIO | None = Non
 
     t0 = _time.perf_counter()
     config.validate()
-    if write:
+    if write and not config.to_stdout:
         check_output(Path(config.output), config.overwrite)
     log = read_log(config.inputs, config.read, stdin=stdin)
     if log.num_rows == 0:
@@ -281,7 +295,11 @@ def run(config: BuildConfig, *, write: bool = True, stdin: BinaryIO | None = Non
     del log
     result = BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta)
     out = None
-    if write:
+    if write and config.to_stdout:
+        from .streams import write_stream
+
+        meta = write_stream(result, stdout)
+    elif write:
         out = Path(config.output)
         with atomic_output_dir(out, config.overwrite) as tmp:
             meta = write_outputs(result, tmp)
@@ -294,13 +312,14 @@ def build(
     *,
     write: bool = True,
     stdin: BinaryIO | None = None,
+    stdout: BinaryIO | None = None,
     **options: Any,
 ) -> BuildResult:
     """Build sequences from interaction logs: the Python face of ``seqprep build``.
 
     ``options`` are the CLI's options as keyword arguments (``item_order="id"``, ``sep=";"``,
     ``formats=("parquet", "npz")``, ``overwrite=True``, ...). With ``write=False`` (or no ``output``)
-    nothing is written and the result is returned in memory.
+    nothing is written and the result is returned in memory; ``output="-"`` streams to ``stdout``.
     """
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
@@ -308,4 +327,4 @@ def build(
         write = False
         output = "<memory>"
     config = make_config([str(p) for p in inputs], str(output), **options)
-    return run(config, write=write, stdin=stdin)
+    return run(config, write=write, stdin=stdin, stdout=stdout)

@@ -192,11 +192,15 @@ def write_outputs(result: BuildResult, folder: Path) -> dict[str, Any]:
             write_npz(folder / "sequences.npz", sequences_npz(result.sequences, result.users.indices))
         write_parquet(result.items.to_table("item"), folder / "items.parquet")
         write_parquet(result.users.to_table("user"), folder / "users.parquet")
+        if result.config.emit.exports:
+            from .exports import write_exports
+
+            write_exports(result, folder)
         files = {
             p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(folder.iterdir()) if p.is_file()
         }
         meta = dict(result.meta)
-        meta["outputs"] = {"formats": list(formats), "files": files}
+        meta["outputs"] = {"formats": list(formats), "exports": list(result.config.emit.exports), "files": files}
         (folder / "meta.json").write_text(dump_json(meta), encoding="utf-8")
     except OSError as e:
         msg = f"cannot write the output: {e.strerror or e}; free some space or choose another -o"

@@ -5,6 +5,17 @@ that pytest runs as a doctest.
 """
 
 from .sequences import csr_offsets, padded, tie_mask, tie_stats, time_order
-from .vocab import fit_order, remap_table
+from .vocab import cast_ids_exact, extend_table, fit_order, remap_table, reuse_table
 
-__all__ = ["csr_offsets", "fit_order", "padded", "remap_table", "tie_mask", "tie_stats", "time_order"]
+__all__ = [
+    "cast_ids_exact",
+    "csr_offsets",
+    "extend_table",
+    "fit_order",
+    "padded",
+    "remap_table",
+    "reuse_table",
+    "tie_mask",
+    "tie_stats",
+    "time_order",
+]

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["fit_order", "remap_table"]
+__all__ = ["fit_order", "remap_table", "cast_ids_exact", "reuse_table", "extend_table"]
 
 Order = Literal["frequency", "first-seen", "id"]
 
@@ -61,3 +61,64 @@ def remap_table(chosen: np.ndarray, size: int, start: int) -> np.ndarray:
     table = np.full(size, -1, dtype=np.int32)
     table[chosen] = np.arange(start, start + len(chosen), dtype=np.int32)
     return table
+
+
+_CANONICAL_INT = r"^(0|-?[1-9][0-9]{0,17})$"  # up to 18 digits: always fits in int64
+
+
+def cast_ids_exact(ids: pa.Array, typ: pa.DataType) -> tuple[pa.Array, np.ndarray]:
+    """Cast distinct ids to ``typ``; return ``(cast, exact)`` where ``exact[k]`` is False (and
+    ``cast[k]`` null) when ``ids[k]`` has no exact counterpart: text ``"007"``, ``"x"`` or ``"1.0"`` is
+    no integer id (it would not print back the same), while every integer has exactly one text form.
+
+    >>> cast, exact = cast_ids_exact(pa.array(["7", "007", "x", "-3"]), pa.int64())
+    >>> cast.to_pylist(), exact.tolist()
+    ([7, None, None, -3], [True, False, False, True])
+    >>> cast_ids_exact(pa.array([5, -1]), pa.string())[0].to_pylist()
+    ['5', '-1']
+    """
+    if ids.type == typ:
+        return ids, np.ones(len(ids), dtype=bool)
+    if pa.types.is_integer(typ) and (pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type)):
+        ok = pc.fill_null(pc.match_substring_regex(ids, _CANONICAL_INT), False)
+        cast = pc.cast(pc.if_else(ok, ids, pa.scalar(None, ids.type)), typ)
+        return cast, ok.to_numpy(zero_copy_only=False)
+    try:
+        cast = pc.cast(ids, typ, safe=False)  # 7.5 -> 7 here; the round trip below marks it inexact
+        back = pc.cast(cast, ids.type)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pa.nulls(len(ids), typ), np.zeros(len(ids), dtype=bool)
+    exact = pc.fill_null(pc.equal(back, ids), False).to_numpy(zero_copy_only=False)
+    return pc.if_else(pa.array(exact), cast, pa.scalar(None, typ)), exact
+
+
+def reuse_table(ref_ids: pa.Array, ids: pa.Array, start: int) -> np.ndarray:
+    """A lookup table code -> index in a fitted vocabulary: ``ids[k]`` found at ``ref_ids[j]`` gets
+    ``start + j``, an id the vocabulary does not hold gets -1. Both arrays hold distinct ids of one type.
+
+    >>> reuse_table(pa.array(["b", "a", "c"]), pa.array(["a", "z", "c"]), start=1)
+    array([ 2, -1,  3], dtype=int32)
+    """
+    import pandas as pd  # imported lazily: only vocabulary reuse needs it
+
+    pos = pd.Index(ref_ids.to_pandas()).get_indexer(ids.to_pandas())
+    return np.where(pos >= 0, pos + start, -1).astype(np.int32)
+
+
+def extend_table(
+    table: np.ndarray, codes: np.ndarray, ids: pa.Array, order: Order, first: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Give every code that occurs in ``codes`` but has ``table[code] == -1`` a new index ``first``,
+    ``first + 1``, ... in ``order`` (as :func:`fit_order`, among those codes only); entries already
+    set never move. Returns ``(new_table, appended_codes, their_counts)``.
+
+    >>> t = np.array([1, -1, 2, -1], dtype=np.int32)
+    >>> new, added, counts = extend_table(t, np.array([3, 0, 1, 3]), pa.array([9, 8, 7, 6]), "frequency", 3)
+    >>> new.tolist(), added.tolist(), counts.tolist()
+    ([1, 4, 2, 3], [3, 1], [2, 1])
+    """
+    unseen = table[codes] < 0
+    added, counts = fit_order(codes[unseen], ids, order)
+    new = table.copy()
+    new[added] = np.arange(first, first + len(added), dtype=np.int32)
+    return new, added, counts
