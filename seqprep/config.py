@@ -18,6 +18,7 @@ from .errors import ConfigError
 
 __all__ = [
     "ReadOptions",
+    "SplitOptions",
     "BuildConfig",
     "make_config",
     "ItemOrder",
@@ -72,6 +73,113 @@ class ReadOptions:
         return getattr(self, f"{role}_col")
 
 
+PadSide = Literal["left", "right"]
+NegativeSampler = Literal["uniform", "popularity"]
+
+
+@dataclass(frozen=True)
+class SplitOptions:
+    """Truncation/padding, the evaluation split and the training inputs built from it.
+
+    ``split`` is ``None`` (no split), ``"loo"``, ``"time"`` (with ``valid_from``/``test_from``),
+    ``"time:Q1,Q2"`` (timestamp quantiles) or ``"users:TRAIN,VALID,TEST"`` (fractions of users).
+    ``valid_from``/``test_from`` are epoch numbers or ISO-8601 dates, as text or numbers.
+
+    >>> SplitOptions(split="users:0.8,0.1,0.1").validate().fractions
+    (0.8, 0.1, 0.1)
+    """
+
+    max_len: int | None = None
+    pad: PadSide = "left"
+    truncate: bool = False
+    split: str | None = None
+    valid_from: str | None = None
+    test_from: str | None = None
+    seed: int = 0
+    vocab_from_train: bool = False
+    windows: str | None = None
+    eval_negatives: int = 0
+    negatives: NegativeSampler = "uniform"
+
+    @property
+    def rule(self) -> str | None:
+        """``loo``, ``time``, ``users`` or ``None``."""
+        return None if self.split is None else self.split.split(":", 1)[0].strip()
+
+    @property
+    def fractions(self) -> tuple[float, ...] | None:
+        """The numbers after ``time:`` or ``users:``; ``None`` when there are none."""
+        if self.split is None or ":" not in self.split:
+            return None
+        text = self.split.split(":", 1)[1]
+        try:
+            return tuple(float(x) for x in text.split(","))
+        except ValueError:
+            msg = f"--split {self.split!r}: {text!r} is not a comma-separated list of numbers; e.g. --split users:0.8,0.1,0.1"
+            raise ConfigError(msg) from None
+
+    @property
+    def window_shape(self) -> tuple[int, int] | None:
+        """``(L, T)`` of ``--windows L:T``."""
+        if self.windows is None:
+            return None
+        parts = str(self.windows).split(":")
+        if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+            msg = f"--windows {self.windows!r} is not L:T with two positive integers; e.g. --windows 5:3 (Caser's L and T)"
+            raise ConfigError(msg)
+        return int(parts[0]), int(parts[1])
+
+    def validate(self) -> SplitOptions:
+        _check_choice("pad", self.pad, PadSide)
+        _check_choice("negatives", self.negatives, NegativeSampler)
+        if self.max_len is not None and (not isinstance(self.max_len, int) or self.max_len < 1):
+            msg = f"--max-len must be a positive integer, not {self.max_len!r}; e.g. --max-len 50"
+            raise ConfigError(msg)
+        if self.truncate and self.max_len is None:
+            msg = "--truncate needs --max-len N (how many of the most recent items to keep)"
+            raise ConfigError(msg)
+        rule = self.rule
+        if rule not in (None, "loo", "time", "users"):
+            msg = f"--split {self.split!r} is not a split rule; use loo, time (with --valid-from/--test-from), time:Q1,Q2 or users:TRAIN,VALID,TEST"
+            raise ConfigError(msg)
+        fr = self.fractions
+        bounds = (self.valid_from is not None) + (self.test_from is not None)
+        if rule == "loo" and fr is not None:
+            msg = f"--split {self.split!r}: loo takes no parameters; use --split loo"
+            raise ConfigError(msg)
+        if rule == "time":
+            if fr is None and bounds != 2:
+                msg = "--split time needs --valid-from T1 and --test-from T2 (epoch or ISO date), or quantiles as in --split time:0.8,0.9"
+                raise ConfigError(msg)
+            if fr is not None and (len(fr) != 2 or not 0 < fr[0] <= fr[1] < 1):
+                msg = f"--split {self.split!r}: give two quantiles 0 < Q1 <= Q2 < 1, as in --split time:0.8,0.9"
+                raise ConfigError(msg)
+            if fr is not None and bounds:
+                msg = "--split time:Q1,Q2 and --valid-from/--test-from both set the bounds; give only one of them"
+                raise ConfigError(msg)
+        elif bounds:
+            msg = "--valid-from and --test-from only apply to --split time; add --split time or drop them"
+            raise ConfigError(msg)
+        if rule == "users":
+            if fr is None or len(fr) != 3 or min(fr) < 0 or abs(sum(fr) - 1) > 1e-9:
+                msg = f"--split {self.split!r}: give three fractions that sum to 1, as in --split users:0.8,0.1,0.1"
+                raise ConfigError(msg)
+        if not isinstance(self.seed, int) or self.seed < 0:
+            msg = f"--seed must be a non-negative integer, not {self.seed!r}"
+            raise ConfigError(msg)
+        if not isinstance(self.eval_negatives, int) or self.eval_negatives < 0:
+            msg = f"--eval-negatives must be a non-negative integer, not {self.eval_negatives!r}"
+            raise ConfigError(msg)
+        if rule is None and self.vocab_from_train:
+            msg = "--vocab-from-train needs a split; add --split loo, time or users"
+            raise ConfigError(msg)
+        if rule is None and self.eval_negatives:
+            msg = "--eval-negatives needs valid/test rows; add --split loo, time or users"
+            raise ConfigError(msg)
+        self.window_shape  # noqa: B018 - validates --windows
+        return self
+
+
 @dataclass(frozen=True)
 class BuildConfig:
     """One build: inputs, output and every choice that shapes the result."""
@@ -84,6 +192,7 @@ class BuildConfig:
     overwrite: bool = False
     strict: bool = False
     read: ReadOptions = field(default_factory=ReadOptions)
+    split: SplitOptions = field(default_factory=SplitOptions)
 
     def validate(self) -> BuildConfig:
         if not self.inputs:
@@ -100,6 +209,7 @@ class BuildConfig:
         _check_choice("item_order", self.item_order, ItemOrder)
         _check_choice("user_order", self.user_order, UserOrder)
         self.read.validate()
+        self.split.validate()
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,8 +220,8 @@ class BuildConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BuildConfig:
         d = dict(d)
-        read = ReadOptions(**_tuples(d.pop("read", {}), ReadOptions))
-        return cls(read=read, **_tuples(d, cls))
+        groups = {g: kind(**_tuples(d.pop(g, {}), kind)) for g, kind in _GROUPS.items()}
+        return cls(**groups, **_tuples(d, cls))
 
     def replace(self, **changes: Any) -> BuildConfig:
         return make_config(base=self, **changes)
@@ -134,7 +244,7 @@ def _tuples(d: dict[str, Any], cls: type) -> dict[str, Any]:
     return out
 
 
-_GROUPS: dict[str, type] = {"read": ReadOptions}
+_GROUPS: dict[str, type] = {"read": ReadOptions, "split": SplitOptions}
 
 
 def make_config(

@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import pyarrow as pa
 
-from . import __version__
+from . import __version__, splits
 from .config import BuildConfig, make_config
 from .errors import InputError
 from .kernels import csr_offsets, fit_order, remap_table, tie_stats, time_order
@@ -77,6 +77,7 @@ class BuildResult:
     meta: dict[str, Any]
     output: Path | None = None
     seconds: float = field(default=0.0, compare=False)
+    extras: Any = field(default=None, compare=False)  # seqprep.splits.Extras: split files, windows, padded
 
 
 def _drop_missing(log: Log, strict: bool) -> tuple[np.ndarray | None, dict[str, Any]]:
@@ -254,12 +255,19 @@ def run(config: BuildConfig, *, write: bool = True, stdin: BinaryIO | None = Non
         msg = f"the log is empty: no interaction rows in {', '.join(i.path for i in log.inputs)}; check the input"
         raise InputError(msg)
     inter, steps = clean(log, config)
-    users, items, uidx, iidx = fit_vocabularies(inter, log, config)
-    seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts)
-    del uidx, iidx, inter
+    if config.split.vocab_from_train:
+        users, items, seqs, part, split_info = splits.fit_on_train(inter, log, config, steps)
+    else:
+        users, items, uidx, iidx = fit_vocabularies(inter, log, config)
+        seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts)
+        del uidx, iidx
+        part, split_info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit)
+    del inter
     meta = make_meta(config, log, users, items, seqs, steps)
     del log
-    result = BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta)
+    seqs, extras, extra_meta = splits.prepare(seqs, items, part, split_info, config)
+    meta.update(extra_meta)
+    result = BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta, extras=extras)
     out = None
     if write:
         out = Path(config.output)
