@@ -23,11 +23,13 @@ import pyarrow as pa
 from .errors import ConfigError, InputError
 from .kernels import csr_offsets, fit_order, padded, remap_table, time_order
 from .kernels.splits import (
+    HELD_OUT,
     TEST,
     TRAIN,
     VALID,
     eval_positions,
     gather_ranges,
+    held_out_positions,
     loo_parts,
     row_of,
     sample_negatives,
@@ -101,7 +103,7 @@ def decide_parts(
     if rule == "users":
         fr = opts.fractions
         per_user = users_parts(offsets, fr, opts.seed)
-        part = np.repeat(per_user, np.diff(offsets))
+        part = held_out_positions(offsets, per_user)
         return part, {"rule": "users", "fractions": list(fr), "seed": opts.seed, "min_interactions": 2}
     return None, {"rule": None}
 
@@ -134,16 +136,15 @@ def fit_on_train(
     iidx = remap_table(item_order, len(log.item_ids), start=1)[inter.item]
     unseen = iidx < 0
     n_unseen = int(unseen.sum())
-    last_target = _last_of_user_mask(inter.user, inter.time) if info["rule"] == "users" else ~train
     steps.append(
         {
             "step": "vocab_from_train",
             "rows_before": len(inter),
             "rows_removed": n_unseen,
             "rows_after": len(inter) - n_unseen,
-            "valid_targets_dropped": int((unseen & last_target & (part == VALID)).sum()),
-            "test_targets_dropped": int((unseen & last_target & (part == TEST)).sum()),
-            "history_rows_dropped": int((unseen & ~last_target).sum()),
+            "valid_targets_dropped": int((unseen & (part == VALID)).sum()),
+            "test_targets_dropped": int((unseen & (part == TEST)).sum()),
+            "history_rows_dropped": int((unseen & (part == HELD_OUT)).sum()),
         }
     )
     if n_unseen:
@@ -161,17 +162,6 @@ def fit_on_train(
         ratings=None if inter.rating is None else inter.rating[order],
     )
     return users, items, seqs, part[order], info
-
-
-def _last_of_user_mask(user: np.ndarray, time: np.ndarray) -> np.ndarray:
-    """True at each user's last row in the stable (user, time) order, in input order."""
-    order = time_order(user, time)
-    su = user[order]
-    last_sorted = np.ones(len(su), dtype=bool)
-    last_sorted[:-1] = su[1:] != su[:-1]
-    out = np.empty(len(su), dtype=bool)
-    out[order] = last_sorted
-    return out
 
 
 @dataclass(frozen=True)
@@ -247,7 +237,7 @@ def prepare(
             },
         }
         if rule == "users":
-            sizes["held_out_history_interactions"] = int((~train).sum()) - len(evals["valid"]) - len(evals["test"])
+            sizes["held_out_history_interactions"] = int((part == HELD_OUT).sum())
         if rule == "loo":
             sizes["train_only_users"] = int(((np.diff(offsets) < 3) & (np.diff(offsets) > 0)).sum())
         meta["split"] = {
@@ -304,9 +294,7 @@ def _eval_rows(
     seqs: Sequences, rows: np.ndarray, part: np.ndarray, code: int, rule: str, max_len: int | None
 ) -> EvalRows:
     masked = np.where(part == code, part, TRAIN).astype(np.int8)
-    pos, start, length = eval_positions(
-        seqs.offsets, seqs.timestamps, masked, last_only=rule == "users", strict_time=rule == "time"
-    )
+    pos, start, length = eval_positions(seqs.offsets, seqs.timestamps, masked, strict_time=rule == "time")
     if max_len is not None:
         start, length = tail_ranges(start, length, max_len)
     total = int(length.sum())

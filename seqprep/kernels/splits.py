@@ -2,7 +2,8 @@
 
 Every function works on sequences laid out in CSR form (row ``u`` is positions
 ``offsets[u]:offsets[u+1]``, each row sorted by time, stably). A split is a ``part`` array with one
-int8 per position: ``TRAIN`` (0), ``VALID`` (1) or ``TEST`` (2). No Python loop over users or rows;
+int8 per position: ``TRAIN`` (0), ``VALID`` (1) or ``TEST`` (2) for the targets, ``HELD_OUT`` (3) for
+the other interactions of a held-out user (users split). No Python loop over users or rows;
 the only loops are over a few rejection-sampling rounds.
 """
 
@@ -14,11 +15,13 @@ __all__ = [
     "TRAIN",
     "VALID",
     "TEST",
+    "HELD_OUT",
     "row_of",
     "loo_parts",
     "time_parts",
     "time_quantile",
     "users_parts",
+    "held_out_positions",
     "eval_positions",
     "gather_ranges",
     "tail_ranges",
@@ -26,7 +29,7 @@ __all__ = [
     "sample_negatives",
 ]
 
-TRAIN, VALID, TEST = 0, 1, 2
+TRAIN, VALID, TEST, HELD_OUT = 0, 1, 2, 3
 
 
 def row_of(offsets: np.ndarray) -> np.ndarray:
@@ -104,37 +107,46 @@ def users_parts(offsets: np.ndarray, fractions: tuple[float, float, float], seed
     return part
 
 
+def held_out_positions(offsets: np.ndarray, user_part: np.ndarray) -> np.ndarray:
+    """Per-user parts -> per-position parts: a held-out user's last position is its target (VALID or
+    TEST), its earlier positions are HELD_OUT; a training user's positions are TRAIN.
+
+    >>> held_out_positions(np.array([0, 2, 5]), np.array([0, 2], dtype=np.int8)).tolist()
+    [0, 0, 3, 3, 2]
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    lengths = np.diff(offsets)
+    part = np.repeat(np.where(user_part != TRAIN, HELD_OUT, TRAIN).astype(np.int8), lengths)
+    nonempty = lengths > 0
+    part[offsets[1:][nonempty] - 1] = user_part[nonempty]
+    return part
+
+
 def eval_positions(
     offsets: np.ndarray,
     times: np.ndarray,
     part: np.ndarray,
     *,
-    last_only: bool,
     strict_time: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Evaluation rows: ``(target position, history start, history length)``.
 
-    Targets are the VALID/TEST positions (``last_only``: only a row's last position, for a users
-    split). A history is always a prefix of the target's own row: the positions before the target in
+    Targets are the VALID/TEST positions. A history is always a prefix of the target's own row: the positions before the target in
     the stable time order, so it never holds the target nor a later timestamp. With ``strict_time``
     positions tied with the target's timestamp are left out too (history = strictly earlier times).
 
     >>> off, t = np.array([0, 4]), np.array([1, 2, 2, 3])
-    >>> eval_positions(off, t, np.array([0, 1, 1, 2], dtype=np.int8), last_only=False, strict_time=True)
+    >>> eval_positions(off, t, np.array([0, 1, 1, 2], dtype=np.int8), strict_time=True)
     (array([1, 2, 3]), array([0, 0, 0]), array([1, 1, 3]))
-    >>> eval_positions(off, t, np.array([0, 1, 1, 2], dtype=np.int8), last_only=False, strict_time=False)[2]
+    >>> eval_positions(off, t, np.array([0, 1, 1, 2], dtype=np.int8), strict_time=False)[2]
     array([1, 2, 3])
+    >>> eval_positions(off, t, np.array([3, 3, 3, 2], dtype=np.int8), strict_time=False)
+    (array([3]), array([0]), array([3]))
     """
     offsets = np.asarray(offsets, dtype=np.int64)
     n = int(offsets[-1])
     rows = row_of(offsets)
-    is_target = part != TRAIN
-    if last_only:
-        last = np.zeros(n, dtype=bool)
-        nonempty = offsets[1:] > offsets[:-1]
-        last[offsets[1:][nonempty] - 1] = True
-        is_target &= last
-    pos = np.flatnonzero(is_target)
+    pos = np.flatnonzero((part == VALID) | (part == TEST))
     start = offsets[:-1][rows[pos]]
     if strict_time and n:
         # first position of each (row, timestamp) run; a history ends where the target's run starts
