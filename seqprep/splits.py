@@ -29,6 +29,7 @@ from .kernels.splits import (
     VALID,
     eval_positions,
     gather_ranges,
+    ranges_mask,
     held_out_positions,
     loo_parts,
     row_of,
@@ -204,11 +205,13 @@ def prepare(
         return seqs, None, {}
     meta: dict[str, Any] = {}
     offsets = seqs.offsets
-    rows = row_of(offsets)
     if part is None:
         part = np.zeros(len(seqs.items), dtype=np.int8)
     train = part == TRAIN
-    train_counts = np.bincount(rows[train], minlength=seqs.num_users)
+    cum = np.zeros(len(train) + 1, dtype=np.int64)
+    np.cumsum(train, out=cum[1:])
+    train_counts = cum[offsets[1:]] - cum[offsets[:-1]]
+    del cum
     train_users = np.flatnonzero(train_counts).astype(np.int32)
     train_offsets = csr_offsets(train_counts[train_users])
     train_items = seqs.items[train].astype(np.int32, copy=False)
@@ -217,11 +220,15 @@ def prepare(
     if rule is not None:
         fields.update(train_user_idx=train_users, train_offsets=train_offsets, train_items=train_items)
         fields["train_timestamps"] = seqs.timestamps[train]
+        pos, start, length = eval_positions(offsets, seqs.timestamps, part, strict_time=rule == "time")
+        which = part[pos]
         evals = {}
         for name, code in (("valid", VALID), ("test", TEST)):
-            evals[name] = _eval_rows(seqs, rows, part, code, rule, opts.max_len)
+            sel = which == code
+            evals[name] = _eval_rows(seqs, pos[sel], start[sel], length[sel], rule, opts.max_len)
+        del pos, start, length, which
         if opts.eval_negatives:
-            evals, neg_meta = _with_negatives(seqs, rows, train_items, evals, len(items), opts)
+            evals, neg_meta = _with_negatives(seqs, train_items, evals, len(items), opts)
             meta["negatives"] = neg_meta
         fields.update(evals)
         sizes: dict[str, Any] = {
@@ -229,7 +236,7 @@ def prepare(
             **{
                 name: {
                     "rows": len(ev),
-                    "users": int(len(np.unique(ev.user_idx))),
+                    "users": int(np.count_nonzero(np.bincount(ev.user_idx, minlength=1))),
                     "empty_history": int((np.diff(ev.history_offsets) == 0).sum()),
                     "history_items": int(ev.history_offsets[-1]),
                 }
@@ -256,7 +263,7 @@ def prepare(
             "inputs": L,
             "targets": T,
             "windows": int(len(y)),
-            "users": int(len(np.unique(r))),
+            "users": int(np.count_nonzero(np.bincount(r, minlength=1))),
             "users_too_short": int((lengths <= T).sum()),
             "source": "train" if rule is not None else "sequences",
         }
@@ -291,29 +298,33 @@ def _truncate(seqs: Sequences, max_len: int) -> Sequences:
 
 
 def _eval_rows(
-    seqs: Sequences, rows: np.ndarray, part: np.ndarray, code: int, rule: str, max_len: int | None
+    seqs: Sequences, pos: np.ndarray, start: np.ndarray, length: np.ndarray, rule: str, max_len: int | None
 ) -> EvalRows:
-    masked = np.where(part == code, part, TRAIN).astype(np.int8)
-    pos, start, length = eval_positions(seqs.offsets, seqs.timestamps, masked, strict_time=rule == "time")
+    """One part's rows; histories are gathered by index, or by one mask when they cannot overlap."""
+    user = (np.searchsorted(seqs.offsets, pos, side="right") - 1).astype(np.int32)
     if max_len is not None:
         start, length = tail_ranges(start, length, max_len)
     total = int(length.sum())
     if total > MAX_HISTORY_ITEMS:
         msg = f"the {rule} split's histories would hold {total:,} items; pass --max-len N to keep only the N most recent"
         raise ConfigError(msg)
-    hist_offsets, hist_pos = gather_ranges(start, length)
+    if len(user) < 2 or bool((user[1:] > user[:-1]).all()):  # one row per user: disjoint, ordered ranges
+        hist_offsets = csr_offsets(length)
+        history = seqs.items[ranges_mask(len(seqs.items), start, length)]
+    else:
+        hist_offsets, hist_pos = gather_ranges(start, length)
+        history = seqs.items[hist_pos]
     return EvalRows(
-        user_idx=rows[pos].astype(np.int32),
-        target=seqs.items[pos].astype(np.int32),
+        user_idx=user,
+        target=seqs.items[pos].astype(np.int32, copy=False),
         target_ts=seqs.timestamps[pos],
         history_offsets=hist_offsets,
-        history=seqs.items[hist_pos].astype(np.int32),
+        history=history.astype(np.int32, copy=False),
     )
 
 
 def _with_negatives(
     seqs: Sequences,
-    rows: np.ndarray,
     train_items: np.ndarray,
     evals: dict[str, EvalRows],
     num_items: int,
@@ -322,7 +333,7 @@ def _with_negatives(
     """Sample ``opts.eval_negatives`` items per valid/test row that its user never interacted with."""
     k = opts.eval_negatives
     stride = np.int64(num_items + 1)
-    seen_keys = np.unique(rows.astype(np.int64) * stride + seqs.items)
+    seen_keys = np.unique(row_of(seqs.offsets) * stride + seqs.items)
     seen_users = seen_keys // stride
     probs = None
     if opts.negatives == "popularity":

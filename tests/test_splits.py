@@ -179,8 +179,21 @@ def test_sample_negatives_are_unseen_distinct_and_seeded(seen_sets, k, seed, pop
 
 def test_sample_negatives_gives_up_when_impossible():
     keys = np.array([1, 2], dtype=np.int64)  # user 0 saw items 1 and 2 of 3; zero weight on item 3
-    with pytest.raises(ValueError, match="still collide"):
+    with pytest.raises(ValueError, match="fewer allowed items"):
         sample_negatives(np.array([0]), keys, 3, 1, seed=0, probs=np.array([1.0, 1.0, 0.0]), max_rounds=5)
+
+
+@settings(max_examples=30)
+@given(st.integers(0, 1000), st.booleans())
+def test_sample_negatives_exact_fill_after_few_rounds(seed, popularity):
+    # max_rounds=0 forces the exact Gumbel-top-k path for every colliding row
+    seen = [{1, 2, 3, 4, 5, 6}, {7}, set()]
+    keys = np.unique(np.array([u * 9 + i for u, s in enumerate(seen) for i in s], dtype=np.int64))
+    probs = np.array([1, 1, 1, 1, 1, 1, 1, 50, 0.1]) if popularity else None
+    users = np.array([0, 1, 2, 0])
+    neg, _ = sample_negatives(users, keys, 8, 2, seed=seed, probs=probs[:8] if popularity else None, max_rounds=0)
+    for u, row in zip(users.tolist(), neg.tolist()):
+        assert len(set(row)) == 2 and not set(row) & seen[u] and all(1 <= i <= 8 for i in row)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ __all__ = [
     "held_out_positions",
     "eval_positions",
     "gather_ranges",
+    "ranges_mask",
     "tail_ranges",
     "sliding_windows",
     "sample_negatives",
@@ -145,9 +146,8 @@ def eval_positions(
     """
     offsets = np.asarray(offsets, dtype=np.int64)
     n = int(offsets[-1])
-    rows = row_of(offsets)
     pos = np.flatnonzero((part == VALID) | (part == TEST))
-    start = offsets[:-1][rows[pos]]
+    start = offsets[np.searchsorted(offsets, pos, side="right") - 1]
     if strict_time and n:
         # first position of each (row, timestamp) run; a history ends where the target's run starts
         new_run = np.ones(n, dtype=bool)
@@ -172,6 +172,23 @@ def gather_ranges(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, 
     total = int(offsets[-1])
     within = np.arange(total, dtype=np.int64) - np.repeat(offsets[:-1], lengths)
     return offsets, np.repeat(np.asarray(starts, dtype=np.int64), lengths) + within
+
+
+def ranges_mask(size: int, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """A boolean mask of ``size`` positions, True inside the ranges ``[starts[k], starts[k] + lengths[k])``.
+
+    The ranges must not overlap; then ``values[mask]`` equals ``values[gather_ranges(...)[1]]`` for
+    ranges in increasing order, in one pass (a +1/-1 difference array and a cumulative sum).
+
+    >>> ranges_mask(8, np.array([1, 5]), np.array([2, 3])).astype(int).tolist()
+    [0, 1, 1, 0, 0, 1, 1, 1]
+    """
+    starts = np.asarray(starts, dtype=np.int64)
+    ends = starts + np.asarray(lengths, dtype=np.int64)
+    diff = np.zeros(size + 1, dtype=np.int8)
+    np.add.at(diff, starts, 1)
+    np.add.at(diff, ends, -1)
+    return np.cumsum(diff[:size], dtype=np.int8) > 0
 
 
 def tail_ranges(starts: np.ndarray, lengths: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
@@ -219,14 +236,17 @@ def sample_negatives(
     k: int,
     seed: int,
     probs: np.ndarray | None = None,
-    max_rounds: int = 200,
+    max_rounds: int = 30,
 ) -> tuple[np.ndarray, int]:
     """``k`` distinct items (1..num_items) per row that its user never interacted with; ``(matrix, rounds)``.
 
     ``seen_keys`` is the sorted array of ``user * (num_items + 1) + item`` over every interaction.
     Items are drawn uniformly, or by ``probs`` (length ``num_items``, item ``i`` at ``probs[i - 1]``),
     from ``numpy.random.default_rng(seed)``; collisions (seen items, repeats in a row) are redrawn,
-    only they, for up to ``max_rounds`` rounds. Raises ValueError when some remain.
+    only they, for up to ``max_rounds`` rounds. The few rows still colliding then are filled exactly:
+    Gumbel-top-k over the items still allowed for the row (the same distribution: each slot drawn
+    by weight among items neither seen nor already chosen). Raises ValueError when a row has fewer
+    than ``k`` allowed items.
 
     >>> keys = np.array([0 * 6 + 1, 0 * 6 + 2, 1 * 6 + 5])
     >>> neg, _ = sample_negatives(np.array([0, 1]), keys, 5, 3, seed=1)
@@ -266,7 +286,48 @@ def sample_negatives(
         if count == 0:
             return out.astype(np.int32), rounds
         if rounds >= max_rounds:
-            msg = f"{count} negatives still collide after {max_rounds} rounds"
-            raise ValueError(msg)
+            _exact_fill(out, bad, np.asarray(users, dtype=np.int64), seen_keys, num_items, probs, rng)
+            return out.astype(np.int32), rounds
         out[bad] = draw(count)
         rounds += 1
+
+
+def _exact_fill(
+    out: np.ndarray,
+    bad: np.ndarray,
+    users: np.ndarray,
+    seen_keys: np.ndarray,
+    num_items: int,
+    probs: np.ndarray | None,
+    rng: np.random.Generator,
+    chunk_cells: int = 1 << 24,
+) -> None:
+    """Replace ``out[bad]`` in place with exact draws without replacement (Gumbel-top-k), by chunks of rows."""
+    stride = np.int64(num_items + 1)
+    weights = np.ones(num_items + 1) if probs is None else np.concatenate([[0.0], np.asarray(probs, dtype=np.float64)])
+    with np.errstate(divide="ignore"):
+        log_w = np.log(weights)
+    log_w[0] = -np.inf
+    rows_all = np.flatnonzero(bad.any(axis=1))
+    step = max(1, chunk_cells // (num_items + 1))
+    for lo in range(0, len(rows_all), step):  # a few chunks of the (few) rows left
+        rows = rows_all[lo : lo + step]
+        r = len(rows)
+        allowed = np.isfinite(log_w)[None, :].repeat(r, axis=0)
+        u = users[rows]
+        first = np.searchsorted(seen_keys, u * stride)
+        last = np.searchsorted(seen_keys, (u + 1) * stride)
+        offs, pos = gather_ranges(first, last - first)
+        allowed[np.repeat(np.arange(r), np.diff(offs)), seen_keys[pos] % stride] = False
+        keep = ~bad[rows]
+        allowed[np.nonzero(keep)[0], out[rows][keep]] = False
+        need = bad[rows].sum(axis=1)
+        if (allowed.sum(axis=1) < need).any():
+            msg = "some rows have fewer allowed items than negatives to draw"
+            raise ValueError(msg)
+        score = np.where(allowed, log_w[None, :] + rng.gumbel(size=allowed.shape), -np.inf)
+        best = np.argsort(-score, axis=1, kind="stable")[:, : int(need.max())]
+        take = np.arange(best.shape[1])[None, :] < need[:, None]
+        sub = out[rows]
+        sub[bad[rows]] = best[take]
+        out[rows] = sub
