@@ -54,7 +54,7 @@ HISTORY_RULE = {
     "users": "the user's interactions before the target in the stable time order (timestamps <= the target's)",
     "time": "the user's interactions with a strictly earlier timestamp than the target (ties left out)",
 }
-MAX_HISTORY_ITEMS = 2**31 - 1
+MAX_HISTORY_ITEMS = 2**29  # ~6 GiB of positions and items while gathering; beyond that ask for --max-len
 _UNIT_NS = {"epoch": 1_000_000_000, "s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 
 

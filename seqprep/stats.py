@@ -46,6 +46,8 @@ def stats_for_path(path: str, **read_options: Any) -> dict[str, Any]:
         out = compute_stats(ds.offsets, ds.timestamps, ds.num_items)
         out["source"] = {"path": str(Path(path)), "kind": "built"}
         out["steps"] = ds.meta.get("steps", [])
+        if "split" in ds.meta:
+            out["split"] = ds.meta["split"]
         return out
     from .pipeline import build
 
@@ -74,6 +76,14 @@ def format_stats(s: dict[str, Any]) -> str:
         lines.append(f"rows            {s['rows']['read']:,} read, {s['rows']['kept']:,} kept, {s['rows']['removed']:,} removed")
     for step in s.get("steps", []):
         if step.get("rows_removed"):
-            detail = ", ".join(f"{k} {v:,}" for k, v in step.items() if k.startswith("missing_") and v)
+            detail = ", ".join(
+                f"{k} {v:,}" for k, v in step.items() if (k.startswith("missing_") or k.endswith("_dropped")) and v
+            )
             lines.append(f"  removed by {step['step']}: {step['rows_removed']:,} rows ({detail})")
+    if "split" in s:
+        sz = s["split"]["sizes"]
+        lines.append(
+            f"split           {s['split']['rule']}: train {sz['train']['interactions']:,} interactions of "
+            f"{sz['train']['users']:,} users; valid {sz['valid']['rows']:,} rows; test {sz['test']['rows']:,} rows"
+        )
     return "\n".join(lines)

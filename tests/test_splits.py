@@ -470,6 +470,16 @@ def test_cli_split_summary(write, tmp_path):
     ]
 
 
+def test_stats_shows_split_and_vocab_drops(write, tmp_path):
+    out = tmp_path / "o"
+    assert run("build", str(write("l.csv", LOG)), "-o", str(out), "--split", "loo", "--vocab-from-train", "-q").exit_code == 0
+    r = run("stats", str(out))
+    # training items are a, b, c, e, f: d (user 1's test, user 3's valid target), g (user 4's valid)
+    # and h (user 4's test) are dropped; c (user 1's valid) and e (user 3's test) stay
+    assert "  removed by vocab_from_train: 4 rows (test_targets_dropped 2, valid_targets_dropped 2)" in r.stdout
+    assert "split           loo: train 9 interactions of 4 users; valid 1 rows; test 1 rows" in r.stdout
+
+
 def test_iso_bounds_follow_the_log_unit(write, tmp_path):
     log = "user,item,ts\n1,a,2020-01-01\n1,b,2020-01-03\n1,c,2020-01-05\n"
     res = seqprep.build(write("d.csv", log), None, split="time", valid_from="2020-01-02", test_from="2020-01-04T00:00:00Z")
