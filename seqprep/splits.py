@@ -205,16 +205,19 @@ def prepare(
         return seqs, None, {}
     meta: dict[str, Any] = {}
     offsets = seqs.offsets
-    if part is None:
-        part = np.zeros(len(seqs.items), dtype=np.int8)
-    train = part == TRAIN
-    cum = np.zeros(len(train) + 1, dtype=np.int64)
-    np.cumsum(train, out=cum[1:])
-    train_counts = cum[offsets[1:]] - cum[offsets[:-1]]
-    del cum
+    if part is None:  # no split: the whole sequences are the training part (for --windows)
+        train = None
+        train_counts = np.diff(offsets)
+        train_items = seqs.items.astype(np.int32, copy=False)
+    else:
+        train = part == TRAIN
+        cum = np.zeros(len(train) + 1, dtype=np.int64)
+        np.cumsum(train, out=cum[1:])
+        train_counts = cum[offsets[1:]] - cum[offsets[:-1]]
+        del cum
+        train_items = seqs.items[train].astype(np.int32, copy=False)
     train_users = np.flatnonzero(train_counts).astype(np.int32)
     train_offsets = csr_offsets(train_counts[train_users])
-    train_items = seqs.items[train].astype(np.int32, copy=False)
     fields: dict[str, Any] = {}
     rule = info.get("rule")
     if rule is not None:
