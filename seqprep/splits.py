@@ -87,7 +87,9 @@ def decide_parts(
     """(part per position or None without a split, the rule and its resolved parameters for meta.json)."""
     rule = opts.rule
     if rule == "loo":
-        return loo_parts(offsets), {"rule": "loo", "min_interactions": 3}
+        lengths = np.diff(offsets)
+        short = int(((lengths > 0) & (lengths < 3)).sum())
+        return loo_parts(offsets), {"rule": "loo", "min_interactions": 3, "train_only_users": short}
     if rule == "time":
         if opts.fractions is not None:
             q1, q2 = opts.fractions
@@ -105,7 +107,9 @@ def decide_parts(
         fr = opts.fractions
         per_user = users_parts(offsets, fr, opts.seed)
         part = held_out_positions(offsets, per_user)
-        return part, {"rule": "users", "fractions": list(fr), "seed": opts.seed, "min_interactions": 2}
+        short = int((np.diff(offsets) == 1).sum())
+        info = {"rule": "users", "fractions": list(fr), "seed": opts.seed, "min_interactions": 2, "train_only_users": short}
+        return part, info
     return None, {"rule": None}
 
 
@@ -248,8 +252,6 @@ def prepare(
         }
         if rule == "users":
             sizes["held_out_history_interactions"] = int((part == HELD_OUT).sum())
-        if rule == "loo":
-            sizes["train_only_users"] = int(((np.diff(offsets) < 3) & (np.diff(offsets) > 0)).sum())
         meta["split"] = {
             **info,
             "history": HISTORY_RULE[rule],

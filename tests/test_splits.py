@@ -347,7 +347,7 @@ def test_loo_on_a_hand_made_log(write, tmp_path):
     assert valid == {1: ([1, 2], 3), 3: ([3, 1], 4), 4: ([5, 2, 6], 7)}
     assert test == {1: ([1, 2, 3], 4, 4), 3: ([3, 1, 4], 5, 9), 4: ([5, 2, 6, 7], 8, 5)}
     meta = json.loads((tmp_path / "o" / "meta.json").read_text())
-    assert meta["split"]["sizes"]["train_only_users"] == 1
+    assert meta["split"]["train_only_users"] == 1
     assert meta["split"]["sizes"]["train"] == {"users": 4, "interactions": 9}
 
 
