@@ -70,6 +70,9 @@ def parse_bound(value: Any, unit: str, flag: str) -> int | float:
     except ValueError:
         pass
     else:
+        if not np.isfinite(num):
+            msg = f"{flag} {text!r} is not a finite time; give an epoch number or an ISO-8601 date"
+            raise ConfigError(msg)
         return int(num) if num.is_integer() else num
     try:
         ts = pd.Timestamp(text)

@@ -444,6 +444,7 @@ CLI_ERRORS = [
     (["--valid-from", "3"], "Error: --valid-from and --test-from only apply to --split time; add --split time or drop them"),
     (["--split", "time", "--valid-from", "5", "--test-from", "2"], "Error: --test-from 2 comes before --valid-from 5; swap them"),
     (["--split", "time", "--valid-from", "soon", "--test-from", "2"], "Error: --valid-from 'soon' is neither a number nor an ISO-8601 date; e.g. --valid-from 2018-01-01"),
+    (["--split", "time", "--valid-from", "nan", "--test-from", "2"], "Error: --valid-from 'nan' is not a finite time; give an epoch number or an ISO-8601 date"),
     (["--truncate"], "Error: --truncate needs --max-len N (how many of the most recent items to keep)"),
     (["--vocab-from-train"], "Error: --vocab-from-train needs a split; add --split loo, time or users"),
     (["--eval-negatives", "5"], "Error: --eval-negatives needs valid/test rows; add --split loo, time or users"),
