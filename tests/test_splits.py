@@ -486,3 +486,25 @@ def test_iso_bounds_follow_the_log_unit(write, tmp_path):
     res = seqprep.build(write("d.csv", log), None, split="time", valid_from="2020-01-02", test_from="2020-01-04T00:00:00Z")
     assert res.meta["split"]["valid_from"] == 1577923200
     assert res.meta["split"]["sizes"]["valid"]["rows"] == 1 and res.meta["split"]["sizes"]["test"]["rows"] == 1
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(row_st, min_size=1, max_size=40), st.integers(1, 4), st.sampled_from(["left", "right"]))
+def test_max_len_caps_histories_and_truncates_tails(tmp_path_factory, rows, max_len, pad):
+    tmp = tmp_path_factory.mktemp("ml")
+    (tmp / "log.csv").write_text(_csv(rows))
+    seqprep.build(tmp / "log.csv", tmp / "full", split="time:0.3,0.6")
+    seqprep.build(
+        tmp / "log.csv", tmp / "cut", split="time:0.3,0.6", max_len=max_len, pad=pad, truncate=True,
+        formats=("parquet", "npz"),
+    )
+    for name in ("valid", "test"):
+        full, cut = _table(tmp / "full", name), _table(tmp / "cut", name)
+        assert [r["history"][-max_len:] for r in full] == [r["history"] for r in cut]
+        with np.load(tmp / "cut" / f"{name}.npz", allow_pickle=False) as z:
+            for r, row in zip(cut, z["history_padded"].tolist()):
+                fill = [0] * (max_len - len(r["history"]))
+                assert row == (fill + r["history"] if pad == "left" else r["history"] + fill)
+    whole = [r["items"] for r in _table(tmp / "full", "sequences")]
+    assert [r["items"] for r in _table(tmp / "cut", "sequences")] == [s[-max_len:] for s in whole]
+    assert _table(tmp / "full", "train") == _table(tmp / "cut", "train")  # training files are never cut
