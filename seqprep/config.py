@@ -160,6 +160,10 @@ class SplitOptions:
         elif bounds:
             msg = "--valid-from and --test-from only apply to --split time; add --split time or drop them"
             raise ConfigError(msg)
+        for flag, value in (("--valid-from", self.valid_from), ("--test-from", self.test_from)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int, float))):
+                msg = f"{flag} must be an epoch number or an ISO-8601 date as text, not {type(value).__name__}; e.g. '2018-01-01'"
+                raise ConfigError(msg)
         if rule == "users":
             if fr is None or len(fr) != 3 or min(fr) < 0 or abs(sum(fr) - 1) > 1e-9:
                 msg = f"--split {self.split!r}: give three fractions that sum to 1, as in --split users:0.8,0.1,0.1"
