@@ -46,6 +46,7 @@ def _rows(lengths: list[int]) -> list[list[int]]:
     return [list(range(off[u], off[u + 1])) for u in range(len(lengths))]
 
 
+@settings(deadline=None)
 @given(lengths_st)
 def test_loo_parts_matches_reference(lengths):
     expected = []
@@ -66,6 +67,7 @@ def sorted_rows(draw):
     return lengths, np.array(times, dtype=np.int64), t1, t2
 
 
+@settings(deadline=None)
 @given(sorted_rows(), st.booleans())
 def test_eval_positions_match_reference(data, strict):
     lengths, times, t1, t2 = data
@@ -87,6 +89,7 @@ def test_eval_positions_match_reference(data, strict):
             assert all(times[q] < times[p] for q in hist)
 
 
+@settings(deadline=None)
 @given(lengths_st, st.integers(0, 2**32), st.sampled_from([(0.8, 0.1, 0.1), (0.0, 0.5, 0.5), (1.0, 0.0, 0.0)]))
 def test_users_parts_partition_and_seed(lengths, seed, fractions):
     off = _offsets(lengths)
@@ -109,6 +112,7 @@ def test_users_parts_partition_and_seed(lengths, seed, fractions):
     assert length.tolist() == [lengths[u] - 1 for u in held]
 
 
+@settings(deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 20), st.integers(0, 5)), max_size=10), st.integers(1, 4))
 def test_gather_and_tail_ranges(ranges, max_len):
     starts = np.array([s for s, _ in ranges], dtype=np.int64)
@@ -137,6 +141,7 @@ def _windows_reference(seqs: list[list[int]], L: int, T: int):
     return out
 
 
+@settings(deadline=None)
 @given(st.lists(st.lists(st.integers(1, 9), max_size=9), min_size=1, max_size=6), st.integers(1, 4), st.integers(1, 3))
 def test_sliding_windows_match_caser_and_reproduce_sequences(seqs, L, T):
     off = _offsets([len(s) for s in seqs])
@@ -156,7 +161,7 @@ def test_sliding_windows_match_caser_and_reproduce_sequences(seqs, L, T):
         assert rebuilt == seq
 
 
-@settings(max_examples=60)
+@settings(max_examples=60, deadline=None)
 @given(
     st.lists(st.sets(st.integers(1, 12), max_size=8), min_size=1, max_size=6),
     st.integers(1, 4),
@@ -183,7 +188,7 @@ def test_sample_negatives_gives_up_when_impossible():
         sample_negatives(np.array([0]), keys, 3, 1, seed=0, probs=np.array([1.0, 1.0, 0.0]), max_rounds=5)
 
 
-@settings(max_examples=30)
+@settings(max_examples=30, deadline=None)
 @given(st.integers(0, 1000), st.booleans())
 def test_sample_negatives_exact_fill_after_few_rounds(seed, popularity):
     # max_rounds=0 forces the exact Gumbel-top-k path for every colliding row
