@@ -242,7 +242,9 @@ def make_meta(
 def run(config: BuildConfig, *, write: bool = True, stdin: BinaryIO | None = None) -> BuildResult:
     """Run a build described by ``config``; with ``write`` the outputs land atomically in ``config.output``.
 
-    Stages: read -> clean (drop/count rows) -> fit vocabularies -> sort into sequences -> meta -> write.
+    Stages: read -> clean (drop/count rows) -> fit vocabularies -> sort into sequences -> meta ->
+    split, truncation and training inputs (:mod:`seqprep.splits`) -> write. With ``--vocab-from-train``
+    the split is decided before the item vocabulary is fitted (:func:`seqprep.splits.fit_on_train`).
     """
     from .writers import atomic_output_dir, check_output, write_outputs
 
