@@ -278,8 +278,14 @@ SPLITS = [
 def test_splits_partition_without_leakage(tmp_path_factory, rows, opts):
     tmp = tmp_path_factory.mktemp("split")
     (tmp / "log.csv").write_text(_csv(rows))
-    seqprep.build(tmp / "log.csv", tmp / "out", **opts)
-    _check_split(tmp / "out", opts["split"].split(":")[0])
+    seqprep.build(tmp / "log.csv", tmp / "out", windows="2:1", formats=("parquet", "npz"), **opts)
+    _, train, _ = _check_split(tmp / "out", opts["split"].split(":")[0])
+    # windows come from the training rows only: each target is a training item of its user
+    ds = seqprep.load(tmp / "out")
+    with np.load(tmp / "out" / "windows.npz", allow_pickle=False) as z:
+        for y, u in zip(z["targets"].tolist(), z["users"].tolist()):
+            uid = ds.user_vocab.ids[u].as_py()
+            assert ds.item_vocab.decode(y).to_pylist()[0] in [i for i, _ in train[uid]]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -513,3 +519,31 @@ def test_max_len_caps_histories_and_truncates_tails(tmp_path_factory, rows, max_
     whole = [r["items"] for r in _table(tmp / "full", "sequences")]
     assert [r["items"] for r in _table(tmp / "cut", "sequences")] == [s[-max_len:] for s in whole]
     assert _table(tmp / "full", "train") == _table(tmp / "cut", "train")  # training files are never cut
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(row_st, min_size=1, max_size=40), st.sampled_from(SPLITS), st.integers(1, 3), st.booleans())
+def test_build_negatives_are_never_seen_by_the_user(tmp_path_factory, rows, opts, k, popularity):
+    tmp = tmp_path_factory.mktemp("neg")
+    (tmp / "log.csv").write_text(_csv(rows))
+    sampler = "popularity" if popularity else "uniform"
+    try:
+        res = seqprep.build(tmp / "log.csv", tmp / "out", eval_negatives=k, negatives=sampler, **opts)
+    except seqprep.ConfigError as e:
+        assert "lower --eval-negatives" in str(e)
+        return
+    seen = {u: set(s) for u, s in zip(*_user_sets(res))}
+    train_items = {i for r in _table(tmp / "out", "train") for i in r["items"]}
+    for name in ("valid", "test"):
+        for r in _table(tmp / "out", name):
+            neg = r["negatives"]
+            assert len(neg) == len(set(neg)) == k
+            assert not set(neg) & seen[r["user_idx"]]
+            assert all(1 <= i <= len(res.items) for i in neg)
+            if popularity:
+                assert set(neg) <= train_items
+
+
+def _user_sets(res):
+    off, items = res.sequences.offsets, res.sequences.items
+    return range(len(off) - 1), [items[off[u] : off[u + 1]].tolist() for u in range(len(off) - 1)]

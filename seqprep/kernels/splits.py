@@ -255,10 +255,15 @@ def sample_negatives(
     """
     rng = np.random.default_rng(seed)
     n = len(users)
+    if n == 0:
+        return np.zeros((0, k), dtype=np.int32), 0
     stride = np.int64(num_items + 1)
     cdf = None
     if probs is not None:
         cdf = np.cumsum(np.asarray(probs, dtype=np.float64))
+        if not cdf[-1] > 0:
+            msg = "every item has weight 0; there is nothing to sample"
+            raise ValueError(msg)
         cdf /= cdf[-1]
 
     def draw(size: int) -> np.ndarray:
