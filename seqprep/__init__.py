@@ -9,7 +9,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .config import BuildConfig, ReadOptions, make_config  # noqa: E402
+from .config import BuildConfig, ReadOptions, SplitOptions, make_config  # noqa: E402
 from .dataset import Dataset, load  # noqa: E402
 from .errors import ColumnError, ConfigError, InputError, OutputError, SeqprepError  # noqa: E402
 from .pipeline import BuildResult, build, run  # noqa: E402
@@ -22,6 +22,7 @@ __all__ = [
     "load",
     "BuildConfig",
     "ReadOptions",
+    "SplitOptions",
     "make_config",
     "BuildResult",
     "Dataset",

@@ -121,6 +121,51 @@ def filter_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def split_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Truncation/padding, evaluation split and training-input options of ``build``."""
+    decorators = [
+        click.option("--max-len", type=click.IntRange(min=1), help="Keep each user's N most recent items in padded outputs (npz `padded` [U, N])."),
+        click.option(
+            "--pad",
+            type=click.Choice(["left", "right"]),
+            default="left",
+            show_default=True,
+            help="Side of the padding in padded outputs; left puts the latest item last (SASRec, Caser).",
+        ),
+        click.option("--truncate", is_flag=True, help="Also cut sequences.* to the --max-len most recent items per user."),
+        click.option(
+            "--split",
+            help="Evaluation split: loo, time (with --valid-from/--test-from), time:Q1,Q2 (quantiles) or users:TRAIN,VALID,TEST.",
+        ),
+        click.option("--valid-from", help="--split time: targets at or after T1 (epoch or ISO date) are validation."),
+        click.option("--test-from", help="--split time: targets at or after T2 (epoch or ISO date) are test."),
+        click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the users split and of negative sampling."),
+        click.option(
+            "--vocab-from-train",
+            is_flag=True,
+            help="Fit the item vocabulary on the training part only; held-out rows with unseen items are dropped and counted.",
+        ),
+        click.option("--windows", metavar="L:T", help="Write Caser training windows (L inputs, T targets, step 1) to windows.npz."),
+        click.option(
+            "--eval-negatives",
+            type=click.IntRange(min=0),
+            default=0,
+            show_default=True,
+            help="Sample K negatives per valid/test row among items the user never interacted with.",
+        ),
+        click.option(
+            "--negatives",
+            type=click.Choice(["uniform", "popularity"]),
+            default="uniform",
+            show_default=True,
+            help="How --eval-negatives are drawn: uniformly, or by training popularity.",
+        ),
+    ]
+    for d in reversed(decorators):
+        f = d(f)
+    return f
+
+
 def _step_summary(steps: list[dict[str, Any]]) -> str:
     """'time_window -120 rows/-3 users/-0 items, kcore -55 ... (2 rounds)' for the steps that removed rows."""
     parts = []
@@ -252,6 +297,7 @@ def cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print meta.json's content to stdout when done.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
 @filter_options
+@split_options
 @read_options
 @_handle_errors
 def build(inputs: tuple[str, ...], output: str, formats: tuple[str, ...], as_json: bool, quiet: bool, **kw: Any) -> None:
@@ -287,6 +333,13 @@ def build(inputs: tuple[str, ...], output: str, formats: tuple[str, ...], as_jso
         _note(quiet, f"seqprep: {m['sessions']['num_sessions']:,} sessions (gap {m['sessions']['gap']})")
     if m.get("vocab_reuse"):
         _note(quiet, reuse_summary(m["vocab_reuse"]))
+    if "split" in m:
+        sz = m["split"]["sizes"]
+        _note(
+            quiet,
+            f"seqprep: split {m['split']['rule']}: train {sz['train']['interactions']:,} interactions "
+            f"of {sz['train']['users']:,} users; valid {sz['valid']['rows']:,} rows; test {sz['test']['rows']:,} rows",
+        )
     if as_json:
         click.echo(json.dumps(m, indent=2, sort_keys=True))
 

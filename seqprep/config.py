@@ -20,6 +20,7 @@ __all__ = [
     "ReadOptions",
     "FilterOptions",
     "SessionOptions",
+    "SplitOptions",
     "BuildConfig",
     "make_config",
     "ItemOrder",
@@ -82,6 +83,117 @@ class ReadOptions:
 
     def role_column(self, role: str) -> str | None:
         return getattr(self, f"{role}_col")
+
+
+PadSide = Literal["left", "right"]
+NegativeSampler = Literal["uniform", "popularity"]
+
+
+@dataclass(frozen=True)
+class SplitOptions:
+    """Truncation/padding, the evaluation split and the training inputs built from it.
+
+    ``split`` is ``None`` (no split), ``"loo"``, ``"time"`` (with ``valid_from``/``test_from``),
+    ``"time:Q1,Q2"`` (timestamp quantiles) or ``"users:TRAIN,VALID,TEST"`` (fractions of users).
+    ``valid_from``/``test_from`` are epoch numbers or ISO-8601 dates, as text or numbers.
+
+    >>> SplitOptions(split="users:0.8,0.1,0.1").validate().fractions
+    (0.8, 0.1, 0.1)
+    """
+
+    max_len: int | None = None
+    pad: PadSide = "left"
+    truncate: bool = False
+    split: str | None = None
+    valid_from: str | None = None
+    test_from: str | None = None
+    seed: int = 0
+    vocab_from_train: bool = False
+    windows: str | None = None
+    eval_negatives: int = 0
+    negatives: NegativeSampler = "uniform"
+
+    @property
+    def rule(self) -> str | None:
+        """``loo``, ``time``, ``users`` or ``None``."""
+        return None if self.split is None else self.split.split(":", 1)[0].strip()
+
+    @property
+    def fractions(self) -> tuple[float, ...] | None:
+        """The numbers after ``time:`` or ``users:``; ``None`` when there are none."""
+        if self.split is None or ":" not in self.split:
+            return None
+        text = self.split.split(":", 1)[1]
+        try:
+            return tuple(float(x) for x in text.split(","))
+        except ValueError:
+            msg = f"--split {self.split!r}: {text!r} is not a comma-separated list of numbers; e.g. --split users:0.8,0.1,0.1"
+            raise ConfigError(msg) from None
+
+    @property
+    def window_shape(self) -> tuple[int, int] | None:
+        """``(L, T)`` of ``--windows L:T``."""
+        if self.windows is None:
+            return None
+        parts = str(self.windows).split(":")
+        if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+            msg = f"--windows {self.windows!r} is not L:T with two positive integers; e.g. --windows 5:3 (Caser's L and T)"
+            raise ConfigError(msg)
+        return int(parts[0]), int(parts[1])
+
+    def validate(self) -> SplitOptions:
+        _check_choice("pad", self.pad, PadSide)
+        _check_choice("negatives", self.negatives, NegativeSampler)
+        if self.max_len is not None and (not isinstance(self.max_len, int) or self.max_len < 1):
+            msg = f"--max-len must be a positive integer, not {self.max_len!r}; e.g. --max-len 50"
+            raise ConfigError(msg)
+        if self.truncate and self.max_len is None:
+            msg = "--truncate needs --max-len N (how many of the most recent items to keep)"
+            raise ConfigError(msg)
+        rule = self.rule
+        if rule not in (None, "loo", "time", "users"):
+            msg = f"--split {self.split!r} is not a split rule; use loo, time (with --valid-from/--test-from), time:Q1,Q2 or users:TRAIN,VALID,TEST"
+            raise ConfigError(msg)
+        fr = self.fractions
+        bounds = (self.valid_from is not None) + (self.test_from is not None)
+        if rule == "loo" and fr is not None:
+            msg = f"--split {self.split!r}: loo takes no parameters; use --split loo"
+            raise ConfigError(msg)
+        if rule == "time":
+            if fr is None and bounds != 2:
+                msg = "--split time needs --valid-from T1 and --test-from T2 (epoch or ISO date), or quantiles as in --split time:0.8,0.9"
+                raise ConfigError(msg)
+            if fr is not None and (len(fr) != 2 or not 0 < fr[0] <= fr[1] < 1):
+                msg = f"--split {self.split!r}: give two quantiles 0 < Q1 <= Q2 < 1, as in --split time:0.8,0.9"
+                raise ConfigError(msg)
+            if fr is not None and bounds:
+                msg = "--split time:Q1,Q2 and --valid-from/--test-from both set the bounds; give only one of them"
+                raise ConfigError(msg)
+        elif bounds:
+            msg = "--valid-from and --test-from only apply to --split time; add --split time or drop them"
+            raise ConfigError(msg)
+        for flag, value in (("--valid-from", self.valid_from), ("--test-from", self.test_from)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int, float))):
+                msg = f"{flag} must be an epoch number or an ISO-8601 date as text, not {type(value).__name__}; e.g. '2018-01-01'"
+                raise ConfigError(msg)
+        if rule == "users":
+            if fr is None or len(fr) != 3 or min(fr) < 0 or abs(sum(fr) - 1) > 1e-9:
+                msg = f"--split {self.split!r}: give three fractions that sum to 1, as in --split users:0.8,0.1,0.1"
+                raise ConfigError(msg)
+        if not isinstance(self.seed, int) or self.seed < 0:
+            msg = f"--seed must be a non-negative integer, not {self.seed!r}"
+            raise ConfigError(msg)
+        if not isinstance(self.eval_negatives, int) or self.eval_negatives < 0:
+            msg = f"--eval-negatives must be a non-negative integer, not {self.eval_negatives!r}"
+            raise ConfigError(msg)
+        if rule is None and self.vocab_from_train:
+            msg = "--vocab-from-train needs a split; add --split loo, time or users"
+            raise ConfigError(msg)
+        if rule is None and self.eval_negatives:
+            msg = "--eval-negatives needs valid/test rows; add --split loo, time or users"
+            raise ConfigError(msg)
+        self.window_shape  # noqa: B018 - validates --windows
+        return self
 
 
 @dataclass(frozen=True)
@@ -208,6 +320,7 @@ class BuildConfig:
     def to_stdout(self) -> bool:
         """``-o -``: the sequences go to stdout as a stream, no folder is written."""
         return self.output == STDOUT
+    split: SplitOptions = field(default_factory=SplitOptions)
 
     def validate(self) -> BuildConfig:
         if not self.inputs:
@@ -233,6 +346,10 @@ class BuildConfig:
             raise ConfigError(msg)
         if not self.to_stdout and self.emit.to is not None:
             msg = f"--to {self.emit.to} sets the format of the stdout stream; pass -o - (or drop --to and use -f)"
+            raise ConfigError(msg)
+        self.split.validate()
+        if self.split.vocab_from_train and self.vocab.vocab_from is not None:
+            msg = "--vocab-from-train fits a new vocabulary and --vocab-from reuses one; pass only one of them"
             raise ConfigError(msg)
         return self
 
@@ -274,6 +391,7 @@ _GROUPS: dict[str, type] = {
     "session": SessionOptions,
     "vocab": VocabOptions,
     "emit": EmitOptions,
+    "split": SplitOptions,
 }
 
 

@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import pyarrow as pa
 
-from . import __version__, reuse
+from . import __version__, reuse, splits
 from .config import BuildConfig, make_config
 from .errors import InputError
 from .filters import add_sessions, apply_filters
@@ -84,6 +84,7 @@ class BuildResult:
     meta: dict[str, Any]
     output: Path | None = None
     seconds: float = field(default=0.0, compare=False)
+    extras: Any = field(default=None, compare=False)  # seqprep.splits.Extras: split files, windows, padded
 
 
 def _drop_missing(log: Log, strict: bool) -> tuple[np.ndarray | None, dict[str, Any]]:
@@ -272,7 +273,9 @@ def run(
     """Run a build described by ``config``; with ``write`` the outputs land atomically in ``config.output``,
     or, for ``-o -``, go to ``stdout`` (default: the process's) as one stream (no folder at all).
 
-    Stages: read -> clean (drop/count rows) -> fit vocabularies -> sort into sequences -> meta -> write.
+    Stages: read -> clean (drop/count rows) -> fit vocabularies -> sort into sequences -> meta ->
+    split, truncation and training inputs (:mod:`seqprep.splits`) -> write. With ``--vocab-from-train``
+    the split is decided before the item vocabulary is fitted (:func:`seqprep.splits.fit_on_train`).
     """
     from .writers import atomic_output_dir, check_output, write_outputs
 
@@ -285,15 +288,22 @@ def run(
         msg = f"the log is empty: no interaction rows in {', '.join(i.path for i in log.inputs)}; check the input"
         raise InputError(msg)
     inter, steps = clean(log, config)
-    users, items, uidx, iidx = fit_vocabularies(inter, log, config)
-    seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts)
-    del uidx, iidx, inter
+    if config.split.vocab_from_train:
+        users, items, seqs, part, split_info = splits.fit_on_train(inter, log, config, steps)
+    else:
+        users, items, uidx, iidx = fit_vocabularies(inter, log, config)
+        seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts)
+        del uidx, iidx
+        part, split_info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit)
+    del inter
     seqs, sessions = add_sessions(seqs, log, config.session)
     meta = make_meta(config, log, users, items, seqs, steps)
     if sessions is not None:
         meta["sessions"] = sessions
     del log
-    result = BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta)
+    seqs, extras, extra_meta = splits.prepare(seqs, items, part, split_info, config)
+    meta.update(extra_meta)
+    result = BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta, extras=extras)
     out = None
     if write and config.to_stdout:
         from .streams import write_stream

@@ -474,7 +474,8 @@ def _rows_for(s: dict[str, Any]) -> dict[tuple[str, str], str]:
         rule = s["splits"].get("rule")
         if isinstance(rule, dict):
             for key, value in rule.items():
-                r.add(key, _flat_value(value))
+                if key != "sizes":  # shown below, one row per part
+                    r.add(key, _flat_value(value))
         for name in SPLITS:
             part = s["splits"].get(name)
             if part is not None:

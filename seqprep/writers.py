@@ -189,7 +189,14 @@ def write_outputs(result: BuildResult, folder: Path) -> dict[str, Any]:
         if "parquet" in formats:
             write_parquet(sequences_table(result), folder / "sequences.parquet")
         if "npz" in formats:
-            write_npz(folder / "sequences.npz", sequences_npz(result.sequences, result.users.indices))
+            arrays = sequences_npz(result.sequences, result.users.indices)
+            if result.extras is not None and result.extras.padded is not None:
+                arrays["padded"] = result.extras.padded
+            write_npz(folder / "sequences.npz", arrays)
+        if result.extras is not None:
+            from .splits import write_extras
+
+            write_extras(result, folder)
         write_parquet(result.items.to_table("item"), folder / "items.parquet")
         write_parquet(result.users.to_table("user"), folder / "users.parquet")
         if result.config.emit.exports:

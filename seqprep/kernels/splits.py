@@ -1,0 +1,338 @@
+"""Split, history, window and negative-sampling kernels: CSR offsets in, index arrays out.
+
+Every function works on sequences laid out in CSR form (row ``u`` is positions
+``offsets[u]:offsets[u+1]``, each row sorted by time, stably). A split is a ``part`` array with one
+int8 per position: ``TRAIN`` (0), ``VALID`` (1) or ``TEST`` (2) for the targets, ``HELD_OUT`` (3) for
+the other interactions of a held-out user (users split). No Python loop over users or rows;
+the only loops are over a few rejection-sampling rounds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "TRAIN",
+    "VALID",
+    "TEST",
+    "HELD_OUT",
+    "row_of",
+    "loo_parts",
+    "time_parts",
+    "time_quantile",
+    "users_parts",
+    "held_out_positions",
+    "eval_positions",
+    "gather_ranges",
+    "ranges_mask",
+    "tail_ranges",
+    "sliding_windows",
+    "sample_negatives",
+]
+
+TRAIN, VALID, TEST, HELD_OUT = 0, 1, 2, 3
+
+
+def row_of(offsets: np.ndarray) -> np.ndarray:
+    """The row (user) of every position of a CSR layout.
+
+    >>> row_of(np.array([0, 2, 2, 3]))
+    array([0, 0, 2])
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    return np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+
+
+def loo_parts(offsets: np.ndarray, min_len: int = 3) -> np.ndarray:
+    """Leave-one-out: a row's last position is TEST, the second-last VALID, the rest TRAIN.
+
+    Rows shorter than ``min_len`` (3: the SASRec rule) stay entirely in TRAIN.
+
+    >>> loo_parts(np.array([0, 4, 6])).tolist()
+    [0, 0, 1, 2, 0, 0]
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    part = np.zeros(int(offsets[-1]), dtype=np.int8)
+    lengths = np.diff(offsets)
+    ends = offsets[1:][lengths >= min_len]
+    part[ends - 1] = TEST
+    part[ends - 2] = VALID
+    return part
+
+
+def time_parts(times: np.ndarray, valid_from: float, test_from: float) -> np.ndarray:
+    """Global temporal split: ``t < valid_from`` TRAIN, ``valid_from <= t < test_from`` VALID, else TEST.
+
+    >>> time_parts(np.array([1, 5, 5, 9, 12]), 5, 10).tolist()
+    [0, 1, 1, 1, 2]
+    """
+    part = np.zeros(len(times), dtype=np.int8)
+    part[times >= valid_from] = VALID
+    part[times >= test_from] = TEST
+    return part
+
+
+def time_quantile(times: np.ndarray, q: float) -> float | int:
+    """The timestamp at rank ``floor(q * n)`` (0-based) in time order: about ``q`` of rows come before it.
+
+    With ties fewer rows may come strictly before it; never more than ``floor(q * n)``.
+
+    >>> time_quantile(np.array([4, 1, 3, 2, 5]), 0.8)
+    5
+    """
+    n = len(times)
+    k = min(int(np.floor(q * n)), n - 1)
+    return np.partition(times, k)[k].item()
+
+
+def users_parts(offsets: np.ndarray, fractions: tuple[float, float, float], seed: int, min_len: int = 2) -> np.ndarray:
+    """Whole users held out: a seeded random ``fractions`` share of the rows goes to TRAIN/VALID/TEST.
+
+    Only rows with at least ``min_len`` positions can be held out (a held-out user needs a history and
+    a target); shorter rows stay in TRAIN. Eligible rows are permuted with
+    ``numpy.random.default_rng(seed)``; the first ``round(f_valid * m)`` go to VALID, the next
+    ``round(f_test * m)`` to TEST. Returns one part per row (user), not per position.
+
+    >>> users_parts(np.array([0, 2, 4, 6, 8]), (0.5, 0.25, 0.25), seed=0).tolist()
+    [2, 0, 1, 0]
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    eligible = np.flatnonzero(np.diff(offsets) >= min_len)
+    m = len(eligible)
+    n_valid = int(round(fractions[1] * m))
+    n_test = min(int(round(fractions[2] * m)), m - n_valid)
+    perm = np.random.default_rng(seed).permutation(eligible)
+    part = np.zeros(len(offsets) - 1, dtype=np.int8)
+    part[perm[:n_valid]] = VALID
+    part[perm[n_valid : n_valid + n_test]] = TEST
+    return part
+
+
+def held_out_positions(offsets: np.ndarray, user_part: np.ndarray) -> np.ndarray:
+    """Per-user parts -> per-position parts: a held-out user's last position is its target (VALID or
+    TEST), its earlier positions are HELD_OUT; a training user's positions are TRAIN.
+
+    >>> held_out_positions(np.array([0, 2, 5]), np.array([0, 2], dtype=np.int8)).tolist()
+    [0, 0, 3, 3, 2]
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    lengths = np.diff(offsets)
+    part = np.repeat(np.where(user_part != TRAIN, HELD_OUT, TRAIN).astype(np.int8), lengths)
+    nonempty = lengths > 0
+    part[offsets[1:][nonempty] - 1] = user_part[nonempty]
+    return part
+
+
+def eval_positions(
+    offsets: np.ndarray,
+    times: np.ndarray,
+    part: np.ndarray,
+    *,
+    strict_time: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Evaluation rows: ``(target position, history start, history length)``.
+
+    Targets are the VALID/TEST positions. A history is always a prefix of the target's own row: the positions before the target in
+    the stable time order, so it never holds the target nor a later timestamp. With ``strict_time``
+    positions tied with the target's timestamp are left out too (history = strictly earlier times).
+
+    >>> off, t = np.array([0, 4]), np.array([1, 2, 2, 3])
+    >>> eval_positions(off, t, np.array([0, 1, 1, 2], dtype=np.int8), strict_time=True)
+    (array([1, 2, 3]), array([0, 0, 0]), array([1, 1, 3]))
+    >>> eval_positions(off, t, np.array([0, 1, 1, 2], dtype=np.int8), strict_time=False)[2]
+    array([1, 2, 3])
+    >>> eval_positions(off, t, np.array([3, 3, 3, 2], dtype=np.int8), strict_time=False)
+    (array([3]), array([0]), array([3]))
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    n = int(offsets[-1])
+    pos = np.flatnonzero((part == VALID) | (part == TEST))
+    start = offsets[np.searchsorted(offsets, pos, side="right") - 1]
+    if strict_time and n:
+        # first position of each (row, timestamp) run; a history ends where the target's run starts
+        new_run = np.ones(n, dtype=bool)
+        new_run[1:] = times[1:] != times[:-1]
+        new_run[offsets[:-1][offsets[:-1] < n]] = True
+        run_start = np.maximum.accumulate(np.where(new_run, np.arange(n), 0))
+        length = run_start[pos] - start
+    else:
+        length = pos - start
+    return pos, start, length
+
+
+def gather_ranges(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CSR of the ranges ``[starts[k], starts[k] + lengths[k])``: ``(offsets, positions)``.
+
+    >>> gather_ranges(np.array([5, 0, 2]), np.array([2, 0, 3]))
+    (array([0, 2, 2, 5]), array([5, 6, 2, 3, 4]))
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    total = int(offsets[-1])
+    within = np.arange(total, dtype=np.int64) - np.repeat(offsets[:-1], lengths)
+    return offsets, np.repeat(np.asarray(starts, dtype=np.int64), lengths) + within
+
+
+def ranges_mask(size: int, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """A boolean mask of ``size`` positions, True inside the ranges ``[starts[k], starts[k] + lengths[k])``.
+
+    The ranges must not overlap; then ``values[mask]`` equals ``values[gather_ranges(...)[1]]`` for
+    ranges in increasing order, in one pass (a +1/-1 difference array and a cumulative sum).
+
+    >>> ranges_mask(8, np.array([1, 5]), np.array([2, 3])).astype(int).tolist()
+    [0, 1, 1, 0, 0, 1, 1, 1]
+    """
+    starts = np.asarray(starts, dtype=np.int64)
+    ends = starts + np.asarray(lengths, dtype=np.int64)
+    diff = np.zeros(size + 1, dtype=np.int8)
+    np.add.at(diff, starts, 1)
+    np.add.at(diff, ends, -1)
+    return np.cumsum(diff[:size], dtype=np.int8) > 0
+
+
+def tail_ranges(starts: np.ndarray, lengths: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(starts, lengths)`` of the last ``max_len`` positions of each range.
+
+    >>> tail_ranges(np.array([0, 10]), np.array([5, 2]), 3)
+    (array([ 2, 10]), array([3, 2]))
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    keep = np.minimum(lengths, max_len)
+    return np.asarray(starts, dtype=np.int64) + lengths - keep, keep
+
+
+def sliding_windows(
+    items: np.ndarray, offsets: np.ndarray, inputs_len: int, targets_len: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Caser's training windows: ``(inputs [n, L], targets [n, T], rows [n])``.
+
+    Every run of ``L + T`` consecutive items of a row gives one window (step 1, oldest first); a row
+    shorter than ``L + T`` but longer than ``T`` gives one window whose inputs are left-padded with 0
+    (Caser's rule). Rows of ``T`` items or fewer give none.
+
+    >>> x, y, r = sliding_windows(np.array([1, 2, 3, 4, 7, 8]), np.array([0, 4, 6]), 2, 1)
+    >>> x.tolist(), y.tolist(), r.tolist()
+    ([[1, 2], [2, 3], [0, 7]], [[3], [4], [8]], [0, 0, 1])
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    width = inputs_len + targets_len
+    lengths = np.diff(offsets)
+    count = np.where(lengths > targets_len, np.maximum(lengths - width + 1, 1), 0)
+    rows = np.repeat(np.arange(len(lengths)), count)
+    k = np.arange(int(count.sum()), dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
+    # window k of row u ends at offsets[u] + max(width, len) ... : short rows end at the row's end
+    end = offsets[:-1][rows] + np.minimum(lengths[rows], width) + k
+    idx = end[:, None] - width + np.arange(width)
+    valid = idx >= offsets[:-1][rows][:, None]
+    values = np.where(valid, items[np.where(valid, idx, 0)] if len(items) else 0, 0).astype(np.int32)
+    return values[:, :inputs_len], values[:, inputs_len:], rows.astype(np.int32)
+
+
+def sample_negatives(
+    users: np.ndarray,
+    seen_keys: np.ndarray,
+    num_items: int,
+    k: int,
+    seed: int,
+    probs: np.ndarray | None = None,
+    max_rounds: int = 30,
+) -> tuple[np.ndarray, int]:
+    """``k`` distinct items (1..num_items) per row that its user never interacted with; ``(matrix, rounds)``.
+
+    ``seen_keys`` is the sorted array of ``user * (num_items + 1) + item`` over every interaction.
+    Items are drawn uniformly, or by ``probs`` (length ``num_items``, item ``i`` at ``probs[i - 1]``),
+    from ``numpy.random.default_rng(seed)``; collisions (seen items, repeats in a row) are redrawn,
+    only they, for up to ``max_rounds`` rounds. The few rows still colliding then are filled exactly:
+    Gumbel-top-k over the items still allowed for the row (the same distribution: each slot drawn
+    by weight among items neither seen nor already chosen). Raises ValueError when a row has fewer
+    than ``k`` allowed items.
+
+    >>> keys = np.array([0 * 6 + 1, 0 * 6 + 2, 1 * 6 + 5])
+    >>> neg, _ = sample_negatives(np.array([0, 1]), keys, 5, 3, seed=1)
+    >>> sorted(neg[0].tolist()), bool(5 in neg[1])
+    ([3, 4, 5], False)
+    """
+    rng = np.random.default_rng(seed)
+    n = len(users)
+    if n == 0:
+        return np.zeros((0, k), dtype=np.int32), 0
+    stride = np.int64(num_items + 1)
+    cdf = None
+    if probs is not None:
+        cdf = np.cumsum(np.asarray(probs, dtype=np.float64))
+        if not cdf[-1] > 0:
+            msg = "every item has weight 0; there is nothing to sample"
+            raise ValueError(msg)
+        cdf /= cdf[-1]
+
+    def draw(size: int) -> np.ndarray:
+        if cdf is None:
+            return rng.integers(1, num_items + 1, size=size, dtype=np.int64)
+        return np.minimum(np.searchsorted(cdf, rng.random(size), side="right"), num_items - 1) + 1
+
+    out = draw(n * k).reshape(n, k)
+    ukey = np.asarray(users, dtype=np.int64)[:, None] * stride
+    bad = np.ones((n, k), dtype=bool)
+    rounds = 0
+    while True:
+        keys = ukey + out
+        pos = np.searchsorted(seen_keys, keys)
+        seen = seen_keys[np.minimum(pos, len(seen_keys) - 1)] == keys if len(seen_keys) else np.zeros_like(bad)
+        # a repeat inside a row: every copy after the first (in column order) is bad
+        order = np.argsort(out, axis=1, kind="stable")
+        srt = np.take_along_axis(out, order, axis=1)
+        dup_sorted = np.zeros((n, k), dtype=bool)
+        dup_sorted[:, 1:] = srt[:, 1:] == srt[:, :-1]
+        dup = np.zeros((n, k), dtype=bool)
+        np.put_along_axis(dup, order, dup_sorted, axis=1)
+        bad = seen | dup
+        count = int(bad.sum())
+        if count == 0:
+            return out.astype(np.int32), rounds
+        if rounds >= max_rounds:
+            _exact_fill(out, bad, np.asarray(users, dtype=np.int64), seen_keys, num_items, probs, rng)
+            return out.astype(np.int32), rounds
+        out[bad] = draw(count)
+        rounds += 1
+
+
+def _exact_fill(
+    out: np.ndarray,
+    bad: np.ndarray,
+    users: np.ndarray,
+    seen_keys: np.ndarray,
+    num_items: int,
+    probs: np.ndarray | None,
+    rng: np.random.Generator,
+    chunk_cells: int = 1 << 24,
+) -> None:
+    """Replace ``out[bad]`` in place with exact draws without replacement (Gumbel-top-k), by chunks of rows."""
+    stride = np.int64(num_items + 1)
+    weights = np.ones(num_items + 1) if probs is None else np.concatenate([[0.0], np.asarray(probs, dtype=np.float64)])
+    with np.errstate(divide="ignore"):
+        log_w = np.log(weights)
+    log_w[0] = -np.inf
+    rows_all = np.flatnonzero(bad.any(axis=1))
+    step = max(1, chunk_cells // (num_items + 1))
+    for lo in range(0, len(rows_all), step):  # a few chunks of the (few) rows left
+        rows = rows_all[lo : lo + step]
+        r = len(rows)
+        allowed = np.isfinite(log_w)[None, :].repeat(r, axis=0)
+        u = users[rows]
+        first = np.searchsorted(seen_keys, u * stride)
+        last = np.searchsorted(seen_keys, (u + 1) * stride)
+        offs, pos = gather_ranges(first, last - first)
+        allowed[np.repeat(np.arange(r), np.diff(offs)), seen_keys[pos] % stride] = False
+        keep = ~bad[rows]
+        allowed[np.nonzero(keep)[0], out[rows][keep]] = False
+        need = bad[rows].sum(axis=1)
+        if (allowed.sum(axis=1) < need).any():
+            msg = "some rows have fewer allowed items than negatives to draw"
+            raise ValueError(msg)
+        score = np.where(allowed, log_w[None, :] + rng.gumbel(size=allowed.shape), -np.inf)
+        best = np.argsort(-score, axis=1, kind="stable")[:, : int(need.max())]
+        take = np.arange(best.shape[1])[None, :] < need[:, None]
+        sub = out[rows]
+        sub[bad[rows]] = best[take]
+        out[rows] = sub
