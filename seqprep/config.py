@@ -18,6 +18,7 @@ from .errors import ConfigError
 
 __all__ = [
     "ReadOptions",
+    "EngineOptions",
     "BuildConfig",
     "make_config",
     "ItemOrder",
@@ -32,6 +33,7 @@ UserOrder = Literal["id", "first-seen"]
 OutputFormat = Literal["parquet", "npz"]
 IdType = Literal["auto", "int", "str"]
 InputFormat = Literal["auto", "csv", "jsonl", "parquet"]
+Engine = Literal["local", "dask"]
 
 ROLES = ("user", "item", "time", "rating")
 
@@ -73,6 +75,41 @@ class ReadOptions:
 
 
 @dataclass(frozen=True)
+class EngineOptions:
+    """Where a build runs: in this process (``local``, the reference) or on a Dask cluster (``dask``).
+
+    The engine never changes the result: the same vocabularies, order and meta counts either way.
+    ``part_rows`` (interactions per ``sequences/part-NNNNN.parquet``) and ``block_bytes`` (input bytes
+    per Dask read partition) only shape how the Dask engine splits its work and its output folder.
+    """
+
+    engine: Engine = "local"
+    scheduler: str | None = None
+    workers: int | None = None
+    part_rows: int = 4_000_000
+    block_bytes: int = 64 * 2**20
+
+    def validate(self) -> None:
+        _check_choice("engine", self.engine, Engine)
+        if self.scheduler is not None and self.workers is not None:
+            msg = "--scheduler and --workers both given; pass --scheduler to use a running cluster, or --workers N to start a local one"
+            raise ConfigError(msg)
+        if self.engine != "dask" and (self.scheduler is not None or self.workers is not None):
+            msg = "--scheduler/--workers only apply to the Dask engine; add --engine dask"
+            raise ConfigError(msg)
+        if self.scheduler is not None and "://" not in self.scheduler and ":" not in self.scheduler:
+            msg = f"--scheduler {self.scheduler!r} is not a scheduler address; pass one like tcp://HOST:8786"
+            raise ConfigError(msg)
+        if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
+            msg = f"--workers must be a whole number of at least 1, not {self.workers!r}"
+            raise ConfigError(msg)
+        for name, flag, value in (("part_rows", "--part-rows", self.part_rows), ("block_bytes", "--block-size", self.block_bytes)):
+            if not isinstance(value, int) or value < 1:
+                msg = f"{flag} must be a positive whole number, not {value!r}"
+                raise ConfigError(msg)
+
+
+@dataclass(frozen=True)
 class BuildConfig:
     """One build: inputs, output and every choice that shapes the result."""
 
@@ -84,6 +121,7 @@ class BuildConfig:
     overwrite: bool = False
     strict: bool = False
     read: ReadOptions = field(default_factory=ReadOptions)
+    engine: EngineOptions = field(default_factory=EngineOptions)
 
     def validate(self) -> BuildConfig:
         if not self.inputs:
@@ -100,6 +138,7 @@ class BuildConfig:
         _check_choice("item_order", self.item_order, ItemOrder)
         _check_choice("user_order", self.user_order, UserOrder)
         self.read.validate()
+        self.engine.validate()
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,8 +149,8 @@ class BuildConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BuildConfig:
         d = dict(d)
-        read = ReadOptions(**_tuples(d.pop("read", {}), ReadOptions))
-        return cls(read=read, **_tuples(d, cls))
+        groups = {g: kind(**_tuples(d.pop(g, {}), kind)) for g, kind in _GROUPS.items()}
+        return cls(**groups, **_tuples(d, cls))
 
     def replace(self, **changes: Any) -> BuildConfig:
         return make_config(base=self, **changes)
@@ -134,7 +173,7 @@ def _tuples(d: dict[str, Any], cls: type) -> dict[str, Any]:
     return out
 
 
-_GROUPS: dict[str, type] = {"read": ReadOptions}
+_GROUPS: dict[str, type] = {"read": ReadOptions, "engine": EngineOptions}
 
 
 def make_config(

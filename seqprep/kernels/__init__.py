@@ -5,6 +5,6 @@ that pytest runs as a doctest.
 """
 
 from .sequences import csr_offsets, padded, tie_mask, tie_stats, time_order
-from .vocab import fit_order, remap_table
+from .vocab import fit_order, order_counted, remap_table
 
-__all__ = ["csr_offsets", "fit_order", "padded", "remap_table", "tie_mask", "tie_stats", "time_order"]
+__all__ = ["csr_offsets", "fit_order", "order_counted", "padded", "remap_table", "tie_mask", "tie_stats", "time_order"]
