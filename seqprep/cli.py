@@ -63,6 +63,43 @@ def read_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def engine_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Where the build runs: this process (default) or a Dask cluster (``pip install 'seqprep[dask]'``)."""
+    decorators = [
+        click.option(
+            "--engine",
+            type=click.Choice(["local", "dask"]),
+            default="local",
+            show_default=True,
+            help="Run in this process (local) or on a Dask cluster (dask; needs pip install 'seqprep[dask]'). Same result.",
+        ),
+        click.option("--scheduler", help="With --engine dask: address of a running Dask scheduler, e.g. tcp://HOST:8786."),
+        click.option(
+            "--workers",
+            type=int,
+            help="With --engine dask and no --scheduler: start a local cluster of N worker processes (default: one per core).",
+        ),
+        click.option(
+            "--part-rows",
+            type=int,
+            default=4_000_000,
+            show_default=True,
+            help="With --engine dask: about this many interactions per sequences/part-NNNNN.parquet.",
+        ),
+        click.option(
+            "--block-size",
+            "block_bytes",
+            type=int,
+            default=64 * 2**20,
+            show_default=True,
+            help="With --engine dask: input bytes per read partition (uncompressed CSV/JSONL).",
+        ),
+    ]
+    for d in reversed(decorators):
+        f = d(f)
+    return f
+
+
 def _handle_errors(f: Callable[..., Any]) -> Callable[..., Any]:
     """Map seqprep's (and the few expected third-party) errors to a one-line message and exit code 1."""
 
@@ -138,6 +175,7 @@ def cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print meta.json's content to stdout when done.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
 @read_options
+@engine_options
 @_handle_errors
 def build(inputs: tuple[str, ...], output: str, formats: tuple[str, ...], as_json: bool, quiet: bool, **kw: Any) -> None:
     """Build vocabularies and per-user sequences from INPUTS (files, globs or - for stdin).

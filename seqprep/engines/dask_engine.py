@@ -260,8 +260,7 @@ def _frame(dd: Any, src: _Input, block_bytes: int) -> Any:
             orient="records",
             blocksize=block_bytes if splittable else None,
             compression=src.compression or "infer",
-            dtype=False,
-            convert_dates=False,
+            dtype=False,  # no type guessing (pandas then also leaves date-like columns alone)
         )
         df = df[cols]
     else:
