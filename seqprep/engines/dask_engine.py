@@ -579,7 +579,8 @@ def run_dask(config: BuildConfig, *, write: bool = True) -> Any:
             items, item_lookup = _vocabulary(item_table, "item", config.read, any(s.typed_text["item"] for s in sources), config.item_order, 1)
             has_rating = bool(summary["rated"].any()) or any("rating" in s.roles for s in sources)
             enc = fin.map_partitions(
-                _encode, dask.delayed(user_lookup), dask.delayed(item_lookup),
+                # broadcast once to every worker (embedding large indexes in the graph would resend them)
+                _encode, client.scatter(user_lookup, broadcast=True), client.scatter(item_lookup, broadcast=True),
                 meta=pd.DataFrame({"uidx": pd.Series([], dtype=np.int64), "iidx": pd.Series([], dtype=np.int32),
                                    "time": pd.Series([], dtype=np.float64 if plan["float"] else np.int64),
                                    "rating": pd.Series([], dtype=np.float32), "pos": pd.Series([], dtype=np.int64)}),
