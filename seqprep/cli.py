@@ -77,7 +77,7 @@ def engine_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--workers",
             type=int,
-            help="With --engine dask and no --scheduler: start a local cluster of N worker processes (default: one per core).",
+            help="With --engine dask and no --scheduler: start a local cluster of N worker processes (default: chosen by Dask from the cores).",
         ),
         click.option(
             "--part-rows",

@@ -37,7 +37,7 @@ def scheduler():
         processes=True,
         threads_per_worker=1,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",  # a free loopback port: never clashes with a running cluster
         silence_logs=logging.ERROR,
     )
     try:
@@ -264,3 +264,12 @@ def test_engine_options_round_trip_in_meta():
     c = seqprep.make_config(["a.csv"], "o", engine="dask", workers=3, part_rows=10)
     assert seqprep.BuildConfig.from_dict(c.to_dict()) == c
     assert c.to_dict()["engine"] == {"engine": "dask", "scheduler": None, "workers": 3, "part_rows": 10, "block_bytes": 64 * 2**20}
+
+
+def test_ratings_dat_layout_multichar_separator(tmp_path, scheduler):
+    """MovieLens ratings.dat: no header, '::' separator (the python parser, like the local byte swap)."""
+    rng = random.Random(9)
+    path = tmp_path / "ratings.dat"
+    path.write_text("".join(f"{rng.randint(1, 25)}::{rng.randint(1, 40)}::{rng.randint(1, 5)}::{rng.randint(0, 15)}\n" for _ in range(700)))
+    ds = assert_same_build(path, tmp_path, scheduler)
+    assert ds.meta["inputs"][0]["columns"] == {"user": "user", "item": "item", "time": "timestamp", "rating": "rating"}

@@ -472,7 +472,7 @@ def _client(opts: EngineOptions) -> Iterator[Any]:
         n_workers=opts.workers,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",  # a free loopback port: never clashes with a running cluster
         silence_logs=logging.ERROR,
     ) as cluster, Client(cluster) as client:
         yield client
