@@ -306,6 +306,8 @@ def _ids_text(col: pd.Series, role: str, where: str) -> pd.Series:
 
 def _rating(col: pd.Series, where: str) -> np.ndarray:
     arr = pa.array(col, from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):  # pyarrow-backed pandas columns come back chunked
+        arr = arr.combine_chunks()
     if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
         try:  # as the CSV reader parses it: text -> float64, then float32
             arr = pc.cast(pc.utf8_trim_whitespace(arr), pa.float64())
@@ -405,13 +407,21 @@ def _finish(df: pd.DataFrame, offsets: np.ndarray, scales: np.ndarray, as_float:
     )
 
 
-def _encode(df: pd.DataFrame, users: pd.Index, items: pd.Index) -> pd.DataFrame:
+def _lookup(col: pd.Series, ids: pa.Array) -> np.ndarray:
+    """Position of each value of ``col`` in ``ids`` (an Arrow hash lookup; every value is present)."""
+    values = pa.array(col)
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    return pc.index_in(values.cast(ids.type), value_set=ids).to_numpy(zero_copy_only=False)
+
+
+def _encode(df: pd.DataFrame, users: pa.Array, items: pa.Array) -> pd.DataFrame:
     """Kept rows with user and item indices (items 1..N) from the broadcast vocabularies."""
     df = df[df["ok"].to_numpy()]
     return pd.DataFrame(
         {
-            "uidx": users.get_indexer(df["user"]).astype(np.int64),
-            "iidx": (items.get_indexer(df["item"]) + 1).astype(np.int32),
+            "uidx": _lookup(df["user"], users).astype(np.int64),
+            "iidx": (_lookup(df["item"], items) + 1).astype(np.int32),
             "time": df["time"].to_numpy(),
             "rating": df["rating"].to_numpy(),
             "pos": df["pos"].to_numpy(),
@@ -480,15 +490,14 @@ def _client(opts: EngineOptions) -> Iterator[Any]:
 
 def _vocabulary(
     table: pd.DataFrame, role: str, read: ReadOptions, typed_text: bool, order: str, start: int
-) -> tuple[Vocabulary, pd.Index]:
-    """A count table (id text -> kept, kpos) -> the fitted vocabulary and the lookup index to broadcast."""
+) -> tuple[Vocabulary, pa.Array]:
+    """A count table (id text -> kept, kpos) -> the fitted vocabulary and its ids as text (to broadcast)."""
     text = pa.array(np.asarray(table.index, dtype=object), type=pa.string())
     indices = pa.array(np.arange(len(text), dtype=np.int32))
     _, typed = _merge_ids([pa.DictionaryArray.from_arrays(indices, text)], read.id_type, role, typed_text)
     chosen, counts = order_counted(table["kept"].to_numpy(), typed, order, first_seen=table["kpos"].to_numpy())  # type: ignore[arg-type]
     vocab = Vocabulary(ids=typed.take(pa.array(chosen)), counts=counts, start=start)
-    lookup = pd.Index(pd.arrays.ArrowStringArray(text.take(pa.array(chosen))))
-    return vocab, lookup
+    return vocab, text.take(pa.array(chosen))
 
 
 def _divisions(user_counts: np.ndarray, part_rows: int) -> list[int]:
