@@ -20,6 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 import seqprep
 from seqprep.cli import cli
@@ -273,3 +275,41 @@ def test_ratings_dat_layout_multichar_separator(tmp_path, scheduler):
     path.write_text("".join(f"{rng.randint(1, 25)}::{rng.randint(1, 40)}::{rng.randint(1, 5)}::{rng.randint(0, 15)}\n" for _ in range(700)))
     ds = assert_same_build(path, tmp_path, scheduler)
     assert ds.meta["inputs"][0]["columns"] == {"user": "user", "item": "item", "time": "timestamp", "rating": "rating"}
+
+
+def test_load_a_parts_folder_without_parts_says_so(tmp_path):
+    (tmp_path / "o" / "sequences").mkdir(parents=True)
+    (tmp_path / "o" / "meta.json").write_text("{}")
+    pq.write_table(pa.table({"item_idx": pa.array([1], pa.int32()), "item_id": [5], "count": [1]}), tmp_path / "o" / "items.parquet")
+    pq.write_table(pa.table({"user_idx": pa.array([0], pa.int32()), "user_id": [7], "count": [1]}), tmp_path / "o" / "users.parquet")
+    with pytest.raises(seqprep.InputError) as e:
+        seqprep.load(tmp_path / "o")
+    assert str(e.value) == f"{str(tmp_path / 'o' / 'sequences')!r} holds no part-*.parquet files; rebuild it with seqprep build"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "user,item,timestamp\n1,2,3\n",
+        "user,item,timestamp\n1,2,3\n2,2,3\n3,2,3\n4,1,1\n4,2,2\n4,3,3\n4,4,4\n4,5,5\n",  # parts [1..3], [4]
+    ],
+)
+def test_one_row_and_a_one_user_last_part(text, tmp_path, scheduler):
+    path = tmp_path / "r.csv"
+    path.write_text(text)
+    local = seqprep.build(path, tmp_path / "local")
+    dask = seqprep.build(path, tmp_path / "dask", engine="dask", scheduler=scheduler, part_rows=4)
+    assert _decoded(seqprep.load(tmp_path / "local")) == _decoded(seqprep.load(tmp_path / "dask"))
+    assert _comparable(local.meta) == _comparable(dask.meta)
+
+
+@given(st.lists(st.integers(1, 50), min_size=1, max_size=40), st.integers(1, 200))
+def test_output_parts_are_contiguous_nonempty_user_ranges(counts, part_rows):
+    from seqprep.engines.dask_engine import _divisions
+
+    bounds = _divisions(np.array(counts), part_rows)
+    assert bounds[0] == 0 and bounds[-1] == len(counts)
+    assert all(a < b for a, b in zip(bounds, bounds[1:]))  # strictly increasing: no empty part
+    cum = np.concatenate([[0], np.cumsum(counts)])
+    parts = -(-int(cum[-1]) // part_rows)
+    assert len(bounds) - 1 <= parts  # never more parts than asked for

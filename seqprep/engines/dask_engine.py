@@ -341,7 +341,7 @@ def _canon(df: pd.DataFrame, where: str) -> pd.DataFrame:
 
 
 _SUMMARY_META = pd.DataFrame(
-    {k: pd.Series([], dtype=np.int64) for k in ("rows", "missing_user", "missing_item", "missing_time", "bad", "first_bad", "tk", "rated")}
+    {k: pd.Series([], dtype=np.int64) for k in ("rows", "missing_user", "missing_item", "missing_time", "bad", "first_bad", "tk")}
 )
 
 
@@ -360,7 +360,6 @@ def _summary(df: pd.DataFrame) -> pd.DataFrame:
             "bad": [int(bad.sum())],
             "first_bad": [int(np.argmax(bad)) if bad.any() else -1],
             "tk": [int(df["tk"].iat[0]) if len(df) else 0],
-            "rated": [int(df["rating"].notna().any())],
         }
     )
 
@@ -586,7 +585,7 @@ def run_dask(config: BuildConfig, *, write: bool = True) -> Any:
             user_table, item_table = dask.compute(fin.groupby("user").agg(agg), fin.groupby("item").agg(agg))
             users, user_lookup = _vocabulary(user_table, "user", config.read, any(s.typed_text["user"] for s in sources), config.user_order, 0)
             items, item_lookup = _vocabulary(item_table, "item", config.read, any(s.typed_text["item"] for s in sources), config.item_order, 1)
-            has_rating = bool(summary["rated"].any()) or any("rating" in s.roles for s in sources)
+            has_rating = any("rating" in s.roles for s in sources)  # as the local reader: a rating column anywhere
             enc = fin.map_partitions(
                 # broadcast once to every worker (embedding large indexes in the graph would resend them)
                 _encode, client.scatter(user_lookup, broadcast=True), client.scatter(item_lookup, broadcast=True),
