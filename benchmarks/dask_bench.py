@@ -116,7 +116,10 @@ def main(argv: list[str] | None = None) -> None:
     for _ in range(args.repeat):
         for name, cmd in engines.items():
             runs[name].append(measure(cmd))
-    best = {k: min(v, key=lambda r: r["wall_s"]) | {"tree_peak_mib": max(r["tree_peak_mib"] for r in v)} for k, v in runs.items()}
+    best = {
+        k: min(v, key=lambda r: r["wall_s"]) | {"tree_peak_mib": max(r["tree_peak_mib"] for r in v)}
+        for k, v in runs.items()
+    }
     identical = same_output(work / "local", work / "dask")
     meta = json.loads((work / "dask" / "meta.json").read_text())
     report = {

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import json
 import logging
+import math
 import random
 import sys
 from pathlib import Path
@@ -54,7 +56,7 @@ def _decoded(ds: seqprep.Dataset) -> dict:
     out = {}
     for u in range(ds.num_users):
         a, b = int(ds.offsets[u]), int(ds.offsets[u + 1])
-        rs = [None if r != r else r for r in ds.ratings[a:b].tolist()] if ds.ratings is not None else None
+        rs = [None if math.isnan(r) else r for r in ds.ratings[a:b].tolist()] if ds.ratings is not None else None
         out[users[u]] = (items[a:b], ds.timestamps[a:b].tolist(), rs)
     return out
 
@@ -119,7 +121,9 @@ def test_several_inputs_missing_values_and_fractional_times(tmp_path, scheduler)
     rng = random.Random(7)
     a = tmp_path / "a.csv"
     a.write_text(_log(rng, 1500, str_ids=False, t_max=12))
-    rows = ["user,item,timestamp"] + [f"{rng.randint(1, 40)},{rng.randint(1, 90)},{rng.randint(0, 12)}.5" for _ in range(800)]
+    rows = ["user,item,timestamp"] + [
+        f"{rng.randint(1, 40)},{rng.randint(1, 90)},{rng.randint(0, 12)}.5" for _ in range(800)
+    ]
     rows[5] = "3,,4"  # missing item
     rows[300] = ",5,4"  # missing user
     rows[600] = "7,8,NA"  # missing time
@@ -162,7 +166,11 @@ def test_ties_fixture_and_byte_identical_reruns(tmp_path, scheduler):
     out = tmp_path / "dask"
 
     def digests() -> dict[str, str]:
-        return {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in out.rglob("*") if p.is_file()}
+        return {
+            p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in out.rglob("*")
+            if p.is_file()
+        }
 
     first = digests()
     seqprep.build(path, out, engine="dask", scheduler=scheduler, formats=("parquet", "npz"), overwrite=True, **SMALL)
@@ -206,7 +214,9 @@ def test_cli_build_and_stats_read_the_parts_layout(tmp_path, scheduler):
 def test_real_logs_match_local(rel, tmp_path, scheduler):
     path = shared_file(rel)
     local = seqprep.build(path, tmp_path / "local")
-    dask = seqprep.build(path, tmp_path / "dask", engine="dask", scheduler=scheduler, block_bytes=256 * 1024, part_rows=30_000)
+    dask = seqprep.build(
+        path, tmp_path / "dask", engine="dask", scheduler=scheduler, block_bytes=256 * 1024, part_rows=30_000
+    )
     a, b = seqprep.load(tmp_path / "local"), seqprep.load(tmp_path / "dask")
     assert a.item_vocab.equals(b.item_vocab) and a.user_vocab.equals(b.user_vocab)
     for name in ("offsets", "items", "timestamps", "user_idx"):
@@ -232,7 +242,10 @@ def test_without_dask_the_error_says_how_to_install(missing, tmp_path, monkeypat
     monkeypatch.setitem(sys.modules, missing, None)  # makes `import <missing>` fail like an absent package
     res = _run("build", str(path), "-o", str(tmp_path / "o"), "--engine", "dask")
     assert res.exit_code == 1
-    assert res.output == f"Error: --engine dask needs Dask, which is not installed ({missing}); pip install 'seqprep[dask]'\n"
+    assert (
+        res.output
+        == f"Error: --engine dask needs Dask, which is not installed ({missing}); pip install 'seqprep[dask]'\n"
+    )
     assert not (tmp_path / "o").exists()
 
 
@@ -265,14 +278,25 @@ def test_dask_engine_refuses_stdin(tmp_path):
 def test_engine_options_round_trip_in_meta():
     c = seqprep.make_config(["a.csv"], "o", engine="dask", workers=3, part_rows=10)
     assert seqprep.BuildConfig.from_dict(c.to_dict()) == c
-    assert c.to_dict()["engine"] == {"engine": "dask", "scheduler": None, "workers": 3, "part_rows": 10, "block_bytes": 64 * 2**20}
+    assert c.to_dict()["engine"] == {
+        "engine": "dask",
+        "scheduler": None,
+        "workers": 3,
+        "part_rows": 10,
+        "block_bytes": 64 * 2**20,
+    }
 
 
 def test_ratings_dat_layout_multichar_separator(tmp_path, scheduler):
     """MovieLens ratings.dat: no header, '::' separator (the python parser, like the local byte swap)."""
     rng = random.Random(9)
     path = tmp_path / "ratings.dat"
-    path.write_text("".join(f"{rng.randint(1, 25)}::{rng.randint(1, 40)}::{rng.randint(1, 5)}::{rng.randint(0, 15)}\n" for _ in range(700)))
+    path.write_text(
+        "".join(
+            f"{rng.randint(1, 25)}::{rng.randint(1, 40)}::{rng.randint(1, 5)}::{rng.randint(0, 15)}\n"
+            for _ in range(700)
+        )
+    )
     ds = assert_same_build(path, tmp_path, scheduler)
     assert ds.meta["inputs"][0]["columns"] == {"user": "user", "item": "item", "time": "timestamp", "rating": "rating"}
 
@@ -280,11 +304,20 @@ def test_ratings_dat_layout_multichar_separator(tmp_path, scheduler):
 def test_load_a_parts_folder_without_parts_says_so(tmp_path):
     (tmp_path / "o" / "sequences").mkdir(parents=True)
     (tmp_path / "o" / "meta.json").write_text("{}")
-    pq.write_table(pa.table({"item_idx": pa.array([1], pa.int32()), "item_id": [5], "count": [1]}), tmp_path / "o" / "items.parquet")
-    pq.write_table(pa.table({"user_idx": pa.array([0], pa.int32()), "user_id": [7], "count": [1]}), tmp_path / "o" / "users.parquet")
+    pq.write_table(
+        pa.table({"item_idx": pa.array([1], pa.int32()), "item_id": [5], "count": [1]}),
+        tmp_path / "o" / "items.parquet",
+    )
+    pq.write_table(
+        pa.table({"user_idx": pa.array([0], pa.int32()), "user_id": [7], "count": [1]}),
+        tmp_path / "o" / "users.parquet",
+    )
     with pytest.raises(seqprep.InputError) as e:
         seqprep.load(tmp_path / "o")
-    assert str(e.value) == f"{str(tmp_path / 'o' / 'sequences')!r} holds no part-*.parquet files; rebuild it with seqprep build"
+    assert (
+        str(e.value)
+        == f"{str(tmp_path / 'o' / 'sequences')!r} holds no part-*.parquet files; rebuild it with seqprep build"
+    )
 
 
 @pytest.mark.parametrize(
@@ -309,7 +342,7 @@ def test_output_parts_are_contiguous_nonempty_user_ranges(counts, part_rows):
 
     bounds = _divisions(np.array(counts), part_rows)
     assert bounds[0] == 0 and bounds[-1] == len(counts)
-    assert all(a < b for a, b in zip(bounds, bounds[1:]))  # strictly increasing: no empty part
+    assert all(a < b for a, b in itertools.pairwise(bounds))  # strictly increasing: no empty part
     cum = np.concatenate([[0], np.cumsum(counts)])
     parts = -(-int(cum[-1]) // part_rows)
     assert len(bounds) - 1 <= parts  # never more parts than asked for

@@ -66,7 +66,7 @@ from ..readers import (
 )
 from ..vocab import Vocabulary
 
-__all__ = ["run_dask", "INSTALL_HINT"]
+__all__ = ["INSTALL_HINT", "run_dask"]
 
 INSTALL_HINT = "pip install 'seqprep[dask]'"
 #: pyarrow's CSV null strings (the local reader's), so both engines call the same fields missing.
@@ -172,10 +172,15 @@ def _inspect(index: int, spec: str, opts: ReadOptions) -> _Input:
             msg = f"{spec}: line 1 is not a JSON object; JSON Lines needs one object per line"
             raise InputError(msg)
         roles = resolve_columns(list(first.keys()), opts, spec)
-        typed = {r: not (isinstance(first.get(roles[r]), int) and not isinstance(first.get(roles[r]), bool)) for r in ("user", "item")}
+        typed = {
+            r: not (isinstance(first.get(roles[r]), int) and not isinstance(first.get(roles[r]), bool))
+            for r in ("user", "item")
+        }
         return _Input(index, spec, size, compression, fmt, roles, typed)
     if compression is not None:
-        msg = f"{spec}: a compressed Parquet file cannot be split by the Dask engine; decompress it or use --engine local"
+        msg = (
+            f"{spec}: a compressed Parquet file cannot be split by the Dask engine; decompress it or use --engine local"
+        )
         raise InputError(msg)
     import pyarrow.parquet as pq
 
@@ -186,7 +191,10 @@ def _inspect(index: int, spec: str, opts: ReadOptions) -> _Input:
         msg = f"{spec}: not a readable Parquet file ({' '.join(str(e).split())[:300]}); check the file or pass --input-format"
         raise InputError(msg) from e
     roles = resolve_columns(schema.names, opts, spec)
-    typed = {r: pa.types.is_string(schema.field(roles[r]).type) or pa.types.is_large_string(schema.field(roles[r]).type) for r in ("user", "item")}
+    typed = {
+        r: pa.types.is_string(schema.field(roles[r]).type) or pa.types.is_large_string(schema.field(roles[r]).type)
+        for r in ("user", "item")
+    }
     return _Input(index, spec, size, compression, fmt, roles, typed)
 
 
@@ -341,7 +349,10 @@ def _canon(df: pd.DataFrame, where: str) -> pd.DataFrame:
 
 
 _SUMMARY_META = pd.DataFrame(
-    {k: pd.Series([], dtype=np.int64) for k in ("rows", "missing_user", "missing_item", "missing_time", "bad", "first_bad", "tk")}
+    {
+        k: pd.Series([], dtype=np.int64)
+        for k in ("rows", "missing_user", "missing_item", "missing_time", "bad", "first_bad", "tk")
+    }
 )
 
 
@@ -378,7 +389,9 @@ _FINISH_META = pd.DataFrame(
 )
 
 
-def _finish(df: pd.DataFrame, offsets: np.ndarray, scales: np.ndarray, as_float: bool, partition_info: Any = None) -> pd.DataFrame:
+def _finish(
+    df: pd.DataFrame, offsets: np.ndarray, scales: np.ndarray, as_float: bool, partition_info: Any = None
+) -> pd.DataFrame:
     """Global input position, final time type/unit, and whether the row is kept."""
     k = partition_info["number"]
     n = len(df)
@@ -477,13 +490,16 @@ def _client(opts: EngineOptions) -> Iterator[Any]:
         finally:
             client.close()
         return
-    with LocalCluster(
-        n_workers=opts.workers,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",  # a free loopback port: never clashes with a running cluster
-        silence_logs=logging.ERROR,
-    ) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=opts.workers,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",  # a free loopback port: never clashes with a running cluster
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         yield client
 
 
@@ -583,8 +599,12 @@ def run_dask(config: BuildConfig, *, write: bool = True) -> Any:
             # (filters and k-core rounds go here: they update ``ok``/``kept`` from count tables)
             agg = {"kept": "sum", "kpos": "min"}
             user_table, item_table = dask.compute(fin.groupby("user").agg(agg), fin.groupby("item").agg(agg))
-            users, user_lookup = _vocabulary(user_table, "user", config.read, any(s.typed_text["user"] for s in sources), config.user_order, 0)
-            items, item_lookup = _vocabulary(item_table, "item", config.read, any(s.typed_text["item"] for s in sources), config.item_order, 1)
+            users, user_lookup = _vocabulary(
+                user_table, "user", config.read, any(s.typed_text["user"] for s in sources), config.user_order, 0
+            )
+            items, item_lookup = _vocabulary(
+                item_table, "item", config.read, any(s.typed_text["item"] for s in sources), config.item_order, 1
+            )
             has_rating = any("rating" in s.roles for s in sources)  # as the local reader: a rating column anywhere
             enc = fin.map_partitions(
                 # broadcast once to every worker (embedding large indexes in the graph would resend them)
@@ -606,28 +626,64 @@ def run_dask(config: BuildConfig, *, write: bool = True) -> Any:
             meta_extra = {
                 "name": "dask",
                 "dask_version": dask.__version__,
-                "input_partitions": int(len(rows)),
+                "input_partitions": len(rows),
                 "output_parts": len(pieces),
             }
             keep_all = not write or "npz" in config.formats
             if write:
                 out = Path(config.output)
                 with atomic_output_dir(out, config.overwrite) as tmp:
-                    collected = _write_parts(client, distributed, pieces, users, tmp, "parquet" in config.formats, keep_all)
+                    collected = _write_parts(
+                        client, distributed, pieces, users, tmp, "parquet" in config.formats, keep_all
+                    )
                     seqs = _gather(collected, users, plan["float"], has_rating) if keep_all else None
-                    meta = _meta(make_meta, Sequences, config, infos, num_rows, plan, users, items, collected, steps, has_rating, meta_extra)
+                    meta = _meta(
+                        make_meta,
+                        Sequences,
+                        config,
+                        infos,
+                        num_rows,
+                        plan,
+                        users,
+                        items,
+                        collected,
+                        steps,
+                        has_rating,
+                        meta_extra,
+                    )
                     meta = _write_rest(config, seqs, users, items, meta, tmp)
             else:
                 out = None
                 collected = _write_parts(client, distributed, pieces, users, None, False, True)
                 seqs = _gather(collected, users, plan["float"], has_rating)
-                meta = _meta(make_meta, Sequences, config, infos, num_rows, plan, users, items, collected, steps, has_rating, meta_extra)
+                meta = _meta(
+                    make_meta,
+                    Sequences,
+                    config,
+                    infos,
+                    num_rows,
+                    plan,
+                    users,
+                    items,
+                    collected,
+                    steps,
+                    has_rating,
+                    meta_extra,
+                )
         except SeqprepError:
             raise
         except (ValueError, TypeError, KeyError, OSError, pa.ArrowException) as e:
             msg = f"the Dask build failed: {type(e).__name__}: {' '.join(str(e).split())[:300]}; check the input and reader options, or try --engine local"
             raise InputError(msg) from e
-    return BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta, output=out, seconds=_time.perf_counter() - t0)  # type: ignore[arg-type]
+    return BuildResult(
+        config=config,
+        users=users,
+        items=items,
+        sequences=seqs,
+        meta=meta,
+        output=out,
+        seconds=_time.perf_counter() - t0,
+    )  # type: ignore[arg-type]
 
 
 def _time_plan(codes: np.ndarray) -> dict[str, Any]:
@@ -679,7 +735,9 @@ def _write_parts(
             if part["ratings"] is not None:
                 cols["ratings"] = _list_array(part["offsets"], part["ratings"])
             write_parquet(pa.table(cols), folder / "sequences" / f"part-{j:05d}.parquet")
-        done[j] = part if keep else {"ties": part["ties"], "n": int(part["offsets"][-1]), "dtype": part["timestamps"].dtype}
+        done[j] = (
+            part if keep else {"ties": part["ties"], "n": int(part["offsets"][-1]), "dtype": part["timestamps"].dtype}
+        )
     return [d for d in done if d is not None]
 
 
@@ -690,7 +748,9 @@ def _gather(parts: list[dict[str, Any]], users: Vocabulary, as_float: bool, has_
     return Sequences(
         offsets=csr_offsets(users.counts),
         items=np.concatenate([p["items"] for p in parts]) if parts else np.zeros(0, np.int32),
-        timestamps=np.concatenate([p["timestamps"] for p in parts]).astype(dtype, copy=False) if parts else np.zeros(0, dtype),
+        timestamps=np.concatenate([p["timestamps"] for p in parts]).astype(dtype, copy=False)
+        if parts
+        else np.zeros(0, dtype),
         ratings=np.concatenate([p["ratings"] for p in parts]) if has_rating and parts else None,
     )
 
@@ -731,7 +791,9 @@ def _meta(
     return meta
 
 
-def _write_rest(config: BuildConfig, seqs: Any, users: Vocabulary, items: Vocabulary, meta: dict[str, Any], folder: Path) -> dict[str, Any]:
+def _write_rest(
+    config: BuildConfig, seqs: Any, users: Vocabulary, items: Vocabulary, meta: dict[str, Any], folder: Path
+) -> dict[str, Any]:
     """npz (when asked), the vocabularies and meta.json, as :func:`seqprep.writers.write_outputs` writes them."""
     from ..writers import _sha256, dump_json, sequences_npz, write_npz, write_parquet
 
