@@ -62,6 +62,7 @@ class Result:
     command: list[str]
     walls: list[float] = field(default_factory=list)
     rss_mib: list[float] = field(default_factory=list)
+    cpus: list[float] = field(default_factory=list)
     outdir: str | None = None
     output_mib: float | None = None
     stdout: str = ""
@@ -77,9 +78,14 @@ class Result:
         """Largest peak RSS over the repeats (MiB)."""
         return max(self.rss_mib) if self.rss_mib else float("nan")
 
+    @property
+    def cpu(self) -> float:
+        """Least CPU time (user + sys, seconds) over the repeats."""
+        return min(self.cpus) if self.cpus else float("nan")
 
-def measure(cmd: list[str], cwd: Path) -> tuple[float, float, int, str, str]:
-    """Run ``cmd`` in ``cwd``; return (wall s, peak RSS MiB, exit code, stdout, stderr tail).
+
+def measure(cmd: list[str], cwd: Path) -> tuple[float, float, float, int, str, str]:
+    """Run ``cmd`` in ``cwd``; return (wall s, CPU s, peak RSS MiB, exit code, stdout, stderr tail).
 
     ``cwd`` should be a scratch directory so ``python -c`` cannot pick up a source
     checkout (e.g. ./seqprep) instead of the installed package.
@@ -94,7 +100,8 @@ def measure(cmd: list[str], cwd: Path) -> tuple[float, float, int, str, str]:
         err.seek(0)
         text_err = err.read().decode(errors="replace")[-2000:]
         text_out = out.read().decode(errors="replace").strip()[-500:]
-    return wall, usage.ru_maxrss / 1024, proc.returncode, text_out, text_err
+    cpu = usage.ru_utime + usage.ru_stime
+    return wall, cpu, usage.ru_maxrss / 1024, proc.returncode, text_out, text_err
 
 
 def seqprep_command() -> list[str]:
@@ -176,15 +183,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for res in steps:
                 if res.error:
                     continue
-                wall, rss, code, out, err = measure(res.command, work)
+                wall, cpu, rss, code, out, err = measure(res.command, work)
                 if code != 0:
                     res.error = f"exit {code}: {err.strip()}"
                     print(f"[{res.step}] FAILED {res.error}", file=sys.stderr)
                     continue
                 res.walls.append(wall)
                 res.rss_mib.append(rss)
+                res.cpus.append(cpu)
                 res.stdout = out
-                print(f"[{res.step}] {wall:.2f}s {rss:.0f} MiB", file=sys.stderr)
+                print(f"[{res.step}] {wall:.2f}s wall {cpu:.2f}s cpu {rss:.0f} MiB", file=sys.stderr)
         for res in steps:
             if res.outdir and Path(res.outdir).exists():
                 res.output_mib = round(dir_mib(Path(res.outdir)), 1)
@@ -196,7 +204,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "repeat": args.repeat,
         "machine": machine_info(),
         "load1": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-        "steps": [{**asdict(r), "wall": r.wall, "rss": r.rss} for r in steps],
+        "steps": [{**asdict(r), "wall": r.wall, "cpu": r.cpu, "rss": r.rss} for r in steps],
     }
 
 
@@ -205,7 +213,10 @@ def table(report: dict[str, Any]) -> str:
     steps = report["steps"]
     by = {s["step"]: s for s in steps}
     bare, pandas = by["bare"], by.get("pandas")
-    head = f"{'step':<24}{'wall s':>9}{'peak MiB':>10}{'t/bare':>8}{'rss/bare':>9}{'vs pandas':>11}{'out MiB':>9}"
+    head = (
+        f"{'step':<24}{'wall s':>9}{'cpu s':>8}{'peak MiB':>10}{'t/bare':>8}{'cpu/bare':>9}{'rss/bare':>9}"
+        f"{'vs pandas':>11}{'out MiB':>9}"
+    )
     lines = [head, "-" * len(head)]
     for s in steps:
         if s["error"]:
@@ -216,8 +227,8 @@ def table(report: dict[str, Any]) -> str:
             vs = f"{pandas['wall'] / s['wall']:.1f}x"
         out = "" if s["output_mib"] is None else f"{s['output_mib']:.0f}"
         lines.append(
-            f"{s['step']:<24}{s['wall']:>9.2f}{s['rss']:>10.0f}{s['wall'] / bare['wall']:>8.2f}"
-            f"{s['rss'] / bare['rss']:>9.2f}{vs:>11}{out:>9}"
+            f"{s['step']:<24}{s['wall']:>9.2f}{s['cpu']:>8.2f}{s['rss']:>10.0f}{s['wall'] / bare['wall']:>8.2f}"
+            f"{s['cpu'] / bare['cpu']:>9.2f}{s['rss'] / bare['rss']:>9.2f}{vs:>11}{out:>9}"
         )
     m = report["machine"]
     lines.insert(
@@ -226,7 +237,10 @@ def table(report: dict[str, Any]) -> str:
         f"nproc={m['nproc']} python={m['python']} pyarrow={m['pyarrow']} numpy={m['numpy']} "
         f"pandas={m['pandas']} seqprep={m['seqprep']}; load avg before/after {report['load1']}",
     )
-    lines.append("'vs pandas' = times faster than pandas; ratios are vs bare in this same run.")
+    lines.append(
+        "wall: best of the repeats; cpu: user+sys, least of the repeats; peak: largest RSS. "
+        "'vs pandas' = times faster than pandas (wall); ratios are vs bare in this same run."
+    )
     return "\n".join(lines)
 
 

@@ -121,6 +121,43 @@ def filter_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def engine_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Where the build runs: this process (default) or a Dask cluster (``pip install 'seqprep[dask]'``)."""
+    decorators = [
+        click.option(
+            "--engine",
+            type=click.Choice(["local", "dask"]),
+            default="local",
+            show_default=True,
+            help="Run in this process (local) or on a Dask cluster (dask; needs pip install 'seqprep[dask]'). Same result.",
+        ),
+        click.option("--scheduler", help="With --engine dask: address of a running Dask scheduler, e.g. tcp://HOST:8786."),
+        click.option(
+            "--workers",
+            type=int,
+            help="With --engine dask and no --scheduler: start a local cluster of N worker processes (default: chosen by Dask from the cores).",
+        ),
+        click.option(
+            "--part-rows",
+            type=int,
+            default=4_000_000,
+            show_default=True,
+            help="With --engine dask: about this many interactions per sequences/part-NNNNN.parquet.",
+        ),
+        click.option(
+            "--block-size",
+            "block_bytes",
+            type=int,
+            default=64 * 2**20,
+            show_default=True,
+            help="With --engine dask: input bytes per read partition (uncompressed CSV/JSONL).",
+        ),
+    ]
+    for d in reversed(decorators):
+        f = d(f)
+    return f
+
+
 def split_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Truncation/padding, evaluation split and training-input options of ``build``."""
     decorators = [
@@ -299,6 +336,7 @@ def cli() -> None:
 @filter_options
 @split_options
 @read_options
+@engine_options
 @_handle_errors
 def build(inputs: tuple[str, ...], output: str, formats: tuple[str, ...], as_json: bool, quiet: bool, **kw: Any) -> None:
     """Build vocabularies and per-user sequences from INPUTS (files, globs or - for stdin).

@@ -21,6 +21,7 @@ __all__ = [
     "FilterOptions",
     "SessionOptions",
     "SplitOptions",
+    "EngineOptions",
     "BuildConfig",
     "make_config",
     "ItemOrder",
@@ -45,6 +46,7 @@ Unknown = Literal["drop", "oov", "error"]
 StreamFormat = Literal["arrow", "jsonl"]
 ExportName = Literal["sasrec", "seqlines", "recbole"]
 STDOUT = "-"
+Engine = Literal["local", "dask"]
 
 ROLES = ("user", "item", "time", "rating")
 
@@ -300,6 +302,41 @@ class EmitOptions:
 
 
 @dataclass(frozen=True)
+class EngineOptions:
+    """Where a build runs: in this process (``local``, the reference) or on a Dask cluster (``dask``).
+
+    The engine never changes the result: the same vocabularies, order and meta counts either way.
+    ``part_rows`` (interactions per ``sequences/part-NNNNN.parquet``) and ``block_bytes`` (input bytes
+    per Dask read partition) only shape how the Dask engine splits its work and its output folder.
+    """
+
+    engine: Engine = "local"
+    scheduler: str | None = None
+    workers: int | None = None
+    part_rows: int = 4_000_000
+    block_bytes: int = 64 * 2**20
+
+    def validate(self) -> None:
+        _check_choice("engine", self.engine, Engine)
+        if self.scheduler is not None and self.workers is not None:
+            msg = "--scheduler and --workers both given; pass --scheduler to use a running cluster, or --workers N to start a local one"
+            raise ConfigError(msg)
+        if self.engine != "dask" and (self.scheduler is not None or self.workers is not None):
+            msg = "--scheduler/--workers only apply to the Dask engine; add --engine dask"
+            raise ConfigError(msg)
+        if self.scheduler is not None and "://" not in self.scheduler and ":" not in self.scheduler:
+            msg = f"--scheduler {self.scheduler!r} is not a scheduler address; pass one like tcp://HOST:8786"
+            raise ConfigError(msg)
+        if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
+            msg = f"--workers must be a whole number of at least 1, not {self.workers!r}"
+            raise ConfigError(msg)
+        for name, flag, value in (("part_rows", "--part-rows", self.part_rows), ("block_bytes", "--block-size", self.block_bytes)):
+            if not isinstance(value, int) or value < 1:
+                msg = f"{flag} must be a positive whole number, not {value!r}"
+                raise ConfigError(msg)
+
+
+@dataclass(frozen=True)
 class BuildConfig:
     """One build: inputs, output and every choice that shapes the result."""
 
@@ -315,12 +352,13 @@ class BuildConfig:
     session: SessionOptions = field(default_factory=SessionOptions)
     vocab: VocabOptions = field(default_factory=VocabOptions)
     emit: EmitOptions = field(default_factory=EmitOptions)
+    split: SplitOptions = field(default_factory=SplitOptions)
+    engine: EngineOptions = field(default_factory=EngineOptions)
 
     @property
     def to_stdout(self) -> bool:
         """``-o -``: the sequences go to stdout as a stream, no folder is written."""
         return self.output == STDOUT
-    split: SplitOptions = field(default_factory=SplitOptions)
 
     def validate(self) -> BuildConfig:
         if not self.inputs:
@@ -351,6 +389,20 @@ class BuildConfig:
         if self.split.vocab_from_train and self.vocab.vocab_from is not None:
             msg = "--vocab-from-train fits a new vocabulary and --vocab-from reuses one; pass only one of them"
             raise ConfigError(msg)
+        self.engine.validate()
+        if self.engine.engine == "dask":
+            unsupported = [
+                name
+                for name, group in (("filter", self.filter), ("session", self.session), ("split", self.split), ("vocab", self.vocab), ("emit", self.emit))
+                if group != type(group)()
+            ]
+            if unsupported or self.to_stdout:
+                what = ", ".join(unsupported) or "-o -"
+                msg = (
+                    f"--engine dask does not support the {what} options yet (only the core build); "
+                    "run this build with --engine local"
+                )
+                raise ConfigError(msg)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -392,6 +444,7 @@ _GROUPS: dict[str, type] = {
     "vocab": VocabOptions,
     "emit": EmitOptions,
     "split": SplitOptions,
+    "engine": EngineOptions,
 }
 
 

@@ -102,8 +102,19 @@ def _flat(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     return offsets - base, values[base : offsets[-1]]
 
 
+def _sequences_table(p: Path) -> pa.Table:
+    """sequences.parquet, or the parts ``sequences/part-00000.parquet``, ... (in user-index order)."""
+    if (p / "sequences.parquet").is_file():
+        return pq.read_table(p / "sequences.parquet")
+    parts = sorted((p / "sequences").glob("part-*.parquet"))
+    if not parts:
+        msg = f"{str(p / 'sequences')!r} holds no part-*.parquet files; rebuild it with seqprep build"
+        raise InputError(msg)
+    return pa.concat_tables([pq.read_table(f) for f in parts])
+
+
 def load(path: str | Path) -> Dataset:
-    """Load a folder written by ``seqprep build`` (Parquet or NPZ layout)."""
+    """Load a folder written by ``seqprep build`` (sequences.parquet, a sequences/ folder of parts, or NPZ)."""
     p = Path(path)
     if not is_built(p):
         msg = f"{str(p)!r} is not a seqprep output folder (no meta.json); pass the -o folder of a build"
@@ -120,8 +131,8 @@ def load(path: str | Path) -> Dataset:
                 ratings = z["ratings"]
             if "session_ids" in z.files:
                 session_ids = z["session_ids"]
-    elif (p / "sequences.parquet").is_file():
-        table = pq.read_table(p / "sequences.parquet")
+    elif (p / "sequences.parquet").is_file() or (p / "sequences").is_dir():
+        table = _sequences_table(p)
         offsets, items = _flat(table["items"])
         _, timestamps = _flat(table["timestamps"])
         if "ratings" in table.column_names:
@@ -130,7 +141,7 @@ def load(path: str | Path) -> Dataset:
             _, session_ids = _flat(table["session_ids"])
         user_idx = table["user_idx"].to_numpy()
     else:
-        msg = f"{str(p)!r} holds neither sequences.parquet nor sequences.npz; rebuild it with seqprep build"
+        msg = f"{str(p)!r} holds neither sequences.parquet, sequences/ nor sequences.npz; rebuild it with seqprep build"
         raise InputError(msg)
     return Dataset(
         path=p,

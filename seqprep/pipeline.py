@@ -80,7 +80,7 @@ class BuildResult:
     config: BuildConfig
     users: Vocabulary
     items: Vocabulary
-    sequences: Sequences
+    sequences: Sequences | None  # None only for a Dask build written to Parquet parts (load(out) reads them)
     meta: dict[str, Any]
     output: Path | None = None
     seconds: float = field(default=0.0, compare=False)
@@ -279,6 +279,10 @@ def run(
     """
     from .writers import atomic_output_dir, check_output, write_outputs
 
+    if config.engine.engine == "dask":  # same contract, run on a Dask cluster (seqprep[dask])
+        from .engines.dask_engine import run_dask
+
+        return run_dask(config, write=write)
     t0 = _time.perf_counter()
     config.validate()
     if write and not config.to_stdout:

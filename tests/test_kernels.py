@@ -114,3 +114,27 @@ def test_tie_mask_and_stats_match_reference(lengths, data):
 def test_csr_offsets(counts):
     off = csr_offsets(np.array(counts, dtype=np.int64))
     assert off[0] == 0 and np.diff(off).tolist() == counts
+
+
+@given(
+    st.lists(st.integers(0, 7), min_size=1, max_size=60),
+    st.sampled_from(["frequency", "first-seen", "id"]),
+    st.booleans(),
+)
+def test_order_counted_from_count_tables_equals_fit_order(codes, order, text_ids):
+    """What a distributed engine computes (counts, first position per id) orders exactly like fit_order."""
+    from seqprep.kernels import order_counted
+
+    raw = [f"x{7 - k}" for k in range(8)] if text_ids else [50 - 3 * k for k in range(8)]
+    ids = pa.array(raw)
+    codes_np = np.array(codes, dtype=np.int32)
+    counts = np.bincount(codes_np, minlength=8)
+    # the first input position of each id; absent ids get any value (they must not appear)
+    first = np.full(8, 10**9, dtype=np.int64)
+    for pos in range(len(codes) - 1, -1, -1):
+        first[codes[pos]] = pos * 5 + 3  # any increasing map of positions orders the same
+    got = order_counted(counts, ids, order, first_seen=first)
+    want = fit_order(codes_np, ids, order)
+    assert got[0].tolist() == want[0].tolist()
+    assert got[1].tolist() == want[1].tolist()
+    assert sorted(got[0].tolist()) == sorted(set(codes))  # exactly the present ids, each once

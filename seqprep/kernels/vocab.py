@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["fit_order", "remap_table", "cast_ids_exact", "reuse_table", "extend_table"]
+__all__ = ["fit_order", "order_counted", "remap_table", "cast_ids_exact", "reuse_table", "extend_table"]
 
 Order = Literal["frequency", "first-seen", "id"]
 
@@ -36,7 +36,32 @@ def fit_order(codes: np.ndarray, ids: pa.Array, order: Order) -> tuple[np.ndarra
 
         present = pd.unique(codes).astype(np.int64)  # documented: in order of appearance
         return present, counts_all[present]
+    return order_counted(counts_all, ids, order)
+
+
+def order_counted(
+    counts: np.ndarray, ids: pa.Array, order: Order, first_seen: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`fit_order` from count tables: ``counts[k]`` interactions of ``ids[k]`` (0 = absent).
+
+    The form a distributed engine has after a tree reduction. For ``first-seen``, ``first_seen[k]`` is
+    the input position of the first interaction of ``ids[k]`` (any integers that order like the global
+    row order); the other orders need only the counts and give exactly what :func:`fit_order` gives.
+
+    >>> ids = pa.array(["b", "a", "c"])
+    >>> order_counted(np.array([2, 3, 1]), ids, "frequency")
+    (array([1, 0, 2]), array([3, 2, 1]))
+    >>> order_counted(np.array([2, 3, 0]), ids, "first-seen", first_seen=np.array([7, 1, 0]))[0]
+    array([1, 0])
+    """
+    counts_all = np.asarray(counts, dtype=np.int64)
     present = np.flatnonzero(counts_all)
+    if order == "first-seen":
+        if first_seen is None:
+            msg = "order 'first-seen' needs first_seen positions"
+            raise ValueError(msg)
+        chosen = present[np.argsort(np.asarray(first_seen)[present], kind="stable")]
+        return chosen, counts_all[chosen]
     # rank of each present id by original value (ids are distinct, so no ties)
     by_id = pc.sort_indices(ids.take(pa.array(present))).to_numpy()
     if order == "id":
