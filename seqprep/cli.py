@@ -136,7 +136,25 @@ def cli() -> None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder (atomically).")
 @click.option("--strict", is_flag=True, help="Fail on rows with a missing user, item or timestamp instead of dropping them.")
 @click.option("--json", "as_json", is_flag=True, help="Print meta.json's content to stdout when done.")
-@click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line on stderr.")
+@click.option(
+    "--threads",
+    type=int,
+    default=None,
+    help="Cap on the threads used by pyarrow and numpy/BLAS work (default: all cores).",
+)
+@click.option(
+    "--memory-limit",
+    default=None,
+    help="Keep peak memory near this size, e.g. 4GB or 512MiB: integer columns spill to a temporary folder "
+    "and are sorted user-range by user-range. Default: no limit.",
+)
+@click.option(
+    "--block-size",
+    default="16MiB",
+    show_default=True,
+    help="Bytes of input parsed per block while streaming (larger: faster, more memory).",
+)
 @read_options
 @_handle_errors
 def build(inputs: tuple[str, ...], output: str, formats: tuple[str, ...], as_json: bool, quiet: bool, **kw: Any) -> None:
@@ -145,10 +163,12 @@ def build(inputs: tuple[str, ...], output: str, formats: tuple[str, ...], as_jso
     Several inputs form one log, in the order given; equal timestamps keep that order.
     """
     from .pipeline import run
+    from .progress import for_terminal
+    from .resources import peak_rss_bytes
 
     _sigterm_to_interrupt()
     config = make_config(list(inputs), output, formats=formats or ("parquet",), **kw)
-    result = run(config, stdin=sys.stdin.buffer)
+    result = run(config, stdin=sys.stdin.buffer, progress=for_terminal(quiet))
     m = result.meta
     rows = m["rows"]
     _note(
@@ -156,7 +176,7 @@ def build(inputs: tuple[str, ...], output: str, formats: tuple[str, ...], as_jso
         f"seqprep: {rows['read']:,} rows read from {len(m['inputs'])} input(s), {rows['kept']:,} kept "
         f"({rows['removed']:,} removed); {m['num_users']:,} users, {m['num_items']:,} items "
         f"(num_embeddings {m['num_embeddings']:,}); wrote {output} [{', '.join(config.formats)}] "
-        f"in {result.seconds:.2f} s",
+        f"in {result.seconds:.2f} s, peak memory {peak_rss_bytes() / 2**20:,.0f} MiB",
     )
     if as_json:
         click.echo(json.dumps(m, indent=2, sort_keys=True))

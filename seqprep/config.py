@@ -18,7 +18,9 @@ from .errors import ConfigError
 
 __all__ = [
     "ReadOptions",
+    "ResourceOptions",
     "BuildConfig",
+    "parse_size",
     "make_config",
     "ItemOrder",
     "UserOrder",
@@ -72,6 +74,76 @@ class ReadOptions:
         return getattr(self, f"{role}_col")
 
 
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+
+
+def parse_size(value: str | int, name: str = "size") -> int:
+    """A byte count from ``4GB`` (10^9), ``512MiB`` (2^20), ``1.5GiB`` or a plain number of bytes.
+
+    >>> parse_size("4GB"), parse_size("512MiB"), parse_size(1024)
+    (4000000000, 536870912, 1024)
+    """
+    import re
+
+    if isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, int):
+        n = value
+    else:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(value))
+        unit = m.group(2).lower() if m else None
+        if m is None or unit not in _SIZE_UNITS:
+            msg = f"{name} {value!r} is not a size; write it like 4GB, 512MiB or 1073741824 (bytes)"
+            raise ConfigError(msg)
+        n = int(float(m.group(1)) * _SIZE_UNITS[unit])
+    if n <= 0:
+        msg = f"{name} {value!r} must be more than 0 bytes; write it like 4GB or 512MiB"
+        raise ConfigError(msg)
+    return n
+
+
+@dataclass(frozen=True)
+class ResourceOptions:
+    """How much of the machine a build may use. These never change the result, so meta.json omits them.
+
+    ``threads``: cap on pyarrow's (and BLAS/OpenMP) threads, ``None`` = all cores. ``memory_limit``:
+    above it the integer columns are spilled to a temporary folder and sorted user-range by
+    user-range (``None`` = no limit). ``block_size``: bytes of input parsed per block while streaming.
+    """
+
+    threads: int | None = None
+    memory_limit: str | int | None = None
+    block_size: str | int = "16MiB"
+
+    def validate(self) -> None:
+        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1):
+            msg = f"--threads must be a whole number of at least 1, not {self.threads!r}; pass e.g. --threads 2"
+            raise ConfigError(msg)
+        self.memory_limit_bytes  # noqa: B018 - validates
+        if self.block_size_bytes < 1024:
+            msg = f"--block-size {self.block_size!r} is below 1KiB; pass e.g. --block-size 16MiB"
+            raise ConfigError(msg)
+
+    @property
+    def memory_limit_bytes(self) -> int | None:
+        return None if self.memory_limit is None else parse_size(self.memory_limit, "--memory-limit")
+
+    @property
+    def block_size_bytes(self) -> int:
+        return parse_size(self.block_size, "--block-size")
+
+
 @dataclass(frozen=True)
 class BuildConfig:
     """One build: inputs, output and every choice that shapes the result."""
@@ -84,6 +156,7 @@ class BuildConfig:
     overwrite: bool = False
     strict: bool = False
     read: ReadOptions = field(default_factory=ReadOptions)
+    resources: ResourceOptions = field(default_factory=ResourceOptions)
 
     def validate(self) -> BuildConfig:
         if not self.inputs:
@@ -100,6 +173,7 @@ class BuildConfig:
         _check_choice("item_order", self.item_order, ItemOrder)
         _check_choice("user_order", self.user_order, UserOrder)
         self.read.validate()
+        self.resources.validate()
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,7 +185,8 @@ class BuildConfig:
     def from_dict(cls, d: dict[str, Any]) -> BuildConfig:
         d = dict(d)
         read = ReadOptions(**_tuples(d.pop("read", {}), ReadOptions))
-        return cls(read=read, **_tuples(d, cls))
+        resources = ResourceOptions(**d.pop("resources", {}))
+        return cls(read=read, resources=resources, **_tuples(d, cls))
 
     def replace(self, **changes: Any) -> BuildConfig:
         return make_config(base=self, **changes)
@@ -134,7 +209,7 @@ def _tuples(d: dict[str, Any], cls: type) -> dict[str, Any]:
     return out
 
 
-_GROUPS: dict[str, type] = {"read": ReadOptions}
+_GROUPS: dict[str, type] = {"read": ReadOptions, "resources": ResourceOptions}
 
 
 def make_config(

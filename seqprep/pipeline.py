@@ -27,7 +27,9 @@ from . import __version__
 from .config import BuildConfig, make_config
 from .errors import InputError
 from .kernels import csr_offsets, fit_order, remap_table, tie_stats, time_order
+from .progress import SILENT, Progress
 from .readers import InputInfo, Log, read_log
+from .resources import limit_threads
 from .vocab import Vocabulary
 
 __all__ = [
@@ -234,27 +236,41 @@ def make_meta(
             }
             for info in log.inputs
         ],
-        "options": config.to_dict(),
+        "options": {k: v for k, v in config.to_dict().items() if k != "resources"},  # never shape the result
     }
 
 
-def run(config: BuildConfig, *, write: bool = True, stdin: BinaryIO | None = None) -> BuildResult:
+def run(
+    config: BuildConfig, *, write: bool = True, stdin: BinaryIO | None = None, progress: Progress = SILENT
+) -> BuildResult:
     """Run a build described by ``config``; with ``write`` the outputs land atomically in ``config.output``.
 
     Stages: read -> clean (drop/count rows) -> fit vocabularies -> sort into sequences -> meta -> write.
+    ``progress`` (default: silent) is told about each long phase.
     """
+    with limit_threads(config.resources.threads):
+        try:
+            return _run(config, write=write, stdin=stdin, progress=progress)
+        finally:
+            progress.done()
+
+
+def _run(config: BuildConfig, *, write: bool, stdin: BinaryIO | None, progress: Progress) -> BuildResult:
     from .writers import atomic_output_dir, check_output, write_outputs
 
     t0 = _time.perf_counter()
     config.validate()
     if write:
         check_output(Path(config.output), config.overwrite)
-    log = read_log(config.inputs, config.read, stdin=stdin)
+    log = read_log(
+        config.inputs, config.read, stdin=stdin, block_size=config.resources.block_size_bytes, progress=progress
+    )
     if log.num_rows == 0:
         msg = f"the log is empty: no interaction rows in {', '.join(i.path for i in log.inputs)}; check the input"
         raise InputError(msg)
     inter, steps = clean(log, config)
     users, items, uidx, iidx = fit_vocabularies(inter, log, config)
+    progress.phase(f"sorting {len(uidx):,} interactions")
     seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts)
     del uidx, iidx, inter
     meta = make_meta(config, log, users, items, seqs, steps)
@@ -263,6 +279,7 @@ def run(config: BuildConfig, *, write: bool = True, stdin: BinaryIO | None = Non
     out = None
     if write:
         out = Path(config.output)
+        progress.phase(f"writing {out}")
         with atomic_output_dir(out, config.overwrite) as tmp:
             meta = write_outputs(result, tmp)
     return dataclasses.replace(result, meta=meta, output=out, seconds=_time.perf_counter() - t0)
