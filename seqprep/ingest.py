@@ -20,7 +20,7 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -81,12 +81,68 @@ class GrowBuffer:
     def fill(self, value: Any, n: int) -> None:
         self.append(np.full(n, value, dtype=self._arr.dtype))
 
+    def close(self) -> None:
+        """Nothing to release (a :class:`FileBuffer` closes its file)."""
+
     def finish(self) -> np.ndarray:
         """The filled part as an array that owns its memory (the buffer is then spent)."""
         arr = self._arr
         self._arr = np.empty(0, dtype=arr.dtype)
         arr.resize(self.size, refcheck=False)
         return arr
+
+
+class FileBuffer:
+    """A :class:`GrowBuffer` that appends to a file in a spill folder; ``finish`` maps it read-only.
+
+    Appended bytes go through the page cache, not this process's memory, so spilled columns do not
+    count towards its resident size; readers should take them back in chunks (:func:`read_rows`).
+    """
+
+    _serial = 0
+
+    def __init__(self, dtype: Any, folder: Path) -> None:
+        FileBuffer._serial += 1
+        self.dtype = np.dtype(dtype)
+        self.path = folder / f"col-{FileBuffer._serial}.{self.dtype.str.strip('<>=|')}"
+        self._fh = open(self.path, "wb")  # noqa: SIM115 - closed by finish()
+        self.size = 0
+
+    def append(self, values: np.ndarray) -> None:
+        np.ascontiguousarray(values, dtype=self.dtype).tofile(self._fh)
+        self.size += len(values)
+
+    def fill(self, value: Any, n: int) -> None:
+        self.append(np.full(n, value, dtype=self.dtype))
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def finish(self) -> np.ndarray:
+        self._fh.close()
+        if self.size == 0:
+            return np.empty(0, dtype=self.dtype)
+        return np.memmap(self.path, dtype=self.dtype, mode="r", shape=(self.size,))
+
+
+def read_rows(arr: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """``arr[start:stop]`` as an in-memory copy; a memory-mapped column is read with ``np.fromfile``,
+    so its pages never become part of this process's resident memory.
+
+    >>> read_rows(np.arange(5), 1, 3)
+    array([1, 2])
+    """
+    if isinstance(arr, np.memmap) and arr.filename is not None:
+        stop = min(stop, len(arr))
+        return np.fromfile(arr.filename, dtype=arr.dtype, count=max(0, stop - start), offset=arr.offset + start * arr.itemsize)
+    return np.asarray(arr[start:stop])
+
+
+def buffer_factory(spill_dir: Path | None) -> Callable[[Any], GrowBuffer | FileBuffer]:
+    """New columns in memory, or in files under ``spill_dir`` when given."""
+    if spill_dir is None:
+        return GrowBuffer
+    return lambda dtype: FileBuffer(dtype, spill_dir)
 
 
 class IdEncoder:
@@ -105,8 +161,8 @@ class IdEncoder:
     ([0, 1, -1, 0, 2, 1], ['b', 'a', 'c'])
     """
 
-    def __init__(self, *, min_flush: int = 1 << 16) -> None:
-        self.codes = GrowBuffer(np.int32)
+    def __init__(self, *, min_flush: int = 1 << 16, new_buffer: Callable[[Any], Any] = GrowBuffer) -> None:
+        self.codes = new_buffer(np.int32)
         self.dictionary: pa.Array | None = None
         self._pending: list[tuple[np.ndarray, pa.Array]] = []
         self._pending_size = 0
@@ -144,18 +200,19 @@ class IdEncoder:
         return self.codes.finish(), dictionary
 
 
-@dataclass
 class _FileColumns:
     """One input's compact columns while it is being read."""
 
-    user: IdEncoder = field(default_factory=IdEncoder)
-    item: IdEncoder = field(default_factory=IdEncoder)
-    time: GrowBuffer | None = field(default_factory=lambda: GrowBuffer(np.int64))
-    time_valid: GrowBuffer | None = None
-    time_raw: list[pa.Array] = field(default_factory=list)
-    rating: GrowBuffer | None = None
-    rows: int = 0
-    rating_via_double: bool = False
+    def __init__(self, *, rating_via_double: bool, new_buffer: Callable[[Any], Any]) -> None:
+        self.new_buffer = new_buffer
+        self.user = IdEncoder(new_buffer=new_buffer)
+        self.item = IdEncoder(new_buffer=new_buffer)
+        self.time: Any = new_buffer(np.int64)
+        self.time_valid: Any = None
+        self.time_raw: list[pa.Array] = []
+        self.rating: Any = None
+        self.rows = 0
+        self.rating_via_double = rating_via_double
 
     def add(self, batch: pa.RecordBatch, roles: dict[str, str], where: str) -> None:
         n = batch.num_rows
@@ -166,7 +223,7 @@ class _FileColumns:
             # integer epochs need no look at the whole column: encode now
             t64 = pc.cast(t, pa.int64())
             if t64.null_count and self.time_valid is None:
-                self.time_valid = GrowBuffer(np.bool_)
+                self.time_valid = self.new_buffer(np.bool_)
                 self.time_valid.fill(True, self.rows)
             if self.time_valid is not None:
                 self.time_valid.append(t64.is_valid().to_numpy(zero_copy_only=False))
@@ -175,11 +232,10 @@ class _FileColumns:
         else:
             # strings, floats, dates: typed on the whole column (as the in-memory reader does)
             if self.time is not None:
-                if self.rows:
-                    values = self.time.finish()
-                    mask = None if self.time_valid is None else ~self.time_valid.finish()
-                    self.time_raw = [pa.array(values, mask=mask)]
-                self.time = None
+                values = self.time.finish()
+                mask = None if self.time_valid is None else ~self.time_valid.finish()
+                self.time_raw = [pa.array(np.asarray(values), mask=mask)] if self.rows else []
+                self.time = self.time_valid = None
             self.time_raw.append(t)
         if "rating" in roles:
             r = batch.column(roles["rating"])
@@ -187,20 +243,29 @@ class _FileColumns:
                 r = _normalize_rating(pa.chunked_array([r]), where, pa.float64())
             r = _normalize_rating(pa.chunked_array([r]), where)
             if self.rating is None:
-                self.rating = GrowBuffer(np.float32)
+                self.rating = self.new_buffer(np.float32)
             self.rating.append(pc.fill_null(r, float("nan")).to_numpy(zero_copy_only=False))
         self.rows += n
 
-    def time_array(self, where: str, header: int) -> tuple[pa.Array, str]:
-        """-> (int64/float64 array with nulls, unit), as ``_normalize_time`` gives it."""
+    def close(self) -> None:
+        """Release the buffers of a read that is abandoned (an error, or a re-read)."""
+        for buf in (self.user.codes, self.item.codes, self.time, self.time_valid, self.rating):
+            if buf is not None:
+                buf.close()
+
+    def time_columns(self, where: str, header: int) -> tuple[np.ndarray, np.ndarray | None, str]:
+        """-> (int64/float64 values with 0 where missing, validity or None when none is missing, unit).
+
+        The same values ``_normalize_time`` gives for the whole column.
+        """
         if self.time is not None:
-            values = self.time.finish()
-            if self.time_valid is None:
-                return pa.array(values), "epoch"
-            valid = self.time_valid.finish()
-            return pa.array(values, mask=~valid), "epoch"
+            return self.time.finish(), None if self.time_valid is None else self.time_valid.finish(), "epoch"
         col = pa.chunked_array(self.time_raw) if self.time_raw else pa.chunked_array([], pa.null())
-        return _normalize_time(col, where, header)
+        arr, unit = _normalize_time(col, where, header)
+        self.time_raw = []
+        if arr.null_count == 0:
+            return arr.to_numpy(zero_copy_only=False), None, unit
+        return pc.fill_null(arr, 0).to_numpy(), arr.is_valid().to_numpy(zero_copy_only=False), unit
 
 
 # --------------------------------------------------------------------------------------------------
@@ -329,35 +394,61 @@ def _parquet_batches(
 # The reader
 
 
-def _read_one(
-    src: _Source, opts: ReadOptions, block_size: int, progress: Progress, fmt: str, head: bytes
+def _read_attempt(
+    src: _Source,
+    opts: ReadOptions,
+    block_size: int,
+    progress: Progress,
+    fmt: str,
+    head: bytes,
+    new_buffer: Callable[[Any], Any],
+    as_text: set[str],
 ) -> tuple[_FileColumns, dict[str, str], int, dict[str, bool]]:
+    """One pass over one input; on any error its buffers are released and the error goes up."""
     where = src.name
     typed_text = {"user": False, "item": False}
+    header = 0
+    close: Callable[[], None] | None = None
+    cols = _FileColumns(rating_via_double="rating" in as_text, new_buffer=new_buffer)
+    try:
+        try:
+            if fmt == "csv":
+                roles, header, batches, pos, close = _csv_batches(src, opts, head, block_size, as_text)
+            elif fmt == "jsonl":
+                roles, batches, pos, close, schema = _jsonl_batches(src, opts, head, block_size)
+            else:
+                roles, batches, pos, schema = _parquet_batches(src, opts, block_size)
+            if fmt != "csv":
+                for role in ("user", "item"):
+                    typ = schema.field(roles[role]).type
+                    typed_text[role] = pa.types.is_string(typ) or pa.types.is_large_string(typ)
+            for batch in batches:
+                cols.add(batch, roles, where)
+                progress.update(pos() or 0, cols.rows)
+        finally:
+            if close is not None:
+                close()
+    except BaseException:
+        cols.close()
+        raise
+    return cols, roles, header, typed_text
+
+
+def _read_one(
+    src: _Source,
+    opts: ReadOptions,
+    block_size: int,
+    progress: Progress,
+    fmt: str,
+    head: bytes,
+    new_buffer: Callable[[Any], Any],
+) -> tuple[_FileColumns, dict[str, str], int, dict[str, bool]]:
     as_text: set[str] = set()
     while True:  # at most three times: CSV time and rating typed from the first block, then as text
-        header = 0
-        close: Callable[[], None] | None = None
-        cols = _FileColumns(rating_via_double="rating" in as_text)
         try:
-            try:
-                if fmt == "csv":
-                    roles, header, batches, pos, close = _csv_batches(src, opts, head, block_size, as_text)
-                elif fmt == "jsonl":
-                    roles, batches, pos, close, schema = _jsonl_batches(src, opts, head, block_size)
-                else:
-                    roles, batches, pos, schema = _parquet_batches(src, opts, block_size)
-                if fmt != "csv":
-                    for role in ("user", "item"):
-                        typ = schema.field(roles[role]).type
-                        typed_text[role] = pa.types.is_string(typ) or pa.types.is_large_string(typ)
-                for batch in batches:
-                    cols.add(batch, roles, where)
-                    progress.update(pos() or 0, cols.rows)
-            finally:
-                if close is not None:
-                    close()
+            return _read_attempt(src, opts, block_size, progress, fmt, head, new_buffer, as_text)
         except pa.ArrowInvalid as e:
+            where = src.name
             if "straddl" in str(e):
                 msg = f"{where}: a row is longer than the block size ({block_size:,} bytes); pass a larger --block-size"
                 raise InputError(msg) from e
@@ -374,12 +465,12 @@ def _read_one(
                 msg = f"{where}: not a readable Parquet file ({_arrow_msg(e)}); check the file or pass --input-format"
             raise InputError(msg) from e
         except (OSError, lzma.LZMAError) as e:
+            where = src.name
             if fmt == "parquet":
                 msg = f"{where}: not a readable Parquet file ({_arrow_msg(e)}); check the file or pass --input-format"
             else:
                 msg = f"{where}: cannot read: {e}; check that the file is complete and not corrupt"
             raise InputError(msg) from e
-        return cols, roles, header, typed_text
 
 
 def _failed_role(e: Exception, src: _Source, opts: ReadOptions, head: bytes) -> str | None:
@@ -393,21 +484,39 @@ def _failed_role(e: Exception, src: _Source, opts: ReadOptions, head: bytes) -> 
     return next((r for r in ("time", "rating") if roles.get(r) == name), None)
 
 
-def _translate(parts: list[tuple[np.ndarray, pa.Array]], id_type: str, role: str, typed_text: bool) -> tuple[np.ndarray, pa.Array]:
+_CHUNK_ROWS = 1 << 22
+
+
+def _translate(
+    parts: list[tuple[np.ndarray, pa.Array]],
+    id_type: str,
+    role: str,
+    typed_text: bool,
+    new_buffer: Callable[[Any], Any],
+) -> tuple[np.ndarray, pa.Array]:
     """Per-input (codes, dictionary) -> global codes and dictionary, via ``_merge_ids`` on the dictionaries."""
     dict_parts = [pa.DictionaryArray.from_arrays(pa.array(np.arange(len(d), dtype=np.int32)), d) for _, d in parts]
     mapping, dictionary = _merge_ids(dict_parts, id_type, role, typed_text)
     if len(parts) == 1:
         return parts[0][0], dictionary  # one input: its dictionary is already the global one
-    out = np.empty(sum(len(c) for c, _ in parts), dtype=np.int32)
-    row = 0
+    out = new_buffer(np.int32)
     at = 0
     for codes, d in parts:
         table = np.append(mapping[at : at + len(d)], np.int32(-1))
-        out[row : row + len(codes)] = table[codes]
-        row += len(codes)
+        for lo in range(0, len(codes), _CHUNK_ROWS):
+            out.append(table[read_rows(codes, lo, lo + _CHUNK_ROWS)])
         at += len(d)
-    return out, dictionary
+    return out.finish(), dictionary
+
+
+def _concat(parts: list[np.ndarray], dtype: Any, new_buffer: Callable[[Any], Any]) -> np.ndarray:
+    if len(parts) == 1:
+        return parts[0]
+    out = new_buffer(dtype)
+    for p in parts:
+        for lo in range(0, len(p), _CHUNK_ROWS):
+            out.append(read_rows(p, lo, lo + _CHUNK_ROWS))
+    return out.finish()
 
 
 def stream_log(
@@ -417,15 +526,21 @@ def stream_log(
     stdin: BinaryIO | None = None,
     block_size: int = DEFAULT_BLOCK_SIZE,
     progress: Progress = SILENT,
+    spill_dir: Path | None = None,
 ) -> Log:
-    """Read every input (in order), block by block, into one canonical :class:`~seqprep.readers.Log`."""
+    """Read every input (in order), block by block, into one canonical :class:`~seqprep.readers.Log`.
+
+    With ``spill_dir`` the integer columns are written to files there and the Log's arrays are
+    read-only memory maps of them (read them back in chunks with :func:`read_rows`).
+    """
+    new_buffer = buffer_factory(spill_dir)
     specs = expand_inputs(inputs)
     if specs.count("-") > 1:
         msg = "stdin (-) is given more than once; pass it once"
         raise ConfigError(msg)
     users: list[tuple[np.ndarray, pa.Array]] = []
     items: list[tuple[np.ndarray, pa.Array]] = []
-    times: list[pa.Array] = []
+    times: list[tuple[np.ndarray, np.ndarray | None]] = []
     units: list[str] = []
     ratings: list[np.ndarray | None] = []
     infos: list[InputInfo] = []
@@ -438,13 +553,13 @@ def stream_log(
             fmt = _detect_format(src, opts, head)
             where = spec if spec != "-" else "stdin"
             progress.phase(f"reading {os.path.basename(where) or where}", src.size, "bytes")
-            cols, roles, header, typed = _read_one(src, opts, block_size, progress, fmt, head)
+            cols, roles, header, typed = _read_one(src, opts, block_size, progress, fmt, head, new_buffer)
             for role in typed_text:
                 typed_text[role] |= typed[role]
             users.append(cols.user.finish())
             items.append(cols.item.finish())
-            t, unit = cols.time_array(where, header)
-            times.append(t)
+            t, t_valid, unit = cols.time_columns(where, header)
+            times.append((t, t_valid))
             units.append(unit)
             ratings.append(None if cols.rating is None else cols.rating.finish())
             infos.append(
@@ -459,26 +574,19 @@ def stream_log(
                 )
             )
     progress.phase("encoding ids")
-    user_codes, user_ids = _translate(users, opts.id_type, "user", typed_text["user"])
+    user_codes, user_ids = _translate(users, opts.id_type, "user", typed_text["user"], new_buffer)
     del users
-    item_codes, item_ids = _translate(items, opts.id_type, "item", typed_text["item"])
+    item_codes, item_ids = _translate(items, opts.id_type, "item", typed_text["item"], new_buffer)
     del items
-    if len(times) == 1:
-        time, unit = times[0], units[0]  # what _merge_times gives for one input, without its copy
-    else:
-        time, unit = _merge_times(times, units)
+    time_np, valid, unit = _merge_time_columns(times, units, new_buffer)
     del times
-    valid = np.ones(len(time), dtype=bool) if time.null_count == 0 else time.is_valid().to_numpy(zero_copy_only=False)
-    time_np = time.to_numpy(zero_copy_only=False) if time.null_count == 0 else pc.fill_null(time, 0).to_numpy()
-    del time
     rating = None
     if any(r is not None for r in ratings):
-        if len(ratings) == 1:
-            rating = ratings[0]
-        else:
-            rating = np.concatenate(
-                [r if r is not None else np.full(info.rows, np.nan, np.float32) for r, info in zip(ratings, infos)]
-            )
+        rating = _concat(
+            [r if r is not None else np.full(info.rows, np.nan, np.float32) for r, info in zip(ratings, infos)],
+            np.float32,
+            new_buffer,
+        )
     progress.done()
     return Log(
         user_codes=user_codes,
@@ -491,3 +599,22 @@ def stream_log(
         rating=rating,
         inputs=tuple(infos),
     )
+
+
+def _merge_time_columns(
+    times: list[tuple[np.ndarray, np.ndarray | None]], units: list[str], new_buffer: Callable[[Any], Any]
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """-> (values, validity, unit) of all inputs in order, as ``_merge_times`` would give them."""
+    n = sum(len(t) for t, _ in times)
+    if len(set(units)) <= 1 and len({t.dtype for t, _ in times}) <= 1:
+        # same unit and dtype: plain concatenation (chunk by chunk when spilled)
+        values = _concat([t for t, _ in times], times[0][0].dtype, new_buffer) if times else np.empty(0, np.int64)
+        if all(v is None for _, v in times):
+            return values, np.ones(n, dtype=bool), units[0] if units else "epoch"
+        valid = np.concatenate([np.ones(len(t), bool) if v is None else np.asarray(v) for t, v in times])
+        return values, valid, units[0]
+    arrays = [pa.array(np.asarray(t), mask=None if v is None else ~np.asarray(v)) for t, v in times]
+    time, unit = _merge_times(arrays, units)
+    valid = np.ones(n, dtype=bool) if time.null_count == 0 else time.is_valid().to_numpy(zero_copy_only=False)
+    values = time.to_numpy(zero_copy_only=False) if time.null_count == 0 else pc.fill_null(time, 0).to_numpy()
+    return values, valid, unit

@@ -15,7 +15,9 @@ Order of steps and tie rule (documented in README and recorded in meta.json):
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import time as _time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -88,25 +90,39 @@ def _drop_missing(log: Log, strict: bool) -> tuple[np.ndarray | None, dict[str, 
     miss_time = ~log.time_valid
     bad = miss_user | miss_item | miss_time
     n_bad = int(bad.sum())
-    report = {
-        "step": "missing",
-        "rows_before": log.num_rows,
-        "rows_removed": n_bad,
-        "rows_after": log.num_rows - n_bad,
-        "missing_user": int(miss_user.sum()),
-        "missing_item": int(miss_item.sum()),
-        "missing_time": int(miss_time.sum()),
-    }
+    report = missing_report(log.num_rows, int(miss_user.sum()), int(miss_item.sum()), int(miss_time.sum()), n_bad)
     if n_bad == 0:
         return None, report
     if strict:
-        where = _locate(log.inputs, int(np.argmax(bad)))
-        msg = (
-            f"{n_bad} rows have a missing user, item or timestamp (first at {where}); "
-            "fix them, or drop --strict to skip and count them"
-        )
-        raise InputError(msg)
+        raise strict_missing_error(log.inputs, n_bad, int(np.argmax(bad)))
     return ~bad, report
+
+
+def missing_report(rows: int, missing_user: int, missing_item: int, missing_time: int, removed: int) -> dict[str, Any]:
+    """The ``missing`` step's entry of meta.json ``steps``."""
+    return {
+        "step": "missing",
+        "rows_before": rows,
+        "rows_removed": removed,
+        "rows_after": rows - removed,
+        "missing_user": missing_user,
+        "missing_item": missing_item,
+        "missing_time": missing_time,
+    }
+
+
+def strict_missing_error(inputs: tuple[InputInfo, ...], n_bad: int, first_bad_row: int) -> InputError:
+    where = _locate(inputs, first_bad_row)
+    msg = (
+        f"{n_bad} rows have a missing user, item or timestamp (first at {where}); "
+        "fix them, or drop --strict to skip and count them"
+    )
+    return InputError(msg)
+
+
+def no_rows_left_error(rows: int) -> InputError:
+    msg = f"no interactions left: all {rows} rows have a missing user, item or timestamp; check the columns chosen"
+    return InputError(msg)
 
 
 def _locate(inputs: tuple[InputInfo, ...], row: int) -> str:
@@ -175,8 +191,7 @@ def clean(log: Log, config: BuildConfig) -> tuple[Interactions, list[dict[str, A
     inter = Interactions(user=log.user_codes, item=log.item_codes, time=log.time, rating=log.rating).take(keep)
     steps = [missing_report]
     if len(inter) == 0:
-        msg = f"no interactions left: all {log.num_rows} rows have a missing user, item or timestamp; check the columns chosen"
-        raise InputError(msg)
+        raise no_rows_left_error(log.num_rows)
     return inter, steps
 
 
@@ -262,19 +277,31 @@ def _run(config: BuildConfig, *, write: bool, stdin: BinaryIO | None, progress: 
     config.validate()
     if write:
         check_output(Path(config.output), config.overwrite)
-    log = read_log(
-        config.inputs, config.read, stdin=stdin, block_size=config.resources.block_size_bytes, progress=progress
-    )
-    if log.num_rows == 0:
-        msg = f"the log is empty: no interaction rows in {', '.join(i.path for i in log.inputs)}; check the input"
-        raise InputError(msg)
-    inter, steps = clean(log, config)
-    users, items, uidx, iidx = fit_vocabularies(inter, log, config)
-    progress.phase(f"sorting {len(uidx):,} interactions")
-    seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts)
-    del uidx, iidx, inter
-    meta = make_meta(config, log, users, items, seqs, steps)
-    del log
+    limit = config.resources.memory_limit_bytes
+    with tempfile.TemporaryDirectory(prefix="seqprep-spill-") if limit is not None else nullcontext() as spill:
+        log = read_log(
+            config.inputs,
+            config.read,
+            stdin=stdin,
+            block_size=config.resources.block_size_bytes,
+            progress=progress,
+            spill_dir=None if spill is None else Path(spill),
+        )
+        if log.num_rows == 0:
+            msg = f"the log is empty: no interaction rows in {', '.join(i.path for i in log.inputs)}; check the input"
+            raise InputError(msg)
+        if spill is not None:  # --memory-limit: external sort by user range (same result)
+            from .spill import spilled_sequences
+
+            users, items, seqs, steps = spilled_sequences(log, config, Path(spill), limit, progress)  # type: ignore[arg-type]
+        else:
+            inter, steps = clean(log, config)
+            users, items, uidx, iidx = fit_vocabularies(inter, log, config)
+            progress.phase(f"sorting {len(uidx):,} interactions")
+            seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts)
+            del uidx, iidx, inter
+        meta = make_meta(config, log, users, items, seqs, steps)
+        del log
     result = BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta)
     out = None
     if write:

@@ -640,6 +640,7 @@ def read_log(
     stdin: BinaryIO | None = None,
     block_size: int | None = None,
     progress: Any = None,
+    spill_dir: Path | None = None,
 ) -> Log:
     """Read every input (in order) into one canonical :class:`Log`, streaming block by block.
 
@@ -654,6 +655,7 @@ def read_log(
         stdin=stdin,
         block_size=DEFAULT_BLOCK_SIZE if block_size is None else block_size,
         progress=SILENT if progress is None else progress,
+        spill_dir=spill_dir,
     )
 
 

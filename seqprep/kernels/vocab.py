@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["fit_order", "remap_table"]
+__all__ = ["fit_order", "order_from_counts", "remap_table"]
 
 Order = Literal["frequency", "first-seen", "id"]
 
@@ -32,9 +32,25 @@ def fit_order(codes: np.ndarray, ids: pa.Array, order: Order) -> tuple[np.ndarra
     (array([1, 0, 2]), array([0, 1, 2]))
     """
     counts_all = np.bincount(codes, minlength=len(ids)).astype(np.int64)
+    first_seen = pd.unique(codes).astype(np.int64) if order == "first-seen" else None  # order of appearance
+    return order_from_counts(counts_all, ids, order, first_seen)
+
+
+def order_from_counts(
+    counts_all: np.ndarray, ids: pa.Array, order: Order, first_seen: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`fit_order` from per-code counts (and, for ``first-seen``, the codes in order of appearance).
+
+    Lets a build that sees its rows in chunks fit the same vocabulary.
+
+    >>> order_from_counts(np.array([2, 3, 1]), pa.array(["b", "a", "c"]), "frequency")
+    (array([1, 0, 2]), array([3, 2, 1]))
+    """
     if order == "first-seen":
-        present = pd.unique(codes).astype(np.int64)  # documented: in order of appearance
-        return present, counts_all[present]
+        if first_seen is None:
+            msg = "first-seen order needs the codes in order of appearance"
+            raise ValueError(msg)
+        return first_seen, counts_all[first_seen]
     present = np.flatnonzero(counts_all)
     # rank of each present id by original value (ids are distinct, so no ties)
     by_id = pc.sort_indices(ids.take(pa.array(present))).to_numpy()
