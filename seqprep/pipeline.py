@@ -278,12 +278,15 @@ def _run(config: BuildConfig, *, write: bool, stdin: BinaryIO | None, progress: 
     if write:
         check_output(Path(config.output), config.overwrite)
     limit = config.resources.memory_limit_bytes
+    block_size = config.resources.block_size_bytes
+    if limit is not None:  # the streaming reader holds a few dozen blocks in flight
+        block_size = min(block_size, max(1 << 20, limit // 200))
     with tempfile.TemporaryDirectory(prefix="seqprep-spill-") if limit is not None else nullcontext() as spill:
         log = read_log(
             config.inputs,
             config.read,
             stdin=stdin,
-            block_size=config.resources.block_size_bytes,
+            block_size=block_size,
             progress=progress,
             spill_dir=None if spill is None else Path(spill),
         )
