@@ -127,7 +127,8 @@ class ResourceOptions:
     block_size: str | int = "16MiB"
 
     def validate(self) -> None:
-        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1):
+        t = self.threads
+        if t is not None and (isinstance(t, bool) or not isinstance(t, int) or t < 1):
             msg = f"--threads must be a whole number of at least 1, not {self.threads!r}; pass e.g. --threads 2"
             raise ConfigError(msg)
         self.memory_limit_bytes  # noqa: B018 - validates

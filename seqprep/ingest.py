@@ -14,7 +14,6 @@ byte-identical whichever reader ran.
 
 from __future__ import annotations
 
-import json
 import lzma
 import os
 import re
@@ -42,7 +41,7 @@ from .readers import (
     _csv_source,
     _detect_format,
     _ids_to_dict,
-    _json_type,
+    _jsonl_layout,
     _merge_ids,
     _merge_times,
     _normalize_rating,
@@ -134,7 +133,8 @@ def read_rows(arr: np.ndarray, start: int, stop: int) -> np.ndarray:
     """
     if isinstance(arr, np.memmap) and arr.filename is not None:
         stop = min(stop, len(arr))
-        return np.fromfile(arr.filename, dtype=arr.dtype, count=max(0, stop - start), offset=arr.offset + start * arr.itemsize)
+        count = max(0, stop - start)
+        return np.fromfile(arr.filename, dtype=arr.dtype, count=count, offset=arr.offset + start * arr.itemsize)
     return np.asarray(arr[start:stop])
 
 
@@ -345,22 +345,7 @@ def _csv_batches(
 def _jsonl_batches(
     src: _Source, opts: ReadOptions, head: bytes, block_size: int
 ) -> tuple[dict[str, str], Iterator[pa.RecordBatch], _Position, Callable[[], None], pa.Schema]:
-    where = src.name
-    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
-    first_line = next((ln for ln in text.splitlines() if ln.strip()), None)
-    if first_line is None:
-        msg = f"{where}: the log is empty; pass a JSON Lines file with one object per line"
-        raise InputError(msg)
-    try:
-        first = json.loads(first_line)
-    except json.JSONDecodeError as e:
-        msg = f"{where}: line 1 is not JSON ({e.msg}); JSON Lines needs one JSON object per line (Python-literal dumps must be converted first)"
-        raise InputError(msg) from e
-    if not isinstance(first, dict):
-        msg = f"{where}: line 1 is not a JSON object; JSON Lines needs one object per line"
-        raise InputError(msg)
-    roles = resolve_columns(list(first.keys()), opts, where)
-    schema = pa.schema([(roles[r], _json_type(first.get(roles[r]), r)) for r in roles])
+    roles, schema = _jsonl_layout(src, opts, head)
     source, pos = _open_tracked(src)
     reader = pajson.open_json(
         source,

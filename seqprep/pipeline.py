@@ -296,7 +296,7 @@ def _run(config: BuildConfig, *, write: bool, stdin: BinaryIO | None, progress: 
         if spill is not None:  # --memory-limit: external sort by user range (same result)
             from .spill import spilled_sequences
 
-            users, items, seqs, steps = spilled_sequences(log, config, Path(spill), limit, progress)  # type: ignore[arg-type]
+            users, items, seqs, steps = spilled_sequences(log, config, Path(spill), limit, progress)
         else:
             inter, steps = clean(log, config)
             users, items, uidx, iidx = fit_vocabularies(inter, log, config)

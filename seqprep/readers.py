@@ -420,7 +420,8 @@ def _json_type(v: Any, role: str) -> pa.DataType:
     return pa.string()
 
 
-def _read_jsonl(src: _Source, opts: ReadOptions, head: bytes) -> tuple[pa.Table, dict[str, str]]:
+def _jsonl_layout(src: _Source, opts: ReadOptions, head: bytes) -> tuple[dict[str, str], pa.Schema]:
+    """Roles and the explicit schema of a JSON Lines input, from its first line."""
     where = src.name
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
     first_line = next((ln for ln in text.splitlines() if ln.strip()), None)
@@ -437,6 +438,12 @@ def _read_jsonl(src: _Source, opts: ReadOptions, head: bytes) -> tuple[pa.Table,
         raise InputError(msg)
     roles = resolve_columns(list(first.keys()), opts, where)
     schema = pa.schema([(roles[r], _json_type(first.get(roles[r]), r)) for r in roles])
+    return roles, schema
+
+
+def _read_jsonl(src: _Source, opts: ReadOptions, head: bytes) -> tuple[pa.Table, dict[str, str]]:
+    where = src.name
+    roles, schema = _jsonl_layout(src, opts, head)
     source = src.open()
     try:
         table = pajson.read_json(
@@ -534,6 +541,9 @@ def _normalize_time(col: pa.ChunkedArray, where: str, header: int) -> tuple[pa.A
                 pc.match_substring_regex(arr, r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"),
                 pc.match_substring_regex(arr, r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$"),
             )
+            if pc.all(pc.fill_null(ok, True)).as_py():  # each value is fine, but not all of one kind
+                msg = f"{where}: the timestamps mix numbers and ISO-8601 dates; use one kind in the whole column"
+                raise InputError(msg)
             idx, val = _first_bad(arr, ok)
             msg = (
                 f"{where}: line {idx + 1 + header}: timestamp {val!r} is neither a number nor an ISO-8601 date; "

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import seqprep.pipeline as pipeline
 from seqprep import build
 from seqprep.config import ReadOptions
+from seqprep.errors import InputError
 from seqprep.ingest import GrowBuffer, IdEncoder, stream_log
 from seqprep.readers import Log, read_log_in_memory
 from tests.conftest import TIES_CSV, shared_file
@@ -98,6 +99,14 @@ def test_later_block_with_fractional_or_iso_times(write):
     bad = write("bad.csv", head + "u1,i1,soon\n")
     with pytest.raises(Exception, match="line 42: timestamp 'soon'"):
         stream_log([str(bad)], ReadOptions(), block_size=64)
+
+
+@pytest.mark.parametrize("block", [40, 1 << 20])
+def test_numbers_mixed_with_iso_dates_is_a_clear_error(write, block):
+    p = write("mix.csv", "user,item,timestamp\n" + "".join(f"u{k},i{k},{k}\n" for k in range(5)) + "u,i,2020-01-01\n")
+    for read in (lambda: stream_log([str(p)], ReadOptions(), block_size=block), lambda: read_log_in_memory([str(p)], ReadOptions())):
+        with pytest.raises(InputError, match=r"mix.csv: the timestamps mix numbers and ISO-8601 dates; use one kind"):
+            read()
 
 
 def test_mixed_formats_and_compression(write, tmp_path):
