@@ -53,6 +53,21 @@ def test_spilled_build_over_several_inputs(tmp_path_factory, parts):
     assert tree_digest(d / "spilled") == tree_digest(d / "memory")
 
 
+def test_spilled_build_of_parquet_and_jsonl(write, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(
+        pa.table({"user_id": pa.array([5, 6, 5, None]), "item_id": pa.array(["a", "b", "c", "a"]), "ts": pa.array([3, 2, 1, 1])}),
+        tmp_path / "p.parquet",
+    )
+    j = write("j.jsonl", "".join(f'{{"reviewerID": "{k % 4}", "asin": "a", "unixReviewTime": {k % 3}}}\n' for k in range(30)))
+    inputs = [tmp_path / "p.parquet", j]
+    build(inputs, tmp_path / "memory", item_order="first-seen", user_order="first-seen")
+    build(inputs, tmp_path / "spilled", item_order="first-seen", user_order="first-seen", memory_limit=1, block_size="1KiB")
+    assert tree_digest(tmp_path / "spilled") == tree_digest(tmp_path / "memory")
+
+
 def test_spilled_log_equals_in_memory_log(write, tmp_path):
     p = str(write("r.csv", TIES_CSV + "4,,1,1\n5,5,,\n"))
     (tmp_path / "spill").mkdir()
