@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--workers", type=int, default=2, help="Dask worker processes of the local cluster")
     p.add_argument("--scheduler", default=None, help="use a running scheduler instead of --workers")
     p.add_argument("--part-rows", type=int, default=None, help="passed to seqprep build --part-rows")
-    p.add_argument("--block-size", type=int, default=None, help="passed to seqprep build --block-size")
+    p.add_argument("--partition-size", type=int, default=None, help="passed to seqprep build --partition-size")
     p.add_argument("--repeat", type=int, default=1, help="runs per engine, round-robin; best wall time kept")
     p.add_argument("--workdir", default=None, help="where outputs go (default: system temp)")
     p.add_argument("--json", type=Path, default=None, help="also save results as JSON here")
@@ -106,8 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     dask_flags += ["--scheduler", args.scheduler] if args.scheduler else ["--workers", str(args.workers)]
     if args.part_rows:
         dask_flags += ["--part-rows", str(args.part_rows)]
-    if args.block_size:
-        dask_flags += ["--block-size", str(args.block_size)]
+    if args.partition_size:
+        dask_flags += ["--partition-size", str(args.partition_size)]
     engines = {"local": base + ["-o", str(work / "local")], "dask": base + ["-o", str(work / "dask")] + dask_flags}
     with open(args.path, "rb") as fh:  # warm the page cache for both alike
         while fh.read(1 << 24):

@@ -145,7 +145,7 @@ def engine_options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="With --engine dask: about this many interactions per sequences/part-NNNNN.parquet.",
         ),
         click.option(
-            "--block-size",
+            "--partition-size",
             "block_bytes",
             type=int,
             default=64 * 2**20,
@@ -332,7 +332,25 @@ def cli() -> None:
     help="Also write a file for existing model code into OUT; repeat for several: sasrec, seqlines, recbole.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print meta.json's content to stdout when done.")
-@click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line on stderr.")
+@click.option(
+    "--threads",
+    type=int,
+    default=None,
+    help="Cap on the threads used by pyarrow and numpy/BLAS work (default: all cores).",
+)
+@click.option(
+    "--memory-limit",
+    default=None,
+    help="Keep peak memory near this size, e.g. 4GB or 512MiB: integer columns spill to a temporary folder "
+    "and are sorted user-range by user-range. Default: no limit.",
+)
+@click.option(
+    "--block-size",
+    default="16MiB",
+    show_default=True,
+    help="Bytes of input parsed per block while streaming (larger: faster, more memory).",
+)
 @filter_options
 @split_options
 @read_options
@@ -344,6 +362,8 @@ def build(inputs: tuple[str, ...], output: str, formats: tuple[str, ...], as_jso
     Several inputs form one log, in the order given; equal timestamps keep that order.
     """
     from .pipeline import run
+    from .progress import for_terminal
+    from .resources import peak_rss_bytes
 
     _sigterm_to_interrupt()
     config = make_config(list(inputs), output, formats=formats or ("parquet",), **kw)
@@ -353,7 +373,12 @@ def build(inputs: tuple[str, ...], output: str, formats: tuple[str, ...], as_jso
     if as_json and config.to_stdout:
         msg = "--json prints to stdout, which -o - already uses for the stream; drop --json (meta travels in the stream)"
         raise ConfigError(msg)
-    result = run(config, stdin=sys.stdin.buffer, stdout=sys.stdout.buffer if config.to_stdout else None)
+    result = run(
+        config,
+        stdin=sys.stdin.buffer,
+        stdout=sys.stdout.buffer if config.to_stdout else None,
+        progress=for_terminal(quiet),
+    )
     m = result.meta
     rows = m["rows"]
     written = f"stdout [{config.emit.to or 'arrow'}]" if config.to_stdout else f"{output} [{', '.join(config.formats + config.emit.exports)}]"
@@ -362,7 +387,7 @@ def build(inputs: tuple[str, ...], output: str, formats: tuple[str, ...], as_jso
         f"seqprep: {rows['read']:,} rows read from {len(m['inputs'])} input(s), {rows['kept']:,} kept "
         f"({rows['removed']:,} removed); {m['num_users']:,} users, {m['num_items']:,} items "
         f"(num_embeddings {m['num_embeddings']:,}); wrote {written} "
-        f"in {result.seconds:.2f} s",
+        f"in {result.seconds:.2f} s, peak memory {peak_rss_bytes() / 2**20:,.0f} MiB",
     )
     removed_by = _step_summary(m["steps"])
     if removed_by:

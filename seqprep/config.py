@@ -22,7 +22,9 @@ __all__ = [
     "SessionOptions",
     "SplitOptions",
     "EngineOptions",
+    "ResourceOptions",
     "BuildConfig",
+    "parse_size",
     "make_config",
     "ItemOrder",
     "UserOrder",
@@ -330,10 +332,79 @@ class EngineOptions:
         if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
             msg = f"--workers must be a whole number of at least 1, not {self.workers!r}"
             raise ConfigError(msg)
-        for name, flag, value in (("part_rows", "--part-rows", self.part_rows), ("block_bytes", "--block-size", self.block_bytes)):
+        for name, flag, value in (("part_rows", "--part-rows", self.part_rows), ("block_bytes", "--partition-size", self.block_bytes)):
             if not isinstance(value, int) or value < 1:
                 msg = f"{flag} must be a positive whole number, not {value!r}"
                 raise ConfigError(msg)
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+
+
+def parse_size(value: str | int, name: str = "size") -> int:
+    """A byte count from ``4GB`` (10^9), ``512MiB`` (2^20), ``1.5GiB`` or a plain number of bytes.
+
+    >>> parse_size("4GB"), parse_size("512MiB"), parse_size(1024)
+    (4000000000, 536870912, 1024)
+    """
+    import re
+
+    if isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, int):
+        n = value
+    else:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(value))
+        unit = m.group(2).lower() if m else None
+        if m is None or unit not in _SIZE_UNITS:
+            msg = f"{name} {value!r} is not a size; write it like 4GB, 512MiB or 1073741824 (bytes)"
+            raise ConfigError(msg)
+        n = int(float(m.group(1)) * _SIZE_UNITS[unit])
+    if n <= 0:
+        msg = f"{name} {value!r} must be more than 0 bytes; write it like 4GB or 512MiB"
+        raise ConfigError(msg)
+    return n
+
+
+@dataclass(frozen=True)
+class ResourceOptions:
+    """How much of the machine a build may use. These never change the result, so meta.json omits them.
+
+    ``threads``: cap on pyarrow's (and BLAS/OpenMP) threads, ``None`` = all cores. ``memory_limit``:
+    above it the integer columns are spilled to a temporary folder and sorted user-range by
+    user-range (``None`` = no limit). ``block_size``: bytes of input parsed per block while streaming.
+    """
+
+    threads: int | None = None
+    memory_limit: str | int | None = None
+    block_size: str | int = "16MiB"
+
+    def validate(self) -> None:
+        t = self.threads
+        if t is not None and (isinstance(t, bool) or not isinstance(t, int) or t < 1):
+            msg = f"--threads must be a whole number of at least 1, not {self.threads!r}; pass e.g. --threads 2"
+            raise ConfigError(msg)
+        self.memory_limit_bytes  # noqa: B018 - validates
+        if self.block_size_bytes < 1024:
+            msg = f"--block-size {self.block_size!r} is below 1KiB; pass e.g. --block-size 16MiB"
+            raise ConfigError(msg)
+
+    @property
+    def memory_limit_bytes(self) -> int | None:
+        return None if self.memory_limit is None else parse_size(self.memory_limit, "--memory-limit")
+
+    @property
+    def block_size_bytes(self) -> int:
+        return parse_size(self.block_size, "--block-size")
 
 
 @dataclass(frozen=True)
@@ -354,6 +425,7 @@ class BuildConfig:
     emit: EmitOptions = field(default_factory=EmitOptions)
     split: SplitOptions = field(default_factory=SplitOptions)
     engine: EngineOptions = field(default_factory=EngineOptions)
+    resources: ResourceOptions = field(default_factory=ResourceOptions)
 
     @property
     def to_stdout(self) -> bool:
@@ -403,6 +475,19 @@ class BuildConfig:
                     "run this build with --engine local"
                 )
                 raise ConfigError(msg)
+        self.resources.validate()
+        if self.resources.memory_limit is not None:
+            unsupported = [
+                name
+                for name, group in (("filter", self.filter), ("vocab", self.vocab))
+                if group != type(group)()
+            ] + (["--vocab-from-train"] if self.split.vocab_from_train else [])
+            if unsupported:
+                msg = (
+                    f"--memory-limit does not support the {', '.join(unsupported)} options yet; "
+                    "drop --memory-limit (or run the cleaning in a first build without it)"
+                )
+                raise ConfigError(msg)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -445,6 +530,7 @@ _GROUPS: dict[str, type] = {
     "emit": EmitOptions,
     "split": SplitOptions,
     "engine": EngineOptions,
+    "resources": ResourceOptions,
 }
 
 

@@ -19,7 +19,9 @@ Order of steps and tie rule (documented in README and recorded in meta.json):
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import time as _time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -33,7 +35,9 @@ from .errors import InputError
 from .filters import add_sessions, apply_filters
 from .kernels.filters import num_present
 from .kernels import csr_offsets, fit_order, remap_table, tie_stats, time_order
+from .progress import SILENT, Progress
 from .readers import InputInfo, Log, read_log
+from .resources import limit_threads
 from .vocab import Vocabulary
 
 __all__ = [
@@ -94,25 +98,39 @@ def _drop_missing(log: Log, strict: bool) -> tuple[np.ndarray | None, dict[str, 
     miss_time = ~log.time_valid
     bad = miss_user | miss_item | miss_time
     n_bad = int(bad.sum())
-    report = {
-        "step": "missing",
-        "rows_before": log.num_rows,
-        "rows_removed": n_bad,
-        "rows_after": log.num_rows - n_bad,
-        "missing_user": int(miss_user.sum()),
-        "missing_item": int(miss_item.sum()),
-        "missing_time": int(miss_time.sum()),
-    }
+    report = missing_report(log.num_rows, int(miss_user.sum()), int(miss_item.sum()), int(miss_time.sum()), n_bad)
     if n_bad == 0:
         return None, report
     if strict:
-        where = _locate(log.inputs, int(np.argmax(bad)))
-        msg = (
-            f"{n_bad} rows have a missing user, item or timestamp (first at {where}); "
-            "fix them, or drop --strict to skip and count them"
-        )
-        raise InputError(msg)
+        raise strict_missing_error(log.inputs, n_bad, int(np.argmax(bad)))
     return ~bad, report
+
+
+def missing_report(rows: int, missing_user: int, missing_item: int, missing_time: int, removed: int) -> dict[str, Any]:
+    """The ``missing`` step's entry of meta.json ``steps``."""
+    return {
+        "step": "missing",
+        "rows_before": rows,
+        "rows_removed": removed,
+        "rows_after": rows - removed,
+        "missing_user": missing_user,
+        "missing_item": missing_item,
+        "missing_time": missing_time,
+    }
+
+
+def strict_missing_error(inputs: tuple[InputInfo, ...], n_bad: int, first_bad_row: int) -> InputError:
+    where = _locate(inputs, first_bad_row)
+    msg = (
+        f"{n_bad} rows have a missing user, item or timestamp (first at {where}); "
+        "fix them, or drop --strict to skip and count them"
+    )
+    return InputError(msg)
+
+
+def no_rows_left_error(rows: int) -> InputError:
+    msg = f"no interactions left: all {rows} rows have a missing user, item or timestamp; check the columns chosen"
+    return InputError(msg)
 
 
 def _locate(inputs: tuple[InputInfo, ...], row: int) -> str:
@@ -181,8 +199,7 @@ def clean(log: Log, config: BuildConfig) -> tuple[Interactions, list[dict[str, A
     inter = Interactions(user=log.user_codes, item=log.item_codes, time=log.time, rating=log.rating).take(keep)
     steps = [missing_report]
     if len(inter) == 0:
-        msg = f"no interactions left: all {log.num_rows} rows have a missing user, item or timestamp; check the columns chosen"
-        raise InputError(msg)
+        raise no_rows_left_error(log.num_rows)
     missing_report.update(_present_removed(log, inter, keep))
     if config.vocab.vocab_from is not None:  # before the filters, so k-core counts only encodable rows
         keep, unknown_report = reuse.unknown_items_step(log, inter, config)
@@ -263,12 +280,17 @@ def make_meta(
             }
             for info in log.inputs
         ],
-        "options": config.to_dict(),
+        "options": {k: v for k, v in config.to_dict().items() if k != "resources"},  # never shape the result
     }
 
 
 def run(
-    config: BuildConfig, *, write: bool = True, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None
+    config: BuildConfig,
+    *,
+    write: bool = True,
+    stdin: BinaryIO | None = None,
+    stdout: BinaryIO | None = None,
+    progress: Progress = SILENT,
 ) -> BuildResult:
     """Run a build described by ``config``; with ``write`` the outputs land atomically in ``config.output``,
     or, for ``-o -``, go to ``stdout`` (default: the process's) as one stream (no folder at all).
@@ -276,7 +298,18 @@ def run(
     Stages: read -> clean (drop/count rows) -> fit vocabularies -> sort into sequences -> meta ->
     split, truncation and training inputs (:mod:`seqprep.splits`) -> write. With ``--vocab-from-train``
     the split is decided before the item vocabulary is fitted (:func:`seqprep.splits.fit_on_train`).
+    ``progress`` (default: silent) is told about each long phase.
     """
+    with limit_threads(config.resources.threads):
+        try:
+            return _run(config, write=write, stdin=stdin, stdout=stdout, progress=progress)
+        finally:
+            progress.done()
+
+
+def _run(
+    config: BuildConfig, *, write: bool, stdin: BinaryIO | None, stdout: BinaryIO | None, progress: Progress
+) -> BuildResult:
     from .writers import atomic_output_dir, check_output, write_outputs
 
     if config.engine.engine == "dask":  # same contract, run on a Dask cluster (seqprep[dask])
@@ -287,24 +320,43 @@ def run(
     config.validate()
     if write and not config.to_stdout:
         check_output(Path(config.output), config.overwrite)
-    log = read_log(config.inputs, config.read, stdin=stdin)
-    if log.num_rows == 0:
-        msg = f"the log is empty: no interaction rows in {', '.join(i.path for i in log.inputs)}; check the input"
-        raise InputError(msg)
-    inter, steps = clean(log, config)
-    if config.split.vocab_from_train:
-        users, items, seqs, part, split_info = splits.fit_on_train(inter, log, config, steps)
-    else:
-        users, items, uidx, iidx = fit_vocabularies(inter, log, config)
-        seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts)
-        del uidx, iidx
-        part, split_info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit)
-    del inter
-    seqs, sessions = add_sessions(seqs, log, config.session)
-    meta = make_meta(config, log, users, items, seqs, steps)
-    if sessions is not None:
-        meta["sessions"] = sessions
-    del log
+    limit = config.resources.memory_limit_bytes
+    block_size = config.resources.block_size_bytes
+    if limit is not None:  # the streaming reader holds a few dozen blocks in flight
+        block_size = min(block_size, max(1 << 20, limit // 200))
+    with tempfile.TemporaryDirectory(prefix="seqprep-spill-") if limit is not None else nullcontext() as spill:
+        log = read_log(
+            config.inputs,
+            config.read,
+            stdin=stdin,
+            block_size=block_size,
+            progress=progress,
+            spill_dir=None if spill is None else Path(spill),
+        )
+        if log.num_rows == 0:
+            msg = f"the log is empty: no interaction rows in {', '.join(i.path for i in log.inputs)}; check the input"
+            raise InputError(msg)
+        if spill is not None:  # --memory-limit: external sort by user range (same result)
+            from .spill import spilled_sequences
+
+            users, items, seqs, steps = spilled_sequences(log, config, Path(spill), limit, progress)
+            part, split_info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit)
+        else:
+            inter, steps = clean(log, config)
+            if config.split.vocab_from_train:
+                users, items, seqs, part, split_info = splits.fit_on_train(inter, log, config, steps)
+            else:
+                users, items, uidx, iidx = fit_vocabularies(inter, log, config)
+                progress.phase(f"sorting {len(uidx):,} interactions")
+                seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts)
+                del uidx, iidx
+                part, split_info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit)
+            del inter
+        seqs, sessions = add_sessions(seqs, log, config.session)
+        meta = make_meta(config, log, users, items, seqs, steps)
+        if sessions is not None:
+            meta["sessions"] = sessions
+        del log
     seqs, extras, extra_meta = splits.prepare(seqs, items, part, split_info, config)
     meta.update(extra_meta)
     result = BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta, extras=extras)
@@ -315,6 +367,7 @@ def run(
         meta = write_stream(result, stdout)
     elif write:
         out = Path(config.output)
+        progress.phase(f"writing {out}")
         with atomic_output_dir(out, config.overwrite) as tmp:
             meta = write_outputs(result, tmp)
     return dataclasses.replace(result, meta=meta, output=out, seconds=_time.perf_counter() - t0)

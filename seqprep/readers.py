@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from .config import ReadOptions
 from .errors import ColumnError, ConfigError, InputError
 
-__all__ = ["Log", "InputInfo", "read_log", "expand_inputs", "COLUMN_ALIASES"]
+__all__ = ["Log", "InputInfo", "read_log", "read_log_in_memory", "expand_inputs", "COLUMN_ALIASES"]
 
 #: Column names recognised for each role, compared case-insensitively and ignoring ``_``, ``-``,
 #: spaces and a RecBole type suffix such as ``:token``.
@@ -295,8 +295,8 @@ def _split_line(line: str, sep: str) -> list[str]:
     return [f.strip() for f in next(csv.reader([line], delimiter=sep))]
 
 
-def _read_csv(src: _Source, opts: ReadOptions, head: bytes) -> tuple[pa.Table, dict[str, str], int]:
-    """-> (table, role -> column, number of header lines skipped)."""
+def _csv_layout(src: _Source, opts: ReadOptions, head: bytes) -> tuple[str, list[str], bool, dict[str, str]]:
+    """Sniff a CSV from its first bytes -> (separator, column names, has header, role -> column)."""
     where = src.name
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
     lines = text.splitlines()
@@ -339,6 +339,12 @@ def _read_csv(src: _Source, opts: ReadOptions, head: bytes) -> tuple[pa.Table, d
         raise ColumnError(msg)
 
     roles = resolve_columns(names, opts, where)
+    return sep, names, header, roles
+
+
+def _csv_source(src: _Source, sep: str) -> tuple[Any, str]:
+    """-> (readable source, one-character delimiter); a multi-character --sep is rewritten to 0x1f."""
+    where = src.name
     if len(sep) > 1:
         raw = src.read_all()
         if b"\x1f" in raw:
@@ -349,7 +355,14 @@ def _read_csv(src: _Source, opts: ReadOptions, head: bytes) -> tuple[pa.Table, d
     else:
         source = src.open()
         delim = sep
+    return source, delim
 
+
+def _read_csv(src: _Source, opts: ReadOptions, head: bytes) -> tuple[pa.Table, dict[str, str], int]:
+    """-> (table, role -> column, number of header lines skipped)."""
+    where = src.name
+    sep, names, header, roles = _csv_layout(src, opts, head)
+    source, delim = _csv_source(src, sep)
     read_opts = pacsv.ReadOptions(
         column_names=names, skip_rows=1 if header else 0, block_size=_BLOCK, use_threads=True
     )
@@ -407,7 +420,8 @@ def _json_type(v: Any, role: str) -> pa.DataType:
     return pa.string()
 
 
-def _read_jsonl(src: _Source, opts: ReadOptions, head: bytes) -> tuple[pa.Table, dict[str, str]]:
+def _jsonl_layout(src: _Source, opts: ReadOptions, head: bytes) -> tuple[dict[str, str], pa.Schema]:
+    """Roles and the explicit schema of a JSON Lines input, from its first line."""
     where = src.name
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
     first_line = next((ln for ln in text.splitlines() if ln.strip()), None)
@@ -424,6 +438,12 @@ def _read_jsonl(src: _Source, opts: ReadOptions, head: bytes) -> tuple[pa.Table,
         raise InputError(msg)
     roles = resolve_columns(list(first.keys()), opts, where)
     schema = pa.schema([(roles[r], _json_type(first.get(roles[r]), r)) for r in roles])
+    return roles, schema
+
+
+def _read_jsonl(src: _Source, opts: ReadOptions, head: bytes) -> tuple[pa.Table, dict[str, str]]:
+    where = src.name
+    roles, schema = _jsonl_layout(src, opts, head)
     source = src.open()
     try:
         table = pajson.read_json(
@@ -521,6 +541,9 @@ def _normalize_time(col: pa.ChunkedArray, where: str, header: int) -> tuple[pa.A
                 pc.match_substring_regex(arr, r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"),
                 pc.match_substring_regex(arr, r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$"),
             )
+            if pc.all(pc.fill_null(ok, True)).as_py():  # each value is fine, but not all of one kind
+                msg = f"{where}: the timestamps mix numbers and ISO-8601 dates; use one kind in the whole column"
+                raise InputError(msg)
             idx, val = _first_bad(arr, ok)
             msg = (
                 f"{where}: line {idx + 1 + header}: timestamp {val!r} is neither a number nor an ISO-8601 date; "
@@ -564,12 +587,12 @@ def _normalize_time(col: pa.ChunkedArray, where: str, header: int) -> tuple[pa.A
     raise InputError(msg)
 
 
-def _normalize_rating(col: pa.ChunkedArray, where: str) -> pa.Array:
+def _normalize_rating(col: pa.ChunkedArray, where: str, to: pa.DataType = pa.float32()) -> pa.Array:
     arr = col.combine_chunks()
     if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_null(arr.type):
-        return pc.cast(arr, pa.float32())
+        return pc.cast(arr, to)
     try:
-        return pc.cast(pc.utf8_trim_whitespace(pc.cast(arr, pa.string())), pa.float32())
+        return pc.cast(pc.utf8_trim_whitespace(pc.cast(arr, pa.string())), to)
     except pa.ArrowInvalid as e:
         msg = f"{where}: rating column holds non-numeric values ({_arrow_msg(e)}); pass --rating-col with a numeric column"
         raise InputError(msg) from e
@@ -620,8 +643,37 @@ def _merge_ids(
     return codes.astype(np.int32, copy=False), dictionary
 
 
-def read_log(inputs: tuple[str, ...] | list[str], opts: ReadOptions, *, stdin: BinaryIO | None = None) -> Log:
-    """Read every input (in order) into one canonical :class:`Log`."""
+def read_log(
+    inputs: tuple[str, ...] | list[str],
+    opts: ReadOptions,
+    *,
+    stdin: BinaryIO | None = None,
+    block_size: int | None = None,
+    progress: Any = None,
+    spill_dir: Path | None = None,
+) -> Log:
+    """Read every input (in order) into one canonical :class:`Log`, streaming block by block.
+
+    See :mod:`seqprep.ingest`; the result equals :func:`read_log_in_memory`'s.
+    """
+    from .ingest import DEFAULT_BLOCK_SIZE, stream_log
+    from .progress import SILENT
+
+    return stream_log(
+        inputs,
+        opts,
+        stdin=stdin,
+        block_size=DEFAULT_BLOCK_SIZE if block_size is None else block_size,
+        progress=SILENT if progress is None else progress,
+        spill_dir=spill_dir,
+    )
+
+
+def read_log_in_memory(inputs: tuple[str, ...] | list[str], opts: ReadOptions, *, stdin: BinaryIO | None = None) -> Log:
+    """Read every input (in order) into one canonical :class:`Log`, each input as one whole table.
+
+    The reference the streaming reader is tested against.
+    """
     specs = expand_inputs(inputs)
     if specs.count("-") > 1:
         msg = "stdin (-) is given more than once; pass it once"

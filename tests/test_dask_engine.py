@@ -202,7 +202,7 @@ def test_cli_build_and_stats_read_the_parts_layout(tmp_path, scheduler):
     path.write_text(_log(random.Random(11), 1000, str_ids=False))
     runner = CliRunner()
     res = runner.invoke(cli, ["build", str(path), "-o", str(tmp_path / "d"), "--engine", "dask", "--scheduler", scheduler,
-                              "--part-rows", "300", "--block-size", "4096", "-q"], catch_exceptions=False)  # fmt: skip
+                              "--part-rows", "300", "--partition-size", "4096", "-q"], catch_exceptions=False)  # fmt: skip
     assert res.exit_code == 0, res.output
     res = runner.invoke(cli, ["build", str(path), "-o", str(tmp_path / "l"), "-q"], catch_exceptions=False)
     assert res.exit_code == 0

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["fit_order", "order_counted", "remap_table", "cast_ids_exact", "reuse_table", "extend_table"]
+__all__ = ["fit_order", "order_counted", "first_positions", "remap_table", "cast_ids_exact", "reuse_table", "extend_table"]
 
 Order = Literal["frequency", "first-seen", "id"]
 
@@ -37,6 +37,19 @@ def fit_order(codes: np.ndarray, ids: pa.Array, order: Order) -> tuple[np.ndarra
         present = pd.unique(codes).astype(np.int64)  # documented: in order of appearance
         return present, counts_all[present]
     return order_counted(counts_all, ids, order)
+
+
+def first_positions(codes_in_order: np.ndarray, size: int) -> np.ndarray:
+    """``first_seen`` positions for :func:`order_counted` from the codes in order of first appearance.
+
+    Codes that never appear get the largest int64 (they are absent from every count table anyway).
+
+    >>> first_positions(np.array([2, 0]), 3)[[2, 0]]
+    array([0, 1])
+    """
+    pos = np.full(size, np.iinfo(np.int64).max, dtype=np.int64)
+    pos[np.asarray(codes_in_order, dtype=np.int64)] = np.arange(len(codes_in_order))
+    return pos
 
 
 def order_counted(

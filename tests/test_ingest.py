@@ -1,0 +1,194 @@
+"""Streaming ingestion: the same Log (and byte-identical outputs) as the in-memory reader, at any block size."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import seqprep.pipeline as pipeline
+from seqprep import build
+from seqprep.config import ReadOptions
+from seqprep.errors import InputError
+from seqprep.ingest import GrowBuffer, IdEncoder, stream_log
+from seqprep.readers import Log, read_log_in_memory
+from tests.conftest import TIES_CSV, shared_file
+
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def assert_same_log(a: Log, b: Log) -> None:
+    np.testing.assert_array_equal(a.user_codes, b.user_codes)
+    np.testing.assert_array_equal(a.item_codes, b.item_codes)
+    assert a.user_ids.equals(b.user_ids) and a.user_ids.type == b.user_ids.type
+    assert a.item_ids.equals(b.item_ids) and a.item_ids.type == b.item_ids.type
+    assert a.time.dtype == b.time.dtype
+    np.testing.assert_array_equal(a.time, b.time)
+    np.testing.assert_array_equal(a.time_valid, b.time_valid)
+    assert a.time_unit == b.time_unit
+    if a.rating is None or b.rating is None:
+        assert a.rating is None and b.rating is None
+    else:
+        assert a.rating.dtype == b.rating.dtype
+        np.testing.assert_array_equal(a.rating, b.rating)
+    assert a.inputs == b.inputs
+
+
+def tree_digest(folder: Path) -> dict[str, object]:
+    """sha256 of every output file; meta.json as a dict without the output path (the one intended difference)."""
+    out: dict[str, object] = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+    meta = json.loads((folder / "meta.json").read_text())
+    del meta["options"]["output"]
+    out["meta.json"] = meta
+    return out
+
+
+# ids: short text with leading zeros, plain integers and empty (missing) values
+ids = st.sampled_from(["1", "2", "07", "7", "10", "x", "ab", "", "3", "-4"])
+plain_ids = st.sampled_from(["1", "2", "7", "10", "3", "12345678901"])
+times = st.one_of(st.integers(-5, 50).map(str), st.just(""))
+ratings = st.sampled_from(["1", "2.5", "4.0", ""])
+
+
+@st.composite
+def csv_logs(draw, id_values=ids) -> str:
+    n = draw(st.integers(1, 60))
+    rows = [
+        f"{draw(id_values)},{draw(id_values)},{draw(ratings)},{draw(times)}" for _ in range(n)
+    ]
+    return "user,item,rating,timestamp\n" + "\n".join(rows) + "\n"
+
+
+@SETTINGS
+@given(text=st.one_of(csv_logs(), csv_logs(plain_ids)), block=st.sampled_from([40, 64, 200, 1 << 20]))
+def test_stream_equals_in_memory(tmp_path_factory, text, block):
+    p = tmp_path_factory.mktemp("s") / "log.csv"
+    p.write_text(text)
+    opts = ReadOptions()
+    assert_same_log(stream_log([str(p)], opts, block_size=block), read_log_in_memory([str(p)], opts))
+
+
+@SETTINGS
+@given(parts=st.lists(csv_logs(), min_size=2, max_size=3), id_type=st.sampled_from(["auto", "str"]))
+def test_stream_equals_in_memory_over_several_inputs(tmp_path_factory, parts, id_type):
+    d = tmp_path_factory.mktemp("m")
+    paths = []
+    for k, text in enumerate(parts):
+        paths.append(str(d / f"{k}.csv"))
+        Path(paths[-1]).write_text(text)
+    opts = ReadOptions(id_type=id_type)
+    assert_same_log(stream_log(paths, opts, block_size=48), read_log_in_memory(paths, opts))
+
+
+def test_later_block_with_fractional_or_iso_times(write):
+    # the first block types the time column as int64; a later block does not fit and the file is re-read
+    head = "user,item,timestamp\n" + "".join(f"u{k},i{k % 3},{k}\n" for k in range(40))
+    for tail in ("u1,i1,2.5\n", "u2,i2,99999999999999999999\n"):
+        p = write("t.csv", head + tail)
+        a = stream_log([str(p)], ReadOptions(), block_size=64)
+        assert_same_log(a, read_log_in_memory([str(p)], ReadOptions()))
+    bad = write("bad.csv", head + "u1,i1,soon\n")
+    with pytest.raises(Exception, match="line 42: timestamp 'soon'"):
+        stream_log([str(bad)], ReadOptions(), block_size=64)
+
+
+@pytest.mark.parametrize("block", [40, 1 << 20])
+def test_numbers_mixed_with_iso_dates_is_a_clear_error(write, block):
+    p = write("mix.csv", "user,item,timestamp\n" + "".join(f"u{k},i{k},{k}\n" for k in range(5)) + "u,i,2020-01-01\n")
+    for read in (lambda: stream_log([str(p)], ReadOptions(), block_size=block), lambda: read_log_in_memory([str(p)], ReadOptions())):
+        with pytest.raises(InputError, match=r"mix.csv: the timestamps mix numbers and ISO-8601 dates; use one kind"):
+            read()
+
+
+def test_mixed_formats_and_compression(write, tmp_path):
+    pq.write_table(
+        pa.table({"user_id": pa.array([5, 6, 5]), "item_id": pa.array(["a", "b", "c"]), "ts": pa.array([3, 2, 1])}),
+        tmp_path / "p.parquet",
+    )
+    j = write("j.jsonl", "".join(f'{{"reviewerID": "r{k % 4}", "asin": "A{k % 5}", "overall": 4, "unixReviewTime": {k}}}\n' for k in range(30)))
+    g = write("c.csv.gz", gzip.compress(TIES_CSV.encode()))
+    for spec in ([str(tmp_path / "p.parquet")], [str(j)], [str(g)], [str(g), str(j)], [str(j), str(tmp_path / "p.parquet")]):
+        assert_same_log(stream_log(spec, ReadOptions(), block_size=256), read_log_in_memory(spec, ReadOptions()))
+
+
+def test_row_longer_than_block_names_the_fix(write):
+    p = write("long.csv", "user,item,timestamp\n" + "u" * 300 + ",i,1\n")
+    with pytest.raises(Exception, match=r"long.csv: a row is longer than the block size \(128 bytes\); pass a larger --block-size"):
+        stream_log([str(p)], ReadOptions(), block_size=128)
+
+
+def test_stdin_streams_the_same(write):
+    data = TIES_CSV.encode()
+    a = stream_log(["-"], ReadOptions(), stdin=io.BytesIO(data), block_size=40)
+    assert_same_log(a, read_log_in_memory(["-"], ReadOptions(), stdin=io.BytesIO(data)))
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=csv_logs(), item_order=st.sampled_from(["frequency", "first-seen", "id"]))
+def test_outputs_byte_identical_to_in_memory_path(tmp_path_factory, monkeypatch, text, item_order):
+    d = tmp_path_factory.mktemp("b")
+    (d / "log.csv").write_text(text + "z,z,1,1\n")  # at least one complete row
+    opts = {"item_order": item_order, "formats": ("parquet", "npz")}
+    build(d / "log.csv", d / "stream", block_size="1KiB", **opts)
+    with monkeypatch.context() as m:
+        m.setattr(pipeline, "read_log", lambda inputs, read, stdin=None, **_: read_log_in_memory(inputs, read, stdin=stdin))
+        build(d / "log.csv", d / "memory", **opts)
+    assert tree_digest(d / "stream") == tree_digest(d / "memory")
+
+
+REAL_LOGS = [
+    ("ml-100k/u.data", {}),
+    ("ml-latest-small/ratings.csv", {}),
+    ("ml-100k-recbole/ml-100k.inter", {}),
+    ("amazon2018-fashion-5core/AMAZON_FASHION_5.json.gz", {}),
+    ("amazon2018-magazine-subscriptions/Magazine_Subscriptions.csv", {"names": ("item", "user", "rating", "timestamp")}),
+]
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize(("rel", "options"), REAL_LOGS)
+def test_real_log_streams_the_same(rel, options):
+    p = str(shared_file(rel))
+    opts = ReadOptions(**options)
+    assert_same_log(stream_log([p], opts, block_size=1 << 16), read_log_in_memory([p], opts))
+
+
+# --------------------------------------------------------------------------------------------------
+# The building blocks, against plain-Python references
+
+
+@settings(max_examples=100, deadline=None)
+@given(blocks=st.lists(st.lists(st.one_of(st.none(), st.sampled_from("abcdefgh")), max_size=12), max_size=8), flush=st.integers(1, 20))
+def test_id_encoder_is_first_seen_factorize(blocks, flush):
+    enc = IdEncoder(min_flush=flush)
+    for b in blocks:
+        enc.add(pa.array(b, pa.string()).dictionary_encode())
+    codes, dictionary = enc.finish()
+    seen: dict[str, int] = {}
+    expected = []
+    for v in (v for b in blocks for v in b):
+        if v is None:
+            expected.append(-1)
+        else:
+            expected.append(seen.setdefault(v, len(seen)))
+    assert codes.dtype == np.int32
+    assert codes.tolist() == expected
+    assert dictionary.to_pylist() == list(seen)
+
+
+@settings(max_examples=50, deadline=None)
+@given(chunks=st.lists(st.lists(st.integers(-(2**40), 2**40), max_size=50), max_size=10), cap=st.integers(1, 8))
+def test_grow_buffer_concatenates(chunks, cap):
+    b = GrowBuffer(np.int64, capacity=cap)
+    for c in chunks:
+        b.append(np.array(c, dtype=np.int64))
+    assert b.finish().tolist() == [v for c in chunks for v in c]
