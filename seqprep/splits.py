@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from .errors import ConfigError, InputError
@@ -74,6 +73,8 @@ def parse_bound(value: Any, unit: str, flag: str) -> int | float:
             msg = f"{flag} {text!r} is not a finite time; give an epoch number or an ISO-8601 date"
             raise ConfigError(msg)
         return int(num) if num.is_integer() else num
+    import pandas as pd  # imported lazily: only an ISO date bound needs it
+
     try:
         ts = pd.Timestamp(text)
     except (ValueError, TypeError):
