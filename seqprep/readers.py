@@ -298,16 +298,25 @@ def _split_line(line: str, sep: str) -> list[str]:
 def _read_csv(src: _Source, opts: ReadOptions, head: bytes) -> tuple[pa.Table, dict[str, str], int]:
     """-> (table, role -> column, number of header lines skipped)."""
     where = src.name
+    _check_text(head, where, cut=len(head) == _SNIFF_BYTES)
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
     lines = text.splitlines()
     if len(head) == _SNIFF_BYTES and len(lines) > 1:
         lines = lines[:-1]  # the last line may be cut
     lines = [ln for ln in lines[:6]]
     if not lines or not lines[0].strip():
+        if text.strip():
+            msg = f"{where}: line 1 is blank; remove the blank line(s) before the header or first row"
+            raise InputError(msg)
         msg = f"{where}: the log is empty; pass a file with a header line and interaction rows"
         raise InputError(msg)
     sep = opts.sep if opts.sep is not None else _sniff_sep(lines, where)
     fields_ = _split_line(lines[0], sep)
+    if len(fields_) == 1 and opts.sep is not None:
+        seen = [c for c in ("::", "\t", ",", ";", "|") if c in lines[0] and c != sep]
+        if seen:
+            msg = f"{where}: line 1 has a single column with --sep {sep!r} but contains {seen[0]!r}; pass --sep {seen[0]!r}"
+            raise InputError(msg)
 
     if opts.header is not None:
         header = opts.header
@@ -378,6 +387,10 @@ def _read_csv(src: _Source, opts: ReadOptions, head: bytes) -> tuple[pa.Table, d
                 source = src.open()
             table = attempt({roles["time"]: pa.string()})
     except pa.ArrowInvalid as e:
+        if "utf8" in str(e).lower():
+            raise _utf8_error(src, where) from e
+        if "parse error" in str(e).lower():
+            raise _parse_error(src, names, header, sep, where, e) from e
         msg = f"{where}: {_arrow_msg(e)}; check --sep ({sep!r}), --names and the row shown"
         raise InputError(msg) from e
     except (OSError, lzma.LZMAError) as e:
@@ -386,7 +399,80 @@ def _read_csv(src: _Source, opts: ReadOptions, head: bytes) -> tuple[pa.Table, d
     finally:
         if hasattr(source, "close") and not isinstance(source, str):
             source.close()
+    if any(pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type) for f in table.schema):
+        raise _utf8_error(src, where)  # a column pyarrow could not read as UTF-8 text
     return table, roles, 1 if header else 0
+
+
+def _line_of(data: bytes, pos: int) -> int:
+    return data.count(b"\n", 0, pos) + 1
+
+
+def _check_text(head: bytes, where: str, *, cut: bool) -> None:
+    """The first block of a CSV must be UTF-8 text without NUL bytes (a NUL means a corrupt file)."""
+    nul = head.find(b"\x00")
+    if nul >= 0:
+        msg = f"{where}: line {_line_of(head, nul)}: NUL byte (0x00) in the text; the file is corrupt or not a text log - repair or regenerate it"
+        raise InputError(msg)
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if cut and e.start >= len(head) - 3:  # a character cut by the end of the block
+            return
+        raise _utf8_message(head, e.start, where) from None
+
+
+def _utf8_message(data: bytes, pos: int, where: str) -> InputError:
+    msg = (
+        f"{where}: line {_line_of(data, pos)}: byte 0x{data[pos]:02x} is not UTF-8; "
+        "convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+    )
+    return InputError(msg)
+
+
+def _utf8_error(src: _Source, where: str) -> InputError:
+    """Locate the first invalid UTF-8 byte of a whole input (error path only: reads it all)."""
+    data = src.read_all()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return _utf8_message(data, e.start, where)
+    msg = f"{where}: a column is not valid UTF-8 text; convert the file to UTF-8"
+    return InputError(msg)
+
+
+def _parse_error(src: _Source, names: list[str], header: bool, sep: str, where: str, e: Exception) -> InputError:
+    """Re-read serially (error path only) to name the line of the first malformed row."""
+    bad: list[Any] = []
+
+    def record(row: Any) -> str:
+        bad.append(row)
+        return "error"
+
+    raw = src.read_all()
+    delim = sep
+    if len(sep) > 1:
+        raw, delim = raw.replace(sep.encode(), b"\x1f"), "\x1f"
+    try:
+        pacsv.read_csv(
+            pa.BufferReader(pa.py_buffer(raw)),
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1 if header else 0, use_threads=False),
+            parse_options=pacsv.ParseOptions(delimiter=delim, invalid_row_handler=record),
+            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}),
+        )
+    except pa.ArrowException:
+        pass
+    if not bad or bad[0].number is None:
+        msg = f"{where}: {_arrow_msg(e)}; check --sep ({sep!r}), --names and the row shown"
+        return InputError(msg)
+    row = bad[0]
+    text = (row.text or "").replace("\x1f", sep)
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    msg = (
+        f"{where}: line {row.number}: {row.actual_columns} fields instead of {row.expected_columns} "
+        f"(separator {sep!r}): {shown!r}; fix the row (quote fields that hold the separator) or pass the right --sep"
+    )
+    return InputError(msg)
 
 
 def _arrow_msg(e: Exception) -> str:
@@ -494,6 +580,32 @@ def _first_bad(values: pa.Array, ok: pa.Array) -> tuple[int, Any]:
     return idx, values[idx].as_py()
 
 
+def _first_uncastable(arr: pa.Array, targets: tuple[pa.DataType, ...]) -> int:
+    """Index of the first value no target type accepts, by bisection (log2(n) vectorised casts).
+
+    >>> _first_uncastable(pa.array(["2020-01-01", "2020-02-30", "2021-01-01"]), (pa.timestamp("ns"),))
+    1
+    """
+
+    def ok(part: pa.Array) -> bool:
+        for target in targets:
+            try:
+                pc.cast(part, target)
+                return True
+            except pa.ArrowInvalid:
+                continue
+        return False
+
+    lo, hi = 0, len(arr)  # the first bad index lies in [lo, hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if ok(arr.slice(lo, mid - lo)):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
 def _normalize_time(col: pa.ChunkedArray, where: str, header: int) -> tuple[pa.Array, str]:
     """-> (int64 or float64 array with nulls, unit). Epoch numbers keep their unit ('epoch')."""
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
@@ -521,6 +633,13 @@ def _normalize_time(col: pa.ChunkedArray, where: str, header: int) -> tuple[pa.A
                 pc.match_substring_regex(arr, r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"),
                 pc.match_substring_regex(arr, r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$"),
             )
+            if pc.all(pc.fill_null(ok, True)).as_py():  # well-formed, yet not a real date (2020-13-45)
+                idx = _first_uncastable(arr, (pa.timestamp("ns"), pa.timestamp("ns", tz="UTC")))
+                msg = (
+                    f"{where}: line {idx + 1 + header}: timestamp {arr[idx].as_py()!r} is not a valid date "
+                    "(or lies outside 1677..2262); fix the row"
+                )
+                raise InputError(msg)
             idx, val = _first_bad(arr, ok)
             msg = (
                 f"{where}: line {idx + 1 + header}: timestamp {val!r} is neither a number nor an ISO-8601 date; "
@@ -554,6 +673,11 @@ def _normalize_time(col: pa.ChunkedArray, where: str, header: int) -> tuple[pa.A
             if not pc.all(pc.fill_null(finite, True)).as_py():
                 idx, val = _first_bad(arr, finite)
                 msg = f"{where}: line {idx + 1 + header}: timestamp {val!r} is not finite; fix the row"
+                raise InputError(msg)
+            in_range = pc.less(pc.abs(arr), 2.0**63)
+            if not pc.all(pc.fill_null(in_range, True)).as_py():
+                idx, val = _first_bad(arr, in_range)
+                msg = f"{where}: line {idx + 1 + header}: timestamp {val!r} is out of range (beyond int64); fix the row"
                 raise InputError(msg)
             integral = pc.all(pc.fill_null(pc.equal(arr, pc.floor(arr)), True)).as_py()
             lo, hi = pc.min(arr).as_py(), pc.max(arr).as_py()
@@ -620,6 +744,41 @@ def _merge_ids(
     return codes.astype(np.int32, copy=False), dictionary
 
 
+def _check_nul_ids(columns: tuple[pa.DictionaryArray, ...], where: str, header: int) -> None:
+    """A NUL byte inside an id means a corrupt file; checked on the distinct ids only."""
+    for col in columns:
+        d = col.dictionary
+        if not (pa.types.is_string(d.type) or pa.types.is_large_string(d.type)) or len(d) == 0:
+            continue
+        has_nul = pc.match_substring(d, "\x00")
+        if not pc.any(has_nul).as_py():
+            continue
+        bad_codes = np.flatnonzero(has_nul.to_numpy(zero_copy_only=False))
+        indices = pc.fill_null(col.indices, -1).to_numpy(zero_copy_only=False)
+        row = int(np.flatnonzero(np.isin(indices, bad_codes))[0])
+        msg = f"{where}: line {row + 1 + header}: NUL byte (0x00) in the text; the file is corrupt or not a text log - repair or regenerate it"
+        raise InputError(msg)
+
+
+def _arrow_errors_as_input_errors(f: Any) -> Any:
+    """A last guard: any pyarrow error left while reading becomes a one-line InputError."""
+    import functools
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except pa.ArrowException as e:
+            if isinstance(e, OSError) and not isinstance(e, pa.ArrowInvalid):
+                msg = f"cannot read the input: {_arrow_msg(e)}; check that the file is complete and readable"
+            else:
+                msg = f"cannot read the input: {_arrow_msg(e)}; check the input file and the reader options (--sep, --names)"
+            raise InputError(msg) from e
+
+    return wrapper
+
+
+@_arrow_errors_as_input_errors
 def read_log(inputs: tuple[str, ...] | list[str], opts: ReadOptions, *, stdin: BinaryIO | None = None) -> Log:
     """Read every input (in order) into one canonical :class:`Log`."""
     specs = expand_inputs(inputs)
@@ -653,6 +812,7 @@ def read_log(inputs: tuple[str, ...] | list[str], opts: ReadOptions, *, stdin: B
                     typed_text[role] |= pa.types.is_string(typ) or pa.types.is_large_string(typ)
             users.append(_ids_to_dict(table[roles["user"]], "user", where))
             items.append(_ids_to_dict(table[roles["item"]], "item", where))
+            _check_nul_ids((users[-1], items[-1]), where, header)
             t, unit = _normalize_time(table[roles["time"]], where, header)
             times.append(t)
             units.append(unit)
