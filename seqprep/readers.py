@@ -580,6 +580,14 @@ def _first_bad(values: pa.Array, ok: pa.Array) -> tuple[int, Any]:
     return idx, values[idx].as_py()
 
 
+def _casts(arr: pa.Array, target: pa.DataType) -> bool:
+    try:
+        pc.cast(arr, target)
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
 def _first_uncastable(arr: pa.Array, targets: tuple[pa.DataType, ...]) -> int:
     """Index of the first value no target type accepts, by bisection (log2(n) vectorised casts).
 
@@ -634,11 +642,16 @@ def _normalize_time(col: pa.ChunkedArray, where: str, header: int) -> tuple[pa.A
                 pc.match_substring_regex(arr, r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$"),
             )
             if pc.all(pc.fill_null(ok, True)).as_py():  # well-formed, yet not a real date (2020-13-45)
-                idx = _first_uncastable(arr, (pa.timestamp("ns"), pa.timestamp("ns", tz="UTC")))
-                msg = (
-                    f"{where}: line {idx + 1 + header}: timestamp {arr[idx].as_py()!r} is not a valid date "
-                    "(or lies outside 1677..2262); fix the row"
-                )
+                targets = (pa.timestamp("ns"), pa.timestamp("ns", tz="UTC"))
+                idx = _first_uncastable(arr, targets)
+                value = arr[idx].as_py()
+                if any(_casts(arr.slice(idx, 1), t) for t in targets):  # fine alone: mixed with/without zone
+                    msg = (
+                        f"{where}: line {idx + 1 + header}: timestamp {value!r} has a time zone (Z, +hh:mm) where "
+                        "earlier ones have none, or the other way round; write every timestamp in one form"
+                    )
+                else:
+                    msg = f"{where}: line {idx + 1 + header}: timestamp {value!r} is not a valid date; fix the row"
                 raise InputError(msg)
             idx, val = _first_bad(arr, ok)
             msg = (
@@ -703,6 +716,23 @@ def _normalize_rating(col: pa.ChunkedArray, where: str) -> pa.Array:
 # Merging inputs
 
 
+def _trim_ids(codes: np.ndarray, dictionary: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """CSV ids are untyped text: spaces around a field are not part of the id (``" 7"`` is ``7``).
+
+    Works on the distinct ids; ids that become equal merge, a blank id becomes missing (-1).
+
+    >>> _trim_ids(np.array([0, 1, 2, -1]), pa.array(["7", " 7", "  "]))[0].tolist()
+    [0, 0, -1, -1]
+    """
+    trimmed = pc.utf8_trim_whitespace(dictionary)
+    if trimmed.equals(dictionary):
+        return codes, dictionary
+    distinct = pc.unique(trimmed.filter(pc.not_equal(trimmed, "")))
+    remap = pc.fill_null(pc.index_in(trimmed, value_set=distinct), -1).to_numpy(zero_copy_only=False)
+    remap = np.append(remap.astype(np.int32), np.int32(-1))  # code -1 (missing) stays -1
+    return remap[codes], distinct
+
+
 def _merge_ids(
     parts: list[pa.DictionaryArray], id_type: str, role: str, typed_text: bool
 ) -> tuple[np.ndarray, pa.Array]:
@@ -722,6 +752,8 @@ def _merge_ids(
     dictionary = unified.chunk(0).dictionary if unified.num_chunks else parts[0].dictionary
     indices = pa.concat_arrays([c.indices for c in unified.chunks]) if unified.num_chunks else pa.array([], pa.int32())
     codes = pc.fill_null(pc.cast(indices, pa.int32()), -1).to_numpy(zero_copy_only=False)
+    if not typed_text and (pa.types.is_string(dictionary.type) or pa.types.is_large_string(dictionary.type)):
+        codes, dictionary = _trim_ids(codes, dictionary)
 
     if pa.types.is_string(dictionary.type) or pa.types.is_large_string(dictionary.type):
         if id_type == "int" or (id_type == "auto" and not typed_text):
