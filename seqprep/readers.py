@@ -194,7 +194,7 @@ class _Source:
                 return fh.read(n)
         try:
             return bytes(src.read(n))
-        except (OSError, lzma.LZMAError, pa.ArrowException) as e:
+        except (OSError, EOFError, lzma.LZMAError, pa.ArrowException) as e:
             msg = f"{self.name}: cannot decompress ({self.compression}): {e}; check that the file is not truncated"
             raise InputError(msg) from e
         finally:
@@ -206,6 +206,9 @@ class _Source:
             return Path(src).read_bytes()
         try:
             return bytes(src.read())
+        except (OSError, EOFError, lzma.LZMAError, pa.ArrowException) as e:
+            msg = f"{self.name}: cannot decompress ({self.compression}): {e}; check that the file is not truncated"
+            raise InputError(msg) from e
         finally:
             src.close()
 
@@ -393,7 +396,7 @@ def _read_csv(src: _Source, opts: ReadOptions, head: bytes) -> tuple[pa.Table, d
             raise _parse_error(src, names, header, sep, where, e) from e
         msg = f"{where}: {_arrow_msg(e)}; check --sep ({sep!r}), --names and the row shown"
         raise InputError(msg) from e
-    except (OSError, lzma.LZMAError) as e:
+    except (OSError, EOFError, lzma.LZMAError) as e:
         msg = f"{where}: cannot read: {e}; check that the file is complete and not corrupt"
         raise InputError(msg) from e
     finally:
@@ -520,6 +523,9 @@ def _read_jsonl(src: _Source, opts: ReadOptions, head: bytes) -> tuple[pa.Table,
     except pa.ArrowInvalid as e:
         msg = f"{where}: {_arrow_msg(e)}; every line must be a JSON object with consistent value types"
         raise InputError(msg) from e
+    except (OSError, EOFError, lzma.LZMAError) as e:
+        msg = f"{where}: cannot read: {e}; check that the file is complete and not corrupt"
+        raise InputError(msg) from e
     finally:
         if not isinstance(source, str):
             source.close()
@@ -533,7 +539,7 @@ def _read_parquet(src: _Source, opts: ReadOptions) -> tuple[pa.Table, dict[str, 
         pf = pq.ParquetFile(data)
         roles = resolve_columns(pf.schema_arrow.names, opts, where)
         table = pf.read(columns=list(roles.values()))
-    except (pa.ArrowInvalid, OSError) as e:
+    except (pa.ArrowInvalid, OSError, EOFError, UnicodeDecodeError) as e:
         msg = f"{where}: not a readable Parquet file ({_arrow_msg(e)}); check the file or pass --input-format"
         raise InputError(msg) from e
     return table, roles
@@ -654,10 +660,10 @@ def _normalize_time(col: pa.ChunkedArray, where: str, header: int) -> tuple[pa.A
                     msg = f"{where}: line {idx + 1 + header}: timestamp {value!r} is not a valid date; fix the row"
                 raise InputError(msg)
             idx, val = _first_bad(arr, ok)
-            msg = (
-                f"{where}: line {idx + 1 + header}: timestamp {val!r} is neither a number nor an ISO-8601 date; "
-                "fix the row or pass --time-col with the right column"
-            )
+            fix = "fix the row or pass --time-col with the right column"
+            if idx == 0 and not header:
+                fix = "the first line looks like a header: drop --no-header (or fix the row)"
+            msg = f"{where}: line {idx + 1 + header}: timestamp {val!r} is neither a number nor an ISO-8601 date; {fix}"
             raise InputError(msg)
         arr = num
         t = arr.type

@@ -6,12 +6,14 @@ exit 1, no traceback, nothing written (no OUT, no temporary litter beside it).
 from __future__ import annotations
 
 import gzip
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
@@ -42,6 +44,13 @@ class Fails:
 
 def _rows(n: int, start: int = 0) -> bytes:
     return b"".join(b"%d,%d,%d\n" % (i % 97, i % 13, i) for i in range(start, start + n))
+
+
+def _parquet_bad_name() -> bytes:
+    """A Parquet file whose column name 'item' has a byte replaced by 0xf0 (found by the fuzzer)."""
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"user": [1], "item": [2], "ts": [3]}), buf)
+    return buf.getvalue().replace(b"item", b"it\xf0m")
 
 
 BIG = HDR + _rows(20_000)  # ~250 KB: past the 64 KiB sniffed head and into later parse blocks
@@ -110,6 +119,12 @@ CASES: list[tuple[str, bytes, list[str], Built | Fails]] = [
      Fails("{p}: line 3: timestamp 'yesterday' is neither a number nor an ISO-8601 date; fix the row or pass --time-col with the right column")),
     ("text timestamp far", BIG + b"1,2,soon\n", [],
      Fails(f"{{p}}: line {BIG_LINES + 1}: timestamp 'soon' is neither a number nor an ISO-8601 date; fix the row or pass --time-col with the right column")),
+    ("header read as data", HDR + b"1,2,3\n", ["--no-header"],
+     Fails("{p}: line 1: timestamp 'ts' is neither a number nor an ISO-8601 date; the first line looks like a header: drop --no-header (or fix the row)")),
+    ("truncated xz", b"\xfd7zXZ\x00", [],
+     Fails("{p}: cannot decompress (xz): Compressed file ended before the end-of-stream marker was reached; check that the file is not truncated")),
+    ("parquet with a non-utf8 column name", _parquet_bad_name(), [],
+     Fails("{p}: not a readable Parquet file ('utf-8' codec can't decode byte 0xf0 in position 2: invalid continuation byte); check the file or pass --input-format")),
     ("impossible date", HDR + b"1,2,2020-01-01\n1,3,2020-13-45\n", [],
      Fails("{p}: line 3: timestamp '2020-13-45' is not a valid date; fix the row")),
     ("mixed time zones", HDR + b"1,2,2020-01-01\n1,3,2020-01-01T10:00:00Z\n", [],
@@ -161,7 +176,7 @@ def test_malformed_input(tmp_path, name, content, args, expected):
         assert r.exit_code == 1
         assert r.stderr == "Error: " + expected.text.format(p=path) + "\n"
         _check_nothing_written(tmp_path, "log.csv")
-        kw = {"sep": args[1]} if args[:1] == ["--sep"] else {}
+        kw = {"sep": args[1]} if args[:1] == ["--sep"] else {"header": False} if args == ["--no-header"] else {}
         with pytest.raises(seqprep.SeqprepError) as info:
             seqprep.build(path, out, **kw)
         assert str(info.value) == expected.text.format(p=path)
