@@ -15,6 +15,7 @@ Guarantees (see README "Robustness"):
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -26,9 +27,23 @@ from typing import Any
 
 from .errors import OutputError
 
-__all__ = ["deferred_signals", "folder_lock", "swap_in", "make_temp_dir", "remove_tree", "fsync_tree"]
+__all__ = ["deferred_signals", "folder_lock", "swap_in", "make_temp_dir", "remove_tree", "fsync_tree", "os_error_text"]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def os_error_text(e: OSError) -> str:
+    """The system's words for an OSError, also for pyarrow's (which hide errno in the message).
+
+    >>> os_error_text(OSError("Error writing bytes to file. Detail: [errno 28] No space left on device"))
+    'No space left on device'
+    """
+    m = re.search(r"\[errno (\d+)\]", str(e))
+    if m:
+        return os.strerror(int(m.group(1)))
+    if e.strerror:
+        return e.strerror
+    return " ".join(str(e).split())[:200]
 
 
 @contextmanager
@@ -134,7 +149,7 @@ def swap_in(tmp: Path, out: Path, overwrite: bool) -> None:
     try:
         fsync_tree(tmp)
     except OSError as e:
-        msg = f"cannot write the output: {e.strerror or e}; free some space or choose another -o"
+        msg = f"cannot write the output: {os_error_text(e)}; free some space or choose another -o"
         raise OutputError(msg) from e
     with deferred_signals(), folder_lock(parent):
         if not (out.exists() or out.is_symlink()):

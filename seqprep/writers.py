@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .atomic import make_temp_dir, remove_tree, swap_in
+from .atomic import make_temp_dir, os_error_text, remove_tree, swap_in
 from .errors import OutputError
 
 if TYPE_CHECKING:
@@ -177,6 +177,6 @@ def write_outputs(result: BuildResult, folder: Path) -> dict[str, Any]:
         meta["outputs"] = {"formats": list(formats), "files": files}
         (folder / "meta.json").write_text(dump_json(meta), encoding="utf-8")
     except OSError as e:
-        msg = f"cannot write the output: {e.strerror or ' '.join(str(e).split())}; free some space or choose another -o"
+        msg = f"cannot write the output: {os_error_text(e)}; free some space or choose another -o"
         raise OutputError(msg) from e
     return meta
