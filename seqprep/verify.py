@@ -4,6 +4,7 @@ What is checked (every check is vectorised; nothing loops over users or rows):
 
 - every file listed in ``meta["outputs"]["files"]`` exists with the recorded size and sha256, and
   no other file sits in the folder (new output kinds are covered as soon as meta lists them);
+- the Parquet files carry the documented schemas (:data:`SCHEMAS`);
 - the vocabularies: item indices exactly 1..N, user indices exactly 0..U-1, distinct ids, counts
   that add up to the interactions, ``padding_idx`` 0 and ``num_embeddings`` N + 1;
 - each sequence file present (``sequences.parquet``, ``sequences.npz``): offsets start at 0, never
@@ -33,7 +34,7 @@ import pyarrow.parquet as pq
 
 from .kernels import tie_stats
 
-__all__ = ["VerifyReport", "verify"]
+__all__ = ["VerifyReport", "verify", "SCHEMAS"]
 
 _FIX = "rebuild it with seqprep build"
 
@@ -83,6 +84,7 @@ def verify(path: str | Path) -> VerifyReport:
         return VerifyReport(str(path), (f"meta.json does not hold a JSON object; {_FIX}",))
 
     checked["files"] = _check_files(p, meta, problems)
+    _check_schemas(p, problems)
     n_items, n_users, item_counts, user_counts, user_ids = _check_vocabularies(p, meta, problems)
     checked.update(users=n_users, items=n_items)
     layouts = {}
@@ -101,7 +103,7 @@ def verify(path: str | Path) -> VerifyReport:
     checked["sequence_files"] = sorted(layouts)
     checked["interactions"] = meta.get("num_interactions")
     _check_rows(meta, problems)
-    return VerifyReport(str(path), tuple(problems.items), checked)
+    return VerifyReport(str(path), tuple(dict.fromkeys(problems.items)), checked)
 
 
 def _one_line(e: BaseException) -> str:
@@ -140,6 +142,42 @@ def _check_files(p: Path, meta: dict[str, Any], problems: _Problems) -> int:
     for extra in sorted(present - listed):
         problems.add(f"{extra} is not listed in meta.json; remove it or rebuild the folder")
     return len(files)
+
+
+#: The Arrow schemas README documents, per Parquet file: column -> accepted types (as pyarrow prints them).
+_IDS = ("int64", "string")
+SCHEMAS: dict[str, dict[str, tuple[str, ...]]] = {
+    "sequences.parquet": {
+        "user_idx": ("int32",),
+        "user_id": _IDS,
+        "items": ("list<element: int32>", "large_list<element: int32>"),
+        "timestamps": ("list<element: int64>", "list<element: double>", "large_list<element: int64>", "large_list<element: double>"),
+        "ratings": ("list<element: float>", "large_list<element: float>"),
+    },
+    "items.parquet": {"item_idx": ("int32",), "item_id": _IDS, "count": ("int64",)},
+    "users.parquet": {"user_idx": ("int32",), "user_id": _IDS, "count": ("int64",)},
+}
+_OPTIONAL = {"ratings"}
+
+
+def _check_schemas(p: Path, problems: _Problems) -> None:
+    """The Parquet files carry exactly the documented columns and types (README "Robustness")."""
+    for name, columns in SCHEMAS.items():
+        if not (p / name).is_file():
+            continue
+        try:
+            schema = pq.read_schema(p / name)
+        except (pa.ArrowException, OSError) as e:
+            problems.add(f"{name} is unreadable ({_one_line(e)}); {_FIX}")
+            continue
+        want = [c for c in columns if c in schema.names or c not in _OPTIONAL]
+        if schema.names != want:
+            problems.add(f"{name} has columns {', '.join(schema.names)}, expected {', '.join(want)}; {_FIX}")
+            continue
+        for col in want:
+            typ = str(schema.field(col).type)
+            if typ not in columns[col]:
+                problems.add(f"{name}: column {col} is {typ}, expected {' or '.join(columns[col])}; {_FIX}")
 
 
 def _int(meta: dict[str, Any], key: str) -> int | None:

@@ -11,11 +11,13 @@ import json
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import seqprep
@@ -197,3 +199,38 @@ def test_reference_model_sanity():
     """The reference itself: ties keep input order, null markers and blanks are dropped."""
     rows = [(1, "b", 5), (1, "a", 5), (1, "c", 1), ("NA", "x", 1), (" 2 ", "y", 3), (2, "", 3)]
     assert _reference(rows) == ({"1": ["c", "b", "a"], "2": ["y"]}, 2)
+
+
+# --------------------------------------------------------------------------------------------------
+# Reader helpers added for robustness, against plain-Python references
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["7", " 7", "7 ", "x", " x\t", "  ", "\t", "y", " y "]), unique=True, min_size=1), st.data())
+def test_trim_ids_matches_reference(dictionary, data):
+    from seqprep.readers import _trim_ids
+
+    codes = np.array(data.draw(st.lists(st.integers(-1, len(dictionary) - 1), max_size=30)), dtype=np.int32)
+    new_codes, new_dict = _trim_ids(codes, pa.array(dictionary))
+    values = new_dict.to_pylist()
+    assert len(set(values)) == len(values) and "" not in values  # distinct, no blank id
+    got = [values[c] if c >= 0 else None for c in new_codes]
+    want = [(dictionary[c].strip() or None) if c >= 0 else None for c in codes]
+    assert got == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["2020-01-01", "2021-12-31", "2020-02-30", "2020-13-01", None]), min_size=1))
+def test_first_uncastable_matches_reference(values):
+    from seqprep.readers import _first_uncastable
+
+    def casts(v):
+        try:
+            pc.cast(pa.array([v], pa.string()), pa.timestamp("ns"))
+            return True
+        except pa.ArrowInvalid:
+            return False
+
+    bad = [k for k, v in enumerate(values) if v is not None and not casts(v)]
+    assume(bad)
+    assert _first_uncastable(pa.array(values, pa.string()), (pa.timestamp("ns"),)) == bad[0]

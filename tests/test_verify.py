@@ -115,7 +115,14 @@ def _vocab_count(out: Path) -> None:
     _rehash(out)
 
 
+def _count_as_int32(out: Path) -> None:
+    t = pq.read_table(out / "items.parquet")
+    write_parquet(t.set_column(2, "count", t["count"].cast(pa.int32())), out / "items.parquet")
+    _rehash(out)
+
+
 CASES = [
+    ("schema", _count_as_int32, "items.parquet: column count is int32, expected int64; " + FIX),
     ("changed file", _flip_byte, "items.parquet: sha256 differs from meta.json (the file changed after the build); " + FIX),
     ("missing file", lambda o: (o / "users.parquet").unlink(), "users.parquet is listed in meta.json but missing; " + FIX),
     ("extra file", lambda o: (o / "notes.txt").write_text("x"), "notes.txt is not listed in meta.json; remove it or rebuild the folder"),
@@ -183,3 +190,22 @@ def test_not_a_folder(tmp_path):
     r = CliRunner().invoke(cli, ["verify", str(tmp_path / "nope")])
     assert r.exit_code == 1
     assert r.stderr == f"Error: {tmp_path / 'nope'}: {str(tmp_path / 'nope')!r} is not a folder; pass the -o folder of a build\n"
+
+
+def test_documented_schemas_for_text_ids_and_fractional_times(write, tmp_path):
+    """README's schema table, for the other id and time types: verify accepts them, and they are these."""
+    p = write("r.csv", "user,item,rating,ts\na,x,1,1.5\nb,y,2,2\na,y,3,0.25\n")
+    seqprep.build(p, tmp_path / "o", formats=("parquet", "npz"))
+    assert seqprep.verify(tmp_path / "o").ok
+    seq = pq.read_schema(tmp_path / "o" / "sequences.parquet")
+    assert [(f.name, str(f.type)) for f in seq] == [
+        ("user_idx", "int32"),
+        ("user_id", "string"),
+        ("items", "list<element: int32>"),
+        ("timestamps", "list<element: double>"),
+        ("ratings", "list<element: float>"),
+    ]
+    items = pq.read_schema(tmp_path / "o" / "items.parquet")
+    assert [(f.name, str(f.type)) for f in items] == [("item_idx", "int32"), ("item_id", "string"), ("count", "int64")]
+    with np.load(tmp_path / "o" / "sequences.npz", allow_pickle=False) as z:
+        assert all(z[k].dtype != object for k in z.files)
