@@ -27,7 +27,7 @@ from typing import Any
 
 from .errors import OutputError
 
-__all__ = ["deferred_signals", "folder_lock", "swap_in", "make_temp_dir", "remove_tree", "fsync_tree", "os_error_text"]
+__all__ = ["deferred_signals", "folder_lock", "fsync_tree", "make_temp_dir", "os_error_text", "remove_tree", "swap_in"]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -161,8 +161,11 @@ def swap_in(tmp: Path, out: Path, overwrite: bool) -> None:
         elif not overwrite:
             msg = f"output {str(out)!r} appeared while building (another build?); pass --overwrite to replace it, or choose another -o"
             raise OutputError(msg)
-        elif not out.is_dir() or out.is_symlink():
-            msg = f"output {str(out)!r} is not a folder; remove it or choose another -o"
+        elif out.is_symlink():
+            msg = f"output {str(out)!r} is a symbolic link; pass the folder it points to, or choose another -o"
+            raise OutputError(msg)
+        elif not out.is_dir():
+            msg = f"output {str(out)!r} is a file, not a folder; remove it or choose another -o"
             raise OutputError(msg)
         else:
             _replace(tmp, out, parent)

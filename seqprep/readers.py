@@ -14,6 +14,7 @@ every later sort. Ids are read as text and only then typed, so ``007`` and ``7``
 from __future__ import annotations
 
 import csv
+import functools
 import glob
 import hashlib
 import io
@@ -413,6 +414,9 @@ def _line_of(data: bytes, pos: int) -> int:
 
 def _check_text(head: bytes, where: str, *, cut: bool) -> None:
     """The first block of a CSV must be UTF-8 text without NUL bytes (a NUL means a corrupt file)."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        msg = f"{where}: the file is UTF-16 text; convert it to UTF-8 (e.g. iconv -f utf-16 -t utf-8)"
+        raise InputError(msg)
     nul = head.find(b"\x00")
     if nul >= 0:
         msg = f"{where}: line {_line_of(head, nul)}: NUL byte (0x00) in the text; the file is corrupt or not a text log - repair or regenerate it"
@@ -600,20 +604,10 @@ def _first_uncastable(arr: pa.Array, targets: tuple[pa.DataType, ...]) -> int:
     >>> _first_uncastable(pa.array(["2020-01-01", "2020-02-30", "2021-01-01"]), (pa.timestamp("ns"),))
     1
     """
-
-    def ok(part: pa.Array) -> bool:
-        for target in targets:
-            try:
-                pc.cast(part, target)
-                return True
-            except pa.ArrowInvalid:
-                continue
-        return False
-
     lo, hi = 0, len(arr)  # the first bad index lies in [lo, hi)
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if ok(arr.slice(lo, mid - lo)):
+        if any(_casts(arr.slice(lo, mid - lo), t) for t in targets):
             lo = mid
         else:
             hi = mid
@@ -800,7 +794,6 @@ def _check_nul_ids(columns: tuple[pa.DictionaryArray, ...], where: str, header: 
 
 def _arrow_errors_as_input_errors(f: Any) -> Any:
     """A last guard: any pyarrow error left while reading becomes a one-line InputError."""
-    import functools
 
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

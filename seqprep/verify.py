@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 
 from .kernels import tie_stats
 
-__all__ = ["VerifyReport", "verify", "SCHEMAS"]
+__all__ = ["SCHEMAS", "VerifyReport", "verify"]
 
 _FIX = "rebuild it with seqprep build"
 
@@ -77,7 +77,9 @@ def verify(path: str | Path) -> VerifyReport:
     try:
         meta = json.loads((p / "meta.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return VerifyReport(str(path), ("no meta.json; this is not a seqprep output folder - pass the -o folder of a build",))
+        return VerifyReport(
+            str(path), ("no meta.json; this is not a seqprep output folder - pass the -o folder of a build",)
+        )
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         return VerifyReport(str(path), (f"meta.json is unreadable ({_one_line(e)}); {_FIX}",))
     if not isinstance(meta, dict):
@@ -151,7 +153,12 @@ SCHEMAS: dict[str, dict[str, tuple[str, ...]]] = {
         "user_idx": ("int32",),
         "user_id": _IDS,
         "items": ("list<element: int32>", "large_list<element: int32>"),
-        "timestamps": ("list<element: int64>", "list<element: double>", "large_list<element: int64>", "large_list<element: double>"),
+        "timestamps": (
+            "list<element: int64>",
+            "list<element: double>",
+            "large_list<element: int64>",
+            "large_list<element: double>",
+        ),
         "ratings": ("list<element: float>", "large_list<element: float>"),
     },
     "items.parquet": {"item_idx": ("int32",), "item_id": _IDS, "count": ("int64",)},
@@ -211,13 +218,17 @@ def _check_vocabularies(
             problems.add(f"{name}: some {prefix} has a count below 1; {_FIX}")
         total = _int(meta, "num_interactions")
         if total is not None and int(counts.sum()) != total:
-            problems.add(f"{name}: counts add up to {int(counts.sum())}, meta.json num_interactions says {total}; {_FIX}")
+            problems.add(
+                f"{name}: counts add up to {int(counts.sum())}, meta.json num_interactions says {total}; {_FIX}"
+            )
         out[prefix] = (n, counts, ids)
     n_items = out["item"][0]
     if meta.get("padding_idx") != 0:
         problems.add(f"meta.json padding_idx is {meta.get('padding_idx')!r}, not 0; {_FIX}")
     if n_items is not None and meta.get("num_embeddings") != n_items + 1:
-        problems.add(f"meta.json num_embeddings is {meta.get('num_embeddings')!r}, not num_items + 1 = {n_items + 1}; {_FIX}")
+        problems.add(
+            f"meta.json num_embeddings is {meta.get('num_embeddings')!r}, not num_items + 1 = {n_items + 1}; {_FIX}"
+        )
     return out["item"][0], out["user"][0], out["item"][1], out["user"][1], out["user"][2]
 
 
@@ -296,7 +307,9 @@ def _check_sequences(
         problems.add(f"{name} has {len(lengths)} users, users.parquet has {n_users}; {_FIX}")
     elif user_counts is not None and not np.array_equal(lengths, user_counts):
         u = int(np.flatnonzero(lengths != user_counts)[0])
-        problems.add(f"{name}: user {u} has {int(lengths[u])} interactions, users.parquet count says {int(user_counts[u])}; {_FIX}")
+        problems.add(
+            f"{name}: user {u} has {int(lengths[u])} interactions, users.parquet count says {int(user_counts[u])}; {_FIX}"
+        )
     user_idx = np.asarray(a["user_idx"])
     if not np.array_equal(user_idx, np.arange(len(lengths))):
         problems.add(f"{name}: user_idx is not exactly 0..{len(lengths) - 1} in order; {_FIX}")
@@ -305,7 +318,9 @@ def _check_sequences(
     if "ratings" in a and len(a["ratings"]) != len(items):
         problems.add(f"{name}: {len(a['ratings'])} ratings for {len(items)} items; {_FIX}")
     if bool(meta.get("has_ratings")) != ("ratings" in a):
-        problems.add(f"{name}: ratings {'missing' if meta.get('has_ratings') else 'present'} but meta.json has_ratings is {meta.get('has_ratings')}; {_FIX}")
+        problems.add(
+            f"{name}: ratings {'missing' if meta.get('has_ratings') else 'present'} but meta.json has_ratings is {meta.get('has_ratings')}; {_FIX}"
+        )
     want_dtype = (meta.get("timestamp") or {}).get("dtype")
     if want_dtype is not None and str(ts.dtype) != want_dtype:
         problems.add(f"{name}: timestamps are {ts.dtype}, meta.json says {want_dtype}; {_FIX}")
@@ -322,7 +337,9 @@ def _check_sequences(
             actual = np.bincount(items.astype(np.int64), minlength=n_items + 1)[1:]
             if not np.array_equal(actual, item_counts):
                 k = int(np.flatnonzero(actual != item_counts)[0])
-                problems.add(f"{name}: item {k + 1} occurs {int(actual[k])} times, items.parquet count says {int(item_counts[k])}; {_FIX}")
+                problems.add(
+                    f"{name}: item {k + 1} occurs {int(actual[k])} times, items.parquet count says {int(item_counts[k])}; {_FIX}"
+                )
         down = ts[1:] < ts[:-1]
         starts = offsets[1:-1]
         down[starts[(starts > 0) & (starts < len(ts))] - 1] = False  # a new user may start earlier
@@ -352,7 +369,9 @@ def _check_summary(
 def _check_same(layouts: dict[str, dict[str, Any]], problems: _Problems) -> None:
     a, b = layouts["sequences.parquet"], layouts["sequences.npz"]
     for key in ("offsets", "items", "timestamps", "user_idx", "ratings"):
-        if (key in a) != (key in b) or (key in a and not np.array_equal(np.asarray(a[key]), np.asarray(b[key]), equal_nan=key == "ratings")):
+        if (key in a) != (key in b) or (
+            key in a and not np.array_equal(np.asarray(a[key]), np.asarray(b[key]), equal_nan=key == "ratings")
+        ):
             problems.add(f"sequences.parquet and sequences.npz differ in {key}; {_FIX}")
 
 

@@ -79,7 +79,9 @@ def _reference(rows: list[tuple]) -> tuple[dict[str, list[str]], int]:
 def _decoded(out: Path) -> dict[str, list[str]]:
     ds = seqprep.load(out)
     users = ds.user_vocab.ids.to_pylist()
-    return {str(users[u]): [str(x) for x in ds.item_vocab.decode(ds.sequence(u)).to_pylist()] for u in range(ds.num_users)}
+    return {
+        str(users[u]): [str(x) for x in ds.item_vocab.decode(ds.sequence(u)).to_pylist()] for u in range(ds.num_users)
+    }
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -129,7 +131,26 @@ def _seeds() -> list[bytes]:
     ]
 
 
-_INTERESTING = [b",", b";", b"\t", b'"', b"\n", b"\r", b"\x00", b"\xff", b"\xef\xbb\xbf", b"::", b"|", b" ", b"-", b"e", b"9" * 25, b"{", b"}", b":"]
+_INTERESTING = [
+    b",",
+    b";",
+    b"\t",
+    b'"',
+    b"\n",
+    b"\r",
+    b"\x00",
+    b"\xff",
+    b"\xef\xbb\xbf",
+    b"::",
+    b"|",
+    b" ",
+    b"-",
+    b"e",
+    b"9" * 25,
+    b"{",
+    b"}",
+    b":",
+]
 
 
 @st.composite
@@ -206,7 +227,10 @@ def test_reference_model_sanity():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.sampled_from(["7", " 7", "7 ", "x", " x\t", "  ", "\t", "y", " y "]), unique=True, min_size=1), st.data())
+@given(
+    st.lists(st.sampled_from(["7", " 7", "7 ", "x", " x\t", "  ", "\t", "y", " y "]), unique=True, min_size=1),
+    st.data(),
+)
 def test_trim_ids_matches_reference(dictionary, data):
     from seqprep.readers import _trim_ids
 

@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 import seqprep
-import seqprep.atomic as atomic
+from seqprep import atomic
 from seqprep.cli import cli
 from seqprep.errors import OutputError
 from tests.conftest import ROOT, TIES_CSV
@@ -44,7 +44,21 @@ def _log(path: Path, n: int, seed: int = 0) -> Path:
 
 def _start(log: Path, out: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "seqprep", "build", str(log), "-o", str(out), "-f", "parquet", "-f", "npz", "-q", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "seqprep",
+        "build",
+        str(log),
+        "-o",
+        str(out),
+        "-f",
+        "parquet",
+        "-f",
+        "npz",
+        "-q",
+        *extra,
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
 
 
@@ -257,7 +271,9 @@ def _can_mount() -> bool:
 def test_disk_full_keeps_the_old_output(tmp_path):
     mnt = tmp_path / "small"
     mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True, text=True)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], check=False, capture_output=True, text=True
+    )
     if r.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
     try:
@@ -269,7 +285,10 @@ def test_disk_full_keeps_the_old_output(tmp_path):
         big = _log(tmp_path / "big.csv", 100_000)
         res = CliRunner().invoke(cli, ["build", str(big), "-o", str(out), "--overwrite", "-f", "npz", "-f", "parquet"])
         assert res.exit_code == 1
-        assert res.stderr == "Error: cannot write the output: No space left on device; free some space or choose another -o\n"
+        assert (
+            res.stderr
+            == "Error: cannot write the output: No space left on device; free some space or choose another -o\n"
+        )
         assert sorted(p.name for p in mnt.iterdir()) == ["out"]  # the temporary folder is gone
         assert {p.name: p.read_bytes() for p in out.iterdir()} == before
         assert seqprep.verify(out).ok

@@ -123,26 +123,57 @@ def _count_as_int32(out: Path) -> None:
 
 CASES = [
     ("schema", _count_as_int32, "items.parquet: column count is int32, expected int64; " + FIX),
-    ("changed file", _flip_byte, "items.parquet: sha256 differs from meta.json (the file changed after the build); " + FIX),
-    ("missing file", lambda o: (o / "users.parquet").unlink(), "users.parquet is listed in meta.json but missing; " + FIX),
-    ("extra file", lambda o: (o / "notes.txt").write_text("x"), "notes.txt is not listed in meta.json; remove it or rebuild the folder"),
-    ("truncated file", lambda o: (o / "sequences.npz").write_bytes((o / "sequences.npz").read_bytes()[:100]),
-     "sequences.npz has 100 bytes, meta.json says "),
+    (
+        "changed file",
+        _flip_byte,
+        "items.parquet: sha256 differs from meta.json (the file changed after the build); " + FIX,
+    ),
+    (
+        "missing file",
+        lambda o: (o / "users.parquet").unlink(),
+        "users.parquet is listed in meta.json but missing; " + FIX,
+    ),
+    (
+        "extra file",
+        lambda o: (o / "notes.txt").write_text("x"),
+        "notes.txt is not listed in meta.json; remove it or rebuild the folder",
+    ),
+    (
+        "truncated file",
+        lambda o: (o / "sequences.npz").write_bytes((o / "sequences.npz").read_bytes()[:100]),
+        "sequences.npz has 100 bytes, meta.json says ",
+    ),
     ("padding inside", _padding_inside, "sequences.npz: padding index 0 inside user 0's sequence (position 1); " + FIX),
     ("time goes back", _time_goes_back, "sequences.npz: user 0's timestamps decrease at position 2; " + FIX),
     ("offsets", _bad_offsets, "sequences.npz: offsets end at 8 but there are 7 items and 7 timestamps; " + FIX),
     ("item range", _item_out_of_range, "sequences.npz: item indices outside 0..4 (num_items); " + FIX),
     ("item counts", _swapped_items, "sequences.npz: item 1 occurs 5 times, items.parquet count says 3; " + FIX),
     ("user counts", _vocab_count, "users.parquet: counts add up to 8, meta.json num_interactions says 7; " + FIX),
-    ("num_items", lambda o: (_edit_meta(o, num_items=5), _rehash(o)), "items.parquet has 4 items, meta.json num_items says 5; " + FIX),
-    ("embeddings", lambda o: (_edit_meta(o, num_embeddings=4), _rehash(o)),
-     "meta.json num_embeddings is 4, not num_items + 1 = 5; " + FIX),
-    ("rows", lambda o: (_edit_meta(o, rows={"read": 9, "kept": 7, "removed": 1}), _rehash(o)),
-     "meta.json rows: read 9 != kept 7 + removed 1; " + FIX),
-    ("steps", lambda o: (_edit_meta(o, rows={"read": 8, "kept": 7, "removed": 1}), _rehash(o)),
-     "meta.json steps remove 0 rows in all, rows.removed says 1; " + FIX),
-    ("no meta", lambda o: (o / "meta.json").unlink(),
-     "no meta.json; this is not a seqprep output folder - pass the -o folder of a build"),
+    (
+        "num_items",
+        lambda o: (_edit_meta(o, num_items=5), _rehash(o)),
+        "items.parquet has 4 items, meta.json num_items says 5; " + FIX,
+    ),
+    (
+        "embeddings",
+        lambda o: (_edit_meta(o, num_embeddings=4), _rehash(o)),
+        "meta.json num_embeddings is 4, not num_items + 1 = 5; " + FIX,
+    ),
+    (
+        "rows",
+        lambda o: (_edit_meta(o, rows={"read": 9, "kept": 7, "removed": 1}), _rehash(o)),
+        "meta.json rows: read 9 != kept 7 + removed 1; " + FIX,
+    ),
+    (
+        "steps",
+        lambda o: (_edit_meta(o, rows={"read": 8, "kept": 7, "removed": 1}), _rehash(o)),
+        "meta.json steps remove 0 rows in all, rows.removed says 1; " + FIX,
+    ),
+    (
+        "no meta",
+        lambda o: (o / "meta.json").unlink(),
+        "no meta.json; this is not a seqprep output folder - pass the -o folder of a build",
+    ),
     ("bad meta", lambda o: (o / "meta.json").write_text("{"), "meta.json is unreadable ("),
 ]
 
@@ -189,7 +220,10 @@ def test_verify_covers_whatever_meta_lists(built):
 def test_not_a_folder(tmp_path):
     r = CliRunner().invoke(cli, ["verify", str(tmp_path / "nope")])
     assert r.exit_code == 1
-    assert r.stderr == f"Error: {tmp_path / 'nope'}: {str(tmp_path / 'nope')!r} is not a folder; pass the -o folder of a build\n"
+    assert (
+        r.stderr
+        == f"Error: {tmp_path / 'nope'}: {str(tmp_path / 'nope')!r} is not a folder; pass the -o folder of a build\n"
+    )
 
 
 def test_documented_schemas_for_text_ids_and_fractional_times(write, tmp_path):
