@@ -27,7 +27,16 @@ from typing import Any
 
 from .errors import OutputError
 
-__all__ = ["deferred_signals", "folder_lock", "fsync_tree", "make_temp_dir", "os_error_text", "remove_tree", "swap_in"]
+__all__ = [
+    "deferred_signals",
+    "folder_lock",
+    "fsync_tree",
+    "make_temp_dir",
+    "os_error_text",
+    "remove_tree",
+    "sigterm_unwinds",
+    "swap_in",
+]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -74,6 +83,40 @@ def deferred_signals() -> Iterator[None]:
             signal.signal(sig, handler)
         if received:
             signal.raise_signal(received[0])  # the original handler decides (KeyboardInterrupt, exit, ignore)
+
+
+class _Terminated(BaseException):
+    """Raised by :func:`sigterm_unwinds`'s handler so that cleanup code runs before the process ends."""
+
+
+@contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """While SIGTERM has its default action (the Python API; the CLI maps it to Ctrl-C already), a
+    SIGTERM inside the block unwinds it first - ``finally``/``except`` blocks remove temporary
+    folders - and then ends the process with SIGTERM as usual.
+
+    >>> with sigterm_unwinds():
+    ...     pass
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise _Terminated
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    except _Terminated:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGTERM)  # the process ends here, after the cleanup above ran
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @contextmanager

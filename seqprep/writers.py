@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .atomic import make_temp_dir, os_error_text, remove_tree, swap_in
+from .atomic import make_temp_dir, os_error_text, remove_tree, sigterm_unwinds, swap_in
 from .errors import OutputError
 
 if TYPE_CHECKING:
@@ -58,21 +58,22 @@ def atomic_output_dir(out: Path, overwrite: bool) -> Iterator[Path]:
     """
     check_output(out, overwrite)
     parent = out.absolute().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = make_temp_dir(parent, prefix=f".{out.name}.tmp-")
-    except OSError as e:
-        msg = f"cannot create the output folder in {str(parent)!r}: {e.strerror}; choose a writable -o"
-        raise OutputError(msg) from e
-    try:
-        yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)
-        swap_in(tmp, out, overwrite)  # signals deferred, parent folder locked, old OUT kept on failure
-    except BaseException:
-        remove_tree(tmp)
-        raise
+    with sigterm_unwinds():  # a SIGTERM under its default action still removes the temporary folder
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            tmp = make_temp_dir(parent, prefix=f".{out.name}.tmp-")
+        except OSError as e:
+            msg = f"cannot create the output folder in {str(parent)!r}: {e.strerror}; choose a writable -o"
+            raise OutputError(msg) from e
+        try:
+            yield tmp
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o777 & ~umask)
+            swap_in(tmp, out, overwrite)  # signals deferred, parent folder locked, old OUT kept on failure
+        except BaseException:
+            remove_tree(tmp)
+            raise
 
 
 def _list_array(offsets: np.ndarray, values: np.ndarray) -> pa.Array:

@@ -186,6 +186,43 @@ def test_interrupt_while_writing_removes_the_temporary_folder(tmp_path, monkeypa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "r.csv"]
 
 
+API_SCRIPT = """
+import os, signal, sys, time
+import seqprep, seqprep.writers as w
+real = w.write_npz
+def slow_npz(*a, **k):
+    os.kill(os.getpid(), signal.SIGTERM)  # arrives while the temporary folder holds half the files
+    time.sleep(2)
+    real(*a, **k)
+w.write_npz = slow_npz
+seqprep.build(sys.argv[1], sys.argv[2], formats=("parquet", "npz"), overwrite=True)
+print("not reached")
+"""
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["fresh", "overwrite"])
+def test_sigterm_through_the_python_api_cleans_up(tmp_path, existing):
+    """No CLI handler: SIGTERM under its default action still removes the temporary folder."""
+    log = tmp_path / "r.csv"
+    log.write_text(TIES_CSV)
+    out = tmp_path / "out"
+    before = None
+    if existing:
+        seqprep.build(log, out)
+        before = (out / "meta.json").read_text()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run(
+        [sys.executable, "-c", API_SCRIPT, str(log), str(out)], capture_output=True, text=True, env=env, check=False
+    )
+    assert r.returncode == -signal.SIGTERM, r.stderr
+    assert "not reached" not in r.stdout
+    assert _litter(tmp_path) == []
+    if existing:
+        assert (out / "meta.json").read_text() == before
+    else:
+        assert not out.exists()
+
+
 def test_deferred_signal_is_delivered_after_the_block():
     got = []
     previous = signal.signal(signal.SIGINT, lambda s, f: got.append(s))
