@@ -392,7 +392,7 @@ def _read_csv(src: _Source, opts: ReadOptions, head: bytes) -> tuple[pa.Table, d
             table = attempt({roles["time"]: pa.string()})
     except pa.ArrowInvalid as e:
         if "utf8" in str(e).lower():
-            raise _utf8_error(src, where) from e
+            raise _utf8_error(src, names, header, sep, roles, where) from e
         if "parse error" in str(e).lower():
             raise _parse_error(src, names, header, sep, where, e) from e
         msg = f"{where}: {_arrow_msg(e)}; check --sep ({sep!r}), --names and the row shown"
@@ -404,7 +404,7 @@ def _read_csv(src: _Source, opts: ReadOptions, head: bytes) -> tuple[pa.Table, d
         if hasattr(source, "close") and not isinstance(source, str):
             source.close()
     if any(pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type) for f in table.schema):
-        raise _utf8_error(src, where)  # a column pyarrow could not read as UTF-8 text
+        raise _utf8_error(src, names, header, sep, roles, where)  # a column pyarrow could not read as text
     return table, roles, 1 if header else 0
 
 
@@ -413,7 +413,11 @@ def _line_of(data: bytes, pos: int) -> int:
 
 
 def _check_text(head: bytes, where: str, *, cut: bool) -> None:
-    """The first block of a CSV must be UTF-8 text without NUL bytes (a NUL means a corrupt file)."""
+    """The first block of a CSV holds no NUL byte (a NUL means a corrupt file) and line 1 is UTF-8.
+
+    Later lines are checked by the CSV reader, in the columns that are used only: a Latin-1 text
+    column that seqprep does not read is no reason to fail.
+    """
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         msg = f"{where}: the file is UTF-16 text; convert it to UTF-8 (e.g. iconv -f utf-16 -t utf-8)"
         raise InputError(msg)
@@ -421,10 +425,12 @@ def _check_text(head: bytes, where: str, *, cut: bool) -> None:
     if nul >= 0:
         msg = f"{where}: line {_line_of(head, nul)}: NUL byte (0x00) in the text; the file is corrupt or not a text log - repair or regenerate it"
         raise InputError(msg)
+    end = head.find(b"\n")
+    first = head if end < 0 else head[:end]
     try:
-        head.decode("utf-8")
+        first.decode("utf-8")
     except UnicodeDecodeError as e:
-        if cut and e.start >= len(head) - 3:  # a character cut by the end of the block
+        if end < 0 and cut and e.start >= len(head) - 3:  # a character cut by the end of the block
             return
         raise _utf8_message(head, e.start, where) from None
 
@@ -437,14 +443,45 @@ def _utf8_message(data: bytes, pos: int, where: str) -> InputError:
     return InputError(msg)
 
 
-def _utf8_error(src: _Source, where: str) -> InputError:
-    """Locate the first invalid UTF-8 byte of a whole input (error path only: reads it all)."""
-    data = src.read_all()
+def _utf8_error(
+    src: _Source, names: list[str], header: bool, sep: str, roles: dict[str, str], where: str
+) -> InputError:
+    """Locate the first row whose used columns hold invalid UTF-8 (error path only: re-reads as bytes)."""
+    raw = src.read_all()
+    delim = sep
+    if len(sep) > 1:
+        raw, delim = raw.replace(sep.encode(), b"\x1f"), "\x1f"
+    used = list(dict.fromkeys(roles.values()))
     try:
-        data.decode("utf-8")
+        table = pacsv.read_csv(
+            pa.BufferReader(pa.py_buffer(raw)),
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1 if header else 0),
+            parse_options=pacsv.ParseOptions(delimiter=delim),
+            convert_options=pacsv.ConvertOptions(include_columns=used, column_types={c: pa.binary() for c in used}),
+        )
+    except pa.ArrowException:
+        table = None
+    first: tuple[int, bytes] | None = None
+    for col in used if table is not None else []:
+        arr = table[col].combine_chunks()
+        if _casts(arr, pa.string()):
+            continue
+        idx = _first_uncastable(arr, (pa.string(),))
+        if first is None or idx < first[0]:
+            first = (idx, arr[idx].as_py())
+    if first is None:
+        msg = f"{where}: a column is not valid UTF-8 text; convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+        return InputError(msg)
+    idx, value = first
+    try:
+        value.decode("utf-8")
+        byte = value[0]
     except UnicodeDecodeError as e:
-        return _utf8_message(data, e.start, where)
-    msg = f"{where}: a column is not valid UTF-8 text; convert the file to UTF-8"
+        byte = value[e.start]
+    msg = (
+        f"{where}: line {idx + 1 + (1 if header else 0)}: byte 0x{byte:02x} is not UTF-8; "
+        "convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+    )
     return InputError(msg)
 
 

@@ -180,6 +180,18 @@ CASES: list[tuple[str, bytes, list[str], Built | Fails]] = [
         ),
     ),
     (
+        "latin-1 in an unused column",
+        b"user,item,ts,title\n1,2,3,Am\xe9lie\n1,3,4,caf\xe9\n",
+        [],
+        Built(1, 2, 2, sequences={1: [2, 3]}),
+    ),
+    (
+        "latin-1 in a used column after an unused one",
+        b"user,title,item,ts\n1,Am\xe9lie,2,3\n1,x,caf\xe9,4\n",
+        [],
+        Fails("{p}: line 3: byte 0xe9 is not UTF-8; convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)"),
+    ),
+    (
         "nul in header",
         b"us\x00er,item,ts\n1,2,3\n",
         [],
