@@ -493,7 +493,9 @@ def _parse_error(src: _Source, names: list[str], header: bool, sep: str, where: 
         bad.append(row)
         return "error"
 
-    raw = src.read_all()
+    # invalid UTF-8 would make pyarrow fail while building the row it hands to ``record``; replacing
+    # it keeps every line where it is
+    raw = src.read_all().decode("utf-8", errors="replace").encode("utf-8")
     delim = sep
     if len(sep) > 1:
         raw, delim = raw.replace(sep.encode(), b"\x1f"), "\x1f"

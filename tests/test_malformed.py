@@ -248,6 +248,14 @@ CASES: list[tuple[str, bytes, list[str], Built | Fails]] = [
         ),
     ),
     (
+        "ragged row with a non-utf8 byte",
+        HDR + b"1,2,3\n1,\xff,3,4\n",
+        [],
+        Fails(
+            "{p}: line 3: 4 fields instead of 3 (separator ','): '1,\ufffd,3,4'; fix the row (quote fields that hold the separator) or pass the right --sep"
+        ),
+    ),
+    (
         "unterminated quote",
         HDR + b'"1,2,3\n',
         [],
