@@ -37,6 +37,8 @@ from .kernels import tie_stats
 __all__ = ["SCHEMAS", "VerifyReport", "verify"]
 
 _FIX = "rebuild it with seqprep build"
+#: What reading a damaged file may raise (UnicodeDecodeError, from a mangled column name, is a ValueError).
+_READ_ERRORS = (pa.ArrowException, OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile)
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,14 @@ def verify(path: str | Path) -> VerifyReport:
     if not isinstance(meta, dict):
         return VerifyReport(str(path), (f"meta.json does not hold a JSON object; {_FIX}",))
 
+    try:
+        _check_all(p, meta, problems, checked)
+    except (TypeError, AttributeError) as e:  # a hand-edited meta.json with values of the wrong kind
+        problems.add(f"meta.json has an unexpected structure ({_one_line(e)}); {_FIX}")
+    return VerifyReport(str(path), tuple(dict.fromkeys(problems.items)), checked)
+
+
+def _check_all(p: Path, meta: dict[str, Any], problems: _Problems, checked: dict[str, Any]) -> None:
     checked["files"] = _check_files(p, meta, problems)
     _check_schemas(p, problems)
     n_items, n_users, item_counts, user_counts, user_ids = _check_vocabularies(p, meta, problems)
@@ -94,7 +104,7 @@ def verify(path: str | Path) -> VerifyReport:
         if (p / name).is_file():
             try:
                 layouts[name] = loader(p / name)
-            except (pa.ArrowException, OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
+            except _READ_ERRORS as e:
                 problems.add(f"{name} is unreadable ({_one_line(e)}); {_FIX}")
     if not layouts and not any("is unreadable" in x for x in problems.items):
         problems.add(f"neither sequences.parquet nor sequences.npz is present; {_FIX}")
@@ -105,7 +115,6 @@ def verify(path: str | Path) -> VerifyReport:
     checked["sequence_files"] = sorted(layouts)
     checked["interactions"] = meta.get("num_interactions")
     _check_rows(meta, problems)
-    return VerifyReport(str(path), tuple(dict.fromkeys(problems.items)), checked)
 
 
 def _one_line(e: BaseException) -> str:
@@ -174,7 +183,7 @@ def _check_schemas(p: Path, problems: _Problems) -> None:
             continue
         try:
             schema = pq.read_schema(p / name)
-        except (pa.ArrowException, OSError) as e:
+        except _READ_ERRORS as e:
             problems.add(f"{name} is unreadable ({_one_line(e)}); {_FIX}")
             continue
         want = [c for c in columns if c in schema.names or c not in _OPTIONAL]
@@ -203,7 +212,7 @@ def _check_vocabularies(
             idx = table[f"{prefix}_idx"].to_numpy()
             ids = table[f"{prefix}_id"].combine_chunks()
             counts = table["count"].to_numpy().astype(np.int64)
-        except (pa.ArrowException, OSError, KeyError) as e:
+        except _READ_ERRORS as e:
             problems.add(f"{name} is unreadable ({_one_line(e)}); {_FIX}")
             out[prefix] = (_int(meta, key), None, None)
             continue

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import seqprep
 from seqprep.cli import cli
@@ -243,3 +247,30 @@ def test_documented_schemas_for_text_ids_and_fractional_times(write, tmp_path):
     assert [(f.name, str(f.type)) for f in items] == [("item_idx", "int32"), ("item_id", "string"), ("count", "int64")]
     with np.load(tmp_path / "o" / "sequences.npz", allow_pickle=False) as z:
         assert all(z[k].dtype != object for k in z.files)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_random_damage_is_reported_never_raised(built, data):
+    """Flipped or cut bytes in any output file: verify reports problems and never raises."""
+    folder = Path(tempfile.mkdtemp(dir=built.parent)) / "out"
+    shutil.copytree(built, folder)
+    name = data.draw(st.sampled_from(sorted(p.name for p in folder.iterdir() if p.name != "meta.json")))
+    raw = bytearray((folder / name).read_bytes())
+    for pos in data.draw(st.lists(st.integers(0, len(raw) - 1), min_size=1, max_size=4, unique=True)):
+        raw[pos] ^= data.draw(st.integers(1, 255))
+    if data.draw(st.booleans()):
+        raw = raw[: data.draw(st.integers(0, len(raw) - 1))]
+    (folder / name).write_bytes(bytes(raw))
+    report = seqprep.verify(folder)
+    assert not report.ok
+    assert all("\n" not in p for p in report.problems)
+    shutil.rmtree(folder.parent)
+
+
+def test_meta_of_the_wrong_shape(built):
+    _edit_meta(built, outputs=[1, 2])
+    report = seqprep.verify(built)
+    assert report.problems[0].startswith("meta.json has an unexpected structure (")
+    _edit_meta(built, outputs={"files": {"items.parquet": "x"}}, rows=[1])
+    assert not seqprep.verify(built).ok
