@@ -696,11 +696,25 @@ def _normalize_time(col: pa.ChunkedArray, where: str, header: int) -> tuple[pa.A
                 except pa.ArrowInvalid:
                     continue
         if num is None:
+            is_num = pc.match_substring_regex(arr, r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
             ok = pc.or_(
-                pc.match_substring_regex(arr, r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"),
+                is_num,
                 pc.match_substring_regex(arr, r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$"),
             )
-            if pc.all(pc.fill_null(ok, True)).as_py():  # well-formed, yet not a real date (2020-13-45)
+            all_ok = pc.all(pc.fill_null(ok, True)).as_py()
+            if all_ok and pc.any(is_num).as_py() and not pc.all(pc.fill_null(is_num, True)).as_py():
+                # each value is fine alone, but numbers and dates are mixed: name the first change of kind
+                kinds = pc.fill_null(is_num, False).to_numpy(zero_copy_only=False)
+                valid = arr.is_valid().to_numpy(zero_copy_only=False)
+                first = int(np.flatnonzero(valid)[0])
+                idx = int(np.flatnonzero(valid & (kinds != kinds[first]))[0])
+                kind = "numbers" if kinds[first] else "dates"
+                msg = (
+                    f"{where}: the timestamps mix numbers and ISO-8601 dates; use one kind in the whole column "
+                    f"(line {idx + 1 + header} holds {arr[idx].as_py()!r} after {kind})"
+                )
+                raise InputError(msg)
+            if all_ok:  # well-formed, yet not a real date (2020-13-45)
                 targets = (pa.timestamp("ns"), pa.timestamp("ns", tz="UTC"))
                 idx = _first_uncastable(arr, targets)
                 value = arr[idx].as_py()

@@ -318,6 +318,15 @@ CASES: list[tuple[str, bytes, list[str], Built | Fails]] = [
         ),
     ),
     (
+        "numbers mixed with dates",
+        HDR + b"1,2,3\n1,3,2020-01-01\n",
+        [],
+        Fails(
+            "{p}: the timestamps mix numbers and ISO-8601 dates; use one kind in the whole column "
+            "(line 3 holds '2020-01-01' after numbers)"
+        ),
+    ),
+    (
         "timestamp past int64",
         HDR + b"1,2,3\n1,3,99999999999999999999\n",
         [],
