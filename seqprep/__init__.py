@@ -13,6 +13,7 @@ from .config import BuildConfig, ReadOptions, SplitOptions, make_config  # noqa:
 from .dataset import Dataset, load  # noqa: E402
 from .errors import ColumnError, ConfigError, InputError, OutputError, SeqprepError  # noqa: E402
 from .pipeline import BuildResult, build, run  # noqa: E402
+from .verify import VerifyReport, verify  # noqa: E402
 from .vocab import Vocabulary  # noqa: E402
 
 __all__ = [
@@ -20,6 +21,8 @@ __all__ = [
     "build",
     "run",
     "load",
+    "verify",
+    "VerifyReport",
     "BuildConfig",
     "ReadOptions",
     "SplitOptions",

@@ -433,6 +433,33 @@ def stats(paths: tuple[str, ...], as_json: bool, plot_file: str | None, **kw: An
         click.echo(format_report(doc["datasets"], style=lambda t: click.style(t, bold=True)))
 
 
+@cli.command()
+@click.argument("path")
+@click.option("--json", "as_json", is_flag=True, help="Print the report (ok, problems, what was checked) as JSON to stdout.")
+@_handle_errors
+def verify(path: str, as_json: bool) -> None:
+    """Re-check the built folder PATH against its meta.json: file sizes and sha256, counts, id ranges,
+    offsets, padding and per-user time order.
+
+    Prints one line per problem on stderr and exits with 1 when anything does not match.
+    """
+    from .verify import verify as verify_folder
+
+    report = verify_folder(path)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True))
+    for problem in report.problems:
+        click.echo(f"Error: {path}: {problem}", err=True)
+    if not report.ok:
+        raise SystemExit(1)
+    c = report.checked
+    click.echo(
+        f"seqprep: {path} verified: {c['files']} files match meta.json; {c['users']:,} users, "
+        f"{c['items']:,} items, {c['interactions']:,} interactions",
+        err=True,
+    )
+
+
 def main() -> None:
     cli(prog_name="seqprep")
 

@@ -37,6 +37,7 @@ from .readers import (
     InputInfo,
     Log,
     _arrow_msg,
+    _check_nul_ids,
     _csv_layout,
     _csv_source,
     _detect_format,
@@ -46,7 +47,9 @@ from .readers import (
     _merge_times,
     _normalize_rating,
     _normalize_time,
+    _parse_error,
     _Source,
+    _utf8_error,
     expand_inputs,
     resolve_columns,
 )
@@ -408,6 +411,8 @@ def _read_attempt(
                     typ = schema.field(roles[role]).type
                     typed_text[role] = pa.types.is_string(typ) or pa.types.is_large_string(typ)
             for batch in batches:
+                if fmt == "csv" and any(_is_binary(t) for t in batch.schema.types):
+                    raise _NotUtf8  # a column pyarrow could not read as text (checked on the schema only)
                 cols.add(batch, roles, where)
                 progress.update(pos() or 0, cols.rows)
         finally:
@@ -417,6 +422,14 @@ def _read_attempt(
         cols.close()
         raise
     return cols, roles, header, typed_text
+
+
+def _is_binary(t: pa.DataType) -> bool:
+    return pa.types.is_binary(t) or pa.types.is_large_binary(t)
+
+
+class _NotUtf8(Exception):
+    """A CSV block typed a used column as binary: it holds invalid UTF-8 (located on the error path)."""
 
 
 def _read_one(
@@ -432,24 +445,32 @@ def _read_one(
     while True:  # at most three times: CSV time and rating typed from the first block, then as text
         try:
             return _read_attempt(src, opts, block_size, progress, fmt, head, new_buffer, as_text)
+        except _NotUtf8:
+            sep, names, header, roles = _csv_layout(src, opts, head)
+            raise _utf8_error(src, names, header, sep, roles, src.name) from None
         except pa.ArrowInvalid as e:
             where = src.name
             if "straddl" in str(e):
                 msg = f"{where}: a row is longer than the block size ({block_size:,} bytes); pass a larger --block-size"
                 raise InputError(msg) from e
             if fmt == "csv":
+                # the error paths of the in-memory reader (serial re-reads that name the line)
+                sep, names, header, roles = _csv_layout(src, opts, head)
+                if "utf8" in str(e).lower():
+                    raise _utf8_error(src, names, header, sep, roles, where) from e
+                if "parse error" in str(e).lower():
+                    raise _parse_error(src, names, header, sep, where, e) from e
                 role = _failed_role(e, src, opts, head)
                 if role is not None and role not in as_text:
                     as_text.add(role)  # a later block did not fit the type inferred from the first
                     continue
-                sep = opts.sep if opts.sep is not None else _csv_layout(src, opts, head)[0]
                 msg = f"{where}: {_arrow_msg(e)}; check --sep ({sep!r}), --names and the row shown"
             elif fmt == "jsonl":
                 msg = f"{where}: {_arrow_msg(e)}; every line must be a JSON object with consistent value types"
             else:
                 msg = f"{where}: not a readable Parquet file ({_arrow_msg(e)}); check the file or pass --input-format"
             raise InputError(msg) from e
-        except (OSError, lzma.LZMAError) as e:
+        except (OSError, EOFError, lzma.LZMAError, UnicodeDecodeError) as e:
             where = src.name
             if fmt == "parquet":
                 msg = f"{where}: not a readable Parquet file ({_arrow_msg(e)}); check the file or pass --input-format"
@@ -472,6 +493,11 @@ def _failed_role(e: Exception, src: _Source, opts: ReadOptions, head: bytes) -> 
 _CHUNK_ROWS = 1 << 22
 
 
+def _as_dict(codes: np.ndarray, dictionary: pa.Array) -> pa.DictionaryArray:
+    """(codes with -1 for missing, dictionary) as a DictionaryArray view, without a pass over the rows."""
+    return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), dictionary, safe=False)
+
+
 def _translate(
     parts: list[tuple[np.ndarray, pa.Array]],
     id_type: str,
@@ -482,8 +508,8 @@ def _translate(
     """Per-input (codes, dictionary) -> global codes and dictionary, via ``_merge_ids`` on the dictionaries."""
     dict_parts = [pa.DictionaryArray.from_arrays(pa.array(np.arange(len(d), dtype=np.int32)), d) for _, d in parts]
     mapping, dictionary = _merge_ids(dict_parts, id_type, role, typed_text)
-    if len(parts) == 1:
-        return parts[0][0], dictionary  # one input: its dictionary is already the global one
+    if len(parts) == 1 and np.array_equal(mapping, np.arange(len(parts[0][1]), dtype=mapping.dtype)):
+        return parts[0][0], dictionary  # one input, no id trimmed or merged: its codes are the global ones
     out = new_buffer(np.int32)
     at = 0
     for codes, d in parts:
@@ -543,6 +569,8 @@ def stream_log(
                 typed_text[role] |= typed[role]
             users.append(cols.user.finish())
             items.append(cols.item.finish())
+            # NUL bytes in ids: checked on the distinct ids; the rows are looked at only when one is found
+            _check_nul_ids(tuple(_as_dict(*part) for part in (users[-1], items[-1])), where, header)
             t, t_valid, unit = cols.time_columns(where, header)
             times.append((t, t_valid))
             units.append(unit)

@@ -14,6 +14,7 @@ every later sort. Ids are read as text and only then typed, so ``007`` and ``7``
 from __future__ import annotations
 
 import csv
+import functools
 import glob
 import hashlib
 import io
@@ -194,7 +195,7 @@ class _Source:
                 return fh.read(n)
         try:
             return bytes(src.read(n))
-        except (OSError, lzma.LZMAError, pa.ArrowException) as e:
+        except (OSError, EOFError, lzma.LZMAError, pa.ArrowException) as e:
             msg = f"{self.name}: cannot decompress ({self.compression}): {e}; check that the file is not truncated"
             raise InputError(msg) from e
         finally:
@@ -206,6 +207,9 @@ class _Source:
             return Path(src).read_bytes()
         try:
             return bytes(src.read())
+        except (OSError, EOFError, lzma.LZMAError, pa.ArrowException) as e:
+            msg = f"{self.name}: cannot decompress ({self.compression}): {e}; check that the file is not truncated"
+            raise InputError(msg) from e
         finally:
             src.close()
 
@@ -298,16 +302,25 @@ def _split_line(line: str, sep: str) -> list[str]:
 def _csv_layout(src: _Source, opts: ReadOptions, head: bytes) -> tuple[str, list[str], bool, dict[str, str]]:
     """Sniff a CSV from its first bytes -> (separator, column names, has header, role -> column)."""
     where = src.name
+    _check_text(head, where, cut=len(head) == _SNIFF_BYTES)
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
     lines = text.splitlines()
     if len(head) == _SNIFF_BYTES and len(lines) > 1:
         lines = lines[:-1]  # the last line may be cut
     lines = [ln for ln in lines[:6]]
     if not lines or not lines[0].strip():
+        if text.strip():
+            msg = f"{where}: line 1 is blank; remove the blank line(s) before the header or first row"
+            raise InputError(msg)
         msg = f"{where}: the log is empty; pass a file with a header line and interaction rows"
         raise InputError(msg)
     sep = opts.sep if opts.sep is not None else _sniff_sep(lines, where)
     fields_ = _split_line(lines[0], sep)
+    if len(fields_) == 1 and opts.sep is not None:
+        seen = [c for c in ("::", "\t", ",", ";", "|") if c in lines[0] and c != sep]
+        if seen:
+            msg = f"{where}: line 1 has a single column with --sep {sep!r} but contains {seen[0]!r}; pass --sep {seen[0]!r}"
+            raise InputError(msg)
 
     if opts.header is not None:
         header = opts.header
@@ -391,15 +404,134 @@ def _read_csv(src: _Source, opts: ReadOptions, head: bytes) -> tuple[pa.Table, d
                 source = src.open()
             table = attempt({roles["time"]: pa.string()})
     except pa.ArrowInvalid as e:
+        if "utf8" in str(e).lower():
+            raise _utf8_error(src, names, header, sep, roles, where) from e
+        if "parse error" in str(e).lower():
+            raise _parse_error(src, names, header, sep, where, e) from e
         msg = f"{where}: {_arrow_msg(e)}; check --sep ({sep!r}), --names and the row shown"
         raise InputError(msg) from e
-    except (OSError, lzma.LZMAError) as e:
+    except (OSError, EOFError, lzma.LZMAError) as e:
         msg = f"{where}: cannot read: {e}; check that the file is complete and not corrupt"
         raise InputError(msg) from e
     finally:
         if hasattr(source, "close") and not isinstance(source, str):
             source.close()
+    if any(pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type) for f in table.schema):
+        raise _utf8_error(src, names, header, sep, roles, where)  # a column pyarrow could not read as text
     return table, roles, 1 if header else 0
+
+
+def _line_of(data: bytes, pos: int) -> int:
+    return data.count(b"\n", 0, pos) + 1
+
+
+def _check_text(head: bytes, where: str, *, cut: bool) -> None:
+    """The first block of a CSV holds no NUL byte (a NUL means a corrupt file) and line 1 is UTF-8.
+
+    Later lines are checked by the CSV reader, in the columns that are used only: a Latin-1 text
+    column that seqprep does not read is no reason to fail.
+    """
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        msg = f"{where}: the file is UTF-16 text; convert it to UTF-8 (e.g. iconv -f utf-16 -t utf-8)"
+        raise InputError(msg)
+    nul = head.find(b"\x00")
+    if nul >= 0:
+        msg = f"{where}: line {_line_of(head, nul)}: NUL byte (0x00) in the text; the file is corrupt or not a text log - repair or regenerate it"
+        raise InputError(msg)
+    end = head.find(b"\n")
+    first = head if end < 0 else head[:end]
+    try:
+        first.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if end < 0 and cut and e.start >= len(head) - 3:  # a character cut by the end of the block
+            return
+        raise _utf8_message(head, e.start, where) from None
+
+
+def _utf8_message(data: bytes, pos: int, where: str) -> InputError:
+    msg = (
+        f"{where}: line {_line_of(data, pos)}: byte 0x{data[pos]:02x} is not UTF-8; "
+        "convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+    )
+    return InputError(msg)
+
+
+def _utf8_error(
+    src: _Source, names: list[str], header: bool, sep: str, roles: dict[str, str], where: str
+) -> InputError:
+    """Locate the first row whose used columns hold invalid UTF-8 (error path only: re-reads as bytes)."""
+    raw = src.read_all()
+    delim = sep
+    if len(sep) > 1:
+        raw, delim = raw.replace(sep.encode(), b"\x1f"), "\x1f"
+    used = list(dict.fromkeys(roles.values()))
+    try:
+        table = pacsv.read_csv(
+            pa.BufferReader(pa.py_buffer(raw)),
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1 if header else 0),
+            parse_options=pacsv.ParseOptions(delimiter=delim),
+            convert_options=pacsv.ConvertOptions(include_columns=used, column_types={c: pa.binary() for c in used}),
+        )
+    except pa.ArrowException:
+        table = None
+    first: tuple[int, bytes] | None = None
+    for col in used if table is not None else []:
+        arr = table[col].combine_chunks()
+        if _casts(arr, pa.string()):
+            continue
+        idx = _first_uncastable(arr, (pa.string(),))
+        if first is None or idx < first[0]:
+            first = (idx, arr[idx].as_py())
+    if first is None:
+        msg = f"{where}: a column is not valid UTF-8 text; convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+        return InputError(msg)
+    idx, value = first
+    try:
+        value.decode("utf-8")
+        byte = value[0]
+    except UnicodeDecodeError as e:
+        byte = value[e.start]
+    msg = (
+        f"{where}: line {idx + 1 + (1 if header else 0)}: byte 0x{byte:02x} is not UTF-8; "
+        "convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+    )
+    return InputError(msg)
+
+
+def _parse_error(src: _Source, names: list[str], header: bool, sep: str, where: str, e: Exception) -> InputError:
+    """Re-read serially (error path only) to name the line of the first malformed row."""
+    bad: list[Any] = []
+
+    def record(row: Any) -> str:
+        bad.append(row)
+        return "error"
+
+    # invalid UTF-8 would make pyarrow fail while building the row it hands to ``record``; replacing
+    # it keeps every line where it is
+    raw = src.read_all().decode("utf-8", errors="replace").encode("utf-8")
+    delim = sep
+    if len(sep) > 1:
+        raw, delim = raw.replace(sep.encode(), b"\x1f"), "\x1f"
+    try:
+        pacsv.read_csv(
+            pa.BufferReader(pa.py_buffer(raw)),
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1 if header else 0, use_threads=False),
+            parse_options=pacsv.ParseOptions(delimiter=delim, invalid_row_handler=record),
+            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}),
+        )
+    except pa.ArrowException:
+        pass
+    if not bad or bad[0].number is None:
+        msg = f"{where}: {_arrow_msg(e)}; check --sep ({sep!r}), --names and the row shown"
+        return InputError(msg)
+    row = bad[0]
+    text = (row.text or "").replace("\x1f", sep)
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    msg = (
+        f"{where}: line {row.number}: {row.actual_columns} fields instead of {row.expected_columns} "
+        f"(separator {sep!r}): {shown!r}; fix the row (quote fields that hold the separator) or pass the right --sep"
+    )
+    return InputError(msg)
 
 
 def _arrow_msg(e: Exception) -> str:
@@ -454,6 +586,9 @@ def _read_jsonl(src: _Source, opts: ReadOptions, head: bytes) -> tuple[pa.Table,
     except pa.ArrowInvalid as e:
         msg = f"{where}: {_arrow_msg(e)}; every line must be a JSON object with consistent value types"
         raise InputError(msg) from e
+    except (OSError, EOFError, lzma.LZMAError) as e:
+        msg = f"{where}: cannot read: {e}; check that the file is complete and not corrupt"
+        raise InputError(msg) from e
     finally:
         if not isinstance(source, str):
             source.close()
@@ -467,7 +602,7 @@ def _read_parquet(src: _Source, opts: ReadOptions) -> tuple[pa.Table, dict[str, 
         pf = pq.ParquetFile(data)
         roles = resolve_columns(pf.schema_arrow.names, opts, where)
         table = pf.read(columns=list(roles.values()))
-    except (pa.ArrowInvalid, OSError) as e:
+    except (pa.ArrowInvalid, OSError, EOFError, UnicodeDecodeError) as e:
         msg = f"{where}: not a readable Parquet file ({_arrow_msg(e)}); check the file or pass --input-format"
         raise InputError(msg) from e
     return table, roles
@@ -514,6 +649,30 @@ def _first_bad(values: pa.Array, ok: pa.Array) -> tuple[int, Any]:
     return idx, values[idx].as_py()
 
 
+def _casts(arr: pa.Array, target: pa.DataType) -> bool:
+    try:
+        pc.cast(arr, target)
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
+def _first_uncastable(arr: pa.Array, targets: tuple[pa.DataType, ...]) -> int:
+    """Index of the first value no target type accepts, by bisection (log2(n) vectorised casts).
+
+    >>> _first_uncastable(pa.array(["2020-01-01", "2020-02-30", "2021-01-01"]), (pa.timestamp("ns"),))
+    1
+    """
+    lo, hi = 0, len(arr)  # the first bad index lies in [lo, hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if any(_casts(arr.slice(lo, mid - lo), t) for t in targets):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
 def _normalize_time(col: pa.ChunkedArray, where: str, header: int) -> tuple[pa.Array, str]:
     """-> (int64 or float64 array with nulls, unit). Epoch numbers keep their unit ('epoch')."""
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
@@ -537,18 +696,41 @@ def _normalize_time(col: pa.ChunkedArray, where: str, header: int) -> tuple[pa.A
                 except pa.ArrowInvalid:
                     continue
         if num is None:
+            is_num = pc.match_substring_regex(arr, r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
             ok = pc.or_(
-                pc.match_substring_regex(arr, r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"),
+                is_num,
                 pc.match_substring_regex(arr, r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$"),
             )
-            if pc.all(pc.fill_null(ok, True)).as_py():  # each value is fine, but not all of one kind
-                msg = f"{where}: the timestamps mix numbers and ISO-8601 dates; use one kind in the whole column"
+            all_ok = pc.all(pc.fill_null(ok, True)).as_py()
+            if all_ok and pc.any(is_num).as_py() and not pc.all(pc.fill_null(is_num, True)).as_py():
+                # each value is fine alone, but numbers and dates are mixed: name the first change of kind
+                kinds = pc.fill_null(is_num, False).to_numpy(zero_copy_only=False)
+                valid = arr.is_valid().to_numpy(zero_copy_only=False)
+                first = int(np.flatnonzero(valid)[0])
+                idx = int(np.flatnonzero(valid & (kinds != kinds[first]))[0])
+                kind = "numbers" if kinds[first] else "dates"
+                msg = (
+                    f"{where}: the timestamps mix numbers and ISO-8601 dates; use one kind in the whole column "
+                    f"(line {idx + 1 + header} holds {arr[idx].as_py()!r} after {kind})"
+                )
+                raise InputError(msg)
+            if all_ok:  # well-formed, yet not a real date (2020-13-45)
+                targets = (pa.timestamp("ns"), pa.timestamp("ns", tz="UTC"))
+                idx = _first_uncastable(arr, targets)
+                value = arr[idx].as_py()
+                if any(_casts(arr.slice(idx, 1), t) for t in targets):  # fine alone: mixed with/without zone
+                    msg = (
+                        f"{where}: line {idx + 1 + header}: timestamp {value!r} has a time zone (Z, +hh:mm) where "
+                        "earlier ones have none, or the other way round; write every timestamp in one form"
+                    )
+                else:
+                    msg = f"{where}: line {idx + 1 + header}: timestamp {value!r} is not a valid date; fix the row"
                 raise InputError(msg)
             idx, val = _first_bad(arr, ok)
-            msg = (
-                f"{where}: line {idx + 1 + header}: timestamp {val!r} is neither a number nor an ISO-8601 date; "
-                "fix the row or pass --time-col with the right column"
-            )
+            fix = "fix the row or pass --time-col with the right column"
+            if idx == 0 and not header:
+                fix = "the first line looks like a header: drop --no-header (or fix the row)"
+            msg = f"{where}: line {idx + 1 + header}: timestamp {val!r} is neither a number nor an ISO-8601 date; {fix}"
             raise InputError(msg)
         arr = num
         t = arr.type
@@ -578,6 +760,11 @@ def _normalize_time(col: pa.ChunkedArray, where: str, header: int) -> tuple[pa.A
                 idx, val = _first_bad(arr, finite)
                 msg = f"{where}: line {idx + 1 + header}: timestamp {val!r} is not finite; fix the row"
                 raise InputError(msg)
+            in_range = pc.less(pc.abs(arr), 2.0**63)
+            if not pc.all(pc.fill_null(in_range, True)).as_py():
+                idx, val = _first_bad(arr, in_range)
+                msg = f"{where}: line {idx + 1 + header}: timestamp {val!r} is out of range (beyond int64); fix the row"
+                raise InputError(msg)
             integral = pc.all(pc.fill_null(pc.equal(arr, pc.floor(arr)), True)).as_py()
             lo, hi = pc.min(arr).as_py(), pc.max(arr).as_py()
             if integral and -(2.0**62) < lo and hi < 2.0**62:
@@ -602,6 +789,23 @@ def _normalize_rating(col: pa.ChunkedArray, where: str, to: pa.DataType = pa.flo
 # Merging inputs
 
 
+def _trim_ids(codes: np.ndarray, dictionary: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """CSV ids are untyped text: spaces around a field are not part of the id (``" 7"`` is ``7``).
+
+    Works on the distinct ids; ids that become equal merge, a blank id becomes missing (-1).
+
+    >>> _trim_ids(np.array([0, 1, 2, -1]), pa.array(["7", " 7", "  "]))[0].tolist()
+    [0, 0, -1, -1]
+    """
+    trimmed = pc.utf8_trim_whitespace(dictionary)
+    if trimmed.equals(dictionary):
+        return codes, dictionary
+    distinct = pc.unique(trimmed.filter(pc.not_equal(trimmed, "")))
+    remap = pc.fill_null(pc.index_in(trimmed, value_set=distinct), -1).to_numpy(zero_copy_only=False)
+    remap = np.append(remap.astype(np.int32), np.int32(-1))  # code -1 (missing) stays -1
+    return remap[codes], distinct
+
+
 def _merge_ids(
     parts: list[pa.DictionaryArray], id_type: str, role: str, typed_text: bool
 ) -> tuple[np.ndarray, pa.Array]:
@@ -621,6 +825,8 @@ def _merge_ids(
     dictionary = unified.chunk(0).dictionary if unified.num_chunks else parts[0].dictionary
     indices = pa.concat_arrays([c.indices for c in unified.chunks]) if unified.num_chunks else pa.array([], pa.int32())
     codes = pc.fill_null(pc.cast(indices, pa.int32()), -1).to_numpy(zero_copy_only=False)
+    if not typed_text and (pa.types.is_string(dictionary.type) or pa.types.is_large_string(dictionary.type)):
+        codes, dictionary = _trim_ids(codes, dictionary)
 
     if pa.types.is_string(dictionary.type) or pa.types.is_large_string(dictionary.type):
         if id_type == "int" or (id_type == "auto" and not typed_text):
@@ -643,6 +849,40 @@ def _merge_ids(
     return codes.astype(np.int32, copy=False), dictionary
 
 
+def _check_nul_ids(columns: tuple[pa.DictionaryArray, ...], where: str, header: int) -> None:
+    """A NUL byte inside an id means a corrupt file; checked on the distinct ids only."""
+    for col in columns:
+        d = col.dictionary
+        if not (pa.types.is_string(d.type) or pa.types.is_large_string(d.type)) or len(d) == 0:
+            continue
+        has_nul = pc.match_substring(d, "\x00")
+        if not pc.any(has_nul).as_py():
+            continue
+        bad_codes = np.flatnonzero(has_nul.to_numpy(zero_copy_only=False))
+        indices = pc.fill_null(col.indices, -1).to_numpy(zero_copy_only=False)
+        row = int(np.flatnonzero(np.isin(indices, bad_codes))[0])
+        msg = f"{where}: line {row + 1 + header}: NUL byte (0x00) in the text; the file is corrupt or not a text log - repair or regenerate it"
+        raise InputError(msg)
+
+
+def _arrow_errors_as_input_errors(f: Any) -> Any:
+    """A last guard: any pyarrow error left while reading becomes a one-line InputError."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except pa.ArrowException as e:
+            if isinstance(e, OSError) and not isinstance(e, pa.ArrowInvalid):
+                msg = f"cannot read the input: {_arrow_msg(e)}; check that the file is complete and readable"
+            else:
+                msg = f"cannot read the input: {_arrow_msg(e)}; check the input file and the reader options (--sep, --names)"
+            raise InputError(msg) from e
+
+    return wrapper
+
+
+@_arrow_errors_as_input_errors
 def read_log(
     inputs: tuple[str, ...] | list[str],
     opts: ReadOptions,
@@ -669,6 +909,7 @@ def read_log(
     )
 
 
+@_arrow_errors_as_input_errors
 def read_log_in_memory(inputs: tuple[str, ...] | list[str], opts: ReadOptions, *, stdin: BinaryIO | None = None) -> Log:
     """Read every input (in order) into one canonical :class:`Log`, each input as one whole table.
 
@@ -705,6 +946,7 @@ def read_log_in_memory(inputs: tuple[str, ...] | list[str], opts: ReadOptions, *
                     typed_text[role] |= pa.types.is_string(typ) or pa.types.is_large_string(typ)
             users.append(_ids_to_dict(table[roles["user"]], "user", where))
             items.append(_ids_to_dict(table[roles["item"]], "item", where))
+            _check_nul_ids((users[-1], items[-1]), where, header)
             t, unit = _normalize_time(table[roles["time"]], where, header)
             times.append(t)
             units.append(unit)

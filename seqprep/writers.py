@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .atomic import make_temp_dir, os_error_text, remove_tree, sigterm_unwinds, swap_in
 from .errors import OutputError
 
 if TYPE_CHECKING:
@@ -59,38 +58,22 @@ def atomic_output_dir(out: Path, overwrite: bool) -> Iterator[Path]:
     """
     check_output(out, overwrite)
     parent = out.absolute().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
-    except OSError as e:
-        msg = f"cannot create the output folder in {str(parent)!r}: {e.strerror}; choose a writable -o"
-        raise OutputError(msg) from e
-    try:
-        yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)
-        if out.exists():
-            if not overwrite:
-                msg = f"output {str(out)!r} appeared while building; pass --overwrite to replace it, or choose another -o"
-                raise OutputError(msg)
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=parent))
-            os.rename(out, old / "previous")
-            try:
-                os.rename(tmp, out)
-            except OSError:
-                os.rename(old / "previous", out)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            try:
-                os.rename(tmp, out)
-            except OSError as e:
-                msg = f"cannot move the result to {str(out)!r}: {e.strerror}; another build may have written it - choose another -o"
-                raise OutputError(msg) from e
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with sigterm_unwinds():  # a SIGTERM under its default action still removes the temporary folder
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            tmp = make_temp_dir(parent, prefix=f".{out.name}.tmp-")
+        except OSError as e:
+            msg = f"cannot create the output folder in {str(parent)!r}: {e.strerror}; choose a writable -o"
+            raise OutputError(msg) from e
+        try:
+            yield tmp
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o777 & ~umask)
+            swap_in(tmp, out, overwrite)  # signals deferred, parent folder locked, old OUT kept on failure
+        except BaseException:
+            remove_tree(tmp)
+            raise
 
 
 def _list_array(offsets: np.ndarray, values: np.ndarray) -> pa.Array:
@@ -210,6 +193,6 @@ def write_outputs(result: BuildResult, folder: Path) -> dict[str, Any]:
         meta["outputs"] = {"formats": list(formats), "exports": list(result.config.emit.exports), "files": files}
         (folder / "meta.json").write_text(dump_json(meta), encoding="utf-8")
     except OSError as e:
-        msg = f"cannot write the output: {e.strerror or e}; free some space or choose another -o"
+        msg = f"cannot write the output: {os_error_text(e)}; free some space or choose another -o"
         raise OutputError(msg) from e
     return meta

@@ -1,0 +1,400 @@
+"""``seqprep verify OUT``: re-check a built folder against its meta.json.
+
+What is checked (every check is vectorised; nothing loops over users or rows):
+
+- every file listed in ``meta["outputs"]["files"]`` exists with the recorded size and sha256, and
+  no other file sits in the folder (new output kinds are covered as soon as meta lists them);
+- the Parquet files carry the documented schemas (:data:`SCHEMAS`);
+- the vocabularies: item indices exactly 1..N, user indices exactly 0..U-1, distinct ids, counts
+  that add up to the interactions, ``padding_idx`` 0 and ``num_embeddings`` N + 1;
+- each sequence file present (``sequences.parquet``, ``sequences.npz``): offsets start at 0, never
+  decrease and end at the number of interactions; lengths equal the user counts; item indices lie
+  in 1..N (padding 0 never inside a sequence); each user's timestamps never decrease; per-item
+  counts equal the vocabulary counts; meta's counts, tie counts and length summary match; the two
+  layouts agree when both are present;
+- the row accounting: rows read = rows kept + rows removed, and the steps' removed rows add up.
+
+:func:`verify` returns a :class:`VerifyReport` whose ``problems`` are one line each (the CLI prints
+them and exits with 1); it never raises on a damaged folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .kernels import tie_stats
+
+__all__ = ["SCHEMAS", "VerifyReport", "verify"]
+
+_FIX = "rebuild it with seqprep build"
+#: What reading a damaged file may raise (UnicodeDecodeError, from a mangled column name, is a ValueError).
+_READ_ERRORS = (pa.ArrowException, OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile)
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """The outcome of :func:`verify`: ``ok`` when ``problems`` is empty."""
+
+    path: str
+    problems: tuple[str, ...]
+    checked: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "ok": self.ok, "problems": list(self.problems), "checked": self.checked}
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, text: str) -> None:
+        self.items.append(text)
+
+
+def verify(path: str | Path) -> VerifyReport:
+    """Re-check the built folder ``path`` against its meta.json; see the module docstring.
+
+    >>> verify("no/such/folder").problems
+    ("'no/such/folder' is not a folder; pass the -o folder of a build",)
+    """
+    p = Path(path)
+    problems = _Problems()
+    checked: dict[str, Any] = {}
+    if not p.is_dir():
+        return VerifyReport(str(path), (f"{str(path)!r} is not a folder; pass the -o folder of a build",))
+    try:
+        meta = json.loads((p / "meta.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return VerifyReport(
+            str(path), ("no meta.json; this is not a seqprep output folder - pass the -o folder of a build",)
+        )
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        return VerifyReport(str(path), (f"meta.json is unreadable ({_one_line(e)}); {_FIX}",))
+    if not isinstance(meta, dict):
+        return VerifyReport(str(path), (f"meta.json does not hold a JSON object; {_FIX}",))
+
+    try:
+        _check_all(p, meta, problems, checked)
+    except (TypeError, AttributeError) as e:  # a hand-edited meta.json with values of the wrong kind
+        problems.add(f"meta.json has an unexpected structure ({_one_line(e)}); {_FIX}")
+    return VerifyReport(str(path), tuple(dict.fromkeys(problems.items)), checked)
+
+
+def _check_all(p: Path, meta: dict[str, Any], problems: _Problems, checked: dict[str, Any]) -> None:
+    checked["files"] = _check_files(p, meta, problems)
+    _check_schemas(p, problems)
+    n_items, n_users, item_counts, user_counts, user_ids = _check_vocabularies(p, meta, problems)
+    checked.update(users=n_users, items=n_items)
+    layouts = {}
+    for name, loader in (("sequences.parquet", _load_parquet), ("sequences.npz", _load_npz)):
+        if (p / name).is_file():
+            try:
+                layouts[name] = loader(p / name)
+            except _READ_ERRORS as e:
+                problems.add(f"{name} is unreadable ({_one_line(e)}); {_FIX}")
+    if not layouts and not any("is unreadable" in x for x in problems.items):
+        problems.add(f"neither sequences.parquet nor sequences.npz is present; {_FIX}")
+    for name, arrays in layouts.items():
+        _check_sequences(name, arrays, meta, n_items, n_users, item_counts, user_counts, user_ids, problems)
+    if len(layouts) == 2:
+        _check_same(layouts, problems)
+    checked["sequence_files"] = sorted(layouts)
+    checked["interactions"] = meta.get("num_interactions")
+    _check_rows(meta, problems)
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:200]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_files(p: Path, meta: dict[str, Any], problems: _Problems) -> int:
+    files = (meta.get("outputs") or {}).get("files")
+    if not isinstance(files, dict) or not files:
+        problems.add(f"meta.json lists no output files (outputs.files); {_FIX}")
+        return 0
+    for name, info in sorted(files.items()):
+        rel = PurePosixPath(name)
+        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+            problems.add(f"meta.json lists {name!r}, which is not a path inside the folder; {_FIX}")
+            continue
+        f = p / rel
+        if not f.is_file():
+            problems.add(f"{name} is listed in meta.json but missing; {_FIX}")
+            continue
+        size = f.stat().st_size
+        if isinstance(info, dict) and info.get("bytes") is not None and size != info["bytes"]:
+            problems.add(f"{name} has {size} bytes, meta.json says {info['bytes']} (changed or truncated); {_FIX}")
+        elif not isinstance(info, dict) or _sha256(f) != info.get("sha256"):
+            problems.add(f"{name}: sha256 differs from meta.json (the file changed after the build); {_FIX}")
+    listed = {str(PurePosixPath(n)) for n in files} | {"meta.json"}
+    present = {f.relative_to(p).as_posix() for f in p.rglob("*") if f.is_file()}
+    for extra in sorted(present - listed):
+        problems.add(f"{extra} is not listed in meta.json; remove it or rebuild the folder")
+    return len(files)
+
+
+#: The Arrow schemas README documents, per Parquet file: column -> accepted types (as pyarrow prints them).
+_IDS = ("int64", "string")
+SCHEMAS: dict[str, dict[str, tuple[str, ...]]] = {
+    "sequences.parquet": {
+        "user_idx": ("int32",),
+        "user_id": _IDS,
+        "items": ("list<element: int32>", "large_list<element: int32>"),
+        "timestamps": (
+            "list<element: int64>",
+            "list<element: double>",
+            "large_list<element: int64>",
+            "large_list<element: double>",
+        ),
+        "ratings": ("list<element: float>", "large_list<element: float>"),
+    },
+    "items.parquet": {"item_idx": ("int32",), "item_id": _IDS, "count": ("int64",)},
+    "users.parquet": {"user_idx": ("int32",), "user_id": _IDS, "count": ("int64",)},
+}
+_OPTIONAL = {"ratings"}
+
+
+def _check_schemas(p: Path, problems: _Problems) -> None:
+    """The Parquet files carry exactly the documented columns and types (README "Robustness")."""
+    for name, columns in SCHEMAS.items():
+        if not (p / name).is_file():
+            continue
+        try:
+            schema = pq.read_schema(p / name)
+        except _READ_ERRORS as e:
+            problems.add(f"{name} is unreadable ({_one_line(e)}); {_FIX}")
+            continue
+        want = [c for c in columns if c in schema.names or c not in _OPTIONAL]
+        if schema.names != want:
+            problems.add(f"{name} has columns {', '.join(schema.names)}, expected {', '.join(want)}; {_FIX}")
+            continue
+        for col in want:
+            typ = str(schema.field(col).type)
+            if typ not in columns[col]:
+                problems.add(f"{name}: column {col} is {typ}, expected {' or '.join(columns[col])}; {_FIX}")
+
+
+def _int(meta: dict[str, Any], key: str) -> int | None:
+    v = meta.get(key)
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _check_vocabularies(
+    p: Path, meta: dict[str, Any], problems: _Problems
+) -> tuple[int | None, int | None, np.ndarray | None, np.ndarray | None, pa.Array | None]:
+    out: dict[str, tuple[int | None, np.ndarray | None, pa.Array | None]] = {}
+    for prefix, start, key in (("item", 1, "num_items"), ("user", 0, "num_users")):
+        name = f"{prefix}s.parquet"
+        try:
+            table = pq.read_table(p / name)
+            idx = table[f"{prefix}_idx"].to_numpy()
+            ids = table[f"{prefix}_id"].combine_chunks()
+            counts = table["count"].to_numpy().astype(np.int64)
+        except _READ_ERRORS as e:
+            problems.add(f"{name} is unreadable ({_one_line(e)}); {_FIX}")
+            out[prefix] = (_int(meta, key), None, None)
+            continue
+        n = len(idx)
+        if not np.array_equal(idx, np.arange(start, start + n)):
+            problems.add(f"{name}: {prefix}_idx is not exactly {start}..{start + n - 1}; {_FIX}")
+        if _int(meta, key) != n:
+            problems.add(f"{name} has {n} {prefix}s, meta.json {key} says {meta.get(key)}; {_FIX}")
+        if ids.null_count or pc.count_distinct(ids).as_py() != n:
+            problems.add(f"{name}: {prefix}_id holds repeated or missing ids; {_FIX}")
+        if n and counts.min() < 1:
+            problems.add(f"{name}: some {prefix} has a count below 1; {_FIX}")
+        total = _int(meta, "num_interactions")
+        if total is not None and int(counts.sum()) != total:
+            problems.add(
+                f"{name}: counts add up to {int(counts.sum())}, meta.json num_interactions says {total}; {_FIX}"
+            )
+        out[prefix] = (n, counts, ids)
+    n_items = out["item"][0]
+    if meta.get("padding_idx") != 0:
+        problems.add(f"meta.json padding_idx is {meta.get('padding_idx')!r}, not 0; {_FIX}")
+    if n_items is not None and meta.get("num_embeddings") != n_items + 1:
+        problems.add(
+            f"meta.json num_embeddings is {meta.get('num_embeddings')!r}, not num_items + 1 = {n_items + 1}; {_FIX}"
+        )
+    return out["item"][0], out["user"][0], out["item"][1], out["user"][1], out["user"][2]
+
+
+def _flat(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    arr = col.combine_chunks()
+    if arr.null_count:
+        msg = f"{arr.null_count} null lists"
+        raise ValueError(msg)
+    offsets = arr.offsets.to_numpy().astype(np.int64)
+    values = arr.values.to_numpy(zero_copy_only=False)
+    base = offsets[0]
+    return offsets - base, values[base : offsets[-1]]
+
+
+def _load_parquet(path: Path) -> dict[str, Any]:
+    table = pq.read_table(path)
+    offsets, items = _flat(table["items"])
+    t_offsets, timestamps = _flat(table["timestamps"])
+    arrays: dict[str, Any] = {
+        "offsets": offsets,
+        "items": items,
+        "timestamps": timestamps,
+        "user_idx": table["user_idx"].to_numpy(),
+        "user_id": table["user_id"].combine_chunks(),
+        "aligned": {"timestamps": np.array_equal(t_offsets, offsets)},
+    }
+    if "ratings" in table.column_names:
+        r_offsets, arrays["ratings"] = _flat(table["ratings"])
+        arrays["aligned"]["ratings"] = np.array_equal(r_offsets, offsets)
+    return arrays
+
+
+def _load_npz(path: Path) -> dict[str, Any]:
+    with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:  # our handle: closed even on a bad zip
+        arrays: dict[str, Any] = {k: z[k] for k in ("offsets", "items", "timestamps", "user_idx")}
+        if "ratings" in z.files:
+            arrays["ratings"] = z["ratings"]
+    arrays["aligned"] = {}
+    return arrays
+
+
+def _check_sequences(
+    name: str,
+    a: dict[str, Any],
+    meta: dict[str, Any],
+    n_items: int | None,
+    n_users: int | None,
+    item_counts: np.ndarray | None,
+    user_counts: np.ndarray | None,
+    user_ids: pa.Array | None,
+    problems: _Problems,
+) -> None:
+    offsets = np.asarray(a["offsets"], dtype=np.int64)
+    items = np.asarray(a["items"])
+    ts = np.asarray(a["timestamps"])
+    total = _int(meta, "num_interactions")
+    for col, ok in a["aligned"].items():
+        if not ok:
+            problems.add(f"{name}: the {col} lists do not have the same lengths as the items lists; {_FIX}")
+    if len(offsets) == 0 or offsets[0] != 0:
+        problems.add(f"{name}: offsets do not start at 0; {_FIX}")
+        return
+    lengths = np.diff(offsets)
+    if (lengths < 0).any():
+        u = int(np.flatnonzero(lengths < 0)[0])
+        problems.add(f"{name}: offsets decrease at user {u}; {_FIX}")
+        return
+    if offsets[-1] != len(items) or len(ts) != len(items):
+        problems.add(
+            f"{name}: offsets end at {int(offsets[-1])} but there are {len(items)} items and {len(ts)} timestamps; {_FIX}"
+        )
+        return
+    if total is not None and len(items) != total:
+        problems.add(f"{name} holds {len(items)} interactions, meta.json num_interactions says {total}; {_FIX}")
+    if n_users is not None and len(lengths) != n_users:
+        problems.add(f"{name} has {len(lengths)} users, users.parquet has {n_users}; {_FIX}")
+    elif user_counts is not None and not np.array_equal(lengths, user_counts):
+        u = int(np.flatnonzero(lengths != user_counts)[0])
+        problems.add(
+            f"{name}: user {u} has {int(lengths[u])} interactions, users.parquet count says {int(user_counts[u])}; {_FIX}"
+        )
+    user_idx = np.asarray(a["user_idx"])
+    if not np.array_equal(user_idx, np.arange(len(lengths))):
+        problems.add(f"{name}: user_idx is not exactly 0..{len(lengths) - 1} in order; {_FIX}")
+    if "user_id" in a and user_ids is not None and not a["user_id"].equals(user_ids):
+        problems.add(f"{name}: user_id differs from users.parquet; {_FIX}")
+    if "ratings" in a and len(a["ratings"]) != len(items):
+        problems.add(f"{name}: {len(a['ratings'])} ratings for {len(items)} items; {_FIX}")
+    if bool(meta.get("has_ratings")) != ("ratings" in a):
+        problems.add(
+            f"{name}: ratings {'missing' if meta.get('has_ratings') else 'present'} but meta.json has_ratings is {meta.get('has_ratings')}; {_FIX}"
+        )
+    want_dtype = (meta.get("timestamp") or {}).get("dtype")
+    if want_dtype is not None and str(ts.dtype) != want_dtype:
+        problems.add(f"{name}: timestamps are {ts.dtype}, meta.json says {want_dtype}; {_FIX}")
+
+    if len(items):
+        zero = items == 0
+        if zero.any():
+            k = int(np.flatnonzero(zero)[0])
+            u = int(np.searchsorted(offsets, k, side="right") - 1)
+            problems.add(f"{name}: padding index 0 inside user {u}'s sequence (position {k - int(offsets[u])}); {_FIX}")
+        if n_items is not None and (items.min() < 0 or items.max() > n_items):
+            problems.add(f"{name}: item indices outside 0..{n_items} (num_items); {_FIX}")
+        elif n_items is not None and item_counts is not None:
+            actual = np.bincount(items.astype(np.int64), minlength=n_items + 1)[1:]
+            if not np.array_equal(actual, item_counts):
+                k = int(np.flatnonzero(actual != item_counts)[0])
+                problems.add(
+                    f"{name}: item {k + 1} occurs {int(actual[k])} times, items.parquet count says {int(item_counts[k])}; {_FIX}"
+                )
+        down = ts[1:] < ts[:-1]
+        starts = offsets[1:-1]
+        down[starts[(starts > 0) & (starts < len(ts))] - 1] = False  # a new user may start earlier
+        if down.any():
+            k = int(np.flatnonzero(down)[0]) + 1
+            u = int(np.searchsorted(offsets, k, side="right") - 1)
+            problems.add(f"{name}: user {u}'s timestamps decrease at position {k - int(offsets[u])}; {_FIX}")
+        else:
+            _check_summary(name, offsets, ts, lengths, meta, problems)
+
+
+def _check_summary(
+    name: str, offsets: np.ndarray, ts: np.ndarray, lengths: np.ndarray, meta: dict[str, Any], problems: _Problems
+) -> None:
+    in_ties, groups = tie_stats(offsets, ts)
+    want = meta.get("ties") or {}
+    if (want.get("interactions"), want.get("groups")) != (in_ties, groups):
+        problems.add(f"{name}: {in_ties} interactions in {groups} tie groups, meta.json ties says {want}; {_FIX}")
+    sl = meta.get("sequence_length") or {}
+    if len(lengths) and (sl.get("min"), sl.get("max")) != (int(lengths.min()), int(lengths.max())):
+        problems.add(
+            f"{name}: sequence lengths span {int(lengths.min())}..{int(lengths.max())}, "
+            f"meta.json sequence_length says {sl.get('min')}..{sl.get('max')}; {_FIX}"
+        )
+
+
+def _check_same(layouts: dict[str, dict[str, Any]], problems: _Problems) -> None:
+    a, b = layouts["sequences.parquet"], layouts["sequences.npz"]
+    for key in ("offsets", "items", "timestamps", "user_idx", "ratings"):
+        if (key in a) != (key in b) or (
+            key in a and not np.array_equal(np.asarray(a[key]), np.asarray(b[key]), equal_nan=key == "ratings")
+        ):
+            problems.add(f"sequences.parquet and sequences.npz differ in {key}; {_FIX}")
+
+
+def _check_rows(meta: dict[str, Any], problems: _Problems) -> None:
+    rows = meta.get("rows") or {}
+    read, kept, removed = rows.get("read"), rows.get("kept"), rows.get("removed")
+    if not all(isinstance(v, int) for v in (read, kept, removed)):
+        problems.add(f"meta.json rows lacks read/kept/removed counts; {_FIX}")
+        return
+    if read != kept + removed:
+        problems.add(f"meta.json rows: read {read} != kept {kept} + removed {removed}; {_FIX}")
+    if kept != meta.get("num_interactions"):
+        problems.add(f"meta.json rows.kept {kept} != num_interactions {meta.get('num_interactions')}; {_FIX}")
+    steps = meta.get("steps") or []
+    step_removed = sum(int(s.get("rows_removed", 0)) for s in steps if isinstance(s, dict))
+    if step_removed != removed:
+        problems.add(f"meta.json steps remove {step_removed} rows in all, rows.removed says {removed}; {_FIX}")
