@@ -101,7 +101,7 @@ def _check_all(p: Path, meta: dict[str, Any], problems: _Problems, checked: dict
     checked.update(users=n_users, items=n_items)
     layouts = {}
     for name, loader in (("sequences.parquet", _load_parquet), ("sequences.npz", _load_npz)):
-        if (p / name).is_file():
+        if (p / name).is_file() or (name == "sequences.parquet" and (p / "sequences").is_dir()):
             try:
                 layouts[name] = loader(p / name)
             except _READ_ERRORS as e:
@@ -169,27 +169,35 @@ SCHEMAS: dict[str, dict[str, tuple[str, ...]]] = {
             "large_list<element: double>",
         ),
         "ratings": ("list<element: float>", "large_list<element: float>"),
+        "session_ids": ("list<element: int32>", "large_list<element: int32>"),
     },
     "items.parquet": {"item_idx": ("int32",), "item_id": _IDS, "count": ("int64",)},
     "users.parquet": {"user_idx": ("int32",), "user_id": _IDS, "count": ("int64",)},
 }
-_OPTIONAL = {"ratings"}
+_OPTIONAL = {"ratings", "session_ids"}
 
 
 def _check_schemas(p: Path, problems: _Problems) -> None:
     """The Parquet files carry exactly the documented columns and types (README "Robustness")."""
     for name, columns in SCHEMAS.items():
-        if not (p / name).is_file():
-            continue
+        files = [p / name]
+        if name == "sequences.parquet" and not (p / name).is_file():  # the Dask engine's parts layout
+            files = sorted((p / "sequences").glob("part-*.parquet"))
+        for f in files:
+            _check_schema(f, str(f.relative_to(p)), columns, problems)
+
+
+def _check_schema(path: Path, name: str, columns: dict[str, tuple[str, ...]], problems: _Problems) -> None:
+    if path.is_file():
         try:
-            schema = pq.read_schema(p / name)
+            schema = pq.read_schema(path)
         except _READ_ERRORS as e:
             problems.add(f"{name} is unreadable ({_one_line(e)}); {_FIX}")
-            continue
+            return
         want = [c for c in columns if c in schema.names or c not in _OPTIONAL]
         if schema.names != want:
             problems.add(f"{name} has columns {', '.join(schema.names)}, expected {', '.join(want)}; {_FIX}")
-            continue
+            return
         for col in want:
             typ = str(schema.field(col).type)
             if typ not in columns[col]:
@@ -253,7 +261,10 @@ def _flat(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _load_parquet(path: Path) -> dict[str, Any]:
-    table = pq.read_table(path)
+    """sequences.parquet, or (when absent) the Dask engine's ``sequences/part-*.parquet`` in order."""
+    from .dataset import _sequences_table
+
+    table = _sequences_table(path.parent)
     offsets, items = _flat(table["items"])
     t_offsets, timestamps = _flat(table["timestamps"])
     arrays: dict[str, Any] = {

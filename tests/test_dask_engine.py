@@ -363,3 +363,14 @@ def test_dask_refuses_options_it_does_not_implement_yet(tmp_path):
         "run this build with --engine local\n"
     )
     assert not (tmp_path / "o").exists()
+
+
+def test_verify_reads_the_parts_layout(tmp_path, scheduler):
+    import seqprep
+
+    path = tmp_path / "r.csv"
+    path.write_text(_log(random.Random(5), 600, str_ids=True))
+    seqprep.build(path, tmp_path / "d", engine="dask", scheduler=scheduler, part_rows=200, block_bytes=4096)
+    assert len(list((tmp_path / "d" / "sequences").glob("part-*.parquet"))) > 1
+    report = seqprep.verify(tmp_path / "d")
+    assert report.ok, report.problems

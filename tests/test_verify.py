@@ -274,3 +274,29 @@ def test_meta_of_the_wrong_shape(built):
     assert report.problems[0].startswith("meta.json has an unexpected structure (")
     _edit_meta(built, outputs={"files": {"items.parquet": "x"}}, rows=[1])
     assert not seqprep.verify(built).ok
+
+
+def test_every_optional_output_verifies(tmp_path):
+    """Sessions, splits, windows, negatives, padded arrays and exports: verify knows every file a build writes."""
+    import seqprep
+    from tests.conftest import ROOT
+
+    out = tmp_path / "o"
+    seqprep.build(
+        ROOT / "sample_data" / "ratings.csv",
+        out,
+        formats=("parquet", "npz"),
+        session_gap="1h",
+        max_len=5,
+        split="loo",
+        min_user_count=5,
+        dedup="first",
+        windows="3:1",
+        eval_negatives=5,
+        exports=("sasrec", "recbole", "seqlines"),
+    )
+    report = seqprep.verify(out)
+    assert report.ok, report.problems
+    # and a damaged session column is still caught
+    (out / "sequences.parquet").write_bytes((out / "sequences.parquet").read_bytes()[:-10])
+    assert not seqprep.verify(out).ok
