@@ -339,10 +339,89 @@ def _csv_batches(
         column_types=types,
         strings_can_be_null=True,
     )
-    reader = pacsv.open_csv(
-        source, read_options=read_opts, parse_options=pacsv.ParseOptions(delimiter=delim), convert_options=conv
-    )
+    parse = pacsv.ParseOptions(delimiter=delim)
+    if len(sep) == 1 and src.compression is None and (src.path is not None or src.data is not None):
+        source.close()
+        data = pa.memory_map(str(src.path)) if src.path is not None else pa.BufferReader(src.data)
+        ranges = _range_batches(data, names, header, block_size, parse, conv)
+        return roles, 1 if header else 0, ranges, _Position(lambda: ranges.position), data.close
+    reader = pacsv.open_csv(source, read_options=read_opts, parse_options=parse, convert_options=conv)
     return roles, 1 if header else 0, iter(reader), pos, source.close
+
+
+#: Bytes of CSV text handed to pyarrow's multi-threaded reader at once, as a multiple of --block-size.
+RANGE_BLOCKS = 8
+
+
+class _range_batches:  # noqa: N801 - an iterator used like a generator
+    """Record batches of an uncompressed CSV read range by range, each range parsed on every core.
+
+    The text is cut at line ends into ranges of about ``RANGE_BLOCKS`` blocks; each range goes through
+    ``pyarrow.csv.read_csv`` (multi-threaded), so memory stays bounded by a range while parsing uses
+    all cores (the streaming reader parses on one). Types are inferred on the first range and then
+    fixed, so a later range that does not fit raises the same conversion error as the streaming
+    reader would (and the caller re-reads that column as text). Rows come out in file order.
+    """
+
+    def __init__(
+        self,
+        data: Any,
+        names: list[str],
+        header: bool,
+        block_size: int,
+        parse: pacsv.ParseOptions,
+        conv: pacsv.ConvertOptions,
+    ) -> None:
+        self.data, self.names, self.block_size, self.parse, self.conv = data, names, block_size, parse, conv
+        self.size = data.size()
+        self.range_bytes = max(block_size * RANGE_BLOCKS, 1)
+        self.position = self._line_end(0) if header else 0
+        self.fixed: dict[str, pa.DataType] = {}
+        self._pending: list[pa.RecordBatch] = []
+
+    def _line_end(self, at: int) -> int:
+        """The offset just past the first newline at or after ``at`` (or the end of the data)."""
+        step = 1 << 16
+        while at < self.size:
+            window = bytes(self.data.read_at(min(step, self.size - at), at))
+            ends = [k for k in (window.find(b"\n"), window.find(b"\r")) if k >= 0]  # LF, CRLF or CR alone
+            if ends:
+                k = min(ends)
+                if window[k : k + 2] == b"\r\n":
+                    k += 1
+                return at + k + 1
+            at += len(window)
+            step *= 2
+        return self.size
+
+    def __iter__(self) -> _range_batches:
+        return self
+
+    def __next__(self) -> pa.RecordBatch:
+        while not self._pending:
+            if self.position >= self.size:
+                raise StopIteration
+            a = self.position
+            b = self.size if a + self.range_bytes >= self.size else self._line_end(a + self.range_bytes)
+            conv = self.conv
+            if self.fixed:
+                conv = pacsv.ConvertOptions(
+                    include_columns=conv.include_columns,
+                    column_types={**self.fixed, **dict(conv.column_types)},
+                    strings_can_be_null=True,
+                )
+            self.data.seek(a)
+            table = pacsv.read_csv(
+                pa.BufferReader(self.data.read_buffer(b - a)),  # zero-copy from the memory map
+                read_options=pacsv.ReadOptions(column_names=self.names, block_size=self.block_size),
+                parse_options=self.parse,
+                convert_options=conv,
+            )
+            if not self.fixed:
+                self.fixed = {f.name: f.type for f in table.schema if not pa.types.is_dictionary(f.type)}
+            self.position = b
+            self._pending = table.to_batches()[::-1]
+        return self._pending.pop()
 
 
 def _jsonl_batches(

@@ -27,6 +27,10 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+# pyarrow imports pandas lazily on its first pa.scalar() of a Python value, i.e. in the middle of a
+# build; importing it up front keeps a Ctrl-C/SIGTERM from landing inside that import, which leaves a
+# half-initialised pandas module and an AttributeError traceback instead of a clean interruption.
+import pandas  # noqa: F401
 import pyarrow as pa
 
 from . import __version__, reuse, splits

@@ -204,3 +204,24 @@ def test_grow_buffer_concatenates(chunks, cap):
     for c in chunks:
         b.append(np.array(c, dtype=np.int64))
     assert b.finish().tolist() == [v for c in chunks for v in c]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(st.tuples(st.integers(0, 30), st.sampled_from(["a", "07", "7", "b b"]), st.integers(-5, 5)), min_size=1, max_size=60),
+    st.sampled_from(["\n", "\r\n", "\r"]),
+    st.integers(16, 200),
+)
+def test_range_reader_matches_in_memory_at_any_range_size(tmp_path_factory, rows, newline, block):
+    """The multi-threaded range reader cuts the text at line ends (LF, CRLF, CR): same Log as whole-table."""
+    from seqprep.config import ReadOptions
+    from seqprep.readers import read_log, read_log_in_memory
+
+    tmp = tmp_path_factory.mktemp("ranges")
+    path = tmp / "log.csv"
+    path.write_bytes(("user,item,time" + newline + "".join(f"{u},{i},{t}{newline}" for u, i, t in rows)).encode())
+    a = read_log([str(path)], ReadOptions(), block_size=block)
+    b = read_log_in_memory([str(path)], ReadOptions())
+    assert a.user_codes.tolist() == b.user_codes.tolist() and a.item_codes.tolist() == b.item_codes.tolist()
+    assert a.user_ids.equals(b.user_ids) and a.item_ids.equals(b.item_ids)
+    assert a.time.tolist() == b.time.tolist()
