@@ -465,15 +465,12 @@ class BuildConfig:
         if self.engine.engine == "dask":
             unsupported = [
                 name
-                for name, group in (("filter", self.filter), ("session", self.session), ("split", self.split), ("vocab", self.vocab), ("emit", self.emit))
+                for name, group in (("vocab", self.vocab), ("emit", self.emit))
                 if group != type(group)()
-            ]
+            ] + (["--vocab-from-train"] if self.split.vocab_from_train else [])
             if unsupported or self.to_stdout:
                 what = ", ".join(unsupported) or "-o -"
-                msg = (
-                    f"--engine dask does not support the {what} options yet (only the core build); "
-                    "run this build with --engine local"
-                )
+                msg = f"--engine dask does not support the {what} options yet; run this build with --engine local"
                 raise ConfigError(msg)
         self.resources.validate()
         if self.resources.memory_limit is not None:

@@ -39,6 +39,7 @@ __all__ = [
     "parse_time_bound",
     "check_window",
     "bound_in_unit",
+    "window_bounds",
     "parse_duration",
     "gap_in_unit",
     "apply_filters",
@@ -108,6 +109,16 @@ def bound_in_unit(value: Any, flag: str, unit: str) -> int | float:
         return v
     div = _UNIT_NS["s" if unit == "epoch" else unit]
     return -(-int(v) // div)
+
+
+def window_bounds(opts: FilterOptions, unit: str) -> tuple[int | float | None, int | float | None]:
+    """``--since`` / ``--until`` in the log's time unit (``None`` = open); fails on an empty window."""
+    since = None if opts.since is None else bound_in_unit(opts.since, "--since", unit)
+    until = None if opts.until is None else bound_in_unit(opts.until, "--until", unit)
+    if since is not None and until is not None and since >= until:
+        msg = f"--since {opts.since} is not before --until {opts.until} in this log's time unit; pass a --since earlier than --until"
+        raise ConfigError(msg)
+    return since, until
 
 
 def parse_duration(value: Any) -> tuple[str, float]:
@@ -185,11 +196,7 @@ def apply_filters(inter: Interactions, log: Log, opts: FilterOptions) -> tuple[I
     counts = (num_present(inter.user), num_present(inter.item))
 
     if opts.since is not None or opts.until is not None:
-        since = None if opts.since is None else bound_in_unit(opts.since, "--since", log.time_unit)
-        until = None if opts.until is None else bound_in_unit(opts.until, "--until", log.time_unit)
-        if since is not None and until is not None and since >= until:
-            msg = f"--since {opts.since} is not before --until {opts.until} in this log's time unit; pass a --since earlier than --until"
-            raise ConfigError(msg)
+        since, until = window_bounds(opts, log.time_unit)
         report, inter, counts = _report("time_window", inter, time_window(inter.time, since, until), counts)
         report.update(since=since, until=until, time_unit=log.time_unit, rule="since <= t < until")
         steps.append(report)
