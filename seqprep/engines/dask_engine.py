@@ -24,7 +24,10 @@ How the work is split (every step columnar, per partition; no Python loop over r
    (:func:`~seqprep.kernels.time_order`, :func:`~seqprep.kernels.csr_offsets`,
    :func:`~seqprep.kernels.tie_stats`); the client writes each part as it arrives.
 
-Row-removing steps (filters, k-core) belong between 2 and 3, on the same count tables.
+Row-removing steps run between 2 and 3 (:func:`_clean`): each row carries the step that removed it
+(``stage``); time window and rating bound per partition, dedup per partition after a shuffle by user
+id, k-core rounds on the count tables. Sessions and splits run on the client over the gathered
+sequences, by the local code (:func:`_finish_on_client`).
 """
 
 from __future__ import annotations
@@ -777,8 +780,9 @@ def _clean(
     rounds: list[dict[str, int]] = []
     fixpoint = True
     kcore_on = opts.min_user_count > 1 or opts.min_item_count > 1
-    if kcore_on:
+    if opts.dedup != "none" or kcore_on:  # read several times (count tables, rounds, encoding): shuffle once
         fin = fin.persist()
+    if kcore_on:
         kept = fin[fin["stage"] == _KEPT]
         uc, ic = dask.compute(kept.groupby("user").size(), kept.groupby("item").size())
         while True:
