@@ -297,6 +297,15 @@ def test_sessions_and_splits_match_local(options, tmp_path, scheduler):
     assert ds.meta["engine"]["gathered_on_client"]
 
 
+def test_dedup_and_kcore_with_missing_users_and_fractional_times(tmp_path, scheduler):
+    """Rows with no user go through the user shuffle of dedup and are counted by the missing step."""
+    rows = [f"{'' if k % 17 == 0 else k % 7},{k % 5},{(k % 3) / 2}" for k in range(300)]
+    path = tmp_path / "log.csv"
+    path.write_text("user,item,ts\n" + "\n".join(rows) + "\n")
+    ds = assert_same_build(path, tmp_path, scheduler, dedup="exact", min_user_count=3, min_item_count=2)
+    assert [s["rows_removed"] > 0 for s in ds.meta["steps"]][:2] == [True, True]
+
+
 def test_filter_errors_match_local(tmp_path, scheduler):
     path = tmp_path / "log.csv"
     path.write_text("user,item,ts\n1,2,3\n1,3,4\n")
