@@ -256,14 +256,24 @@ def add_sessions(seqs: Sequences, log: Log, opts: SessionOptions) -> tuple[Seque
         return seqs, None
     gap = gap_in_unit(opts.session_gap, log.time_unit, seqs.timestamps)
     sids = session_ids(seqs.offsets, seqs.timestamps, gap)
-    ends = seqs.offsets[1:][seqs.lengths > 0] - 1
-    per_user = sids[ends].astype(np.int64) + 1 if len(sids) else np.zeros(0, dtype=np.int64)
-    num = int(per_user.sum())
-    if num:
-        new = np.ones(len(sids), dtype=bool)
-        new[1:] = sids[1:] != sids[:-1]
-        new[seqs.offsets[:-1][seqs.lengths > 0]] = True
-        lengths = np.diff(np.append(np.flatnonzero(new), len(sids)))
+    meta = sessions_meta(opts, log.time_unit, gap, session_lengths(seqs.offsets, sids))
+    return dataclasses.replace(seqs, session_ids=sids), meta
+
+
+def session_lengths(offsets: np.ndarray, sids: np.ndarray) -> np.ndarray:
+    """The length of every session, in order, from CSR offsets and the session numbers."""
+    if len(sids) == 0:
+        return np.zeros(0, dtype=np.int64)
+    lengths = np.diff(offsets)
+    new = np.ones(len(sids), dtype=bool)
+    new[1:] = sids[1:] != sids[:-1]
+    new[offsets[:-1][lengths > 0]] = True
+    return np.diff(np.append(np.flatnonzero(new), len(sids)))
+
+
+def sessions_meta(opts: SessionOptions, unit: str, gap: int | float, lengths: np.ndarray) -> dict[str, Any]:
+    """meta.json's ``sessions`` entry from the lengths of all sessions."""
+    if len(lengths):
         length = {
             "min": int(lengths.min()),
             "median": float(np.median(lengths)),
@@ -273,13 +283,12 @@ def add_sessions(seqs: Sequences, log: Log, opts: SessionOptions) -> tuple[Seque
     else:
         length = {"min": 0, "median": 0.0, "mean": 0.0, "max": 0}
     kind, _ = parse_duration(opts.session_gap)
-    meta = {
+    return {
         "gap": str(opts.session_gap),
         "gap_in_time_unit": gap,
-        "time_unit": log.time_unit if kind == "raw" or log.time_unit != "epoch" else "epoch seconds",
+        "time_unit": unit if kind == "raw" or unit != "epoch" else "epoch seconds",
         "rule": "a new session starts at a user's first interaction and after a gap strictly longer than gap",
         "numbering": "session_ids count from 0 within each user",
-        "num_sessions": num,
+        "num_sessions": int(len(lengths)),
         "session_length": length,
     }
-    return dataclasses.replace(seqs, session_ids=sids), meta

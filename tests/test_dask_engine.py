@@ -91,6 +91,9 @@ def assert_same_build(inputs, tmp_path: Path, scheduler: str, *, parts: bool = T
     for name in ("offsets", "items", "timestamps", "user_idx"):
         x, y = getattr(a, name), getattr(b, name)
         assert x.dtype == y.dtype and np.array_equal(x, y), name
+    assert (a.session_ids is None) == (b.session_ids is None)
+    if a.session_ids is not None:
+        assert np.array_equal(a.session_ids, b.session_ids)
     assert (a.ratings is None) == (b.ratings is None)
     if a.ratings is not None:
         assert np.array_equal(a.ratings, b.ratings, equal_nan=True)
@@ -282,7 +285,6 @@ def test_filters_match_local(case, str_ids, tmp_path, scheduler):
 @pytest.mark.parametrize(
     "options",
     [
-        dict(session_gap=3),
         dict(split="loo", max_len=4, truncate=True, formats=("parquet", "npz")),
         dict(split="time", valid_from=20, test_from=25, session_gap=2),
         dict(split="time:0.6,0.8", windows="3:1", formats=("parquet", "npz")),
@@ -306,6 +308,18 @@ def test_dedup_and_kcore_with_missing_users_and_fractional_times(tmp_path, sched
     assert [s["rows_removed"] > 0 for s in ds.meta["steps"]][:2] == [True, True]
 
 
+@pytest.mark.parametrize(
+    "options",
+    [dict(session_gap=3), dict(session_gap="1", dedup="consecutive", formats=("parquet", "npz"))],
+)
+def test_sessions_per_part_match_local(options, tmp_path, scheduler):
+    path = tmp_path / "log.csv"
+    path.write_text(_log(random.Random(5), 900, str_ids=False))
+    ds = assert_same_build(path, tmp_path, scheduler, **options)
+    assert ds.session_ids is not None and 0 < ds.meta["sessions"]["num_sessions"] < ds.meta["num_interactions"]
+    assert ds.meta["engine"]["output_parts"] > 1
+
+
 def test_filter_errors_match_local(tmp_path, scheduler):
     path = tmp_path / "log.csv"
     path.write_text("user,item,ts\n1,2,3\n1,3,4\n")
@@ -314,6 +328,7 @@ def test_filter_errors_match_local(tmp_path, scheduler):
         (dict(since=10), "no interactions left after the time_window step"),
         (dict(min_user_count=3), "no interactions left after the kcore step"),
         (dict(since=5, until=4), "--since 5 is not before --until 4"),
+        (dict(session_gap="30m"), "needs timestamps in epoch seconds"),
     ]:
         with pytest.raises(seqprep.SeqprepError) as local:
             seqprep.build(path, tmp_path / "local", **options)

@@ -26,8 +26,8 @@ How the work is split (every step columnar, per partition; no Python loop over r
 
 Row-removing steps run between 2 and 3 (:func:`_clean`): each row carries the step that removed it
 (``stage``); time window and rating bound per partition, dedup per partition after a shuffle by user
-id, k-core rounds on the count tables. Sessions and splits run on the client over the gathered
-sequences, by the local code (:func:`_finish_on_client`).
+id, k-core rounds on the count tables. Sessions per output part (users are whole). Splits run on the
+client over the gathered sequences, by the local code (:func:`_finish_on_client`).
 """
 
 from __future__ import annotations
@@ -50,9 +50,9 @@ import pyarrow.compute as pc
 
 from ..config import BuildConfig, EngineOptions, ReadOptions, SplitOptions
 from ..errors import ColumnError, ConfigError, InputError, OutputError, SeqprepError
-from ..filters import _none_left, window_bounds
+from ..filters import _none_left, gap_in_unit, session_lengths, sessions_meta, window_bounds
 from ..kernels import csr_offsets, order_counted, tie_stats, time_order
-from ..kernels.filters import dedup, rating_at_least, time_window
+from ..kernels.filters import dedup, rating_at_least, session_ids, time_window
 from ..readers import (
     _COMPRESSED_EXT,
     _MAGIC,
@@ -496,8 +496,9 @@ def _encode(df: pd.DataFrame, users: pa.Array, items: pa.Array) -> pd.DataFrame:
     )
 
 
-def _make_part(df: pd.DataFrame, lo: int, hi: int, has_rating: bool) -> dict[str, Any]:
-    """Users lo..hi-1 as CSR arrays, by the local kernels: input order, then the stable time sort."""
+def _make_part(df: pd.DataFrame, lo: int, hi: int, has_rating: bool, gap: float | None = None) -> dict[str, Any]:
+    """Users lo..hi-1 as CSR arrays, by the local kernels: input order, then the stable time sort;
+    with a session ``gap``, the session numbers and lengths (users are whole, so per part is global)."""
     user = df.index.to_numpy().astype(np.int64) - lo
     back = np.argsort(df["pos"].to_numpy(), kind="stable")  # input order (the tie-break)
     user = user[back]
@@ -505,6 +506,7 @@ def _make_part(df: pd.DataFrame, lo: int, hi: int, has_rating: bool) -> dict[str
     order = back[time_order(user, time)]
     offsets = csr_offsets(np.bincount(user, minlength=hi - lo))
     timestamps = df["time"].to_numpy()[order]
+    sids = None if gap is None else session_ids(offsets, timestamps, gap)
     return {
         "lo": lo,
         "hi": hi,
@@ -513,6 +515,8 @@ def _make_part(df: pd.DataFrame, lo: int, hi: int, has_rating: bool) -> dict[str
         "timestamps": timestamps,
         "ratings": df["rating"].to_numpy()[order].astype(np.float32, copy=False) if has_rating else None,
         "ties": tie_stats(offsets, timestamps),
+        "session_ids": sids,
+        "session_lengths": None if sids is None else session_lengths(offsets, sids),
     }
 
 
@@ -651,7 +655,10 @@ def run_dask(config: BuildConfig, *, write: bool = True) -> Any:
                 msg = f"no interactions left: all {num_rows} rows have a missing user, item or timestamp; check the columns chosen"
                 raise InputError(msg)
             has_rating = any("rating" in s.roles for s in sources)  # as the local reader: a rating column anywhere
-            fin, user_table, item_table = _clean(dask, client, canon, config, offsets, plan, has_rating, steps)
+            fin, user_table, item_table, top = _clean(dask, client, canon, config, offsets, plan, has_rating, steps)
+            gap = None  # --session-gap in the time unit (a duration needs the largest |timestamp| kept)
+            if config.session.session_gap is not None:
+                gap = gap_in_unit(config.session.session_gap, plan["unit"], np.array([top]))
             users, user_lookup = _vocabulary(
                 user_table, "user", config.read, any(s.typed_text["user"] for s in sources), config.user_order, 0
             )
@@ -672,7 +679,7 @@ def run_dask(config: BuildConfig, *, write: bool = True) -> Any:
                 divisions = bounds[:-1] + [bounds[-1] - 1]
             shuffled = enc.set_index("uidx", divisions=divisions)
             pieces = [
-                dask.delayed(_make_part)(d, bounds[j], bounds[j + 1], has_rating)
+                dask.delayed(_make_part)(d, bounds[j], bounds[j + 1], has_rating, gap)
                 for j, d in enumerate(shuffled.to_delayed())
             ]
             meta_extra = {
@@ -681,7 +688,7 @@ def run_dask(config: BuildConfig, *, write: bool = True) -> Any:
                 "input_partitions": len(rows),
                 "output_parts": len(pieces),
             }
-            if config.session.session_gap is not None or config.split != SplitOptions():
+            if config.split != SplitOptions():
                 collected = _write_parts(client, distributed, pieces, users, None, False, True)
                 seqs = _gather(collected, users, plan["float"], has_rating)
                 log = SimpleNamespace(inputs=infos, num_rows=num_rows, time_unit=plan["unit"])
@@ -707,6 +714,7 @@ def run_dask(config: BuildConfig, *, write: bool = True) -> Any:
                         steps,
                         has_rating,
                         meta_extra,
+                        gap,
                     )
                     meta = _write_rest(config, seqs, users, items, meta, tmp)
             else:
@@ -726,6 +734,7 @@ def run_dask(config: BuildConfig, *, write: bool = True) -> Any:
                     steps,
                     has_rating,
                     meta_extra,
+                    gap,
                 )
         except SeqprepError:
             raise
@@ -756,14 +765,15 @@ def _clean(
     plan: dict[str, Any],
     has_rating: bool,
     steps: list[dict[str, Any]],
-) -> tuple[Any, pd.DataFrame, pd.DataFrame]:
+) -> tuple[Any, pd.DataFrame, pd.DataFrame, Any]:
     """Every row-removing step in the local order, each row marked with the step that removed it.
 
     The time window and the rating bound are row-level (per partition, in :func:`_finish`); dedup
     runs per partition after a shuffle by user id (whole users together); each k-core round reads
     the user and item count tables of the kept rows (tree reductions) and broadcasts the ids below
     their bound. The final count tables give every step's rows, users and items removed. Appends the
-    step reports to ``steps``; -> (rows with their stage, user table, item table).
+    step reports to ``steps``; -> (rows with their stage, user table, item table, the largest
+    |timestamp| kept, computed only with ``--session-gap``).
     """
     opts = config.filter
     since = until = None
@@ -823,8 +833,11 @@ def _clean(
         ),
     )  # fmt: skip
     agg = {"kept": "sum", "kpos": "min", "smax": "max"}
-    user_table, item_table, stage_counts, missing_rating = dask.compute(
-        keyed.groupby("user").agg(agg), keyed.groupby("item").agg(agg), fin["stage"].value_counts(), missing_rating
+    top: Any = 0
+    if config.session.session_gap is not None:
+        top = fin[fin["stage"] == _KEPT]["time"].abs().max()
+    user_table, item_table, stage_counts, missing_rating, top = dask.compute(
+        keyed.groupby("user").agg(agg), keyed.groupby("item").agg(agg), fin["stage"].value_counts(), missing_rating, top
     )
     counts = {int(k): int(v) for k, v in stage_counts.items()}
     us, its = user_table["smax"].to_numpy(), item_table["smax"].to_numpy()
@@ -874,7 +887,7 @@ def _clean(
                 f"no user and item meet --min-user-count {opts.min_user_count} and --min-item-count "
                 f"{opts.min_item_count} together; lower them",
             )
-    return fin, user_table, item_table
+    return fin, user_table, item_table, top
 
 
 def _finish_on_client(
@@ -963,9 +976,18 @@ def _write_parts(
             }
             if part["ratings"] is not None:
                 cols["ratings"] = _list_array(part["offsets"], part["ratings"])
+            if part["session_ids"] is not None:
+                cols["session_ids"] = _list_array(part["offsets"], part["session_ids"])
             write_parquet(pa.table(cols), folder / "sequences" / f"part-{j:05d}.parquet")
         done[j] = (
-            part if keep else {"ties": part["ties"], "n": int(part["offsets"][-1]), "dtype": part["timestamps"].dtype}
+            part
+            if keep
+            else {
+                "ties": part["ties"],
+                "n": int(part["offsets"][-1]),
+                "dtype": part["timestamps"].dtype,
+                "session_lengths": part["session_lengths"],
+            }
         )
     return [d for d in done if d is not None]
 
@@ -981,6 +1003,9 @@ def _gather(parts: list[dict[str, Any]], users: Vocabulary, as_float: bool, has_
         if parts
         else np.zeros(0, dtype),
         ratings=np.concatenate([p["ratings"] for p in parts]) if has_rating and parts else None,
+        session_ids=np.concatenate([p["session_ids"] for p in parts])
+        if parts and parts[0]["session_ids"] is not None
+        else None,
     )
 
 
@@ -997,6 +1022,7 @@ def _meta(
     steps: list[dict[str, Any]],
     has_rating: bool,
     extra: dict[str, Any],
+    gap: float | None = None,
 ) -> dict[str, Any]:
     """meta.json by the local ``make_meta``; the figures it would compute from the full arrays
     (interactions kept, ties) come from the parts instead."""
@@ -1016,6 +1042,11 @@ def _meta(
         "interactions": int(sum(p["ties"][0] for p in parts)),
         "groups": int(sum(p["ties"][1] for p in parts)),
     }
+    if gap is not None:
+        lengths = [p["session_lengths"] for p in parts]
+        meta["sessions"] = sessions_meta(
+            config.session, plan["unit"], gap, np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
+        )
     meta["engine"] = extra
     return meta
 
