@@ -261,7 +261,11 @@ def add_sessions(seqs: Sequences, log: Log, opts: SessionOptions) -> tuple[Seque
 
 
 def session_lengths(offsets: np.ndarray, sids: np.ndarray) -> np.ndarray:
-    """The length of every session, in order, from CSR offsets and the session numbers."""
+    """The length of every session, in order, from CSR offsets and the session numbers.
+
+    >>> session_lengths(np.array([0, 4, 6]), np.array([0, 0, 1, 1, 0, 1], dtype=np.int32))
+    array([2, 2, 1, 1])
+    """
     if len(sids) == 0:
         return np.zeros(0, dtype=np.int64)
     lengths = np.diff(offsets)

@@ -32,6 +32,7 @@ client over the gathered sequences, by the local code (:func:`_finish_on_client`
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import re
@@ -923,8 +924,6 @@ def _finish_on_client(
         out = Path(config.output)
         with atomic_output_dir(out, config.overwrite) as tmp:
             meta = write_outputs(result, tmp)
-    import dataclasses
-
     return dataclasses.replace(result, meta=meta, output=out, seconds=_time.perf_counter() - t0)
 
 
