@@ -464,16 +464,18 @@ class BuildConfig:
         self.engine.validate()
         if self.engine.engine == "dask":
             unsupported = [
-                name
-                for name, group in (("filter", self.filter), ("session", self.session), ("split", self.split), ("vocab", self.vocab), ("emit", self.emit))
-                if group != type(group)()
-            ]
-            if unsupported or self.to_stdout:
-                what = ", ".join(unsupported) or "-o -"
-                msg = (
-                    f"--engine dask does not support the {what} options yet (only the core build); "
-                    "run this build with --engine local"
+                flag
+                for flag, used in (
+                    ("--vocab-from", self.vocab != VocabOptions()),
+                    ("--vocab-from-train", self.split.vocab_from_train),
+                    ("--export", bool(self.emit.exports)),
+                    ("--to", self.emit.to is not None),
+                    ("-o -", self.to_stdout),
                 )
+                if used
+            ]
+            if unsupported:
+                msg = f"--engine dask does not support {', '.join(unsupported)} yet; run this build with --engine local"
                 raise ConfigError(msg)
         self.resources.validate()
         if self.resources.memory_limit is not None:

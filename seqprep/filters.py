@@ -39,6 +39,7 @@ __all__ = [
     "parse_time_bound",
     "check_window",
     "bound_in_unit",
+    "window_bounds",
     "parse_duration",
     "gap_in_unit",
     "apply_filters",
@@ -108,6 +109,16 @@ def bound_in_unit(value: Any, flag: str, unit: str) -> int | float:
         return v
     div = _UNIT_NS["s" if unit == "epoch" else unit]
     return -(-int(v) // div)
+
+
+def window_bounds(opts: FilterOptions, unit: str) -> tuple[int | float | None, int | float | None]:
+    """``--since`` / ``--until`` in the log's time unit (``None`` = open); fails on an empty window."""
+    since = None if opts.since is None else bound_in_unit(opts.since, "--since", unit)
+    until = None if opts.until is None else bound_in_unit(opts.until, "--until", unit)
+    if since is not None and until is not None and since >= until:
+        msg = f"--since {opts.since} is not before --until {opts.until} in this log's time unit; pass a --since earlier than --until"
+        raise ConfigError(msg)
+    return since, until
 
 
 def parse_duration(value: Any) -> tuple[str, float]:
@@ -185,11 +196,7 @@ def apply_filters(inter: Interactions, log: Log, opts: FilterOptions) -> tuple[I
     counts = (num_present(inter.user), num_present(inter.item))
 
     if opts.since is not None or opts.until is not None:
-        since = None if opts.since is None else bound_in_unit(opts.since, "--since", log.time_unit)
-        until = None if opts.until is None else bound_in_unit(opts.until, "--until", log.time_unit)
-        if since is not None and until is not None and since >= until:
-            msg = f"--since {opts.since} is not before --until {opts.until} in this log's time unit; pass a --since earlier than --until"
-            raise ConfigError(msg)
+        since, until = window_bounds(opts, log.time_unit)
         report, inter, counts = _report("time_window", inter, time_window(inter.time, since, until), counts)
         report.update(since=since, until=until, time_unit=log.time_unit, rule="since <= t < until")
         steps.append(report)
@@ -249,14 +256,28 @@ def add_sessions(seqs: Sequences, log: Log, opts: SessionOptions) -> tuple[Seque
         return seqs, None
     gap = gap_in_unit(opts.session_gap, log.time_unit, seqs.timestamps)
     sids = session_ids(seqs.offsets, seqs.timestamps, gap)
-    ends = seqs.offsets[1:][seqs.lengths > 0] - 1
-    per_user = sids[ends].astype(np.int64) + 1 if len(sids) else np.zeros(0, dtype=np.int64)
-    num = int(per_user.sum())
-    if num:
-        new = np.ones(len(sids), dtype=bool)
-        new[1:] = sids[1:] != sids[:-1]
-        new[seqs.offsets[:-1][seqs.lengths > 0]] = True
-        lengths = np.diff(np.append(np.flatnonzero(new), len(sids)))
+    meta = sessions_meta(opts, log.time_unit, gap, session_lengths(seqs.offsets, sids))
+    return dataclasses.replace(seqs, session_ids=sids), meta
+
+
+def session_lengths(offsets: np.ndarray, sids: np.ndarray) -> np.ndarray:
+    """The length of every session, in order, from CSR offsets and the session numbers.
+
+    >>> session_lengths(np.array([0, 4, 6]), np.array([0, 0, 1, 1, 0, 1], dtype=np.int32))
+    array([2, 2, 1, 1])
+    """
+    if len(sids) == 0:
+        return np.zeros(0, dtype=np.int64)
+    lengths = np.diff(offsets)
+    new = np.ones(len(sids), dtype=bool)
+    new[1:] = sids[1:] != sids[:-1]
+    new[offsets[:-1][lengths > 0]] = True
+    return np.diff(np.append(np.flatnonzero(new), len(sids)))
+
+
+def sessions_meta(opts: SessionOptions, unit: str, gap: int | float, lengths: np.ndarray) -> dict[str, Any]:
+    """meta.json's ``sessions`` entry from the lengths of all sessions."""
+    if len(lengths):
         length = {
             "min": int(lengths.min()),
             "median": float(np.median(lengths)),
@@ -266,13 +287,12 @@ def add_sessions(seqs: Sequences, log: Log, opts: SessionOptions) -> tuple[Seque
     else:
         length = {"min": 0, "median": 0.0, "mean": 0.0, "max": 0}
     kind, _ = parse_duration(opts.session_gap)
-    meta = {
+    return {
         "gap": str(opts.session_gap),
         "gap_in_time_unit": gap,
-        "time_unit": log.time_unit if kind == "raw" or log.time_unit != "epoch" else "epoch seconds",
+        "time_unit": unit if kind == "raw" or unit != "epoch" else "epoch seconds",
         "rule": "a new session starts at a user's first interaction and after a gap strictly longer than gap",
         "numbering": "session_ids count from 0 within each user",
-        "num_sessions": num,
+        "num_sessions": int(len(lengths)),
         "session_length": length,
     }
-    return dataclasses.replace(seqs, session_ids=sids), meta

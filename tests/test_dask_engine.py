@@ -71,18 +71,29 @@ def _comparable(meta: dict) -> dict:
     return m
 
 
-def assert_same_build(inputs, tmp_path: Path, scheduler: str, **options) -> seqprep.Dataset:
+def assert_same_build(inputs, tmp_path: Path, scheduler: str, *, parts: bool = True, **options) -> seqprep.Dataset:
+    """Same vocabularies, decoded sequences and meta; ``parts=False``: the sequences were gathered on the
+    client (sessions, splits) and every file but meta.json is byte-identical to the local engine's."""
     local = seqprep.build(inputs, tmp_path / "local", **options)
     dask = seqprep.build(inputs, tmp_path / "dask", engine="dask", scheduler=scheduler, **SMALL, **options)
     assert dask.meta["engine"]["name"] == "dask"
     a, b = seqprep.load(tmp_path / "local"), seqprep.load(tmp_path / "dask")
-    assert (tmp_path / "dask" / "sequences" / "part-00000.parquet").is_file()
+    assert (tmp_path / "dask" / "sequences" / "part-00000.parquet").is_file() == parts
+    if not parts:
+        names = sorted(p.name for p in (tmp_path / "local").iterdir())
+        assert names == sorted(p.name for p in (tmp_path / "dask").iterdir())
+        for name in names:
+            if name != "meta.json":
+                assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "dask" / name).read_bytes(), name
     assert a.item_vocab.equals(b.item_vocab) and a.item_vocab.ids.type == b.item_vocab.ids.type
     assert a.user_vocab.equals(b.user_vocab) and a.user_vocab.ids.type == b.user_vocab.ids.type
     assert _decoded(a) == _decoded(b)
     for name in ("offsets", "items", "timestamps", "user_idx"):
         x, y = getattr(a, name), getattr(b, name)
         assert x.dtype == y.dtype and np.array_equal(x, y), name
+    assert (a.session_ids is None) == (b.session_ids is None)
+    if a.session_ids is not None:
+        assert np.array_equal(a.session_ids, b.session_ids)
     assert (a.ratings is None) == (b.ratings is None)
     if a.ratings is not None:
         assert np.array_equal(a.ratings, b.ratings, equal_nan=True)
@@ -229,6 +240,118 @@ def test_real_logs_match_local(rel, tmp_path, scheduler):
     assert _comparable(local.meta) == _comparable(dask.meta)
 
 
+def _dup_log(rng: random.Random, n: int, *, str_ids: bool) -> str:
+    """Skewed user and item counts (k-core takes several rounds), few items, times and ratings per
+    user (exact duplicates, repeated pairs, runs of one item) and some missing ratings."""
+    lines = ["user,item,rating,ts"]
+    for _ in range(n):
+        u, i = int(40 * rng.random() ** 2), int(30 * rng.random() ** 2)
+        rating = rng.choice(["", "1", "2.5", "3", "4.5", "5"])
+        item = "" if rng.random() < 0.01 else f"0{i}" if str_ids and i % 3 == 0 else i  # a few missing items
+        lines.append(f"{f'u{u}' if str_ids and u % 2 else u},{item},{rating},{rng.randint(0, 12)}")
+    return "\n".join(lines) + "\n"
+
+
+FILTER_CASES = {
+    "window": dict(since=2, until=10),
+    "rating": dict(min_rating=3),
+    "exact": dict(dedup="exact"),
+    "first": dict(dedup="first"),
+    "last": dict(dedup="last"),
+    "consecutive": dict(dedup="consecutive"),
+    "kcore": dict(min_user_count=15, min_item_count=12),
+    "kcore-capped": dict(min_user_count=15, min_item_count=12, kcore_rounds=2),
+    "all": dict(since=1, until=11, min_rating=1, dedup="first", min_user_count=5, min_item_count=6),
+}
+
+
+@pytest.mark.parametrize("str_ids", [False, True])
+@pytest.mark.parametrize("case", list(FILTER_CASES))
+def test_filters_match_local(case, str_ids, tmp_path, scheduler):
+    path = tmp_path / "log.csv"
+    path.write_text(_dup_log(random.Random(7 + str_ids), 900, str_ids=str_ids))
+    options = FILTER_CASES[case]
+    ds = assert_same_build(path, tmp_path, scheduler, item_order=["frequency", "first-seen"][str_ids], **options)
+    steps = {s["step"]: s for s in ds.meta["steps"]}
+    flags = ("since", "min_rating", "dedup", "min_user_count")
+    assert len(steps) == 1 + sum(flag in options for flag in flags)
+    assert all(s["rows_removed"] > 0 for s in ds.meta["steps"]), ds.meta["steps"]  # every step did something
+    if case == "kcore":
+        assert len(steps["kcore"]["rounds"]) > 1 and steps["kcore"]["fixpoint"]
+    if case == "kcore-capped":
+        assert len(steps["kcore"]["rounds"]) == 2 and not steps["kcore"]["fixpoint"]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(split="loo", max_len=4, truncate=True, formats=("parquet", "npz")),
+        dict(split="time", valid_from=20, test_from=25, session_gap=2),
+        dict(split="time:0.6,0.8", windows="3:1", formats=("parquet", "npz")),
+        dict(split="users:0.6,0.2,0.2", seed=4, eval_negatives=3, dedup="last", min_user_count=20),
+        dict(max_len=5, pad="right", formats=("npz",)),
+    ],
+)
+def test_sessions_and_splits_match_local(options, tmp_path, scheduler):
+    path = tmp_path / "log.csv"
+    path.write_text(_log(random.Random(3), 900, str_ids=True))
+    ds = assert_same_build(path, tmp_path, scheduler, parts=False, **options)
+    assert ds.meta["engine"]["gathered_on_client"]
+
+
+def test_dedup_and_kcore_with_missing_users_and_fractional_times(tmp_path, scheduler):
+    """Rows with no user go through the user shuffle of dedup and are counted by the missing step."""
+    rows = [f"{'' if k % 17 == 0 else k % 7},{k % 5},{(k % 3) / 2}" for k in range(300)]
+    path = tmp_path / "log.csv"
+    path.write_text("user,item,ts\n" + "\n".join(rows) + "\n")
+    ds = assert_same_build(path, tmp_path, scheduler, dedup="exact", min_user_count=3, min_item_count=2)
+    assert [s["rows_removed"] > 0 for s in ds.meta["steps"]][:2] == [True, True]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [dict(session_gap=3), dict(session_gap="1", dedup="consecutive", formats=("parquet", "npz"))],
+)
+def test_sessions_per_part_match_local(options, tmp_path, scheduler):
+    path = tmp_path / "log.csv"
+    path.write_text(_log(random.Random(5), 900, str_ids=False))
+    ds = assert_same_build(path, tmp_path, scheduler, **options)
+    assert ds.session_ids is not None and 0 < ds.meta["sessions"]["num_sessions"] < ds.meta["num_interactions"]
+    assert ds.meta["engine"]["output_parts"] > 1
+
+
+def test_filter_errors_match_local(tmp_path, scheduler):
+    path = tmp_path / "log.csv"
+    path.write_text("user,item,ts\n1,2,3\n1,3,4\n")
+    for options, expected in [
+        (dict(min_rating=3), "--min-rating needs a rating column, but the log has none"),
+        (dict(since=10), "no interactions left after the time_window step"),
+        (dict(min_user_count=3), "no interactions left after the kcore step"),
+        (dict(since=5, until=4), "--since 5 is not before --until 4"),
+        (dict(session_gap="30m"), "needs timestamps in epoch seconds"),
+    ]:
+        with pytest.raises(seqprep.SeqprepError) as local:
+            seqprep.build(path, tmp_path / "local", **options)
+        with pytest.raises(seqprep.SeqprepError) as dask:
+            seqprep.build(path, tmp_path / "dask", engine="dask", scheduler=scheduler, **options)
+        assert str(local.value) == str(dask.value) and expected in str(dask.value)
+    assert not (tmp_path / "dask").exists()
+
+
+@pytest.mark.real_data
+def test_ml100k_kcore_loo_matches_local(tmp_path, scheduler):
+    path = shared_file("ml-100k/u.data")
+    options = dict(min_user_count=5, min_item_count=5, split="loo")
+    local = seqprep.build(path, tmp_path / "local", **options)
+    dask = seqprep.build(
+        path, tmp_path / "dask", engine="dask", scheduler=scheduler, block_bytes=256 * 1024, part_rows=30_000, **options
+    )
+    assert _comparable(local.meta) == _comparable(dask.meta)
+    for name in sorted(p.name for p in (tmp_path / "local").iterdir()):
+        if name != "meta.json":
+            assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "dask" / name).read_bytes(), name
+
+
 # --------------------------------------------------------------------------------------------------
 # Without Dask, and option errors (no cluster needed)
 
@@ -353,14 +476,13 @@ def test_output_parts_are_contiguous_nonempty_user_ranges(counts, part_rows):
 
 
 def test_dask_refuses_options_it_does_not_implement_yet(tmp_path):
-    """The Dask engine never silently ignores a cleaning, split, reuse or stream option."""
+    """The Dask engine never silently ignores a reuse or stream option."""
     path = tmp_path / "r.csv"
     path.write_text("user,item,ts\n1,2,3\n")
-    r = CliRunner().invoke(cli, ["build", str(path), "-o", str(tmp_path / "o"), "--engine", "dask", "--min-user-count", "2", "--split", "loo"])
+    r = CliRunner().invoke(cli, ["build", str(path), "-o", str(tmp_path / "o"), "--engine", "dask", "--min-user-count", "2", "--split", "loo", "--vocab-from-train", "--export", "sasrec"])
     assert r.exit_code == 1
     assert r.stderr == (
-        "Error: --engine dask does not support the filter, split options yet (only the core build); "
-        "run this build with --engine local\n"
+        "Error: --engine dask does not support --vocab-from-train, --export yet; run this build with --engine local\n"
     )
     assert not (tmp_path / "o").exists()
 

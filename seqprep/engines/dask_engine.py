@@ -24,11 +24,15 @@ How the work is split (every step columnar, per partition; no Python loop over r
    (:func:`~seqprep.kernels.time_order`, :func:`~seqprep.kernels.csr_offsets`,
    :func:`~seqprep.kernels.tie_stats`); the client writes each part as it arrives.
 
-Row-removing steps (filters, k-core) belong between 2 and 3, on the same count tables.
+Row-removing steps run between 2 and 3 (:func:`_clean`): each row carries the step that removed it
+(``stage``); time window and rating bound per partition, dedup per partition after a shuffle by user
+id, k-core rounds on the count tables. Sessions per output part (users are whole). Splits run on the
+client over the gathered sequences, by the local code (:func:`_finish_on_client`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import re
@@ -45,9 +49,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..config import BuildConfig, EngineOptions, ReadOptions
+from ..config import BuildConfig, EngineOptions, ReadOptions, SplitOptions
 from ..errors import ColumnError, ConfigError, InputError, OutputError, SeqprepError
+from ..filters import _none_left, gap_in_unit, session_lengths, sessions_meta, window_bounds
 from ..kernels import csr_offsets, order_counted, tie_stats, time_order
+from ..kernels.filters import dedup, rating_at_least, session_ids, time_window
 from ..readers import (
     _COMPRESSED_EXT,
     _MAGIC,
@@ -382,17 +388,27 @@ _FINISH_META = pd.DataFrame(
         "time": pd.Series([], dtype=np.int64),
         "rating": pd.Series([], dtype=np.float32),
         "pos": pd.Series([], dtype=np.int64),
-        "ok": pd.Series([], dtype=bool),
-        "kept": pd.Series([], dtype=np.int64),
-        "kpos": pd.Series([], dtype=np.int64),
+        "stage": pd.Series([], dtype=np.int16),
     }
 )
+# ``stage``: the step that removed the row, or _KEPT. The steps in their documented order; k-core
+# round r (from 1) is stage _KCORE + r - 1.
+_MISSING, _WINDOW, _RATING, _DEDUP, _KCORE = 0, 1, 2, 3, 4
+_KEPT = np.iinfo(np.int16).max
 
 
 def _finish(
-    df: pd.DataFrame, offsets: np.ndarray, scales: np.ndarray, as_float: bool, partition_info: Any = None
+    df: pd.DataFrame,
+    offsets: np.ndarray,
+    scales: np.ndarray,
+    as_float: bool,
+    since: float | None = None,
+    until: float | None = None,
+    min_rating: float | None = None,
+    partition_info: Any = None,
 ) -> pd.DataFrame:
-    """Global input position, final time type/unit, and whether the row is kept."""
+    """Global input position, final time type/unit, and the row-level steps (missing values, time
+    window, rating bound, by the local kernels) as the row's ``stage``."""
     k = partition_info["number"]
     n = len(df)
     pos = np.arange(offsets[k], offsets[k] + n, dtype=np.int64)
@@ -404,16 +420,56 @@ def _finish(
     elif scales[k] != 1:
         t = t * np.int64(scales[k])
     ok = df["user"].notna().to_numpy() & df["item"].notna().to_numpy() & df["tv"].to_numpy()
+    stage = np.where(ok, _KEPT, _MISSING).astype(np.int16)
+    if since is not None or until is not None:
+        stage[(stage == _KEPT) & ~time_window(t, since, until)] = _WINDOW
+    if min_rating is not None:
+        stage[(stage == _KEPT) & ~rating_at_least(df["rating"].to_numpy(), min_rating)] = _RATING
+    return pd.DataFrame(
+        {"user": df["user"], "item": df["item"], "time": t, "rating": df["rating"], "pos": pos, "stage": stage},
+        index=df.index,
+    )
+
+
+def _dedup_part(df: pd.DataFrame, mode: str, has_rating: bool) -> pd.DataFrame:
+    """The dedup step on a partition holding whole users: the local kernel on the kept rows in input
+    order (it only compares codes for equality, so per-partition codes give the global result)."""
+    stage = df["stage"].to_numpy().copy()
+    rows = np.flatnonzero(stage == _KEPT)
+    rows = rows[np.argsort(df["pos"].to_numpy()[rows], kind="stable")]
+    if len(rows) > 1:
+        user = pd.factorize(df["user"].iloc[rows])[0]
+        item = pd.factorize(df["item"].iloc[rows])[0]
+        rating = df["rating"].to_numpy()[rows] if has_rating else None
+        keep = dedup(user, item, df["time"].to_numpy()[rows], rating, mode)  # type: ignore[arg-type]
+        stage[rows[~keep]] = _DEDUP
+    return df.assign(stage=stage)
+
+
+def _drop_ids(df: pd.DataFrame, users: pa.Array, items: pa.Array, stage_code: int) -> pd.DataFrame:
+    """One k-core round: kept rows whose user or item is below its bound get ``stage_code``."""
+    bad = np.zeros(len(df), dtype=bool)
+    for col, ids in (("user", users), ("item", items)):
+        if len(ids):
+            values = pa.array(df[col])
+            if isinstance(values, pa.ChunkedArray):
+                values = values.combine_chunks()
+            bad |= pc.fill_null(pc.is_in(values.cast(pa.string()), value_set=ids), False).to_numpy(zero_copy_only=False)
+    stage = df["stage"].to_numpy().copy()
+    stage[bad & (stage == _KEPT)] = stage_code
+    return df.assign(stage=stage)
+
+
+def _keyed(df: pd.DataFrame) -> pd.DataFrame:
+    """Columns for the count tables: kept rows, first kept position, last step reached."""
+    kept = df["stage"].to_numpy() == _KEPT
     return pd.DataFrame(
         {
             "user": df["user"],
             "item": df["item"],
-            "time": t,
-            "rating": df["rating"],
-            "pos": pos,
-            "ok": ok,
-            "kept": ok.astype(np.int64),
-            "kpos": np.where(ok, pos, _NO_POS),
+            "kept": kept.astype(np.int64),
+            "kpos": np.where(kept, df["pos"].to_numpy(), _NO_POS),
+            "smax": df["stage"].to_numpy(),
         },
         index=df.index,
     )
@@ -429,7 +485,7 @@ def _lookup(col: pd.Series, ids: pa.Array) -> np.ndarray:
 
 def _encode(df: pd.DataFrame, users: pa.Array, items: pa.Array) -> pd.DataFrame:
     """Kept rows with user and item indices (items 1..N) from the broadcast vocabularies."""
-    df = df[df["ok"].to_numpy()]
+    df = df[df["stage"].to_numpy() == _KEPT]
     return pd.DataFrame(
         {
             "uidx": _lookup(df["user"], users).astype(np.int64),
@@ -441,8 +497,9 @@ def _encode(df: pd.DataFrame, users: pa.Array, items: pa.Array) -> pd.DataFrame:
     )
 
 
-def _make_part(df: pd.DataFrame, lo: int, hi: int, has_rating: bool) -> dict[str, Any]:
-    """Users lo..hi-1 as CSR arrays, by the local kernels: input order, then the stable time sort."""
+def _make_part(df: pd.DataFrame, lo: int, hi: int, has_rating: bool, gap: float | None = None) -> dict[str, Any]:
+    """Users lo..hi-1 as CSR arrays, by the local kernels: input order, then the stable time sort;
+    with a session ``gap``, the session numbers and lengths (users are whole, so per part is global)."""
     user = df.index.to_numpy().astype(np.int64) - lo
     back = np.argsort(df["pos"].to_numpy(), kind="stable")  # input order (the tie-break)
     user = user[back]
@@ -450,6 +507,7 @@ def _make_part(df: pd.DataFrame, lo: int, hi: int, has_rating: bool) -> dict[str
     order = back[time_order(user, time)]
     offsets = csr_offsets(np.bincount(user, minlength=hi - lo))
     timestamps = df["time"].to_numpy()[order]
+    sids = None if gap is None else session_ids(offsets, timestamps, gap)
     return {
         "lo": lo,
         "hi": hi,
@@ -458,6 +516,8 @@ def _make_part(df: pd.DataFrame, lo: int, hi: int, has_rating: bool) -> dict[str
         "timestamps": timestamps,
         "ratings": df["rating"].to_numpy()[order].astype(np.float32, copy=False) if has_rating else None,
         "ties": tie_stats(offsets, timestamps),
+        "session_ids": sids,
+        "session_lengths": None if sids is None else session_lengths(offsets, sids),
     }
 
 
@@ -595,20 +655,17 @@ def run_dask(config: BuildConfig, *, write: bool = True) -> Any:
             if n_bad == num_rows:
                 msg = f"no interactions left: all {num_rows} rows have a missing user, item or timestamp; check the columns chosen"
                 raise InputError(msg)
-            fin = canon.map_partitions(_finish, offsets, plan["scales"], plan["float"], meta=_FINISH_META)
-            # (filters and k-core rounds go here: they update ``ok``/``kept`` from count tables)
-            agg = {"kept": "sum", "kpos": "min"}
-            user_table, item_table = dask.compute(fin.groupby("user").agg(agg), fin.groupby("item").agg(agg))
-            # ids seen with a value but on no kept row: what the missing-value step removed entirely
-            steps[0]["users_removed"] = int((user_table["kept"] == 0).sum())
-            steps[0]["items_removed"] = int((item_table["kept"] == 0).sum())
+            has_rating = any("rating" in s.roles for s in sources)  # as the local reader: a rating column anywhere
+            fin, user_table, item_table, top = _clean(dask, client, canon, config, offsets, plan, has_rating, steps)
+            gap = None  # --session-gap in the time unit (a duration needs the largest |timestamp| kept)
+            if config.session.session_gap is not None:
+                gap = gap_in_unit(config.session.session_gap, plan["unit"], np.array([top]))
             users, user_lookup = _vocabulary(
                 user_table, "user", config.read, any(s.typed_text["user"] for s in sources), config.user_order, 0
             )
             items, item_lookup = _vocabulary(
                 item_table, "item", config.read, any(s.typed_text["item"] for s in sources), config.item_order, 1
             )
-            has_rating = any("rating" in s.roles for s in sources)  # as the local reader: a rating column anywhere
             enc = fin.map_partitions(
                 # broadcast once to every worker (embedding large indexes in the graph would resend them)
                 _encode, client.scatter(user_lookup, broadcast=True), client.scatter(item_lookup, broadcast=True),
@@ -623,7 +680,7 @@ def run_dask(config: BuildConfig, *, write: bool = True) -> Any:
                 divisions = bounds[:-1] + [bounds[-1] - 1]
             shuffled = enc.set_index("uidx", divisions=divisions)
             pieces = [
-                dask.delayed(_make_part)(d, bounds[j], bounds[j + 1], has_rating)
+                dask.delayed(_make_part)(d, bounds[j], bounds[j + 1], has_rating, gap)
                 for j, d in enumerate(shuffled.to_delayed())
             ]
             meta_extra = {
@@ -632,6 +689,11 @@ def run_dask(config: BuildConfig, *, write: bool = True) -> Any:
                 "input_partitions": len(rows),
                 "output_parts": len(pieces),
             }
+            if config.split != SplitOptions():
+                collected = _write_parts(client, distributed, pieces, users, None, False, True)
+                seqs = _gather(collected, users, plan["float"], has_rating)
+                log = SimpleNamespace(inputs=infos, num_rows=num_rows, time_unit=plan["unit"])
+                return _finish_on_client(config, log, users, items, seqs, steps, meta_extra, write, t0)
             keep_all = not write or "npz" in config.formats
             if write:
                 out = Path(config.output)
@@ -653,6 +715,7 @@ def run_dask(config: BuildConfig, *, write: bool = True) -> Any:
                         steps,
                         has_rating,
                         meta_extra,
+                        gap,
                     )
                     meta = _write_rest(config, seqs, users, items, meta, tmp)
             else:
@@ -672,6 +735,7 @@ def run_dask(config: BuildConfig, *, write: bool = True) -> Any:
                     steps,
                     has_rating,
                     meta_extra,
+                    gap,
                 )
         except SeqprepError:
             raise
@@ -687,6 +751,180 @@ def run_dask(config: BuildConfig, *, write: bool = True) -> Any:
         output=out,
         seconds=_time.perf_counter() - t0,
     )  # type: ignore[arg-type]
+
+
+def _text(index: pd.Index) -> pa.Array:
+    return pa.array(np.asarray(index, dtype=object), type=pa.string())
+
+
+def _clean(
+    dask: Any,
+    client: Any,
+    canon: Any,
+    config: BuildConfig,
+    offsets: np.ndarray,
+    plan: dict[str, Any],
+    has_rating: bool,
+    steps: list[dict[str, Any]],
+) -> tuple[Any, pd.DataFrame, pd.DataFrame, Any]:
+    """Every row-removing step in the local order, each row marked with the step that removed it.
+
+    The time window and the rating bound are row-level (per partition, in :func:`_finish`); dedup
+    runs per partition after a shuffle by user id (whole users together); each k-core round reads
+    the user and item count tables of the kept rows (tree reductions) and broadcasts the ids below
+    their bound. The final count tables give every step's rows, users and items removed. Appends the
+    step reports to ``steps``; -> (rows with their stage, user table, item table, the largest
+    |timestamp| kept, computed only with ``--session-gap``).
+    """
+    opts = config.filter
+    since = until = None
+    if opts.since is not None or opts.until is not None:
+        since, until = window_bounds(opts, plan["unit"])
+    if opts.min_rating is not None and not has_rating:
+        msg = "--min-rating needs a rating column, but the log has none; pass --rating-col NAME, or drop --min-rating"
+        raise InputError(msg)
+    fin = canon.map_partitions(
+        _finish, offsets, plan["scales"], plan["float"], since, until, opts.min_rating, meta=_FINISH_META
+    )
+    if opts.dedup != "none":
+        fin = fin.shuffle(on="user").map_partitions(_dedup_part, opts.dedup, has_rating, meta=_FINISH_META)
+    rounds: list[dict[str, int]] = []
+    fixpoint = True
+    kcore_on = opts.min_user_count > 1 or opts.min_item_count > 1
+    if opts.dedup != "none" or kcore_on:  # read several times (count tables, rounds, encoding): shuffle once
+        fin = fin.persist()
+    if kcore_on:
+        kept = fin[fin["stage"] == _KEPT]
+        uc, ic = dask.compute(kept.groupby("user").size(), kept.groupby("item").size())
+        while True:
+            bad_u = uc.index[uc.to_numpy() < opts.min_user_count]
+            bad_i = ic.index[ic.to_numpy() < opts.min_item_count]
+            if len(bad_u) == 0 and len(bad_i) == 0:
+                break
+            if opts.kcore_rounds is not None and len(rounds) >= opts.kcore_rounds:
+                fixpoint = False
+                break
+            # hash=False: a fresh key per round (equal contents, e.g. two empty sets, must not share one)
+            users_bad = client.scatter(_text(bad_u), broadcast=True, hash=False)
+            items_bad = client.scatter(_text(bad_i), broadcast=True, hash=False)
+            fin = fin.map_partitions(_drop_ids, users_bad, items_bad, _KCORE + len(rounds), meta=_FINISH_META)
+            fin = fin.persist()
+            kept = fin[fin["stage"] == _KEPT]
+            uc2, ic2 = dask.compute(kept.groupby("user").size(), kept.groupby("item").size())
+            rounds.append(
+                {
+                    "round": len(rounds) + 1,
+                    "rows_removed": int(uc.sum() - uc2.sum()),
+                    "users_removed": len(uc) - len(uc2),
+                    "items_removed": len(ic) - len(ic2),
+                }
+            )
+            uc, ic = uc2, ic2
+            if len(uc) == 0:
+                break
+    missing_rating: Any = 0
+    if opts.min_rating is not None:  # NaN ratings among the rows that reach the rating step
+        missing_rating = fin[fin["stage"] > _WINDOW]["rating"].isna().sum()
+    keyed = fin.map_partitions(
+        _keyed,
+        meta=pd.DataFrame(
+            {"user": pd.Series([], dtype=_STR), "item": pd.Series([], dtype=_STR),
+             "kept": pd.Series([], dtype=np.int64), "kpos": pd.Series([], dtype=np.int64),
+             "smax": pd.Series([], dtype=np.int16)}
+        ),
+    )  # fmt: skip
+    agg = {"kept": "sum", "kpos": "min", "smax": "max"}
+    top: Any = 0
+    if config.session.session_gap is not None:
+        top = fin[fin["stage"] == _KEPT]["time"].abs().max()
+    user_table, item_table, stage_counts, missing_rating, top = dask.compute(
+        keyed.groupby("user").agg(agg), keyed.groupby("item").agg(agg), fin["stage"].value_counts(), missing_rating, top
+    )
+    counts = {int(k): int(v) for k, v in stage_counts.items()}
+    us, its = user_table["smax"].to_numpy(), item_table["smax"].to_numpy()
+
+    def report(step: str, lo: int, hi: int) -> dict[str, Any]:
+        before = steps[-1]["rows_after"]
+        removed = sum(v for k, v in counts.items() if lo <= k <= hi)
+        out = {
+            "step": step,
+            "rows_before": before,
+            "rows_removed": removed,
+            "rows_after": before - removed,
+            "users_removed": int(((us >= lo) & (us <= hi)).sum()),
+            "items_removed": int(((its >= lo) & (its <= hi)).sum()),
+        }
+        steps.append(out)
+        return out
+
+    # ids seen with a value but on no kept row: what the missing-value step removed entirely
+    steps[0]["users_removed"] = int((us == _MISSING).sum())
+    steps[0]["items_removed"] = int((its == _MISSING).sum())
+    if since is not None or until is not None:
+        report("time_window", _WINDOW, _WINDOW).update(
+            since=since, until=until, time_unit=plan["unit"], rule="since <= t < until"
+        )
+        if steps[-1]["rows_after"] == 0:
+            raise _none_left(
+                "time_window", "widen --since/--until (the window is since <= t < until, in the log's time unit)"
+            )
+    if opts.min_rating is not None:
+        report("min_rating", _RATING, _RATING).update(min_rating=opts.min_rating, missing_rating=int(missing_rating))
+        if steps[-1]["rows_after"] == 0:
+            raise _none_left("min_rating", f"no rating is >= {opts.min_rating:g}; lower --min-rating")
+    if opts.dedup != "none":
+        report("dedup", _DEDUP, _DEDUP)["mode"] = opts.dedup
+    if kcore_on:
+        report("kcore", _KCORE, _KEPT - 1).update(
+            min_user_count=opts.min_user_count,
+            min_item_count=opts.min_item_count,
+            max_rounds=opts.kcore_rounds,
+            fixpoint=fixpoint,
+            rounds=rounds,
+        )
+        if steps[-1]["rows_after"] == 0:
+            raise _none_left(
+                "kcore",
+                f"no user and item meet --min-user-count {opts.min_user_count} and --min-item-count "
+                f"{opts.min_item_count} together; lower them",
+            )
+    return fin, user_table, item_table, top
+
+
+def _finish_on_client(
+    config: BuildConfig,
+    log: Any,
+    users: Vocabulary,
+    items: Vocabulary,
+    seqs: Any,
+    steps: list[dict[str, Any]],
+    extra: dict[str, Any],
+    write: bool,
+    t0: float,
+) -> Any:
+    """Sessions, splits, truncation, windows and negatives: the local pipeline's tail (the reference)
+    on the sequences gathered on the client; written as the local engine writes them."""
+    from .. import splits
+    from ..filters import add_sessions
+    from ..pipeline import BuildResult, make_meta
+    from ..writers import atomic_output_dir, write_outputs
+
+    part, split_info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit)
+    seqs, sessions = add_sessions(seqs, log, config.session)
+    meta = make_meta(config, log, users, items, seqs, steps)
+    if sessions is not None:
+        meta["sessions"] = sessions
+    seqs, extras, extra_meta = splits.prepare(seqs, items, part, split_info, config)
+    meta.update(extra_meta)
+    extra = dict(extra, output_parts=0, gathered_on_client=True)
+    meta["engine"] = extra
+    result = BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta, extras=extras)
+    out = None
+    if write:
+        out = Path(config.output)
+        with atomic_output_dir(out, config.overwrite) as tmp:
+            meta = write_outputs(result, tmp)
+    return dataclasses.replace(result, meta=meta, output=out, seconds=_time.perf_counter() - t0)
 
 
 def _time_plan(codes: np.ndarray) -> dict[str, Any]:
@@ -737,9 +975,18 @@ def _write_parts(
             }
             if part["ratings"] is not None:
                 cols["ratings"] = _list_array(part["offsets"], part["ratings"])
+            if part["session_ids"] is not None:
+                cols["session_ids"] = _list_array(part["offsets"], part["session_ids"])
             write_parquet(pa.table(cols), folder / "sequences" / f"part-{j:05d}.parquet")
         done[j] = (
-            part if keep else {"ties": part["ties"], "n": int(part["offsets"][-1]), "dtype": part["timestamps"].dtype}
+            part
+            if keep
+            else {
+                "ties": part["ties"],
+                "n": int(part["offsets"][-1]),
+                "dtype": part["timestamps"].dtype,
+                "session_lengths": part["session_lengths"],
+            }
         )
     return [d for d in done if d is not None]
 
@@ -755,6 +1002,9 @@ def _gather(parts: list[dict[str, Any]], users: Vocabulary, as_float: bool, has_
         if parts
         else np.zeros(0, dtype),
         ratings=np.concatenate([p["ratings"] for p in parts]) if has_rating and parts else None,
+        session_ids=np.concatenate([p["session_ids"] for p in parts])
+        if parts and parts[0]["session_ids"] is not None
+        else None,
     )
 
 
@@ -771,6 +1021,7 @@ def _meta(
     steps: list[dict[str, Any]],
     has_rating: bool,
     extra: dict[str, Any],
+    gap: float | None = None,
 ) -> dict[str, Any]:
     """meta.json by the local ``make_meta``; the figures it would compute from the full arrays
     (interactions kept, ties) come from the parts instead."""
@@ -790,6 +1041,11 @@ def _meta(
         "interactions": int(sum(p["ties"][0] for p in parts)),
         "groups": int(sum(p["ties"][1] for p in parts)),
     }
+    if gap is not None:
+        lengths = [p["session_lengths"] for p in parts]
+        meta["sessions"] = sessions_meta(
+            config.session, plan["unit"], gap, np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
+        )
     meta["engine"] = extra
     return meta
 
