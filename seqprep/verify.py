@@ -20,7 +20,6 @@ them and exits with 1); it never raises on a damaged folder.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zipfile
 from dataclasses import dataclass, field
@@ -122,11 +121,9 @@ def _one_line(e: BaseException) -> str:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from .writers import _sha256 as sha256  # the same digest the writer recorded
+
+    return sha256(path)
 
 
 def _check_files(p: Path, meta: dict[str, Any], problems: _Problems) -> int:

@@ -49,15 +49,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .. import readers
 from ..config import BuildConfig, EngineOptions, ReadOptions, SplitOptions
-from ..errors import ColumnError, ConfigError, InputError, OutputError, SeqprepError
+from ..errors import ConfigError, InputError, OutputError, SeqprepError
 from ..filters import _none_left, gap_in_unit, session_lengths, sessions_meta, window_bounds
 from ..kernels import csr_offsets, order_counted, tie_stats, time_order
 from ..kernels.filters import dedup, rating_at_least, session_ids, time_window
 from ..readers import (
     _COMPRESSED_EXT,
     _MAGIC,
-    _NUM_RE,
     _SNIFF_BYTES,
     _UNIT_SCALE,
     InputInfo,
@@ -65,8 +65,6 @@ from ..readers import (
     _merge_ids,
     _normalize_rating,
     _normalize_time,
-    _sniff_sep,
-    _split_line,
     expand_inputs,
     resolve_columns,
 )
@@ -205,45 +203,8 @@ def _inspect(index: int, spec: str, opts: ReadOptions) -> _Input:
 
 
 def _csv_layout(where: str, opts: ReadOptions, head: bytes) -> tuple[dict[str, Any], dict[str, str]]:
-    """Separator, header and column names, decided exactly as the local CSV reader decides them."""
-    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
-    lines = text.splitlines()
-    if len(head) == _SNIFF_BYTES and len(lines) > 1:
-        lines = lines[:-1]
-    lines = lines[:6]
-    if not lines or not lines[0].strip():
-        msg = f"{where}: the log is empty; pass a file with a header line and interaction rows"
-        raise InputError(msg)
-    sep = opts.sep if opts.sep is not None else _sniff_sep(lines, where)
-    fields_ = _split_line(lines[0], sep)
-    if opts.header is not None:
-        header = opts.header
-    elif opts.names is not None:
-        header = False
-    else:
-        header = not all(_NUM_RE.match(f) for f in fields_ if f != "")
-    if opts.names is not None:
-        names = list(opts.names)
-        if len(names) != len(fields_):
-            msg = (
-                f"{where}: --names gives {len(names)} names but the file has {len(fields_)} columns "
-                f"(separator {sep!r}); give one name per column"
-            )
-            raise ColumnError(msg)
-    elif header:
-        names = fields_
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            msg = f"{where}: column name {dup[0]!r} appears more than once in the header; pass --names with distinct names"
-            raise ColumnError(msg)
-    elif len(fields_) == 4:
-        names = ["user", "item", "rating", "timestamp"]
-    elif len(fields_) == 3:
-        names = ["user", "item", "timestamp"]
-    else:
-        msg = f"{where}: no header line and {len(fields_)} columns; pass --names with one name per column, e.g. user,item,rating,timestamp"
-        raise ColumnError(msg)
-    roles = resolve_columns(names, opts, where)
+    """Separator, header and column names, decided by the local CSV reader's own sniffing."""
+    sep, names, header, roles = readers._csv_layout(SimpleNamespace(name=where), opts, head)
     return {"sep": sep, "header": header, "names": names}, roles
 
 
