@@ -342,7 +342,9 @@ def _csv_batches(
     parse = pacsv.ParseOptions(delimiter=delim)
     if len(sep) == 1 and src.compression is None and (src.path is not None or src.data is not None):
         source.close()
-        data = pa.memory_map(str(src.path)) if src.path is not None else pa.BufferReader(src.data)
+        # plain reads, not a memory map: mapped file pages would count in the process's RSS as it
+        # reads through a file larger than memory; each range is read into a fresh buffer instead
+        data = pa.OSFile(str(src.path)) if src.path is not None else pa.BufferReader(src.data)
         ranges = _range_batches(data, names, header, block_size, parse, conv)
         return roles, 1 if header else 0, ranges, _Position(lambda: ranges.position), data.close
     reader = pacsv.open_csv(source, read_options=read_opts, parse_options=parse, convert_options=conv)
@@ -412,7 +414,7 @@ class _range_batches:  # noqa: N801 - an iterator used like a generator
                 )
             self.data.seek(a)
             table = pacsv.read_csv(
-                pa.BufferReader(self.data.read_buffer(b - a)),  # zero-copy from the memory map
+                pa.BufferReader(self.data.read_buffer(b - a)),
                 read_options=pacsv.ReadOptions(column_names=self.names, block_size=self.block_size),
                 parse_options=self.parse,
                 convert_options=conv,
