@@ -160,26 +160,8 @@ def _inspect(index: int, spec: str, opts: ReadOptions) -> _Input:
         csv_opts, roles = _csv_layout(spec, opts, head)
         return _Input(index, spec, size, compression, fmt, roles, {"user": False, "item": False}, csv_opts)
     if fmt == "jsonl":
-        import json
-
-        text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
-        first_line = next((ln for ln in text.splitlines() if ln.strip()), None)
-        if first_line is None:
-            msg = f"{spec}: the log is empty; pass a JSON Lines file with one object per line"
-            raise InputError(msg)
-        try:
-            first = json.loads(first_line)
-        except json.JSONDecodeError as e:
-            msg = f"{spec}: line 1 is not JSON ({e.msg}); JSON Lines needs one JSON object per line (Python-literal dumps must be converted first)"
-            raise InputError(msg) from e
-        if not isinstance(first, dict):
-            msg = f"{spec}: line 1 is not a JSON object; JSON Lines needs one object per line"
-            raise InputError(msg)
-        roles = resolve_columns(list(first.keys()), opts, spec)
-        typed = {
-            r: not (isinstance(first.get(roles[r]), int) and not isinstance(first.get(roles[r]), bool))
-            for r in ("user", "item")
-        }
+        roles, schema = readers._jsonl_layout(SimpleNamespace(name=spec), opts, head)  # the local rules
+        typed = {r: pa.types.is_string(schema.field(roles[r]).type) for r in ("user", "item")}
         return _Input(index, spec, size, compression, fmt, roles, typed)
     if compression is not None:
         msg = (
@@ -656,6 +638,13 @@ def run_dask(config: BuildConfig, *, write: bool = True) -> Any:
                 log = SimpleNamespace(inputs=infos, num_rows=num_rows, time_unit=plan["unit"])
                 return _finish_on_client(config, log, users, items, seqs, steps, meta_extra, write, t0)
             keep_all = not write or "npz" in config.formats
+
+            def meta_of(collected: Any) -> dict[str, Any]:
+                return _meta(
+                    make_meta, Sequences, config, infos, num_rows, plan, users, items,
+                    collected, steps, has_rating, meta_extra, gap,
+                )  # fmt: skip
+
             if write:
                 out = Path(config.output)
                 with atomic_output_dir(out, config.overwrite) as tmp:
@@ -663,41 +652,13 @@ def run_dask(config: BuildConfig, *, write: bool = True) -> Any:
                         client, distributed, pieces, users, tmp, "parquet" in config.formats, keep_all
                     )
                     seqs = _gather(collected, users, plan["float"], has_rating) if keep_all else None
-                    meta = _meta(
-                        make_meta,
-                        Sequences,
-                        config,
-                        infos,
-                        num_rows,
-                        plan,
-                        users,
-                        items,
-                        collected,
-                        steps,
-                        has_rating,
-                        meta_extra,
-                        gap,
-                    )
+                    meta = meta_of(collected)
                     meta = _write_rest(config, seqs, users, items, meta, tmp)
             else:
                 out = None
                 collected = _write_parts(client, distributed, pieces, users, None, False, True)
                 seqs = _gather(collected, users, plan["float"], has_rating)
-                meta = _meta(
-                    make_meta,
-                    Sequences,
-                    config,
-                    infos,
-                    num_rows,
-                    plan,
-                    users,
-                    items,
-                    collected,
-                    steps,
-                    has_rating,
-                    meta_extra,
-                    gap,
-                )
+                meta = meta_of(collected)
         except SeqprepError:
             raise
         except (ValueError, TypeError, KeyError, OSError, pa.ArrowException) as e:
