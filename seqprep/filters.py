@@ -169,9 +169,15 @@ def _whole(x: float) -> int | float:
 
 
 def _report(
-    step: str, before: Interactions, keep: np.ndarray, counts: tuple[int, int]
+    step: str, before: Interactions, keep: np.ndarray, counts: tuple[int, int] | None
 ) -> tuple[dict[str, Any], Interactions, tuple[int, int]]:
-    """Apply ``keep``; -> (report, kept rows, (users, items) now present)."""
+    """Apply ``keep``; -> (report, kept rows, (users, items) now present).
+
+    ``counts`` are the (users, items) present in ``before``; ``None`` counts them here (the first
+    step that runs), so a build without cleaning steps never counts at all.
+    """
+    if counts is None:
+        counts = (num_present(before.user), num_present(before.item))
     after = before.take(None if keep.all() else keep)  # nothing removed: no copy
     removed = len(before) - len(after)
     now = (num_present(after.user), num_present(after.item)) if removed else counts
@@ -193,7 +199,7 @@ def _none_left(step: str, fix: str) -> InputError:
 def apply_filters(inter: Interactions, log: Log, opts: FilterOptions) -> tuple[Interactions, list[dict[str, Any]]]:
     """Run the enabled cleaning steps in their fixed order; -> (kept rows in input order, step reports)."""
     steps: list[dict[str, Any]] = []
-    counts = (num_present(inter.user), num_present(inter.item))
+    counts: tuple[int, int] | None = None  # (users, items) present: counted by the first step that runs
 
     if opts.since is not None or opts.until is not None:
         since, until = window_bounds(opts, log.time_unit)

@@ -217,7 +217,7 @@ class _FileColumns:
         self.rows = 0
         self.rating_via_double = rating_via_double
 
-    def add(self, batch: pa.RecordBatch, roles: dict[str, str], where: str) -> None:
+    def add(self, batch: pa.RecordBatch | pa.Table, roles: dict[str, str], where: str) -> None:
         n = batch.num_rows
         self.user.add(_ids_to_dict(batch.column(roles["user"]), "user", where))
         self.item.add(_ids_to_dict(batch.column(roles["item"]), "item", where))
@@ -239,12 +239,12 @@ class _FileColumns:
                 mask = None if self.time_valid is None else ~self.time_valid.finish()
                 self.time_raw = [pa.array(np.asarray(values), mask=mask)] if self.rows else []
                 self.time = self.time_valid = None
-            self.time_raw.append(t)
+            self.time_raw.extend(_chunked(t).chunks)
         if "rating" in roles:
             r = batch.column(roles["rating"])
             if self.rating_via_double:  # re-read as text: type it as the whole-file inference would (double)
-                r = _normalize_rating(pa.chunked_array([r]), where, pa.float64())
-            r = _normalize_rating(pa.chunked_array([r]), where)
+                r = _normalize_rating(_chunked(r), where, pa.float64())
+            r = _normalize_rating(_chunked(r), where)
             if self.rating is None:
                 self.rating = self.new_buffer(np.float32)
             self.rating.append(pc.fill_null(r, float("nan")).to_numpy(zero_copy_only=False))
@@ -269,6 +269,10 @@ class _FileColumns:
         if arr.null_count == 0:
             return arr.to_numpy(zero_copy_only=False), None, unit
         return pc.fill_null(arr, 0).to_numpy(), arr.is_valid().to_numpy(zero_copy_only=False), unit
+
+
+def _chunked(col: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
+    return col if isinstance(col, pa.ChunkedArray) else pa.chunked_array([col])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -345,8 +349,8 @@ def _csv_batches(
         # plain reads, not a memory map: mapped file pages would count in the process's RSS as it
         # reads through a file larger than memory; each range is read into a fresh buffer instead
         data = pa.OSFile(str(src.path)) if src.path is not None else pa.BufferReader(src.data)
-        ranges = _range_batches(data, names, header, block_size, parse, conv)
-        return roles, 1 if header else 0, ranges, _Position(lambda: ranges.position), data.close
+        ranges = _range_batches(data, names, header, block_size, parse, conv, (roles["user"], roles["item"]))
+        return roles, 1 if header else 0, ranges, _Position(lambda: ranges.position), ranges.close
     reader = pacsv.open_csv(source, read_options=read_opts, parse_options=parse, convert_options=conv)
     return roles, 1 if header else 0, iter(reader), pos, source.close
 
@@ -356,13 +360,17 @@ RANGE_BLOCKS = 8
 
 
 class _range_batches:  # noqa: N801 - an iterator used like a generator
-    """Record batches of an uncompressed CSV read range by range, each range parsed on every core.
+    """Tables of an uncompressed CSV read range by range, each range parsed on every core.
 
     The text is cut at line ends into ranges of about ``RANGE_BLOCKS`` blocks; each range goes through
     ``pyarrow.csv.read_csv`` (multi-threaded), so memory stays bounded by a range while parsing uses
-    all cores (the streaming reader parses on one). Types are inferred on the first range and then
-    fixed, so a later range that does not fit raises the same conversion error as the streaming
-    reader would (and the caller re-reads that column as text). Rows come out in file order.
+    all cores (the streaming reader parses on one). A worker thread parses the next range (and
+    dictionary-encodes its id columns) while the caller encodes the current one, so parsing never
+    waits for the caller. Id columns are read as plain text and dictionary-encoded once per range
+    (one first-seen dictionary per range: cheaper than pyarrow's per-block dictionary conversion).
+    Types are inferred on the first range and then fixed, so a later range that does not fit raises
+    the same conversion error as the streaming reader would (and the caller re-reads that column as
+    text). Ranges come out in file order, one table each.
     """
 
     def __init__(
@@ -373,12 +381,18 @@ class _range_batches:  # noqa: N801 - an iterator used like a generator
         block_size: int,
         parse: pacsv.ParseOptions,
         conv: pacsv.ConvertOptions,
+        id_columns: tuple[str, ...],
     ) -> None:
-        self.data, self.names, self.block_size, self.parse, self.conv = data, names, block_size, parse, conv
+        self.data, self.names, self.block_size, self.parse = data, names, block_size, parse
+        self.id_columns = tuple(dict.fromkeys(id_columns))
+        self.conv = conv
         self.size = data.size()
         self.range_bytes = max(block_size * RANGE_BLOCKS, 1)
         self.position = self._line_end(0) if header else 0
+        self._next_start = self.position
         self.fixed: dict[str, pa.DataType] = {}
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-csv")
+        self._ahead: Any = None  # (future of the next range's table, its end offset)
         self._pending: list[pa.RecordBatch] = []
 
     def _line_end(self, at: int) -> int:
@@ -396,34 +410,57 @@ class _range_batches:  # noqa: N801 - an iterator used like a generator
             step *= 2
         return self.size
 
+    def _parse(self, a: int, b: int, conv: pacsv.ConvertOptions) -> pa.Table:
+        """Range [a, b) -> a table (in the worker thread)."""
+        return pacsv.read_csv(
+            pa.BufferReader(self.data.read_at(b - a, a)),
+            read_options=pacsv.ReadOptions(column_names=self.names, block_size=self.block_size),
+            parse_options=self.parse,
+            convert_options=conv,
+        )
+
+    def _submit(self) -> None:
+        """Start parsing the range after the last one submitted (if any is left)."""
+        a = self._next_start
+        if a >= self.size:
+            self._ahead = None
+            return
+        b = self.size if a + self.range_bytes >= self.size else self._line_end(a + self.range_bytes)
+        conv = self.conv
+        if self.fixed:
+            conv = pacsv.ConvertOptions(
+                include_columns=conv.include_columns,
+                column_types={**self.fixed, **dict(conv.column_types)},
+                strings_can_be_null=True,
+            )
+        self._ahead = (self._pool.submit(self._parse, a, b, conv), b)
+        self._next_start = b
+
     def __iter__(self) -> _range_batches:
         return self
 
     def __next__(self) -> pa.RecordBatch:
         while not self._pending:
-            if self.position >= self.size:
-                raise StopIteration
-            a = self.position
-            b = self.size if a + self.range_bytes >= self.size else self._line_end(a + self.range_bytes)
-            conv = self.conv
-            if self.fixed:
-                conv = pacsv.ConvertOptions(
-                    include_columns=conv.include_columns,
-                    column_types={**self.fixed, **dict(conv.column_types)},
-                    strings_can_be_null=True,
-                )
-            self.data.seek(a)
-            table = pacsv.read_csv(
-                pa.BufferReader(self.data.read_buffer(b - a)),
-                read_options=pacsv.ReadOptions(column_names=self.names, block_size=self.block_size),
-                parse_options=self.parse,
-                convert_options=conv,
-            )
-            if not self.fixed:
+            if self._ahead is None:
+                self._submit()
+                if self._ahead is None:
+                    raise StopIteration
+            future, end = self._ahead
+            table = future.result()
+            if not self.fixed:  # the first range fixes the types of the other columns
                 self.fixed = {f.name: f.type for f in table.schema if not pa.types.is_dictionary(f.type)}
-            self.position = b
+            self.position = end
+            self._submit()  # the next range parses while the caller works on this one
             self._pending = table.to_batches()[::-1]
         return self._pending.pop()
+
+    def close(self) -> None:
+        """Wait for the range in flight (its error, if any, is not wanted now), then close the file."""
+        if self._ahead is not None:
+            self._ahead[0].cancel()
+        self._pool.shutdown(wait=True)
+        self._ahead = None
+        self.data.close()
 
 
 def _jsonl_batches(

@@ -39,6 +39,7 @@ from .errors import InputError
 from .filters import add_sessions, apply_filters
 from .kernels.filters import num_present
 from .kernels import csr_offsets, fit_order, remap_table, tie_stats, time_order
+from .resources import sort_threads
 from .progress import SILENT, Progress
 from .readers import InputInfo, Log, read_log
 from .resources import limit_threads
@@ -152,8 +153,8 @@ def sequences_from(
     rating: np.ndarray | None,
     user_counts: np.ndarray,
 ) -> Sequences:
-    """Group interactions (already encoded) into time-ordered CSR sequences."""
-    order = time_order(user_idx, time)
+    """Group interactions (already encoded) into time-ordered CSR sequences (sorted on every core)."""
+    order = time_order(user_idx, time, threads=sort_threads())
     return Sequences(
         offsets=csr_offsets(user_counts),
         items=item_idx[order],

@@ -614,6 +614,8 @@ def _read_parquet(src: _Source, opts: ReadOptions) -> tuple[pa.Table, dict[str, 
 
 def _ids_to_dict(col: pa.ChunkedArray, role: str, where: str) -> pa.DictionaryArray:
     """Any id column -> one DictionaryArray (int32 indices, first-seen dictionary of string/int64)."""
+    if isinstance(col, pa.ChunkedArray) and col.num_chunks == 1:
+        col = col.chunk(0)
     t = col.type
     if pa.types.is_dictionary(t):
         if not pa.types.is_string(t.value_type) and not pa.types.is_integer(t.value_type):

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import pyarrow as pa
 
-__all__ = ["limit_threads", "peak_rss_bytes", "BLAS_THREAD_VARS"]
+__all__ = ["limit_threads", "peak_rss_bytes", "sort_threads", "BLAS_THREAD_VARS"]
 
 #: Environment variables that cap OpenMP/BLAS thread pools (read when such a pool starts).
 BLAS_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -61,3 +61,14 @@ def peak_rss_bytes() -> int:
     """
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def sort_threads() -> int:
+    """Threads for seqprep's own parallel kernels (the sort): pyarrow's CPU count, which ``--threads``
+    caps (see :func:`limit_threads`). The result of a build never depends on it.
+
+    >>> with limit_threads(1):
+    ...     sort_threads()
+    1
+    """
+    return max(1, pa.cpu_count())

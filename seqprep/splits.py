@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from .errors import ConfigError, InputError
 from .kernels import csr_offsets, fit_order, padded, remap_table, time_order
+from .resources import sort_threads
 from .kernels.splits import (
     HELD_OUT,
     TEST,
@@ -132,7 +133,7 @@ def fit_on_train(
 
     user_order, user_counts = fit_order(inter.user, log.user_ids, config.user_order)
     uidx = remap_table(user_order, len(log.user_ids), start=0)[inter.user]
-    order = time_order(uidx, inter.time)
+    order = time_order(uidx, inter.time, threads=sort_threads())
     sorted_part, info = decide_parts(csr_offsets(user_counts), inter.time[order], config.split, log.time_unit)
     part = np.empty_like(sorted_part)
     part[order] = sorted_part
@@ -163,7 +164,7 @@ def fit_on_train(
     users = Vocabulary(ids=log.user_ids.take(pa.array(user_order)), counts=user_counts, start=0)
     items = Vocabulary(ids=log.item_ids.take(pa.array(item_order)), counts=item_counts, start=1)
     uidx = remap_table(user_order, len(log.user_ids), start=0)[inter.user]
-    order = time_order(uidx, inter.time)
+    order = time_order(uidx, inter.time, threads=sort_threads())
     seqs = Sequences(
         offsets=csr_offsets(user_counts),
         items=iidx[order],

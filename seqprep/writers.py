@@ -11,6 +11,7 @@ import json
 import os
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -168,9 +169,23 @@ def dump_json(obj: Any) -> str:
 def write_outputs(result: BuildResult, folder: Path) -> dict[str, Any]:
     """Write every requested file of ``result`` into ``folder``; returns the meta that was written."""
     formats = result.config.formats
-    try:
+    # sequences.parquet (the largest file; pyarrow encodes it on one core) is written by a second
+    # thread while this one writes every other file; both are done before anything is hashed
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-write") as pool:
+        pending = None
         if "parquet" in formats:
-            write_parquet(sequences_table(result), folder / "sequences.parquet")
+            pending = pool.submit(write_parquet, sequences_table(result), folder / "sequences.parquet")
+        try:
+            meta = _write_rest(result, folder, pending)
+        finally:
+            if pending is not None:
+                pending.cancel()  # not started yet (an error above): never start it
+    return meta
+
+
+def _write_rest(result: BuildResult, folder: Path, pending: Future[None] | None) -> dict[str, Any]:
+    formats = result.config.formats
+    try:
         if "npz" in formats:
             arrays = sequences_npz(result.sequences, result.users.indices)
             if result.extras is not None and result.extras.padded is not None:
@@ -186,6 +201,8 @@ def write_outputs(result: BuildResult, folder: Path) -> dict[str, Any]:
             from .exports import write_exports
 
             write_exports(result, folder)
+        if pending is not None:
+            pending.result()
         files = {
             p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(folder.iterdir()) if p.is_file()
         }

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from seqprep.kernels import sequences as sequences_kernels
 from seqprep.kernels import csr_offsets, fit_order, padded, remap_table, tie_mask, tie_stats, time_order
 
 users_times = st.lists(
@@ -31,6 +34,32 @@ def test_time_order_float_and_wide_int_paths_agree(rows):
     expected = time_order(user, time).tolist()
     assert time_order(user, wide).tolist() == expected
     assert time_order(user, time.astype(np.float64) / 4).tolist() == expected
+
+
+@given(users_times, st.integers(2, 5), st.booleans())
+def test_time_order_on_threads_is_the_same_permutation(rows, threads, grouped):
+    """The parallel path (rows split by user range, parts sorted at once) = one stable sort, for any
+    thread count, for rows grouped by user or not, on the packed-key and the lexsort paths."""
+    if grouped:
+        rows = sorted(rows, key=lambda r: r[0])  # grouped by user, times still in any order
+    user = np.array([u for u, _ in rows], dtype=np.int32)
+    time = np.array([t for _, t in rows], dtype=np.int64)
+    expected = sorted(range(len(rows)), key=lambda k: (rows[k][0], rows[k][1]))
+    with mock.patch.object(sequences_kernels, "_PARALLEL_MIN_ROWS", 0):
+        assert time_order(user, time, threads=threads).tolist() == expected
+        assert time_order(user, time * (2**58), threads=threads).tolist() == expected
+        assert time_order(user, time.astype(np.float64) / 4, threads=threads).tolist() == expected
+
+
+def test_time_order_on_threads_large_input():
+    rng = np.random.default_rng(5)
+    user = rng.integers(0, 300, 50_000).astype(np.int32)
+    time = rng.integers(0, 40, 50_000)
+    expected = np.lexsort((time, user))
+    for u, t in ((user, time), (np.sort(user), time)):
+        expected = np.lexsort((t, u))
+        for threads in (2, 3, 8):
+            assert np.array_equal(time_order(u, t, threads=threads), expected)
 
 
 def test_time_order_keeps_input_order_on_ties():

@@ -9,29 +9,82 @@ import numpy as np
 __all__ = ["time_order", "csr_offsets", "tie_mask", "tie_stats", "padded"]
 
 
-def time_order(user: np.ndarray, time: np.ndarray) -> np.ndarray:
+def time_order(user: np.ndarray, time: np.ndarray, *, threads: int = 1) -> np.ndarray:
     """The permutation that sorts interactions by (user, time), stably.
 
     Equal (user, time) pairs keep their input order: that is the tie-break. For integer times whose
     range fits beside the user index in 63 bits, one stable argsort of a packed int64 key is used;
     otherwise a (stable) ``np.lexsort``. Both give the same permutation.
 
+    With ``threads`` > 1 (and a large input) the rows are first split by user range into one part
+    per thread (parts hold about equally many rows; each part keeps its rows in input order), and
+    the parts are argsorted at the same time (numpy releases the GIL while sorting). Every key of a
+    part is below every key of the next, so the concatenation is the same permutation as one
+    stable sort: the result never depends on ``threads``.
+
     >>> time_order(np.array([1, 0, 1, 0]), np.array([5, 9, 5, 3]))
     array([3, 1, 0, 2])
+    >>> user, t = np.repeat(np.arange(40), 50), np.tile(np.arange(50) % 7, 40)
+    >>> bool((time_order(user, t, threads=3) == time_order(user, t)).all())
+    True
     """
     n = len(user)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    if np.issubdtype(time.dtype, np.integer):
-        tmin, tmax = int(time.min()), int(time.max())
-        tbits = (tmax - tmin).bit_length()
-        ubits = int(user.max()).bit_length()
-        if tbits + ubits <= 62:
-            key = user.astype(np.int64)
-            key <<= tbits
-            key |= time - np.int64(tmin)
-            return np.argsort(key, kind="stable")
+    key = _packed_key(user, time)
+    if threads > 1 and n >= _PARALLEL_MIN_ROWS:
+        return _parallel_order(user, time, key, threads)
+    if key is not None:
+        return np.argsort(key, kind="stable")
     return np.lexsort((time, user))
+
+
+#: Below this many rows one sort is as fast as splitting the work.
+_PARALLEL_MIN_ROWS = 1 << 10
+
+
+def _packed_key(user: np.ndarray, time: np.ndarray) -> np.ndarray | None:
+    """``user << bits | (time - min)`` as int64 when it fits in 63 bits (integer times only)."""
+    if not np.issubdtype(time.dtype, np.integer):
+        return None
+    tmin, tmax = int(time.min()), int(time.max())
+    tbits = (tmax - tmin).bit_length()
+    ubits = int(user.max()).bit_length()
+    if tbits + ubits > 62:
+        return None
+    key = user.astype(np.int64)
+    key <<= tbits
+    key |= time - np.int64(tmin)
+    return key
+
+
+def _parallel_order(user: np.ndarray, time: np.ndarray, key: np.ndarray | None, threads: int) -> np.ndarray:
+    from concurrent.futures import ThreadPoolExecutor
+
+    n = len(user)
+    counts = np.bincount(user)
+    # user ranges with about n / threads rows each: part[u] is the part of user u
+    cuts = np.searchsorted(np.cumsum(counts), (np.arange(1, threads) * n) // threads, side="right")
+    part_of_user = np.zeros(len(counts), dtype=np.int16)
+    np.add.at(part_of_user, cuts[cuts < len(counts)], 1)
+    np.cumsum(part_of_user, out=part_of_user)
+    grouped = bool((user[1:] >= user[:-1]).all())  # rows already grouped by user (e.g. ml-25m's order)
+    if grouped:  # each part is a slice of the rows
+        bounds = np.searchsorted(part_of_user[user], np.arange(threads + 1), side="left")
+    else:
+        part = part_of_user[user]
+
+    def sort_part(k: int) -> np.ndarray:
+        rows: np.ndarray | slice = slice(bounds[k], bounds[k + 1]) if grouped else np.flatnonzero(part == k)
+        local = np.argsort(key[rows], kind="stable") if key is not None else np.lexsort((time[rows], user[rows]))
+        if grouped:
+            local += bounds[k]
+            return local
+        return rows[local]  # type: ignore[index]
+
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="seqprep-sort") as pool:
+        parts = list(pool.map(sort_part, range(threads)))
+    return np.concatenate(parts).astype(np.int64, copy=False)
 
 
 def csr_offsets(counts: np.ndarray) -> np.ndarray:
