@@ -21,9 +21,10 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 import time as _time
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -152,15 +153,69 @@ def sequences_from(
     time: np.ndarray,
     rating: np.ndarray | None,
     user_counts: np.ndarray,
+    on_part: Callable[[Sequences, int, int], None] | None = None,
 ) -> Sequences:
-    """Group interactions (already encoded) into time-ordered CSR sequences (sorted on every core)."""
-    order = time_order(user_idx, time, threads=sort_threads())
-    return Sequences(
-        offsets=csr_offsets(user_counts),
-        items=item_idx[order],
-        timestamps=time[order],
-        ratings=None if rating is None else rating[order],
+    """Group interactions (already encoded) into time-ordered CSR sequences (sorted on every core).
+
+    With ``on_part``, the users are sorted in row groups (:func:`~seqprep.writers.sequence_parts`) on
+    a thread pool, and ``on_part(seqs, u0, u1)`` is called in this thread, in user order, as soon as
+    users ``u0 <= u < u1`` are in place in ``seqs`` (the arrays being filled): a build writes
+    sequences.parquet there while the next groups are still being sorted. The result is the same.
+    """
+    if on_part is None:
+        order = time_order(user_idx, time, threads=sort_threads())
+        return Sequences(
+            offsets=csr_offsets(user_counts),
+            items=item_idx[order],
+            timestamps=time[order],
+            ratings=None if rating is None else rating[order],
+        )
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .writers import sequence_parts
+
+    offsets = csr_offsets(user_counts)
+    n = len(user_idx)
+    seqs = Sequences(
+        offsets=offsets,
+        items=np.empty(n, dtype=item_idx.dtype),
+        timestamps=np.empty(n, dtype=time.dtype),
+        ratings=None if rating is None else np.empty(n, dtype=rating.dtype),
     )
+    bounds = sequence_parts(offsets)
+    grouped = bool((user_idx[1:] >= user_idx[:-1]).all())  # rows already grouped by user: parts are slices
+    if not grouped:  # rows of each part, in input order: a stable counting sort by part (radix, O(n))
+        part_of_user = np.zeros(len(user_counts), dtype=np.int64)
+        np.add.at(part_of_user, bounds[1:-1], 1)
+        np.cumsum(part_of_user, out=part_of_user)
+        kind = np.uint8 if len(bounds) <= 257 else np.uint16 if len(bounds) <= 65537 else np.int64
+        by_part = np.argsort(part_of_user.astype(kind)[user_idx], kind="stable")
+        del part_of_user
+
+    def sort_part(k: int) -> None:
+        lo, hi = int(offsets[bounds[k]]), int(offsets[bounds[k + 1]])
+        if grouped:
+            order = time_order(user_idx[lo:hi], time[lo:hi])
+            order += lo
+        else:
+            rows = by_part[lo:hi]
+            order = rows[time_order(user_idx[rows], time[rows])]
+            del rows
+        np.take(item_idx, order, out=seqs.items[lo:hi])
+        np.take(time, order, out=seqs.timestamps[lo:hi])
+        if rating is not None:
+            np.take(rating, order, out=seqs.ratings[lo:hi])
+
+    with ThreadPoolExecutor(max_workers=sort_threads(), thread_name_prefix="seqprep-sort") as pool:
+        futures = [pool.submit(sort_part, k) for k in range(len(bounds) - 1)]
+        try:
+            for k, future in enumerate(futures):
+                future.result()
+                on_part(seqs, int(bounds[k]), int(bounds[k + 1]))
+        finally:
+            for future in futures:
+                future.cancel()
+    return seqs
 
 
 def _length_stats(lengths: np.ndarray) -> dict[str, float | int]:
@@ -329,53 +384,98 @@ def _run(
     block_size = config.resources.block_size_bytes
     if limit is not None:  # the streaming reader holds a few dozen blocks in flight
         block_size = min(block_size, max(1 << 20, limit // 200))
-    with tempfile.TemporaryDirectory(prefix="seqprep-spill-") if limit is not None else nullcontext() as spill:
-        log = read_log(
-            config.inputs,
-            config.read,
-            stdin=stdin,
-            block_size=block_size,
-            progress=progress,
-            spill_dir=None if spill is None else Path(spill),
-        )
-        if log.num_rows == 0:
-            msg = f"the log is empty: no interaction rows in {', '.join(i.path for i in log.inputs)}; check the input"
-            raise InputError(msg)
-        if spill is not None:  # --memory-limit: external sort by user range (same result)
-            from .spill import spilled_sequences
+    out = Path(config.output) if write and not config.to_stdout else None
+    with ExitStack() as outdir:
+        # sequences.parquet can be written while the sort runs when nothing after the sort changes
+        # the sequences: the output's temporary folder is then opened before the build starts
+        tmp = outdir.enter_context(atomic_output_dir(out, config.overwrite)) if _streams(config, out) else None
+        streamed = False
+        with tempfile.TemporaryDirectory(prefix="seqprep-spill-") if limit is not None else nullcontext() as spill:
+            log = read_log(
+                config.inputs,
+                config.read,
+                stdin=stdin,
+                block_size=block_size,
+                progress=progress,
+                spill_dir=None if spill is None else Path(spill),
+            )
+            if log.num_rows == 0:
+                msg = f"the log is empty: no interaction rows in {', '.join(i.path for i in log.inputs)}; check the input"
+                raise InputError(msg)
+            if spill is not None:  # --memory-limit: external sort by user range (same result)
+                from .spill import spilled_sequences
 
-            users, items, seqs, steps = spilled_sequences(log, config, Path(spill), limit, progress)
-            part, split_info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit)
-        else:
-            inter, steps = clean(log, config)
-            if config.split.vocab_from_train:
-                users, items, seqs, part, split_info = splits.fit_on_train(inter, log, config, steps)
-            else:
-                users, items, uidx, iidx = fit_vocabularies(inter, log, config)
-                progress.phase(f"sorting {len(uidx):,} interactions")
-                seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts)
-                del uidx, iidx
+                users, items, seqs, steps = spilled_sequences(log, config, Path(spill), limit, progress)
                 part, split_info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit)
-            del inter
-        seqs, sessions = add_sessions(seqs, log, config.session)
-        meta = make_meta(config, log, users, items, seqs, steps)
-        if sessions is not None:
-            meta["sessions"] = sessions
-        del log
-    seqs, extras, extra_meta = splits.prepare(seqs, items, part, split_info, config)
-    meta.update(extra_meta)
-    result = BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta, extras=extras)
-    out = None
-    if write and config.to_stdout:
-        from .streams import write_stream
+            else:
+                inter, steps = clean(log, config)
+                if config.split.vocab_from_train:
+                    users, items, seqs, part, split_info = splits.fit_on_train(inter, log, config, steps)
+                else:
+                    users, items, uidx, iidx = fit_vocabularies(inter, log, config)
+                    progress.phase(f"sorting {len(uidx):,} interactions")
+                    if tmp is not None:
+                        seqs = _sort_and_write(uidx, iidx, inter, users, tmp / "sequences.parquet")
+                        streamed = True
+                    else:
+                        seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts)
+                    del uidx, iidx
+                    part, split_info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit)
+                del inter
+            seqs, sessions = add_sessions(seqs, log, config.session)
+            meta = make_meta(config, log, users, items, seqs, steps)
+            if sessions is not None:
+                meta["sessions"] = sessions
+            del log
+        seqs, extras, extra_meta = splits.prepare(seqs, items, part, split_info, config)
+        meta.update(extra_meta)
+        result = BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta, extras=extras)
+        if write and config.to_stdout:
+            from .streams import write_stream
 
-        meta = write_stream(result, stdout)
-    elif write:
-        out = Path(config.output)
-        progress.phase(f"writing {out}")
-        with atomic_output_dir(out, config.overwrite) as tmp:
-            meta = write_outputs(result, tmp)
+            meta = write_stream(result, stdout)
+        elif write:
+            assert out is not None
+            progress.phase(f"writing {out}")
+            with nullcontext(tmp) if tmp is not None else atomic_output_dir(out, config.overwrite) as folder:
+                meta = write_outputs(result, folder, sequences_written=streamed)
     return dataclasses.replace(result, meta=meta, output=out, seconds=_time.perf_counter() - t0)
+
+
+def _streams(config: BuildConfig, out: Path | None) -> bool:
+    """Whether sequences.parquet may be written during the sort: only when it is wanted and nothing
+    after the sort changes the sequences (sessions add a column; --truncate cuts them)."""
+    return (
+        out is not None
+        and "parquet" in config.formats
+        and config.session.session_gap is None
+        and not (config.split.max_len is not None and config.split.truncate)
+        and config.resources.memory_limit_bytes is None
+        and not config.split.vocab_from_train
+    )
+
+
+def _sort_and_write(
+    uidx: np.ndarray, iidx: np.ndarray, inter: Interactions, users: Vocabulary, path: Path
+) -> Sequences:
+    """:func:`sequences_from` writing sequences.parquet row group by row group as the sort goes."""
+    from .writers import SequencesWriter, sequences_part, write_error
+
+    writer = SequencesWriter(path)
+    try:
+        try:
+            return sequences_from(
+                uidx,
+                iidx,
+                inter.time,
+                inter.rating,
+                users.counts,
+                on_part=lambda seqs, u0, u1: writer.write(sequences_part(users, seqs, u0, u1)),
+            )
+        finally:
+            writer.close()
+    except OSError as e:
+        raise write_error(e) from e
 
 
 def build(

@@ -25,6 +25,7 @@ from .errors import OutputError
 
 if TYPE_CHECKING:
     from .pipeline import BuildResult, Sequences
+    from .vocab import Vocabulary
 
 __all__ = [
     "atomic_output_dir",
@@ -77,26 +78,101 @@ def atomic_output_dir(out: Path, overwrite: bool) -> Iterator[Path]:
             raise
 
 
-def _list_array(offsets: np.ndarray, values: np.ndarray) -> pa.Array:
-    if offsets[-1] < 2**31:
-        return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(values))
-    return pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values))
+def _list_array(offsets: np.ndarray, values: np.ndarray, large: bool | None = None) -> pa.Array:
+    if large is None:
+        large = offsets[-1] - offsets[0] >= 2**31
+    if not large:
+        return pa.ListArray.from_arrays(pa.array((offsets - offsets[0]).astype(np.int32)), pa.array(values))
+    return pa.LargeListArray.from_arrays(pa.array(offsets - offsets[0]), pa.array(values))
 
 
 def sequences_table(result: BuildResult) -> pa.Table:
-    """sequences.parquet as a table: user_idx, user_id, items, timestamps[, ratings]."""
-    seqs = result.sequences
+    """sequences.parquet as a table: user_idx, user_id, items, timestamps[, ratings][, session_ids]."""
+    return sequences_part(result.users, result.sequences, 0, len(result.users))
+
+
+def sequences_part(users: Vocabulary, seqs: Sequences, u0: int, u1: int) -> pa.Table:
+    """The rows of users ``u0 <= u < u1`` of sequences.parquet (one row group of it).
+
+    ``seqs`` may be filled only for those users so far (see :func:`sequence_parts`). List columns are
+    ``list`` unless the whole file holds 2**31 values or more (``large_list`` then, in every part).
+    """
+    offsets = seqs.offsets[u0 : u1 + 1]
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    large = bool(seqs.offsets[-1] >= 2**31)
     cols: dict[str, Any] = {
-        "user_idx": pa.array(result.users.indices, pa.int32()),
-        "user_id": result.users.ids,
-        "items": _list_array(seqs.offsets, seqs.items),
-        "timestamps": _list_array(seqs.offsets, seqs.timestamps),
+        "user_idx": pa.array(users.indices[u0:u1], pa.int32()),
+        "user_id": users.ids.slice(u0, u1 - u0),
+        "items": _list_array(offsets, seqs.items[lo:hi], large),
+        "timestamps": _list_array(offsets, seqs.timestamps[lo:hi], large),
     }
     if seqs.ratings is not None:
-        cols["ratings"] = _list_array(seqs.offsets, seqs.ratings)
+        cols["ratings"] = _list_array(offsets, seqs.ratings[lo:hi], large)
     if seqs.session_ids is not None:
-        cols["session_ids"] = _list_array(seqs.offsets, seqs.session_ids)
+        cols["session_ids"] = _list_array(offsets, seqs.session_ids[lo:hi], large)
     return pa.table(cols)
+
+
+#: Interactions per row group of sequences.parquet (whole users; a user longer than this is one group).
+ROW_GROUP_INTERACTIONS = 1 << 21
+
+
+def sequence_parts(offsets: np.ndarray, per_part: int | None = None) -> np.ndarray:
+    """User bounds ``b`` of the row groups: group ``k`` holds users ``b[k] <= u < b[k+1]``, about
+    ``per_part`` interactions each, cut only between users. Depends on the offsets alone.
+
+    >>> sequence_parts(np.array([0, 2, 5, 6, 10]), per_part=3).tolist()
+    [0, 2, 3, 4]
+    >>> sequence_parts(np.array([0]), per_part=3).tolist()
+    [0, 0]
+    """
+    per_part = ROW_GROUP_INTERACTIONS if per_part is None else per_part
+    offsets = np.asarray(offsets, dtype=np.int64)
+    users, n = len(offsets) - 1, int(offsets[-1])
+    cuts = np.searchsorted(offsets, np.arange(per_part, n, per_part, dtype=np.int64), side="left")
+    if users == 0:
+        return np.zeros(2, dtype=np.int64)  # one empty group: the file still gets its schema
+    return np.unique(np.concatenate([[0], cuts[(cuts > 0) & (cuts < users)], [users]])).astype(np.int64)
+
+
+class SequencesWriter:
+    """sequences.parquet written row group by row group, in user order (see :func:`sequence_parts`).
+
+    The file is opened here and always closed by :meth:`close`, even when the Parquet footer cannot
+    be written (a full disk): nothing keeps the output folder busy after an error.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._sink: Any = None
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, table: pa.Table) -> None:
+        if self._writer is None:
+            self._sink = pa.OSFile(str(self.path), "wb")
+            self._writer = pq.ParquetWriter(self._sink, table.schema, **_parquet_options(table.schema))
+        self._writer.write_table(table)
+
+    def close(self) -> None:
+        writer, sink = self._writer, self._sink
+        self._writer = self._sink = None
+        try:
+            if writer is not None:
+                writer.close()
+        finally:
+            if sink is not None:
+                sink.close()
+
+
+def write_sequences(users: Vocabulary, seqs: Sequences, path: Path) -> None:
+    """sequences.parquet from complete sequences, with the same row groups a streamed build writes."""
+    bounds = sequence_parts(seqs.offsets)
+    writer = SequencesWriter(path)
+    try:
+        for u0, u1 in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+            writer.write(sequences_part(users, seqs, u0, u1))
+    finally:
+        writer.close()
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -135,16 +211,17 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_parquet(table: pa.Table, path: Path) -> None:
-    """zstd; dictionary pages only for low-cardinality columns; delta encoding for integer times.
+def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    """zstd; dictionary pages only for low-cardinality columns (ratings), PLAIN or delta otherwise.
 
-    Dictionary-encoding 10^7 distinct timestamps or item indices costs time and saves nothing, while
-    DELTA_BINARY_PACKED suits time-sorted int64 timestamps well.
+    Dictionary-encoding 10^7 distinct timestamps or item indices costs time and saves nothing. The
+    encodings name top-level columns: they apply to flat columns (train.parquet's timestamps get
+    DELTA_BINARY_PACKED); list columns keep pyarrow's PLAIN.
     """
     encodings: dict[str, str] = {}
     dictionary: list[str] = []
-    for name in table.column_names:
-        typ = table.schema.field(name).type
+    for name in schema.names:
+        typ = schema.field(name).type
         value_type = typ.value_type if pa.types.is_list(typ) or pa.types.is_large_list(typ) else typ
         if name == "ratings":
             dictionary.append(name)
@@ -152,29 +229,35 @@ def write_parquet(table: pa.Table, path: Path) -> None:
             encodings[name] = "DELTA_BINARY_PACKED"
         else:
             encodings[name] = "PLAIN"
-    pq.write_table(
-        table,
-        path,
-        compression=PARQUET_COMPRESSION,
-        use_dictionary=dictionary,
-        column_encoding=encodings,
-        write_statistics=True,
-    )
+    return {
+        "compression": PARQUET_COMPRESSION,
+        "use_dictionary": dictionary,
+        "column_encoding": encodings,
+        "write_statistics": True,
+    }
+
+
+def write_parquet(table: pa.Table, path: Path) -> None:
+    """One table as one Parquet file (options: :func:`_parquet_options`)."""
+    pq.write_table(table, path, **_parquet_options(table.schema))
 
 
 def dump_json(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def write_outputs(result: BuildResult, folder: Path) -> dict[str, Any]:
-    """Write every requested file of ``result`` into ``folder``; returns the meta that was written."""
+def write_outputs(result: BuildResult, folder: Path, *, sequences_written: bool = False) -> dict[str, Any]:
+    """Write every requested file of ``result`` into ``folder``; returns the meta that was written.
+
+    ``sequences_written``: sequences.parquet is in ``folder`` already (written during the sort).
+    """
     formats = result.config.formats
     # sequences.parquet (the largest file; pyarrow encodes it on one core) is written by a second
     # thread while this one writes every other file; both are done before anything is hashed
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-write") as pool:
         pending = None
-        if "parquet" in formats:
-            pending = pool.submit(write_parquet, sequences_table(result), folder / "sequences.parquet")
+        if "parquet" in formats and not sequences_written:
+            pending = pool.submit(write_sequences, result.users, result.sequences, folder / "sequences.parquet")
         try:
             meta = _write_rest(result, folder, pending)
         finally:
@@ -210,6 +293,10 @@ def _write_rest(result: BuildResult, folder: Path, pending: Future[None] | None)
         meta["outputs"] = {"formats": list(formats), "exports": list(result.config.emit.exports), "files": files}
         (folder / "meta.json").write_text(dump_json(meta), encoding="utf-8")
     except OSError as e:
-        msg = f"cannot write the output: {os_error_text(e)}; free some space or choose another -o"
-        raise OutputError(msg) from e
+        raise write_error(e) from e
     return meta
+
+
+def write_error(e: OSError) -> OutputError:
+    """The one-line error of a failed write into the output folder (a full disk, a lost mount)."""
+    return OutputError(f"cannot write the output: {os_error_text(e)}; free some space or choose another -o")

@@ -1,0 +1,85 @@
+"""sequences.parquet written during the sort (row group by row group) is the file a plain write gives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+import seqprep
+from seqprep import writers
+from seqprep.pipeline import sequences_from
+
+
+def _log(path, rows: int, users: int, *, grouped: bool, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    u = rng.integers(0, users, rows)
+    i = rng.integers(0, 200, rows)
+    t = rng.integers(0, 50, rows)  # few distinct times: many ties
+    r = rng.integers(1, 11, rows) / 2
+    if grouped:
+        k = np.argsort(u, kind="stable")
+        u, i, t, r = u[k], i[k], t[k], r[k]
+    lines = ["userId,movieId,rating,timestamp"] + [f"{a},{b},{c},{d}" for a, b, c, d in zip(u, i, r, t)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("grouped", [True, False])
+def test_streamed_file_equals_a_plain_write(tmp_path, monkeypatch, grouped):
+    monkeypatch.setattr(writers, "ROW_GROUP_INTERACTIONS", 97)  # many row groups from a small log
+    log = _log(tmp_path / "log.csv", 3000, 80, grouped=grouped)
+    built = seqprep.build(log, tmp_path / "out")  # written while sorting
+    memory = seqprep.build(log)  # nothing written: one sort of the whole log
+    for name in ("items", "timestamps", "ratings"):
+        assert np.array_equal(getattr(built.sequences, name), getattr(memory.sequences, name))
+    plain = tmp_path / "plain.parquet"
+    writers.write_sequences(memory.users, memory.sequences, plain)
+    streamed = tmp_path / "out" / "sequences.parquet"
+    assert streamed.read_bytes() == plain.read_bytes()
+    assert pq.ParquetFile(streamed).metadata.num_row_groups > 5
+    assert seqprep.verify(tmp_path / "out").ok
+    ds = seqprep.load(tmp_path / "out")
+    assert np.array_equal(ds.items, memory.sequences.items)
+
+
+def test_sequences_from_in_parts_is_the_one_sort(monkeypatch):
+    monkeypatch.setattr(writers, "ROW_GROUP_INTERACTIONS", 13)
+    rng = np.random.default_rng(3)
+    n, users = 2000, 60
+    user = rng.integers(0, users, n).astype(np.int32)
+    time = rng.integers(0, 9, n)
+    item = rng.integers(1, 50, n).astype(np.int32)
+    rating = rng.random(n).astype(np.float32)
+    counts = np.bincount(user, minlength=users)
+    whole = sequences_from(user, item, time, rating, counts)
+    seen: list[tuple[int, int]] = []
+
+    def on_part(seqs, u0, u1):
+        lo, hi = seqs.offsets[u0], seqs.offsets[u1]
+        assert np.array_equal(seqs.items[lo:hi], whole.items[lo:hi])  # in place when announced
+        seen.append((u0, u1))
+
+    parts = sequences_from(user, item, time, rating, counts, on_part=on_part)
+    for name in ("items", "timestamps", "ratings"):
+        assert np.array_equal(getattr(parts, name), getattr(whole, name))
+    assert seen[0][0] == 0 and seen[-1][1] == users
+    assert all(a[1] == b[0] for a, b in zip(seen, seen[1:]))  # in user order, no gap
+
+
+def test_a_failing_row_group_leaves_no_output(tmp_path, monkeypatch):
+    monkeypatch.setattr(writers, "ROW_GROUP_INTERACTIONS", 50)
+    log = _log(tmp_path / "log.csv", 1000, 40, grouped=False)
+    calls = {"n": 0}
+    real = writers.SequencesWriter.write
+
+    def flaky(self, table):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(28, "No space left on device")
+        real(self, table)
+
+    monkeypatch.setattr(writers.SequencesWriter, "write", flaky)
+    with pytest.raises(seqprep.errors.OutputError, match="No space left on device; free some space"):
+        seqprep.build(log, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.csv"]  # no output, no temporary folder
