@@ -12,6 +12,8 @@ are left out of its history as well (strictly earlier times only).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -395,11 +397,22 @@ def _list(offsets: np.ndarray, values: np.ndarray) -> pa.Array:
 
 def write_extras(result: BuildResult, folder: Path) -> None:
     """Write train/valid/test (Parquet and/or NPZ, as ``-f`` asks) and windows.npz into ``folder``."""
-    from .writers import write_npz, write_parquet
-
     ex: Extras | None = result.extras
     if ex is None:
         return
+    # the Parquet files are encoded on two threads (pyarrow writes one file on one core)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="seqprep-split") as pool:
+        written = _write_extras(result, ex, folder, pool.submit)
+        for future in written:
+            future.result()
+
+
+def _write_extras(
+    result: BuildResult, ex: Extras, folder: Path, submit: Callable[..., Future[None]]
+) -> list[Future[None]]:
+    from .writers import write_npz, write_parquet
+
+    written: list[Future[None]] = []
     formats = result.config.formats
     user_ids = result.users.ids
     if ex.train_offsets is not None:
@@ -412,7 +425,7 @@ def write_extras(result: BuildResult, folder: Path) -> None:
                     "timestamps": _list(ex.train_offsets, ex.train_timestamps),
                 }
             )
-            write_parquet(table, folder / "train.parquet")
+            written.append(submit(write_parquet, table, folder / "train.parquet"))
         if "npz" in formats:
             arrays = {
                 "items": ex.train_items,
@@ -437,7 +450,7 @@ def write_extras(result: BuildResult, folder: Path) -> None:
             if ev.negatives is not None:
                 k = ev.negatives.shape[1]
                 cols["negatives"] = _list(np.arange(len(ev) + 1, dtype=np.int64) * k, ev.negatives.ravel())
-            write_parquet(pa.table(cols), folder / f"{name}.parquet")
+            written.append(submit(write_parquet, pa.table(cols), folder / f"{name}.parquet"))
         if "npz" in formats:
             arrays = {
                 "user_idx": ev.user_idx,
@@ -454,3 +467,4 @@ def write_extras(result: BuildResult, folder: Path) -> None:
     if ex.windows is not None:
         x, y, u = ex.windows
         write_npz(folder / "windows.npz", {"inputs": x, "targets": y, "users": u})
+    return written
