@@ -23,6 +23,7 @@ from . import __version__
 from .dataset import _flat, is_built, load
 from .errors import InputError
 from .kernels.sequences import tie_stats
+from .resources import sort_threads
 from .kernels.stats import consecutive_repeats, duplicate_counts, gini, log_histogram, month_counts, top_share
 
 __all__ = [
@@ -100,23 +101,45 @@ def open_source(path: str, *, stdin: BinaryIO | None = None, **read_options: Any
             steps=list(meta.get("steps", [])),
             splits=split_sizes(Path(path), meta),
         )
-    from .pipeline import build
+    return _raw_source(path, stdin, read_options)
 
-    res = build([path], None, stdin=stdin, **read_options)
-    seqs = res.sequences
-    return Source(
-        path=path,
-        kind="raw",
-        offsets=seqs.offsets,
-        items=seqs.items,
-        timestamps=seqs.timestamps,
-        ratings=seqs.ratings,
-        num_items=len(res.items),
-        time_unit=res.meta["timestamp"]["unit"],
-        rows=res.meta["rows"],
-        steps=res.meta["steps"],
-        splits=None,
-    )
+
+def _raw_source(path: str, stdin: BinaryIO | None, read_options: dict[str, Any]) -> Source:
+    """A raw log read and cleaned as ``seqprep build`` does (same reader, same missing-value step,
+    same errors), then sorted by (user, time) - but no vocabulary is ordered and nothing is written:
+    users and items keep their reader codes (item codes + 1), which give the same numbers."""
+    from .config import make_config
+    from .kernels import csr_offsets, time_order
+    from .pipeline import clean
+    from .readers import read_log
+    from .resources import limit_threads, sort_threads
+
+    config = make_config([path], "<memory>", **read_options)
+    config.validate()
+    with limit_threads(config.resources.threads):
+        log = read_log(config.inputs, config.read, stdin=stdin, block_size=config.resources.block_size_bytes)
+        if log.num_rows == 0:
+            msg = f"the log is empty: no interaction rows in {', '.join(i.path for i in log.inputs)}; check the input"
+            raise InputError(msg)
+        inter, steps = clean(log, config)
+        counts = np.bincount(inter.user, minlength=len(log.user_ids))
+        order = time_order(inter.user, inter.time, threads=sort_threads())
+        items = inter.item[order]
+        items += 1  # item codes from 1, as item indices are
+        n = len(order)
+        return Source(
+            path=path,
+            kind="raw",
+            offsets=csr_offsets(counts[counts > 0]),
+            items=items,
+            timestamps=inter.time[order],
+            ratings=None if inter.rating is None else inter.rating[order],
+            num_items=int(np.count_nonzero(np.bincount(inter.item))),
+            time_unit=log.time_unit,
+            rows={"read": log.num_rows, "kept": n, "removed": log.num_rows - n},
+            steps=steps,
+            splits=None,
+        )
 
 
 def _open_train(path: Path) -> Source:
@@ -266,7 +289,8 @@ def _rating_summary(r: np.ndarray | None) -> dict[str, Any] | None:
         "missing": int(len(r) - len(valid)),
         "distinct": int(len(values)),
         "min": _short(values[0]) if len(values) else None,
-        "mean": float(valid.mean(dtype=np.float64)) if len(valid) else None,
+        # from the value counts: the same float whatever the order of the rows
+        "mean": float(values.astype(np.float64) @ counts / counts.sum()) if len(valid) else None,
         "max": _short(values[-1]) if len(values) else None,
         "counts": None,
     }
@@ -285,7 +309,7 @@ def summarize(src: Source, *, per_octave: int = 2) -> dict[str, Any]:
     k1, s1 = top_share(counts, 0.01)
     k10, s10 = top_share(counts, 0.10)
     user_idx = np.repeat(np.arange(users, dtype=np.int64), lengths)
-    repeated, identical = duplicate_counts(user_idx, src.items, src.timestamps, src.ratings)
+    repeated, identical = duplicate_counts(user_idx, src.items, src.timestamps, src.ratings, threads=sort_threads())
     del user_idx
     in_ties, groups = tie_stats(src.offsets, src.timestamps) if n else (0, 0)
     rare = int((counts < RARE_ITEM).sum())

@@ -8,6 +8,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 
 import seqprep
 from seqprep.cli import cli
+from seqprep.kernels import stats as stats_kernels
 from seqprep.kernels.stats import (
     consecutive_repeats,
     duplicate_counts,
@@ -84,6 +86,13 @@ def test_duplicate_counts_match_a_set_reference(rows, with_rating):
         pairs.add((u, i))
         full.add(key)
     assert duplicate_counts(user, item, time, rating) == (repeated, identical)
+    grouped = np.argsort(user, kind="stable")  # the threaded path needs rows grouped by user
+    with mock.patch.object(stats_kernels, "_PARALLEL_MIN_ROWS", 0):
+        for threads in (2, 3):
+            got = duplicate_counts(
+                user[grouped], item[grouped], time[grouped], None if rating is None else rating[grouped], threads=threads
+            )
+            assert got == (repeated, identical)
 
 
 csr_st = st.lists(st.lists(st.integers(1, 3), min_size=0, max_size=6), min_size=1, max_size=8)
