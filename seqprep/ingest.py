@@ -14,6 +14,7 @@ byte-identical whichever reader ran.
 
 from __future__ import annotations
 
+import hashlib
 import lzma
 import os
 import re
@@ -30,7 +31,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from .config import ReadOptions
-from .errors import ConfigError, InputError
+from .errors import ConfigError, InputError, SeqprepError
 from .progress import SILENT, Progress
 from .readers import (
     _DICT,
@@ -394,6 +395,9 @@ class _range_batches:  # noqa: N801 - an iterator used like a generator
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-csv")
         self._ahead: Any = None  # (future of the next range's table, its end offset)
         self._pending: list[pa.RecordBatch] = []
+        # the input's sha256 from the bytes as they are read (the worker reads the ranges in order)
+        self._hash = hashlib.sha256(bytes(data.read_at(self.position, 0)) if self.position else b"")
+        self._hashed = self.position
 
     def _line_end(self, at: int) -> int:
         """The offset just past the first newline at or after ``at`` (or the end of the data)."""
@@ -412,8 +416,12 @@ class _range_batches:  # noqa: N801 - an iterator used like a generator
 
     def _parse(self, a: int, b: int, conv: pacsv.ConvertOptions) -> pa.Table:
         """Range [a, b) -> a table (in the worker thread)."""
+        buf = self.data.read_at(b - a, a)
+        if self._hashed == a:
+            self._hash.update(buf)
+            self._hashed = b
         return pacsv.read_csv(
-            pa.BufferReader(self.data.read_at(b - a, a)),
+            pa.BufferReader(buf),
             read_options=pacsv.ReadOptions(column_names=self.names, block_size=self.block_size),
             parse_options=self.parse,
             convert_options=conv,
@@ -454,6 +462,11 @@ class _range_batches:  # noqa: N801 - an iterator used like a generator
             self._pending = table.to_batches()[::-1]
         return self._pending.pop()
 
+    @property
+    def sha256(self) -> str | None:
+        """The hex sha256 of the whole input once every range has been read (else None)."""
+        return self._hash.hexdigest() if self._hashed == self.size else None
+
     def close(self) -> None:
         """Wait for the range in flight (its error, if any, is not wanted now), then close the file."""
         if self._ahead is not None:
@@ -461,6 +474,17 @@ class _range_batches:  # noqa: N801 - an iterator used like a generator
         self._pool.shutdown(wait=True)
         self._ahead = None
         self.data.close()
+
+
+def _read_in_ranges(src: _Source, opts: ReadOptions, head: bytes, fmt: str) -> bool:
+    """Whether ``_csv_batches`` will read ``src`` with :class:`_range_batches` (which hashes it)."""
+    if fmt != "csv" or src.compression is not None or src.path is None:
+        return False
+    try:
+        sep = _csv_layout(src, opts, head)[0]
+    except SeqprepError:
+        return False  # the read raises it, in its place
+    return len(sep) == 1
 
 
 def _jsonl_batches(
@@ -533,6 +557,8 @@ def _read_attempt(
                     raise _NotUtf8  # a column pyarrow could not read as text (checked on the schema only)
                 cols.add(batch, roles, where)
                 progress.update(pos() or 0, cols.rows)
+            if isinstance(batches, _range_batches) and batches.sha256 is not None:
+                src.set_sha256(batches.sha256)  # hashed as it was read: no second pass over the file
         finally:
             if close is not None:
                 close()
@@ -677,9 +703,10 @@ def stream_log(
     with ThreadPoolExecutor(max_workers=1) as hasher:
         for spec in specs:
             src = _Source(spec, stdin=stdin)
-            sha = hasher.submit(src.sha256)
             head = src.head()
             fmt = _detect_format(src, opts, head)
+            # the range reader hashes what it reads; any other input is hashed beside the read
+            sha = None if _read_in_ranges(src, opts, head, fmt) else hasher.submit(src.sha256)
             where = spec if spec != "-" else "stdin"
             progress.phase(f"reading {os.path.basename(where) or where}", src.size, "bytes")
             cols, roles, header, typed = _read_one(src, opts, block_size, progress, fmt, head, new_buffer)
@@ -697,7 +724,7 @@ def stream_log(
                 InputInfo(
                     path=spec,
                     bytes=src.size,
-                    sha256=sha.result(),
+                    sha256=src.sha256() if sha is None else sha.result(),
                     rows=cols.rows,
                     format=fmt,
                     compression=src.compression,

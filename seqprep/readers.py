@@ -167,6 +167,10 @@ class _Source:
                 return name[: -len(ext)]
         return name
 
+    def set_sha256(self, digest: str) -> None:
+        """The hex sha256 of the input, computed by a reader while reading it."""
+        self._sha = digest
+
     def sha256(self) -> str:
         if self._sha is None:
             h = hashlib.sha256()

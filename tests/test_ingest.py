@@ -225,3 +225,17 @@ def test_range_reader_matches_in_memory_at_any_range_size(tmp_path_factory, rows
     assert a.user_codes.tolist() == b.user_codes.tolist() and a.item_codes.tolist() == b.item_codes.tolist()
     assert a.user_ids.equals(b.user_ids) and a.item_ids.equals(b.item_ids)
     assert a.time.tolist() == b.time.tolist()
+
+
+@pytest.mark.parametrize("header", [True, False])
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_input_hash_taken_while_reading_ranges(write, header, newline):
+    """The range reader hashes the bytes it parses (header first, then every range in order): the
+    sha256 in the Log is the file's, however many ranges the file is cut into."""
+    rows = [f"{u % 37},{(u * 7) % 101},{u % 5 + 1}.5,{1000 + u // 3}" for u in range(3000)]
+    text = newline.join((["userId,movieId,rating,timestamp"] if header else []) + rows) + newline
+    p = write("log.csv", text)
+    for block in (64, 1000, 1 << 20):
+        log = stream_log([str(p)], ReadOptions(), block_size=block)
+        assert log.inputs[0].sha256 == hashlib.sha256(p.read_bytes()).hexdigest()
+        assert log.num_rows == 3000
