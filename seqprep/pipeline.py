@@ -206,7 +206,10 @@ def sequences_from(
         if rating is not None:
             np.take(rating, order, out=seqs.ratings[lo:hi])
 
-    with ThreadPoolExecutor(max_workers=sort_threads(), thread_name_prefix="seqprep-sort") as pool:
+    # this thread writes while the pool sorts: rows grouped by user sort fast, so one core is left
+    # for the writer; scattered rows make the sort the longer job, and it gets every core
+    workers = max(1, sort_threads() - 1) if grouped else sort_threads()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="seqprep-sort") as pool:
         futures = [pool.submit(sort_part, k) for k in range(len(bounds) - 1)]
         try:
             for k, future in enumerate(futures):
