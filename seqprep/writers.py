@@ -211,12 +211,16 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+#: List columns that hold item indices (sequences, training histories, evaluation negatives).
+_ITEM_LISTS = ("items", "history", "negatives")
+
+
 def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
     """zstd; dictionary pages only for ratings (a few distinct values); no dictionary elsewhere.
 
     Dictionary-encoding 10^7 distinct timestamps or item indices costs time and saves nothing.
-    Options name leaf columns (``items.list.element`` inside a list). Item indices in lists are
-    DELTA_BINARY_PACKED and left uncompressed (as small as PLAIN + zstd, in two thirds of the time);
+    Options name leaf columns (``items.list.element`` inside a list). Item indices in lists
+    (``items``, ``history``, ``negatives``) are DELTA_BINARY_PACKED and left uncompressed (as small as PLAIN + zstd, in two thirds of the time);
     timestamps in lists are PLAIN + zstd, a flat integer ``timestamps`` column DELTA_BINARY_PACKED.
     """
     encodings: dict[str, str] = {}
@@ -230,7 +234,7 @@ def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
         compression[leaf] = PARQUET_COMPRESSION
         if name == "ratings":
             dictionary.append(leaf)
-        elif nested and name == "items" and pa.types.is_integer(value_type):
+        elif nested and name in _ITEM_LISTS and pa.types.is_integer(value_type):
             encodings[leaf] = "DELTA_BINARY_PACKED"
             compression[leaf] = "none"
         elif not nested and pa.types.is_integer(value_type) and name == "timestamps":
