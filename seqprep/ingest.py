@@ -220,8 +220,14 @@ class _FileColumns:
 
     def add(self, batch: pa.RecordBatch | pa.Table, roles: dict[str, str], where: str) -> None:
         n = batch.num_rows
-        self.user.add(_ids_to_dict(batch.column(roles["user"]), "user", where))
-        self.item.add(_ids_to_dict(batch.column(roles["item"]), "item", where))
+        for role, encoder in (("user", self.user), ("item", self.item)):
+            ids = _ids_to_dict(batch.column(roles[role]), role, where)
+            if pa.types.is_string(ids.dictionary.type):
+                try:  # pyarrow's CSV dictionary conversion does not check UTF-8: checked on the distinct ids
+                    ids.dictionary.validate(full=True)
+                except pa.ArrowInvalid:
+                    raise _NotUtf8 from None
+            encoder.add(ids)
         t = batch.column(roles["time"])
         if self.time is not None and pa.types.is_integer(t.type):
             # integer epochs need no look at the whole column: encode now
@@ -590,6 +596,9 @@ def _read_one(
         try:
             return _read_attempt(src, opts, block_size, progress, fmt, head, new_buffer, as_text)
         except _NotUtf8:
+            if fmt != "csv":  # a Parquet string column pyarrow did not validate
+                msg = f"{src.name}: an id column holds text that is not valid UTF-8; rewrite the file with UTF-8 strings"
+                raise InputError(msg) from None
             sep, names, header, roles = _csv_layout(src, opts, head)
             raise _utf8_error(src, names, header, sep, roles, src.name) from None
         except pa.ArrowInvalid as e:

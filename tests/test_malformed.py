@@ -457,3 +457,12 @@ def test_a_million_users_with_one_row_each(tmp_path):
     assert (ds.lengths == 1).all()
     assert ds.user_vocab.ids[123_456].as_py() == 123_456  # users ordered by id
     assert ds.item_vocab.decode(ds.sequence(123_456)).to_pylist() == [456]
+
+
+def test_invalid_utf8_inside_a_quoted_id_is_located(write):
+    """Found by the fuzz test: a quoted field with a non-UTF-8 byte passed pyarrow's dictionary
+    conversion unchecked and failed later with a UnicodeDecodeError traceback."""
+    p = write("log.csv", b'userId,movieId,timestamp\n"\x80a",x,100\nb,y,90\n')
+    for id_type in ("auto", "int", "str"):
+        with pytest.raises(seqprep.errors.InputError, match=r"line 2: byte 0x80 is not UTF-8; convert the file to UTF-8"):
+            seqprep.build(p, None, id_type=id_type)
