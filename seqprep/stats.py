@@ -60,6 +60,7 @@ class Source:
     rows: dict[str, int]
     steps: list[dict[str, Any]]
     splits: dict[str, Any] | None
+    counted_items: np.ndarray | None = None  # bincount of ``items`` when the reader has it already
 
     @property
     def lengths(self) -> np.ndarray:
@@ -68,7 +69,8 @@ class Source:
     @property
     def item_counts(self) -> np.ndarray:
         """Interactions of each item that occurs, by item index (zeros left out)."""
-        counts = np.bincount(self.items)[1:].astype(np.int64)
+        counts = self.counted_items if self.counted_items is not None else np.bincount(self.items)
+        counts = counts[1:].astype(np.int64)
         return counts[counts > 0]
 
 
@@ -126,6 +128,7 @@ def _raw_source(path: str, stdin: BinaryIO | None, read_options: dict[str, Any])
         order = time_order(inter.user, inter.time, threads=sort_threads())
         items = inter.item[order]
         items += 1  # item codes from 1, as item indices are
+        counted_items = np.bincount(items)
         n = len(order)
         return Source(
             path=path,
@@ -134,11 +137,12 @@ def _raw_source(path: str, stdin: BinaryIO | None, read_options: dict[str, Any])
             items=items,
             timestamps=inter.time[order],
             ratings=None if inter.rating is None else inter.rating[order],
-            num_items=int(np.count_nonzero(np.bincount(inter.item))),
+            num_items=int(np.count_nonzero(counted_items)),
             time_unit=log.time_unit,
             rows={"read": log.num_rows, "kept": n, "removed": log.num_rows - n},
             steps=steps,
             splits=None,
+            counted_items=counted_items,
         )
 
 
@@ -301,6 +305,18 @@ def _rating_summary(r: np.ndarray | None) -> dict[str, Any] | None:
 
 def summarize(src: Source, *, per_octave: int = 2) -> dict[str, Any]:
     """Every number of ``seqprep stats`` for one source, as a JSON-ready dict (see README for the schema)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-stats") as pool:
+        # the time and rating summaries run beside the rest (numpy and pandas release the GIL)
+        time_summary = pool.submit(_time_summary, src.timestamps, src.time_unit)
+        rating_summary = pool.submit(_rating_summary, src.ratings)
+        return _summarize(src, per_octave, time_summary.result, rating_summary.result)
+
+
+def _summarize(
+    src: Source, per_octave: int, time_summary: Callable[[], dict[str, Any]], rating_summary: Callable[[], Any]
+) -> dict[str, Any]:
     lengths = src.lengths
     users = len(lengths)
     n = int(src.offsets[-1]) if len(src.offsets) else 0
@@ -332,14 +348,14 @@ def summarize(src: Source, *, per_octave: int = 2) -> dict[str, Any]:
             "items_below_5": rare,
             "items_below_5_share": rare / len(counts) if len(counts) else 0.0,
         },
-        "time": _time_summary(src.timestamps, src.time_unit),
+        "time": time_summary(),
         "duplicates": {
             "identical_rows": identical,
             "repeated_pairs": repeated,
             "consecutive_repeats": consecutive_repeats(src.offsets, src.items),
         },
         "ties": {"interactions": in_ties, "groups": groups, "share": (in_ties / n) if n else 0.0},
-        "ratings": _rating_summary(src.ratings),
+        "ratings": rating_summary(),
         "steps": src.steps,
         "splits": src.splits,
     }
