@@ -21,13 +21,14 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 import time as _time
+from collections.abc import Callable
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, BinaryIO
 
 import numpy as np
+
 # pyarrow imports pandas lazily on its first pa.scalar() of a Python value, i.e. in the middle of a
 # build; importing it up front keeps a Ctrl-C/SIGTERM from landing inside that import, which leaves a
 # half-initialised pandas module and an AttributeError traceback instead of a clean interruption.
@@ -38,12 +39,11 @@ from . import __version__, reuse, splits
 from .config import BuildConfig, make_config
 from .errors import InputError
 from .filters import add_sessions, apply_filters
-from .kernels.filters import num_present
 from .kernels import csr_offsets, fit_order, remap_table, tie_stats, time_order
-from .resources import sort_threads
+from .kernels.filters import num_present
 from .progress import SILENT, Progress
 from .readers import InputInfo, Log, read_log
-from .resources import limit_threads
+from .resources import limit_threads, sort_threads
 from .vocab import Vocabulary
 
 __all__ = [

@@ -23,7 +23,6 @@ import pyarrow as pa
 
 from .errors import ConfigError, InputError
 from .kernels import csr_offsets, fit_order, padded, remap_table, time_order
-from .resources import sort_threads
 from .kernels.splits import (
     HELD_OUT,
     TEST,
@@ -31,9 +30,9 @@ from .kernels.splits import (
     VALID,
     eval_positions,
     gather_ranges,
-    ranges_mask,
     held_out_positions,
     loo_parts,
+    ranges_mask,
     row_of,
     sample_negatives,
     sliding_windows,
@@ -42,6 +41,7 @@ from .kernels.splits import (
     time_quantile,
     users_parts,
 )
+from .resources import sort_threads
 
 if TYPE_CHECKING:
     from .config import BuildConfig, SplitOptions

@@ -23,8 +23,8 @@ from . import __version__
 from .dataset import _flat, is_built, load
 from .errors import InputError
 from .kernels.sequences import tie_stats
-from .resources import sort_threads
 from .kernels.stats import consecutive_repeats, duplicate_counts, gini, log_histogram, month_counts, top_share
+from .resources import sort_threads
 
 __all__ = [
     "SCHEMA_VERSION",

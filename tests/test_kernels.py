@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seqprep.kernels import sequences as sequences_kernels
 from seqprep.kernels import csr_offsets, fit_order, padded, remap_table, tie_mask, tie_stats, time_order
+from seqprep.kernels import sequences as sequences_kernels
 
 users_times = st.lists(
     st.tuples(st.integers(0, 5), st.integers(-3, 3)), min_size=1, max_size=60

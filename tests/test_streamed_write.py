@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -64,7 +66,7 @@ def test_sequences_from_in_parts_is_the_one_sort(monkeypatch):
     for name in ("items", "timestamps", "ratings"):
         assert np.array_equal(getattr(parts, name), getattr(whole, name))
     assert seen[0][0] == 0 and seen[-1][1] == users
-    assert all(a[1] == b[0] for a, b in zip(seen, seen[1:]))  # in user order, no gap
+    assert all(a[1] == b[0] for a, b in pairwise(seen))  # in user order, no gap
 
 
 def test_a_failing_row_group_leaves_no_output(tmp_path, monkeypatch):

@@ -140,9 +140,10 @@ def _repeated_pairs(key: np.ndarray, user: np.ndarray, threads: int) -> int:
         cuts = np.searchsorted(user, user[(np.arange(1, threads) * n) // threads], side="left")
         bounds = np.unique(np.concatenate([[0], cuts, [n]]))
         from concurrent.futures import ThreadPoolExecutor
+        from itertools import pairwise
 
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            return sum(pool.map(lambda ab: count(key[ab[0] : ab[1]]), zip(bounds[:-1], bounds[1:])))
+            return sum(pool.map(lambda ab: count(key[ab[0] : ab[1]]), pairwise(bounds)))
     return count(key)
 
 
