@@ -356,7 +356,7 @@ def _csv_batches(
         # plain reads, not a memory map: mapped file pages would count in the process's RSS as it
         # reads through a file larger than memory; each range is read into a fresh buffer instead
         data = pa.OSFile(str(src.path)) if src.path is not None else pa.BufferReader(src.data)
-        ranges = _range_batches(data, names, header, block_size, parse, conv, (roles["user"], roles["item"]))
+        ranges = _range_batches(data, names, header, block_size, parse, conv)
         return roles, 1 if header else 0, ranges, _Position(lambda: ranges.position), ranges.close
     reader = pacsv.open_csv(source, read_options=read_opts, parse_options=parse, convert_options=conv)
     return roles, 1 if header else 0, iter(reader), pos, source.close
@@ -367,17 +367,16 @@ RANGE_BLOCKS = 8
 
 
 class _range_batches:  # noqa: N801 - an iterator used like a generator
-    """Tables of an uncompressed CSV read range by range, each range parsed on every core.
+    """Record batches of an uncompressed CSV read range by range, each range parsed on every core.
 
     The text is cut at line ends into ranges of about ``RANGE_BLOCKS`` blocks; each range goes through
-    ``pyarrow.csv.read_csv`` (multi-threaded), so memory stays bounded by a range while parsing uses
-    all cores (the streaming reader parses on one). A worker thread parses the next range (and
-    dictionary-encodes its id columns) while the caller encodes the current one, so parsing never
-    waits for the caller. Id columns are read as plain text and dictionary-encoded once per range
-    (one first-seen dictionary per range: cheaper than pyarrow's per-block dictionary conversion).
-    Types are inferred on the first range and then fixed, so a later range that does not fit raises
-    the same conversion error as the streaming reader would (and the caller re-reads that column as
-    text). Ranges come out in file order, one table each.
+    ``pyarrow.csv.read_csv`` (multi-threaded), so memory stays bounded by two ranges (the one being
+    encoded and the one being parsed) while parsing uses all cores (the streaming reader parses on
+    one). A worker thread parses the next range while the caller encodes the current one, and hashes
+    the bytes it reads, in order, so the input's sha256 needs no second pass over the file. Types are
+    inferred on the first range and then fixed, so a later range that does not fit raises the same
+    conversion error as the streaming reader would (and the caller re-reads that column as text).
+    Batches come out in file order.
     """
 
     def __init__(
@@ -388,10 +387,8 @@ class _range_batches:  # noqa: N801 - an iterator used like a generator
         block_size: int,
         parse: pacsv.ParseOptions,
         conv: pacsv.ConvertOptions,
-        id_columns: tuple[str, ...],
     ) -> None:
         self.data, self.names, self.block_size, self.parse = data, names, block_size, parse
-        self.id_columns = tuple(dict.fromkeys(id_columns))
         self.conv = conv
         self.size = data.size()
         self.range_bytes = max(block_size * RANGE_BLOCKS, 1)

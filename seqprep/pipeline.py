@@ -208,7 +208,8 @@ def sequences_from(
 
     # this thread writes while the pool sorts: rows grouped by user sort fast, so one core is left
     # for the writer; scattered rows make the sort the longer job, and it gets every core
-    workers = max(1, sort_threads() - 1) if grouped else sort_threads()
+    # (at most 8 groups at once: each holds ~50-80 MB of temporaries)
+    workers = min(8, max(1, sort_threads() - 1) if grouped else sort_threads())
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="seqprep-sort") as pool:
         futures = [pool.submit(sort_part, k) for k in range(len(bounds) - 1)]
         try:
@@ -389,10 +390,7 @@ def _run(
         block_size = min(block_size, max(1 << 20, limit // 200))
     out = Path(config.output) if write and not config.to_stdout else None
     with ExitStack() as outdir:
-        # sequences.parquet can be written while the sort runs when nothing after the sort changes
-        # the sequences: the output's temporary folder is then opened before the build starts
-        tmp = outdir.enter_context(atomic_output_dir(out, config.overwrite)) if _streams(config, out) else None
-        streamed = False
+        tmp: Path | None = None  # the output's temporary folder, when sequences.parquet is written during the sort
         with tempfile.TemporaryDirectory(prefix="seqprep-spill-") if limit is not None else nullcontext() as spill:
             log = read_log(
                 config.inputs,
@@ -417,9 +415,12 @@ def _run(
                 else:
                     users, items, uidx, iidx = fit_vocabularies(inter, log, config)
                     progress.phase(f"sorting {len(uidx):,} interactions")
-                    if tmp is not None:
+                    if _streams(config, out):
+                        # nothing after the sort changes the sequences: sequences.parquet is written
+                        # while the sort runs, into the output's temporary folder opened only now
+                        assert out is not None
+                        tmp = outdir.enter_context(atomic_output_dir(out, config.overwrite))
                         seqs = _sort_and_write(uidx, iidx, inter, users, tmp / "sequences.parquet")
-                        streamed = True
                     else:
                         seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts)
                     del uidx, iidx
@@ -441,7 +442,7 @@ def _run(
             assert out is not None
             progress.phase(f"writing {out}")
             with nullcontext(tmp) if tmp is not None else atomic_output_dir(out, config.overwrite) as folder:
-                meta = write_outputs(result, folder, sequences_written=streamed)
+                meta = write_outputs(result, folder, sequences_written=tmp is not None)
     return dataclasses.replace(result, meta=meta, output=out, seconds=_time.perf_counter() - t0)
 
 

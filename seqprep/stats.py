@@ -294,7 +294,7 @@ def _rating_summary(r: np.ndarray | None) -> dict[str, Any] | None:
         "distinct": int(len(values)),
         "min": _short(values[0]) if len(values) else None,
         # from the value counts: the same float whatever the order of the rows
-        "mean": float(values.astype(np.float64) @ counts / counts.sum()) if len(valid) else None,
+        "mean": float((values.astype(np.float64) * counts).sum() / counts.sum()) if len(valid) else None,
         "max": _short(values[-1]) if len(values) else None,
         "counts": None,
     }

@@ -85,3 +85,35 @@ def test_a_failing_row_group_leaves_no_output(tmp_path, monkeypatch):
     with pytest.raises(seqprep.errors.OutputError, match="No space left on device; free some space"):
         seqprep.build(log, tmp_path / "out")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["log.csv"]  # no output, no temporary folder
+
+
+def test_no_temporary_output_folder_while_reading(tmp_path, monkeypatch):
+    """The output's temporary folder opens only when the sort starts: a process killed (OOM, kill -9)
+    while reading leaves nothing beside OUT."""
+    from seqprep import pipeline
+
+    log = _log(tmp_path / "log.csv", 500, 20, grouped=False)
+    real = pipeline.read_log
+    seen: list[list[str]] = []
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        seen.append(sorted(p.name for p in tmp_path.iterdir()))
+        return out
+
+    monkeypatch.setattr(pipeline, "read_log", spy)
+    seqprep.build(log, tmp_path / "out")
+    assert seen == [["log.csv"]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.csv", "out"]
+
+
+def test_time_order_on_threads_takes_any_user_integers():
+    """Users that are not small dense indices (negative, or huge) fall back to one sort."""
+    from seqprep.kernels import time_order
+
+    user = (np.arange(3000) % 7 - 3).astype(np.int64)
+    time = np.arange(3000) % 5
+    expected = np.lexsort((time, user))
+    assert np.array_equal(time_order(user, time, threads=2), expected)
+    huge = (np.arange(3000) % 7) * 10**11
+    assert np.array_equal(time_order(huge, time, threads=2), np.lexsort((time, huge)))

@@ -32,8 +32,8 @@ def time_order(user: np.ndarray, time: np.ndarray, *, threads: int = 1) -> np.nd
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     key = _packed_key(user, time)
-    if threads > 1 and n >= _PARALLEL_MIN_ROWS:
-        return _parallel_order(user, time, key, threads)
+    if threads > 1 and n >= _PARALLEL_MIN_ROWS and 0 <= int(user.min()) and int(user.max()) <= 4 * n:
+        return _parallel_order(user, time, key, threads)  # user indices dense enough to count them
     if key is not None:
         return np.argsort(key, kind="stable")
     return np.lexsort((time, user))
