@@ -41,6 +41,7 @@ from .errors import InputError
 from .filters import add_sessions, apply_filters
 from .kernels import csr_offsets, fit_order, remap_table, tie_stats, time_order
 from .kernels.filters import num_present
+from .kernels.sequences import rows_in_time_order, user_range_rows
 from .progress import SILENT, Progress
 from .readers import InputInfo, Log, read_log
 from .resources import limit_threads, sort_threads
@@ -183,24 +184,12 @@ def sequences_from(
         ratings=None if rating is None else np.empty(n, dtype=rating.dtype),
     )
     bounds = sequence_parts(offsets)
-    grouped = bool((user_idx[1:] >= user_idx[:-1]).all())  # rows already grouped by user: parts are slices
-    if not grouped:  # rows of each part, in input order: a stable counting sort by part (radix, O(n))
-        part_of_user = np.zeros(len(user_counts), dtype=np.int64)
-        np.add.at(part_of_user, bounds[1:-1], 1)
-        np.cumsum(part_of_user, out=part_of_user)
-        kind = np.uint8 if len(bounds) <= 257 else np.uint16 if len(bounds) <= 65537 else np.int64
-        by_part = np.argsort(part_of_user.astype(kind)[user_idx], kind="stable")
-        del part_of_user
+    parts = user_range_rows(user_idx, bounds)
+    grouped = isinstance(parts[0], slice)  # rows already grouped by user: each part is a slice
 
     def sort_part(k: int) -> None:
         lo, hi = int(offsets[bounds[k]]), int(offsets[bounds[k + 1]])
-        if grouped:
-            order = time_order(user_idx[lo:hi], time[lo:hi])
-            order += lo
-        else:
-            rows = by_part[lo:hi]
-            order = rows[time_order(user_idx[rows], time[rows])]
-            del rows
+        order = rows_in_time_order(user_idx, time, parts[k])
         np.take(item_idx, order, out=seqs.items[lo:hi])
         np.take(time, order, out=seqs.timestamps[lo:hi])
         if rating is not None:

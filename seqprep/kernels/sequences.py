@@ -6,7 +6,7 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["time_order", "csr_offsets", "tie_mask", "tie_stats", "padded"]
+__all__ = ["time_order", "user_range_rows", "rows_in_time_order", "csr_offsets", "tie_mask", "tie_stats", "padded"]
 
 
 def time_order(user: np.ndarray, time: np.ndarray, *, threads: int = 1) -> np.ndarray:
@@ -31,9 +31,9 @@ def time_order(user: np.ndarray, time: np.ndarray, *, threads: int = 1) -> np.nd
     n = len(user)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    key = _packed_key(user, time)
     if threads > 1 and n >= _PARALLEL_MIN_ROWS and 0 <= int(user.min()) and int(user.max()) <= 4 * n:
-        return _parallel_order(user, time, key, threads)  # user indices dense enough to count them
+        return _parallel_order(user, time, threads)  # user indices dense enough to count them
+    key = _packed_key(user, time)
     if key is not None:
         return np.argsort(key, kind="stable")
     return np.lexsort((time, user))
@@ -58,33 +58,58 @@ def _packed_key(user: np.ndarray, time: np.ndarray) -> np.ndarray | None:
     return key
 
 
-def _parallel_order(user: np.ndarray, time: np.ndarray, key: np.ndarray | None, threads: int) -> np.ndarray:
+def _parallel_order(user: np.ndarray, time: np.ndarray, threads: int) -> np.ndarray:
     from concurrent.futures import ThreadPoolExecutor
 
     n = len(user)
     counts = np.bincount(user)
-    # user ranges with about n / threads rows each: part[u] is the part of user u
+    # user ranges with about n / threads rows each
     cuts = np.searchsorted(np.cumsum(counts), (np.arange(1, threads) * n) // threads, side="right")
-    part_of_user = np.zeros(len(counts), dtype=np.int16)
-    np.add.at(part_of_user, cuts[cuts < len(counts)], 1)
-    np.cumsum(part_of_user, out=part_of_user)
-    grouped = bool((user[1:] >= user[:-1]).all())  # rows already grouped by user (e.g. ml-25m's order)
-    if grouped:  # each part is a slice of the rows
-        bounds = np.searchsorted(part_of_user[user], np.arange(threads + 1), side="left")
-    else:
-        part = part_of_user[user]
-
-    def sort_part(k: int) -> np.ndarray:
-        rows: np.ndarray | slice = slice(bounds[k], bounds[k + 1]) if grouped else np.flatnonzero(part == k)
-        local = np.argsort(key[rows], kind="stable") if key is not None else np.lexsort((time[rows], user[rows]))
-        if grouped:
-            local += bounds[k]
-            return local
-        return rows[local]  # type: ignore[index]
-
+    bounds = np.concatenate([[0], np.minimum(cuts, len(counts)), [len(counts)]])
+    parts = user_range_rows(user, bounds)
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="seqprep-sort") as pool:
-        parts = list(pool.map(sort_part, range(threads)))
-    return np.concatenate(parts).astype(np.int64, copy=False)
+        orders = list(pool.map(lambda rows: rows_in_time_order(user, time, rows), parts))
+    return np.concatenate(orders).astype(np.int64, copy=False)
+
+
+def user_range_rows(user: np.ndarray, bounds: np.ndarray) -> list[np.ndarray | slice]:
+    """The rows of each user range ``bounds[k] <= u < bounds[k+1]``, in input order.
+
+    ``user`` holds dense non-negative indices and ``bounds`` is non-decreasing from 0 to at least
+    ``user.max() + 1``. Rows already grouped by user (non-decreasing ``user``) give slices; any other
+    order gives index arrays from one stable counting sort by range (numpy's radix sort).
+
+    >>> user_range_rows(np.array([0, 0, 1, 2, 2]), np.array([0, 2, 3]))
+    [slice(0, 3, None), slice(3, 5, None)]
+    >>> [r.tolist() for r in user_range_rows(np.array([2, 0, 1, 2, 0]), np.array([0, 2, 3]))]
+    [[1, 2, 4], [0, 3]]
+    """
+    bounds = np.asarray(bounds, dtype=np.int64)
+    counts = np.bincount(user, minlength=int(bounds[-1]))
+    starts = csr_offsets(counts)[bounds]  # each range's first row once rows are grouped by user
+    spans = list(zip(starts[:-1].tolist(), starts[1:].tolist()))
+    if len(user) < 2 or bool((user[1:] >= user[:-1]).all()):
+        return [slice(lo, hi) for lo, hi in spans]
+    range_of_user = np.zeros(len(counts), dtype=np.int64)
+    np.add.at(range_of_user, bounds[1:-1][bounds[1:-1] < len(counts)], 1)
+    np.cumsum(range_of_user, out=range_of_user)
+    kind = np.uint8 if len(bounds) <= 257 else np.uint16 if len(bounds) <= 65537 else np.int64
+    by_range = np.argsort(range_of_user.astype(kind)[user], kind="stable")
+    return [by_range[lo:hi] for lo, hi in spans]
+
+
+def rows_in_time_order(user: np.ndarray, time: np.ndarray, rows: np.ndarray | slice) -> np.ndarray:
+    """``rows`` (a slice or row indices, as :func:`user_range_rows` gives) in stable (user, time)
+    order, as row indices of the whole input.
+
+    >>> rows_in_time_order(np.array([1, 0, 0, 0]), np.array([5, 9, 5, 3]), slice(1, 4)).tolist()
+    [3, 2, 1]
+    """
+    if isinstance(rows, slice):
+        order = time_order(user[rows], time[rows])
+        order += rows.start or 0
+        return order
+    return rows[time_order(user[rows], time[rows])]
 
 
 def csr_offsets(counts: np.ndarray) -> np.ndarray:
