@@ -356,7 +356,7 @@ def _csv_batches(
         # plain reads, not a memory map: mapped file pages would count in the process's RSS as it
         # reads through a file larger than memory; each range is read into a fresh buffer instead
         data = pa.OSFile(str(src.path)) if src.path is not None else pa.BufferReader(src.data)
-        ranges = _range_batches(data, names, header, block_size, parse, conv)
+        ranges = _range_batches(data, names, header, block_size, parse, conv, hashed=src.hashed)
         return roles, 1 if header else 0, ranges, _Position(lambda: ranges.position), ranges.close
     reader = pacsv.open_csv(source, read_options=read_opts, parse_options=parse, convert_options=conv)
     return roles, 1 if header else 0, iter(reader), pos, source.close
@@ -387,6 +387,8 @@ class _range_batches:  # noqa: N801 - an iterator used like a generator
         block_size: int,
         parse: pacsv.ParseOptions,
         conv: pacsv.ConvertOptions,
+        *,
+        hashed: bool = True,
     ) -> None:
         self.data, self.names, self.block_size, self.parse = data, names, block_size, parse
         self.conv = conv
@@ -399,7 +401,7 @@ class _range_batches:  # noqa: N801 - an iterator used like a generator
         self._ahead: Any = None  # (future of the next range's table, its end offset)
         self._pending: list[pa.RecordBatch] = []
         # the input's sha256 from the bytes as they are read (the worker reads the ranges in order)
-        self._hash = hashlib.sha256(bytes(data.read_at(self.position, 0)) if self.position else b"")
+        self._hash = hashlib.sha256(bytes(data.read_at(self.position, 0)) if self.position else b"") if hashed else None
         self._hashed = self.position
 
     def _line_end(self, at: int) -> int:
@@ -420,7 +422,7 @@ class _range_batches:  # noqa: N801 - an iterator used like a generator
     def _parse(self, a: int, b: int, conv: pacsv.ConvertOptions) -> pa.Table:
         """Range [a, b) -> a table (in the worker thread)."""
         buf = self.data.read_at(b - a, a)
-        if self._hashed == a:
+        if self._hash is not None and self._hashed == a:
             self._hash.update(buf)
             self._hashed = b
         return pacsv.read_csv(
@@ -468,7 +470,7 @@ class _range_batches:  # noqa: N801 - an iterator used like a generator
     @property
     def sha256(self) -> str | None:
         """The hex sha256 of the whole input once every range has been read (else None)."""
-        return self._hash.hexdigest() if self._hashed == self.size else None
+        return self._hash.hexdigest() if self._hash is not None and self._hashed == self.size else None
 
     def close(self) -> None:
         """Wait for the range in flight (its error, if any, is not wanted now), then close the file."""
@@ -688,11 +690,13 @@ def stream_log(
     block_size: int = DEFAULT_BLOCK_SIZE,
     progress: Progress = SILENT,
     spill_dir: Path | None = None,
+    hash_inputs: bool = True,
 ) -> Log:
     """Read every input (in order), block by block, into one canonical :class:`~seqprep.readers.Log`.
 
     With ``spill_dir`` the integer columns are written to files there and the Log's arrays are
-    read-only memory maps of them (read them back in chunks with :func:`read_rows`).
+    read-only memory maps of them (read them back in chunks with :func:`read_rows`). With
+    ``hash_inputs=False`` no input is hashed and every ``InputInfo.sha256`` is None.
     """
     new_buffer = buffer_factory(spill_dir)
     specs = expand_inputs(inputs)
@@ -708,11 +712,13 @@ def stream_log(
     typed_text = {"user": False, "item": False}
     with ThreadPoolExecutor(max_workers=1) as hasher:
         for spec in specs:
-            src = _Source(spec, stdin=stdin)
+            src = _Source(spec, stdin=stdin, hashed=hash_inputs)
             head = src.head()
             fmt = _detect_format(src, opts, head)
             # the range reader hashes what it reads; any other input is hashed beside the read
-            sha = None if _read_in_ranges(src, opts, head, fmt) else hasher.submit(src.sha256)
+            sha = None
+            if hash_inputs and not _read_in_ranges(src, opts, head, fmt):
+                sha = hasher.submit(src.sha256)
             where = spec if spec != "-" else "stdin"
             progress.phase(f"reading {os.path.basename(where) or where}", src.size, "bytes")
             cols, roles, header, typed = _read_one(src, opts, block_size, progress, fmt, head, new_buffer)
@@ -730,7 +736,7 @@ def stream_log(
                 InputInfo(
                     path=spec,
                     bytes=src.size,
-                    sha256=src.sha256() if sha is None else sha.result(),
+                    sha256=(src.sha256() if sha is None else sha.result()) if hash_inputs else None,
                     rows=cols.rows,
                     format=fmt,
                     compression=src.compression,

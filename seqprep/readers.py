@@ -71,7 +71,7 @@ class InputInfo:
 
     path: str
     bytes: int
-    sha256: str
+    sha256: str | None  # None when the reader was asked not to hash (``seqprep stats``)
     rows: int
     format: str
     compression: str | None
@@ -126,10 +126,14 @@ def expand_inputs(inputs: tuple[str, ...] | list[str]) -> list[str]:
 
 
 class _Source:
-    """A file or stdin, with its compression detected from magic bytes."""
+    """A file or stdin, with its compression detected from magic bytes.
 
-    def __init__(self, spec: str, stdin: BinaryIO | None = None) -> None:
+    With ``hashed=False`` nobody wants its sha256 (``seqprep stats``): readers skip hashing it.
+    """
+
+    def __init__(self, spec: str, stdin: BinaryIO | None = None, *, hashed: bool = True) -> None:
         self.name = spec
+        self.hashed = hashed
         self.data: pa.Buffer | None = None
         self.path: Path | None = None
         if spec == "-":
@@ -137,7 +141,7 @@ class _Source:
             raw = stream.read()
             self.data = pa.py_buffer(raw)
             self.size = len(raw)
-            self._sha = hashlib.sha256(raw).hexdigest()
+            self._sha = hashlib.sha256(raw).hexdigest() if hashed else None
             magic = bytes(raw[:8])
         else:
             p = Path(spec)
@@ -897,10 +901,12 @@ def read_log(
     block_size: int | None = None,
     progress: Any = None,
     spill_dir: Path | None = None,
+    hash_inputs: bool = True,
 ) -> Log:
     """Read every input (in order) into one canonical :class:`Log`, streaming block by block.
 
-    See :mod:`seqprep.ingest`; the result equals :func:`read_log_in_memory`'s.
+    See :mod:`seqprep.ingest`; the result equals :func:`read_log_in_memory`'s. With
+    ``hash_inputs=False`` the inputs' sha256 (``InputInfo.sha256``) is None: nothing is hashed.
     """
     from .ingest import DEFAULT_BLOCK_SIZE, stream_log
     from .progress import SILENT
@@ -912,6 +918,7 @@ def read_log(
         block_size=DEFAULT_BLOCK_SIZE if block_size is None else block_size,
         progress=SILENT if progress is None else progress,
         spill_dir=spill_dir,
+        hash_inputs=hash_inputs,
     )
 
 

@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Literal
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import __version__
 from .dataset import _flat, is_built, load
 from .errors import InputError
-from .kernels.sequences import tie_stats
-from .kernels.stats import consecutive_repeats, duplicate_counts, gini, log_histogram, month_counts, top_share
+from .kernels.sequences import code_counts
+from .kernels.stats import duplicate_counts, gini, log_histogram, month_counts, ordered_counts, top_share
 from .resources import sort_threads
 
 __all__ = [
@@ -47,7 +47,14 @@ SPLITS = ("train", "valid", "test")
 
 @dataclass(frozen=True)
 class Source:
-    """What one PATH holds, as CSR columns: row ``u`` is ``items[offsets[u]:offsets[u+1]]``, time-ordered."""
+    """What one PATH holds: per-row columns ``items``, ``timestamps``, ``ratings`` and the users' lengths.
+
+    Without ``order`` (a built folder, a split) the rows are CSR columns: user ``u``'s rows are
+    ``offsets[u]:offsets[u+1]``, in time order. With ``order`` (a raw log, left in file order) row
+    ``k`` belongs to user ``user[k]`` and ``order`` lists the rows in (user, time) order; ``offsets``
+    then only gives the lengths. ``items`` are item indices, or any distinct codes with
+    ``counted_items`` (the interactions of each code, shifted by one: ``counted_items[c + 1]``).
+    """
 
     path: str
     kind: Literal["raw", "built", "split"]
@@ -61,10 +68,18 @@ class Source:
     steps: list[dict[str, Any]]
     splits: dict[str, Any] | None
     counted_items: np.ndarray | None = None  # bincount of ``items`` when the reader has it already
+    user: np.ndarray | None = None  # each row's user code (None: CSR rows, user u at offsets[u]:offsets[u+1])
+    order: np.ndarray | None = None  # the rows in (user, time) order (None: they are)
 
     @property
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
+
+    def row_users(self) -> np.ndarray:
+        """Each row's user code (for CSR rows: the row index of the offsets)."""
+        if self.user is not None:
+            return self.user
+        return np.repeat(np.arange(len(self.offsets) - 1, dtype=np.int64), self.lengths)
 
     @property
     def item_counts(self) -> np.ndarray:
@@ -108,8 +123,9 @@ def open_source(path: str, *, stdin: BinaryIO | None = None, **read_options: Any
 
 def _raw_source(path: str, stdin: BinaryIO | None, read_options: dict[str, Any]) -> Source:
     """A raw log read and cleaned as ``seqprep build`` does (same reader, same missing-value step,
-    same errors), then sorted by (user, time) - but no vocabulary is ordered and nothing is written:
-    users and items keep their reader codes (item codes + 1), which give the same numbers."""
+    same errors) and put in (user, time) order as build does - but left in file order (``order``
+    holds the sort), with no vocabulary ordered, nothing hashed and nothing written: users and items
+    keep their reader codes, which give the same numbers."""
     from .config import make_config
     from .kernels import csr_offsets, time_order
     from .pipeline import clean
@@ -119,30 +135,37 @@ def _raw_source(path: str, stdin: BinaryIO | None, read_options: dict[str, Any])
     config = make_config([path], "<memory>", **read_options)
     config.validate()
     with limit_threads(config.resources.threads):
-        log = read_log(config.inputs, config.read, stdin=stdin, block_size=config.resources.block_size_bytes)
+        log = read_log(
+            config.inputs, config.read, stdin=stdin, block_size=config.resources.block_size_bytes, hash_inputs=False
+        )
         if log.num_rows == 0:
             msg = f"the log is empty: no interaction rows in {', '.join(i.path for i in log.inputs)}; check the input"
             raise InputError(msg)
         inter, steps = clean(log, config)
-        counts = np.bincount(inter.user, minlength=len(log.user_ids))
-        order = time_order(inter.user, inter.time, threads=sort_threads())
-        items = inter.item[order]
-        items += 1  # item codes from 1, as item indices are
-        counted_items = np.bincount(items)
-        n = len(order)
+        counts = code_counts(inter.user, len(log.user_ids))
+        # items coded in id order: a log grouped by user with items in id order (MovieLens files)
+        # then has its (user, item) pairs in order, and duplicates are counted without a sort
+        by_id = np.empty(len(log.item_ids), dtype=np.int32)
+        by_id[pc.sort_indices(log.item_ids).to_numpy()] = np.arange(len(log.item_ids), dtype=np.int32)
+        items = by_id[inter.item]
+        counted_items = np.zeros(len(log.item_ids) + 1, dtype=np.int64)
+        counted_items[1:] = code_counts(items, len(log.item_ids))
+        n = len(inter.user)
         return Source(
             path=path,
             kind="raw",
             offsets=csr_offsets(counts[counts > 0]),
             items=items,
-            timestamps=inter.time[order],
-            ratings=None if inter.rating is None else inter.rating[order],
+            timestamps=inter.time,
+            ratings=inter.rating,
             num_items=int(np.count_nonzero(counted_items)),
             time_unit=log.time_unit,
             rows={"read": log.num_rows, "kept": n, "removed": log.num_rows - n},
             steps=steps,
             splits=None,
             counted_items=counted_items,
+            user=inter.user,
+            order=time_order(inter.user, inter.time, threads=sort_threads()),
         )
 
 
@@ -286,15 +309,25 @@ def _short(v: Any) -> float:
 def _rating_summary(r: np.ndarray | None) -> dict[str, Any] | None:
     if r is None:
         return None
-    valid = r[~np.isnan(r)] if np.issubdtype(r.dtype, np.floating) else r
-    vc = pd.Series(valid, copy=False).value_counts(sort=False).sort_index()  # hashing: faster than a sort
-    values, counts = vc.index.to_numpy(), vc.to_numpy()
+    # hashing in Arrow (no GIL: runs beside the other counts), then the few distinct values tidied:
+    # every NaN is missing, and -0.0 is 0.0
+    vc = pc.value_counts(pa.array(r))
+    values = vc.field("values").to_numpy(zero_copy_only=False)
+    counts = vc.field("counts").to_numpy(zero_copy_only=False).astype(np.int64)
+    missing = 0
+    if np.issubdtype(values.dtype, np.floating):
+        nan = np.isnan(values)
+        missing = int(counts[nan].sum())
+        values, counts = values[~nan] + values.dtype.type(0), counts[~nan]
+    values, where = np.unique(values, return_inverse=True)
+    counts = np.bincount(where.reshape(-1), weights=counts, minlength=len(values)).astype(np.int64)
+    total = int(counts.sum())
     out: dict[str, Any] = {
-        "missing": int(len(r) - len(valid)),
+        "missing": missing,
         "distinct": int(len(values)),
         "min": _short(values[0]) if len(values) else None,
         # from the value counts: the same float whatever the order of the rows
-        "mean": float((values.astype(np.float64) * counts).sum() / counts.sum()) if len(valid) else None,
+        "mean": float((values.astype(np.float64) * counts).sum() / total) if total else None,
         "max": _short(values[-1]) if len(values) else None,
         "counts": None,
     }
@@ -324,10 +357,13 @@ def _summarize(
     edges, hist = log_histogram(lengths, per_octave)
     k1, s1 = top_share(counts, 0.01)
     k10, s10 = top_share(counts, 0.10)
-    user_idx = np.repeat(np.arange(users, dtype=np.int64), lengths)
-    repeated, identical = duplicate_counts(user_idx, src.items, src.timestamps, src.ratings, threads=sort_threads())
-    del user_idx
-    in_ties, groups = tie_stats(src.offsets, src.timestamps) if n else (0, 0)
+    user = src.row_users()
+    threads = sort_threads()
+    # neither count depends on the row order: raw logs are counted in file order (often grouped by
+    # user with items in order, where the pair sort is short)
+    repeated, identical = duplicate_counts(user, src.items, src.timestamps, src.ratings, threads=threads)
+    consecutive, in_ties, groups = ordered_counts(user, src.items, src.timestamps, src.order, threads=threads)
+    del user
     rare = int((counts < RARE_ITEM).sum())
     return {
         "path": src.path,
@@ -352,7 +388,7 @@ def _summarize(
         "duplicates": {
             "identical_rows": identical,
             "repeated_pairs": repeated,
-            "consecutive_repeats": consecutive_repeats(src.offsets, src.items),
+            "consecutive_repeats": consecutive,
         },
         "ties": {"interactions": in_ties, "groups": groups, "share": (in_ties / n) if n else 0.0},
         "ratings": rating_summary(),

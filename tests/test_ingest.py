@@ -239,3 +239,23 @@ def test_input_hash_taken_while_reading_ranges(write, header, newline):
         log = stream_log([str(p)], ReadOptions(), block_size=block)
         assert log.inputs[0].sha256 == hashlib.sha256(p.read_bytes()).hexdigest()
         assert log.num_rows == 3000
+
+
+def test_reading_without_hashing_gives_the_same_log(write, tmp_path):
+    """``hash_inputs=False`` (seqprep stats) leaves every sha256 None and changes nothing else, for
+    the range reader, a compressed input and stdin alike."""
+    rows = [f"{u % 37},{(u * 7) % 101},{u % 5 + 1}.5,{1000 + u // 3}" for u in range(3000)]
+    text = "userId,movieId,rating,timestamp\n" + "\n".join(rows) + "\n"
+    plain = write("log.csv", text)
+    packed = tmp_path / "log.csv.gz"
+    packed.write_bytes(gzip.compress(text.encode()))
+    for spec, stdin in ((str(plain), None), (str(packed), None), ("-", io.BytesIO(text.encode()))):
+        hashed = stream_log([spec], ReadOptions(), block_size=1000, stdin=stdin)
+        if stdin is not None:
+            stdin.seek(0)
+        bare = stream_log([spec], ReadOptions(), block_size=1000, stdin=stdin, hash_inputs=False)
+        assert hashed.inputs[0].sha256 == hashlib.sha256(text.encode() if spec != str(packed) else packed.read_bytes()).hexdigest()
+        assert bare.inputs[0].sha256 is None
+        assert bare.user_codes.tolist() == hashed.user_codes.tolist()
+        assert bare.item_codes.tolist() == hashed.item_codes.tolist()
+        assert bare.time.tolist() == hashed.time.tolist() and bare.rating.tolist() == hashed.rating.tolist()

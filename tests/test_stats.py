@@ -3,6 +3,7 @@ the pinned JSON schema, side-by-side human output, splits, steps and --plot."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
@@ -20,8 +21,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import seqprep
+from seqprep import stats as stats_module
 from seqprep.cli import cli
+from seqprep.kernels import sequences as sequence_kernels
 from seqprep.kernels import stats as stats_kernels
+from seqprep.kernels.sequences import code_counts, tie_stats, time_order
 from seqprep.kernels.stats import (
     consecutive_repeats,
     duplicate_counts,
@@ -29,6 +33,7 @@ from seqprep.kernels.stats import (
     log_bin_edges,
     log_histogram,
     month_counts,
+    ordered_counts,
     top_share,
 )
 from seqprep.stats import open_source, summarize
@@ -86,13 +91,48 @@ def test_duplicate_counts_match_a_set_reference(rows, with_rating):
         pairs.add((u, i))
         full.add(key)
     assert duplicate_counts(user, item, time, rating) == (repeated, identical)
-    grouped = np.argsort(user, kind="stable")  # the threaded path needs rows grouped by user
-    with mock.patch.object(stats_kernels, "_PARALLEL_MIN_ROWS", 0):
-        for threads in (2, 3):
-            got = duplicate_counts(
-                user[grouped], item[grouped], time[grouped], None if rating is None else rating[grouped], threads=threads
-            )
-            assert got == (repeated, identical)
+    grouped = np.argsort(user, kind="stable")  # user ranges are slices
+    by_pair = np.lexsort((item, user))  # (user, item) keys in order: counted without a sort
+    with mock.patch.object(stats_kernels, "_PARALLEL_MIN_ROWS", 0), mock.patch.object(stats_kernels, "_CHUNK", 3):
+        for layout in (grouped, by_pair, np.arange(len(user))[::-1]):  # the last: scattered users
+            for threads in (1, 2, 3):
+                got = duplicate_counts(
+                    user[layout], item[layout], time[layout], None if rating is None else rating[layout], threads=threads
+                )
+                assert got == (repeated, identical)
+
+
+sequence_rows_st = st.lists(
+    st.tuples(st.integers(0, 4), st.integers(1, 3), st.integers(0, 3)), min_size=0, max_size=50
+)
+
+
+@settings(deadline=None)
+@given(sequence_rows_st, st.sampled_from([1, 2, 3, 7, 1 << 20]), st.integers(1, 3))
+def test_ordered_counts_match_the_sequence_kernels(rows, chunk, threads):
+    """Consecutive repeats and ties of rows taken in time order equal those of the CSR sequences
+    (consecutive_repeats, tie_stats), for any chunk size and thread count."""
+    user = np.array([r[0] for r in rows], dtype=np.int32)
+    item = np.array([r[1] for r in rows], dtype=np.int32)
+    time = np.array([r[2] for r in rows], dtype=np.int64)
+    order = time_order(user, time)
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(user, minlength=5))]).astype(np.int64)
+    expected = (
+        consecutive_repeats(offsets, item[order]),
+        *(tie_stats(offsets, time[order]) if len(rows) else (0, 0)),
+    )
+    assert ordered_counts(user, item, time, order, threads=threads, chunk=chunk) == expected
+    # rows already in order: no permutation
+    assert ordered_counts(user[order], item[order], time[order], threads=threads, chunk=chunk) == expected
+
+
+@given(st.lists(st.integers(0, 9), max_size=40), st.integers(0, 12), st.sampled_from([1, 4, 1 << 20]))
+def test_code_counts_is_bincount(codes, size, chunk):
+    codes = np.array(codes, dtype=np.int32)
+    with mock.patch.object(sequence_kernels, "_CHUNK", chunk):
+        got = code_counts(codes, size)
+    assert got.dtype == np.int64
+    assert got.tolist() == np.bincount(codes, minlength=size).tolist()
 
 
 csr_st = st.lists(st.lists(st.integers(1, 3), min_size=0, max_size=6), min_size=1, max_size=8)
@@ -139,6 +179,13 @@ def test_month_counts_match_datetime(secs, unit):
     assert len(counts) == (y1 - y0) * 12 + m1 - m0 + 1
     got = {((y0 * 12 + m0 - 1 + k) // 12, (y0 * 12 + m0 - 1 + k) % 12 + 1): int(c) for k, c in enumerate(counts) if c}
     assert got == ref
+
+
+def test_month_counts_chunk_by_chunk():
+    secs = np.array([5, 86400 * 31, 86400 * 95, 0, 86400 * 40, 86400 * 31 + 1], dtype=np.int64)
+    with mock.patch.object(stats_kernels, "_CHUNK", 2):
+        assert month_counts(secs, "s")[1].tolist() == [2, 3, 0, 1]
+        assert month_counts(secs.astype(np.float64) + 0.5, "s")[1].tolist() == [2, 3, 0, 1]
 
 
 def test_month_counts_float_and_non_epoch():
@@ -222,12 +269,27 @@ def _random_log(seed: int, n: int = 3000) -> pd.DataFrame:
     return pd.concat([df, df.iloc[: n // 20]], ignore_index=True)  # some identical rows
 
 
+@pytest.mark.parametrize("layout", ["scattered", "grouped", "grouped_small_chunks", "scattered_small_chunks"])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_raw_log_numbers_match_pandas(tmp_path, seed):
+def test_raw_log_numbers_match_pandas(tmp_path, seed, layout):
+    """Rows scattered, or grouped by user with items in id order (as MovieLens files are); with
+    small chunks and the threaded paths forced, every chunked and threaded kernel runs."""
     df = _random_log(seed)
+    if layout.startswith("grouped"):
+        df = df.sort_values(["user", "item"], kind="stable", ignore_index=True)
     path = tmp_path / "log.csv"
     df.rename(columns={"user": "userId", "item": "movieId", "time": "timestamp"}).to_csv(path, index=False)
-    s = summarize(open_source(str(path)))
+    with contextlib.ExitStack() as stack:
+        if layout.endswith("small_chunks"):
+            for module, name, value in (
+                (stats_kernels, "_PARALLEL_MIN_ROWS", 0),
+                (stats_kernels, "_CHUNK", 64),
+                (stats_kernels, "_ORDER_CHUNK", 100),
+                (sequence_kernels, "_PARALLEL_MIN_ROWS", 0),
+                (sequence_kernels, "_CHUNK", 64),
+            ):
+                stack.enter_context(mock.patch.object(module, name, value))
+        s = summarize(open_source(str(path)))
     _compare(ours(s), pandas_reference(df))
     assert s["density"] == pytest.approx(len(df) / (df.user.nunique() * df.item.nunique()))
     assert sum(s["length_histogram"]["counts"]) == df.user.nunique()
@@ -382,6 +444,15 @@ def test_rating_values_read_as_written(write):
     s = summarize(open_source(str(write("x.csv", "user,item,rating,ts\n1,2,0.1,1\n1,3,0.7,2\n2,2,0.1,3\n"))))
     assert s["ratings"]["counts"] == [{"value": 0.1, "count": 2}, {"value": 0.7, "count": 1}]
     assert (s["ratings"]["min"], s["ratings"]["max"]) == (0.1, 0.7)
+
+
+def test_rating_counts_merge_signed_zeros_and_every_nan():
+    r = np.array([0.0, -0.0, np.nan, -np.nan, 1.5, 0.0], dtype=np.float32)
+    got = stats_module._rating_summary(r)
+    assert got["missing"] == 2 and got["distinct"] == 2
+    assert got["counts"] == [{"value": 0.0, "count": 3}, {"value": 1.5, "count": 1}]
+    assert got["mean"] == pytest.approx(1.5 / 4)
+    assert stats_module._rating_summary(np.full(3, np.nan, dtype=np.float32))["mean"] is None
 
 
 def test_no_ratings_no_epoch_are_nulls(write):

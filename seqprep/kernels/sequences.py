@@ -6,7 +6,7 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["time_order", "user_range_rows", "rows_in_time_order", "csr_offsets", "tie_mask", "tie_stats", "padded"]
+__all__ = ["time_order", "code_counts", "balanced_user_bounds", "user_range_rows", "rows_in_time_order", "csr_offsets", "tie_mask", "tie_stats", "padded"]
 
 
 def time_order(user: np.ndarray, time: np.ndarray, *, threads: int = 1) -> np.ndarray:
@@ -42,6 +42,9 @@ def time_order(user: np.ndarray, time: np.ndarray, *, threads: int = 1) -> np.nd
 #: Below this many rows one sort is as fast as splitting the work.
 _PARALLEL_MIN_ROWS = 1 << 10
 
+#: Rows handled at once by the chunked loops here (bounds their temporary arrays).
+_CHUNK = 1 << 20
+
 
 def _packed_key(user: np.ndarray, time: np.ndarray) -> np.ndarray | None:
     """``user << bits | (time - min)`` as int64 when it fits in 63 bits (integer times only)."""
@@ -52,24 +55,44 @@ def _packed_key(user: np.ndarray, time: np.ndarray) -> np.ndarray | None:
     ubits = int(user.max()).bit_length()
     if tbits + ubits > 62:
         return None
-    key = user.astype(np.int64)
-    key <<= tbits
-    key |= time - np.int64(tmin)
+    key = np.subtract(time, np.int64(tmin), dtype=np.int64)
+    for a in range(0, len(key), _CHUNK):  # no temporary as large as the input
+        key[a : a + _CHUNK] |= user[a : a + _CHUNK].astype(np.int64) << tbits
     return key
+
 
 
 def _parallel_order(user: np.ndarray, time: np.ndarray, threads: int) -> np.ndarray:
     from concurrent.futures import ThreadPoolExecutor
 
-    n = len(user)
-    counts = np.bincount(user)
-    # user ranges with about n / threads rows each
-    cuts = np.searchsorted(np.cumsum(counts), (np.arange(1, threads) * n) // threads, side="right")
-    bounds = np.concatenate([[0], np.minimum(cuts, len(counts)), [len(counts)]])
-    parts = user_range_rows(user, bounds)
+    parts = user_range_rows(user, balanced_user_bounds(code_counts(user), threads))
+    out = np.empty(len(user), dtype=np.int64)
+    starts = np.cumsum([0] + [_rows_in(p) for p in parts])
+
+    def sort_part(k: int) -> None:
+        out[starts[k] : starts[k + 1]] = rows_in_time_order(user, time, parts[k])
+
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="seqprep-sort") as pool:
-        orders = list(pool.map(lambda rows: rows_in_time_order(user, time, rows), parts))
-    return np.concatenate(orders).astype(np.int64, copy=False)
+        list(pool.map(sort_part, range(len(parts))))  # each part is copied into place by its thread
+    return out
+
+
+def _rows_in(rows: np.ndarray | slice) -> int:
+    return rows.stop - rows.start if isinstance(rows, slice) else len(rows)
+
+
+def balanced_user_bounds(counts: np.ndarray, parts: int) -> np.ndarray:
+    """Bounds of ``parts`` user ranges holding about equally many rows, for :func:`user_range_rows`.
+
+    ``counts[u]`` is the number of rows of user ``u``; range ``k`` is ``bounds[k] <= u < bounds[k+1]``
+    (ranges may be empty when one user holds many rows).
+
+    >>> balanced_user_bounds(np.array([5, 1, 1, 1, 1, 1]), 2).tolist()
+    [0, 1, 6]
+    """
+    n = int(np.sum(counts))
+    cuts = np.searchsorted(np.cumsum(counts), (np.arange(1, parts) * n) // parts, side="right")
+    return np.concatenate([[0], np.minimum(cuts, len(counts)), [len(counts)]]).astype(np.int64)
 
 
 def user_range_rows(user: np.ndarray, bounds: np.ndarray) -> list[np.ndarray | slice]:
@@ -85,7 +108,7 @@ def user_range_rows(user: np.ndarray, bounds: np.ndarray) -> list[np.ndarray | s
     [[1, 2, 4], [0, 3]]
     """
     bounds = np.asarray(bounds, dtype=np.int64)
-    counts = np.bincount(user, minlength=int(bounds[-1]))
+    counts = code_counts(user, int(bounds[-1]))
     starts = csr_offsets(counts)[bounds]  # each range's first row once rows are grouped by user
     spans = list(zip(starts[:-1].tolist(), starts[1:].tolist()))
     if len(user) < 2 or bool((user[1:] >= user[:-1]).all()):
@@ -110,6 +133,22 @@ def rows_in_time_order(user: np.ndarray, time: np.ndarray, rows: np.ndarray | sl
         order += rows.start or 0
         return order
     return rows[time_order(user[rows], time[rows])]
+
+
+def code_counts(codes: np.ndarray, size: int = 0) -> np.ndarray:
+    """``np.bincount(codes, minlength=size)`` as int64, counted a chunk of rows at a time.
+
+    The same counts, without a temporary copy of all ``codes`` as 64-bit integers.
+
+    >>> code_counts(np.array([2, 0, 2], dtype=np.int32), 4).tolist()
+    [1, 0, 2, 0]
+    """
+    codes = np.asarray(codes)
+    size = max(int(size), int(codes.max()) + 1 if len(codes) else 0)
+    out = np.zeros(size, dtype=np.int64)
+    for a in range(0, len(codes), _CHUNK):
+        out += np.bincount(codes[a : a + _CHUNK], minlength=size)
+    return out
 
 
 def csr_offsets(counts: np.ndarray) -> np.ndarray:

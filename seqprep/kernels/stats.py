@@ -14,12 +14,17 @@ __all__ = [
     "top_share",
     "duplicate_counts",
     "consecutive_repeats",
+    "ordered_counts",
     "log_bin_edges",
     "log_histogram",
     "month_counts",
 ]
 
 _UNIT_SECONDS = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
+
+
+#: Rows handled at once by the chunked kernels here (bounds their temporary arrays).
+_CHUNK = 1 << 20
 
 
 def gini(counts: np.ndarray) -> float:
@@ -90,21 +95,51 @@ def duplicate_counts(
     >>> duplicate_counts(u, i, t, rating=np.array([1.0, 2.0, 1.0, 1.0, 1.0]))
     (2, 0)
 
-    With ``threads`` > 1 and rows grouped by user (non-decreasing ``user``, as in sequences), the
-    pairs are counted on that many slices at once (cut between users; numpy sorts without the GIL).
-    The counts are the same.
+    With ``threads`` > 1 (and dense user codes) the rows are split into that many user ranges
+    (:func:`~seqprep.kernels.sequences.user_range_rows`: slices when rows are grouped by user) and
+    the ranges are counted at once (numpy sorts without the GIL). No user is in two ranges, so the
+    sums are the same counts.
     """
+    from .sequences import balanced_user_bounds, user_range_rows
+
     n = len(user)
     if n < 2:
         return 0, 0
     width = int(np.max(item)) + 1
-    key = np.asarray(user, dtype=np.int64) * width
-    key += item
-    # a stable sort (timsort) is fast on user-grouped rows, the usual layout; the permutation is only
-    # needed when some pair repeats
-    repeated = _repeated_pairs(key, user, threads)
+
+    def count(rows: np.ndarray | slice) -> tuple[int, int]:
+        r = None if rating is None else rating[rows]
+        return _duplicates_in(user[rows], item[rows], time[rows], r, width)
+
+    if threads > 1 and n >= _PARALLEL_MIN_ROWS and 0 <= int(user.min()) and int(user.max()) <= 4 * n:
+        from concurrent.futures import ThreadPoolExecutor
+
+        parts = user_range_rows(user, balanced_user_bounds(np.bincount(user), threads))
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="seqprep-stats") as pool:
+            counts = list(pool.map(count, parts))
+        return sum(c[0] for c in counts), sum(c[1] for c in counts)
+    return count(slice(0, n))
+
+
+def _duplicates_in(
+    user: np.ndarray, item: np.ndarray, time: np.ndarray, rating: np.ndarray | None, width: int
+) -> tuple[int, int]:
+    """:func:`duplicate_counts` of some rows, in one thread."""
+    n = len(user)
+    if n < 2:
+        return 0, 0
+    repeated = _sorted_repeats(user, item, width)  # rows grouped by user with items in order (MovieLens)
     if repeated == 0:
         return 0, 0
+    key = np.asarray(user, dtype=np.int64) * width
+    key += item
+    if repeated is None:
+        sk = np.sort(key, kind="stable")
+        repeated = int(np.count_nonzero(sk[1:] == sk[:-1]))
+        del sk
+        if repeated == 0:
+            return 0, 0
+    # the permutation is only needed when some pair repeats
     order = np.argsort(key, kind="stable")
     sk = key[order]
     eq = sk[1:] == sk[:-1]
@@ -123,28 +158,86 @@ def duplicate_counts(
     return repeated, int(same.sum())
 
 
+def _sorted_repeats(user: np.ndarray, item: np.ndarray, width: int) -> int | None:
+    """Rows whose (user, item) equals the previous row's when the keys ``user * width + item`` are
+    non-decreasing (no sort needed), else None. Looked at a chunk at a time."""
+    count, last = 0, None
+    for a in range(0, len(user), _CHUNK):
+        key = np.asarray(user[a : a + _CHUNK], dtype=np.int64) * width
+        key += item[a : a + _CHUNK]
+        if last is not None:
+            if key[0] < last:
+                return None
+            count += int(key[0] == last)
+        step = key[1:] - key[:-1]
+        if len(step) and int(step.min()) < 0:
+            return None
+        count += int(np.count_nonzero(step == 0))
+        last = key[-1]
+    return count
+
+
 #: Below this many rows one sort is as fast as splitting the work.
 _PARALLEL_MIN_ROWS = 1 << 16
 
+#: Positions handled at once by :func:`ordered_counts` (bounds its temporary arrays).
+_ORDER_CHUNK = 1 << 20
 
-def _repeated_pairs(key: np.ndarray, user: np.ndarray, threads: int) -> int:
-    """Rows whose key equals an earlier row's key (``rows - distinct keys``)."""
 
-    def count(part: np.ndarray) -> int:
-        sk = np.sort(part, kind="stable")
-        return int(np.count_nonzero(sk[1:] == sk[:-1]))
+def ordered_counts(
+    user: np.ndarray,
+    item: np.ndarray,
+    time: np.ndarray,
+    order: np.ndarray | None = None,
+    *,
+    threads: int = 1,
+    chunk: int = _ORDER_CHUNK,
+) -> tuple[int, int, int]:
+    """(consecutive repeats, interactions in ties, tie groups) of rows taken in ``order``.
 
-    n = len(key)
-    if threads > 1 and n >= _PARALLEL_MIN_ROWS and bool((user[1:] >= user[:-1]).all()):
-        # cut between users: no key occurs on both sides of a cut
-        cuts = np.searchsorted(user, user[(np.arange(1, threads) * n) // threads], side="left")
-        bounds = np.unique(np.concatenate([[0], cuts, [n]]))
+    ``order`` lists the rows in (user, time) order, ties in their documented order
+    (:func:`~seqprep.kernels.sequences.time_order`); None means the rows already are in that order.
+    A *consecutive repeat* is a row whose item equals the item of the previous row of the same user;
+    a *tie group* is a maximal run of one user's rows with equal timestamps, and its rows are the
+    interactions in ties (as :func:`~seqprep.kernels.sequences.tie_stats` counts them).
+
+    The positions are taken ``chunk`` at a time (each chunk gathers its rows, plus the two before
+    it, so no temporary is larger than a chunk), on ``threads`` threads; the counts are sums over
+    chunks, whatever their number.
+
+    >>> user, item, time = np.array([0, 1, 0, 0, 1]), np.array([7, 2, 7, 5, 2]), np.array([3, 9, 3, 1, 8])
+    >>> ordered_counts(user, item, time, np.array([3, 0, 2, 4, 1]))
+    (2, 2, 1)
+    """
+    n = len(user)
+    if n < 2:
+        return 0, 0, 0
+    chunk = max(1, int(chunk))
+
+    def count(a: int) -> tuple[int, int, int]:
+        b = min(n, a + chunk)
+        lo = max(a - 2, 0)  # pair j is (position j-1, position j); pairs a.. are this chunk's
+        rows = slice(lo, b) if order is None else order[lo:b]
+        u, it, t = user[rows], item[rows], time[rows]
+        same_user = u[1:] == u[:-1]
+        repeat = same_user & (it[1:] == it[:-1])
+        tied = same_user & (t[1:] == t[:-1])
+        first = max(a, 1) - lo - 1  # index of pair max(a, 1) in these arrays
+        before = np.zeros(len(tied), dtype=bool)  # the previous pair (none before pair 1)
+        before[1:] = tied[:-1]
+        starts = tied[first:] & ~before[first:]
+        groups = int(np.count_nonzero(starts))
+        return int(np.count_nonzero(repeat[first:])), int(np.count_nonzero(tied[first:])) + groups, groups
+
+    firsts = range(0, n, chunk)
+    if threads > 1 and len(firsts) > 1:
         from concurrent.futures import ThreadPoolExecutor
-        from itertools import pairwise
 
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            return sum(pool.map(lambda ab: count(key[ab[0] : ab[1]]), pairwise(bounds)))
-    return count(key)
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="seqprep-stats") as pool:
+            counts = list(pool.map(count, firsts))
+    else:
+        counts = [count(a) for a in firsts]
+    return tuple(int(sum(c[k] for c in counts)) for k in range(3))  # type: ignore[return-value]
 
 
 def consecutive_repeats(offsets: np.ndarray, items: np.ndarray) -> int:
@@ -232,21 +325,25 @@ def month_counts(timestamps: np.ndarray, unit: str = "s", max_months: int = 120_
     if len(ts) == 0:
         return 0, np.zeros(0, dtype=np.int64)
     per_day = 86400 * _UNIT_SECONDS[unit]
-    if np.issubdtype(ts.dtype, np.floating):
-        days = np.floor(ts / per_day).astype(np.int64)
-    else:
-        days = ts.astype(np.int64, copy=False) // per_day
-    d0, d1 = int(days.min()), int(days.max())
+
+    def days_of(t: np.ndarray) -> np.ndarray:
+        if np.issubdtype(t.dtype, np.floating):
+            return np.floor(t / per_day).astype(np.int64)
+        return t.astype(np.int64, copy=False) // per_day
+
+    d0, d1 = (int(d) for d in days_of(np.array([ts.min(), ts.max()])))
     if d1 - d0 > 31 * max_months:
         msg = f"timestamps span {d1 - d0} days, more than {max_months} months; they do not look like {unit} epochs"
         raise ValueError(msg)
-    if d1 - d0 <= 5_000_000:  # count per day first: a bincount, then convert only the distinct days
-        per_day_counts = np.bincount(days - d0)
+    if d1 - d0 <= 5_000_000:  # count per day first (a chunk at a time), then convert only the distinct days
+        per_day_counts = np.zeros(d1 - d0 + 1, dtype=np.int64)
+        for a in range(0, len(ts), _CHUNK):
+            per_day_counts += np.bincount(days_of(ts[a : a + _CHUNK]) - d0, minlength=len(per_day_counts))
         seen = np.flatnonzero(per_day_counts)
         months = (seen + d0).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
         weights = per_day_counts[seen]
     else:
-        months = days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+        months = days_of(ts).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
         weights = None
     first = int(months.min())
     counts = np.bincount(months - first, weights=weights).astype(np.int64)
