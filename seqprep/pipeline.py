@@ -100,6 +100,9 @@ class BuildResult:
 
 def _drop_missing(log: Log, strict: bool) -> tuple[np.ndarray | None, dict[str, Any]]:
     """-> (mask of kept rows or None when all are kept, report of the step)."""
+    n = log.num_rows
+    if n == 0 or (int(log.user_codes.min()) >= 0 and int(log.item_codes.min()) >= 0 and bool(log.time_valid.all())):
+        return None, missing_report(n, 0, 0, 0, 0)  # the usual case: three reductions, no masks
     miss_user = log.user_codes < 0
     miss_item = log.item_codes < 0
     miss_time = ~log.time_valid

@@ -22,8 +22,8 @@ import pyarrow.parquet as pq
 from . import __version__
 from .dataset import _flat, is_built, load
 from .errors import InputError
-from .kernels.sequences import code_counts
-from .kernels.stats import duplicate_counts, gini, log_histogram, month_counts, ordered_counts, top_share
+from .kernels.sequences import code_counts, time_order
+from .kernels.stats import duplicate_counts, gini, log_histogram, month_counts, ordered_counts, tie_counts, top_share
 from .resources import sort_threads
 
 __all__ = [
@@ -49,10 +49,9 @@ SPLITS = ("train", "valid", "test")
 class Source:
     """What one PATH holds: per-row columns ``items``, ``timestamps``, ``ratings`` and the users' lengths.
 
-    Without ``order`` (a built folder, a split) the rows are CSR columns: user ``u``'s rows are
-    ``offsets[u]:offsets[u+1]``, in time order. With ``order`` (a raw log, left in file order) row
-    ``k`` belongs to user ``user[k]`` and ``order`` lists the rows in (user, time) order; ``offsets``
-    then only gives the lengths. ``items`` are item indices, or any distinct codes with
+    Without ``user`` (a built folder, a split) the rows are CSR columns: user ``u``'s rows are
+    ``offsets[u]:offsets[u+1]``, in time order. With ``user`` (a raw log, left in file order) row
+    ``k`` belongs to user ``user[k]``, and ``offsets`` only gives the lengths. ``items`` are item indices, or any distinct codes with
     ``counted_items`` (the interactions of each code, shifted by one: ``counted_items[c + 1]``).
     """
 
@@ -69,7 +68,6 @@ class Source:
     splits: dict[str, Any] | None
     counted_items: np.ndarray | None = None  # bincount of ``items`` when the reader has it already
     user: np.ndarray | None = None  # each row's user code (None: CSR rows, user u at offsets[u]:offsets[u+1])
-    order: np.ndarray | None = None  # the rows in (user, time) order (None: they are)
 
     @property
     def lengths(self) -> np.ndarray:
@@ -123,14 +121,14 @@ def open_source(path: str, *, stdin: BinaryIO | None = None, **read_options: Any
 
 def _raw_source(path: str, stdin: BinaryIO | None, read_options: dict[str, Any]) -> Source:
     """A raw log read and cleaned as ``seqprep build`` does (same reader, same missing-value step,
-    same errors) and put in (user, time) order as build does - but left in file order (``order``
-    holds the sort), with no vocabulary ordered, nothing hashed and nothing written: users and items
-    keep their reader codes, which give the same numbers."""
+    same errors), left in file order (``summarize`` sorts what needs an order), with no vocabulary
+    ordered, nothing hashed and nothing written: users keep their reader codes and items are coded
+    in id order, which give the same numbers."""
     from .config import make_config
-    from .kernels import csr_offsets, time_order
+    from .kernels import csr_offsets
     from .pipeline import clean
     from .readers import read_log
-    from .resources import limit_threads, sort_threads
+    from .resources import limit_threads
 
     config = make_config([path], "<memory>", **read_options)
     config.validate()
@@ -165,7 +163,6 @@ def _raw_source(path: str, stdin: BinaryIO | None, read_options: dict[str, Any])
             splits=None,
             counted_items=counted_items,
             user=inter.user,
-            order=time_order(inter.user, inter.time, threads=sort_threads()),
         )
 
 
@@ -362,7 +359,15 @@ def _summarize(
     # neither count depends on the row order: raw logs are counted in file order (often grouped by
     # user with items in order, where the pair sort is short)
     repeated, identical = duplicate_counts(user, src.items, src.timestamps, src.ratings, threads=threads)
-    consecutive, in_ties, groups = ordered_counts(user, src.items, src.timestamps, src.order, threads=threads)
+    if src.user is None:  # CSR rows: already in time order
+        consecutive, in_ties, groups = ordered_counts(user, src.items, src.timestamps, threads=threads)
+    elif repeated == 0:  # a consecutive repeat repeats a pair: none here, and ties need no permutation
+        consecutive = 0
+        in_ties, groups = tie_counts(user, src.timestamps, threads=threads)
+    else:  # rows in file order: take them in (user, time) order, as build does
+        order = time_order(user, src.timestamps, threads=threads)
+        consecutive, in_ties, groups = ordered_counts(user, src.items, src.timestamps, order, threads=threads)
+        del order
     del user
     rare = int((counts < RARE_ITEM).sum())
     return {

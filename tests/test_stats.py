@@ -34,6 +34,7 @@ from seqprep.kernels.stats import (
     log_histogram,
     month_counts,
     ordered_counts,
+    tie_counts,
     top_share,
 )
 from seqprep.stats import open_source, summarize
@@ -93,7 +94,11 @@ def test_duplicate_counts_match_a_set_reference(rows, with_rating):
     assert duplicate_counts(user, item, time, rating) == (repeated, identical)
     grouped = np.argsort(user, kind="stable")  # user ranges are slices
     by_pair = np.lexsort((item, user))  # (user, item) keys in order: counted without a sort
-    with mock.patch.object(stats_kernels, "_PARALLEL_MIN_ROWS", 0), mock.patch.object(stats_kernels, "_CHUNK", 3):
+    with (
+        mock.patch.object(stats_kernels, "_PARALLEL_MIN_ROWS", 0),
+        mock.patch.object(stats_kernels, "_CHUNK", 3),
+        mock.patch.object(stats_kernels, "_PART_ROWS", 4),
+    ):
         for layout in (grouped, by_pair, np.arange(len(user))[::-1]):  # the last: scattered users
             for threads in (1, 2, 3):
                 got = duplicate_counts(
@@ -124,6 +129,25 @@ def test_ordered_counts_match_the_sequence_kernels(rows, chunk, threads):
     assert ordered_counts(user, item, time, order, threads=threads, chunk=chunk) == expected
     # rows already in order: no permutation
     assert ordered_counts(user[order], item[order], time[order], threads=threads, chunk=chunk) == expected
+
+
+@settings(deadline=None)
+@given(sequence_rows_st, st.integers(1, 3), st.sampled_from(["int", "float", "wide"]))
+def test_tie_counts_match_tie_stats_in_any_row_order(rows, threads, kind):
+    """Ties counted from the sorted keys (or, for float times and keys past 63 bits, through the
+    permutation) equal tie_stats on the time-ordered sequences, in any row order."""
+    user = np.array([r[0] for r in rows], dtype=np.int32)
+    time = np.array([r[2] for r in rows], dtype=np.int64)
+    if kind == "float":
+        time = time / 2
+    elif kind == "wide":
+        time = time * (1 << 60) - (1 << 61)
+    order = time_order(user, time)
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(user, minlength=5))]).astype(np.int64)
+    expected = tie_stats(offsets, time[order]) if len(rows) else (0, 0)
+    with mock.patch.object(stats_kernels, "_PARALLEL_MIN_ROWS", 0), mock.patch.object(stats_kernels, "_PART_ROWS", 4):
+        assert tie_counts(user, time, threads=threads) == expected
+        assert tie_counts(user[::-1], time[::-1], threads=threads) == expected
 
 
 @given(st.lists(st.integers(0, 9), max_size=40), st.integers(0, 12), st.sampled_from([1, 4, 1 << 20]))
@@ -269,14 +293,20 @@ def _random_log(seed: int, n: int = 3000) -> pd.DataFrame:
     return pd.concat([df, df.iloc[: n // 20]], ignore_index=True)  # some identical rows
 
 
-@pytest.mark.parametrize("layout", ["scattered", "grouped", "grouped_small_chunks", "scattered_small_chunks"])
+@pytest.mark.parametrize(
+    "layout",
+    ["scattered", "grouped", "unique_pairs", "grouped_small_chunks", "scattered_small_chunks", "unique_pairs_small_chunks"],
+)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_raw_log_numbers_match_pandas(tmp_path, seed, layout):
-    """Rows scattered, or grouped by user with items in id order (as MovieLens files are); with
-    small chunks and the threaded paths forced, every chunked and threaded kernel runs."""
+    """Rows scattered, or grouped by user with items in id order (as MovieLens files are), or with
+    no repeated pair (ties then counted without a permutation); with small chunks and the threaded
+    paths forced, every chunked and threaded kernel runs."""
     df = _random_log(seed)
     if layout.startswith("grouped"):
         df = df.sort_values(["user", "item"], kind="stable", ignore_index=True)
+    if layout.startswith("unique_pairs"):
+        df = df.drop_duplicates(["user", "item"], ignore_index=True)
     path = tmp_path / "log.csv"
     df.rename(columns={"user": "userId", "item": "movieId", "time": "timestamp"}).to_csv(path, index=False)
     with contextlib.ExitStack() as stack:
@@ -285,6 +315,7 @@ def test_raw_log_numbers_match_pandas(tmp_path, seed, layout):
                 (stats_kernels, "_PARALLEL_MIN_ROWS", 0),
                 (stats_kernels, "_CHUNK", 64),
                 (stats_kernels, "_ORDER_CHUNK", 100),
+                (stats_kernels, "_PART_ROWS", 50),
                 (sequence_kernels, "_PARALLEL_MIN_ROWS", 0),
                 (sequence_kernels, "_CHUNK", 64),
             ):

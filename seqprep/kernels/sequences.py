@@ -6,7 +6,7 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["time_order", "code_counts", "balanced_user_bounds", "user_range_rows", "rows_in_time_order", "csr_offsets", "tie_mask", "tie_stats", "padded"]
+__all__ = ["time_order", "packed_time_key", "code_counts", "balanced_user_bounds", "user_range_rows", "rows_in_time_order", "csr_offsets", "tie_mask", "tie_stats", "padded"]
 
 
 def time_order(user: np.ndarray, time: np.ndarray, *, threads: int = 1) -> np.ndarray:
@@ -33,7 +33,7 @@ def time_order(user: np.ndarray, time: np.ndarray, *, threads: int = 1) -> np.nd
         return np.zeros(0, dtype=np.int64)
     if threads > 1 and n >= _PARALLEL_MIN_ROWS and 0 <= int(user.min()) and int(user.max()) <= 4 * n:
         return _parallel_order(user, time, threads)  # user indices dense enough to count them
-    key = _packed_key(user, time)
+    key = packed_time_key(user, time)
     if key is not None:
         return np.argsort(key, kind="stable")
     return np.lexsort((time, user))
@@ -46,7 +46,7 @@ _PARALLEL_MIN_ROWS = 1 << 10
 _CHUNK = 1 << 20
 
 
-def _packed_key(user: np.ndarray, time: np.ndarray) -> np.ndarray | None:
+def packed_time_key(user: np.ndarray, time: np.ndarray) -> np.ndarray | None:
     """``user << bits | (time - min)`` as int64 when it fits in 63 bits (integer times only)."""
     if not np.issubdtype(time.dtype, np.integer):
         return None

@@ -6,8 +6,12 @@ Pure numpy: arrays in, numbers or new arrays out. ``seqprep.stats`` assembles th
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 __all__ = [
     "gini",
@@ -15,6 +19,7 @@ __all__ = [
     "duplicate_counts",
     "consecutive_repeats",
     "ordered_counts",
+    "tie_counts",
     "log_bin_edges",
     "log_histogram",
     "month_counts",
@@ -95,13 +100,9 @@ def duplicate_counts(
     >>> duplicate_counts(u, i, t, rating=np.array([1.0, 2.0, 1.0, 1.0, 1.0]))
     (2, 0)
 
-    With ``threads`` > 1 (and dense user codes) the rows are split into that many user ranges
-    (:func:`~seqprep.kernels.sequences.user_range_rows`: slices when rows are grouped by user) and
-    the ranges are counted at once (numpy sorts without the GIL). No user is in two ranges, so the
-    sums are the same counts.
+    Large inputs with dense user codes are counted by user ranges (:func:`_over_user_ranges`), on
+    ``threads`` threads. No user is in two ranges, so the sums are the same counts.
     """
-    from .sequences import balanced_user_bounds, user_range_rows
-
     n = len(user)
     if n < 2:
         return 0, 0
@@ -111,14 +112,8 @@ def duplicate_counts(
         r = None if rating is None else rating[rows]
         return _duplicates_in(user[rows], item[rows], time[rows], r, width)
 
-    if threads > 1 and n >= _PARALLEL_MIN_ROWS and 0 <= int(user.min()) and int(user.max()) <= 4 * n:
-        from concurrent.futures import ThreadPoolExecutor
-
-        parts = user_range_rows(user, balanced_user_bounds(np.bincount(user), threads))
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="seqprep-stats") as pool:
-            counts = list(pool.map(count, parts))
-        return sum(c[0] for c in counts), sum(c[1] for c in counts)
-    return count(slice(0, n))
+    counts = _over_user_ranges(user, count, threads)
+    return sum(c[0] for c in counts), sum(c[1] for c in counts)
 
 
 def _duplicates_in(
@@ -180,6 +175,30 @@ def _sorted_repeats(user: np.ndarray, item: np.ndarray, width: int) -> int | Non
 #: Below this many rows one sort is as fast as splitting the work.
 _PARALLEL_MIN_ROWS = 1 << 16
 
+#: Rows of a user range in :func:`_over_user_ranges` (its sort keys stay within a large CPU cache).
+_PART_ROWS = 1 << 21
+
+
+def _over_user_ranges(user: np.ndarray, count: Callable[[np.ndarray | slice], T], threads: int) -> list[T]:
+    """``count(rows)`` for user ranges of about ``_PART_ROWS`` rows that cover every row, on ``threads``.
+
+    ``rows`` are slices when the rows are grouped by user, else row indices in input order
+    (:func:`~seqprep.kernels.sequences.user_range_rows`). Small inputs, and user codes that are not
+    dense non-negative indices, are one range.
+    """
+    from .sequences import balanced_user_bounds, code_counts, user_range_rows
+
+    n = len(user)
+    if n < _PARALLEL_MIN_ROWS or int(user.min()) < 0 or int(user.max()) > 4 * n:
+        return [count(slice(0, n))]
+    parts = user_range_rows(user, balanced_user_bounds(code_counts(user), max(threads, -(-n // _PART_ROWS))))
+    if threads <= 1:
+        return [count(rows) for rows in parts]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="seqprep-stats") as pool:
+        return list(pool.map(count, parts))
+
 #: Positions handled at once by :func:`ordered_counts` (bounds its temporary arrays).
 _ORDER_CHUNK = 1 << 20
 
@@ -238,6 +257,44 @@ def ordered_counts(
     else:
         counts = [count(a) for a in firsts]
     return tuple(int(sum(c[k] for c in counts)) for k in range(3))  # type: ignore[return-value]
+
+
+def tie_counts(user: np.ndarray, time: np.ndarray, *, threads: int = 1) -> tuple[int, int]:
+    """(interactions in ties, tie groups) of rows in any order, as
+    :func:`~seqprep.kernels.sequences.tie_stats` counts them on the time-ordered sequences.
+
+    A tie group is a set of two or more rows of one user with equal timestamps; it depends on no
+    order. For integer times whose packed (user, time) key fits in 63 bits the keys themselves are
+    sorted (no permutation, about half the work of an argsort), by user ranges
+    (:func:`_over_user_ranges`) on ``threads`` threads; other times go through :func:`~seqprep.kernels.sequences.time_order`.
+
+    >>> tie_counts(np.array([1, 0, 1, 0, 1]), np.array([5, 9, 5, 3, 5]))
+    (3, 1)
+    """
+    from .sequences import packed_time_key, time_order
+
+    n = len(user)
+    if n < 2:
+        return 0, 0
+
+    def count(rows: np.ndarray | slice) -> tuple[int, int]:
+        u = user[rows]
+        if len(u) < 2:
+            return 0, 0
+        key = packed_time_key(u, time[rows])
+        if key is None:
+            return -1, -1
+        key.sort(kind="stable")
+        eq = key[1:] == key[:-1]
+        del key
+        groups = int(np.count_nonzero(eq)) - int(np.count_nonzero(eq[1:] & eq[:-1]))
+        return int(np.count_nonzero(eq)) + groups, groups
+
+    counts = _over_user_ranges(user, count, threads)
+    if any(c[0] < 0 for c in counts):  # float times, or a key past 63 bits
+        _, in_ties, groups = ordered_counts(user, np.zeros(n, dtype=np.int8), time, time_order(user, time, threads=threads))
+        return in_ties, groups
+    return sum(c[0] for c in counts), sum(c[1] for c in counts)
 
 
 def consecutive_repeats(offsets: np.ndarray, items: np.ndarray) -> int:
