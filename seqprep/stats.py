@@ -23,7 +23,16 @@ from . import __version__
 from .dataset import _flat, is_built, load
 from .errors import InputError
 from .kernels.sequences import code_counts, time_order
-from .kernels.stats import duplicate_counts, gini, log_histogram, month_counts, ordered_counts, tie_counts, top_share
+from .kernels.stats import (
+    duplicate_counts,
+    gini,
+    log_histogram,
+    month_counts,
+    ordered_counts,
+    tie_counts,
+    top_share,
+    user_parts,
+)
 from .resources import sort_threads
 
 __all__ = [
@@ -358,12 +367,13 @@ def _summarize(
     threads = sort_threads()
     # neither count depends on the row order: raw logs are counted in file order (often grouped by
     # user with items in order, where the pair sort is short)
-    repeated, identical = duplicate_counts(user, src.items, src.timestamps, src.ratings, threads=threads)
+    parts = user_parts(user, threads=threads)  # the user ranges both counts walk
+    repeated, identical = duplicate_counts(user, src.items, src.timestamps, src.ratings, threads=threads, parts=parts)
     if src.user is None:  # CSR rows: already in time order
         consecutive, in_ties, groups = ordered_counts(user, src.items, src.timestamps, threads=threads)
     elif repeated == 0:  # a consecutive repeat repeats a pair: none here, and ties need no permutation
         consecutive = 0
-        in_ties, groups = tie_counts(user, src.timestamps, threads=threads)
+        in_ties, groups = tie_counts(user, src.timestamps, threads=threads, parts=parts)
     else:  # rows in file order: take them in (user, time) order, as build does
         order = time_order(user, src.timestamps, threads=threads)
         consecutive, in_ties, groups = ordered_counts(user, src.items, src.timestamps, order, threads=threads)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from seqprep.kernels import csr_offsets, fit_order, padded, remap_table, tie_mask, tie_stats, time_order
 from seqprep.kernels import sequences as sequences_kernels
+from seqprep.kernels.sequences import group_rows_by_user
 
 users_times = st.lists(
     st.tuples(st.integers(0, 5), st.integers(-3, 3)), min_size=1, max_size=60
@@ -60,6 +61,24 @@ def test_time_order_on_threads_large_input():
         expected = np.lexsort((t, u))
         for threads in (2, 3, 8):
             assert np.array_equal(time_order(u, t, threads=threads), expected)
+
+
+@given(st.lists(st.integers(0, 6), min_size=0, max_size=40), st.data())
+def test_group_rows_by_user_is_a_stable_grouping(user, data):
+    user = np.array(user, dtype=np.int32)
+    rows = np.array(data.draw(st.permutations(range(len(user)))), dtype=np.int64)
+    got = group_rows_by_user(user, rows)
+    assert sorted(got.tolist()) == sorted(rows.tolist())
+    # grouped by user (in code order), each user's rows in the order they were given
+    expected = sorted(range(len(rows)), key=lambda k: user[rows[k]])
+    assert got.tolist() == rows[expected].tolist()
+
+
+def test_group_rows_by_user_leaves_a_wide_user_span_alone():
+    user = np.array([0, 70_000, 0, 5], dtype=np.int64)
+    rows = np.array([1, 0, 3, 2])
+    assert group_rows_by_user(user, rows).tolist() == [1, 0, 3, 2]
+    assert group_rows_by_user(user - 10**12, np.array([3, 2])).tolist() == [2, 3]  # any codes: only the span counts
 
 
 def test_time_order_keeps_input_order_on_ties():

@@ -6,7 +6,19 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["time_order", "packed_time_key", "code_counts", "balanced_user_bounds", "user_range_rows", "rows_in_time_order", "csr_offsets", "tie_mask", "tie_stats", "padded"]
+__all__ = [
+    "time_order",
+    "packed_time_key",
+    "code_counts",
+    "balanced_user_bounds",
+    "user_range_rows",
+    "group_rows_by_user",
+    "rows_in_time_order",
+    "csr_offsets",
+    "tie_mask",
+    "tie_stats",
+    "padded",
+]
 
 
 def time_order(user: np.ndarray, time: np.ndarray, *, threads: int = 1) -> np.ndarray:
@@ -132,7 +144,25 @@ def rows_in_time_order(user: np.ndarray, time: np.ndarray, rows: np.ndarray | sl
         order = time_order(user[rows], time[rows])
         order += rows.start or 0
         return order
+    rows = group_rows_by_user(user, rows)  # a sort of grouped rows is much shorter
     return rows[time_order(user[rows], time[rows])]
+
+
+def group_rows_by_user(user: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``rows`` (row indices) grouped by user, each user's rows kept in their order, when their users
+    span at most 65,536 codes (one counting sort, numpy's radix sort of 16-bit keys); else as given.
+
+    >>> group_rows_by_user(np.array([7, 5, 7, 5, 6]), np.array([0, 1, 2, 3, 4])).tolist()
+    [1, 3, 4, 0, 2]
+    """
+    if len(rows) < 2:
+        return rows
+    u = user[rows]
+    lo, hi = int(u.min()), int(u.max())
+    if hi - lo >= 1 << 16:
+        return rows
+    u -= u.dtype.type(lo)
+    return rows[np.argsort(u.astype(np.uint16), kind="stable")]
 
 
 def code_counts(codes: np.ndarray, size: int = 0) -> np.ndarray:

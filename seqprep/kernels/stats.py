@@ -20,6 +20,7 @@ __all__ = [
     "consecutive_repeats",
     "ordered_counts",
     "tie_counts",
+    "user_parts",
     "log_bin_edges",
     "log_histogram",
     "month_counts",
@@ -84,6 +85,7 @@ def duplicate_counts(
     rating: np.ndarray | None = None,
     *,
     threads: int = 1,
+    parts: list[Rows] | None = None,
 ) -> tuple[int, int]:
     """(repeated user-item pairs, identical rows), each counted as rows beyond the first occurrence.
 
@@ -100,8 +102,8 @@ def duplicate_counts(
     >>> duplicate_counts(u, i, t, rating=np.array([1.0, 2.0, 1.0, 1.0, 1.0]))
     (2, 0)
 
-    Large inputs with dense user codes are counted by user ranges (:func:`_over_user_ranges`), on
-    ``threads`` threads. No user is in two ranges, so the sums are the same counts.
+    The rows are counted by user ranges (``parts``, by default :func:`user_parts`) on ``threads``
+    threads. No user is in two ranges, so the sums are the same counts.
     """
     n = len(user)
     if n < 2:
@@ -109,17 +111,23 @@ def duplicate_counts(
     width = int(np.max(item)) + 1
 
     def count(rows: np.ndarray | slice) -> tuple[int, int]:
-        r = None if rating is None else rating[rows]
-        return _duplicates_in(user[rows], item[rows], time[rows], r, width)
+        def time_and_rating() -> tuple[np.ndarray, np.ndarray | None]:  # gathered only when a pair repeats
+            return time[rows], None if rating is None else rating[rows]
 
-    counts = _over_user_ranges(user, count, threads)
+        return _duplicates_in(user[rows], item[rows], time_and_rating, width)
+
+    counts = _each(user_parts(user, threads=threads) if parts is None else parts, count, threads)
     return sum(c[0] for c in counts), sum(c[1] for c in counts)
 
 
 def _duplicates_in(
-    user: np.ndarray, item: np.ndarray, time: np.ndarray, rating: np.ndarray | None, width: int
+    user: np.ndarray,
+    item: np.ndarray,
+    time_and_rating: Callable[[], tuple[np.ndarray, np.ndarray | None]],
+    width: int,
 ) -> tuple[int, int]:
-    """:func:`duplicate_counts` of some rows, in one thread."""
+    """:func:`duplicate_counts` of some rows, in one thread (their times and ratings asked for only
+    when some pair repeats)."""
     n = len(user)
     if n < 2:
         return 0, 0
@@ -142,6 +150,7 @@ def _duplicates_in(
     in_run[1:] |= eq
     in_run[:-1] |= eq
     rows = order[in_run]  # only rows sharing their pair with another can be identical rows
+    time, rating = time_and_rating()
     cols = [key[rows], np.asarray(time)[rows]]
     if rating is not None:
         cols.append(np.asarray(rating)[rows])
@@ -175,29 +184,41 @@ def _sorted_repeats(user: np.ndarray, item: np.ndarray, width: int) -> int | Non
 #: Below this many rows one sort is as fast as splitting the work.
 _PARALLEL_MIN_ROWS = 1 << 16
 
-#: Rows of a user range in :func:`_over_user_ranges` (its sort keys stay within a large CPU cache).
+#: Rows of a user range in :func:`user_parts` (its sort keys stay within a large CPU cache).
 _PART_ROWS = 1 << 21
 
+Rows = np.ndarray | slice
 
-def _over_user_ranges(user: np.ndarray, count: Callable[[np.ndarray | slice], T], threads: int) -> list[T]:
-    """``count(rows)`` for user ranges of about ``_PART_ROWS`` rows that cover every row, on ``threads``.
 
-    ``rows`` are slices when the rows are grouped by user, else row indices in input order
-    (:func:`~seqprep.kernels.sequences.user_range_rows`). Small inputs, and user codes that are not
-    dense non-negative indices, are one range.
+def user_parts(user: np.ndarray, *, threads: int = 1) -> list[Rows]:
+    """User ranges of about ``_PART_ROWS`` rows that cover every row; each holds all rows of its users.
+
+    A range is a slice when the rows are grouped by user, else its row indices grouped by user where
+    its users span at most 65,536 codes (:func:`~seqprep.kernels.sequences.group_rows_by_user`, on
+    ``threads`` threads), so that the sorts done on it are short. Small inputs, and user codes that
+    are not dense non-negative indices, are one range. Counting kernels take ``parts`` to share them.
+
+    >>> user_parts(np.array([2, 0, 2]))
+    [slice(0, 3, None)]
     """
-    from .sequences import balanced_user_bounds, code_counts, user_range_rows
+    from .sequences import balanced_user_bounds, code_counts, group_rows_by_user, user_range_rows
 
     n = len(user)
     if n < _PARALLEL_MIN_ROWS or int(user.min()) < 0 or int(user.max()) > 4 * n:
-        return [count(slice(0, n))]
+        return [slice(0, n)]
     parts = user_range_rows(user, balanced_user_bounds(code_counts(user), max(threads, -(-n // _PART_ROWS))))
-    if threads <= 1:
+    return _each(parts, lambda rows: rows if isinstance(rows, slice) else group_rows_by_user(user, rows), threads)
+
+
+def _each(parts: list[Rows], count: Callable[[Rows], T], threads: int) -> list[T]:
+    """``[count(rows) for rows in parts]``, on ``threads`` threads (numpy drops the GIL)."""
+    if threads <= 1 or len(parts) < 2:
         return [count(rows) for rows in parts]
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="seqprep-stats") as pool:
         return list(pool.map(count, parts))
+
 
 #: Positions handled at once by :func:`ordered_counts` (bounds its temporary arrays).
 _ORDER_CHUNK = 1 << 20
@@ -259,14 +280,16 @@ def ordered_counts(
     return tuple(int(sum(c[k] for c in counts)) for k in range(3))  # type: ignore[return-value]
 
 
-def tie_counts(user: np.ndarray, time: np.ndarray, *, threads: int = 1) -> tuple[int, int]:
+def tie_counts(
+    user: np.ndarray, time: np.ndarray, *, threads: int = 1, parts: list[Rows] | None = None
+) -> tuple[int, int]:
     """(interactions in ties, tie groups) of rows in any order, as
     :func:`~seqprep.kernels.sequences.tie_stats` counts them on the time-ordered sequences.
 
     A tie group is a set of two or more rows of one user with equal timestamps; it depends on no
     order. For integer times whose packed (user, time) key fits in 63 bits the keys themselves are
-    sorted (no permutation, about half the work of an argsort), by user ranges
-    (:func:`_over_user_ranges`) on ``threads`` threads; other times go through :func:`~seqprep.kernels.sequences.time_order`.
+    sorted (no permutation, about half the work of an argsort), by user ranges (``parts``, by
+    default :func:`user_parts`) on ``threads`` threads; other times go through :func:`~seqprep.kernels.sequences.time_order`.
 
     >>> tie_counts(np.array([1, 0, 1, 0, 1]), np.array([5, 9, 5, 3, 5]))
     (3, 1)
@@ -290,7 +313,7 @@ def tie_counts(user: np.ndarray, time: np.ndarray, *, threads: int = 1) -> tuple
         groups = int(np.count_nonzero(eq)) - int(np.count_nonzero(eq[1:] & eq[:-1]))
         return int(np.count_nonzero(eq)) + groups, groups
 
-    counts = _over_user_ranges(user, count, threads)
+    counts = _each(user_parts(user, threads=threads) if parts is None else parts, count, threads)
     if any(c[0] < 0 for c in counts):  # float times, or a key past 63 bits
         _, in_ties, groups = ordered_counts(user, np.zeros(n, dtype=np.int8), time, time_order(user, time, threads=threads))
         return in_ties, groups
