@@ -46,10 +46,14 @@ def test_time_order_on_threads_is_the_same_permutation(rows, threads, grouped):
     user = np.array([u for u, _ in rows], dtype=np.int32)
     time = np.array([t for _, t in rows], dtype=np.int64)
     expected = sorted(range(len(rows)), key=lambda k: (rows[k][0], rows[k][1]))
-    with mock.patch.object(sequences_kernels, "_PARALLEL_MIN_ROWS", 0):
-        assert time_order(user, time, threads=threads).tolist() == expected
-        assert time_order(user, time * (2**58), threads=threads).tolist() == expected
-        assert time_order(user, time.astype(np.float64) / 4, threads=threads).tolist() == expected
+    for part_rows in (1 << 21, 3):  # one range per thread, or many small ones
+        with (
+            mock.patch.object(sequences_kernels, "_PARALLEL_MIN_ROWS", 0),
+            mock.patch.object(sequences_kernels, "_PART_ROWS", part_rows),
+        ):
+            assert time_order(user, time, threads=threads).tolist() == expected
+            assert time_order(user, time * (2**58), threads=threads).tolist() == expected
+            assert time_order(user, time.astype(np.float64) / 4, threads=threads).tolist() == expected
 
 
 def test_time_order_on_threads_large_input():
