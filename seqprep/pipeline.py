@@ -39,7 +39,7 @@ from . import __version__, reuse, splits
 from .config import BuildConfig, make_config
 from .errors import InputError
 from .filters import add_sessions, apply_filters
-from .kernels import csr_offsets, fit_order, remap_table, tie_stats, time_order
+from .kernels import csr_offsets, fit_order, lookup, remap_table, tie_stats, time_order
 from .kernels.filters import num_present
 from .kernels.sequences import rows_in_time_order, user_range_rows
 from .progress import SILENT, Progress
@@ -286,8 +286,8 @@ def fit_vocabularies(
     item_order, item_counts = fit_order(inter.item, log.item_ids, config.item_order)
     users = Vocabulary(ids=log.user_ids.take(pa.array(user_order)), counts=user_counts, start=0)
     items = Vocabulary(ids=log.item_ids.take(pa.array(item_order)), counts=item_counts, start=1)
-    uidx = remap_table(user_order, len(log.user_ids), start=0)[inter.user]
-    iidx = remap_table(item_order, len(log.item_ids), start=1)[inter.item]
+    uidx = lookup(remap_table(user_order, len(log.user_ids), start=0), inter.user)
+    iidx = lookup(remap_table(item_order, len(log.item_ids), start=1), inter.item)
     return users, items, uidx, iidx
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from .errors import ConfigError, InputError
-from .kernels import csr_offsets, fit_order, padded, remap_table, time_order
+from .kernels import csr_offsets, fit_order, lookup, padded, remap_table, time_order
 from .kernels.splits import (
     HELD_OUT,
     TEST,
@@ -134,7 +134,7 @@ def fit_on_train(
     from .vocab import Vocabulary
 
     user_order, user_counts = fit_order(inter.user, log.user_ids, config.user_order)
-    uidx = remap_table(user_order, len(log.user_ids), start=0)[inter.user]
+    uidx = lookup(remap_table(user_order, len(log.user_ids), start=0), inter.user)
     order = time_order(uidx, inter.time, threads=sort_threads())
     sorted_part, info = decide_parts(csr_offsets(user_counts), inter.time[order], config.split, log.time_unit)
     part = np.empty_like(sorted_part)
@@ -145,7 +145,7 @@ def fit_on_train(
         msg = "the split leaves no training interaction, so --vocab-from-train has no vocabulary; move the split bounds later"
         raise InputError(msg)
     item_order, item_counts = fit_order(inter.item[train], log.item_ids, config.item_order)
-    iidx = remap_table(item_order, len(log.item_ids), start=1)[inter.item]
+    iidx = lookup(remap_table(item_order, len(log.item_ids), start=1), inter.item)
     unseen = iidx < 0
     n_unseen = int(unseen.sum())
     steps.append(
@@ -165,7 +165,7 @@ def fit_on_train(
     user_order, user_counts = fit_order(inter.user, log.user_ids, config.user_order)
     users = Vocabulary(ids=log.user_ids.take(pa.array(user_order)), counts=user_counts, start=0)
     items = Vocabulary(ids=log.item_ids.take(pa.array(item_order)), counts=item_counts, start=1)
-    uidx = remap_table(user_order, len(log.user_ids), start=0)[inter.user]
+    uidx = lookup(remap_table(user_order, len(log.user_ids), start=0), inter.user)
     order = time_order(uidx, inter.time, threads=sort_threads())
     seqs = Sequences(
         offsets=csr_offsets(user_counts),

@@ -134,7 +134,7 @@ def _raw_source(path: str, stdin: BinaryIO | None, read_options: dict[str, Any])
     ordered, nothing hashed and nothing written: users keep their reader codes and items are coded
     in id order, which give the same numbers."""
     from .config import make_config
-    from .kernels import csr_offsets
+    from .kernels import csr_offsets, lookup
     from .pipeline import clean
     from .readers import read_log
     from .resources import limit_threads
@@ -154,7 +154,7 @@ def _raw_source(path: str, stdin: BinaryIO | None, read_options: dict[str, Any])
         # then has its (user, item) pairs in order, and duplicates are counted without a sort
         by_id = np.empty(len(log.item_ids), dtype=np.int32)
         by_id[pc.sort_indices(log.item_ids).to_numpy()] = np.arange(len(log.item_ids), dtype=np.int32)
-        items = by_id[inter.item]
+        items = lookup(by_id, inter.item)
         counted_items = np.zeros(len(log.item_ids) + 1, dtype=np.int64)
         counted_items[1:] = code_counts(items, len(log.item_ids))
         n = len(inter.user)

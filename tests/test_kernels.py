@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from seqprep.kernels import csr_offsets, fit_order, padded, remap_table, tie_mask, tie_stats, time_order
 from seqprep.kernels import sequences as sequences_kernels
 from seqprep.kernels.sequences import group_rows_by_user
+from seqprep.kernels.vocab import lookup
 
 users_times = st.lists(
     st.tuples(st.integers(0, 5), st.integers(-3, 3)), min_size=1, max_size=60
@@ -190,3 +191,12 @@ def test_order_counted_from_count_tables_equals_fit_order(codes, order, text_ids
     assert got[0].tolist() == want[0].tolist()
     assert got[1].tolist() == want[1].tolist()
     assert sorted(got[0].tolist()) == sorted(set(codes))  # exactly the present ids, each once
+
+
+@given(st.lists(st.integers(0, 9), max_size=60), st.integers(1, 7))
+def test_lookup_is_fancy_indexing_chunk_by_chunk(codes, chunk):
+    table = np.arange(100, 110, dtype=np.int32)
+    codes = np.array(codes, dtype=np.int32)
+    got = lookup(table, codes, chunk=chunk)
+    assert got.dtype == table.dtype
+    assert got.tolist() == table[codes].tolist()

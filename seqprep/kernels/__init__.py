@@ -5,13 +5,14 @@ that pytest runs as a doctest.
 """
 
 from .sequences import csr_offsets, padded, tie_mask, tie_stats, time_order
-from .vocab import cast_ids_exact, extend_table, fit_order, order_counted, remap_table, reuse_table
+from .vocab import cast_ids_exact, extend_table, fit_order, lookup, order_counted, remap_table, reuse_table
 
 __all__ = [
     "cast_ids_exact",
     "csr_offsets",
     "extend_table",
     "fit_order",
+    "lookup",
     "order_counted",
     "padded",
     "remap_table",

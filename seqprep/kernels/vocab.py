@@ -8,7 +8,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["fit_order", "order_counted", "first_positions", "remap_table", "cast_ids_exact", "reuse_table", "extend_table"]
+__all__ = [
+    "fit_order",
+    "order_counted",
+    "first_positions",
+    "remap_table",
+    "lookup",
+    "cast_ids_exact",
+    "reuse_table",
+    "extend_table",
+]
 
 Order = Literal["frequency", "first-seen", "id"]
 
@@ -99,6 +108,21 @@ def remap_table(chosen: np.ndarray, size: int, start: int) -> np.ndarray:
     table = np.full(size, -1, dtype=np.int32)
     table[chosen] = np.arange(start, start + len(chosen), dtype=np.int32)
     return table
+
+
+def lookup(table: np.ndarray, codes: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
+    """``table[codes]``, a chunk of codes at a time.
+
+    The same array; numpy turns int32 ``codes`` into a full-size intp copy first, which costs more
+    than the lookup itself on large inputs (and a chunked read suits memory-mapped codes).
+
+    >>> lookup(np.array([10, 20, 30], dtype=np.int32), np.array([2, 0, 2], dtype=np.int32)).tolist()
+    [30, 10, 30]
+    """
+    out = np.empty(len(codes), dtype=table.dtype)
+    for a in range(0, len(codes), chunk):
+        np.take(table, codes[a : a + chunk], out=out[a : a + chunk])
+    return out
 
 
 _CANONICAL_INT = r"^(0|-?[1-9][0-9]{0,17})$"  # up to 18 digits: always fits in int64
