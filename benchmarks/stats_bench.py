@@ -1,8 +1,8 @@
 """Time ``seqprep stats FILE --json`` against a bare pyarrow CSV read of the same file.
 
 Each step runs in its own child process (interpreter start-up and imports included for all alike),
-round-robin, ``--repeat`` times; the best wall time of each is kept, with the CPU time (user + sys,
-from ``os.wait4``) of that run, and the ratios to bare are printed. The target is about 1.5x.
+round-robin, ``--repeat`` times; the best wall time of each is kept, with the CPU time (user + sys)
+and peak RSS (both from ``os.wait4``) of that run, and the ratios to bare are printed. The target is about 1.5x.
 A third step, ``seqprep read_log``, is seqprep's own reader alone (no stats): the floor of stats. Without a PATH, a log of ``--rows`` rows is generated first with
 ``benchmarks/generate.py`` (numpy, deterministic) into a temporary folder and deleted afterwards.
 
@@ -31,15 +31,15 @@ READ_LOG = (
 HERE = Path(__file__).resolve().parent
 
 
-def measure(cmd: list[str], cwd: Path) -> tuple[float, float]:
-    """(wall s, CPU s) of one child process; fails loudly when it fails."""
+def measure(cmd: list[str], cwd: Path) -> tuple[float, float, float]:
+    """(wall s, CPU s, peak RSS MiB) of one child process; fails loudly when it fails."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}")
-    return wall, usage.ru_utime + usage.ru_stime
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def seqprep_command() -> list[str]:
@@ -73,18 +73,21 @@ def main(argv: list[str] | None = None) -> None:
             "seqprep read_log": [sys.executable, "-c", READ_LOG, str(path)],
             "seqprep stats --json": [*seqprep_command(), "stats", str(path), "--json"],
         }
-        best: dict[str, tuple[float, float]] = {name: (float("inf"), 0.0) for name in steps}
+        best: dict[str, tuple[float, float, float]] = {name: (float("inf"), 0.0, 0.0) for name in steps}
         for _ in range(args.repeat):
             for name, cmd in steps.items():
-                wall, cpu = measure(cmd, work)
-                best[name] = min(best[name], (wall, cpu))
-                print(f"[{name}] {wall:.2f}s wall, {cpu:.2f}s CPU", file=sys.stderr)
-        bare_wall, bare_cpu = best["bare pyarrow read_csv"]
+                wall, cpu, rss = measure(cmd, work)
+                best[name] = min(best[name], (wall, cpu, rss))
+                print(f"[{name}] {wall:.2f}s wall, {cpu:.2f}s CPU, {rss:,.0f} MiB peak", file=sys.stderr)
+        bare_wall, bare_cpu, bare_rss = best["bare pyarrow read_csv"]
         mib = path.stat().st_size / 2**20
         print(f"input {path} ({mib:,.0f} MiB), best of {args.repeat}; nproc={len(os.sched_getaffinity(0))}")
-        print(f"{'step':<24}{'wall s':>8}{'CPU s':>8}{'wall/bare':>11}{'CPU/bare':>10}")
-        for name, (wall, cpu) in best.items():
-            print(f"{name:<24}{wall:>8.2f}{cpu:>8.2f}{wall / bare_wall:>10.2f}x{cpu / bare_cpu:>9.2f}x")
+        print(f"{'step':<24}{'wall s':>8}{'CPU s':>8}{'peak MiB':>10}{'wall/bare':>11}{'CPU/bare':>10}{'RSS/bare':>10}")
+        for name, (wall, cpu, rss) in best.items():
+            print(
+                f"{name:<24}{wall:>8.2f}{cpu:>8.2f}{rss:>10,.0f}{wall / bare_wall:>10.2f}x{cpu / bare_cpu:>9.2f}x"
+                f"{rss / bare_rss:>9.2f}x"
+            )
         print("target: seqprep stats --json within about 1.5x of bare (wall)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
