@@ -1,7 +1,7 @@
 """The numbers behind ``seqprep stats``: one report per raw log or built folder.
 
-``open_source(path)`` turns a PATH into CSR columns (a raw log is built in memory, nothing written;
-a built folder is loaded), ``summarize(source)`` computes the numbers as a JSON-ready dict whose
+``open_source(path)`` turns a PATH into per-row columns (a raw log is read and cleaned in memory and
+left in file order, nothing written; a built folder is loaded as CSR sequences), ``summarize(source)`` computes the numbers as a JSON-ready dict whose
 keys never change (``SCHEMA_VERSION``), ``describe(paths)`` does both for several PATHs (and the
 optional plot), and ``format_report(summaries)`` lays them out side by side for a terminal. No
 click, no printing; nothing is written except the plot file asked for.
@@ -75,8 +75,13 @@ class Source:
     rows: dict[str, int]
     steps: list[dict[str, Any]]
     splits: dict[str, Any] | None
-    counted_items: np.ndarray | None = None  # bincount of ``items`` when the reader has it already
+    counted_items: np.ndarray | None = None  # counts of ``items`` shifted by one (see above); needed with ``user``
     user: np.ndarray | None = None  # each row's user code (None: CSR rows, user u at offsets[u]:offsets[u+1])
+
+    def __post_init__(self) -> None:
+        if self.user is not None and self.counted_items is None:  # raw item codes start at 0
+            msg = "a Source in file order (user given) needs counted_items"
+            raise ValueError(msg)
 
     @property
     def lengths(self) -> np.ndarray:
@@ -347,7 +352,7 @@ def summarize(src: Source, *, per_octave: int = 2) -> dict[str, Any]:
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-stats") as pool:
-        # the time and rating summaries run beside the rest (numpy and pandas release the GIL)
+        # the time and rating summaries run beside the rest (numpy and Arrow release the GIL)
         time_summary = pool.submit(_time_summary, src.timestamps, src.time_unit)
         rating_summary = pool.submit(_rating_summary, src.ratings)
         return _summarize(src, per_octave, time_summary.result, rating_summary.result)

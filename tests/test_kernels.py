@@ -40,8 +40,9 @@ def test_time_order_float_and_wide_int_paths_agree(rows):
 
 @given(users_times, st.integers(2, 5), st.booleans())
 def test_time_order_on_threads_is_the_same_permutation(rows, threads, grouped):
-    """The parallel path (rows split by user range, parts sorted at once) = one stable sort, for any
-    thread count, for rows grouped by user or not, on the packed-key and the lexsort paths."""
+    """The parallel path (rows split into user ranges, one per thread or many small ones, sorted at
+    once) = one stable sort, for any thread count, for rows grouped by user or not, on the
+    packed-key and the lexsort paths."""
     if grouped:
         rows = sorted(rows, key=lambda r: r[0])  # grouped by user, times still in any order
     user = np.array([u for u, _ in rows], dtype=np.int32)

@@ -247,6 +247,7 @@ def pandas_reference(df: pd.DataFrame) -> dict:
         "pairs": int(df.duplicated(["user", "item"]).sum()),
         "consecutive": int((same_user & s["item"].eq(s["item"].shift())).sum()),
         "ties": int(df.duplicated(["user", "time"], keep=False).sum()),
+        "tie_groups": int(df[df.duplicated(["user", "time"], keep=False)].groupby(["user", "time"]).ngroups),
         "months": (months.max() - months.min()).n + 1,
         "busiest": str(months.value_counts().sort_index().idxmax()),
         "ratings": df["rating"].value_counts().sort_index().to_dict(),
@@ -268,6 +269,7 @@ def ours(s: dict) -> dict:
         "pairs": d["repeated_pairs"],
         "consecutive": d["consecutive_repeats"],
         "ties": s["ties"]["interactions"],
+        "tie_groups": s["ties"]["groups"],
         "months": s["time"]["months"],
         "busiest": s["time"]["per_month"]["busiest"],
         "ratings": {c["value"]: c["count"] for c in s["ratings"]["counts"]},
@@ -318,6 +320,8 @@ def test_raw_log_numbers_match_pandas(tmp_path, seed, layout):
                 (stats_kernels, "_PART_ROWS", 50),
                 (sequence_kernels, "_PARALLEL_MIN_ROWS", 0),
                 (sequence_kernels, "_CHUNK", 64),
+                (sequence_kernels, "_PART_ROWS", 50),
+                (stats_module, "sort_threads", lambda: 3),  # threaded on any machine
             ):
                 stack.enter_context(mock.patch.object(module, name, value))
         s = summarize(open_source(str(path)))

@@ -28,11 +28,12 @@ def time_order(user: np.ndarray, time: np.ndarray, *, threads: int = 1) -> np.nd
     range fits beside the user index in 63 bits, one stable argsort of a packed int64 key is used;
     otherwise a (stable) ``np.lexsort``. Both give the same permutation.
 
-    With ``threads`` > 1 (and a large input) the rows are first split by user range into one part
-    per thread (parts hold about equally many rows; each part keeps its rows in input order), and
-    the parts are argsorted at the same time (numpy releases the GIL while sorting). Every key of a
-    part is below every key of the next, so the concatenation is the same permutation as one
-    stable sort: the result never depends on ``threads``.
+    With ``threads`` > 1 (and a large input) the rows are first split into user ranges of about
+    ``_PART_ROWS`` rows (at least one per thread; scattered rows are grouped by user inside each
+    range, each user's rows kept in input order), and the ranges are argsorted on ``threads``
+    threads (numpy releases the GIL while sorting). Every key of a range is below every key of the
+    next, so the concatenation is the same permutation as one stable sort: the result never
+    depends on ``threads``.
 
     >>> time_order(np.array([1, 0, 1, 0]), np.array([5, 9, 5, 3]))
     array([3, 1, 0, 2])

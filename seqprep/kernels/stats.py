@@ -204,7 +204,7 @@ def user_parts(user: np.ndarray, *, threads: int = 1) -> list[Rows]:
     from .sequences import balanced_user_bounds, code_counts, group_rows_by_user, user_range_rows
 
     n = len(user)
-    if n < _PARALLEL_MIN_ROWS or int(user.min()) < 0 or int(user.max()) > 4 * n:
+    if n < max(2, _PARALLEL_MIN_ROWS) or int(user.min()) < 0 or int(user.max()) > 4 * n:
         return [slice(0, n)]
     parts = user_range_rows(user, balanced_user_bounds(code_counts(user), max(threads, -(-n // _PART_ROWS))))
     return _each(parts, lambda rows: rows if isinstance(rows, slice) else group_rows_by_user(user, rows), threads)
@@ -231,7 +231,7 @@ def ordered_counts(
     order: np.ndarray | None = None,
     *,
     threads: int = 1,
-    chunk: int = _ORDER_CHUNK,
+    chunk: int | None = None,
 ) -> tuple[int, int, int]:
     """(consecutive repeats, interactions in ties, tie groups) of rows taken in ``order``.
 
@@ -241,9 +241,9 @@ def ordered_counts(
     a *tie group* is a maximal run of one user's rows with equal timestamps, and its rows are the
     interactions in ties (as :func:`~seqprep.kernels.sequences.tie_stats` counts them).
 
-    The positions are taken ``chunk`` at a time (each chunk gathers its rows, plus the two before
-    it, so no temporary is larger than a chunk), on ``threads`` threads; the counts are sums over
-    chunks, whatever their number.
+    The positions are taken ``chunk`` (default ``_ORDER_CHUNK``) at a time (each chunk gathers its
+    rows, plus the two before it, so no temporary is larger than a chunk), on ``threads`` threads;
+    the counts are sums over chunks, whatever their number.
 
     >>> user, item, time = np.array([0, 1, 0, 0, 1]), np.array([7, 2, 7, 5, 2]), np.array([3, 9, 3, 1, 8])
     >>> ordered_counts(user, item, time, np.array([3, 0, 2, 4, 1]))
@@ -252,7 +252,7 @@ def ordered_counts(
     n = len(user)
     if n < 2:
         return 0, 0, 0
-    chunk = max(1, int(chunk))
+    chunk = max(1, int(_ORDER_CHUNK if chunk is None else chunk))
 
     def count(a: int) -> tuple[int, int, int]:
         b = min(n, a + chunk)

@@ -121,7 +121,7 @@ def lookup(table: np.ndarray, codes: np.ndarray, chunk: int = 1 << 20) -> np.nda
     """
     out = np.empty(len(codes), dtype=table.dtype)
     for a in range(0, len(codes), chunk):
-        np.take(table, codes[a : a + chunk], out=out[a : a + chunk])
+        out[a : a + chunk] = table[codes[a : a + chunk]]
     return out
 
 
