@@ -1,10 +1,11 @@
 """The numbers behind ``seqprep stats``: one report per raw log or built folder.
 
 ``open_source(path)`` turns a PATH into per-row columns (a raw log is read and cleaned in memory and
-left in file order, nothing written; a built folder is loaded as CSR sequences), ``summarize(source)`` computes the numbers as a JSON-ready dict whose
-keys never change (``SCHEMA_VERSION``), ``describe(paths)`` does both for several PATHs (and the
-optional plot), and ``format_report(summaries)`` lays them out side by side for a terminal. No
-click, no printing; nothing is written except the plot file asked for.
+left in file order, nothing written; a built folder is loaded as CSR sequences),
+``summarize(source)`` computes the numbers as a JSON-ready dict whose keys never change
+(``SCHEMA_VERSION``), ``describe(paths)`` does both for several PATHs (and the optional plot), and
+``format_report(summaries)`` lays them out side by side for a terminal. No click, no printing;
+nothing is written except the plot file asked for.
 """
 
 from __future__ import annotations
@@ -60,8 +61,9 @@ class Source:
 
     Without ``user`` (a built folder, a split) the rows are CSR columns: user ``u``'s rows are
     ``offsets[u]:offsets[u+1]``, in time order. With ``user`` (a raw log, left in file order) row
-    ``k`` belongs to user ``user[k]``, and ``offsets`` only gives the lengths. ``items`` are item indices, or any distinct codes with
-    ``counted_items`` (the interactions of each code, shifted by one: ``counted_items[c + 1]``).
+    ``k`` belongs to user ``user[k]``, and ``offsets`` only gives the lengths. ``items`` are item
+    indices, or any distinct codes with ``counted_items`` (the interactions of each code, shifted
+    by one: ``counted_items[c + 1]``).
     """
 
     path: str

@@ -12,6 +12,7 @@ from typing import TypeVar
 import numpy as np
 
 T = TypeVar("T")
+Rows = np.ndarray | slice  # the rows of a user range: a slice, or row indices
 
 __all__ = [
     "gini",
@@ -187,8 +188,6 @@ _PARALLEL_MIN_ROWS = 1 << 16
 #: Rows of a user range in :func:`user_parts` (its sort keys stay within a large CPU cache).
 _PART_ROWS = 1 << 21
 
-Rows = np.ndarray | slice
-
 
 def user_parts(user: np.ndarray, *, threads: int = 1) -> list[Rows]:
     """User ranges of about ``_PART_ROWS`` rows that cover every row; each holds all rows of its users.
@@ -289,7 +288,8 @@ def tie_counts(
     A tie group is a set of two or more rows of one user with equal timestamps; it depends on no
     order. For integer times whose packed (user, time) key fits in 63 bits the keys themselves are
     sorted (no permutation, about half the work of an argsort), by user ranges (``parts``, by
-    default :func:`user_parts`) on ``threads`` threads; other times go through :func:`~seqprep.kernels.sequences.time_order`.
+    default :func:`user_parts`) on ``threads`` threads; other times go through
+    :func:`~seqprep.kernels.sequences.time_order`.
 
     >>> tie_counts(np.array([1, 0, 1, 0, 1]), np.array([5, 9, 5, 3, 5]))
     (3, 1)
@@ -314,8 +314,9 @@ def tie_counts(
         return int(np.count_nonzero(eq)) + groups, groups
 
     counts = _each(user_parts(user, threads=threads) if parts is None else parts, count, threads)
-    if any(c[0] < 0 for c in counts):  # float times, or a key past 63 bits
-        _, in_ties, groups = ordered_counts(user, np.zeros(n, dtype=np.int8), time, time_order(user, time, threads=threads))
+    if any(c[0] < 0 for c in counts):  # float times, or a key past 63 bits: through the permutation
+        no_items = np.zeros(n, dtype=np.int8)  # ties do not look at items
+        _, in_ties, groups = ordered_counts(user, no_items, time, time_order(user, time, threads=threads))
         return in_ties, groups
     return sum(c[0] for c in counts), sum(c[1] for c in counts)
 
