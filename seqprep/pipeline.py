@@ -187,7 +187,7 @@ def sequences_from(
         ratings=None if rating is None else np.empty(n, dtype=rating.dtype),
     )
     bounds = sequence_parts(offsets)
-    parts = user_range_rows(user_idx, bounds)
+    parts = user_range_rows(user_idx, bounds, counts=user_counts)
     grouped = isinstance(parts[0], slice)  # rows already grouped by user: each part is a slice
 
     def sort_part(k: int) -> None:

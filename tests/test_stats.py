@@ -97,7 +97,7 @@ def test_duplicate_counts_match_a_set_reference(rows, with_rating):
     with (
         mock.patch.object(stats_kernels, "_PARALLEL_MIN_ROWS", 0),
         mock.patch.object(stats_kernels, "_CHUNK", 3),
-        mock.patch.object(stats_kernels, "_PART_ROWS", 4),
+        mock.patch.object(sequence_kernels, "_PART_ROWS", 4),
     ):
         for layout in (grouped, by_pair, np.arange(len(user))[::-1]):  # the last: scattered users
             for threads in (1, 2, 3):
@@ -145,7 +145,7 @@ def test_tie_counts_match_tie_stats_in_any_row_order(rows, threads, kind):
     order = time_order(user, time)
     offsets = np.concatenate([[0], np.cumsum(np.bincount(user, minlength=5))]).astype(np.int64)
     expected = tie_stats(offsets, time[order]) if len(rows) else (0, 0)
-    with mock.patch.object(stats_kernels, "_PARALLEL_MIN_ROWS", 0), mock.patch.object(stats_kernels, "_PART_ROWS", 4):
+    with mock.patch.object(stats_kernels, "_PARALLEL_MIN_ROWS", 0), mock.patch.object(sequence_kernels, "_PART_ROWS", 4):
         assert tie_counts(user, time, threads=threads) == expected
         assert tie_counts(user[::-1], time[::-1], threads=threads) == expected
 
@@ -317,7 +317,6 @@ def test_raw_log_numbers_match_pandas(tmp_path, seed, layout):
                 (stats_kernels, "_PARALLEL_MIN_ROWS", 0),
                 (stats_kernels, "_CHUNK", 64),
                 (stats_kernels, "_ORDER_CHUNK", 100),
-                (stats_kernels, "_PART_ROWS", 50),
                 (sequence_kernels, "_PARALLEL_MIN_ROWS", 0),
                 (sequence_kernels, "_CHUNK", 64),
                 (sequence_kernels, "_PART_ROWS", 50),

@@ -11,6 +11,7 @@ __all__ = [
     "packed_time_key",
     "code_counts",
     "balanced_user_bounds",
+    "user_ranges",
     "user_range_rows",
     "group_rows_by_user",
     "rows_in_time_order",
@@ -58,7 +59,7 @@ _PARALLEL_MIN_ROWS = 1 << 10
 #: Rows handled at once by the chunked loops here (bounds their temporary arrays).
 _CHUNK = 1 << 20
 
-#: Rows of one user range sorted by the threaded :func:`time_order`.
+#: Rows of one user range of :func:`user_ranges` (threaded time_order, stats' counts).
 _PART_ROWS = 1 << 21
 
 
@@ -81,10 +82,8 @@ def packed_time_key(user: np.ndarray, time: np.ndarray) -> np.ndarray | None:
 def _parallel_order(user: np.ndarray, time: np.ndarray, threads: int) -> np.ndarray:
     from concurrent.futures import ThreadPoolExecutor
 
-    # ranges of about _PART_ROWS rows: their sorts stay within a large CPU cache, and scattered rows
-    # are grouped by user inside each (rows_in_time_order)
     n = len(user)
-    parts = user_range_rows(user, balanced_user_bounds(code_counts(user), max(threads, -(-n // _PART_ROWS))))
+    parts = user_ranges(user, threads)  # scattered rows are grouped by user inside each (rows_in_time_order)
     out = np.empty(n, dtype=np.int64)
     starts = np.cumsum([0] + [_rows_in(p) for p in parts])
 
@@ -98,6 +97,18 @@ def _parallel_order(user: np.ndarray, time: np.ndarray, threads: int) -> np.ndar
 
 def _rows_in(rows: np.ndarray | slice) -> int:
     return rows.stop - rows.start if isinstance(rows, slice) else len(rows)
+
+
+def user_ranges(user: np.ndarray, threads: int = 1) -> list[np.ndarray | slice]:
+    """:func:`user_range_rows` for ranges of about ``_PART_ROWS`` rows (at least ``threads`` of them):
+    a range's sort keys stay within a large CPU cache. ``user`` holds dense non-negative indices.
+
+    >>> [r.tolist() for r in user_ranges(np.array([0, 1, 1, 0]), threads=2)]
+    [[0, 3], [1, 2]]
+    """
+    counts = code_counts(user)
+    parts = max(threads, -(-len(user) // _PART_ROWS))
+    return user_range_rows(user, balanced_user_bounds(counts, parts), counts=counts)
 
 
 def balanced_user_bounds(counts: np.ndarray, parts: int) -> np.ndarray:
@@ -114,12 +125,15 @@ def balanced_user_bounds(counts: np.ndarray, parts: int) -> np.ndarray:
     return np.concatenate([[0], np.minimum(cuts, len(counts)), [len(counts)]]).astype(np.int64)
 
 
-def user_range_rows(user: np.ndarray, bounds: np.ndarray) -> list[np.ndarray | slice]:
+def user_range_rows(
+    user: np.ndarray, bounds: np.ndarray, *, counts: np.ndarray | None = None
+) -> list[np.ndarray | slice]:
     """The rows of each user range ``bounds[k] <= u < bounds[k+1]``, in input order.
 
     ``user`` holds dense non-negative indices and ``bounds`` is non-decreasing from 0 to at least
-    ``user.max() + 1``. Rows already grouped by user (non-decreasing ``user``) give slices; any other
-    order gives index arrays from one stable counting sort by range (numpy's radix sort).
+    ``user.max() + 1``; ``counts`` (the rows of each user, :func:`code_counts`) saves a pass when
+    the caller has them. Rows already grouped by user (non-decreasing ``user``) give slices; any
+    other order gives index arrays from one stable counting sort by range (numpy's radix sort).
 
     >>> user_range_rows(np.array([0, 0, 1, 2, 2]), np.array([0, 2, 3]))
     [slice(0, 3, None), slice(3, 5, None)]
@@ -127,7 +141,8 @@ def user_range_rows(user: np.ndarray, bounds: np.ndarray) -> list[np.ndarray | s
     [[1, 2, 4], [0, 3]]
     """
     bounds = np.asarray(bounds, dtype=np.int64)
-    counts = code_counts(user, int(bounds[-1]))
+    if counts is None or len(counts) < int(bounds[-1]):
+        counts = code_counts(user, int(bounds[-1]))
     starts = csr_offsets(counts)[bounds]  # each range's first row once rows are grouped by user
     spans = list(zip(starts[:-1].tolist(), starts[1:].tolist()))
     if len(user) < 2 or bool((user[1:] >= user[:-1]).all()):

@@ -185,12 +185,10 @@ def _sorted_repeats(user: np.ndarray, item: np.ndarray, width: int) -> int | Non
 #: Below this many rows one sort is as fast as splitting the work.
 _PARALLEL_MIN_ROWS = 1 << 16
 
-#: Rows of a user range in :func:`user_parts` (its sort keys stay within a large CPU cache).
-_PART_ROWS = 1 << 21
-
 
 def user_parts(user: np.ndarray, *, threads: int = 1) -> list[Rows]:
-    """User ranges of about ``_PART_ROWS`` rows that cover every row; each holds all rows of its users.
+    """User ranges (:func:`~seqprep.kernels.sequences.user_ranges`, about 2M rows each) that cover
+    every row; each holds all rows of its users.
 
     A range is a slice when the rows are grouped by user, else its row indices grouped by user where
     its users span at most 65,536 codes (:func:`~seqprep.kernels.sequences.group_rows_by_user`, on
@@ -200,12 +198,12 @@ def user_parts(user: np.ndarray, *, threads: int = 1) -> list[Rows]:
     >>> user_parts(np.array([2, 0, 2]))
     [slice(0, 3, None)]
     """
-    from .sequences import balanced_user_bounds, code_counts, group_rows_by_user, user_range_rows
+    from .sequences import group_rows_by_user, user_ranges
 
     n = len(user)
     if n < max(2, _PARALLEL_MIN_ROWS) or int(user.min()) < 0 or int(user.max()) > 4 * n:
         return [slice(0, n)]
-    parts = user_range_rows(user, balanced_user_bounds(code_counts(user), max(threads, -(-n // _PART_ROWS))))
+    parts = user_ranges(user, threads)
     return _each(parts, lambda rows: rows if isinstance(rows, slice) else group_rows_by_user(user, rows), threads)
 
 
