@@ -106,6 +106,11 @@ class _Input:
     typed_text: dict[str, bool]
     csv: dict[str, Any] | None = None
 
+    @property
+    def location(self) -> str:
+        """Where the workers read it: a local path made absolute (their working folder is not ours)."""
+        return self.path if "://" in self.path else str(Path(self.path).absolute())
+
 
 def _expand(inputs: tuple[str, ...]) -> list[str]:
     """Local paths and globs as the local reader expands them; fsspec URLs (``s3://...``) through fsspec."""
@@ -209,10 +214,10 @@ def _frame(dd: Any, src: _Input, block_bytes: int) -> Any:
         }
         if len(c["sep"]) > 1:
             kw |= {"sep": re.escape(c["sep"]), "engine": "python"}
-        df = dd.read_csv(src.path, **kw)
+        df = dd.read_csv(src.location, **kw)
     elif src.format == "jsonl":
         df = dd.read_json(
-            src.path,
+            src.location,
             lines=True,
             orient="records",
             blocksize=block_bytes if splittable else None,
@@ -221,7 +226,7 @@ def _frame(dd: Any, src: _Input, block_bytes: int) -> Any:
         )
         df = df[cols]
     else:
-        df = dd.read_parquet(src.path, columns=cols)
+        df = dd.read_parquet(src.location, columns=cols)
     df = df.rename(columns={src.roles[r]: r for r in src.roles})
     return df.map_partitions(_canon, where=src.path, meta=_CANON_META)
 
@@ -550,7 +555,7 @@ def run_dask(config: BuildConfig, *, write: bool = True) -> Any:
     eng = config.engine
     with _client(eng) as client, dask.config.set({"dataframe.convert-string": False}):
         try:
-            hashes = [client.submit(_sha256_of, s.path, pure=False) for s in sources]
+            hashes = [client.submit(_sha256_of, s.location, pure=False) for s in sources]
             frames = [_frame(dd, s, eng.block_bytes) for s in sources]
             file_parts = np.array([f.npartitions for f in frames])
             canon = (frames[0] if len(frames) == 1 else dd.concat(frames)).persist()
