@@ -63,7 +63,7 @@ CASES: dict[str, list[list[str]]] = {
     "every_cleaning_step": [
         ["log.csv", "log2.csv", "-o", "OUT", "--since", "1500100000", "--min-rating", "1.5", "--dedup", "first",
          "--min-user-count", "5", "--min-item-count", "3"],
-    ],  # fmt: skip
+    ],
     "split_loo": [["log.csv", "-o", "OUT", "--split", "loo", "-f", "parquet", "-f", "npz"]],
     "split_time_quantiles": [["log.csv", "-o", "OUT", "--split", "time:0.7,0.9"]],
     "split_time_dates": [
@@ -73,7 +73,7 @@ CASES: dict[str, list[list[str]]] = {
     "negatives_popularity": [
         ["log.csv", "-o", "OUT", "--split", "loo", "--eval-negatives", "5", "--negatives", "popularity", "--seed", "2",
          "-f", "npz", "-f", "parquet"],
-    ],  # fmt: skip
+    ],
     "negatives_uniform_users": [["log.csv", "-o", "OUT", "--split", "users:0.6,0.2,0.2", "--eval-negatives", "3"]],
     "windows": [["log.csv", "-o", "OUT", "--windows", "4:2"]],
     "windows_after_split": [["log.csv", "-o", "OUT", "--split", "loo", "--windows", "3:1", "-f", "npz", "--max-len", "5"]],
@@ -98,7 +98,7 @@ CASES: dict[str, list[list[str]]] = {
     "dask_cleaning_npz": [
         ["log.csv", "-o", "OUT", *DASK, "--scheduler", "{S}", "--dedup", "first", "--min-user-count", "5",
          "--min-item-count", "3", "--since", "1500100000", "-f", "npz", "-f", "parquet"],
-    ],  # fmt: skip
+    ],
     "dask_split_sessions": [["log.csv", "-o", "OUT", *DASK, "--scheduler", "{S}", "--split", "loo", "--session-gap", "1h"]],
 }
 
