@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -22,10 +22,9 @@ import pyarrow.parquet as pq
 
 from .atomic import make_temp_dir, os_error_text, remove_tree, sigterm_unwinds, swap_in
 from .errors import OutputError
-
-if TYPE_CHECKING:
-    from .pipeline import BuildResult, Sequences
-    from .vocab import Vocabulary
+from .kernels.sequences import sequence_parts
+from .model import BuildResult, Sequences
+from .vocab import Vocabulary
 
 __all__ = [
     "atomic_output_dir",
@@ -78,7 +77,9 @@ def atomic_output_dir(out: Path, overwrite: bool) -> Iterator[Path]:
             raise
 
 
-def _list_array(offsets: np.ndarray, values: np.ndarray, large: bool | None = None) -> pa.Array:
+def list_array(offsets: np.ndarray, values: np.ndarray, large: bool | None = None) -> pa.Array:
+    """A list column from CSR ``offsets`` (any start) and ``values``: ``list``, or ``large_list``
+    when it holds 2**31 values or more (``large`` decides it for every part of one file)."""
     if large is None:
         large = offsets[-1] - offsets[0] >= 2**31
     if not large:
@@ -94,7 +95,7 @@ def sequences_table(result: BuildResult) -> pa.Table:
 def sequences_part(users: Vocabulary, seqs: Sequences, u0: int, u1: int) -> pa.Table:
     """The rows of users ``u0 <= u < u1`` of sequences.parquet (one row group of it).
 
-    ``seqs`` may be filled only for those users so far (see :func:`sequence_parts`). List columns are
+    ``seqs`` may be filled only for those users so far (see :func:`~seqprep.kernels.sequences.sequence_parts`). List columns are
     ``list`` unless the whole file holds 2**31 values or more (``large_list`` then, in every part).
     """
     offsets = seqs.offsets[u0 : u1 + 1]
@@ -103,40 +104,18 @@ def sequences_part(users: Vocabulary, seqs: Sequences, u0: int, u1: int) -> pa.T
     cols: dict[str, Any] = {
         "user_idx": pa.array(users.indices[u0:u1], pa.int32()),
         "user_id": users.ids.slice(u0, u1 - u0),
-        "items": _list_array(offsets, seqs.items[lo:hi], large),
-        "timestamps": _list_array(offsets, seqs.timestamps[lo:hi], large),
+        "items": list_array(offsets, seqs.items[lo:hi], large),
+        "timestamps": list_array(offsets, seqs.timestamps[lo:hi], large),
     }
     if seqs.ratings is not None:
-        cols["ratings"] = _list_array(offsets, seqs.ratings[lo:hi], large)
+        cols["ratings"] = list_array(offsets, seqs.ratings[lo:hi], large)
     if seqs.session_ids is not None:
-        cols["session_ids"] = _list_array(offsets, seqs.session_ids[lo:hi], large)
+        cols["session_ids"] = list_array(offsets, seqs.session_ids[lo:hi], large)
     return pa.table(cols)
 
 
-#: Interactions per row group of sequences.parquet (whole users; a user longer than this is one group).
-ROW_GROUP_INTERACTIONS = 1 << 21
-
-
-def sequence_parts(offsets: np.ndarray, per_part: int | None = None) -> np.ndarray:
-    """User bounds ``b`` of the row groups: group ``k`` holds users ``b[k] <= u < b[k+1]``, about
-    ``per_part`` interactions each, cut only between users. Depends on the offsets alone.
-
-    >>> sequence_parts(np.array([0, 2, 5, 6, 10]), per_part=3).tolist()
-    [0, 2, 3, 4]
-    >>> sequence_parts(np.array([0]), per_part=3).tolist()
-    [0, 0]
-    """
-    per_part = ROW_GROUP_INTERACTIONS if per_part is None else per_part
-    offsets = np.asarray(offsets, dtype=np.int64)
-    users, n = len(offsets) - 1, int(offsets[-1])
-    cuts = np.searchsorted(offsets, np.arange(per_part, n, per_part, dtype=np.int64), side="left")
-    if users == 0:
-        return np.zeros(2, dtype=np.int64)  # one empty group: the file still gets its schema
-    return np.unique(np.concatenate([[0], cuts[(cuts > 0) & (cuts < users)], [users]])).astype(np.int64)
-
-
 class SequencesWriter:
-    """sequences.parquet written row group by row group, in user order (see :func:`sequence_parts`).
+    """sequences.parquet written row group by row group, in user order (see :func:`~seqprep.kernels.sequences.sequence_parts`).
 
     The file is opened here and always closed by :meth:`close`, even when the Parquet footer cannot
     be written (a full disk): nothing keeps the output folder busy after an error.
@@ -287,13 +266,13 @@ def _write_rest(result: BuildResult, folder: Path, pending: Future[None] | None)
                 arrays["padded"] = result.extras.padded
             write_npz(folder / "sequences.npz", arrays)
         if result.extras is not None:
-            from .splits import write_extras
+            from .output.splits import write_extras
 
             write_extras(result, folder)
         write_parquet(result.items.to_table("item"), folder / "items.parquet")
         write_parquet(result.users.to_table("user"), folder / "users.parquet")
         if result.config.emit.exports:
-            from .exports import write_exports
+            from .output.exports import write_exports
 
             write_exports(result, folder)
         if pending is not None:

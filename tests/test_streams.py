@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 import seqprep
 from seqprep.cli import cli
-from seqprep.streams import META_KEY, USERS_PER_BATCH, read_meta
+from seqprep.output.stream import META_KEY, USERS_PER_BATCH, read_meta
 from tests.conftest import TIES_CSV
 
 

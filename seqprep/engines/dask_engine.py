@@ -52,7 +52,9 @@ import pyarrow.compute as pc
 from .. import readers
 from ..config import BuildConfig, EngineOptions, ReadOptions, SplitOptions
 from ..errors import ConfigError, InputError, OutputError, SeqprepError
-from ..filters import _none_left, gap_in_unit, session_lengths, sessions_meta, window_bounds
+from ..steps.filters import empty_after, window_bounds
+from ..steps.sessions import session_lengths, sessions_meta
+from ..timeunits import gap_in_unit
 from ..kernels import csr_offsets, order_counted, tie_stats, time_order
 from ..kernels.filters import dedup, rating_at_least, session_ids, time_window
 from ..readers import (
@@ -542,7 +544,8 @@ def run_dask(config: BuildConfig, *, write: bool = True) -> Any:
     files and ``result.sequences`` is ``None`` (``seqprep.load(out)`` reads them back); otherwise they
     are gathered on the client.
     """
-    from ..pipeline import BuildResult, Sequences, _locate, make_meta
+    from ..model import BuildResult, Sequences, locate as _locate
+    from ..steps.meta import make_meta
     from ..writers import atomic_output_dir, check_output
 
     t0 = _time.perf_counter()
@@ -607,7 +610,7 @@ def run_dask(config: BuildConfig, *, write: bool = True) -> Any:
             fin, user_table, item_table, top = _clean(dask, client, canon, config, offsets, plan, has_rating, steps)
             gap = None  # --session-gap in the time unit (a duration needs the largest |timestamp| kept)
             if config.session.session_gap is not None:
-                gap = gap_in_unit(config.session.session_gap, plan["unit"], np.array([top]))
+                gap = gap_in_unit(config.session.session_gap, plan["unit"], float(top))
             users, user_lookup = _vocabulary(
                 user_table, "user", config.read, any(s.typed_text["user"] for s in sources), config.user_order, 0
             )
@@ -792,13 +795,11 @@ def _clean(
             since=since, until=until, time_unit=plan["unit"], rule="since <= t < until"
         )
         if steps[-1]["rows_after"] == 0:
-            raise _none_left(
-                "time_window", "widen --since/--until (the window is since <= t < until, in the log's time unit)"
-            )
+            raise empty_after("time_window", opts)
     if opts.min_rating is not None:
         report("min_rating", _RATING, _RATING).update(min_rating=opts.min_rating, missing_rating=int(missing_rating))
         if steps[-1]["rows_after"] == 0:
-            raise _none_left("min_rating", f"no rating is >= {opts.min_rating:g}; lower --min-rating")
+            raise empty_after("min_rating", opts)
     if opts.dedup != "none":
         report("dedup", _DEDUP, _DEDUP)["mode"] = opts.dedup
     if kcore_on:
@@ -810,11 +811,7 @@ def _clean(
             rounds=rounds,
         )
         if steps[-1]["rows_after"] == 0:
-            raise _none_left(
-                "kcore",
-                f"no user and item meet --min-user-count {opts.min_user_count} and --min-item-count "
-                f"{opts.min_item_count} together; lower them",
-            )
+            raise empty_after("kcore", opts)
     return fin, user_table, item_table, top
 
 
@@ -831,14 +828,18 @@ def _finish_on_client(
 ) -> Any:
     """Sessions, splits, truncation, windows and negatives: the local pipeline's tail (the reference)
     on the sequences gathered on the client; written as the local engine writes them."""
-    from .. import splits
-    from ..filters import add_sessions
-    from ..pipeline import BuildResult, make_meta
+    from ..model import BuildResult
+    from ..steps import splits
+    from ..steps.meta import SequenceFacts, make_meta
+    from ..steps.sessions import add_sessions
     from ..writers import atomic_output_dir, write_outputs
 
     part, split_info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit)
-    seqs, sessions = add_sessions(seqs, log, config.session)
-    meta = make_meta(config, log, users, items, seqs, steps)
+    seqs, sessions = add_sessions(seqs, log.time_unit, config.session)
+    meta = make_meta(
+        config, inputs=log.inputs, rows_read=log.num_rows, time_unit=log.time_unit, users=users, items=items,
+        facts=SequenceFacts.of(seqs), steps=steps,
+    )  # fmt: skip
     if sessions is not None:
         meta["sessions"] = sessions
     seqs, extras, extra_meta = splits.prepare(seqs, items, part, split_info, config)
@@ -881,7 +882,7 @@ def _write_parts(
 
     Returns per part its ties and (with ``keep``) its arrays, in part order.
     """
-    from ..writers import _list_array, write_parquet
+    from ..writers import list_array, write_parquet
 
     if folder is not None and parquet:
         (folder / "sequences").mkdir()
@@ -897,13 +898,13 @@ def _write_parts(
             cols: dict[str, Any] = {
                 "user_idx": pa.array(np.arange(lo, hi, dtype=np.int32)),
                 "user_id": users.ids.slice(lo, hi - lo),
-                "items": _list_array(part["offsets"], part["items"]),
-                "timestamps": _list_array(part["offsets"], part["timestamps"]),
+                "items": list_array(part["offsets"], part["items"]),
+                "timestamps": list_array(part["offsets"], part["timestamps"]),
             }
             if part["ratings"] is not None:
-                cols["ratings"] = _list_array(part["offsets"], part["ratings"])
+                cols["ratings"] = list_array(part["offsets"], part["ratings"])
             if part["session_ids"] is not None:
-                cols["session_ids"] = _list_array(part["offsets"], part["session_ids"])
+                cols["session_ids"] = list_array(part["offsets"], part["session_ids"])
             write_parquet(pa.table(cols), folder / "sequences" / f"part-{j:05d}.parquet")
         done[j] = (
             part
@@ -919,7 +920,7 @@ def _write_parts(
 
 
 def _gather(parts: list[dict[str, Any]], users: Vocabulary, as_float: bool, has_rating: bool) -> Any:
-    from ..pipeline import Sequences
+    from ..model import Sequences
 
     dtype = np.float64 if as_float else np.int64
     return Sequences(
@@ -952,22 +953,17 @@ def _meta(
 ) -> dict[str, Any]:
     """meta.json by the local ``make_meta``; the figures it would compute from the full arrays
     (interactions kept, ties) come from the parts instead."""
-    dtype = np.float64 if plan["float"] else np.int64
-    shape = sequences_cls(
-        offsets=csr_offsets(users.counts),
-        items=np.zeros(0, np.int32),
-        timestamps=np.zeros(0, dtype),
-        ratings=np.zeros(0, np.float32) if has_rating else None,
+    from ..steps.meta import SequenceFacts
+
+    facts = SequenceFacts(
+        lengths=users.counts,
+        ties=(int(sum(p["ties"][0] for p in parts)), int(sum(p["ties"][1] for p in parts))),
+        timestamp_dtype=np.dtype(np.float64 if plan["float"] else np.int64),
+        has_ratings=has_rating,
     )
-    log = SimpleNamespace(inputs=infos, num_rows=num_rows, time_unit=plan["unit"])
-    meta = make_meta(config, log, users, items, shape, steps)
-    kept = int(users.counts.sum())
-    meta["num_interactions"] = kept
-    meta["rows"] = {"read": num_rows, "kept": kept, "removed": num_rows - kept}
-    meta["ties"] = {
-        "interactions": int(sum(p["ties"][0] for p in parts)),
-        "groups": int(sum(p["ties"][1] for p in parts)),
-    }
+    meta = make_meta(
+        config, inputs=infos, rows_read=num_rows, time_unit=plan["unit"], users=users, items=items, facts=facts, steps=steps
+    )
     if gap is not None:
         lengths = [p["session_lengths"] for p in parts]
         meta["sessions"] = sessions_meta(

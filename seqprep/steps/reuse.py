@@ -19,20 +19,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import InputError
-from .kernels import cast_ids_exact, extend_table, reuse_table
-from .vocab import Vocabulary
-
-if TYPE_CHECKING:
-    from .config import BuildConfig
-    from .pipeline import Interactions
-    from .readers import Log
+from ..config import BuildConfig
+from ..errors import InputError
+from ..kernels import cast_ids_exact, extend_table, reuse_table
+from ..model import Interactions, Log
+from ..vocab import Vocabulary
 
 __all__ = ["Reference", "fit_reused", "load_reference", "reuse_meta", "unknown_items_step"]
 
@@ -97,7 +94,7 @@ def _item_table(ref: Reference, log: Log) -> tuple[pa.Array, np.ndarray]:
 
 
 def unknown_items_step(log: Log, inter: Interactions, config: BuildConfig) -> tuple[np.ndarray | None, dict[str, Any]]:
-    """The ``unknown_items`` step of :func:`seqprep.pipeline.clean`: count (and with ``drop``
+    """The ``unknown_items`` step of :func:`seqprep.steps.clean.clean`: count (and with ``drop``
     remove, with ``error`` reject) the rows whose item OLD does not know. -> (keep mask or None, report)."""
     ref = load_reference(config.vocab.vocab_from)
     item_ids, table = _item_table(ref, log)
