@@ -36,6 +36,7 @@ import pandas  # noqa: F401
 import pyarrow as pa
 
 from . import __version__, reuse, splits
+from .atomic import NO_READS, Reads
 from .config import BuildConfig, make_config
 from .errors import InputError
 from .filters import add_sessions, apply_filters
@@ -43,7 +44,7 @@ from .kernels import csr_offsets, fit_order, lookup, remap_table, tie_stats, tim
 from .kernels.filters import num_present
 from .kernels.sequences import rows_in_time_order, user_range_rows
 from .progress import SILENT, Progress
-from .readers import InputInfo, Log, read_log
+from .readers import InputInfo, Log, expand_inputs, read_log
 from .resources import limit_threads, sort_threads
 from .vocab import Vocabulary
 
@@ -57,6 +58,7 @@ __all__ = [
     "fit_vocabularies",
     "sequences_from",
     "make_meta",
+    "build_reads",
     "TIE_RULE",
     "FORMAT_VERSION",
 ]
@@ -374,8 +376,10 @@ def _run(
         return run_dask(config, write=write)
     t0 = _time.perf_counter()
     config.validate()
+    reads = NO_READS
     if write and not config.to_stdout:
-        check_output(Path(config.output), config.overwrite)
+        reads = build_reads(config)
+        check_output(Path(config.output), config.overwrite, reads)
     limit = config.resources.memory_limit_bytes
     block_size = config.resources.block_size_bytes
     if limit is not None:  # the streaming reader holds a few dozen blocks in flight
@@ -411,7 +415,7 @@ def _run(
                         # nothing after the sort changes the sequences: sequences.parquet is written
                         # while the sort runs, into the output's temporary folder opened only now
                         assert out is not None
-                        tmp = outdir.enter_context(atomic_output_dir(out, config.overwrite))
+                        tmp = outdir.enter_context(atomic_output_dir(out, config.overwrite, reads))
                         seqs = _sort_and_write(uidx, iidx, inter, users, tmp / "sequences.parquet")
                     else:
                         seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts)
@@ -433,9 +437,23 @@ def _run(
         elif write:
             assert out is not None
             progress.phase(f"writing {out}")
-            with nullcontext(tmp) if tmp is not None else atomic_output_dir(out, config.overwrite) as folder:
+            with nullcontext(tmp) if tmp is not None else atomic_output_dir(out, config.overwrite, reads) as folder:
                 meta = write_outputs(result, folder, sequences_written=tmp is not None)
     return dataclasses.replace(result, meta=meta, output=out, seconds=_time.perf_counter() - t0)
+
+
+def build_reads(config: BuildConfig) -> Reads:
+    """What a build reads, which ``--overwrite`` must never delete (:func:`seqprep.atomic.check_replaceable`):
+    the input files (globs expanded; stdin and remote URLs have no local path) and the ``--vocab-from``
+    folder, which OUT may be (re-encoding a build in place: the old vocabulary is read whole before the
+    swap) but not hold. Empty without ``--overwrite`` (nothing is replaced then).
+    """
+    if not config.overwrite:
+        return NO_READS
+    local = [s.removeprefix("file://") for s in config.inputs if "://" not in s or s.startswith("file://")]
+    inputs = tuple(("input", path) for path in expand_inputs(local) if path != "-")
+    vocab = config.vocab.vocab_from
+    return Reads(inputs=inputs, in_place=(("--vocab-from folder", vocab),) if vocab is not None else ())
 
 
 def _streams(config: BuildConfig, out: Path | None) -> bool:

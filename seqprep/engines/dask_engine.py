@@ -542,14 +542,15 @@ def run_dask(config: BuildConfig, *, write: bool = True) -> Any:
     files and ``result.sequences`` is ``None`` (``seqprep.load(out)`` reads them back); otherwise they
     are gathered on the client.
     """
-    from ..pipeline import BuildResult, Sequences, _locate, make_meta
+    from ..pipeline import BuildResult, Sequences, _locate, build_reads, make_meta
     from ..writers import atomic_output_dir, check_output
 
     t0 = _time.perf_counter()
     config.validate()
     dask, dd, distributed = _import_dask()
+    reads = build_reads(config)
     if write:
-        check_output(Path(config.output), config.overwrite)
+        check_output(Path(config.output), config.overwrite, reads)
     specs = _expand(config.inputs)
     sources = [_inspect(k, spec, config.read) for k, spec in enumerate(specs)]
     eng = config.engine
@@ -652,7 +653,7 @@ def run_dask(config: BuildConfig, *, write: bool = True) -> Any:
 
             if write:
                 out = Path(config.output)
-                with atomic_output_dir(out, config.overwrite) as tmp:
+                with atomic_output_dir(out, config.overwrite, reads) as tmp:
                     collected = _write_parts(
                         client, distributed, pieces, users, tmp, "parquet" in config.formats, keep_all
                     )
@@ -833,7 +834,7 @@ def _finish_on_client(
     on the sequences gathered on the client; written as the local engine writes them."""
     from .. import splits
     from ..filters import add_sessions
-    from ..pipeline import BuildResult, make_meta
+    from ..pipeline import BuildResult, build_reads, make_meta
     from ..writers import atomic_output_dir, write_outputs
 
     part, split_info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit)
@@ -849,7 +850,7 @@ def _finish_on_client(
     out = None
     if write:
         out = Path(config.output)
-        with atomic_output_dir(out, config.overwrite) as tmp:
+        with atomic_output_dir(out, config.overwrite, build_reads(config)) as tmp:
             meta = write_outputs(result, tmp)
     return dataclasses.replace(result, meta=meta, output=out, seconds=_time.perf_counter() - t0)
 
