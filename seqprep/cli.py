@@ -303,7 +303,12 @@ def cli() -> None:
     show_default=True,
     help="How users are numbered (the row order of every output).",
 )
-@click.option("--overwrite", is_flag=True, help="Replace an existing output folder (atomically).")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an existing output folder (atomically): only an earlier seqprep output or an empty folder, "
+    "never one holding other files, an input, the current or home folder, nor a symbolic link.",
+)
 @click.option("--strict", is_flag=True, help="Fail on rows with a missing user, item or timestamp instead of dropping them.")
 @click.option(
     "--vocab-from",

@@ -35,6 +35,7 @@ import pandas  # noqa: F401
 from .config import BuildConfig, make_config
 from .errors import empty_log
 from .model import BuildResult, Interactions, Sequences
+from .atomic import NO_READS
 from .progress import SILENT, Progress
 from .readers import read_log
 from .resources import limit_threads
@@ -75,7 +76,7 @@ def run(
 def _run(
     config: BuildConfig, *, write: bool, stdin: BinaryIO | None, stdout: BinaryIO | None, progress: Progress
 ) -> BuildResult:
-    from .writers import atomic_output_dir, check_output, write_outputs
+    from .writers import atomic_output_dir, build_reads, check_output, write_outputs
 
     if config.engine.engine == "dask":  # same contract, run on a Dask cluster (seqprep[dask])
         from .engines.dask_engine import run_dask
@@ -83,8 +84,10 @@ def _run(
         return run_dask(config, write=write)
     t0 = _time.perf_counter()
     config.validate()
+    reads = NO_READS
     if write and not config.to_stdout:
-        check_output(Path(config.output), config.overwrite)
+        reads = build_reads(config)
+        check_output(Path(config.output), config.overwrite, reads)
     limit = config.resources.memory_limit_bytes
     block_size = config.resources.block_size_bytes
     if limit is not None:  # the streaming reader holds a few dozen blocks in flight
@@ -119,7 +122,7 @@ def _run(
                         # nothing after the sort changes the sequences: sequences.parquet is written
                         # while the sort runs, into the output's temporary folder opened only now
                         assert out is not None
-                        tmp = outdir.enter_context(atomic_output_dir(out, config.overwrite))
+                        tmp = outdir.enter_context(atomic_output_dir(out, config.overwrite, reads))
                         seqs = _sort_and_write(uidx, iidx, inter, users, tmp / "sequences.parquet")
                     else:
                         seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts)
@@ -150,7 +153,7 @@ def _run(
         elif write:
             assert out is not None
             progress.phase(f"writing {out}")
-            with nullcontext(tmp) if tmp is not None else atomic_output_dir(out, config.overwrite) as folder:
+            with nullcontext(tmp) if tmp is not None else atomic_output_dir(out, config.overwrite, reads) as folder:
                 meta = write_outputs(result, folder, sequences_written=tmp is not None)
     return dataclasses.replace(result, meta=meta, output=out, seconds=_time.perf_counter() - t0)
 

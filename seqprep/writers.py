@@ -20,10 +20,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .atomic import make_temp_dir, os_error_text, remove_tree, sigterm_unwinds, swap_in
+from .atomic import (
+    NO_READS,
+    Reads,
+    check_replaceable,
+    make_temp_dir,
+    os_error_text,
+    remove_tree,
+    sigterm_unwinds,
+    swap_in,
+)
+from .config import BuildConfig
 from .errors import OutputError
 from .kernels.sequences import sequence_parts
 from .model import BuildResult, Sequences
+from .readers import expand_inputs
 from .vocab import Vocabulary
 
 __all__ = [
@@ -39,25 +50,44 @@ PARQUET_COMPRESSION = "zstd"
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
-def check_output(out: Path, overwrite: bool) -> None:
-    """Fail early (before any work) when OUT exists and ``overwrite`` is not set."""
-    if out.exists() and not overwrite:
+def build_reads(config: BuildConfig) -> Reads:
+    """What a build reads, which ``--overwrite`` must never delete (:func:`seqprep.atomic.check_replaceable`):
+    the input files (globs expanded; stdin and remote URLs have no local path) and the ``--vocab-from``
+    folder, which OUT may be (re-encoding a build in place: the old vocabulary is read whole before the
+    swap) but not hold. Empty without ``--overwrite`` (nothing is replaced then).
+    """
+    if not config.overwrite:
+        return NO_READS
+    local = [s.removeprefix("file://") for s in config.inputs if "://" not in s or s.startswith("file://")]
+    inputs = tuple(("input", path) for path in expand_inputs(local) if path != "-")
+    vocab = config.vocab.vocab_from
+    return Reads(inputs=inputs, in_place=(("--vocab-from folder", vocab),) if vocab is not None else ())
+
+
+def check_output(out: Path, overwrite: bool, reads: Reads = NO_READS) -> None:
+    """Fail early (before any work) when OUT exists and ``overwrite`` is not set, or when ``overwrite``
+    may not replace it: it holds files seqprep did not write, one of ``reads``, the current or the home
+    folder, or is a symbolic link (:func:`seqprep.atomic.check_replaceable`, the one guard of every
+    command that writes a folder; :func:`atomic_output_dir` calls this and checks again before the swap).
+    """
+    if not os.path.lexists(out):
+        return
+    if not overwrite:
         msg = f"output {str(out)!r} already exists; pass --overwrite to replace it, or choose another -o"
         raise OutputError(msg)
-    if out.exists() and not out.is_dir():
-        msg = f"output {str(out)!r} is a file, not a folder; remove it or choose another -o"
-        raise OutputError(msg)
+    check_replaceable(out, reads)
 
 
 @contextmanager
-def atomic_output_dir(out: Path, overwrite: bool) -> Iterator[Path]:
+def atomic_output_dir(out: Path, overwrite: bool, reads: Reads = NO_READS) -> Iterator[Path]:
     """Yield a temporary folder beside ``out``; on success it becomes ``out`` in one rename.
 
     On any error (or KeyboardInterrupt) the temporary folder is removed and an existing ``out`` is
     left untouched. With ``overwrite`` the old ``out`` is moved aside, the new one renamed in, and only
-    then the old one deleted.
+    then the old one deleted - only when it may be replaced (:func:`check_output` with ``reads``, the
+    paths the command reads), checked on entry and again right before the swap.
     """
-    check_output(out, overwrite)
+    check_output(out, overwrite, reads)
     parent = out.absolute().parent
     with sigterm_unwinds():  # a SIGTERM under its default action still removes the temporary folder
         try:
@@ -71,7 +101,7 @@ def atomic_output_dir(out: Path, overwrite: bool) -> Iterator[Path]:
             umask = os.umask(0)
             os.umask(umask)
             os.chmod(tmp, 0o777 & ~umask)
-            swap_in(tmp, out, overwrite)  # signals deferred, parent folder locked, old OUT kept on failure
+            swap_in(tmp, out, overwrite, reads)  # signals deferred, parent folder locked, old OUT kept on failure
         except BaseException:
             remove_tree(tmp)
             raise

@@ -259,9 +259,14 @@ def test_deferred_signal_is_delivered_after_the_block():
 
 
 def _finished_folder(parent: Path, marker: str) -> Path:
+    """A finished output: files a, b, c and a meta.json of seqprep's format listing them (so
+    ``--overwrite`` may replace it, see tests/test_overwrite_guard.py)."""
     tmp = atomic.make_temp_dir(parent, prefix=".out.tmp-")
     for name in ("a", "b", "c"):
         (tmp / name).write_text(marker)
+    meta = dict.fromkeys(atomic.META_KEYS)
+    meta.update(format_version=1, outputs={"files": {name: {} for name in ("a", "b", "c")}})
+    (tmp / "meta.json").write_text(json.dumps(meta))
     return tmp
 
 

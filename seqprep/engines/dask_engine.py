@@ -546,13 +546,14 @@ def run_dask(config: BuildConfig, *, write: bool = True) -> Any:
     """
     from ..model import BuildResult, Sequences, locate as _locate
     from ..steps.meta import make_meta
-    from ..writers import atomic_output_dir, check_output
+    from ..writers import atomic_output_dir, build_reads, check_output
 
     t0 = _time.perf_counter()
     config.validate()
     dask, dd, distributed = _import_dask()
+    reads = build_reads(config)
     if write:
-        check_output(Path(config.output), config.overwrite)
+        check_output(Path(config.output), config.overwrite, reads)
     specs = _expand(config.inputs)
     sources = [_inspect(k, spec, config.read) for k, spec in enumerate(specs)]
     eng = config.engine
@@ -655,7 +656,7 @@ def run_dask(config: BuildConfig, *, write: bool = True) -> Any:
 
             if write:
                 out = Path(config.output)
-                with atomic_output_dir(out, config.overwrite) as tmp:
+                with atomic_output_dir(out, config.overwrite, reads) as tmp:
                     collected = _write_parts(
                         client, distributed, pieces, users, tmp, "parquet" in config.formats, keep_all
                     )
@@ -832,7 +833,7 @@ def _finish_on_client(
     from ..steps import splits
     from ..steps.meta import SequenceFacts, make_meta
     from ..steps.sessions import add_sessions
-    from ..writers import atomic_output_dir, write_outputs
+    from ..writers import atomic_output_dir, build_reads, write_outputs
 
     part, split_info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit)
     seqs, sessions = add_sessions(seqs, log.time_unit, config.session)
@@ -850,7 +851,7 @@ def _finish_on_client(
     out = None
     if write:
         out = Path(config.output)
-        with atomic_output_dir(out, config.overwrite) as tmp:
+        with atomic_output_dir(out, config.overwrite, build_reads(config)) as tmp:
             meta = write_outputs(result, tmp)
     return dataclasses.replace(result, meta=meta, output=out, seconds=_time.perf_counter() - t0)
 
