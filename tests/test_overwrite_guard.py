@@ -25,6 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import seqprep
+import seqprep.steps.reuse
 from seqprep import atomic, pipeline
 from seqprep.cli import cli
 from seqprep.engines import dask_engine
@@ -460,7 +461,7 @@ def test_re_encoding_in_place_reads_the_old_vocabulary_whole_first(workdir, monk
     built("elsewhere", "week2.csv", vocab_from="copy", overwrite=True, **mode)  # the reference: OLD stays
 
     swapped: list[Path] = []
-    real_swap, real_load = atomic.swap_in, seqprep.reuse.load_reference
+    real_swap, real_load = atomic.swap_in, seqprep.steps.reuse.load_reference
 
     def swap(tmp, out, *args, **kwargs):
         real_swap(tmp, out, *args, **kwargs)
@@ -471,7 +472,7 @@ def test_re_encoding_in_place_reads_the_old_vocabulary_whole_first(workdir, monk
         return real_load(path)
 
     monkeypatch.setattr("seqprep.writers.swap_in", swap)
-    monkeypatch.setattr(seqprep.reuse, "load_reference", load)
+    monkeypatch.setattr(seqprep.steps.reuse, "load_reference", load)
     r = CliRunner().invoke(cli, ["build", "week2.csv", "--vocab-from", "out", "-o", "out", "--overwrite", "-q"]
                            + [f"--{k}" if v is True else f"--{k}={v}" for k, v in mode.items()])  # fmt: skip
     assert r.exit_code == 0, r.output
