@@ -15,7 +15,7 @@ from .errors import InputError
 from .kernels import padded as _padded
 from .vocab import Vocabulary
 
-__all__ = ["Dataset", "load", "is_built"]
+__all__ = ["Dataset", "load", "is_built", "flat_list", "sequences_table"]
 
 
 def is_built(path: str | Path) -> bool:
@@ -94,15 +94,19 @@ class Dataset:
         return _padded(self.items.astype(np.int32, copy=False), self.offsets, max_len, side=side)
 
 
-def _flat(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+def flat_list(col: pa.ChunkedArray, *, nulls: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """A list column as (offsets from 0, values); ``nulls=False`` raises ValueError on a null list."""
     arr = col.combine_chunks()
+    if not nulls and arr.null_count:
+        msg = f"{arr.null_count} null lists"
+        raise ValueError(msg)
     offsets = arr.offsets.to_numpy().astype(np.int64)
     values = arr.values.to_numpy(zero_copy_only=False)
     base = offsets[0]
     return offsets - base, values[base : offsets[-1]]
 
 
-def _sequences_table(p: Path) -> pa.Table:
+def sequences_table(p: Path) -> pa.Table:
     """sequences.parquet, or the parts ``sequences/part-00000.parquet``, ... (in user-index order)."""
     if (p / "sequences.parquet").is_file():
         return pq.read_table(p / "sequences.parquet")
@@ -132,13 +136,13 @@ def load(path: str | Path) -> Dataset:
             if "session_ids" in z.files:
                 session_ids = z["session_ids"]
     elif (p / "sequences.parquet").is_file() or (p / "sequences").is_dir():
-        table = _sequences_table(p)
-        offsets, items = _flat(table["items"])
-        _, timestamps = _flat(table["timestamps"])
+        table = sequences_table(p)
+        offsets, items = flat_list(table["items"])
+        _, timestamps = flat_list(table["timestamps"])
         if "ratings" in table.column_names:
-            _, ratings = _flat(table["ratings"])
+            _, ratings = flat_list(table["ratings"])
         if "session_ids" in table.column_names:
-            _, session_ids = _flat(table["session_ids"])
+            _, session_ids = flat_list(table["session_ids"])
         user_idx = table["user_idx"].to_numpy()
     else:
         msg = f"{str(p)!r} holds neither sequences.parquet, sequences/ nor sequences.npz; rebuild it with seqprep build"

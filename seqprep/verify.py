@@ -31,6 +31,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .dataset import flat_list, sequences_table
+from .io.sources import sha256_file
 from .kernels import tie_stats
 
 __all__ = ["SCHEMAS", "VerifyReport", "verify"]
@@ -120,12 +122,6 @@ def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split())[:200]
 
 
-def _sha256(path: Path) -> str:
-    from .writers import _sha256 as sha256  # the same digest the writer recorded
-
-    return sha256(path)
-
-
 def _check_files(p: Path, meta: dict[str, Any], problems: _Problems) -> int:
     files = (meta.get("outputs") or {}).get("files")
     if not isinstance(files, dict) or not files:
@@ -143,7 +139,7 @@ def _check_files(p: Path, meta: dict[str, Any], problems: _Problems) -> int:
         size = f.stat().st_size
         if isinstance(info, dict) and info.get("bytes") is not None and size != info["bytes"]:
             problems.add(f"{name} has {size} bytes, meta.json says {info['bytes']} (changed or truncated); {_FIX}")
-        elif not isinstance(info, dict) or _sha256(f) != info.get("sha256"):
+        elif not isinstance(info, dict) or sha256_file(f) != info.get("sha256"):
             problems.add(f"{name}: sha256 differs from meta.json (the file changed after the build); {_FIX}")
     listed = {str(PurePosixPath(n)) for n in files} | {"meta.json"}
     present = {f.relative_to(p).as_posix() for f in p.rglob("*") if f.is_file()}
@@ -246,24 +242,11 @@ def _check_vocabularies(
     return out["item"][0], out["user"][0], out["item"][1], out["user"][1], out["user"][2]
 
 
-def _flat(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    arr = col.combine_chunks()
-    if arr.null_count:
-        msg = f"{arr.null_count} null lists"
-        raise ValueError(msg)
-    offsets = arr.offsets.to_numpy().astype(np.int64)
-    values = arr.values.to_numpy(zero_copy_only=False)
-    base = offsets[0]
-    return offsets - base, values[base : offsets[-1]]
-
-
 def _load_parquet(path: Path) -> dict[str, Any]:
     """sequences.parquet, or (when absent) the Dask engine's ``sequences/part-*.parquet`` in order."""
-    from .dataset import _sequences_table
-
-    table = _sequences_table(path.parent)
-    offsets, items = _flat(table["items"])
-    t_offsets, timestamps = _flat(table["timestamps"])
+    table = sequences_table(path.parent)
+    offsets, items = flat_list(table["items"], nulls=False)
+    t_offsets, timestamps = flat_list(table["timestamps"], nulls=False)
     arrays: dict[str, Any] = {
         "offsets": offsets,
         "items": items,
@@ -273,7 +256,7 @@ def _load_parquet(path: Path) -> dict[str, Any]:
         "aligned": {"timestamps": np.array_equal(t_offsets, offsets)},
     }
     if "ratings" in table.column_names:
-        r_offsets, arrays["ratings"] = _flat(table["ratings"])
+        r_offsets, arrays["ratings"] = flat_list(table["ratings"], nulls=False)
         arrays["aligned"]["ratings"] = np.array_equal(r_offsets, offsets)
     return arrays
 

@@ -32,6 +32,7 @@ from .atomic import (
 )
 from .config import BuildConfig
 from .errors import OutputError
+from .io.sources import sha256_file
 from .kernels.sequences import sequence_parts
 from .model import BuildResult, Sequences
 from .readers import expand_inputs
@@ -212,14 +213,6 @@ def sequences_npz(seqs: Sequences, user_idx: np.ndarray) -> dict[str, np.ndarray
     return arrays
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 #: List columns that hold item indices (sequences, training histories, evaluation negatives).
 _ITEM_LISTS = ("items", "history", "negatives")
 
@@ -308,7 +301,7 @@ def _write_rest(result: BuildResult, folder: Path, pending: Future[None] | None)
         if pending is not None:
             pending.result()
         files = {
-            p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(folder.iterdir()) if p.is_file()
+            p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in sorted(folder.iterdir()) if p.is_file()
         }
         meta = dict(result.meta)
         meta["outputs"] = {"formats": list(formats), "exports": list(result.config.emit.exports), "files": files}

@@ -33,7 +33,6 @@ client over the gathered sequences, by the local code (:func:`_finish_on_client`
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import re
 import time as _time
@@ -52,6 +51,7 @@ import pyarrow.compute as pc
 from .. import readers
 from ..config import BuildConfig, EngineOptions, ReadOptions, SplitOptions
 from ..errors import ConfigError, InputError, OutputError, SeqprepError
+from ..io.sources import sha256_file, sha256_stream
 from ..steps.filters import empty_after, window_bounds
 from ..steps.sessions import session_lengths, sessions_meta
 from ..timeunits import gap_in_unit
@@ -474,11 +474,8 @@ def _make_part(df: pd.DataFrame, lo: int, hi: int, has_rating: bool, gap: float 
 def _sha256_of(path: str) -> str:
     import fsspec
 
-    h = hashlib.sha256()
     with fsspec.open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return sha256_stream(fh)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -978,7 +975,7 @@ def _write_rest(
     config: BuildConfig, seqs: Any, users: Vocabulary, items: Vocabulary, meta: dict[str, Any], folder: Path
 ) -> dict[str, Any]:
     """npz (when asked), the vocabularies and meta.json, as :func:`seqprep.writers.write_outputs` writes them."""
-    from ..writers import _sha256, dump_json, sequences_npz, write_npz, write_parquet
+    from ..writers import dump_json, sequences_npz, write_npz, write_parquet
 
     try:
         if "npz" in config.formats:
@@ -986,7 +983,7 @@ def _write_rest(
         write_parquet(items.to_table("item"), folder / "items.parquet")
         write_parquet(users.to_table("user"), folder / "users.parquet")
         files = {
-            p.relative_to(folder).as_posix(): {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+            p.relative_to(folder).as_posix(): {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
             for p in sorted(folder.rglob("*"))
             if p.is_file()
         }
