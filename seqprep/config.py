@@ -205,7 +205,7 @@ class SplitOptions:
 
 @dataclass(frozen=True)
 class FilterOptions:
-    """Row-removing cleaning steps, applied in one fixed order (see :mod:`seqprep.filters`).
+    """Row-removing cleaning steps, applied in one fixed order (see :mod:`seqprep.steps.filters`).
 
     ``since``/``until`` are epoch numbers (in the log's own unit) or ISO-8601 dates; the window is
     ``since <= t < until``. A count bound of 0 is off; ``kcore_rounds=None`` repeats to the fixpoint.

@@ -15,7 +15,7 @@ from .errors import InputError
 from .kernels import padded as _padded
 from .vocab import Vocabulary
 
-__all__ = ["Dataset", "load", "is_built", "flat_list", "sequences_table"]
+__all__ = ["Dataset", "load", "is_built", "flat_list", "read_sequences_table"]
 
 
 def is_built(path: str | Path) -> bool:
@@ -106,7 +106,7 @@ def flat_list(col: pa.ChunkedArray, *, nulls: bool = True) -> tuple[np.ndarray, 
     return offsets - base, values[base : offsets[-1]]
 
 
-def sequences_table(p: Path) -> pa.Table:
+def read_sequences_table(p: Path) -> pa.Table:
     """sequences.parquet, or the parts ``sequences/part-00000.parquet``, ... (in user-index order)."""
     if (p / "sequences.parquet").is_file():
         return pq.read_table(p / "sequences.parquet")
@@ -136,7 +136,7 @@ def load(path: str | Path) -> Dataset:
             if "session_ids" in z.files:
                 session_ids = z["session_ids"]
     elif (p / "sequences.parquet").is_file() or (p / "sequences").is_dir():
-        table = sequences_table(p)
+        table = read_sequences_table(p)
         offsets, items = flat_list(table["items"])
         _, timestamps = flat_list(table["timestamps"])
         if "ratings" in table.column_names:

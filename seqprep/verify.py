@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .dataset import flat_list, sequences_table
+from .dataset import flat_list, read_sequences_table
 from .io.sources import sha256_file
 from .kernels import tie_stats
 
@@ -244,7 +244,7 @@ def _check_vocabularies(
 
 def _load_parquet(path: Path) -> dict[str, Any]:
     """sequences.parquet, or (when absent) the Dask engine's ``sequences/part-*.parquet`` in order."""
-    table = sequences_table(path.parent)
+    table = read_sequences_table(path.parent)
     offsets, items = flat_list(table["items"], nulls=False)
     t_offsets, timestamps = flat_list(table["timestamps"], nulls=False)
     arrays: dict[str, Any] = {

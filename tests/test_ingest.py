@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import seqprep.pipeline as pipeline
+import seqprep.engines.local as pipeline
 from seqprep import build
 from seqprep.config import ReadOptions
 from seqprep.errors import InputError

@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 import seqprep
-from seqprep import atomic
+from seqprep.output import atomic
 from seqprep.cli import cli
 from seqprep.errors import OutputError
 from tests.conftest import ROOT, TIES_CSV
@@ -197,7 +197,7 @@ def test_interrupt_while_writing_removes_the_temporary_folder(tmp_path, monkeypa
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("seqprep.writers.write_npz", interrupted)
+    monkeypatch.setattr("seqprep.output.folder.write_npz", interrupted)
     with pytest.raises(KeyboardInterrupt):
         seqprep.build(log, out, formats=("parquet", "npz"), overwrite=True)
     assert (out / "meta.json").read_text() == before
@@ -206,7 +206,7 @@ def test_interrupt_while_writing_removes_the_temporary_folder(tmp_path, monkeypa
 
 API_SCRIPT = """
 import os, signal, sys, time
-import seqprep, seqprep.writers as w
+import seqprep, seqprep.output.folder as w
 real = w.write_npz
 def slow_npz(*a, **k):
     os.kill(os.getpid(), signal.SIGTERM)  # arrives while the temporary folder holds half the files

@@ -26,7 +26,8 @@ from hypothesis import strategies as st
 
 import seqprep
 import seqprep.steps.reuse
-from seqprep import atomic, pipeline
+from seqprep.engines import local as local_engine
+from seqprep.output import atomic
 from seqprep.cli import cli
 from seqprep.engines import dask_engine
 from seqprep.errors import OutputError
@@ -346,7 +347,7 @@ def _tripwire(monkeypatch) -> None:
     def started(*args, **kwargs):
         raise AssertionError("the build started before OUT was checked")
 
-    monkeypatch.setattr(pipeline, "read_log", started)
+    monkeypatch.setattr(local_engine, "read_log", started)
     monkeypatch.setattr(dask_engine, "_client", started)
 
 
@@ -471,7 +472,7 @@ def test_re_encoding_in_place_reads_the_old_vocabulary_whole_first(workdir, monk
         assert not swapped, "the old vocabulary was read after the swap"
         return real_load(path)
 
-    monkeypatch.setattr("seqprep.writers.swap_in", swap)
+    monkeypatch.setattr("seqprep.output.folder.swap_in", swap)
     monkeypatch.setattr(seqprep.steps.reuse, "load_reference", load)
     r = CliRunner().invoke(cli, ["build", "week2.csv", "--vocab-from", "out", "-o", "out", "--overwrite", "-q"]
                            + [f"--{k}" if v is True else f"--{k}={v}" for k, v in mode.items()])  # fmt: skip
@@ -496,9 +497,9 @@ def test_re_encoding_in_place_reads_the_old_vocabulary_whole_first(workdir, monk
 
 def _during_build(monkeypatch, action: Callable[[], None]) -> None:
     """Run ``action`` once, when the build writes items.parquet into its temporary folder."""
-    from seqprep import writers
+    from seqprep.output import files, folder
 
-    real = writers.write_parquet
+    real = files.write_parquet
     done: list[bool] = []
 
     def write_parquet(table, path):
@@ -507,7 +508,8 @@ def _during_build(monkeypatch, action: Callable[[], None]) -> None:
             action()
         real(table, path)
 
-    monkeypatch.setattr(writers, "write_parquet", write_parquet)
+    monkeypatch.setattr(folder, "write_parquet", write_parquet)  # the local engine's items.parquet
+    monkeypatch.setattr(files, "write_parquet", write_parquet)  # the Dask engine's
 
 
 def _add_notes():

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import seqprep
-from seqprep import writers
+from seqprep.output import files as writers
 from seqprep.kernels import sequences as sequence_kernels
 from seqprep.steps.sort import sequences_from
 
@@ -91,7 +91,7 @@ def test_a_failing_row_group_leaves_no_output(tmp_path, monkeypatch):
 def test_no_temporary_output_folder_while_reading(tmp_path, monkeypatch):
     """The output's temporary folder opens only when the sort starts: a process killed (OOM, kill -9)
     while reading leaves nothing beside OUT."""
-    from seqprep import pipeline
+    from seqprep.engines import local as pipeline
 
     log = _log(tmp_path / "log.csv", 500, 20, grouped=False)
     real = pipeline.read_log

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import seqprep
 from seqprep.cli import cli
-from seqprep.writers import write_npz, write_parquet
+from seqprep.output.files import write_npz, write_parquet
 from tests.conftest import TIES_CSV
 
 FIX = "rebuild it with seqprep build"

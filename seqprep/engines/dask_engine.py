@@ -543,7 +543,7 @@ def run_dask(config: BuildConfig, *, write: bool = True) -> Any:
     """
     from ..model import BuildResult, Sequences, locate as _locate
     from ..steps.meta import make_meta
-    from ..writers import atomic_output_dir, build_reads, check_output
+    from ..output.folder import atomic_output_dir, build_reads, check_output
 
     t0 = _time.perf_counter()
     config.validate()
@@ -830,7 +830,7 @@ def _finish_on_client(
     from ..steps import splits
     from ..steps.meta import SequenceFacts, make_meta
     from ..steps.sessions import add_sessions
-    from ..writers import atomic_output_dir, build_reads, write_outputs
+    from ..output.folder import atomic_output_dir, build_reads, write_outputs
 
     part, split_info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit)
     seqs, sessions = add_sessions(seqs, log.time_unit, config.session)
@@ -880,7 +880,7 @@ def _write_parts(
 
     Returns per part its ties and (with ``keep``) its arrays, in part order.
     """
-    from ..writers import list_array, write_parquet
+    from ..output.files import list_array, write_parquet
 
     if folder is not None and parquet:
         (folder / "sequences").mkdir()
@@ -974,8 +974,8 @@ def _meta(
 def _write_rest(
     config: BuildConfig, seqs: Any, users: Vocabulary, items: Vocabulary, meta: dict[str, Any], folder: Path
 ) -> dict[str, Any]:
-    """npz (when asked), the vocabularies and meta.json, as :func:`seqprep.writers.write_outputs` writes them."""
-    from ..writers import dump_json, sequences_npz, write_npz, write_parquet
+    """npz (when asked), the vocabularies and meta.json, as :func:`seqprep.output.folder.write_outputs` writes them."""
+    from ..output.files import dump_json, sequences_npz, write_npz, write_parquet
 
     try:
         if "npz" in config.formats:

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from ..kernels import padded
 from ..model import BuildResult, Extras
-from ..writers import list_array, write_npz, write_parquet
+from .files import list_array, write_npz, write_parquet
 
 __all__ = ["write_extras"]
 

@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 from ..errors import OutputError
 from ..kernels.text import join_lists, json_string, lines_bytes, number_text
 from ..model import BuildResult
-from ..writers import dump_json, sequences_table
+from .files import dump_json, sequences_arrow
 
 __all__ = ["META_KEY", "USERS_PER_BATCH", "read_meta", "write_stream"]
 
@@ -50,7 +50,7 @@ def write_stream(result: BuildResult, fh: BinaryIO | None = None) -> dict[str, A
     to = result.config.emit.to or "arrow"
     fh = sys.stdout.buffer if fh is None else fh
     meta = _stream_meta(result, to)
-    table = sequences_table(result)
+    table = sequences_arrow(result)
     try:
         if to == "arrow":
             table = table.replace_schema_metadata({META_KEY: dump_json(meta).encode("utf-8")})

@@ -41,9 +41,10 @@ class MissingCounts:
 
     >>> c = MissingCounts()
     >>> c.add(np.array([False, True]), np.array([False, True]), np.array([False, False]))
-    >>> c.add(np.array([False]), np.array([False]), np.array([True]))
-    >>> c.rows, c.bad, c.first_bad
-    (3, 2, 1)
+    array([False,  True])
+    >>> _ = c.add(np.array([False]), np.array([False]), np.array([True]))
+    >>> c.rows, c.bad, c.first_bad, c.item
+    (3, 2, 1, 1)
     """
 
     rows: int = 0

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .errors import OutputError
+from ..errors import OutputError
 
 __all__ = [
     "META_FORMAT_VERSIONS",

@@ -1,18 +1,14 @@
-"""Outputs: Parquet, NPZ and meta.json, written into a temporary folder that is renamed at the end.
+"""The files of an output folder: Parquet and NPZ tables and meta.json, laid out byte-identically.
 
 Byte-identical output for the same input and options: no wall-clock time, host name or absolute
-temporary path is written anywhere (NPZ members get a fixed 1980-01-01 zip time stamp).
+temporary path is written anywhere (NPZ members get a fixed 1980-01-01 zip time stamp). Which files
+a build writes, and the folder they go into, is :mod:`seqprep.output.folder`'s business.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import zipfile
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,92 +16,25 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .atomic import (
-    NO_READS,
-    Reads,
-    check_replaceable,
-    make_temp_dir,
-    os_error_text,
-    remove_tree,
-    sigterm_unwinds,
-    swap_in,
-)
-from .config import BuildConfig
-from .errors import OutputError
-from .io.sources import sha256_file
-from .kernels.sequences import sequence_parts
-from .model import BuildResult, Sequences
-from .readers import expand_inputs
-from .vocab import Vocabulary
+from ..kernels.sequences import sequence_parts
+from ..model import BuildResult, Sequences
+from ..vocab import Vocabulary
 
 __all__ = [
-    "atomic_output_dir",
-    "check_output",
-    "write_outputs",
-    "write_npz",
-    "sequences_table",
     "PARQUET_COMPRESSION",
+    "SequencesWriter",
+    "dump_json",
+    "list_array",
+    "sequences_arrow",
+    "sequences_npz",
+    "sequences_part",
+    "write_npz",
+    "write_parquet",
+    "write_sequences",
 ]
 
 PARQUET_COMPRESSION = "zstd"
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-
-
-def build_reads(config: BuildConfig) -> Reads:
-    """What a build reads, which ``--overwrite`` must never delete (:func:`seqprep.atomic.check_replaceable`):
-    the input files (globs expanded; stdin and remote URLs have no local path) and the ``--vocab-from``
-    folder, which OUT may be (re-encoding a build in place: the old vocabulary is read whole before the
-    swap) but not hold. Empty without ``--overwrite`` (nothing is replaced then).
-    """
-    if not config.overwrite:
-        return NO_READS
-    local = [s.removeprefix("file://") for s in config.inputs if "://" not in s or s.startswith("file://")]
-    inputs = tuple(("input", path) for path in expand_inputs(local) if path != "-")
-    vocab = config.vocab.vocab_from
-    return Reads(inputs=inputs, in_place=(("--vocab-from folder", vocab),) if vocab is not None else ())
-
-
-def check_output(out: Path, overwrite: bool, reads: Reads = NO_READS) -> None:
-    """Fail early (before any work) when OUT exists and ``overwrite`` is not set, or when ``overwrite``
-    may not replace it: it holds files seqprep did not write, one of ``reads``, the current or the home
-    folder, or is a symbolic link (:func:`seqprep.atomic.check_replaceable`, the one guard of every
-    command that writes a folder; :func:`atomic_output_dir` calls this and checks again before the swap).
-    """
-    if not os.path.lexists(out):
-        return
-    if not overwrite:
-        msg = f"output {str(out)!r} already exists; pass --overwrite to replace it, or choose another -o"
-        raise OutputError(msg)
-    check_replaceable(out, reads)
-
-
-@contextmanager
-def atomic_output_dir(out: Path, overwrite: bool, reads: Reads = NO_READS) -> Iterator[Path]:
-    """Yield a temporary folder beside ``out``; on success it becomes ``out`` in one rename.
-
-    On any error (or KeyboardInterrupt) the temporary folder is removed and an existing ``out`` is
-    left untouched. With ``overwrite`` the old ``out`` is moved aside, the new one renamed in, and only
-    then the old one deleted - only when it may be replaced (:func:`check_output` with ``reads``, the
-    paths the command reads), checked on entry and again right before the swap.
-    """
-    check_output(out, overwrite, reads)
-    parent = out.absolute().parent
-    with sigterm_unwinds():  # a SIGTERM under its default action still removes the temporary folder
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-            tmp = make_temp_dir(parent, prefix=f".{out.name}.tmp-")
-        except OSError as e:
-            msg = f"cannot create the output folder in {str(parent)!r}: {e.strerror}; choose a writable -o"
-            raise OutputError(msg) from e
-        try:
-            yield tmp
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o777 & ~umask)
-            swap_in(tmp, out, overwrite, reads)  # signals deferred, parent folder locked, old OUT kept on failure
-        except BaseException:
-            remove_tree(tmp)
-            raise
 
 
 def list_array(offsets: np.ndarray, values: np.ndarray, large: bool | None = None) -> pa.Array:
@@ -118,7 +47,7 @@ def list_array(offsets: np.ndarray, values: np.ndarray, large: bool | None = Non
     return pa.LargeListArray.from_arrays(pa.array(offsets - offsets[0]), pa.array(values))
 
 
-def sequences_table(result: BuildResult) -> pa.Table:
+def sequences_arrow(result: BuildResult) -> pa.Table:
     """sequences.parquet as a table: user_idx, user_id, items, timestamps[, ratings][, session_ids]."""
     return sequences_part(result.users, result.sequences, 0, len(result.users))
 
@@ -258,59 +187,3 @@ def write_parquet(table: pa.Table, path: Path) -> None:
 
 def dump_json(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def write_outputs(result: BuildResult, folder: Path, *, sequences_written: bool = False) -> dict[str, Any]:
-    """Write every requested file of ``result`` into ``folder``; returns the meta that was written.
-
-    ``sequences_written``: sequences.parquet is in ``folder`` already (written during the sort).
-    """
-    formats = result.config.formats
-    # sequences.parquet (the largest file; pyarrow encodes it on one core) is written by a second
-    # thread while this one writes every other file; both are done before anything is hashed
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-write") as pool:
-        pending = None
-        if "parquet" in formats and not sequences_written:
-            pending = pool.submit(write_sequences, result.users, result.sequences, folder / "sequences.parquet")
-        try:
-            meta = _write_rest(result, folder, pending)
-        finally:
-            if pending is not None:
-                pending.cancel()  # not started yet (an error above): never start it
-    return meta
-
-
-def _write_rest(result: BuildResult, folder: Path, pending: Future[None] | None) -> dict[str, Any]:
-    formats = result.config.formats
-    try:
-        if "npz" in formats:
-            arrays = sequences_npz(result.sequences, result.users.indices)
-            if result.extras is not None and result.extras.padded is not None:
-                arrays["padded"] = result.extras.padded
-            write_npz(folder / "sequences.npz", arrays)
-        if result.extras is not None:
-            from .output.splits import write_extras
-
-            write_extras(result, folder)
-        write_parquet(result.items.to_table("item"), folder / "items.parquet")
-        write_parquet(result.users.to_table("user"), folder / "users.parquet")
-        if result.config.emit.exports:
-            from .output.exports import write_exports
-
-            write_exports(result, folder)
-        if pending is not None:
-            pending.result()
-        files = {
-            p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in sorted(folder.iterdir()) if p.is_file()
-        }
-        meta = dict(result.meta)
-        meta["outputs"] = {"formats": list(formats), "exports": list(result.config.emit.exports), "files": files}
-        (folder / "meta.json").write_text(dump_json(meta), encoding="utf-8")
-    except OSError as e:
-        raise write_error(e) from e
-    return meta
-
-
-def write_error(e: OSError) -> OutputError:
-    """The one-line error of a failed write into the output folder (a full disk, a lost mount)."""
-    return OutputError(f"cannot write the output: {os_error_text(e)}; free some space or choose another -o")
