@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 from click.testing import CliRunner
 
 from seqprep.cli import cli
-from tests.conftest import ROOT, TIES_CSV
+from tests.conftest import TIES_CSV
 
 
 def run(*args: str, input: str | bytes | None = None):
@@ -118,21 +117,3 @@ def test_python_m_seqprep():
 
     r = subprocess.run([sys.executable, "-m", "seqprep", "--version"], capture_output=True, text=True, check=True)
     assert r.stdout.startswith("seqprep, version ")
-
-
-def _commands():
-    return sorted(cli.commands)
-
-
-@pytest.mark.parametrize("name", _commands())
-def test_every_command_and_option_has_help_and_is_in_readme(name):
-    readme = (ROOT / "README.md").read_text()
-    cmd = cli.commands[name]
-    assert cmd.help, f"{name} has no help"
-    assert f"seqprep {name}" in readme, f"README does not show `seqprep {name}`"
-    for param in cmd.params:
-        if param.param_type_name != "option":
-            continue
-        assert param.help, f"{name} {param.opts} has no help"
-        longest = max(param.opts, key=len)
-        assert re.search(re.escape(longest) + r"\b", readme), f"README does not mention {longest} ({name})"
