@@ -7,7 +7,7 @@ True
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402
 
 from .config import BuildConfig, ReadOptions, SplitOptions, make_config  # noqa: E402
 from .dataset import Dataset, load  # noqa: E402

@@ -16,7 +16,7 @@ from typing import Any
 import click
 import pyarrow as pa
 
-from . import __version__
+from .version import __version__
 from .config import make_config
 from .errors import ConfigError, SeqprepError
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .. import __version__
+from ..version import __version__
 from ..errors import InputError
 from .report import format_report, histogram_lines
 from .source import Source, open_source, split_sizes

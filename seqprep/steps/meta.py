@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from ..version import __version__
 from ..config import BuildConfig
 from ..kernels import tie_stats
 from ..model import InputInfo, Sequences
