@@ -54,7 +54,7 @@ def run(
     with limit_threads(config.resources.threads):
         try:
             if config.engine.engine == "dask":  # same contract, on a Dask cluster (seqprep[dask])
-                from .engines.dask_engine import run_dask  # dask is optional: imported on demand
+                from .engines.dask import run_dask  # dask is optional: imported on demand
 
                 return run_dask(config, write=write)
             return run_local(config, write=write, stdin=stdin, stdout=stdout, progress=progress)

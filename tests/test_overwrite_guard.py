@@ -29,7 +29,7 @@ import seqprep.steps.reuse
 from seqprep.engines import local as local_engine
 from seqprep.output import atomic
 from seqprep.cli import cli
-from seqprep.engines import dask_engine
+from seqprep.engines import dask as dask_engine
 from seqprep.errors import OutputError
 from seqprep.steps.meta import FORMAT_VERSION
 from tests.conftest import TIES_CSV
@@ -348,7 +348,7 @@ def _tripwire(monkeypatch) -> None:
         raise AssertionError("the build started before OUT was checked")
 
     monkeypatch.setattr(local_engine, "read_log", started)
-    monkeypatch.setattr(dask_engine, "_client", started)
+    monkeypatch.setattr(dask_engine, "client_for", started)
 
 
 @pytest.mark.parametrize("face", ["cli", "api"])

@@ -6,7 +6,27 @@ import hashlib
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["HASH_CHUNK", "sha256_file", "sha256_stream"]
+__all__ = ["COMPRESSED_EXT", "HASH_CHUNK", "MAGIC", "SNIFF_BYTES", "expand_inputs", "inner_name", "sha256_file", "sha256_stream"]
+
+from .. import readers as _impl  # (moving here: the implementation is still in seqprep/readers.py)
+
+MAGIC = _impl._MAGIC
+COMPRESSED_EXT = _impl._COMPRESSED_EXT
+SNIFF_BYTES = _impl._SNIFF_BYTES
+expand_inputs = _impl.expand_inputs
+
+
+def inner_name(name: str) -> str:
+    """A file's name without its compression extension, lower case (``R.csv.gz`` -> ``r.csv``).
+
+    >>> inner_name("logs/Ratings.CSV.gz")
+    'ratings.csv'
+    """
+    name = name.rstrip("/").rsplit("/", 1)[-1].lower()
+    for ext in COMPRESSED_EXT:
+        if name.endswith(ext):
+            return name[: -len(ext)]
+    return name
 
 HASH_CHUNK = 1 << 22
 

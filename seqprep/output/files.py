@@ -27,6 +27,7 @@ __all__ = [
     "list_array",
     "sequences_arrow",
     "sequences_npz",
+    "sequences_columns",
     "sequences_part",
     "write_npz",
     "write_parquet",
@@ -55,22 +56,35 @@ def sequences_arrow(result: BuildResult) -> pa.Table:
 def sequences_part(users: Vocabulary, seqs: Sequences, u0: int, u1: int) -> pa.Table:
     """The rows of users ``u0 <= u < u1`` of sequences.parquet (one row group of it).
 
-    ``seqs`` may be filled only for those users so far (see :func:`~seqprep.kernels.sequences.sequence_parts`). List columns are
-    ``list`` unless the whole file holds 2**31 values or more (``large_list`` then, in every part).
+    ``seqs`` may be filled only for those users so far (see :func:`~seqprep.kernels.sequences.sequence_parts`).
+    List columns are ``list`` unless the whole file holds 2**31 values or more (``large_list`` then,
+    in every part).
     """
     offsets = seqs.offsets[u0 : u1 + 1]
     lo, hi = int(offsets[0]), int(offsets[-1])
-    large = bool(seqs.offsets[-1] >= 2**31)
+    part = Sequences(
+        offsets=offsets,
+        items=seqs.items[lo:hi],
+        timestamps=seqs.timestamps[lo:hi],
+        ratings=None if seqs.ratings is None else seqs.ratings[lo:hi],
+        session_ids=None if seqs.session_ids is None else seqs.session_ids[lo:hi],
+    )
+    return sequences_columns(users.indices[u0:u1], users.ids.slice(u0, u1 - u0), part, bool(seqs.offsets[-1] >= 2**31))
+
+
+def sequences_columns(user_idx: np.ndarray, user_ids: pa.Array, seqs: Sequences, large: bool | None = None) -> pa.Table:
+    """The sequences.parquet columns of ``seqs`` (offsets from any start) for the users ``user_idx``:
+    user_idx, user_id, items, timestamps[, ratings][, session_ids]. ``large`` as :func:`list_array`."""
     cols: dict[str, Any] = {
-        "user_idx": pa.array(users.indices[u0:u1], pa.int32()),
-        "user_id": users.ids.slice(u0, u1 - u0),
-        "items": list_array(offsets, seqs.items[lo:hi], large),
-        "timestamps": list_array(offsets, seqs.timestamps[lo:hi], large),
+        "user_idx": pa.array(user_idx, pa.int32()),
+        "user_id": user_ids,
+        "items": list_array(seqs.offsets, seqs.items, large),
+        "timestamps": list_array(seqs.offsets, seqs.timestamps, large),
     }
     if seqs.ratings is not None:
-        cols["ratings"] = list_array(offsets, seqs.ratings[lo:hi], large)
+        cols["ratings"] = list_array(seqs.offsets, seqs.ratings, large)
     if seqs.session_ids is not None:
-        cols["session_ids"] = list_array(offsets, seqs.session_ids[lo:hi], large)
+        cols["session_ids"] = list_array(seqs.offsets, seqs.session_ids, large)
     return pa.table(cols)
 
 

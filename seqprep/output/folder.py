@@ -17,10 +17,18 @@ from typing import Any
 
 from ..config import BuildConfig
 from ..errors import OutputError, write_failed
-from ..io.sources import sha256_file
+from ..io.sources import expand_inputs, sha256_file
 from ..model import BuildResult
-from ..readers import expand_inputs
-from .atomic import NO_READS, Reads, check_replaceable, make_temp_dir, os_error_text, remove_tree, sigterm_unwinds, swap_in
+from .atomic import (
+    NO_READS,
+    Reads,
+    check_replaceable,
+    make_temp_dir,
+    os_error_text,
+    remove_tree,
+    sigterm_unwinds,
+    swap_in,
+)
 from .exports import write_exports
 from .files import dump_json, sequences_npz, write_npz, write_parquet, write_sequences
 from .splits import write_extras
@@ -109,6 +117,7 @@ def _write_rest(result: BuildResult, folder: Path, pending: Future[None] | None)
     formats = result.config.formats
     try:
         if "npz" in formats:
+            assert result.sequences is not None
             arrays = sequences_npz(result.sequences, result.users.indices)
             if result.extras is not None and result.extras.padded is not None:
                 arrays["padded"] = result.extras.padded
@@ -121,8 +130,10 @@ def _write_rest(result: BuildResult, folder: Path, pending: Future[None] | None)
             write_exports(result, folder)
         if pending is not None:
             pending.result()
-        files = {
-            p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in sorted(folder.iterdir()) if p.is_file()
+        files = {  # nested files too (the Dask engine's sequences/part-NNNNN.parquet), as posix paths
+            p.relative_to(folder).as_posix(): {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
+            for p in sorted(folder.rglob("*"))
+            if p.is_file()
         }
         meta = dict(result.meta)
         meta["outputs"] = {"formats": list(formats), "exports": list(result.config.emit.exports), "files": files}

@@ -14,8 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..version import __version__
 from ..errors import InputError
+from ..version import __version__
 from .report import format_report, histogram_lines
 from .source import Source, open_source, split_sizes
 from .summary import PERCENTILES, SCHEMA_VERSION, summarize

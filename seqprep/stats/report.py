@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from .source import SPLITS
-from .summary import PERCENTILES, RARE_ITEM
+from .summary import RARE_ITEM
 
 __all__ = ["format_report", "histogram_lines"]
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from ..version import __version__
 from ..config import BuildConfig
 from ..kernels import tie_stats
 from ..model import InputInfo, Sequences
+from ..version import __version__
 from ..vocab import Vocabulary
 from . import reuse
 from .sort import TIE_RULE
