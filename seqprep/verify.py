@@ -160,7 +160,7 @@ def _check_files(p: Path, meta: dict[str, Any], problems: _Problems) -> int:
     return len(files)
 
 
-#: The Arrow schemas README documents, per Parquet file: column -> accepted types (as pyarrow prints them).
+#: The Arrow schemas docs/outputs.md documents, per Parquet file: column -> accepted types (as pyarrow prints them).
 _IDS = ("int64", "string")
 SCHEMAS: dict[str, dict[str, tuple[str, ...]]] = {
     "sequences.parquet": {
@@ -183,7 +183,7 @@ _OPTIONAL = {"ratings", "session_ids"}
 
 
 def _check_schemas(p: Path, problems: _Problems) -> None:
-    """The Parquet files carry exactly the documented columns and types (README "Robustness")."""
+    """The Parquet files carry exactly the documented columns and types (docs/outputs.md)."""
     for name, columns in SCHEMAS.items():
         files = [p / name]
         if name == "sequences.parquet" and not (p / name).is_file():  # the Dask engine's parts layout

@@ -146,7 +146,7 @@ def _rating_summary(r: np.ndarray | None) -> dict[str, Any] | None:
 
 
 def summarize(src: Source, *, per_octave: int = 2) -> dict[str, Any]:
-    """Every number of ``seqprep stats`` for one source, as a JSON-ready dict (see README for the schema)."""
+    """Every number of ``seqprep stats`` for one source, as a JSON-ready dict (the schema is in docs/stats.md)."""
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-stats") as pool:
