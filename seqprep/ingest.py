@@ -14,6 +14,7 @@ byte-identical whichever reader ran.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import lzma
 import os
@@ -32,11 +33,14 @@ import pyarrow.parquet as pq
 
 from .config import ReadOptions
 from .errors import ConfigError, InputError, SeqprepError
+from .kernels.csvquotes import BOM, CR, LF, QuoteTracker, row_end, state_before
 from .progress import SILENT, Progress
 from .readers import (
     _DICT,
     InputInfo,
     Log,
+    QuotedStream,
+    RowLines,
     _arrow_msg,
     _check_nul_ids,
     _csv_layout,
@@ -44,15 +48,20 @@ from .readers import (
     _detect_format,
     _ids_to_dict,
     _jsonl_layout,
+    _lines_before,
     _merge_ids,
     _merge_times,
     _normalize_rating,
     _normalize_time,
     _parse_error,
     _Source,
+    _text_chunks,
     _utf8_error,
     expand_inputs,
+    line_of_offset,
     resolve_columns,
+    scan_rows,
+    unclosed_quote,
 )
 
 __all__ = ["GrowBuffer", "IdEncoder", "stream_log", "DEFAULT_BLOCK_SIZE"]
@@ -263,7 +272,7 @@ class _FileColumns:
             if buf is not None:
                 buf.close()
 
-    def time_columns(self, where: str, header: int) -> tuple[np.ndarray, np.ndarray | None, str]:
+    def time_columns(self, where: str, lines: RowLines) -> tuple[np.ndarray, np.ndarray | None, str]:
         """-> (int64/float64 values with 0 where missing, validity or None when none is missing, unit).
 
         The same values ``_normalize_time`` gives for the whole column.
@@ -271,7 +280,7 @@ class _FileColumns:
         if self.time is not None:
             return self.time.finish(), None if self.time_valid is None else self.time_valid.finish(), "epoch"
         col = pa.chunked_array(self.time_raw) if self.time_raw else pa.chunked_array([], pa.null())
-        arr, unit = _normalize_time(col, where, header)
+        arr, unit = _normalize_time(col, where, lines)
         self.time_raw = []
         if arr.null_count == 0:
             return arr.to_numpy(zero_copy_only=False), None, unit
@@ -340,9 +349,6 @@ def _csv_batches(
     else:
         source, pos = _open_tracked(src)
         delim = sep
-    read_opts = pacsv.ReadOptions(
-        column_names=names, skip_rows=1 if header else 0, block_size=block_size, use_threads=True
-    )
     types: dict[str, pa.DataType] = {roles["user"]: _DICT, roles["item"]: _DICT}
     types.update({roles[r]: pa.string() for r in as_text})
     conv = pacsv.ConvertOptions(
@@ -356,27 +362,65 @@ def _csv_batches(
         # plain reads, not a memory map: mapped file pages would count in the process's RSS as it
         # reads through a file larger than memory; each range is read into a fresh buffer instead
         data = pa.OSFile(str(src.path)) if src.path is not None else pa.BufferReader(src.data)
-        ranges = _range_batches(data, names, header, block_size, parse, conv, hashed=src.hashed)
+        ranges = _range_batches(data, names, header, block_size, parse, conv, hashed=src.hashed, where=src.name)
         return roles, 1 if header else 0, ranges, _Position(lambda: ranges.position), ranges.close
-    reader = pacsv.open_csv(source, read_options=read_opts, parse_options=parse, convert_options=conv)
-    return roles, 1 if header else 0, iter(reader), pos, source.close
+    # the streaming reader: quoted fields may hold line ends anywhere in the stream (and in the header,
+    # skipped as a row); the bytes pass through a tracker that knows, at the end, if a quote never closed
+    watched = QuotedStream(source, ord(delim))
+    read_opts = pacsv.ReadOptions(
+        column_names=names, skip_rows_after_names=1 if header else 0, block_size=block_size, use_threads=True
+    )
+    parse = pacsv.ParseOptions(delimiter=delim, newlines_in_values=True)
+    reader = pacsv.open_csv(watched, read_options=read_opts, parse_options=parse, convert_options=conv)
+    return roles, 1 if header else 0, _closed_quotes(reader, watched, src, sep), pos, source.close
+
+
+def _closed_quotes(reader: Iterator[pa.RecordBatch], watched: QuotedStream, src: _Source, sep: str) -> Iterator[pa.RecordBatch]:
+    """The reader's batches; at the end, an error if the input ended inside a quoted field (pyarrow
+    takes such a field, open to the end, as a value)."""
+    yield from reader
+    error = watched.unclosed(src, sep)
+    if error is not None:
+        raise error
 
 
 #: Bytes of CSV text handed to pyarrow's multi-threaded reader at once, as a multiple of --block-size.
 RANGE_BLOCKS = 8
 
 
+def _block_not_splitting_crlf(data: np.ndarray, block: int) -> int:
+    """The smallest block size from ``block`` whose block boundaries in ``data`` never fall between
+    the CR and the LF of a CRLF: pyarrow (26) with ``newlines_in_values`` drops such an LF from a
+    quoted value (the boundaries are at multiples of the block size).
+
+    >>> _block_not_splitting_crlf(np.frombuffer(b'1,"a\\r\\nb"\\n', np.uint8), 5)
+    6
+    """
+    while True:
+        at = np.arange(block, len(data), block)
+        if not ((data[at - 1] == CR) & (data[at] == LF)).any():
+            return block
+        block += 1
+
+
 class _range_batches:  # noqa: N801 - an iterator used like a generator
     """Record batches of an uncompressed CSV read range by range, each range parsed on every core.
 
-    The text is cut at line ends into ranges of about ``RANGE_BLOCKS`` blocks; each range goes through
+    The text is cut at row ends into ranges of about ``RANGE_BLOCKS`` blocks; each range goes through
     ``pyarrow.csv.read_csv`` (multi-threaded), so memory stays bounded by two ranges (the one being
     encoded and the one being parsed) while parsing uses all cores (the streaming reader parses on
-    one). A worker thread parses the next range while the caller encodes the current one, and hashes
-    the bytes it reads, in order, so the input's sha256 needs no second pass over the file. Types are
-    inferred on the first range and then fixed, so a later range that does not fit raises the same
-    conversion error as the streaming reader would (and the caller re-reads that column as text).
-    Batches come out in file order.
+    one). A worker thread cuts and parses the next range while the caller encodes the current one, and
+    hashes the bytes it reads, in order, so the input's sha256 needs no second pass over the file.
+    Types are inferred on the first range and then fixed, so a later range that does not fit raises
+    the same conversion error as the streaming reader would (and the caller re-reads that column as
+    text). Batches come out in file order.
+
+    Quoted fields may hold line ends (RFC 4180), so a range is never cut inside one: a range whose
+    bytes hold no quote (one ``bytes.find``) is cut at the first line end past its nominal end, as
+    plain text; a range with a quote is cut where :mod:`seqprep.kernels.csvquotes` says a row ends,
+    looking back from the nominal end only as far as it takes to know the quoting state there, and is
+    parsed with ``newlines_in_values``. A range whose rows are longer than a block is parsed as one
+    block; the input ending inside a quoted field is an error that names the line the field starts on.
     """
 
     def __init__(
@@ -389,56 +433,90 @@ class _range_batches:  # noqa: N801 - an iterator used like a generator
         conv: pacsv.ConvertOptions,
         *,
         hashed: bool = True,
+        where: str = "",
     ) -> None:
         self.data, self.names, self.block_size, self.parse = data, names, block_size, parse
         self.conv = conv
+        self.where = where
+        self.delim = ord(parse.delimiter)
         self.size = data.size()
         self.range_bytes = max(block_size * RANGE_BLOCKS, 1)
-        self.position = self._line_end(0) if header else 0
+        self.position = self._cut(0, 0)[1] if header else 0
         self._next_start = self.position
         self.fixed: dict[str, pa.DataType] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-csv")
-        self._ahead: Any = None  # (future of the next range's table, its end offset)
+        self._ahead: Any = None  # future of the next range: (table, its end offset)
         self._pending: list[pa.RecordBatch] = []
         # the input's sha256 from the bytes as they are read (the worker reads the ranges in order)
         self._hash = hashlib.sha256(bytes(data.read_at(self.position, 0)) if self.position else b"") if hashed else None
         self._hashed = self.position
 
-    def _line_end(self, at: int) -> int:
-        """The offset just past the first newline at or after ``at`` (or the end of the data)."""
-        step = 1 << 16
-        while at < self.size:
-            window = bytes(self.data.read_at(min(step, self.size - at), at))
-            ends = [k for k in (window.find(b"\n"), window.find(b"\r")) if k >= 0]  # LF, CRLF or CR alone
-            if ends:
-                k = min(ends)
-                if window[k : k + 2] == b"\r\n":
-                    k += 1
-                return at + k + 1
-            at += len(window)
-            step *= 2
-        return self.size
+    def _cut(self, a: int, want: int) -> tuple[memoryview, int, bool]:
+        """The bytes from ``a`` (a row start) to the first row end at or after ``want`` -> (those
+        bytes, their end offset, whether they hold a quote)."""
+        n = min(want - a + (1 << 16), self.size - a)
+        buf = self.data.read_at(n, a)
+        t = want - a
+        if buf.find(b'"', 0, t) < 0:  # plain text up to the nominal end: cut at the next line end
+            k = min((k for k in (buf.find(b"\n", t), buf.find(b"\r", t)) if k >= 0), default=-1)
+            if buf.find(b'"', t, n if k < 0 else k) < 0:
+                if a + n >= self.size and k < 0:
+                    return memoryview(buf), self.size, False
+                if k >= 0 and k + 1 < n:
+                    end = k + 2 if buf[k : k + 2] == b"\r\n" else k + 1
+                    return memoryview(buf)[:end], a + end, False
+        skip = len(BOM) if a == 0 and buf.startswith(BOM) else 0  # the parser drops a BOM
+        arr = np.frombuffer(buf, np.uint8)[skip:]
+        inside, opened_at, p = state_before(arr, min(max(t - skip, 0), len(arr)), self.delim)
+        prev = int(arr[p - 1]) if p else LF
+        opened_at = a + skip + opened_at if inside else -1  # offsets in the file from here on
+        tracker = QuoteTracker(self.delim, offset=a + skip + p, inside=inside, opened_at=opened_at, prev=prev)
+        at = a + n
+        end = row_end(tracker, arr[p:], eof=at >= self.size)
+        step = 1 << 20
+        while end < 0 and at < self.size:  # a row goes on past what was read: follow it, a chunk at a time
+            chunk = self.data.read_at(min(step, self.size - at), at)
+            at += len(chunk)
+            end = row_end(tracker, np.frombuffer(chunk, np.uint8), eof=at >= self.size)
+            step = min(step * 2, 1 << 26)
+        if end < 0:
+            if tracker.inside:  # the end of the input inside a quoted field
+                raise unclosed_quote(self.where, line_of_offset(self.data.read_at, tracker.opened_at))
+            end = self.size
+        if end > a + n:
+            buf = self.data.read_at(end - a, a)
+        return memoryview(buf)[: end - a], end, True
 
-    def _parse(self, a: int, b: int, conv: pacsv.ConvertOptions) -> pa.Table:
-        """Range [a, b) -> a table (in the worker thread)."""
-        buf = self.data.read_at(b - a, a)
+    def _next(self, a: int, conv: pacsv.ConvertOptions) -> tuple[pa.Table, int]:
+        """The range from ``a`` -> (its table, its end offset) (in the worker thread)."""
+        buf, end, quoted = self._cut(a, a + self.range_bytes)
         if self._hash is not None and self._hashed == a:
             self._hash.update(buf)
-            self._hashed = b
-        return pacsv.read_csv(
-            pa.BufferReader(buf),
-            read_options=pacsv.ReadOptions(column_names=self.names, block_size=self.block_size),
-            parse_options=self.parse,
-            convert_options=conv,
-        )
+            self._hashed = end
+        parse = self.parse
+        block = self.block_size
+        if quoted:
+            parse = pacsv.ParseOptions(delimiter=self.parse.delimiter, newlines_in_values=True)
+            block = _block_not_splitting_crlf(np.frombuffer(buf, np.uint8), block)
+        while True:
+            try:
+                return pacsv.read_csv(
+                    pa.BufferReader(pa.py_buffer(buf)),
+                    read_options=pacsv.ReadOptions(column_names=self.names, block_size=block),
+                    parse_options=parse,
+                    convert_options=conv,
+                ), end
+            except pa.ArrowInvalid as e:
+                if "straddl" not in str(e) or block > len(buf):
+                    raise
+                block = len(buf) + 1  # a row longer than a block: the range as one block
 
     def _submit(self) -> None:
-        """Start parsing the range after the last one submitted (if any is left)."""
+        """Start cutting and parsing the range after the last one read (if any is left)."""
         a = self._next_start
         if a >= self.size:
             self._ahead = None
             return
-        b = self.size if a + self.range_bytes >= self.size else self._line_end(a + self.range_bytes)
         conv = self.conv
         if self.fixed:
             conv = pacsv.ConvertOptions(
@@ -446,8 +524,7 @@ class _range_batches:  # noqa: N801 - an iterator used like a generator
                 column_types={**self.fixed, **dict(conv.column_types)},
                 strings_can_be_null=True,
             )
-        self._ahead = (self._pool.submit(self._parse, a, b, conv), b)
-        self._next_start = b
+        self._ahead = self._pool.submit(self._next, a, conv)
 
     def __iter__(self) -> _range_batches:
         return self
@@ -458,12 +535,12 @@ class _range_batches:  # noqa: N801 - an iterator used like a generator
                 self._submit()
                 if self._ahead is None:
                     raise StopIteration
-            future, end = self._ahead
-            table = future.result()
+            table, end = self._ahead.result()
+            self._ahead = None
             if not self.fixed:  # the first range fixes the types of the other columns
                 self.fixed = {f.name: f.type for f in table.schema if not pa.types.is_dictionary(f.type)}
-            self.position = end
-            self._submit()  # the next range parses while the caller works on this one
+            self.position = self._next_start = end
+            self._submit()  # the next range is cut and parsed while the caller works on this one
             self._pending = table.to_batches()[::-1]
         return self._pending.pop()
 
@@ -475,7 +552,7 @@ class _range_batches:  # noqa: N801 - an iterator used like a generator
     def close(self) -> None:
         """Wait for the range in flight (its error, if any, is not wanted now), then close the file."""
         if self._ahead is not None:
-            self._ahead[0].cancel()
+            self._ahead.cancel()
         self._pool.shutdown(wait=True)
         self._ahead = None
         self.data.close()
@@ -602,6 +679,17 @@ def _read_one(
             raise _utf8_error(src, names, header, sep, roles, src.name) from None
         except pa.ArrowInvalid as e:
             where = src.name
+            if "straddl" in str(e) and fmt == "csv":
+                # a row longer than a block (long quoted text, or a quote never closed): one pass finds
+                # which; then the read starts again with blocks that hold the longest row
+                sep = _csv_layout(src, opts, head)[0]
+                opened, longest = scan_rows(src, sep)
+                if opened >= 0:
+                    with contextlib.closing(_text_chunks(src, sep)) as chunks:
+                        raise unclosed_quote(where, _lines_before(chunks, opened)) from e
+                if block_size <= 2 * longest:
+                    block_size = 1 << (2 * longest + 1).bit_length()
+                    continue
             if "straddl" in str(e):
                 msg = f"{where}: a row is longer than the block size ({block_size:,} bytes); pass a larger --block-size"
                 raise InputError(msg) from e
@@ -727,8 +815,10 @@ def stream_log(
             users.append(cols.user.finish())
             items.append(cols.item.finish())
             # NUL bytes in ids: checked on the distinct ids; the rows are looked at only when one is found
-            _check_nul_ids(tuple(_as_dict(*part) for part in (users[-1], items[-1])), where, header)
-            t, t_valid, unit = cols.time_columns(where, header)
+            # a message names the row's line in the file (quoted fields may hold line ends): found on demand
+            lines = RowLines(header, src, _csv_layout(src, opts, head)[0]) if fmt == "csv" else RowLines(header)
+            _check_nul_ids(tuple(_as_dict(*part) for part in (users[-1], items[-1])), where, lines)
+            t, t_valid, unit = cols.time_columns(where, lines)
             times.append((t, t_valid))
             units.append(unit)
             ratings.append(None if cols.rating is None else cols.rating.finish())

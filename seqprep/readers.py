@@ -13,11 +13,13 @@ every later sort. Ids are read as text and only then typed, so ``007`` and ``7``
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import glob
 import hashlib
 import io
+import itertools
 import json
 import lzma
 import os
@@ -37,6 +39,7 @@ import pyarrow.parquet as pq
 
 from .config import ReadOptions
 from .errors import ColumnError, ConfigError, InputError
+from .kernels.csvquotes import BOM, QuoteTracker
 
 __all__ = ["Log", "InputInfo", "read_log", "read_log_in_memory", "expand_inputs", "COLUMN_ALIASES"]
 
@@ -282,38 +285,86 @@ def _detect_format(src: _Source, opts: ReadOptions, head: bytes) -> str:
         return "parquet"
     if name.endswith((".jsonl", ".ndjson", ".json")):
         return "jsonl"
-    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    stripped = head.lstrip(BOM + b" \t\r\n")
     if stripped.startswith(b"{"):
         return "jsonl"
     return "csv"
 
 
-def _sniff_sep(lines: list[str], where: str) -> str:
-    first = lines[0]
-    for cand in ("::", "\t", ",", ";", "|"):
-        n = first.count(cand)
-        if n and all(line.count(cand) == n for line in lines[1:3] if line):
+_SEP_CANDIDATES = ("::", "\t", ",", ";", "|")
+
+
+def _head_records(text: str, sep: str, *, cut: bool) -> list[list[str]]:
+    """The first (up to 6) non-empty records of the sniffed text, split by the csv module: quoted
+    fields may hold the separator, doubled quotes and line ends (the last record of a ``cut`` head
+    may be incomplete and is dropped, unless it is the only one).
+
+    >>> _head_records('a,"b\\nc",d\\n\\n"x""y",2,3\\n', ",", cut=False)
+    [['a', 'b\\nc', 'd'], ['x"y', '2', '3']]
+    """
+    records: list[list[str]] = []
+    if len(sep) == 1:
+        try:
+            records = list(itertools.islice(csv.reader(io.StringIO(text, newline=""), delimiter=sep), 7))
+        except csv.Error:  # not CSV as the csv module reads it: split the lines as they are
+            records = []
+    if not records:
+        records = [line.split(sep) for line in text.splitlines() if line]
+    records = [r for r in records if r]
+    if cut and len(records) > 1:
+        records = records[:-1]
+    return records[:6]
+
+
+def _sniff_sep(text: str, lines: list[str], where: str, *, cut: bool) -> str:
+    """The separator whose field count agrees over the first records (quotes respected), else the
+    first candidate found on line 1."""
+    for cand in _SEP_CANDIDATES:
+        records = _head_records(text, cand, cut=cut)
+        n = len(records[0]) - 1 if records else 0
+        if n and all(len(r) - 1 == n for r in records[1:3]):
             return cand
-    for cand in ("::", "\t", ",", ";", "|"):
+    first = lines[0]
+    for cand in _SEP_CANDIDATES:
         if cand in first:
             return cand
     msg = f"{where}: cannot tell the column separator from the first line {first[:60]!r}; pass --sep"
     raise InputError(msg)
 
 
-def _split_line(line: str, sep: str) -> list[str]:
-    if len(sep) > 1:
-        return [f.strip() for f in line.split(sep)]
-    return [f.strip() for f in next(csv.reader([line], delimiter=sep))]
+def _check_quotes_in_head(head: bytes, sep: str, where: str, *, cut: bool) -> None:
+    """A quote that is open at the end of the whole (short) file, or still open at the end of a cut
+    head that has not ended the first row, is an error naming the line it opens on."""
+    if len(sep) > 1 or b'"' not in head:
+        return
+    t = QuoteTracker(ord(sep), bom=True)
+    row_ends = t.feed(np.frombuffer(head, np.uint8), breaks=True)
+    if not cut:
+        t.finish()
+    if t.inside and (not cut or len(row_ends) == 0):
+        line = _line_of(head, t.opened_at)
+        if cut:
+            msg = (
+                f"{where}: line {line}: a quoted field starts here and does not end within the first "
+                f"{_SNIFF_BYTES // 1024} KiB; close the quote (\") or pass the right --sep"
+            )
+            raise InputError(msg)
+        raise unclosed_quote(where, line)
 
 
 def _csv_layout(src: _Source, opts: ReadOptions, head: bytes) -> tuple[str, list[str], bool, dict[str, str]]:
-    """Sniff a CSV from its first bytes -> (separator, column names, has header, role -> column)."""
+    """Sniff a CSV from its first bytes -> (separator, column names, has header, role -> column).
+
+    The separator and the first record are found with a CSV tokenizer (the csv module: RFC 4180
+    quotes, as pyarrow reads them), so quoted fields in the first lines may hold separators and
+    line ends.
+    """
     where = src.name
-    _check_text(head, where, cut=len(head) == _SNIFF_BYTES)
+    cut = len(head) == _SNIFF_BYTES
+    _check_text(head, where, cut=cut)
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
     lines = text.splitlines()
-    if len(head) == _SNIFF_BYTES and len(lines) > 1:
+    if cut and len(lines) > 1:
         lines = lines[:-1]  # the last line may be cut
     lines = [ln for ln in lines[:6]]
     if not lines or not lines[0].strip():
@@ -322,10 +373,12 @@ def _csv_layout(src: _Source, opts: ReadOptions, head: bytes) -> tuple[str, list
             raise InputError(msg)
         msg = f"{where}: the log is empty; pass a file with a header line and interaction rows"
         raise InputError(msg)
-    sep = opts.sep if opts.sep is not None else _sniff_sep(lines, where)
-    fields_ = _split_line(lines[0], sep)
+    sep = opts.sep if opts.sep is not None else _sniff_sep(text, lines, where, cut=cut)
+    _check_quotes_in_head(head, sep, where, cut=cut)
+    records = _head_records(text, sep, cut=cut)
+    fields_ = [f.strip() for f in records[0]] if records else [""]
     if len(fields_) == 1 and opts.sep is not None:
-        seen = [c for c in ("::", "\t", ",", ";", "|") if c in lines[0] and c != sep]
+        seen = [c for c in _SEP_CANDIDATES if c in lines[0] and c != sep]
         if seen:
             msg = f"{where}: line 1 has a single column with --sep {sep!r} but contains {seen[0]!r}; pass --sep {seen[0]!r}"
             raise InputError(msg)
@@ -383,35 +436,45 @@ def _read_csv(src: _Source, opts: ReadOptions, head: bytes) -> tuple[pa.Table, d
     """-> (table, role -> column, number of header lines skipped)."""
     where = src.name
     sep, names, header, roles = _csv_layout(src, opts, head)
-    source, delim = _csv_source(src, sep)
-    read_opts = pacsv.ReadOptions(
-        column_names=names, skip_rows=1 if header else 0, block_size=_BLOCK, use_threads=True
-    )
-    parse_opts = pacsv.ParseOptions(delimiter=delim)
+    block = _BLOCK
     id_cols = {roles["user"]: _DICT, roles["item"]: _DICT}
 
-    def attempt(extra_types: dict[str, pa.DataType]) -> pa.Table:
+    def attempt(extra_types: dict[str, pa.DataType]) -> tuple[pa.Table, QuotedStream]:
         conv = pacsv.ConvertOptions(
             include_columns=[roles[r] for r in ("user", "item", "time", "rating") if r in roles],
             column_types={**id_cols, **extra_types},
             strings_can_be_null=True,
         )
-        s = source
-        if isinstance(s, pa.BufferReader):
-            s.seek(0)
-        return pacsv.read_csv(s, read_options=read_opts, parse_options=parse_opts, convert_options=conv)
-
-    try:
+        source, delim = _csv_source(src, sep)
+        stream = QuotedStream(pa.OSFile(source) if isinstance(source, str) else source, ord(delim))
+        read_opts = pacsv.ReadOptions(
+            column_names=names, skip_rows_after_names=1 if header else 0, block_size=block, use_threads=True
+        )
+        parse_opts = pacsv.ParseOptions(delimiter=delim, newlines_in_values=True)
         try:
-            table = attempt({})
-        except pa.ArrowInvalid as e:
-            if "conversion error" not in str(e).lower() or "time" not in roles:
-                raise
-            # a later block did not fit the type inferred from the first one: read time as text
-            if not isinstance(source, (str, pa.BufferReader)):
-                source = src.open()
-            table = attempt({roles["time"]: pa.string()})
+            return pacsv.read_csv(stream, read_options=read_opts, parse_options=parse_opts, convert_options=conv), stream
+        finally:
+            stream.raw.close()
+
+    extra: dict[str, pa.DataType] = {}
+    try:
+        while True:
+            try:
+                table, stream = attempt(extra)
+                break
+            except pa.ArrowInvalid as e:
+                opened, longest = scan_rows(src, sep) if "straddl" in str(e) else (-1, 0)
+                if opened < 0 and block <= 2 * longest:
+                    block = 1 << (2 * longest + 1).bit_length()  # a row longer than a block: larger blocks
+                elif "conversion error" in str(e).lower() and "time" in roles and not extra:
+                    # a later block did not fit the type inferred from the first one: read time as text
+                    extra = {roles["time"]: pa.string()}
+                else:
+                    raise
     except pa.ArrowInvalid as e:
+        unclosed = _unclosed_in(src, sep, where)
+        if unclosed is not None:
+            raise unclosed from e
         if "utf8" in str(e).lower():
             raise _utf8_error(src, names, header, sep, roles, where) from e
         if "parse error" in str(e).lower():
@@ -421,16 +484,216 @@ def _read_csv(src: _Source, opts: ReadOptions, head: bytes) -> tuple[pa.Table, d
     except (OSError, EOFError, lzma.LZMAError) as e:
         msg = f"{where}: cannot read: {e}; check that the file is complete and not corrupt"
         raise InputError(msg) from e
-    finally:
-        if hasattr(source, "close") and not isinstance(source, str):
-            source.close()
+    unclosed = stream.unclosed(src, sep)  # pyarrow takes a field open to the end as a value
+    if unclosed is not None:
+        raise unclosed
     if any(pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type) for f in table.schema):
         raise _utf8_error(src, names, header, sep, roles, where)  # a column pyarrow could not read as text
     return table, roles, 1 if header else 0
 
 
 def _line_of(data: bytes, pos: int) -> int:
-    return data.count(b"\n", 0, pos) + 1
+    """The line (1-based, as an editor counts: LF, CRLF or a lone CR ends a line) of ``data[pos]``.
+
+    >>> _line_of(b"a\\r\\nb\\rc\\nd", 7)
+    4
+    """
+    return data.count(b"\n", 0, pos) + data.count(b"\r", 0, pos) - data.count(b"\r\n", 0, pos) + 1
+
+
+def line_of_offset(read_at: Any, offset: int) -> int:
+    """The line (as :func:`_line_of` counts) of byte ``offset`` of a file read with
+    ``read_at(nbytes, offset)``, a few MiB at a time (error paths only)."""
+
+    def chunks() -> Any:
+        at = 0
+        while at < offset and (chunk := bytes(read_at(min(1 << 24, offset - at), at))):
+            yield chunk
+            at += len(chunk)
+
+    return _lines_before(chunks(), offset)
+
+
+def unclosed_quote(where: str, line: int) -> InputError:
+    msg = f"{where}: line {line}: a quoted field starts here and is never closed; close the quote (\") or pass the right --sep"
+    return InputError(msg)
+
+
+def _text_chunks(src: _Source, sep: str) -> Any:
+    """The decompressed bytes of ``src`` in order (a multi-character separator rewritten to 0x1f, as
+    the parser sees it), a few MiB at a time."""
+    if len(sep) > 1:
+        yield src.read_all().replace(sep.encode(), b"\x1f")
+        return
+    stream = src.open()
+    if isinstance(stream, str):
+        stream = pa.OSFile(stream)
+    try:
+        while chunk := stream.read(1 << 24):
+            yield bytes(chunk)
+    finally:
+        stream.close()
+
+
+def open_quote(chunks: Any, sep: str) -> int:
+    """The offset of a quote that opens a field still open at the end of the bytes, else -1 (chunks
+    without a quote byte are only searched for one)."""
+    delim = 0x1F if len(sep) > 1 else ord(sep)
+    tracker = QuoteTracker(delim, bom=True)
+    for chunk in chunks:
+        tracker.feed_bytes(chunk)
+    tracker.finish()
+    return tracker.opened_at
+
+
+def scan_rows(src: _Source, sep: str) -> tuple[int, int]:
+    """One pass over the input (error paths) -> (offset of a quote that opens a field never closed,
+    or -1; the length in bytes of the longest row)."""
+    delim = 0x1F if len(sep) > 1 else ord(sep)
+    tracker = QuoteTracker(delim, bom=True)
+    longest, last = 0, 0
+    with contextlib.closing(_text_chunks(src, sep)) as chunks:
+        for chunk in chunks:
+            ends = tracker.feed(np.frombuffer(chunk, np.uint8), breaks=True)
+            if len(ends):
+                longest = max(longest, int(np.diff(ends, prepend=last).max()))
+                last = int(ends[-1])
+    tracker.finish()
+    return tracker.opened_at, max(longest, tracker.offset - last)
+
+
+def _lines_before(chunks: Any, offset: int) -> int:
+    """The line of byte ``offset`` of the bytes in ``chunks`` (as :func:`_line_of` counts)."""
+    line, at, cr = 1, 0, False
+    for chunk in chunks:
+        if at >= offset:
+            break
+        part = chunk[: offset - at]
+        line += _line_of(part, len(part)) - 1 - (1 if cr and part.startswith(b"\n") else 0)
+        cr = part.endswith(b"\r")
+        at += len(chunk)
+    return line
+
+
+def _unclosed_in(src: _Source, sep: str, where: str, data: bytes | None = None) -> InputError | None:
+    """The error for a quoted field the input never closes, if it has one (error paths only)."""
+    opened = open_quote(iter([data]) if data is not None else _text_chunks(src, sep), sep)
+    if opened < 0:
+        return None
+    if data is not None:
+        return unclosed_quote(where, _line_of(data, opened))
+    with contextlib.closing(_text_chunks(src, sep)) as chunks:
+        return unclosed_quote(where, _lines_before(chunks, opened))
+
+
+class QuotedStream:
+    """A readable stream for pyarrow's CSV reader that passes another one's bytes through, following
+    their quoting state (:class:`QuoteTracker`; ``bytes.find`` alone for a block without a quote).
+
+    pyarrow takes each read as one block; with ``newlines_in_values`` (pyarrow 26) a block that ends
+    between the CR and the LF of a CRLF inside a quoted value loses that LF, so a read never ends
+    with a CR: it is held back for the next one.
+    """
+
+    def __init__(self, raw: Any, delim: int) -> None:
+        self.raw = raw
+        self.tracker = QuoteTracker(delim, bom=True)
+        self.closed = False
+        self._carry = b""
+
+    def read(self, nbytes: int = -1) -> bytes:
+        want = -1 if nbytes is None or nbytes < 0 else max(1, nbytes - len(self._carry))
+        got = bytes(self.raw.read(want) if want >= 0 else self.raw.read())
+        data, self._carry = self._carry + got, b""
+        if len(got) == want and len(data) > 1 and data.endswith(b"\r"):  # (a short read is the end)
+            data, self._carry = data[:-1], data[-1:]
+        if data:
+            self.tracker.feed_bytes(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.closed = True
+
+    def unclosed(self, src: _Source, sep: str) -> InputError | None:
+        """Once everything is read: the error for a quoted field never closed, if there is one."""
+        t = self.tracker
+        t.finish()
+        if not t.inside:
+            return None
+        with contextlib.closing(_text_chunks(src, sep)) as chunks:
+            return unclosed_quote(src.name, _lines_before(chunks, t.opened_at))
+
+
+class RowLines:
+    """Data row index -> the line of the file it starts on, for error messages.
+
+    A row is not a line when a quoted field holds line ends, and blank lines are no rows: the
+    mapping takes one vectorised pass over the input (with :class:`QuoteTracker`), only when an
+    error asks for a line. Without a source it is ``index + 1 + header``.
+    """
+
+    def __init__(self, header: int, src: _Source | None = None, sep: str = ",", *, data: bytes | None = None) -> None:
+        self.header = header
+        self._src = src
+        self._sep = sep
+        self._data = data  # the input's bytes when a caller holds them (multi-character separator rewritten)
+
+    def __call__(self, idx: int) -> int:
+        if self._src is None and self._data is None:
+            return idx + 1 + self.header
+        try:
+            return self._scan(idx + self.header)
+        except (OSError, EOFError, lzma.LZMAError, pa.ArrowException, InputError):
+            return idx + 1 + self.header  # the input cannot be read again: the row's number
+
+    def _scan(self, row: int) -> int:
+        """The line of the ``row``-th non-empty row (0-based, header rows included)."""
+        delim = 0x1F if len(self._sep) > 1 else ord(self._sep)
+        if self._data is not None:
+            return self._rows(iter([self._data]), delim, row)
+        with contextlib.closing(_text_chunks(self._src, self._sep)) as chunks:
+            return self._rows(chunks, delim, row)
+
+    def _rows(self, chunks: Any, delim: int, row: int) -> int:
+        tracker = QuoteTracker(delim, bom=True)
+        seen = 0  # rows ended so far
+        start, start_line = 0, 1  # where the current row starts, and its line
+        cbase, chunk_line, cr = 0, 1, False  # offset and line of the chunk's first byte; a CR just before it
+        data = next(chunks, b"")
+        if data.startswith(BOM):
+            start = len(BOM)
+        while data:
+            nxt = next(chunks, b"")
+            ends = tracker.feed(np.frombuffer(data, np.uint8), breaks=True) - cbase
+            if not nxt:
+                tracker.finish()
+            ext = np.frombuffer(data + (nxt[:1] or b"\x00"), np.uint8)
+            after = ends + 1 + ((ext[ends] == 13) & (ext[ends + 1] == 10))  # where the next row starts
+
+            def line_at(rel: int, data: bytes = data, chunk_line: int = chunk_line, cr: bool = cr) -> int:
+                twice = 1 if cr and rel > 0 and data.startswith(b"\n") else 0  # a CRLF cut by the chunks
+                return chunk_line + _line_of(data, min(rel, len(data))) - 1 - twice
+
+            starts = np.concatenate(([start - cbase], after[:-1]))
+            full = np.flatnonzero(ends > starts)  # blank lines are no rows
+            if seen + len(full) > row:
+                k = int(full[row - seen])
+                return start_line if k == 0 else line_at(int(starts[k]))
+            seen += len(full)
+            if len(after):
+                start, start_line = int(after[-1]) + cbase, line_at(int(after[-1]))
+            chunk_line, cr = line_at(len(data)), data.endswith(b"\r")
+            cbase += len(data)
+            data = nxt
+        if seen == row and start < cbase:  # the last row, without a line end after it
+            return start_line
+        return row + 1
 
 
 def _check_text(head: bytes, where: str, *, cut: bool) -> None:
@@ -464,6 +727,13 @@ def _utf8_message(data: bytes, pos: int, where: str) -> InputError:
     return InputError(msg)
 
 
+def _whole_csv_options(names: list[str], header: bool, delim: str, **parse: Any) -> tuple[pacsv.ReadOptions, pacsv.ParseOptions]:
+    """Read and parse options of a whole-file re-read: quoted fields may hold line ends (the header
+    too: it is skipped as a row, not as a line)."""
+    read = pacsv.ReadOptions(column_names=names, skip_rows_after_names=1 if header else 0, use_threads=False)
+    return read, pacsv.ParseOptions(delimiter=delim, newlines_in_values=True, **parse)
+
+
 def _utf8_error(
     src: _Source, names: list[str], header: bool, sep: str, roles: dict[str, str], where: str
 ) -> InputError:
@@ -472,12 +742,16 @@ def _utf8_error(
     delim = sep
     if len(sep) > 1:
         raw, delim = raw.replace(sep.encode(), b"\x1f"), "\x1f"
+    unclosed = _unclosed_in(src, sep, where, raw)
+    if unclosed is not None:
+        return unclosed
     used = list(dict.fromkeys(roles.values()))
+    read_opts, parse_opts = _whole_csv_options(names, header, delim)
     try:
         table = pacsv.read_csv(
             pa.BufferReader(pa.py_buffer(raw)),
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1 if header else 0),
-            parse_options=pacsv.ParseOptions(delimiter=delim),
+            read_options=read_opts,
+            parse_options=parse_opts,
             convert_options=pacsv.ConvertOptions(include_columns=used, column_types={c: pa.binary() for c in used}),
         )
     except pa.ArrowException:
@@ -499,8 +773,9 @@ def _utf8_error(
         byte = value[0]
     except UnicodeDecodeError as e:
         byte = value[e.start]
+    line = RowLines(1 if header else 0, sep=sep, data=raw)(idx)
     msg = (
-        f"{where}: line {idx + 1 + (1 if header else 0)}: byte 0x{byte:02x} is not UTF-8; "
+        f"{where}: line {line}: byte 0x{byte:02x} is not UTF-8; "
         "convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)"
     )
     return InputError(msg)
@@ -520,11 +795,15 @@ def _parse_error(src: _Source, names: list[str], header: bool, sep: str, where: 
     delim = sep
     if len(sep) > 1:
         raw, delim = raw.replace(sep.encode(), b"\x1f"), "\x1f"
+    unclosed = _unclosed_in(src, sep, where, raw)
+    if unclosed is not None:  # a field open to the end swallowed rows: that is the error to fix
+        return unclosed
+    read_opts, parse_opts = _whole_csv_options(names, header, delim, invalid_row_handler=record)
     try:
         pacsv.read_csv(
             pa.BufferReader(pa.py_buffer(raw)),
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1 if header else 0, use_threads=False),
-            parse_options=pacsv.ParseOptions(delimiter=delim, invalid_row_handler=record),
+            read_options=read_opts,
+            parse_options=parse_opts,
             convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}),
         )
     except pa.ArrowException:
@@ -535,8 +814,10 @@ def _parse_error(src: _Source, names: list[str], header: bool, sep: str, where: 
     row = bad[0]
     text = (row.text or "").replace("\x1f", sep)
     shown = text if len(text) <= 60 else text[:57] + "..."
+    rows = 1 if header else 0
+    line = RowLines(rows, sep=sep, data=raw)(row.number - 1 - rows)  # pyarrow counts rows, header included
     msg = (
-        f"{where}: line {row.number}: {row.actual_columns} fields instead of {row.expected_columns} "
+        f"{where}: line {line}: {row.actual_columns} fields instead of {row.expected_columns} "
         f"(separator {sep!r}): {shown!r}; fix the row (quote fields that hold the separator) or pass the right --sep"
     )
     return InputError(msg)
@@ -683,8 +964,12 @@ def _first_uncastable(arr: pa.Array, targets: tuple[pa.DataType, ...]) -> int:
     return lo
 
 
-def _normalize_time(col: pa.ChunkedArray, where: str, header: int) -> tuple[pa.Array, str]:
-    """-> (int64 or float64 array with nulls, unit). Epoch numbers keep their unit ('epoch')."""
+def _normalize_time(col: pa.ChunkedArray, where: str, lines: int | RowLines) -> tuple[pa.Array, str]:
+    """-> (int64 or float64 array with nulls, unit). Epoch numbers keep their unit ('epoch').
+
+    ``lines`` names the line of a row in a message: a :class:`RowLines`, or the number of header rows.
+    """
+    line = lines if isinstance(lines, RowLines) else RowLines(lines)
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     t = arr.type
     if pa.types.is_null(t):  # no value at all (e.g. a header-only file)
@@ -721,7 +1006,7 @@ def _normalize_time(col: pa.ChunkedArray, where: str, header: int) -> tuple[pa.A
                 kind = "numbers" if kinds[first] else "dates"
                 msg = (
                     f"{where}: the timestamps mix numbers and ISO-8601 dates; use one kind in the whole column "
-                    f"(line {idx + 1 + header} holds {arr[idx].as_py()!r} after {kind})"
+                    f"(line {line(idx)} holds {arr[idx].as_py()!r} after {kind})"
                 )
                 raise InputError(msg)
             if all_ok:  # well-formed, yet not a real date (2020-13-45)
@@ -730,17 +1015,17 @@ def _normalize_time(col: pa.ChunkedArray, where: str, header: int) -> tuple[pa.A
                 value = arr[idx].as_py()
                 if any(_casts(arr.slice(idx, 1), t) for t in targets):  # fine alone: mixed with/without zone
                     msg = (
-                        f"{where}: line {idx + 1 + header}: timestamp {value!r} has a time zone (Z, +hh:mm) where "
+                        f"{where}: line {line(idx)}: timestamp {value!r} has a time zone (Z, +hh:mm) where "
                         "earlier ones have none, or the other way round; write every timestamp in one form"
                     )
                 else:
-                    msg = f"{where}: line {idx + 1 + header}: timestamp {value!r} is not a valid date; fix the row"
+                    msg = f"{where}: line {line(idx)}: timestamp {value!r} is not a valid date; fix the row"
                 raise InputError(msg)
             idx, val = _first_bad(arr, ok)
             fix = "fix the row or pass --time-col with the right column"
-            if idx == 0 and not header:
+            if idx == 0 and not line.header:
                 fix = "the first line looks like a header: drop --no-header (or fix the row)"
-            msg = f"{where}: line {idx + 1 + header}: timestamp {val!r} is neither a number nor an ISO-8601 date; {fix}"
+            msg = f"{where}: line {line(idx)}: timestamp {val!r} is neither a number nor an ISO-8601 date; {fix}"
             raise InputError(msg)
         arr = num
         t = arr.type
@@ -768,12 +1053,12 @@ def _normalize_time(col: pa.ChunkedArray, where: str, header: int) -> tuple[pa.A
             finite = pc.is_finite(arr)
             if not pc.all(pc.fill_null(finite, True)).as_py():
                 idx, val = _first_bad(arr, finite)
-                msg = f"{where}: line {idx + 1 + header}: timestamp {val!r} is not finite; fix the row"
+                msg = f"{where}: line {line(idx)}: timestamp {val!r} is not finite; fix the row"
                 raise InputError(msg)
             in_range = pc.less(pc.abs(arr), 2.0**63)
             if not pc.all(pc.fill_null(in_range, True)).as_py():
                 idx, val = _first_bad(arr, in_range)
-                msg = f"{where}: line {idx + 1 + header}: timestamp {val!r} is out of range (beyond int64); fix the row"
+                msg = f"{where}: line {line(idx)}: timestamp {val!r} is out of range (beyond int64); fix the row"
                 raise InputError(msg)
             integral = pc.all(pc.fill_null(pc.equal(arr, pc.floor(arr)), True)).as_py()
             lo, hi = pc.min(arr).as_py(), pc.max(arr).as_py()
@@ -859,8 +1144,9 @@ def _merge_ids(
     return codes.astype(np.int32, copy=False), dictionary
 
 
-def _check_nul_ids(columns: tuple[pa.DictionaryArray, ...], where: str, header: int) -> None:
+def _check_nul_ids(columns: tuple[pa.DictionaryArray, ...], where: str, lines: int | RowLines) -> None:
     """A NUL byte inside an id means a corrupt file; checked on the distinct ids only."""
+    line = lines if isinstance(lines, RowLines) else RowLines(lines)
     for col in columns:
         d = col.dictionary
         if not (pa.types.is_string(d.type) or pa.types.is_large_string(d.type)) or len(d) == 0:
@@ -871,7 +1157,7 @@ def _check_nul_ids(columns: tuple[pa.DictionaryArray, ...], where: str, header: 
         bad_codes = np.flatnonzero(has_nul.to_numpy(zero_copy_only=False))
         indices = pc.fill_null(col.indices, -1).to_numpy(zero_copy_only=False)
         row = int(np.flatnonzero(np.isin(indices, bad_codes))[0])
-        msg = f"{where}: line {row + 1 + header}: NUL byte (0x00) in the text; the file is corrupt or not a text log - repair or regenerate it"
+        msg = f"{where}: line {line(row)}: NUL byte (0x00) in the text; the file is corrupt or not a text log - repair or regenerate it"
         raise InputError(msg)
 
 
@@ -959,8 +1245,9 @@ def read_log_in_memory(inputs: tuple[str, ...] | list[str], opts: ReadOptions, *
                     typed_text[role] |= pa.types.is_string(typ) or pa.types.is_large_string(typ)
             users.append(_ids_to_dict(table[roles["user"]], "user", where))
             items.append(_ids_to_dict(table[roles["item"]], "item", where))
-            _check_nul_ids((users[-1], items[-1]), where, header)
-            t, unit = _normalize_time(table[roles["time"]], where, header)
+            lines = RowLines(header, src, _csv_layout(src, opts, head)[0]) if fmt == "csv" else RowLines(0)
+            _check_nul_ids((users[-1], items[-1]), where, lines)
+            t, unit = _normalize_time(table[roles["time"]], where, lines)
             times.append(t)
             units.append(unit)
             ratings.append(_normalize_rating(table[roles["rating"]], where) if "rating" in roles else None)
