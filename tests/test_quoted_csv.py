@@ -26,9 +26,12 @@ import seqprep
 from seqprep import ingest
 from seqprep.cli import cli
 from seqprep.config import ReadOptions
-from seqprep.ingest import stream_log
+from seqprep.io.stream import stream_log
 from seqprep.kernels.csvquotes import QuoteTracker, row_end, state_before
-from seqprep.readers import Log, _csv_layout, _Source, read_log_in_memory
+from seqprep.io.sniff import csv_layout as _csv_layout
+from seqprep.io.sources import Source as _Source
+from seqprep.model import Log
+from tests.oracle import read_log_in_memory
 from tests.conftest import shared_file
 from tests.test_ingest import assert_same_log
 
@@ -340,7 +343,7 @@ def test_sniffing_reads_quoted_line_ends_in_the_first_lines(write):
     """Separator and header from a CSV tokenizer: quoted names and fields with line ends, separators
     and quotes in the first lines do not confuse them (and line 2 of the file is inside line 1's row)."""
     p = write("r.csv", REVIEW_HEAD + _review_rows(5))
-    sep, names, header, roles = _csv_layout(_Source(str(p)), ReadOptions(), p.read_bytes())
+    sep, names, header, roles = _csv_layout(str(p), ReadOptions(), p.read_bytes())
     assert (sep, names, header) == (",", ["userId", "movie\nId", "rating", "timestamp", "text, long"], True)
     assert roles == {"user": "userId", "item": "movie\nId", "time": "timestamp", "rating": "rating"}
     semi = write("s.csv", 'user;item;ts\n"a;\n1";"x""y";3\nb;c;4\n')

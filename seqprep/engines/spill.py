@@ -1,6 +1,6 @@
 """The build under ``--memory-limit``: integer columns on disk, an external sort by user range.
 
-:func:`~seqprep.ingest.stream_log` writes the compact columns to a spill folder. Here they are read
+:func:`~seqprep.io.stream.stream_log` writes the compact columns to a spill folder. Here they are read
 back in chunks to (1) count missing values and fit the vocabularies, (2) write each kept row, in
 input order, to the partition of its user's index range, and (3) sort each partition with the same
 kernel as the in-memory build (:func:`~seqprep.kernels.time_order`) into its slice of the output.
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import BuildConfig
-from ..ingest import read_rows
+from ..io.buffers import read_rows
 from ..kernels import csr_offsets, time_order
 from ..kernels.partition import split_by_partition, user_partitions
 from ..kernels.vocab import first_positions

@@ -18,7 +18,7 @@ from ..dataset import flat_list, is_built, load
 from ..errors import InputError, empty_log
 from ..kernels import csr_offsets, lookup
 from ..kernels.sequences import code_counts
-from ..readers import read_log
+from ..io import read_log
 from ..resources import limit_threads
 from ..steps.clean import clean
 
