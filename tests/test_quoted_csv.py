@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import seqprep
-from seqprep import ingest
+from seqprep.io import ranges as ingest
 from seqprep.cli import cli
 from seqprep.config import ReadOptions
 from seqprep.io.stream import stream_log
