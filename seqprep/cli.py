@@ -2,6 +2,10 @@
 
 Flags -> ``make_config`` -> pipeline -> output. Messages go to stderr, machine-readable output
 (``--json``) to stdout; any :class:`SeqprepError` becomes ``Error: <one line>`` with exit code 1.
+
+Start-up is kept short (``seqprep --version`` and ``--help`` import click and nothing heavy): this
+module imports only click and seqprep's ground floor at module level; each command imports the
+library (and so pandas, pyarrow and numpy) in its body.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from typing import Any
 import click
 
 from .version import __version__
-from .config import make_config
 from .errors import ConfigError, SeqprepError
 
 _READ_KEYS = ("sep", "header", "names", "user_col", "item_col", "time_col", "rating_col", "id_type", "input_format")
@@ -367,11 +370,14 @@ def build(inputs: tuple[str, ...], output: str, formats: tuple[str, ...], as_jso
 
     Several inputs form one log, in the order given; equal timestamps keep that order.
     """
+    _sigterm_to_interrupt()
+    # the library, and with it pandas/pyarrow/numpy, is imported here, not at start-up
+    # (seqprep.pipeline imports pandas before the build starts: see the note there)
+    from .config import make_config
     from .pipeline import run
     from .progress import for_terminal
     from .resources import peak_rss_bytes
 
-    _sigterm_to_interrupt()
     config = make_config(list(inputs), output, formats=formats or ("parquet",), **kw)
     if formats and config.to_stdout:
         msg = "-f/--format sets the files of an output folder, and -o - has none; pass --to arrow|jsonl for the stream"
