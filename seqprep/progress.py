@@ -56,7 +56,7 @@ def human_duration(seconds: float) -> str:
     >>> human_duration(4.4), human_duration(75), human_duration(7260)
     ('4 s', '1 min 15 s', '2 h 01 min')
     """
-    s = int(round(seconds))
+    s = round(seconds)
     if s < 60:
         return f"{s} s"
     if s < 3600:
