@@ -20,6 +20,7 @@ __all__ = [
     "InputError",
     "OutputError",
     "SeqprepError",
+    "damaged_output",
     "empty_log",
     "input_is_folder",
     "input_not_found",
@@ -103,6 +104,19 @@ def no_glob_match(spec: str) -> InputError:
 
 def mixed_time_kinds() -> InputError:
     msg = "some inputs have numeric epoch timestamps and others ISO-8601 dates; use one kind of timestamp in every input"
+    return InputError(msg)
+
+
+def damaged_output(folder: str, file: str, reason: object) -> InputError:
+    """A file of a built folder (meta.json, items.parquet, ...) that cannot be read as seqprep wrote it.
+
+    >>> str(damaged_output("out", "items.parquet", "Parquet file size is 0 bytes"))
+    "'out': items.parquet cannot be read (Parquet file size is 0 bytes); the folder is damaged - run seqprep verify out to see what, and rebuild it with seqprep build"
+    """
+    msg = (
+        f"{folder!r}: {file} cannot be read ({one_line(reason, 200)}); the folder is damaged - "
+        f"run seqprep verify {folder} to see what, and rebuild it with seqprep build"
+    )
     return InputError(msg)
 
 

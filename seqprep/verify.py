@@ -27,6 +27,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
+
+# Imported up front, as in seqprep.pipeline: pyarrow imports pandas lazily mid-run, and a Ctrl-C landing
+# in that import leaves a half-initialised module (an AttributeError traceback, not a clean stop).
+import pandas  # noqa: F401
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq

@@ -77,8 +77,11 @@ def big_log(tmp_path_factory) -> tuple[Path, float, float]:
     folder = tmp_path_factory.mktemp("big")
     log = _log(folder / "log.csv", BIG_ROWS)
     t0 = time.perf_counter()
-    # the same start-up path as a build: the interpreter, `-m seqprep`, click and every import
-    subprocess.run([sys.executable, "-m", "seqprep", "--version"], check=True, capture_output=True)
+    # the same start-up path as a build: the interpreter, `-m seqprep`, click and every import (the
+    # command imports the library in its body, so `--version` alone would not): a build of a missing file
+    cmd = [sys.executable, "-m", "seqprep", "build", str(folder / "none.csv"), "-o", str(folder / "none")]
+    r = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert r.stderr.startswith("Error: input file"), r.stderr
     startup = time.perf_counter() - t0
     t0 = time.perf_counter()
     p = _start(log, folder / "probe")

@@ -103,7 +103,7 @@ def _count(
     seen_user = np.zeros(n_users, dtype=bool)  # ids on any row, kept or not: what the step removed entirely
     seen_item = np.zeros(n_items, dtype=bool)
     missing = MissingCounts()
-    progress.phase("counting", log.num_rows, "")
+    progress.phase("counting", log.num_rows, "rows")
     for c in _chunks(log, chunk):
         bad = missing.add(c.user < 0, c.item < 0, ~c.time_valid)
         seen_user[c.user[c.user >= 0]] = True
@@ -188,14 +188,14 @@ def spilled_sequences(
     num_parts = int(part_of_user[-1]) + 1 if len(part_of_user) else 0
     cols = ("user", "item", "time") + (("rating",) if has_rating else ())
     parts = _Partitions(folder, num_parts, cols, {"user": np.int32, "item": np.int32, "time": log.time.dtype, "rating": np.float32})
-    progress.phase(f"partitioning into {num_parts} user ranges", n, "")
+    progress.phase(f"partitioning into {num_parts} user ranges", n, "rows")
     parts.write(_encoded(log, chunk, user_remap, item_remap, progress), part_of_user)
 
     # pass 3: sort each partition into its slice of the output
     out_items = np.empty(kept, dtype=np.int32)
     out_time = np.empty(kept, dtype=log.time.dtype)
     out_rating = np.empty(kept, dtype=np.float32) if has_rating else None
-    progress.phase(f"sorting {kept:,} interactions in {num_parts} user ranges", kept, "")
+    progress.phase(f"sorting {kept:,} interactions in {num_parts} user ranges", kept, "rows")
     at = 0
     for k in range(num_parts):
         part = parts.take(k)

@@ -14,6 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, BinaryIO
 
+# Imported up front, as in seqprep.pipeline: pyarrow imports pandas lazily mid-run, and a Ctrl-C landing
+# in that import leaves a half-initialised module (an AttributeError traceback, not a clean stop).
+import pandas  # noqa: F401
+
 from ..errors import InputError
 from ..version import __version__
 from .report import format_report, histogram_lines

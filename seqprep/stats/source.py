@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -14,7 +13,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..config import make_config
-from ..dataset import flat_list, is_built, load
+from ..dataset import flat_list, is_built, load, read_meta, reading
 from ..errors import InputError, empty_log
 from ..kernels import csr_offsets, lookup
 from ..kernels.sequences import code_counts
@@ -149,14 +148,15 @@ def _raw_source(path: str, stdin: BinaryIO | None, read_options: dict[str, Any])
 
 def _open_train(path: Path) -> Source:
     """The training split of a built folder as sequences: list columns ``items`` and ``timestamps``."""
-    meta = json.loads((path.parent / "meta.json").read_text(encoding="utf-8"))
-    table = pq.read_table(path)
-    if "items" not in table.column_names or "timestamps" not in table.column_names:
-        msg = f"{str(path)!r} has no items/timestamps list columns; rebuild the folder with seqprep build"
-        raise InputError(msg)
-    offsets, items = flat_list(table["items"])
-    _, timestamps = flat_list(table["timestamps"])
-    ratings = flat_list(table["ratings"])[1] if "ratings" in table.column_names else None
+    meta = read_meta(path.parent)
+    with reading(path.parent, path.name):
+        table = pq.read_table(path)
+        if "items" not in table.column_names or "timestamps" not in table.column_names:
+            msg = f"{str(path)!r} has no items/timestamps list columns; rebuild the folder with seqprep build"
+            raise InputError(msg)
+        offsets, items = flat_list(table["items"])
+        _, timestamps = flat_list(table["timestamps"])
+        ratings = flat_list(table["ratings"])[1] if "ratings" in table.column_names else None
     n = len(items)
     return Source(
         path=str(path),
@@ -187,16 +187,17 @@ def split_sizes(folder: Path, meta: dict[str, Any]) -> dict[str, Any] | None:
         if not f.is_file():
             out[name] = None
             continue
-        pf = pq.ParquetFile(f)
-        users = pf.metadata.num_rows
-        names = pf.schema_arrow.names
-        if "items" in names:
-            col = pf.read(columns=["items"])["items"]
-            interactions = int(pc.sum(pc.list_value_length(col)).as_py() or 0)
-        elif "target" in names:
-            col = pf.read(columns=["target"])["target"]
-            interactions = users - col.null_count
-        else:
-            interactions = users
+        with reading(folder, f.name):
+            pf = pq.ParquetFile(f)
+            users = pf.metadata.num_rows
+            names = pf.schema_arrow.names
+            if "items" in names:
+                col = pf.read(columns=["items"])["items"]
+                interactions = int(pc.sum(pc.list_value_length(col)).as_py() or 0)
+            elif "target" in names:
+                col = pf.read(columns=["target"])["target"]
+                interactions = users - col.null_count
+            else:
+                interactions = users
         out[name] = {"users": users, "interactions": interactions}
     return out

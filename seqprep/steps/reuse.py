@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..config import BuildConfig
-from ..errors import InputError
+from ..errors import InputError, one_line
 from ..kernels import cast_ids_exact, extend_table, reuse_table
 from ..model import Interactions, Log
 from ..vocab import Vocabulary
@@ -53,7 +53,14 @@ def load_reference(path: str) -> Reference:
     if not (p / "meta.json").is_file() or not (p / "items.parquet").is_file() or not (p / "users.parquet").is_file():
         msg = f"--vocab-from {path!r} is not a seqprep output folder (needs meta.json, items.parquet, users.parquet); pass the -o folder of an earlier build"
         raise InputError(msg)
-    meta = json.loads((p / "meta.json").read_text(encoding="utf-8"))
+    try:
+        meta = json.loads((p / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:  # unreadable, not UTF-8, not JSON
+        msg = f"--vocab-from {path!r}: meta.json cannot be read ({one_line(e, 200)}); rebuild OLD with seqprep build"
+        raise InputError(msg) from e
+    if not isinstance(meta, dict):
+        msg = f"--vocab-from {path!r}: meta.json does not hold a JSON object; rebuild OLD with seqprep build"
+        raise InputError(msg)
     try:
         items = Vocabulary.from_table(pq.read_table(p / "items.parquet"), "item")
         users = Vocabulary.from_table(pq.read_table(p / "users.parquet"), "user")
