@@ -88,11 +88,12 @@ class RangeReader:  # noqa: N801 - an iterator used like a generator
         self.size = data.size()
         self.range_bytes = max(block_size * RANGE_BLOCKS, 1)
         self.position = self._cut(0, 0)[1] if header else 0
-        self._next_start = self.position
+        self._next_start = self._first = self.position
         self.fixed: dict[str, pa.DataType] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-csv")
         self._ahead: Any = None  # future of the next range: (table, its end offset)
         self._pending: list[pa.RecordBatch] = []
+        self._range = (self.position, self.position, 1, 0)  # (start, end, rows, rows handed out) of the range being read
         # the input's sha256 from the bytes as they are read (the worker reads the ranges in order)
         self._hash = hashlib.sha256(bytes(data.read_at(self.position, 0)) if self.position else b"") if hashed else None
         self._hashed = self.position
@@ -134,8 +135,11 @@ class RangeReader:  # noqa: N801 - an iterator used like a generator
         return memoryview(buf)[: end - a], end, True
 
     def _next(self, a: int, conv: pacsv.ConvertOptions) -> tuple[pa.Table, int]:
-        """The range from ``a`` -> (its table, its end offset) (in the worker thread)."""
-        buf, end, quoted = self._cut(a, a + self.range_bytes)
+        """The range from ``a`` -> (its table, its end offset) (in the worker thread). The first range
+        is one block (pyarrow infers the types from a range's first block either way), so the first
+        rows are encoded - and the progress display moves - after one block's parse, not eight."""
+        size = self.block_size if a == self._first else self.range_bytes
+        buf, end, quoted = self._cut(a, a + size)
         if self._hash is not None and self._hashed == a:
             self._hash.update(buf)
             self._hashed = end
@@ -185,10 +189,16 @@ class RangeReader:  # noqa: N801 - an iterator used like a generator
             self._ahead = None
             if not self.fixed:  # the first range fixes the types of the other columns
                 self.fixed = {f.name: f.type for f in table.schema if not pa.types.is_dictionary(f.type)}
-            self.position = self._next_start = end
+            self._range = (self._next_start, end, max(1, table.num_rows), 0)
+            self._next_start = end
             self._submit()  # the next range is cut and parsed while the caller works on this one
             self._pending = table.to_batches()[::-1]
-        return self._pending.pop()
+        batch = self._pending.pop()
+        start, end, rows, done = self._range
+        done += batch.num_rows
+        self._range = (start, end, rows, done)
+        self.position = start + (end - start) * done // rows  # for the progress display: per batch
+        return batch
 
     @property
     def sha256(self) -> str | None:
