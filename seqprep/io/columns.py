@@ -91,7 +91,8 @@ def first_uncastable(arr: pa.Array, targets: tuple[pa.DataType, ...]) -> int:
     return lo
 
 def normalize_time(col: pa.ChunkedArray, where: str, lines: int | RowLines) -> tuple[pa.Array, str]:
-    """-> (int64 or float64 array with nulls, unit). Epoch numbers keep their unit ('epoch').
+    """-> (int64 or float64 array with nulls, unit). Epoch numbers keep their unit ('epoch'); ISO
+    dates become the coarsest exact unit of s/ms/us/ns.
 
     ``lines`` names the line of a row in a message: a :class:`RowLines`, or the number of header rows.
     """
@@ -101,98 +102,100 @@ def normalize_time(col: pa.ChunkedArray, where: str, lines: int | RowLines) -> t
     if pa.types.is_null(t):  # no value at all (e.g. a header-only file)
         return pa.nulls(len(arr), pa.int64()), "epoch"
     if pa.types.is_string(t) or pa.types.is_large_string(t):
-        arr = pc.utf8_trim_whitespace(arr)
-        num = None
-        for target in (pa.int64(), pa.float64()):
-            try:
-                num = pc.cast(arr, target)
-                break
-            except pa.ArrowInvalid:
-                continue
-        if num is None:
-            for target in (pa.timestamp("ns"), pa.timestamp("ns", tz="UTC")):
-                try:
-                    num = pc.cast(arr, target)
-                    break
-                except pa.ArrowInvalid:
-                    continue
-        if num is None:
-            is_num = pc.match_substring_regex(arr, r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
-            ok = pc.or_(
-                is_num,
-                pc.match_substring_regex(arr, r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$"),
-            )
-            all_ok = pc.all(pc.fill_null(ok, True)).as_py()
-            if all_ok and pc.any(is_num).as_py() and not pc.all(pc.fill_null(is_num, True)).as_py():
-                # each value is fine alone, but numbers and dates are mixed: name the first change of kind
-                kinds = pc.fill_null(is_num, False).to_numpy(zero_copy_only=False)
-                valid = arr.is_valid().to_numpy(zero_copy_only=False)
-                first = int(np.flatnonzero(valid)[0])
-                idx = int(np.flatnonzero(valid & (kinds != kinds[first]))[0])
-                kind = "numbers" if kinds[first] else "dates"
-                msg = (
-                    f"{where}: the timestamps mix numbers and ISO-8601 dates; use one kind in the whole column "
-                    f"(line {line(idx)} holds {arr[idx].as_py()!r} after {kind})"
-                )
-                raise InputError(msg)
-            if all_ok:  # well-formed, yet not a real date (2020-13-45)
-                targets = (pa.timestamp("ns"), pa.timestamp("ns", tz="UTC"))
-                idx = first_uncastable(arr, targets)
-                value = arr[idx].as_py()
-                if any(casts(arr.slice(idx, 1), t) for t in targets):  # fine alone: mixed with/without zone
-                    msg = (
-                        f"{where}: line {line(idx)}: timestamp {value!r} has a time zone (Z, +hh:mm) where "
-                        "earlier ones have none, or the other way round; write every timestamp in one form"
-                    )
-                else:
-                    msg = f"{where}: line {line(idx)}: timestamp {value!r} is not a valid date; fix the row"
-                raise InputError(msg)
-            idx, val = first_bad(arr, ok)
-            fix = "fix the row or pass --time-col with the right column"
-            if idx == 0 and not line.header:
-                fix = "the first line looks like a header: drop --no-header (or fix the row)"
-            msg = f"{where}: line {line(idx)}: timestamp {val!r} is neither a number nor an ISO-8601 date; {fix}"
-            raise InputError(msg)
-        arr = num
+        arr = _typed_text_times(pc.utf8_trim_whitespace(arr), where, line)
         t = arr.type
     if pa.types.is_timestamp(t) or pa.types.is_date(t):
-        if pa.types.is_date(t):
-            arr = pc.cast(arr, pa.timestamp("s"))
-            t = arr.type
-        ints = pc.cast(arr, pa.int64())
-        unit = t.unit
-        # coarsen to seconds (or the coarsest exact unit) so ISO dates become epoch seconds
-        scale = {"s": 1, "ms": 1000, "us": 1_000_000, "ns": 1_000_000_000}[unit]
-        np_ints = ints.to_numpy(zero_copy_only=False)
-        valid = ints.is_valid().to_numpy(zero_copy_only=False) if ints.null_count else None
-        vals = np_ints if valid is None else np_ints[valid]
-        for new_unit, div in (("s", scale), ("ms", scale // 1000), ("us", scale // 1_000_000)):
-            if div >= 1 and (vals % div == 0).all():
-                return pa.array(np_ints // div, mask=None if valid is None else ~valid), new_unit
-        return ints, unit
+        return _coarsest_unit(arr)
     if pa.types.is_integer(t):
         return pc.cast(arr, pa.int64()), "epoch"
     if pa.types.is_floating(t):
-        arr = pc.cast(arr, pa.float64())
-        arr = pc.if_else(pc.is_nan(arr), pa.scalar(None, pa.float64()), arr)
-        if arr.null_count < len(arr):
-            finite = pc.is_finite(arr)
-            if not pc.all(pc.fill_null(finite, True)).as_py():
-                idx, val = first_bad(arr, finite)
-                msg = f"{where}: line {line(idx)}: timestamp {val!r} is not finite; fix the row"
-                raise InputError(msg)
-            in_range = pc.less(pc.abs(arr), 2.0**63)
-            if not pc.all(pc.fill_null(in_range, True)).as_py():
-                idx, val = first_bad(arr, in_range)
-                msg = f"{where}: line {line(idx)}: timestamp {val!r} is out of range (beyond int64); fix the row"
-                raise InputError(msg)
-            integral = pc.all(pc.fill_null(pc.equal(arr, pc.floor(arr)), True)).as_py()
-            lo, hi = pc.min(arr).as_py(), pc.max(arr).as_py()
-            if integral and -(2.0**62) < lo and hi < 2.0**62:
-                return pc.cast(arr, pa.int64()), "epoch"
-        return arr, "epoch"
+        return _float_times(arr, where, line), "epoch"
     msg = f"{where}: timestamp column has type {t}, not a number or date; pass --time-col with the right column"
     raise InputError(msg)
+
+
+_DATE_TYPES = (pa.timestamp("ns"), pa.timestamp("ns", tz="UTC"))
+_NUMBER_RE = r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"
+_ISO_RE = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$"
+
+
+def _typed_text_times(arr: pa.Array, where: str, line: RowLines) -> pa.Array:
+    """Text timestamps as numbers (int64, else float64) or dates; else the error naming the first bad row."""
+    for target in (pa.int64(), pa.float64(), *_DATE_TYPES):
+        try:
+            return pc.cast(arr, target)
+        except pa.ArrowInvalid:
+            continue
+    is_num = pc.match_substring_regex(arr, _NUMBER_RE)
+    ok = pc.or_(is_num, pc.match_substring_regex(arr, _ISO_RE))
+    if pc.all(pc.fill_null(ok, True)).as_py():
+        raise _well_formed_yet_bad(arr, is_num, where, line)
+    idx, val = first_bad(arr, ok)
+    fix = "fix the row or pass --time-col with the right column"
+    if idx == 0 and not line.header:
+        fix = "the first line looks like a header: drop --no-header (or fix the row)"
+    msg = f"{where}: line {line(idx)}: timestamp {val!r} is neither a number nor an ISO-8601 date; {fix}"
+    raise InputError(msg)
+
+
+def _well_formed_yet_bad(arr: pa.Array, is_num: pa.Array, where: str, line: RowLines) -> InputError:
+    """Every value looks like a number or a date, yet the column does not type: numbers and dates are
+    mixed, time zones are mixed, or a date does not exist (2020-13-45)."""
+    if pc.any(is_num).as_py() and not pc.all(pc.fill_null(is_num, True)).as_py():
+        # each value is fine alone, but numbers and dates are mixed: name the first change of kind
+        kinds = pc.fill_null(is_num, False).to_numpy(zero_copy_only=False)
+        valid = arr.is_valid().to_numpy(zero_copy_only=False)
+        first = int(np.flatnonzero(valid)[0])
+        idx = int(np.flatnonzero(valid & (kinds != kinds[first]))[0])
+        kind = "numbers" if kinds[first] else "dates"
+        msg = (
+            f"{where}: the timestamps mix numbers and ISO-8601 dates; use one kind in the whole column "
+            f"(line {line(idx)} holds {arr[idx].as_py()!r} after {kind})"
+        )
+        return InputError(msg)
+    idx = first_uncastable(arr, _DATE_TYPES)
+    value = arr[idx].as_py()
+    if any(casts(arr.slice(idx, 1), t) for t in _DATE_TYPES):  # fine alone: mixed with/without zone
+        msg = (
+            f"{where}: line {line(idx)}: timestamp {value!r} has a time zone (Z, +hh:mm) where "
+            "earlier ones have none, or the other way round; write every timestamp in one form"
+        )
+        return InputError(msg)
+    return InputError(f"{where}: line {line(idx)}: timestamp {value!r} is not a valid date; fix the row")
+
+
+def _coarsest_unit(arr: pa.Array) -> tuple[pa.Array, str]:
+    """Dates as int64 in the coarsest exact unit of s/ms/us/ns (ISO dates become epoch seconds)."""
+    if pa.types.is_date(arr.type):
+        arr = pc.cast(arr, pa.timestamp("s"))
+    ints = pc.cast(arr, pa.int64())
+    unit = arr.type.unit
+    scale = UNIT_SCALE[unit]
+    np_ints = ints.to_numpy(zero_copy_only=False)
+    valid = ints.is_valid().to_numpy(zero_copy_only=False) if ints.null_count else None
+    vals = np_ints if valid is None else np_ints[valid]
+    for new_unit, div in (("s", scale), ("ms", scale // 1000), ("us", scale // 1_000_000)):
+        if div >= 1 and (vals % div == 0).all():
+            return pa.array(np_ints // div, mask=None if valid is None else ~valid), new_unit
+    return ints, unit
+
+
+def _float_times(arr: pa.Array, where: str, line: RowLines) -> pa.Array:
+    """Float epochs: NaN is missing; not finite or beyond int64 is an error; all integral -> int64."""
+    arr = pc.cast(arr, pa.float64())
+    arr = pc.if_else(pc.is_nan(arr), pa.scalar(None, pa.float64()), arr)
+    if arr.null_count == len(arr):
+        return arr
+    for ok, what in ((pc.is_finite(arr), "is not finite"), (pc.less(pc.abs(arr), 2.0**63), "is out of range (beyond int64)")):
+        if not pc.all(pc.fill_null(ok, True)).as_py():
+            idx, val = first_bad(arr, ok)
+            raise InputError(f"{where}: line {line(idx)}: timestamp {val!r} {what}; fix the row")
+    integral = pc.all(pc.fill_null(pc.equal(arr, pc.floor(arr)), True)).as_py()
+    lo, hi = pc.min(arr).as_py(), pc.max(arr).as_py()
+    if integral and -(2.0**62) < lo and hi < 2.0**62:
+        return pc.cast(arr, pa.int64())
+    return arr
+
 
 def normalize_rating(col: pa.ChunkedArray, where: str, to: pa.DataType = pa.float32()) -> pa.Array:
     arr = col.combine_chunks()
