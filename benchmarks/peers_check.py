@@ -87,12 +87,16 @@ def read_decoded(outdir: Path) -> Decoded:
     )
 
 
-def first_difference(a: np.ndarray, b: np.ndarray) -> str:
-    """Where two arrays first differ, for a mismatch message."""
+def first_difference(a: np.ndarray, b: np.ndarray, offsets: np.ndarray | None = None) -> str:
+    """Where two arrays first differ (with the user's row when ``offsets`` maps positions to users)."""
     if a.shape != b.shape:
         return f"lengths {a.size:,} vs {b.size:,}"
     pos = int(np.flatnonzero(a != b)[0])
-    return f"first at position {pos:,}: {a[pos]!r} vs {b[pos]!r}"
+    where = "" if offsets is None else f" (user_idx {int(np.searchsorted(offsets, pos, side='right')) - 1:,})"
+    return f"first at position {pos:,}{where}: {a[pos].item()!r} vs {b[pos].item()!r}"
+
+
+PER_INTERACTION = ("item_ids", "timestamps", "ratings")
 
 
 def compare(ref: Decoded, other: Decoded, names: Sequence[str] | None = None) -> None:
@@ -100,7 +104,8 @@ def compare(ref: Decoded, other: Decoded, names: Sequence[str] | None = None) ->
     for name in names or [f.name for f in fields(Decoded)]:
         a, b = getattr(ref, name), getattr(other, name)
         if not np.array_equal(a, b):
-            raise Mismatch(f"{name} differ, {first_difference(a, b)}")
+            offsets = ref.offsets if name in PER_INTERACTION else None
+            raise Mismatch(f"{name} differ, {first_difference(a, b, offsets)}")
 
 
 def compare_dir(ref: Decoded, outdir: Path) -> None:
