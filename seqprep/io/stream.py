@@ -8,6 +8,7 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -346,6 +347,19 @@ def _concat(parts: list[np.ndarray], dtype: Any, new_buffer: Callable[[Any], Any
             out.append(read_rows(p, lo, lo + _CHUNK_ROWS))
     return out.finish()
 
+@dataclass
+class _OneInput:
+    """One input as read: its per-input id codes and dictionaries, time and rating columns, record."""
+
+    users: tuple[np.ndarray, pa.Array]
+    items: tuple[np.ndarray, pa.Array]
+    time: tuple[np.ndarray, np.ndarray | None]
+    unit: str
+    rating: np.ndarray | None
+    typed_text: dict[str, bool]
+    info: InputInfo
+
+
 def stream_log(
     inputs: tuple[str, ...] | list[str],
     opts: ReadOptions,
@@ -367,62 +381,68 @@ def stream_log(
     if specs.count("-") > 1:
         msg = "stdin (-) is given more than once; pass it once"
         raise ConfigError(msg)
-    users: list[tuple[np.ndarray, pa.Array]] = []
-    items: list[tuple[np.ndarray, pa.Array]] = []
-    times: list[tuple[np.ndarray, np.ndarray | None]] = []
-    units: list[str] = []
-    ratings: list[np.ndarray | None] = []
-    infos: list[InputInfo] = []
-    typed_text = {"user": False, "item": False}
     with ThreadPoolExecutor(max_workers=1) as hasher:
-        for spec in specs:
-            src = Source(spec, stdin=stdin, hashed=hash_inputs)
-            head = src.head()
-            fmt = detect_format(src.inner_name, opts, head)
-            # the range reader hashes what it reads; any other input is hashed beside the read
-            sha = None
-            if hash_inputs and not read_in_ranges(src, opts, head, fmt):
-                sha = hasher.submit(src.sha256)
-            where = spec if spec != "-" else "stdin"
-            progress.phase(f"reading {os.path.basename(where) or where}", src.size, "bytes")
-            cols, roles, header, typed = _read_one(src, opts, block_size, progress, fmt, head, new_buffer)
-            for role in typed_text:
-                typed_text[role] |= typed[role]
-            users.append(cols.user.finish())
-            items.append(cols.item.finish())
-            # NUL bytes in ids: checked on the distinct ids; the rows are looked at only when one is found
-            # a message names the row's line in the file (quoted fields may hold line ends): found on demand
-            lines = RowLines(header, src, csv_layout(src.name, opts, head)[0]) if fmt == "csv" else RowLines(header)
-            check_nul_ids(tuple(_as_dict(*part) for part in (users[-1], items[-1])), where, lines)
-            t, t_valid, unit = cols.time_columns(where, lines)
-            times.append((t, t_valid))
-            units.append(unit)
-            ratings.append(None if cols.rating is None else cols.rating.finish())
-            infos.append(
-                InputInfo(
-                    path=spec,
-                    bytes=src.size,
-                    sha256=(src.sha256() if sha is None else sha.result()) if hash_inputs else None,
-                    rows=cols.rows,
-                    format=fmt,
-                    compression=src.compression,
-                    columns=dict(roles),
-                )
-            )
+        read = [_read_input(spec, opts, stdin, block_size, progress, new_buffer, hasher if hash_inputs else None) for spec in specs]
     progress.phase("encoding ids")
-    user_codes, user_ids = _translate(users, opts.id_type, "user", typed_text["user"], new_buffer)
+    return _merged(read, opts, new_buffer, progress)
+
+
+def _read_input(
+    spec: str,
+    opts: ReadOptions,
+    stdin: BinaryIO | None,
+    block_size: int,
+    progress: Progress,
+    new_buffer: Callable[[Any], Any],
+    hasher: ThreadPoolExecutor | None,
+) -> _OneInput:
+    """One input into compact columns; with ``hasher`` its sha256 too (the range reader hashes what
+    it reads; any other input is hashed beside the read)."""
+    src = Source(spec, stdin=stdin, hashed=hasher is not None)
+    head = src.head()
+    fmt = detect_format(src.inner_name, opts, head)
+    sha = hasher.submit(src.sha256) if hasher is not None and not read_in_ranges(src, opts, head, fmt) else None
+    where = spec if spec != "-" else "stdin"
+    progress.phase(f"reading {os.path.basename(where) or where}", src.size, "bytes")
+    cols, roles, header, typed = _read_one(src, opts, block_size, progress, fmt, head, new_buffer)
+    users, items = cols.user.finish(), cols.item.finish()
+    # a message names the row's line in the file (quoted fields may hold line ends): found on demand
+    lines = RowLines(header, src, csv_layout(src.name, opts, head).sep) if fmt == "csv" else RowLines(header)
+    # NUL bytes in ids: checked on the distinct ids; the rows are looked at only when one is found
+    check_nul_ids((_as_dict(*users), _as_dict(*items)), where, lines)
+    t, t_valid, unit = cols.time_columns(where, lines)
+    sha256 = None
+    if hasher is not None:
+        sha256 = src.sha256() if sha is None else sha.result()
+    info = InputInfo(
+        path=spec,
+        bytes=src.size,
+        sha256=sha256,
+        rows=cols.rows,
+        format=fmt,
+        compression=src.compression,
+        columns=dict(roles),
+    )
+    rating = None if cols.rating is None else cols.rating.finish()
+    return _OneInput(users, items, (t, t_valid), unit, rating, typed, info)
+
+
+def _merged(read: list[_OneInput], opts: ReadOptions, new_buffer: Callable[[Any], Any], progress: Progress) -> Log:
+    """The inputs' columns as one log: global id dictionaries, one time unit, ratings where any."""
+    typed = {role: any(r.typed_text[role] for r in read) for role in ("user", "item")}
+    users, items, times = [r.users for r in read], [r.items for r in read], [r.time for r in read]
+    for r in read:  # the lists above hold each input's columns now, and each list is let go once merged
+        r.users = r.items = r.time = None  # type: ignore[assignment]
+    user_codes, user_ids = _translate(users, opts.id_type, "user", typed["user"], new_buffer)
     del users
-    item_codes, item_ids = _translate(items, opts.id_type, "item", typed_text["item"], new_buffer)
+    item_codes, item_ids = _translate(items, opts.id_type, "item", typed["item"], new_buffer)
     del items
-    time_np, valid, unit = _merge_time_columns(times, units, new_buffer)
+    time_np, valid, unit = _merge_time_columns(times, [r.unit for r in read], new_buffer)
     del times
     rating = None
-    if any(r is not None for r in ratings):
-        rating = _concat(
-            [r if r is not None else np.full(info.rows, np.nan, np.float32) for r, info in zip(ratings, infos)],
-            np.float32,
-            new_buffer,
-        )
+    if any(r.rating is not None for r in read):
+        parts = [r.rating if r.rating is not None else np.full(r.info.rows, np.nan, np.float32) for r in read]
+        rating = _concat(parts, np.float32, new_buffer)
     progress.done()
     return Log(
         user_codes=user_codes,
@@ -433,8 +453,9 @@ def stream_log(
         time_valid=valid,
         time_unit=unit,
         rating=rating,
-        inputs=tuple(infos),
+        inputs=tuple(r.info for r in read),
     )
+
 
 def _merge_time_columns(
     times: list[tuple[np.ndarray, np.ndarray | None]], units: list[str], new_buffer: Callable[[Any], Any]
