@@ -21,13 +21,13 @@ import numpy as np
 
 from ..config import BuildConfig
 from ..errors import empty_log
+from ..io import read_log
 from ..model import BuildResult, Interactions, Log, Sequences
 from ..output.atomic import NO_READS, Reads
 from ..output.files import SequencesWriter, sequences_part
 from ..output.folder import atomic_output_dir, build_reads, check_output, write_error, write_outputs
 from ..output.stream import write_stream
 from ..progress import SILENT, Progress
-from ..io import read_log
 from ..steps import splits
 from ..steps.clean import clean
 from ..steps.meta import SequenceFacts, make_meta

@@ -25,7 +25,7 @@ import pandas as pd
 
 from ..config import BuildConfig
 from ..io.buffers import read_rows
-from ..kernels import csr_offsets, time_order
+from ..kernels import csr_offsets, remap_table, time_order
 from ..kernels.partition import split_by_partition, user_partitions
 from ..kernels.vocab import first_positions
 from ..model import Log, Sequences
@@ -119,12 +119,14 @@ def _count(
     report = missing.report(log.inputs, config.strict)
     report["users_removed"] = int(seen_user.sum() - np.count_nonzero(user_counts))
     report["items_removed"] = int(seen_item.sum() - np.count_nonzero(item_counts))
-    users, user_remap = vocabulary_from_counts(
+    users, user_order = vocabulary_from_counts(
         user_counts, log.user_ids, config.user_order, None if user_first is None else user_first.positions(), USER_START
     )
-    items, item_remap = vocabulary_from_counts(
+    items, item_order = vocabulary_from_counts(
         item_counts, log.item_ids, config.item_order, None if item_first is None else item_first.positions(), ITEM_START
     )
+    user_remap = remap_table(user_order, n_users, start=USER_START)
+    item_remap = remap_table(item_order, n_items, start=ITEM_START)
     return users, items, user_remap, item_remap, report
 
 

@@ -32,10 +32,11 @@ def fitted(ids: pa.Array, chosen: np.ndarray, counts: np.ndarray, start: int) ->
 def vocabulary_from_counts(
     counts: np.ndarray, ids: pa.Array, order: str, first_seen: np.ndarray | None, start: int
 ) -> tuple[Vocabulary, np.ndarray]:
-    """(vocabulary, code -> index table) from count tables: ``counts[k]`` kept interactions of
-    ``ids[k]``, ``first_seen[k]`` the input position of its first one (needed for ``first-seen``)."""
+    """(vocabulary, the codes it holds in index order) from count tables: ``counts[k]`` kept
+    interactions of ``ids[k]``, ``first_seen[k]`` the input position of its first one (needed for
+    ``first-seen``). ``remap_table(chosen, len(ids), start)`` turns codes into indices."""
     chosen, ordered = order_counted(counts, ids, order, first_seen)  # type: ignore[arg-type]
-    return fitted(ids, chosen, ordered, start), remap_table(chosen, len(ids), start=start)
+    return fitted(ids, chosen, ordered, start), chosen
 
 
 def fit_vocabularies(

@@ -44,7 +44,7 @@ from ...config import BuildConfig, EngineOptions, ReadOptions, SplitOptions
 from ...errors import ConfigError, InputError, empty_log, one_line
 from ...io.columns import merge_ids
 from ...io.sources import sha256_stream
-from ...kernels import csr_offsets, order_counted
+from ...kernels import csr_offsets
 from ...model import BuildResult, InputInfo, Sequences
 from ...output.atomic import NO_READS
 from ...output.folder import atomic_output_dir, build_reads, check_output, write_outputs
@@ -52,7 +52,7 @@ from ...steps import splits
 from ...steps.meta import SequenceFacts, make_meta
 from ...steps.missing import MissingCounts
 from ...steps.sessions import add_sessions, session_gap, sessions_meta
-from ...steps.vocabularies import ITEM_START, USER_START
+from ...steps.vocabularies import ITEM_START, USER_START, vocabulary_from_counts
 from ...timeunits import UNIT_SCALE
 from ...vocab import Vocabulary
 from .clean import Cleaned, clean_rows
@@ -207,8 +207,7 @@ def _vocabulary(table: Any, role: str, read: ReadOptions, typed_text: bool, orde
     text = pa.array(np.asarray(table.index, dtype=object), type=pa.string())
     indices = pa.array(np.arange(len(text), dtype=np.int32))
     _, typed = merge_ids([pa.DictionaryArray.from_arrays(indices, text)], read.id_type, role, typed_text)
-    chosen, counts = order_counted(table["kept"].to_numpy(), typed, order, first_seen=table["kpos"].to_numpy())  # type: ignore[arg-type]
-    vocab = Vocabulary(ids=typed.take(pa.array(chosen)), counts=counts, start=start)
+    vocab, chosen = vocabulary_from_counts(table["kept"].to_numpy(), typed, order, table["kpos"].to_numpy(), start)
     return vocab, text.take(pa.array(chosen))
 
 
