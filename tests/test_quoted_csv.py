@@ -29,7 +29,7 @@ from seqprep.config import ReadOptions
 from seqprep.io.stream import stream_log
 from seqprep.kernels.csvquotes import QuoteTracker, row_end, state_before
 from seqprep.io.sniff import csv_layout as _csv_layout
-from seqprep.io.sources import Source as _Source
+
 from seqprep.model import Log
 from tests.oracle import read_log_in_memory
 from tests.conftest import shared_file

@@ -109,7 +109,7 @@ class RangeReader:  # noqa: N801 - an iterator used like a generator
             if buf.find(b'"', t, n if k < 0 else k) < 0:
                 if a + n >= self.size and k < 0:
                     return memoryview(buf), self.size, False
-                if k >= 0 and k + 1 < n:
+                if k >= 0 and (k + 1 < n or a + n >= self.size):  # (a line end that is the file's last byte too)
                     end = k + 2 if buf[k : k + 2] == b"\r\n" else k + 1
                     return memoryview(buf)[:end], a + end, False
         skip = len(BOM) if a == 0 and buf.startswith(BOM) else 0  # the parser drops a BOM
