@@ -16,12 +16,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import seqprep.pipeline as pipeline
+import seqprep.engines.local as pipeline
 from seqprep import build
 from seqprep.config import ReadOptions
 from seqprep.errors import InputError
-from seqprep.ingest import GrowBuffer, IdEncoder, stream_log
-from seqprep.readers import Log, read_log_in_memory
+from seqprep.io.buffers import GrowBuffer, IdEncoder
+from seqprep.io.stream import stream_log
+from seqprep.model import Log
+from tests.oracle import read_log_in_memory
 from tests.conftest import TIES_CSV, shared_file
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -133,10 +135,22 @@ def test_mixed_formats_and_compression(write, tmp_path):
         assert_same_log(stream_log(spec, ReadOptions(), block_size=256), read_log_in_memory(spec, ReadOptions()))
 
 
-def test_row_longer_than_block_names_the_fix(write):
-    p = write("long.csv", "user,item,timestamp\n" + "u" * 300 + ",i,1\n")
-    with pytest.raises(Exception, match=r"long.csv: a row is longer than the block size \(128 bytes\); pass a larger --block-size"):
-        stream_log([str(p)], ReadOptions(), block_size=128)
+@pytest.mark.parametrize("kind", ["plain", "gzip", "stdin"])
+def test_row_longer_than_block_reads_the_same(write, kind):
+    """A row longer than a block (or than a range of blocks) is read whole: the block size never
+    changes the rows (it was an error before quoted fields could hold long text)."""
+    text = "user,item,timestamp\n" + "".join(f"u{k},i{k % 3},{k}\n" for k in range(30)) + "u" * 3000 + ",i,1\nv,j,2\n"
+    p = write("long.csv", text)
+    spec, stdin = str(p), None
+    if kind == "gzip":
+        spec = str(write("long.csv.gz", gzip.compress(text.encode())))
+    elif kind == "stdin":
+        spec, stdin = "-", io.BytesIO(text.encode())
+    log = stream_log([spec], ReadOptions(), block_size=128, stdin=stdin)
+    if stdin is not None:
+        stdin.seek(0)
+    assert_same_log(log, read_log_in_memory([spec], ReadOptions(), stdin=stdin))
+    assert log.num_rows == 32 and log.user_ids[30].as_py() == "u" * 3000
 
 
 def test_stdin_streams_the_same(write):
@@ -216,7 +230,8 @@ def test_grow_buffer_concatenates(chunks, cap):
 def test_range_reader_matches_in_memory_at_any_range_size(tmp_path_factory, rows, newline, block):
     """The multi-threaded range reader cuts the text at line ends (LF, CRLF, CR): same Log as whole-table."""
     from seqprep.config import ReadOptions
-    from seqprep.readers import read_log, read_log_in_memory
+    from seqprep.io import read_log
+    from tests.oracle import read_log_in_memory
 
     tmp = tmp_path_factory.mktemp("ranges")
     path = tmp / "log.csv"

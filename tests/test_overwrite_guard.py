@@ -25,10 +25,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import seqprep
-from seqprep import atomic, pipeline
+import seqprep.steps.reuse
+from seqprep.engines import local as local_engine
+from seqprep.output import atomic
 from seqprep.cli import cli
-from seqprep.engines import dask_engine
+from seqprep.engines import dask as dask_engine
 from seqprep.errors import OutputError
+from seqprep.steps.meta import FORMAT_VERSION
 from tests.conftest import TIES_CSV
 
 LOG_2 = "userId,movieId,rating,timestamp\n1,5,4.0,40\n4,8,1.0,41\n2,5,2.0,42\n4,5,3.0,43\n"
@@ -344,8 +347,8 @@ def _tripwire(monkeypatch) -> None:
     def started(*args, **kwargs):
         raise AssertionError("the build started before OUT was checked")
 
-    monkeypatch.setattr(pipeline, "read_log", started)
-    monkeypatch.setattr(dask_engine, "_client", started)
+    monkeypatch.setattr(local_engine, "read_log", started)
+    monkeypatch.setattr(dask_engine, "client_for", started)
 
 
 @pytest.mark.parametrize("face", ["cli", "api"])
@@ -436,7 +439,7 @@ def test_meta_keys_are_what_every_build_writes(workdir):
         meta = json.loads((built("out", overwrite=True, **options) / "meta.json").read_text())
         assert atomic.META_KEYS <= meta.keys()
         assert meta["format_version"] in atomic.META_FORMAT_VERSIONS
-    assert pipeline.FORMAT_VERSION in atomic.META_FORMAT_VERSIONS
+    assert FORMAT_VERSION in atomic.META_FORMAT_VERSIONS
 
 
 # --------------------------------------------------------------------------------------------------
@@ -459,7 +462,7 @@ def test_re_encoding_in_place_reads_the_old_vocabulary_whole_first(workdir, monk
     built("elsewhere", "week2.csv", vocab_from="copy", overwrite=True, **mode)  # the reference: OLD stays
 
     swapped: list[Path] = []
-    real_swap, real_load = atomic.swap_in, seqprep.reuse.load_reference
+    real_swap, real_load = atomic.swap_in, seqprep.steps.reuse.load_reference
 
     def swap(tmp, out, *args, **kwargs):
         real_swap(tmp, out, *args, **kwargs)
@@ -469,8 +472,8 @@ def test_re_encoding_in_place_reads_the_old_vocabulary_whole_first(workdir, monk
         assert not swapped, "the old vocabulary was read after the swap"
         return real_load(path)
 
-    monkeypatch.setattr("seqprep.writers.swap_in", swap)
-    monkeypatch.setattr(seqprep.reuse, "load_reference", load)
+    monkeypatch.setattr("seqprep.output.folder.swap_in", swap)
+    monkeypatch.setattr(seqprep.steps.reuse, "load_reference", load)
     r = CliRunner().invoke(cli, ["build", "week2.csv", "--vocab-from", "out", "-o", "out", "--overwrite", "-q"]
                            + [f"--{k}" if v is True else f"--{k}={v}" for k, v in mode.items()])  # fmt: skip
     assert r.exit_code == 0, r.output
@@ -494,9 +497,9 @@ def test_re_encoding_in_place_reads_the_old_vocabulary_whole_first(workdir, monk
 
 def _during_build(monkeypatch, action: Callable[[], None]) -> None:
     """Run ``action`` once, when the build writes items.parquet into its temporary folder."""
-    from seqprep import writers
+    from seqprep.output import files, folder
 
-    real = writers.write_parquet
+    real = files.write_parquet
     done: list[bool] = []
 
     def write_parquet(table, path):
@@ -505,7 +508,8 @@ def _during_build(monkeypatch, action: Callable[[], None]) -> None:
             action()
         real(table, path)
 
-    monkeypatch.setattr(writers, "write_parquet", write_parquet)
+    monkeypatch.setattr(folder, "write_parquet", write_parquet)  # the local engine's items.parquet
+    monkeypatch.setattr(files, "write_parquet", write_parquet)  # the Dask engine's
 
 
 def _add_notes():

@@ -1,6 +1,6 @@
 """The last step of a build: swapping a finished temporary folder in as OUT, safely.
 
-Guarantees (see README "Robustness"):
+Guarantees (see docs/robustness.md):
 
 - OUT is only ever replaced by one ``rename`` of a complete folder, so a reader sees the old OUT or
   the new one, never a mix, and a crash before the rename leaves the old OUT untouched;
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .errors import OutputError
+from ..errors import OutputError
 
 __all__ = [
     "META_FORMAT_VERSIONS",

@@ -19,17 +19,15 @@ built column-wise (pyarrow compute), in chunks of users, never with a loop over 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import OutputError
-from .kernels.text import join_lists, lines_bytes, number_text
-
-if TYPE_CHECKING:
-    from .pipeline import BuildResult
+from ..errors import OutputError
+from ..kernels.text import join_lists, lines_bytes, number_text
+from ..model import BuildResult
 
 __all__ = ["OOV_TOKEN", "export_filename", "write_exports"]
 

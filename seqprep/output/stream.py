@@ -17,17 +17,16 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import OutputError
-from .kernels.text import join_lists, json_string, lines_bytes, number_text
-
-if TYPE_CHECKING:
-    from .pipeline import BuildResult
+from ..errors import OutputError
+from ..kernels.text import join_lists, json_string, lines_bytes, number_text
+from ..model import BuildResult
+from .files import dump_json, sequences_arrow
 
 __all__ = ["META_KEY", "USERS_PER_BATCH", "read_meta", "write_stream"]
 
@@ -48,12 +47,10 @@ def _stream_meta(result: BuildResult, to: str) -> dict[str, Any]:
 
 def write_stream(result: BuildResult, fh: BinaryIO | None = None) -> dict[str, Any]:
     """Write ``result`` to ``fh`` (default: stdout's binary buffer) as ``config.emit.to``; return the meta."""
-    from .writers import dump_json, sequences_table
-
     to = result.config.emit.to or "arrow"
     fh = sys.stdout.buffer if fh is None else fh
     meta = _stream_meta(result, to)
-    table = sequences_table(result)
+    table = sequences_arrow(result)
     try:
         if to == "arrow":
             table = table.replace_schema_metadata({META_KEY: dump_json(meta).encode("utf-8")})

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, OutputError
-from .stats import Source
+from ..errors import ConfigError, OutputError
+from .source import Source
 
 __all__ = ["require_matplotlib", "check_plot_path", "plot_stats", "PLOT_FORMATS"]
 

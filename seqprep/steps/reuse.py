@@ -19,20 +19,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import InputError
-from .kernels import cast_ids_exact, extend_table, reuse_table
-from .vocab import Vocabulary
-
-if TYPE_CHECKING:
-    from .config import BuildConfig
-    from .pipeline import Interactions
-    from .readers import Log
+from ..config import BuildConfig
+from ..errors import InputError, one_line
+from ..kernels import cast_ids_exact, extend_table, reuse_table
+from ..model import Interactions, Log
+from ..vocab import Vocabulary
 
 __all__ = ["Reference", "fit_reused", "load_reference", "reuse_meta", "unknown_items_step"]
 
@@ -56,7 +53,14 @@ def load_reference(path: str) -> Reference:
     if not (p / "meta.json").is_file() or not (p / "items.parquet").is_file() or not (p / "users.parquet").is_file():
         msg = f"--vocab-from {path!r} is not a seqprep output folder (needs meta.json, items.parquet, users.parquet); pass the -o folder of an earlier build"
         raise InputError(msg)
-    meta = json.loads((p / "meta.json").read_text(encoding="utf-8"))
+    try:
+        meta = json.loads((p / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:  # unreadable, not UTF-8, not JSON
+        msg = f"--vocab-from {path!r}: meta.json cannot be read ({one_line(e, 200)}); rebuild OLD with seqprep build"
+        raise InputError(msg) from e
+    if not isinstance(meta, dict):
+        msg = f"--vocab-from {path!r}: meta.json does not hold a JSON object; rebuild OLD with seqprep build"
+        raise InputError(msg)
     try:
         items = Vocabulary.from_table(pq.read_table(p / "items.parquet"), "item")
         users = Vocabulary.from_table(pq.read_table(p / "users.parquet"), "user")
@@ -97,7 +101,7 @@ def _item_table(ref: Reference, log: Log) -> tuple[pa.Array, np.ndarray]:
 
 
 def unknown_items_step(log: Log, inter: Interactions, config: BuildConfig) -> tuple[np.ndarray | None, dict[str, Any]]:
-    """The ``unknown_items`` step of :func:`seqprep.pipeline.clean`: count (and with ``drop``
+    """The ``unknown_items`` step of :func:`seqprep.steps.clean.clean`: count (and with ``drop``
     remove, with ``error`` reject) the rows whose item OLD does not know. -> (keep mask or None, report)."""
     ref = load_reference(config.vocab.vocab_from)
     item_ids, table = _item_table(ref, log)
