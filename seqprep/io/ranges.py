@@ -27,13 +27,17 @@ __all__ = [
 #: Bytes of CSV text handed to pyarrow's multi-threaded reader at once, as a multiple of --block-size.
 RANGE_BLOCKS = 8
 
-def closed_quotes(reader: Iterator[pa.RecordBatch], watched: QuotedStream, src: Source, sep: str) -> Iterator[pa.RecordBatch]:
+
+def closed_quotes(
+    reader: Iterator[pa.RecordBatch], watched: QuotedStream, src: Source, sep: str
+) -> Iterator[pa.RecordBatch]:
     """The reader's batches; at the end, an error if the input ended inside a quoted field (pyarrow
     takes such a field, open to the end, as a value)."""
     yield from reader
     error = watched.unclosed(src, sep)
     if error is not None:
         raise error
+
 
 def block_not_splitting_crlf(data: np.ndarray, block: int) -> int:
     """The smallest block size from ``block`` whose block boundaries in ``data`` never fall between
@@ -48,6 +52,7 @@ def block_not_splitting_crlf(data: np.ndarray, block: int) -> int:
         if not ((data[at - 1] == CR) & (data[at] == LF)).any():
             return block
         block += 1
+
 
 class RangeReader:  # noqa: N801 - an iterator used like a generator
     """Record batches of an uncompressed CSV read range by range, each range parsed on every core.
@@ -93,7 +98,12 @@ class RangeReader:  # noqa: N801 - an iterator used like a generator
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-csv")
         self._ahead: Any = None  # future of the next range: (table, its end offset)
         self._pending: list[pa.RecordBatch] = []
-        self._range = (self.position, self.position, 1, 0)  # (start, end, rows, rows handed out) of the range being read
+        self._range = (
+            self.position,
+            self.position,
+            1,
+            0,
+        )  # (start, end, rows, rows handed out) of the range being read
         # the input's sha256 from the bytes as they are read (the worker reads the ranges in order)
         self._hash = hashlib.sha256(bytes(data.read_at(self.position, 0)) if self.position else b"") if hashed else None
         self._hashed = self.position

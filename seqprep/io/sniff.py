@@ -47,9 +47,11 @@ _FLAG = {"user": "--user-col", "item": "--item-col", "time": "--time-col", "rati
 
 NUM_RE = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
 
+
 def _norm(name: str) -> str:
     base = name.split(":", 1)[0] if ":" in name else name
     return re.sub(r"[\s_\-]", "", base).lower()
+
 
 def resolve_columns(columns: list[str], opts: ReadOptions, where: str) -> dict[str, str]:
     """Map each role (user, item, time, rating) to a column name; rating is optional.
@@ -89,6 +91,7 @@ def resolve_columns(columns: list[str], opts: ReadOptions, where: str) -> dict[s
             raise ColumnError(msg)
     return found
 
+
 def detect_format(name: str, opts: ReadOptions, head: bytes) -> str:
     """``csv``, ``jsonl`` or ``parquet``: ``--input-format``, else by the extension of ``name`` (the
     file's name without its compression extension), else by content."""
@@ -103,7 +106,9 @@ def detect_format(name: str, opts: ReadOptions, head: bytes) -> str:
         return "jsonl"
     return "csv"
 
+
 SEP_CANDIDATES = ("::", "\t", ",", ";", "|")
+
 
 def _head_records(text: str, sep: str, *, cut: bool) -> list[list[str]]:
     """The first (up to 6) non-empty records of the sniffed text, split by the csv module: quoted
@@ -126,6 +131,7 @@ def _head_records(text: str, sep: str, *, cut: bool) -> list[list[str]]:
         records = records[:-1]
     return records[:6]
 
+
 def _sniff_sep(text: str, lines: list[str], where: str, *, cut: bool) -> str:
     """The separator whose field count agrees over the first records (quotes respected), else the
     first candidate found on line 1."""
@@ -141,6 +147,7 @@ def _sniff_sep(text: str, lines: list[str], where: str, *, cut: bool) -> str:
     msg = f"{where}: cannot tell the column separator from the first line {first[:60]!r}; pass --sep"
     raise InputError(msg)
 
+
 def _check_quotes_in_head(head: bytes, sep: str, where: str, *, cut: bool) -> None:
     """A quote that is open at the end of the whole (short) file, or still open at the end of a cut
     head that has not ended the first row, is an error naming the line it opens on."""
@@ -155,10 +162,11 @@ def _check_quotes_in_head(head: bytes, sep: str, where: str, *, cut: bool) -> No
         if cut:
             msg = (
                 f"{where}: line {line}: a quoted field starts here and does not end within the first "
-                f"{SNIFF_BYTES // 1024} KiB; close the quote (\") or pass the right --sep"
+                f'{SNIFF_BYTES // 1024} KiB; close the quote (") or pass the right --sep'
             )
             raise InputError(msg)
         raise unclosed_quote(where, line)
+
 
 class CsvLayout(NamedTuple):
     """A CSV's separator, column names, whether line 1 is a header, and role -> column."""
@@ -231,6 +239,7 @@ def csv_layout(where: str, opts: ReadOptions, head: bytes) -> CsvLayout:
     roles = resolve_columns(names, opts, where)
     return CsvLayout(sep, names, header, roles)
 
+
 def check_text(head: bytes, where: str, *, cut: bool) -> None:
     """The first block of a CSV holds no NUL byte (a NUL means a corrupt file) and line 1 is UTF-8.
 
@@ -253,6 +262,7 @@ def check_text(head: bytes, where: str, *, cut: bool) -> None:
             return
         raise utf8_message(head, e.start, where) from None
 
+
 def _json_type(v: Any, role: str) -> pa.DataType:
     if role in ("user", "item"):
         return pa.int64() if isinstance(v, int) and not isinstance(v, bool) else pa.string()
@@ -265,6 +275,7 @@ def _json_type(v: Any, role: str) -> pa.DataType:
     if isinstance(v, float):
         return pa.float64()
     return pa.string()
+
 
 def jsonl_layout(where: str, opts: ReadOptions, head: bytes) -> tuple[dict[str, str], pa.Schema]:
     """Roles and the explicit schema of a JSON Lines input, from its first line."""

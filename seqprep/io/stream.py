@@ -40,6 +40,7 @@ __all__ = [
 
 DEFAULT_BLOCK_SIZE = 1 << 24
 
+
 class _FileColumns:
     """One input's compact columns while it is being read."""
 
@@ -113,8 +114,10 @@ class _FileColumns:
             return arr.to_numpy(zero_copy_only=False), None, unit
         return pc.fill_null(arr, 0).to_numpy(), arr.is_valid().to_numpy(zero_copy_only=False), unit
 
+
 def _chunked(col: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
     return col if isinstance(col, pa.ChunkedArray) else pa.chunked_array([col])
+
 
 def _csv_batches(
     src: Source, opts: ReadOptions, head: bytes, block_size: int, as_text: set[str]
@@ -151,6 +154,7 @@ def _csv_batches(
     reader = pacsv.open_csv(watched, read_options=read_opts, parse_options=parse, convert_options=conv)
     return roles, 1 if header else 0, closed_quotes(reader, watched, src, sep), pos, source.close
 
+
 def read_in_ranges(src: Source, opts: ReadOptions, head: bytes, fmt: str) -> bool:
     """Whether ``_csv_batches`` will read ``src`` with :class:`RangeReader` (which hashes it)."""
     if fmt != "csv" or src.compression is not None or src.path is None:
@@ -160,6 +164,7 @@ def read_in_ranges(src: Source, opts: ReadOptions, head: bytes, fmt: str) -> boo
     except SeqprepError:
         return False  # the read raises it, in its place
     return len(sep) == 1
+
 
 def _jsonl_batches(
     src: Source, opts: ReadOptions, head: bytes, block_size: int
@@ -172,6 +177,7 @@ def _jsonl_batches(
         parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
     )
     return roles, iter(reader), pos, source.close, schema
+
 
 def _parquet_batches(
     src: Source, opts: ReadOptions, block_size: int
@@ -191,6 +197,7 @@ def _parquet_batches(
             yield b
 
     return roles, batches(), Position(lambda: src.size * done[0] // total), schema
+
 
 def _read_attempt(
     src: Source,
@@ -235,11 +242,14 @@ def _read_attempt(
         raise
     return cols, roles, header, typed_text
 
+
 def _is_binary(t: pa.DataType) -> bool:
     return pa.types.is_binary(t) or pa.types.is_large_binary(t)
 
+
 class _NotUtf8(Exception):
     """A CSV block typed a used column as binary: it holds invalid UTF-8 (located on the error path)."""
+
 
 def _read_one(
     src: Source,
@@ -256,7 +266,9 @@ def _read_one(
             return _read_attempt(src, opts, block_size, progress, fmt, head, new_buffer, as_text)
         except _NotUtf8:
             if fmt != "csv":  # a Parquet string column pyarrow did not validate
-                msg = f"{src.name}: an id column holds text that is not valid UTF-8; rewrite the file with UTF-8 strings"
+                msg = (
+                    f"{src.name}: an id column holds text that is not valid UTF-8; rewrite the file with UTF-8 strings"
+                )
                 raise InputError(msg) from None
             sep, names, header, roles = csv_layout(src.name, opts, head)
             raise utf8_error(src, names, header, sep, roles, src.name) from None
@@ -301,6 +313,7 @@ def _read_one(
                 msg = f"{where}: cannot read: {e}; check that the file is complete and not corrupt"
             raise InputError(msg) from e
 
+
 def _failed_role(e: Exception, src: Source, opts: ReadOptions, head: bytes) -> str | None:
     """The time or rating role of the column a CSV conversion error names (``In CSV column #2``)."""
     m = re.search(r"CSV column #(\d+): CSV conversion error", str(e))
@@ -311,11 +324,14 @@ def _failed_role(e: Exception, src: Source, opts: ReadOptions, head: bytes) -> s
     name = names[k] if k < len(names) else None
     return next((r for r in ("time", "rating") if roles.get(r) == name), None)
 
+
 _CHUNK_ROWS = 1 << 22
+
 
 def _as_dict(codes: np.ndarray, dictionary: pa.Array) -> pa.DictionaryArray:
     """(codes with -1 for missing, dictionary) as a DictionaryArray view, without a pass over the rows."""
     return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), dictionary, safe=False)
+
 
 def _translate(
     parts: list[tuple[np.ndarray, pa.Array]],
@@ -338,6 +354,7 @@ def _translate(
         at += len(d)
     return out.finish(), dictionary
 
+
 def _concat(parts: list[np.ndarray], dtype: Any, new_buffer: Callable[[Any], Any]) -> np.ndarray:
     if len(parts) == 1:
         return parts[0]
@@ -346,6 +363,7 @@ def _concat(parts: list[np.ndarray], dtype: Any, new_buffer: Callable[[Any], Any
         for lo in range(0, len(p), _CHUNK_ROWS):
             out.append(read_rows(p, lo, lo + _CHUNK_ROWS))
     return out.finish()
+
 
 @dataclass
 class _OneInput:
@@ -382,7 +400,10 @@ def stream_log(
         msg = "stdin (-) is given more than once; pass it once"
         raise ConfigError(msg)
     with ThreadPoolExecutor(max_workers=1) as hasher:
-        read = [_read_input(spec, opts, stdin, block_size, progress, new_buffer, hasher if hash_inputs else None) for spec in specs]
+        read = [
+            _read_input(spec, opts, stdin, block_size, progress, new_buffer, hasher if hash_inputs else None)
+            for spec in specs
+        ]
     progress.phase("encoding ids")
     return _merged(read, opts, new_buffer, progress)
 
