@@ -8,7 +8,8 @@ import io
 import itertools
 import json
 import re
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -21,6 +22,10 @@ from .sources import SNIFF_BYTES
 
 __all__ = [
     "COLUMN_ALIASES",
+    "ColumnRequest",
+    "field_path",
+    "paths_in_schema",
+    "find_column",
     "CsvLayout",
     "NUM_RE",
     "resolve_columns",
@@ -90,6 +95,60 @@ def resolve_columns(columns: list[str], opts: ReadOptions, where: str) -> dict[s
             msg = f"{where}: no {role} column found; columns are {listing} - pass {_FLAG[role]} NAME{hint}"
             raise ColumnError(msg)
     return found
+
+
+@dataclass(frozen=True)
+class ColumnRequest:
+    """A column of the log to read besides the roles (a feature, a ``--where`` operand).
+
+    ``name`` as the user wrote it; in JSON Lines and Parquet ``a.b`` is field ``b`` of the object
+    (struct) ``a`` when no column is named ``a.b``. ``read_as``: ``number`` (float64; text is an
+    error), ``text`` (the distinct values as they are), or ``auto`` (numbers of a typed source stay
+    numbers, lists stay lists, anything else is text). ``flag`` names the option in messages.
+    """
+
+    name: str
+    read_as: Literal["text", "number", "auto"] = "auto"
+    flag: str = "--feature"
+
+
+def find_column(name: str, columns: list[str], flag: str, where: str) -> str:
+    """The column ``name`` of ``columns``: exactly, else the one that matches ignoring case.
+
+    >>> find_column("Genre", ["user", "genre"], "--feature", "f")
+    'genre'
+    """
+    if name in columns:
+        return name
+    ci = [c for c in columns if c.lower() == name.lower()]
+    if len(ci) == 1:
+        return ci[0]
+    msg = f"{where}: column {name!r} ({flag}) not found; columns are {', '.join(columns)}"
+    raise ColumnError(msg)
+
+
+def field_path(request: ColumnRequest, columns: list[str], where: str) -> tuple[str, str | None]:
+    """(top-level column, nested field or None) of a request in a typed source (JSON, Parquet)."""
+    try:
+        return find_column(request.name, columns, request.flag, where), None
+    except ColumnError:
+        if "." not in request.name:
+            raise
+        top, _, sub = request.name.partition(".")
+        try:
+            return find_column(top, columns, request.flag, where), sub
+        except ColumnError:
+            msg = f"{where}: column {request.name!r} ({request.flag}) not found; columns are {', '.join(columns)}"
+            raise ColumnError(msg) from None
+
+
+def paths_in_schema(requests: tuple[ColumnRequest, ...], schema: pa.Schema) -> dict[str, tuple[str, str | None]]:
+    """Where each request is in a JSON Lines schema made by :func:`jsonl_layout`."""
+    out: dict[str, tuple[str, str | None]] = {}
+    for req in requests:
+        top, sub = field_path(req, schema.names, "")
+        out[req.name] = (top, sub)
+    return out
 
 
 def detect_format(name: str, opts: ReadOptions, head: bytes) -> str:
@@ -277,8 +336,15 @@ def _json_type(v: Any, role: str) -> pa.DataType:
     return pa.string()
 
 
-def jsonl_layout(where: str, opts: ReadOptions, head: bytes) -> tuple[dict[str, str], pa.Schema]:
-    """Roles and the explicit schema of a JSON Lines input, from its first line."""
+def jsonl_layout(
+    where: str,
+    opts: ReadOptions,
+    head: bytes,
+    requests: tuple[ColumnRequest, ...] = (),
+    time_as_float: bool = False,
+) -> tuple[dict[str, str], pa.Schema]:
+    """Roles and the explicit schema of a JSON Lines input (with the requested columns), from its
+    first line. ``time_as_float``: a number timestamp read as float64 (a later line has a fraction)."""
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
     first_line = next((ln for ln in text.splitlines() if ln.strip()), None)
     if first_line is None:
@@ -293,5 +359,30 @@ def jsonl_layout(where: str, opts: ReadOptions, head: bytes) -> tuple[dict[str, 
         msg = f"{where}: line 1 is not a JSON object; JSON Lines needs one object per line"
         raise InputError(msg)
     roles = resolve_columns(list(first.keys()), opts, where)
-    schema = pa.schema([(roles[r], _json_type(first.get(roles[r]), r)) for r in roles])
-    return roles, schema
+    types = {roles[r]: _json_type(first.get(roles[r]), r) for r in roles}
+    if time_as_float and pa.types.is_integer(types[roles["time"]]):
+        types[roles["time"]] = pa.float64()
+    nested: dict[str, dict[str, pa.DataType]] = {}
+    for req in requests:
+        top, sub = field_path(req, list(first.keys()), where)
+        if sub is None:
+            types.setdefault(top, _json_request_type(first.get(top), req))
+        else:
+            value = first.get(top)
+            nested.setdefault(top, {})[sub] = _json_request_type(value.get(sub) if isinstance(value, dict) else None, req)
+    for top, fields in nested.items():
+        types[top] = pa.struct(list(fields.items()))
+    return roles, pa.schema(list(types.items()))
+
+
+def _json_request_type(v: Any, req: ColumnRequest) -> pa.DataType:
+    """The JSON reader's type for a requested column, from its first value (bools read as bools)."""
+    if req.read_as == "number":
+        return pa.float64()
+    if isinstance(v, bool):
+        return pa.bool_()
+    if isinstance(v, list):
+        return pa.list_(pa.string())
+    if isinstance(v, (int, float)):  # numbers: float64 for a number; as they are for text values
+        return pa.float64() if req.read_as == "auto" or isinstance(v, float) else pa.int64()
+    return pa.string()
