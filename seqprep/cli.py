@@ -101,6 +101,7 @@ class GroupedCommand(click.Command):
 INPUT = "Input"
 CLEANING = "Cleaning"
 VOCABULARY = "Vocabulary"
+FEATURES = "Features"
 SEQUENCES = "Sequences and splits"
 OUTPUTS = "Outputs"
 RESOURCES = "Resources"
@@ -256,6 +257,29 @@ vocabulary_options = _apply(
     ),
 )
 """How users and items are numbered, or taken from an earlier build."""
+
+feature_options = _apply(
+    option(
+        FEATURES,
+        "--feature",
+        "features",
+        multiple=True,
+        metavar="COL[:KIND]",
+        help="Keep a column of the log beside the items; repeat for several. KIND: cat (its own "
+        "vocabulary 1..K, 0 = padding), num (float32), tokens:SEP (several values in one field). "
+        "Default: num for a numeric column, cat otherwise.",
+    ),
+    option(
+        FEATURES,
+        "--time-feature",
+        "time_features",
+        multiple=True,
+        metavar="NAME",
+        help="Derive a feature from the timestamps; repeat for several: delta, delta-log2, hour, weekday "
+        "(UTC), interval:K (TiSASRec's personalised interval, at most K).",
+    ),
+)
+"""Columns and derived values that travel with the items."""
 
 sequence_options = _apply(
     option(
@@ -509,6 +533,7 @@ def cli() -> None:
 @read_options
 @cleaning_options
 @vocabulary_options
+@feature_options
 @sequence_options
 @output_options
 @resource_options

@@ -33,6 +33,8 @@ __all__ = [
     "IdType",
     "InputFormat",
     "VocabOptions",
+    "FeatureOptions",
+    "FeatureKind",
     "EmitOptions",
     "Unknown",
     "StreamFormat",
@@ -257,6 +259,101 @@ class SessionOptions:
             parse_duration(self.session_gap)
 
 
+FeatureKind = Literal["cat", "num", "tokens"]
+TIME_FEATURES = ("delta", "delta-log2", "hour", "weekday", "interval")
+
+
+@dataclass(frozen=True)
+class FeatureOptions:
+    """Columns that travel with the items (``--feature COL[:KIND]``), time features derived from the
+    timestamps (``--time-feature NAME``), and item/user attribute tables.
+
+    KIND: ``cat`` (a vocabulary 1..K, 0 = padding and missing), ``num`` (float32, NaN = missing) or
+    ``tokens:SEP`` (several categorical values in one field). Without KIND a number column is ``num``
+    and anything else ``cat`` (a JSON/Parquet list is ``tokens``). Time features: ``delta``,
+    ``delta-log2``, ``hour``, ``weekday``, ``interval:K``.
+
+    >>> FeatureOptions(features=("genre", "price:num", "tags:tokens:|")).specs()[2]
+    ('tags', 'tags', 'tokens', '|')
+    """
+
+    features: tuple[str, ...] = ()
+    time_features: tuple[str, ...] = ()
+    item_table: str | None = None
+    item_key: str | None = None
+    item_attrs: tuple[str, ...] = ()
+    user_table: str | None = None
+    user_key: str | None = None
+    user_attrs: tuple[str, ...] = ()
+
+    def specs(self) -> tuple[tuple[str, str, FeatureKind | None, str | None], ...]:
+        """(name, column, kind or None for the default, token separator) of each ``--feature``."""
+        return tuple(parse_feature(text, "--feature") for text in self.features)
+
+    def time_specs(self) -> tuple[tuple[str, int | None], ...]:
+        """(name, parameter) of each ``--time-feature`` (the parameter: interval's K)."""
+        out = []
+        for text in self.time_features:
+            name, _, param = str(text).partition(":")
+            name = name.strip()
+            if name not in TIME_FEATURES or (name == "interval") != bool(param):
+                msg = (
+                    f"--time-feature {text!r} is not a time feature; pass delta, delta-log2, hour, weekday "
+                    "or interval:K (K: the largest interval, e.g. interval:256)"
+                )
+                raise ConfigError(msg)
+            k = None
+            if name == "interval":
+                if not param.strip().isdigit() or int(param) < 1:
+                    msg = f"--time-feature {text!r}: K must be a whole number >= 1, e.g. interval:256"
+                    raise ConfigError(msg)
+                k = int(param)
+            out.append((name.replace("-", "_"), k))
+        return tuple(out)
+
+    def validate(self) -> None:
+        names = [n for n, *_ in self.specs()] + [n for n, _ in self.time_specs()]
+        reserved = sorted(set(names) & RESERVED_COLUMNS)
+        if reserved:
+            msg = f"feature name {reserved[0]!r} is a column seqprep writes already; name it otherwise, e.g. --feature {reserved[0]}:cat is not allowed - rename the column with --names"
+            raise ConfigError(msg)
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            msg = f"feature {dup[0]!r} is given twice; give each --feature / --time-feature once"
+            raise ConfigError(msg)
+
+
+#: Columns of the outputs a feature may not be named after.
+RESERVED_COLUMNS = frozenset(
+    {"user_idx", "user_id", "items", "timestamps", "ratings", "session_ids", "history", "target", "target_ts", "negatives", "offsets", "padded"}
+)
+
+
+def parse_feature(text: str, flag: str) -> tuple[str, str, FeatureKind | None, str | None]:
+    """``COL[:KIND]`` -> (name, column, kind or None, token separator).
+
+    >>> parse_feature("genres:tokens:|", "--feature"), parse_feature("style.Color", "--feature")
+    (('genres', 'genres', 'tokens', '|'), ('style.Color', 'style.Color', None, None))
+    """
+    col, sep, rest = str(text).partition(":")
+    col = col.strip()
+    if not col:
+        msg = f"{flag} {text!r} names no column; pass {flag} COL or {flag} COL:cat|num|tokens:SEP"
+        raise ConfigError(msg)
+    if not sep:
+        return col, col, None, None
+    kind, _, token_sep = rest.partition(":")
+    if kind == "tokens":
+        if not token_sep:
+            msg = f"{flag} {text!r}: tokens needs its separator, e.g. {flag} {col}:tokens:|"
+            raise ConfigError(msg)
+        return col, col, "tokens", token_sep
+    if kind not in ("cat", "num") or token_sep:
+        msg = f"{flag} {text!r}: the kind must be cat, num or tokens:SEP, e.g. {flag} {col}:cat"
+        raise ConfigError(msg)
+    return col, col, kind, None  # type: ignore[return-value]
+
+
 @dataclass(frozen=True)
 class VocabOptions:
     """Reusing the vocabularies of an earlier build (``--vocab-from OLD_OUT``)."""
@@ -421,6 +518,7 @@ class BuildConfig:
     filter: FilterOptions = field(default_factory=FilterOptions)
     session: SessionOptions = field(default_factory=SessionOptions)
     vocab: VocabOptions = field(default_factory=VocabOptions)
+    feature: FeatureOptions = field(default_factory=FeatureOptions)
     emit: EmitOptions = field(default_factory=EmitOptions)
     split: SplitOptions = field(default_factory=SplitOptions)
     engine: EngineOptions = field(default_factory=EngineOptions)
@@ -449,6 +547,7 @@ class BuildConfig:
         self.filter.validate()
         self.session.validate()
         self.vocab.validate()
+        self.feature.validate()
         self.emit.validate()
         if self.to_stdout and self.emit.exports:
             msg = "--export writes files into the output folder, and -o - has none; pass -o OUT"
@@ -470,6 +569,7 @@ class BuildConfig:
                     ("--export", bool(self.emit.exports)),
                     ("--to", self.emit.to is not None),
                     ("-o -", self.to_stdout),
+                    ("--feature/--time-feature/--item-table/--user-table", self.feature != FeatureOptions()),
                 )
                 if used
             ]
@@ -480,7 +580,7 @@ class BuildConfig:
         if self.resources.memory_limit is not None:
             unsupported = [
                 name
-                for name, group in (("filter", self.filter), ("vocab", self.vocab))
+                for name, group in (("filter", self.filter), ("vocab", self.vocab), ("feature", self.feature))
                 if group != type(group)()
             ] + (["--vocab-from-train"] if self.split.vocab_from_train else [])
             if unsupported:
@@ -528,6 +628,7 @@ _GROUPS: dict[str, type] = {
     "filter": FilterOptions,
     "session": SessionOptions,
     "vocab": VocabOptions,
+    "feature": FeatureOptions,
     "emit": EmitOptions,
     "split": SplitOptions,
     "engine": EngineOptions,
@@ -573,6 +674,12 @@ def make_config(
             top_kw[key] = (top_kw[key],)
         if key in top_kw:
             top_kw[key] = tuple(top_kw[key])
+    for key in ("features", "time_features", "item_attrs", "user_attrs"):  # one or several
+        value = group_kw["feature"].get(key)
+        if isinstance(value, str):
+            group_kw["feature"][key] = (value,)
+        elif value is not None:
+            group_kw["feature"][key] = tuple(value)
     if "names" in group_kw["read"] and isinstance(group_kw["read"]["names"], str):
         group_kw["read"]["names"] = tuple(n.strip() for n in group_kw["read"]["names"].split(","))
     elif group_kw["read"].get("names") is not None:

@@ -30,7 +30,7 @@ from .atomic import (
     swap_in,
 )
 from .exports import write_exports
-from .files import dump_json, sequences_npz, write_npz, write_parquet, write_sequences
+from .files import dump_json, feature_vocabulary_table, sequences_npz, write_npz, write_parquet, write_sequences
 from .splits import write_extras
 
 __all__ = ["atomic_output_dir", "build_reads", "check_output", "write_error", "write_outputs"]
@@ -126,6 +126,7 @@ def _write_rest(result: BuildResult, folder: Path, pending: Future[None] | None)
             write_extras(result, folder)
         write_parquet(result.items.to_table("item"), folder / "items.parquet")
         write_parquet(result.users.to_table("user"), folder / "users.parquet")
+        _write_feature_vocabularies(result, folder)
         if result.config.emit.exports:
             write_exports(result, folder)
         if pending is not None:
@@ -141,6 +142,16 @@ def _write_rest(result: BuildResult, folder: Path, pending: Future[None] | None)
     except OSError as e:
         raise write_error(e) from e
     return meta
+
+
+def _write_feature_vocabularies(result: BuildResult, folder: Path) -> None:
+    """``features/<name>.parquet`` for every categorical and token feature."""
+    feats = [] if result.sequences is None else [f for f in result.sequences.features if f.vocab is not None]
+    if not feats:
+        return
+    (folder / "features").mkdir(exist_ok=True)
+    for f in feats:
+        write_parquet(feature_vocabulary_table(f.vocab), folder / "features" / f"{f.name}.parquet")
 
 
 def write_error(e: OSError) -> OutputError:

@@ -39,7 +39,7 @@ from ..kernels.splits import (
     time_quantile,
     users_parts,
 )
-from ..model import EvalRows, Extras, Interactions, Log, Sequences
+from ..model import EvalRows, Extras, Feature, Interactions, Log, Sequences
 from ..resources import sort_threads
 from ..timeunits import bound_in_unit
 from ..vocab import Vocabulary
@@ -88,7 +88,7 @@ def decide_parts(
 
 
 def fit_on_train(
-    inter: Interactions, log: Log, config: BuildConfig, steps: list[dict[str, Any]]
+    inter: Interactions, log: Log, config: BuildConfig, steps: list[dict[str, Any]], features: tuple[Feature, ...] = ()
 ) -> tuple[Vocabulary, Vocabulary, Sequences, np.ndarray, dict[str, Any]]:
     """``--vocab-from-train``: decide the split first, fit the item vocabulary on training rows only.
 
@@ -126,6 +126,7 @@ def fit_on_train(
     if n_unseen:
         keep = ~unseen
         inter, part, iidx = inter.take(keep), part[keep], iidx[keep]
+        features = tuple(f.take(keep) for f in features)
     user_order, user_counts = fit_order(inter.user, log.user_ids, config.user_order)
     users = fitted(log.user_ids, user_order, user_counts, USER_START)
     items = fitted(log.item_ids, item_order, item_counts, ITEM_START)
@@ -136,6 +137,7 @@ def fit_on_train(
         items=iidx[order],
         timestamps=inter.time[order],
         ratings=None if inter.rating is None else inter.rating[order],
+        features=tuple(f.take(order) for f in features),
     )
     return users, items, seqs, part[order], info
 
