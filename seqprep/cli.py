@@ -210,6 +210,14 @@ cleaning_options = _apply(
     ),
     option(
         CLEANING,
+        "--kcore-on",
+        type=click.Choice(["all", "target"]),
+        default="all",
+        show_default=True,
+        help="Which events k-core counts: all, or the --target-events only (a user or item below its bound loses every row).",
+    ),
+    option(
+        CLEANING,
         "--kcore-rounds",
         type=int,
         metavar="N",
@@ -277,6 +285,19 @@ feature_options = _apply(
         metavar="NAME",
         help="Derive a feature from the timestamps; repeat for several: delta, delta-log2, hour, weekday "
         "(UTC), interval:K (TiSASRec's personalised interval, at most K).",
+    ),
+    option(
+        FEATURES,
+        "--event-col",
+        metavar="COL",
+        help="The column with the kind of each interaction (view, cart, buy, ...): it becomes the feature 'event'.",
+    ),
+    option(
+        FEATURES,
+        "--target-events",
+        metavar="E1[,E2]",
+        help="With --event-col: the events to predict (split targets, Caser window targets, negatives); "
+        "histories keep every event. Default: every event.",
     ),
 )
 """Columns and derived values that travel with the items."""

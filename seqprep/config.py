@@ -34,6 +34,7 @@ __all__ = [
     "InputFormat",
     "VocabOptions",
     "FeatureOptions",
+    "EventOptions",
     "FeatureKind",
     "EmitOptions",
     "Unknown",
@@ -354,6 +355,36 @@ def parse_feature(text: str, flag: str) -> tuple[str, str, FeatureKind | None, s
     return col, col, kind, None  # type: ignore[return-value]
 
 
+KcoreOn = Literal["all", "target"]
+
+
+@dataclass(frozen=True)
+class EventOptions:
+    """Multi-behaviour logs: ``event_col`` names the behaviour column (it becomes the categorical
+    feature ``event``); ``target_events`` are the events to predict (split targets, Caser window
+    targets, negatives; empty: every event); ``kcore_on``: which events k-core counts.
+
+    >>> EventOptions(event_col="type", target_events=("buy",)).validate()
+    """
+
+    event_col: str | None = None
+    target_events: tuple[str, ...] = ()
+    kcore_on: KcoreOn = "all"
+
+    def validate(self) -> None:
+        _check_choice("kcore_on", self.kcore_on, KcoreOn)
+        if self.event_col is None and (self.target_events or self.kcore_on != "all"):
+            flag = "--target-events" if self.target_events else "--kcore-on target"
+            msg = f"{flag} needs --event-col COL (the column that holds the kind of each interaction)"
+            raise ConfigError(msg)
+        if self.kcore_on == "target" and not self.target_events:
+            msg = "--kcore-on target needs --target-events (which events are targets)"
+            raise ConfigError(msg)
+        if any(not str(e).strip() for e in self.target_events):
+            msg = f"--target-events {','.join(self.target_events)!r} holds an empty event; pass e.g. --target-events buy,cart"
+            raise ConfigError(msg)
+
+
 @dataclass(frozen=True)
 class VocabOptions:
     """Reusing the vocabularies of an earlier build (``--vocab-from OLD_OUT``)."""
@@ -519,6 +550,7 @@ class BuildConfig:
     session: SessionOptions = field(default_factory=SessionOptions)
     vocab: VocabOptions = field(default_factory=VocabOptions)
     feature: FeatureOptions = field(default_factory=FeatureOptions)
+    event: EventOptions = field(default_factory=EventOptions)
     emit: EmitOptions = field(default_factory=EmitOptions)
     split: SplitOptions = field(default_factory=SplitOptions)
     engine: EngineOptions = field(default_factory=EngineOptions)
@@ -548,6 +580,10 @@ class BuildConfig:
         self.session.validate()
         self.vocab.validate()
         self.feature.validate()
+        self.event.validate()
+        if self.event.event_col is not None and "event" in {n for n, *_ in self.feature.specs()}:
+            msg = "--event-col makes the feature 'event'; name your --feature otherwise"
+            raise ConfigError(msg)
         self.emit.validate()
         if self.to_stdout and self.emit.exports:
             msg = "--export writes files into the output folder, and -o - has none; pass -o OUT"
@@ -570,6 +606,7 @@ class BuildConfig:
                     ("--to", self.emit.to is not None),
                     ("-o -", self.to_stdout),
                     ("--feature/--time-feature/--item-table/--user-table", self.feature != FeatureOptions()),
+                    ("--event-col", self.event != EventOptions()),
                 )
                 if used
             ]
@@ -580,7 +617,7 @@ class BuildConfig:
         if self.resources.memory_limit is not None:
             unsupported = [
                 name
-                for name, group in (("filter", self.filter), ("vocab", self.vocab), ("feature", self.feature))
+                for name, group in (("filter", self.filter), ("vocab", self.vocab), ("feature", self.feature), ("event", self.event))
                 if group != type(group)()
             ] + (["--vocab-from-train"] if self.split.vocab_from_train else [])
             if unsupported:
@@ -629,6 +666,7 @@ _GROUPS: dict[str, type] = {
     "session": SessionOptions,
     "vocab": VocabOptions,
     "feature": FeatureOptions,
+    "event": EventOptions,
     "emit": EmitOptions,
     "split": SplitOptions,
     "engine": EngineOptions,
@@ -674,6 +712,13 @@ def make_config(
             top_kw[key] = (top_kw[key],)
         if key in top_kw:
             top_kw[key] = tuple(top_kw[key])
+    target = group_kw["event"].get("target_events")
+    if isinstance(target, str):  # "buy,cart"
+        group_kw["event"]["target_events"] = tuple(t.strip() for t in target.split(","))
+    elif target is not None:
+        group_kw["event"]["target_events"] = tuple(target)
+    elif "target_events" in group_kw["event"]:  # None: the CLI's "not given"
+        del group_kw["event"]["target_events"]
     for key in ("features", "time_features", "item_attrs", "user_attrs"):  # one or several
         value = group_kw["feature"].get(key)
         if isinstance(value, str):

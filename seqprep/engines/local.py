@@ -30,6 +30,8 @@ from ..output.stream import write_stream
 from ..progress import SILENT, Progress
 from ..steps import splits
 from ..steps.clean import clean
+from ..io.sniff import ColumnRequest
+from ..steps.events import event_feature, event_requests, events_meta, target_positions, target_rows
 from ..steps.features import column_requests, derive_time_features, encode_features, features_meta
 from ..steps.meta import SequenceFacts, make_meta
 from ..steps.sessions import add_sessions
@@ -106,7 +108,7 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
             block_size=block_size,
             progress=progress,
             spill_dir=spill,
-            columns=column_requests(config.feature),
+            columns=_requests(config),
         )
         if log.num_rows == 0:
             raise empty_log(i.path for i in log.inputs)
@@ -116,6 +118,7 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
             part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit)
         else:
             users, items, seqs, part, info, steps = _sorted(log, config, progress, folder)
+        targets = target_positions(seqs, config.event)
         seqs, sessions = add_sessions(seqs, log.time_unit, config.session)
         seqs = derive_time_features(seqs, log.time_unit, config.feature, config.item_order)
         meta = make_meta(
@@ -132,8 +135,10 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
             meta["sessions"] = sessions
         if seqs.features:
             meta["features"] = features_meta(seqs.features)
+        if config.event.event_col is not None:
+            meta["events"] = events_meta(seqs, config.event, targets)
         del log
-    seqs, extras, extra_meta = splits.prepare(seqs, items, part, info, config)
+    seqs, extras, extra_meta = splits.prepare(seqs, items, part, info, config, targets)
     meta.update(extra_meta)
     return BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta, extras=extras)
 
@@ -143,9 +148,10 @@ def _sorted(
 ) -> tuple[Vocabulary, Vocabulary, Sequences, np.ndarray | None, dict[str, Any], list[dict[str, Any]]]:
     """In memory: clean, vocabularies, sort, split decided -> (users, items, seqs, part, info, steps)."""
     inter, steps = clean(log, config)
-    features = encode_features(inter, config.feature, config.item_order)
+    features = encode_features(inter, config.feature, config.item_order) + event_feature(inter, config.event, config.item_order)
     if config.split.vocab_from_train:
-        users, items, seqs, part, info = splits.fit_on_train(inter, log, config, steps, features)
+        targets = target_rows(inter, config.event)
+        users, items, seqs, part, info = splits.fit_on_train(inter, log, config, steps, features, targets)
         return users, items, seqs, part, info, steps
     users, items, uidx, iidx = fit_vocabularies(inter, log, config)
     progress.phase(f"sorting {len(uidx):,} interactions")
@@ -156,8 +162,17 @@ def _sorted(
     else:
         seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts, features=features)
     del uidx, iidx, inter, features
-    part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit)
+    targets = target_positions(seqs, config.event)
+    part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit, targets)
     return users, items, seqs, part, info, steps
+
+
+def _requests(config: BuildConfig) -> tuple[ColumnRequest, ...]:
+    """The log's columns the features and the event column need, each read once."""
+    out: dict[str, ColumnRequest] = {}
+    for req in column_requests(config.feature) + event_requests(config.event):
+        out.setdefault(req.name, req)
+    return tuple(out.values())
 
 
 def _streams(config: BuildConfig, features: tuple[Feature, ...]) -> bool:

@@ -34,7 +34,7 @@ from ..model import Column, Feature, Interactions, Sequences
 from ..timeunits import NS_PER, UNIT_SCALE, largest_abs
 from ..vocab import Vocabulary
 
-__all__ = ["column_requests", "derive_time_features", "encode_features", "features_meta", "feature_vocabularies"]
+__all__ = ["encode_column", "column_requests", "derive_time_features", "encode_features", "features_meta", "feature_vocabularies"]
 
 _NUMBER_RE = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 #: Raw epoch numbers count as epoch seconds (for hour and weekday) when the largest lies in 1973..5138.
@@ -55,6 +55,11 @@ def encode_features(inter: Interactions, opts: FeatureOptions, order: str) -> tu
     return tuple(
         _encode(name, inter.column(column), kind, sep, order) for name, column, kind, sep in opts.specs()
     )
+
+
+def encode_column(name: str, col: Column, kind: FeatureKind | None, sep: str | None, order: str) -> Feature:
+    """One column of the kept rows as the feature ``name`` (see the module docstring for the kinds)."""
+    return _encode(name, col, kind, sep, order)
 
 
 def _encode(name: str, col: Column, kind: FeatureKind | None, sep: str | None, order: str) -> Feature:
