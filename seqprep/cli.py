@@ -623,7 +623,7 @@ def build(inputs: tuple[str, ...], output: str, formats: tuple[str, ...], as_jso
     help="Raw logs (read with the options below, - for stdin), built folders or their train.parquet.",
 )
 @read_options
-@option(OUTPUTS, "--json", "as_json", is_flag=True, help="Print one JSON document (schema in README) to stdout instead of text.")
+@option(OUTPUTS, "--json", "as_json", is_flag=True, help="Print one JSON document (schema in docs/stats.md) to stdout instead of text.")
 @option(
     OUTPUTS,
     "--plot",

@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .dataset import flat_list, read_sequences_table
+from .errors import InputError
 from .io.sources import sha256_file
 from .kernels import tie_stats
 
@@ -54,6 +55,7 @@ _READ_ERRORS = (
     zipfile.BadZipFile,
     NotImplementedError,
     RuntimeError,
+    InputError,  # a sequences/ folder without parts (seqprep.dataset names it)
 )
 
 
