@@ -196,3 +196,10 @@ def test_random_logs_cat_feature_matches_pandas(tmp_path_factory, rows):
     got = res.sequences.features[0]
     assert got.values.tolist() == want
     assert got.vocab.ids.to_pylist() == list(ref)
+
+
+def test_a_feature_column_that_is_not_utf8_names_the_line(tmp_path):
+    (tmp_path / "l.csv").write_bytes(b"user,item,ts,genre\n1,2,3,caf\xe9\n2,3,4,ok\n")
+    r = CliRunner().invoke(cli, ["build", str(tmp_path / "l.csv"), "-o", str(tmp_path / "out"), "--feature", "genre"])
+    assert r.exit_code == 1
+    assert r.output.strip().endswith("l.csv: line 2: byte 0xe9 is not UTF-8; convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)")

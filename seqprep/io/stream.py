@@ -76,7 +76,17 @@ class _Extra:
             self.lengths.append(lengths.to_numpy(zero_copy_only=False).astype(np.int64))
             self.codes.add(_dictionary(pc.list_flatten(arr)))
         else:  # text (a number column of text: checked when the read ends, naming the bad row)
-            self.codes.add(_dictionary(arr))
+            self.codes.add(self._checked(_dictionary(arr)))
+
+    def _checked(self, arr: pa.DictionaryArray) -> pa.DictionaryArray:
+        """pyarrow's CSV dictionary conversion does not check UTF-8: checked on the distinct values."""
+        if pa.types.is_string(arr.dictionary.type):
+            try:
+                arr.dictionary.validate(full=True)
+            except pa.ArrowInvalid:
+                msg = f"column {self.req.name!r} ({self.req.flag}) holds text that is not UTF-8; convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+                raise InputError(msg) from None
+        return arr
 
     def close(self) -> None:
         for buf in (self.codes.codes, self.numbers, self.lengths):
@@ -396,7 +406,7 @@ def _read_one(
                 )
                 raise InputError(msg) from None
             sep, names, header, roles = csv_layout(src.name, opts, head)
-            raise utf8_error(src, names, header, sep, roles, src.name) from None
+            raise utf8_error(src, names, header, sep, _with_requests(roles, names, requests, src.name), src.name) from None
         except pa.ArrowInvalid as e:
             where = src.name
             if "straddl" in str(e) and fmt == "csv":
@@ -417,7 +427,7 @@ def _read_one(
                 # the error paths of the in-memory reader (serial re-reads that name the line)
                 sep, names, header, roles = csv_layout(src.name, opts, head)
                 if "utf8" in str(e).lower():
-                    raise utf8_error(src, names, header, sep, roles, where) from e
+                    raise utf8_error(src, names, header, sep, _with_requests(roles, names, requests, where), where) from e
                 if "parse error" in str(e).lower():
                     raise parse_error(src, names, header, sep, where, e) from e
                 role = _failed_role(e, src, opts, head, requests)
@@ -440,6 +450,13 @@ def _read_one(
             else:
                 msg = f"{where}: cannot read: {e}; check that the file is complete and not corrupt"
             raise InputError(msg) from e
+
+
+def _with_requests(
+    roles: dict[str, str], names: list[str], requests: tuple[ColumnRequest, ...], where: str
+) -> dict[str, str]:
+    """The role columns and the requested ones: every column whose text must be UTF-8."""
+    return {**roles, **{f"extra:{r.name}": find_column(r.name, names, r.flag, where) for r in requests}}
 
 
 def _failed_role(
