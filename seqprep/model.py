@@ -322,3 +322,4 @@ class BuildResult:
     output: Path | None = None
     seconds: float = field(default=0.0, compare=False)
     extras: Extras | None = field(default=None, compare=False)
+    attributes: tuple[Feature, ...] = field(default=(), compare=False)  # --item-table/--user-table: per item/user index
