@@ -40,9 +40,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ...config import BuildConfig, EngineOptions, ReadOptions, SplitOptions
+from ...config import BuildConfig, EngineOptions, SplitOptions
 from ...errors import ConfigError, InputError, empty_log, one_line
-from ...io.columns import merge_ids
 from ...io.sources import sha256_stream
 from ...kernels import csr_offsets
 from ...model import BuildResult, InputInfo, Sequences
@@ -53,11 +52,11 @@ from ...steps.meta import SequenceFacts, make_meta
 from ...steps.missing import MissingCounts
 from ...steps.sessions import add_sessions, session_gap, sessions_meta
 from ...steps.vocabularies import ITEM_START, USER_START, vocabulary_from_counts
-from ...timeunits import UNIT_SCALE
 from ...vocab import Vocabulary
 from .clean import Cleaned, clean_rows
-from .inputs import DaskInput, expand, frame, inspect
-from .partitions import SUMMARY_META, UNITS, encode, encoded_meta, make_part, summary
+from .inputs import DaskInput, expand, inspect
+from .partitions import SUMMARY_META, encode, encoded_meta, make_part, summary
+from .read import PieceRead, canon_meta, read_pieces
 from .write import gather, write_parts
 
 __all__ = ["INSTALL_HINT", "run_dask", "divisions"]
@@ -134,7 +133,7 @@ class _Read:
 
     canon: Any
     offsets: np.ndarray  # the global position of each partition's first row
-    plan: dict[str, Any]  # the merged time unit, float or not, and per-partition scales
+    pieces: PieceRead
     infos: tuple[InputInfo, ...]
     missing: dict[str, Any]  # the missing-value step's report
     partitions: int
@@ -143,26 +142,33 @@ class _Read:
     def num_rows(self) -> int:
         return int(self.offsets[-1])
 
+    @property
+    def unit(self) -> str:
+        return self.pieces.plan.unit
+
+    @property
+    def as_float(self) -> bool:
+        return self.pieces.plan.as_float
+
 
 def _read(dd: Any, client: Any, sources: list[DaskInput], config: BuildConfig) -> _Read:
     hashes = [client.submit(_sha256_of, s.location, pure=False) for s in sources]
-    frames = [frame(dd, s, config.engine.block_bytes) for s in sources]
-    file_parts = np.array([f.npartitions for f in frames])
-    canon = (frames[0] if len(frames) == 1 else dd.concat(frames)).persist()
+    pieces = read_pieces(client, sources, config)
+    canon = dd.from_delayed(pieces.parts, meta=canon_meta(pieces.plan.as_float), verify_meta=False)
     table = canon.map_partitions(summary, meta=SUMMARY_META).compute()
     offsets = csr_offsets(table["rows"].to_numpy())
-    ends = np.cumsum(file_parts)
+    rows = np.bincount(pieces.piece_inputs, weights=pieces.piece_rows, minlength=len(sources)).astype(np.int64)
     infos = tuple(
         InputInfo(
             path=s.path,
             bytes=s.size,
             sha256=h.result(),
-            rows=int(offsets[end] - offsets[end - n]),
+            rows=int(n),
             format=s.format,
             compression=s.compression,
             columns=dict(s.roles),
         )
-        for s, h, n, end in zip(sources, hashes, file_parts, ends)
+        for s, h, n in zip(sources, hashes, rows)
     )
     if offsets[-1] == 0:
         raise empty_log(i.path for i in infos)
@@ -177,38 +183,17 @@ def _read(dd: Any, client: Any, sources: list[DaskInput], config: BuildConfig) -
         first_bad=int(offsets[first] + table["first_bad"].iat[first]) if first >= 0 else -1,
     )
     missing = counts.report(infos, config.strict)
-    return _Read(canon, offsets, time_plan(table["tk"].to_numpy()), infos, missing, len(table))
+    return _Read(canon, offsets, pieces, infos, missing, len(table))
 
 
-def time_plan(codes: np.ndarray) -> dict[str, Any]:
-    """Merge the partitions' time kinds as the reader merges files': one kind of timestamp in every
-    input; the finest date unit wins; any fractional value makes all float64."""
-    from ...errors import mixed_time_kinds
-
-    units = [UNITS[c // 2] for c in codes]
-    present = {u for u in units if u != "none"}
-    if len(present) > 1 and "epoch" in present:
-        raise mixed_time_kinds()
-    if not present:
-        unit = "epoch"
-    elif len(present) == 1:
-        unit = next(iter(present))
-    else:
-        unit = max(present, key=UNIT_SCALE.__getitem__)
-    scales = np.array(
-        [UNIT_SCALE[unit] // UNIT_SCALE[u] if u not in ("none", "epoch") and unit != "epoch" else 1 for u in units],
-        dtype=np.int64,
-    )
-    return {"unit": unit, "float": bool(any(c % 2 for c in codes)), "scales": scales}
-
-
-def _vocabulary(table: Any, role: str, read: ReadOptions, typed_text: bool, order: str, start: int) -> tuple[Vocabulary, pa.Array]:
-    """A count table (id text -> kept, kpos) -> the fitted vocabulary and its ids as text (to broadcast)."""
-    text = pa.array(np.asarray(table.index, dtype=object), type=pa.string())
-    indices = pa.array(np.arange(len(text), dtype=np.int32))
-    _, typed = merge_ids([pa.DictionaryArray.from_arrays(indices, text)], read.id_type, role, typed_text)
-    vocab, chosen = vocabulary_from_counts(table["kept"].to_numpy(), typed, order, table["kpos"].to_numpy(), start)
-    return vocab, text.take(pa.array(chosen))
+def _vocabulary(table: Any, ids: pa.Array, order: str, start: int) -> tuple[Vocabulary, np.ndarray]:
+    """A count table (global code -> kept, kpos) -> the fitted vocabulary and each code's index (-1:
+    not in it), the table broadcast to the workers."""
+    codes = np.asarray(table.index, dtype=np.int64)
+    vocab, chosen = vocabulary_from_counts(table["kept"].to_numpy(), ids.take(pa.array(codes)), order, table["kpos"].to_numpy(), start)
+    lookup = np.full(len(ids), -1, dtype=np.int64)
+    lookup[codes[np.asarray(chosen, dtype=np.int64)]] = np.arange(len(chosen), dtype=np.int64)
+    return vocab, lookup
 
 
 def divisions(user_counts: np.ndarray, part_rows: int) -> list[int]:
@@ -223,14 +208,14 @@ def divisions(user_counts: np.ndarray, part_rows: int) -> list[int]:
     return [int(s) for s in starts] + [num_users]
 
 
-def _pieces(dask: Any, client: Any, cleaned: Cleaned, users: Vocabulary, lookups: tuple[pa.Array, pa.Array], read: _Read, config: BuildConfig, has_rating: bool, gap: Any) -> list[Any]:
+def _pieces(dask: Any, client: Any, cleaned: Cleaned, users: Vocabulary, lookups: tuple[np.ndarray, np.ndarray], read: _Read, config: BuildConfig, has_rating: bool, gap: Any) -> list[Any]:
     """The output parts: encoded rows shuffled into contiguous user ranges, each sorted on a worker."""
     enc = cleaned.rows.map_partitions(
         # broadcast once to every worker (embedding large indexes in the graph would resend them)
         encode,
         client.scatter(lookups[0], broadcast=True),
         client.scatter(lookups[1], broadcast=True),
-        meta=encoded_meta(read.plan["float"]),
+        meta=encoded_meta(read.as_float),
     )
     bounds = divisions(users.counts, config.engine.part_rows)
     cuts = bounds[:-1] + [bounds[-1] - 1] if len(bounds) > 2 else [0, bounds[-1] - 1]
@@ -260,21 +245,22 @@ def run_dask(config: BuildConfig, *, write: bool = True) -> BuildResult:
     with client_for(config.engine) as client, dask.config.set({"dataframe.convert-string": False}), _read_errors():
         read = _read(dd, client, sources, config)
         steps = [read.missing]
-        cleaned = clean_rows(dask, client, read.canon, config, read.offsets, read.plan, has_rating, steps)
-        gap = session_gap(config.session, read.plan["unit"], cleaned.largest)
-        users, user_lookup = _vocabulary(cleaned.users, "user", config.read, any(s.typed_text["user"] for s in sources), config.user_order, USER_START)
-        items, item_lookup = _vocabulary(cleaned.items, "item", config.read, any(s.typed_text["item"] for s in sources), config.item_order, ITEM_START)
+        sizes = (len(read.pieces.user_ids), len(read.pieces.item_ids))
+        cleaned = clean_rows(dask, client, read.canon, config, read.offsets, read.unit, read.as_float, sizes, has_rating, steps)
+        gap = session_gap(config.session, read.unit, cleaned.largest)
+        users, user_lookup = _vocabulary(cleaned.users, read.pieces.user_ids, config.user_order, USER_START)
+        items, item_lookup = _vocabulary(cleaned.items, read.pieces.item_ids, config.item_order, ITEM_START)
         pieces = _pieces(dask, client, cleaned, users, (user_lookup, item_lookup), read, config, has_rating, gap)
         engine = {"name": "dask", "dask_version": dask.__version__, "input_partitions": read.partitions, "output_parts": len(pieces)}
         if config.split != SplitOptions():  # splits run on the client, by the local steps
-            seqs = gather(write_parts(client, distributed, pieces, users, None, keep=True), users, read.plan["float"], has_rating)
+            seqs = gather(write_parts(client, distributed, pieces, users, None, keep=True), users, read.as_float, has_rating)
             return _finish_on_client(config, read, users, items, seqs, steps, engine, write, reads, t0)
         keep = not write or "npz" in config.formats
         parquet = write and "parquet" in config.formats
         out = Path(config.output) if write else None
         with atomic_output_dir(out, config.overwrite, reads) if out is not None else _nowhere() as tmp:
             parts = write_parts(client, distributed, pieces, users, tmp if parquet else None, keep)
-            seqs = gather(parts, users, read.plan["float"], has_rating) if keep else None
+            seqs = gather(parts, users, read.as_float, has_rating) if keep else None
             meta = _meta(config, read, users, items, parts, steps, has_rating, engine, gap)
             result = BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta)
             if tmp is not None:
@@ -303,13 +289,13 @@ def _meta(
     facts = SequenceFacts(
         lengths=users.counts,
         ties=(int(sum(p["ties"][0] for p in parts)), int(sum(p["ties"][1] for p in parts))),
-        timestamp_dtype=np.dtype(np.float64 if read.plan["float"] else np.int64),
+        timestamp_dtype=np.dtype(np.float64 if read.as_float else np.int64),
         has_ratings=has_rating,
     )
-    meta = make_meta(config, inputs=read.infos, rows_read=read.num_rows, time_unit=read.plan["unit"], users=users, items=items, facts=facts, steps=steps)
+    meta = make_meta(config, inputs=read.infos, rows_read=read.num_rows, time_unit=read.unit, users=users, items=items, facts=facts, steps=steps)
     if gap is not None:
         lengths = [p["session_lengths"] for p in parts]
-        meta["sessions"] = sessions_meta(config.session, read.plan["unit"], gap, np.concatenate(lengths) if lengths else np.zeros(0, np.int64))
+        meta["sessions"] = sessions_meta(config.session, read.unit, gap, np.concatenate(lengths) if lengths else np.zeros(0, np.int64))
     meta["engine"] = engine
     return meta
 
@@ -328,7 +314,7 @@ def _finish_on_client(
 ) -> BuildResult:
     """Sessions, splits, truncation, windows and negatives: the local engine's tail (the reference) on
     the sequences gathered on the client; written as the local engine writes them."""
-    unit = read.plan["unit"]
+    unit = read.unit
     part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, unit)
     seqs, sessions = add_sessions(seqs, unit, config.session)
     meta = make_meta(config, inputs=read.infos, rows_read=read.num_rows, time_unit=unit, users=users, items=items, facts=SequenceFacts.of(seqs), steps=steps)

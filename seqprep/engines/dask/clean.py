@@ -15,14 +15,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from ...config import BuildConfig, FilterOptions
 from ...errors import needs_rating_column
 from ...steps.filters import empty_after, kcore_details, step_report, window_bounds
 from .partitions import (
     DEDUP,
-    FINISH_META,
     KCORE,
     KEPT,
     KEYED_META,
@@ -32,6 +30,7 @@ from .partitions import (
     dedup_part,
     drop_ids,
     finish,
+    finish_meta,
     keyed,
 )
 
@@ -40,7 +39,7 @@ __all__ = ["Cleaned", "clean_rows"]
 
 @dataclass
 class Cleaned:
-    """The rows with their stage, the user and item count tables of the kept rows (id text -> kept,
+    """The rows with their stage, the user and item count tables of the kept rows (global id code -> kept,
     first kept position ``kpos``, last stage reached ``smax``), and the largest |timestamp| kept
     (computed only with ``--session-gap``)."""
 
@@ -50,8 +49,11 @@ class Cleaned:
     largest: float
 
 
-def _text(index: pd.Index) -> pa.Array:
-    return pa.array(np.asarray(index, dtype=object), type=pa.string())
+def _mask(index: pd.Index, size: int) -> np.ndarray:
+    """The codes of ``index`` as a mask over all ``size`` global codes (what a round broadcasts)."""
+    mask = np.zeros(size, dtype=bool)
+    mask[np.asarray(index, dtype=np.int64)] = True
+    return mask
 
 
 def _kept_counts(dask: Any, fin: Any) -> tuple[pd.Series, pd.Series]:
@@ -59,7 +61,7 @@ def _kept_counts(dask: Any, fin: Any) -> tuple[pd.Series, pd.Series]:
     return dask.compute(kept.groupby("user").size(), kept.groupby("item").size())
 
 
-def _kcore(dask: Any, client: Any, fin: Any, opts: FilterOptions) -> tuple[Any, list[dict[str, int]], bool]:
+def _kcore(dask: Any, client: Any, fin: Any, opts: FilterOptions, sizes: tuple[int, int], meta: pd.DataFrame) -> tuple[Any, list[dict[str, int]], bool]:
     """k-core rounds on the count tables; -> (rows, the rounds that removed rows, fixpoint reached)."""
     rounds: list[dict[str, int]] = []
     uc, ic = _kept_counts(dask, fin)
@@ -71,9 +73,9 @@ def _kcore(dask: Any, client: Any, fin: Any, opts: FilterOptions) -> tuple[Any, 
         if opts.kcore_rounds is not None and len(rounds) >= opts.kcore_rounds:
             return fin, rounds, False
         # hash=False: a fresh key per round (equal contents, e.g. two empty sets, must not share one)
-        users_bad = client.scatter(_text(bad_u), broadcast=True, hash=False)
-        items_bad = client.scatter(_text(bad_i), broadcast=True, hash=False)
-        fin = fin.map_partitions(drop_ids, users_bad, items_bad, KCORE + len(rounds), meta=FINISH_META).persist()
+        users_bad = client.scatter(_mask(bad_u, sizes[0]), broadcast=True, hash=False)
+        items_bad = client.scatter(_mask(bad_i, sizes[1]), broadcast=True, hash=False)
+        fin = fin.map_partitions(drop_ids, users_bad, items_bad, KCORE + len(rounds), meta=meta).persist()
         uc2, ic2 = _kept_counts(dask, fin)
         rounds.append(
             {
@@ -94,27 +96,33 @@ def clean_rows(
     canon: Any,
     config: BuildConfig,
     offsets: np.ndarray,
-    plan: dict[str, Any],
+    unit: str,
+    as_float: bool,
+    sizes: tuple[int, int],
     has_rating: bool,
     steps: list[dict[str, Any]],
 ) -> Cleaned:
-    """Mark every row with the step that removed it; append the steps' reports to ``steps``."""
+    """Mark every row with the step that removed it; append the steps' reports to ``steps``.
+
+    ``canon``: the canonical frame (global id codes, -1 = missing; ``sizes``: how many user and item
+    codes); ``unit``/``as_float``: its time unit and type."""
     opts = config.filter
     since = until = None
     if opts.since is not None or opts.until is not None:
-        since, until = window_bounds(opts, plan["unit"])
+        since, until = window_bounds(opts, unit)
     if opts.min_rating is not None and not has_rating:
         raise needs_rating_column()
-    fin = canon.map_partitions(finish, offsets, plan["scales"], plan["float"], since, until, opts.min_rating, meta=FINISH_META)
+    meta = finish_meta(as_float)
+    fin = canon.map_partitions(finish, offsets, since, until, opts.min_rating, meta=meta)
     if opts.dedup != "none":
-        fin = fin.shuffle(on="user").map_partitions(dedup_part, opts.dedup, has_rating, meta=FINISH_META)
+        fin = fin.shuffle(on="user").map_partitions(dedup_part, opts.dedup, has_rating, meta=meta)
     kcore_on = opts.min_user_count > 1 or opts.min_item_count > 1
     if opts.dedup != "none" or kcore_on:  # read several times (count tables, rounds, encoding): shuffle once
         fin = fin.persist()
     rounds: list[dict[str, int]] = []
     fixpoint = True
     if kcore_on:
-        fin, rounds, fixpoint = _kcore(dask, client, fin, opts)
+        fin, rounds, fixpoint = _kcore(dask, client, fin, opts, sizes, meta)
     missing_rating: Any = 0
     if opts.min_rating is not None:  # NaN ratings among the rows that reach the rating step
         missing_rating = fin[fin["stage"] > WINDOW]["rating"].isna().sum()
@@ -126,9 +134,11 @@ def clean_rows(
     user_table, item_table, stage_counts, missing_rating, top = dask.compute(
         tables.groupby("user").agg(agg), tables.groupby("item").agg(agg), fin["stage"].value_counts(), missing_rating, top
     )
+    user_table = user_table[user_table.index >= 0]  # a missing id (code -1) is no id
+    item_table = item_table[item_table.index >= 0]
     counts = {int(k): int(v) for k, v in stage_counts.items()}
     details = {
-        "time_window": {"since": since, "until": until, "time_unit": plan["unit"], "rule": "since <= t < until"},
+        "time_window": {"since": since, "until": until, "time_unit": unit, "rule": "since <= t < until"},
         "min_rating": {"min_rating": opts.min_rating, "missing_rating": int(missing_rating)},
         "dedup": {"mode": opts.dedup},
         "kcore": kcore_details(opts, rounds, fixpoint),
