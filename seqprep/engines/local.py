@@ -22,6 +22,7 @@ import numpy as np
 from ..config import BuildConfig
 from ..errors import empty_log
 from ..io import read_log
+from ..io.sniff import ColumnRequest
 from ..model import BuildResult, Feature, Interactions, Log, Sequences
 from ..output.atomic import NO_READS, Reads
 from ..output.files import SequencesWriter, sequences_part
@@ -31,7 +32,6 @@ from ..progress import SILENT, Progress
 from ..steps import splits
 from ..steps.attributes import attribute_features, read_attribute_tables
 from ..steps.clean import clean
-from ..io.sniff import ColumnRequest
 from ..steps.events import event_feature, event_requests, events_meta, target_positions, target_rows
 from ..steps.features import column_requests, derive_time_features, encode_features, features_meta
 from ..steps.meta import SequenceFacts, make_meta

@@ -18,6 +18,7 @@ built column-wise (pyarrow compute), in chunks of users, never with a loop over 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -25,11 +26,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..config import BuildConfig
 from ..errors import OutputError
 from ..kernels.text import join_lists, lines_bytes, number_text
-from ..model import BuildResult
+from ..model import BuildResult, Sequences
+from ..vocab import Vocabulary
 
-__all__ = ["OOV_TOKEN", "export_filename", "write_exports"]
+__all__ = ["OOV_TOKEN", "ExportWriter", "export_filename", "write_exports"]
 
 OOV_TOKEN = "[OOV]"
 USERS_PER_CHUNK = 65536
@@ -48,22 +51,20 @@ def _chunks(offsets: np.ndarray) -> list[tuple[int, int]]:
     return [(a, min(a + USERS_PER_CHUNK, n)) for a in range(0, n, USERS_PER_CHUNK)]
 
 
-def _sasrec(result: BuildResult, fh: BinaryIO) -> None:
-    seqs = result.sequences
+def _sasrec(seqs: Sequences, u0: int, fh: BinaryIO) -> None:
     for a, b in _chunks(seqs.offsets):
         lo, hi = int(seqs.offsets[a]), int(seqs.offsets[b])
-        users = np.repeat(np.arange(a + 1, b + 1, dtype=np.int64), np.diff(seqs.offsets[a : b + 1]))
+        users = np.repeat(np.arange(u0 + a + 1, u0 + b + 1, dtype=np.int64), np.diff(seqs.offsets[a : b + 1]))
         lines = pc.binary_join_element_wise(number_text(users), " ", number_text(seqs.items[lo:hi]), "\n", "")
         fh.write(lines_bytes(lines))
 
 
-def _seqlines(result: BuildResult, fh: BinaryIO) -> None:
-    seqs = result.sequences
+def _seqlines(seqs: Sequences, u0: int, fh: BinaryIO) -> None:
     for a, b in _chunks(seqs.offsets):
         off = seqs.offsets[a : b + 1]
         lo, hi = int(off[0]), int(off[-1])
         items = join_lists(off - lo, number_text(seqs.items[lo:hi]), " ")
-        lines = pc.binary_join_element_wise(number_text(np.arange(a + 1, b + 1, dtype=np.int64)), " ", items, "\n", "")
+        lines = pc.binary_join_element_wise(number_text(np.arange(u0 + a + 1, u0 + b + 1, dtype=np.int64)), " ", items, "\n", "")
         fh.write(lines_bytes(lines.filter(pa.array(np.diff(off) > 0))))
 
 
@@ -77,38 +78,76 @@ def _token_text(ids: pa.Array, role: str) -> pa.Array:
     return text
 
 
-def _recbole(result: BuildResult, fh: BinaryIO) -> None:
-    seqs = result.sequences
-    has_rating = seqs.ratings is not None
-    header = ["user_id:token", "item_id:token"] + (["rating:float"] if has_rating else []) + ["timestamp:float"]
-    fh.write(("\t".join(header) + "\n").encode("utf-8"))
-    user_text = _token_text(result.users.ids, "user")
-    # item index -> token; index 0 (padding) never occurs, oov_idx maps to OOV_TOKEN
-    item_text = pa.concat_arrays([pa.array([""]), _token_text(result.items.ids, "item"), pa.array([OOV_TOKEN])])
-    for a, b in _chunks(seqs.offsets):
-        lo, hi = int(seqs.offsets[a]), int(seqs.offsets[b])
-        users = np.repeat(np.arange(a, b, dtype=np.int64), np.diff(seqs.offsets[a : b + 1]))
-        cols = [
-            user_text.take(pa.array(users)),
-            "\t",
-            item_text.take(pa.array(seqs.items[lo:hi].astype(np.int64))),
-            "\t",
-        ]
-        if has_rating:
-            cols += [number_text(seqs.ratings[lo:hi]), "\t"]
-        cols += [number_text(seqs.timestamps[lo:hi]), "\n"]
-        fh.write(lines_bytes(pc.binary_join_element_wise(*cols, "")))
+class _Recbole:
+    """The ``.inter`` file: its header once, then the rows of each part (original ids as tokens)."""
+
+    def __init__(self, users: Vocabulary, items: Vocabulary, has_rating: bool, fh: BinaryIO) -> None:
+        self.has_rating = has_rating
+        header = ["user_id:token", "item_id:token"] + (["rating:float"] if has_rating else []) + ["timestamp:float"]
+        fh.write(("\t".join(header) + "\n").encode("utf-8"))
+        self.user_text = _token_text(users.ids, "user")
+        # item index -> token; index 0 (padding) never occurs, oov_idx maps to OOV_TOKEN
+        self.item_text = pa.concat_arrays([pa.array([""]), _token_text(items.ids, "item"), pa.array([OOV_TOKEN])])
+
+    def __call__(self, seqs: Sequences, u0: int, fh: BinaryIO) -> None:
+        for a, b in _chunks(seqs.offsets):
+            lo, hi = int(seqs.offsets[a]), int(seqs.offsets[b])
+            users = np.repeat(np.arange(u0 + a, u0 + b, dtype=np.int64), np.diff(seqs.offsets[a : b + 1]))
+            cols = [
+                self.user_text.take(pa.array(users)),
+                "\t",
+                self.item_text.take(pa.array(seqs.items[lo:hi].astype(np.int64))),
+                "\t",
+            ]
+            if self.has_rating:
+                assert seqs.ratings is not None
+                cols += [number_text(seqs.ratings[lo:hi]), "\t"]
+            cols += [number_text(seqs.timestamps[lo:hi]), "\n"]
+            fh.write(lines_bytes(pc.binary_join_element_wise(*cols, "")))
 
 
-_WRITERS = {"sasrec": _sasrec, "seqlines": _seqlines, "recbole": _recbole}
+class ExportWriter:
+    """Every ``--export`` of a build, written part by part: :meth:`add` the sequences of consecutive
+    user ranges in user order (the local engine: one part, every user; the Dask engine: each output
+    part as it comes), then :meth:`close`. The files are the same for any cut into parts."""
+
+    def __init__(self, config: BuildConfig, users: Vocabulary, items: Vocabulary, has_rating: bool, folder: Path) -> None:
+        self.names = [export_filename(name, config.output) for name in config.emit.exports]
+        self.files: list[BinaryIO] = []
+        self.writers: list[Callable[[Sequences, int, BinaryIO], None]] = []
+        try:
+            for name, fname in zip(config.emit.exports, self.names):
+                fh = open(folder / fname, "wb")  # noqa: SIM115 - closed by close()
+                self.files.append(fh)
+                self.writers.append(_Recbole(users, items, has_rating, fh) if name == "recbole" else _WRITERS[name])
+        except BaseException:
+            self.close()
+            raise
+        self.next_user = 0
+
+    def add(self, seqs: Sequences, u0: int) -> None:
+        """The sequences of users ``u0``, ``u0 + 1``, ... (offsets from any start; parts in user order)."""
+        if u0 != self.next_user:
+            msg = f"export parts out of order: users from {u0}, expected {self.next_user}"
+            raise ValueError(msg)
+        for write, fh in zip(self.writers, self.files):
+            write(seqs, u0, fh)
+        self.next_user = u0 + len(seqs.offsets) - 1
+
+    def close(self) -> None:
+        for fh in self.files:
+            fh.close()
+
+
+_WRITERS: dict[str, Callable[[Sequences, int, BinaryIO], None]] = {"sasrec": _sasrec, "seqlines": _seqlines}
 
 
 def write_exports(result: BuildResult, folder: Path) -> list[str]:
     """Write every ``--export`` of ``result`` into ``folder``; returns the file names written."""
-    names = []
-    for name in result.config.emit.exports:
-        fname = export_filename(name, result.config.output)
-        with open(folder / fname, "wb") as fh:
-            _WRITERS[name](result, fh)
-        names.append(fname)
-    return names
+    assert result.sequences is not None
+    writer = ExportWriter(result.config, result.users, result.items, result.sequences.ratings is not None, folder)
+    try:
+        writer.add(result.sequences, 0)
+    finally:
+        writer.close()
+    return writer.names

@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -46,7 +46,9 @@ from ...io.sources import sha256_stream
 from ...kernels import csr_offsets
 from ...model import BuildResult, InputInfo, Sequences
 from ...output.atomic import NO_READS
+from ...output.exports import ExportWriter
 from ...output.folder import atomic_output_dir, build_reads, check_output, write_outputs
+from ...output.stream import StreamWriter, write_stream
 from ...steps import splits
 from ...steps.meta import SequenceFacts, make_meta
 from ...steps.missing import MissingCounts
@@ -55,9 +57,9 @@ from ...steps.vocabularies import ITEM_START, USER_START, vocabulary_from_counts
 from ...vocab import Vocabulary
 from .clean import Cleaned, clean_rows
 from .inputs import DaskInput, expand, inspect
-from .partitions import SUMMARY_META, encode, encoded_meta, make_part, summary
+from .partitions import SUMMARY_META, make_part, split_rows, summary
 from .read import PieceRead, canon_meta, read_pieces
-from .write import gather, write_parts
+from .write import gather, part_sequences, part_table, stats, write_parts
 
 __all__ = ["INSTALL_HINT", "run_dask", "divisions"]
 
@@ -208,37 +210,46 @@ def divisions(user_counts: np.ndarray, part_rows: int) -> list[int]:
     return [int(s) for s in starts] + [num_users]
 
 
-def _pieces(dask: Any, client: Any, cleaned: Cleaned, users: Vocabulary, lookups: tuple[np.ndarray, np.ndarray], read: _Read, config: BuildConfig, has_rating: bool, gap: Any) -> list[Any]:
-    """The output parts: encoded rows shuffled into contiguous user ranges, each sorted on a worker."""
-    enc = cleaned.rows.map_partitions(
-        # broadcast once to every worker (embedding large indexes in the graph would resend them)
-        encode,
-        client.scatter(lookups[0], broadcast=True),
-        client.scatter(lookups[1], broadcast=True),
-        meta=encoded_meta(read.as_float),
-    )
-    bounds = divisions(users.counts, config.engine.part_rows)
-    cuts = bounds[:-1] + [bounds[-1] - 1] if len(bounds) > 2 else [0, bounds[-1] - 1]
-    if len(bounds) > 2 and cuts[-2] == cuts[-1]:  # a last part of one user: merge it
+def part_bounds(user_counts: np.ndarray, part_rows: int) -> list[int]:
+    """The output parts' user bounds (:func:`divisions`, a last part of one user merged into the one before)."""
+    bounds = divisions(user_counts, part_rows)
+    if len(bounds) > 3 and bounds[-1] - bounds[-2] == 1:
         bounds = bounds[:-2] + [bounds[-1]]
-        cuts = bounds[:-1] + [bounds[-1] - 1]
-    shuffled = enc.set_index("uidx", divisions=cuts)
-    return [
-        dask.delayed(make_part)(d, bounds[j], bounds[j + 1], has_rating, gap) for j, d in enumerate(shuffled.to_delayed())
-    ]
+    return bounds
 
 
-def run_dask(config: BuildConfig, *, write: bool = True) -> BuildResult:
+def _parts(client: Any, cleaned: Cleaned, users: Vocabulary, lookups: tuple[np.ndarray, np.ndarray], config: BuildConfig, has_rating: bool, gap: Any) -> tuple[list[Any], list[int]]:
+    """The output parts (futures, in user order) and their user bounds: each partition's kept rows
+    encoded and cut by user range on its worker; each part gathers its chunk of every partition
+    (integer arrays only cross) and is sorted there by the local kernels."""
+    import operator
+
+    bounds = part_bounds(users.counts, config.engine.part_rows)
+    rows = client.compute(cleaned.rows.to_delayed())
+    # broadcast once to every worker (embedding the tables in each task would resend them)
+    ulut, ilut = client.scatter(lookups[0], broadcast=True), client.scatter(lookups[1], broadcast=True)
+    cut = np.asarray(bounds, dtype=np.int64)
+    sent = [client.submit(split_rows, r, ulut, ilut, cut, pure=False) for r in rows]
+    del rows
+    parts = []
+    for j in range(len(bounds) - 1):
+        chunks = [client.submit(operator.getitem, s, j, pure=False) for s in sent]
+        parts.append(client.submit(make_part, chunks, bounds[j], bounds[j + 1], has_rating, gap, pure=False))
+    return parts, bounds
+
+
+def run_dask(config: BuildConfig, *, write: bool = True, stdout: BinaryIO | None = None) -> BuildResult:
     """Run the (validated) ``config`` on a Dask cluster.
 
     With ``write`` and Parquet output only, the sequences go straight from the workers to the part
     files and ``result.sequences`` is ``None`` (``seqprep.load(out)`` reads them back); otherwise they
-    are gathered on the client.
+    are gathered on the client. ``-o -`` streams the parts to ``stdout`` in user order.
     """
     t0 = _time.perf_counter()
     dask, dd, distributed = _import_dask()
-    reads = build_reads(config) if write else NO_READS
-    if write:
+    to_folder = write and not config.to_stdout
+    reads = build_reads(config) if to_folder else NO_READS
+    if to_folder:
         check_output(Path(config.output), config.overwrite, reads)  # before any work
     sources = [inspect(k, spec, config.read) for k, spec in enumerate(expand(config.inputs))]
     has_rating = any("rating" in s.roles for s in sources)  # as the local reader: a rating column anywhere
@@ -250,22 +261,43 @@ def run_dask(config: BuildConfig, *, write: bool = True) -> BuildResult:
         gap = session_gap(config.session, read.unit, cleaned.largest)
         users, user_lookup = _vocabulary(cleaned.users, read.pieces.user_ids, config.user_order, USER_START)
         items, item_lookup = _vocabulary(cleaned.items, read.pieces.item_ids, config.item_order, ITEM_START)
-        pieces = _pieces(dask, client, cleaned, users, (user_lookup, item_lookup), read, config, has_rating, gap)
-        engine = {"name": "dask", "dask_version": dask.__version__, "input_partitions": read.partitions, "output_parts": len(pieces)}
+        futures, _ = _parts(client, cleaned, users, (user_lookup, item_lookup), config, has_rating, gap)
+        engine = {"name": "dask", "dask_version": dask.__version__, "input_partitions": read.partitions, "output_parts": len(futures)}
         if config.split != SplitOptions():  # splits run on the client, by the local steps
-            seqs = gather(write_parts(client, distributed, pieces, users, None, keep=True), users, read.as_float, has_rating)
-            return _finish_on_client(config, read, users, items, seqs, steps, engine, write, reads, t0)
+            seqs = gather(write_parts(futures, users, None, keep=True), users, read.as_float, has_rating)
+            return _finish_on_client(config, read, users, items, seqs, steps, engine, write, reads, t0, stdout)
+        meta = _meta(config, read, users, items, stats(client, futures), steps, has_rating, engine, gap)
+        if write and config.to_stdout:  # the stream, part by part in user order
+            writer = StreamWriter(config.emit.to, meta, stdout)
+            large = bool(users.counts.sum() >= 2**31)
+            write_parts(futures, users, None, keep=False, consumers=(lambda p: writer.add(part_table(p, users, large)),))
+            meta = writer.close()
+            result = BuildResult(config=config, users=users, items=items, sequences=None, meta=meta)
+            return dataclasses.replace(result, seconds=_time.perf_counter() - t0)
         keep = not write or "npz" in config.formats
         parquet = write and "parquet" in config.formats
         out = Path(config.output) if write else None
         with atomic_output_dir(out, config.overwrite, reads) if out is not None else _nowhere() as tmp:
-            parts = write_parts(client, distributed, pieces, users, tmp if parquet else None, keep)
+            with _exports(config, users, items, has_rating, tmp) as consumers:
+                parts = write_parts(futures, users, tmp if parquet else None, keep, consumers)
             seqs = gather(parts, users, read.as_float, has_rating) if keep else None
-            meta = _meta(config, read, users, items, parts, steps, has_rating, engine, gap)
             result = BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta)
             if tmp is not None:
-                meta = write_outputs(result, tmp, sequences_written=parquet)
+                meta = write_outputs(result, tmp, sequences_written=parquet, exports_written=True)
     return dataclasses.replace(result, meta=meta, output=out, seconds=_time.perf_counter() - t0)
+
+
+@contextmanager
+def _exports(config: BuildConfig, users: Vocabulary, items: Vocabulary, has_rating: bool, folder: Path | None) -> Iterator[tuple[Any, ...]]:
+    """The ``--export`` files, written part by part (no consumer without exports or a folder)."""
+    if folder is None or not config.emit.exports:
+        yield ()
+        return
+    writer = ExportWriter(config, users, items, has_rating, folder)
+    try:
+        yield (lambda p: writer.add(part_sequences(p), p["lo"]),)
+    finally:
+        writer.close()
 
 
 @contextmanager
@@ -311,6 +343,7 @@ def _finish_on_client(
     write: bool,
     reads: Any,
     t0: float,
+    stdout: BinaryIO | None = None,
 ) -> BuildResult:
     """Sessions, splits, truncation, windows and negatives: the local engine's tail (the reference) on
     the sequences gathered on the client; written as the local engine writes them."""
@@ -325,7 +358,9 @@ def _finish_on_client(
     meta["engine"] = dict(engine, output_parts=0, gathered_on_client=True)
     result = BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta, extras=extras)
     out = None
-    if write:
+    if write and config.to_stdout:
+        meta = write_stream(result, stdout)
+    elif write:
         out = Path(config.output)
         with atomic_output_dir(out, config.overwrite, reads) as tmp:
             meta = write_outputs(result, tmp)

@@ -32,9 +32,9 @@ __all__ = [
     "dedup_part",
     "drop_ids",
     "keyed",
-    "encode",
-    "encoded_meta",
+    "split_rows",
     "make_part",
+    "part_stats",
 ]
 
 NO_POS = np.iinfo(np.int64).max
@@ -153,42 +153,55 @@ def keyed(df: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def encode(df: pd.DataFrame, users: np.ndarray, items: np.ndarray) -> pd.DataFrame:
-    """Kept rows with user and item indices (items 1..N) from the broadcast code -> index tables."""
-    df = df[df["stage"].to_numpy() == KEPT]
-    return pd.DataFrame(
-        {
-            "uidx": users[df["user"].to_numpy()],
-            "iidx": (items[df["item"].to_numpy()] + 1).astype(np.int32),
-            "time": df["time"].to_numpy(),
-            "rating": df["rating"].to_numpy(),
-            "pos": df["pos"].to_numpy(),
-        }
-    )
+def split_rows(df: pd.DataFrame, users: np.ndarray, items: np.ndarray, bounds: np.ndarray) -> list[dict[str, np.ndarray]]:
+    """The shuffle's send side: the kept rows of one partition with their user and item indices
+    (items 1..N, from the broadcast code -> index tables), cut by output part (users
+    ``bounds[j] <= u < bounds[j + 1]``), each chunk in the partition's row order. Plain integer
+    and float arrays: what crosses between workers."""
+    kept = df["stage"].to_numpy() == KEPT
+    uidx = users[df["user"].to_numpy()[kept]].astype(np.int32)
+    part = np.searchsorted(bounds, uidx, side="right") - 1
+    order = np.argsort(part, kind="stable")
+    cuts = csr_offsets(np.bincount(part, minlength=len(bounds) - 1))
+    cols = {
+        "uidx": uidx,
+        "iidx": (items[df["item"].to_numpy()[kept]] + 1).astype(np.int32),
+        "time": df["time"].to_numpy()[kept],
+        "rating": df["rating"].to_numpy()[kept],
+        "pos": df["pos"].to_numpy()[kept],
+    }
+    cols = {k: v[order] for k, v in cols.items()}
+    return [{k: v[cuts[j] : cuts[j + 1]] for k, v in cols.items()} for j in range(len(bounds) - 1)]
 
 
-def make_part(df: pd.DataFrame, lo: int, hi: int, has_rating: bool, gap: float | None = None) -> dict[str, Any]:
-    """Users lo..hi-1 as CSR arrays, by the local kernels: input order, then the stable time sort;
-    with a session ``gap``, the session numbers and lengths (users are whole, so per part is global)."""
-    user = df.index.to_numpy().astype(np.int64) - lo
-    back = np.argsort(df["pos"].to_numpy(), kind="stable")  # input order (the tie-break)
-    user = user[back]
-    time = df["time"].to_numpy()[back]
+def make_part(chunks: list[dict[str, np.ndarray]], lo: int, hi: int, has_rating: bool, gap: float | None = None) -> dict[str, Any]:
+    """Users lo..hi-1 (their chunks from every partition) as CSR arrays, by the local kernels: input
+    order, then the stable time sort; with a session ``gap``, the session numbers and lengths (users
+    are whole, so per part is global)."""
+    col = {k: np.concatenate([c[k] for c in chunks]) for k in ("uidx", "iidx", "time", "rating", "pos")}
+    back = np.argsort(col["pos"], kind="stable")  # input order (the tie-break)
+    user = col["uidx"][back].astype(np.int64) - lo
+    time = col["time"][back]
     order = back[time_order(user, time)]
     offsets = csr_offsets(np.bincount(user, minlength=hi - lo))
-    timestamps = df["time"].to_numpy()[order]
+    timestamps = col["time"][order]
     sids = None if gap is None else session_ids(offsets, timestamps, gap)
     return {
         "lo": lo,
         "hi": hi,
         "offsets": offsets,
-        "items": df["iidx"].to_numpy()[order].astype(np.int32, copy=False),
+        "items": col["iidx"][order].astype(np.int32, copy=False),
         "timestamps": timestamps,
-        "ratings": df["rating"].to_numpy()[order].astype(np.float32, copy=False) if has_rating else None,
+        "ratings": col["rating"][order].astype(np.float32, copy=False) if has_rating else None,
         "ties": tie_stats(offsets, timestamps),
         "session_ids": sids,
         "session_lengths": None if sids is None else session_lengths(offsets, sids),
     }
+
+
+def part_stats(part: dict[str, Any]) -> dict[str, Any]:
+    """What meta.json needs of a part (its ties and session lengths), without its arrays."""
+    return {"ties": part["ties"], "session_lengths": part["session_lengths"]}
 
 
 KEYED_META = pd.DataFrame(
@@ -200,16 +213,3 @@ KEYED_META = pd.DataFrame(
         "smax": pd.Series([], dtype=np.int16),
     }
 )
-
-
-def encoded_meta(as_float: bool) -> pd.DataFrame:
-    """The frame :func:`encode` returns, empty."""
-    return pd.DataFrame(
-        {
-            "uidx": pd.Series([], dtype=np.int64),
-            "iidx": pd.Series([], dtype=np.int32),
-            "time": pd.Series([], dtype=np.float64 if as_float else np.int64),
-            "rating": pd.Series([], dtype=np.float32),
-            "pos": pd.Series([], dtype=np.int64),
-        }
-    )

@@ -111,7 +111,15 @@ def _pieces_of(client: Any, src: DaskInput, config: BuildConfig) -> list[Piece]:
 
         def scan(ranges: list[tuple[int, int]]) -> list[Any]:
             n = len(ranges)
-            futs = client.map(scan_range, [src.location] * n, [src.size] * n, [a for a, _ in ranges], [b for _, b in ranges], [ord(sep)] * n, pure=False)
+            futs = client.map(
+                scan_range,
+                [src.location] * n,
+                [src.size] * n,
+                [a for a, _ in ranges],
+                [b for _, b in ranges],
+                [ord(sep)] * n,
+                pure=False,
+            )
             return client.gather(futs)
 
         pieces, opened = csv_pieces(src.index, src.path, src.location, src.size, sep, block, scan)
@@ -142,4 +150,11 @@ def read_pieces(client: Any, sources: list[DaskInput], config: BuildConfig) -> P
         for k, (r, ut, it) in enumerate(zip(reads, user_tables, item_tables))
     ]
     del reads  # each piece's read is let go once its canonical partition is made
-    return PieceRead(parts, user_ids, item_ids, plan, np.array(inputs, dtype=np.int64), np.array([d["rows"] for d in small], dtype=np.int64))
+    return PieceRead(
+        parts,
+        user_ids,
+        item_ids,
+        plan,
+        np.array(inputs, dtype=np.int64),
+        np.array([d["rows"] for d in small], dtype=np.int64),
+    )
