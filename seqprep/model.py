@@ -281,6 +281,7 @@ class Extras:
     padded: np.ndarray | None = None
     max_len: int | None = None
     pad: str = "left"
+    groups: np.ndarray | None = None  # user bounds of the split files' row groups (those of sequences.parquet)
 
 
 @dataclass(frozen=True)
