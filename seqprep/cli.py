@@ -299,8 +299,53 @@ feature_options = _apply(
         help="With --event-col: the events to predict (split targets, Caser window targets, negatives); "
         "histories keep every event. Default: every event.",
     ),
+    option(
+        FEATURES,
+        "--item-table",
+        metavar="FILE",
+        help="A table of item attributes (CSV/TSV, RecBole .item, JSON Lines, Parquet) joined on the original "
+        "item id; writes item_features.* with one row per item index (row 0 = padding).",
+    ),
+    option(
+        FEATURES,
+        "--item-key",
+        metavar="COL",
+        help="The --item-table column holding the item id. Default: the log's item column name, else "
+        "movieId, item_id, asin, ... (as for --item-col).",
+    ),
+    option(
+        FEATURES,
+        "--item-attr",
+        "item_attrs",
+        multiple=True,
+        metavar="COL[:KIND]",
+        help="Keep a column of --item-table as an item attribute; repeat for several. KIND as for --feature, "
+        "or a RecBole type (token, token_seq, float); default: from a RecBole typed header, else as --feature.",
+    ),
+    option(
+        FEATURES,
+        "--user-table",
+        metavar="FILE",
+        help="A table of user attributes (e.g. RecBole .user) joined on the original user id; writes "
+        "user_features.* with one row per user index (no padding row).",
+    ),
+    option(
+        FEATURES,
+        "--user-key",
+        metavar="COL",
+        help="The --user-table column holding the user id. Default: the log's user column name, else "
+        "userId, user_id, ... (as for --user-col).",
+    ),
+    option(
+        FEATURES,
+        "--user-attr",
+        "user_attrs",
+        multiple=True,
+        metavar="COL[:KIND]",
+        help="Keep a column of --user-table as a user attribute; repeat for several (KIND as for --item-attr).",
+    ),
 )
-"""Columns and derived values that travel with the items."""
+"""Columns and derived values that travel with the items, and item/user attribute tables."""
 
 sequence_options = _apply(
     option(
@@ -534,6 +579,15 @@ def reuse_summary(v: dict[str, Any]) -> str:
     )
 
 
+def attributes_summary(role: str, table: dict[str, Any], features: dict[str, Any]) -> str:
+    """The summary line of an attribute table (numbers from meta.json's ``attribute_tables`` and ``features``)."""
+    names = [f"{n} ({e['kind']})" for n, e in sorted(features.items()) if e.get("source") == role]
+    return (
+        f"seqprep: {role} attributes {', '.join(names)} from {table['path']}: {table[role + 's_with_row']:,} of "
+        f"{table[role + 's']:,} {role}s have a row, {table['rows_ignored']:,} of {table['rows']:,} table rows ignored"
+    )
+
+
 def _note(quiet: bool, text: str) -> None:
     if not quiet:
         click.echo(text, err=True)
@@ -603,6 +657,8 @@ def build(inputs: tuple[str, ...], output: str, formats: tuple[str, ...], as_jso
         _note(quiet, f"seqprep: {m['sessions']['num_sessions']:,} sessions (gap {m['sessions']['gap']})")
     if m.get("vocab_reuse"):
         _note(quiet, reuse_summary(m["vocab_reuse"]))
+    for role, table in (m.get("attribute_tables") or {}).items():
+        _note(quiet, attributes_summary(role, table, m["features"]))
     if "split" in m:
         sz = m["split"]["sizes"]
         _note(

@@ -36,6 +36,9 @@ __all__ = [
     "FeatureOptions",
     "EventOptions",
     "FeatureKind",
+    "AttributeRole",
+    "ATTRIBUTE_ROLES",
+    "RECBOLE_KINDS",
     "EmitOptions",
     "Unknown",
     "StreamFormat",
@@ -261,6 +264,9 @@ class SessionOptions:
 
 
 FeatureKind = Literal["cat", "num", "tokens"]
+AttributeRole = Literal["item", "user"]
+#: The attribute tables, in the order they are read and written.
+ATTRIBUTE_ROLES: tuple[AttributeRole, ...] = ("item", "user")
 TIME_FEATURES = ("delta", "delta-log2", "hour", "weekday", "interval")
 
 
@@ -274,8 +280,14 @@ class FeatureOptions:
     and anything else ``cat`` (a JSON/Parquet list is ``tokens``). Time features: ``delta``,
     ``delta-log2``, ``hour``, ``weekday``, ``interval:K``.
 
+    Attribute tables (``--item-table FILE --item-key COL --item-attr COL[:KIND]``, the same for
+    users): KIND as for ``--feature``, or a RecBole type (``token`` = cat, ``token_seq`` = tokens
+    split at spaces, ``float`` = num); without KIND a RecBole typed header gives it.
+
     >>> FeatureOptions(features=("genre", "price:num", "tags:tokens:|")).specs()[2]
     ('tags', 'tags', 'tokens', '|')
+    >>> FeatureOptions(item_table="m.item", item_attrs=("class:token_seq",)).attribute_specs("item")
+    (('class', 'class', 'tokens', ' '),)
     """
 
     features: tuple[str, ...] = ()
@@ -312,7 +324,21 @@ class FeatureOptions:
             out.append((name.replace("-", "_"), k))
         return tuple(out)
 
+    def attribute_specs(self, role: AttributeRole) -> tuple[tuple[str, str, FeatureKind | None, str | None], ...]:
+        """(name, column, kind or None for the default, token separator) of each ``--item-attr`` / ``--user-attr``."""
+        attrs = self.item_attrs if role == "item" else self.user_attrs
+        return tuple(parse_attribute(text, f"--{role}-attr") for text in attrs)
+
+    def table(self, role: AttributeRole) -> str | None:
+        """The ``--item-table`` / ``--user-table`` file."""
+        return self.item_table if role == "item" else self.user_table
+
+    def key(self, role: AttributeRole) -> str | None:
+        """The ``--item-key`` / ``--user-key`` column (None: found by name)."""
+        return self.item_key if role == "item" else self.user_key
+
     def validate(self) -> None:
+        self._validate_tables()
         names = [n for n, *_ in self.specs()] + [n for n, _ in self.time_specs()]
         reserved = sorted(set(names) & RESERVED_COLUMNS)
         if reserved:
@@ -322,12 +348,70 @@ class FeatureOptions:
         if dup:
             msg = f"feature {dup[0]!r} is given twice; give each --feature / --time-feature once"
             raise ConfigError(msg)
+        self._validate_attribute_names(names)
+
+    def _validate_tables(self) -> None:
+        for role in ATTRIBUTE_ROLES:
+            table, attrs, key = self.table(role), self.attribute_specs(role), self.key(role)
+            if table is None and attrs:
+                msg = f"--{role}-attr needs --{role}-table FILE (the table that holds the attributes)"
+                raise ConfigError(msg)
+            if table is None and key is not None:
+                msg = f"--{role}-key names the key column of --{role}-table FILE; add --{role}-table, or drop --{role}-key"
+                raise ConfigError(msg)
+            if table is not None and not attrs:
+                msg = f"--{role}-table {table} needs --{role}-attr COL[:KIND] (the columns to keep; repeat for several)"
+                raise ConfigError(msg)
+            if table == STDOUT or (table is not None and not str(table).strip()):
+                msg = f"--{role}-table {table!r}: an attribute table is read from a file (stdin, -, is the log's); pass its path"
+                raise ConfigError(msg)
+
+    def _validate_attribute_names(self, feature_names: list[str]) -> None:
+        """Attribute names: distinct from each other and from the features (each name writes
+        ``features/<name>.parquet``), and not a column of the attribute files."""
+        taken = {n: f"--feature/--time-feature {n}" for n in feature_names}
+        for role in ATTRIBUTE_ROLES:
+            for name, *_ in self.attribute_specs(role):
+                flag = f"--{role}-attr {name}"
+                if name in RESERVED_COLUMNS or name in ATTRIBUTE_RESERVED:
+                    msg = f"{flag}: {name!r} is a column seqprep writes already; attributes cannot take that name - rename the column in the table"
+                    raise ConfigError(msg)
+                if name in taken:
+                    msg = (
+                        f"{flag}: the name {name!r} is taken by {taken[name]}; each feature and attribute has its own "
+                        "vocabulary file features/<name>.parquet, so the names must differ - drop one, or rename the column"
+                    )
+                    raise ConfigError(msg)
+                taken[name] = flag
 
 
 #: Columns of the outputs a feature may not be named after.
 RESERVED_COLUMNS = frozenset(
     {"user_idx", "user_id", "items", "timestamps", "ratings", "session_ids", "history", "target", "target_ts", "negatives", "offsets", "padded"}
 )
+#: Columns of item_features / user_features (and their RecBole export) an attribute may not be named after.
+ATTRIBUTE_RESERVED = frozenset({"item_idx", "item_id"})
+
+#: A RecBole type (an attribute's KIND, or a typed header's) -> (kind, token separator).
+RECBOLE_KINDS: dict[str, tuple[FeatureKind, str | None]] = {"token": ("cat", None), "token_seq": ("tokens", " "), "float": ("num", None)}
+
+
+def parse_attribute(text: str, flag: str) -> tuple[str, str, FeatureKind | None, str | None]:
+    """``COL[:KIND]`` of ``--item-attr`` / ``--user-attr`` -> (name, column, kind or None, token separator).
+
+    KIND is cat, num, tokens:SEP or a RecBole type (``token``, ``token_seq``: tokens at spaces, ``float``).
+
+    >>> parse_attribute("genres:tokens:|", "--item-attr"), parse_attribute("class:token_seq", "--item-attr")
+    (('genres', 'genres', 'tokens', '|'), ('class', 'class', 'tokens', ' '))
+    """
+    col, sep, rest = str(text).partition(":")
+    if sep and rest.strip() in RECBOLE_KINDS:
+        kind, token_sep = RECBOLE_KINDS[rest.strip()]
+        return col.strip(), col.strip(), kind, token_sep
+    if sep and rest.strip() == "float_seq":
+        msg = f"{flag} {text!r}: a RecBole float_seq (a vector of numbers) has no seqprep kind; pass {col}:tokens:' ' to keep its values as categories, or leave the column out"
+        raise ConfigError(msg)
+    return parse_feature(text, flag)
 
 
 def parse_feature(text: str, flag: str) -> tuple[str, str, FeatureKind | None, str | None]:
@@ -581,12 +665,17 @@ class BuildConfig:
         self.vocab.validate()
         self.feature.validate()
         self.event.validate()
-        if self.event.event_col is not None and "event" in {n for n, *_ in self.feature.specs()}:
-            msg = "--event-col makes the feature 'event'; name your --feature otherwise"
-            raise ConfigError(msg)
+        if self.event.event_col is not None:
+            attrs = {n for role in ("item", "user") for n, *_ in self.feature.attribute_specs(role)}  # type: ignore[arg-type]
+            if "event" in {n for n, *_ in self.feature.specs()} | attrs:
+                msg = "--event-col makes the feature 'event'; name your --feature or attribute otherwise"
+                raise ConfigError(msg)
         self.emit.validate()
         if self.to_stdout and self.emit.exports:
             msg = "--export writes files into the output folder, and -o - has none; pass -o OUT"
+            raise ConfigError(msg)
+        if self.to_stdout and (self.feature.item_table is not None or self.feature.user_table is not None):
+            msg = "--item-table/--user-table write item_features/user_features files into the output folder, and -o - has none; pass -o OUT"
             raise ConfigError(msg)
         if not self.to_stdout and self.emit.to is not None:
             msg = f"--to {self.emit.to} sets the format of the stdout stream; pass -o - (or drop --to and use -f)"
@@ -719,6 +808,9 @@ def make_config(
         group_kw["event"]["target_events"] = tuple(target)
     elif "target_events" in group_kw["event"]:  # None: the CLI's "not given"
         del group_kw["event"]["target_events"]
+    for key in ("item_table", "user_table"):  # a path: kept as text (meta.json records it)
+        if group_kw["feature"].get(key) is not None:
+            group_kw["feature"][key] = str(group_kw["feature"][key])
     for key in ("features", "time_features", "item_attrs", "user_attrs"):  # one or several
         value = group_kw["feature"].get(key)
         if isinstance(value, str):

@@ -29,6 +29,7 @@ from ..output.folder import atomic_output_dir, build_reads, check_output, write_
 from ..output.stream import write_stream
 from ..progress import SILENT, Progress
 from ..steps import splits
+from ..steps.attributes import attribute_features, read_attribute_tables
 from ..steps.clean import clean
 from ..io.sniff import ColumnRequest
 from ..steps.events import event_feature, event_requests, events_meta, target_positions, target_rows
@@ -100,6 +101,7 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
     block_size = config.resources.block_size_bytes
     if limit is not None:  # the streaming reader holds a few dozen blocks in flight
         block_size = min(block_size, max(1 << 20, limit // 200))
+    tables = read_attribute_tables(config)  # before the log: a wrong table or column fails at once
     with _spill_folder(limit) as spill:
         log = read_log(
             config.inputs,
@@ -138,9 +140,15 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
         if config.event.event_col is not None:
             meta["events"] = events_meta(seqs, config.event, targets)
         del log
+    attributes, attributes_meta = attribute_features(tables, config, users, items)
+    if attributes:
+        meta["features"] = {**meta.get("features", {}), **attributes_meta["features"]}
+        meta["attribute_tables"] = attributes_meta["attribute_tables"]
     seqs, extras, extra_meta = splits.prepare(seqs, items, part, info, config, targets)
     meta.update(extra_meta)
-    return BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta, extras=extras)
+    return BuildResult(
+        config=config, users=users, items=items, sequences=seqs, meta=meta, extras=extras, attributes=attributes
+    )
 
 
 def _sorted(

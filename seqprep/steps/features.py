@@ -74,7 +74,8 @@ def encode_features(inter: Interactions, opts: FeatureOptions, order: str) -> tu
 
 
 def encode_column(name: str, col: Column, kind: FeatureKind | None, sep: str | None, order: str) -> Feature:
-    """One column of the kept rows as the feature ``name`` (see the module docstring for the kinds)."""
+    """One column encoded as ``--feature`` encodes it, its vocabulary fitted on the column's rows (the
+    attribute tables' columns are encoded with it: :mod:`seqprep.steps.attributes`)."""
     return _encode(name, col, kind, sep, order)
 
 
@@ -203,10 +204,10 @@ def _tokens(name: str, col: Column, sep: str | None, order: str) -> Feature:
         token_codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int32)
         values = enc.dictionary
         rows = col.codes
-        lengths = np.where(rows >= 0, np.diff(value_offsets)[np.maximum(rows, 0)], 0)
+        lengths = np.append(np.diff(value_offsets), 0)[rows]  # code -1 (missing) takes the trailing 0: no value at all is fine too
         offsets = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        starts = value_offsets[:-1][np.maximum(rows, 0)]
+        starts = np.append(value_offsets[:-1], 0)[rows]
         pos = np.repeat(starts - offsets[:-1], lengths) + np.arange(int(offsets[-1]), dtype=np.int64)
         codes = token_codes[pos]
         empty = _empty_tokens(col, sep)
