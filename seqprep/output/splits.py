@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,38 +18,13 @@ import pyarrow as pa
 
 from ..io.buffers import FileBuffer, read_rows
 from ..kernels import padded
-from ..model import BuildResult, EvalRows, Extras
+from ..model import BuildResult, EvalRows, Extras, LargeLists
 from ..vocab import Vocabulary
 from .files import NpyChunks, SequencesWriter, list_array, write_npz
 
-__all__ = ["LargeLists", "SplitWriter", "extras_range", "write_extras"]
+__all__ = ["SplitWriter", "extras_range", "write_extras"]
 
 EVALS = ("valid", "test")
-
-
-@dataclass(frozen=True)
-class LargeLists:
-    """Which list columns of the split files are ``large_list``: those of a file that holds 2**31
-    values or more (train items; each part's histories and negatives)."""
-
-    train: bool = False
-    history: tuple[bool, bool] = (False, False)  # valid, test
-    negatives: tuple[bool, bool] = (False, False)
-
-    @classmethod
-    def of(cls, train_items: int, history_items: tuple[int, int], negatives: tuple[int, int]) -> LargeLists:
-        big = 2**31
-        return cls(train_items >= big, (history_items[0] >= big, history_items[1] >= big), (negatives[0] >= big, negatives[1] >= big))
-
-    @classmethod
-    def of_extras(cls, ex: Extras) -> LargeLists:
-        """The flags of the extras of every user."""
-        evs = [getattr(ex, name) for name in EVALS]
-        return cls.of(
-            0 if ex.train_items is None else len(ex.train_items),
-            tuple(0 if ev is None else len(ev.history) for ev in evs),  # type: ignore[arg-type]
-            tuple(0 if ev is None or ev.negatives is None else ev.negatives.size for ev in evs),  # type: ignore[arg-type]
-        )
 
 
 def _train_table(users: Vocabulary, ex: Extras, large: LargeLists) -> pa.Table:
@@ -163,7 +137,7 @@ def write_extras(result: BuildResult, folder: Path) -> None:
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="seqprep-split") as pool:
         written: list[Future[None]] = []
         if "parquet" in formats:
-            large = LargeLists.of_extras(ex)
+            large = ex.large or LargeLists.of_extras(ex)
             groups = _groups(ex, len(result.users))
             for name in _parquet_names(ex):
                 written.append(pool.submit(_write_grouped, folder / f"{name}.parquet", _group_tables(name, result.users, ex, large, groups)))
@@ -258,14 +232,17 @@ class _Spilled:
 
 
 class SplitWriter:
-    """The split files of a build whose extras come one row group (user range) at a time, in user
-    order (:meth:`add`): Parquet row groups written as they come, NPZ arrays gathered in files of
-    ``spill`` and written by :meth:`close`. The files are the same, byte for byte, as
-    :func:`write_extras` writes from the extras of every user."""
+    """The split files of a build whose extras come one user range at a time, in user order
+    (:meth:`add`; ranges of whole users, of any size): each Parquet row group (the users of one of
+    sequences.parquet's, ``Extras.groups``) is written once all its users have come, the NPZ arrays
+    are gathered in files of ``spill`` and written by :meth:`close`. The files are the same, byte for
+    byte, as :func:`write_extras` writes from the extras of every user. The extras must carry
+    ``groups`` and ``large`` (:func:`seqprep.steps.splits.prepare_range` sets them)."""
 
-    def __init__(self, folder: Path, formats: tuple[str, ...], users: Vocabulary, large: LargeLists, spill: Path) -> None:
-        self.folder, self.formats, self.users, self.large, self.spill = folder, formats, users, large, spill
+    def __init__(self, folder: Path, formats: tuple[str, ...], users: Vocabulary, spill: Path) -> None:
+        self.folder, self.formats, self.users, self.spill = folder, formats, users, spill
         self.parquet: dict[str, _GroupedParquet] = {}
+        self.pending: dict[str, list[pa.Table]] = {}
         self.npz: dict[str, dict[str, _Spilled]] = {}
 
     def _member(self, file: str, name: str, offsets: bool = False) -> _Spilled:
@@ -274,13 +251,22 @@ class SplitWriter:
             members[name] = _Spilled(self.spill, offsets)
         return members[name]
 
-    def add(self, ex: Extras) -> None:
-        """The extras of the next row group's users."""
+    def add(self, ex: Extras, u0: int, u1: int) -> None:
+        """The extras of users ``u0 <= u < u1``, the next range after the last one added."""
         if "parquet" in self.formats:
-            for name in _parquet_names(ex):
-                if name not in self.parquet:
-                    self.parquet[name] = _GroupedParquet(self.folder / f"{name}.parquet")
-                self.parquet[name].add(_table(name, self.users, ex, self.large))
+            assert ex.groups is not None and ex.large is not None
+            bounds = np.asarray(ex.groups)
+            ends = set(bounds.tolist())
+            edges = [u0, *bounds[(bounds > u0) & (bounds < u1)].tolist(), u1]
+            for a, b in zip(edges[:-1], edges[1:]):
+                piece = extras_range(ex, a, b)
+                for name in _parquet_names(ex):
+                    self.pending.setdefault(name, []).append(_table(name, self.users, piece, ex.large))
+                    if b in ends:  # the row group is complete
+                        tables = self.pending.pop(name)
+                        if name not in self.parquet:
+                            self.parquet[name] = _GroupedParquet(self.folder / f"{name}.parquet")
+                        self.parquet[name].add(tables[0] if len(tables) == 1 else pa.concat_tables(tables).combine_chunks())
         if "npz" in self.formats:
             for file, arrays in _npz_arrays(ex).items():
                 for name, values in arrays.items():
@@ -291,6 +277,7 @@ class SplitWriter:
 
     def close(self) -> None:
         """Finish the Parquet files and write the NPZ files."""
+        assert not self.pending, "a row group of the split files is missing users"
         try:
             for out in self.parquet.values():
                 out.close()
