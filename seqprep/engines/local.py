@@ -22,7 +22,7 @@ import numpy as np
 from ..config import BuildConfig
 from ..errors import empty_log
 from ..io import read_log
-from ..model import BuildResult, Interactions, Log, Sequences
+from ..model import BuildResult, Extras, Interactions, Log, Sequences
 from ..output.atomic import NO_READS, Reads
 from ..output.files import SequencesWriter, sequences_part
 from ..output.folder import atomic_output_dir, build_reads, check_output, write_error, write_outputs
@@ -31,9 +31,11 @@ from ..progress import SILENT, Progress
 from ..steps import splits
 from ..steps.clean import clean
 from ..steps.meta import SequenceFacts, make_meta
+from ..steps.session_key import SessionUsers, session_users
 from ..steps.sessions import add_sessions
 from ..steps.sort import sequences_from
 from ..steps.vocabularies import fit_vocabularies
+from ..steps.where import operand_requests
 from ..vocab import Vocabulary
 from .spill import spilled_sequences
 
@@ -98,16 +100,26 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
     if limit is not None:  # the streaming reader holds a few dozen blocks in flight
         block_size = min(block_size, max(1 << 20, limit // 200))
     with _spill_folder(limit) as spill:
-        log = read_log(config.inputs, config.read, stdin=stdin, block_size=block_size, progress=progress, spill_dir=spill)
+        log = read_log(
+            config.inputs,
+            config.read,
+            stdin=stdin,
+            block_size=block_size,
+            progress=progress,
+            spill_dir=spill,
+            operands=operand_requests(config),
+        )
         if log.num_rows == 0:
             raise empty_log(i.path for i in log.inputs)
+        keyed: SessionUsers | None = None
         if spill is not None:  # --memory-limit: external sort by user range (same result)
             assert limit is not None
             users, items, seqs, steps = spilled_sequences(log, config, spill, limit, progress)
             part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit)
         else:
-            users, items, seqs, part, info, steps = _sorted(log, config, progress, folder)
-        seqs, sessions = add_sessions(seqs, log.time_unit, config.session)
+            users, items, seqs, part, info, steps, keyed = _sorted(log, config, progress, folder)
+        sessions = keyed.table(users, log) if keyed is not None else None
+        seqs, gaps = add_sessions(seqs, log.time_unit, config.session)
         meta = make_meta(
             config,
             inputs=log.inputs,
@@ -118,22 +130,28 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
             facts=SequenceFacts.of(seqs),
             steps=steps,
         )
-        if sessions is not None:
-            meta["sessions"] = sessions
+        if gaps is not None:
+            meta["sessions"] = gaps
+        if keyed is not None and sessions is not None:
+            meta["session_key"] = keyed.meta(sessions)
         del log
     seqs, extras, extra_meta = splits.prepare(seqs, items, part, info, config)
     meta.update(extra_meta)
+    if sessions is not None:
+        extras = dataclasses.replace(extras or Extras(), sessions=sessions)
     return BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta, extras=extras)
 
 
 def _sorted(
     log: Log, config: BuildConfig, progress: Progress, folder: _Folder
-) -> tuple[Vocabulary, Vocabulary, Sequences, np.ndarray | None, dict[str, Any], list[dict[str, Any]]]:
-    """In memory: clean, vocabularies, sort, split decided -> (users, items, seqs, part, info, steps)."""
+) -> tuple[Vocabulary, Vocabulary, Sequences, np.ndarray | None, dict[str, Any], list[dict[str, Any]], SessionUsers | None]:
+    """In memory: clean, vocabularies, sort, split decided -> (users, items, seqs, part, info, steps,
+    the sessions' users of a session-keyed log)."""
     inter, steps = clean(log, config)
+    keyed = session_users(log, inter)
     if config.split.vocab_from_train:
         users, items, seqs, part, info = splits.fit_on_train(inter, log, config, steps)
-        return users, items, seqs, part, info, steps
+        return users, items, seqs, part, info, steps, keyed
     users, items, uidx, iidx = fit_vocabularies(inter, log, config)
     progress.phase(f"sorting {len(uidx):,} interactions")
     if folder.out is not None and _streams(config):
@@ -144,7 +162,7 @@ def _sorted(
         seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts)
     del uidx, iidx, inter
     part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit)
-    return users, items, seqs, part, info, steps
+    return users, items, seqs, part, info, steps, keyed
 
 
 def _streams(config: BuildConfig) -> bool:

@@ -126,6 +126,8 @@ def _write_rest(result: BuildResult, folder: Path, pending: Future[None] | None)
             write_extras(result, folder)
         write_parquet(result.items.to_table("item"), folder / "items.parquet")
         write_parquet(result.users.to_table("user"), folder / "users.parquet")
+        if result.extras is not None and result.extras.sessions is not None:  # --session-col
+            write_parquet(result.extras.sessions, folder / "sessions.parquet")
         if result.config.emit.exports:
             write_exports(result, folder)
         if pending is not None:
