@@ -322,7 +322,8 @@ class LargeLists:
 
 @dataclass(frozen=True)
 class Extras:
-    """Everything beyond sequences.* that a build writes: split files, windows, padded matrices."""
+    """Everything beyond sequences.* that a build writes: split files, windows, padded matrices, the
+    sessions' users."""
 
     train_user_idx: np.ndarray | None = None
     train_offsets: np.ndarray | None = None
@@ -336,6 +337,7 @@ class Extras:
     pad: str = "left"
     groups: np.ndarray | None = None  # user bounds of the split files' row groups (those of sequences.parquet)
     large: LargeLists | None = None  # which list columns are large_list (None: from these extras alone)
+    sessions: pa.Table | None = None  # --session-col: sessions.parquet (each session's user)
 
 
 @dataclass(frozen=True)
