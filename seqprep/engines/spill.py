@@ -15,7 +15,7 @@ chunk, and one partition (about 64 bytes a row while it is sorted), sized from t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,14 +24,19 @@ import numpy as np
 import pandas as pd
 
 from ..config import BuildConfig
+from ..errors import needs_rating_column
 from ..io.buffers import read_rows
-from ..kernels import csr_offsets, remap_table, time_order
+from ..kernels import csr_offsets, time_order
+from ..kernels.filters import KcoreTables, dedup, kcore_rounds, rating_at_least, time_window
 from ..kernels.partition import split_by_partition, user_partitions
 from ..kernels.vocab import first_positions
 from ..model import Log, Sequences
 from ..progress import SILENT, Progress
+from ..steps import reuse
+from ..steps.counts import CodeCounts
+from ..steps.filters import empty_after, kcore_details, step_report, window_bounds
 from ..steps.missing import MissingCounts
-from ..steps.vocabularies import ITEM_START, USER_START, vocabulary_from_counts
+from ..steps.vocabularies import vocabularies_from_counts
 from ..vocab import Vocabulary
 
 __all__ = ["spilled_sequences", "plan_rows"]
@@ -90,52 +95,200 @@ def _chunks(log: Log, chunk: int) -> Iterator[_Chunk]:
         yield _Chunk(lo, read_rows(log.user_codes, lo, hi), read_rows(log.item_codes, lo, hi), read_rows(log.time_valid, lo, hi))
 
 
-def _count(
-    log: Log, config: BuildConfig, chunk: int, progress: Progress
-) -> tuple[Vocabulary, Vocabulary, np.ndarray, np.ndarray, dict[str, Any]]:
-    """Pass 1: the missing-value step and the vocabularies (with their code -> index tables), from
-    counts taken chunk by chunk."""
-    n_users, n_items = len(log.user_ids), len(log.item_ids)
-    user_counts = np.zeros(n_users, dtype=np.int64)
-    item_counts = np.zeros(n_items, dtype=np.int64)
-    user_first = _FirstSeen(n_users) if config.user_order == "first-seen" else None
-    item_first = _FirstSeen(n_items) if config.item_order == "first-seen" else None
-    seen_user = np.zeros(n_users, dtype=bool)  # ids on any row, kept or not: what the step removed entirely
-    seen_item = np.zeros(n_items, dtype=bool)
+class _Kept:
+    """The keep mask of every input row (in memory, a byte a row) and the count tables of the kept
+    rows, updated step by step with one chunked pass over the spilled columns each."""
+
+    def __init__(self, log: Log, chunk: int) -> None:
+        self.log, self.chunk = log, chunk
+        self.mask = np.zeros(log.num_rows, dtype=bool)
+        self.users = np.zeros(len(log.user_ids), dtype=np.int64)
+        self.items = np.zeros(len(log.item_ids), dtype=np.int64)
+
+    @property
+    def rows(self) -> int:
+        return int(self.users.sum())
+
+    def present(self) -> tuple[int, int]:
+        return int(np.count_nonzero(self.users)), int(np.count_nonzero(self.items))
+
+    def chunks(self) -> Iterator[_Chunk]:
+        return _chunks(self.log, self.chunk)
+
+    def recount(self, drop: Callable[[_Chunk, np.ndarray], np.ndarray]) -> None:
+        """``drop(chunk, kept)``: the chunk's rows to drop among those still kept (a mask of the
+        chunk); the mask and the tables are updated."""
+        users = np.zeros_like(self.users)
+        items = np.zeros_like(self.items)
+        for c in self.chunks():
+            keep = self.mask[c.lo : c.lo + len(c.user)]
+            if keep.any():
+                keep &= ~drop(c, keep)
+            users += np.bincount(c.user[keep], minlength=len(users))
+            items += np.bincount(c.item[keep], minlength=len(items))
+        self.users, self.items = users, items
+
+    def step(self, name: str, drop: Callable[[_Chunk, np.ndarray], np.ndarray], **details: Any) -> dict[str, Any]:
+        """One cleaning step as :func:`seqprep.steps.filters.apply_filters` reports it."""
+        before, (u0, i0) = self.rows, self.present()
+        self.recount(drop)
+        u1, i1 = self.present()
+        return step_report(name, before, before - self.rows, u0 - u1, i0 - i1, **details)
+
+    def first_codes(self, item_mask: np.ndarray, limit: int = 5) -> np.ndarray:
+        """Up to ``limit`` item codes where ``item_mask`` is True, in order of their first kept row."""
+        found: list[int] = []
+        for c in self.chunks():
+            keep = self.mask[c.lo : c.lo + len(c.user)]
+            for code in pd.unique(c.item[keep & item_mask[np.maximum(c.item, 0)]]).tolist():
+                if code not in found:
+                    found.append(code)
+            if len(found) >= limit:
+                break
+        return np.array(found[:limit], dtype=np.int64)
+
+
+def _missing(kept: _Kept, config: BuildConfig, progress: Progress) -> dict[str, Any]:
+    """The missing-value step: the first mask and tables."""
+    log = kept.log
+    seen_user = np.zeros(len(log.user_ids), dtype=bool)  # ids on any row, kept or not: what the step removed entirely
+    seen_item = np.zeros(len(log.item_ids), dtype=bool)
     missing = MissingCounts()
     progress.phase("counting", log.num_rows, "rows")
-    for c in _chunks(log, chunk):
+    for c in kept.chunks():
         bad = missing.add(c.user < 0, c.item < 0, ~c.time_valid)
         seen_user[c.user[c.user >= 0]] = True
         seen_item[c.item[c.item >= 0]] = True
-        u, it = c.user[~bad], c.item[~bad]
-        user_counts += np.bincount(u, minlength=n_users)
-        item_counts += np.bincount(it, minlength=n_items)
-        if user_first is not None:
-            user_first.add(u)
-        if item_first is not None:
-            item_first.add(it)
+        kept.mask[c.lo : c.lo + len(bad)] = ~bad
+        kept.users += np.bincount(c.user[~bad], minlength=len(kept.users))
+        kept.items += np.bincount(c.item[~bad], minlength=len(kept.items))
         progress.update(c.lo + len(bad))
     report = missing.report(log.inputs, config.strict)
-    report["users_removed"] = int(seen_user.sum() - np.count_nonzero(user_counts))
-    report["items_removed"] = int(seen_item.sum() - np.count_nonzero(item_counts))
-    users, user_order = vocabulary_from_counts(
-        user_counts, log.user_ids, config.user_order, None if user_first is None else user_first.positions(), USER_START
+    report["users_removed"] = int(seen_user.sum() - np.count_nonzero(kept.users))
+    report["items_removed"] = int(seen_item.sum() - np.count_nonzero(kept.items))
+    return report
+
+
+def _dedup(kept: _Kept, mode: str, folder: Path, limit_rows: int) -> None:
+    """``--dedup``: the kernel run on user-code ranges (whole users, rows in input order), which is
+    the kernel run on all rows (every mode decides within one user)."""
+    log = kept.log
+    part_of_user = user_partitions(kept.users, limit_rows)
+    num_parts = int(part_of_user[-1]) + 1 if len(part_of_user) else 0
+    cols = ("row", "user", "item", "time") + (("rating",) if log.rating is not None else ())
+    dtypes = {"row": np.int64, "user": np.int32, "item": np.int32, "time": log.time.dtype, "rating": np.float32}
+    parts = _Partitions(folder, num_parts, cols, dtypes, prefix="dedup")
+
+    def rows() -> Iterator[dict[str, np.ndarray]]:
+        for c in kept.chunks():
+            keep = kept.mask[c.lo : c.lo + len(c.user)]
+            hi = c.lo + len(c.user)
+            values = {"row": np.flatnonzero(keep) + c.lo, "user": c.user[keep], "item": c.item[keep], "time": read_rows(log.time, c.lo, hi)[keep]}
+            if log.rating is not None:
+                values["rating"] = read_rows(log.rating, c.lo, hi)[keep]
+            yield values
+
+    parts.write(rows(), part_of_user)
+    for k in range(num_parts):
+        part = parts.take(k)
+        keep = dedup(part["user"], part["item"], part["time"], part.get("rating"), mode)  # type: ignore[arg-type]
+        kept.mask[part["row"][~keep]] = False
+        del part, keep
+
+
+def _clean(log: Log, config: BuildConfig, chunk: int, folder: Path, part_rows: int, progress: Progress) -> tuple[_Kept, list[dict[str, Any]]]:
+    """Every row-removing step of :func:`seqprep.steps.clean.clean`, in its order, as a keep mask
+    over the spilled rows: the same rows and the same reports."""
+    kept = _Kept(log, chunk)
+    steps = [_missing(kept, config, progress)]
+    if config.vocab.vocab_from is not None:
+        drop, unknown = reuse.unknown_items_counted(log, kept.items, config, kept.first_codes)
+        if drop is not None:
+            kept.recount(lambda c, keep: drop[np.maximum(c.item, 0)])
+        steps.append(unknown)
+    opts = config.filter
+    if opts.since is not None or opts.until is not None:
+        progress.phase("time window")
+        since, until = window_bounds(opts, log.time_unit)
+        details = {"since": since, "until": until, "time_unit": log.time_unit, "rule": "since <= t < until"}
+        steps.append(kept.step("time_window", lambda c, keep: ~time_window(read_rows(log.time, c.lo, c.lo + len(c.user)), since, until), **details))
+        if kept.rows == 0:
+            raise empty_after("time_window", opts)
+    if opts.min_rating is not None:
+        if log.rating is None:
+            raise needs_rating_column()
+        progress.phase("min rating")
+        nan = [0]
+
+        def low(c: _Chunk, keep: np.ndarray) -> np.ndarray:
+            r = read_rows(log.rating, c.lo, c.lo + len(c.user))
+            if r.dtype.kind == "f":
+                nan[0] += int(np.count_nonzero(np.isnan(r[keep])))
+            return ~rating_at_least(r, opts.min_rating)
+
+        before, (u0, i0) = kept.rows, kept.present()
+        kept.recount(low)
+        u1, i1 = kept.present()
+        steps.append(step_report("min_rating", before, before - kept.rows, u0 - u1, i0 - i1, min_rating=opts.min_rating, missing_rating=nan[0]))
+        if kept.rows == 0:
+            raise empty_after("min_rating", opts)
+    if opts.dedup != "none":
+        progress.phase(f"dedup {opts.dedup}")
+        before, (u0, i0) = kept.rows, kept.present()
+        _dedup(kept, opts.dedup, folder, part_rows)
+        kept.recount(lambda c, keep: np.zeros(len(keep), dtype=bool))
+        u1, i1 = kept.present()
+        steps.append(step_report("dedup", before, before - kept.rows, u0 - u1, i0 - i1, mode=opts.dedup))
+    if opts.min_user_count > 1 or opts.min_item_count > 1:
+        progress.phase("k-core")
+        before, (u0, i0) = kept.rows, kept.present()
+
+        def remove(bad_u: np.ndarray, bad_i: np.ndarray) -> tuple[int, KcoreTables]:
+            rows = kept.rows
+            kept.recount(lambda c, keep: bad_u[c.user] | bad_i[c.item])
+            return rows - kept.rows, KcoreTables(kept.users, kept.items, kept.users, kept.items)
+
+        tables = KcoreTables(kept.users, kept.items, kept.users, kept.items)
+        rounds, fixpoint = kcore_rounds(
+            tables, remove, min_user=opts.min_user_count, min_item=opts.min_item_count, max_rounds=opts.kcore_rounds
+        )
+        u1, i1 = kept.present()
+        steps.append(step_report("kcore", before, before - kept.rows, u0 - u1, i0 - i1, **kcore_details(opts, rounds, fixpoint)))
+        if kept.rows == 0:
+            raise empty_after("kcore", opts)
+    return kept, steps
+
+
+def _vocabularies(
+    kept: _Kept, config: BuildConfig
+) -> tuple[Vocabulary, Vocabulary, np.ndarray, np.ndarray]:
+    """The vocabularies of the kept rows (fitted, or reused with ``--vocab-from``) and their code ->
+    index tables, from the count tables (first-seen positions taken chunk by chunk)."""
+    log = kept.log
+    user_first = _FirstSeen(len(log.user_ids)) if config.user_order == "first-seen" else None
+    item_first = _FirstSeen(len(log.item_ids)) if config.item_order == "first-seen" else None
+    if user_first is not None or item_first is not None:
+        for c in kept.chunks():
+            keep = kept.mask[c.lo : c.lo + len(c.user)]
+            if user_first is not None:
+                user_first.add(c.user[keep])
+            if item_first is not None:
+                item_first.add(c.item[keep])
+    counts = CodeCounts(
+        users=kept.users,
+        items=kept.items,
+        user_first=None if user_first is None else user_first.positions(),
+        item_first=None if item_first is None else item_first.positions(),
     )
-    items, item_order = vocabulary_from_counts(
-        item_counts, log.item_ids, config.item_order, None if item_first is None else item_first.positions(), ITEM_START
-    )
-    user_remap = remap_table(user_order, n_users, start=USER_START)
-    item_remap = remap_table(item_order, n_items, start=ITEM_START)
-    return users, items, user_remap, item_remap, report
+    return vocabularies_from_counts(log, config, counts)
 
 
 class _Partitions:
     """The spilled kept rows, one set of files per user range (whole users, rows in input order)."""
 
-    def __init__(self, folder: Path, num_parts: int, cols: tuple[str, ...], dtypes: dict[str, Any]) -> None:
+    def __init__(self, folder: Path, num_parts: int, cols: tuple[str, ...], dtypes: dict[str, Any], prefix: str = "part") -> None:
         self.num_parts, self.cols, self.dtypes = num_parts, cols, dtypes
-        self.paths = {(k, c): folder / f"part-{k:04d}.{c}" for k in range(num_parts) for c in cols}
+        self.paths = {(k, c): folder / f"{prefix}-{k:04d}.{c}" for k in range(num_parts) for c in cols}
 
     def write(self, chunks: Iterator[dict[str, np.ndarray]], part_of_user: np.ndarray) -> None:
         handles = {key: open(p, "wb") for key, p in self.paths.items()}  # noqa: SIM115 - closed below
@@ -159,12 +312,13 @@ class _Partitions:
 
 
 def _encoded(
-    log: Log, chunk: int, user_remap: np.ndarray, item_remap: np.ndarray, progress: Progress
+    kept: _Kept, user_remap: np.ndarray, item_remap: np.ndarray, progress: Progress
 ) -> Iterator[dict[str, np.ndarray]]:
     """Pass 2's chunks: the kept rows, encoded, in input order."""
-    for c in _chunks(log, chunk):
-        keep = (c.user >= 0) & (c.item >= 0) & c.time_valid
-        hi = c.lo + chunk
+    log = kept.log
+    for c in kept.chunks():
+        keep = kept.mask[c.lo : c.lo + len(c.user)]
+        hi = c.lo + len(c.user)
         values = {"user": user_remap[c.user[keep]], "item": item_remap[c.item[keep]], "time": read_rows(log.time, c.lo, hi)[keep]}
         if log.rating is not None:
             values["rating"] = read_rows(log.rating, c.lo, hi)[keep]
@@ -178,9 +332,10 @@ def spilled_sequences(
     """(users, items, sequences, steps) of ``log`` (spilled columns) as the local build's clean ->
     fit_vocabularies -> sequences_from give them, within about ``limit`` bytes."""
     n = log.num_rows
-    fixed = log.user_ids.nbytes + log.item_ids.nbytes + 24 * (len(log.user_ids) + len(log.item_ids)) + n
+    fixed = log.user_ids.nbytes + log.item_ids.nbytes + 40 * (len(log.user_ids) + len(log.item_ids)) + 2 * n  # ids, tables, masks
     chunk = min(MAX_CHUNK_ROWS, plan_rows(limit, n, 16, fixed))
-    users, items, user_remap, item_remap, report = _count(log, config, chunk, progress)
+    rows, steps = _clean(log, config, chunk, folder, plan_rows(limit, n, 0, fixed), progress)
+    users, items, user_remap, item_remap = _vocabularies(rows, config)
     kept = int(users.counts.sum())
 
     # pass 2: kept rows, in input order, into the partition of their user range
@@ -191,7 +346,8 @@ def spilled_sequences(
     cols = ("user", "item", "time") + (("rating",) if has_rating else ())
     parts = _Partitions(folder, num_parts, cols, {"user": np.int32, "item": np.int32, "time": log.time.dtype, "rating": np.float32})
     progress.phase(f"partitioning into {num_parts} user ranges", n, "rows")
-    parts.write(_encoded(log, chunk, user_remap, item_remap, progress), part_of_user)
+    parts.write(_encoded(rows, user_remap, item_remap, progress), part_of_user)
+    del rows
 
     # pass 3: sort each partition into its slice of the output
     out_items = np.empty(kept, dtype=np.int32)
@@ -211,4 +367,4 @@ def spilled_sequences(
         del part, order
         progress.update(at)
     seqs = Sequences(offsets=csr_offsets(users.counts), items=out_items, timestamps=out_time, ratings=out_rating)
-    return users, items, seqs, [report]
+    return users, items, seqs, steps
