@@ -11,8 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import seqprep.steps.splits as splits
 from seqprep import build
 from seqprep.errors import ConfigError
+from seqprep.kernels.sequences import sequence_parts
 from tests.test_ingest import tree_digest
 
 
@@ -67,6 +69,12 @@ REUSE = {
     "vocab_from_oov": {"vocab_from": "REF", "unknown": "oov"},
     "vocab_from_extend": {"vocab_from": "REF", "extend": True, "min_item_count": 2},
 }
+
+
+@pytest.fixture(autouse=True)
+def _small_row_groups(monkeypatch):
+    """Split files in row groups of ~50 interactions: the spilled build writes many user ranges."""
+    monkeypatch.setattr(splits, "sequence_parts", lambda offsets: sequence_parts(offsets, per_part=50))
 
 
 def _same(tmp_path, options: dict, text: str) -> None:

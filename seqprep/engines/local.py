@@ -22,6 +22,7 @@ import numpy as np
 from ..config import BuildConfig
 from ..errors import empty_log
 from ..io import read_log
+from ..io.sniff import ColumnRequest
 from ..model import BuildResult, Extras, Feature, Interactions, Log, Sequences
 from ..output.atomic import NO_READS, Reads
 from ..output.files import SequencesWriter, sequences_part
@@ -31,7 +32,6 @@ from ..progress import SILENT, Progress
 from ..steps import splits
 from ..steps.attributes import attribute_features, read_attribute_tables
 from ..steps.clean import clean
-from ..io.sniff import ColumnRequest
 from ..steps.events import event_feature, event_requests, events_meta, target_positions, target_rows
 from ..steps.features import column_requests, derive_time_features, encode_features, features_meta
 from ..steps.meta import SequenceFacts, make_meta
@@ -41,7 +41,7 @@ from ..steps.sort import sequences_from
 from ..steps.vocabularies import fit_vocabularies
 from ..steps.where import operand_requests
 from ..vocab import Vocabulary
-from .spill import spilled_sequences
+from .spill import spilled_sequences, split_by_ranges
 
 __all__ = ["run_local"]
 
@@ -52,6 +52,7 @@ class _Folder:
     def __init__(self, stack: ExitStack, out: Path | None, overwrite: bool, reads: Reads) -> None:
         self.stack, self.out, self.overwrite, self.reads = stack, out, overwrite, reads
         self.tmp: Path | None = None
+        self.sequences_written = False  # sequences.parquet is in tmp already (written during the sort)
 
     def open(self) -> Path:
         assert self.out is not None
@@ -83,8 +84,7 @@ def run_local(
             meta = write_stream(result, stdout)
         elif write:
             progress.phase(f"writing {out}")
-            streamed = folder.tmp is not None
-            meta = write_outputs(result, folder.open(), sequences_written=streamed)
+            meta = write_outputs(result, folder.open(), sequences_written=folder.sequences_written)
     return dataclasses.replace(result, meta=meta, output=out, seconds=_time.perf_counter() - t0)
 
 
@@ -146,12 +146,17 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
             meta["features"] = features_meta(seqs.features)
         if config.event.event_col is not None:
             meta["events"] = events_meta(seqs, config.event, targets)
+        by_ranges = spill is not None and folder.out is not None
+        if by_ranges:  # --memory-limit writing OUT: the split files user range by user range
+            assert spill is not None
+            seqs, extras, extra_meta = split_by_ranges(seqs, users, items, config, log.time_unit, folder.open, spill)
         del log
     attributes, attributes_meta = attribute_features(tables, config, users, items)
     if attributes:
         meta["features"] = {**meta.get("features", {}), **attributes_meta["features"]}
         meta["attribute_tables"] = attributes_meta["attribute_tables"]
-    seqs, extras, extra_meta = splits.prepare(seqs, items, part, info, config, targets)
+    if not by_ranges:
+        seqs, extras, extra_meta = splits.prepare(seqs, items, part, info, config, targets)
     meta.update(extra_meta)
     if sessions is not None:
         extras = dataclasses.replace(extras or Extras(), sessions=sessions)
@@ -178,6 +183,7 @@ def _sorted(
         # nothing after the sort changes the sequences: sequences.parquet is written while the
         # sort runs, into the output's temporary folder opened only now
         seqs = _sort_and_write(uidx, iidx, inter, users, folder.open() / "sequences.parquet", features)
+        folder.sequences_written = True
     else:
         seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts, features=features)
     del uidx, iidx, inter, features

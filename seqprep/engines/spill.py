@@ -15,6 +15,7 @@ chunk, and one partition (about 64 bytes a row while it is sorted), sized from t
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,17 +30,19 @@ from ..io.buffers import read_rows
 from ..kernels import csr_offsets, time_order
 from ..kernels.filters import KcoreTables, dedup, kcore_rounds, rating_at_least, time_window
 from ..kernels.partition import split_by_partition, user_partitions
+from ..kernels.splits import time_quantile
 from ..kernels.vocab import first_positions
-from ..model import Log, Sequences
+from ..model import Extras, Log, Sequences
+from ..output.splits import SplitWriter
 from ..progress import SILENT, Progress
-from ..steps import reuse
+from ..steps import reuse, splits
 from ..steps.counts import CodeCounts
 from ..steps.filters import empty_after, kcore_details, step_report, window_bounds
 from ..steps.missing import MissingCounts
 from ..steps.vocabularies import vocabularies_from_counts
 from ..vocab import Vocabulary
 
-__all__ = ["spilled_sequences", "plan_rows"]
+__all__ = ["plan_rows", "split_by_ranges", "spilled_sequences"]
 
 #: Bytes of working memory per row of the partition being sorted (columns, sort key, permutation, copies).
 SORT_BYTES_PER_ROW = 64
@@ -368,3 +371,54 @@ def spilled_sequences(
         progress.update(at)
     seqs = Sequences(offsets=csr_offsets(users.counts), items=out_items, timestamps=out_time, ratings=out_rating)
     return users, items, seqs, steps
+
+
+def split_by_ranges(
+    seqs: Sequences, users: Vocabulary, items: Vocabulary, config: BuildConfig, time_unit: str, out: Callable[[], Path], spill: Path
+) -> tuple[Sequences, Extras | None, dict[str, Any]]:
+    """The split files written user range by user range into the folder ``out()`` (the row groups of
+    sequences.parquet; NPZ members gathered in ``spill``): (the sequences to write, the extras
+    left for the final writes - sequences.npz's ``padded`` - and meta.json's split entries). The
+    same bytes as :func:`seqprep.steps.splits.prepare` and the writers give from every user at once,
+    holding one range's split rows at a time."""
+    plan = splits.plan_split(config.split, time_unit, len(items), seqs.lengths, lambda q: time_quantile(seqs.timestamps, q))
+    if not plan.wanted():
+        return seqs, None, {}
+    assert plan.groups is not None and not seqs.features
+    ranges = list(zip(plan.groups[:-1].tolist(), plan.groups[1:].tolist()))
+    decided = [splits.split_range(plan, splits.user_range(seqs, u0, u1), user0=u0) for u0, u1 in ranges]
+    plan = plan.with_facts(splits.merge_tallies(facts for _, facts in decided))
+    writer = SplitWriter(out(), config.formats, users, spill)
+    tallies, pieces, padded = [], [], []
+    try:
+        for (u0, u1), (part, _) in zip(ranges, decided):
+            sub, ex, tally = splits.prepare_range(plan, splits.user_range(seqs, u0, u1), part, user0=u0)
+            assert ex is not None
+            tallies.append(tally)
+            pieces.append(sub)
+            if ex.padded is not None:
+                padded.append(ex.padded)
+            writer.add(dataclasses.replace(ex, padded=None), u0, u1)
+            del ex
+    finally:
+        writer.close()
+    meta = splits.split_meta(plan, tallies)
+    if config.split.max_len is not None and config.split.truncate:
+        seqs = _joined(pieces)
+    extras = Extras(padded=np.concatenate(padded) if padded else None, max_len=config.split.max_len, pad=config.split.pad)
+    return seqs, extras, meta
+
+
+def _joined(pieces: list[Sequences]) -> Sequences:
+    """Consecutive user ranges' sequences as one (no features: the spilled build has none)."""
+    def cat(name: str) -> np.ndarray | None:
+        arrays = [getattr(p, name) for p in pieces]
+        return None if arrays[0] is None else np.concatenate(arrays)
+
+    return Sequences(
+        offsets=csr_offsets(np.concatenate([p.lengths for p in pieces])),
+        items=cat("items"),  # type: ignore[arg-type]
+        timestamps=cat("timestamps"),  # type: ignore[arg-type]
+        ratings=cat("ratings"),
+        session_ids=cat("session_ids"),
+    )
