@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 
 import click
 
-from .version import __version__
 from .errors import ConfigError, SeqprepError
+from .version import __version__
 
 F = TypeVar("F", bound=Callable[..., Any])
 

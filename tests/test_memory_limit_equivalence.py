@@ -26,11 +26,13 @@ def _log(seed: int, n: int = 600) -> str:
     times = rng.integers(0, 300, n) * 10
     ratings = rng.integers(1, 6, n).astype(str)
     ratings[rng.random(n) < 0.05] = ""
-    rows = [f"u{u},i{i},{t},{r}" for u, i, t, r in zip(users, items, times, ratings)]
-    rows[7] = "u1,,5,3"  # a missing item
-    rows[11] = ",i2,5,3"  # a missing user
-    rows[13] = f"u{users[0]},i{items[0]},{times[0]},{ratings[0]}"  # an exact duplicate
-    return "user,item,ts,rating\n" + "\n".join(rows) + "\n"
+    kinds = rng.choice(np.array(["view", "cart", "buy", ""]), n)
+    prices = np.where(rng.random(n) < 0.1, "", (rng.integers(0, 1000, n) / 10).astype(str))
+    rows = [f"u{u},i{i},{t},{r},{k},{p}" for u, i, t, r, k, p in zip(users, items, times, ratings, kinds, prices)]
+    rows[7] = "u1,,5,3,view,1"  # a missing item
+    rows[11] = ",i2,5,3,view,1"  # a missing user
+    rows[13] = f"u{users[0]},i{items[0]},{times[0]},{ratings[0]},{kinds[0]},{prices[0]}"  # an exact duplicate
+    return "user,item,ts,rating,kind,price\n" + "\n".join(rows) + "\n"
 
 
 CASES = {
@@ -63,6 +65,10 @@ CASES = {
     "time_dates": {"split": "time", "valid_from": "1500", "test_from": "2500", "max_len": 3},
     "windows_only": {"windows": "2:2", "dedup": "consecutive"},
     "sessions": {"session_gap": "200", "split": "loo"},
+    "where": {"where": ["rating >= 2 and ts < 2800", "item != 'i3'"], "dedup": "first", "min_user_count": 2},
+    "where_unknown": {"where": ["not rating > 4"]},
+    "where_columns": {"where": ["kind in ['cart', 'buy'] or price > 50", "kind is not null"], "min_item_count": 2},
+    "where_ids": {"where": ["user in ['u1', 'u2', 'u3', 'u5', 'u8'] or item == 'i1'"], "split": "loo"},
 }
 REUSE = {
     "vocab_from_drop": {"vocab_from": "REF"},
@@ -105,7 +111,7 @@ def test_memory_limit_reuses_vocabularies_byte_identically(case, tmp_path):
 
 @pytest.mark.parametrize(
     ("options", "flag"),
-    [({"split": "loo", "vocab_from_train": True}, "--vocab-from-train"), ({"where": ["rating > 2"]}, "--where")],
+    [({"split": "loo", "vocab_from_train": True}, "--vocab-from-train"), ({"session_gap": None, "session_col": "rating"}, "--session-col")],
 )
 def test_what_the_spilled_build_cannot_run_refuses_in_one_line(options, flag, tmp_path):
     (tmp_path / "log.csv").write_text(_log(0, 50))

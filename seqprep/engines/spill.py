@@ -32,7 +32,7 @@ from ..kernels.filters import KcoreTables, dedup, kcore_rounds, rating_at_least,
 from ..kernels.partition import split_by_partition, user_partitions
 from ..kernels.splits import time_quantile
 from ..kernels.vocab import first_positions
-from ..model import Extras, Log, Sequences
+from ..model import Column, Extras, Interactions, Log, Sequences
 from ..output.splits import SplitWriter
 from ..progress import SILENT, Progress
 from ..steps import reuse, splits
@@ -40,6 +40,7 @@ from ..steps.counts import CodeCounts
 from ..steps.filters import empty_after, kcore_details, step_report, window_bounds
 from ..steps.missing import MissingCounts
 from ..steps.vocabularies import vocabularies_from_counts
+from ..steps.where import where_report, where_truth
 from ..vocab import Vocabulary
 
 __all__ = ["plan_rows", "split_by_ranges", "spilled_sequences"]
@@ -172,6 +173,37 @@ def _missing(kept: _Kept, config: BuildConfig, progress: Progress) -> dict[str, 
     return report
 
 
+def _column_rows(col: Column, lo: int, hi: int) -> Column:
+    """Rows ``lo:hi`` of a (spilled) column of the log."""
+    if col.kind == "number":
+        return Column(col.name, col.kind, read_rows(col.values, lo, hi))
+    if col.kind == "text":
+        assert col.codes is not None
+        return Column(col.name, col.kind, col.values, codes=read_rows(col.codes, lo, hi))
+    return col.take(np.arange(lo, hi))
+
+
+def _where(kept: _Kept, predicates: tuple[str, ...]) -> dict[str, Any]:
+    """``--where``: the predicates evaluated chunk by chunk (a row's truth is its own)."""
+    log = kept.log
+    unknown = [0]
+
+    def untrue(c: _Chunk, keep: np.ndarray) -> np.ndarray:
+        hi = c.lo + len(c.user)
+        rating = None if log.rating is None else read_rows(log.rating, c.lo, hi)
+        columns = tuple(_column_rows(col, c.lo, hi) for col in log.columns)
+        rows = Interactions(user=c.user, item=c.item, time=read_rows(log.time, c.lo, hi), rating=rating, columns=columns)
+        true, known = where_truth(log, rows, predicates)
+        if known is not None:
+            unknown[0] += int(np.count_nonzero(keep & ~known))
+        return ~true
+
+    before, (u0, i0) = kept.rows, kept.present()
+    kept.recount(untrue)
+    u1, i1 = kept.present()
+    return where_report(predicates, before, before - kept.rows, u0 - u1, i0 - i1, unknown[0])
+
+
 def _dedup(kept: _Kept, mode: str, folder: Path, limit_rows: int) -> None:
     """``--dedup``: the kernel run on user-code ranges (whole users, rows in input order), which is
     the kernel run on all rows (every mode decides within one user)."""
@@ -204,6 +236,9 @@ def _clean(log: Log, config: BuildConfig, chunk: int, folder: Path, part_rows: i
     over the spilled rows: the same rows and the same reports."""
     kept = _Kept(log, chunk)
     steps = [_missing(kept, config, progress)]
+    if config.filter.where:
+        progress.phase("where")
+        steps.append(_where(kept, config.filter.where))
     if config.vocab.vocab_from is not None:
         drop, unknown = reuse.unknown_items_counted(log, kept.items, config, kept.first_codes)
         if drop is not None:
