@@ -758,7 +758,6 @@ class BuildConfig:
         self.resources.validate()
         if self.resources.memory_limit is not None:
             unsupported = [name for name, group in (("feature", self.feature), ("event", self.event)) if group != type(group)()]
-            unsupported += ["--vocab-from-train"] if self.split.vocab_from_train else []
             unsupported += [flag for flag, used in self._new_keys_in_use() if used and flag != "--where"]
             if unsupported:
                 msg = (

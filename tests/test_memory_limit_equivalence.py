@@ -65,6 +65,20 @@ CASES = {
     "time_dates": {"split": "time", "valid_from": "1500", "test_from": "2500", "max_len": 3},
     "windows_only": {"windows": "2:2", "dedup": "consecutive"},
     "sessions": {"session_gap": "200", "split": "loo"},
+    "vocab_from_train_loo": {"split": "loo", "vocab_from_train": True, "eval_negatives": 2},
+    "vocab_from_train_time": {
+        "split": "time:0.6,0.8",
+        "vocab_from_train": True,
+        "item_order": "first-seen",
+        "user_order": "first-seen",
+    },
+    "vocab_from_train_users": {
+        "split": "users:0.5,0.25,0.25",
+        "vocab_from_train": True,
+        "min_user_count": 2,
+        "max_len": 3,
+        "truncate": True,
+    },
     "where": {"where": ["rating >= 2 and ts < 2800", "item != 'i3'"], "dedup": "first", "min_user_count": 2},
     "where_unknown": {"where": ["not rating > 4"]},
     "where_columns": {"where": ["kind in ['cart', 'buy'] or price > 50", "kind is not null"], "min_item_count": 2},
@@ -111,7 +125,7 @@ def test_memory_limit_reuses_vocabularies_byte_identically(case, tmp_path):
 
 @pytest.mark.parametrize(
     ("options", "flag"),
-    [({"split": "loo", "vocab_from_train": True}, "--vocab-from-train"), ({"session_gap": None, "session_col": "rating"}, "--session-col")],
+    [({"features": ["kind"]}, "feature"), ({"session_gap": None, "session_col": "kind"}, "--session-col")],
 )
 def test_what_the_spilled_build_cannot_run_refuses_in_one_line(options, flag, tmp_path):
     (tmp_path / "log.csv").write_text(_log(0, 50))

@@ -120,8 +120,7 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
         keyed: SessionUsers | None = None
         if spill is not None:  # --memory-limit: external sort by user range (same result)
             assert limit is not None
-            users, items, seqs, steps = spilled_sequences(log, config, spill, limit, progress)
-            part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit)
+            users, items, seqs, steps, part, info = spilled_sequences(log, config, spill, limit, progress)
         else:
             users, items, seqs, part, info, steps, keyed = _sorted(log, config, progress, folder)
         targets = target_positions(seqs, config.event)
@@ -149,7 +148,7 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
         by_ranges = spill is not None and folder.out is not None
         if by_ranges:  # --memory-limit writing OUT: the split files user range by user range
             assert spill is not None
-            seqs, extras, extra_meta = split_by_ranges(seqs, users, items, config, log.time_unit, folder.open, spill)
+            seqs, extras, extra_meta = split_by_ranges(seqs, users, items, part, info, config, folder.open, spill)
         del log
     attributes, attributes_meta = attribute_features(tables, config, users, items)
     if attributes:

@@ -25,21 +25,21 @@ import numpy as np
 import pandas as pd
 
 from ..config import BuildConfig
-from ..errors import needs_rating_column
+from ..errors import InputError, needs_rating_column
 from ..io.buffers import read_rows
-from ..kernels import csr_offsets, time_order
+from ..kernels import csr_offsets, remap_table, time_order
 from ..kernels.filters import KcoreTables, dedup, kcore_rounds, rating_at_least, time_window
 from ..kernels.partition import split_by_partition, user_partitions
-from ..kernels.splits import time_quantile
+from ..kernels.splits import HELD_OUT, TEST, TRAIN, VALID, gather_ranges, row_of
 from ..kernels.vocab import first_positions
 from ..model import Column, Extras, Interactions, Log, Sequences
 from ..output.splits import SplitWriter
 from ..progress import SILENT, Progress
 from ..steps import reuse, splits
-from ..steps.counts import CodeCounts
+from ..steps.counts import NEVER, CodeCounts
 from ..steps.filters import empty_after, kcore_details, step_report, window_bounds
 from ..steps.missing import MissingCounts
-from ..steps.vocabularies import vocabularies_from_counts
+from ..steps.vocabularies import ITEM_START, USER_START, vocabularies_from_counts, vocabulary_from_counts
 from ..steps.where import where_report, where_truth
 from ..vocab import Vocabulary
 
@@ -297,28 +297,10 @@ def _clean(log: Log, config: BuildConfig, chunk: int, folder: Path, part_rows: i
     return kept, steps
 
 
-def _vocabularies(
-    kept: _Kept, config: BuildConfig
-) -> tuple[Vocabulary, Vocabulary, np.ndarray, np.ndarray]:
+def _vocabularies(kept: _Kept, config: BuildConfig) -> tuple[Vocabulary, Vocabulary, np.ndarray, np.ndarray]:
     """The vocabularies of the kept rows (fitted, or reused with ``--vocab-from``) and their code ->
-    index tables, from the count tables (first-seen positions taken chunk by chunk)."""
-    log = kept.log
-    user_first = _FirstSeen(len(log.user_ids)) if config.user_order == "first-seen" else None
-    item_first = _FirstSeen(len(log.item_ids)) if config.item_order == "first-seen" else None
-    if user_first is not None or item_first is not None:
-        for c in kept.chunks():
-            keep = kept.mask[c.lo : c.lo + len(c.user)]
-            if user_first is not None:
-                user_first.add(c.user[keep])
-            if item_first is not None:
-                item_first.add(c.item[keep])
-    counts = CodeCounts(
-        users=kept.users,
-        items=kept.items,
-        user_first=None if user_first is None else user_first.positions(),
-        item_first=None if item_first is None else item_first.positions(),
-    )
-    return vocabularies_from_counts(log, config, counts)
+    index tables, from the count tables."""
+    return vocabularies_from_counts(kept.log, config, _code_counts(kept, config))
 
 
 class _Partitions:
@@ -350,9 +332,9 @@ class _Partitions:
 
 
 def _encoded(
-    kept: _Kept, user_remap: np.ndarray, item_remap: np.ndarray, progress: Progress
+    kept: _Kept, user_remap: np.ndarray, item_remap: np.ndarray, progress: Progress, with_rows: bool = False
 ) -> Iterator[dict[str, np.ndarray]]:
-    """Pass 2's chunks: the kept rows, encoded, in input order."""
+    """Pass 2's chunks: the kept rows, encoded, in input order (with their input row numbers)."""
     log = kept.log
     for c in kept.chunks():
         keep = kept.mask[c.lo : c.lo + len(c.user)]
@@ -360,74 +342,198 @@ def _encoded(
         values = {"user": user_remap[c.user[keep]], "item": item_remap[c.item[keep]], "time": read_rows(log.time, c.lo, hi)[keep]}
         if log.rating is not None:
             values["rating"] = read_rows(log.rating, c.lo, hi)[keep]
+        if with_rows:
+            values["row"] = np.flatnonzero(keep) + c.lo
         yield values
         progress.update(c.lo + len(keep))
 
 
 def spilled_sequences(
     log: Log, config: BuildConfig, folder: Path, limit: int, progress: Progress = SILENT
-) -> tuple[Vocabulary, Vocabulary, Sequences, list[dict[str, Any]]]:
-    """(users, items, sequences, steps) of ``log`` (spilled columns) as the local build's clean ->
-    fit_vocabularies -> sequences_from give them, within about ``limit`` bytes."""
+) -> tuple[Vocabulary, Vocabulary, Sequences, list[dict[str, Any]], np.ndarray | None, dict[str, Any]]:
+    """(users, items, sequences, steps, part, info) of ``log`` (spilled columns) as the local
+    build's clean -> fit_vocabularies -> sequences_from -> decide_parts give them (with
+    ``--vocab-from-train``: as :func:`seqprep.steps.splits.fit_on_train`), within about ``limit`` bytes."""
     n = log.num_rows
     fixed = log.user_ids.nbytes + log.item_ids.nbytes + 40 * (len(log.user_ids) + len(log.item_ids)) + 2 * n  # ids, tables, masks
     chunk = min(MAX_CHUNK_ROWS, plan_rows(limit, n, 16, fixed))
     rows, steps = _clean(log, config, chunk, folder, plan_rows(limit, n, 0, fixed), progress)
+    if config.split.vocab_from_train:
+        users, items, seqs, part, info = _fit_on_train(rows, config, steps, folder, limit, fixed, progress)
+        return users, items, seqs, steps, part, info
     users, items, user_remap, item_remap = _vocabularies(rows, config)
-    kept = int(users.counts.sum())
+    out = _sort_by_ranges(rows, user_remap, item_remap, users.counts, folder, limit, fixed, progress)
+    seqs = Sequences(offsets=csr_offsets(users.counts), items=out["item"], timestamps=out["time"], ratings=out.get("rating"))
+    part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit)
+    return users, items, seqs, steps, part, info
 
-    # pass 2: kept rows, in input order, into the partition of their user range
+
+def _sort_by_ranges(
+    rows: _Kept,
+    user_remap: np.ndarray,
+    item_remap: np.ndarray,
+    user_counts: np.ndarray,
+    folder: Path,
+    limit: int,
+    fixed: int,
+    progress: Progress,
+    with_rows: bool = False,
+) -> dict[str, np.ndarray]:
+    """The kept rows sorted by (user index, time), stably: pass 2 writes them, in input order, to
+    the partition of their user's index range; pass 3 sorts each partition into its slice of the
+    output. -> the sorted columns (``item``, ``time``, ``rating``; ``row``, the input row, with
+    ``with_rows``)."""
+    log = rows.log
+    kept = int(np.asarray(user_counts).sum())
     has_rating = log.rating is not None
-    part_rows = plan_rows(limit, kept, 4 + log.time.dtype.itemsize + (4 if has_rating else 0), fixed)
-    part_of_user = user_partitions(users.counts, part_rows)
+    cols = ("user", "item", "time") + (("rating",) if has_rating else ()) + (("row",) if with_rows else ())
+    dtypes = {"user": np.int32, "item": np.int32, "time": log.time.dtype, "rating": np.float32, "row": np.int64}
+    part_rows = plan_rows(limit, kept, sum(np.dtype(dtypes[c]).itemsize for c in cols if c != "user"), fixed)
+    part_of_user = user_partitions(user_counts, part_rows)
     num_parts = int(part_of_user[-1]) + 1 if len(part_of_user) else 0
-    cols = ("user", "item", "time") + (("rating",) if has_rating else ())
-    parts = _Partitions(folder, num_parts, cols, {"user": np.int32, "item": np.int32, "time": log.time.dtype, "rating": np.float32})
-    progress.phase(f"partitioning into {num_parts} user ranges", n, "rows")
-    parts.write(_encoded(rows, user_remap, item_remap, progress), part_of_user)
-    del rows
+    parts = _Partitions(folder, num_parts, cols, dtypes)
+    progress.phase(f"partitioning into {num_parts} user ranges", log.num_rows, "rows")
+    parts.write(_encoded(rows, user_remap, item_remap, progress, with_rows), part_of_user)
 
-    # pass 3: sort each partition into its slice of the output
-    out_items = np.empty(kept, dtype=np.int32)
-    out_time = np.empty(kept, dtype=log.time.dtype)
-    out_rating = np.empty(kept, dtype=np.float32) if has_rating else None
+    out = {c: np.empty(kept, dtype=dtypes[c]) for c in cols if c != "user"}
     progress.phase(f"sorting {kept:,} interactions in {num_parts} user ranges", kept, "rows")
     at = 0
     for k in range(num_parts):
         part = parts.take(k)
         order = time_order(part["user"], part["time"])
         m = len(order)
-        out_items[at : at + m] = part["item"][order]
-        out_time[at : at + m] = part["time"][order]
-        if out_rating is not None:
-            out_rating[at : at + m] = part["rating"][order]
+        for c, arr in out.items():
+            arr[at : at + m] = part[c][order]
         at += m
         del part, order
         progress.update(at)
-    seqs = Sequences(offsets=csr_offsets(users.counts), items=out_items, timestamps=out_time, ratings=out_rating)
-    return users, items, seqs, steps
+    return out
+
+
+def _fit_on_train(
+    rows: _Kept, config: BuildConfig, steps: list[dict[str, Any]], folder: Path, limit: int, fixed: int, progress: Progress
+) -> tuple[Vocabulary, Vocabulary, Sequences, np.ndarray, dict[str, Any]]:
+    """``--vocab-from-train`` on the spilled rows, as :func:`seqprep.steps.splits.fit_on_train`:
+    users numbered on all kept rows, rows sorted, the split decided; the item vocabulary fitted on
+    the TRAIN rows; held-out rows of items unseen in training dropped (step ``vocab_from_train``);
+    users renumbered on the rows left, whose order within each user stays the stable time order.
+    Holds the sorted rows with their input row numbers (24 bytes a kept row more than a plain build)."""
+    log = rows.log
+    n_users, n_items = len(log.user_ids), len(log.item_ids)
+    counts = _code_counts(rows, config)
+    users1, order1 = vocabulary_from_counts(counts.users, log.user_ids, config.user_order, counts.user_first, USER_START)
+    remap1 = remap_table(order1, n_users, start=USER_START)
+    identity = np.arange(ITEM_START, n_items + ITEM_START, dtype=np.int32)  # items as codes until their vocabulary exists
+    out = _sort_by_ranges(rows, remap1, identity, users1.counts, folder, limit, fixed, progress, with_rows=True)
+    del rows
+    offsets1 = csr_offsets(users1.counts)
+    part, info = splits.decide_parts(offsets1, out["time"], config.split, log.time_unit)
+    assert part is not None
+    train = part == TRAIN
+    if not train.any():
+        msg = "the split leaves no training interaction, so --vocab-from-train has no vocabulary; move the split bounds later"
+        raise InputError(msg)
+    codes = out.pop("item") - ITEM_START
+    item_counts = np.bincount(codes[train], minlength=n_items).astype(np.int64)
+    item_first = _first_rows(codes[train], out["row"][train], n_items) if config.item_order == "first-seen" else None
+    items, item_chosen = vocabulary_from_counts(item_counts, log.item_ids, config.item_order, item_first, ITEM_START)
+    iidx = remap_table(item_chosen, n_items, start=ITEM_START)[codes]
+    del codes, train
+    unseen = iidx < 0
+    n_unseen = int(unseen.sum())
+    steps.append(
+        {
+            "step": "vocab_from_train",
+            "rows_before": len(iidx),
+            "rows_removed": n_unseen,
+            "rows_after": len(iidx) - n_unseen,
+            "valid_targets_dropped": int((unseen & (part == VALID)).sum()),
+            "test_targets_dropped": int((unseen & (part == TEST)).sum()),
+            "history_rows_dropped": int((unseen & (part == HELD_OUT)).sum()),
+        }
+    )
+    user1 = row_of(offsets1).astype(np.int32)
+    if n_unseen:
+        keep = ~unseen
+        iidx, part, user1 = iidx[keep], part[keep], user1[keep]
+        out = {c: arr[keep] for c, arr in out.items()}
+        del keep
+    del unseen
+    # users renumbered on the rows left; each user's rows keep their order: blocks are reordered
+    user_codes = order1[user1]
+    user_counts = np.bincount(user_codes, minlength=n_users).astype(np.int64)
+    user_first = _first_rows(user_codes, out["row"], n_users) if config.user_order == "first-seen" else None
+    users, order2 = vocabulary_from_counts(user_counts, log.user_ids, config.user_order, user_first, USER_START)
+    left1 = np.bincount(user1, minlength=len(users1))
+    starts1 = csr_offsets(left1)[:-1]
+    old = remap1[order2] - USER_START  # each new user's index before
+    _, pos = gather_ranges(starts1[old], left1[old])
+    seqs = Sequences(offsets=csr_offsets(users.counts), items=iidx[pos], timestamps=out["time"][pos], ratings=None if "rating" not in out else out["rating"][pos])
+    return users, items, seqs, part[pos], info
+
+
+def _first_rows(codes: np.ndarray, rows: np.ndarray, size: int) -> np.ndarray:
+    """The smallest of ``rows`` per code (:data:`~seqprep.steps.counts.NEVER` for a code with none):
+    the order of first appearance in the input, whatever the order of ``rows``."""
+    first = np.full(size, NEVER, dtype=np.int64)
+    if len(codes):
+        smallest = pd.Series(rows).groupby(codes, sort=False).min()
+        first[smallest.index.to_numpy()] = smallest.to_numpy()
+    return first
+
+
+def _code_counts(kept: _Kept, config: BuildConfig) -> CodeCounts:
+    """The kept rows' count tables, with first-seen positions taken chunk by chunk where needed."""
+    log = kept.log
+    user_first = _FirstSeen(len(log.user_ids)) if config.user_order == "first-seen" else None
+    item_first = _FirstSeen(len(log.item_ids)) if config.item_order == "first-seen" else None
+    if user_first is not None or item_first is not None:
+        for c in kept.chunks():
+            keep = kept.mask[c.lo : c.lo + len(c.user)]
+            if user_first is not None:
+                user_first.add(c.user[keep])
+            if item_first is not None:
+                item_first.add(c.item[keep])
+    return CodeCounts(
+        users=kept.users,
+        items=kept.items,
+        user_first=None if user_first is None else user_first.positions(),
+        item_first=None if item_first is None else item_first.positions(),
+    )
 
 
 def split_by_ranges(
-    seqs: Sequences, users: Vocabulary, items: Vocabulary, config: BuildConfig, time_unit: str, out: Callable[[], Path], spill: Path
+    seqs: Sequences,
+    users: Vocabulary,
+    items: Vocabulary,
+    part: np.ndarray | None,
+    info: dict[str, Any],
+    config: BuildConfig,
+    out: Callable[[], Path],
+    spill: Path,
 ) -> tuple[Sequences, Extras | None, dict[str, Any]]:
-    """The split files written user range by user range into the folder ``out()`` (the row groups of
-    sequences.parquet; NPZ members gathered in ``spill``): (the sequences to write, the extras
-    left for the final writes - sequences.npz's ``padded`` - and meta.json's split entries). The
-    same bytes as :func:`seqprep.steps.splits.prepare` and the writers give from every user at once,
-    holding one range's split rows at a time."""
-    plan = splits.plan_split(config.split, time_unit, len(items), seqs.lengths, lambda q: time_quantile(seqs.timestamps, q))
-    if not plan.wanted():
+    """The split (``part``, decided over all users) gathered and written user range by user range
+    into the folder ``out()`` (the row groups of sequences.parquet; NPZ members gathered in
+    ``spill``): (the sequences to write, the extras left for the final writes - sequences.npz's
+    ``padded`` - and meta.json's split entries). The same bytes as
+    :func:`seqprep.steps.splits.prepare` and the writers give from every user at once, holding one
+    range's split rows at a time."""
+    plan = splits.decided_plan(config.split, len(items), info, seqs.offsets)
+    if not plan.wanted(part):
         return seqs, None, {}
     assert plan.groups is not None and not seqs.features
     ranges = list(zip(plan.groups[:-1].tolist(), plan.groups[1:].tolist()))
-    decided = [splits.split_range(plan, splits.user_range(seqs, u0, u1), user0=u0) for u0, u1 in ranges]
-    plan = plan.with_facts(splits.merge_tallies(facts for _, facts in decided))
+
+    def parts_of(u0: int, u1: int) -> tuple[Sequences, np.ndarray | None]:
+        lo, hi = int(seqs.offsets[u0]), int(seqs.offsets[u1])
+        return splits.user_range(seqs, u0, u1), None if part is None else part[lo:hi]
+
+    plan = plan.with_facts(splits.merge_tallies(splits.range_facts(plan, *parts_of(u0, u1)) for u0, u1 in ranges))
     writer = SplitWriter(out(), config.formats, users, spill)
     tallies, pieces, padded = [], [], []
     try:
-        for (u0, u1), (part, _) in zip(ranges, decided):
-            sub, ex, tally = splits.prepare_range(plan, splits.user_range(seqs, u0, u1), part, user0=u0)
+        for u0, u1 in ranges:
+            sub, ex, tally = splits.prepare_range(plan, *parts_of(u0, u1), user0=u0)
             assert ex is not None
             tallies.append(tally)
             pieces.append(sub)

@@ -56,6 +56,7 @@ __all__ = [
     "SplitPlan",
     "check_history_size",
     "decide_parts",
+    "decided_plan",
     "fit_on_train",
     "merge_tallies",
     "plan_split",
@@ -163,7 +164,7 @@ def prepare(
     ``targets``: the positions that are target events (``--target-events``): Caser's window targets
     and the negatives (the items a user is known to have, the popularity) use them only. This is
     the user-range API (:func:`plan_split` ... :func:`split_meta`) run on one range, all users."""
-    plan = SplitPlan(config.split, len(items), info, groups=sequence_parts(seqs.offsets))
+    plan = decided_plan(config.split, len(items), info, seqs.offsets)
     if not plan.wanted(part):
         return seqs, None, {}
     plan = plan.with_facts(range_facts(plan, seqs, part, targets))
@@ -224,6 +225,12 @@ class SplitPlan:
             tuple(int(facts["eval_rows"][name]) * k for name in EVALS),  # type: ignore[arg-type]
         )
         return dataclasses.replace(self, info=info, probs=probs, large=large)
+
+
+def decided_plan(opts: SplitOptions, num_items: int, info: dict[str, Any], offsets: np.ndarray) -> SplitPlan:
+    """The plan of a split already decided over all users (:func:`decide_parts`' ``info``, or
+    :func:`fit_on_train`'s), for :func:`range_facts` and :func:`prepare_range` on its parts."""
+    return SplitPlan(opts, num_items, info, groups=sequence_parts(offsets))
 
 
 def plan_split(
