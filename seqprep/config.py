@@ -757,7 +757,8 @@ class BuildConfig:
                 raise ConfigError(msg)
         self.resources.validate()
         if self.resources.memory_limit is not None:
-            unsupported = [name for name, group in (("feature", self.feature), ("event", self.event)) if group != type(group)()]
+            unsupported = ["feature"] if self.feature.features else []  # --feature: columns carried through the sort
+            unsupported += ["event"] if self.event != EventOptions() else []
             unsupported += [flag for flag, used in self._new_keys_in_use() if used and flag != "--where"]
             if unsupported:
                 msg = (

@@ -8,6 +8,10 @@ output path). Options the spilled build cannot run yet must refuse in one line (
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -15,7 +19,6 @@ import seqprep.steps.splits as splits
 from seqprep import build
 from seqprep.errors import ConfigError
 from seqprep.kernels.sequences import sequence_parts
-from tests.test_ingest import tree_digest
 
 
 def _log(seed: int, n: int = 600) -> str:
@@ -79,6 +82,12 @@ CASES = {
         "max_len": 3,
         "truncate": True,
     },
+    "time_features": {
+        "time_features": ["delta", "delta-log2", "interval:4"],
+        "split": "loo",
+        "max_len": 3,
+        "truncate": True,
+    },
     "where": {"where": ["rating >= 2 and ts < 2800", "item != 'i3'"], "dedup": "first", "min_user_count": 2},
     "where_unknown": {"where": ["not rating > 4"]},
     "where_columns": {"where": ["kind in ['cart', 'buy'] or price > 50", "kind is not null"], "min_item_count": 2},
@@ -89,6 +98,19 @@ REUSE = {
     "vocab_from_oov": {"vocab_from": "REF", "unknown": "oov"},
     "vocab_from_extend": {"vocab_from": "REF", "extend": True, "min_item_count": 2},
 }
+
+
+def tree_digest(folder: Path) -> dict[str, object]:
+    """sha256 of every output file (nested ones too); meta.json as a dict without the output path."""
+    out: dict[str, object] = {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+    meta = json.loads((folder / "meta.json").read_text())
+    del meta["options"]["output"]
+    out["meta.json"] = meta
+    return out
 
 
 @pytest.fixture(autouse=True)
@@ -121,6 +143,19 @@ def test_memory_limit_reuses_vocabularies_byte_identically(case, tmp_path):
     build(tmp_path / "old.csv", ref)
     options = {k: str(ref) if v == "REF" else v for k, v in REUSE[case].items()}
     _same(tmp_path, options, _log(6))
+
+
+def test_memory_limit_joins_attribute_tables_byte_identically(tmp_path):
+    rows = [f"i{k},{'abc'[k % 3]},{k / 4}" for k in range(0, 60, 2)]
+    (tmp_path / "items.csv").write_text("item,genre,price\n" + "\n".join(rows) + "\n")
+    (tmp_path / "users.csv").write_text("user,age\n" + "\n".join(f"u{k},{20 + k}" for k in range(40)) + "\n")
+    tables = {
+        "item_table": str(tmp_path / "items.csv"),
+        "item_attrs": ("genre", "price:num"),
+        "user_table": str(tmp_path / "users.csv"),
+        "user_attrs": ("age:cat",),
+    }
+    _same(tmp_path, {**tables, "split": "loo", "min_item_count": 2}, _log(2))
 
 
 @pytest.mark.parametrize(

@@ -521,7 +521,7 @@ def split_by_ranges(
     plan = splits.decided_plan(config.split, len(items), info, seqs.offsets)
     if not plan.wanted(part):
         return seqs, None, {}
-    assert plan.groups is not None and not seqs.features
+    assert plan.groups is not None
     ranges = list(zip(plan.groups[:-1].tolist(), plan.groups[1:].tolist()))
 
     def parts_of(u0: int, u1: int) -> tuple[Sequences, np.ndarray | None]:
@@ -530,13 +530,12 @@ def split_by_ranges(
 
     plan = plan.with_facts(splits.merge_tallies(splits.range_facts(plan, *parts_of(u0, u1)) for u0, u1 in ranges))
     writer = SplitWriter(out(), config.formats, users, spill)
-    tallies, pieces, padded = [], [], []
+    tallies, padded = [], []
     try:
         for u0, u1 in ranges:
-            sub, ex, tally = splits.prepare_range(plan, *parts_of(u0, u1), user0=u0)
+            _, ex, tally = splits.prepare_range(plan, *parts_of(u0, u1), user0=u0)
             assert ex is not None
             tallies.append(tally)
-            pieces.append(sub)
             if ex.padded is not None:
                 padded.append(ex.padded)
             writer.add(dataclasses.replace(ex, padded=None), u0, u1)
@@ -544,22 +543,6 @@ def split_by_ranges(
     finally:
         writer.close()
     meta = splits.split_meta(plan, tallies)
-    if config.split.max_len is not None and config.split.truncate:
-        seqs = _joined(pieces)
+    seqs = splits.final_sequences(seqs, config.split)
     extras = Extras(padded=np.concatenate(padded) if padded else None, max_len=config.split.max_len, pad=config.split.pad)
     return seqs, extras, meta
-
-
-def _joined(pieces: list[Sequences]) -> Sequences:
-    """Consecutive user ranges' sequences as one (no features: the spilled build has none)."""
-    def cat(name: str) -> np.ndarray | None:
-        arrays = [getattr(p, name) for p in pieces]
-        return None if arrays[0] is None else np.concatenate(arrays)
-
-    return Sequences(
-        offsets=csr_offsets(np.concatenate([p.lengths for p in pieces])),
-        items=cat("items"),  # type: ignore[arg-type]
-        timestamps=cat("timestamps"),  # type: ignore[arg-type]
-        ratings=cat("ratings"),
-        session_ids=cat("session_ids"),
-    )

@@ -57,6 +57,7 @@ __all__ = [
     "check_history_size",
     "decide_parts",
     "decided_plan",
+    "final_sequences",
     "fit_on_train",
     "merge_tallies",
     "plan_split",
@@ -396,6 +397,14 @@ def prepare_range(
         if opts.truncate:
             seqs = _truncate(seqs, opts.max_len)
     return seqs, Extras(**fields, max_len=opts.max_len, pad=opts.pad, groups=plan.groups, large=plan.large), tally
+
+
+def final_sequences(seqs: Sequences, opts: SplitOptions) -> Sequences:
+    """The sequences to write: with ``--max-len`` and ``--truncate``, each user's most recent ones
+    (what :func:`prepare_range` gives range by range)."""
+    if opts.max_len is not None and opts.truncate:
+        return _truncate(seqs, opts.max_len)
+    return seqs
 
 
 def _added(a: Any, b: Any) -> Any:
