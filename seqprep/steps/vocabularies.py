@@ -13,12 +13,13 @@ import numpy as np
 import pyarrow as pa
 
 from ..config import BuildConfig
-from ..kernels import fit_order, lookup, order_counted, remap_table
+from ..kernels import lookup, order_counted, remap_table
 from ..model import Interactions, Log
 from ..vocab import Vocabulary
 from . import reuse
+from .counts import CodeCounts
 
-__all__ = ["ITEM_START", "USER_START", "fit_vocabularies", "fitted", "vocabulary_from_counts"]
+__all__ = ["ITEM_START", "USER_START", "fit_vocabularies", "fitted", "vocabularies_from_counts", "vocabulary_from_counts"]
 
 ITEM_START = 1  # index 0 is padding
 USER_START = 0
@@ -44,12 +45,20 @@ def fit_vocabularies(
 ) -> tuple[Vocabulary, Vocabulary, np.ndarray, np.ndarray]:
     """(users, items, user_idx per row, item_idx per row) of the kept rows. With ``--vocab-from`` the
     vocabularies of an earlier build are reused (and with ``--extend`` grown): see :mod:`seqprep.steps.reuse`."""
+    counts = CodeCounts.of(inter.user, inter.item, log, config)
+    users, items, user_table, item_table = vocabularies_from_counts(log, config, counts)
+    return users, items, lookup(user_table, inter.user), lookup(item_table, inter.item)
+
+
+def vocabularies_from_counts(
+    log: Log, config: BuildConfig, counts: CodeCounts
+) -> tuple[Vocabulary, Vocabulary, np.ndarray, np.ndarray]:
+    """(users, items, user code -> user_idx, item code -> item_idx) from the kept rows' count tables:
+    fitted in ``--user-order`` / ``--item-order``, or reused with ``--vocab-from``."""
     if config.vocab.vocab_from is not None:
-        return reuse.fit_reused(inter, log, config)
-    user_order, user_counts = fit_order(inter.user, log.user_ids, config.user_order)
-    item_order, item_counts = fit_order(inter.item, log.item_ids, config.item_order)
-    users = fitted(log.user_ids, user_order, user_counts, USER_START)
-    items = fitted(log.item_ids, item_order, item_counts, ITEM_START)
-    uidx = lookup(remap_table(user_order, len(log.user_ids), start=USER_START), inter.user)
-    iidx = lookup(remap_table(item_order, len(log.item_ids), start=ITEM_START), inter.item)
-    return users, items, uidx, iidx
+        return reuse.fit_reused_counted(log, config, counts)
+    users, user_order = vocabulary_from_counts(counts.users, log.user_ids, config.user_order, counts.user_first, USER_START)
+    items, item_order = vocabulary_from_counts(counts.items, log.item_ids, config.item_order, counts.item_first, ITEM_START)
+    user_table = remap_table(user_order, len(log.user_ids), start=USER_START)
+    item_table = remap_table(item_order, len(log.item_ids), start=ITEM_START)
+    return users, items, user_table, item_table
