@@ -295,8 +295,12 @@ def test_filters_match_local(case, str_ids, tmp_path, scheduler):
 def test_sessions_and_splits_match_local(options, tmp_path, scheduler):
     path = tmp_path / "log.csv"
     path.write_text(_log(random.Random(3), 900, str_ids=True))
-    ds = assert_same_build(path, tmp_path, scheduler, parts=False, **options)
-    assert ds.meta["engine"]["gathered_on_client"]
+    from tests.test_dask_options import assert_same_folders
+
+    seqprep.build(path, tmp_path / "local", **options)
+    res = seqprep.build(path, tmp_path / "dask", engine="dask", scheduler=scheduler, **SMALL, **options)
+    assert "gathered_on_client" not in res.meta["engine"] and res.meta["engine"]["output_parts"] > 1
+    assert_same_folders(tmp_path / "local", tmp_path / "dask")  # the split files byte for byte
 
 
 def test_dedup_and_kcore_with_missing_users_and_fractional_times(tmp_path, scheduler):

@@ -99,6 +99,16 @@ CASES = {
     "export_window_rating": dict(exports=("recbole",), since=5, until=35, min_rating=2.0, item_order="id"),
     "export_sessions": dict(exports=("sasrec",), session_gap=3),
     "export_split": dict(exports=("sasrec", "seqlines"), split="loo"),
+    "loo_negatives_popularity": dict(
+        split="loo", eval_negatives=3, negatives="popularity", max_len=4, formats=("parquet", "npz")
+    ),
+    "loo_truncate_export": dict(
+        split="loo", max_len=3, truncate=True, exports=("sasrec", "recbole"), formats=("parquet", "npz")
+    ),
+    "time_quantiles_windows": dict(split="time:0.6,0.8", windows="3:1", eval_negatives=2, formats=("parquet", "npz")),
+    "time_bounds_sessions_kcore": dict(split="time", valid_from=20, test_from=30, session_gap=4, min_user_count=5),
+    "users_split_dedup": dict(split="users:0.6,0.2,0.2", seed=4, eval_negatives=3, dedup="last", min_item_count=3),
+    "pad_only_npz": dict(max_len=5, pad="right", formats=("npz",)),
 }
 
 
@@ -111,9 +121,9 @@ def test_folder_outputs_match_local_byte_for_byte(case, tmp_path, scheduler):
     seqprep.build(path, local, **options)
     res = seqprep.build(path, dask, engine="dask", scheduler=scheduler, **SMALL, **options)
     assert res.meta["engine"]["name"] == "dask"
-    if "split" not in options:  # written from the parts, never gathered on the client
-        assert res.meta["engine"]["output_parts"] > 1 and res.meta["engine"]["input_partitions"] > 1
-        assert "gathered_on_client" not in res.meta["engine"]
+    # written from the parts, never gathered on the client
+    assert res.meta["engine"]["output_parts"] > 1 and res.meta["engine"]["input_partitions"] > 1
+    assert "gathered_on_client" not in res.meta["engine"]
     assert_same_folders(local, dask)
 
 
@@ -123,6 +133,7 @@ STREAMS = {
     "arrow": dict(),
     "arrow_first_seen": dict(to="arrow", user_order="first-seen", dedup="exact"),
     "arrow_split": dict(split="loo"),
+    "jsonl_truncate": dict(to="jsonl", split="loo", max_len=3, truncate=True),
 }
 
 

@@ -22,14 +22,16 @@ How the work is split (every step columnar, per partition; no Python loop over r
    (:mod:`~seqprep.engines.dask.partitions`); the client writes each part as it arrives
    (:mod:`~seqprep.engines.dask.write`) and the rest of the folder as the local engine does.
 
-Sessions per output part (users are whole). Splits run on the client over the gathered sequences,
-by the local steps.
+Sessions per output part (users are whole). Splits, truncation, windows and negatives are decided
+and prepared per output part on the workers by the one per-user-range split API
+(:mod:`~seqprep.engines.dask.split`); the client writes the prepared parts in user order.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import tempfile
 import time as _time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,22 +46,24 @@ from ...config import BuildConfig, EngineOptions, SplitOptions
 from ...errors import ConfigError, InputError, empty_log, one_line
 from ...io.sources import sha256_stream
 from ...kernels import csr_offsets
-from ...model import BuildResult, InputInfo, Sequences
+from ...model import BuildResult, Extras, InputInfo
 from ...output.atomic import NO_READS
 from ...output.exports import ExportWriter
 from ...output.folder import atomic_output_dir, build_reads, check_output, write_outputs
-from ...output.stream import StreamWriter, write_stream
+from ...output.splits import SplitWriter
+from ...output.stream import StreamWriter
 from ...steps import splits
 from ...steps.meta import SequenceFacts, make_meta
 from ...steps.missing import MissingCounts
-from ...steps.sessions import add_sessions, session_gap, sessions_meta
+from ...steps.sessions import session_gap, sessions_meta
 from ...steps.vocabularies import ITEM_START, USER_START, vocabulary_from_counts
 from ...vocab import Vocabulary
+from . import split as dsplit
 from .clean import Cleaned, clean_rows
 from .inputs import DaskInput, expand, inspect
 from .partitions import SUMMARY_META, make_part, split_rows, summary
 from .read import PieceRead, canon_meta, read_pieces
-from .write import gather, part_sequences, part_table, stats, write_parts
+from .write import gather, part_sequences, part_table, parts_in_order, stats, write_parts
 
 __all__ = ["INSTALL_HINT", "run_dask", "divisions"]
 
@@ -227,7 +231,8 @@ def _parts(client: Any, cleaned: Cleaned, users: Vocabulary, lookups: tuple[np.n
     bounds = part_bounds(users.counts, config.engine.part_rows)
     rows = client.compute(cleaned.rows.to_delayed())
     # broadcast once to every worker (embedding the tables in each task would resend them)
-    ulut, ilut = client.scatter(lookups[0], broadcast=True), client.scatter(lookups[1], broadcast=True)
+    # hash=False: a fresh key per build (equal tables of two builds must never share one)
+    ulut, ilut = client.scatter(lookups[0], broadcast=True, hash=False), client.scatter(lookups[1], broadcast=True, hash=False)
     cut = np.asarray(bounds, dtype=np.int64)
     sent = [client.submit(split_rows, r, ulut, ilut, cut, pure=False) for r in rows]
     del rows
@@ -263,28 +268,89 @@ def run_dask(config: BuildConfig, *, write: bool = True, stdout: BinaryIO | None
         items, item_lookup = _vocabulary(cleaned.items, read.pieces.item_ids, config.item_order, ITEM_START)
         futures, _ = _parts(client, cleaned, users, (user_lookup, item_lookup), config, has_rating, gap)
         engine = {"name": "dask", "dask_version": dask.__version__, "input_partitions": read.partitions, "output_parts": len(futures)}
-        if config.split != SplitOptions():  # splits run on the client, by the local steps
-            seqs = gather(write_parts(futures, users, None, keep=True), users, read.as_float, has_rating)
-            return _finish_on_client(config, read, users, items, seqs, steps, engine, write, reads, t0, stdout)
         meta = _meta(config, read, users, items, stats(client, futures), steps, has_rating, engine, gap)
+        plan = None
+        if config.split != SplitOptions():  # decided and prepared per part on the workers
+            plan = dsplit.plan(client, futures, config, read.unit, len(items), users.counts)
+            if plan.wanted():
+                decided, plan = dsplit.decide(client, futures, plan)
+                futures = dsplit.prepare(client, futures, decided, plan)
+                meta.update(splits.split_meta(plan, client.gather(client.map(_tally, futures))))  # may refuse: before any write
+            else:
+                plan = None
+        large = bool(users.counts.sum() >= 2**31)
         if write and config.to_stdout:  # the stream, part by part in user order
             writer = StreamWriter(config.emit.to, meta, stdout)
-            large = bool(users.counts.sum() >= 2**31)
-            write_parts(futures, users, None, keep=False, consumers=(lambda p: writer.add(part_table(p, users, large)),))
+            write_parts(_parts_to_write(futures, plan, None), users, None, keep=False, consumers=(lambda p: writer.add(part_table(p, users, large)),))
             meta = writer.close()
             result = BuildResult(config=config, users=users, items=items, sequences=None, meta=meta)
             return dataclasses.replace(result, seconds=_time.perf_counter() - t0)
         keep = not write or "npz" in config.formats
         parquet = write and "parquet" in config.formats
         out = Path(config.output) if write else None
-        with atomic_output_dir(out, config.overwrite, reads) if out is not None else _nowhere() as tmp:
+        with atomic_output_dir(out, config.overwrite, reads) if out is not None else _nowhere() as tmp, _split_files(config, users, tmp, plan) as split_out:
             with _exports(config, users, items, has_rating, tmp) as consumers:
-                parts = write_parts(futures, users, tmp if parquet else None, keep, consumers)
+                parts = write_parts(_parts_to_write(futures, plan, split_out), users, tmp if parquet else None, keep, consumers)
             seqs = gather(parts, users, read.as_float, has_rating) if keep else None
-            result = BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta)
+            extras = None
+            if plan is not None:
+                padded = split_out.padded if split_out is not None else [p["padded"] for p in parts if p.get("padded") is not None]
+                extras = Extras(padded=np.concatenate(padded) if padded else None, max_len=config.split.max_len, pad=config.split.pad)
+            result = BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta, extras=extras)
             if tmp is not None:
                 meta = write_outputs(result, tmp, sequences_written=parquet, exports_written=True)
     return dataclasses.replace(result, meta=meta, output=out, seconds=_time.perf_counter() - t0)
+
+
+def _tally(prepared: dict[str, Any]) -> dict[str, Any]:
+    return prepared["tally"]
+
+
+class _SplitOut:
+    """The split files, written as the prepared parts come (user order); sequences.npz's ``padded``
+    rows kept for the final write."""
+
+    def __init__(self, writer: SplitWriter | None) -> None:
+        self.writer = writer
+        self.padded: list[np.ndarray] = []
+
+    def add(self, prepared: dict[str, Any]) -> None:
+        ex = prepared["extras"]
+        if ex is None:
+            return
+        if ex.padded is not None:
+            self.padded.append(ex.padded)
+        if self.writer is not None:
+            self.writer.add(dataclasses.replace(ex, padded=None), prepared["lo"], prepared["hi"])
+
+
+@contextmanager
+def _split_files(config: BuildConfig, users: Vocabulary, folder: Path | None, plan: Any) -> Iterator[_SplitOut | None]:
+    """Where the prepared parts' split files go (None without a split)."""
+    if plan is None:
+        yield None
+        return
+    if folder is None:
+        yield _SplitOut(None)
+        return
+    with tempfile.TemporaryDirectory(prefix="seqprep-dask-split-") as spill:
+        writer = SplitWriter(folder, config.formats, users, Path(spill))
+        try:
+            yield _SplitOut(writer)
+        finally:
+            writer.close()
+
+
+def _parts_to_write(futures: list[Any], plan: Any, split_out: _SplitOut | None) -> Iterator[dict[str, Any]]:
+    """The parts to write, in user order: as computed, or (with a split) the prepared sequences,
+    their split rows handed to ``split_out`` on the way."""
+    for part in parts_in_order(futures):
+        if plan is None:
+            yield part
+            continue
+        if split_out is not None:
+            split_out.add(part)
+        yield dsplit.as_part(part, part["sequences"])
 
 
 @contextmanager
@@ -330,38 +396,3 @@ def _meta(
         meta["sessions"] = sessions_meta(config.session, read.unit, gap, np.concatenate(lengths) if lengths else np.zeros(0, np.int64))
     meta["engine"] = engine
     return meta
-
-
-def _finish_on_client(
-    config: BuildConfig,
-    read: _Read,
-    users: Vocabulary,
-    items: Vocabulary,
-    seqs: Sequences,
-    steps: list[dict[str, Any]],
-    engine: dict[str, Any],
-    write: bool,
-    reads: Any,
-    t0: float,
-    stdout: BinaryIO | None = None,
-) -> BuildResult:
-    """Sessions, splits, truncation, windows and negatives: the local engine's tail (the reference) on
-    the sequences gathered on the client; written as the local engine writes them."""
-    unit = read.unit
-    part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, unit)
-    seqs, sessions = add_sessions(seqs, unit, config.session)
-    meta = make_meta(config, inputs=read.infos, rows_read=read.num_rows, time_unit=unit, users=users, items=items, facts=SequenceFacts.of(seqs), steps=steps)
-    if sessions is not None:
-        meta["sessions"] = sessions
-    seqs, extras, extra_meta = splits.prepare(seqs, items, part, info, config)
-    meta.update(extra_meta)
-    meta["engine"] = dict(engine, output_parts=0, gathered_on_client=True)
-    result = BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta, extras=extras)
-    out = None
-    if write and config.to_stdout:
-        meta = write_stream(result, stdout)
-    elif write:
-        out = Path(config.output)
-        with atomic_output_dir(out, config.overwrite, reads) as tmp:
-            meta = write_outputs(result, tmp)
-    return dataclasses.replace(result, meta=meta, output=out, seconds=_time.perf_counter() - t0)

@@ -133,7 +133,7 @@ def _pieces_of(client: Any, src: DaskInput, config: BuildConfig) -> list[Piece]:
 def read_pieces(client: Any, sources: list[DaskInput], config: BuildConfig) -> PieceRead:
     """Read every input on the workers -> the canonical partitions (futures) and the merged ids."""
     pieces = [p for s in sources for p in _pieces_of(client, s, config)]
-    heads = {s.index: client.scatter(s.head, broadcast=True) for s in sources}
+    heads = {s.index: client.scatter(s.head, broadcast=True, hash=False) for s in sources}
     reads = [client.submit(read_piece, p, config.read, heads[p.input], pure=False) for p in pieces]
     try:
         small = client.gather(client.map(_describe, reads))
@@ -146,7 +146,7 @@ def read_pieces(client: Any, sources: list[DaskInput], config: BuildConfig) -> P
     inputs = [p.input for p in pieces]
     plan = plan_times([d["unit"] for d in small], [d["float"] for d in small], [d["has_time"] for d in small], inputs)
     parts = [
-        client.submit(_canon, r, client.scatter(ut), client.scatter(it), plan, k, pure=False)
+        client.submit(_canon, r, client.scatter(ut, hash=False), client.scatter(it, hash=False), plan, k, pure=False)
         for k, (r, ut, it) in enumerate(zip(reads, user_tables, item_tables))
     ]
     del reads  # each piece's read is let go once its canonical partition is made

@@ -5,7 +5,7 @@ the ``-o -`` stream as they arrive, or kept for sequences.npz / the Python resul
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,19 +55,20 @@ def parts_in_order(futures: list[Any]) -> Iterator[dict[str, Any]]:
 
 
 def write_parts(
-    futures: list[Any],
+    parts: Iterable[dict[str, Any]],
     users: Vocabulary,
     folder: Path | None,
     keep: bool,
     consumers: tuple[Callable[[dict[str, Any]], None], ...] = (),
 ) -> list[dict[str, Any]]:
-    """Fetch the parts in user order; with ``folder``, write each as ``sequences/part-NNNNN.parquet``;
-    hand each to the ``consumers`` (exports, the stream). Returns the parts kept whole with ``keep``."""
+    """The parts, in user order (:func:`parts_in_order`): with ``folder``, each written as
+    ``sequences/part-NNNNN.parquet``; each handed to the ``consumers`` (exports, the stream).
+    Returns the parts kept whole with ``keep``."""
     if folder is not None:
         (folder / PARTS_FOLDER).mkdir()
     large = bool(users.counts.sum() >= 2**31)
     kept = []
-    for j, part in enumerate(parts_in_order(futures)):
+    for j, part in enumerate(parts):
         if folder is not None:
             write_parquet(part_table(part, users, large), folder / PARTS_FOLDER / f"part-{j:05d}.parquet")
         for consume in consumers:
@@ -87,8 +88,8 @@ def gather(parts: list[dict[str, Any]], users: Vocabulary, as_float: bool, has_r
             timestamps=np.zeros(0, dtype),
             ratings=None,
         )
-    return Sequences(
-        offsets=csr_offsets(users.counts),
+    return Sequences(  # offsets from the parts: with --truncate they hold fewer than users.counts
+        offsets=csr_offsets(np.concatenate([np.diff(p["offsets"]) for p in parts])),
         items=np.concatenate([p["items"] for p in parts]),
         timestamps=np.concatenate([p["timestamps"] for p in parts]).astype(dtype, copy=False),
         ratings=np.concatenate([p["ratings"] for p in parts]) if has_rating else None,
