@@ -741,7 +741,6 @@ class BuildConfig:
             unsupported = [
                 flag
                 for flag, used in (
-                    ("--vocab-from", self.vocab != VocabOptions()),
                     ("--vocab-from-train", self.split.vocab_from_train),
                     ("--feature/--time-feature/--item-table/--user-table", self.feature != FeatureOptions()),
                     ("--event-col", self.event != EventOptions()),

@@ -201,3 +201,48 @@ def test_read_errors_are_the_local_ones(text, tmp_path, scheduler):
         seqprep.build(path, tmp_path / "d", engine="dask", scheduler=scheduler, block_bytes=1024)
     assert str(dask.value) == str(local.value)
     assert not (tmp_path / "d").exists()
+
+
+REUSE = {
+    "drop": dict(),
+    "drop_kcore_first_seen": dict(min_item_count=3, user_order="first-seen"),
+    "oov_export": dict(unknown="oov", exports=("recbole", "sasrec")),
+    "extend_first_seen_split": dict(extend=True, item_order="first-seen", user_order="first-seen", split="loo"),
+    "extend_frequency_window": dict(extend=True, since=5, until=38),
+}
+
+
+@pytest.mark.parametrize("case", list(REUSE))
+def test_vocab_from_matches_local(case, tmp_path, scheduler):
+    """--vocab-from: the reference (a small vocabulary) is read on the client; the unknown items are
+    found from the rows per item code; the new users and items are appended by the local step."""
+    old, new = tmp_path / "old.csv", tmp_path / "new.csv"
+    old.write_text(_log(11, n=600))
+    new.write_text(_log(12))  # more users and items than old: unseen ones
+    seqprep.build(old, tmp_path / "ref")
+    options = dict(REUSE[case], vocab_from=str(tmp_path / "ref"))
+    local, dask = tmp_path / "local" / "out", tmp_path / "dask" / "out"
+    seqprep.build(new, local, **options)
+    res = seqprep.build(new, dask, engine="dask", scheduler=scheduler, **SMALL, **options)
+    assert res.meta["vocab_reuse"]["unseen_items"] > 0
+    assert_same_folders(local, dask)
+
+
+def test_vocab_from_unknown_error_names_the_same_items(tmp_path, scheduler):
+    old, new = tmp_path / "old.csv", tmp_path / "new.csv"
+    old.write_text(_log(11, n=600))
+    new.write_text(_log(12))
+    seqprep.build(old, tmp_path / "ref")
+    with pytest.raises(seqprep.SeqprepError) as local:
+        seqprep.build(new, tmp_path / "l", vocab_from=str(tmp_path / "ref"), unknown="error")
+    with pytest.raises(seqprep.SeqprepError) as dask:
+        seqprep.build(
+            new,
+            tmp_path / "d",
+            vocab_from=str(tmp_path / "ref"),
+            unknown="error",
+            engine="dask",
+            scheduler=scheduler,
+            **SMALL,
+        )
+    assert str(dask.value) == str(local.value) and "e.g." in str(local.value)

@@ -46,17 +46,18 @@ from ...config import BuildConfig, EngineOptions, SplitOptions
 from ...errors import ConfigError, InputError, empty_log, one_line
 from ...io.sources import sha256_stream
 from ...kernels import csr_offsets
-from ...model import BuildResult, Extras, InputInfo
+from ...model import BuildResult, Extras, InputInfo, Log
 from ...output.atomic import NO_READS
 from ...output.exports import ExportWriter
 from ...output.folder import atomic_output_dir, build_reads, check_output, write_outputs
 from ...output.splits import SplitWriter
 from ...output.stream import StreamWriter
 from ...steps import splits
+from ...steps.counts import NEVER, CodeCounts
 from ...steps.meta import SequenceFacts, make_meta
 from ...steps.missing import MissingCounts
 from ...steps.sessions import session_gap, sessions_meta
-from ...steps.vocabularies import ITEM_START, USER_START, vocabulary_from_counts
+from ...steps.vocabularies import vocabularies_from_counts
 from ...vocab import Vocabulary
 from . import split as dsplit
 from .clean import Cleaned, clean_rows
@@ -192,14 +193,22 @@ def _read(dd: Any, client: Any, sources: list[DaskInput], config: BuildConfig) -
     return _Read(canon, offsets, pieces, infos, missing, len(table))
 
 
-def _vocabulary(table: Any, ids: pa.Array, order: str, start: int) -> tuple[Vocabulary, np.ndarray]:
-    """A count table (global code -> kept, kpos) -> the fitted vocabulary and each code's index (-1:
-    not in it), the table broadcast to the workers."""
-    codes = np.asarray(table.index, dtype=np.int64)
-    vocab, chosen = vocabulary_from_counts(table["kept"].to_numpy(), ids.take(pa.array(codes)), order, table["kpos"].to_numpy(), start)
-    lookup = np.full(len(ids), -1, dtype=np.int64)
-    lookup[codes[np.asarray(chosen, dtype=np.int64)]] = np.arange(len(chosen), dtype=np.int64)
-    return vocab, lookup
+def _vocabularies(cleaned: Cleaned, log: Log, config: BuildConfig) -> tuple[Vocabulary, Vocabulary, np.ndarray, np.ndarray]:
+    """The count tables (global code -> kept rows, first kept position) -> the vocabularies, fitted
+    or reused (``--vocab-from``) by the local step, and each code's user / item index (-1: none),
+    the tables broadcast to the workers."""
+    tables = []
+    for table, size, order in ((cleaned.users, len(log.user_ids), config.user_order), (cleaned.items, len(log.item_ids), config.item_order)):
+        codes = np.asarray(table.index, dtype=np.int64)
+        counts = np.zeros(size, dtype=np.int64)
+        counts[codes] = table["kept"].to_numpy()
+        first = None
+        if order == "first-seen":
+            first = np.full(size, NEVER, dtype=np.int64)
+            first[codes] = table["kpos"].to_numpy()
+        tables.append((counts, first))
+    counts = CodeCounts(users=tables[0][0], items=tables[1][0], user_first=tables[0][1], item_first=tables[1][1])
+    return vocabularies_from_counts(log, config, counts)
 
 
 def divisions(user_counts: np.ndarray, part_rows: int) -> list[int]:
@@ -212,6 +221,12 @@ def divisions(user_counts: np.ndarray, part_rows: int) -> list[int]:
     starts[0] = 0
     starts = np.unique(starts)
     return [int(s) for s in starts] + [num_users]
+
+
+def _ids_only(read: _Read) -> Log:
+    """The log's ids without its rows (they stay on the workers): what the vocabulary steps read."""
+    empty = np.zeros(0, np.int32)
+    return Log(empty, read.pieces.user_ids, empty, read.pieces.item_ids, np.zeros(0, np.int64), np.zeros(0, bool), read.unit, None, read.infos)
 
 
 def part_bounds(user_counts: np.ndarray, part_rows: int) -> list[int]:
@@ -261,11 +276,10 @@ def run_dask(config: BuildConfig, *, write: bool = True, stdout: BinaryIO | None
     with client_for(config.engine) as client, dask.config.set({"dataframe.convert-string": False}), _read_errors():
         read = _read(dd, client, sources, config)
         steps = [read.missing]
-        sizes = (len(read.pieces.user_ids), len(read.pieces.item_ids))
-        cleaned = clean_rows(dask, client, read.canon, config, read.offsets, read.unit, read.as_float, sizes, has_rating, steps)
+        log = _ids_only(read)
+        cleaned = clean_rows(dask, client, read.canon, config, read.offsets, read.unit, read.as_float, log, has_rating, steps)
         gap = session_gap(config.session, read.unit, cleaned.largest)
-        users, user_lookup = _vocabulary(cleaned.users, read.pieces.user_ids, config.user_order, USER_START)
-        items, item_lookup = _vocabulary(cleaned.items, read.pieces.item_ids, config.item_order, ITEM_START)
+        users, items, user_lookup, item_lookup = _vocabularies(cleaned, log, config)
         futures, _ = _parts(client, cleaned, users, (user_lookup, item_lookup), config, has_rating, gap)
         engine = {"name": "dask", "dask_version": dask.__version__, "input_partitions": read.partitions, "output_parts": len(futures)}
         meta = _meta(config, read, users, items, stats(client, futures), steps, has_rating, engine, gap)

@@ -18,7 +18,9 @@ import pandas as pd
 
 from ...config import BuildConfig, FilterOptions
 from ...errors import needs_rating_column
+from ...model import Log
 from ...steps.filters import empty_after, kcore_details, step_report, window_bounds
+from ...steps.reuse import unknown_items_counted
 from .partitions import (
     DEDUP,
     KCORE,
@@ -31,7 +33,9 @@ from .partitions import (
     drop_ids,
     finish,
     finish_meta,
+    first_items,
     keyed,
+    present_items,
 )
 
 __all__ = ["Cleaned", "clean_rows"]
@@ -98,14 +102,15 @@ def clean_rows(
     offsets: np.ndarray,
     unit: str,
     as_float: bool,
-    sizes: tuple[int, int],
+    log: Log,
     has_rating: bool,
     steps: list[dict[str, Any]],
 ) -> Cleaned:
     """Mark every row with the step that removed it; append the steps' reports to ``steps``.
 
-    ``canon``: the canonical frame (global id codes, -1 = missing; ``sizes``: how many user and item
-    codes); ``unit``/``as_float``: its time unit and type."""
+    ``canon``: the canonical frame (global id codes, -1 = missing; ``log``: their ids, no rows);
+    ``unit``/``as_float``: its time unit and type."""
+    sizes = (len(log.user_ids), len(log.item_ids))
     opts = config.filter
     since = until = None
     if opts.since is not None or opts.until is not None:
@@ -113,7 +118,12 @@ def clean_rows(
     if opts.min_rating is not None and not has_rating:
         raise needs_rating_column()
     meta = finish_meta(as_float)
-    fin = canon.map_partitions(finish, offsets, since, until, opts.min_rating, meta=meta)
+    unknown = None
+    if config.vocab.vocab_from is not None:  # before the filters: k-core counts only encodable rows
+        unknown = _unknown_items(dask, client, canon, config, offsets, log)
+        steps.append(unknown[1])
+        unknown = None if unknown[0] is None else client.scatter(unknown[0], broadcast=True, hash=False)
+    fin = canon.map_partitions(finish, offsets, since, until, opts.min_rating, unknown, meta=meta)
     if opts.dedup != "none":
         fin = fin.shuffle(on="user").map_partitions(dedup_part, opts.dedup, has_rating, meta=meta)
     kcore_on = opts.min_user_count > 1 or opts.min_item_count > 1
@@ -145,6 +155,22 @@ def clean_rows(
     }
     _report_steps(steps, counts, user_table["smax"].to_numpy(), item_table["smax"].to_numpy(), opts, details, since, until)
     return Cleaned(fin, user_table, item_table, float(top))
+
+
+def _unknown_items(dask: Any, client: Any, canon: Any, config: BuildConfig, offsets: np.ndarray, log: Log) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """The unknown-items step of ``--vocab-from`` from the rows per item code (a tree reduction):
+    (a mask over the item codes of the rows it drops, or None; its report), by the local step."""
+    size = len(log.item_ids)
+    parts = canon.to_delayed()
+    counts = np.sum(dask.compute(*[dask.delayed(present_items)(p, size) for p in parts]), axis=0) if parts else np.zeros(size, np.int64)
+
+    def first_unseen(mask: np.ndarray) -> np.ndarray:  # only for --unknown error: the first few named
+        found = dask.compute(*[dask.delayed(first_items)(p, mask, offsets, k) for k, p in enumerate(parts)])
+        codes = np.concatenate([c for c, _ in found])
+        pos = np.concatenate([q for _, q in found])
+        return pd.unique(codes[np.argsort(pos, kind="stable")])
+
+    return unknown_items_counted(log, counts, config, first_unseen)
 
 
 def _report_steps(

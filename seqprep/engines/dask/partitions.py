@@ -22,6 +22,7 @@ __all__ = [
     "KEYED_META",
     "NO_POS",
     "MISSING",
+    "UNKNOWN",
     "WINDOW",
     "RATING",
     "DEDUP",
@@ -32,6 +33,8 @@ __all__ = [
     "dedup_part",
     "drop_ids",
     "keyed",
+    "present_items",
+    "first_items",
     "split_rows",
     "make_part",
     "part_stats",
@@ -46,6 +49,22 @@ SUMMARY_META = pd.DataFrame(
         for k in ("rows", "missing_user", "missing_item", "missing_time", "bad", "first_bad")
     }
 )
+
+
+def present_items(df: pd.DataFrame, size: int) -> np.ndarray:
+    """Rows per item code of the rows with user, item and timestamp (the unknown-items step's input)."""
+    ok = (df["user"].to_numpy() >= 0) & (df["item"].to_numpy() >= 0) & df["tv"].to_numpy()
+    return np.bincount(df["item"].to_numpy()[ok], minlength=size).astype(np.int64)
+
+
+def first_items(df: pd.DataFrame, mask: np.ndarray, offsets: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(codes where ``mask``, the input position of their first complete row) of partition ``k``."""
+    ok = (df["user"].to_numpy() >= 0) & (df["item"].to_numpy() >= 0) & df["tv"].to_numpy()
+    items = df["item"].to_numpy()
+    rows = np.flatnonzero(ok)
+    rows = rows[mask[items[rows]]]
+    codes, first = np.unique(items[rows], return_index=True)
+    return codes, offsets[k] + rows[first]
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:
@@ -81,8 +100,8 @@ def finish_meta(as_float: bool) -> pd.DataFrame:
 
 
 # ``stage``: the step that removed the row, or KEPT. The steps in their documented order; k-core
-# round r (from 1) is stage KCORE + r - 1.
-MISSING, WINDOW, RATING, DEDUP, KCORE = 0, 1, 2, 3, 4
+# round r (from 1) is stage KCORE + r - 1. UNKNOWN: an item the reused vocabulary (--vocab-from) lacks.
+MISSING, UNKNOWN, WINDOW, RATING, DEDUP, KCORE = 0, 1, 2, 3, 4, 5
 KEPT = np.iinfo(np.int16).max
 
 
@@ -92,16 +111,23 @@ def finish(
     since: float | None = None,
     until: float | None = None,
     min_rating: float | None = None,
+    unknown: np.ndarray | None = None,
     partition_info: Any = None,
 ) -> pd.DataFrame:
-    """Global input position and the row-level steps (missing values, time window, rating bound, by
-    the local kernels) as the row's ``stage``."""
+    """Global input position and the row-level steps (missing values, the unknown items of a reused
+    vocabulary - ``unknown``: a mask over the item codes -, time window, rating bound, by the local
+    kernels) as the row's ``stage``."""
     k = partition_info["number"]
     n = len(df)
     pos = np.arange(offsets[k], offsets[k] + n, dtype=np.int64)
     t = df["time"].to_numpy()
     ok = (df["user"].to_numpy() >= 0) & (df["item"].to_numpy() >= 0) & df["tv"].to_numpy()
     stage = np.where(ok, KEPT, MISSING).astype(np.int16)
+    if unknown is not None:
+        kept = stage == KEPT
+        drop = np.zeros(n, dtype=bool)
+        drop[kept] = unknown[df["item"].to_numpy()[kept]]
+        stage[drop] = UNKNOWN
     if since is not None or until is not None:
         stage[(stage == KEPT) & ~time_window(t, since, until)] = WINDOW
     if min_rating is not None:
@@ -155,7 +181,7 @@ def keyed(df: pd.DataFrame) -> pd.DataFrame:
 
 def split_rows(df: pd.DataFrame, users: np.ndarray, items: np.ndarray, bounds: np.ndarray) -> list[dict[str, np.ndarray]]:
     """The shuffle's send side: the kept rows of one partition with their user and item indices
-    (items 1..N, from the broadcast code -> index tables), cut by output part (users
+    (from the broadcast code -> index tables; items from 1), cut by output part (users
     ``bounds[j] <= u < bounds[j + 1]``), each chunk in the partition's row order. Plain integer
     and float arrays: what crosses between workers."""
     kept = df["stage"].to_numpy() == KEPT
@@ -165,7 +191,7 @@ def split_rows(df: pd.DataFrame, users: np.ndarray, items: np.ndarray, bounds: n
     cuts = csr_offsets(np.bincount(part, minlength=len(bounds) - 1))
     cols = {
         "uidx": uidx,
-        "iidx": (items[df["item"].to_numpy()[kept]] + 1).astype(np.int32),
+        "iidx": items[df["item"].to_numpy()[kept]].astype(np.int32),
         "time": df["time"].to_numpy()[kept],
         "rating": df["rating"].to_numpy()[kept],
         "pos": df["pos"].to_numpy()[kept],
