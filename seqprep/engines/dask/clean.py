@@ -25,16 +25,17 @@ from .partitions import (
     DEDUP,
     KCORE,
     KEPT,
-    KEYED_META,
     MISSING,
     RATING,
     WINDOW,
+    code_tables,
     dedup_part,
     drop_ids,
     finish,
     finish_meta,
     first_items,
-    keyed,
+    kept_counts,
+    merge_code_tables,
     present_items,
 )
 
@@ -60,15 +61,27 @@ def _mask(index: pd.Index, size: int) -> np.ndarray:
     return mask
 
 
-def _kept_counts(dask: Any, fin: Any) -> tuple[pd.Series, pd.Series]:
-    kept = fin[fin["stage"] == KEPT]
-    return dask.compute(kept.groupby("user").size(), kept.groupby("item").size())
+def _tree(dask: Any, parts: list[Any], combine: Any) -> Any:
+    """A tree reduction of per-partition results (pairs combined, level by level)."""
+    while len(parts) > 1:
+        parts = [dask.delayed(combine)(parts[k], parts[k + 1]) if k + 1 < len(parts) else parts[k] for k in range(0, len(parts), 2)]
+    return parts[0]
+
+
+def _add_pairs(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    return a[0] + b[0], a[1] + b[1]
+
+
+def _kept_counts(dask: Any, fin: Any, sizes: tuple[int, int]) -> tuple[pd.Series, pd.Series]:
+    """Kept rows per user and per item code (codes with none left out), by a tree reduction."""
+    users, items = dask.compute(_tree(dask, [dask.delayed(kept_counts)(p, sizes) for p in fin.to_delayed()], _add_pairs))[0]
+    return tuple(pd.Series(c[c > 0], index=np.flatnonzero(c > 0)) for c in (users, items))  # type: ignore[return-value]
 
 
 def _kcore(dask: Any, client: Any, fin: Any, opts: FilterOptions, sizes: tuple[int, int], meta: pd.DataFrame) -> tuple[Any, list[dict[str, int]], bool]:
     """k-core rounds on the count tables; -> (rows, the rounds that removed rows, fixpoint reached)."""
     rounds: list[dict[str, int]] = []
-    uc, ic = _kept_counts(dask, fin)
+    uc, ic = _kept_counts(dask, fin, sizes)
     while True:
         bad_u = uc.index[uc.to_numpy() < opts.min_user_count]
         bad_i = ic.index[ic.to_numpy() < opts.min_item_count]
@@ -80,7 +93,7 @@ def _kcore(dask: Any, client: Any, fin: Any, opts: FilterOptions, sizes: tuple[i
         users_bad = client.scatter(_mask(bad_u, sizes[0]), broadcast=True, hash=False)
         items_bad = client.scatter(_mask(bad_i, sizes[1]), broadcast=True, hash=False)
         fin = fin.map_partitions(drop_ids, users_bad, items_bad, KCORE + len(rounds), meta=meta).persist()
-        uc2, ic2 = _kept_counts(dask, fin)
+        uc2, ic2 = _kept_counts(dask, fin, sizes)
         rounds.append(
             {
                 "round": len(rounds) + 1,
@@ -133,19 +146,17 @@ def clean_rows(
     fixpoint = True
     if kcore_on:
         fin, rounds, fixpoint = _kcore(dask, client, fin, opts, sizes, meta)
-    missing_rating: Any = 0
-    if opts.min_rating is not None:  # NaN ratings among the rows that reach the rating step
-        missing_rating = fin[fin["stage"] > WINDOW]["rating"].isna().sum()
-    tables = fin.map_partitions(keyed, meta=KEYED_META)
-    agg = {"kept": "sum", "kpos": "min", "smax": "max"}
-    top: Any = 0
-    if config.session.session_gap is not None:
-        top = fin[fin["stage"] == KEPT]["time"].abs().max()
-    user_table, item_table, stage_counts, missing_rating, top = dask.compute(
-        tables.groupby("user").agg(agg), tables.groupby("item").agg(agg), fin["stage"].value_counts(), missing_rating, top
+    parts = [dask.delayed(code_tables)(p, sizes, WINDOW) for p in fin.to_delayed()]
+    t = dask.compute(_tree(dask, parts, merge_code_tables))[0]
+    user_table, item_table = (
+        pd.DataFrame(
+            {"kept": t[f"{role}_kept"][seen], "kpos": t[f"{role}_kpos"][seen], "smax": t[f"{role}_smax"][seen]},
+            index=np.flatnonzero(seen),
+        )
+        for role in ("user", "item")
+        for seen in [t[f"{role}_rows"] > 0]  # a code seen on a row (a missing id, code -1, is no id)
     )
-    user_table = user_table[user_table.index >= 0]  # a missing id (code -1) is no id
-    item_table = item_table[item_table.index >= 0]
+    stage_counts, missing_rating, top = t["stages"], t["missing_rating"] if opts.min_rating is not None else 0, t["top"]
     counts = {int(k): int(v) for k, v in stage_counts.items()}
     details = {
         "time_window": {"since": since, "until": until, "time_unit": unit, "rule": "since <= t < until"},

@@ -19,7 +19,6 @@ from ...steps.sessions import session_lengths
 __all__ = [
     "finish_meta",
     "SUMMARY_META",
-    "KEYED_META",
     "NO_POS",
     "MISSING",
     "UNKNOWN",
@@ -32,7 +31,9 @@ __all__ = [
     "finish",
     "dedup_part",
     "drop_ids",
-    "keyed",
+    "kept_counts",
+    "code_tables",
+    "merge_code_tables",
     "present_items",
     "first_items",
     "split_rows",
@@ -164,19 +165,60 @@ def drop_ids(df: pd.DataFrame, users: np.ndarray, items: np.ndarray, stage_code:
     return df.assign(stage=stage)
 
 
-def keyed(df: pd.DataFrame) -> pd.DataFrame:
-    """Columns for the count tables: kept rows, first kept position, last step reached."""
+def kept_counts(df: pd.DataFrame, sizes: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Kept rows per user code and per item code of one partition (summed over partitions)."""
     kept = df["stage"].to_numpy() == KEPT
-    return pd.DataFrame(
-        {
-            "user": df["user"],
-            "item": df["item"],
-            "kept": kept.astype(np.int64),
-            "kpos": np.where(kept, df["pos"].to_numpy(), NO_POS),
-            "smax": df["stage"].to_numpy(),
-        },
-        index=df.index,
+    return (
+        np.bincount(df["user"].to_numpy()[kept], minlength=sizes[0]).astype(np.int64),
+        np.bincount(df["item"].to_numpy()[kept], minlength=sizes[1]).astype(np.int64),
     )
+
+
+def code_tables(df: pd.DataFrame, sizes: tuple[int, int], rating_from: int) -> dict[str, Any]:
+    """One partition's count tables, per user code and per item code: rows (any stage), kept rows,
+    first kept input position, last stage reached; and the rows per stage, the NaN ratings among
+    the rows that reach the rating step (stage > ``rating_from``), the largest |timestamp| kept.
+    Numpy arrays over all codes: summed / min / max over the partitions on the client."""
+    stage = df["stage"].to_numpy()
+    kept = stage == KEPT
+    pos = df["pos"].to_numpy()
+    out: dict[str, Any] = {}
+    for role, size in (("user", sizes[0]), ("item", sizes[1])):
+        codes = df[role].to_numpy()
+        valid = codes >= 0
+        out[f"{role}_rows"] = np.bincount(codes[valid], minlength=size).astype(np.int64)
+        out[f"{role}_kept"] = np.bincount(codes[kept], minlength=size).astype(np.int64)
+        kpos = np.full(size, NO_POS, dtype=np.int64)
+        np.minimum.at(kpos, codes[kept], pos[kept])
+        out[f"{role}_kpos"] = kpos
+        smax = np.full(size, -1, dtype=np.int32)
+        np.maximum.at(smax, codes[valid], stage[valid].astype(np.int32))
+        out[f"{role}_smax"] = smax
+    values, counts = np.unique(stage, return_counts=True)
+    out["stages"] = dict(zip(values.tolist(), counts.tolist()))
+    out["missing_rating"] = int(np.isnan(df["rating"].to_numpy()[stage > rating_from]).sum())
+    t = df["time"].to_numpy()[kept]
+    out["top"] = float(np.abs(t).max()) if len(t) else 0.0
+    return out
+
+
+def merge_code_tables(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Two partitions' :func:`code_tables` as one (the tree reduction's step)."""
+    out: dict[str, Any] = {}
+    for key, value in a.items():
+        if key.endswith(("_rows", "_kept")):
+            out[key] = value + b[key]
+        elif key.endswith("_kpos"):
+            out[key] = np.minimum(value, b[key])
+        elif key.endswith("_smax"):
+            out[key] = np.maximum(value, b[key])
+        elif key == "stages":
+            out[key] = {k: value.get(k, 0) + b["stages"].get(k, 0) for k in value.keys() | b["stages"].keys()}
+        elif key == "missing_rating":
+            out[key] = value + b[key]
+        else:
+            out[key] = max(value, b[key])
+    return out
 
 
 def split_rows(df: pd.DataFrame, users: np.ndarray, items: np.ndarray, bounds: np.ndarray) -> list[dict[str, np.ndarray]]:
@@ -230,12 +272,3 @@ def part_stats(part: dict[str, Any]) -> dict[str, Any]:
     return {"ties": part["ties"], "session_lengths": part["session_lengths"]}
 
 
-KEYED_META = pd.DataFrame(
-    {
-        "user": pd.Series([], dtype=np.int32),
-        "item": pd.Series([], dtype=np.int32),
-        "kept": pd.Series([], dtype=np.int64),
-        "kpos": pd.Series([], dtype=np.int64),
-        "smax": pd.Series([], dtype=np.int16),
-    }
-)
