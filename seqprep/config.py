@@ -321,7 +321,37 @@ class FeatureOptions:
         if dup:
             msg = f"feature {dup[0]!r} is given twice; give each --feature / --time-feature once"
             raise ConfigError(msg)
+        for n in names:
+            if "/" in n or "\\" in n or n.startswith("."):
+                msg = f"feature name {n!r} cannot name a file features/{n}.parquet; rename the column (--names for CSV)"
+                raise ConfigError(msg)
+        _check_feature_columns(names)
 
+
+def _check_feature_columns(names: list[str]) -> None:
+    """No two outputs' columns or arrays of the features (and none of the fixed ones) share a name:
+    ``ts`` would give ``target_ts`` in valid.parquet, ``a_offsets`` the offsets of a token feature ``a``."""
+    for base, prefixes in _FEATURE_LAYOUTS:
+        owner = {b: None for b in base}
+        for n in names:
+            for prefix in prefixes:
+                for key in (f"{prefix}{n}", f"{prefix}{n}_offsets"):
+                    if key in owner:
+                        other = "a column seqprep writes" if owner[key] is None else f"a column of feature {owner[key]!r}"
+                        msg = f"feature name {n!r} would give the output column {key!r}, which is {other}; rename the column (--names for CSV)"
+                        raise ConfigError(msg)
+                    owner[key] = n
+
+
+#: Per kind of output file: (its fixed columns and arrays, the prefixes of its feature columns).
+_FEATURE_LAYOUTS = (
+    (("user_idx", "user_id", "items", "timestamps", "ratings", "session_ids", "offsets", "padded"), ("", "padded_")),
+    (
+        ("user_idx", "user_id", "history", "history_offsets", "history_padded", "target", "target_ts", "negatives"),
+        ("history_", "target_", "history_padded_"),
+    ),
+    (("inputs", "targets", "users"), ("inputs_", "targets_")),
+)
 
 #: Columns of the outputs a feature may not be named after.
 RESERVED_COLUMNS = frozenset(

@@ -24,6 +24,8 @@ __all__ = [
     "PARQUET_COMPRESSION",
     "SequencesWriter",
     "dump_json",
+    "feature_arrays",
+    "feature_column",
     "feature_lists",
     "feature_vocabulary_table",
     "list_array",
@@ -178,10 +180,28 @@ def sequences_npz(seqs: Sequences, user_idx: np.ndarray) -> dict[str, np.ndarray
     if seqs.session_ids is not None:
         arrays["session_ids"] = seqs.session_ids.astype(np.int32, copy=False)
     for f in seqs.features:  # aligned with items; a token feature's lists by their own offsets
-        arrays[f.name] = f.values
-        if f.offsets is not None:
-            arrays[f"{f.name}_offsets"] = f.offsets.astype(np.int64, copy=False)
+        arrays.update(feature_arrays(f))
     return arrays
+
+
+def feature_arrays(f: Feature, prefix: str = "", width: int | None = None) -> dict[str, np.ndarray]:
+    """A feature's NPZ arrays: ``<prefix><name>`` (int32 for ``cat``, float32 for ``num``; with
+    ``width``, cells reshaped to [rows, width]) and for ``tokens`` the token indices with their
+    ``<prefix><name>_offsets`` (int64, one list per row or cell, from 0)."""
+    key = f"{prefix}{f.name}"
+    if f.offsets is None:
+        values = f.values if width is None else f.values.reshape(-1, width)
+        return {key: values}
+    lo, hi = int(f.offsets[0]), int(f.offsets[-1])
+    return {key: f.values[lo:hi], f"{key}_offsets": (f.offsets - lo).astype(np.int64, copy=False)}
+
+
+def feature_column(f: Feature) -> pa.Array:
+    """A feature with one row per table row (an evaluation target's own feature): int32, float32, or
+    list<int32> for ``tokens``."""
+    if f.offsets is None:
+        return pa.array(f.values)
+    return list_array(f.offsets, f.values[int(f.offsets[0]) : int(f.offsets[-1])])
 
 
 def feature_vocabulary_table(vocab: Vocabulary) -> pa.Table:

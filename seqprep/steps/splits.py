@@ -35,6 +35,7 @@ from ..kernels.splits import (
     sample_negatives,
     sliding_windows,
     tail_ranges,
+    window_positions,
     time_parts,
     time_quantile,
     users_parts,
@@ -151,21 +152,26 @@ def prepare(
         return seqs, None, {}
     meta: dict[str, Any] = {}
     train_users, train_offsets, train_items, train = _training_part(seqs, part)
+    train_features = seqs.features if train is None else tuple(f.take(train) for f in seqs.features)
     fields: dict[str, Any] = {}
     rule = info.get("rule")
     if rule is not None:
         assert part is not None and train is not None
         fields.update(train_user_idx=train_users, train_offsets=train_offsets, train_items=train_items)
         fields["train_timestamps"] = seqs.timestamps[train]
+        fields["train_features"] = train_features
         evals = _held_out(seqs, part, rule, opts.max_len)
         if opts.eval_negatives:
             evals, meta["negatives"] = _with_negatives(seqs, train_items, evals, len(items), opts)
         fields.update(evals)
         meta["split"] = _split_meta(info, opts, part, train, train_users, evals)
     if opts.windows is not None:
-        fields["windows"], meta["windows"] = _windows(train_items, train_offsets, train_users, opts, rule)
+        fields["windows"], fields["window_features"], meta["windows"] = _windows(
+            train_items, train_offsets, train_users, train_features, opts, rule
+        )
     if opts.max_len is not None:
         fields["padded"] = padded(seqs.items.astype(np.int32, copy=False), seqs.offsets, opts.max_len, side=opts.pad)
+        fields["padded_features"] = tuple(f.padded(seqs.offsets, opts.max_len, opts.pad) for f in seqs.features)
         meta["truncation"] = _truncation_meta(seqs.offsets, opts)
         if opts.truncate:
             seqs = _truncate(seqs, opts.max_len)
@@ -238,11 +244,22 @@ def _split_meta(
 
 
 def _windows(
-    train_items: np.ndarray, train_offsets: np.ndarray, train_users: np.ndarray, opts: SplitOptions, rule: str | None
-) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], dict[str, Any]]:
-    """Caser's training windows (inputs, targets, users) and meta.json's ``windows``."""
+    train_items: np.ndarray,
+    train_offsets: np.ndarray,
+    train_users: np.ndarray,
+    train_features: tuple[Feature, ...],
+    opts: SplitOptions,
+    rule: str | None,
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[tuple[Feature, Feature], ...], dict[str, Any]]:
+    """Caser's training windows (inputs, targets, users), each feature cut into the same windows
+    (inputs and targets cells), and meta.json's ``windows``."""
     L, T = opts.window_shape  # type: ignore[misc]
     x, y, r = sliding_windows(train_items, train_offsets, L, T)
+    cut: tuple[tuple[Feature, Feature], ...] = ()
+    if train_features:
+        idx, _ = window_positions(train_offsets, L, T)
+        cut = tuple((f.take_padded(idx[:, :L].reshape(-1)), f.take_padded(idx[:, L:].reshape(-1))) for f in train_features)
+        del idx
     lengths = np.diff(train_offsets)
     meta = {
         "inputs": L,
@@ -252,7 +269,7 @@ def _windows(
         "users_too_short": int((lengths <= T).sum()),
         "source": "train" if rule is not None else "sequences",
     }
-    return (x, y, train_users[r]), meta
+    return (x, y, train_users[r]), cut, meta
 
 
 def _truncation_meta(offsets: np.ndarray, opts: SplitOptions) -> dict[str, Any]:
@@ -286,16 +303,18 @@ def _eval_rows(
         raise ConfigError(msg)
     if len(user) < 2 or bool((user[1:] > user[:-1]).all()):  # one row per user: disjoint, ordered ranges
         hist_offsets = csr_offsets(length)
-        history = seqs.items[ranges_mask(len(seqs.items), start, length)]
+        hist_pos = ranges_mask(len(seqs.items), start, length)
     else:
         hist_offsets, hist_pos = gather_ranges(start, length)
-        history = seqs.items[hist_pos]
+    history = seqs.items[hist_pos]
     return EvalRows(
         user_idx=user,
         target=seqs.items[pos].astype(np.int32, copy=False),
         target_ts=seqs.timestamps[pos],
         history_offsets=hist_offsets,
         history=history.astype(np.int32, copy=False),
+        history_features=tuple(f.take(hist_pos) for f in seqs.features),
+        target_features=tuple(f.take(pos) for f in seqs.features),
     )
 
 
