@@ -117,7 +117,10 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
         else:
             users, items, seqs, part, info, steps = _sorted(log, config, progress, folder)
         seqs, sessions = add_sessions(seqs, log.time_unit, config.session)
-        seqs = derive_time_features(seqs, log.time_unit, config.feature, config.item_order)
+        train_rows = part == splits.TRAIN if config.split.vocab_from_train and part is not None else None
+        seqs = derive_time_features(
+            seqs, log.time_unit, config.feature, config.item_order, fit_rows=train_rows, vocab=config.vocab
+        )
         meta = make_meta(
             config,
             inputs=log.inputs,
@@ -143,7 +146,7 @@ def _sorted(
 ) -> tuple[Vocabulary, Vocabulary, Sequences, np.ndarray | None, dict[str, Any], list[dict[str, Any]]]:
     """In memory: clean, vocabularies, sort, split decided -> (users, items, seqs, part, info, steps)."""
     inter, steps = clean(log, config)
-    features = encode_features(inter, config.feature, config.item_order)
+    features = encode_features(inter, config.feature, config.item_order, config.vocab)
     if config.split.vocab_from_train:
         users, items, seqs, part, info = splits.fit_on_train(inter, log, config, steps, features)
         return users, items, seqs, part, info, steps

@@ -44,9 +44,10 @@ from ..model import EvalRows, Extras, Feature, Interactions, Log, Sequences
 from ..resources import sort_threads
 from ..timeunits import bound_in_unit
 from ..vocab import Vocabulary
+from .features import refit_on
 from .vocabularies import ITEM_START, USER_START, fitted
 
-__all__ = ["HISTORY_RULE", "decide_parts", "fit_on_train", "prepare"]
+__all__ = ["HISTORY_RULE", "TRAIN", "decide_parts", "fit_on_train", "prepare"]
 
 HISTORY_RULE = {
     "loo": "the user's interactions before the target in the stable time order (timestamps <= the target's)",
@@ -96,7 +97,9 @@ def fit_on_train(
     Order: users are numbered on all kept rows, rows sorted by (user, time) stably, the split decided
     there; the item vocabulary is fitted on the TRAIN rows; held-out rows whose item never occurs in
     training are dropped and counted (step ``vocab_from_train``); then users are renumbered on the
-    rows left and everything is encoded and sorted. Returns (users, items, sequences, part, info).
+    rows left and everything is encoded and sorted. Feature vocabularies are fitted on the TRAIN rows
+    too (:func:`~seqprep.steps.features.refit_on`: a value only held-out rows hold becomes 0 and is
+    counted as ``unseen``). Returns (users, items, sequences, part, info).
     """
     user_order, user_counts = fit_order(inter.user, log.user_ids, config.user_order)
     uidx = lookup(remap_table(user_order, len(log.user_ids), start=USER_START), inter.user)
@@ -128,6 +131,7 @@ def fit_on_train(
         keep = ~unseen
         inter, part, iidx = inter.take(keep), part[keep], iidx[keep]
         features = tuple(f.take(keep) for f in features)
+    features = tuple(refit_on(f, part == TRAIN, config.item_order) for f in features)  # no leak from held-out rows
     user_order, user_counts = fit_order(inter.user, log.user_ids, config.user_order)
     users = fitted(log.user_ids, user_order, user_counts, USER_START)
     items = fitted(log.item_ids, item_order, item_counts, ITEM_START)
