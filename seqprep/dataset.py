@@ -19,7 +19,7 @@ from .errors import InputError, damaged_output
 from .kernels import padded as _padded
 from .vocab import Vocabulary
 
-__all__ = ["READ_ERRORS", "Dataset", "TokenLists", "load", "read_feature_vocabulary", "is_built", "flat_list", "need_columns", "read_meta", "read_sequences_table", "reading"]
+__all__ = ["READ_ERRORS", "Dataset", "TokenLists", "feature_values", "load", "read_feature_vocabulary", "is_built", "flat_list", "need_columns", "read_meta", "read_sequences_table", "reading"]
 
 #: What reading a damaged file of a built folder raises: pyarrow's errors, OSError (unreadable),
 #: EOFError (numpy on an empty .npz), ValueError (bad JSON or UTF-8, numpy refusing pickled data, a
@@ -268,7 +268,7 @@ def load(path: str | Path) -> Dataset:
                 _, session_ids = flat_list(table["session_ids"])
             user_idx = table["user_idx"].to_numpy()
             need_columns(table, tuple(specs), p, name)
-            features = {n: _feature_lists(table[n], kind) for n, kind in specs.items()}
+            features = {n: feature_values(table[n], kind) for n, kind in specs.items()}
     else:
         msg = f"{str(p)!r} holds neither sequences.parquet, sequences/ nor sequences.npz; rebuild it with seqprep build"
         raise InputError(msg)
@@ -297,8 +297,8 @@ def read_feature_vocabulary(p: Path, name: str, oov_idx: int | None = None) -> V
         return Vocabulary.from_feature_table(table).with_oov(oov_idx)
 
 
-def _feature_lists(col: pa.ChunkedArray, kind: str) -> FeatureValues:
-    """A feature's list column of sequences.parquet -> its values aligned with the items."""
+def feature_values(col: pa.ChunkedArray, kind: str) -> FeatureValues:
+    """A feature's list column (sequences.parquet, train.parquet) -> its values aligned with the items."""
     if kind != "tokens":
         return flat_list(col)[1]
     outer = col.combine_chunks()

@@ -336,8 +336,9 @@ def test_built_folder_gives_the_same_numbers_as_its_raw_log(write, tmp_path):
     seqprep.build(path, tmp_path / "o", formats=("npz",))
     raw, built = summarize(open_source(str(path))), summarize(open_source(str(tmp_path / "o")))
     assert (raw["kind"], built["kind"]) == ("raw", "built")
+    assert (raw["features"], built["features"]) == (None, [])  # a raw log's columns are not encoded
     for key in raw:
-        if key not in ("path", "kind"):
+        if key not in ("path", "kind", "features"):
             assert built[key] == raw[key], key
 
 
@@ -426,6 +427,7 @@ SCHEMA = {
     f"{D}.splits.rule": "object",
     **{f"{D}.splits.{name}": "object" for name in ("train", "valid", "test")},
     **{f"{D}.splits.{name}.{k}": "integer" for name in ("train", "valid", "test") for k in ("users", "interactions")},
+    f"{D}.features": "array",  # [] without features; their keys: tests/test_features.py
 }
 
 
@@ -460,7 +462,7 @@ def test_json_schema_is_pinned(write, tmp_path):
     r = run("stats", str(tmp_path / "o"), str(tmp_path / "r.csv"), "--json")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
-    assert doc["schema_version"] == 1 and len(doc["datasets"]) == 2
+    assert doc["schema_version"] == 2 and len(doc["datasets"]) == 2
     types = _types(doc)
     free = {k for k in types if k.startswith((f"{D}.steps[].", f"{D}.splits.rule."))} - set(SCHEMA)
     assert {k: v for k, v in types.items() if k not in free} == SCHEMA  # steps and the split rule: meta.json's keys
@@ -596,7 +598,7 @@ def test_describe_is_the_python_face(write):
     from seqprep.stats import describe
 
     doc = describe(write("r.csv", TIES_CSV))
-    assert doc["schema_version"] == 1 and doc["datasets"][0]["interactions"] == 7
+    assert doc["schema_version"] == 2 and doc["datasets"][0]["interactions"] == 7
     with pytest.raises(seqprep.InputError, match="can be read only once"):
         describe(["-", "-"])
 

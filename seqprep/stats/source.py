@@ -13,7 +13,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..config import make_config
-from ..dataset import flat_list, is_built, load, read_meta, reading
+from ..dataset import TokenLists, feature_values, flat_list, is_built, load, read_feature_vocabulary, read_meta, reading
+from ..vocab import Vocabulary
 from ..errors import InputError, empty_log
 from ..kernels import csr_offsets, lookup
 from ..kernels.sequences import code_counts
@@ -21,9 +22,20 @@ from ..io import read_log
 from ..resources import limit_threads
 from ..steps.clean import clean
 
-__all__ = ["SPLITS", "Source", "open_source", "split_sizes"]
+__all__ = ["SPLITS", "Source", "SourceFeature", "open_source", "split_sizes"]
 
 SPLITS = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class SourceFeature:
+    """One feature of a built folder (or its train.parquet): values aligned with the rows."""
+
+    name: str
+    kind: str
+    source: str
+    values: np.ndarray | TokenLists
+    vocab: Vocabulary | None
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,7 @@ class Source:
     splits: dict[str, Any] | None
     counted_items: np.ndarray | None = None  # counts of ``items`` shifted by one (see above); needed with ``user``
     user: np.ndarray | None = None  # each row's user code (None: CSR rows, user u at offsets[u]:offsets[u+1])
+    features: tuple[SourceFeature, ...] | None = None  # None: a raw log (its features are not encoded)
 
     def __post_init__(self) -> None:
         if self.user is not None and self.counted_items is None:  # raw item codes start at 0
@@ -102,6 +115,10 @@ def open_source(path: str, *, stdin: BinaryIO | None = None, **read_options: Any
             rows=meta.get("rows", {"read": n, "kept": n, "removed": 0}),
             steps=list(meta.get("steps", [])),
             splits=split_sizes(Path(path), meta),
+            features=tuple(
+                SourceFeature(name, str(entry.get("kind")), str(entry.get("source")), ds.features[name], ds.feature_vocabs.get(name))
+                for name, entry in sorted((meta.get("features") or {}).items())
+            ),
         )
     return _raw_source(path, stdin, read_options)
 
@@ -157,6 +174,22 @@ def _open_train(path: Path) -> Source:
         offsets, items = flat_list(table["items"])
         _, timestamps = flat_list(table["timestamps"])
         ratings = flat_list(table["ratings"])[1] if "ratings" in table.column_names else None
+        entries = sorted((meta.get("features") or {}).items())
+        need = [name for name, _ in entries if name not in table.column_names]
+        if need:
+            msg = f"{str(path)!r} has no column {', '.join(need)}, which meta.json features lists; rebuild the folder with seqprep build"
+            raise InputError(msg)
+        values = {name: feature_values(table[name], str(e.get("kind"))) for name, e in entries}
+    features = tuple(
+        SourceFeature(
+            name,
+            str(e.get("kind")),
+            str(e.get("source")),
+            values[name],
+            read_feature_vocabulary(path.parent, name, e.get("oov_idx")) if e.get("vocabulary") else None,
+        )
+        for name, e in entries
+    )
     n = len(items)
     return Source(
         path=str(path),
@@ -170,6 +203,7 @@ def _open_train(path: Path) -> Source:
         rows={"read": n, "kept": n, "removed": 0},
         steps=[],
         splits=None,
+        features=features,
     )
 
 
