@@ -343,6 +343,17 @@ def _check_feature_columns(names: list[str]) -> None:
                     owner[key] = n
 
 
+def _check_recbole_fields(names: list[str]) -> None:
+    """A feature becomes the RecBole field ``<name>:<type>``: no ':' or white space, no clash."""
+    for n in names:
+        if ":" in n or any(c.isspace() for c in n):
+            msg = f"--export recbole: feature {n!r} cannot name a RecBole field (name:type), it holds ':' or white space; rename the column (--names for CSV) or drop --export recbole"
+            raise ConfigError(msg)
+        if n in ("user_id", "item_id", "rating", "timestamp"):
+            msg = f"--export recbole: feature {n!r} would repeat the RecBole field {n!r} the export writes already; rename the column (--names for CSV) or drop --export recbole"
+            raise ConfigError(msg)
+
+
 #: Per kind of output file: (its fixed columns and arrays, the prefixes of its feature columns).
 _FEATURE_LAYOUTS = (
     (("user_idx", "user_id", "items", "timestamps", "ratings", "session_ids", "offsets", "padded"), ("", "padded_")),
@@ -582,6 +593,8 @@ class BuildConfig:
         if self.to_stdout and self.emit.exports:
             msg = "--export writes files into the output folder, and -o - has none; pass -o OUT"
             raise ConfigError(msg)
+        if "recbole" in self.emit.exports:
+            _check_recbole_fields([n for n, *_ in self.feature.specs()] + [n for n, _ in self.feature.time_specs()])
         if not self.to_stdout and self.emit.to is not None:
             msg = f"--to {self.emit.to} sets the format of the stdout stream; pass -o - (or drop --to and use -f)"
             raise ConfigError(msg)
