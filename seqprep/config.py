@@ -11,6 +11,7 @@ such as ``sep=";"`` is routed to the group that owns it, so ``seqprep.build(...,
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args
 
@@ -373,26 +374,37 @@ RESERVED_COLUMNS = frozenset(
 def parse_feature(text: str, flag: str) -> tuple[str, str, FeatureKind | None, str | None]:
     """``COL[:KIND]`` -> (name, column, kind or None, token separator).
 
+    KIND is read from the end (``:cat``, ``:num``, ``:tokens:SEP``), so a column whose name ends in
+    ``:`` (the Amazon reviews' ``style.Color:``) is ``style.Color:`` alone, or ``style.Color::cat``.
+
     >>> parse_feature("genres:tokens:|", "--feature"), parse_feature("style.Color", "--feature")
     (('genres', 'genres', 'tokens', '|'), ('style.Color', 'style.Color', None, None))
+    >>> parse_feature("style.Color::cat", "--feature"), parse_feature("style.Size:", "--feature")[2]
+    (('style.Color:', 'style.Color:', 'cat', None), None)
     """
-    col, sep, rest = str(text).partition(":")
+    text = str(text)
+    tokens = re.fullmatch(r"(.*?):tokens:(.+)", text, flags=re.S)
+    kinded = re.fullmatch(r"(.*):(cat|num)", text, flags=re.S)
+    kind: str | None
+    if tokens:
+        col, kind, token_sep = tokens.group(1), "tokens", tokens.group(2)
+    elif kinded:
+        col, kind, token_sep = kinded.group(1), kinded.group(2), None
+    else:
+        col, kind, token_sep = text, None, None
     col = col.strip()
     if not col:
         msg = f"{flag} {text!r} names no column; pass {flag} COL or {flag} COL:cat|num|tokens:SEP"
         raise ConfigError(msg)
-    if not sep:
-        return col, col, None, None
-    kind, _, token_sep = rest.partition(":")
-    if kind == "tokens":
-        if not token_sep:
-            msg = f"{flag} {text!r}: tokens needs its separator, e.g. {flag} {col}:tokens:|"
+    if kind is None:
+        head, _, tail = text.rpartition(":")
+        if tail.strip() == "tokens":
+            msg = f"{flag} {text!r}: tokens needs its separator, e.g. {flag} {head.strip()}:tokens:|"
             raise ConfigError(msg)
-        return col, col, "tokens", token_sep
-    if kind not in ("cat", "num") or token_sep:
-        msg = f"{flag} {text!r}: the kind must be cat, num or tokens:SEP, e.g. {flag} {col}:cat"
-        raise ConfigError(msg)
-    return col, col, kind, None  # type: ignore[return-value]
+        if head and tail:  # a kind that is none of them (a trailing ':' belongs to the column's name)
+            msg = f"{flag} {text!r}: the kind must be cat, num or tokens:SEP, e.g. {flag} {text.split(':')[0].strip()}:cat"
+            raise ConfigError(msg)
+    return col, col, kind, token_sep  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)

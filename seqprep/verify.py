@@ -686,11 +686,12 @@ def _check_indexed_feature(
         problems.add(f"{where}: oov_idx {fv.oov_idx} occurs {int(actual[fv.oov_idx])} times, meta.json features unseen says {unseen}; {_FIX}")
     if missing is None:
         return
-    if empty is None:  # cat: 0 for a missing value, and for an unseen one without an oov_idx
-        want = missing + (unseen if fv.oov_idx is None else 0)
+    dropped = unseen if fv.oov_idx is None and fv.entry.get("fit") != "extended" else 0  # unseen values left out
+    if empty is None:  # cat: 0 for a missing value, and for an unseen one left out
+        want = missing + dropped
         if int(actual[0]) != want:
             problems.add(f"{where}: {int(actual[0])} zeros (missing), meta.json features says {want} (missing + unseen); {_FIX}")
-    elif empty < missing or (empty != missing and (unseen == 0 or fv.oov_idx is not None)):
+    elif empty < missing or (empty != missing and dropped == 0):
         problems.add(f"{where}: {empty} empty token lists, meta.json features missing says {missing}; {_FIX}")
 
 

@@ -146,10 +146,10 @@ def _sorted(
 ) -> tuple[Vocabulary, Vocabulary, Sequences, np.ndarray | None, dict[str, Any], list[dict[str, Any]]]:
     """In memory: clean, vocabularies, sort, split decided -> (users, items, seqs, part, info, steps)."""
     inter, steps = clean(log, config)
-    features = encode_features(inter, config.feature, config.item_order, config.vocab)
-    if config.split.vocab_from_train:
-        users, items, seqs, part, info = splits.fit_on_train(inter, log, config, steps, features)
+    if config.split.vocab_from_train:  # encodes the features itself, once its rows are final
+        users, items, seqs, part, info = splits.fit_on_train(inter, log, config, steps)
         return users, items, seqs, part, info, steps
+    features = encode_features(inter, config.feature, config.item_order, config.vocab)
     users, items, uidx, iidx = fit_vocabularies(inter, log, config)
     progress.phase(f"sorting {len(uidx):,} interactions")
     if folder.out is not None and _streams(config, features):

@@ -156,11 +156,11 @@ def _tokens(name: str, col: Column, sep: str | None, order: str) -> Feature:
         enc = pc.dictionary_encode(tokens)
         token_codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int32)
         values = enc.dictionary
-        rows = col.codes
-        lengths = np.where(rows >= 0, np.diff(value_offsets)[np.maximum(rows, 0)], 0)
+        rows = np.where(col.codes >= 0, col.codes, len(col.values))  # a missing row: an empty value past the end
+        lengths = np.append(np.diff(value_offsets), 0)[rows]
         offsets = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        starts = value_offsets[:-1][np.maximum(rows, 0)]
+        starts = value_offsets[rows]
         pos = np.repeat(starts - offsets[:-1], lengths) + np.arange(int(offsets[-1]), dtype=np.int64)
         codes = token_codes[pos]
         empty = _empty_tokens(col, sep)

@@ -44,7 +44,7 @@ from ..model import EvalRows, Extras, Feature, Interactions, Log, Sequences
 from ..resources import sort_threads
 from ..timeunits import bound_in_unit
 from ..vocab import Vocabulary
-from .features import refit_on
+from .features import encode_features, refit_on
 from .vocabularies import ITEM_START, USER_START, fitted
 
 __all__ = ["HISTORY_RULE", "TRAIN", "decide_parts", "fit_on_train", "prepare"]
@@ -90,16 +90,17 @@ def decide_parts(
 
 
 def fit_on_train(
-    inter: Interactions, log: Log, config: BuildConfig, steps: list[dict[str, Any]], features: tuple[Feature, ...] = ()
+    inter: Interactions, log: Log, config: BuildConfig, steps: list[dict[str, Any]]
 ) -> tuple[Vocabulary, Vocabulary, Sequences, np.ndarray, dict[str, Any]]:
     """``--vocab-from-train``: decide the split first, fit the item vocabulary on training rows only.
 
     Order: users are numbered on all kept rows, rows sorted by (user, time) stably, the split decided
     there; the item vocabulary is fitted on the TRAIN rows; held-out rows whose item never occurs in
     training are dropped and counted (step ``vocab_from_train``); then users are renumbered on the
-    rows left and everything is encoded and sorted. Feature vocabularies are fitted on the TRAIN rows
-    too (:func:`~seqprep.steps.features.refit_on`: a value only held-out rows hold becomes 0 and is
-    counted as ``unseen``). Returns (users, items, sequences, part, info).
+    rows left and everything is encoded and sorted. The features are encoded on the rows left, their
+    vocabularies fitted on the TRAIN rows (:func:`~seqprep.steps.features.refit_on`: a value only
+    held-out rows hold becomes 0 and is counted as ``unseen``). Returns (users, items, sequences,
+    part, info).
     """
     user_order, user_counts = fit_order(inter.user, log.user_ids, config.user_order)
     uidx = lookup(remap_table(user_order, len(log.user_ids), start=USER_START), inter.user)
@@ -130,7 +131,7 @@ def fit_on_train(
     if n_unseen:
         keep = ~unseen
         inter, part, iidx = inter.take(keep), part[keep], iidx[keep]
-        features = tuple(f.take(keep) for f in features)
+    features = encode_features(inter, config.feature, config.item_order)
     features = tuple(refit_on(f, part == TRAIN, config.item_order) for f in features)  # no leak from held-out rows
     user_order, user_counts = fit_order(inter.user, log.user_ids, config.user_order)
     users = fitted(log.user_ids, user_order, user_counts, USER_START)
