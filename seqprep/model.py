@@ -181,6 +181,9 @@ class Feature:
     """One encoded feature, aligned with what carries it (the kept rows, then the sequences' positions).
 
     - ``cat``: ``values`` int32 indices 1..K into ``vocab`` (0 = missing, the padding index too);
+      while the rows are still in input order (before the sort), a narrower unsigned type when K
+      allows (uint8, uint16): the sort holds them beside their sorted copy, which :meth:`widened`
+      makes int32 again;
     - ``num``: ``values`` float32, NaN = missing (``vocab`` None);
     - ``tokens``: row ``k`` holds the int32 indices ``values[offsets[k]:offsets[k+1]]`` (an empty
       list when missing).
@@ -234,6 +237,12 @@ class Feature:
         np.cumsum(lengths, out=offsets[1:])
         pos = np.repeat(starts - offsets[:-1], lengths) + np.arange(int(offsets[-1]), dtype=np.int64)
         return dataclasses.replace(self, values=self.values[pos], offsets=offsets)
+
+    def widened(self) -> Feature:
+        """``cat`` / ``tokens`` indices as int32 (the type of every output), whatever they were held as."""
+        if self.kind == "num" or self.values.dtype == np.int32:
+            return self
+        return dataclasses.replace(self, values=self.values.astype(np.int32))
 
     def take_padded(self, pos: np.ndarray) -> Feature:
         """The rows at the positions ``pos`` (int), where ``-1`` is a padding cell: 0 (``cat``), 0.0

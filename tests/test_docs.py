@@ -368,7 +368,9 @@ def _full_builds(tmp_path: Path) -> list[dict]:
     )
     b = seqprep.build(SAMPLE, tmp_path / "b", split="users:0.8,0.1,0.1", vocab_from_train=True)
     c = seqprep.build(SAMPLE, tmp_path / "c", split="time:0.8,0.9")
-    return [a.meta, b.meta, c.meta]
+    d = seqprep.build(SAMPLE, tmp_path / "d", features=("rating:cat",), time_features=("hour", "delta"))
+    e = seqprep.build(SAMPLE, tmp_path / "e", features=("rating:cat",), time_features=("hour", "delta"), vocab_from=str(tmp_path / "d"), unknown="oov")
+    return [a.meta, b.meta, c.meta, d.meta, e.meta]
 
 
 def _documented_keys(page: Path) -> set[str]:
@@ -384,8 +386,11 @@ def test_every_meta_key_is_documented(tmp_path):
             used |= set(step)
         for section in ("split", "sessions", "negatives", "windows", "truncation", "vocab_reuse", "sort", "ties", "timestamp", "rows"):
             used |= set(meta.get(section) or {})
-        used |= set(meta["split"]["sizes"]) | set(meta["split"]["sizes"]["valid"]) | set(meta["inputs"][0])
-        used |= set(meta["options"]) | set(meta["outputs"])
+        if "split" in meta:
+            used |= set(meta["split"]["sizes"]) | set(meta["split"]["sizes"]["valid"])
+        used |= set(meta["inputs"][0]) | set(meta["options"]) | set(meta["outputs"])
+        for entry in (meta.get("features") or {}).values():
+            used |= set(entry)
     used.add("engine")  # a Dask build's key; its own keys are checked in tests/test_dask_engine.py
     missing = sorted(used - documented)
     assert not missing, f"docs/outputs.md does not document meta.json keys {missing}"

@@ -703,3 +703,14 @@ def test_amazon_fashion_features_match_pandas(tmp_path):
     assert res.meta["features"]["style.Color:"]["missing"] > 0  # some reviews have no Color
     report = seqprep.verify(out)
     assert report.ok, report.problems
+
+
+def test_feature_columns_encodings(write, tmp_path):
+    """Index lists (cat, tokens) are delta-encoded and uncompressed like the items; num lists PLAIN + zstd."""
+    seqprep.build(write("log.csv", LOG), tmp_path / "o", features=FEATS, session_gap="1h")
+    md = pq.ParquetFile(tmp_path / "o" / "sequences.parquet").metadata.row_group(0)
+    cols = {md.column(i).path_in_schema.split(".")[0]: md.column(i) for i in range(md.num_columns)}
+    for name in ("genre", "tags", "items"):
+        assert "DELTA_BINARY_PACKED" in cols[name].encodings and cols[name].compression == "UNCOMPRESSED", name
+    for name in ("price", "session_ids"):
+        assert "PLAIN" in cols[name].encodings and cols[name].compression == "ZSTD", name

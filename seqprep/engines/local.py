@@ -115,7 +115,15 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
             users, items, seqs, steps = spilled_sequences(log, config, spill, limit, progress)
             part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit)
         else:
-            users, items, seqs, part, info, steps = _sorted(log, config, progress, folder)
+            inter, steps = clean(log, config)
+            features: tuple[Feature, ...] = ()
+            if not config.split.vocab_from_train:  # (that path encodes them once its rows are final)
+                features = encode_features(inter, config.feature, config.item_order, config.vocab)
+                # the log's other columns are encoded now: let them go before the sort
+                inter = dataclasses.replace(inter, columns=())
+                log = dataclasses.replace(log, columns=())
+            users, items, seqs, part, info = _sorted(inter, log, steps, config, progress, folder, features)
+            del inter, features
         seqs, sessions = add_sessions(seqs, log.time_unit, config.session)
         train_rows = part == splits.TRAIN if config.split.vocab_from_train and part is not None else None
         seqs = derive_time_features(
@@ -142,14 +150,18 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
 
 
 def _sorted(
-    log: Log, config: BuildConfig, progress: Progress, folder: _Folder
-) -> tuple[Vocabulary, Vocabulary, Sequences, np.ndarray | None, dict[str, Any], list[dict[str, Any]]]:
-    """In memory: clean, vocabularies, sort, split decided -> (users, items, seqs, part, info, steps)."""
-    inter, steps = clean(log, config)
+    inter: Interactions,
+    log: Log,
+    steps: list[dict[str, Any]],
+    config: BuildConfig,
+    progress: Progress,
+    folder: _Folder,
+    features: tuple[Feature, ...],
+) -> tuple[Vocabulary, Vocabulary, Sequences, np.ndarray | None, dict[str, Any]]:
+    """In memory, from the clean rows and their encoded features: vocabularies, sort, split decided
+    -> (users, items, seqs, part, info)."""
     if config.split.vocab_from_train:  # encodes the features itself, once its rows are final
-        users, items, seqs, part, info = splits.fit_on_train(inter, log, config, steps)
-        return users, items, seqs, part, info, steps
-    features = encode_features(inter, config.feature, config.item_order, config.vocab)
+        return splits.fit_on_train(inter, log, config, steps)
     users, items, uidx, iidx = fit_vocabularies(inter, log, config)
     progress.phase(f"sorting {len(uidx):,} interactions")
     if folder.out is not None and _streams(config, features):
@@ -158,9 +170,9 @@ def _sorted(
         seqs = _sort_and_write(uidx, iidx, inter, users, folder.open() / "sequences.parquet", features)
     else:
         seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts, features=features)
-    del uidx, iidx, inter, features
+    del uidx, iidx
     part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit)
-    return users, items, seqs, part, info, steps
+    return users, items, seqs, part, info
 
 
 def _streams(config: BuildConfig, features: tuple[Feature, ...]) -> bool:

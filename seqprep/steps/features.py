@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 from ..config import FeatureKind, FeatureOptions, VocabOptions
 from ..errors import InputError
 from ..io.sniff import ColumnRequest
-from ..kernels import cast_ids_exact, fit_order, remap_table, reuse_table
+from ..kernels import cast_ids_exact, fit_order, lookup, order_counted, remap_table, reuse_table
 from ..kernels.features import day_of_week, hour_of_day, log2_bucket, personal_interval, previous_gap, split_tokens
 from ..model import Column, Feature, Interactions, Sequences
 from ..timeunits import NS_PER, UNIT_SCALE, largest_abs
@@ -37,6 +37,7 @@ from .reuse import FeatureReference, load_feature_references
 
 __all__ = [
     "column_requests",
+    "compact_dtype",
     "derive_time_features",
     "encode_features",
     "feature_vocabularies",
@@ -87,7 +88,7 @@ def _encode(name: str, col: Column, kind: FeatureKind | None, sep: str | None, o
     if col.kind != "text":  # a number or list column read for a category: its values as text
         col = _as_text(col)
     assert col.codes is not None
-    vocab, indices = _fit(col.codes, col.values, order)
+    vocab, indices = _fit(col.codes, col.values, order, compact=True)
     return Feature(name, "interaction", "cat", indices, vocab=vocab, column=col.name, missing=int((col.codes < 0).sum()))
 
 
@@ -128,14 +129,40 @@ def _as_text(col: Column) -> Column:
     raise InputError(msg)
 
 
-def _fit(codes: np.ndarray, values: pa.Array, order: str) -> tuple[Vocabulary, np.ndarray]:
+def _fit(codes: np.ndarray, values: pa.Array, order: str, *, compact: bool = False) -> tuple[Vocabulary, np.ndarray]:
     """The vocabulary of the codes that occur (ordered by ``order``) and the int32 index of each code
-    occurrence (0 for a missing code, -1)."""
-    present = codes[codes >= 0]
-    chosen, counts = fit_order(present, values, order)  # type: ignore[arg-type]
-    vocab = Vocabulary(ids=values.take(pa.array(chosen)), counts=counts, start=1)
+    occurrence (0 for a missing code, -1); with ``compact`` the smallest unsigned type that holds
+    the indices (see :func:`compact_dtype`).
+
+    Counted and looked up a chunk of rows at a time (no 64-bit copy of all the codes), as the items are.
+    """
+    if order == "first-seen":
+        chosen, counts = fit_order(codes[codes >= 0], values, order)  # type: ignore[arg-type]
+    else:
+        chosen, counts = order_counted(_present_counts(codes, len(values)), values, order)  # type: ignore[arg-type]
+    vocab = Vocabulary(ids=values.take(pa.array(chosen, pa.int64())), counts=counts, start=1)
     table = np.append(remap_table(chosen, len(values), start=1), np.int32(0))  # code -1 -> 0 (missing)
-    return vocab, table[codes]
+    if compact:
+        table = table.astype(compact_dtype(len(chosen)))
+    return vocab, lookup(table, codes)
+
+
+def compact_dtype(k: int) -> np.dtype:
+    """The type of indices 0..k while the rows are still in input order: uint8 or uint16 when they fit
+    (1 or 2 bytes a row instead of 4: the sort holds them beside their sorted int32 copy), else int32.
+
+    >>> compact_dtype(20), compact_dtype(10_000), compact_dtype(100_000)
+    (dtype('uint8'), dtype('uint16'), dtype('int32'))
+    """
+    return np.dtype(np.uint8 if k < 2**8 else np.uint16 if k < 2**16 else np.int32)
+
+
+def _present_counts(codes: np.ndarray, size: int, chunk: int = 1 << 20) -> np.ndarray:
+    """Occurrences of each code 0..size-1 (a missing code, -1, is not counted), a chunk at a time."""
+    out = np.zeros(size + 1, dtype=np.int64)
+    for a in range(0, len(codes), chunk):
+        out += np.bincount(codes[a : a + chunk] + 1, minlength=size + 1)
+    return out[1:]
 
 
 def _tokens(name: str, col: Column, sep: str | None, order: str) -> Feature:
@@ -164,7 +191,7 @@ def _tokens(name: str, col: Column, sep: str | None, order: str) -> Feature:
         pos = np.repeat(starts - offsets[:-1], lengths) + np.arange(int(offsets[-1]), dtype=np.int64)
         codes = token_codes[pos]
         empty = _empty_tokens(col, sep)
-    vocab, indices = _fit(codes, values, order)
+    vocab, indices = _fit(codes, values, order, compact=True)
     missing = int((np.diff(offsets) == 0).sum())
     return Feature(name, "interaction", "tokens", indices, vocab=vocab, offsets=offsets, column=col.name, missing=missing, empty_tokens=empty)
 
@@ -259,11 +286,12 @@ def _remapped(f: Feature, table: np.ndarray, vocab: Vocabulary, unseen: int, fit
         kept = np.zeros(len(values) + 1, dtype=np.int64)
         np.cumsum(keep, out=kept[1:])
         values, offsets = values[keep], kept[offsets]
+    size = len(vocab) + 1 + (vocab.oov_idx is not None)
     if recount:
-        size = len(vocab) + 1 + (vocab.oov_idx is not None)
         counts = np.bincount(values, minlength=size)[1 : len(vocab) + 1].astype(np.int64)
         vocab = Vocabulary(ids=vocab.ids, counts=counts, start=1, oov_idx=vocab.oov_idx)
-    return dataclasses.replace(f, values=values.astype(np.int32), offsets=offsets, vocab=vocab, unseen=unseen, fit=fit)  # type: ignore[arg-type]
+    dtype = np.int32 if f.values.dtype == np.int32 else compact_dtype(size - 1)  # compact stays compact
+    return dataclasses.replace(f, values=values.astype(dtype), offsets=offsets, vocab=vocab, unseen=unseen, fit=fit)  # type: ignore[arg-type]
 
 
 def refit_on(f: Feature, rows: np.ndarray, order: str) -> Feature:

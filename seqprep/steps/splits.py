@@ -143,7 +143,7 @@ def fit_on_train(
         items=iidx[order],
         timestamps=inter.time[order],
         ratings=None if inter.rating is None else inter.rating[order],
-        features=tuple(f.take(order) for f in features),
+        features=tuple(f.take(order).widened() for f in features),
     )
     return users, items, seqs, part[order], info
 
