@@ -383,8 +383,8 @@ def parse_feature(text: str, flag: str) -> tuple[str, str, FeatureKind | None, s
     (('style.Color:', 'style.Color:', 'cat', None), None)
     """
     text = str(text)
-    tokens = re.fullmatch(r"(.*?):tokens:(.+)", text, flags=re.S)
-    kinded = re.fullmatch(r"(.*):(cat|num)", text, flags=re.S)
+    tokens = re.fullmatch(r"(.*?):tokens:(.+)", text, flags=re.DOTALL)
+    kinded = re.fullmatch(r"(.*):(cat|num)", text, flags=re.DOTALL)
     kind: str | None
     if tokens:
         col, kind, token_sep = tokens.group(1), "tokens", tokens.group(2)

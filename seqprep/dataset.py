@@ -193,10 +193,10 @@ class Dataset:
         """[U, max_len] of feature ``name`` aligned with :meth:`padded`: int32 (``cat``, padding 0) or
         float32 (``num``, padding 0.0); a ``tokens`` feature has no matrix (use :meth:`feature`)."""
         values = self.feature(name)
-        if isinstance(values, TokenLists):
+        if self.meta["features"][name]["kind"] == "tokens":
             msg = f"feature {name!r} holds token lists, which make no [U, max_len] matrix; read ds.feature({name!r})"
             raise ValueError(msg)
-        return _padded(values, self.offsets, max_len, side=side)
+        return _padded(np.asarray(values), self.offsets, max_len, side=side)
 
 
 def flat_list(col: pa.ChunkedArray, *, nulls: bool = True) -> tuple[np.ndarray, np.ndarray]:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pyarrow import ipc
 
 import seqprep
 from seqprep.cli import cli
@@ -204,10 +207,6 @@ def test_random_logs_cat_feature_matches_pandas(tmp_path_factory, rows):
 # The log carries a `key` column (its row number from 1), kept as a num feature: in any output, the
 # key at a position names the log row that position holds (0.0 = a padding cell), so every feature
 # there must be that row's value, encoded as an independent pandas computation says.
-
-import io  # noqa: E402
-import pyarrow as pa  # noqa: E402
-import pyarrow.ipc as ipc  # noqa: E402
 
 KEYED = ("key:num", "genre:cat", "price:num", "tags:tokens:|")
 

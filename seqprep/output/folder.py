@@ -30,7 +30,15 @@ from .atomic import (
     swap_in,
 )
 from .exports import write_exports
-from .files import dump_json, feature_arrays, feature_vocabulary_table, sequences_npz, write_npz, write_parquet, write_sequences
+from .files import (
+    dump_json,
+    feature_arrays,
+    feature_vocabulary_table,
+    sequences_npz,
+    write_npz,
+    write_parquet,
+    write_sequences,
+)
 from .splits import write_extras
 
 __all__ = ["atomic_output_dir", "build_reads", "check_output", "write_error", "write_outputs"]

@@ -35,10 +35,10 @@ from ..kernels.splits import (
     sample_negatives,
     sliding_windows,
     tail_ranges,
-    window_positions,
     time_parts,
     time_quantile,
     users_parts,
+    window_positions,
 )
 from ..model import EvalRows, Extras, Feature, Interactions, Log, Sequences
 from ..resources import sort_threads
