@@ -30,7 +30,8 @@ from torch import nn
 
 def cat_features(meta: dict, wanted: list[str] | None) -> list[str]:
     """The categorical features to embed: ``wanted`` (checked against meta.json), or all of them."""
-    kinds = {name: f["kind"] for name, f in (meta.get("features") or {}).items()}
+    # the features aligned with the items (not the item/user attribute tables' columns)
+    kinds = {name: f["kind"] for name, f in (meta.get("features") or {}).items() if f.get("source") not in ("item", "user")}
     if wanted is None:
         return sorted(name for name, kind in kinds.items() if kind == "cat")
     for name in wanted:

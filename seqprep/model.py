@@ -27,6 +27,7 @@ __all__ = [
     "Feature",
     "InputInfo",
     "Interactions",
+    "KeyedTable",
     "Log",
     "Sequences",
     "locate",
@@ -120,6 +121,32 @@ class Log:
     @property
     def num_rows(self) -> int:
         return int(self.user_codes.shape[0])
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+@dataclass(frozen=True)
+class KeyedTable:
+    """A table read by its key column (an ``--item-table`` / ``--user-table``), in the file's row order.
+
+    ``key_codes``: int32 per row into ``key_ids``, -1 where the key is missing; ``key_ids``: the
+    distinct keys in first-seen order, typed as a log's ids are (a CSV's canonical integers as
+    int64, other text as text; a JSON/Parquet column as it is). Each key is on one row at most.
+    ``columns``: the requested columns, one value per row (as :class:`Column`); ``key_column``
+    and ``column_names``: the file's columns they came from (request -> column).
+    """
+
+    key_codes: np.ndarray
+    key_ids: pa.Array
+    key_column: str
+    columns: tuple[Column, ...]
+    column_names: dict[str, str]
+    info: InputInfo
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.key_codes)
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
@@ -352,3 +379,4 @@ class BuildResult:
     output: Path | None = None
     seconds: float = field(default=0.0, compare=False)
     extras: Extras | None = field(default=None, compare=False)
+    attributes: tuple[Feature, ...] = field(default=(), compare=False)  # --item-table/--user-table: per item/user index

@@ -713,3 +713,66 @@ def test_feature_columns_encodings(write, tmp_path):
         assert "DELTA_BINARY_PACKED" in cols[name].encodings and cols[name].compression == "UNCOMPRESSED", name
     for name in ("price", "session_ids"):
         assert "PLAIN" in cols[name].encodings and cols[name].compression == "ZSTD", name
+
+
+def test_a_feature_column_that_is_not_utf8_names_the_line(tmp_path):
+    (tmp_path / "l.csv").write_bytes(b"user,item,ts,genre\n1,2,3,caf\xe9\n2,3,4,ok\n")
+    r = CliRunner().invoke(cli, ["build", str(tmp_path / "l.csv"), "-o", str(tmp_path / "out"), "--feature", "genre"])
+    assert r.exit_code == 1
+    assert r.output.strip().endswith("l.csv: line 2: byte 0xe9 is not UTF-8; convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)")
+
+
+# --------------------------------------------------------------------------------------------------
+# Features beside item attributes and an event column in one build
+
+
+MIXED = """userId,movieId,timestamp,genre,ev
+1,5,1500000010,Action,view
+1,6,1500000011,Drama,buy
+1,7,1500003612,Action,view
+1,5,1500003613,Comedy,buy
+1,6,1500007214,Drama,buy
+2,5,1500000010,Action,buy
+2,7,1500000011,Drama,view
+2,6,1500000012,Action,buy
+2,5,1500000013,Drama,buy
+2,7,1500090014,Comedy,buy
+"""
+
+
+@pytest.mark.parametrize("vocab_from_train", [False, True])
+def test_features_with_item_attributes_and_events(write, tmp_path, vocab_from_train):
+    """Interaction features, the event feature and item attributes share meta.json ``features``:
+    load, verify and the windows keep them apart (attributes are per item, not per interaction)."""
+    log = write("log.csv", MIXED)
+    table = write("movies.csv", 'movieId,title,genres\n5,"A, The",x|y\n6,B,y\n')
+    out = tmp_path / "out"
+    res = seqprep.build(
+        log, out, features=("genre",), time_features=("hour",), event_col="ev", target_events="buy",
+        item_table=str(table), item_attrs=("genres:tokens:|", "title"), split="loo", max_len=3, windows="2:1",
+        formats=("parquet", "npz"), vocab_from_train=vocab_from_train,
+    )
+    assert {n: e["source"] for n, e in res.meta["features"].items()} == {
+        "genre": "interaction", "hour": "derived", "event": "interaction", "genres": "item", "title": "item",
+    }
+    ds = seqprep.load(out)
+    assert sorted(ds.features) == ["event", "genre", "hour"] and sorted(ds.item_features) == ["genres", "title"]
+    df = _sorted_rows(pd.read_csv(log))
+    events = ds.decode_feature("event", ds.feature("event")).to_pylist()
+    assert events == df["ev"].tolist()
+    genres = ds.decode_feature("genre", ds.feature("genre")).to_pylist()
+    train = pq.read_table(out / "train.parquet").to_pydict()
+    seen = {g for row in train["genre"] for g in ds.decode_feature("genre", row).to_pylist()}
+    assert genres == [g if not vocab_from_train or g in seen else None for g in df["genre"]]
+    assert ds.item_features.decode("title", ds.item_features["title"][ds.encode([5, 6, 7])]).to_pylist() == ["A, The", "B", None]
+    with np.load(out / "windows.npz") as z:  # window targets are target events only, their features cut alike
+        assert set(ds.decode_feature("event", z["targets_event"].ravel()).to_pylist()) == {"buy"}
+        assert len(z["targets_genre"]) == len(z["targets"])
+    for part in ("valid", "test"):
+        t = pq.read_table(out / f"{part}.parquet").to_pydict()
+        assert ds.decode_feature("event", t["target_event"]).to_pylist() == ["buy"] * len(t["target"])
+    report = seqprep.verify(out)
+    assert report.ok, report.problems
+    r = CliRunner().invoke(cli, ["stats", str(out)])
+    assert r.exit_code == 0 and "event (cat)" in r.output and "item attributes" in r.output, r.output
+    assert "genres (tokens" not in r.output.split("item attributes")[0]  # an attribute is not summarised as a feature

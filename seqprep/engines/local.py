@@ -22,6 +22,7 @@ import numpy as np
 from ..config import BuildConfig
 from ..errors import empty_log
 from ..io import read_log
+from ..io.sniff import ColumnRequest
 from ..model import BuildResult, Feature, Interactions, Log, Sequences
 from ..output.atomic import NO_READS, Reads
 from ..output.files import SequencesWriter, sequences_part
@@ -29,7 +30,9 @@ from ..output.folder import atomic_output_dir, build_reads, check_output, write_
 from ..output.stream import write_stream
 from ..progress import SILENT, Progress
 from ..steps import splits
+from ..steps.attributes import attribute_features, read_attribute_tables
 from ..steps.clean import clean
+from ..steps.events import event_feature, event_requests, events_meta, target_positions, target_rows
 from ..steps.features import column_requests, derive_time_features, encode_features, features_meta
 from ..steps.meta import SequenceFacts, make_meta
 from ..steps.sessions import add_sessions
@@ -98,6 +101,7 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
     block_size = config.resources.block_size_bytes
     if limit is not None:  # the streaming reader holds a few dozen blocks in flight
         block_size = min(block_size, max(1 << 20, limit // 200))
+    tables = read_attribute_tables(config)  # before the log: a wrong table or column fails at once
     with _spill_folder(limit) as spill:
         log = read_log(
             config.inputs,
@@ -106,7 +110,7 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
             block_size=block_size,
             progress=progress,
             spill_dir=spill,
-            columns=column_requests(config.feature),
+            columns=_requests(config),
         )
         if log.num_rows == 0:
             raise empty_log(i.path for i in log.inputs)
@@ -119,11 +123,13 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
             features: tuple[Feature, ...] = ()
             if not config.split.vocab_from_train:  # (that path encodes them once its rows are final)
                 features = encode_features(inter, config.feature, config.item_order, config.vocab)
+                features += event_feature(inter, config.event, config.item_order)
                 # the log's other columns are encoded now: let them go before the sort
                 inter = dataclasses.replace(inter, columns=())
                 log = dataclasses.replace(log, columns=())
             users, items, seqs, part, info = _sorted(inter, log, steps, config, progress, folder, features)
             del inter, features
+        targets = target_positions(seqs, config.event)
         seqs, sessions = add_sessions(seqs, log.time_unit, config.session)
         train_rows = part == splits.TRAIN if config.split.vocab_from_train and part is not None else None
         seqs = derive_time_features(
@@ -143,10 +149,18 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
             meta["sessions"] = sessions
         if seqs.features:
             meta["features"] = features_meta(seqs.features)
+        if config.event.event_col is not None:
+            meta["events"] = events_meta(seqs, config.event, targets)
         del log
-    seqs, extras, extra_meta = splits.prepare(seqs, items, part, info, config)
+    attributes, attributes_meta = attribute_features(tables, config, users, items)
+    if attributes:
+        meta["features"] = {**meta.get("features", {}), **attributes_meta["features"]}
+        meta["attribute_tables"] = attributes_meta["attribute_tables"]
+    seqs, extras, extra_meta = splits.prepare(seqs, items, part, info, config, targets)
     meta.update(extra_meta)
-    return BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta, extras=extras)
+    return BuildResult(
+        config=config, users=users, items=items, sequences=seqs, meta=meta, extras=extras, attributes=attributes
+    )
 
 
 def _sorted(
@@ -161,7 +175,9 @@ def _sorted(
     """In memory, from the clean rows and their encoded features: vocabularies, sort, split decided
     -> (users, items, seqs, part, info)."""
     if config.split.vocab_from_train:  # encodes the features itself, once its rows are final
-        return splits.fit_on_train(inter, log, config, steps)
+        targets = target_rows(inter, config.event)
+        events = event_feature(inter, config.event, config.item_order)
+        return splits.fit_on_train(inter, log, config, steps, events, targets)
     users, items, uidx, iidx = fit_vocabularies(inter, log, config)
     progress.phase(f"sorting {len(uidx):,} interactions")
     if folder.out is not None and _streams(config, features):
@@ -171,8 +187,17 @@ def _sorted(
     else:
         seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts, features=features)
     del uidx, iidx
-    part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit)
+    targets = target_positions(seqs, config.event)
+    part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit, targets)
     return users, items, seqs, part, info
+
+
+def _requests(config: BuildConfig) -> tuple[ColumnRequest, ...]:
+    """The log's columns the features and the event column need, each read once."""
+    out: dict[str, ColumnRequest] = {}
+    for req in column_requests(config.feature) + event_requests(config.event):
+        out.setdefault(req.name, req)
+    return tuple(out.values())
 
 
 def _streams(config: BuildConfig, features: tuple[Feature, ...]) -> bool:

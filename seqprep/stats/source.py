@@ -13,16 +13,27 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..config import make_config
-from ..dataset import TokenLists, feature_values, flat_list, is_built, load, read_feature_vocabulary, read_meta, reading
-from ..vocab import Vocabulary
+from ..dataset import (
+    Dataset,
+    TokenLists,
+    feature_values,
+    flat_list,
+    is_built,
+    load,
+    read_feature_vocabulary,
+    read_meta,
+    reading,
+    sequence_features,
+)
 from ..errors import InputError, empty_log
+from ..io import read_log
 from ..kernels import csr_offsets, lookup
 from ..kernels.sequences import code_counts
-from ..io import read_log
 from ..resources import limit_threads
 from ..steps.clean import clean
+from ..vocab import Vocabulary
 
-__all__ = ["SPLITS", "Source", "SourceFeature", "open_source", "split_sizes"]
+__all__ = ["SPLITS", "Source", "SourceFeature", "attribute_coverage", "open_source", "split_sizes"]
 
 SPLITS = ("train", "valid", "test")
 
@@ -63,6 +74,7 @@ class Source:
     counted_items: np.ndarray | None = None  # counts of ``items`` shifted by one (see above); needed with ``user``
     user: np.ndarray | None = None  # each row's user code (None: CSR rows, user u at offsets[u]:offsets[u+1])
     features: tuple[SourceFeature, ...] | None = None  # None: a raw log (its features are not encoded)
+    attributes: dict[str, Any] | None = None  # a built folder's attribute coverage (attribute_coverage)
 
     def __post_init__(self) -> None:
         if self.user is not None and self.counted_items is None:  # raw item codes start at 0
@@ -117,10 +129,55 @@ def open_source(path: str, *, stdin: BinaryIO | None = None, **read_options: Any
             splits=split_sizes(Path(path), meta),
             features=tuple(
                 SourceFeature(name, str(entry.get("kind")), str(entry.get("source")), ds.features[name], ds.feature_vocabs.get(name))
-                for name, entry in sorted((meta.get("features") or {}).items())
+                for name, entry in sorted(sequence_features(meta).items())
             ),
+            attributes=attribute_coverage(ds),
         )
     return _raw_source(path, stdin, read_options)
+
+
+def attribute_coverage(ds: Dataset) -> dict[str, Any] | None:
+    """How well a built folder's attribute tables cover its kept items and users (None without tables):
+    per table the table's rows, the kept ids with and without a row, the rows ignored, and per
+    attribute the kept ids that have a value."""
+    tables = ds.meta.get("attribute_tables")
+    if not isinstance(tables, dict) or not tables:
+        return None
+    out: dict[str, Any] = {}
+    for role, attrs in (("item", ds.item_features), ("user", ds.user_features)):
+        table = tables.get(role)
+        if not isinstance(table, dict):
+            out[role] = None
+            continue
+        n = ds.num_items if role == "item" else ds.num_users
+        first = 1 if role == "item" else 0  # item rows start with the padding row
+        coverage = []
+        for name in attrs:
+            kind = attrs.kinds[name]
+            if kind == "tokens":
+                has = np.diff(attrs.offsets[name])[first : first + n] > 0
+            else:
+                values = attrs.arrays[name][first : first + n]
+                has = ~np.isnan(values) if kind == "num" else values > 0
+            with_value = int(has.sum())
+            vocab = attrs.vocabularies.get(name)
+            coverage.append(
+                {
+                    "name": name,
+                    "kind": kind,
+                    "values": None if vocab is None else len(vocab),
+                    "with_value": with_value,
+                    "share": with_value / n if n else 0.0,
+                }
+            )
+        out[role] = {
+            "table_rows": int(table.get("rows", 0)),
+            "with_row": int(table.get(f"{role}s_with_row", 0)),
+            "without_row": int(table.get(f"{role}s_without_row", 0)),
+            "rows_ignored": int(table.get("rows_ignored", 0)),
+            "coverage": coverage,
+        }
+    return out
 
 
 def _raw_source(path: str, stdin: BinaryIO | None, read_options: dict[str, Any]) -> Source:
@@ -174,7 +231,7 @@ def _open_train(path: Path) -> Source:
         offsets, items = flat_list(table["items"])
         _, timestamps = flat_list(table["timestamps"])
         ratings = flat_list(table["ratings"])[1] if "ratings" in table.column_names else None
-        entries = sorted((meta.get("features") or {}).items())
+        entries = sorted(sequence_features(meta).items())
         need = [name for name, _ in entries if name not in table.column_names]
         if need:
             msg = f"{str(path)!r} has no column {', '.join(need)}, which meta.json features lists; rebuild the folder with seqprep build"

@@ -39,6 +39,7 @@ __all__ = [
     "column_requests",
     "compact_dtype",
     "derive_time_features",
+    "encode_column",
     "encode_features",
     "feature_vocabularies",
     "features_meta",
@@ -75,6 +76,12 @@ def _reused(features: tuple[Feature, ...], vocab: VocabOptions | None) -> tuple[
     refs = load_feature_references(vocab.vocab_from, [f.name for f in features], {f.name: f.kind for f in features})
     mode = "extend" if vocab.extend else vocab.unknown
     return tuple(reuse_vocabulary(f, refs[f.name], mode) for f in features)
+
+
+def encode_column(name: str, col: Column, kind: FeatureKind | None, sep: str | None, order: str) -> Feature:
+    """One column encoded as ``--feature`` encodes it, its vocabulary fitted on the column's rows (the
+    attribute tables' columns are encoded with it: :mod:`seqprep.steps.attributes`)."""
+    return _encode(name, col, kind, sep, order)
 
 
 def _encode(name: str, col: Column, kind: FeatureKind | None, sep: str | None, order: str) -> Feature:

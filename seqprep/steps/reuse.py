@@ -106,7 +106,8 @@ def load_feature_references(path: str, names: list[str], kinds: dict[str, str]) 
     exist in OLD with the kind ``kinds[name]`` (when known), else a one-line error naming it."""
     ref = load_reference(path)  # the folder checks and their messages
     meta = json.loads((Path(path) / "meta.json").read_text(encoding="utf-8"))
-    old = meta.get("features") or {}
+    # the features that travel with the items (the item/user attributes are not reused as features)
+    old = {n: e for n, e in (meta.get("features") or {}).items() if isinstance(e, dict) and e.get("source") not in ("item", "user")}
     out = {}
     for name in names:
         entry = old.get(name)
