@@ -776,3 +776,22 @@ def test_features_with_item_attributes_and_events(write, tmp_path, vocab_from_tr
     r = CliRunner().invoke(cli, ["stats", str(out)])
     assert r.exit_code == 0 and "event (cat)" in r.output and "item attributes" in r.output, r.output
     assert "genres (tokens" not in r.output.split("item attributes")[0]  # an attribute is not summarised as a feature
+
+
+def test_vocab_from_reuses_the_event_vocabulary(write, tmp_path):
+    """The event column's feature is a feature like the others: --vocab-from keeps OLD's indices."""
+    old = write("old.csv", MIXED)
+    seqprep.build(old, tmp_path / "old", event_col="ev", features=("genre",))
+    seqprep.build(old, tmp_path / "plain", features=("genre",))
+    new = write("new.csv", "userId,movieId,timestamp,genre,ev\n1,5,1500000010,Action,view\n1,6,1500000011,Drama,view\n3,5,1500000012,Drama,cart\n")
+    res = seqprep.build(new, tmp_path / "new", event_col="ev", features=("genre",), vocab_from=str(tmp_path / "old"), unknown="oov")
+    old_events = _vocab_table(tmp_path / "old", "event")  # buy 7 rows -> 1, view 3 -> 2
+    assert {v: i for v, (i, _) in old_events.items()} == {"buy": 1, "view": 2}
+    got = pq.read_table(tmp_path / "new" / "sequences.parquet").to_pydict()
+    assert _flat(got["event"]) == [2, 2, 3]  # view keeps OLD's 2 (a fresh fit would make it 1); cart is the oov 3
+    assert res.meta["features"]["event"]["fit"] == "reused" and res.meta["features"]["event"]["unseen"] == 1
+    report = seqprep.verify(tmp_path / "new")
+    assert report.ok, report.problems
+    r = CliRunner().invoke(cli, ["build", str(new), "-o", str(tmp_path / "o"), "--event-col", "ev", "--vocab-from", str(tmp_path / "plain"), "--unknown", "oov"])
+    assert r.exit_code == 1 and "has no feature 'event' (its features: genre)" in r.output and "--event-col" in r.output, r.output
+    assert not (tmp_path / "o").exists()

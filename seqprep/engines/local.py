@@ -33,7 +33,7 @@ from ..steps import splits
 from ..steps.attributes import attribute_features, read_attribute_tables
 from ..steps.clean import clean
 from ..steps.events import event_feature, event_requests, events_meta, target_positions, target_rows
-from ..steps.features import column_requests, derive_time_features, encode_features, features_meta
+from ..steps.features import column_requests, derive_time_features, encode_features, features_meta, reuse_features
 from ..steps.meta import SequenceFacts, make_meta
 from ..steps.sessions import add_sessions
 from ..steps.sort import sequences_from
@@ -123,7 +123,7 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
             features: tuple[Feature, ...] = ()
             if not config.split.vocab_from_train:  # (that path encodes them once its rows are final)
                 features = encode_features(inter, config.feature, config.item_order, config.vocab)
-                features += event_feature(inter, config.event, config.item_order)
+                features += reuse_features(event_feature(inter, config.event, config.item_order), config.vocab)
                 # the log's other columns are encoded now: let them go before the sort
                 inter = dataclasses.replace(inter, columns=())
                 log = dataclasses.replace(log, columns=())

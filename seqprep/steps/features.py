@@ -44,6 +44,7 @@ __all__ = [
     "feature_vocabularies",
     "features_meta",
     "refit_on",
+    "reuse_features",
     "reuse_vocabulary",
 ]
 
@@ -67,10 +68,12 @@ def encode_features(
     """Each ``--feature`` of the kept rows, encoded (vocabularies fitted on these rows); with
     ``vocab.vocab_from`` the vocabularies of that earlier build instead (:func:`reuse_vocabulary`)."""
     out = tuple(_encode(name, inter.column(column), kind, sep, order) for name, column, kind, sep in opts.specs())
-    return _reused(out, vocab)
+    return reuse_features(out, vocab)
 
 
-def _reused(features: tuple[Feature, ...], vocab: VocabOptions | None) -> tuple[Feature, ...]:
+def reuse_features(features: tuple[Feature, ...], vocab: VocabOptions | None) -> tuple[Feature, ...]:
+    """``features`` encoded with the vocabularies of ``vocab.vocab_from`` (each must be a feature of
+    that build, of the same kind); unchanged without ``--vocab-from``."""
     if vocab is None or vocab.vocab_from is None or not features:
         return features
     refs = load_feature_references(vocab.vocab_from, [f.name for f in features], {f.name: f.kind for f in features})
@@ -248,7 +251,7 @@ def derive_time_features(
     derived = tuple(_time_feature(name, k, seqs, time_unit, order) for name, k in opts.time_specs())
     if fit_rows is not None:
         derived = tuple(refit_on(f, fit_rows, order) for f in derived)
-    return dataclasses.replace(seqs, features=seqs.features + _reused(derived, vocab))
+    return dataclasses.replace(seqs, features=seqs.features + reuse_features(derived, vocab))
 
 
 def _time_feature(name: str, k: int | None, seqs: Sequences, unit: str, order: str) -> Feature:

@@ -115,7 +115,7 @@ def load_feature_references(path: str, names: list[str], kinds: dict[str, str]) 
             have = ", ".join(sorted(old)) or "none"
             msg = (
                 f"--vocab-from {path!r} has no feature {name!r} (its features: {have}), so there is no vocabulary "
-                f"to reuse; drop that --feature / --time-feature, or rebuild OLD with it"
+                f"to reuse; drop that --feature / --time-feature / --event-col, or rebuild OLD with it"
             )
             raise InputError(msg)
         kind = str(entry.get("kind"))
