@@ -20,6 +20,10 @@ in seqprep's output order); ``--order shuffled`` writes a random permutation.
 for ``--feature`` benchmarks: ``genre`` (20 values, one per item, Zipf-skewed), ``shop`` (about
 10,000 values, Zipf-drawn per row) and ``price`` (a number with two decimals, per item, with a
 per-row discount now and then); header ``userId,movieId,rating,timestamp,genre,shop,price``.
+``--extra event,price`` (not with ``--features``) appends columns the
+build does not read unless asked (``--where``): ``event`` (text: ``view`` 70%, ``cart`` 20%,
+``buy`` 10%) and ``price`` (``0.01``..``500.00`` with two decimals, empty on 5% of the rows); they
+come from their own generator, so the other columns are those of the same ``--seed`` without them.
 
 Everything is vectorised numpy and deterministic given ``--seed``.  Example::
 
@@ -180,8 +184,29 @@ def feature_columns(rng: np.random.Generator, rank: np.ndarray, items: int) -> d
     }
 
 
-def write_csv(path: Path, cols: dict[str, np.ndarray], users: pa.Array, items: pa.Array) -> None:
-    """Write the columns in chunks with pyarrow's CSV writer and a MovieLens header."""
+EXTRA_COLUMNS = ("event", "price")
+EVENTS = ["view", "cart", "buy"]
+
+
+def extra_columns(names: list[str], rows: int, seed: int) -> dict[str, pa.Array]:
+    """The ``--extra`` columns, from their own generator (the other columns do not change)."""
+    rng = np.random.default_rng([seed, 17])
+    out: dict[str, pa.Array] = {}
+    for name in names:
+        if name == "event":
+            codes = rng.choice(len(EVENTS), size=rows, p=[0.7, 0.2, 0.1]).astype(np.int8)
+            out[name] = pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(EVENTS))
+        elif name == "price":
+            cents = rng.integers(1, 50_001, size=rows)
+            out[name] = pa.array(cents / 100.0, mask=rng.random(rows) < 0.05)
+    return out
+
+
+def write_csv(
+    path: Path, cols: dict[str, np.ndarray], users: pa.Array, items: pa.Array, extra: dict[str, pa.Array] | None = None
+) -> None:
+    """Write the columns in chunks with pyarrow's CSV writer and a MovieLens header (then the extras)."""
+    extra = extra or {}
     ratings = pa.array(RATING_VALUES)
     fields = [("userId", users.type), ("movieId", items.type), ("rating", pa.string()), ("timestamp", pa.int64())]
     features = "genre" in cols
@@ -189,11 +214,13 @@ def write_csv(path: Path, cols: dict[str, np.ndarray], users: pa.Array, items: p
         fields += [("genre", pa.string()), ("shop", pa.string()), ("price", pa.string())]
         genres = pa.array([f"Genre{k:02d}" for k in range(GENRES)])
         shops = pa.array([f"shop{k:05d}" for k in range(SHOPS)])
+    fields += [(name, pa.string() if name == "event" else pa.float64()) for name in extra]
     schema = pa.schema(fields)
     options = pacsv.WriteOptions(include_header=False, quoting_style="none")
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:
-        fh.write(HEADER if not features else HEADER.rstrip(b"\n") + b",genre,shop,price\n")
+        names = [*(["genre", "shop", "price"] if features else []), *extra]
+        fh.write(HEADER if not names else HEADER.rstrip(b"\n") + b"," + ",".join(names).encode() + b"\n")
         with pacsv.CSVWriter(fh, schema, write_options=options) as writer:
             for lo in range(0, cols["user"].size, CHUNK_ROWS):
                 sl = slice(lo, lo + CHUNK_ROWS)
@@ -209,6 +236,7 @@ def write_csv(path: Path, cols: dict[str, np.ndarray], users: pa.Array, items: p
                     frac = pa.array(cents % 100 + 100).cast(pa.string())  # "1xx": the two decimals after the 1
                     price = pc.binary_join_element_wise(whole, pc.utf8_slice_codeunits(frac, 1), ".")
                     arrays += [genres.take(pa.array(cols["genre"][sl])), shops.take(pa.array(cols["shop"][sl])), price]
+                arrays += [pc.cast(col.slice(lo, CHUNK_ROWS), schema.field(name).type) for name, col in extra.items()]
                 batch = pa.record_batch(arrays, schema=schema)
                 writer.write_batch(batch)
 
@@ -225,6 +253,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tie-rate", type=float, default=0.2, help="share of equal-second neighbours")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--features", action="store_true", help="add genre (20), shop (~10,000) and price columns")
+    p.add_argument(
+        "--extra", default="", help=f"comma-separated extra columns to append: {', '.join(EXTRA_COLUMNS)} (for --where)"
+    )
     p.add_argument("-o", "--output", type=Path, required=True)
     return p.parse_args(argv)
 
@@ -234,8 +265,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     t0 = time.perf_counter()
     cols, users, items = generate(args)
+    names = [n for n in args.extra.split(",") if n]
+    if any(n not in EXTRA_COLUMNS for n in names):
+        raise SystemExit(f"--extra takes {', '.join(EXTRA_COLUMNS)}")
+    if names and args.features:
+        raise SystemExit("--extra and --features both write a price column; pass one of them")
+    extra = extra_columns(names, args.rows, args.seed)
     t1 = time.perf_counter()
-    write_csv(args.output, cols, users, items)
+    write_csv(args.output, cols, users, items, extra)
     t2 = time.perf_counter()
     size = args.output.stat().st_size / 2**20
     print(

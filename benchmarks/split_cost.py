@@ -1,13 +1,15 @@
-"""What a split (or any extra options) costs on top of the plain build, in wall and CPU seconds and
-peak memory.
+"""What a split (or any extra options) costs on top of the plain build, in wall and CPU seconds.
 
-Runs ``seqprep build LOG`` (the baseline) and ``seqprep build LOG ARGS`` alternately, each in its own
-child process, ``--repeat`` times, and prints the best wall time, the best CPU time (user + sys
-of the child) and the lowest peak RSS (``ru_maxrss``) of each, all from ``os.wait4``, and their
-ratios. CPU seconds are far less sensitive than wall seconds to other jobs on a shared machine, so
-both are shown. For reading, never asserted::
+Runs ``seqprep build LOG`` (the baseline) and ``seqprep build LOG ARGS`` for each ``--args``
+(repeatable) in turn, each in its own child process, ``--repeat`` rounds, and prints the best wall
+time, the best CPU time (user + sys of the child) and the lowest peak RSS (``ru_maxrss``) of each,
+all from ``os.wait4``, with the medians and ranges of every run, and their ratios to the baseline. CPU seconds are far less sensitive than wall seconds to other jobs on a shared
+machine, so both are shown. For reading, never asserted::
 
     python benchmarks/split_cost.py /tmp/bench/log5m.csv --args "--split loo" --repeat 4
+    python benchmarks/split_cost.py /tmp/bench/where_25m.csv --repeat 3 \
+        --args "--where \"event != 'view'\" --where \"price > 0\"" \
+        --args "--where \"event in ['view', 'cart', 'buy']\" --where \"price > 0 or price is null\""
     python benchmarks/split_cost.py /tmp/bench/feat25m.csv --repeat 3 \
         --args "--feature genre:cat --feature shop:cat --feature price:num"
 """
@@ -18,6 +20,7 @@ import argparse
 import os
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,13 +47,15 @@ def measure(cmd: list[str], cwd: Path) -> tuple[float, float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("path", type=Path)
-    ap.add_argument("--args", default="--split loo", help="options of the compared build (default: --split loo)")
+    ap.add_argument(
+        "--args", action="append", help="options of a compared build; repeat for several (default: --split loo)"
+    )
     ap.add_argument("--repeat", type=int, default=3)
     ns = ap.parse_args()
     warm_cache(ns.path)
     work = Path(tempfile.mkdtemp(prefix="seqprep-split-cost-"))
     base = [*seqprep_command(), "build", str(ns.path.resolve()), "--overwrite", "-q"]
-    variants = {"plain": [], ns.args: shlex.split(ns.args)}
+    variants = {"plain": [], **{a: shlex.split(a) for a in ns.args or ["--split loo"]}}
     runs: dict[str, list[tuple[float, float, float]]] = {k: [] for k in variants}
     try:
         for _ in range(ns.repeat):
@@ -59,16 +64,18 @@ def main() -> None:
                 wall, cpu, rss = measure([*base, "-o", out, *extra], work)
                 runs[name].append((wall, cpu, rss))
                 shutil.rmtree(out, ignore_errors=True)
-                load = os.getloadavg()[0]
-                print(f"[{name}] wall {wall:.2f}s cpu {cpu:.2f}s peak {rss:.0f} MiB load {load:.1f}", file=sys.stderr)
+                print(f"[{name}] wall {wall:.2f}s cpu {cpu:.2f}s peak {rss:.0f} MiB load {os.getloadavg()[0]:.1f}", file=sys.stderr)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    best = {k: tuple(min(r[j] for r in v) for j in range(3)) for k, v in runs.items()}
+    best = {k: tuple(min(r[i] for r in v) for i in range(3)) for k, v in runs.items()}
     print(f"input {ns.path} ({ns.path.stat().st_size / 2**20:.1f} MiB), best of {ns.repeat}, nproc={os.cpu_count()}")
+    pw, pc, pm = best["plain"]
     for name, (w, c, m) in best.items():
-        print(f"{name:<30} wall {w:7.2f} s   cpu {c:7.2f} s   peak RSS {m:8.0f} MiB")
-    (pw, pc, pm), (xw, xc, xm) = best["plain"], best[ns.args]
-    print(f"ratio vs plain: wall {xw / pw:.2f}x   cpu {xc / pc:.2f}x   peak RSS +{xm - pm:.0f} MiB")
+        ratios = "" if name == "plain" else f"   ratio vs plain: wall {w / pw:.2f}x   cpu {c / pc:.2f}x   peak RSS +{m - pm:.0f} MiB"
+        print(f"{name:<30} wall {w:7.2f} s   cpu {c:7.2f} s   peak RSS {m:8.0f} MiB{ratios}")
+    for name, v in runs.items():  # the spread: medians and ranges of every run
+        cols = [(label, [r[i] for r in v]) for i, label in enumerate(("wall s", "cpu s", "peak MiB"))]
+        print(f"{name:<30} " + "   ".join(f"{label} median {statistics.median(x):.2f} [{min(x):.2f}..{max(x):.2f}]" for label, x in cols))
 
 
 if __name__ == "__main__":

@@ -350,7 +350,8 @@ class EvalRows:
 
 @dataclass(frozen=True)
 class Extras:
-    """Everything beyond sequences.* that a build writes: split files, windows, padded matrices."""
+    """Everything beyond sequences.* that a build writes: split files, windows, padded matrices, the
+    sessions' users."""
 
     train_user_idx: np.ndarray | None = None
     train_offsets: np.ndarray | None = None
@@ -365,6 +366,7 @@ class Extras:
     train_features: tuple[Feature, ...] = ()  # aligned with ``train_items``
     padded_features: tuple[Feature, ...] = ()  # [U * max_len] cells, as ``padded``
     window_features: tuple[tuple[Feature, Feature], ...] = ()  # (inputs [w * L], targets [w * T]) cells
+    sessions: pa.Table | None = None  # --session-col: sessions.parquet (each session's user)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from ..config import BuildConfig
 from ..errors import empty_log
 from ..io import read_log
 from ..io.sniff import ColumnRequest
-from ..model import BuildResult, Feature, Interactions, Log, Sequences
+from ..model import BuildResult, Extras, Feature, Interactions, Log, Sequences
 from ..output.atomic import NO_READS, Reads
 from ..output.files import SequencesWriter, sequences_part
 from ..output.folder import atomic_output_dir, build_reads, check_output, write_error, write_outputs
@@ -35,9 +35,11 @@ from ..steps.clean import clean
 from ..steps.events import event_feature, event_requests, events_meta, target_positions, target_rows
 from ..steps.features import column_requests, derive_time_features, encode_features, features_meta, reuse_features
 from ..steps.meta import SequenceFacts, make_meta
+from ..steps.session_key import SessionUsers, session_users
 from ..steps.sessions import add_sessions
 from ..steps.sort import sequences_from
 from ..steps.vocabularies import fit_vocabularies
+from ..steps.where import operand_requests
 from ..vocab import Vocabulary
 from .spill import spilled_sequences
 
@@ -111,15 +113,18 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
             progress=progress,
             spill_dir=spill,
             columns=_requests(config),
+            operands=operand_requests(config),
         )
         if log.num_rows == 0:
             raise empty_log(i.path for i in log.inputs)
+        keyed: SessionUsers | None = None
         if spill is not None:  # --memory-limit: external sort by user range (same result)
             assert limit is not None
             users, items, seqs, steps = spilled_sequences(log, config, spill, limit, progress)
             part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit)
         else:
             inter, steps = clean(log, config)
+            keyed = session_users(log, inter)  # (reads the user column: before the columns go)
             features: tuple[Feature, ...] = ()
             if not config.split.vocab_from_train:  # (that path encodes them once its rows are final)
                 features = encode_features(inter, config.feature, config.item_order, config.vocab)
@@ -130,7 +135,8 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
             users, items, seqs, part, info = _sorted(inter, log, steps, config, progress, folder, features)
             del inter, features
         targets = target_positions(seqs, config.event)
-        seqs, sessions = add_sessions(seqs, log.time_unit, config.session)
+        sessions = keyed.table(users, log) if keyed is not None else None
+        seqs, gaps = add_sessions(seqs, log.time_unit, config.session)
         train_rows = part == splits.TRAIN if config.split.vocab_from_train and part is not None else None
         seqs = derive_time_features(
             seqs, log.time_unit, config.feature, config.item_order, fit_rows=train_rows, vocab=config.vocab
@@ -145,8 +151,10 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
             facts=SequenceFacts.of(seqs),
             steps=steps,
         )
-        if sessions is not None:
-            meta["sessions"] = sessions
+        if gaps is not None:
+            meta["sessions"] = gaps
+        if keyed is not None and sessions is not None:
+            meta["session_key"] = keyed.meta(sessions)
         if seqs.features:
             meta["features"] = features_meta(seqs.features)
         if config.event.event_col is not None:
@@ -158,6 +166,8 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
         meta["attribute_tables"] = attributes_meta["attribute_tables"]
     seqs, extras, extra_meta = splits.prepare(seqs, items, part, info, config, targets)
     meta.update(extra_meta)
+    if sessions is not None:
+        extras = dataclasses.replace(extras or Extras(), sessions=sessions)
     return BuildResult(
         config=config, users=users, items=items, sequences=seqs, meta=meta, extras=extras, attributes=attributes
     )

@@ -28,7 +28,7 @@ from .source import Source, SourceFeature
 
 __all__ = ["SCHEMA_VERSION", "PERCENTILES", "RARE_ITEM", "summarize", "calendar_unit"]
 
-SCHEMA_VERSION = 2  # 2: per-feature summaries (``features``) and item/user attribute coverage (``attributes``)
+SCHEMA_VERSION = 2  # 2: per-feature summaries (``features``), item/user attribute coverage (``attributes``) and ``sessions`` (a session-keyed log)
 PERCENTILES = (10, 25, 50, 75, 90, 99)
 RARE_ITEM = 5  # "items with fewer than 5 interactions"
 MAX_RATING_VALUES = 100  # a rating distribution lists at most this many distinct values
@@ -216,6 +216,7 @@ def _summarize(
         "splits": src.splits,
         "features": None if src.features is None else [_feature_summary(f, n) for f in src.features],
         "attributes": src.attributes,
+        "sessions": src.sessions,
     }
 
 
