@@ -32,7 +32,7 @@ from ..kernels.filters import KcoreTables, dedup, kcore_rounds, rating_at_least,
 from ..kernels.partition import split_by_partition, user_partitions
 from ..kernels.splits import HELD_OUT, TEST, TRAIN, VALID, gather_ranges, row_of
 from ..kernels.vocab import first_positions
-from ..model import Column, Extras, Interactions, Log, Sequences
+from ..model import Column, Extras, Feature, Interactions, Log, Sequences
 from ..output.splits import SplitWriter
 from ..progress import SILENT, Progress
 from ..steps import reuse, splits
@@ -530,7 +530,7 @@ def split_by_ranges(
 
     plan = plan.with_facts(splits.merge_tallies(splits.range_facts(plan, *parts_of(u0, u1)) for u0, u1 in ranges))
     writer = SplitWriter(out(), config.formats, users, spill)
-    tallies, padded = [], []
+    tallies, padded, padded_features = [], [], []
     try:
         for u0, u1 in ranges:
             _, ex, tally = splits.prepare_range(plan, *parts_of(u0, u1), user0=u0)
@@ -538,11 +538,22 @@ def split_by_ranges(
             tallies.append(tally)
             if ex.padded is not None:
                 padded.append(ex.padded)
-            writer.add(dataclasses.replace(ex, padded=None), u0, u1)
+                padded_features.append(ex.padded_features)
+            writer.add(dataclasses.replace(ex, padded=None, padded_features=()), u0, u1)
             del ex
     finally:
         writer.close()
     meta = splits.split_meta(plan, tallies)
     seqs = splits.final_sequences(seqs, config.split)
-    extras = Extras(padded=np.concatenate(padded) if padded else None, max_len=config.split.max_len, pad=config.split.pad)
+    joined = tuple(_joined_cells(cells) for cells in zip(*padded_features))
+    extras = Extras(
+        padded=np.concatenate(padded) if padded else None, padded_features=joined, max_len=config.split.max_len, pad=config.split.pad
+    )
     return seqs, extras, meta
+
+
+def _joined_cells(parts: tuple[Feature, ...]) -> Feature:
+    """One feature's padded cells of consecutive user ranges as one (one value a cell: the spilled
+    build has no token lists)."""
+    assert all(f.offsets is None for f in parts)
+    return dataclasses.replace(parts[0], values=np.concatenate([f.values for f in parts]))
