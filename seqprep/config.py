@@ -812,8 +812,9 @@ class BuildConfig:
                 raise ConfigError(msg)
         self.resources.validate()
         if self.resources.memory_limit is not None:
-            unsupported = ["feature"] if self.feature.features else []  # --feature: columns carried through the sort
-            unsupported += ["event"] if self.event != EventOptions() else []
+            # --vocab-from-train refits the features on the training rows: not on the spilled rows yet
+            side = bool(self.feature.features) or self.event != EventOptions()
+            unsupported = ["--vocab-from-train with --feature/--event-col"] if side and self.split.vocab_from_train else []
             unsupported += [flag for flag, used in self._new_keys_in_use() if used and flag != "--where"]
             if unsupported:
                 msg = (

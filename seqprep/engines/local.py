@@ -161,7 +161,7 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
         by_ranges = spill is not None and folder.out is not None
         if by_ranges:  # --memory-limit writing OUT: the split files user range by user range
             assert spill is not None
-            seqs, extras, extra_meta = split_by_ranges(seqs, users, items, part, info, config, folder.open, spill)
+            seqs, extras, extra_meta = split_by_ranges(seqs, users, items, part, info, config, folder.open, spill, targets)
         del log
     attributes, attributes_meta = attribute_features(tables, config, users, items)
     if attributes:
