@@ -88,6 +88,35 @@ CASES = {
         "max_len": 3,
         "truncate": True,
     },
+    "features": {
+        "features": ["kind", "price:cat"],
+        "split": "loo",
+        "max_len": 3,
+        "windows": "2:1",
+        "item_order": "first-seen",
+    },
+    "features_truncate": {
+        "features": ["kind", "price:num"],
+        "time_features": ["delta"],
+        "split": "users:0.6,0.2,0.2",
+        "max_len": 2,
+        "truncate": True,
+    },
+    "events": {
+        "event_col": "kind",
+        "target_events": ["buy", "cart"],
+        "split": "loo",
+        "eval_negatives": 2,
+        "windows": "2:1",
+    },
+    "events_kcore_on_target": {
+        "event_col": "kind",
+        "target_events": ["buy"],
+        "kcore_on": "target",
+        "min_user_count": 2,
+        "min_item_count": 2,
+        "split": "time:0.7,0.85",
+    },
     "where": {"where": ["rating >= 2 and ts < 2800", "item != 'i3'"], "dedup": "first", "min_user_count": 2},
     "where_unknown": {"where": ["not rating > 4"]},
     "where_columns": {"where": ["kind in ['cart', 'buy'] or price > 50", "kind is not null"], "min_item_count": 2},
@@ -97,6 +126,7 @@ REUSE = {
     "vocab_from_drop": {"vocab_from": "REF"},
     "vocab_from_oov": {"vocab_from": "REF", "unknown": "oov"},
     "vocab_from_extend": {"vocab_from": "REF", "extend": True, "min_item_count": 2},
+    "vocab_from_features": {"vocab_from": "REF", "features": ["kind"], "event_col": "kind", "split": "loo"},
 }
 
 
@@ -140,7 +170,7 @@ def test_memory_limit_is_byte_identical(case, seed, tmp_path):
 def test_memory_limit_reuses_vocabularies_byte_identically(case, tmp_path):
     ref = tmp_path / "ref"
     (tmp_path / "old.csv").write_text(_log(5, 300))
-    build(tmp_path / "old.csv", ref)
+    build(tmp_path / "old.csv", ref, **({"features": ["kind"], "event_col": "kind"} if "features" in case else {}))
     options = {k: str(ref) if v == "REF" else v for k, v in REUSE[case].items()}
     _same(tmp_path, options, _log(6))
 
@@ -160,7 +190,13 @@ def test_memory_limit_joins_attribute_tables_byte_identically(tmp_path):
 
 @pytest.mark.parametrize(
     ("options", "flag"),
-    [({"features": ["kind"]}, "feature"), ({"session_gap": None, "session_col": "kind"}, "--session-col")],
+    [
+        (
+            {"features": ["kind"], "split": "loo", "vocab_from_train": True},
+            "--vocab-from-train with --feature/--event-col",
+        ),
+        ({"session_gap": None, "session_col": "kind"}, "--session-col"),
+    ],
 )
 def test_what_the_spilled_build_cannot_run_refuses_in_one_line(options, flag, tmp_path):
     (tmp_path / "log.csv").write_text(_log(0, 50))

@@ -25,18 +25,20 @@ import numpy as np
 import pandas as pd
 
 from ..config import BuildConfig
-from ..errors import InputError, needs_rating_column
+from ..errors import ConfigError, InputError, needs_rating_column
 from ..io.buffers import read_rows
 from ..kernels import csr_offsets, remap_table, time_order
 from ..kernels.filters import KcoreTables, dedup, kcore_rounds, rating_at_least, time_window
 from ..kernels.partition import split_by_partition, user_partitions
 from ..kernels.splits import HELD_OUT, TEST, TRAIN, VALID, gather_ranges, row_of
 from ..kernels.vocab import first_positions
-from ..model import Column, Extras, Interactions, Log, Sequences
+from ..model import Column, Extras, Feature, Interactions, Log, Sequences
 from ..output.splits import SplitWriter
 from ..progress import SILENT, Progress
 from ..steps import reuse, splits
 from ..steps.counts import NEVER, CodeCounts
+from ..steps.events import event_feature, target_codes, target_positions
+from ..steps.features import encode_features, reuse_features
 from ..steps.filters import empty_after, kcore_details, step_report, window_bounds
 from ..steps.missing import MissingCounts
 from ..steps.vocabularies import ITEM_START, USER_START, vocabularies_from_counts, vocabulary_from_counts
@@ -106,6 +108,8 @@ class _Kept:
     def __init__(self, log: Log, chunk: int) -> None:
         self.log, self.chunk = log, chunk
         self.mask = np.zeros(log.num_rows, dtype=bool)
+        self.counted: Callable[[_Chunk], np.ndarray] | None = None  # the rows k-core counts (--kcore-on target)
+        self.degrees: tuple[np.ndarray, np.ndarray] | None = None  # their count tables, by recount
         self.users = np.zeros(len(log.user_ids), dtype=np.int64)
         self.items = np.zeros(len(log.item_ids), dtype=np.int64)
 
@@ -124,13 +128,20 @@ class _Kept:
         chunk); the mask and the tables are updated."""
         users = np.zeros_like(self.users)
         items = np.zeros_like(self.items)
+        degree_users = None if self.counted is None else np.zeros_like(self.users)
+        degree_items = None if self.counted is None else np.zeros_like(self.items)
         for c in self.chunks():
             keep = self.mask[c.lo : c.lo + len(c.user)]
             if keep.any():
                 keep &= ~drop(c, keep)
             users += np.bincount(c.user[keep], minlength=len(users))
             items += np.bincount(c.item[keep], minlength=len(items))
+            if self.counted is not None:
+                counted = keep & self.counted(c)
+                degree_users += np.bincount(c.user[counted], minlength=len(users))
+                degree_items += np.bincount(c.item[counted], minlength=len(items))
         self.users, self.items = users, items
+        self.degrees = None if degree_users is None else (degree_users, degree_items)
 
     def step(self, name: str, drop: Callable[[_Chunk, np.ndarray], np.ndarray], **details: Any) -> dict[str, Any]:
         """One cleaning step as :func:`seqprep.steps.filters.apply_filters` reports it."""
@@ -281,14 +292,25 @@ def _clean(log: Log, config: BuildConfig, chunk: int, folder: Path, part_rows: i
         progress.phase("k-core")
         before, (u0, i0) = kept.rows, kept.present()
 
+        if config.event.kcore_on == "target":  # only target events count towards the bounds
+            col = log.column(config.event.event_col)  # type: ignore[arg-type]
+            assert col.codes is not None
+            wanted = target_codes(col, config.event)
+            kept.counted = lambda c: np.isin(read_rows(col.codes, c.lo, c.lo + len(c.user)), wanted)  # type: ignore[arg-type]
+            kept.recount(lambda c, keep: np.zeros(len(keep), dtype=bool))
+
+        def tables() -> KcoreTables:
+            du, di = (kept.users, kept.items) if kept.degrees is None else kept.degrees
+            return KcoreTables(kept.users, kept.items, du, di)
+
         def remove(bad_u: np.ndarray, bad_i: np.ndarray) -> tuple[int, KcoreTables]:
             rows = kept.rows
             kept.recount(lambda c, keep: bad_u[c.user] | bad_i[c.item])
-            return rows - kept.rows, KcoreTables(kept.users, kept.items, kept.users, kept.items)
+            return rows - kept.rows, tables()
 
-        tables = KcoreTables(kept.users, kept.items, kept.users, kept.items)
+        tables_now = tables()
         rounds, fixpoint = kcore_rounds(
-            tables, remove, min_user=opts.min_user_count, min_item=opts.min_item_count, max_rounds=opts.kcore_rounds
+            tables_now, remove, min_user=opts.min_user_count, min_item=opts.min_item_count, max_rounds=opts.kcore_rounds
         )
         u1, i1 = kept.present()
         steps.append(step_report("kcore", before, before - kept.rows, u0 - u1, i0 - i1, **kcore_details(opts, rounds, fixpoint)))
@@ -332,10 +354,17 @@ class _Partitions:
 
 
 def _encoded(
-    kept: _Kept, user_remap: np.ndarray, item_remap: np.ndarray, progress: Progress, with_rows: bool = False
+    kept: _Kept,
+    user_remap: np.ndarray,
+    item_remap: np.ndarray,
+    progress: Progress,
+    with_rows: bool = False,
+    features: tuple[Feature, ...] = (),
 ) -> Iterator[dict[str, np.ndarray]]:
-    """Pass 2's chunks: the kept rows, encoded, in input order (with their input row numbers)."""
+    """Pass 2's chunks: the kept rows, encoded, in input order (with their input row numbers, and
+    the features' values of the kept rows, given in input order)."""
     log = kept.log
+    at = 0  # kept rows so far
     for c in kept.chunks():
         keep = kept.mask[c.lo : c.lo + len(c.user)]
         hi = c.lo + len(c.user)
@@ -344,6 +373,10 @@ def _encoded(
             values["rating"] = read_rows(log.rating, c.lo, hi)[keep]
         if with_rows:
             values["row"] = np.flatnonzero(keep) + c.lo
+        m = len(values["user"])
+        for k, f in enumerate(features):
+            values[f"feature{k}"] = f.values[at : at + m]
+        at += m
         yield values
         progress.update(c.lo + len(keep))
 
@@ -362,10 +395,47 @@ def spilled_sequences(
         users, items, seqs, part, info = _fit_on_train(rows, config, steps, folder, limit, fixed, progress)
         return users, items, seqs, steps, part, info
     users, items, user_remap, item_remap = _vocabularies(rows, config)
-    out = _sort_by_ranges(rows, user_remap, item_remap, users.counts, folder, limit, fixed, progress)
-    seqs = Sequences(offsets=csr_offsets(users.counts), items=out["item"], timestamps=out["time"], ratings=out.get("rating"))
-    part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit)
+    features = _features(rows, config)
+    out = _sort_by_ranges(rows, user_remap, item_remap, users.counts, folder, limit, fixed, progress, features=features)
+    sorted_features = tuple(dataclasses.replace(f, values=out.pop(f"feature{k}")).widened() for k, f in enumerate(features))
+    del features
+    seqs = Sequences(
+        offsets=csr_offsets(users.counts), items=out["item"], timestamps=out["time"], ratings=out.get("rating"), features=sorted_features
+    )
+    targets = target_positions(seqs, config.event)
+    part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit, targets)
     return users, items, seqs, steps, part, info
+
+
+def _features(kept: _Kept, config: BuildConfig) -> tuple[Feature, ...]:
+    """The ``--feature`` and ``--event-col`` features of the kept rows (input order), encoded by the
+    local build's own functions on the kept rows of their columns (4 bytes a row each while the
+    rows are sorted; 1 or 2 for a small vocabulary). Token lists are not supported here yet."""
+    log = kept.log
+    names = {column for _, column, _, _ in config.feature.specs()} | ({config.event.event_col} if config.event.event_col else set())
+    if not names:
+        return ()
+    columns = []
+    for col in log.columns:
+        if col.name not in names:
+            continue
+        if col.kind == "list":
+            msg = f"--memory-limit does not support token-list features yet (column {col.name!r}); drop --memory-limit for this build"
+            raise ConfigError(msg)
+        parts = [_column_rows(col, c.lo, c.lo + len(c.user)).take(kept.mask[c.lo : c.lo + len(c.user)]) for c in kept.chunks()]
+        if col.kind == "number":
+            columns.append(Column(col.name, "number", np.concatenate([p.values for p in parts]) if parts else np.zeros(0)))
+        else:
+            columns.append(Column(col.name, "text", col.values, codes=np.concatenate([p.codes for p in parts]) if parts else np.zeros(0, np.int32)))
+    none = np.zeros(0, dtype=np.int32)
+    inter = Interactions(user=none, item=none, time=none, rating=None, columns=tuple(columns))
+    features = encode_features(inter, config.feature, config.item_order, config.vocab)
+    features += reuse_features(event_feature(inter, config.event, config.item_order), config.vocab)
+    for f in features:
+        if f.offsets is not None:
+            msg = f"--memory-limit does not support token-list features yet (--feature {f.name}); drop --memory-limit for this build"
+            raise ConfigError(msg)
+    return features
 
 
 def _sort_by_ranges(
@@ -378,6 +448,7 @@ def _sort_by_ranges(
     fixed: int,
     progress: Progress,
     with_rows: bool = False,
+    features: tuple[Feature, ...] = (),
 ) -> dict[str, np.ndarray]:
     """The kept rows sorted by (user index, time), stably: pass 2 writes them, in input order, to
     the partition of their user's index range; pass 3 sorts each partition into its slice of the
@@ -386,14 +457,16 @@ def _sort_by_ranges(
     log = rows.log
     kept = int(np.asarray(user_counts).sum())
     has_rating = log.rating is not None
-    cols = ("user", "item", "time") + (("rating",) if has_rating else ()) + (("row",) if with_rows else ())
+    feature_cols = tuple(f"feature{k}" for k in range(len(features)))
+    cols = ("user", "item", "time") + (("rating",) if has_rating else ()) + (("row",) if with_rows else ()) + feature_cols
     dtypes = {"user": np.int32, "item": np.int32, "time": log.time.dtype, "rating": np.float32, "row": np.int64}
+    dtypes.update({name: f.values.dtype for name, f in zip(feature_cols, features)})
     part_rows = plan_rows(limit, kept, sum(np.dtype(dtypes[c]).itemsize for c in cols if c != "user"), fixed)
     part_of_user = user_partitions(user_counts, part_rows)
     num_parts = int(part_of_user[-1]) + 1 if len(part_of_user) else 0
     parts = _Partitions(folder, num_parts, cols, dtypes)
     progress.phase(f"partitioning into {num_parts} user ranges", log.num_rows, "rows")
-    parts.write(_encoded(rows, user_remap, item_remap, progress, with_rows), part_of_user)
+    parts.write(_encoded(rows, user_remap, item_remap, progress, with_rows, features), part_of_user)
 
     out = {c: np.empty(kept, dtype=dtypes[c]) for c in cols if c != "user"}
     progress.phase(f"sorting {kept:,} interactions in {num_parts} user ranges", kept, "rows")
@@ -511,6 +584,7 @@ def split_by_ranges(
     config: BuildConfig,
     out: Callable[[], Path],
     spill: Path,
+    targets: np.ndarray | None = None,
 ) -> tuple[Sequences, Extras | None, dict[str, Any]]:
     """The split (``part``, decided over all users) gathered and written user range by user range
     into the folder ``out()`` (the row groups of sequences.parquet; NPZ members gathered in
@@ -524,13 +598,13 @@ def split_by_ranges(
     assert plan.groups is not None
     ranges = list(zip(plan.groups[:-1].tolist(), plan.groups[1:].tolist()))
 
-    def parts_of(u0: int, u1: int) -> tuple[Sequences, np.ndarray | None]:
+    def parts_of(u0: int, u1: int) -> tuple[Sequences, np.ndarray | None, np.ndarray | None]:
         lo, hi = int(seqs.offsets[u0]), int(seqs.offsets[u1])
-        return splits.user_range(seqs, u0, u1), None if part is None else part[lo:hi]
+        return splits.user_range(seqs, u0, u1), None if part is None else part[lo:hi], None if targets is None else targets[lo:hi]
 
     plan = plan.with_facts(splits.merge_tallies(splits.range_facts(plan, *parts_of(u0, u1)) for u0, u1 in ranges))
     writer = SplitWriter(out(), config.formats, users, spill)
-    tallies, padded = [], []
+    tallies, padded, padded_features = [], [], []
     try:
         for u0, u1 in ranges:
             _, ex, tally = splits.prepare_range(plan, *parts_of(u0, u1), user0=u0)
@@ -538,11 +612,22 @@ def split_by_ranges(
             tallies.append(tally)
             if ex.padded is not None:
                 padded.append(ex.padded)
-            writer.add(dataclasses.replace(ex, padded=None), u0, u1)
+                padded_features.append(ex.padded_features)
+            writer.add(dataclasses.replace(ex, padded=None, padded_features=()), u0, u1)
             del ex
     finally:
         writer.close()
     meta = splits.split_meta(plan, tallies)
     seqs = splits.final_sequences(seqs, config.split)
-    extras = Extras(padded=np.concatenate(padded) if padded else None, max_len=config.split.max_len, pad=config.split.pad)
+    joined = tuple(_joined_cells(cells) for cells in zip(*padded_features))
+    extras = Extras(
+        padded=np.concatenate(padded) if padded else None, padded_features=joined, max_len=config.split.max_len, pad=config.split.pad
+    )
     return seqs, extras, meta
+
+
+def _joined_cells(parts: tuple[Feature, ...]) -> Feature:
+    """One feature's padded cells of consecutive user ranges as one (one value a cell: the spilled
+    build has no token lists)."""
+    assert all(f.offsets is None for f in parts)
+    return dataclasses.replace(parts[0], values=np.concatenate([f.values for f in parts]))

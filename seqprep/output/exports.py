@@ -10,7 +10,10 @@
   ``user_id:token  item_id:token  [rating:float]  timestamp:float``, one row per interaction in the
   same order, with the ORIGINAL user and item ids (so RecBole's other atomic files still join). Load it
   with ``dataset=<OUT name>, data_path=<parent of OUT>``. An out-of-vocabulary item (``--unknown oov``)
-  is written as the token ``[OOV]``.
+  is written as the token ``[OOV]``. Features follow as typed fields, with their original values:
+  ``<name>:token`` (cat; empty when missing), ``<name>:float`` (num; empty when missing),
+  ``<name>:token_seq`` (tokens, space-separated; a token holding white space is refused, as RecBole
+  splits token_seq fields at spaces).
 
 Users whose sequence is empty (possible with ``--vocab-from``) have no line in any export. All text is
 built column-wise (pyarrow compute), in chunks of users, never with a loop over users.
@@ -29,7 +32,7 @@ import pyarrow.compute as pc
 from ..config import BuildConfig
 from ..errors import OutputError
 from ..kernels.text import join_lists, lines_bytes, number_text
-from ..model import BuildResult, Sequences
+from ..model import BuildResult, Feature, Sequences
 from ..vocab import Vocabulary
 
 __all__ = ["OOV_TOKEN", "ExportWriter", "export_filename", "write_exports"]
@@ -68,26 +71,54 @@ def _seqlines(seqs: Sequences, u0: int, fh: BinaryIO) -> None:
         fh.write(lines_bytes(lines.filter(pa.array(np.diff(off) > 0))))
 
 
-def _token_text(ids: pa.Array, role: str) -> pa.Array:
+def _token_text(ids: pa.Array, role: str, pattern: str = "[\\t\\n\\r]", what: str = "a tab or line break") -> pa.Array:
     text = pc.cast(ids, pa.string())
-    bad = pc.match_substring_regex(text, "[\\t\\n\\r]")
+    bad = pc.match_substring_regex(text, pattern)
     if pc.any(bad).as_py():
         example = text.filter(pc.fill_null(bad, False))[0].as_py()
-        msg = f"--export recbole: {role} id {example!r} holds a tab or line break, which a RecBole .inter file cannot hold; clean the ids or drop --export recbole"
+        msg = f"--export recbole: {role} {example!r} holds {what}, which a RecBole .inter file cannot hold; clean the {role.split()[-1]}s or drop --export recbole"
         raise OutputError(msg)
     return text
+
+
+_RECBOLE_TYPES = {"cat": "token", "num": "float", "tokens": "token_seq"}
+
+
+def _feature_text(f: Feature) -> pa.Array | None:
+    """index -> original value as RecBole text (index 0: empty, the oov_idx: ``[OOV]``); None for num."""
+    if f.vocab is None:
+        return None
+    if f.kind == "tokens":
+        text = _token_text(f.vocab.ids, f"feature {f.name} token", "\\s", "white space")
+    else:
+        text = _token_text(f.vocab.ids, f"feature {f.name} value")
+    tail = [pa.array([OOV_TOKEN])] if f.vocab.oov_idx is not None else []
+    return pa.concat_arrays([pa.array([""]), text, *tail])
+
+
+def _feature_field(f: Feature, text: pa.Array | None, lo: int, hi: int) -> pa.Array:
+    """One feature's field of interactions ``lo..hi-1``."""
+    part = f.slice(lo, hi)
+    if text is None:  # num: the number, empty when missing
+        values = pa.array(part.values)
+        return pc.if_else(pc.is_nan(values), pa.scalar(""), number_text(values))
+    if part.offsets is None:
+        return text.take(pa.array(part.values.astype(np.int64)))
+    return join_lists(part.offsets, text.take(pa.array(part.values.astype(np.int64))), " ")
 
 
 class _Recbole:
     """The ``.inter`` file: its header once, then the rows of each part (original ids as tokens)."""
 
-    def __init__(self, users: Vocabulary, items: Vocabulary, has_rating: bool, fh: BinaryIO) -> None:
+    def __init__(self, users: Vocabulary, items: Vocabulary, has_rating: bool, features: tuple[Feature, ...], fh: BinaryIO) -> None:
         self.has_rating = has_rating
         header = ["user_id:token", "item_id:token"] + (["rating:float"] if has_rating else []) + ["timestamp:float"]
-        fh.write(("\t".join(header) + "\n").encode("utf-8"))
-        self.user_text = _token_text(users.ids, "user")
+        header += [f"{f.name}:{_RECBOLE_TYPES[f.kind]}" for f in features]
+        self.user_text = _token_text(users.ids, "user id")
         # item index -> token; index 0 (padding) never occurs, oov_idx maps to OOV_TOKEN
-        self.item_text = pa.concat_arrays([pa.array([""]), _token_text(items.ids, "item"), pa.array([OOV_TOKEN])])
+        self.item_text = pa.concat_arrays([pa.array([""]), _token_text(items.ids, "item id"), pa.array([OOV_TOKEN])])
+        self.feature_text = [_feature_text(f) for f in features]
+        fh.write(("\t".join(header) + "\n").encode("utf-8"))
 
     def __call__(self, seqs: Sequences, u0: int, fh: BinaryIO) -> None:
         for a, b in _chunks(seqs.offsets):
@@ -102,7 +133,10 @@ class _Recbole:
             if self.has_rating:
                 assert seqs.ratings is not None
                 cols += [number_text(seqs.ratings[lo:hi]), "\t"]
-            cols += [number_text(seqs.timestamps[lo:hi]), "\n"]
+            cols += [number_text(seqs.timestamps[lo:hi])]
+            for f, text in zip(seqs.features, self.feature_text):
+                cols += ["\t", _feature_field(f, text, lo, hi)]
+            cols.append("\n")
             fh.write(lines_bytes(pc.binary_join_element_wise(*cols, "")))
 
 
@@ -111,7 +145,9 @@ class ExportWriter:
     user ranges in user order (the local engine: one part, every user; the Dask engine: each output
     part as it comes), then :meth:`close`. The files are the same for any cut into parts."""
 
-    def __init__(self, config: BuildConfig, users: Vocabulary, items: Vocabulary, has_rating: bool, folder: Path) -> None:
+    def __init__(
+        self, config: BuildConfig, users: Vocabulary, items: Vocabulary, has_rating: bool, folder: Path, features: tuple[Feature, ...] = ()
+    ) -> None:
         self.names = [export_filename(name, config.output) for name in config.emit.exports]
         self.files: list[BinaryIO] = []
         self.writers: list[Callable[[Sequences, int, BinaryIO], None]] = []
@@ -119,7 +155,7 @@ class ExportWriter:
             for name, fname in zip(config.emit.exports, self.names):
                 fh = open(folder / fname, "wb")  # noqa: SIM115 - closed by close()
                 self.files.append(fh)
-                self.writers.append(_Recbole(users, items, has_rating, fh) if name == "recbole" else _WRITERS[name])
+                self.writers.append(_Recbole(users, items, has_rating, features, fh) if name == "recbole" else _WRITERS[name])
         except BaseException:
             self.close()
             raise
@@ -145,7 +181,8 @@ _WRITERS: dict[str, Callable[[Sequences, int, BinaryIO], None]] = {"sasrec": _sa
 def write_exports(result: BuildResult, folder: Path) -> list[str]:
     """Write every ``--export`` of ``result`` into ``folder``; returns the file names written."""
     assert result.sequences is not None
-    writer = ExportWriter(result.config, result.users, result.items, result.sequences.ratings is not None, folder)
+    seqs = result.sequences
+    writer = ExportWriter(result.config, result.users, result.items, seqs.ratings is not None, folder, seqs.features)
     try:
         writer.add(result.sequences, 0)
     finally:

@@ -20,7 +20,7 @@ from ..io.buffers import FileBuffer, read_rows
 from ..kernels import padded
 from ..model import BuildResult, EvalRows, Extras, LargeLists
 from ..vocab import Vocabulary
-from .files import NpyChunks, SequencesWriter, list_array, write_npz
+from .files import NpyChunks, SequencesWriter, feature_arrays, feature_column, feature_lists, list_array, write_npz
 
 __all__ = ["SplitWriter", "extras_range", "write_extras"]
 
@@ -29,14 +29,15 @@ EVALS = ("valid", "test")
 
 def _train_table(users: Vocabulary, ex: Extras, large: LargeLists) -> pa.Table:
     assert ex.train_offsets is not None and ex.train_items is not None and ex.train_timestamps is not None
-    return pa.table(
-        {
-            "user_idx": pa.array(ex.train_user_idx, pa.int32()),
-            "user_id": users.ids.take(pa.array(ex.train_user_idx)),
-            "items": list_array(ex.train_offsets, ex.train_items, large.train),
-            "timestamps": list_array(ex.train_offsets, ex.train_timestamps, large.train),
-        }
-    )
+    cols: dict[str, Any] = {
+        "user_idx": pa.array(ex.train_user_idx, pa.int32()),
+        "user_id": users.ids.take(pa.array(ex.train_user_idx)),
+        "items": list_array(ex.train_offsets, ex.train_items, large.train),
+        "timestamps": list_array(ex.train_offsets, ex.train_timestamps, large.train),
+    }
+    for f in ex.train_features:
+        cols[f.name] = feature_lists(ex.train_offsets, f, large.train)
+    return pa.table(cols)
 
 
 def _eval_table(users: Vocabulary, ev: EvalRows, large_history: bool, large_negatives: bool) -> pa.Table:
@@ -50,6 +51,9 @@ def _eval_table(users: Vocabulary, ev: EvalRows, large_history: bool, large_nega
     if ev.negatives is not None:
         k = ev.negatives.shape[1]
         cols["negatives"] = list_array(np.arange(len(ev) + 1, dtype=np.int64) * k, ev.negatives.ravel(), large_negatives)
+    for hf, tf in zip(ev.history_features, ev.target_features):
+        cols[f"history_{hf.name}"] = feature_lists(ev.history_offsets, hf, large_history)
+        cols[f"target_{tf.name}"] = feature_column(tf)
     return pa.table(cols)
 
 
@@ -78,6 +82,8 @@ def _slice_eval(ev: EvalRows, u0: int, u1: int) -> EvalRows:
         history_offsets=ev.history_offsets[r0 : r1 + 1] - h0,
         history=ev.history[h0:h1],
         negatives=None if ev.negatives is None else ev.negatives[r0:r1],
+        history_features=tuple(f.slice(h0, h1) for f in ev.history_features),
+        target_features=tuple(f.slice(r0, r1) for f in ev.target_features),
     )
 
 
@@ -93,6 +99,7 @@ def extras_range(ex: Extras, u0: int, u1: int) -> Extras:
         train_offsets=ex.train_offsets[r0 : r1 + 1] - t0,
         train_items=ex.train_items[t0:t1],
         train_timestamps=ex.train_timestamps[t0:t1],
+        train_features=tuple(f.slice(t0, t1) for f in ex.train_features),
         valid=None if ex.valid is None else _slice_eval(ex.valid, u0, u1),
         test=None if ex.test is None else _slice_eval(ex.test, u0, u1),
     )
@@ -145,8 +152,7 @@ def write_extras(result: BuildResult, folder: Path) -> None:
             for name, arrays in _npz_arrays(ex).items():
                 write_npz(folder / f"{name}.npz", arrays)
         if ex.windows is not None:
-            x, y, u = ex.windows
-            write_npz(folder / "windows.npz", {"inputs": x, "targets": y, "users": u})
+            write_npz(folder / "windows.npz", _window_arrays(ex))
         for future in written:
             future.result()
 
@@ -172,8 +178,12 @@ def _npz_arrays(ex: Extras) -> dict[str, dict[str, np.ndarray]]:
         return out
     assert ex.train_items is not None and ex.train_timestamps is not None and ex.train_user_idx is not None
     train = {"items": ex.train_items, "offsets": ex.train_offsets, "timestamps": ex.train_timestamps, "user_idx": ex.train_user_idx}
+    for f in ex.train_features:
+        train.update(feature_arrays(f))
     if ex.max_len is not None:
         train["padded"] = padded(ex.train_items, ex.train_offsets, ex.max_len, side=ex.pad)  # type: ignore[arg-type]
+        for f in ex.train_features:
+            train.update(feature_arrays(f.padded(ex.train_offsets, ex.max_len, ex.pad), "padded_", ex.max_len))  # type: ignore[arg-type]
     out["train"] = train
     for name in EVALS:
         ev = getattr(ex, name)
@@ -194,7 +204,23 @@ def _eval_arrays(ev: EvalRows, ex: Extras) -> dict[str, np.ndarray]:
         arrays["history_padded"] = padded(ev.history, ev.history_offsets, ex.max_len, side=ex.pad)  # type: ignore[arg-type]
     if ev.negatives is not None:
         arrays["negatives"] = ev.negatives
+    for hf, tf in zip(ev.history_features, ev.target_features):
+        arrays.update(feature_arrays(hf, "history_"))
+        arrays.update(feature_arrays(tf, "target_"))
+        if ex.max_len is not None:
+            arrays.update(feature_arrays(hf.padded(ev.history_offsets, ex.max_len, ex.pad), "history_padded_", ex.max_len))  # type: ignore[arg-type]
     return arrays
+
+
+def _window_arrays(ex: Extras) -> dict[str, np.ndarray]:
+    """windows.npz: inputs, targets, users and each feature's inputs/targets cells."""
+    assert ex.windows is not None
+    x, y, u = ex.windows
+    windows = {"inputs": x, "targets": y, "users": u}
+    for inputs, targets in ex.window_features:
+        windows.update(feature_arrays(inputs, "inputs_", x.shape[1]))
+        windows.update(feature_arrays(targets, "targets_", y.shape[1]))
+    return windows
 
 
 class _Spilled:
@@ -270,10 +296,10 @@ class SplitWriter:
         if "npz" in self.formats:
             for file, arrays in _npz_arrays(ex).items():
                 for name, values in arrays.items():
-                    self._member(file, name, offsets=name in ("offsets", "history_offsets")).add(values)
+                    self._member(file, name, offsets=name in ("offsets", "history_offsets") or name.endswith("_offsets")).add(values)
         if ex.windows is not None:
-            for name, values in zip(("inputs", "targets", "users"), ex.windows):
-                self._member("windows", name).add(values)
+            for name, values in _window_arrays(ex).items():
+                self._member("windows", name, offsets=name.endswith("_offsets")).add(values)
 
     def close(self) -> None:
         """Finish the Parquet files and write the NPZ files."""

@@ -6,10 +6,13 @@ Dask engine part by part in user order (:class:`StreamWriter`; the same bytes).
 
 - ``--to arrow`` (default): an Arrow IPC stream, read with ``pyarrow.ipc.open_stream(sys.stdin.buffer)``.
   Its columns are those of sequences.parquet (``user_idx``, ``user_id``, ``items``, ``timestamps``
-  [, ``ratings``]), in record batches of :data:`USERS_PER_BATCH` users; the schema metadata holds
-  meta.json's content as JSON bytes under ``b"seqprep.meta"`` (see :func:`read_meta`).
+  [, ``ratings``][, ``session_ids``][, one list column per feature]), in record batches of
+  :data:`USERS_PER_BATCH` users; the schema metadata holds meta.json's content as JSON bytes under
+  ``b"seqprep.meta"`` (see :func:`read_meta`).
 - ``--to jsonl``: one JSON object per user and line,
-  ``{"user_idx":0,"user_id":1,"items":[...],"timestamps":[...],"ratings":[...]}``.
+  ``{"user_idx":0,"user_id":1,"items":[...],"timestamps":[...],"ratings":[...],"genre":[...]}``: a
+  feature's list under its name (``null`` for a missing ``num`` value, a list of token indices per
+  interaction for ``tokens``).
 
 Only data goes to stdout; messages go to stderr (the CLI's business).
 """
@@ -48,7 +51,8 @@ def _stream_meta_of(meta: dict[str, Any], to: str) -> dict[str, Any]:
 
 def write_stream(result: BuildResult, fh: BinaryIO | None = None) -> dict[str, Any]:
     """Write ``result`` to ``fh`` (default: stdout's binary buffer) as ``config.emit.to``; return the meta."""
-    writer = StreamWriter(result.config.emit.to, result.meta, fh)
+    lists = ("items", "timestamps", "ratings", *(f.name for f in result.sequences.features))
+    writer = StreamWriter(result.config.emit.to, result.meta, fh, lists)
     writer.add(sequences_arrow(result))
     return writer.close()
 
@@ -59,8 +63,11 @@ class StreamWriter:
     Record batches hold :data:`USERS_PER_BATCH` users however the rows arrive, so the stream's bytes
     do not depend on the parts. ``meta`` (complete before the first row: the Arrow schema carries it)."""
 
-    def __init__(self, to: str | None, meta: dict[str, Any], fh: BinaryIO | None = None) -> None:
+    def __init__(
+        self, to: str | None, meta: dict[str, Any], fh: BinaryIO | None = None, lists: tuple[str, ...] = ("items", "timestamps", "ratings")
+    ) -> None:
         self.to = to or "arrow"
+        self.lists = lists  # the list columns of a JSON line (see jsonl_lines)
         self.fh = sys.stdout.buffer if fh is None else fh
         self.meta = _stream_meta_of(meta, self.to)
         self.pending: pa.Table | None = None
@@ -98,7 +105,7 @@ class StreamWriter:
                     self.writer.write_batch(batch)
             else:
                 for batch in table.to_batches(max_chunksize=USERS_PER_BATCH):
-                    self.fh.write(lines_bytes(jsonl_lines(batch)))
+                    self.fh.write(lines_bytes(jsonl_lines(batch, self.lists)))
         except BrokenPipeError as e:
             raise _broken() from e
 
@@ -107,17 +114,26 @@ def _broken() -> OutputError:
     return OutputError("stdout was closed before the stream ended (broken pipe); let the reader consume the whole stream")
 
 
-def jsonl_lines(batch: pa.RecordBatch) -> pa.Array:
-    """One JSON object (and newline) per user of a sequences batch, built column-wise."""
+def jsonl_lines(batch: pa.RecordBatch, lists: tuple[str, ...] = ("items", "timestamps", "ratings")) -> pa.Array:
+    """One JSON object (and newline) per user of a sequences batch, built column-wise: ``user_idx``,
+    ``user_id`` and the list columns ``lists`` that the batch has (lists of lists for token features)."""
     parts: list[Any] = ['{"user_idx":', number_text(batch.column("user_idx"))]
     uid = batch.column("user_id")
     parts += [',"user_id":', json_string(uid) if not pa.types.is_integer(uid.type) else number_text(uid)]
-    for name in ("items", "timestamps", "ratings"):
+    for name in lists:
         if name not in batch.schema.names:
             continue
-        col = batch.column(name)
-        offsets = np.asarray(col.offsets) - np.asarray(col.offsets)[0]
-        values = col.flatten()
-        parts += [f',"{name}":[', join_lists(offsets, number_text(values, json=True), ","), "]"]
+        parts += [f",{json_string(pa.array([name]))[0].as_py()}:", _json_list(batch.column(name))]
     parts.append("}\n")
     return pc.binary_join_element_wise(*parts, "")
+
+
+def _json_list(col: pa.Array) -> pa.Array:
+    """Each list of ``col`` as JSON text (``[1,2]``; nested lists for token features)."""
+    offsets = np.asarray(col.offsets) - np.asarray(col.offsets)[0]
+    values = col.flatten()
+    if pa.types.is_list(values.type) or pa.types.is_large_list(values.type):
+        text = _json_list(values)
+    else:
+        text = number_text(values, json=True)
+    return pc.binary_join_element_wise("[", join_lists(offsets, text, ","), "]", "")

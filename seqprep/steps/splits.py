@@ -43,17 +43,20 @@ from ..kernels.splits import (
     time_parts,
     time_quantile,
     users_parts,
+    window_positions,
 )
 from ..model import EvalRows, Extras, Feature, Interactions, LargeLists, Log, Sequences
 from ..resources import sort_threads
 from ..timeunits import bound_in_unit
 from ..vocab import Vocabulary
+from .features import encode_features, refit_on
 from .vocabularies import ITEM_START, USER_START, fitted
 
 __all__ = [
     "HISTORY_RULE",
     "MAX_HISTORY_ITEMS",
     "SplitPlan",
+    "TRAIN",
     "check_history_size",
     "decide_parts",
     "decided_plan",
@@ -104,7 +107,12 @@ def fit_on_train(
     Order: users are numbered on all kept rows, rows sorted by (user, time) stably, the split decided
     there; the item vocabulary is fitted on the TRAIN rows; held-out rows whose item never occurs in
     training are dropped and counted (step ``vocab_from_train``); then users are renumbered on the
-    rows left and everything is encoded and sorted. Returns (users, items, sequences, part, info).
+    rows left and everything is encoded and sorted. The features are encoded on the rows left, their
+    vocabularies fitted on the TRAIN rows (:func:`~seqprep.steps.features.refit_on`: a value only
+    held-out rows hold becomes 0 and is counted as ``unseen``). ``features``: features already
+    encoded on ``inter``'s rows (the event column's), kept with their vocabularies, after those;
+    ``targets``: the target-event rows the split decides on. Returns (users, items, sequences, part,
+    info).
     """
     user_order, user_counts = fit_order(inter.user, log.user_ids, config.user_order)
     uidx = lookup(remap_table(user_order, len(log.user_ids), start=USER_START), inter.user)
@@ -137,6 +145,10 @@ def fit_on_train(
         keep = ~unseen
         inter, part, iidx = inter.take(keep), part[keep], iidx[keep]
         features = tuple(f.take(keep) for f in features)
+    # the --feature columns are encoded on the rows left, their vocabularies fitted on the TRAIN rows
+    # (no leak from held-out rows); ``features`` (the event column's) keep their vocabularies
+    encoded = encode_features(inter, config.feature, config.item_order)
+    features = tuple(refit_on(f, part == TRAIN, config.item_order) for f in encoded) + features
     user_order, user_counts = fit_order(inter.user, log.user_ids, config.user_order)
     users = fitted(log.user_ids, user_order, user_counts, USER_START)
     items = fitted(log.item_ids, item_order, item_counts, ITEM_START)
@@ -147,7 +159,7 @@ def fit_on_train(
         items=iidx[order],
         timestamps=inter.time[order],
         ratings=None if inter.rating is None else inter.rating[order],
-        features=tuple(f.take(order) for f in features),
+        features=tuple(f.take(order).widened() for f in features),
     )
     return users, items, seqs, part[order], info
 
@@ -358,12 +370,14 @@ def prepare_range(
         return seqs, None, {}
     tally: dict[str, Any] = {}
     train_users, train_offsets, train_items, train = _training_part(seqs, part)
+    train_features = seqs.features if train is None else tuple(f.take(train) for f in seqs.features)
     fields: dict[str, Any] = {}
     rule = plan.rule
     if rule is not None:
         assert part is not None and train is not None
         fields.update(train_user_idx=train_users + np.int32(user0), train_offsets=train_offsets, train_items=train_items)
         fields["train_timestamps"] = seqs.timestamps[train]
+        fields["train_features"] = train_features
         evals, within = _held_out(seqs, part, rule, opts.max_len)
         if opts.eval_negatives:
             evals, tally["negatives"] = _with_negatives(plan, seqs, evals, within, targets, user0)
@@ -389,9 +403,16 @@ def prepare_range(
         L, T = opts.window_shape  # type: ignore[misc]
         x, y, r = sliding_windows(train_items, train_offsets, L, T, train_targets)
         fields["windows"] = (x, y, train_users[r] + np.int32(user0))
+        if train_features:  # each feature cut into the same windows (inputs and targets cells)
+            idx, _ = window_positions(train_offsets, L, T, train_targets)
+            fields["window_features"] = tuple(
+                (f.take_padded(idx[:, :L].reshape(-1)), f.take_padded(idx[:, L:].reshape(-1))) for f in train_features
+            )
+            del idx
         tally["windows"] = {"windows": len(y), "users": len(np.unique(r)), "users_too_short": int((np.diff(train_offsets) <= T).sum())}
     if opts.max_len is not None:
         fields["padded"] = padded(seqs.items.astype(np.int32, copy=False), seqs.offsets, opts.max_len, side=opts.pad)
+        fields["padded_features"] = tuple(f.padded(seqs.offsets, opts.max_len, opts.pad) for f in seqs.features)
         cut = np.maximum(np.diff(seqs.offsets) - opts.max_len, 0)
         tally["truncation"] = {"users_longer": int((cut > 0).sum()), "items_beyond_max_len": int(cut.sum())}
         if opts.truncate:
@@ -596,14 +617,16 @@ def _eval_rows(seqs: Sequences, pos: np.ndarray, start: np.ndarray, length: np.n
         start, length = tail_ranges(start, length, max_len)
     if len(user) < 2 or bool((user[1:] > user[:-1]).all()):  # one row per user: disjoint, ordered ranges
         hist_offsets = csr_offsets(length)
-        history = seqs.items[ranges_mask(len(seqs.items), start, length)]
+        hist_pos = ranges_mask(len(seqs.items), start, length)
     else:
         hist_offsets, hist_pos = gather_ranges(start, length)
-        history = seqs.items[hist_pos]
+    history = seqs.items[hist_pos]
     return EvalRows(
         user_idx=user,
         target=seqs.items[pos].astype(np.int32, copy=False),
         target_ts=seqs.timestamps[pos],
         history_offsets=hist_offsets,
         history=history.astype(np.int32, copy=False),
+        history_features=tuple(f.take(hist_pos) for f in seqs.features),
+        target_features=tuple(f.take(pos) for f in seqs.features),
     )
