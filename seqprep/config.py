@@ -45,15 +45,15 @@ __all__ = [
     "ExportName",
 ]
 
-ItemOrder = Literal["frequency", "first-seen", "id"]
-UserOrder = Literal["id", "first-seen"]
+ItemOrder = Literal["frequency", "first-seen", "id", "sequence"]
+UserOrder = Literal["id", "first-seen", "date"]
 OutputFormat = Literal["parquet", "npz"]
 IdType = Literal["auto", "int", "str"]
 InputFormat = Literal["auto", "csv", "jsonl", "parquet"]
 DedupMode = Literal["none", "exact", "first", "last", "consecutive"]
 Unknown = Literal["drop", "oov", "error"]
 StreamFormat = Literal["arrow", "jsonl"]
-ExportName = Literal["sasrec", "seqlines", "recbole"]
+ExportName = Literal["sasrec", "seqlines", "recbole", "srgnn"]
 STDOUT = "-"
 Engine = Literal["local", "dask"]
 
@@ -126,7 +126,7 @@ class SplitOptions:
 
     @property
     def rule(self) -> str | None:
-        """``loo``, ``time``, ``users`` or ``None``."""
+        """``loo``, ``time``, ``users``, ``days`` or ``None``."""
         return None if self.split is None else self.split.split(":", 1)[0].strip()
 
     @property
@@ -162,8 +162,8 @@ class SplitOptions:
             msg = "--truncate needs --max-len N (how many of the most recent items to keep)"
             raise ConfigError(msg)
         rule = self.rule
-        if rule not in (None, "loo", "time", "users"):
-            msg = f"--split {self.split!r} is not a split rule; use loo, time (with --valid-from/--test-from), time:Q1,Q2 or users:TRAIN,VALID,TEST"
+        if rule not in (None, "loo", "time", "users", "days"):
+            msg = f"--split {self.split!r} is not a split rule; use loo, time (with --valid-from/--test-from), time:Q1,Q2, users:TRAIN,VALID,TEST or days:N"
             raise ConfigError(msg)
         fr = self.fractions
         bounds = (self.valid_from is not None) + (self.test_from is not None)
@@ -189,6 +189,9 @@ class SplitOptions:
                 raise ConfigError(msg)
             if value is not None:
                 parse_time(value, flag)  # fails now, before any input is read
+        if rule == "days" and (fr is None or len(fr) != 1 or fr[0] != int(fr[0]) or fr[0] < 1):
+            msg = f"--split {self.split!r}: give the test days as one whole number >= 1, as in --split days:7"
+            raise ConfigError(msg)
         if rule == "users":
             if fr is None or len(fr) != 3 or min(fr) < 0 or abs(sum(fr) - 1) > 1e-9:
                 msg = f"--split {self.split!r}: give three fractions that sum to 1, as in --split users:0.8,0.1,0.1"
@@ -224,6 +227,15 @@ class FilterOptions:
     min_user_count: int = 0
     min_item_count: int = 0
     kcore_rounds: int | None = None
+    kcore_passes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kcore_passes is None:  # the CLI's "not given"
+            object.__setattr__(self, "kcore_passes", ())
+        elif isinstance(self.kcore_passes, str):  # "user,item,user"
+            object.__setattr__(self, "kcore_passes", tuple(p.strip() for p in self.kcore_passes.split(",")))
+        elif not isinstance(self.kcore_passes, tuple):
+            object.__setattr__(self, "kcore_passes", tuple(self.kcore_passes))
 
     def validate(self) -> None:
         _check_choice("dedup", self.dedup, DedupMode)
@@ -248,6 +260,17 @@ class FilterOptions:
                 raise ConfigError(msg)
             if self.min_user_count <= 1 and self.min_item_count <= 1:
                 msg = "--kcore-rounds needs --min-user-count or --min-item-count above 1; add one, or drop --kcore-rounds"
+                raise ConfigError(msg)
+        if self.kcore_passes:
+            text = ",".join(self.kcore_passes)
+            if any(p not in ("user", "item") for p in self.kcore_passes):
+                msg = f"--kcore-passes {text!r}: each pass is user or item, e.g. --kcore-passes user,item,user"
+                raise ConfigError(msg)
+            if self.kcore_rounds is not None:
+                msg = "--kcore-passes and --kcore-rounds both set how k-core repeats; pass only one of them"
+                raise ConfigError(msg)
+            if self.min_user_count <= 1 and self.min_item_count <= 1:
+                msg = "--kcore-passes needs --min-user-count or --min-item-count above 1; add one, or drop --kcore-passes"
                 raise ConfigError(msg)
         check_window(self.since, self.until)
 
@@ -629,6 +652,7 @@ class BuildConfig:
     user_order: UserOrder = "id"
     overwrite: bool = False
     strict: bool = False
+    preset: str | None = None
     read: ReadOptions = field(default_factory=ReadOptions)
     filter: FilterOptions = field(default_factory=FilterOptions)
     session: SessionOptions = field(default_factory=SessionOptions)
@@ -681,6 +705,12 @@ class BuildConfig:
             msg = f"--to {self.emit.to} sets the format of the stdout stream; pass -o - (or drop --to and use -f)"
             raise ConfigError(msg)
         self.split.validate()
+        if "srgnn" in self.emit.exports and self.split.rule != "days":
+            msg = "--export srgnn writes every prefix of the training and test sequences of a date split; add --split days:N"
+            raise ConfigError(msg)
+        if self.filter.kcore_passes and self.event.kcore_on != "all":
+            msg = "--kcore-passes counts every event; drop --kcore-on target, or use --kcore-rounds"
+            raise ConfigError(msg)
         if self.split.vocab_from_train and self.vocab.vocab_from is not None:
             msg = "--vocab-from-train fits a new vocabulary and --vocab-from reuses one; pass only one of them"
             raise ConfigError(msg)
@@ -696,6 +726,7 @@ class BuildConfig:
                     ("-o -", self.to_stdout),
                     ("--feature/--time-feature/--item-table/--user-table", self.feature != FeatureOptions()),
                     ("--event-col", self.event != EventOptions()),
+                    *self._local_only(),
                 )
                 if used
             ]
@@ -709,13 +740,27 @@ class BuildConfig:
                 for name, group in (("filter", self.filter), ("vocab", self.vocab), ("feature", self.feature), ("event", self.event))
                 if group != type(group)()
             ] + (["--vocab-from-train"] if self.split.vocab_from_train else [])
+            unsupported += [flag for flag, used in self._local_only() if used]
             if unsupported:
                 msg = (
                     f"--memory-limit does not support the {', '.join(unsupported)} options yet; "
                     "drop --memory-limit (or run the cleaning in a first build without it)"
                 )
                 raise ConfigError(msg)
+        if self.preset is not None:
+            from .presets import preset_named
+
+            preset_named(self.preset)  # an unknown name fails here, naming the presets
         return self
+
+    def _local_only(self) -> tuple[tuple[str, bool], ...]:
+        """Options that only the local in-memory build runs yet (the presets' rules, issue 16)."""
+        return (
+            ("--kcore-passes", bool(self.filter.kcore_passes)),
+            ("--item-order sequence", self.item_order == "sequence"),
+            ("--user-order date", self.user_order == "date"),
+            ("--split days", self.split.rule == "days"),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; ``BuildConfig.from_dict(c.to_dict()) == c``."""
@@ -776,6 +821,10 @@ def make_config(
     >>> c.read.sep, c.item_order
     (';', 'id')
     """
+    if options.get("preset") is not None:
+        from .presets import expand
+
+        options = expand(options["preset"], options)  # the preset's values under the options given
     top = {f.name for f in fields(BuildConfig)} - set(_GROUPS)
     group_fields = {g: {f.name for f in fields(cls)} for g, cls in _GROUPS.items()}
     top_kw: dict[str, Any] = {}

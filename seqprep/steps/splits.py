@@ -35,15 +35,16 @@ from ..kernels.splits import (
     sample_negatives,
     sliding_windows,
     tail_ranges,
+    days_parts,
     time_parts,
     time_quantile,
     users_parts,
 )
 from ..model import EvalRows, Extras, Feature, Interactions, Log, Sequences
 from ..resources import sort_threads
-from ..timeunits import bound_in_unit
+from ..timeunits import NS_PER, bound_in_unit, day_length
 from ..vocab import Vocabulary
-from .vocabularies import ITEM_START, USER_START, fitted
+from .vocabularies import ITEM_START, USER_START, fitted, item_order_of, user_order_of
 
 __all__ = ["HISTORY_RULE", "decide_parts", "fit_on_train", "prepare"]
 
@@ -51,6 +52,7 @@ HISTORY_RULE = {
     "loo": "the user's interactions before the target in the stable time order (timestamps <= the target's)",
     "users": "the user's interactions before the target in the stable time order (timestamps <= the target's)",
     "time": "the user's interactions with a strictly earlier timestamp than the target (ties left out)",
+    "days": "the test sequence's items before the target (every prefix of a test sequence is a row)",
 }
 MAX_HISTORY_ITEMS = 2**29  # ~6 GiB of positions and items while gathering; beyond that ask for --max-len
 
@@ -80,6 +82,13 @@ def decide_parts(
                 raise ConfigError(msg)
             params = {}
         return time_parts(times, t1, t2, targets), {"rule": "time", **params, "valid_from": t1, "test_from": t2}
+    if rule == "days":
+        assert opts.fractions is not None
+        if time_unit not in NS_PER:
+            msg = f"--split days needs times in a time unit, and this log's are {time_unit}; use --split loo, time or users"
+            raise ConfigError(msg)
+        part, facts = days_parts(offsets, times, int(opts.fractions[0]), day_length(time_unit))
+        return part, {"rule": "days", "test_days": int(opts.fractions[0]), **facts}
     if rule == "users":
         fr = opts.fractions
         per_user = users_parts(offsets, fr, opts.seed)
@@ -105,19 +114,20 @@ def fit_on_train(
     training are dropped and counted (step ``vocab_from_train``); then users are renumbered on the
     rows left and everything is encoded and sorted. Returns (users, items, sequences, part, info).
     """
-    user_order, user_counts = fit_order(inter.user, log.user_ids, config.user_order)
+    user_order, user_counts = user_order_of(inter, log, config.user_order)
     uidx = lookup(remap_table(user_order, len(log.user_ids), start=USER_START), inter.user)
     order = time_order(uidx, inter.time, threads=sort_threads())
     sorted_targets = None if targets is None else targets[order]
     sorted_part, info = decide_parts(csr_offsets(user_counts), inter.time[order], config.split, log.time_unit, sorted_targets)
     part = np.empty_like(sorted_part)
     part[order] = sorted_part
-    del uidx, order, sorted_part
+    del order, sorted_part
     train = part == TRAIN
     if not train.any():
         msg = "the split leaves no training interaction, so --vocab-from-train has no vocabulary; move the split bounds later"
         raise InputError(msg)
-    item_order, item_counts = fit_order(inter.item[train], log.item_ids, config.item_order)
+    item_order, item_counts = item_order_of(inter, log, config.item_order, uidx, rows=train)
+    del uidx
     iidx = lookup(remap_table(item_order, len(log.item_ids), start=ITEM_START), inter.item)
     unseen = iidx < 0
     n_unseen = int(unseen.sum())
@@ -136,7 +146,12 @@ def fit_on_train(
         keep = ~unseen
         inter, part, iidx = inter.take(keep), part[keep], iidx[keep]
         features = tuple(f.take(keep) for f in features)
-    user_order, user_counts = fit_order(inter.user, log.user_ids, config.user_order)
+    if config.user_order == "date":  # the dates stay those of the rows before the unseen items left
+        left = np.bincount(inter.user, minlength=len(log.user_ids))
+        user_order = user_order[left[user_order] > 0]
+        user_counts = left[user_order]
+    else:
+        user_order, user_counts = user_order_of(inter, log, config.user_order)
     users = fitted(log.user_ids, user_order, user_counts, USER_START)
     items = fitted(log.item_ids, item_order, item_counts, ITEM_START)
     uidx = lookup(remap_table(user_order, len(log.user_ids), start=USER_START), inter.user)
@@ -148,7 +163,11 @@ def fit_on_train(
         ratings=None if inter.rating is None else inter.rating[order],
         features=tuple(f.take(order) for f in features),
     )
-    return users, items, seqs, part[order], info
+    part = part[order]
+    if info["rule"] == "days":  # a test sequence's first item is history only, wherever it starts now
+        starts = seqs.offsets[:-1][np.diff(seqs.offsets) > 0]
+        part[starts[part[starts] == TEST]] = HELD_OUT
+    return users, items, seqs, part, info
 
 
 def prepare(
