@@ -136,26 +136,24 @@ def users_parts(offsets: np.ndarray, fractions: tuple[float, float, float], seed
     return part
 
 
-def days_parts(offsets: np.ndarray, times: np.ndarray, test_days: int, day: int | float) -> tuple[np.ndarray, dict[str, int]]:
-    """Whole sequences by date: a row's date is the day of its last (latest) time, ``floor(t / day)``.
+def days_parts(offsets: np.ndarray, dates: np.ndarray, test_days: int) -> tuple[np.ndarray, dict[str, int]]:
+    """Whole sequences by date: ``dates[u]`` is row ``u``'s date (a day number, e.g. from
+    :func:`seqprep.kernels.vocab.last_days`).
 
-    With ``D`` the latest date of all rows, rows dated after ``D - test_days`` are test sequences
-    (their first position HELD_OUT, every later one a TEST target: each prefix -> the next item),
-    rows dated before it are TRAIN, and rows dated exactly ``D - test_days`` are in neither part
-    (HELD_OUT throughout): SR-GNN's strict ``<`` and ``>``. Returns the part per position and
-    ``{"last_day", "boundary_day", "train_sequences", "test_sequences", "boundary_sequences"}``
-    (days counted from the epoch).
+    With ``D`` the latest date of the non-empty rows, rows dated after ``D - test_days`` are test
+    sequences (their first position HELD_OUT, every later one a TEST target: each prefix -> the next
+    item), rows dated before it are TRAIN, and rows dated exactly ``D - test_days`` are in neither
+    part (HELD_OUT throughout): SR-GNN's strict ``<`` and ``>``. Returns the part per position and
+    ``{"last_day", "boundary_day", "train_sequences", "test_sequences", "boundary_sequences"}``.
 
-    >>> part, facts = days_parts(np.array([0, 2, 4, 7]), np.array([1, 5, 20, 25, 70, 71, 80]), 6, 10)
+    >>> part, facts = days_parts(np.array([0, 2, 4, 7]), np.array([0, 2, 8]), 6)
     >>> part.tolist(), facts["boundary_sequences"]
     ([0, 0, 3, 3, 3, 2, 2], 1)
     """
     offsets = np.asarray(offsets, dtype=np.int64)
+    dates = np.asarray(dates, dtype=np.int64)
     lengths = np.diff(offsets)
     nonempty = lengths > 0
-    dates = np.zeros(len(lengths), dtype=np.int64)
-    if len(times):
-        dates[nonempty] = np.floor(np.asarray(times, dtype=np.float64)[offsets[1:][nonempty] - 1] / day).astype(np.int64)
     last = int(dates[nonempty].max()) if nonempty.any() else 0
     boundary = last - test_days
     test = nonempty & (dates > boundary)

@@ -23,10 +23,9 @@ built column-wise (pyarrow compute), in chunks of users, never with a loop over 
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import BinaryIO
-
-import pickle
 
 import numpy as np
 import pyarrow as pa

@@ -20,12 +20,13 @@ import numpy as np
 
 from ..config import BuildConfig, SplitOptions
 from ..errors import ConfigError, InputError
-from ..kernels import csr_offsets, fit_order, lookup, padded, remap_table, time_order
+from ..kernels import csr_offsets, lookup, padded, remap_table, time_order
 from ..kernels.splits import (
     HELD_OUT,
     TEST,
     TRAIN,
     VALID,
+    days_parts,
     eval_positions,
     gather_ranges,
     held_out_positions,
@@ -35,18 +36,17 @@ from ..kernels.splits import (
     sample_negatives,
     sliding_windows,
     tail_ranges,
-    days_parts,
     time_parts,
     time_quantile,
     users_parts,
 )
 from ..model import EvalRows, Extras, Feature, Interactions, Log, Sequences
 from ..resources import sort_threads
-from ..timeunits import NS_PER, bound_in_unit, day_length
+from ..timeunits import bound_in_unit
 from ..vocab import Vocabulary
-from .vocabularies import ITEM_START, USER_START, fitted, item_order_of, user_order_of
+from .vocabularies import ITEM_START, USER_START, fitted, item_order_of, log_dates, user_order_of
 
-__all__ = ["HISTORY_RULE", "decide_parts", "fit_on_train", "prepare"]
+__all__ = ["HISTORY_RULE", "decide_parts", "fit_on_train", "prepare", "sequence_dates"]
 
 HISTORY_RULE = {
     "loo": "the user's interactions before the target in the stable time order (timestamps <= the target's)",
@@ -57,12 +57,27 @@ HISTORY_RULE = {
 MAX_HISTORY_ITEMS = 2**29  # ~6 GiB of positions and items while gathering; beyond that ask for --max-len
 
 
+def sequence_dates(uidx: np.ndarray, inter: Interactions, log: Log, num_users: int) -> np.ndarray:
+    """The date of every user index for ``--split days`` (``uidx``: the index of each kept row):
+    the UTC day of the user's last row in the log as read (:func:`~seqprep.steps.vocabularies.log_dates`)."""
+    by_code, _ = log_dates(log, "--split days")
+    dates = np.zeros(num_users, dtype=np.int64)
+    dates[uidx] = by_code[inter.user]
+    return dates
+
+
 def decide_parts(
-    offsets: np.ndarray, times: np.ndarray, opts: SplitOptions, time_unit: str, targets: np.ndarray | None = None
+    offsets: np.ndarray,
+    times: np.ndarray,
+    opts: SplitOptions,
+    time_unit: str,
+    targets: np.ndarray | None = None,
+    dates: np.ndarray | None = None,
 ) -> tuple[np.ndarray | None, dict[str, Any]]:
     """(part per position or None without a split, the rule and its resolved parameters for meta.json).
 
-    ``targets``: the positions that may be split targets (``--target-events``; None: every one)."""
+    ``targets``: the positions that may be split targets (``--target-events``; None: every one).
+    ``dates``: each row's date (:func:`sequence_dates`), for ``--split days``."""
     rule = opts.rule
     if rule == "loo":
         lengths = np.diff(offsets)
@@ -83,12 +98,10 @@ def decide_parts(
             params = {}
         return time_parts(times, t1, t2, targets), {"rule": "time", **params, "valid_from": t1, "test_from": t2}
     if rule == "days":
-        assert opts.fractions is not None
-        if time_unit not in NS_PER:
-            msg = f"--split days needs times in a time unit, and this log's are {time_unit}; use --split loo, time or users"
-            raise ConfigError(msg)
-        part, facts = days_parts(offsets, times, int(opts.fractions[0]), day_length(time_unit))
-        return part, {"rule": "days", "test_days": int(opts.fractions[0]), **facts}
+        assert opts.fractions is not None and dates is not None
+        part, facts = days_parts(offsets, dates, int(opts.fractions[0]))
+        iso = {k: str(np.datetime64(facts[k], "D")) for k in ("last_day", "boundary_day")}
+        return part, {"rule": "days", "test_days": int(opts.fractions[0]), **facts, **iso}
     if rule == "users":
         fr = opts.fractions
         per_user = users_parts(offsets, fr, opts.seed)
@@ -118,7 +131,10 @@ def fit_on_train(
     uidx = lookup(remap_table(user_order, len(log.user_ids), start=USER_START), inter.user)
     order = time_order(uidx, inter.time, threads=sort_threads())
     sorted_targets = None if targets is None else targets[order]
-    sorted_part, info = decide_parts(csr_offsets(user_counts), inter.time[order], config.split, log.time_unit, sorted_targets)
+    dates = sequence_dates(uidx, inter, log, len(user_order)) if config.split.rule == "days" else None
+    sorted_part, info = decide_parts(
+        csr_offsets(user_counts), inter.time[order], config.split, log.time_unit, sorted_targets, dates
+    )
     part = np.empty_like(sorted_part)
     part[order] = sorted_part
     del order, sorted_part

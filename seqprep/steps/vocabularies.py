@@ -3,7 +3,7 @@
 Orders (:func:`seqprep.kernels.fit_order`): items by ``frequency`` (most interactions first, equal
 counts by ascending original id), ``first-seen``, ``id`` or ``sequence`` (first appearance reading the
 sorted sequences user by user: :func:`item_order_of`); users by ``id``, ``first-seen`` or ``date``
-(the UTC day of their latest interaction, equal days by first appearance: :func:`user_order_of`). The
+(the UTC day of their last row in input order, equal days by first appearance: :func:`user_order_of`). The
 local build fits them on the kept rows' codes (:func:`fit_vocabularies`); an engine that only has
 count tables (``--memory-limit``, Dask) calls :func:`vocabulary_from_counts`, which orders exactly
 the same way.
@@ -17,14 +17,14 @@ import pyarrow as pa
 from ..config import BuildConfig
 from ..errors import ConfigError
 from ..kernels import fit_order, lookup, order_counted, remap_table, time_order
-from ..kernels.vocab import date_order
+from ..kernels.vocab import date_order, last_days
+from ..model import Interactions, Log
 from ..resources import sort_threads
 from ..timeunits import day_length
-from ..model import Interactions, Log
 from ..vocab import Vocabulary
 from . import reuse
 
-__all__ = ["ITEM_START", "USER_START", "fit_vocabularies", "fitted", "item_order_of", "user_order_of", "vocabulary_from_counts"]
+__all__ = ["ITEM_START", "USER_START", "fit_vocabularies", "fitted", "item_order_of", "log_dates", "user_order_of", "vocabulary_from_counts"]
 
 ITEM_START = 1  # index 0 is padding
 USER_START = 0
@@ -63,13 +63,28 @@ def fit_vocabularies(
 
 def user_order_of(inter: Interactions, log: Log, order: str) -> tuple[np.ndarray, np.ndarray]:
     """(user codes in index order, their counts) of the kept rows: ``id``, ``first-seen`` or ``date``
-    (by the UTC day of each user's latest interaction, equal days by first appearance)."""
+    (by the UTC day of each user's last row in input order, equal days by first appearance)."""
     if order != "date":
         return fit_order(inter.user, log.user_ids, order)  # type: ignore[arg-type]
+    dates, first = log_dates(log, "--user-order date")
+    return date_order(inter.user, dates, first, len(log.user_ids))
+
+
+def log_dates(log: Log, flag: str) -> tuple[np.ndarray, np.ndarray]:
+    """(date, first row) of every user code: the UTC day of the user's LAST row in the log as read
+    and the position of its first row, over the rows with a user and a time (before ``--where``
+    and the cleaning steps). A session's date in SR-GNN's preprocessing is that of its last line in
+    the file, whatever is filtered out later; for a log in time order it is the day of the latest row."""
     if log.time_unit not in ("epoch", "s", "ms", "us", "ns"):
-        msg = f"--user-order date needs times in a time unit, and this log's are {log.time_unit}; pass --user-order id or first-seen"
+        msg = f"{flag} needs times in a time unit, and this log's are {log.time_unit}; use another order or split"
         raise ConfigError(msg)
-    return date_order(inter.user, inter.time, len(log.user_ids), day_length(log.time_unit))
+    n = len(log.user_ids)
+    valid = (log.user_codes >= 0) & log.time_valid
+    rows = np.flatnonzero(valid)
+    codes = log.user_codes[rows]
+    first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, codes, rows)
+    return last_days(codes, log.time[rows], n, day_length(log.time_unit)), first
 
 
 def item_order_of(
