@@ -702,7 +702,7 @@ class BuildConfig:
     user_order: UserOrder = "id"
     overwrite: bool = False
     strict: bool = False
-    preset: str | None = None
+    preset: str | None = field(default=None, metadata=SINCE_V1)
     read: ReadOptions = field(default_factory=ReadOptions)
     filter: FilterOptions = field(default_factory=FilterOptions)
     session: SessionOptions = field(default_factory=SessionOptions)
@@ -825,7 +825,7 @@ class BuildConfig:
         d = _jsonable(dataclasses.asdict(self))
         for g, gcls in _GROUPS.items():
             _without_unset(d[g], gcls)
-        return d
+        return _without_unset(d, BuildConfig)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BuildConfig:

@@ -187,7 +187,7 @@ def test_build_options_are_python_keywords():
     api = (DOCS / "python-api.md").read_text(encoding="utf-8")
     renamed = []
     for param in cli.commands["build"].params:
-        if not isinstance(param, click.Option) or param.name in ("as_json", "quiet"):
+        if not isinstance(param, click.Option) or param.name in ("as_json", "quiet", "explain"):
             continue
         assert param.name in keywords, f"build {param.opts} ({param.name}) is not a keyword of seqprep.build"
         flag = max(param.opts, key=len)
