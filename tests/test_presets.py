@@ -32,7 +32,9 @@ def sasrec_reference(path) -> str:
     (stable), users in id order; the ``user item`` lines."""
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         rows = [json.loads(line) for line in fh]
-    df = pd.DataFrame({"u": [r["reviewerID"] for r in rows], "i": [r["asin"] for r in rows], "t": [r["unixReviewTime"] for r in rows]})
+    df = pd.DataFrame(
+        {"u": [r["reviewerID"] for r in rows], "i": [r["asin"] for r in rows], "t": [r["unixReviewTime"] for r in rows]}
+    )
     kept = df[(df.u.map(df.u.value_counts()) >= 5) & (df.i.map(df.i.value_counts()) >= 5)].copy()
     kept["user"] = pd.factorize(kept.u)[0] + 1
     kept["item"] = pd.factorize(kept.i)[0] + 1
@@ -123,16 +125,34 @@ def test_srgnn_preset_with_an_override_changes_that_rule_only(tmp_path):
 
 
 def _log(tmp_path):
-    lines = ["user_id,item_id,timestamp"] + [f"u{u},i{(u * 7 + k) % 6},{1000 + 10 * k}" for u in range(8) for k in range(6)]
+    lines = ["user_id,item_id,timestamp"] + [
+        f"u{u},i{(u * 7 + k) % 6},{1000 + 10 * k}" for u in range(8) for k in range(6)
+    ]
     path = tmp_path / "log.csv"
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
 def test_explain_prints_the_flags_and_builds_nothing(tmp_path):
-    r = CliRunner().invoke(cli, ["build", str(_log(tmp_path)), "-o", str(tmp_path / "o"), "--preset", "sasrec", "--explain", "--min-user-count", "10"])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "build",
+            str(_log(tmp_path)),
+            "-o",
+            str(tmp_path / "o"),
+            "--preset",
+            "sasrec",
+            "--explain",
+            "--min-user-count",
+            "10",
+        ],
+    )
     assert r.exit_code == 0, r.output
-    assert "expands to: --min-user-count 5 --min-item-count 5 --kcore-rounds 1 --dedup none --user-order first-seen --item-order first-seen --export sasrec" in r.output
+    assert (
+        "expands to: --min-user-count 5 --min-item-count 5 --kcore-rounds 1 --dedup none --user-order first-seen --item-order first-seen --export sasrec"
+        in r.output
+    )
     assert "overridden on the command line: --min-user-count 10" in r.output
     assert "nothing was built" in r.output
     assert not (tmp_path / "o").exists()
@@ -142,7 +162,10 @@ def test_explain_needs_no_input_and_explain_alone_says_what_it_needs():
     r = CliRunner().invoke(cli, ["build", "--preset", "srgnn", "--explain"])
     assert r.exit_code == 0 and "--kcore-passes user,item,user" in r.output and "--split days:7" in r.output
     r = CliRunner().invoke(cli, ["build", "--explain"])
-    assert r.exit_code == 1 and r.stderr.strip() == "Error: --explain prints what --preset NAME expands to; add --preset sasrec|srgnn"
+    assert (
+        r.exit_code == 1
+        and r.stderr.strip() == "Error: --explain prints what --preset NAME expands to; add --preset sasrec|srgnn"
+    )
 
 
 def test_build_without_input_or_output_is_one_line():
@@ -154,7 +177,9 @@ def test_build_without_input_or_output_is_one_line():
 
 def test_cli_flags_override_the_preset_and_meta_records_both(tmp_path):
     out = tmp_path / "o"
-    r = CliRunner().invoke(cli, ["build", str(_log(tmp_path)), "-o", str(out), "--preset", "sasrec", "--min-item-count", "2", "-q"])
+    r = CliRunner().invoke(
+        cli, ["build", str(_log(tmp_path)), "-o", str(out), "--preset", "sasrec", "--min-item-count", "2", "-q"]
+    )
     assert r.exit_code == 0, r.output
     m = json.loads((out / "meta.json").read_text())
     assert m["options"]["preset"] == "sasrec"
@@ -165,14 +190,29 @@ def test_cli_flags_override_the_preset_and_meta_records_both(tmp_path):
 
 def test_an_explicit_default_value_still_overrides(tmp_path):
     """--dedup none is sasrec's value; --item-order frequency (the default) given explicitly wins."""
-    res = CliRunner().invoke(cli, ["build", str(_log(tmp_path)), "-o", str(tmp_path / "o"), "--preset", "sasrec", "--item-order", "frequency", "-q"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "build",
+            str(_log(tmp_path)),
+            "-o",
+            str(tmp_path / "o"),
+            "--preset",
+            "sasrec",
+            "--item-order",
+            "frequency",
+            "-q",
+        ],
+    )
     assert res.exit_code == 0, res.output
     m = json.loads((tmp_path / "o" / "meta.json").read_text())
     assert m["item_order"] == "frequency" and m["preset"]["overridden"] == ["--item-order", "frequency"]
 
 
 def test_unknown_preset_names_the_presets(tmp_path):
-    with pytest.raises(ConfigError, match=r"^--preset 'bert4rec' is not a preset; presets are sasrec, srgnn \(see docs/presets.md\)$"):
+    with pytest.raises(
+        ConfigError, match=r"^--preset 'bert4rec' is not a preset; presets are sasrec, srgnn \(see docs/presets.md\)$"
+    ):
         seqprep.build(_log(tmp_path), None, preset="bert4rec")
 
 
@@ -200,11 +240,26 @@ def test_engines_refuse_the_preset_rules_in_one_line(tmp_path, extra, message):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"kcore_passes": "user,session", "min_user_count": 2}, "--kcore-passes 'user,session': each pass is user or item, e.g. --kcore-passes user,item,user"),
-        ({"kcore_passes": "user", "min_user_count": 2, "kcore_rounds": 1}, "--kcore-passes and --kcore-rounds both set how k-core repeats; pass only one of them"),
-        ({"kcore_passes": "user"}, "--kcore-passes needs --min-user-count or --min-item-count above 1; add one, or drop --kcore-passes"),
-        ({"split": "days:1.5"}, "--split 'days:1.5': give the test days as one whole number >= 1, as in --split days:7"),
-        ({"exports": ("srgnn",)}, "--export srgnn writes every prefix of the training and test sequences of a date split; add --split days:N"),
+        (
+            {"kcore_passes": "user,session", "min_user_count": 2},
+            "--kcore-passes 'user,session': each pass is user or item, e.g. --kcore-passes user,item,user",
+        ),
+        (
+            {"kcore_passes": "user", "min_user_count": 2, "kcore_rounds": 1},
+            "--kcore-passes and --kcore-rounds both set how k-core repeats; pass only one of them",
+        ),
+        (
+            {"kcore_passes": "user"},
+            "--kcore-passes needs --min-user-count or --min-item-count above 1; add one, or drop --kcore-passes",
+        ),
+        (
+            {"split": "days:1.5"},
+            "--split 'days:1.5': give the test days as one whole number >= 1, as in --split days:7",
+        ),
+        (
+            {"exports": ("srgnn",)},
+            "--export srgnn writes every prefix of the training and test sequences of a date split; add --split days:N",
+        ),
     ],
 )
 def test_option_errors(tmp_path, options, message):
@@ -221,17 +276,28 @@ def test_date_order_days_split_and_sequence_item_order(tmp_path):
     day = 86400
     rows = [
         # session, item, time: s3 is written first but dated later; s1 and s2 share a day (file order)
-        ("s3", "c", 9 * day + 5), ("s3", "a", 9 * day + 1),
-        ("s1", "b", 1 * day), ("s1", "a", 1 * day + 2),
-        ("s2", "a", 1 * day + 9), ("s2", "c", 1 * day + 10),
-        ("s4", "b", 8 * day), ("s4", "d", 8 * day + 1),  # the boundary day 9 - 1: in neither part
-        ("s5", "a", 3 * day), ("s5", "d", 3 * day + 1),
+        ("s3", "c", 9 * day + 5),
+        ("s3", "a", 9 * day + 1),
+        ("s1", "b", 1 * day),
+        ("s1", "a", 1 * day + 2),
+        ("s2", "a", 1 * day + 9),
+        ("s2", "c", 1 * day + 10),
+        ("s4", "b", 8 * day),
+        ("s4", "d", 8 * day + 1),  # the boundary day 9 - 1: in neither part
+        ("s5", "a", 3 * day),
+        ("s5", "d", 3 * day + 1),
     ]
     path = tmp_path / "s.csv"
     path.write_text("session_id,item_id,timestamp\n" + "".join(f"{s},{i},{t}\n" for s, i, t in rows))
     res = seqprep.build(
-        path, tmp_path / "o", user_col="session_id", user_order="date", item_order="sequence",
-        split="days:1", vocab_from_train=True, exports=("srgnn",),
+        path,
+        tmp_path / "o",
+        user_col="session_id",
+        user_order="date",
+        item_order="sequence",
+        split="days:1",
+        vocab_from_train=True,
+        exports=("srgnn",),
     )
     assert res.users.ids.to_pylist() == ["s1", "s2", "s5", "s4", "s3"]
     assert res.items.ids.to_pylist() == ["b", "a", "c", "d"]  # first appearance in s1, s2, s5 (training)
