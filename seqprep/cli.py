@@ -588,6 +588,8 @@ def _step_summary(steps: list[dict[str, Any]]) -> str:
             text += f"/-{st['users_removed']:,} users/-{st['items_removed']:,} items"
         if "rounds" in st:
             text += f" ({len(st['rounds'])} rounds)"
+        if "passes" in st:
+            text += f" ({len(st['passes'])} passes)"
         parts.append(text)
     return ", ".join(parts)
 

@@ -758,6 +758,10 @@ class BuildConfig:
         if "srgnn" in self.emit.exports and self.split.rule != "days":
             msg = "--export srgnn writes every prefix of the training and test sequences of a date split; add --split days:N"
             raise ConfigError(msg)
+        if self.vocab.vocab_from is not None and (self.item_order == "sequence" or self.user_order == "date"):
+            flag = "--item-order sequence" if self.item_order == "sequence" else "--user-order date"
+            msg = f"{flag} orders a vocabulary fitted here, and --vocab-from reuses one (new ids are appended by frequency, first-seen or id); drop one of them"
+            raise ConfigError(msg)
         if self.filter.kcore_passes and self.event.kcore_on != "all":
             msg = "--kcore-passes counts every event; drop --kcore-on target, or use --kcore-rounds"
             raise ConfigError(msg)

@@ -257,6 +257,10 @@ def test_engines_refuse_the_preset_rules_in_one_line(tmp_path, extra, message):
             "--split 'days:1.5': give the test days as one whole number >= 1, as in --split days:7",
         ),
         (
+            {"vocab_from": "old/", "user_order": "date"},
+            "--user-order date orders a vocabulary fitted here, and --vocab-from reuses one (new ids are appended by frequency, first-seen or id); drop one of them",
+        ),
+        (
             {"exports": ("srgnn",)},
             "--export srgnn writes every prefix of the training and test sequences of a date split; add --split days:N",
         ),
