@@ -369,7 +369,11 @@ def _full_builds(tmp_path: Path) -> list[dict]:
     b = seqprep.build(SAMPLE, tmp_path / "b", split="users:0.8,0.1,0.1", vocab_from_train=True)
     c = seqprep.build(SAMPLE, tmp_path / "c", split="time:0.8,0.9")
     d = seqprep.build(_session_log(tmp_path), tmp_path / "d", session_col="sid", time_col="day,ms", where=["ms > 0"])
-    return [a.meta, b.meta, c.meta, d.meta]
+    e = seqprep.build(
+        SAMPLE, tmp_path / "e", preset="sasrec", kcore_rounds=None, kcore_passes="user,item", min_item_count=2,
+        user_order="date", item_order="sequence", split="days:30",
+    )
+    return [a.meta, b.meta, c.meta, d.meta, e.meta]
 
 
 def _session_log(tmp_path: Path) -> Path:
@@ -390,6 +394,7 @@ def test_every_meta_key_is_documented(tmp_path):
         used |= set(meta)
         for step in meta["steps"]:
             used |= set(step)
+        used |= set(meta.get("preset") or {}) | {k for step in meta["steps"] for p in step.get("passes", []) for k in p}
         for section in ("split", "sessions", "negatives", "windows", "truncation", "vocab_reuse", "sort", "ties", "timestamp", "rows", "session_key"):
             used |= set(meta.get(section) or {})
         if "split" in meta:
