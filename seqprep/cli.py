@@ -295,7 +295,7 @@ vocabulary_options = _apply(
         default="id",
         show_default=True,
         help="How users are numbered (the row order of every output): by original id, by first appearance, or by "
-        "date (the UTC day of the latest interaction, equal days by first appearance).",
+        "date (the UTC day of the user's last row in the log as read, equal days by first appearance).",
     ),
     option(
         VOCABULARY,
@@ -668,7 +668,7 @@ def cli() -> None:
     type=click.Choice(sorted(PRESETS)),
     help="A published script's preprocessing as flags (docs/presets.md): sasrec, srgnn. Flags given explicitly override its values.",
 )
-@option(PRESET, "--explain", is_flag=True, help="Print the flags --preset expands to (and the build they make) and exit without building.")
+@option(PRESET, "--explain", is_flag=True, help="Print the flags --preset expands to (and those given over them) and exit without building.")
 @read_options
 @cleaning_options
 @vocabulary_options
@@ -771,7 +771,11 @@ def _explain(kw: dict[str, Any]) -> None:
     click.echo(f"  reads:   {p.input}")
     click.echo(f"  checked: {p.checked}")
     click.echo("  expands to: " + " ".join(flags(p.options)))
-    overridden = {k: v for k, v in given.items() if k in p.options and v != p.options[k]}
+    as_given = {  # "user,item" as the preset's tuple
+        k: tuple(x.strip() for x in v.split(",")) if isinstance(v, str) and isinstance(p.options.get(k), tuple) else v
+        for k, v in given.items()
+    }
+    overridden = {k: v for k, v in as_given.items() if k in p.options and v != p.options[k]}
     if overridden:
         click.echo("  overridden on the command line: " + " ".join(flags(overridden)))
     click.echo("  quirks of the script and how each rule maps: docs/presets.md")
