@@ -368,12 +368,14 @@ def _full_builds(tmp_path: Path) -> list[dict]:
     )
     b = seqprep.build(SAMPLE, tmp_path / "b", split="users:0.8,0.1,0.1", vocab_from_train=True)
     c = seqprep.build(SAMPLE, tmp_path / "c", split="time:0.8,0.9")
-    d = seqprep.build(_session_log(tmp_path), tmp_path / "d", session_col="sid", time_col="day,ms", where=["ms > 0"])
-    e = seqprep.build(
-        SAMPLE, tmp_path / "e", preset="sasrec", kcore_rounds=None, kcore_passes="user,item", min_item_count=2,
+    d = seqprep.build(SAMPLE, tmp_path / "d", features=("rating:cat",), time_features=("hour", "delta"))
+    e = seqprep.build(SAMPLE, tmp_path / "e", features=("rating:cat",), time_features=("hour", "delta"), vocab_from=str(tmp_path / "d"), unknown="oov")
+    f = seqprep.build(_session_log(tmp_path), tmp_path / "f", session_col="sid", time_col="day,ms", where=["ms > 0"])
+    g = seqprep.build(
+        SAMPLE, tmp_path / "g", preset="sasrec", kcore_rounds=None, kcore_passes="user,item", min_item_count=2,
         user_order="date", item_order="sequence", split="days:30",
     )
-    return [a.meta, b.meta, c.meta, d.meta, e.meta]
+    return [a.meta, b.meta, c.meta, d.meta, e.meta, f.meta, g.meta]
 
 
 def _session_log(tmp_path: Path) -> Path:
@@ -401,6 +403,8 @@ def test_every_meta_key_is_documented(tmp_path):
             used |= set(meta["split"]["sizes"]) | set(meta["split"]["sizes"]["valid"])
         used |= set(meta["inputs"][0]) | set(meta["inputs"][0]["columns"])
         used |= set(meta["options"]) | set(meta["outputs"])
+        for entry in (meta.get("features") or {}).values():
+            used |= set(entry)
     used.add("engine")  # a Dask build's key; its own keys are checked in tests/test_dask_engine.py
     missing = sorted(used - documented)
     assert not missing, f"docs/outputs.md does not document meta.json keys {missing}"
