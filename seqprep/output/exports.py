@@ -14,6 +14,11 @@
   ``<name>:token`` (cat; empty when missing), ``<name>:float`` (num; empty when missing),
   ``<name>:token_seq`` (tokens, space-separated; a token holding white space is refused, as RecBole
   splits token_seq fields at spaces).
+- ``srgnn`` -> ``srgnn/train.txt``, ``srgnn/test.txt``, ``srgnn/all_train_seq.txt``: the pickles
+  SR-GNN's ``main.py`` loads (``pickle.load``), as its ``datasets/preprocess.py`` writes them:
+  train/test are ``(prefixes, labels)`` with every prefix -> next item of each training / test
+  sequence (sequences in user index order, the longest prefix of each first); all_train_seq is the
+  list of training sequences. It needs a split whose test rows are every prefix (``--split days:N``).
 
 Users whose sequence is empty (possible with ``--vocab-from``) have no line in any export. All text is
 built column-wise (pyarrow compute), in chunks of users, never with a loop over users.
@@ -21,6 +26,7 @@ built column-wise (pyarrow compute), in chunks of users, never with a loop over 
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -31,11 +37,12 @@ import pyarrow.compute as pc
 
 from ..config import BuildConfig
 from ..errors import OutputError
+from ..kernels.splits import gather_ranges, prefix_rows
 from ..kernels.text import join_lists, lines_bytes, number_text
 from ..model import BuildResult, Feature, Sequences
 from ..vocab import Vocabulary
 
-__all__ = ["OOV_TOKEN", "ExportWriter", "export_filename", "write_exports"]
+__all__ = ["OOV_TOKEN", "PART_EXPORTS", "ExportWriter", "export_filename", "write_exports"]
 
 OOV_TOKEN = "[OOV]"
 USERS_PER_CHUNK = 65536
@@ -45,6 +52,8 @@ def export_filename(name: str, output: str) -> str:
     """The file an export writes inside OUT."""
     if name == "recbole":
         return f"{Path(output).name}.inter"
+    if name == "srgnn":
+        return "srgnn"
     return f"{name}.txt"
 
 
@@ -141,18 +150,20 @@ class _Recbole:
 
 
 class ExportWriter:
-    """Every ``--export`` of a build, written part by part: :meth:`add` the sequences of consecutive
+    """Every ``--export`` of a build that is written part by part (:data:`PART_EXPORTS`; srgnn is
+    written from the split files at the end): :meth:`add` the sequences of consecutive
     user ranges in user order (the local engine: one part, every user; the Dask engine: each output
     part as it comes), then :meth:`close`. The files are the same for any cut into parts."""
 
     def __init__(
         self, config: BuildConfig, users: Vocabulary, items: Vocabulary, has_rating: bool, folder: Path, features: tuple[Feature, ...] = ()
     ) -> None:
-        self.names = [export_filename(name, config.output) for name in config.emit.exports]
+        names = [name for name in config.emit.exports if name in PART_EXPORTS]
+        self.names = [export_filename(name, config.output) for name in names]
         self.files: list[BinaryIO] = []
         self.writers: list[Callable[[Sequences, int, BinaryIO], None]] = []
         try:
-            for name, fname in zip(config.emit.exports, self.names):
+            for name, fname in zip(names, self.names):
                 fh = open(folder / fname, "wb")  # noqa: SIM115 - closed by close()
                 self.files.append(fh)
                 self.writers.append(_Recbole(users, items, has_rating, features, fh) if name == "recbole" else _WRITERS[name])
@@ -176,6 +187,44 @@ class ExportWriter:
 
 
 _WRITERS: dict[str, Callable[[Sequences, int, BinaryIO], None]] = {"sasrec": _sasrec, "seqlines": _seqlines}
+#: The exports written part by part, user range after user range.
+PART_EXPORTS = ("sasrec", "seqlines", "recbole")
+
+
+def _lists(offsets: np.ndarray, values: np.ndarray) -> list[list[int]]:
+    """CSR -> Python lists of ints (built by Arrow, not by a loop of ours)."""
+    return pa.ListArray.from_arrays(pa.array(np.asarray(offsets, dtype=np.int32)), pa.array(values.astype(np.int64))).to_pylist()
+
+
+def _prefixes(offsets: np.ndarray, items: np.ndarray) -> tuple[list[list[int]], list[int]]:
+    """(prefixes, labels): every prefix -> next item of each CSR row, longest prefix first."""
+    target, start, length = prefix_rows(offsets)
+    hist_offsets, pos = gather_ranges(start, length)
+    return _lists(hist_offsets, items[pos]), items[target].astype(np.int64).tolist()
+
+
+def _srgnn(result: BuildResult, folder: Path) -> list[str]:
+    extras = result.extras
+    if extras is None or extras.test is None or extras.train_offsets is None or result.meta.get("split", {}).get("rule") != "days":
+        msg = "--export srgnn writes every prefix of the training and test sequences; add --split days:N (and --vocab-from-train)"
+        raise OutputError(msg)
+    train_items = np.asarray(extras.train_items)
+    test = extras.test
+    # test rows come in position order; SR-GNN lists each sequence's longest prefix first
+    order = np.lexsort((-np.diff(test.history_offsets), test.user_idx))
+    hist_offsets, pos = gather_ranges(test.history_offsets[:-1][order], np.diff(test.history_offsets)[order])
+    files = {
+        "train.txt": _prefixes(extras.train_offsets, train_items),
+        "test.txt": (_lists(hist_offsets, test.history[pos]), test.target[order].astype(np.int64).tolist()),
+        "all_train_seq.txt": _lists(extras.train_offsets, train_items),
+    }
+    (folder / "srgnn").mkdir()
+    for fname, payload in files.items():
+        with open(folder / "srgnn" / fname, "wb") as fh:
+            pickle.dump(payload, fh, protocol=4)
+    return [f"srgnn/{f}" for f in files]
+
+
 
 
 def write_exports(result: BuildResult, folder: Path) -> list[str]:
@@ -187,4 +236,7 @@ def write_exports(result: BuildResult, folder: Path) -> list[str]:
         writer.add(result.sequences, 0)
     finally:
         writer.close()
-    return writer.names
+    names = list(writer.names)
+    if "srgnn" in result.config.emit.exports:
+        names += _srgnn(result, folder)
+    return names
