@@ -1,16 +1,22 @@
 """The build under ``--memory-limit``: integer columns on disk, an external sort by user range.
 
 :func:`~seqprep.io.stream.stream_log` writes the compact columns to a spill folder. Here they are read
-back in chunks to (1) count missing values and fit the vocabularies, (2) write each kept row, in
-input order, to the partition of its user's index range, and (3) sort each partition with the same
-kernel as the in-memory build (:func:`~seqprep.kernels.time_order`) into its slice of the output.
-A partition holds whole users and its rows in input order, so the stable per-partition sort equals
-the global stable sort: the result is the same, byte for byte. The missing-value step and the
-vocabularies are the local build's own (:class:`~seqprep.steps.missing.MissingCounts`,
-:func:`~seqprep.steps.vocabularies.vocabulary_from_counts`), fed chunk by chunk.
+back in chunks to (1) run every cleaning step of :func:`seqprep.steps.clean.clean` in its order as a
+keep mask (1 byte a row) with the kept rows' count tables: missing values, ``--where``, unknown
+items of ``--vocab-from``, the time window and ``--min-rating`` one chunked pass each, ``--dedup``
+on user-code ranges (whole users, rows in input order: every mode decides within one user), k-core
+as :func:`~seqprep.kernels.filters.kcore_rounds` on the count tables (one pass a round); (2) fit
+the vocabularies from the count tables (:func:`~seqprep.steps.vocabularies.vocabularies_from_counts`)
+and encode the features on their columns' kept rows with the local functions; (3) write each kept
+row, in input order, to the partition of its user's index range; (4) sort each partition with the
+same kernel as the in-memory build (:func:`~seqprep.kernels.time_order`) into its slice of the
+output. A partition holds whole users and its rows in input order, so the stable per-partition
+sort equals the global stable sort: the result is the same, byte for byte. The split files are
+then gathered and written one row group's users at a time (:func:`split_by_ranges`).
 
-Memory: the output arrays (items, timestamps, ratings: 16 bytes a kept row), the vocabularies, one
-chunk, and one partition (about 64 bytes a row while it is sorted), sized from the limit.
+Memory: the output arrays (items, timestamps, ratings: 16 bytes a kept row, plus the features),
+the keep mask, the vocabularies and count tables, one chunk, and one partition (about 64 bytes a
+row while it is sorted), sized from the limit.
 """
 
 from __future__ import annotations
