@@ -26,11 +26,11 @@ from hypothesis import strategies as st
 
 import seqprep
 import seqprep.steps.reuse
-from seqprep.engines import local as local_engine
-from seqprep.output import atomic
 from seqprep.cli import cli
 from seqprep.engines import dask as dask_engine
+from seqprep.engines import local as local_engine
 from seqprep.errors import OutputError
+from seqprep.output import atomic
 from seqprep.steps.meta import FORMAT_VERSION
 from tests.conftest import TIES_CSV
 
