@@ -4,7 +4,9 @@ Each build runs as its own ``seqprep build`` child process (so start-up, imports
 start of a LocalCluster are included alike). Peak memory is the largest *sum* of RSS over the child's
 whole process tree (client + scheduler + nanny + worker processes for Dask), sampled every 0.1 s with
 psutil (a dependency of dask.distributed); the child's own peak RSS (``os.wait4``) is shown too.
-After the runs, the two outputs are loaded and compared (vocabularies and CSR arrays).
+After the runs, the two outputs are loaded and compared (vocabularies and CSR arrays), and one more
+Dask build (untimed, on a LocalCluster of the same size started by this script) counts the tasks the
+scheduler ran and the bytes the workers sent (the shuffle and the parts fetched by the client).
 
     python benchmarks/dask_bench.py /tmp/bench/ml5m.csv --workers 2 --json /tmp/bench/dask5m.json
 
@@ -83,6 +85,45 @@ def same_output(a: Path, b: Path) -> bool:
     )
 
 
+def cluster_stats(path: Path, workers: int, out: Path, extra: list[str]) -> dict[str, Any]:
+    """One more (untimed) Dask build, on a LocalCluster started here, to count what the timed runs
+    cannot see from outside: the tasks the scheduler ran and the bytes the workers sent (to other
+    workers - the shuffle - and to the client)."""
+    import logging
+
+    import distributed
+    from distributed.diagnostics.plugin import SchedulerPlugin
+
+    import seqprep
+
+    class Count(SchedulerPlugin):
+        def __init__(self) -> None:
+            self.tasks = 0
+
+        def transition(self, key: Any, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
+            if start == "processing" and finish == "memory":
+                self.tasks += 1
+
+    def sent(dask_worker: Any) -> int:
+        return int(dask_worker.transfer_outgoing_bytes_total)
+
+    def received(dask_worker: Any) -> int:  # from peers only (the shuffle), not from the client
+        return int(sum(d.get("total", 0) for d in dask_worker.transfer_incoming_log))
+
+    with (
+        distributed.LocalCluster(n_workers=workers, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        count = Count()
+        cluster.scheduler.add_plugin(count)
+        kw = dict(engine="dask", scheduler=cluster.scheduler_address, overwrite=True)
+        for flag, key in (("--part-rows", "part_rows"), ("--partition-size", "block_bytes")):
+            if flag in extra:
+                kw[key] = int(extra[extra.index(flag) + 1])
+        seqprep.build(str(path), out, **kw)
+        return {"tasks": count.tasks, "worker_bytes_sent": sum(client.run(sent).values()), "peer_bytes_received": sum(client.run(received).values())}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("path", type=Path, help="interaction CSV (e.g. from generate.py)")
@@ -121,6 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         for k, v in runs.items()
     }
     identical = same_output(work / "local", work / "dask")
+    cstats = cluster_stats(args.path, args.workers, work / "dask-stats", dask_flags) if args.scheduler is None else {}
     meta = json.loads((work / "dask" / "meta.json").read_text())
     report = {
         "machine": {
@@ -135,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
         "best": best,
         "runs": runs,
         "identical_output": identical,
+        "cluster": cstats,
     }
     loc = best["local"]
     print(f"# {args.path} ({report['input']['rows']:,} rows), nproc {os.cpu_count()}, dask {dask.__version__}, "
@@ -146,6 +189,9 @@ def main(argv: list[str] | None = None) -> None:
             f"{r['tree_peak_mib'] / loc['tree_peak_mib']:8.2f} {r['own_peak_mib']:13.0f}"
         )
     print(f"identical output (vocabularies, offsets, items, timestamps, user_idx): {'yes' if identical else 'NO'}")
+    if cstats:
+        print(f"dask build (untimed rerun): {cstats['tasks']} tasks, workers sent {cstats['worker_bytes_sent'] / 2**20:.0f} MiB "
+              f"(to peers and the client), received {cstats['peer_bytes_received'] / 2**20:.0f} MiB from peers")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
 

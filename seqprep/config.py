@@ -828,11 +828,7 @@ class BuildConfig:
             unsupported = [
                 flag
                 for flag, used in (
-                    ("--vocab-from", self.vocab != VocabOptions()),
                     ("--vocab-from-train", self.split.vocab_from_train),
-                    ("--export", bool(self.emit.exports)),
-                    ("--to", self.emit.to is not None),
-                    ("-o -", self.to_stdout),
                     ("--feature/--time-feature/--item-table/--user-table", self.feature != FeatureOptions()),
                     ("--event-col", self.event != EventOptions()),
                     *self._new_keys_in_use(),

@@ -56,7 +56,7 @@ def run(
             if config.engine.engine == "dask":  # same contract, on a Dask cluster (seqprep[dask])
                 from .engines.dask import run_dask  # dask is optional: imported on demand
 
-                return run_dask(config, write=write)
+                return run_dask(config, write=write, stdout=stdout)
             return run_local(config, write=write, stdin=stdin, stdout=stdout, progress=progress)
         finally:
             progress.done()

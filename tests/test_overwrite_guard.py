@@ -26,11 +26,11 @@ from hypothesis import strategies as st
 
 import seqprep
 import seqprep.steps.reuse
-from seqprep.engines import local as local_engine
-from seqprep.output import atomic
 from seqprep.cli import cli
 from seqprep.engines import dask as dask_engine
+from seqprep.engines import local as local_engine
 from seqprep.errors import OutputError
+from seqprep.output import atomic
 from seqprep.steps.meta import FORMAT_VERSION
 from tests.conftest import TIES_CSV
 
@@ -357,8 +357,6 @@ def _tripwire(monkeypatch) -> None:
 def test_refused_before_any_work_and_nothing_moves(workdir, monkeypatch, case, engine, face):
     if engine == "dask":
         pytest.importorskip("distributed")
-    if engine == "dask" and case == "vocab-from-inside":  # (--memory-limit reuses vocabularies too)
-        pytest.skip(f"--vocab-from does not combine with {engine} (a ConfigError says so first)")
     inputs, out, options, expected = REFUSALS[case](monkeypatch)
     before = tree(workdir)
     _tripwire(monkeypatch)

@@ -135,6 +135,23 @@ class Source:
                 raise InputError(msg) from e
         self.compression = next((c for m, c in MAGIC if magic.startswith(m)), None)
 
+    @classmethod
+    def of_bytes(cls, name: str, data: bytes | pa.Buffer, *, hashed: bool = False) -> Source:
+        """Bytes held in memory, read as the input ``name`` (a piece of a file, or a whole compressed
+        file, fetched by a worker of the Dask engine); compression is detected from the magic bytes.
+
+        >>> Source.of_bytes("a.csv", b"u,i,t\\n1,2,3\\n").head()
+        b'u,i,t\\n1,2,3\\n'
+        """
+        src = cls.__new__(cls)
+        src.name, src.hashed, src.path = name, hashed, None
+        src.data = data if isinstance(data, pa.Buffer) else pa.py_buffer(data)
+        src.size = src.data.size
+        src._sha = None
+        magic = src.data.slice(0, min(8, src.size)).to_pybytes()
+        src.compression = next((c for m, c in MAGIC if magic.startswith(m)), None)
+        return src
+
     @property
     def inner_name(self) -> str:
         """The file name without a compression extension (``ratings.csv.gz`` -> ``ratings.csv``)."""

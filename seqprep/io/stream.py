@@ -30,14 +30,16 @@ from ..config import ReadOptions
 from ..errors import ConfigError, InputError, SeqprepError, one_line
 from ..model import Column, InputInfo, Log
 from ..progress import SILENT, Progress
-from .buffers import IdEncoder, buffer_factory, read_rows
-from .columns import DICT, check_nul_ids, ids_to_dict, merge_ids, merge_times, normalize_rating, normalize_time
+from .buffers import GrowBuffer, IdEncoder, buffer_factory, read_rows
+from .columns import DICT, check_nul_ids, ids_to_dict, normalize_rating, normalize_time
 from .diagnose import parse_error, utf8_error
+from .merge import merge_dictionaries, merged_kind, numbers_as_text, plan_times
 from .quoting import QuotedStream, RowLines, lines_before, scan_rows, text_chunks, unclosed_quote
 from .ranges import RangeReader, closed_quotes
 from .sniff import (
     ID_ROLES,
     ColumnRequest,
+    CsvLayout,
     RoleFinder,
     csv_layout,
     detect_format,
@@ -53,12 +55,14 @@ __all__ = [
     "DEFAULT_BLOCK_SIZE",
     "BatchSink",
     "ExtraColumn",
+    "InputColumns",
     "encode_ids",
     "extract_column",
     "merged_column",
     "numbers_checked",
     "read_batches",
     "read_in_ranges",
+    "read_source",
     "stream_log",
 ]
 
@@ -278,8 +282,9 @@ def _csv_batches(
     as_text: set[str],
     requests: tuple[ColumnRequest, ...] = (),
     find_roles: RoleFinder | None = None,
+    layout: CsvLayout | None = None,
 ) -> tuple[dict[str, str], int, Iterator[pa.RecordBatch], Position, Callable[[], None], dict[str, tuple[str, str | None]]]:
-    sep, names, header, roles = csv_layout(src.name, opts, head, find_roles)
+    sep, names, header, roles = _layout(src, opts, head, layout, find_roles)
     paths = {r.name: (find_column(r.name, names, r.flag, src.name), None) for r in requests}
     if len(sep) > 1:
         source, delim = csv_source(src, sep)
@@ -318,6 +323,12 @@ def _csv_batches(
     return roles, 1 if header else 0, closed_quotes(reader, watched, src, sep), pos, source.close, paths
 
 
+def _layout(src: Source, opts: ReadOptions, head: bytes, pinned: CsvLayout | None, find_roles: RoleFinder | None = None) -> CsvLayout:
+    """The CSV layout sniffed from ``head``, or the ``pinned`` one (a piece of a file after its first:
+    the file's layout, without a header line)."""
+    return pinned if pinned is not None else csv_layout(src.name, opts, head, find_roles)
+
+
 def read_in_ranges(src: Source, opts: ReadOptions, head: bytes, fmt: str, find_roles: RoleFinder | None = None) -> bool:
     """Whether ``_csv_batches`` will read ``src`` with :class:`RangeReader` (which hashes it)."""
     if fmt != "csv" or src.compression is not None or src.path is None:
@@ -354,6 +365,7 @@ def _parquet_batches(
     block_size: int,
     requests: tuple[ColumnRequest, ...] = (),
     find_roles: RoleFinder | None = None,
+    row_groups: tuple[int, ...] | None = None,
 ) -> tuple[dict[str, str], Iterator[pa.RecordBatch], Position, pa.Schema, dict[str, tuple[str, str | None]]]:
     data = src.open() if src.compression is None else pa.BufferReader(pa.py_buffer(src.read_all()))
     pf = pq.ParquetFile(data)
@@ -367,7 +379,7 @@ def _parquet_batches(
     done = [0]
 
     def batches() -> Iterator[pa.RecordBatch]:
-        for b in pf.iter_batches(batch_size=rows_per_batch, columns=columns):
+        for b in pf.iter_batches(batch_size=rows_per_batch, columns=columns, row_groups=row_groups):
             done[0] += b.num_rows
             yield b
 
@@ -385,6 +397,8 @@ def _read_attempt(
     as_text: set[str],
     requests: tuple[ColumnRequest, ...] = (),
     find_roles: RoleFinder | None = None,
+    layout: CsvLayout | None = None,
+    row_groups: tuple[int, ...] | None = None,
 ) -> tuple[BatchSink, dict[str, str], int, dict[str, bool]]:
     """One pass over one input; on any error its buffers are released and the error goes up."""
     where = src.name
@@ -395,14 +409,14 @@ def _read_attempt(
     try:
         try:
             if fmt == "csv":
-                roles, header, batches, pos, close, paths = _csv_batches(src, opts, head, block_size, as_text, requests, find_roles)
+                roles, header, batches, pos, close, paths = _csv_batches(src, opts, head, block_size, as_text, requests, find_roles, layout)
             elif fmt == "jsonl":
                 time_float = "time" in as_text
                 roles, batches, pos, close, schema, paths = _jsonl_batches(
                     src, opts, head, block_size, requests, time_float, find_roles
                 )
             else:
-                roles, batches, pos, schema, paths = _parquet_batches(src, opts, block_size, requests, find_roles)
+                roles, batches, pos, schema, paths = _parquet_batches(src, opts, block_size, requests, find_roles, row_groups)
             if fmt != "csv":
                 for role in ID_ROLES:
                     if role in roles:
@@ -442,6 +456,8 @@ def read_batches(
     new_sink: Callable[[set[str]], BatchSink],
     requests: tuple[ColumnRequest, ...] = (),
     find_roles: RoleFinder | None = None,
+    layout: CsvLayout | None = None,
+    row_groups: tuple[int, ...] | None = None,
 ) -> tuple[BatchSink, dict[str, str], int, dict[str, bool]]:
     """Read one input of format ``fmt`` batch by batch into a sink -> (sink, role -> column, header
     rows, role -> whether a typed source holds its ids as text).
@@ -449,26 +465,27 @@ def read_batches(
     ``new_sink(as_text)`` makes the sink of one pass (``as_text``: the roles, or ``extra:NAME``
     requests, read as text after a block did not fit the type inferred from the first); a failed
     pass is retried with bigger blocks or more text columns, and what cannot be read becomes a
-    one-line InputError naming the line. ``find_roles`` finds the role columns (default: a log's).
+    one-line InputError naming the line. ``find_roles`` finds the role columns (default: a log's);
+    ``layout`` and ``row_groups``: see :func:`read_source`.
     """
     as_text: set[str] = set()
     while True:  # a few times at most: CSV columns typed from the first block, then as text
         try:
-            return _read_attempt(src, opts, block_size, progress, fmt, head, new_sink, as_text, requests, find_roles)
+            return _read_attempt(src, opts, block_size, progress, fmt, head, new_sink, as_text, requests, find_roles, layout, row_groups)
         except _NotUtf8:
             if fmt != "csv":  # a Parquet string column pyarrow did not validate
                 msg = (
                     f"{src.name}: an id column holds text that is not valid UTF-8; rewrite the file with UTF-8 strings"
                 )
                 raise InputError(msg) from None
-            sep, names, header, roles = csv_layout(src.name, opts, head, find_roles)
+            sep, names, header, roles = _layout(src, opts, head, layout, find_roles)
             raise utf8_error(src, names, header, sep, _with_requests(roles, names, requests, src.name), src.name) from None
         except pa.ArrowInvalid as e:
             where = src.name
             if "straddl" in str(e) and fmt == "csv":
                 # a row longer than a block (long quoted text, or a quote never closed): one pass finds
                 # which; then the read starts again with blocks that hold the longest row
-                sep = csv_layout(src.name, opts, head, find_roles)[0]
+                sep = _layout(src, opts, head, layout, find_roles).sep
                 opened, longest = scan_rows(src, sep)
                 if opened >= 0:
                     with contextlib.closing(text_chunks(src, sep)) as chunks:
@@ -481,7 +498,7 @@ def read_batches(
                 raise InputError(msg) from e
             if fmt == "csv":
                 # the error paths of the in-memory reader (serial re-reads that name the line)
-                sep, names, header, roles = csv_layout(src.name, opts, head, find_roles)
+                sep, names, header, roles = _layout(src, opts, head, layout, find_roles)
                 if "utf8" in str(e).lower():
                     raise utf8_error(src, names, header, sep, _with_requests(roles, names, requests, where), where) from e
                 if "parse error" in str(e).lower():
@@ -552,18 +569,14 @@ def _translate(
     typed_text: bool,
     new_buffer: Callable[[Any], Any],
 ) -> tuple[np.ndarray, pa.Array]:
-    """Per-input (codes, dictionary) -> global codes and dictionary, via ``merge_ids`` on the dictionaries."""
-    dict_parts = [pa.DictionaryArray.from_arrays(pa.array(np.arange(len(d), dtype=np.int32)), d) for _, d in parts]
-    mapping, dictionary = merge_ids(dict_parts, id_type, role, typed_text)
-    if len(parts) == 1 and np.array_equal(mapping, np.arange(len(parts[0][1]), dtype=mapping.dtype)):
+    """Per-input (codes, dictionary) -> global codes and dictionary (:func:`~seqprep.io.merge.merge_dictionaries`)."""
+    tables, dictionary = merge_dictionaries([d for _, d in parts], id_type, role, typed_text)
+    if len(parts) == 1 and np.array_equal(tables[0][:-1], np.arange(len(parts[0][1]), dtype=np.int32)):
         return parts[0][0], dictionary  # one input, no id trimmed or merged: its codes are the global ones
     out = new_buffer(np.int32)
-    at = 0
-    for codes, d in parts:
-        table = np.append(mapping[at : at + len(d)], np.int32(-1))
+    for (codes, _), table in zip(parts, tables):
         for lo in range(0, len(codes), _CHUNK_ROWS):
             out.append(table[read_rows(codes, lo, lo + _CHUNK_ROWS)])
-        at += len(d)
     return out.finish(), dictionary
 
 
@@ -578,8 +591,13 @@ def _concat(parts: list[np.ndarray], dtype: Any, new_buffer: Callable[[Any], Any
 
 
 @dataclass
-class _OneInput:
-    """One input as read: its per-input id codes and dictionaries, time and rating columns, record."""
+class InputColumns:
+    """One input (or one piece of it, read by a Dask worker) as read: its own id codes and first-seen
+    dictionaries, time and rating columns, the requested columns, and (for a whole input) its record.
+
+    ``columns``: name -> (kind, values, codes, offsets) as :class:`~seqprep.model.Column` holds them,
+    codes into this input's own dictionary of the values.
+    """
 
     users: tuple[np.ndarray, pa.Array]
     items: tuple[np.ndarray, pa.Array]
@@ -587,8 +605,10 @@ class _OneInput:
     unit: str
     rating: np.ndarray | None
     typed_text: dict[str, bool]
-    info: InputInfo
-    columns: dict[str, tuple[str, Any, np.ndarray | None, np.ndarray | None]]  # name -> (kind, values, codes, offsets)
+    rows: int
+    roles: dict[str, str]
+    columns: dict[str, tuple[str, Any, np.ndarray | None, np.ndarray | None]]
+    info: InputInfo | None = None
 
 
 def stream_log(
@@ -632,7 +652,7 @@ def _read_input(
     new_buffer: Callable[[Any], Any],
     hasher: ThreadPoolExecutor | None,
     requests: tuple[ColumnRequest, ...] = (),
-) -> _OneInput:
+) -> InputColumns:
     """One input into compact columns; with ``hasher`` its sha256 too (the range reader hashes what
     it reads; any other input is hashed beside the read)."""
     src = Source(spec, stdin=stdin, hashed=hasher is not None)
@@ -641,32 +661,62 @@ def _read_input(
     sha = hasher.submit(src.sha256) if hasher is not None and not read_in_ranges(src, opts, head, fmt) else None
     where = spec if spec != "-" else "stdin"
     progress.phase(f"reading {os.path.basename(where) or where}", src.size, "bytes")
-    def new_sink(as_text: set[str]) -> _FileColumns:
-        return _FileColumns(rating_via_double="rating" in as_text, new_buffer=new_buffer, requests=requests)
-
-    cols, roles, header, typed = read_batches(src, opts, block_size, progress, fmt, head, new_sink, requests)
-    assert isinstance(cols, _FileColumns)
-    users, items = cols.user.finish(), cols.item.finish()
-    # a message names the row's line in the file (quoted fields may hold line ends): found on demand
-    lines = RowLines(header, src, csv_layout(src.name, opts, head).sep) if fmt == "csv" else RowLines(header)
-    # NUL bytes in ids: checked on the distinct ids; the rows are looked at only when one is found
-    check_nul_ids((_as_dict(*users), _as_dict(*items)), where, lines)
-    t, t_valid, unit = cols.time_columns(where, lines)
+    read = read_source(src, opts, fmt, head, block_size=block_size, requests=requests, progress=progress, new_buffer=new_buffer, where=where)
     sha256 = None
     if hasher is not None:
         sha256 = src.sha256() if sha is None else sha.result()
-    info = InputInfo(
+    read.info = InputInfo(
         path=spec,
         bytes=src.size,
         sha256=sha256,
-        rows=cols.rows,
+        rows=read.rows,
         format=fmt,
         compression=src.compression,
-        columns=dict(roles),
+        columns=dict(read.roles),
     )
+    return read
+
+
+def read_source(
+    src: Source,
+    opts: ReadOptions,
+    fmt: str,
+    head: bytes,
+    *,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    requests: tuple[ColumnRequest, ...] = (),
+    layout: CsvLayout | None = None,
+    row_groups: tuple[int, ...] | None = None,
+    progress: Progress = SILENT,
+    new_buffer: Callable[[Any], Any] = GrowBuffer,
+    where: str | None = None,
+) -> InputColumns:
+    """``src`` (a whole input, or a piece of one) into compact columns, by the streaming reader.
+
+    ``head``: the input's first bytes, which its format and layout are sniffed from (for a piece,
+    the file's head: a piece has no header line of its own); ``layout``: a CSV layout that overrides
+    the sniffed one (a piece after the first: the file's layout, ``header=False``); ``row_groups``:
+    the Parquet row groups to read (default: all). Messages name ``where`` (default: ``src.name``),
+    and their lines count from the start of ``src``.
+    """
+    where = src.name if where is None else where
+
+    def new_sink(as_text: set[str]) -> _FileColumns:
+        return _FileColumns(rating_via_double="rating" in as_text, new_buffer=new_buffer, requests=requests)
+
+    cols, roles, header, typed = read_batches(src, opts, block_size, progress, fmt, head, new_sink, requests, layout=layout, row_groups=row_groups)
+    assert isinstance(cols, _FileColumns)
+    users, items = cols.user.finish(), cols.item.finish()
+    # a message names the row's line in the file (quoted fields may hold line ends): found on demand
+    lines = RowLines(header, src, _layout(src, opts, head, layout).sep) if fmt == "csv" else RowLines(header)
+    # NUL bytes in ids: checked on the distinct ids; the rows are looked at only when one is found
+    check_nul_ids((_as_dict(*users), _as_dict(*items)), where, lines)
+    t, t_valid, unit = cols.time_columns(where, lines)
     rating = None if cols.rating is None else cols.rating.finish()
+    if rating is None and "rating" in roles:  # a rating column, no row: an empty one (pieces merge)
+        rating = np.zeros(0, np.float32)
     extra = {r.name: numbers_checked(cols.extra[r.name].finish(), r, where, lines) for r in requests}
-    return _OneInput(users, items, (t, t_valid), unit, rating, typed, info, extra)
+    return InputColumns(users, items, (t, t_valid), unit, rating, typed, cols.rows, dict(roles), extra)
 
 
 def numbers_checked(
@@ -694,7 +744,7 @@ def numbers_checked(
     return "number", numbers[codes], None, None  # code -1 (missing) takes the trailing NaN
 
 
-def _merged(read: list[_OneInput], opts: ReadOptions, new_buffer: Callable[[Any], Any], progress: Progress) -> Log:
+def _merged(read: list[InputColumns], opts: ReadOptions, new_buffer: Callable[[Any], Any], progress: Progress) -> Log:
     """The inputs' columns as one log: global id dictionaries, one time unit, ratings where any."""
     typed = {role: any(r.typed_text[role] for r in read) for role in ("user", "item")}
     users, items, times = [r.users for r in read], [r.items for r in read], [r.time for r in read]
@@ -708,7 +758,7 @@ def _merged(read: list[_OneInput], opts: ReadOptions, new_buffer: Callable[[Any]
     del times
     rating = None
     if any(r.rating is not None for r in read):
-        parts = [r.rating if r.rating is not None else np.full(r.info.rows, np.nan, np.float32) for r in read]
+        parts = [r.rating if r.rating is not None else np.full(r.rows, np.nan, np.float32) for r in read]
         rating = _concat(parts, np.float32, new_buffer)
     columns = tuple(merged_column(name, [r.columns[name] for r in read], new_buffer) for name in (read[0].columns if read else {}))
     progress.done()
@@ -731,13 +781,11 @@ def merged_column(
 ) -> Column:
     """One requested column over every input: numbers concatenated; text and lists with one
     first-seen dictionary of their values (as the ids', without any typing: values stay as read)."""
-    kinds = {k for k, *_ in parts}
-    if kinds == {"number"}:
+    kind, as_text = merged_kind([k for k, *_ in parts])
+    if kind == "number":
         return Column(name, "number", _concat([v for _, v, _, _ in parts], np.float64, new_buffer))
-    if "number" in kinds:  # a number in one input, text in another: text everywhere
-        parts = [(k, pa.array(v), None, None) if k == "number" else (k, v, c, o) for k, v, c, o in parts]
-        parts = [_as_text(p) for p in parts]
-    kind = "list" if "list" in kinds else "text"
+    if as_text:  # a number in one input, text in another: text everywhere
+        parts = [("text", *numbers_as_text(v)[::-1], None) if k == "number" else (k, v, c, o) for k, v, c, o in parts]
     codes, values = _translate([(c, v) for _, v, c, _ in parts], "auto", name, True, new_buffer)
     offsets = None
     if kind == "list":
@@ -750,28 +798,26 @@ def merged_column(
     return Column(name, kind, values, codes=codes, offsets=offsets)
 
 
-def _as_text(part: tuple[str, Any, np.ndarray | None, np.ndarray | None]) -> tuple[str, Any, np.ndarray | None, np.ndarray | None]:
-    kind, values, codes, offsets = part
-    if codes is not None:
-        return part
-    enc = pc.dictionary_encode(pa.array(values))
-    return "text", enc.dictionary, enc.indices.to_numpy(zero_copy_only=False).astype(np.int32), None
-
-
 def _merge_time_columns(
     times: list[tuple[np.ndarray, np.ndarray | None]], units: list[str], new_buffer: Callable[[Any], Any]
 ) -> tuple[np.ndarray, np.ndarray, str]:
-    """-> (values, validity, unit) of all inputs in order, as ``merge_times`` would give them."""
+    """-> (values, validity, unit) of all inputs in order, by :func:`~seqprep.io.merge.plan_times`."""
     n = sum(len(t) for t, _ in times)
-    if len(set(units)) <= 1 and len({t.dtype for t, _ in times}) <= 1:
-        # same unit and dtype: plain concatenation (chunk by chunk when spilled)
-        values = _concat([t for t, _ in times], times[0][0].dtype, new_buffer) if times else np.empty(0, np.int64)
-        if all(v is None for _, v in times):
-            return values, np.ones(n, dtype=bool), units[0] if units else "epoch"
-        valid = np.concatenate([np.ones(len(t), bool) if v is None else np.asarray(v) for t, v in times])
-        return values, valid, units[0]
-    arrays = [pa.array(np.asarray(t), mask=None if v is None else ~np.asarray(v)) for t, v in times]
-    time, unit = merge_times(arrays, units)
-    valid = np.ones(n, dtype=bool) if time.null_count == 0 else time.is_valid().to_numpy(zero_copy_only=False)
-    values = time.to_numpy(zero_copy_only=False) if time.null_count == 0 else pc.fill_null(time, 0).to_numpy()
-    return values, valid, unit
+    if not times:
+        return np.empty(0, np.int64), np.ones(0, dtype=bool), "epoch"
+    has = [v is None or bool(np.asarray(v).any()) if len(t) else False for t, v in times]
+    plan = plan_times(units, [t.dtype == np.float64 for t, _ in times], has, list(range(len(times))))
+    dtype = np.dtype(np.float64) if plan.as_float else times[0][0].dtype
+    if any(s != 1 for s in plan.scales) or any(t.dtype != dtype for t, _ in times):
+        # rescaled or retyped input by input (chunk by chunk when spilled)
+        out = new_buffer(dtype)
+        for k, (t, _) in enumerate(times):
+            for lo in range(0, len(t), _CHUNK_ROWS):
+                out.append(plan.apply(k, read_rows(t, lo, lo + _CHUNK_ROWS)))
+        values = out.finish()
+    else:  # same unit and dtype: plain concatenation
+        values = _concat([t for t, _ in times], dtype, new_buffer)
+    if all(v is None for _, v in times):
+        return values, np.ones(n, dtype=bool), plan.unit
+    valid = np.concatenate([np.ones(len(t), bool) if v is None else np.asarray(v) for t, v in times])
+    return values, valid, plan.unit

@@ -27,6 +27,7 @@ built column-wise (pyarrow compute), in chunks of users, never with a loop over 
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -34,12 +35,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..config import BuildConfig
 from ..errors import OutputError
 from ..kernels.splits import gather_ranges, prefix_rows
 from ..kernels.text import join_lists, lines_bytes, number_text
-from ..model import BuildResult, Feature
+from ..model import BuildResult, Feature, Sequences
+from ..vocab import Vocabulary
 
-__all__ = ["OOV_TOKEN", "export_filename", "write_exports"]
+__all__ = ["OOV_TOKEN", "PART_EXPORTS", "ExportWriter", "export_filename", "write_exports"]
 
 OOV_TOKEN = "[OOV]"
 USERS_PER_CHUNK = 65536
@@ -60,22 +63,20 @@ def _chunks(offsets: np.ndarray) -> list[tuple[int, int]]:
     return [(a, min(a + USERS_PER_CHUNK, n)) for a in range(0, n, USERS_PER_CHUNK)]
 
 
-def _sasrec(result: BuildResult, fh: BinaryIO) -> None:
-    seqs = result.sequences
+def _sasrec(seqs: Sequences, u0: int, fh: BinaryIO) -> None:
     for a, b in _chunks(seqs.offsets):
         lo, hi = int(seqs.offsets[a]), int(seqs.offsets[b])
-        users = np.repeat(np.arange(a + 1, b + 1, dtype=np.int64), np.diff(seqs.offsets[a : b + 1]))
+        users = np.repeat(np.arange(u0 + a + 1, u0 + b + 1, dtype=np.int64), np.diff(seqs.offsets[a : b + 1]))
         lines = pc.binary_join_element_wise(number_text(users), " ", number_text(seqs.items[lo:hi]), "\n", "")
         fh.write(lines_bytes(lines))
 
 
-def _seqlines(result: BuildResult, fh: BinaryIO) -> None:
-    seqs = result.sequences
+def _seqlines(seqs: Sequences, u0: int, fh: BinaryIO) -> None:
     for a, b in _chunks(seqs.offsets):
         off = seqs.offsets[a : b + 1]
         lo, hi = int(off[0]), int(off[-1])
         items = join_lists(off - lo, number_text(seqs.items[lo:hi]), " ")
-        lines = pc.binary_join_element_wise(number_text(np.arange(a + 1, b + 1, dtype=np.int64)), " ", items, "\n", "")
+        lines = pc.binary_join_element_wise(number_text(np.arange(u0 + a + 1, u0 + b + 1, dtype=np.int64)), " ", items, "\n", "")
         fh.write(lines_bytes(lines.filter(pa.array(np.diff(off) > 0))))
 
 
@@ -115,32 +116,79 @@ def _feature_field(f: Feature, text: pa.Array | None, lo: int, hi: int) -> pa.Ar
     return join_lists(part.offsets, text.take(pa.array(part.values.astype(np.int64))), " ")
 
 
-def _recbole(result: BuildResult, fh: BinaryIO) -> None:
-    seqs = result.sequences
-    has_rating = seqs.ratings is not None
-    header = ["user_id:token", "item_id:token"] + (["rating:float"] if has_rating else []) + ["timestamp:float"]
-    header += [f"{f.name}:{_RECBOLE_TYPES[f.kind]}" for f in seqs.features]
-    user_text = _token_text(result.users.ids, "user id")
-    # item index -> token; index 0 (padding) never occurs, oov_idx maps to OOV_TOKEN
-    item_text = pa.concat_arrays([pa.array([""]), _token_text(result.items.ids, "item id"), pa.array([OOV_TOKEN])])
-    feature_text = [_feature_text(f) for f in seqs.features]
-    fh.write(("\t".join(header) + "\n").encode("utf-8"))
-    for a, b in _chunks(seqs.offsets):
-        lo, hi = int(seqs.offsets[a]), int(seqs.offsets[b])
-        users = np.repeat(np.arange(a, b, dtype=np.int64), np.diff(seqs.offsets[a : b + 1]))
-        cols = [
-            user_text.take(pa.array(users)),
-            "\t",
-            item_text.take(pa.array(seqs.items[lo:hi].astype(np.int64))),
-            "\t",
-        ]
-        if has_rating:
-            cols += [number_text(seqs.ratings[lo:hi]), "\t"]
-        cols += [number_text(seqs.timestamps[lo:hi])]
-        for f, text in zip(seqs.features, feature_text):
-            cols += ["\t", _feature_field(f, text, lo, hi)]
-        cols.append("\n")
-        fh.write(lines_bytes(pc.binary_join_element_wise(*cols, "")))
+class _Recbole:
+    """The ``.inter`` file: its header once, then the rows of each part (original ids as tokens)."""
+
+    def __init__(self, users: Vocabulary, items: Vocabulary, has_rating: bool, features: tuple[Feature, ...], fh: BinaryIO) -> None:
+        self.has_rating = has_rating
+        header = ["user_id:token", "item_id:token"] + (["rating:float"] if has_rating else []) + ["timestamp:float"]
+        header += [f"{f.name}:{_RECBOLE_TYPES[f.kind]}" for f in features]
+        self.user_text = _token_text(users.ids, "user id")
+        # item index -> token; index 0 (padding) never occurs, oov_idx maps to OOV_TOKEN
+        self.item_text = pa.concat_arrays([pa.array([""]), _token_text(items.ids, "item id"), pa.array([OOV_TOKEN])])
+        self.feature_text = [_feature_text(f) for f in features]
+        fh.write(("\t".join(header) + "\n").encode("utf-8"))
+
+    def __call__(self, seqs: Sequences, u0: int, fh: BinaryIO) -> None:
+        for a, b in _chunks(seqs.offsets):
+            lo, hi = int(seqs.offsets[a]), int(seqs.offsets[b])
+            users = np.repeat(np.arange(u0 + a, u0 + b, dtype=np.int64), np.diff(seqs.offsets[a : b + 1]))
+            cols = [
+                self.user_text.take(pa.array(users)),
+                "\t",
+                self.item_text.take(pa.array(seqs.items[lo:hi].astype(np.int64))),
+                "\t",
+            ]
+            if self.has_rating:
+                assert seqs.ratings is not None
+                cols += [number_text(seqs.ratings[lo:hi]), "\t"]
+            cols += [number_text(seqs.timestamps[lo:hi])]
+            for f, text in zip(seqs.features, self.feature_text):
+                cols += ["\t", _feature_field(f, text, lo, hi)]
+            cols.append("\n")
+            fh.write(lines_bytes(pc.binary_join_element_wise(*cols, "")))
+
+
+class ExportWriter:
+    """Every ``--export`` of a build that is written part by part (:data:`PART_EXPORTS`; srgnn is
+    written from the split files at the end): :meth:`add` the sequences of consecutive
+    user ranges in user order (the local engine: one part, every user; the Dask engine: each output
+    part as it comes), then :meth:`close`. The files are the same for any cut into parts."""
+
+    def __init__(
+        self, config: BuildConfig, users: Vocabulary, items: Vocabulary, has_rating: bool, folder: Path, features: tuple[Feature, ...] = ()
+    ) -> None:
+        names = [name for name in config.emit.exports if name in PART_EXPORTS]
+        self.names = [export_filename(name, config.output) for name in names]
+        self.files: list[BinaryIO] = []
+        self.writers: list[Callable[[Sequences, int, BinaryIO], None]] = []
+        try:
+            for name, fname in zip(names, self.names):
+                fh = open(folder / fname, "wb")  # noqa: SIM115 - closed by close()
+                self.files.append(fh)
+                self.writers.append(_Recbole(users, items, has_rating, features, fh) if name == "recbole" else _WRITERS[name])
+        except BaseException:
+            self.close()
+            raise
+        self.next_user = 0
+
+    def add(self, seqs: Sequences, u0: int) -> None:
+        """The sequences of users ``u0``, ``u0 + 1``, ... (offsets from any start; parts in user order)."""
+        if u0 != self.next_user:
+            msg = f"export parts out of order: users from {u0}, expected {self.next_user}"
+            raise ValueError(msg)
+        for write, fh in zip(self.writers, self.files):
+            write(seqs, u0, fh)
+        self.next_user = u0 + len(seqs.offsets) - 1
+
+    def close(self) -> None:
+        for fh in self.files:
+            fh.close()
+
+
+_WRITERS: dict[str, Callable[[Sequences, int, BinaryIO], None]] = {"sasrec": _sasrec, "seqlines": _seqlines}
+#: The exports written part by part, user range after user range.
+PART_EXPORTS = ("sasrec", "seqlines", "recbole")
 
 
 def _lists(offsets: np.ndarray, values: np.ndarray) -> list[list[int]]:
@@ -177,18 +225,18 @@ def _srgnn(result: BuildResult, folder: Path) -> list[str]:
     return [f"srgnn/{f}" for f in files]
 
 
-_WRITERS = {"sasrec": _sasrec, "seqlines": _seqlines, "recbole": _recbole}
 
 
 def write_exports(result: BuildResult, folder: Path) -> list[str]:
     """Write every ``--export`` of ``result`` into ``folder``; returns the file names written."""
-    names = []
-    for name in result.config.emit.exports:
-        if name == "srgnn":
-            names += _srgnn(result, folder)
-            continue
-        fname = export_filename(name, result.config.output)
-        with open(folder / fname, "wb") as fh:
-            _WRITERS[name](result, fh)
-        names.append(fname)
+    assert result.sequences is not None
+    seqs = result.sequences
+    writer = ExportWriter(result.config, result.users, result.items, seqs.ratings is not None, folder, seqs.features)
+    try:
+        writer.add(result.sequences, 0)
+    finally:
+        writer.close()
+    names = list(writer.names)
+    if "srgnn" in result.config.emit.exports:
+        names += _srgnn(result, folder)
     return names

@@ -104,10 +104,11 @@ def atomic_output_dir(out: Path, overwrite: bool, reads: Reads = NO_READS) -> It
             raise
 
 
-def write_outputs(result: BuildResult, folder: Path, *, sequences_written: bool = False) -> dict[str, Any]:
+def write_outputs(result: BuildResult, folder: Path, *, sequences_written: bool = False, exports_written: bool = False) -> dict[str, Any]:
     """Write every requested file of ``result`` into ``folder``; returns the meta that was written.
 
-    ``sequences_written``: sequences.parquet is in ``folder`` already (written during the sort).
+    ``sequences_written``: sequences.parquet is in ``folder`` already (written during the sort);
+    ``exports_written``: so are the ``--export`` files (the Dask engine writes them part by part).
     """
     formats = result.config.formats
     # sequences.parquet (the largest file; pyarrow encodes it on one core) is written by a second
@@ -117,14 +118,14 @@ def write_outputs(result: BuildResult, folder: Path, *, sequences_written: bool 
         if "parquet" in formats and not sequences_written:
             pending = pool.submit(write_sequences, result.users, result.sequences, folder / "sequences.parquet")
         try:
-            meta = _write_rest(result, folder, pending)
+            meta = _write_rest(result, folder, pending, exports_written)
         finally:
             if pending is not None:
                 pending.cancel()  # not started yet (an error above): never start it
     return meta
 
 
-def _write_rest(result: BuildResult, folder: Path, pending: Future[None] | None) -> dict[str, Any]:
+def _write_rest(result: BuildResult, folder: Path, pending: Future[None] | None, exports_written: bool = False) -> dict[str, Any]:
     formats = result.config.formats
     try:
         if "npz" in formats:
@@ -144,7 +145,7 @@ def _write_rest(result: BuildResult, folder: Path, pending: Future[None] | None)
         write_attribute_files(result, folder)
         if result.extras is not None and result.extras.sessions is not None:  # --session-col
             write_parquet(result.extras.sessions, folder / "sessions.parquet")
-        if result.config.emit.exports:
+        if result.config.emit.exports and not exports_written:
             write_exports(result, folder)
         if "recbole" in result.config.emit.exports:
             write_recbole_attributes(result, folder)

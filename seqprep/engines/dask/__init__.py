@@ -22,43 +22,49 @@ How the work is split (every step columnar, per partition; no Python loop over r
    (:mod:`~seqprep.engines.dask.partitions`); the client writes each part as it arrives
    (:mod:`~seqprep.engines.dask.write`) and the rest of the folder as the local engine does.
 
-Sessions per output part (users are whole). Splits run on the client over the gathered sequences,
-by the local steps.
+Sessions per output part (users are whole). Splits, truncation, windows and negatives are decided
+and prepared per output part on the workers by the one per-user-range split API
+(:mod:`~seqprep.engines.dask.split`); the client writes the prepared parts in user order.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import tempfile
 import time as _time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
 
-from ...config import BuildConfig, EngineOptions, ReadOptions, SplitOptions
+from ...config import BuildConfig, EngineOptions, SplitOptions
 from ...errors import ConfigError, InputError, empty_log, one_line
-from ...io.columns import merge_ids
 from ...io.sources import sha256_stream
 from ...kernels import csr_offsets
-from ...model import BuildResult, InputInfo, Sequences
+from ...model import BuildResult, Extras, InputInfo, Log
 from ...output.atomic import NO_READS
+from ...output.exports import ExportWriter
 from ...output.folder import atomic_output_dir, build_reads, check_output, write_outputs
+from ...output.splits import SplitWriter
+from ...output.stream import StreamWriter
 from ...steps import splits
+from ...steps.counts import NEVER, CodeCounts
 from ...steps.meta import SequenceFacts, make_meta
 from ...steps.missing import MissingCounts
-from ...steps.sessions import add_sessions, session_gap, sessions_meta
-from ...steps.vocabularies import ITEM_START, USER_START, vocabulary_from_counts
-from ...timeunits import UNIT_SCALE
+from ...steps.sessions import session_gap, sessions_meta
+from ...steps.vocabularies import vocabularies_from_counts
 from ...vocab import Vocabulary
+from . import split as dsplit
 from .clean import Cleaned, clean_rows
-from .inputs import DaskInput, expand, frame, inspect
-from .partitions import SUMMARY_META, UNITS, encode, encoded_meta, make_part, summary
-from .write import gather, write_parts
+from .inputs import DaskInput, expand, inspect
+from .partitions import SUMMARY_META, make_part, split_rows, summary
+from .read import PieceRead, canon_meta, read_pieces
+from .write import gather, part_sequences, part_table, parts_in_order, stats, write_parts
 
 __all__ = ["INSTALL_HINT", "run_dask", "divisions"]
 
@@ -134,7 +140,7 @@ class _Read:
 
     canon: Any
     offsets: np.ndarray  # the global position of each partition's first row
-    plan: dict[str, Any]  # the merged time unit, float or not, and per-partition scales
+    pieces: PieceRead
     infos: tuple[InputInfo, ...]
     missing: dict[str, Any]  # the missing-value step's report
     partitions: int
@@ -143,26 +149,33 @@ class _Read:
     def num_rows(self) -> int:
         return int(self.offsets[-1])
 
+    @property
+    def unit(self) -> str:
+        return self.pieces.plan.unit
+
+    @property
+    def as_float(self) -> bool:
+        return self.pieces.plan.as_float
+
 
 def _read(dd: Any, client: Any, sources: list[DaskInput], config: BuildConfig) -> _Read:
     hashes = [client.submit(_sha256_of, s.location, pure=False) for s in sources]
-    frames = [frame(dd, s, config.engine.block_bytes) for s in sources]
-    file_parts = np.array([f.npartitions for f in frames])
-    canon = (frames[0] if len(frames) == 1 else dd.concat(frames)).persist()
+    pieces = read_pieces(client, sources, config)
+    canon = dd.from_delayed(pieces.parts, meta=canon_meta(pieces.plan.as_float), verify_meta=False)
     table = canon.map_partitions(summary, meta=SUMMARY_META).compute()
     offsets = csr_offsets(table["rows"].to_numpy())
-    ends = np.cumsum(file_parts)
+    rows = np.bincount(pieces.piece_inputs, weights=pieces.piece_rows, minlength=len(sources)).astype(np.int64)
     infos = tuple(
         InputInfo(
             path=s.path,
             bytes=s.size,
             sha256=h.result(),
-            rows=int(offsets[end] - offsets[end - n]),
+            rows=int(n),
             format=s.format,
             compression=s.compression,
             columns=dict(s.roles),
         )
-        for s, h, n, end in zip(sources, hashes, file_parts, ends)
+        for s, h, n in zip(sources, hashes, rows)
     )
     if offsets[-1] == 0:
         raise empty_log(i.path for i in infos)
@@ -177,38 +190,25 @@ def _read(dd: Any, client: Any, sources: list[DaskInput], config: BuildConfig) -
         first_bad=int(offsets[first] + table["first_bad"].iat[first]) if first >= 0 else -1,
     )
     missing = counts.report(infos, config.strict)
-    return _Read(canon, offsets, time_plan(table["tk"].to_numpy()), infos, missing, len(table))
+    return _Read(canon, offsets, pieces, infos, missing, len(table))
 
 
-def time_plan(codes: np.ndarray) -> dict[str, Any]:
-    """Merge the partitions' time kinds as the reader merges files': one kind of timestamp in every
-    input; the finest date unit wins; any fractional value makes all float64."""
-    from ...errors import mixed_time_kinds
-
-    units = [UNITS[c // 2] for c in codes]
-    present = {u for u in units if u != "none"}
-    if len(present) > 1 and "epoch" in present:
-        raise mixed_time_kinds()
-    if not present:
-        unit = "epoch"
-    elif len(present) == 1:
-        unit = next(iter(present))
-    else:
-        unit = max(present, key=UNIT_SCALE.__getitem__)
-    scales = np.array(
-        [UNIT_SCALE[unit] // UNIT_SCALE[u] if u not in ("none", "epoch") and unit != "epoch" else 1 for u in units],
-        dtype=np.int64,
-    )
-    return {"unit": unit, "float": bool(any(c % 2 for c in codes)), "scales": scales}
-
-
-def _vocabulary(table: Any, role: str, read: ReadOptions, typed_text: bool, order: str, start: int) -> tuple[Vocabulary, pa.Array]:
-    """A count table (id text -> kept, kpos) -> the fitted vocabulary and its ids as text (to broadcast)."""
-    text = pa.array(np.asarray(table.index, dtype=object), type=pa.string())
-    indices = pa.array(np.arange(len(text), dtype=np.int32))
-    _, typed = merge_ids([pa.DictionaryArray.from_arrays(indices, text)], read.id_type, role, typed_text)
-    vocab, chosen = vocabulary_from_counts(table["kept"].to_numpy(), typed, order, table["kpos"].to_numpy(), start)
-    return vocab, text.take(pa.array(chosen))
+def _vocabularies(cleaned: Cleaned, log: Log, config: BuildConfig) -> tuple[Vocabulary, Vocabulary, np.ndarray, np.ndarray]:
+    """The count tables (global code -> kept rows, first kept position) -> the vocabularies, fitted
+    or reused (``--vocab-from``) by the local step, and each code's user / item index (-1: none),
+    the tables broadcast to the workers."""
+    tables = []
+    for table, size, order in ((cleaned.users, len(log.user_ids), config.user_order), (cleaned.items, len(log.item_ids), config.item_order)):
+        codes = np.asarray(table.index, dtype=np.int64)
+        counts = np.zeros(size, dtype=np.int64)
+        counts[codes] = table["kept"].to_numpy()
+        first = None
+        if order == "first-seen":
+            first = np.full(size, NEVER, dtype=np.int64)
+            first[codes] = table["kpos"].to_numpy()
+        tables.append((counts, first))
+    counts = CodeCounts(users=tables[0][0], items=tables[1][0], user_first=tables[0][1], item_first=tables[1][1])
+    return vocabularies_from_counts(log, config, counts)
 
 
 def divisions(user_counts: np.ndarray, part_rows: int) -> list[int]:
@@ -223,63 +223,161 @@ def divisions(user_counts: np.ndarray, part_rows: int) -> list[int]:
     return [int(s) for s in starts] + [num_users]
 
 
-def _pieces(dask: Any, client: Any, cleaned: Cleaned, users: Vocabulary, lookups: tuple[pa.Array, pa.Array], read: _Read, config: BuildConfig, has_rating: bool, gap: Any) -> list[Any]:
-    """The output parts: encoded rows shuffled into contiguous user ranges, each sorted on a worker."""
-    enc = cleaned.rows.map_partitions(
-        # broadcast once to every worker (embedding large indexes in the graph would resend them)
-        encode,
-        client.scatter(lookups[0], broadcast=True),
-        client.scatter(lookups[1], broadcast=True),
-        meta=encoded_meta(read.plan["float"]),
-    )
-    bounds = divisions(users.counts, config.engine.part_rows)
-    cuts = bounds[:-1] + [bounds[-1] - 1] if len(bounds) > 2 else [0, bounds[-1] - 1]
-    if len(bounds) > 2 and cuts[-2] == cuts[-1]:  # a last part of one user: merge it
+def _ids_only(read: _Read) -> Log:
+    """The log's ids without its rows (they stay on the workers): what the vocabulary steps read."""
+    empty = np.zeros(0, np.int32)
+    return Log(empty, read.pieces.user_ids, empty, read.pieces.item_ids, np.zeros(0, np.int64), np.zeros(0, bool), read.unit, None, read.infos)
+
+
+def part_bounds(user_counts: np.ndarray, part_rows: int) -> list[int]:
+    """The output parts' user bounds (:func:`divisions`, a last part of one user merged into the one before)."""
+    bounds = divisions(user_counts, part_rows)
+    if len(bounds) > 3 and bounds[-1] - bounds[-2] == 1:
         bounds = bounds[:-2] + [bounds[-1]]
-        cuts = bounds[:-1] + [bounds[-1] - 1]
-    shuffled = enc.set_index("uidx", divisions=cuts)
-    return [
-        dask.delayed(make_part)(d, bounds[j], bounds[j + 1], has_rating, gap) for j, d in enumerate(shuffled.to_delayed())
-    ]
+    return bounds
 
 
-def run_dask(config: BuildConfig, *, write: bool = True) -> BuildResult:
+def _parts(client: Any, cleaned: Cleaned, users: Vocabulary, lookups: tuple[np.ndarray, np.ndarray], config: BuildConfig, has_rating: bool, gap: Any) -> tuple[list[Any], list[int]]:
+    """The output parts (futures, in user order) and their user bounds: each partition's kept rows
+    encoded and cut by user range on its worker; each part gathers its chunk of every partition
+    (integer arrays only cross) and is sorted there by the local kernels."""
+    import operator
+
+    bounds = part_bounds(users.counts, config.engine.part_rows)
+    rows = client.compute(cleaned.rows.to_delayed())
+    # broadcast once to every worker (embedding the tables in each task would resend them)
+    # hash=False: a fresh key per build (equal tables of two builds must never share one)
+    ulut, ilut = client.scatter(lookups[0], broadcast=True, hash=False), client.scatter(lookups[1], broadcast=True, hash=False)
+    cut = np.asarray(bounds, dtype=np.int64)
+    sent = [client.submit(split_rows, r, ulut, ilut, cut, pure=False) for r in rows]
+    del rows
+    parts = []
+    for j in range(len(bounds) - 1):
+        chunks = [client.submit(operator.getitem, s, j, pure=False) for s in sent]
+        parts.append(client.submit(make_part, chunks, bounds[j], bounds[j + 1], has_rating, gap, pure=False))
+    return parts, bounds
+
+
+def run_dask(config: BuildConfig, *, write: bool = True, stdout: BinaryIO | None = None) -> BuildResult:
     """Run the (validated) ``config`` on a Dask cluster.
 
     With ``write`` and Parquet output only, the sequences go straight from the workers to the part
     files and ``result.sequences`` is ``None`` (``seqprep.load(out)`` reads them back); otherwise they
-    are gathered on the client.
+    are gathered on the client. ``-o -`` streams the parts to ``stdout`` in user order.
     """
     t0 = _time.perf_counter()
     dask, dd, distributed = _import_dask()
-    reads = build_reads(config) if write else NO_READS
-    if write:
+    to_folder = write and not config.to_stdout
+    reads = build_reads(config) if to_folder else NO_READS
+    if to_folder:
         check_output(Path(config.output), config.overwrite, reads)  # before any work
     sources = [inspect(k, spec, config.read) for k, spec in enumerate(expand(config.inputs))]
     has_rating = any("rating" in s.roles for s in sources)  # as the local reader: a rating column anywhere
     with client_for(config.engine) as client, dask.config.set({"dataframe.convert-string": False}), _read_errors():
         read = _read(dd, client, sources, config)
         steps = [read.missing]
-        cleaned = clean_rows(dask, client, read.canon, config, read.offsets, read.plan, has_rating, steps)
-        gap = session_gap(config.session, read.plan["unit"], cleaned.largest)
-        users, user_lookup = _vocabulary(cleaned.users, "user", config.read, any(s.typed_text["user"] for s in sources), config.user_order, USER_START)
-        items, item_lookup = _vocabulary(cleaned.items, "item", config.read, any(s.typed_text["item"] for s in sources), config.item_order, ITEM_START)
-        pieces = _pieces(dask, client, cleaned, users, (user_lookup, item_lookup), read, config, has_rating, gap)
-        engine = {"name": "dask", "dask_version": dask.__version__, "input_partitions": read.partitions, "output_parts": len(pieces)}
-        if config.split != SplitOptions():  # splits run on the client, by the local steps
-            seqs = gather(write_parts(client, distributed, pieces, users, None, keep=True), users, read.plan["float"], has_rating)
-            return _finish_on_client(config, read, users, items, seqs, steps, engine, write, reads, t0)
+        log = _ids_only(read)
+        cleaned = clean_rows(dask, client, read.canon, config, read.offsets, read.unit, read.as_float, log, has_rating, steps)
+        gap = session_gap(config.session, read.unit, cleaned.largest)
+        users, items, user_lookup, item_lookup = _vocabularies(cleaned, log, config)
+        futures, _ = _parts(client, cleaned, users, (user_lookup, item_lookup), config, has_rating, gap)
+        engine = {"name": "dask", "dask_version": dask.__version__, "input_partitions": read.partitions, "output_parts": len(futures)}
+        meta = _meta(config, read, users, items, stats(client, futures), steps, has_rating, engine, gap)
+        plan = None
+        if config.split != SplitOptions():  # decided and prepared per part on the workers
+            plan = dsplit.plan(client, futures, config, read.unit, len(items), users.counts)
+            if plan.wanted():
+                decided, plan = dsplit.decide(client, futures, plan)
+                futures = dsplit.prepare(client, futures, decided, plan)
+                meta.update(splits.split_meta(plan, client.gather(client.map(_tally, futures))))  # may refuse: before any write
+            else:
+                plan = None
+        large = bool(users.counts.sum() >= 2**31)
+        if write and config.to_stdout:  # the stream, part by part in user order
+            writer = StreamWriter(config.emit.to, meta, stdout)
+            write_parts(_parts_to_write(futures, plan, None), users, None, keep=False, consumers=(lambda p: writer.add(part_table(p, users, large)),))
+            meta = writer.close()
+            result = BuildResult(config=config, users=users, items=items, sequences=None, meta=meta)
+            return dataclasses.replace(result, seconds=_time.perf_counter() - t0)
         keep = not write or "npz" in config.formats
         parquet = write and "parquet" in config.formats
         out = Path(config.output) if write else None
-        with atomic_output_dir(out, config.overwrite, reads) if out is not None else _nowhere() as tmp:
-            parts = write_parts(client, distributed, pieces, users, tmp if parquet else None, keep)
-            seqs = gather(parts, users, read.plan["float"], has_rating) if keep else None
-            meta = _meta(config, read, users, items, parts, steps, has_rating, engine, gap)
-            result = BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta)
+        with atomic_output_dir(out, config.overwrite, reads) if out is not None else _nowhere() as tmp, _split_files(config, users, tmp, plan) as split_out:
+            with _exports(config, users, items, has_rating, tmp) as consumers:
+                parts = write_parts(_parts_to_write(futures, plan, split_out), users, tmp if parquet else None, keep, consumers)
+            seqs = gather(parts, users, read.as_float, has_rating) if keep else None
+            extras = None
+            if plan is not None:
+                padded = split_out.padded if split_out is not None else [p["padded"] for p in parts if p.get("padded") is not None]
+                extras = Extras(padded=np.concatenate(padded) if padded else None, max_len=config.split.max_len, pad=config.split.pad)
+            result = BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta, extras=extras)
             if tmp is not None:
-                meta = write_outputs(result, tmp, sequences_written=parquet)
+                meta = write_outputs(result, tmp, sequences_written=parquet, exports_written=True)
     return dataclasses.replace(result, meta=meta, output=out, seconds=_time.perf_counter() - t0)
+
+
+def _tally(prepared: dict[str, Any]) -> dict[str, Any]:
+    return prepared["tally"]
+
+
+class _SplitOut:
+    """The split files, written as the prepared parts come (user order); sequences.npz's ``padded``
+    rows kept for the final write."""
+
+    def __init__(self, writer: SplitWriter | None) -> None:
+        self.writer = writer
+        self.padded: list[np.ndarray] = []
+
+    def add(self, prepared: dict[str, Any]) -> None:
+        ex = prepared["extras"]
+        if ex is None:
+            return
+        if ex.padded is not None:
+            self.padded.append(ex.padded)
+        if self.writer is not None:
+            self.writer.add(dataclasses.replace(ex, padded=None), prepared["lo"], prepared["hi"])
+
+
+@contextmanager
+def _split_files(config: BuildConfig, users: Vocabulary, folder: Path | None, plan: Any) -> Iterator[_SplitOut | None]:
+    """Where the prepared parts' split files go (None without a split)."""
+    if plan is None:
+        yield None
+        return
+    if folder is None:
+        yield _SplitOut(None)
+        return
+    with tempfile.TemporaryDirectory(prefix="seqprep-dask-split-") as spill:
+        writer = SplitWriter(folder, config.formats, users, Path(spill))
+        try:
+            yield _SplitOut(writer)
+        finally:
+            writer.close()
+
+
+def _parts_to_write(futures: list[Any], plan: Any, split_out: _SplitOut | None) -> Iterator[dict[str, Any]]:
+    """The parts to write, in user order: as computed, or (with a split) the prepared sequences,
+    their split rows handed to ``split_out`` on the way."""
+    for part in parts_in_order(futures):
+        if plan is None:
+            yield part
+            continue
+        if split_out is not None:
+            split_out.add(part)
+        yield dsplit.as_part(part, part["sequences"])
+
+
+@contextmanager
+def _exports(config: BuildConfig, users: Vocabulary, items: Vocabulary, has_rating: bool, folder: Path | None) -> Iterator[tuple[Any, ...]]:
+    """The ``--export`` files, written part by part (no consumer without exports or a folder)."""
+    if folder is None or not config.emit.exports:
+        yield ()
+        return
+    writer = ExportWriter(config, users, items, has_rating, folder)
+    try:
+        yield (lambda p: writer.add(part_sequences(p), p["lo"]),)
+    finally:
+        writer.close()
 
 
 @contextmanager
@@ -303,44 +401,12 @@ def _meta(
     facts = SequenceFacts(
         lengths=users.counts,
         ties=(int(sum(p["ties"][0] for p in parts)), int(sum(p["ties"][1] for p in parts))),
-        timestamp_dtype=np.dtype(np.float64 if read.plan["float"] else np.int64),
+        timestamp_dtype=np.dtype(np.float64 if read.as_float else np.int64),
         has_ratings=has_rating,
     )
-    meta = make_meta(config, inputs=read.infos, rows_read=read.num_rows, time_unit=read.plan["unit"], users=users, items=items, facts=facts, steps=steps)
+    meta = make_meta(config, inputs=read.infos, rows_read=read.num_rows, time_unit=read.unit, users=users, items=items, facts=facts, steps=steps)
     if gap is not None:
         lengths = [p["session_lengths"] for p in parts]
-        meta["sessions"] = sessions_meta(config.session, read.plan["unit"], gap, np.concatenate(lengths) if lengths else np.zeros(0, np.int64))
+        meta["sessions"] = sessions_meta(config.session, read.unit, gap, np.concatenate(lengths) if lengths else np.zeros(0, np.int64))
     meta["engine"] = engine
     return meta
-
-
-def _finish_on_client(
-    config: BuildConfig,
-    read: _Read,
-    users: Vocabulary,
-    items: Vocabulary,
-    seqs: Sequences,
-    steps: list[dict[str, Any]],
-    engine: dict[str, Any],
-    write: bool,
-    reads: Any,
-    t0: float,
-) -> BuildResult:
-    """Sessions, splits, truncation, windows and negatives: the local engine's tail (the reference) on
-    the sequences gathered on the client; written as the local engine writes them."""
-    unit = read.plan["unit"]
-    part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, unit)
-    seqs, sessions = add_sessions(seqs, unit, config.session)
-    meta = make_meta(config, inputs=read.infos, rows_read=read.num_rows, time_unit=unit, users=users, items=items, facts=SequenceFacts.of(seqs), steps=steps)
-    if sessions is not None:
-        meta["sessions"] = sessions
-    seqs, extras, extra_meta = splits.prepare(seqs, items, part, info, config)
-    meta.update(extra_meta)
-    meta["engine"] = dict(engine, output_parts=0, gathered_on_client=True)
-    result = BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta, extras=extras)
-    out = None
-    if write:
-        out = Path(config.output)
-        with atomic_output_dir(out, config.overwrite, reads) as tmp:
-            meta = write_outputs(result, tmp)
-    return dataclasses.replace(result, meta=meta, output=out, seconds=_time.perf_counter() - t0)

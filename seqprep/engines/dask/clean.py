@@ -15,24 +15,28 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from ...config import BuildConfig, FilterOptions
 from ...errors import needs_rating_column
+from ...model import Log
 from ...steps.filters import empty_after, kcore_details, step_report, window_bounds
+from ...steps.reuse import unknown_items_counted
 from .partitions import (
     DEDUP,
-    FINISH_META,
     KCORE,
     KEPT,
-    KEYED_META,
     MISSING,
     RATING,
     WINDOW,
+    code_tables,
     dedup_part,
     drop_ids,
     finish,
-    keyed,
+    finish_meta,
+    first_items,
+    kept_counts,
+    merge_code_tables,
+    present_items,
 )
 
 __all__ = ["Cleaned", "clean_rows"]
@@ -40,7 +44,7 @@ __all__ = ["Cleaned", "clean_rows"]
 
 @dataclass
 class Cleaned:
-    """The rows with their stage, the user and item count tables of the kept rows (id text -> kept,
+    """The rows with their stage, the user and item count tables of the kept rows (global id code -> kept,
     first kept position ``kpos``, last stage reached ``smax``), and the largest |timestamp| kept
     (computed only with ``--session-gap``)."""
 
@@ -50,19 +54,34 @@ class Cleaned:
     largest: float
 
 
-def _text(index: pd.Index) -> pa.Array:
-    return pa.array(np.asarray(index, dtype=object), type=pa.string())
+def _mask(index: pd.Index, size: int) -> np.ndarray:
+    """The codes of ``index`` as a mask over all ``size`` global codes (what a round broadcasts)."""
+    mask = np.zeros(size, dtype=bool)
+    mask[np.asarray(index, dtype=np.int64)] = True
+    return mask
 
 
-def _kept_counts(dask: Any, fin: Any) -> tuple[pd.Series, pd.Series]:
-    kept = fin[fin["stage"] == KEPT]
-    return dask.compute(kept.groupby("user").size(), kept.groupby("item").size())
+def _tree(dask: Any, parts: list[Any], combine: Any) -> Any:
+    """A tree reduction of per-partition results (pairs combined, level by level)."""
+    while len(parts) > 1:
+        parts = [dask.delayed(combine)(parts[k], parts[k + 1]) if k + 1 < len(parts) else parts[k] for k in range(0, len(parts), 2)]
+    return parts[0]
 
 
-def _kcore(dask: Any, client: Any, fin: Any, opts: FilterOptions) -> tuple[Any, list[dict[str, int]], bool]:
+def _add_pairs(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    return a[0] + b[0], a[1] + b[1]
+
+
+def _kept_counts(dask: Any, fin: Any, sizes: tuple[int, int]) -> tuple[pd.Series, pd.Series]:
+    """Kept rows per user and per item code (codes with none left out), by a tree reduction."""
+    users, items = dask.compute(_tree(dask, [dask.delayed(kept_counts)(p, sizes) for p in fin.to_delayed()], _add_pairs))[0]
+    return tuple(pd.Series(c[c > 0], index=np.flatnonzero(c > 0)) for c in (users, items))  # type: ignore[return-value]
+
+
+def _kcore(dask: Any, client: Any, fin: Any, opts: FilterOptions, sizes: tuple[int, int], meta: pd.DataFrame) -> tuple[Any, list[dict[str, int]], bool]:
     """k-core rounds on the count tables; -> (rows, the rounds that removed rows, fixpoint reached)."""
     rounds: list[dict[str, int]] = []
-    uc, ic = _kept_counts(dask, fin)
+    uc, ic = _kept_counts(dask, fin, sizes)
     while True:
         bad_u = uc.index[uc.to_numpy() < opts.min_user_count]
         bad_i = ic.index[ic.to_numpy() < opts.min_item_count]
@@ -71,10 +90,10 @@ def _kcore(dask: Any, client: Any, fin: Any, opts: FilterOptions) -> tuple[Any, 
         if opts.kcore_rounds is not None and len(rounds) >= opts.kcore_rounds:
             return fin, rounds, False
         # hash=False: a fresh key per round (equal contents, e.g. two empty sets, must not share one)
-        users_bad = client.scatter(_text(bad_u), broadcast=True, hash=False)
-        items_bad = client.scatter(_text(bad_i), broadcast=True, hash=False)
-        fin = fin.map_partitions(drop_ids, users_bad, items_bad, KCORE + len(rounds), meta=FINISH_META).persist()
-        uc2, ic2 = _kept_counts(dask, fin)
+        users_bad = client.scatter(_mask(bad_u, sizes[0]), broadcast=True, hash=False)
+        items_bad = client.scatter(_mask(bad_i, sizes[1]), broadcast=True, hash=False)
+        fin = fin.map_partitions(drop_ids, users_bad, items_bad, KCORE + len(rounds), meta=meta).persist()
+        uc2, ic2 = _kept_counts(dask, fin, sizes)
         rounds.append(
             {
                 "round": len(rounds) + 1,
@@ -94,47 +113,75 @@ def clean_rows(
     canon: Any,
     config: BuildConfig,
     offsets: np.ndarray,
-    plan: dict[str, Any],
+    unit: str,
+    as_float: bool,
+    log: Log,
     has_rating: bool,
     steps: list[dict[str, Any]],
 ) -> Cleaned:
-    """Mark every row with the step that removed it; append the steps' reports to ``steps``."""
+    """Mark every row with the step that removed it; append the steps' reports to ``steps``.
+
+    ``canon``: the canonical frame (global id codes, -1 = missing; ``log``: their ids, no rows);
+    ``unit``/``as_float``: its time unit and type."""
+    sizes = (len(log.user_ids), len(log.item_ids))
     opts = config.filter
     since = until = None
     if opts.since is not None or opts.until is not None:
-        since, until = window_bounds(opts, plan["unit"])
+        since, until = window_bounds(opts, unit)
     if opts.min_rating is not None and not has_rating:
         raise needs_rating_column()
-    fin = canon.map_partitions(finish, offsets, plan["scales"], plan["float"], since, until, opts.min_rating, meta=FINISH_META)
+    meta = finish_meta(as_float)
+    unknown = None
+    if config.vocab.vocab_from is not None:  # before the filters: k-core counts only encodable rows
+        unknown = _unknown_items(dask, client, canon, config, offsets, log)
+        steps.append(unknown[1])
+        unknown = None if unknown[0] is None else client.scatter(unknown[0], broadcast=True, hash=False)
+    fin = canon.map_partitions(finish, offsets, since, until, opts.min_rating, unknown, meta=meta)
     if opts.dedup != "none":
-        fin = fin.shuffle(on="user").map_partitions(dedup_part, opts.dedup, has_rating, meta=FINISH_META)
+        fin = fin.shuffle(on="user").map_partitions(dedup_part, opts.dedup, has_rating, meta=meta)
     kcore_on = opts.min_user_count > 1 or opts.min_item_count > 1
     if opts.dedup != "none" or kcore_on:  # read several times (count tables, rounds, encoding): shuffle once
         fin = fin.persist()
     rounds: list[dict[str, int]] = []
     fixpoint = True
     if kcore_on:
-        fin, rounds, fixpoint = _kcore(dask, client, fin, opts)
-    missing_rating: Any = 0
-    if opts.min_rating is not None:  # NaN ratings among the rows that reach the rating step
-        missing_rating = fin[fin["stage"] > WINDOW]["rating"].isna().sum()
-    tables = fin.map_partitions(keyed, meta=KEYED_META)
-    agg = {"kept": "sum", "kpos": "min", "smax": "max"}
-    top: Any = 0
-    if config.session.session_gap is not None:
-        top = fin[fin["stage"] == KEPT]["time"].abs().max()
-    user_table, item_table, stage_counts, missing_rating, top = dask.compute(
-        tables.groupby("user").agg(agg), tables.groupby("item").agg(agg), fin["stage"].value_counts(), missing_rating, top
+        fin, rounds, fixpoint = _kcore(dask, client, fin, opts, sizes, meta)
+    parts = [dask.delayed(code_tables)(p, sizes, WINDOW) for p in fin.to_delayed()]
+    t = dask.compute(_tree(dask, parts, merge_code_tables))[0]
+    user_table, item_table = (
+        pd.DataFrame(
+            {"kept": t[f"{role}_kept"][seen], "kpos": t[f"{role}_kpos"][seen], "smax": t[f"{role}_smax"][seen]},
+            index=np.flatnonzero(seen),
+        )
+        for role in ("user", "item")
+        for seen in [t[f"{role}_rows"] > 0]  # a code seen on a row (a missing id, code -1, is no id)
     )
+    stage_counts, missing_rating, top = t["stages"], t["missing_rating"] if opts.min_rating is not None else 0, t["top"]
     counts = {int(k): int(v) for k, v in stage_counts.items()}
     details = {
-        "time_window": {"since": since, "until": until, "time_unit": plan["unit"], "rule": "since <= t < until"},
+        "time_window": {"since": since, "until": until, "time_unit": unit, "rule": "since <= t < until"},
         "min_rating": {"min_rating": opts.min_rating, "missing_rating": int(missing_rating)},
         "dedup": {"mode": opts.dedup},
         "kcore": kcore_details(opts, rounds, fixpoint),
     }
     _report_steps(steps, counts, user_table["smax"].to_numpy(), item_table["smax"].to_numpy(), opts, details, since, until)
     return Cleaned(fin, user_table, item_table, float(top))
+
+
+def _unknown_items(dask: Any, client: Any, canon: Any, config: BuildConfig, offsets: np.ndarray, log: Log) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """The unknown-items step of ``--vocab-from`` from the rows per item code (a tree reduction):
+    (a mask over the item codes of the rows it drops, or None; its report), by the local step."""
+    size = len(log.item_ids)
+    parts = canon.to_delayed()
+    counts = np.sum(dask.compute(*[dask.delayed(present_items)(p, size) for p in parts]), axis=0) if parts else np.zeros(size, np.int64)
+
+    def first_unseen(mask: np.ndarray) -> np.ndarray:  # only for --unknown error: the first few named
+        found = dask.compute(*[dask.delayed(first_items)(p, mask, offsets, k) for k, p in enumerate(parts)])
+        codes = np.concatenate([c for c, _ in found])
+        pos = np.concatenate([q for _, q in found])
+        return pd.unique(codes[np.argsort(pos, kind="stable")])
+
+    return unknown_items_counted(log, counts, config, first_unseen)
 
 
 def _report_steps(

@@ -1,12 +1,10 @@
-"""The Dask engine's inputs: what each file is and how to read it (decided on the client from its
-first 64 KiB, by the local reader's own sniffing), and each one as a Dask frame of canonical rows."""
+"""The Dask engine's inputs: what each file is and how to read it, decided on the client from its
+first 64 KiB by the local reader's own sniffing (the pieces are then read by :mod:`.read`)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 
@@ -14,13 +12,8 @@ from ...config import ReadOptions
 from ...errors import ConfigError, InputError, input_is_folder, input_not_found, no_glob_match, one_line
 from ...io.sniff import CsvLayout, csv_layout, detect_format, jsonl_layout, resolve_columns
 from ...io.sources import MAGIC, SNIFF_BYTES, expand_inputs, inner_name
-from .partitions import CANON_META, canon
 
-__all__ = ["NULLS", "DaskInput", "expand", "frame", "inspect"]
-
-#: pyarrow's CSV null strings (the local reader's), so both engines call the same fields missing.
-NULLS = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "N/A", "NA", "NULL", "NaN", "n/a", "nan", "null"]  # fmt: skip
-
+__all__ = ["DaskInput", "expand", "inspect"]
 
 @dataclass(frozen=True)
 class DaskInput:
@@ -34,6 +27,7 @@ class DaskInput:
     roles: dict[str, str]
     typed_text: dict[str, bool]  # a typed source's text ids stay text (as the local reader decides)
     csv: CsvLayout | None = None
+    head: bytes = b""  # the first bytes (decompressed), which every piece's layout is sniffed from
 
     @property
     def location(self) -> str:
@@ -83,11 +77,11 @@ def inspect(index: int, spec: str, opts: ReadOptions) -> DaskInput:
     untyped = {"user": False, "item": False}
     if fmt == "csv":
         layout = csv_layout(spec, opts, head)
-        return DaskInput(index, spec, size, compression, fmt, layout.roles, untyped, layout)
+        return DaskInput(index, spec, size, compression, fmt, layout.roles, untyped, layout, head)
     if fmt == "jsonl":
         roles, schema = jsonl_layout(spec, opts, head)  # the local rules
         typed = {r: pa.types.is_string(schema.field(roles[r]).type) for r in ("user", "item")}
-        return DaskInput(index, spec, size, compression, fmt, roles, typed)
+        return DaskInput(index, spec, size, compression, fmt, roles, typed, None, head)
     return _parquet_input(index, spec, size, compression, opts)
 
 
@@ -108,41 +102,3 @@ def _parquet_input(index: int, spec: str, size: int, compression: str | None, op
     roles = resolve_columns(schema.names, opts, spec)
     typed = {r: pa.types.is_string(schema.field(roles[r]).type) or pa.types.is_large_string(schema.field(roles[r]).type) for r in ("user", "item")}
     return DaskInput(index, spec, size, compression, "parquet", roles, typed)
-
-
-def frame(dd: Any, src: DaskInput, block_bytes: int) -> Any:
-    """One input as a Dask frame of its role columns, every partition canonicalised by :func:`canon`."""
-    import pandas as pd
-
-    cols = [src.roles[r] for r in ("user", "item", "time", "rating") if r in src.roles]
-    splittable = src.compression is None
-    if src.format == "csv":
-        assert src.csv is not None
-        kw: dict[str, Any] = {
-            "sep": src.csv.sep,
-            "header": 0 if src.csv.header else None,
-            "names": src.csv.names,
-            "usecols": cols,
-            "dtype": dict.fromkeys(cols, pd.StringDtype("pyarrow")),
-            "na_values": NULLS,
-            "keep_default_na": False,
-            "blocksize": block_bytes if splittable else None,
-            "compression": src.compression,
-        }
-        if len(src.csv.sep) > 1:
-            kw |= {"sep": re.escape(src.csv.sep), "engine": "python"}
-        df = dd.read_csv(src.location, **kw)
-    elif src.format == "jsonl":
-        df = dd.read_json(
-            src.location,
-            lines=True,
-            orient="records",
-            blocksize=block_bytes if splittable else None,
-            compression=src.compression or "infer",
-            dtype=False,  # no type guessing (pandas then also leaves date-like columns alone)
-        )
-        df = df[cols]
-    else:
-        df = dd.read_parquet(src.location, columns=cols)
-    df = df.rename(columns={src.roles[r]: r for r in src.roles})
-    return df.map_partitions(canon, where=src.path, meta=CANON_META)

@@ -1,8 +1,11 @@
-"""The Dask engine's outputs: each computed part written as ``sequences/part-NNNNN.parquet`` the moment
-it arrives (contiguous user ranges, in user-index order), or gathered on the client."""
+"""The Dask engine's outputs, written by the client from the computed parts in user order, one part
+at a time (a part is fetched from its worker only when it is written): each as
+``sequences/part-NNNNN.parquet`` (contiguous user ranges, in user-index order), into the exports and
+the ``-o -`` stream as they arrive, or kept for sequences.npz / the Python result."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +15,9 @@ from ...kernels import csr_offsets
 from ...model import Sequences
 from ...output.files import sequences_columns, write_parquet
 from ...vocab import Vocabulary
+from .partitions import part_stats
 
-__all__ = ["PARTS_FOLDER", "gather", "part_sequences", "write_parts"]
+__all__ = ["PARTS_FOLDER", "gather", "part_sequences", "part_table", "parts_in_order", "stats", "write_parts"]
 
 PARTS_FOLDER = "sequences"
 
@@ -29,26 +33,49 @@ def part_sequences(part: dict[str, Any]) -> Sequences:
     )
 
 
+def part_table(part: dict[str, Any], users: Vocabulary, large: bool) -> Any:
+    """One part's rows of sequences.parquet (``large``: list columns as ``large_list``)."""
+    lo, hi = part["lo"], part["hi"]
+    return sequences_columns(
+        np.arange(lo, hi, dtype=np.int32), users.ids.slice(lo, hi - lo), part_sequences(part), large
+    )
+
+
+def stats(client: Any, futures: list[Any]) -> list[dict[str, Any]]:
+    """Every part's ties and session lengths (small), computed beside the parts: meta.json's figures."""
+    return client.gather(client.map(part_stats, futures))
+
+
+def parts_in_order(futures: list[Any]) -> Iterator[dict[str, Any]]:
+    """The parts, fetched one at a time in user order; each is let go on its worker once fetched."""
+    for fut in futures:
+        part = fut.result()
+        fut.release()
+        yield part
+
+
 def write_parts(
-    client: Any, distributed: Any, pieces: list[Any], users: Vocabulary, folder: Path | None, keep: bool
+    parts: Iterable[dict[str, Any]],
+    users: Vocabulary,
+    folder: Path | None,
+    keep: bool,
+    consumers: tuple[Callable[[dict[str, Any]], None], ...] = (),
 ) -> list[dict[str, Any]]:
-    """Compute the parts; with ``folder``, write each as ``sequences/part-NNNNN.parquet`` as soon as it
-    arrives. Returns per part its ties and (with ``keep``) its arrays, in part order."""
+    """The parts, in user order (:func:`parts_in_order`): with ``folder``, each written as
+    ``sequences/part-NNNNN.parquet``; each handed to the ``consumers`` (exports, the stream).
+    Returns the parts kept whole with ``keep``."""
     if folder is not None:
         (folder / PARTS_FOLDER).mkdir()
-    futures = client.compute(pieces)
-    index = {f.key: j for j, f in enumerate(futures)}
-    done: list[dict[str, Any] | None] = [None] * len(futures)
-    for fut in distributed.as_completed(futures):
-        part = fut.result()
-        j = index[fut.key]
-        fut.release()
+    large = bool(users.counts.sum() >= 2**31)
+    kept = []
+    for j, part in enumerate(parts):
         if folder is not None:
-            lo, hi = part["lo"], part["hi"]
-            table = sequences_columns(np.arange(lo, hi, dtype=np.int32), users.ids.slice(lo, hi - lo), part_sequences(part))
-            write_parquet(table, folder / PARTS_FOLDER / f"part-{j:05d}.parquet")
-        done[j] = part if keep else {"ties": part["ties"], "session_lengths": part["session_lengths"]}
-    return [d for d in done if d is not None]
+            write_parquet(part_table(part, users, large), folder / PARTS_FOLDER / f"part-{j:05d}.parquet")
+        for consume in consumers:
+            consume(part)
+        if keep:
+            kept.append(part)
+    return kept
 
 
 def gather(parts: list[dict[str, Any]], users: Vocabulary, as_float: bool, has_rating: bool) -> Sequences:
@@ -61,8 +88,8 @@ def gather(parts: list[dict[str, Any]], users: Vocabulary, as_float: bool, has_r
             timestamps=np.zeros(0, dtype),
             ratings=None,
         )
-    return Sequences(
-        offsets=csr_offsets(users.counts),
+    return Sequences(  # offsets from the parts: with --truncate they hold fewer than users.counts
+        offsets=csr_offsets(np.concatenate([np.diff(p["offsets"]) for p in parts])),
         items=np.concatenate([p["items"] for p in parts]),
         timestamps=np.concatenate([p["timestamps"] for p in parts]).astype(dtype, copy=False),
         ratings=np.concatenate([p["ratings"] for p in parts]) if has_rating else None,

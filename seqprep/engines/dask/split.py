@@ -1,0 +1,89 @@
+"""Splits, truncation, windows and negatives on a Dask cluster, decided and prepared per output part
+on its worker (each part holds whole users) by the one per-user-range split API
+(:mod:`seqprep.steps.splits`: plan, ``split_range``, ``prepare_range``), so the output is the local
+engine's, byte for byte:
+
+1. the client plans the split from the user counts (``plan_split``; for ``--split time:Q1,Q2`` the
+   quantiles need every timestamp, which are then gathered);
+2. each part decides its users' split and its facts on its worker; the client adds the facts up
+   (``merge_tallies``) and broadcasts the completed plan;
+3. each part prepares its sequences to write, split rows, windows and negatives on its worker (the
+   negatives come from one random stream per row, so any cut into parts draws the same);
+4. the client fetches the prepared parts in user order and writes them: the sequences parts, the
+   split files (``SplitWriter``, row groups joined across parts), the tallies into meta.json.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ...config import BuildConfig
+from ...kernels.splits import time_quantile
+from ...model import Sequences
+from ...steps import splits
+from .write import part_sequences
+
+__all__ = ["decide", "plan", "prepare"]
+
+
+def plan(
+    client: Any, futures: list[Any], config: BuildConfig, unit: str, num_items: int, user_counts: np.ndarray
+) -> splits.SplitPlan:
+    """The split's plan over all users (what every part's decision needs)."""
+    quantile = None
+    if config.split.rule == "time" and config.split.fractions is not None:
+        times = np.concatenate(client.gather(client.map(_timestamps, futures))) if futures else np.zeros(0, np.int64)
+
+        def quantile(q: float) -> Any:
+            return time_quantile(times, q)
+
+    return splits.plan_split(config.split, unit, num_items, user_counts, quantile)
+
+
+def _timestamps(part: dict[str, Any]) -> np.ndarray:
+    return part["timestamps"]
+
+
+def _decide(part: dict[str, Any], plan: splits.SplitPlan) -> tuple[np.ndarray | None, dict[str, Any]]:
+    return splits.split_range(plan, part_sequences(part), None, user0=part["lo"])
+
+
+def _facts(decided: tuple[np.ndarray | None, dict[str, Any]]) -> dict[str, Any]:
+    return decided[1]
+
+
+def decide(client: Any, futures: list[Any], plan: splits.SplitPlan) -> tuple[list[Any], splits.SplitPlan]:
+    """Each part's split decided on its worker -> (the decisions, futures; the plan completed from
+    their facts, added up in user order)."""
+    shared = client.scatter(plan, broadcast=True, hash=False)
+    decided = [client.submit(_decide, f, shared, pure=False) for f in futures]
+    facts = client.gather(client.map(_facts, decided))
+    return decided, plan.with_facts(splits.merge_tallies(facts))
+
+
+def _prepare(
+    part: dict[str, Any], decided: tuple[np.ndarray | None, dict[str, Any]], plan: splits.SplitPlan
+) -> dict[str, Any]:
+    seqs, extras, tally = splits.prepare_range(plan, part_sequences(part), decided[0], None, user0=part["lo"])
+    return {"lo": part["lo"], "hi": part["hi"], "sequences": seqs, "extras": extras, "tally": tally}
+
+
+def prepare(client: Any, futures: list[Any], decided: list[Any], plan: splits.SplitPlan) -> list[Any]:
+    """Each part's sequences to write, extras and tally, prepared on its worker (futures, user order)."""
+    shared = client.scatter(plan, broadcast=True, hash=False)
+    return [client.submit(_prepare, f, d, shared, pure=False) for f, d in zip(futures, decided)]
+
+
+def as_part(prepared: dict[str, Any], seqs: Sequences) -> dict[str, Any]:
+    """A prepared part in the layout of a computed part (for the part writers)."""
+    return {
+        "lo": prepared["lo"],
+        "hi": prepared["hi"],
+        "offsets": seqs.offsets,
+        "items": seqs.items,
+        "timestamps": seqs.timestamps,
+        "ratings": seqs.ratings,
+        "session_ids": seqs.session_ids,
+    }

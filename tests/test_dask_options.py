@@ -1,0 +1,248 @@
+"""Every option the Dask engine runs gives the local engine's bytes: a table of option combinations,
+each built locally and on a LocalCluster (2 workers), every output file compared byte for byte.
+
+The only files that legitimately differ: meta.json's ``engine`` record and file list (compared with
+them left out), and sequences.parquet, which the Dask engine writes as ``sequences/part-NNNNN.parquet``
+(compared row for row: the parts concatenated are the local table). The ``-o -`` stream is compared
+byte for byte (JSON Lines) or batch for batch with its metadata (Arrow: the metadata holds meta.json).
+Small ``block_bytes`` / ``part_rows`` force several read pieces and output parts.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import random
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import seqprep
+from seqprep.output.stream import read_meta
+
+distributed = pytest.importorskip("distributed")
+
+SMALL = {"block_bytes": 2048, "part_rows": 500}
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        processes=True,
+        threads_per_worker=1,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        silence_logs=logging.ERROR,
+    )
+    try:
+        yield cluster.scheduler_address
+    finally:
+        cluster.close()
+
+
+def _log(seed: int, n: int = 1500) -> str:
+    rng = random.Random(seed)
+    lines = ["userId,movieId,rating,timestamp"]
+    for _ in range(n):
+        u, i = rng.randint(1, 60), rng.randint(1, 120)
+        lines.append(
+            f"{'u' if u % 3 else '00'}{u},{i if i % 4 else f'0{i}'},{rng.randint(1, 10) / 2},{rng.randint(0, 40)}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _comparable(meta: dict) -> dict:
+    m = json.loads(json.dumps(meta))
+    m.pop("engine", None)
+    m.pop("outputs", None)
+    m["options"].pop("engine", None)
+    m["options"].pop("output", None)
+    return m
+
+
+def _sequences(folder: Path) -> pa.Table:
+    if (folder / "sequences.parquet").is_file():
+        return pq.read_table(folder / "sequences.parquet")
+    parts = sorted((folder / "sequences").glob("part-*.parquet"))
+    return pa.concat_tables([pq.read_table(p) for p in parts])
+
+
+def assert_same_folders(local: Path, dask: Path) -> None:
+    """Every file byte-identical but meta.json (comparable) and sequences (row for row)."""
+    names = {p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file()}
+    dnames = {p.relative_to(dask).as_posix() for p in dask.rglob("*") if p.is_file()}
+    plain = {n for n in names if n not in ("meta.json", "sequences.parquet")}
+    assert plain == {
+        n for n in dnames if n not in ("meta.json", "sequences.parquet") and not n.startswith("sequences/")
+    }
+    for name in sorted(plain):
+        assert (local / name).read_bytes() == (dask / name).read_bytes(), name
+    if "sequences.parquet" in names:
+        assert _sequences(local).equals(_sequences(dask))
+    a, b = json.loads((local / "meta.json").read_text()), json.loads((dask / "meta.json").read_text())
+    assert _comparable(a) == _comparable(b)
+    assert a["outputs"]["exports"] == b["outputs"]["exports"]
+
+
+CASES = {
+    "export_all": dict(exports=("sasrec", "seqlines", "recbole")),
+    "export_npz_kcore": dict(
+        exports=("sasrec", "recbole"), formats=("parquet", "npz"), min_user_count=5, min_item_count=3
+    ),
+    "export_first_seen_dedup": dict(
+        exports=("seqlines",), user_order="first-seen", item_order="first-seen", dedup="first"
+    ),
+    "export_window_rating": dict(exports=("recbole",), since=5, until=35, min_rating=2.0, item_order="id"),
+    "export_sessions": dict(exports=("sasrec",), session_gap=3),
+    "export_split": dict(exports=("sasrec", "seqlines"), split="loo"),
+    "loo_negatives_popularity": dict(
+        split="loo", eval_negatives=3, negatives="popularity", max_len=4, formats=("parquet", "npz")
+    ),
+    "loo_truncate_export": dict(
+        split="loo", max_len=3, truncate=True, exports=("sasrec", "recbole"), formats=("parquet", "npz")
+    ),
+    "time_quantiles_windows": dict(split="time:0.6,0.8", windows="3:1", eval_negatives=2, formats=("parquet", "npz")),
+    "time_bounds_sessions_kcore": dict(split="time", valid_from=20, test_from=30, session_gap=4, min_user_count=5),
+    "users_split_dedup": dict(split="users:0.6,0.2,0.2", seed=4, eval_negatives=3, dedup="last", min_item_count=3),
+    "pad_only_npz": dict(max_len=5, pad="right", formats=("npz",)),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_folder_outputs_match_local_byte_for_byte(case, tmp_path, scheduler):
+    path = tmp_path / "log.csv"
+    path.write_text(_log(len(case)))
+    options = CASES[case]
+    local, dask = tmp_path / "local" / "out", tmp_path / "dask" / "out"  # one name: recbole's file is named after it
+    seqprep.build(path, local, **options)
+    res = seqprep.build(path, dask, engine="dask", scheduler=scheduler, **SMALL, **options)
+    assert res.meta["engine"]["name"] == "dask"
+    # written from the parts, never gathered on the client
+    assert res.meta["engine"]["output_parts"] > 1 and res.meta["engine"]["input_partitions"] > 1
+    assert "gathered_on_client" not in res.meta["engine"]
+    assert_same_folders(local, dask)
+
+
+STREAMS = {
+    "jsonl": dict(to="jsonl"),
+    "jsonl_kcore_sessions": dict(to="jsonl", min_user_count=4, session_gap=5),
+    "arrow": dict(),
+    "arrow_first_seen": dict(to="arrow", user_order="first-seen", dedup="exact"),
+    "arrow_split": dict(split="loo"),
+    "jsonl_truncate": dict(to="jsonl", split="loo", max_len=3, truncate=True),
+}
+
+
+@pytest.mark.parametrize("case", list(STREAMS))
+def test_stdout_stream_matches_local(case, tmp_path, scheduler):
+    path = tmp_path / "log.csv"
+    path.write_text(_log(3 + len(case)))
+    options = STREAMS[case]
+    a, b = io.BytesIO(), io.BytesIO()
+    seqprep.build(path, "-", stdout=a, **options)
+    seqprep.build(path, "-", stdout=b, engine="dask", scheduler=scheduler, **SMALL, **options)
+    if options.get("to") == "jsonl":
+        assert a.getvalue() == b.getvalue() and a.getvalue()
+        return
+    ra, rb = pa.ipc.open_stream(a.getvalue()), pa.ipc.open_stream(b.getvalue())
+    assert ra.schema.remove_metadata() == rb.schema.remove_metadata()
+    assert _comparable(read_meta(ra.schema)) == _comparable(read_meta(rb.schema))
+    batches_a, batches_b = list(ra), list(rb)
+    assert [x.num_rows for x in batches_a] == [x.num_rows for x in batches_b]
+    assert all(x.equals(y) for x, y in zip(batches_a, batches_b))
+
+
+def test_stream_batches_span_parts(tmp_path, scheduler):
+    """More users than one record batch, over many parts: batches of 8192 users whatever the parts."""
+    rows = (
+        ["user,item,ts"]
+        + [f"{u},{u % 7 + 1},{u}" for u in range(9000)]
+        + [f"{u},{u % 5 + 1},{u + 1}" for u in range(0, 9000, 3)]
+    )
+    path = tmp_path / "many.csv"
+    path.write_text("\n".join(rows) + "\n")
+    a, b = io.BytesIO(), io.BytesIO()
+    seqprep.build(path, "-", stdout=a, to="jsonl")
+    res = seqprep.build(
+        path, "-", stdout=b, to="jsonl", engine="dask", scheduler=scheduler, block_bytes=4096, part_rows=1000
+    )
+    assert res.meta["engine"]["output_parts"] > 5
+    assert a.getvalue() == b.getvalue()
+    a, b = io.BytesIO(), io.BytesIO()
+    seqprep.build(path, "-", stdout=a)
+    seqprep.build(path, "-", stdout=b, engine="dask", scheduler=scheduler, block_bytes=4096, part_rows=1000)
+    ba, bb = list(pa.ipc.open_stream(a.getvalue())), list(pa.ipc.open_stream(b.getvalue()))
+    assert [x.num_rows for x in ba] == [8192, 808] == [x.num_rows for x in bb]
+    assert all(x.equals(y) for x, y in zip(ba, bb))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'user,item,ts\n1,a,5\n2,"b\n3,c,7\n',  # a quote never closed
+        "user,item,ts\n"
+        + "".join(f"{k},i{k},{k}\n" for k in range(400))
+        + "7,x\n"
+        + "".join(f"{k},j,{k}\n" for k in range(50)),
+        "user,item,ts\n" + "".join(f"{k},i{k},{k}\n" for k in range(400)) + "7,x,notatime\n",
+    ],
+)
+def test_read_errors_are_the_local_ones(text, tmp_path, scheduler):
+    """A malformed row in a later piece: the local reader's message, naming the file's line."""
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(seqprep.SeqprepError) as local:
+        seqprep.build(path, tmp_path / "l")
+    with pytest.raises(seqprep.SeqprepError) as dask:
+        seqprep.build(path, tmp_path / "d", engine="dask", scheduler=scheduler, block_bytes=1024)
+    assert str(dask.value) == str(local.value)
+    assert not (tmp_path / "d").exists()
+
+
+REUSE = {
+    "drop": dict(),
+    "drop_kcore_first_seen": dict(min_item_count=3, user_order="first-seen"),
+    "oov_export": dict(unknown="oov", exports=("recbole", "sasrec")),
+    "extend_first_seen_split": dict(extend=True, item_order="first-seen", user_order="first-seen", split="loo"),
+    "extend_frequency_window": dict(extend=True, since=5, until=38),
+}
+
+
+@pytest.mark.parametrize("case", list(REUSE))
+def test_vocab_from_matches_local(case, tmp_path, scheduler):
+    """--vocab-from: the reference (a small vocabulary) is read on the client; the unknown items are
+    found from the rows per item code; the new users and items are appended by the local step."""
+    old, new = tmp_path / "old.csv", tmp_path / "new.csv"
+    old.write_text(_log(11, n=600))
+    new.write_text(_log(12))  # more users and items than old: unseen ones
+    seqprep.build(old, tmp_path / "ref")
+    options = dict(REUSE[case], vocab_from=str(tmp_path / "ref"))
+    local, dask = tmp_path / "local" / "out", tmp_path / "dask" / "out"
+    seqprep.build(new, local, **options)
+    res = seqprep.build(new, dask, engine="dask", scheduler=scheduler, **SMALL, **options)
+    assert res.meta["vocab_reuse"]["unseen_items"] > 0
+    assert_same_folders(local, dask)
+
+
+def test_vocab_from_unknown_error_names_the_same_items(tmp_path, scheduler):
+    old, new = tmp_path / "old.csv", tmp_path / "new.csv"
+    old.write_text(_log(11, n=600))
+    new.write_text(_log(12))
+    seqprep.build(old, tmp_path / "ref")
+    with pytest.raises(seqprep.SeqprepError) as local:
+        seqprep.build(new, tmp_path / "l", vocab_from=str(tmp_path / "ref"), unknown="error")
+    with pytest.raises(seqprep.SeqprepError) as dask:
+        seqprep.build(
+            new,
+            tmp_path / "d",
+            vocab_from=str(tmp_path / "ref"),
+            unknown="error",
+            engine="dask",
+            scheduler=scheduler,
+            **SMALL,
+        )
+    assert str(dask.value) == str(local.value) and "e.g." in str(local.value)
