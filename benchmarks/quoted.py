@@ -213,14 +213,16 @@ def run(args: argparse.Namespace) -> None:
         f"{args.path} ({args.path.stat().st_size / 2**20:,.0f} MiB), {args.repeat} runs each, interleaved; "
         f"nproc={len(os.sched_getaffinity(0))}; load avg before/after {load[0]:.2f}/{load[1]:.2f}"
     )
-    print(f"{'step':<22}{'wall s: median (min-max)':>28}{'cpu s: median':>16}{'peak MiB':>10}{'x ' + base:>22}")
+    print(
+        f"{'step':<22}{'wall s: median (min-max)':>26}{'cpu s: median (min-max)':>26}{'peak MiB':>10}{'wall x ' + base:>24}"
+    )
     for s in steps:
         if s["error"]:
             print(f"{s['step']:<22}  FAILED: {s['error']}")
             continue
         ratio = f"{med[s['step']] / med[base]:.2f}" if base in med else "-"
         rss = f"{statistics.median(s['rss']):.0f}" if s["rss"] else "-"
-        print(f"{s['step']:<22}{_fmt(s['walls']):>28}{_fmt(s['cpus'])[:5]:>16}{rss:>10}{ratio:>22}")
+        print(f"{s['step']:<22}{_fmt(s['walls']):>26}{_fmt(s['cpus']):>26}{rss:>10}{ratio:>24}")
     others = [k for k in ("pandas", "polars") if k in med]
     for s in steps:
         if s["step"].startswith("seqprep") and s["step"] in med:

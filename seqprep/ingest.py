@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import lzma
 import os
 import re
@@ -33,7 +34,7 @@ import pyarrow.parquet as pq
 
 from .config import ReadOptions
 from .errors import ConfigError, InputError, SeqprepError
-from .kernels.csvquotes import BOM, CR, LF, QuoteTracker, row_end, state_before
+from .kernels.csvquotes import BOM, LF, QuoteTracker, row_end, state_before
 from .progress import SILENT, Progress
 from .readers import (
     _DICT,
@@ -63,6 +64,7 @@ from .readers import (
     scan_rows,
     unclosed_quote,
 )
+from .resources import sort_threads
 
 __all__ = ["GrowBuffer", "IdEncoder", "stream_log", "DEFAULT_BLOCK_SIZE"]
 
@@ -388,19 +390,19 @@ def _closed_quotes(reader: Iterator[pa.RecordBatch], watched: QuotedStream, src:
 RANGE_BLOCKS = 8
 
 
-def _block_not_splitting_crlf(data: np.ndarray, block: int) -> int:
-    """The smallest block size from ``block`` whose block boundaries in ``data`` never fall between
-    the CR and the LF of a CRLF: pyarrow (26) with ``newlines_in_values`` drops such an LF from a
-    quoted value (the boundaries are at multiples of the block size).
+#: Parts a range with quotes is parsed in, at most (each part about a block).
+_MAX_PARTS = 64
 
-    >>> _block_not_splitting_crlf(np.frombuffer(b'1,"a\\r\\nb"\\n', np.uint8), 5)
-    6
-    """
-    while True:
-        at = np.arange(block, len(data), block)
-        if not ((data[at - 1] == CR) & (data[at] == LF)).any():
-            return block
-        block += 1
+
+def _fixed_types(conv: pacsv.ConvertOptions, types: dict[str, pa.DataType] | pa.Schema) -> pacsv.ConvertOptions:
+    """``conv`` with the column types of an earlier part (dictionary-typed id columns keep theirs)."""
+    if isinstance(types, pa.Schema):
+        types = {f.name: f.type for f in types if not pa.types.is_dictionary(f.type)}
+    return pacsv.ConvertOptions(
+        include_columns=conv.include_columns,
+        column_types={**types, **dict(conv.column_types)},
+        strings_can_be_null=True,
+    )
 
 
 class _range_batches:  # noqa: N801 - an iterator used like a generator
@@ -419,8 +421,9 @@ class _range_batches:  # noqa: N801 - an iterator used like a generator
     bytes hold no quote (one ``bytes.find``) is cut at the first line end past its nominal end, as
     plain text; a range with a quote is cut where :mod:`seqprep.kernels.csvquotes` says a row ends,
     looking back from the nominal end only as far as it takes to know the quoting state there, and is
-    parsed with ``newlines_in_values``. A range whose rows are longer than a block is parsed as one
-    block; the input ending inside a quoted field is an error that names the line the field starts on.
+    parsed in parts cut the same way, each part as one block (:meth:`_parse_in_parts`). A range whose
+    rows are longer than a block is parsed as one block; the input ending inside a quoted field is an
+    error that names the line the field starts on.
     """
 
     def __init__(
@@ -445,6 +448,7 @@ class _range_batches:  # noqa: N801 - an iterator used like a generator
         self._next_start = self.position
         self.fixed: dict[str, pa.DataType] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-csv")
+        self._parsers = ThreadPoolExecutor(max_workers=sort_threads(), thread_name_prefix="seqprep-csv-part")
         self._ahead: Any = None  # future of the next range: (table, its end offset)
         self._pending: list[pa.RecordBatch] = []
         # the input's sha256 from the bytes as they are read (the worker reads the ranges in order)
@@ -487,23 +491,22 @@ class _range_batches:  # noqa: N801 - an iterator used like a generator
             buf = self.data.read_at(end - a, a)
         return memoryview(buf)[: end - a], end, True
 
-    def _next(self, a: int, conv: pacsv.ConvertOptions) -> tuple[pa.Table, int]:
-        """The range from ``a`` -> (its table, its end offset) (in the worker thread)."""
+    def _next(self, a: int, conv: pacsv.ConvertOptions, infer: bool) -> tuple[pa.Table, int]:
+        """The range from ``a`` -> (its table, its end offset) (in the worker thread). ``infer``: the
+        first range, whose column types the others take."""
         buf, end, quoted = self._cut(a, a + self.range_bytes)
         if self._hash is not None and self._hashed == a:
             self._hash.update(buf)
             self._hashed = end
-        parse = self.parse
-        block = self.block_size
         if quoted:
-            parse = pacsv.ParseOptions(delimiter=self.parse.delimiter, newlines_in_values=True)
-            block = _block_not_splitting_crlf(np.frombuffer(buf, np.uint8), block)
+            return self._parse_in_parts(buf, conv, infer), end
+        block = self.block_size
         while True:
             try:
                 return pacsv.read_csv(
                     pa.BufferReader(pa.py_buffer(buf)),
                     read_options=pacsv.ReadOptions(column_names=self.names, block_size=block),
-                    parse_options=parse,
+                    parse_options=self.parse,
                     convert_options=conv,
                 ), end
             except pa.ArrowInvalid as e:
@@ -511,20 +514,56 @@ class _range_batches:  # noqa: N801 - an iterator used like a generator
                     raise
                 block = len(buf) + 1  # a row longer than a block: the range as one block
 
+    def _parse_in_parts(self, buf: memoryview, conv: pacsv.ConvertOptions, infer: bool) -> pa.Table:
+        """A range with quotes: cut where rows end into parts of about a block, each parsed as one
+        block, the parts on every core. pyarrow's own multi-block read with ``newlines_in_values``
+        lexes every block serially to find where its rows end (about 3x the time of the parse itself
+        here, and it drops the LF of a quoted CRLF that a block boundary splits); the kernel finds
+        the same row ends in microseconds. The first part of the first range infers the column types,
+        the other parts take them, as later ranges do."""
+        arr = np.frombuffer(buf, np.uint8)
+        n = len(arr)
+        parts = min(_MAX_PARTS, max(1, -(-n // self.block_size)))
+        cuts = [0]
+        for j in range(1, parts):  # a few cuts a range, each from the bytes around it
+            at = j * n // parts
+            if at <= cuts[-1]:
+                continue  # inside a row that ends after it
+            inside, opened_at, p = state_before(arr, at, self.delim)
+            prev = int(arr[p - 1]) if p else LF
+            cut = row_end(QuoteTracker(self.delim, offset=p, inside=inside, opened_at=opened_at, prev=prev), arr[p:], eof=True)
+            if cut < 0:
+                break
+            cuts.append(cut)
+        if cuts[-1] < n:
+            cuts.append(n)
+        pieces = [buf[lo:hi] for lo, hi in itertools.pairwise(cuts)]
+        parse = pacsv.ParseOptions(delimiter=self.parse.delimiter, newlines_in_values=True)
+
+        def one(piece: memoryview, conv: pacsv.ConvertOptions) -> pa.Table:
+            return pacsv.read_csv(
+                pa.BufferReader(pa.py_buffer(piece)),
+                read_options=pacsv.ReadOptions(column_names=self.names, block_size=len(piece) + 1, use_threads=False),
+                parse_options=parse,
+                convert_options=conv,
+            )
+
+        tables = []
+        if infer:
+            tables.append(one(pieces[0], conv))
+            conv = _fixed_types(conv, tables[0].schema)
+            pieces = pieces[1:]
+        tables += list(self._parsers.map(one, pieces, [conv] * len(pieces)))
+        return pa.concat_tables(tables)
+
     def _submit(self) -> None:
         """Start cutting and parsing the range after the last one read (if any is left)."""
         a = self._next_start
         if a >= self.size:
             self._ahead = None
             return
-        conv = self.conv
-        if self.fixed:
-            conv = pacsv.ConvertOptions(
-                include_columns=conv.include_columns,
-                column_types={**self.fixed, **dict(conv.column_types)},
-                strings_can_be_null=True,
-            )
-        self._ahead = self._pool.submit(self._next, a, conv)
+        conv = _fixed_types(self.conv, self.fixed) if self.fixed else self.conv
+        self._ahead = self._pool.submit(self._next, a, conv, not self.fixed)
 
     def __iter__(self) -> _range_batches:
         return self
@@ -554,6 +593,7 @@ class _range_batches:  # noqa: N801 - an iterator used like a generator
         if self._ahead is not None:
             self._ahead.cancel()
         self._pool.shutdown(wait=True)
+        self._parsers.shutdown(wait=True)
         self._ahead = None
         self.data.close()
 
@@ -721,7 +761,7 @@ def _read_one(
 
 def _failed_role(e: Exception, src: _Source, opts: ReadOptions, head: bytes) -> str | None:
     """The time or rating role of the column a CSV conversion error names (``In CSV column #2``)."""
-    m = re.search(r"CSV column #(\d+): CSV conversion error", str(e))
+    m = re.search(r"CSV column #(\d+): (?:Row #\d+: )?CSV conversion error", str(e))
     if m is None:
         return None
     _, names, _, roles = _csv_layout(src, opts, head)

@@ -23,14 +23,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import seqprep
-from seqprep import ingest
+from seqprep import ingest, pipeline
 from seqprep.cli import cli
 from seqprep.config import ReadOptions
 from seqprep.ingest import stream_log
 from seqprep.kernels.csvquotes import QuoteTracker, row_end, state_before
 from seqprep.readers import Log, _csv_layout, _Source, read_log_in_memory
 from tests.conftest import shared_file
-from tests.test_ingest import assert_same_log
+from tests.test_ingest import assert_same_log, tree_digest
 
 LF, CR, Q = 10, 13, 34
 
@@ -67,7 +67,7 @@ _bytes = st.lists(st.sampled_from([b'"', b'"', b",", b"\n", b"\r", b"\r\n", b"a"
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(_bytes, st.lists(st.integers(1, 12), min_size=1, max_size=10))
 def test_tracker_follows_the_model_in_any_pieces(data, cuts):
     breaks, inside, opened = model(data, ord(","))
@@ -84,7 +84,7 @@ def test_tracker_follows_the_model_in_any_pieces(data, cuts):
     assert (t.inside, t.opened_at) == (inside, opened)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(_bytes, st.data())
 def test_state_before_looks_back_only_as_needed(data, draw):
     arr = np.frombuffer(data, np.uint8)
@@ -95,7 +95,7 @@ def test_state_before_looks_back_only_as_needed(data, draw):
     assert (got_inside, got_open) == model(data[:moved], ord(","))[1:]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(_bytes, st.data(), st.integers(1, 9))
 def test_row_end_is_the_first_break_at_or_after(data, draw, piece):
     """From the state at any offset, fed in pieces: the end of the first row end at or after it."""
@@ -119,7 +119,7 @@ def test_row_end_is_the_first_break_at_or_after(data, draw, piece):
         assert end == -1 and (t.inside, t.opened_at) == (end_inside, opened)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(_bytes)
 def test_model_splits_rows_as_pyarrow_does(data):
     """The model's rows are pyarrow's: as many rows (parsed or not) as non-empty lines between breaks."""
@@ -252,7 +252,7 @@ def _read(data: bytes, sep: str, kind: str, block: int, tmp: Path) -> Log:
 KINDS = st.sampled_from(["plain", "plain", "gzip", "stdin", "stdin-gzip"])
 BLOCKS = st.sampled_from([64, 200, 1024, 4096, 1 << 20])
 SETTINGS = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
 
 
@@ -276,7 +276,7 @@ def test_stream_equals_in_memory_on_quoted_logs(tmp_path_factory, log, block):
 
 
 @settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
 @given(quoted_logs(long_row=True), KINDS, st.sampled_from([64, 200, 1024]))
 def test_a_row_over_many_ranges(tmp_path_factory, log, kind, block):
@@ -285,7 +285,7 @@ def test_a_row_over_many_ranges(tmp_path_factory, log, kind, block):
     assert _decoded(got) == _pandas_reference(data, sep)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(quoted_logs(quotes=False), st.sampled_from([64, 200, 1024]))
 def test_no_quotes_no_quote_scan(tmp_path_factory, log, block):
     """A file without the quote byte is cut at plain line ends: the quote kernel never runs and every
@@ -424,8 +424,7 @@ def test_in_memory_reader_names_the_same_lines(write):
 
 
 @pytest.mark.real_data
-@pytest.mark.parametrize("kind", ["plain", "gzip", "stdin"])
-@pytest.mark.parametrize("terminator", ["\n", "\r\n"])
+@pytest.mark.parametrize(("kind", "terminator"), [("plain", "\n"), ("gzip", "\r\n"), ("stdin", "\r\n")])
 def test_real_reviews_written_by_pandas(tmp_path, kind, terminator):
     """Amazon Fashion reviews (real text: 137 with line ends, 1,069 with commas, 48 with quotes)
     written as CSV by pandas, read back at 1 KiB blocks: pandas' own rows."""
@@ -434,4 +433,48 @@ def test_real_reviews_written_by_pandas(tmp_path, kind, terminator):
     data = df[cols].to_csv(index=False, lineterminator=terminator).encode()
     got = _read(data, ",", kind, 1024, tmp_path)
     assert got.num_rows == len(df)
+    assert _decoded(got) == _pandas_reference(data, ",")
+
+
+@settings(
+    max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(quoted_logs())
+def test_builds_byte_identical_to_the_in_memory_path(tmp_path_factory, monkeypatch, log):
+    data, sep = log
+    d = tmp_path_factory.mktemp("b")
+    ncols = len(pd.read_csv(io.BytesIO(data), sep=sep, nrows=0).columns)
+    (d / "log.csv").write_bytes(
+        data + sep.join(["z", "z", "1", "1"] + [""] * (ncols - 4)).encode() + b"\n"
+    )  # a complete row
+    opts = {"formats": ("parquet", "npz"), "sep": sep}
+    seqprep.build(d / "log.csv", d / "stream", block_size="1KiB", **opts)
+    with monkeypatch.context() as m:
+        m.setattr(
+            pipeline, "read_log", lambda inputs, read, stdin=None, **_: read_log_in_memory(inputs, read, stdin=stdin)
+        )
+        seqprep.build(d / "log.csv", d / "memory", **opts)
+    assert tree_digest(d / "stream") == tree_digest(d / "memory")
+
+
+@pytest.mark.heavy
+def test_many_ranges_of_many_parts(tmp_path):
+    """About 20 MB of review rows at 1 MiB blocks: several ranges, each parsed in parts of a block."""
+    rng = np.random.default_rng(0)
+    texts = [f'"{k}, ""quoted"" text\nover {k % 5} lines\r\nand more"' for k in range(1000)]
+    rows = [
+        f"u{u},i{i},{r},{t},{texts[x]}\n"
+        for u, i, r, t, x in rng.integers(0, [5000, 2000, 5, 10**9, 1000], (200_000, 5))
+    ]
+    data = ("user,item,rating,timestamp,text\n" + "".join(rows)).encode()
+    parsed = []
+    real = ingest._range_batches._parse_in_parts
+
+    def spy(self, buf, conv, infer):
+        parsed.append(len(buf))
+        return real(self, buf, conv, infer)
+
+    with mock.patch.object(ingest._range_batches, "_parse_in_parts", spy):
+        got = _read(data, ",", "plain", 1 << 20, tmp_path)
+    assert len(parsed) >= 2 and sum(parsed) == len(data) - len(b"user,item,rating,timestamp,text\n")
     assert _decoded(got) == _pandas_reference(data, ",")
