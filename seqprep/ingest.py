@@ -412,8 +412,8 @@ class _range_batches:  # noqa: N801 - an iterator used like a generator
     ``pyarrow.csv.read_csv`` (multi-threaded), so memory stays bounded by two ranges (the one being
     encoded and the one being parsed) while parsing uses all cores (the streaming reader parses on
     one). A worker thread cuts and parses the next range while the caller encodes the current one, and
-    hashes the bytes it reads, in order, so the input's sha256 needs no second pass over the file.
-    Types are inferred on the first range and then fixed, so a later range that does not fit raises
+    hashes the bytes it reads (on a thread of its own, beside the parse, in file order), so the
+    input's sha256 needs no second pass over the file. Types are inferred on the first range and then fixed, so a later range that does not fit raises
     the same conversion error as the streaming reader would (and the caller re-reads that column as
     text). Batches come out in file order.
 
@@ -421,9 +421,11 @@ class _range_batches:  # noqa: N801 - an iterator used like a generator
     bytes hold no quote (one ``bytes.find``) is cut at the first line end past its nominal end, as
     plain text; a range with a quote is cut where :mod:`seqprep.kernels.csvquotes` says a row ends,
     looking back from the nominal end only as far as it takes to know the quoting state there, and is
-    parsed in parts cut the same way, each part as one block (:meth:`_parse_in_parts`). A range whose
-    rows are longer than a block is parsed as one block; the input ending inside a quoted field is an
-    error that names the line the field starts on.
+    parsed in parts cut the same way, each part as one block (:meth:`_parse_in_parts`); while it is
+    parsed, the next range is read and cut (a third range in memory: review text is many bytes a row,
+    and reading them is a fifth of the time). A range whose rows are longer than a block is parsed as
+    one block; the input ending inside a quoted field is an error that names the line the field
+    starts on.
     """
 
     def __init__(
@@ -449,6 +451,9 @@ class _range_batches:  # noqa: N801 - an iterator used like a generator
         self.fixed: dict[str, pa.DataType] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-csv")
         self._parsers = ThreadPoolExecutor(max_workers=sort_threads(), thread_name_prefix="seqprep-csv-part")
+        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-sha256")
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-read")
+        self._read_ahead: tuple[int, Any] | None = None  # (offset, future of _cut there), worker thread only
         self._ahead: Any = None  # future of the next range: (table, its end offset)
         self._pending: list[pa.RecordBatch] = []
         # the input's sha256 from the bytes as they are read (the worker reads the ranges in order)
@@ -494,12 +499,22 @@ class _range_batches:  # noqa: N801 - an iterator used like a generator
     def _next(self, a: int, conv: pacsv.ConvertOptions, infer: bool) -> tuple[pa.Table, int]:
         """The range from ``a`` -> (its table, its end offset) (in the worker thread). ``infer``: the
         first range, whose column types the others take."""
-        buf, end, quoted = self._cut(a, a + self.range_bytes)
-        if self._hash is not None and self._hashed == a:
-            self._hash.update(buf)
+        ahead, self._read_ahead = self._read_ahead, None
+        buf, end, quoted = ahead[1].result() if ahead is not None and ahead[0] == a else self._cut(a, a + self.range_bytes)
+        hashing = None
+        if self._hash is not None and self._hashed == a:  # beside the parse, in file order
+            hashing = self._hasher.submit(self._hash.update, buf)
             self._hashed = end
-        if quoted:
-            return self._parse_in_parts(buf, conv, infer), end
+        if quoted and end < self.size:  # review text: reading the next range is worth doing during this parse
+            self._read_ahead = (end, self._reader.submit(self._cut, end, end + self.range_bytes))
+        try:
+            return (self._parse_in_parts(buf, conv, infer) if quoted else self._parse_whole(buf, conv)), end
+        finally:
+            if hashing is not None:
+                hashing.result()
+
+    def _parse_whole(self, buf: memoryview, conv: pacsv.ConvertOptions) -> pa.Table:
+        """A range without quotes, by pyarrow's multi-threaded reader."""
         block = self.block_size
         while True:
             try:
@@ -508,7 +523,7 @@ class _range_batches:  # noqa: N801 - an iterator used like a generator
                     read_options=pacsv.ReadOptions(column_names=self.names, block_size=block),
                     parse_options=self.parse,
                     convert_options=conv,
-                ), end
+                )
             except pa.ArrowInvalid as e:
                 if "straddl" not in str(e) or block > len(buf):
                     raise
@@ -593,7 +608,8 @@ class _range_batches:  # noqa: N801 - an iterator used like a generator
         if self._ahead is not None:
             self._ahead.cancel()
         self._pool.shutdown(wait=True)
-        self._parsers.shutdown(wait=True)
+        for pool in (self._parsers, self._hasher, self._reader):
+            pool.shutdown(wait=True, cancel_futures=True)
         self._ahead = None
         self.data.close()
 
