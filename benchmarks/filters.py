@@ -26,7 +26,7 @@ from seqprep.config import make_config
 from seqprep.filters import add_sessions
 from seqprep.kernels.filters import dedup, kcore, rating_at_least, session_ids, time_window
 from seqprep.pipeline import clean, fit_vocabularies, sequences_from
-from seqprep.readers import read_log
+from seqprep.io import read_log
 
 
 def best(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:

@@ -12,7 +12,9 @@ The output is a CSV with the MovieLens header ``userId,movieId,rating,timestamp`
 * ratings are half stars 0.5..5.0 written as ``3.5`` / ``4.0``, with the ml-25m mix.
 
 ``--order user`` groups rows by user and, within a user, sorts them by item id (as
-the real ml-25m file: *not* by time); ``--order shuffled`` writes a random permutation.
+the real ml-25m file: *not* by time); ``--order time`` groups rows by user (ids ascending)
+and, within a user, by timestamp (equal timestamps in generation order: the log is already
+in seqprep's output order); ``--order shuffled`` writes a random permutation.
 ``--id-kind str28`` writes 28-character upper-case alphanumeric user and item ids
 (like Amazon Reviews 2023) instead of integers.
 
@@ -146,6 +148,9 @@ def generate(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], pa.Array,
         item_sort_key = np.argsort(np.argsort(np.asarray(item_labels.to_numpy(zero_copy_only=False))))
         key = user.astype(np.int64) * args.items + item_sort_key[rank]
         perm = np.argsort(key)
+    elif args.order == "time":
+        # the generation order: users ascending, each user's timestamps non-decreasing
+        perm = np.arange(args.rows)
     else:
         perm = rng.permutation(args.rows)
     cols = {"user": user[perm], "item": rank[perm], "rating": rating[perm], "ts": ts[perm]}
@@ -183,7 +188,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rows", type=int, default=25_000_000)
     p.add_argument("--users", type=int, default=162_000)
     p.add_argument("--items", type=int, default=60_000)
-    p.add_argument("--order", choices=["user", "shuffled"], default="user")
+    p.add_argument("--order", choices=["user", "time", "shuffled"], default="user")
     p.add_argument("--id-kind", choices=["int", "str28"], default="int")
     p.add_argument("--zipf", type=float, default=1.0, help="item popularity exponent")
     p.add_argument("--tie-rate", type=float, default=0.2, help="share of equal-second neighbours")

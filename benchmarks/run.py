@@ -5,9 +5,10 @@ seqprep installed); wall time is measured around the child and peak RSS is the c
 ``ru_maxrss`` as returned by ``os.wait4`` for that one child (it covers the child and
 any descendants it waited for, never earlier steps).  Steps:
 
-* ``bare``    -- ``pyarrow.csv.read_csv(path)``, materialised; the baseline.
-* ``pandas``  -- read_csv, factorize users / items (items from 1), stable sort by
-  (user, timestamp), ``groupby('user').agg(list)``, ``to_parquet``.
+* ``bare``    -- ``pyarrow.csv.read_csv(path)`` with inferred types, materialised; the baseline
+  (``jobs/bare_read.py --inferred``; ``peers.py`` uses the typed read instead).
+* ``pandas``  -- ``jobs/pandas_job.py``: read_csv, frequency item vocabulary, users by id, stable
+  sort by (user, timestamp, row), ``groupby('user').agg(list)``, ``to_parquet``.
 * ``seqprep`` -- ``seqprep build PATH -o OUTDIR --overwrite [ARGS]``, once per
   ``--variant NAME="ARGS"`` (default: one plain variant).
 
@@ -36,22 +37,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-BARE = """
-import sys, pyarrow.csv as pc
-t = pc.read_csv(sys.argv[1])
-print(t.num_rows, t.nbytes)
-"""
-
-PANDAS = """
-import sys, pandas as pd
-df = pd.read_csv(sys.argv[1])
-df["user"] = pd.factorize(df["userId"])[0]
-df["item"] = pd.factorize(df["movieId"])[0] + 1
-df = df.sort_values(["user", "timestamp"], kind="stable")
-seqs = df.groupby("user")[["item", "timestamp", "rating"]].agg(list)
-seqs.to_parquet(sys.argv[2] + "/sequences.parquet")
-print(len(seqs))
-"""
+JOBS = Path(__file__).resolve().parent / "jobs"
 
 
 @dataclass
@@ -153,11 +139,10 @@ def build_steps(args: argparse.Namespace, work: Path) -> list[Result]:
     """The commands to time, in order."""
     py = sys.executable
     path = str(args.path.resolve())
-    steps = [Result("bare", [py, "-c", BARE, path])]
+    steps = [Result("bare", [py, str(JOBS / "bare_read.py"), path, "--inferred"])]
     if "pandas" not in args.skip:
-        (work / "pandas").mkdir()
         out = str(work / "pandas")
-        steps.append(Result("pandas", [py, "-c", PANDAS, path, out], outdir=out))
+        steps.append(Result("pandas", [py, str(JOBS / "pandas_job.py"), path, out], outdir=out))
     variants = [parse_variant(v) for v in args.variant]
     if args.seqprep_args is not None:
         variants.append(("seqprep", args.seqprep_args))

@@ -25,7 +25,7 @@ from pathlib import Path
 
 BARE = "import sys, pyarrow.csv as pc; t = pc.read_csv(sys.argv[1]); print(t.num_rows)"
 READ_LOG = (
-    "import sys; from seqprep.readers import read_log; from seqprep.config import ReadOptions; "
+    "import sys; from seqprep.io import read_log; from seqprep.config import ReadOptions; "
     "print(read_log([sys.argv[1]], ReadOptions()).num_rows)"
 )
 HERE = Path(__file__).resolve().parent

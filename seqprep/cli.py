@@ -2,6 +2,11 @@
 
 Flags -> ``make_config`` -> pipeline -> output. Messages go to stderr, machine-readable output
 (``--json``) to stdout; any :class:`SeqprepError` becomes ``Error: <one line>`` with exit code 1.
+
+Start-up is kept short (``seqprep --version`` and ``--help`` import click and nothing heavy): this
+module imports only click and seqprep's ground floor at module level; each command imports the
+library (and so pandas, pyarrow and numpy) in its body. ``--help`` lists a command's options in
+labelled groups (:class:`GroupedCommand`; every option names its group with :func:`option`).
 """
 
 from __future__ import annotations
@@ -11,196 +16,420 @@ import json
 import signal
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import click
-import pyarrow as pa
 
-from . import __version__
-from .config import make_config
+from .version import __version__
 from .errors import ConfigError, SeqprepError
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _READ_KEYS = ("sep", "header", "names", "user_col", "item_col", "time_col", "rating_col", "id_type", "input_format")
 
+# --------------------------------------------------------------------------------------------------
+# --help in labelled groups. Click lists every option under one "Options:" heading; a command of
+# ours lists them under the heading of their group, groups in the order their first option is
+# declared. ~40 lines of our own rather than a dependency (cloup does this and more): no new
+# install, nothing more to import at start-up, and it works with every click >= 8.1.
 
-def read_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """The options that say how to parse input logs, shared by every command that reads one."""
-    decorators = [
-        click.option("--sep", help="Column separator (one or more characters, e.g. ';' or '::'). Default: detected."),
-        click.option(
-            "--header/--no-header",
-            default=None,
-            help="Whether the first line holds column names. Default: detected (a first line of numbers is data).",
-        ),
-        click.option(
-            "--names",
-            help="Comma-separated column names for a file without header, e.g. user,item,rating,timestamp.",
-        ),
-        click.option("--user-col", help="Column with the user id (default: userId, user_id, UserID, reviewerID, user)."),
-        click.option(
-            "--item-col",
-            help="Column with the item id (default: movieId, item_id, itemId, MovieID, asin, parent_asin, item).",
-        ),
-        click.option("--time-col", help="Column with the timestamp (default: timestamp, ts, time, unixReviewTime)."),
-        click.option("--rating-col", help="Column with the rating (default: rating, overall; optional)."),
-        click.option(
-            "--id-type",
-            type=click.Choice(["auto", "int", "str"]),
-            default="auto",
-            show_default=True,
-            help="Type of user and item ids: auto keeps int64 when every id is a plain integer, else text.",
-        ),
-        click.option(
-            "--input-format",
-            type=click.Choice(["auto", "csv", "jsonl", "parquet"]),
-            default="auto",
-            show_default=True,
-            help="Input format. auto: by extension, then by content.",
-        ),
-    ]
-    for d in reversed(decorators):
-        f = d(f)
-    return f
+#: The heading of options without a group: click's own ``-h/--help`` and ``--version``.
+OTHER = "Options"
 
 
-def filter_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Cleaning steps (applied in a fixed order: window, rating, dedup, k-core) and sessions."""
-    decorators = [
-        click.option(
-            "--since",
-            metavar="T",
-            help="Keep interactions at or after T: an epoch number in the log's unit, or an ISO date "
-            "(as epoch seconds for raw epoch logs).",
-        ),
-        click.option("--until", metavar="T", help="Keep interactions strictly before T (same forms as --since)."),
-        click.option(
-            "--min-rating",
-            type=float,
-            metavar="R",
-            help="Keep interactions rated >= R (rows without a rating are dropped).",
-        ),
-        click.option(
-            "--dedup",
-            type=click.Choice(["none", "exact", "first", "last", "consecutive"]),
-            default="none",
-            show_default=True,
-            help="Duplicates: exact = identical rows; first/last = one row per user-item pair (earliest/latest); "
-            "consecutive = immediate repeats of an item in a user's sequence.",
-        ),
-        click.option(
-            "--min-user-count",
-            type=int,
-            default=0,
-            metavar="K",
-            show_default=True,
-            help="k-core: drop users with fewer interactions (0 = off).",
-        ),
-        click.option(
-            "--min-item-count",
-            type=int,
-            default=0,
-            metavar="K",
-            show_default=True,
-            help="k-core: drop items with fewer interactions (0 = off).",
-        ),
-        click.option(
-            "--kcore-rounds",
-            type=int,
-            metavar="N",
-            help="k-core rounds (1 = SASRec's single pass). Default: repeat until every user and item meets its bound.",
-        ),
-        click.option(
-            "--session-gap",
-            metavar="DURATION",
-            help="Split each user's sequence into sessions at gaps longer than this (e.g. 30m; units s, m, h, d, "
-            "or a plain number in the timestamps' unit).",
-        ),
-    ]
-    for d in reversed(decorators):
-        f = d(f)
-    return f
+class GroupedOption(click.Option):
+    """A :class:`click.Option` that belongs to the ``--help`` group ``group``."""
+
+    def __init__(self, *args: Any, group: str = OTHER, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.group = group
 
 
-def engine_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Where the build runs: this process (default) or a Dask cluster (``pip install 'seqprep[dask]'``)."""
-    decorators = [
-        click.option(
-            "--engine",
-            type=click.Choice(["local", "dask"]),
-            default="local",
-            show_default=True,
-            help="Run in this process (local) or on a Dask cluster (dask; needs pip install 'seqprep[dask]'). Same result.",
-        ),
-        click.option("--scheduler", help="With --engine dask: address of a running Dask scheduler, e.g. tcp://HOST:8786."),
-        click.option(
-            "--workers",
-            type=int,
-            help="With --engine dask and no --scheduler: start a local cluster of N worker processes (default: chosen by Dask from the cores).",
-        ),
-        click.option(
-            "--part-rows",
-            type=int,
-            default=4_000_000,
-            show_default=True,
-            help="With --engine dask: about this many interactions per sequences/part-NNNNN.parquet.",
-        ),
-        click.option(
-            "--partition-size",
-            "block_bytes",
-            type=int,
-            default=64 * 2**20,
-            show_default=True,
-            help="With --engine dask: input bytes per read partition (uncompressed CSV/JSONL).",
-        ),
-    ]
-    for d in reversed(decorators):
-        f = d(f)
-    return f
+class GroupedArgument(click.Argument):
+    """A :class:`click.Argument` listed in the ``--help`` group ``group`` with its ``help`` text."""
+
+    def __init__(self, *args: Any, group: str = OTHER, help: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.group = group
+        self.help = help
 
 
-def split_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Truncation/padding, evaluation split and training-input options of ``build``."""
-    decorators = [
-        click.option("--max-len", type=click.IntRange(min=1), help="Keep each user's N most recent items in padded outputs (npz `padded` [U, N])."),
-        click.option(
-            "--pad",
-            type=click.Choice(["left", "right"]),
-            default="left",
-            show_default=True,
-            help="Side of the padding in padded outputs; left puts the latest item last (SASRec, Caser).",
-        ),
-        click.option("--truncate", is_flag=True, help="Also cut sequences.* to the --max-len most recent items per user."),
-        click.option(
-            "--split",
-            help="Evaluation split: loo, time (with --valid-from/--test-from), time:Q1,Q2 (quantiles) or users:TRAIN,VALID,TEST.",
-        ),
-        click.option("--valid-from", help="--split time: targets at or after T1 (epoch or ISO date) are validation."),
-        click.option("--test-from", help="--split time: targets at or after T2 (epoch or ISO date) are test."),
-        click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the users split and of negative sampling."),
-        click.option(
-            "--vocab-from-train",
-            is_flag=True,
-            help="Fit the item vocabulary on the training part only; held-out rows with unseen items are dropped and counted.",
-        ),
-        click.option("--windows", metavar="L:T", help="Write Caser training windows (L inputs, T targets, step 1) to windows.npz."),
-        click.option(
-            "--eval-negatives",
-            type=click.IntRange(min=0),
-            default=0,
-            show_default=True,
-            help="Sample K negatives per valid/test row among items the user never interacted with.",
-        ),
-        click.option(
-            "--negatives",
-            type=click.Choice(["uniform", "popularity"]),
-            default="uniform",
-            show_default=True,
-            help="How --eval-negatives are drawn: uniformly, or by training popularity.",
-        ),
-    ]
-    for d in reversed(decorators):
-        f = d(f)
-    return f
+def option(group: str, *param_decls: str, **attrs: Any) -> Callable[[F], F]:
+    """``click.option`` for an option listed under ``group`` in ``--help``."""
+    return click.option(*param_decls, cls=GroupedOption, group=group, **attrs)
+
+
+def argument(group: str, name: str, *, help: str, **attrs: Any) -> Callable[[F], F]:
+    """``click.argument`` for an argument listed (with its ``help``) under ``group`` in ``--help``."""
+    return click.argument(name, cls=GroupedArgument, group=group, help=help, **attrs)
+
+
+def help_groups(command: click.Command, ctx: click.Context) -> list[tuple[str, list[click.Parameter]]]:
+    """``command``'s options (and grouped arguments) as ``(heading, params)``, in ``--help`` order."""
+    groups: dict[str, list[click.Parameter]] = {}
+    for param in command.get_params(ctx):
+        shown = isinstance(param, GroupedArgument) or (isinstance(param, click.Option) and not param.hidden)
+        if shown:
+            groups.setdefault(getattr(param, "group", OTHER), []).append(param)
+    return list(groups.items())
+
+
+def _help_record(param: click.Parameter, ctx: click.Context) -> tuple[str, str]:
+    if isinstance(param, GroupedArgument):
+        return param.human_readable_name + ("..." if param.nargs != 1 else ""), param.help
+    return param.get_help_record(ctx) or (", ".join(param.opts), "")  # None only for hidden ones, left out
+
+
+class GroupedCommand(click.Command):
+    """A command whose ``--help`` lists its options group by group (:func:`help_groups`)."""
+
+    def format_arguments(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Nothing: the arguments are listed in their group (click >= 8.5 would list them apart)."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        sections = [(title, [_help_record(p, ctx) for p in params]) for title, params in help_groups(self, ctx)]
+        # one width for the first column of every group, so the descriptions line up across groups
+        width = min(30, max((len(term) for _, rows in sections for term, _ in rows), default=0))
+        for title, rows in sections:
+            with formatter.section(title):
+                formatter.write_dl([(term.ljust(width), text) for term, text in rows])
+
+
+# --------------------------------------------------------------------------------------------------
+# The options, group by group (the order of the groups in ``seqprep build --help``)
+
+INPUT = "Input"
+CLEANING = "Cleaning"
+VOCABULARY = "Vocabulary"
+SEQUENCES = "Sequences and splits"
+OUTPUTS = "Outputs"
+RESOURCES = "Resources"
+ENGINE = "Engine"
+
+
+def _apply(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    """One decorator applying ``decorators`` as if stacked in this order (the first on top)."""
+
+    def decorate(f: F) -> F:
+        for d in reversed(decorators):
+            f = d(f)
+        return f
+
+    return decorate
+
+
+read_options = _apply(
+    option(INPUT, "--sep", help="Column separator (one or more characters, e.g. ';' or '::'). Default: detected."),
+    option(
+        INPUT,
+        "--header/--no-header",
+        default=None,
+        help="Whether the first line holds column names. Default: detected (a first line of numbers is data).",
+    ),
+    option(
+        INPUT,
+        "--names",
+        help="Comma-separated column names for a file without header, e.g. user,item,rating,timestamp.",
+    ),
+    option(INPUT, "--user-col", help="Column with the user id (default: userId, user_id, UserID, reviewerID, user)."),
+    option(
+        INPUT,
+        "--item-col",
+        help="Column with the item id (default: movieId, item_id, itemId, MovieID, asin, parent_asin, item).",
+    ),
+    option(INPUT, "--time-col", help="Column with the timestamp (default: timestamp, ts, time, unixReviewTime)."),
+    option(INPUT, "--rating-col", help="Column with the rating (default: rating, overall; optional)."),
+    option(
+        INPUT,
+        "--id-type",
+        type=click.Choice(["auto", "int", "str"]),
+        default="auto",
+        show_default=True,
+        help="Type of user and item ids: auto keeps int64 when every id is a plain integer, else text.",
+    ),
+    option(
+        INPUT,
+        "--input-format",
+        type=click.Choice(["auto", "csv", "jsonl", "parquet"]),
+        default="auto",
+        show_default=True,
+        help="Input format. auto: by extension, then by content.",
+    ),
+)
+"""The options that say how to parse input logs, shared by every command that reads one."""
+
+cleaning_options = _apply(
+    option(
+        CLEANING,
+        "--strict",
+        is_flag=True,
+        help="Fail on rows with a missing user, item or timestamp instead of dropping them.",
+    ),
+    option(
+        CLEANING,
+        "--since",
+        metavar="T",
+        help="Keep interactions at or after T: an epoch number in the log's unit, or an ISO date "
+        "(as epoch seconds for raw epoch logs).",
+    ),
+    option(CLEANING, "--until", metavar="T", help="Keep interactions strictly before T (same forms as --since)."),
+    option(
+        CLEANING,
+        "--min-rating",
+        type=float,
+        metavar="R",
+        help="Keep interactions rated >= R (rows without a rating are dropped).",
+    ),
+    option(
+        CLEANING,
+        "--dedup",
+        type=click.Choice(["none", "exact", "first", "last", "consecutive"]),
+        default="none",
+        show_default=True,
+        help="Duplicates: exact = identical rows; first/last = one row per user-item pair (earliest/latest); "
+        "consecutive = immediate repeats of an item in a user's sequence.",
+    ),
+    option(
+        CLEANING,
+        "--min-user-count",
+        type=int,
+        default=0,
+        metavar="K",
+        show_default=True,
+        help="k-core: drop users with fewer interactions (0 = off).",
+    ),
+    option(
+        CLEANING,
+        "--min-item-count",
+        type=int,
+        default=0,
+        metavar="K",
+        show_default=True,
+        help="k-core: drop items with fewer interactions (0 = off).",
+    ),
+    option(
+        CLEANING,
+        "--kcore-rounds",
+        type=int,
+        metavar="N",
+        help="k-core rounds (1 = SASRec's single pass). Default: repeat until every user and item meets its bound.",
+    ),
+)
+"""Cleaning steps (applied in a fixed order: missing values, window, rating, dedup, k-core)."""
+
+vocabulary_options = _apply(
+    option(
+        VOCABULARY,
+        "--item-order",
+        type=click.Choice(["frequency", "first-seen", "id"]),
+        default="frequency",
+        show_default=True,
+        help="How items are numbered: most frequent first (ties by id), by first appearance, or by original id.",
+    ),
+    option(
+        VOCABULARY,
+        "--user-order",
+        type=click.Choice(["id", "first-seen"]),
+        default="id",
+        show_default=True,
+        help="How users are numbered (the row order of every output).",
+    ),
+    option(
+        VOCABULARY,
+        "--vocab-from",
+        metavar="OLD_OUT",
+        help="Encode with the item and user vocabularies of an earlier build's output folder (ids keep their index).",
+    ),
+    option(
+        VOCABULARY,
+        "--unknown",
+        type=click.Choice(["drop", "oov", "error"]),
+        default="drop",
+        show_default=True,
+        help="With --vocab-from, items OLD_OUT does not know: drop their rows (counted), map them to N+1 (oov_idx), or fail.",
+    ),
+    option(
+        VOCABULARY,
+        "--extend",
+        is_flag=True,
+        help="With --vocab-from, append unseen items at N+1, N+2, ... (existing ids never move).",
+    ),
+)
+"""How users and items are numbered, or taken from an earlier build."""
+
+sequence_options = _apply(
+    option(
+        SEQUENCES,
+        "--session-gap",
+        metavar="DURATION",
+        help="Split each user's sequence into sessions at gaps longer than this (e.g. 30m; units s, m, h, d, "
+        "or a plain number in the timestamps' unit).",
+    ),
+    option(
+        SEQUENCES,
+        "--max-len",
+        type=click.IntRange(min=1),
+        help="Keep each user's N most recent items in padded outputs (npz `padded` [U, N]).",
+    ),
+    option(
+        SEQUENCES,
+        "--pad",
+        type=click.Choice(["left", "right"]),
+        default="left",
+        show_default=True,
+        help="Side of the padding in padded outputs; left puts the latest item last (SASRec, Caser).",
+    ),
+    option(SEQUENCES, "--truncate", is_flag=True, help="Also cut sequences.* to the --max-len most recent items per user."),
+    option(
+        SEQUENCES,
+        "--split",
+        help="Evaluation split: loo, time (with --valid-from/--test-from), time:Q1,Q2 (quantiles) or users:TRAIN,VALID,TEST.",
+    ),
+    option(SEQUENCES, "--valid-from", help="--split time: targets at or after T1 (epoch or ISO date) are validation."),
+    option(SEQUENCES, "--test-from", help="--split time: targets at or after T2 (epoch or ISO date) are test."),
+    option(
+        SEQUENCES,
+        "--seed",
+        type=click.IntRange(min=0),
+        default=0,
+        show_default=True,
+        help="Seed of the users split and of negative sampling.",
+    ),
+    option(
+        SEQUENCES,
+        "--vocab-from-train",
+        is_flag=True,
+        help="Fit the item vocabulary on the training part only; held-out rows with unseen items are dropped and counted.",
+    ),
+    option(
+        SEQUENCES,
+        "--windows",
+        metavar="L:T",
+        help="Write Caser training windows (L inputs, T targets, step 1) to windows.npz.",
+    ),
+    option(
+        SEQUENCES,
+        "--eval-negatives",
+        type=click.IntRange(min=0),
+        default=0,
+        show_default=True,
+        help="Sample K negatives per valid/test row among items the user never interacted with.",
+    ),
+    option(
+        SEQUENCES,
+        "--negatives",
+        type=click.Choice(["uniform", "popularity"]),
+        default="uniform",
+        show_default=True,
+        help="How --eval-negatives are drawn: uniformly, or by training popularity.",
+    ),
+)
+"""Sessions, truncation/padding, the evaluation split and training inputs."""
+
+output_options = _apply(
+    option(
+        OUTPUTS,
+        "-o",
+        "--output",
+        required=True,
+        help="Output folder (written atomically; must not exist unless --overwrite), or - to stream the sequences to stdout.",
+    ),
+    option(
+        OUTPUTS,
+        "-f",
+        "--format",
+        "formats",
+        multiple=True,
+        type=click.Choice(["parquet", "npz"]),
+        help="Output format; repeat for several. Default: parquet.",
+    ),
+    option(
+        OUTPUTS,
+        "--overwrite",
+        is_flag=True,
+        help="Replace an existing output folder (atomically): only an earlier seqprep output or an empty folder, "
+        "never one holding other files, an input, the current or home folder, nor a symbolic link.",
+    ),
+    option(
+        OUTPUTS,
+        "--to",
+        type=click.Choice(["arrow", "jsonl"]),
+        default=None,
+        help="Format of the -o - stream: arrow (an Arrow IPC stream, meta in the schema metadata; default) or jsonl.",
+    ),
+    option(
+        OUTPUTS,
+        "--export",
+        "exports",
+        multiple=True,
+        type=click.Choice(["sasrec", "seqlines", "recbole"]),
+        help="Also write a file for existing model code into OUT; repeat for several: sasrec, seqlines, recbole.",
+    ),
+    option(OUTPUTS, "--json", "as_json", is_flag=True, help="Print meta.json's content to stdout when done."),
+    option(OUTPUTS, "-q", "--quiet", is_flag=True, help="No progress bar and no summary line on stderr."),
+)
+"""Where the build goes and what is printed."""
+
+resource_options = _apply(
+    option(
+        RESOURCES,
+        "--threads",
+        type=int,
+        default=None,
+        help="Cap on the threads used by pyarrow and numpy/BLAS work (default: all cores).",
+    ),
+    option(
+        RESOURCES,
+        "--memory-limit",
+        default=None,
+        help="Keep peak memory near this size, e.g. 4GB or 512MiB: integer columns spill to a temporary folder "
+        "and are sorted user-range by user-range. Default: no limit.",
+    ),
+    option(
+        RESOURCES,
+        "--block-size",
+        default="16MiB",
+        show_default=True,
+        help="Bytes of input parsed per block while streaming (larger: faster, more memory).",
+    ),
+)
+"""How the machine is used (never the result)."""
+
+engine_options = _apply(
+    option(
+        ENGINE,
+        "--engine",
+        type=click.Choice(["local", "dask"]),
+        default="local",
+        show_default=True,
+        help="Run in this process (local) or on a Dask cluster (dask; needs pip install 'seqprep[dask]'). Same result.",
+    ),
+    option(ENGINE, "--scheduler", help="With --engine dask: address of a running Dask scheduler, e.g. tcp://HOST:8786."),
+    option(
+        ENGINE,
+        "--workers",
+        type=int,
+        help="With --engine dask and no --scheduler: start a local cluster of N worker processes (default: chosen by Dask from the cores).",
+    ),
+    option(
+        ENGINE,
+        "--part-rows",
+        type=int,
+        default=4_000_000,
+        show_default=True,
+        help="With --engine dask: about this many interactions per sequences/part-NNNNN.parquet.",
+    ),
+    option(
+        ENGINE,
+        "--partition-size",
+        "block_bytes",
+        type=int,
+        default=64 * 2**20,
+        show_default=True,
+        help="With --engine dask: input bytes per read partition (uncompressed CSV/JSONL).",
+    ),
+)
+"""Where the build runs: this process (default) or a Dask cluster (``pip install 'seqprep[dask]'``)."""
 
 
 def _step_summary(steps: list[dict[str, Any]]) -> str:
@@ -219,7 +448,12 @@ def _step_summary(steps: list[dict[str, Any]]) -> str:
 
 
 def _handle_errors(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Map seqprep's (and the few expected third-party) errors to a one-line message and exit code 1."""
+    """Map seqprep's errors (and running out of memory) to a one-line message and exit code 1.
+
+    Nothing else is caught: a known input failure is a :class:`SeqprepError` where it arises (the
+    readers turn pyarrow's errors into one with their single guard), so any other exception is a bug
+    and shows its traceback rather than a misleading "check the input".
+    """
 
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -227,9 +461,6 @@ def _handle_errors(f: Callable[..., Any]) -> Callable[..., Any]:
             return f(*args, **kwargs)
         except SeqprepError as e:
             raise click.ClickException(str(e)) from None
-        except pa.ArrowException as e:
-            msg = " ".join(str(e).split())[:300]
-            raise click.ClickException(f"{msg}; check the input file and the reader options (--sep, --names)") from None
         except MemoryError:
             raise click.ClickException("out of memory; the log is too large for this machine") from None
 
@@ -273,87 +504,14 @@ def cli() -> None:
     """
 
 
-@cli.command()
-@click.argument("inputs", nargs=-1, required=True)
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    help="Output folder (written atomically; must not exist unless --overwrite), or - to stream the sequences to stdout.",
-)
-@click.option(
-    "-f",
-    "--format",
-    "formats",
-    multiple=True,
-    type=click.Choice(["parquet", "npz"]),
-    help="Output format; repeat for several. Default: parquet.",
-)
-@click.option(
-    "--item-order",
-    type=click.Choice(["frequency", "first-seen", "id"]),
-    default="frequency",
-    show_default=True,
-    help="How items are numbered: most frequent first (ties by id), by first appearance, or by original id.",
-)
-@click.option(
-    "--user-order",
-    type=click.Choice(["id", "first-seen"]),
-    default="id",
-    show_default=True,
-    help="How users are numbered (the row order of every output).",
-)
-@click.option("--overwrite", is_flag=True, help="Replace an existing output folder (atomically).")
-@click.option("--strict", is_flag=True, help="Fail on rows with a missing user, item or timestamp instead of dropping them.")
-@click.option(
-    "--vocab-from",
-    metavar="OLD_OUT",
-    help="Encode with the item and user vocabularies of an earlier build's output folder (ids keep their index).",
-)
-@click.option(
-    "--unknown",
-    type=click.Choice(["drop", "oov", "error"]),
-    default="drop",
-    show_default=True,
-    help="With --vocab-from, items OLD_OUT does not know: drop their rows (counted), map them to N+1 (oov_idx), or fail.",
-)
-@click.option("--extend", is_flag=True, help="With --vocab-from, append unseen items at N+1, N+2, ... (existing ids never move).")
-@click.option(
-    "--to",
-    type=click.Choice(["arrow", "jsonl"]),
-    default=None,
-    help="Format of the -o - stream: arrow (an Arrow IPC stream, meta in the schema metadata; default) or jsonl.",
-)
-@click.option(
-    "--export",
-    "exports",
-    multiple=True,
-    type=click.Choice(["sasrec", "seqlines", "recbole"]),
-    help="Also write a file for existing model code into OUT; repeat for several: sasrec, seqlines, recbole.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print meta.json's content to stdout when done.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line on stderr.")
-@click.option(
-    "--threads",
-    type=int,
-    default=None,
-    help="Cap on the threads used by pyarrow and numpy/BLAS work (default: all cores).",
-)
-@click.option(
-    "--memory-limit",
-    default=None,
-    help="Keep peak memory near this size, e.g. 4GB or 512MiB: integer columns spill to a temporary folder "
-    "and are sorted user-range by user-range. Default: no limit.",
-)
-@click.option(
-    "--block-size",
-    default="16MiB",
-    show_default=True,
-    help="Bytes of input parsed per block while streaming (larger: faster, more memory).",
-)
-@filter_options
-@split_options
+@cli.command(cls=GroupedCommand)
+@argument(INPUT, "inputs", nargs=-1, required=True, help="Log files, quoted globs, or - for stdin; together one log.")
 @read_options
+@cleaning_options
+@vocabulary_options
+@sequence_options
+@output_options
+@resource_options
 @engine_options
 @_handle_errors
 def build(inputs: tuple[str, ...], output: str, formats: tuple[str, ...], as_json: bool, quiet: bool, **kw: Any) -> None:
@@ -361,11 +519,14 @@ def build(inputs: tuple[str, ...], output: str, formats: tuple[str, ...], as_jso
 
     Several inputs form one log, in the order given; equal timestamps keep that order.
     """
+    _sigterm_to_interrupt()
+    # the library, and with it pandas/pyarrow/numpy, is imported here, not at start-up
+    # (seqprep.pipeline imports pandas before the build starts: see the note there)
+    from .config import make_config
     from .pipeline import run
     from .progress import for_terminal
     from .resources import peak_rss_bytes
 
-    _sigterm_to_interrupt()
     config = make_config(list(inputs), output, formats=formats or ("parquet",), **kw)
     if formats and config.to_stdout:
         msg = "-f/--format sets the files of an output folder, and -o - has none; pass --to arrow|jsonl for the stream"
@@ -407,16 +568,23 @@ def build(inputs: tuple[str, ...], output: str, formats: tuple[str, ...], as_jso
         click.echo(json.dumps(m, indent=2, sort_keys=True))
 
 
-@cli.command()
-@click.argument("paths", nargs=-1, required=True)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (schema in README) to stdout instead of text.")
-@click.option(
+@cli.command(cls=GroupedCommand)
+@argument(
+    INPUT,
+    "paths",
+    nargs=-1,
+    required=True,
+    help="Raw logs (read with the options below, - for stdin), built folders or their train.parquet.",
+)
+@read_options
+@option(OUTPUTS, "--json", "as_json", is_flag=True, help="Print one JSON document (schema in README) to stdout instead of text.")
+@option(
+    OUTPUTS,
     "--plot",
     "plot_file",
     metavar="FILE.png",
     help="Also draw length histogram, popularity long tail and interactions over time (needs seqprep[plot]).",
 )
-@read_options
 @_handle_errors
 def stats(paths: tuple[str, ...], as_json: bool, plot_file: str | None, **kw: Any) -> None:
     """Tell what is in each PATH: a raw log (read with the reader options), a built folder or its train.parquet.
@@ -433,9 +601,9 @@ def stats(paths: tuple[str, ...], as_json: bool, plot_file: str | None, **kw: An
         click.echo(format_report(doc["datasets"], style=lambda t: click.style(t, bold=True)))
 
 
-@cli.command()
-@click.argument("path")
-@click.option("--json", "as_json", is_flag=True, help="Print the report (ok, problems, what was checked) as JSON to stdout.")
+@cli.command(cls=GroupedCommand)
+@argument(INPUT, "path", help="The output folder of a build (its -o).")
+@option(OUTPUTS, "--json", "as_json", is_flag=True, help="Print the report (ok, problems, what was checked) as JSON to stdout.")
 @_handle_errors
 def verify(path: str, as_json: bool) -> None:
     """Re-check the built folder PATH against its meta.json: file sizes and sha256, counts, id ranges,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args
 
 from .errors import ConfigError
+from .timeunits import check_window, parse_duration, parse_time
 
 __all__ = [
     "ReadOptions",
@@ -180,6 +181,8 @@ class SplitOptions:
             if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int, float))):
                 msg = f"{flag} must be an epoch number or an ISO-8601 date as text, not {type(value).__name__}; e.g. '2018-01-01'"
                 raise ConfigError(msg)
+            if value is not None:
+                parse_time(value, flag)  # fails now, before any input is read
         if rule == "users":
             if fr is None or len(fr) != 3 or min(fr) < 0 or abs(sum(fr) - 1) > 1e-9:
                 msg = f"--split {self.split!r}: give three fractions that sum to 1, as in --split users:0.8,0.1,0.1"
@@ -202,7 +205,7 @@ class SplitOptions:
 
 @dataclass(frozen=True)
 class FilterOptions:
-    """Row-removing cleaning steps, applied in one fixed order (see :mod:`seqprep.filters`).
+    """Row-removing cleaning steps, applied in one fixed order (see :mod:`seqprep.steps.filters`).
 
     ``since``/``until`` are epoch numbers (in the log's own unit) or ISO-8601 dates; the window is
     ``since <= t < until``. A count bound of 0 is off; ``kcore_rounds=None`` repeats to the fixpoint.
@@ -217,8 +220,6 @@ class FilterOptions:
     kcore_rounds: int | None = None
 
     def validate(self) -> None:
-        from .filters import check_window
-
         _check_choice("dedup", self.dedup, DedupMode)
         if self.min_rating is not None and (
             isinstance(self.min_rating, bool)
@@ -252,8 +253,6 @@ class SessionOptions:
     session_gap: str | int | float | None = None
 
     def validate(self) -> None:
-        from .filters import parse_duration
-
         if self.session_gap is not None:
             parse_duration(self.session_gap)
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import zipfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -11,11 +14,43 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import InputError
+from .errors import InputError, damaged_output
 from .kernels import padded as _padded
 from .vocab import Vocabulary
 
-__all__ = ["Dataset", "load", "is_built"]
+__all__ = ["READ_ERRORS", "Dataset", "load", "is_built", "flat_list", "need_columns", "read_meta", "read_sequences_table", "reading"]
+
+#: What reading a damaged file of a built folder raises: pyarrow's errors, OSError (unreadable),
+#: EOFError (numpy on an empty .npz), ValueError (bad JSON or UTF-8, numpy refusing pickled data, a
+#: vocabulary whose indices are not a range), zipfile.BadZipFile, and from a damaged zip's flag bits
+#: NotImplementedError (an unknown compression) or RuntimeError (an "encrypted" member).
+READ_ERRORS = (pa.ArrowException, OSError, EOFError, ValueError, zipfile.BadZipFile, NotImplementedError, RuntimeError)
+
+
+@contextmanager
+def reading(folder: str | Path, file: str) -> Iterator[None]:
+    """The one guard around reading ``file`` of the built ``folder``: :data:`READ_ERRORS` become an
+    :class:`InputError` that says the folder is damaged (keep only reads of that file inside)."""
+    try:
+        yield
+    except READ_ERRORS as e:
+        raise damaged_output(str(folder), file, e) from e
+
+
+def need_columns(table: pa.Table, names: Sequence[str], folder: str | Path, file: str) -> None:
+    """An InputError (the folder is damaged) unless ``table``, read from ``file``, has every column of ``names``."""
+    missing = [n for n in names if n not in table.column_names]
+    if missing:
+        raise damaged_output(str(folder), file, f"no column {', '.join(missing)}")
+
+
+def read_meta(folder: str | Path) -> dict[str, Any]:
+    """``folder``'s meta.json as a dict; an InputError when it is not readable JSON holding an object."""
+    with reading(folder, "meta.json"):
+        meta = json.loads((Path(folder) / "meta.json").read_text(encoding="utf-8"))
+    if not isinstance(meta, dict):
+        raise damaged_output(str(folder), "meta.json", "not a JSON object")
+    return meta
 
 
 def is_built(path: str | Path) -> bool:
@@ -94,15 +129,19 @@ class Dataset:
         return _padded(self.items.astype(np.int32, copy=False), self.offsets, max_len, side=side)
 
 
-def _flat(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+def flat_list(col: pa.ChunkedArray, *, nulls: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """A list column as (offsets from 0, values); ``nulls=False`` raises ValueError on a null list."""
     arr = col.combine_chunks()
+    if not nulls and arr.null_count:
+        msg = f"{arr.null_count} null lists"
+        raise ValueError(msg)
     offsets = arr.offsets.to_numpy().astype(np.int64)
     values = arr.values.to_numpy(zero_copy_only=False)
     base = offsets[0]
     return offsets - base, values[base : offsets[-1]]
 
 
-def _sequences_table(p: Path) -> pa.Table:
+def read_sequences_table(p: Path) -> pa.Table:
     """sequences.parquet, or the parts ``sequences/part-00000.parquet``, ... (in user-index order)."""
     if (p / "sequences.parquet").is_file():
         return pq.read_table(p / "sequences.parquet")
@@ -114,17 +153,25 @@ def _sequences_table(p: Path) -> pa.Table:
 
 
 def load(path: str | Path) -> Dataset:
-    """Load a folder written by ``seqprep build`` (sequences.parquet, a sequences/ folder of parts, or NPZ)."""
+    """Load a folder written by ``seqprep build`` (sequences.parquet, a sequences/ folder of parts, or NPZ).
+
+    A folder whose files cannot be read as seqprep wrote them is an :class:`InputError` naming the
+    file (``seqprep verify`` tells everything that is wrong with it).
+    """
     p = Path(path)
     if not is_built(p):
         msg = f"{str(p)!r} is not a seqprep output folder (no meta.json); pass the -o folder of a build"
         raise InputError(msg)
-    meta = json.loads((p / "meta.json").read_text(encoding="utf-8"))
-    item_vocab = Vocabulary.from_table(pq.read_table(p / "items.parquet"), "item").with_oov(meta.get("oov_idx"))
-    user_vocab = Vocabulary.from_table(pq.read_table(p / "users.parquet"), "user")
+    meta = read_meta(p)
+    item_vocab = _read_vocabulary(p, "item").with_oov(meta.get("oov_idx"))
+    user_vocab = _read_vocabulary(p, "user")
     ratings = session_ids = None
     if (p / "sequences.npz").is_file():
-        with np.load(p / "sequences.npz", allow_pickle=False) as z:
+        # our own handle, closed even when np.load fails on a bad zip
+        with reading(p, "sequences.npz"), open(p / "sequences.npz", "rb") as fh, np.load(fh, allow_pickle=False) as z:
+            missing = [k for k in ("offsets", "items", "timestamps", "user_idx") if k not in z.files]
+            if missing:
+                raise damaged_output(str(p), "sequences.npz", f"no array {', '.join(missing)}")
             offsets, items, timestamps = z["offsets"], z["items"], z["timestamps"]
             user_idx = z["user_idx"]
             if "ratings" in z.files:
@@ -132,14 +179,17 @@ def load(path: str | Path) -> Dataset:
             if "session_ids" in z.files:
                 session_ids = z["session_ids"]
     elif (p / "sequences.parquet").is_file() or (p / "sequences").is_dir():
-        table = _sequences_table(p)
-        offsets, items = _flat(table["items"])
-        _, timestamps = _flat(table["timestamps"])
-        if "ratings" in table.column_names:
-            _, ratings = _flat(table["ratings"])
-        if "session_ids" in table.column_names:
-            _, session_ids = _flat(table["session_ids"])
-        user_idx = table["user_idx"].to_numpy()
+        name = "sequences.parquet" if (p / "sequences.parquet").is_file() else "sequences/"
+        with reading(p, name):
+            table = read_sequences_table(p)
+            need_columns(table, ("user_idx", "items", "timestamps"), p, name)
+            offsets, items = flat_list(table["items"])
+            _, timestamps = flat_list(table["timestamps"])
+            if "ratings" in table.column_names:
+                _, ratings = flat_list(table["ratings"])
+            if "session_ids" in table.column_names:
+                _, session_ids = flat_list(table["session_ids"])
+            user_idx = table["user_idx"].to_numpy()
     else:
         msg = f"{str(p)!r} holds neither sequences.parquet, sequences/ nor sequences.npz; rebuild it with seqprep build"
         raise InputError(msg)
@@ -155,3 +205,11 @@ def load(path: str | Path) -> Dataset:
         user_idx=user_idx,
         session_ids=session_ids,
     )
+
+
+def _read_vocabulary(p: Path, prefix: Literal["item", "user"]) -> Vocabulary:
+    name = f"{prefix}s.parquet"
+    with reading(p, name):
+        table = pq.read_table(p / name)
+        need_columns(table, (f"{prefix}_idx", f"{prefix}_id", "count"), p, name)
+        return Vocabulary.from_table(table, prefix)

@@ -27,17 +27,34 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
+
+# Imported up front, as in seqprep.pipeline: pyarrow imports pandas lazily mid-run, and a Ctrl-C landing
+# in that import leaves a half-initialised module (an AttributeError traceback, not a clean stop).
+import pandas  # noqa: F401
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .dataset import flat_list, read_sequences_table
+from .io.sources import sha256_file
 from .kernels import tie_stats
 
 __all__ = ["SCHEMAS", "VerifyReport", "verify"]
 
 _FIX = "rebuild it with seqprep build"
 #: What reading a damaged file may raise (UnicodeDecodeError, from a mangled column name, is a ValueError).
-_READ_ERRORS = (pa.ArrowException, OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile)
+#: A damaged zip's flag bits make zipfile raise NotImplementedError (an unknown compression) or
+#: RuntimeError (an "encrypted" member).
+_READ_ERRORS = (
+    pa.ArrowException,
+    OSError,
+    EOFError,
+    KeyError,
+    ValueError,
+    zipfile.BadZipFile,
+    NotImplementedError,
+    RuntimeError,
+)
 
 
 @dataclass(frozen=True)
@@ -96,8 +113,9 @@ def verify(path: str | Path) -> VerifyReport:
 def _check_all(p: Path, meta: dict[str, Any], problems: _Problems, checked: dict[str, Any]) -> None:
     checked["files"] = _check_files(p, meta, problems)
     _check_schemas(p, problems)
-    n_items, n_users, item_counts, user_counts, user_ids = _check_vocabularies(p, meta, problems)
-    checked.update(users=n_users, items=n_items)
+    rules = _Rules.of(meta)
+    vocab = _check_vocabularies(p, meta, rules, problems)
+    checked.update(users=vocab[1], items=vocab[0])
     layouts = {}
     for name, loader in (("sequences.parquet", _load_parquet), ("sequences.npz", _load_npz)):
         if (p / name).is_file() or (name == "sequences.parquet" and (p / "sequences").is_dir()):
@@ -108,7 +126,7 @@ def _check_all(p: Path, meta: dict[str, Any], problems: _Problems, checked: dict
     if not layouts and not any("is unreadable" in x for x in problems.items):
         problems.add(f"neither sequences.parquet nor sequences.npz is present; {_FIX}")
     for name, arrays in layouts.items():
-        _check_sequences(name, arrays, meta, n_items, n_users, item_counts, user_counts, user_ids, problems)
+        _check_sequences(name, arrays, meta, rules, vocab, problems)
     if len(layouts) == 2:
         _check_same(layouts, problems)
     checked["sequence_files"] = sorted(layouts)
@@ -118,12 +136,6 @@ def _check_all(p: Path, meta: dict[str, Any], problems: _Problems, checked: dict
 
 def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split())[:200]
-
-
-def _sha256(path: Path) -> str:
-    from .writers import _sha256 as sha256  # the same digest the writer recorded
-
-    return sha256(path)
 
 
 def _check_files(p: Path, meta: dict[str, Any], problems: _Problems) -> int:
@@ -143,7 +155,7 @@ def _check_files(p: Path, meta: dict[str, Any], problems: _Problems) -> int:
         size = f.stat().st_size
         if isinstance(info, dict) and info.get("bytes") is not None and size != info["bytes"]:
             problems.add(f"{name} has {size} bytes, meta.json says {info['bytes']} (changed or truncated); {_FIX}")
-        elif not isinstance(info, dict) or _sha256(f) != info.get("sha256"):
+        elif not isinstance(info, dict) or sha256_file(f) != info.get("sha256"):
             problems.add(f"{name}: sha256 differs from meta.json (the file changed after the build); {_FIX}")
     listed = {str(PurePosixPath(n)) for n in files} | {"meta.json"}
     present = {f.relative_to(p).as_posix() for f in p.rglob("*") if f.is_file()}
@@ -152,7 +164,7 @@ def _check_files(p: Path, meta: dict[str, Any], problems: _Problems) -> int:
     return len(files)
 
 
-#: The Arrow schemas README documents, per Parquet file: column -> accepted types (as pyarrow prints them).
+#: The Arrow schemas docs/outputs.md documents, per Parquet file: column -> accepted types (as pyarrow prints them).
 _IDS = ("int64", "string")
 SCHEMAS: dict[str, dict[str, tuple[str, ...]]] = {
     "sequences.parquet": {
@@ -175,7 +187,7 @@ _OPTIONAL = {"ratings", "session_ids"}
 
 
 def _check_schemas(p: Path, problems: _Problems) -> None:
-    """The Parquet files carry exactly the documented columns and types (README "Robustness")."""
+    """The Parquet files carry exactly the documented columns and types (docs/outputs.md)."""
     for name, columns in SCHEMAS.items():
         files = [p / name]
         if name == "sequences.parquet" and not (p / name).is_file():  # the Dask engine's parts layout
@@ -206,8 +218,42 @@ def _int(meta: dict[str, Any], key: str) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
+@dataclass(frozen=True)
+class _Rules:
+    """What a folder's counts mean, from its meta.json (see docs/outputs.md):
+
+    - ``reused``: ``--vocab-from``: an id of the reused vocabulary may have no interaction (count 0),
+      and ``oov_idx`` (N+1) may stand in the sequences for unknown items;
+    - ``max_len``: ``--truncate``: the sequences hold each user's ``max_len`` most recent
+      interactions, while every count (and meta's ties and lengths) describes the whole sequences;
+    - ``train_counts``: ``--vocab-from-train``: item counts are the interactions of the training
+      part, so they add up to the training interactions, and no item occurs less often than that.
+    """
+
+    reused: bool
+    oov_idx: int | None
+    oov_rows: int  # interactions of unknown items, encoded as oov_idx (no count in items.parquet)
+    max_len: int | None
+    train_counts: int | None
+
+    @classmethod
+    def of(cls, meta: dict[str, Any]) -> _Rules:
+        trunc = meta.get("truncation") or {}
+        split = meta.get("split") or {}
+        train = ((split.get("sizes") or {}).get("train") or {}).get("interactions")
+        reuse = meta.get("vocab_reuse") or {}
+        oov_idx = _int(meta, "oov_idx")
+        return cls(
+            reused=meta.get("vocab_reuse") is not None,
+            oov_idx=oov_idx,
+            oov_rows=int(reuse.get("unseen_rows") or 0) if oov_idx is not None else 0,
+            max_len=trunc.get("max_len") if trunc.get("truncate_sequences") else None,
+            train_counts=train if split.get("vocab_from_train") else None,
+        )
+
+
 def _check_vocabularies(
-    p: Path, meta: dict[str, Any], problems: _Problems
+    p: Path, meta: dict[str, Any], rules: _Rules, problems: _Problems
 ) -> tuple[int | None, int | None, np.ndarray | None, np.ndarray | None, pa.Array | None]:
     out: dict[str, tuple[int | None, np.ndarray | None, pa.Array | None]] = {}
     for prefix, start, key in (("item", 1, "num_items"), ("user", 0, "num_users")):
@@ -228,42 +274,40 @@ def _check_vocabularies(
             problems.add(f"{name} has {n} {prefix}s, meta.json {key} says {meta.get(key)}; {_FIX}")
         if ids.null_count or pc.count_distinct(ids).as_py() != n:
             problems.add(f"{name}: {prefix}_id holds repeated or missing ids; {_FIX}")
-        if n and counts.min() < 1:
-            problems.add(f"{name}: some {prefix} has a count below 1; {_FIX}")
-        total = _int(meta, "num_interactions")
+        least = 0 if rules.reused else 1  # a reused id may be absent from this log
+        if n and counts.min() < least:
+            problems.add(f"{name}: some {prefix} has a count below {least}; {_FIX}")
+        if prefix == "item" and rules.train_counts is not None:
+            total, what = rules.train_counts, "split.sizes.train.interactions"
+        else:
+            total, what = _int(meta, "num_interactions"), "num_interactions"
+            if prefix == "item" and total is not None and rules.oov_rows:
+                total, what = total - rules.oov_rows, "num_interactions - vocab_reuse.unseen_rows (oov)"
         if total is not None and int(counts.sum()) != total:
-            problems.add(
-                f"{name}: counts add up to {int(counts.sum())}, meta.json num_interactions says {total}; {_FIX}"
-            )
+            problems.add(f"{name}: counts add up to {int(counts.sum())}, meta.json {what} says {total}; {_FIX}")
         out[prefix] = (n, counts, ids)
-    n_items = out["item"][0]
-    if meta.get("padding_idx") != 0:
-        problems.add(f"meta.json padding_idx is {meta.get('padding_idx')!r}, not 0; {_FIX}")
-    if n_items is not None and meta.get("num_embeddings") != n_items + 1:
-        problems.add(
-            f"meta.json num_embeddings is {meta.get('num_embeddings')!r}, not num_items + 1 = {n_items + 1}; {_FIX}"
-        )
+    _check_embedding_size(meta, out["item"][0], rules, problems)
     return out["item"][0], out["user"][0], out["item"][1], out["user"][1], out["user"][2]
 
 
-def _flat(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    arr = col.combine_chunks()
-    if arr.null_count:
-        msg = f"{arr.null_count} null lists"
-        raise ValueError(msg)
-    offsets = arr.offsets.to_numpy().astype(np.int64)
-    values = arr.values.to_numpy(zero_copy_only=False)
-    base = offsets[0]
-    return offsets - base, values[base : offsets[-1]]
+def _check_embedding_size(meta: dict[str, Any], n_items: int | None, rules: _Rules, problems: _Problems) -> None:
+    if meta.get("padding_idx") != 0:
+        problems.add(f"meta.json padding_idx is {meta.get('padding_idx')!r}, not 0; {_FIX}")
+    if n_items is None:
+        return
+    if rules.oov_idx is not None and rules.oov_idx != n_items + 1:
+        problems.add(f"meta.json oov_idx is {rules.oov_idx}, not num_items + 1 = {n_items + 1}; {_FIX}")
+    want = n_items + 1 + (rules.oov_idx is not None)
+    if meta.get("num_embeddings") != want:
+        rule = "num_items + 2 (padding and oov)" if rules.oov_idx is not None else "num_items + 1"
+        problems.add(f"meta.json num_embeddings is {meta.get('num_embeddings')!r}, not {rule} = {want}; {_FIX}")
 
 
 def _load_parquet(path: Path) -> dict[str, Any]:
     """sequences.parquet, or (when absent) the Dask engine's ``sequences/part-*.parquet`` in order."""
-    from .dataset import _sequences_table
-
-    table = _sequences_table(path.parent)
-    offsets, items = _flat(table["items"])
-    t_offsets, timestamps = _flat(table["timestamps"])
+    table = read_sequences_table(path.parent)
+    offsets, items = flat_list(table["items"], nulls=False)
+    t_offsets, timestamps = flat_list(table["timestamps"], nulls=False)
     arrays: dict[str, Any] = {
         "offsets": offsets,
         "items": items,
@@ -273,7 +317,7 @@ def _load_parquet(path: Path) -> dict[str, Any]:
         "aligned": {"timestamps": np.array_equal(t_offsets, offsets)},
     }
     if "ratings" in table.column_names:
-        r_offsets, arrays["ratings"] = _flat(table["ratings"])
+        r_offsets, arrays["ratings"] = flat_list(table["ratings"], nulls=False)
         arrays["aligned"]["ratings"] = np.array_equal(r_offsets, offsets)
     return arrays
 
@@ -291,33 +335,22 @@ def _check_sequences(
     name: str,
     a: dict[str, Any],
     meta: dict[str, Any],
-    n_items: int | None,
-    n_users: int | None,
-    item_counts: np.ndarray | None,
-    user_counts: np.ndarray | None,
-    user_ids: pa.Array | None,
+    rules: _Rules,
+    vocab: tuple[int | None, int | None, np.ndarray | None, np.ndarray | None, pa.Array | None],
     problems: _Problems,
 ) -> None:
+    n_items, n_users, item_counts, user_counts, user_ids = vocab
     offsets = np.asarray(a["offsets"], dtype=np.int64)
     items = np.asarray(a["items"])
     ts = np.asarray(a["timestamps"])
-    total = _int(meta, "num_interactions")
-    for col, ok in a["aligned"].items():
-        if not ok:
-            problems.add(f"{name}: the {col} lists do not have the same lengths as the items lists; {_FIX}")
-    if len(offsets) == 0 or offsets[0] != 0:
-        problems.add(f"{name}: offsets do not start at 0; {_FIX}")
+    if not _check_offsets(name, a, offsets, items, ts, problems):
         return
     lengths = np.diff(offsets)
-    if (lengths < 0).any():
-        u = int(np.flatnonzero(lengths < 0)[0])
-        problems.add(f"{name}: offsets decrease at user {u}; {_FIX}")
-        return
-    if offsets[-1] != len(items) or len(ts) != len(items):
-        problems.add(
-            f"{name}: offsets end at {int(offsets[-1])} but there are {len(items)} items and {len(ts)} timestamps; {_FIX}"
-        )
-        return
+    if user_counts is not None and rules.max_len is not None:
+        user_counts = np.minimum(user_counts, rules.max_len)  # --truncate: the most recent max_len
+    total = _int(meta, "num_interactions") if rules.max_len is None else None
+    if total is None and user_counts is not None and rules.max_len is not None:
+        total = int(user_counts.sum())
     if total is not None and len(items) != total:
         problems.add(f"{name} holds {len(items)} interactions, meta.json num_interactions says {total}; {_FIX}")
     if n_users is not None and len(lengths) != n_users:
@@ -327,6 +360,48 @@ def _check_sequences(
         problems.add(
             f"{name}: user {u} has {int(lengths[u])} interactions, users.parquet count says {int(user_counts[u])}; {_FIX}"
         )
+    _check_columns(name, a, meta, items, ts, lengths, user_ids, problems)
+    if len(items) == 0:
+        return
+    _check_items(name, offsets, items, n_items, item_counts, rules, problems)
+    if _check_time_order(name, offsets, ts, problems) and rules.max_len is None:
+        _check_summary(name, offsets, ts, lengths, meta, problems)  # ties and lengths describe whole sequences
+
+
+def _check_offsets(
+    name: str, a: dict[str, Any], offsets: np.ndarray, items: np.ndarray, ts: np.ndarray, problems: _Problems
+) -> bool:
+    """The CSR frame: aligned lists, offsets from 0 that never decrease and end at the items."""
+    for col, ok in a["aligned"].items():
+        if not ok:
+            problems.add(f"{name}: the {col} lists do not have the same lengths as the items lists; {_FIX}")
+    if len(offsets) == 0 or offsets[0] != 0:
+        problems.add(f"{name}: offsets do not start at 0; {_FIX}")
+        return False
+    lengths = np.diff(offsets)
+    if (lengths < 0).any():
+        u = int(np.flatnonzero(lengths < 0)[0])
+        problems.add(f"{name}: offsets decrease at user {u}; {_FIX}")
+        return False
+    if offsets[-1] != len(items) or len(ts) != len(items):
+        problems.add(
+            f"{name}: offsets end at {int(offsets[-1])} but there are {len(items)} items and {len(ts)} timestamps; {_FIX}"
+        )
+        return False
+    return True
+
+
+def _check_columns(
+    name: str,
+    a: dict[str, Any],
+    meta: dict[str, Any],
+    items: np.ndarray,
+    ts: np.ndarray,
+    lengths: np.ndarray,
+    user_ids: pa.Array | None,
+    problems: _Problems,
+) -> None:
+    """user_idx, user_id, ratings and the timestamps' type."""
     user_idx = np.asarray(a["user_idx"])
     if not np.array_equal(user_idx, np.arange(len(lengths))):
         problems.add(f"{name}: user_idx is not exactly 0..{len(lengths) - 1} in order; {_FIX}")
@@ -342,30 +417,55 @@ def _check_sequences(
     if want_dtype is not None and str(ts.dtype) != want_dtype:
         problems.add(f"{name}: timestamps are {ts.dtype}, meta.json says {want_dtype}; {_FIX}")
 
-    if len(items):
-        zero = items == 0
-        if zero.any():
-            k = int(np.flatnonzero(zero)[0])
-            u = int(np.searchsorted(offsets, k, side="right") - 1)
-            problems.add(f"{name}: padding index 0 inside user {u}'s sequence (position {k - int(offsets[u])}); {_FIX}")
-        if n_items is not None and (items.min() < 0 or items.max() > n_items):
-            problems.add(f"{name}: item indices outside 0..{n_items} (num_items); {_FIX}")
-        elif n_items is not None and item_counts is not None:
-            actual = np.bincount(items.astype(np.int64), minlength=n_items + 1)[1:]
-            if not np.array_equal(actual, item_counts):
-                k = int(np.flatnonzero(actual != item_counts)[0])
-                problems.add(
-                    f"{name}: item {k + 1} occurs {int(actual[k])} times, items.parquet count says {int(item_counts[k])}; {_FIX}"
-                )
-        down = ts[1:] < ts[:-1]
-        starts = offsets[1:-1]
-        down[starts[(starts > 0) & (starts < len(ts))] - 1] = False  # a new user may start earlier
-        if down.any():
-            k = int(np.flatnonzero(down)[0]) + 1
-            u = int(np.searchsorted(offsets, k, side="right") - 1)
-            problems.add(f"{name}: user {u}'s timestamps decrease at position {k - int(offsets[u])}; {_FIX}")
-        else:
-            _check_summary(name, offsets, ts, lengths, meta, problems)
+
+def _check_items(
+    name: str,
+    offsets: np.ndarray,
+    items: np.ndarray,
+    n_items: int | None,
+    item_counts: np.ndarray | None,
+    rules: _Rules,
+    problems: _Problems,
+) -> None:
+    """No padding index inside a sequence, indices in range, occurrences as the counts say."""
+    zero = items == 0
+    if zero.any():
+        k = int(np.flatnonzero(zero)[0])
+        u = int(np.searchsorted(offsets, k, side="right") - 1)
+        problems.add(f"{name}: padding index 0 inside user {u}'s sequence (position {k - int(offsets[u])}); {_FIX}")
+    if n_items is None:
+        return
+    top = n_items if rules.oov_idx is None else rules.oov_idx
+    if items.min() < 0 or items.max() > top:
+        problems.add(f"{name}: item indices outside 0..{top} ({'oov_idx' if rules.oov_idx else 'num_items'}); {_FIX}")
+        return
+    if item_counts is None:
+        return
+    actual = np.bincount(items.astype(np.int64), minlength=top + 1)[1 : n_items + 1]
+    if rules.max_len is not None:  # truncated: at most the counts
+        bad, rule = actual > item_counts, "at most "
+    elif rules.train_counts is not None:  # training counts: at least them
+        bad, rule = actual < item_counts, "at least "
+    else:
+        bad, rule = actual != item_counts, ""
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        problems.add(
+            f"{name}: item {k + 1} occurs {int(actual[k])} times, items.parquet count says {rule}{int(item_counts[k])}; {_FIX}"
+        )
+
+
+def _check_time_order(name: str, offsets: np.ndarray, ts: np.ndarray, problems: _Problems) -> bool:
+    """Each user's timestamps never decrease."""
+    down = ts[1:] < ts[:-1]
+    starts = offsets[1:-1]
+    down[starts[(starts > 0) & (starts < len(ts))] - 1] = False  # a new user may start earlier
+    if down.any():
+        k = int(np.flatnonzero(down)[0]) + 1
+        u = int(np.searchsorted(offsets, k, side="right") - 1)
+        problems.add(f"{name}: user {u}'s timestamps decrease at position {k - int(offsets[u])}; {_FIX}")
+        return False
+    return True
 
 
 def _check_summary(

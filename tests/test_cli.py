@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 
+import click
 import pytest
 from click.testing import CliRunner
 
-from seqprep.cli import cli
-from tests.conftest import ROOT, TIES_CSV
+from seqprep.cli import cli, help_groups
+from tests.conftest import TIES_CSV
 
 
 def run(*args: str, input: str | bytes | None = None):
@@ -120,19 +122,63 @@ def test_python_m_seqprep():
     assert r.stdout.startswith("seqprep, version ")
 
 
-def _commands():
-    return sorted(cli.commands)
+# --------------------------------------------------------------------------------------------------
+# --help in labelled groups
+
+_READ = ["sep", "header", "names", "user_col", "item_col", "time_col", "rating_col", "id_type", "input_format"]
+
+#: Every command's --help groups, in order, with their parameters in order (click's parameter names).
+HELP_GROUPS: dict[str, dict[str, list[str]]] = {
+    "build": {
+        "Input": ["inputs", *_READ],
+        "Cleaning": ["strict", "since", "until", "min_rating", "dedup", "min_user_count", "min_item_count", "kcore_rounds"],
+        "Vocabulary": ["item_order", "user_order", "vocab_from", "unknown", "extend"],
+        "Sequences and splits": [
+            "session_gap", "max_len", "pad", "truncate", "split", "valid_from", "test_from", "seed",
+            "vocab_from_train", "windows", "eval_negatives", "negatives",
+        ],
+        "Outputs": ["output", "formats", "overwrite", "to", "exports", "as_json", "quiet"],
+        "Resources": ["threads", "memory_limit", "block_size"],
+        "Engine": ["engine", "scheduler", "workers", "part_rows", "block_bytes"],
+        "Options": ["help"],
+    },
+    "stats": {"Input": ["paths", *_READ], "Outputs": ["as_json", "plot_file"], "Options": ["help"]},
+    "verify": {"Input": ["path"], "Outputs": ["as_json"], "Options": ["help"]},
+    "seqprep": {"Options": ["version", "help"]},
+}
 
 
-@pytest.mark.parametrize("name", _commands())
-def test_every_command_and_option_has_help_and_is_in_readme(name):
-    readme = (ROOT / "README.md").read_text()
-    cmd = cli.commands[name]
-    assert cmd.help, f"{name} has no help"
-    assert f"seqprep {name}" in readme, f"README does not show `seqprep {name}`"
-    for param in cmd.params:
-        if param.param_type_name != "option":
-            continue
-        assert param.help, f"{name} {param.opts} has no help"
-        longest = max(param.opts, key=len)
-        assert re.search(re.escape(longest) + r"\b", readme), f"README does not mention {longest} ({name})"
+def _sections(text: str) -> dict[str, str]:
+    """--help text -> {heading: the section's text}, in order."""
+    found: dict[str, list[str]] = {}
+    current = None
+    for line in text.splitlines():
+        m = re.fullmatch(r"(\S[^:]*):", line)
+        if m:
+            current = found.setdefault(m.group(1), [])
+        elif current is not None:
+            current.append(line)
+    return {k: "\n".join(v) for k, v in found.items()}
+
+
+def _name(param: click.Parameter) -> str | None:
+    return "help" if "--help" in param.opts else param.name  # click names its help option as it likes
+
+
+@pytest.mark.parametrize("name", list(HELP_GROUPS))
+def test_help_lists_every_option_in_exactly_one_group_in_order(name):
+    cmd = cli if name == "seqprep" else cli.commands[name]
+    ctx = click.Context(cmd, info_name=name)
+    groups = help_groups(cmd, ctx)
+    assert [(title, [_name(p) for p in params]) for title, params in groups] == list(HELP_GROUPS[name].items())
+    listed = Counter(_name(p) for _, params in groups for p in params)
+    options = [_name(p) for p in cmd.get_params(ctx) if isinstance(p, click.Option)]
+    assert all(listed[o] == 1 for o in options) and set(options) <= set(listed)
+
+    text = CliRunner().invoke(cli, [*([] if name == "seqprep" else [name]), "--help"]).output
+    sections = _sections(text)
+    assert [h for h in sections if h in HELP_GROUPS[name]] == list(HELP_GROUPS[name])  # the groups, in order
+    for title, params in groups:
+        for p in params:
+            label = p.human_readable_name if isinstance(p, click.Argument) else max(p.opts, key=len)
+            assert re.search(rf"^  (-\w, )?{re.escape(label)}\b", sections[title], re.MULTILINE), (title, label)

@@ -465,7 +465,7 @@ def test_one_row_and_a_one_user_last_part(text, tmp_path, scheduler):
 
 @given(st.lists(st.integers(1, 50), min_size=1, max_size=40), st.integers(1, 200))
 def test_output_parts_are_contiguous_nonempty_user_ranges(counts, part_rows):
-    from seqprep.engines.dask_engine import _divisions
+    from seqprep.engines.dask import divisions as _divisions
 
     bounds = _divisions(np.array(counts), part_rows)
     assert bounds[0] == 0 and bounds[-1] == len(counts)

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seqprep.errors import ConfigError
-from seqprep.filters import bound_in_unit, parse_duration, parse_time_bound
+from seqprep.timeunits import bound_in_unit, parse_duration
+from seqprep.timeunits import parse_time
 from seqprep.kernels.filters import dedup, kcore, num_present, rating_at_least, session_ids, time_window
 
 # rows of (user, item, time, rating): few distinct values, so that repeats, ties and k-core cascades occur
@@ -232,9 +233,9 @@ def test_session_gap_is_strict():
 
 
 def test_time_bounds_in_the_log_unit():
-    assert parse_time_bound("2019-01-01T00:00:00Z", "--since") == ("date", 1546300800 * 10**9)
-    assert parse_time_bound("2019-01-01T02:00:00+02:00", "--since") == ("date", 1546300800 * 10**9)
-    assert parse_time_bound(" 1546300800.5 ", "--since") == ("number", 1546300800.5)
+    assert parse_time("2019-01-01T00:00:00Z", "--since") == ("date", 1546300800 * 10**9)
+    assert parse_time("2019-01-01T02:00:00+02:00", "--since") == ("date", 1546300800 * 10**9)
+    assert parse_time(" 1546300800.5 ", "--since") == ("number", 1546300800.5)
     assert bound_in_unit("2019-01-01", "--since", "epoch") == 1546300800  # raw epoch logs: seconds
     assert bound_in_unit("2019-01-01", "--since", "s") == 1546300800
     assert bound_in_unit("2019-01-01", "--since", "ms") == 1546300800000
@@ -248,7 +249,7 @@ def test_bad_time_bound():
         ConfigError,
         match=r"^--until 'tomorrow' is neither an epoch number nor an ISO-8601 date; pass e\.g\. --until 2019-01-01 or --until 1546300800$",
     ):
-        parse_time_bound("tomorrow", "--until")
+        parse_time("tomorrow", "--until")
 
 
 @pytest.mark.parametrize(
@@ -282,3 +283,25 @@ def test_dedup_exact_interleaved_ratings_keep_first_in_input_order():
         "exact",
     )
     assert keep.tolist() == [True, True, False, False, True]
+
+
+@pytest.mark.parametrize("unit", ["epoch", "s", "ms", "us", "ns"])
+@pytest.mark.parametrize("date", ["2019-01-01T00:00:00.25", "2019-01-01T00:00:00.000000750Z", "2019-01-01"])
+def test_one_date_rule_for_filters_and_splits(unit, date, tmp_path):
+    """--since/--until and --valid-from/--test-from read a date with one parser and one rounding rule:
+    the bound is the first whole step of the log's unit at or after the instant."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from seqprep.steps.filters import window_bounds
+    from seqprep.steps.splits import decide_parts
+    from seqprep.config import FilterOptions, SplitOptions
+
+    ns = int(pc.cast(pa.array([date.rstrip("Z")]), pa.timestamp("ns")).cast(pa.int64())[0].as_py())
+    step = {"epoch": 10**9, "s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[unit]
+    expected = -(-ns // step)
+    since, until = window_bounds(FilterOptions(since=date), unit)
+    assert since == expected and until is None
+    times = np.array([expected - 1, expected, expected + 1])
+    _, info = decide_parts(np.array([0, 3]), times, SplitOptions(split="time", valid_from=date, test_from=date), unit)
+    assert info["valid_from"] == info["test_from"] == expected

@@ -232,7 +232,7 @@ def test_reference_model_sanity():
     st.data(),
 )
 def test_trim_ids_matches_reference(dictionary, data):
-    from seqprep.readers import _trim_ids
+    from seqprep.io.columns import _trim_ids
 
     codes = np.array(data.draw(st.lists(st.integers(-1, len(dictionary) - 1), max_size=30)), dtype=np.int32)
     new_codes, new_dict = _trim_ids(codes, pa.array(dictionary))
@@ -246,7 +246,7 @@ def test_trim_ids_matches_reference(dictionary, data):
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.sampled_from(["2020-01-01", "2021-12-31", "2020-02-30", "2020-13-01", None]), min_size=1))
 def test_first_uncastable_matches_reference(values):
-    from seqprep.readers import _first_uncastable
+    from seqprep.io.columns import first_uncastable as _first_uncastable
 
     def casts(v):
         try:

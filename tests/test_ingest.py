@@ -16,12 +16,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import seqprep.pipeline as pipeline
+import seqprep.engines.local as pipeline
 from seqprep import build
 from seqprep.config import ReadOptions
 from seqprep.errors import InputError
-from seqprep.ingest import GrowBuffer, IdEncoder, stream_log
-from seqprep.readers import Log, read_log_in_memory
+from seqprep.io.buffers import GrowBuffer, IdEncoder
+from seqprep.io.stream import stream_log
+from seqprep.model import Log
+from tests.oracle import read_log_in_memory
 from tests.conftest import TIES_CSV, shared_file
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -228,7 +230,8 @@ def test_grow_buffer_concatenates(chunks, cap):
 def test_range_reader_matches_in_memory_at_any_range_size(tmp_path_factory, rows, newline, block):
     """The multi-threaded range reader cuts the text at line ends (LF, CRLF, CR): same Log as whole-table."""
     from seqprep.config import ReadOptions
-    from seqprep.readers import read_log, read_log_in_memory
+    from seqprep.io import read_log
+    from tests.oracle import read_log_in_memory
 
     tmp = tmp_path_factory.mktemp("ranges")
     path = tmp / "log.csv"

@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 import seqprep
-from seqprep import atomic
+from seqprep.output import atomic
 from seqprep.cli import cli
 from seqprep.errors import OutputError
 from tests.conftest import ROOT, TIES_CSV
@@ -77,8 +77,11 @@ def big_log(tmp_path_factory) -> tuple[Path, float, float]:
     folder = tmp_path_factory.mktemp("big")
     log = _log(folder / "log.csv", BIG_ROWS)
     t0 = time.perf_counter()
-    # the same start-up path as a build: the interpreter, `-m seqprep`, click and every import
-    subprocess.run([sys.executable, "-m", "seqprep", "--version"], check=True, capture_output=True)
+    # the same start-up path as a build: the interpreter, `-m seqprep`, click and every import (the
+    # command imports the library in its body, so `--version` alone would not): a build of a missing file
+    cmd = [sys.executable, "-m", "seqprep", "build", str(folder / "none.csv"), "-o", str(folder / "none")]
+    r = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert r.stderr.startswith("Error: input file"), r.stderr
     startup = time.perf_counter() - t0
     t0 = time.perf_counter()
     p = _start(log, folder / "probe")
@@ -197,7 +200,7 @@ def test_interrupt_while_writing_removes_the_temporary_folder(tmp_path, monkeypa
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("seqprep.writers.write_npz", interrupted)
+    monkeypatch.setattr("seqprep.output.folder.write_npz", interrupted)
     with pytest.raises(KeyboardInterrupt):
         seqprep.build(log, out, formats=("parquet", "npz"), overwrite=True)
     assert (out / "meta.json").read_text() == before
@@ -206,7 +209,7 @@ def test_interrupt_while_writing_removes_the_temporary_folder(tmp_path, monkeypa
 
 API_SCRIPT = """
 import os, signal, sys, time
-import seqprep, seqprep.writers as w
+import seqprep, seqprep.output.folder as w
 real = w.write_npz
 def slow_npz(*a, **k):
     os.kill(os.getpid(), signal.SIGTERM)  # arrives while the temporary folder holds half the files
@@ -259,9 +262,14 @@ def test_deferred_signal_is_delivered_after_the_block():
 
 
 def _finished_folder(parent: Path, marker: str) -> Path:
+    """A finished output: files a, b, c and a meta.json of seqprep's format listing them (so
+    ``--overwrite`` may replace it, see tests/test_overwrite_guard.py)."""
     tmp = atomic.make_temp_dir(parent, prefix=".out.tmp-")
     for name in ("a", "b", "c"):
         (tmp / name).write_text(marker)
+    meta = dict.fromkeys(atomic.META_KEYS)
+    meta.update(format_version=1, outputs={"files": {name: {} for name in ("a", "b", "c")}})
+    (tmp / "meta.json").write_text(json.dumps(meta))
     return tmp
 
 

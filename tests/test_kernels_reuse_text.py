@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from seqprep.kernels import cast_ids_exact, extend_table, fit_order, reuse_table
 from seqprep.kernels.text import join_lists, json_string, lines_bytes, number_text
-from seqprep.streams import jsonl_lines
+from seqprep.output.stream import jsonl_lines
 
 int_text = st.one_of(
     st.integers(-(10**20), 10**20).map(str),

@@ -23,13 +23,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import seqprep
-from seqprep import ingest, pipeline
+import seqprep.engines.local as pipeline
 from seqprep.cli import cli
 from seqprep.config import ReadOptions
-from seqprep.ingest import stream_log
+from seqprep.io import ranges as ingest
+from seqprep.io.sniff import csv_layout as _csv_layout
+from seqprep.io.stream import stream_log
 from seqprep.kernels.csvquotes import QuoteTracker, row_end, state_before
-from seqprep.readers import Log, _csv_layout, _Source, read_log_in_memory
+from seqprep.model import Log
 from tests.conftest import shared_file
+from tests.oracle import read_log_in_memory
 from tests.test_ingest import assert_same_log, tree_digest
 
 LF, CR, Q = 10, 13, 34
@@ -340,7 +343,7 @@ def test_sniffing_reads_quoted_line_ends_in_the_first_lines(write):
     """Separator and header from a CSV tokenizer: quoted names and fields with line ends, separators
     and quotes in the first lines do not confuse them (and line 2 of the file is inside line 1's row)."""
     p = write("r.csv", REVIEW_HEAD + _review_rows(5))
-    sep, names, header, roles = _csv_layout(_Source(str(p)), ReadOptions(), p.read_bytes())
+    sep, names, header, roles = _csv_layout(str(p), ReadOptions(), p.read_bytes())
     assert (sep, names, header) == (",", ["userId", "movie\nId", "rating", "timestamp", "text, long"], True)
     assert roles == {"user": "userId", "item": "movie\nId", "time": "timestamp", "rating": "rating"}
     semi = write("s.csv", 'user;item;ts\n"a;\n1";"x""y";3\nb;c;4\n')
@@ -468,13 +471,13 @@ def test_many_ranges_of_many_parts(tmp_path):
     ]
     data = ("user,item,rating,timestamp,text\n" + "".join(rows)).encode()
     parsed = []
-    real = ingest._range_batches._parse_in_parts
+    real = ingest.RangeReader._parse_in_parts
 
     def spy(self, buf, conv, infer):
         parsed.append(len(buf))
         return real(self, buf, conv, infer)
 
-    with mock.patch.object(ingest._range_batches, "_parse_in_parts", spy):
+    with mock.patch.object(ingest.RangeReader, "_parse_in_parts", spy):
         got = _read(data, ",", "plain", 1 << 20, tmp_path)
     assert len(parsed) >= 2 and sum(parsed) == len(data) - len(b"user,item,rating,timestamp,text\n")
     assert _decoded(got) == _pandas_reference(data, ",")

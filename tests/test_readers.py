@@ -15,7 +15,7 @@ import pytest
 
 import seqprep
 from seqprep.config import ReadOptions
-from seqprep.readers import read_log
+from seqprep.io import read_log
 
 ROWS = [(1, 10, 4.0, 100), (1, 11, 3.5, 90), (2, 10, 5.0, 95)]
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from seqprep import build
 from seqprep.cli import cli
 from seqprep.config import ReadOptions
-from seqprep.ingest import stream_log
+from seqprep.io.stream import stream_log
 from seqprep.kernels.partition import split_by_partition, user_partitions
 from tests.conftest import TIES_CSV
 from tests.test_ingest import assert_same_log, csv_logs, plain_ids, tree_digest

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import seqprep
-from seqprep import stats as stats_module
+from seqprep.stats import summary as stats_module
 from seqprep.cli import cli
 from seqprep.kernels import sequences as sequence_kernels
 from seqprep.kernels import stats as stats_kernels
@@ -516,7 +516,7 @@ def test_human_output_side_by_side_with_histogram(write, tmp_path):
 
 
 def test_histogram_bars_use_eighth_blocks():
-    from seqprep.stats import _bar
+    from seqprep.stats.report import _bar
 
     assert [_bar(c, 16, 2) for c in (0, 1, 11, 16)] == ["", "▏", "█▍", "██"]
 

@@ -9,8 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 
 import seqprep
-from seqprep import writers
-from seqprep.pipeline import sequences_from
+from seqprep.output import files as writers
+from seqprep.kernels import sequences as sequence_kernels
+from seqprep.steps.sort import sequences_from
 
 
 def _log(path, rows: int, users: int, *, grouped: bool, seed: int = 0):
@@ -29,7 +30,7 @@ def _log(path, rows: int, users: int, *, grouped: bool, seed: int = 0):
 
 @pytest.mark.parametrize("grouped", [True, False])
 def test_streamed_file_equals_a_plain_write(tmp_path, monkeypatch, grouped):
-    monkeypatch.setattr(writers, "ROW_GROUP_INTERACTIONS", 97)  # many row groups from a small log
+    monkeypatch.setattr(sequence_kernels, "ROW_GROUP_INTERACTIONS", 97)  # many row groups from a small log
     log = _log(tmp_path / "log.csv", 3000, 80, grouped=grouped)
     built = seqprep.build(log, tmp_path / "out")  # written while sorting
     memory = seqprep.build(log)  # nothing written: one sort of the whole log
@@ -46,7 +47,7 @@ def test_streamed_file_equals_a_plain_write(tmp_path, monkeypatch, grouped):
 
 
 def test_sequences_from_in_parts_is_the_one_sort(monkeypatch):
-    monkeypatch.setattr(writers, "ROW_GROUP_INTERACTIONS", 13)
+    monkeypatch.setattr(sequence_kernels, "ROW_GROUP_INTERACTIONS", 13)
     rng = np.random.default_rng(3)
     n, users = 2000, 60
     user = rng.integers(0, users, n).astype(np.int32)
@@ -70,7 +71,7 @@ def test_sequences_from_in_parts_is_the_one_sort(monkeypatch):
 
 
 def test_a_failing_row_group_leaves_no_output(tmp_path, monkeypatch):
-    monkeypatch.setattr(writers, "ROW_GROUP_INTERACTIONS", 50)
+    monkeypatch.setattr(sequence_kernels, "ROW_GROUP_INTERACTIONS", 50)
     log = _log(tmp_path / "log.csv", 1000, 40, grouped=False)
     calls = {"n": 0}
     real = writers.SequencesWriter.write
@@ -90,7 +91,7 @@ def test_a_failing_row_group_leaves_no_output(tmp_path, monkeypatch):
 def test_no_temporary_output_folder_while_reading(tmp_path, monkeypatch):
     """The output's temporary folder opens only when the sort starts: a process killed (OOM, kill -9)
     while reading leaves nothing beside OUT."""
-    from seqprep import pipeline
+    from seqprep.engines import local as pipeline
 
     log = _log(tmp_path / "log.csv", 500, 20, grouped=False)
     real = pipeline.read_log

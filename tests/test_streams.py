@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 import seqprep
 from seqprep.cli import cli
-from seqprep.streams import META_KEY, USERS_PER_BATCH, read_meta
+from seqprep.output.stream import META_KEY, USERS_PER_BATCH, read_meta
 from tests.conftest import TIES_CSV
 
 
@@ -56,7 +56,7 @@ def test_jsonl_stream(write):
     assert r.exit_code == 0 and r.stderr == ""
     lines = r.stdout_bytes.decode().splitlines()
     res = seqprep.build(write("r2.csv", TIES_CSV), None)
-    from seqprep.writers import sequences_table
+    from seqprep.output.files import sequences_arrow as sequences_table
 
     assert [json.loads(line) for line in lines] == sequences_table(res).to_pylist()
     assert lines[0] == '{"user_idx":0,"user_id":1,"items":[1,3,2,2],"timestamps":[10,10,20,30],"ratings":[3,2,4,4.5]}'

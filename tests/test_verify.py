@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import seqprep
 from seqprep.cli import cli
-from seqprep.writers import write_npz, write_parquet
+from seqprep.output.files import write_npz, write_parquet
 from tests.conftest import TIES_CSV
 
 FIX = "rebuild it with seqprep build"
@@ -300,3 +300,53 @@ def test_every_optional_output_verifies(tmp_path):
     # and a damaged session column is still caught
     (out / "sequences.parquet").write_bytes((out / "sequences.parquet").read_bytes()[:-10])
     assert not seqprep.verify(out).ok
+
+
+NEW_LOG = """userId,movieId,rating,timestamp
+1,5,4.0,40
+1,500,3.0,41
+2,7,5.0,42
+9,600,2.0,43
+9,5,1.0,44
+"""
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"max_len": 2, "truncate": True},
+        {"vocab_from": "base"},
+        {"vocab_from": "base", "unknown": "oov"},
+        {"vocab_from": "base", "extend": True},
+        {"split": "loo", "vocab_from_train": True},
+        {"split": "loo", "vocab_from_train": True, "max_len": 1, "truncate": True},
+        {"vocab_from": "base", "unknown": "oov", "max_len": 1, "truncate": True},
+    ],
+    ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()),
+)
+def test_every_build_mode_verifies(write, tmp_path, monkeypatch, options):
+    """Counts mean what docs/outputs.md says in every mode: truncated sequences (counts describe the
+    whole), reused vocabularies (an old id may have count 0; oov_idx N+1 stands in the sequences),
+    training-part item counts (--vocab-from-train). A fresh build verifies, in both layouts."""
+    monkeypatch.chdir(tmp_path)
+    seqprep.build(write("ties.csv", TIES_CSV), "base")
+    log = write("new.csv", NEW_LOG) if "vocab_from" in options else Path("ties.csv")
+    seqprep.build(log, "out", formats=("parquet", "npz"), **options)
+    report = seqprep.verify("out")
+    assert report.ok, report.problems
+    meta = json.loads(Path("out/meta.json").read_text())
+    if options.get("unknown") == "oov":
+        assert meta["oov_idx"] == meta["num_items"] + 1  # the unknown items 500, 600 are there
+        assert meta["vocab_reuse"]["unseen_items"] == 2
+
+
+def test_a_truncated_build_still_catches_a_changed_count(write, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    seqprep.build(write("ties.csv", TIES_CSV), "out", max_len=2, truncate=True)
+    table = pq.read_table("out/users.parquet")
+    counts = table["count"].to_numpy().copy()
+    counts[0] += 1
+    table = table.set_column(2, "count", pa.array(counts, pa.int64()))
+    write_parquet(table, Path("out/users.parquet"))
+    problems = seqprep.verify("out").problems
+    assert any("users.parquet: counts add up to" in p for p in problems), problems

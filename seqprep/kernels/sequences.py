@@ -19,6 +19,8 @@ __all__ = [
     "tie_mask",
     "tie_stats",
     "padded",
+    "sequence_parts",
+    "ROW_GROUP_INTERACTIONS",
 ]
 
 
@@ -290,3 +292,25 @@ def padded(
     cols = within + (np.repeat(max_len - k, k) if side == "left" else 0)
     out[rows, cols] = values[src]
     return out
+
+
+#: Interactions per row group of sequences.parquet (whole users; a user longer than this is one group).
+ROW_GROUP_INTERACTIONS = 1 << 21
+
+
+def sequence_parts(offsets: np.ndarray, per_part: int | None = None) -> np.ndarray:
+    """User bounds ``b`` of the row groups: group ``k`` holds users ``b[k] <= u < b[k+1]``, about
+    ``per_part`` interactions each, cut only between users. Depends on the offsets alone.
+
+    >>> sequence_parts(np.array([0, 2, 5, 6, 10]), per_part=3).tolist()
+    [0, 2, 3, 4]
+    >>> sequence_parts(np.array([0]), per_part=3).tolist()
+    [0, 0]
+    """
+    per_part = ROW_GROUP_INTERACTIONS if per_part is None else per_part
+    offsets = np.asarray(offsets, dtype=np.int64)
+    users, n = len(offsets) - 1, int(offsets[-1])
+    cuts = np.searchsorted(offsets, np.arange(per_part, n, per_part, dtype=np.int64), side="left")
+    if users == 0:
+        return np.zeros(2, dtype=np.int64)  # one empty group: the file still gets its schema
+    return np.unique(np.concatenate([[0], cuts[(cuts > 0) & (cuts < users)], [users]])).astype(np.int64)

@@ -1,0 +1,148 @@
+"""The Dask engine's inputs: what each file is and how to read it (decided on the client from its
+first 64 KiB, by the local reader's own sniffing), and each one as a Dask frame of canonical rows."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from ...config import ReadOptions
+from ...errors import ConfigError, InputError, input_is_folder, input_not_found, no_glob_match, one_line
+from ...io.sniff import CsvLayout, csv_layout, detect_format, jsonl_layout, resolve_columns
+from ...io.sources import MAGIC, SNIFF_BYTES, expand_inputs, inner_name
+from .partitions import CANON_META, canon
+
+__all__ = ["NULLS", "DaskInput", "expand", "frame", "inspect"]
+
+#: pyarrow's CSV null strings (the local reader's), so both engines call the same fields missing.
+NULLS = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "N/A", "NA", "NULL", "NaN", "n/a", "nan", "null"]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DaskInput:
+    """One input file: where it is, its size, compression, format and columns."""
+
+    index: int
+    path: str
+    size: int
+    compression: str | None
+    format: str
+    roles: dict[str, str]
+    typed_text: dict[str, bool]  # a typed source's text ids stay text (as the local reader decides)
+    csv: CsvLayout | None = None
+
+    @property
+    def location(self) -> str:
+        """Where the workers read it: a local path made absolute (their working folder is not ours)."""
+        return self.path if "://" in self.path else str(Path(self.path).absolute())
+
+
+def expand(inputs: tuple[str, ...]) -> list[str]:
+    """Local paths and globs as the local reader expands them; fsspec URLs (``s3://...``) through fsspec."""
+    import fsspec
+
+    out: list[str] = []
+    for spec in inputs:
+        if spec == "-":
+            msg = "--engine dask reads files or URLs, not stdin (-); write the log to a file first"
+            raise ConfigError(msg)
+        if "://" not in spec:
+            out.extend(expand_inputs([spec]))
+            continue
+        fs, path = fsspec.core.url_to_fs(spec)
+        if any(ch in path for ch in "*?[") and not fs.exists(path):
+            matches = sorted(fs.glob(path))
+            if not matches:
+                raise no_glob_match(spec)
+            out.extend(fs.unstrip_protocol(m) for m in matches)
+        else:
+            out.append(spec)
+    return out
+
+
+def inspect(index: int, spec: str, opts: ReadOptions) -> DaskInput:
+    """Size, compression (magic bytes), format and columns of one input, read on the client."""
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(spec)
+    if not fs.exists(path):
+        raise input_not_found(spec)
+    if fs.isdir(path):
+        raise input_is_folder(spec)
+    size = int(fs.size(path))
+    with fs.open(path, "rb") as fh:
+        magic = fh.read(8)
+    compression = next((c for m, c in MAGIC if magic.startswith(m)), None)
+    with fsspec.open(spec, "rb", compression=compression) as fh:
+        head = fh.read(SNIFF_BYTES)
+    fmt = detect_format(inner_name(spec), opts, head)
+    untyped = {"user": False, "item": False}
+    if fmt == "csv":
+        layout = csv_layout(spec, opts, head)
+        return DaskInput(index, spec, size, compression, fmt, layout.roles, untyped, layout)
+    if fmt == "jsonl":
+        roles, schema = jsonl_layout(spec, opts, head)  # the local rules
+        typed = {r: pa.types.is_string(schema.field(roles[r]).type) for r in ("user", "item")}
+        return DaskInput(index, spec, size, compression, fmt, roles, typed)
+    return _parquet_input(index, spec, size, compression, opts)
+
+
+def _parquet_input(index: int, spec: str, size: int, compression: str | None, opts: ReadOptions) -> DaskInput:
+    import fsspec
+    import pyarrow.parquet as pq
+
+    if compression is not None:
+        msg = f"{spec}: a compressed Parquet file cannot be split by the Dask engine; decompress it or use --engine local"
+        raise InputError(msg)
+    fs, path = fsspec.core.url_to_fs(spec)
+    try:
+        with fs.open(path, "rb") as fh:
+            schema = pq.read_schema(fh)
+    except (pa.ArrowInvalid, OSError) as e:
+        msg = f"{spec}: not a readable Parquet file ({one_line(e)}); check the file or pass --input-format"
+        raise InputError(msg) from e
+    roles = resolve_columns(schema.names, opts, spec)
+    typed = {r: pa.types.is_string(schema.field(roles[r]).type) or pa.types.is_large_string(schema.field(roles[r]).type) for r in ("user", "item")}
+    return DaskInput(index, spec, size, compression, "parquet", roles, typed)
+
+
+def frame(dd: Any, src: DaskInput, block_bytes: int) -> Any:
+    """One input as a Dask frame of its role columns, every partition canonicalised by :func:`canon`."""
+    import pandas as pd
+
+    cols = [src.roles[r] for r in ("user", "item", "time", "rating") if r in src.roles]
+    splittable = src.compression is None
+    if src.format == "csv":
+        assert src.csv is not None
+        kw: dict[str, Any] = {
+            "sep": src.csv.sep,
+            "header": 0 if src.csv.header else None,
+            "names": src.csv.names,
+            "usecols": cols,
+            "dtype": dict.fromkeys(cols, pd.StringDtype("pyarrow")),
+            "na_values": NULLS,
+            "keep_default_na": False,
+            "blocksize": block_bytes if splittable else None,
+            "compression": src.compression,
+        }
+        if len(src.csv.sep) > 1:
+            kw |= {"sep": re.escape(src.csv.sep), "engine": "python"}
+        df = dd.read_csv(src.location, **kw)
+    elif src.format == "jsonl":
+        df = dd.read_json(
+            src.location,
+            lines=True,
+            orient="records",
+            blocksize=block_bytes if splittable else None,
+            compression=src.compression or "infer",
+            dtype=False,  # no type guessing (pandas then also leaves date-like columns alone)
+        )
+        df = df[cols]
+    else:
+        df = dd.read_parquet(src.location, columns=cols)
+    df = df.rename(columns={src.roles[r]: r for r in src.roles})
+    return df.map_partitions(canon, where=src.path, meta=CANON_META)

@@ -1,0 +1,179 @@
+"""The reference build, in this process: read -> clean -> vocabularies -> sort -> meta -> split -> write.
+
+Every stage is a public step (:mod:`seqprep.steps`); only the order and the resources are decided
+here. With ``--memory-limit`` the read spills its integer columns to a temporary folder and the
+sort runs user range by user range (:mod:`seqprep.engines.spill`): the same result, byte for byte.
+When nothing after the sort changes the sequences, sequences.parquet is written while the sort runs,
+into the output's temporary folder, opened only then (a kill while reading leaves nothing behind).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time as _time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from ..config import BuildConfig
+from ..errors import empty_log
+from ..io import read_log
+from ..model import BuildResult, Interactions, Log, Sequences
+from ..output.atomic import NO_READS, Reads
+from ..output.files import SequencesWriter, sequences_part
+from ..output.folder import atomic_output_dir, build_reads, check_output, write_error, write_outputs
+from ..output.stream import write_stream
+from ..progress import SILENT, Progress
+from ..steps import splits
+from ..steps.clean import clean
+from ..steps.meta import SequenceFacts, make_meta
+from ..steps.sessions import add_sessions
+from ..steps.sort import sequences_from
+from ..steps.vocabularies import fit_vocabularies
+from ..vocab import Vocabulary
+from .spill import spilled_sequences
+
+__all__ = ["run_local"]
+
+
+class _Folder:
+    """The output's temporary folder, opened on first use and swapped in when the build's stack closes."""
+
+    def __init__(self, stack: ExitStack, out: Path | None, overwrite: bool, reads: Reads) -> None:
+        self.stack, self.out, self.overwrite, self.reads = stack, out, overwrite, reads
+        self.tmp: Path | None = None
+
+    def open(self) -> Path:
+        assert self.out is not None
+        if self.tmp is None:
+            self.tmp = self.stack.enter_context(atomic_output_dir(self.out, self.overwrite, self.reads))
+        return self.tmp
+
+
+def run_local(
+    config: BuildConfig,
+    *,
+    write: bool = True,
+    stdin: BinaryIO | None = None,
+    stdout: BinaryIO | None = None,
+    progress: Progress = SILENT,
+) -> BuildResult:
+    """Run the (validated) ``config`` here; with ``write`` the outputs land atomically in OUT, or go
+    to ``stdout`` as one stream for ``-o -``."""
+    t0 = _time.perf_counter()
+    out = Path(config.output) if write and not config.to_stdout else None
+    reads = build_reads(config) if out is not None else NO_READS
+    if out is not None:
+        check_output(out, config.overwrite, reads)  # before any work
+    with ExitStack() as stack:
+        folder = _Folder(stack, out, config.overwrite, reads)
+        result = _build(config, stdin, progress, folder)
+        meta = result.meta
+        if write and config.to_stdout:
+            meta = write_stream(result, stdout)
+        elif write:
+            progress.phase(f"writing {out}")
+            streamed = folder.tmp is not None
+            meta = write_outputs(result, folder.open(), sequences_written=streamed)
+    return dataclasses.replace(result, meta=meta, output=out, seconds=_time.perf_counter() - t0)
+
+
+@contextmanager
+def _spill_folder(limit: int | None) -> Iterator[Path | None]:
+    if limit is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="seqprep-spill-") as spill:
+        yield Path(spill)
+
+
+def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, folder: _Folder) -> BuildResult:
+    """Everything but the final writes: the result, with meta.json's content."""
+    limit = config.resources.memory_limit_bytes
+    block_size = config.resources.block_size_bytes
+    if limit is not None:  # the streaming reader holds a few dozen blocks in flight
+        block_size = min(block_size, max(1 << 20, limit // 200))
+    with _spill_folder(limit) as spill:
+        log = read_log(config.inputs, config.read, stdin=stdin, block_size=block_size, progress=progress, spill_dir=spill)
+        if log.num_rows == 0:
+            raise empty_log(i.path for i in log.inputs)
+        if spill is not None:  # --memory-limit: external sort by user range (same result)
+            assert limit is not None
+            users, items, seqs, steps = spilled_sequences(log, config, spill, limit, progress)
+            part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit)
+        else:
+            users, items, seqs, part, info, steps = _sorted(log, config, progress, folder)
+        seqs, sessions = add_sessions(seqs, log.time_unit, config.session)
+        meta = make_meta(
+            config,
+            inputs=log.inputs,
+            rows_read=log.num_rows,
+            time_unit=log.time_unit,
+            users=users,
+            items=items,
+            facts=SequenceFacts.of(seqs),
+            steps=steps,
+        )
+        if sessions is not None:
+            meta["sessions"] = sessions
+        del log
+    seqs, extras, extra_meta = splits.prepare(seqs, items, part, info, config)
+    meta.update(extra_meta)
+    return BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta, extras=extras)
+
+
+def _sorted(
+    log: Log, config: BuildConfig, progress: Progress, folder: _Folder
+) -> tuple[Vocabulary, Vocabulary, Sequences, np.ndarray | None, dict[str, Any], list[dict[str, Any]]]:
+    """In memory: clean, vocabularies, sort, split decided -> (users, items, seqs, part, info, steps)."""
+    inter, steps = clean(log, config)
+    if config.split.vocab_from_train:
+        users, items, seqs, part, info = splits.fit_on_train(inter, log, config, steps)
+        return users, items, seqs, part, info, steps
+    users, items, uidx, iidx = fit_vocabularies(inter, log, config)
+    progress.phase(f"sorting {len(uidx):,} interactions")
+    if folder.out is not None and _streams(config):
+        # nothing after the sort changes the sequences: sequences.parquet is written while the
+        # sort runs, into the output's temporary folder opened only now
+        seqs = _sort_and_write(uidx, iidx, inter, users, folder.open() / "sequences.parquet")
+    else:
+        seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts)
+    del uidx, iidx, inter
+    part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit)
+    return users, items, seqs, part, info, steps
+
+
+def _streams(config: BuildConfig) -> bool:
+    """Whether sequences.parquet may be written during the sort: only when it is wanted and nothing
+    after the sort changes the sequences (sessions add a column; --truncate cuts them)."""
+    return (
+        "parquet" in config.formats
+        and config.session.session_gap is None
+        and not (config.split.max_len is not None and config.split.truncate)
+        and config.resources.memory_limit_bytes is None
+        and not config.split.vocab_from_train
+    )
+
+
+def _sort_and_write(uidx: np.ndarray, iidx: np.ndarray, inter: Interactions, users: Vocabulary, path: Path) -> Sequences:
+    """:func:`~seqprep.steps.sort.sequences_from` writing sequences.parquet row group by row group as
+    the sort goes."""
+    writer = SequencesWriter(path)
+    try:
+        try:
+            return sequences_from(
+                uidx,
+                iidx,
+                inter.time,
+                inter.rating,
+                users.counts,
+                on_part=lambda seqs, u0, u1: writer.write(sequences_part(users, seqs, u0, u1)),
+            )
+        finally:
+            writer.close()
+    except OSError as e:
+        raise write_error(e) from e

@@ -1,0 +1,160 @@
+"""Growing columns for the streaming reader: in memory (:class:`GrowBuffer`) or spilled to files
+(:class:`FileBuffer`, ``--memory-limit``), and the id dictionary encoder that feeds them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = [
+    "GrowBuffer",
+    "FileBuffer",
+    "read_rows",
+    "buffer_factory",
+    "IdEncoder",
+]
+
+
+class GrowBuffer:
+    """An append-only numpy column that grows in place (``realloc``), never holding two copies.
+
+    >>> b = GrowBuffer(np.int32, capacity=2)
+    >>> b.append(np.array([1, 2, 3], dtype=np.int32)); b.append(np.array([4], dtype=np.int32))
+    >>> b.finish()
+    array([1, 2, 3, 4], dtype=int32)
+    """
+
+    def __init__(self, dtype: Any, capacity: int = 1 << 16) -> None:
+        self._arr = np.empty(max(1, capacity), dtype=dtype)
+        self.size = 0
+
+    def append(self, values: np.ndarray) -> None:
+        n = len(values)
+        need = self.size + n
+        if need > len(self._arr):
+            self._arr.resize(max(need, len(self._arr) * 3 // 2 + 1), refcheck=False)
+        self._arr[self.size : need] = values
+        self.size = need
+
+    def fill(self, value: Any, n: int) -> None:
+        self.append(np.full(n, value, dtype=self._arr.dtype))
+
+    def close(self) -> None:
+        """Nothing to release (a :class:`FileBuffer` closes its file)."""
+
+    def finish(self) -> np.ndarray:
+        """The filled part as an array that owns its memory (the buffer is then spent)."""
+        arr = self._arr
+        self._arr = np.empty(0, dtype=arr.dtype)
+        arr.resize(self.size, refcheck=False)
+        return arr
+
+class FileBuffer:
+    """A :class:`GrowBuffer` that appends to a file in a spill folder; ``finish`` maps it read-only.
+
+    Appended bytes go through the page cache, not this process's memory, so spilled columns do not
+    count towards its resident size; readers should take them back in chunks (:func:`read_rows`).
+    """
+
+    _serial = 0
+
+    def __init__(self, dtype: Any, folder: Path) -> None:
+        FileBuffer._serial += 1
+        self.dtype = np.dtype(dtype)
+        self.path = folder / f"col-{FileBuffer._serial}.{self.dtype.str.strip('<>=|')}"
+        self._fh = open(self.path, "wb")  # noqa: SIM115 - closed by finish()
+        self.size = 0
+
+    def append(self, values: np.ndarray) -> None:
+        np.ascontiguousarray(values, dtype=self.dtype).tofile(self._fh)
+        self.size += len(values)
+
+    def fill(self, value: Any, n: int) -> None:
+        self.append(np.full(n, value, dtype=self.dtype))
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def finish(self) -> np.ndarray:
+        self._fh.close()
+        if self.size == 0:
+            return np.empty(0, dtype=self.dtype)
+        return np.memmap(self.path, dtype=self.dtype, mode="r", shape=(self.size,))
+
+def read_rows(arr: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """``arr[start:stop]`` as an in-memory copy; a memory-mapped column is read with ``np.fromfile``,
+    so its pages never become part of this process's resident memory.
+
+    >>> read_rows(np.arange(5), 1, 3)
+    array([1, 2])
+    """
+    if isinstance(arr, np.memmap) and arr.filename is not None:
+        stop = min(stop, len(arr))
+        count = max(0, stop - start)
+        return np.fromfile(arr.filename, dtype=arr.dtype, count=count, offset=arr.offset + start * arr.itemsize)
+    return np.asarray(arr[start:stop])
+
+def buffer_factory(spill_dir: Path | None) -> Callable[[Any], GrowBuffer | FileBuffer]:
+    """New columns in memory, or in files under ``spill_dir`` when given."""
+    if spill_dir is None:
+        return GrowBuffer
+    return lambda dtype: FileBuffer(dtype, spill_dir)
+
+class IdEncoder:
+    """Dictionary-encodes one id column block by block against a growing, first-seen dictionary.
+
+    Blocks wait (as int32 indices + their small dictionary) until their dictionaries add up to the
+    size of the global one; then one ``unify_dictionaries`` maps all of them at once. Each flush
+    hashes the global dictionary once, so the cost stays linear in the number of block-distinct ids.
+    Missing ids get code -1.
+
+    >>> enc = IdEncoder(min_flush=1)
+    >>> enc.add(pa.array(["b", "a", None, "b"]).dictionary_encode())
+    >>> enc.add(pa.array(["c", "a"]).dictionary_encode())
+    >>> codes, ids = enc.finish()
+    >>> codes.tolist(), ids.to_pylist()
+    ([0, 1, -1, 0, 2, 1], ['b', 'a', 'c'])
+    """
+
+    def __init__(self, *, min_flush: int = 1 << 16, new_buffer: Callable[[Any], Any] = GrowBuffer) -> None:
+        self.codes = new_buffer(np.int32)
+        self.dictionary: pa.Array | None = None
+        self._pending: list[tuple[np.ndarray, pa.Array]] = []
+        self._pending_size = 0
+        self._min_flush = min_flush
+
+    def add(self, col: pa.DictionaryArray) -> None:
+        indices = col.indices
+        if indices.null_count:
+            indices = pc.fill_null(indices, -1)
+        self._pending.append((indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False), col.dictionary))
+        self._pending_size += len(col.dictionary)
+        if self._pending_size >= max(self._min_flush, 0 if self.dictionary is None else len(self.dictionary)):
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        dicts = ([] if self.dictionary is None else [self.dictionary]) + [d for _, d in self._pending]
+        value_type = dicts[0].type
+        if any(d.type != value_type for d in dicts):  # e.g. string and large_string blocks
+            dicts = [pc.cast(d, pa.string()) for d in dicts]
+        chunks = [pa.DictionaryArray.from_arrays(pa.array(np.arange(len(d), dtype=np.int32)), d) for d in dicts]
+        unified = pa.table({"c": pa.chunked_array(chunks)}).unify_dictionaries()["c"]
+        first = 0 if self.dictionary is None else 1
+        for (indices, _), chunk in zip(self._pending, unified.chunks[first:]):
+            mapping = np.append(chunk.indices.to_numpy(zero_copy_only=False).astype(np.int32), np.int32(-1))
+            self.codes.append(mapping[indices])  # index -1 (missing) takes the trailing -1
+        self.dictionary = unified.chunk(0).dictionary if unified.num_chunks else dicts[0]
+        self._pending = []
+        self._pending_size = 0
+
+    def finish(self, empty_type: pa.DataType = pa.string()) -> tuple[np.ndarray, pa.Array]:
+        self.flush()
+        dictionary = self.dictionary if self.dictionary is not None else pa.array([], empty_type)
+        return self.codes.finish(), dictionary

@@ -1,0 +1,273 @@
+"""The range reader: an uncompressed CSV on disk, cut into ranges at row ends (never inside quotes),
+each parsed on every core by pyarrow while this thread encodes the previous one."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from ..kernels.csvquotes import BOM, LF, QuoteTracker, row_end, state_before
+from ..resources import sort_threads
+from .quoting import QuotedStream, line_of_offset, unclosed_quote
+from .sources import Source
+
+__all__ = [
+    "MAX_PARTS",
+    "RANGE_BLOCKS",
+    "RangeReader",
+    "closed_quotes",
+    "fixed_types",
+]
+
+
+#: Bytes of CSV text handed to pyarrow's multi-threaded reader at once, as a multiple of --block-size.
+RANGE_BLOCKS = 8
+
+def closed_quotes(reader: Iterator[pa.RecordBatch], watched: QuotedStream, src: Source, sep: str) -> Iterator[pa.RecordBatch]:
+    """The reader's batches; at the end, an error if the input ended inside a quoted field (pyarrow
+    takes such a field, open to the end, as a value)."""
+    yield from reader
+    error = watched.unclosed(src, sep)
+    if error is not None:
+        raise error
+
+#: Parts a range with quotes is parsed in, at most (each part about a block).
+MAX_PARTS = 64
+
+
+def fixed_types(conv: pacsv.ConvertOptions, types: dict[str, pa.DataType] | pa.Schema) -> pacsv.ConvertOptions:
+    """``conv`` with the column types of an earlier part (dictionary-typed id columns keep theirs)."""
+    if isinstance(types, pa.Schema):
+        types = {f.name: f.type for f in types if not pa.types.is_dictionary(f.type)}
+    return pacsv.ConvertOptions(
+        include_columns=conv.include_columns,
+        column_types={**types, **dict(conv.column_types)},
+        strings_can_be_null=True,
+    )
+
+
+class RangeReader:  # noqa: N801 - an iterator used like a generator
+    """Record batches of an uncompressed CSV read range by range, each range parsed on every core.
+
+    The text is cut at row ends into ranges of about ``RANGE_BLOCKS`` blocks; each range goes through
+    ``pyarrow.csv.read_csv`` (multi-threaded), so memory stays bounded by two ranges (the one being
+    encoded and the one being parsed) while parsing uses all cores (the streaming reader parses on
+    one). A worker thread cuts and parses the next range while the caller encodes the current one, and
+    hashes the bytes it reads (on a thread of its own, beside the parse, in file order), so the
+    input's sha256 needs no second pass over the file. Types are inferred on the first range and then
+    fixed, so a later range that does not fit raises the same conversion error as the streaming
+    reader would (and the caller re-reads that column as text). Batches come out in file order.
+
+    Quoted fields may hold line ends (RFC 4180), so a range is never cut inside one: a range whose
+    bytes hold no quote (one ``bytes.find``) is cut at the first line end past its nominal end, as
+    plain text; a range with a quote is cut where :mod:`seqprep.kernels.csvquotes` says a row ends,
+    looking back from the nominal end only as far as it takes to know the quoting state there, and is
+    parsed in parts cut the same way, each part as one block (:meth:`_parse_in_parts`); while it is
+    parsed, the next range is read and cut (a third range in memory: review text is many bytes a row,
+    and reading them is a fifth of the time). A range whose rows are longer than a block is parsed as
+    one block; the input ending inside a quoted field is an error that names the line the field
+    starts on.
+    """
+
+    def __init__(
+        self,
+        data: Any,
+        names: list[str],
+        header: bool,
+        block_size: int,
+        parse: pacsv.ParseOptions,
+        conv: pacsv.ConvertOptions,
+        *,
+        hashed: bool = True,
+        where: str = "",
+    ) -> None:
+        self.data, self.names, self.block_size, self.parse = data, names, block_size, parse
+        self.conv = conv
+        self.where = where
+        self.delim = ord(parse.delimiter)
+        self.size = data.size()
+        self.range_bytes = max(block_size * RANGE_BLOCKS, 1)
+        self.position = self._cut(0, 0)[1] if header else 0
+        self._next_start = self._first = self.position
+        self.fixed: dict[str, pa.DataType] = {}
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-csv")
+        self._parsers = ThreadPoolExecutor(max_workers=sort_threads(), thread_name_prefix="seqprep-csv-part")
+        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-sha256")
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-read")
+        self._read_ahead: tuple[int, Any] | None = None  # (offset, future of _cut there), worker thread only
+        self._ahead: Any = None  # future of the next range: (table, its end offset)
+        self._pending: list[pa.RecordBatch] = []
+        self._range = (self.position, self.position, 1, 0)  # (start, end, rows, rows handed out) of the range being read
+        # the input's sha256 from the bytes as they are read (the worker reads the ranges in order)
+        self._hash = hashlib.sha256(bytes(data.read_at(self.position, 0)) if self.position else b"") if hashed else None
+        self._hashed = self.position
+
+    def _cut(self, a: int, want: int) -> tuple[memoryview, int, bool]:
+        """The bytes from ``a`` (a row start) to the first row end at or after ``want`` -> (those
+        bytes, their end offset, whether they hold a quote)."""
+        n = min(want - a + (1 << 16), self.size - a)
+        buf = self.data.read_at(n, a)
+        t = want - a
+        if buf.find(b'"', 0, t) < 0:  # plain text up to the nominal end: cut at the next line end
+            k = min((k for k in (buf.find(b"\n", t), buf.find(b"\r", t)) if k >= 0), default=-1)
+            if buf.find(b'"', t, n if k < 0 else k) < 0:
+                if a + n >= self.size and k < 0:
+                    return memoryview(buf), self.size, False
+                if k >= 0 and (k + 1 < n or a + n >= self.size):  # (a line end that is the file's last byte too)
+                    end = k + 2 if buf[k : k + 2] == b"\r\n" else k + 1
+                    return memoryview(buf)[:end], a + end, False
+        skip = len(BOM) if a == 0 and buf.startswith(BOM) else 0  # the parser drops a BOM
+        arr = np.frombuffer(buf, np.uint8)[skip:]
+        inside, opened_at, p = state_before(arr, min(max(t - skip, 0), len(arr)), self.delim)
+        prev = int(arr[p - 1]) if p else LF
+        opened_at = a + skip + opened_at if inside else -1  # offsets in the file from here on
+        tracker = QuoteTracker(self.delim, offset=a + skip + p, inside=inside, opened_at=opened_at, prev=prev)
+        at = a + n
+        end = row_end(tracker, arr[p:], eof=at >= self.size)
+        step = 1 << 20
+        while end < 0 and at < self.size:  # a row goes on past what was read: follow it, a chunk at a time
+            chunk = self.data.read_at(min(step, self.size - at), at)
+            at += len(chunk)
+            end = row_end(tracker, np.frombuffer(chunk, np.uint8), eof=at >= self.size)
+            step = min(step * 2, 1 << 26)
+        if end < 0:
+            if tracker.inside:  # the end of the input inside a quoted field
+                raise unclosed_quote(self.where, line_of_offset(self.data.read_at, tracker.opened_at))
+            end = self.size
+        if end > a + n:
+            buf = self.data.read_at(end - a, a)
+        return memoryview(buf)[: end - a], end, True
+
+    def _next(self, a: int, conv: pacsv.ConvertOptions, infer: bool) -> tuple[pa.Table, int]:
+        """The range from ``a`` -> (its table, its end offset) (in the worker thread). The first range
+        is one block (pyarrow infers the types from a range's first block either way), so the first
+        rows are encoded - and the progress display moves - after one block's parse, not eight.
+        ``infer``: the first range, whose column types the others take."""
+        size = self.block_size if a == self._first else self.range_bytes
+        ahead, self._read_ahead = self._read_ahead, None
+        buf, end, quoted = ahead[1].result() if ahead is not None and ahead[0] == a else self._cut(a, a + size)
+        hashing = None
+        if self._hash is not None and self._hashed == a:  # beside the parse, in file order
+            hashing = self._hasher.submit(self._hash.update, buf)
+            self._hashed = end
+        if quoted and end < self.size:  # review text: reading the next range is worth doing during this parse
+            self._read_ahead = (end, self._reader.submit(self._cut, end, end + self.range_bytes))
+        try:
+            return (self._parse_in_parts(buf, conv, infer) if quoted else self._parse_whole(buf, conv)), end
+        finally:
+            if hashing is not None:
+                hashing.result()
+
+    def _parse_whole(self, buf: memoryview, conv: pacsv.ConvertOptions) -> pa.Table:
+        """A range without quotes, by pyarrow's multi-threaded reader."""
+        block = self.block_size
+        while True:
+            try:
+                return pacsv.read_csv(
+                    pa.BufferReader(pa.py_buffer(buf)),
+                    read_options=pacsv.ReadOptions(column_names=self.names, block_size=block),
+                    parse_options=self.parse,
+                    convert_options=conv,
+                )
+            except pa.ArrowInvalid as e:
+                if "straddl" not in str(e) or block > len(buf):
+                    raise
+                block = len(buf) + 1  # a row longer than a block: the range as one block
+
+    def _parse_in_parts(self, buf: memoryview, conv: pacsv.ConvertOptions, infer: bool) -> pa.Table:
+        """A range with quotes: cut where rows end into parts of about a block, each parsed as one
+        block, the parts on every core. pyarrow's own multi-block read with ``newlines_in_values``
+        lexes every block serially to find where its rows end (about 3x the time of the parse itself
+        here, and it drops the LF of a quoted CRLF that a block boundary splits); the kernel finds
+        the same row ends in microseconds. The first part of the first range infers the column types,
+        the other parts take them, as later ranges do."""
+        arr = np.frombuffer(buf, np.uint8)
+        n = len(arr)
+        parts = min(MAX_PARTS, max(1, -(-n // self.block_size)))
+        cuts = [0]
+        for j in range(1, parts):  # a few cuts a range, each from the bytes around it
+            at = j * n // parts
+            if at <= cuts[-1]:
+                continue  # inside a row that ends after it
+            inside, opened_at, p = state_before(arr, at, self.delim)
+            prev = int(arr[p - 1]) if p else LF
+            tracker = QuoteTracker(self.delim, offset=p, inside=inside, opened_at=opened_at, prev=prev)
+            cut = row_end(tracker, arr[p:], eof=True)
+            if cut < 0:
+                break
+            cuts.append(cut)
+        if cuts[-1] < n:
+            cuts.append(n)
+        pieces = [buf[lo:hi] for lo, hi in itertools.pairwise(cuts)]
+        parse = pacsv.ParseOptions(delimiter=self.parse.delimiter, newlines_in_values=True)
+
+        def one(piece: memoryview, conv: pacsv.ConvertOptions) -> pa.Table:
+            return pacsv.read_csv(
+                pa.BufferReader(pa.py_buffer(piece)),
+                read_options=pacsv.ReadOptions(column_names=self.names, block_size=len(piece) + 1, use_threads=False),
+                parse_options=parse,
+                convert_options=conv,
+            )
+
+        tables = []
+        if infer:
+            tables.append(one(pieces[0], conv))
+            conv = fixed_types(conv, tables[0].schema)
+            pieces = pieces[1:]
+        tables += list(self._parsers.map(one, pieces, [conv] * len(pieces)))
+        return pa.concat_tables(tables)
+
+    def _submit(self) -> None:
+        """Start cutting and parsing the range after the last one read (if any is left)."""
+        a = self._next_start
+        if a >= self.size:
+            self._ahead = None
+            return
+        conv = fixed_types(self.conv, self.fixed) if self.fixed else self.conv
+        self._ahead = self._pool.submit(self._next, a, conv, not self.fixed)
+
+    def __iter__(self) -> RangeReader:
+        return self
+
+    def __next__(self) -> pa.RecordBatch:
+        while not self._pending:
+            if self._ahead is None:
+                self._submit()
+                if self._ahead is None:
+                    raise StopIteration
+            table, end = self._ahead.result()
+            self._ahead = None
+            if not self.fixed:  # the first range fixes the types of the other columns
+                self.fixed = {f.name: f.type for f in table.schema if not pa.types.is_dictionary(f.type)}
+            self._range = (self._next_start, end, max(1, table.num_rows), 0)
+            self._next_start = end
+            self._submit()  # the next range is cut and parsed while the caller works on this one
+            self._pending = table.to_batches()[::-1]
+        batch = self._pending.pop()
+        start, end, rows, done = self._range
+        done += batch.num_rows
+        self._range = (start, end, rows, done)
+        self.position = start + (end - start) * done // rows  # for the progress display: per batch
+        return batch
+
+    @property
+    def sha256(self) -> str | None:
+        """The hex sha256 of the whole input once every range has been read (else None)."""
+        return self._hash.hexdigest() if self._hash is not None and self._hashed == self.size else None
+
+    def close(self) -> None:
+        """Wait for the range in flight (its error, if any, is not wanted now), then close the file."""
+        if self._ahead is not None:
+            self._ahead.cancel()
+        self._pool.shutdown(wait=True)
+        for pool in (self._parsers, self._hasher, self._reader):
+            pool.shutdown(wait=True, cancel_futures=True)
+        self._ahead = None
+        self.data.close()

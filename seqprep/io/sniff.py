@@ -1,0 +1,286 @@
+"""What an input is, from its first bytes: its format, a CSV's separator, header and columns (RFC 4180
+quotes respected), a JSON Lines file's fields, and which column plays which role."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import re
+from typing import Any, NamedTuple
+
+import numpy as np
+import pyarrow as pa
+
+from ..config import ReadOptions
+from ..errors import ColumnError, InputError
+from ..kernels.csvquotes import BOM, QuoteTracker
+from .quoting import line_of, unclosed_quote, utf8_message
+from .sources import SNIFF_BYTES
+
+__all__ = [
+    "COLUMN_ALIASES",
+    "CsvLayout",
+    "NUM_RE",
+    "resolve_columns",
+    "detect_format",
+    "SEP_CANDIDATES",
+    "csv_layout",
+    "check_text",
+    "jsonl_layout",
+]
+
+
+#: Column names recognised for each role, compared case-insensitively and ignoring ``_``, ``-``,
+#: spaces and a RecBole type suffix such as ``:token``.
+COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
+    "user": ("userId", "user_id", "UserID", "reviewerID", "user"),
+    "item": ("movieId", "item_id", "itemId", "MovieID", "asin", "parent_asin", "item"),
+    "time": ("timestamp", "ts", "time", "unixReviewTime"),
+    "rating": ("rating", "overall"),
+}
+
+_REQUIRED = ("user", "item", "time")
+
+_FLAG = {"user": "--user-col", "item": "--item-col", "time": "--time-col", "rating": "--rating-col"}
+
+NUM_RE = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
+
+def _norm(name: str) -> str:
+    base = name.split(":", 1)[0] if ":" in name else name
+    return re.sub(r"[\s_\-]", "", base).lower()
+
+def resolve_columns(columns: list[str], opts: ReadOptions, where: str) -> dict[str, str]:
+    """Map each role (user, item, time, rating) to a column name; rating is optional.
+
+    >>> resolve_columns(["userId", "movieId", "rating", "timestamp"], ReadOptions(), "f")
+    {'user': 'userId', 'item': 'movieId', 'time': 'timestamp', 'rating': 'rating'}
+    """
+    listing = ", ".join(columns)
+    found: dict[str, str] = {}
+    for role in ("user", "item", "time", "rating"):
+        explicit = opts.role_column(role)
+        if explicit is not None:
+            if explicit in columns:
+                found[role] = explicit
+                continue
+            ci = [c for c in columns if c.lower() == explicit.lower()]
+            if len(ci) == 1:
+                found[role] = ci[0]
+                continue
+            msg = f"{where}: column {explicit!r} ({_FLAG[role]}) not found; columns are {listing}"
+            raise ColumnError(msg)
+        aliases = {_norm(a) for a in COLUMN_ALIASES[role]}
+        hits = [c for c in columns if _norm(c) in aliases and c not in found.values()]
+        if len(hits) > 1:
+            msg = (
+                f"{where}: ambiguous {role} column: {', '.join(repr(h) for h in hits)} all match; "
+                f"pass {_FLAG[role]} NAME to choose one"
+            )
+            raise ColumnError(msg)
+        if hits:
+            found[role] = hits[0]
+        elif role in _REQUIRED:
+            hint = ""
+            if any(NUM_RE.match(c) for c in columns):
+                hint = " (the first line looks like data: pass --no-header --names user,item,rating,timestamp)"
+            msg = f"{where}: no {role} column found; columns are {listing} - pass {_FLAG[role]} NAME{hint}"
+            raise ColumnError(msg)
+    return found
+
+def detect_format(name: str, opts: ReadOptions, head: bytes) -> str:
+    """``csv``, ``jsonl`` or ``parquet``: ``--input-format``, else by the extension of ``name`` (the
+    file's name without its compression extension), else by content."""
+    if opts.input_format != "auto":
+        return opts.input_format
+    if name.endswith((".parquet", ".pq")) or head.startswith(b"PAR1"):
+        return "parquet"
+    if name.endswith((".jsonl", ".ndjson", ".json")):
+        return "jsonl"
+    stripped = head.lstrip(BOM + b" \t\r\n")
+    if stripped.startswith(b"{"):
+        return "jsonl"
+    return "csv"
+
+SEP_CANDIDATES = ("::", "\t", ",", ";", "|")
+
+def _head_records(text: str, sep: str, *, cut: bool) -> list[list[str]]:
+    """The first (up to 6) non-empty records of the sniffed text, split by the csv module: quoted
+    fields may hold the separator, doubled quotes and line ends (the last record of a ``cut`` head
+    may be incomplete and is dropped, unless it is the only one).
+
+    >>> _head_records('a,"b\\nc",d\\n\\n"x""y",2,3\\n', ",", cut=False)
+    [['a', 'b\\nc', 'd'], ['x"y', '2', '3']]
+    """
+    records: list[list[str]] = []
+    if len(sep) == 1:
+        try:
+            records = list(itertools.islice(csv.reader(io.StringIO(text, newline=""), delimiter=sep), 7))
+        except csv.Error:  # not CSV as the csv module reads it: split the lines as they are
+            records = []
+    if not records:
+        records = [line.split(sep) for line in text.splitlines() if line]
+    records = [r for r in records if r]
+    if cut and len(records) > 1:
+        records = records[:-1]
+    return records[:6]
+
+def _sniff_sep(text: str, lines: list[str], where: str, *, cut: bool) -> str:
+    """The separator whose field count agrees over the first records (quotes respected), else the
+    first candidate found on line 1."""
+    for cand in SEP_CANDIDATES:
+        records = _head_records(text, cand, cut=cut)
+        n = len(records[0]) - 1 if records else 0
+        if n and all(len(r) - 1 == n for r in records[1:3]):
+            return cand
+    first = lines[0]
+    for cand in SEP_CANDIDATES:
+        if cand in first:
+            return cand
+    msg = f"{where}: cannot tell the column separator from the first line {first[:60]!r}; pass --sep"
+    raise InputError(msg)
+
+def _check_quotes_in_head(head: bytes, sep: str, where: str, *, cut: bool) -> None:
+    """A quote that is open at the end of the whole (short) file, or still open at the end of a cut
+    head that has not ended the first row, is an error naming the line it opens on."""
+    if len(sep) > 1 or b'"' not in head:
+        return
+    t = QuoteTracker(ord(sep), bom=True)
+    row_ends = t.feed(np.frombuffer(head, np.uint8), breaks=True)
+    if not cut:
+        t.finish()
+    if t.inside and (not cut or len(row_ends) == 0):
+        line = line_of(head, t.opened_at)
+        if cut:
+            msg = (
+                f"{where}: line {line}: a quoted field starts here and does not end within the first "
+                f"{SNIFF_BYTES // 1024} KiB; close the quote (\") or pass the right --sep"
+            )
+            raise InputError(msg)
+        raise unclosed_quote(where, line)
+
+class CsvLayout(NamedTuple):
+    """A CSV's separator, column names, whether line 1 is a header, and role -> column."""
+
+    sep: str
+    names: list[str]
+    header: bool
+    roles: dict[str, str]
+
+
+def csv_layout(where: str, opts: ReadOptions, head: bytes) -> CsvLayout:
+    """Sniff a CSV (``where`` names it in errors) from its first bytes -> its :class:`CsvLayout`.
+
+    The separator and the first record are found with a CSV tokenizer (the csv module: RFC 4180
+    quotes, as pyarrow reads them), so quoted fields in the first lines may hold separators and
+    line ends.
+    """
+    cut = len(head) == SNIFF_BYTES
+    check_text(head, where, cut=cut)
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    lines = text.splitlines()
+    if cut and len(lines) > 1:
+        lines = lines[:-1]  # the last line may be cut
+    lines = [ln for ln in lines[:6]]
+    if not lines or not lines[0].strip():
+        if text.strip():
+            msg = f"{where}: line 1 is blank; remove the blank line(s) before the header or first row"
+            raise InputError(msg)
+        msg = f"{where}: the log is empty; pass a file with a header line and interaction rows"
+        raise InputError(msg)
+    sep = opts.sep if opts.sep is not None else _sniff_sep(text, lines, where, cut=cut)
+    _check_quotes_in_head(head, sep, where, cut=cut)
+    records = _head_records(text, sep, cut=cut)
+    fields_ = [f.strip() for f in records[0]] if records else [""]
+    if len(fields_) == 1 and opts.sep is not None:
+        seen = [c for c in SEP_CANDIDATES if c in lines[0] and c != sep]
+        if seen:
+            msg = f"{where}: line 1 has a single column with --sep {sep!r} but contains {seen[0]!r}; pass --sep {seen[0]!r}"
+            raise InputError(msg)
+
+    if opts.header is not None:
+        header = opts.header
+    elif opts.names is not None:
+        header = False
+    else:
+        header = not all(NUM_RE.match(f) for f in fields_ if f != "")
+
+    if opts.names is not None:
+        names = list(opts.names)
+        if len(names) != len(fields_):
+            msg = (
+                f"{where}: --names gives {len(names)} names but the file has {len(fields_)} columns "
+                f"(separator {sep!r}); give one name per column"
+            )
+            raise ColumnError(msg)
+    elif header:
+        names = fields_
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            msg = f"{where}: column name {dup[0]!r} appears more than once in the header; pass --names with distinct names"
+            raise ColumnError(msg)
+    elif len(fields_) == 4:
+        names = ["user", "item", "rating", "timestamp"]  # MovieLens u.data / ratings.dat layout
+    elif len(fields_) == 3:
+        names = ["user", "item", "timestamp"]
+    else:
+        msg = f"{where}: no header line and {len(fields_)} columns; pass --names with one name per column, e.g. user,item,rating,timestamp"
+        raise ColumnError(msg)
+
+    roles = resolve_columns(names, opts, where)
+    return CsvLayout(sep, names, header, roles)
+
+def check_text(head: bytes, where: str, *, cut: bool) -> None:
+    """The first block of a CSV holds no NUL byte (a NUL means a corrupt file) and line 1 is UTF-8.
+
+    Later lines are checked by the CSV reader, in the columns that are used only: a Latin-1 text
+    column that seqprep does not read is no reason to fail.
+    """
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        msg = f"{where}: the file is UTF-16 text; convert it to UTF-8 (e.g. iconv -f utf-16 -t utf-8)"
+        raise InputError(msg)
+    nul = head.find(b"\x00")
+    if nul >= 0:
+        msg = f"{where}: line {line_of(head, nul)}: NUL byte (0x00) in the text; the file is corrupt or not a text log - repair or regenerate it"
+        raise InputError(msg)
+    end = head.find(b"\n")
+    first = head if end < 0 else head[:end]
+    try:
+        first.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if end < 0 and cut and e.start >= len(head) - 3:  # a character cut by the end of the block
+            return
+        raise utf8_message(head, e.start, where) from None
+
+def _json_type(v: Any, role: str) -> pa.DataType:
+    if role in ("user", "item"):
+        return pa.int64() if isinstance(v, int) and not isinstance(v, bool) else pa.string()
+    if role == "rating":
+        return pa.float64()
+    if isinstance(v, bool) or v is None:
+        return pa.string()
+    if isinstance(v, int):
+        return pa.int64()
+    if isinstance(v, float):
+        return pa.float64()
+    return pa.string()
+
+def jsonl_layout(where: str, opts: ReadOptions, head: bytes) -> tuple[dict[str, str], pa.Schema]:
+    """Roles and the explicit schema of a JSON Lines input, from its first line."""
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    first_line = next((ln for ln in text.splitlines() if ln.strip()), None)
+    if first_line is None:
+        msg = f"{where}: the log is empty; pass a JSON Lines file with one object per line"
+        raise InputError(msg)
+    try:
+        first = json.loads(first_line)
+    except json.JSONDecodeError as e:
+        msg = f"{where}: line 1 is not JSON ({e.msg}); JSON Lines needs one JSON object per line (Python-literal dumps must be converted first)"
+        raise InputError(msg) from e
+    if not isinstance(first, dict):
+        msg = f"{where}: line 1 is not a JSON object; JSON Lines needs one object per line"
+        raise InputError(msg)
+    roles = resolve_columns(list(first.keys()), opts, where)
+    schema = pa.schema([(roles[r], _json_type(first.get(roles[r]), r)) for r in roles])
+    return roles, schema

@@ -1,0 +1,476 @@
+"""Streaming ingestion: inputs are read block by block and only compact integer columns are kept."""
+
+from __future__ import annotations
+
+import contextlib
+import lzma
+import os
+import re
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from ..config import ReadOptions
+from ..errors import ConfigError, InputError, SeqprepError, one_line
+from ..model import InputInfo, Log
+from ..progress import SILENT, Progress
+from .buffers import IdEncoder, buffer_factory, read_rows
+from .columns import DICT, check_nul_ids, ids_to_dict, merge_ids, merge_times, normalize_rating, normalize_time
+from .diagnose import parse_error, utf8_error
+from .quoting import QuotedStream, RowLines, lines_before, scan_rows, text_chunks, unclosed_quote
+from .ranges import RangeReader, closed_quotes
+from .sniff import csv_layout, detect_format, jsonl_layout, resolve_columns
+from .sources import Position, Source, csv_source, expand_inputs, open_tracked
+
+__all__ = [
+    "DEFAULT_BLOCK_SIZE",
+    "read_in_ranges",
+    "stream_log",
+]
+
+
+DEFAULT_BLOCK_SIZE = 1 << 24
+
+class _FileColumns:
+    """One input's compact columns while it is being read."""
+
+    def __init__(self, *, rating_via_double: bool, new_buffer: Callable[[Any], Any]) -> None:
+        self.new_buffer = new_buffer
+        self.user = IdEncoder(new_buffer=new_buffer)
+        self.item = IdEncoder(new_buffer=new_buffer)
+        self.time: Any = new_buffer(np.int64)
+        self.time_valid: Any = None
+        self.time_raw: list[pa.Array] = []
+        self.rating: Any = None
+        self.rows = 0
+        self.rating_via_double = rating_via_double
+
+    def add(self, batch: pa.RecordBatch | pa.Table, roles: dict[str, str], where: str) -> None:
+        n = batch.num_rows
+        for role, encoder in (("user", self.user), ("item", self.item)):
+            ids = ids_to_dict(batch.column(roles[role]), role, where)
+            if pa.types.is_string(ids.dictionary.type):
+                try:  # pyarrow's CSV dictionary conversion does not check UTF-8: checked on the distinct ids
+                    ids.dictionary.validate(full=True)
+                except pa.ArrowInvalid:
+                    raise _NotUtf8 from None
+            encoder.add(ids)
+        t = batch.column(roles["time"])
+        if self.time is not None and pa.types.is_integer(t.type):
+            # integer epochs need no look at the whole column: encode now
+            t64 = pc.cast(t, pa.int64())
+            if t64.null_count and self.time_valid is None:
+                self.time_valid = self.new_buffer(np.bool_)
+                self.time_valid.fill(True, self.rows)
+            if self.time_valid is not None:
+                self.time_valid.append(t64.is_valid().to_numpy(zero_copy_only=False))
+                t64 = pc.fill_null(t64, 0)
+            self.time.append(t64.to_numpy(zero_copy_only=False))
+        else:
+            # strings, floats, dates: typed on the whole column (as the in-memory reader does)
+            if self.time is not None:
+                values = self.time.finish()
+                mask = None if self.time_valid is None else ~self.time_valid.finish()
+                self.time_raw = [pa.array(np.asarray(values), mask=mask)] if self.rows else []
+                self.time = self.time_valid = None
+            self.time_raw.extend(_chunked(t).chunks)
+        if "rating" in roles:
+            r = batch.column(roles["rating"])
+            if self.rating_via_double:  # re-read as text: type it as the whole-file inference would (double)
+                r = normalize_rating(_chunked(r), where, pa.float64())
+            r = normalize_rating(_chunked(r), where)
+            if self.rating is None:
+                self.rating = self.new_buffer(np.float32)
+            self.rating.append(pc.fill_null(r, float("nan")).to_numpy(zero_copy_only=False))
+        self.rows += n
+
+    def close(self) -> None:
+        """Release the buffers of a read that is abandoned (an error, or a re-read)."""
+        for buf in (self.user.codes, self.item.codes, self.time, self.time_valid, self.rating):
+            if buf is not None:
+                buf.close()
+
+    def time_columns(self, where: str, lines: RowLines) -> tuple[np.ndarray, np.ndarray | None, str]:
+        """-> (int64/float64 values with 0 where missing, validity or None when none is missing, unit).
+
+        The same values ``normalize_time`` gives for the whole column.
+        """
+        if self.time is not None:
+            return self.time.finish(), None if self.time_valid is None else self.time_valid.finish(), "epoch"
+        col = pa.chunked_array(self.time_raw) if self.time_raw else pa.chunked_array([], pa.null())
+        arr, unit = normalize_time(col, where, lines)
+        self.time_raw = []
+        if arr.null_count == 0:
+            return arr.to_numpy(zero_copy_only=False), None, unit
+        return pc.fill_null(arr, 0).to_numpy(), arr.is_valid().to_numpy(zero_copy_only=False), unit
+
+def _chunked(col: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
+    return col if isinstance(col, pa.ChunkedArray) else pa.chunked_array([col])
+
+def _csv_batches(
+    src: Source, opts: ReadOptions, head: bytes, block_size: int, as_text: set[str]
+) -> tuple[dict[str, str], int, Iterator[pa.RecordBatch], Position, Callable[[], None]]:
+    sep, names, header, roles = csv_layout(src.name, opts, head)
+    if len(sep) > 1:
+        source, delim = csv_source(src, sep)
+        pos = Position(source.tell)
+    else:
+        source, pos = open_tracked(src)
+        delim = sep
+    types: dict[str, pa.DataType] = {roles["user"]: DICT, roles["item"]: DICT}
+    types.update({roles[r]: pa.string() for r in as_text})
+    conv = pacsv.ConvertOptions(
+        include_columns=[roles[r] for r in ("user", "item", "time", "rating") if r in roles],
+        column_types=types,
+        strings_can_be_null=True,
+    )
+    parse = pacsv.ParseOptions(delimiter=delim)
+    if len(sep) == 1 and src.compression is None and (src.path is not None or src.data is not None):
+        source.close()
+        # plain reads, not a memory map: mapped file pages would count in the process's RSS as it
+        # reads through a file larger than memory; each range is read into a fresh buffer instead
+        data = pa.OSFile(str(src.path)) if src.path is not None else pa.BufferReader(src.data)
+        ranges = RangeReader(data, names, header, block_size, parse, conv, hashed=src.hashed, where=src.name)
+        return roles, 1 if header else 0, ranges, Position(lambda: ranges.position), ranges.close
+    # the streaming reader: quoted fields may hold line ends anywhere in the stream (and in the header,
+    # skipped as a row); the bytes pass through a tracker that knows, at the end, if a quote never closed
+    watched = QuotedStream(source, ord(delim))
+    read_opts = pacsv.ReadOptions(
+        column_names=names, skip_rows_after_names=1 if header else 0, block_size=block_size, use_threads=True
+    )
+    parse = pacsv.ParseOptions(delimiter=delim, newlines_in_values=True)
+    reader = pacsv.open_csv(watched, read_options=read_opts, parse_options=parse, convert_options=conv)
+    return roles, 1 if header else 0, closed_quotes(reader, watched, src, sep), pos, source.close
+
+def read_in_ranges(src: Source, opts: ReadOptions, head: bytes, fmt: str) -> bool:
+    """Whether ``_csv_batches`` will read ``src`` with :class:`RangeReader` (which hashes it)."""
+    if fmt != "csv" or src.compression is not None or src.path is None:
+        return False
+    try:
+        sep = csv_layout(src.name, opts, head)[0]
+    except SeqprepError:
+        return False  # the read raises it, in its place
+    return len(sep) == 1
+
+def _jsonl_batches(
+    src: Source, opts: ReadOptions, head: bytes, block_size: int
+) -> tuple[dict[str, str], Iterator[pa.RecordBatch], Position, Callable[[], None], pa.Schema]:
+    roles, schema = jsonl_layout(src.name, opts, head)
+    source, pos = open_tracked(src)
+    reader = pajson.open_json(
+        source,
+        read_options=pajson.ReadOptions(block_size=block_size),
+        parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
+    )
+    return roles, iter(reader), pos, source.close, schema
+
+def _parquet_batches(
+    src: Source, opts: ReadOptions, block_size: int
+) -> tuple[dict[str, str], Iterator[pa.RecordBatch], Position, pa.Schema]:
+    data = src.open() if src.compression is None else pa.BufferReader(pa.py_buffer(src.read_all()))
+    pf = pq.ParquetFile(data)
+    roles = resolve_columns(pf.schema_arrow.names, opts, src.name)
+    columns = list(roles.values())
+    schema = pa.schema([pf.schema_arrow.field(c) for c in columns])
+    rows_per_batch = max(1, block_size // 32)
+    total = max(1, pf.metadata.num_rows)
+    done = [0]
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for b in pf.iter_batches(batch_size=rows_per_batch, columns=columns):
+            done[0] += b.num_rows
+            yield b
+
+    return roles, batches(), Position(lambda: src.size * done[0] // total), schema
+
+def _read_attempt(
+    src: Source,
+    opts: ReadOptions,
+    block_size: int,
+    progress: Progress,
+    fmt: str,
+    head: bytes,
+    new_buffer: Callable[[Any], Any],
+    as_text: set[str],
+) -> tuple[_FileColumns, dict[str, str], int, dict[str, bool]]:
+    """One pass over one input; on any error its buffers are released and the error goes up."""
+    where = src.name
+    typed_text = {"user": False, "item": False}
+    header = 0
+    close: Callable[[], None] | None = None
+    cols = _FileColumns(rating_via_double="rating" in as_text, new_buffer=new_buffer)
+    try:
+        try:
+            if fmt == "csv":
+                roles, header, batches, pos, close = _csv_batches(src, opts, head, block_size, as_text)
+            elif fmt == "jsonl":
+                roles, batches, pos, close, schema = _jsonl_batches(src, opts, head, block_size)
+            else:
+                roles, batches, pos, schema = _parquet_batches(src, opts, block_size)
+            if fmt != "csv":
+                for role in ("user", "item"):
+                    typ = schema.field(roles[role]).type
+                    typed_text[role] = pa.types.is_string(typ) or pa.types.is_large_string(typ)
+            for batch in batches:
+                if fmt == "csv" and any(_is_binary(t) for t in batch.schema.types):
+                    raise _NotUtf8  # a column pyarrow could not read as text (checked on the schema only)
+                cols.add(batch, roles, where)
+                progress.update(pos() or 0, cols.rows)
+            if isinstance(batches, RangeReader) and batches.sha256 is not None:
+                src.set_sha256(batches.sha256)  # hashed as it was read: no second pass over the file
+        finally:
+            if close is not None:
+                close()
+    except BaseException:
+        cols.close()
+        raise
+    return cols, roles, header, typed_text
+
+def _is_binary(t: pa.DataType) -> bool:
+    return pa.types.is_binary(t) or pa.types.is_large_binary(t)
+
+class _NotUtf8(Exception):
+    """A CSV block typed a used column as binary: it holds invalid UTF-8 (located on the error path)."""
+
+def _read_one(
+    src: Source,
+    opts: ReadOptions,
+    block_size: int,
+    progress: Progress,
+    fmt: str,
+    head: bytes,
+    new_buffer: Callable[[Any], Any],
+) -> tuple[_FileColumns, dict[str, str], int, dict[str, bool]]:
+    as_text: set[str] = set()
+    while True:  # at most three times: CSV time and rating typed from the first block, then as text
+        try:
+            return _read_attempt(src, opts, block_size, progress, fmt, head, new_buffer, as_text)
+        except _NotUtf8:
+            if fmt != "csv":  # a Parquet string column pyarrow did not validate
+                msg = f"{src.name}: an id column holds text that is not valid UTF-8; rewrite the file with UTF-8 strings"
+                raise InputError(msg) from None
+            sep, names, header, roles = csv_layout(src.name, opts, head)
+            raise utf8_error(src, names, header, sep, roles, src.name) from None
+        except pa.ArrowInvalid as e:
+            where = src.name
+            if "straddl" in str(e) and fmt == "csv":
+                # a row longer than a block (long quoted text, or a quote never closed): one pass finds
+                # which; then the read starts again with blocks that hold the longest row
+                sep = csv_layout(src.name, opts, head)[0]
+                opened, longest = scan_rows(src, sep)
+                if opened >= 0:
+                    with contextlib.closing(text_chunks(src, sep)) as chunks:
+                        raise unclosed_quote(where, lines_before(chunks, opened)) from e
+                if block_size <= 2 * longest:
+                    block_size = 1 << (2 * longest + 1).bit_length()
+                    continue
+            if "straddl" in str(e):
+                msg = f"{where}: a row is longer than the block size ({block_size:,} bytes); pass a larger --block-size"
+                raise InputError(msg) from e
+            if fmt == "csv":
+                # the error paths of the in-memory reader (serial re-reads that name the line)
+                sep, names, header, roles = csv_layout(src.name, opts, head)
+                if "utf8" in str(e).lower():
+                    raise utf8_error(src, names, header, sep, roles, where) from e
+                if "parse error" in str(e).lower():
+                    raise parse_error(src, names, header, sep, where, e) from e
+                role = _failed_role(e, src, opts, head)
+                if role is not None and role not in as_text:
+                    as_text.add(role)  # a later block did not fit the type inferred from the first
+                    continue
+                msg = f"{where}: {one_line(e)}; check --sep ({sep!r}), --names and the row shown"
+            elif fmt == "jsonl":
+                msg = f"{where}: {one_line(e)}; every line must be a JSON object with consistent value types"
+            else:
+                msg = f"{where}: not a readable Parquet file ({one_line(e)}); check the file or pass --input-format"
+            raise InputError(msg) from e
+        except (OSError, EOFError, lzma.LZMAError, UnicodeDecodeError) as e:
+            where = src.name
+            if fmt == "parquet":
+                msg = f"{where}: not a readable Parquet file ({one_line(e)}); check the file or pass --input-format"
+            else:
+                msg = f"{where}: cannot read: {e}; check that the file is complete and not corrupt"
+            raise InputError(msg) from e
+
+def _failed_role(e: Exception, src: Source, opts: ReadOptions, head: bytes) -> str | None:
+    """The time or rating role of the column a CSV conversion error names (``In CSV column #2``)."""
+    m = re.search(r"CSV column #(\d+): (?:Row #\d+: )?CSV conversion error", str(e))
+    if m is None:
+        return None
+    _, names, _, roles = csv_layout(src.name, opts, head)
+    k = int(m.group(1))
+    name = names[k] if k < len(names) else None
+    return next((r for r in ("time", "rating") if roles.get(r) == name), None)
+
+_CHUNK_ROWS = 1 << 22
+
+def _as_dict(codes: np.ndarray, dictionary: pa.Array) -> pa.DictionaryArray:
+    """(codes with -1 for missing, dictionary) as a DictionaryArray view, without a pass over the rows."""
+    return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), dictionary, safe=False)
+
+def _translate(
+    parts: list[tuple[np.ndarray, pa.Array]],
+    id_type: str,
+    role: str,
+    typed_text: bool,
+    new_buffer: Callable[[Any], Any],
+) -> tuple[np.ndarray, pa.Array]:
+    """Per-input (codes, dictionary) -> global codes and dictionary, via ``merge_ids`` on the dictionaries."""
+    dict_parts = [pa.DictionaryArray.from_arrays(pa.array(np.arange(len(d), dtype=np.int32)), d) for _, d in parts]
+    mapping, dictionary = merge_ids(dict_parts, id_type, role, typed_text)
+    if len(parts) == 1 and np.array_equal(mapping, np.arange(len(parts[0][1]), dtype=mapping.dtype)):
+        return parts[0][0], dictionary  # one input, no id trimmed or merged: its codes are the global ones
+    out = new_buffer(np.int32)
+    at = 0
+    for codes, d in parts:
+        table = np.append(mapping[at : at + len(d)], np.int32(-1))
+        for lo in range(0, len(codes), _CHUNK_ROWS):
+            out.append(table[read_rows(codes, lo, lo + _CHUNK_ROWS)])
+        at += len(d)
+    return out.finish(), dictionary
+
+def _concat(parts: list[np.ndarray], dtype: Any, new_buffer: Callable[[Any], Any]) -> np.ndarray:
+    if len(parts) == 1:
+        return parts[0]
+    out = new_buffer(dtype)
+    for p in parts:
+        for lo in range(0, len(p), _CHUNK_ROWS):
+            out.append(read_rows(p, lo, lo + _CHUNK_ROWS))
+    return out.finish()
+
+@dataclass
+class _OneInput:
+    """One input as read: its per-input id codes and dictionaries, time and rating columns, record."""
+
+    users: tuple[np.ndarray, pa.Array]
+    items: tuple[np.ndarray, pa.Array]
+    time: tuple[np.ndarray, np.ndarray | None]
+    unit: str
+    rating: np.ndarray | None
+    typed_text: dict[str, bool]
+    info: InputInfo
+
+
+def stream_log(
+    inputs: tuple[str, ...] | list[str],
+    opts: ReadOptions,
+    *,
+    stdin: BinaryIO | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    progress: Progress = SILENT,
+    spill_dir: Path | None = None,
+    hash_inputs: bool = True,
+) -> Log:
+    """Read every input (in order), block by block, into one canonical :class:`~seqprep.model.Log`.
+
+    With ``spill_dir`` the integer columns are written to files there and the Log's arrays are
+    read-only memory maps of them (read them back in chunks with :func:`read_rows`). With
+    ``hash_inputs=False`` no input is hashed and every ``InputInfo.sha256`` is None.
+    """
+    new_buffer = buffer_factory(spill_dir)
+    specs = expand_inputs(inputs)
+    if specs.count("-") > 1:
+        msg = "stdin (-) is given more than once; pass it once"
+        raise ConfigError(msg)
+    with ThreadPoolExecutor(max_workers=1) as hasher:
+        read = [_read_input(spec, opts, stdin, block_size, progress, new_buffer, hasher if hash_inputs else None) for spec in specs]
+    progress.phase("encoding ids")
+    return _merged(read, opts, new_buffer, progress)
+
+
+def _read_input(
+    spec: str,
+    opts: ReadOptions,
+    stdin: BinaryIO | None,
+    block_size: int,
+    progress: Progress,
+    new_buffer: Callable[[Any], Any],
+    hasher: ThreadPoolExecutor | None,
+) -> _OneInput:
+    """One input into compact columns; with ``hasher`` its sha256 too (the range reader hashes what
+    it reads; any other input is hashed beside the read)."""
+    src = Source(spec, stdin=stdin, hashed=hasher is not None)
+    head = src.head()
+    fmt = detect_format(src.inner_name, opts, head)
+    sha = hasher.submit(src.sha256) if hasher is not None and not read_in_ranges(src, opts, head, fmt) else None
+    where = spec if spec != "-" else "stdin"
+    progress.phase(f"reading {os.path.basename(where) or where}", src.size, "bytes")
+    cols, roles, header, typed = _read_one(src, opts, block_size, progress, fmt, head, new_buffer)
+    users, items = cols.user.finish(), cols.item.finish()
+    # a message names the row's line in the file (quoted fields may hold line ends): found on demand
+    lines = RowLines(header, src, csv_layout(src.name, opts, head).sep) if fmt == "csv" else RowLines(header)
+    # NUL bytes in ids: checked on the distinct ids; the rows are looked at only when one is found
+    check_nul_ids((_as_dict(*users), _as_dict(*items)), where, lines)
+    t, t_valid, unit = cols.time_columns(where, lines)
+    sha256 = None
+    if hasher is not None:
+        sha256 = src.sha256() if sha is None else sha.result()
+    info = InputInfo(
+        path=spec,
+        bytes=src.size,
+        sha256=sha256,
+        rows=cols.rows,
+        format=fmt,
+        compression=src.compression,
+        columns=dict(roles),
+    )
+    rating = None if cols.rating is None else cols.rating.finish()
+    return _OneInput(users, items, (t, t_valid), unit, rating, typed, info)
+
+
+def _merged(read: list[_OneInput], opts: ReadOptions, new_buffer: Callable[[Any], Any], progress: Progress) -> Log:
+    """The inputs' columns as one log: global id dictionaries, one time unit, ratings where any."""
+    typed = {role: any(r.typed_text[role] for r in read) for role in ("user", "item")}
+    users, items, times = [r.users for r in read], [r.items for r in read], [r.time for r in read]
+    for r in read:  # the lists above hold each input's columns now, and each list is let go once merged
+        r.users = r.items = r.time = None  # type: ignore[assignment]
+    user_codes, user_ids = _translate(users, opts.id_type, "user", typed["user"], new_buffer)
+    del users
+    item_codes, item_ids = _translate(items, opts.id_type, "item", typed["item"], new_buffer)
+    del items
+    time_np, valid, unit = _merge_time_columns(times, [r.unit for r in read], new_buffer)
+    del times
+    rating = None
+    if any(r.rating is not None for r in read):
+        parts = [r.rating if r.rating is not None else np.full(r.info.rows, np.nan, np.float32) for r in read]
+        rating = _concat(parts, np.float32, new_buffer)
+    progress.done()
+    return Log(
+        user_codes=user_codes,
+        user_ids=user_ids,
+        item_codes=item_codes,
+        item_ids=item_ids,
+        time=time_np,
+        time_valid=valid,
+        time_unit=unit,
+        rating=rating,
+        inputs=tuple(r.info for r in read),
+    )
+
+
+def _merge_time_columns(
+    times: list[tuple[np.ndarray, np.ndarray | None]], units: list[str], new_buffer: Callable[[Any], Any]
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """-> (values, validity, unit) of all inputs in order, as ``merge_times`` would give them."""
+    n = sum(len(t) for t, _ in times)
+    if len(set(units)) <= 1 and len({t.dtype for t, _ in times}) <= 1:
+        # same unit and dtype: plain concatenation (chunk by chunk when spilled)
+        values = _concat([t for t, _ in times], times[0][0].dtype, new_buffer) if times else np.empty(0, np.int64)
+        if all(v is None for _, v in times):
+            return values, np.ones(n, dtype=bool), units[0] if units else "epoch"
+        valid = np.concatenate([np.ones(len(t), bool) if v is None else np.asarray(v) for t, v in times])
+        return values, valid, units[0]
+    arrays = [pa.array(np.asarray(t), mask=None if v is None else ~np.asarray(v)) for t, v in times]
+    time, unit = merge_times(arrays, units)
+    valid = np.ones(n, dtype=bool) if time.null_count == 0 else time.is_valid().to_numpy(zero_copy_only=False)
+    values = time.to_numpy(zero_copy_only=False) if time.null_count == 0 else pc.fill_null(time, 0).to_numpy()
+    return values, valid, unit

@@ -1,0 +1,184 @@
+"""The data every layer passes on (ground floor): a read log, the rows that survive cleaning, the
+sequences, the split's extra outputs and a build's result.
+
+All are frozen dataclasses of numpy / pyarrow arrays. Steps never change them in place: a step takes
+one and returns a new one (only a fitted :class:`~seqprep.vocab.Vocabulary` carries state forward,
+and it is immutable too).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from .config import BuildConfig
+from .vocab import Vocabulary
+
+__all__ = [
+    "BuildResult",
+    "EvalRows",
+    "Extras",
+    "InputInfo",
+    "Interactions",
+    "Log",
+    "Sequences",
+    "locate",
+]
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    """One input as it was read: recorded in meta.json."""
+
+    path: str
+    bytes: int
+    sha256: str | None  # None when the reader was asked not to hash (``seqprep stats``)
+    rows: int
+    format: str
+    compression: str | None
+    columns: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Log:
+    """A whole interaction log in canonical, columnar form (row order = input order).
+
+    ``user_codes`` / ``item_codes`` are int32 indices into ``user_ids`` / ``item_ids`` (the distinct
+    original ids, in first-seen order) with ``-1`` for a missing value; ``time`` is int64 or float64
+    with ``time_valid`` False where it was missing.
+    """
+
+    user_codes: np.ndarray
+    user_ids: pa.Array
+    item_codes: np.ndarray
+    item_ids: pa.Array
+    time: np.ndarray
+    time_valid: np.ndarray
+    time_unit: str
+    rating: np.ndarray | None
+    inputs: tuple[InputInfo, ...]
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.user_codes.shape[0])
+
+
+def locate(inputs: tuple[InputInfo, ...], row: int) -> str:
+    """Where row ``row`` of the whole log (0-based, inputs in order) is: ``path row N`` (1-based).
+
+    >>> info = InputInfo("a.csv", 0, None, 3, "csv", None, {})
+    >>> locate((info, InputInfo("b.csv", 0, None, 5, "csv", None, {})), 4)
+    'b.csv row 2'
+    """
+    for info in inputs:
+        if row < info.rows:
+            return f"{info.path} row {row + 1}"
+        row -= info.rows
+    return f"row {row + 1}"
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """Rows that survive cleaning, in input order: codes into the log's id dictionaries."""
+
+    user: np.ndarray
+    item: np.ndarray
+    time: np.ndarray
+    rating: np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    @classmethod
+    def of(cls, log: Log) -> Interactions:
+        """Every row of ``log`` (missing values included)."""
+        return cls(user=log.user_codes, item=log.item_codes, time=log.time, rating=log.rating)
+
+    def take(self, keep: np.ndarray | None) -> Interactions:
+        """The rows where ``keep`` is True (``None`` keeps all, without a copy)."""
+        if keep is None:
+            return self
+        return Interactions(
+            user=self.user[keep],
+            item=self.item[keep],
+            time=self.time[keep],
+            rating=None if self.rating is None else self.rating[keep],
+        )
+
+
+@dataclass(frozen=True)
+class Sequences:
+    """Per-user item sequences in CSR form: row ``u`` is ``items[offsets[u]:offsets[u+1]]``."""
+
+    offsets: np.ndarray
+    items: np.ndarray
+    timestamps: np.ndarray
+    ratings: np.ndarray | None
+    session_ids: np.ndarray | None = None  # --session-gap: int32 session number within each user, from 0
+
+    @property
+    def num_users(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def take(self, pos: np.ndarray, offsets: np.ndarray) -> Sequences:
+        """The interactions at positions ``pos`` (per user, in order) as sequences with ``offsets``."""
+        return Sequences(
+            offsets=offsets,
+            items=self.items[pos],
+            timestamps=self.timestamps[pos],
+            ratings=None if self.ratings is None else self.ratings[pos],
+            session_ids=None if self.session_ids is None else self.session_ids[pos],
+        )
+
+
+@dataclass(frozen=True)
+class EvalRows:
+    """valid or test: one row per target, with its history (CSR) and optional negatives."""
+
+    user_idx: np.ndarray
+    target: np.ndarray
+    target_ts: np.ndarray
+    history_offsets: np.ndarray
+    history: np.ndarray
+    negatives: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+
+@dataclass(frozen=True)
+class Extras:
+    """Everything beyond sequences.* that a build writes: split files, windows, padded matrices."""
+
+    train_user_idx: np.ndarray | None = None
+    train_offsets: np.ndarray | None = None
+    train_items: np.ndarray | None = None
+    train_timestamps: np.ndarray | None = None
+    valid: EvalRows | None = None
+    test: EvalRows | None = None
+    windows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    padded: np.ndarray | None = None
+    max_len: int | None = None
+    pad: str = "left"
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What a build produced: vocabularies, sequences, meta.json's content and where it went."""
+
+    config: BuildConfig
+    users: Vocabulary
+    items: Vocabulary
+    sequences: Sequences | None  # None only for a Dask build written to Parquet parts (load(out) reads them)
+    meta: dict[str, Any]
+    output: Path | None = None
+    seconds: float = field(default=0.0, compare=False)
+    extras: Extras | None = field(default=None, compare=False)

@@ -1,0 +1,114 @@
+"""``--export NAME``: files in the layout existing model code reads as-is, written into the output folder.
+
+- ``sasrec`` -> ``sasrec.txt``: one ``user item`` line per interaction, users in index order, each
+  user's items in time order; user ids are 1-based (``user_idx + 1``) and item ids are the item
+  indices 1..N, as SASRec's / BERT4Rec's ``data_partition`` expects (``u, i = line.rstrip().split(' ')``).
+- ``seqlines`` -> ``seqlines.txt``: one line per user, ``user item1 item2 ...`` (user ``user_idx + 1``,
+  items 1..N in time order), the format of many contrastive sequential models' data folders
+  (CL4SRec/ICLRec-style ``user, items = line.strip().split(' ', 1)``).
+- ``recbole`` -> ``<OUT name>.inter``: a RecBole atomic file, tab-separated, header
+  ``user_id:token  item_id:token  [rating:float]  timestamp:float``, one row per interaction in the
+  same order, with the ORIGINAL user and item ids (so RecBole's other atomic files still join). Load it
+  with ``dataset=<OUT name>, data_path=<parent of OUT>``. An out-of-vocabulary item (``--unknown oov``)
+  is written as the token ``[OOV]``.
+
+Users whose sequence is empty (possible with ``--vocab-from``) have no line in any export. All text is
+built column-wise (pyarrow compute), in chunks of users, never with a loop over users.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import OutputError
+from ..kernels.text import join_lists, lines_bytes, number_text
+from ..model import BuildResult
+
+__all__ = ["OOV_TOKEN", "export_filename", "write_exports"]
+
+OOV_TOKEN = "[OOV]"
+USERS_PER_CHUNK = 65536
+
+
+def export_filename(name: str, output: str) -> str:
+    """The file an export writes inside OUT."""
+    if name == "recbole":
+        return f"{Path(output).name}.inter"
+    return f"{name}.txt"
+
+
+def _chunks(offsets: np.ndarray) -> list[tuple[int, int]]:
+    """User ranges [a, b) of at most USERS_PER_CHUNK users (a loop over chunks, not users)."""
+    n = len(offsets) - 1
+    return [(a, min(a + USERS_PER_CHUNK, n)) for a in range(0, n, USERS_PER_CHUNK)]
+
+
+def _sasrec(result: BuildResult, fh: BinaryIO) -> None:
+    seqs = result.sequences
+    for a, b in _chunks(seqs.offsets):
+        lo, hi = int(seqs.offsets[a]), int(seqs.offsets[b])
+        users = np.repeat(np.arange(a + 1, b + 1, dtype=np.int64), np.diff(seqs.offsets[a : b + 1]))
+        lines = pc.binary_join_element_wise(number_text(users), " ", number_text(seqs.items[lo:hi]), "\n", "")
+        fh.write(lines_bytes(lines))
+
+
+def _seqlines(result: BuildResult, fh: BinaryIO) -> None:
+    seqs = result.sequences
+    for a, b in _chunks(seqs.offsets):
+        off = seqs.offsets[a : b + 1]
+        lo, hi = int(off[0]), int(off[-1])
+        items = join_lists(off - lo, number_text(seqs.items[lo:hi]), " ")
+        lines = pc.binary_join_element_wise(number_text(np.arange(a + 1, b + 1, dtype=np.int64)), " ", items, "\n", "")
+        fh.write(lines_bytes(lines.filter(pa.array(np.diff(off) > 0))))
+
+
+def _token_text(ids: pa.Array, role: str) -> pa.Array:
+    text = pc.cast(ids, pa.string())
+    bad = pc.match_substring_regex(text, "[\\t\\n\\r]")
+    if pc.any(bad).as_py():
+        example = text.filter(pc.fill_null(bad, False))[0].as_py()
+        msg = f"--export recbole: {role} id {example!r} holds a tab or line break, which a RecBole .inter file cannot hold; clean the ids or drop --export recbole"
+        raise OutputError(msg)
+    return text
+
+
+def _recbole(result: BuildResult, fh: BinaryIO) -> None:
+    seqs = result.sequences
+    has_rating = seqs.ratings is not None
+    header = ["user_id:token", "item_id:token"] + (["rating:float"] if has_rating else []) + ["timestamp:float"]
+    fh.write(("\t".join(header) + "\n").encode("utf-8"))
+    user_text = _token_text(result.users.ids, "user")
+    # item index -> token; index 0 (padding) never occurs, oov_idx maps to OOV_TOKEN
+    item_text = pa.concat_arrays([pa.array([""]), _token_text(result.items.ids, "item"), pa.array([OOV_TOKEN])])
+    for a, b in _chunks(seqs.offsets):
+        lo, hi = int(seqs.offsets[a]), int(seqs.offsets[b])
+        users = np.repeat(np.arange(a, b, dtype=np.int64), np.diff(seqs.offsets[a : b + 1]))
+        cols = [
+            user_text.take(pa.array(users)),
+            "\t",
+            item_text.take(pa.array(seqs.items[lo:hi].astype(np.int64))),
+            "\t",
+        ]
+        if has_rating:
+            cols += [number_text(seqs.ratings[lo:hi]), "\t"]
+        cols += [number_text(seqs.timestamps[lo:hi]), "\n"]
+        fh.write(lines_bytes(pc.binary_join_element_wise(*cols, "")))
+
+
+_WRITERS = {"sasrec": _sasrec, "seqlines": _seqlines, "recbole": _recbole}
+
+
+def write_exports(result: BuildResult, folder: Path) -> list[str]:
+    """Write every ``--export`` of ``result`` into ``folder``; returns the file names written."""
+    names = []
+    for name in result.config.emit.exports:
+        fname = export_filename(name, result.config.output)
+        with open(folder / fname, "wb") as fh:
+            _WRITERS[name](result, fh)
+        names.append(fname)
+    return names

@@ -1,0 +1,203 @@
+"""The files of an output folder: Parquet and NPZ tables and meta.json, laid out byte-identically.
+
+Byte-identical output for the same input and options: no wall-clock time, host name or absolute
+temporary path is written anywhere (NPZ members get a fixed 1980-01-01 zip time stamp). Which files
+a build writes, and the folder they go into, is :mod:`seqprep.output.folder`'s business.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..kernels.sequences import sequence_parts
+from ..model import BuildResult, Sequences
+from ..vocab import Vocabulary
+
+__all__ = [
+    "PARQUET_COMPRESSION",
+    "SequencesWriter",
+    "dump_json",
+    "list_array",
+    "sequences_arrow",
+    "sequences_npz",
+    "sequences_columns",
+    "sequences_part",
+    "write_npz",
+    "write_parquet",
+    "write_sequences",
+]
+
+PARQUET_COMPRESSION = "zstd"
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def list_array(offsets: np.ndarray, values: np.ndarray, large: bool | None = None) -> pa.Array:
+    """A list column from CSR ``offsets`` (any start) and ``values``: ``list``, or ``large_list``
+    when it holds 2**31 values or more (``large`` decides it for every part of one file)."""
+    if large is None:
+        large = offsets[-1] - offsets[0] >= 2**31
+    if not large:
+        return pa.ListArray.from_arrays(pa.array((offsets - offsets[0]).astype(np.int32)), pa.array(values))
+    return pa.LargeListArray.from_arrays(pa.array(offsets - offsets[0]), pa.array(values))
+
+
+def sequences_arrow(result: BuildResult) -> pa.Table:
+    """sequences.parquet as a table: user_idx, user_id, items, timestamps[, ratings][, session_ids]."""
+    return sequences_part(result.users, result.sequences, 0, len(result.users))
+
+
+def sequences_part(users: Vocabulary, seqs: Sequences, u0: int, u1: int) -> pa.Table:
+    """The rows of users ``u0 <= u < u1`` of sequences.parquet (one row group of it).
+
+    ``seqs`` may be filled only for those users so far (see :func:`~seqprep.kernels.sequences.sequence_parts`).
+    List columns are ``list`` unless the whole file holds 2**31 values or more (``large_list`` then,
+    in every part).
+    """
+    offsets = seqs.offsets[u0 : u1 + 1]
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    part = Sequences(
+        offsets=offsets,
+        items=seqs.items[lo:hi],
+        timestamps=seqs.timestamps[lo:hi],
+        ratings=None if seqs.ratings is None else seqs.ratings[lo:hi],
+        session_ids=None if seqs.session_ids is None else seqs.session_ids[lo:hi],
+    )
+    return sequences_columns(users.indices[u0:u1], users.ids.slice(u0, u1 - u0), part, bool(seqs.offsets[-1] >= 2**31))
+
+
+def sequences_columns(user_idx: np.ndarray, user_ids: pa.Array, seqs: Sequences, large: bool | None = None) -> pa.Table:
+    """The sequences.parquet columns of ``seqs`` (offsets from any start) for the users ``user_idx``:
+    user_idx, user_id, items, timestamps[, ratings][, session_ids]. ``large`` as :func:`list_array`."""
+    cols: dict[str, Any] = {
+        "user_idx": pa.array(user_idx, pa.int32()),
+        "user_id": user_ids,
+        "items": list_array(seqs.offsets, seqs.items, large),
+        "timestamps": list_array(seqs.offsets, seqs.timestamps, large),
+    }
+    if seqs.ratings is not None:
+        cols["ratings"] = list_array(seqs.offsets, seqs.ratings, large)
+    if seqs.session_ids is not None:
+        cols["session_ids"] = list_array(seqs.offsets, seqs.session_ids, large)
+    return pa.table(cols)
+
+
+class SequencesWriter:
+    """sequences.parquet written row group by row group, in user order (see :func:`~seqprep.kernels.sequences.sequence_parts`).
+
+    The file is opened here and always closed by :meth:`close`, even when the Parquet footer cannot
+    be written (a full disk): nothing keeps the output folder busy after an error.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._sink: Any = None
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, table: pa.Table) -> None:
+        if self._writer is None:
+            self._sink = pa.OSFile(str(self.path), "wb")
+            self._writer = pq.ParquetWriter(self._sink, table.schema, **_parquet_options(table.schema))
+        self._writer.write_table(table)
+
+    def close(self) -> None:
+        writer, sink = self._writer, self._sink
+        self._writer = self._sink = None
+        try:
+            if writer is not None:
+                writer.close()
+        finally:
+            if sink is not None:
+                sink.close()
+
+
+def write_sequences(users: Vocabulary, seqs: Sequences, path: Path) -> None:
+    """sequences.parquet from complete sequences, with the same row groups a streamed build writes."""
+    bounds = sequence_parts(seqs.offsets)
+    writer = SequencesWriter(path)
+    try:
+        for u0, u1 in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+            writer.write(sequences_part(users, seqs, u0, u1))
+    finally:
+        writer.close()
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """An uncompressed .npz that ``np.load(path, allow_pickle=False)`` reads, byte-identical on re-runs."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, arr in arrays.items():
+            arr = np.ascontiguousarray(arr)
+            if arr.dtype.hasobject:
+                msg = f"{name}: object arrays cannot go into an npz without pickle"
+                raise TypeError(msg)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
+            info.external_attr = 0o644 << 16
+            with zf.open(info, "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, arr, allow_pickle=False)
+
+
+def sequences_npz(seqs: Sequences, user_idx: np.ndarray) -> dict[str, np.ndarray]:
+    arrays = {
+        "items": seqs.items.astype(np.int32, copy=False),
+        "offsets": seqs.offsets.astype(np.int64, copy=False),
+        "timestamps": seqs.timestamps,
+        "user_idx": user_idx.astype(np.int32, copy=False),
+    }
+    if seqs.ratings is not None:
+        arrays["ratings"] = seqs.ratings.astype(np.float32, copy=False)
+    if seqs.session_ids is not None:
+        arrays["session_ids"] = seqs.session_ids.astype(np.int32, copy=False)
+    return arrays
+
+
+#: List columns that hold item indices (sequences, training histories, evaluation negatives).
+_ITEM_LISTS = ("items", "history", "negatives")
+
+
+def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    """zstd; dictionary pages only for ratings (a few distinct values); no dictionary elsewhere.
+
+    Dictionary-encoding 10^7 distinct timestamps or item indices costs time and saves nothing.
+    Options name leaf columns (``items.list.element`` inside a list). Item indices in lists
+    (``items``, ``history``, ``negatives``) are DELTA_BINARY_PACKED and left uncompressed (as small as PLAIN + zstd, in two thirds of the time);
+    timestamps in lists are PLAIN + zstd, a flat integer ``timestamps`` column DELTA_BINARY_PACKED.
+    """
+    encodings: dict[str, str] = {}
+    dictionary: list[str] = []
+    compression: dict[str, str] = {}
+    for name in schema.names:
+        typ = schema.field(name).type
+        nested = pa.types.is_list(typ) or pa.types.is_large_list(typ)
+        value_type = typ.value_type if nested else typ
+        leaf = f"{name}.list.element" if nested else name
+        compression[leaf] = PARQUET_COMPRESSION
+        if name == "ratings":
+            dictionary.append(leaf)
+        elif nested and name in _ITEM_LISTS and pa.types.is_integer(value_type):
+            encodings[leaf] = "DELTA_BINARY_PACKED"
+            compression[leaf] = "none"
+        elif not nested and pa.types.is_integer(value_type) and name == "timestamps":
+            encodings[leaf] = "DELTA_BINARY_PACKED"
+        else:
+            encodings[leaf] = "PLAIN"
+    return {
+        "compression": compression,
+        "use_dictionary": dictionary,
+        "column_encoding": encodings,
+        "write_statistics": True,
+    }
+
+
+def write_parquet(table: pa.Table, path: Path) -> None:
+    """One table as one Parquet file (options: :func:`_parquet_options`)."""
+    pq.write_table(table, path, **_parquet_options(table.schema))
+
+
+def dump_json(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -1,0 +1,148 @@
+"""The output folder: who may be replaced (``--overwrite``), the temporary folder that becomes OUT in
+one rename, and every file a build writes into it.
+
+Guarantees (see docs/robustness.md): OUT is only ever replaced by one ``rename`` of a complete folder
+(:mod:`seqprep.output.atomic`), only when it holds nothing but an earlier seqprep output, and never when
+it is or holds what the build reads; a failed or interrupted build leaves the old OUT as it was.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..config import BuildConfig
+from ..errors import OutputError, write_failed
+from ..io.sources import expand_inputs, sha256_file
+from ..model import BuildResult
+from .atomic import (
+    NO_READS,
+    Reads,
+    check_replaceable,
+    make_temp_dir,
+    os_error_text,
+    remove_tree,
+    sigterm_unwinds,
+    swap_in,
+)
+from .exports import write_exports
+from .files import dump_json, sequences_npz, write_npz, write_parquet, write_sequences
+from .splits import write_extras
+
+__all__ = ["atomic_output_dir", "build_reads", "check_output", "write_error", "write_outputs"]
+
+
+def build_reads(config: BuildConfig) -> Reads:
+    """What a build reads, which ``--overwrite`` must never delete (:func:`seqprep.output.atomic.check_replaceable`):
+    the input files (globs expanded; stdin and remote URLs have no local path) and the ``--vocab-from``
+    folder, which OUT may be (re-encoding a build in place: the old vocabulary is read whole before the
+    swap) but not hold. Empty without ``--overwrite`` (nothing is replaced then).
+    """
+    if not config.overwrite:
+        return NO_READS
+    local = [s.removeprefix("file://") for s in config.inputs if "://" not in s or s.startswith("file://")]
+    inputs = tuple(("input", path) for path in expand_inputs(local) if path != "-")
+    vocab = config.vocab.vocab_from
+    return Reads(inputs=inputs, in_place=(("--vocab-from folder", vocab),) if vocab is not None else ())
+
+
+def check_output(out: Path, overwrite: bool, reads: Reads = NO_READS) -> None:
+    """Fail early (before any work) when OUT exists and ``overwrite`` is not set, or when ``overwrite``
+    may not replace it: it holds files seqprep did not write, one of ``reads``, the current or the home
+    folder, or is a symbolic link (:func:`seqprep.output.atomic.check_replaceable`, the one guard of every
+    command that writes a folder; :func:`atomic_output_dir` calls this and checks again before the swap).
+    """
+    if not os.path.lexists(out):
+        return
+    if not overwrite:
+        msg = f"output {str(out)!r} already exists; pass --overwrite to replace it, or choose another -o"
+        raise OutputError(msg)
+    check_replaceable(out, reads)
+
+
+@contextmanager
+def atomic_output_dir(out: Path, overwrite: bool, reads: Reads = NO_READS) -> Iterator[Path]:
+    """Yield a temporary folder beside ``out``; on success it becomes ``out`` in one rename.
+
+    On any error (or KeyboardInterrupt) the temporary folder is removed and an existing ``out`` is
+    left untouched. With ``overwrite`` the old ``out`` is moved aside, the new one renamed in, and only
+    then the old one deleted - only when it may be replaced (:func:`check_output` with ``reads``, the
+    paths the command reads), checked on entry and again right before the swap.
+    """
+    check_output(out, overwrite, reads)
+    parent = out.absolute().parent
+    with sigterm_unwinds():  # a SIGTERM under its default action still removes the temporary folder
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            tmp = make_temp_dir(parent, prefix=f".{out.name}.tmp-")
+        except OSError as e:
+            msg = f"cannot create the output folder in {str(parent)!r}: {e.strerror}; choose a writable -o"
+            raise OutputError(msg) from e
+        try:
+            yield tmp
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o777 & ~umask)
+            swap_in(tmp, out, overwrite, reads)  # signals deferred, parent folder locked, old OUT kept on failure
+        except BaseException:
+            remove_tree(tmp)
+            raise
+
+
+def write_outputs(result: BuildResult, folder: Path, *, sequences_written: bool = False) -> dict[str, Any]:
+    """Write every requested file of ``result`` into ``folder``; returns the meta that was written.
+
+    ``sequences_written``: sequences.parquet is in ``folder`` already (written during the sort).
+    """
+    formats = result.config.formats
+    # sequences.parquet (the largest file; pyarrow encodes it on one core) is written by a second
+    # thread while this one writes every other file; both are done before anything is hashed
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-write") as pool:
+        pending = None
+        if "parquet" in formats and not sequences_written:
+            pending = pool.submit(write_sequences, result.users, result.sequences, folder / "sequences.parquet")
+        try:
+            meta = _write_rest(result, folder, pending)
+        finally:
+            if pending is not None:
+                pending.cancel()  # not started yet (an error above): never start it
+    return meta
+
+
+def _write_rest(result: BuildResult, folder: Path, pending: Future[None] | None) -> dict[str, Any]:
+    formats = result.config.formats
+    try:
+        if "npz" in formats:
+            assert result.sequences is not None
+            arrays = sequences_npz(result.sequences, result.users.indices)
+            if result.extras is not None and result.extras.padded is not None:
+                arrays["padded"] = result.extras.padded
+            write_npz(folder / "sequences.npz", arrays)
+        if result.extras is not None:
+            write_extras(result, folder)
+        write_parquet(result.items.to_table("item"), folder / "items.parquet")
+        write_parquet(result.users.to_table("user"), folder / "users.parquet")
+        if result.config.emit.exports:
+            write_exports(result, folder)
+        if pending is not None:
+            pending.result()
+        files = {  # nested files too (the Dask engine's sequences/part-NNNNN.parquet), as posix paths
+            p.relative_to(folder).as_posix(): {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
+            for p in sorted(folder.rglob("*"))
+            if p.is_file()
+        }
+        meta = dict(result.meta)
+        meta["outputs"] = {"formats": list(formats), "exports": list(result.config.emit.exports), "files": files}
+        (folder / "meta.json").write_text(dump_json(meta), encoding="utf-8")
+    except OSError as e:
+        raise write_error(e) from e
+    return meta
+
+
+def write_error(e: OSError) -> OutputError:
+    """The one-line error of a failed write into the output folder (a full disk, a lost mount)."""
+    return write_failed(os_error_text(e))

@@ -1,0 +1,34 @@
+"""Every row-removing step of a build, in its documented order.
+
+1. rows with a missing user, item or timestamp (:mod:`~seqprep.steps.missing`; ``--strict`` rejects them);
+2. with ``--vocab-from``, rows whose item the reused vocabulary lacks (:mod:`~seqprep.steps.reuse`;
+   before the filters, so k-core counts only encodable rows);
+3. the cleaning steps: time window, rating, dedup, k-core (:mod:`~seqprep.steps.filters`).
+
+Kept rows stay in input order; each step appends its report to meta.json ``steps``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..config import BuildConfig
+from ..model import Interactions, Log
+from . import reuse
+from .filters import apply_filters
+from .missing import drop_missing
+
+__all__ = ["clean"]
+
+
+def clean(log: Log, config: BuildConfig) -> tuple[Interactions, list[dict[str, Any]]]:
+    """-> (the rows that survive every step, in input order; the steps' reports)."""
+    inter, missing = drop_missing(log, config.strict)
+    steps = [missing]
+    if config.vocab.vocab_from is not None:
+        keep, unknown = reuse.unknown_items_step(log, inter, config)
+        inter = inter.take(keep)
+        steps.append(unknown)
+    inter, filtered = apply_filters(inter, log.time_unit, config.filter)
+    steps.extend(filtered)
+    return inter, steps

@@ -1,0 +1,194 @@
+"""Encoding a new log with the vocabularies of an earlier build (``--vocab-from OLD_OUT``).
+
+A vocabulary is a contract with a trained embedding table: item 17 stays item 17. Rules:
+
+- items of OLD keep their index 1..N. An item OLD does not know ("unseen") is, by ``--unknown``:
+  ``drop`` - its rows are removed and counted (step ``unknown_items``); ``oov`` - it becomes index
+  N+1 (``oov_idx``; ``num_embeddings`` N+2); ``error`` - the build fails naming a few of them.
+  ``--extend`` instead appends unseen items at N+1, N+2, ... in ``--item-order`` (among the new ones);
+- users of OLD keep their index 0..U-1 (also when absent from the new log: their row is empty); new
+  users are appended at U, U+1, ... in ``--user-order`` (among the new ones);
+- ids are matched by value in OLD's id type: the new log's ids are cast to it when that is exact for
+  every id (text "17" -> 17), else the build fails (text "017" or "x" against integer ids);
+- ``count`` in the written items.parquet / users.parquet counts the interactions of the NEW build
+  (0 for an id of OLD that the new log does not have).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..config import BuildConfig
+from ..errors import InputError, one_line
+from ..kernels import cast_ids_exact, extend_table, reuse_table
+from ..model import Interactions, Log
+from ..vocab import Vocabulary
+
+__all__ = ["Reference", "fit_reused", "load_reference", "reuse_meta", "unknown_items_step"]
+
+STEP = "unknown_items"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The vocabularies of an earlier build, as read from its folder."""
+
+    path: str
+    items: Vocabulary
+    users: Vocabulary
+    oov_idx: int | None
+    files: dict[str, Any]
+
+
+def load_reference(path: str) -> Reference:
+    """Read OLD_OUT's items.parquet / users.parquet (and its meta.json's ``oov_idx``)."""
+    p = Path(path)
+    if not (p / "meta.json").is_file() or not (p / "items.parquet").is_file() or not (p / "users.parquet").is_file():
+        msg = f"--vocab-from {path!r} is not a seqprep output folder (needs meta.json, items.parquet, users.parquet); pass the -o folder of an earlier build"
+        raise InputError(msg)
+    try:
+        meta = json.loads((p / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:  # unreadable, not UTF-8, not JSON
+        msg = f"--vocab-from {path!r}: meta.json cannot be read ({one_line(e, 200)}); rebuild OLD with seqprep build"
+        raise InputError(msg) from e
+    if not isinstance(meta, dict):
+        msg = f"--vocab-from {path!r}: meta.json does not hold a JSON object; rebuild OLD with seqprep build"
+        raise InputError(msg)
+    try:
+        items = Vocabulary.from_table(pq.read_table(p / "items.parquet"), "item")
+        users = Vocabulary.from_table(pq.read_table(p / "users.parquet"), "user")
+    except (KeyError, ValueError, pa.ArrowException) as e:
+        msg = f"--vocab-from {path!r}: items.parquet/users.parquet are not a seqprep vocabulary ({e}); rebuild OLD with seqprep build"
+        raise InputError(msg) from e
+    if items.start != 1 or users.start != 0:
+        msg = (
+            f"--vocab-from {path!r}: item indices must start at 1 and user indices at 0; rebuild OLD with seqprep build"
+        )
+        raise InputError(msg)
+    oov = meta.get("oov_idx")
+    files = meta.get("outputs", {}).get("files", {})
+    return Reference(path=path, items=items, users=users, oov_idx=None if oov is None else int(oov), files=files)
+
+
+def _align(ref: Vocabulary, ids: pa.Array, role: str, path: str) -> pa.Array:
+    """The log's distinct ``role`` ids in the type of OLD's ids, or a clear error when not exact."""
+    if ids.type == ref.ids.type:
+        return ids
+    cast, exact = cast_ids_exact(ids, ref.ids.type)
+    if not exact.all():
+        bad = ids.filter(pa.array(~exact)).slice(0, 3).to_pylist()
+        old = "integer" if pa.types.is_integer(ref.ids.type) else "text"
+        new = "integer" if pa.types.is_integer(ids.type) else "text"
+        msg = (
+            f"--vocab-from {path!r} holds {old} {role} ids but this log has {new} {role} ids such as "
+            f"{', '.join(map(repr, bad))} that are not exactly {old}; pass --id-type to read the log like OLD "
+            f"(OLD used {ref.id_type()}), or rebuild OLD with --id-type str"
+        )
+        raise InputError(msg)
+    return cast
+
+
+def _item_table(ref: Reference, log: Log) -> tuple[pa.Array, np.ndarray]:
+    item_ids = _align(ref.items, log.item_ids, "item", ref.path)
+    return item_ids, reuse_table(ref.items.ids, item_ids, start=1)
+
+
+def unknown_items_step(log: Log, inter: Interactions, config: BuildConfig) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """The ``unknown_items`` step of :func:`seqprep.steps.clean.clean`: count (and with ``drop``
+    remove, with ``error`` reject) the rows whose item OLD does not know. -> (keep mask or None, report)."""
+    ref = load_reference(config.vocab.vocab_from)
+    item_ids, table = _item_table(ref, log)
+    unseen_rows = table[inter.item] < 0
+    n_rows = int(unseen_rows.sum())
+    present = np.bincount(inter.item, minlength=len(item_ids)) > 0
+    unseen_codes = np.flatnonzero(present & (table < 0))
+    action = "extend" if config.vocab.extend else config.vocab.unknown
+    report: dict[str, Any] = {
+        "step": STEP,
+        "action": action,
+        "rows_before": len(inter),
+        "rows_removed": n_rows if action == "drop" else 0,
+        "rows_after": len(inter) - (n_rows if action == "drop" else 0),
+        "items": int(present.sum()),
+        "unseen_items": len(unseen_codes),
+        "unseen_rows": n_rows,
+    }
+    if n_rows and action == "error":
+        first = np.unique(inter.item[unseen_rows], return_index=True)
+        examples = item_ids.take(pa.array(first[0][np.argsort(first[1])][:5])).to_pylist()
+        msg = (
+            f"{len(unseen_codes)} item ids ({n_rows} rows) are not in the vocabulary of {ref.path!r}, e.g. "
+            f"{', '.join(map(repr, examples))}; pass --unknown drop or --unknown oov to accept them, or --extend to add them"
+        )
+        raise InputError(msg)
+    if action == "extend" and ref.oov_idx is not None:
+        msg = f"--vocab-from {ref.path!r} reserved index {ref.oov_idx} for unknown items, so --extend cannot append there; use --unknown oov instead"
+        raise InputError(msg)
+    if action != "drop" or n_rows == 0:
+        return None, report
+    if n_rows == len(inter):
+        msg = f"no interactions left: every item of the log is unseen in {ref.path!r}; pass --unknown oov or --extend, or check --vocab-from"
+        raise InputError(msg)
+    return ~unseen_rows, report
+
+
+def fit_reused(
+    inter: Interactions, log: Log, config: BuildConfig
+) -> tuple[Vocabulary, Vocabulary, np.ndarray, np.ndarray]:
+    """Stage 2 with ``--vocab-from``: (users, items, user_idx per row, item_idx per row)."""
+    ref = load_reference(config.vocab.vocab_from)
+    item_ids, itable = _item_table(ref, log)
+    n_old = len(ref.items)
+    oov_idx = None
+    if config.vocab.extend:
+        itable, added, _ = extend_table(itable, inter.item, item_ids, config.item_order, first=n_old + 1)
+        all_items = pa.concat_arrays([ref.items.ids, item_ids.take(pa.array(added, pa.int64()))])
+    else:
+        all_items = ref.items.ids
+        if config.vocab.unknown == "oov":
+            oov_idx = n_old + 1
+            itable = np.where(itable < 0, oov_idx, itable).astype(np.int32)
+    iidx = itable[inter.item]
+    item_counts = np.bincount(iidx, minlength=len(all_items) + 1)[1 : len(all_items) + 1].astype(np.int64)
+    items = Vocabulary(ids=all_items, counts=item_counts, start=1, oov_idx=oov_idx)
+
+    user_ids = _align(ref.users, log.user_ids, "user", ref.path)
+    utable = reuse_table(ref.users.ids, user_ids, start=0)
+    utable, uadded, _ = extend_table(utable, inter.user, user_ids, config.user_order, first=len(ref.users))
+    all_users = pa.concat_arrays([ref.users.ids, user_ids.take(pa.array(uadded, pa.int64()))])
+    uidx = utable[inter.user]
+    user_counts = np.bincount(uidx, minlength=len(all_users)).astype(np.int64)
+    users = Vocabulary(ids=all_users, counts=user_counts, start=0)
+    return users, items, uidx, iidx
+
+
+def reuse_meta(
+    config: BuildConfig, users: Vocabulary, items: Vocabulary, steps: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """meta.json's ``vocab_reuse`` section (None without ``--vocab-from``)."""
+    if config.vocab.vocab_from is None:
+        return None
+    step = next(s for s in steps if s["step"] == STEP)
+    ref = load_reference(config.vocab.vocab_from)
+    return {
+        "from": config.vocab.vocab_from,
+        "mode": "extend" if config.vocab.extend else "frozen",
+        "unknown": None if config.vocab.extend else config.vocab.unknown,
+        "base_num_items": len(ref.items),
+        "base_num_users": len(ref.users),
+        "base_sha256": {f: ref.files[f]["sha256"] for f in ("items.parquet", "users.parquet") if f in ref.files},
+        "new_items": len(items) - len(ref.items),
+        "new_users": len(users) - len(ref.users),
+        "unseen_items": step["unseen_items"],
+        "unseen_items_share": round(step["unseen_items"] / step["items"], 6) if step["items"] else 0.0,
+        "unseen_rows": step["unseen_rows"],
+        "unseen_rows_share": round(step["unseen_rows"] / step["rows_before"], 6) if step["rows_before"] else 0.0,
+        "count": "interactions in this build (0 for an id of the reused vocabulary absent from this log)",
+    }

@@ -1,0 +1,80 @@
+"""The stable (user, time) sort of the encoded rows into CSR sequences, on every core.
+
+Each user's interactions are sorted by timestamp, stably: equal timestamps keep input order (inputs
+in the order given, then line order). That is the tie rule of every output (:data:`TIE_RULE`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from ..kernels import csr_offsets, time_order
+from ..kernels.sequences import rows_in_time_order, sequence_parts, user_range_rows
+from ..model import Sequences
+from ..resources import sort_threads
+
+__all__ = ["TIE_RULE", "sequences_from"]
+
+TIE_RULE = "stable: equal timestamps keep input order (inputs in the order given, then line order)"
+
+
+def sequences_from(
+    user_idx: np.ndarray,
+    item_idx: np.ndarray,
+    time: np.ndarray,
+    rating: np.ndarray | None,
+    user_counts: np.ndarray,
+    on_part: Callable[[Sequences, int, int], None] | None = None,
+) -> Sequences:
+    """Group interactions (already encoded) into time-ordered CSR sequences (sorted on every core).
+
+    With ``on_part``, the users are sorted in row groups (:func:`~seqprep.kernels.sequences.sequence_parts`)
+    on a thread pool, and ``on_part(seqs, u0, u1)`` is called in this thread, in user order, as soon
+    as users ``u0 <= u < u1`` are in place in ``seqs`` (the arrays being filled): a build writes
+    sequences.parquet there while the next groups are still being sorted. The result is the same.
+    """
+    if on_part is None:
+        order = time_order(user_idx, time, threads=sort_threads())
+        return Sequences(
+            offsets=csr_offsets(user_counts),
+            items=item_idx[order],
+            timestamps=time[order],
+            ratings=None if rating is None else rating[order],
+        )
+    offsets = csr_offsets(user_counts)
+    n = len(user_idx)
+    seqs = Sequences(
+        offsets=offsets,
+        items=np.empty(n, dtype=item_idx.dtype),
+        timestamps=np.empty(n, dtype=time.dtype),
+        ratings=None if rating is None else np.empty(n, dtype=rating.dtype),
+    )
+    bounds = sequence_parts(offsets)
+    parts = user_range_rows(user_idx, bounds, counts=user_counts)
+    grouped = isinstance(parts[0], slice)  # rows already grouped by user: each part is a slice
+
+    def sort_part(k: int) -> None:
+        lo, hi = int(offsets[bounds[k]]), int(offsets[bounds[k + 1]])
+        order = rows_in_time_order(user_idx, time, parts[k])
+        np.take(item_idx, order, out=seqs.items[lo:hi])
+        np.take(time, order, out=seqs.timestamps[lo:hi])
+        if rating is not None:
+            np.take(rating, order, out=seqs.ratings[lo:hi])
+
+    # this thread writes while the pool sorts: rows grouped by user sort fast, so one core is left
+    # for the writer; scattered rows make the sort the longer job, and it gets every core
+    # (at most 8 groups at once: each holds ~50-80 MB of temporaries)
+    workers = min(8, max(1, sort_threads() - 1) if grouped else sort_threads())
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="seqprep-sort") as pool:
+        futures = [pool.submit(sort_part, k) for k in range(len(bounds) - 1)]
+        try:
+            for k, future in enumerate(futures):
+                future.result()
+                on_part(seqs, int(bounds[k]), int(bounds[k + 1]))
+        finally:
+            for future in futures:
+                future.cancel()
+    return seqs
