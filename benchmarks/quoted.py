@@ -146,7 +146,10 @@ print(df.height)
 READER = """
 import sys
 from seqprep.config import ReadOptions
-from seqprep.readers import read_log
+try:
+    from seqprep.io import read_log
+except ImportError:  # a checkout from before the io/ package
+    from seqprep.readers import read_log
 print(read_log([sys.argv[1]], ReadOptions()).num_rows)
 """
 
