@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -43,6 +43,57 @@ class InputInfo:
     columns: dict[str, str]
 
 
+ColumnKind = Literal["text", "number", "list"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of the log beside user, item, time and rating (a feature's source, a ``--where``
+    operand), one value per row in the log's row order.
+
+    - ``text``: ``codes`` (int32, -1 = missing) into ``values``, the distinct values in first-seen
+      order (a pyarrow array of strings, or of int64/float64/bool for a typed source);
+    - ``number``: ``values`` is a float64 numpy array, NaN where missing (``codes`` is None);
+    - ``list``: several values per row (a JSON or Parquet list, or text split into tokens):
+      row ``k`` holds ``codes[offsets[k]:offsets[k+1]]``, codes into ``values`` as for text.
+
+    >>> c = Column("genre", "text", pa.array(["a", "b"]), codes=np.array([1, -1, 0], dtype=np.int32))
+    >>> c.take(np.array([True, False, True])).codes.tolist(), c.rows
+    ([1, 0], 3)
+    """
+
+    name: str
+    kind: ColumnKind
+    values: Any
+    codes: np.ndarray | None = None
+    offsets: np.ndarray | None = None
+
+    @property
+    def rows(self) -> int:
+        if self.kind == "number":
+            return len(self.values)
+        if self.kind == "list":
+            assert self.offsets is not None
+            return len(self.offsets) - 1
+        assert self.codes is not None
+        return len(self.codes)
+
+    def take(self, keep: np.ndarray) -> Column:
+        """The rows where the mask ``keep`` is True, or at the positions ``keep`` (integers), in order."""
+        if self.kind == "number":
+            return Column(self.name, self.kind, self.values[keep])
+        if self.kind == "text":
+            assert self.codes is not None
+            return Column(self.name, self.kind, self.values, codes=self.codes[keep])
+        assert self.offsets is not None and self.codes is not None
+        rows = np.flatnonzero(keep) if keep.dtype == bool else keep
+        starts, lengths = self.offsets[:-1][rows], np.diff(self.offsets)[rows]
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        pos = np.repeat(starts - offsets[:-1], lengths) + np.arange(int(offsets[-1]), dtype=np.int64)
+        return Column(self.name, self.kind, self.values, codes=self.codes[pos], offsets=offsets)
+
+
 @dataclass(frozen=True)
 class Log:
     """A whole interaction log in canonical, columnar form (row order = input order).
@@ -61,10 +112,14 @@ class Log:
     time_unit: str
     rating: np.ndarray | None
     inputs: tuple[InputInfo, ...]
+    columns: tuple[Column, ...] = ()  # the other columns asked for (features, --where operands)
 
     @property
     def num_rows(self) -> int:
         return int(self.user_codes.shape[0])
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
 
 
 def locate(inputs: tuple[InputInfo, ...], row: int) -> str:
@@ -89,6 +144,7 @@ class Interactions:
     item: np.ndarray
     time: np.ndarray
     rating: np.ndarray | None
+    columns: tuple[Column, ...] = ()
 
     def __len__(self) -> int:
         return len(self.user)
@@ -96,7 +152,10 @@ class Interactions:
     @classmethod
     def of(cls, log: Log) -> Interactions:
         """Every row of ``log`` (missing values included)."""
-        return cls(user=log.user_codes, item=log.item_codes, time=log.time, rating=log.rating)
+        return cls(user=log.user_codes, item=log.item_codes, time=log.time, rating=log.rating, columns=log.columns)
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
 
     def take(self, keep: np.ndarray | None) -> Interactions:
         """The rows where ``keep`` is True (``None`` keeps all, without a copy)."""
@@ -107,6 +166,7 @@ class Interactions:
             item=self.item[keep],
             time=self.time[keep],
             rating=None if self.rating is None else self.rating[keep],
+            columns=tuple(c.take(keep) for c in self.columns),
         )
 
 

@@ -27,6 +27,7 @@ import seqprep.engines.local as pipeline
 from seqprep.cli import cli
 from seqprep.config import ReadOptions
 from seqprep.io import ranges as ingest
+from seqprep.io.sniff import ColumnRequest
 from seqprep.io.sniff import csv_layout as _csv_layout
 from seqprep.io.stream import stream_log
 from seqprep.kernels.csvquotes import QuoteTracker, row_end, state_before
@@ -481,3 +482,31 @@ def test_many_ranges_of_many_parts(tmp_path):
         got = _read(data, ",", "plain", 1 << 20, tmp_path)
     assert len(parsed) >= 2 and sum(parsed) == len(data) - len(b"user,item,rating,timestamp,text\n")
     assert _decoded(got) == _pandas_reference(data, ",")
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(quoted_logs(), KINDS, BLOCKS)
+def test_a_quoted_text_column_read_beside_the_roles(tmp_path_factory, log, kind, block):
+    """A text column asked for (a feature's source) holds pandas' values: separators, quotes and line
+    ends inside, whichever path and block size read it."""
+    data, sep = log
+    df = pd.read_csv(io.BytesIO(data), sep=sep, dtype=str, keep_default_na=False, na_values=NULLS, header=0)
+    if df.shape[1] < 5:
+        return
+    name = df.columns[4]
+    packed = gzip.compress(data, mtime=0) if kind.endswith("gzip") else data
+    tmp = tmp_path_factory.mktemp("c")
+    spec, stdin = "-", io.BytesIO(packed)
+    if not kind.startswith("stdin"):
+        spec, stdin = str(tmp / ("log.csv.gz" if kind.endswith("gzip") else "log.csv")), None
+        Path(spec).write_bytes(packed)
+    got = stream_log(
+        [spec], ReadOptions(sep=sep), stdin=stdin, block_size=block, columns=(ColumnRequest(name, "text"),)
+    )
+    col = got.column(name)
+    values = col.values.to_pylist()
+    assert [None if c < 0 else values[c] for c in col.codes] == [
+        None if isinstance(v, float) else v for v in df[name].astype(object)
+    ]

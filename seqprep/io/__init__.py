@@ -26,11 +26,11 @@ from ..config import ReadOptions
 from ..errors import InputError, one_line
 from ..model import Log
 from ..progress import SILENT
-from .sniff import COLUMN_ALIASES
+from .sniff import COLUMN_ALIASES, ColumnRequest
 from .sources import expand_inputs
 from .stream import DEFAULT_BLOCK_SIZE, stream_log
 
-__all__ = ["COLUMN_ALIASES", "arrow_errors_as_input_errors", "expand_inputs", "read_log"]
+__all__ = ["COLUMN_ALIASES", "ColumnRequest", "arrow_errors_as_input_errors", "expand_inputs", "read_log"]
 
 
 def arrow_errors_as_input_errors(f: Any) -> Any:
@@ -60,6 +60,7 @@ def read_log(
     progress: Any = None,
     spill_dir: Path | None = None,
     hash_inputs: bool = True,
+    columns: tuple[ColumnRequest, ...] = (),
 ) -> Log:
     """Read every input (in order) into one canonical :class:`Log`, streaming block by block.
 
@@ -74,4 +75,5 @@ def read_log(
         progress=SILENT if progress is None else progress,
         spill_dir=spill_dir,
         hash_inputs=hash_inputs,
+        columns=columns,
     )

@@ -54,6 +54,7 @@ class GrowBuffer:
         arr.resize(self.size, refcheck=False)
         return arr
 
+
 class FileBuffer:
     """A :class:`GrowBuffer` that appends to a file in a spill folder; ``finish`` maps it read-only.
 
@@ -86,6 +87,7 @@ class FileBuffer:
             return np.empty(0, dtype=self.dtype)
         return np.memmap(self.path, dtype=self.dtype, mode="r", shape=(self.size,))
 
+
 def read_rows(arr: np.ndarray, start: int, stop: int) -> np.ndarray:
     """``arr[start:stop]`` as an in-memory copy; a memory-mapped column is read with ``np.fromfile``,
     so its pages never become part of this process's resident memory.
@@ -99,11 +101,13 @@ def read_rows(arr: np.ndarray, start: int, stop: int) -> np.ndarray:
         return np.fromfile(arr.filename, dtype=arr.dtype, count=count, offset=arr.offset + start * arr.itemsize)
     return np.asarray(arr[start:stop])
 
+
 def buffer_factory(spill_dir: Path | None) -> Callable[[Any], GrowBuffer | FileBuffer]:
     """New columns in memory, or in files under ``spill_dir`` when given."""
     if spill_dir is None:
         return GrowBuffer
     return lambda dtype: FileBuffer(dtype, spill_dir)
+
 
 class IdEncoder:
     """Dictionary-encodes one id column block by block against a growing, first-seen dictionary.

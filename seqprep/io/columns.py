@@ -31,6 +31,7 @@ DICT = pa.dictionary(pa.int32(), pa.string())
 
 _INT_RE = r"^(0|-?[1-9][0-9]*)$"
 
+
 def ids_to_dict(col: pa.ChunkedArray, role: str, where: str) -> pa.DictionaryArray:
     """Any id column -> one DictionaryArray (int32 indices, first-seen dictionary of string/int64)."""
     if isinstance(col, pa.ChunkedArray) and col.num_chunks == 1:
@@ -63,10 +64,12 @@ def ids_to_dict(col: pa.ChunkedArray, role: str, where: str) -> pa.DictionaryArr
         return pa.DictionaryArray.from_arrays(pc.cast(indices, pa.int32()), col.chunk(0).dictionary)
     return pa.DictionaryArray.from_arrays(pc.cast(col.indices, pa.int32()), col.dictionary)
 
+
 def first_bad(values: pa.Array, ok: pa.Array) -> tuple[int, Any]:
     bad_mask = pc.and_(pc.invert(pc.fill_null(ok, True)), pc.is_valid(values))
     idx = int(np.flatnonzero(bad_mask.to_numpy(zero_copy_only=False))[0])
     return idx, values[idx].as_py()
+
 
 def casts(arr: pa.Array, target: pa.DataType) -> bool:
     try:
@@ -74,6 +77,7 @@ def casts(arr: pa.Array, target: pa.DataType) -> bool:
     except pa.ArrowInvalid:
         return False
     return True
+
 
 def first_uncastable(arr: pa.Array, targets: tuple[pa.DataType, ...]) -> int:
     """Index of the first value no target type accepts, by bisection (log2(n) vectorised casts).
@@ -89,6 +93,7 @@ def first_uncastable(arr: pa.Array, targets: tuple[pa.DataType, ...]) -> int:
         else:
             hi = mid
     return lo
+
 
 def normalize_time(col: pa.ChunkedArray, where: str, lines: int | RowLines) -> tuple[pa.Array, str]:
     """-> (int64 or float64 array with nulls, unit). Epoch numbers keep their unit ('epoch'); ISO
@@ -186,7 +191,10 @@ def _float_times(arr: pa.Array, where: str, line: RowLines) -> pa.Array:
     arr = pc.if_else(pc.is_nan(arr), pa.scalar(None, pa.float64()), arr)
     if arr.null_count == len(arr):
         return arr
-    for ok, what in ((pc.is_finite(arr), "is not finite"), (pc.less(pc.abs(arr), 2.0**63), "is out of range (beyond int64)")):
+    for ok, what in (
+        (pc.is_finite(arr), "is not finite"),
+        (pc.less(pc.abs(arr), 2.0**63), "is out of range (beyond int64)"),
+    ):
         if not pc.all(pc.fill_null(ok, True)).as_py():
             idx, val = first_bad(arr, ok)
             raise InputError(f"{where}: line {line(idx)}: timestamp {val!r} {what}; fix the row")
@@ -204,8 +212,11 @@ def normalize_rating(col: pa.ChunkedArray, where: str, to: pa.DataType = pa.floa
     try:
         return pc.cast(pc.utf8_trim_whitespace(pc.cast(arr, pa.string())), to)
     except pa.ArrowInvalid as e:
-        msg = f"{where}: rating column holds non-numeric values ({one_line(e)}); pass --rating-col with a numeric column"
+        msg = (
+            f"{where}: rating column holds non-numeric values ({one_line(e)}); pass --rating-col with a numeric column"
+        )
         raise InputError(msg) from e
+
 
 def _trim_ids(codes: np.ndarray, dictionary: pa.Array) -> tuple[np.ndarray, pa.Array]:
     """CSV ids are untyped text: spaces around a field are not part of the id (``" 7"`` is ``7``).
@@ -223,6 +234,7 @@ def _trim_ids(codes: np.ndarray, dictionary: pa.Array) -> tuple[np.ndarray, pa.A
     remap = np.append(remap.astype(np.int32), np.int32(-1))  # code -1 (missing) stays -1
     return remap[codes], distinct
 
+
 def merge_ids(
     parts: list[pa.DictionaryArray], id_type: str, role: str, typed_text: bool
 ) -> tuple[np.ndarray, pa.Array]:
@@ -234,9 +246,7 @@ def merge_ids(
     """
     value_types = {p.dictionary.type for p in parts}
     if len(value_types) > 1:
-        parts = [
-            pa.DictionaryArray.from_arrays(p.indices, pc.cast(p.dictionary, pa.string())) for p in parts
-        ]
+        parts = [pa.DictionaryArray.from_arrays(p.indices, pc.cast(p.dictionary, pa.string())) for p in parts]
     chunked = pa.chunked_array(parts)
     unified = pa.table({"c": chunked}).unify_dictionaries()["c"]
     dictionary = unified.chunk(0).dictionary if unified.num_chunks else parts[0].dictionary
@@ -265,6 +275,7 @@ def merge_ids(
         dictionary = pc.cast(dictionary, pa.string())
     return codes.astype(np.int32, copy=False), dictionary
 
+
 def check_nul_ids(columns: tuple[pa.DictionaryArray, ...], where: str, lines: int | RowLines) -> None:
     """A NUL byte inside an id means a corrupt file; checked on the distinct ids only."""
     line = lines if isinstance(lines, RowLines) else RowLines(lines)
@@ -280,6 +291,7 @@ def check_nul_ids(columns: tuple[pa.DictionaryArray, ...], where: str, lines: in
         row = int(np.flatnonzero(np.isin(indices, bad_codes))[0])
         msg = f"{where}: line {line(row)}: NUL byte (0x00) in the text; the file is corrupt or not a text log - repair or regenerate it"
         raise InputError(msg)
+
 
 def merge_times(times: list[pa.Array], units: list[str]) -> tuple[pa.Array, str]:
     kinds = set(units)

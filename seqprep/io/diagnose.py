@@ -20,15 +20,16 @@ __all__ = [
 ]
 
 
-def whole_csv_options(names: list[str], header: bool, delim: str, **parse: Any) -> tuple[pacsv.ReadOptions, pacsv.ParseOptions]:
+def whole_csv_options(
+    names: list[str], header: bool, delim: str, **parse: Any
+) -> tuple[pacsv.ReadOptions, pacsv.ParseOptions]:
     """Read and parse options of a whole-file re-read: quoted fields may hold line ends (the header
     too: it is skipped as a row, not as a line)."""
     read = pacsv.ReadOptions(column_names=names, skip_rows_after_names=1 if header else 0, use_threads=False)
     return read, pacsv.ParseOptions(delimiter=delim, newlines_in_values=True, **parse)
 
-def utf8_error(
-    src: Source, names: list[str], header: bool, sep: str, roles: dict[str, str], where: str
-) -> InputError:
+
+def utf8_error(src: Source, names: list[str], header: bool, sep: str, roles: dict[str, str], where: str) -> InputError:
     """Locate the first row whose used columns hold invalid UTF-8 (error path only: re-reads as bytes)."""
     raw = src.read_all()
     delim = sep
@@ -71,6 +72,7 @@ def utf8_error(
         "convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)"
     )
     return InputError(msg)
+
 
 def parse_error(src: Source, names: list[str], header: bool, sep: str, where: str, e: Exception) -> InputError:
     """Re-read serially (error path only) to name the line of the first malformed row."""

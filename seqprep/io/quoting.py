@@ -37,6 +37,7 @@ def line_of(data: bytes, pos: int) -> int:
     """
     return data.count(b"\n", 0, pos) + data.count(b"\r", 0, pos) - data.count(b"\r\n", 0, pos) + 1
 
+
 def line_of_offset(read_at: Any, offset: int) -> int:
     """The line (as :func:`line_of` counts) of byte ``offset`` of a file read with
     ``read_at(nbytes, offset)``, a few MiB at a time (error paths only)."""
@@ -49,9 +50,11 @@ def line_of_offset(read_at: Any, offset: int) -> int:
 
     return lines_before(chunks(), offset)
 
+
 def unclosed_quote(where: str, line: int) -> InputError:
-    msg = f"{where}: line {line}: a quoted field starts here and is never closed; close the quote (\") or pass the right --sep"
+    msg = f'{where}: line {line}: a quoted field starts here and is never closed; close the quote (") or pass the right --sep'
     return InputError(msg)
+
 
 def text_chunks(src: Source, sep: str) -> Any:
     """The decompressed bytes of ``src`` in order (a multi-character separator rewritten to 0x1f, as
@@ -68,6 +71,7 @@ def text_chunks(src: Source, sep: str) -> Any:
     finally:
         stream.close()
 
+
 def open_quote(chunks: Any, sep: str) -> int:
     """The offset of a quote that opens a field still open at the end of the bytes, else -1 (chunks
     without a quote byte are only searched for one)."""
@@ -77,6 +81,7 @@ def open_quote(chunks: Any, sep: str) -> int:
         tracker.feed_bytes(chunk)
     tracker.finish()
     return tracker.opened_at
+
 
 def scan_rows(src: Source, sep: str) -> tuple[int, int]:
     """One pass over the input (error paths) -> (offset of a quote that opens a field never closed,
@@ -93,6 +98,7 @@ def scan_rows(src: Source, sep: str) -> tuple[int, int]:
     tracker.finish()
     return tracker.opened_at, max(longest, tracker.offset - last)
 
+
 def lines_before(chunks: Any, offset: int) -> int:
     """The line of byte ``offset`` of the bytes in ``chunks`` (as :func:`line_of` counts)."""
     line, at, cr = 1, 0, False
@@ -105,6 +111,7 @@ def lines_before(chunks: Any, offset: int) -> int:
         at += len(chunk)
     return line
 
+
 def unclosed_in(src: Source, sep: str, where: str, data: bytes | None = None) -> InputError | None:
     """The error for a quoted field the input never closes, if it has one (error paths only)."""
     opened = open_quote(iter([data]) if data is not None else text_chunks(src, sep), sep)
@@ -114,6 +121,7 @@ def unclosed_in(src: Source, sep: str, where: str, data: bytes | None = None) ->
         return unclosed_quote(where, line_of(data, opened))
     with contextlib.closing(text_chunks(src, sep)) as chunks:
         return unclosed_quote(where, lines_before(chunks, opened))
+
 
 class QuotedStream:
     """A readable stream for pyarrow's CSV reader that passes another one's bytes through, following
@@ -157,6 +165,7 @@ class QuotedStream:
             return None
         with contextlib.closing(text_chunks(src, sep)) as chunks:
             return unclosed_quote(src.name, lines_before(chunks, t.opened_at))
+
 
 class RowLines:
     """Data row index -> the line of the file it starts on, for error messages.
@@ -222,6 +231,7 @@ class RowLines:
         if seen == row and start < cbase:  # the last row, without a line end after it
             return start_line
         return row + 1
+
 
 def utf8_message(data: bytes, pos: int, where: str) -> InputError:
     msg = (

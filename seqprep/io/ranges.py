@@ -30,13 +30,17 @@ __all__ = [
 #: Bytes of CSV text handed to pyarrow's multi-threaded reader at once, as a multiple of --block-size.
 RANGE_BLOCKS = 8
 
-def closed_quotes(reader: Iterator[pa.RecordBatch], watched: QuotedStream, src: Source, sep: str) -> Iterator[pa.RecordBatch]:
+
+def closed_quotes(
+    reader: Iterator[pa.RecordBatch], watched: QuotedStream, src: Source, sep: str
+) -> Iterator[pa.RecordBatch]:
     """The reader's batches; at the end, an error if the input ended inside a quoted field (pyarrow
     takes such a field, open to the end, as a value)."""
     yield from reader
     error = watched.unclosed(src, sep)
     if error is not None:
         raise error
+
 
 #: Parts a range with quotes is parsed in, at most (each part about a block).
 MAX_PARTS = 64
@@ -104,7 +108,12 @@ class RangeReader:  # noqa: N801 - an iterator used like a generator
         self._read_ahead: tuple[int, Any] | None = None  # (offset, future of _cut there), worker thread only
         self._ahead: Any = None  # future of the next range: (table, its end offset)
         self._pending: list[pa.RecordBatch] = []
-        self._range = (self.position, self.position, 1, 0)  # (start, end, rows, rows handed out) of the range being read
+        self._range = (
+            self.position,
+            self.position,
+            1,
+            0,
+        )  # (start, end, rows, rows handed out) of the range being read
         # the input's sha256 from the bytes as they are read (the worker reads the ranges in order)
         self._hash = hashlib.sha256(bytes(data.read_at(self.position, 0)) if self.position else b"") if hashed else None
         self._hashed = self.position

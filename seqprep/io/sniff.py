@@ -8,7 +8,8 @@ import io
 import itertools
 import json
 import re
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -21,6 +22,10 @@ from .sources import SNIFF_BYTES
 
 __all__ = [
     "COLUMN_ALIASES",
+    "ColumnRequest",
+    "field_path",
+    "paths_in_schema",
+    "find_column",
     "CsvLayout",
     "NUM_RE",
     "resolve_columns",
@@ -47,9 +52,11 @@ _FLAG = {"user": "--user-col", "item": "--item-col", "time": "--time-col", "rati
 
 NUM_RE = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
 
+
 def _norm(name: str) -> str:
     base = name.split(":", 1)[0] if ":" in name else name
     return re.sub(r"[\s_\-]", "", base).lower()
+
 
 def resolve_columns(columns: list[str], opts: ReadOptions, where: str) -> dict[str, str]:
     """Map each role (user, item, time, rating) to a column name; rating is optional.
@@ -89,6 +96,61 @@ def resolve_columns(columns: list[str], opts: ReadOptions, where: str) -> dict[s
             raise ColumnError(msg)
     return found
 
+
+@dataclass(frozen=True)
+class ColumnRequest:
+    """A column of the log to read besides the roles (a feature, a ``--where`` operand).
+
+    ``name`` as the user wrote it; in JSON Lines and Parquet ``a.b`` is field ``b`` of the object
+    (struct) ``a`` when no column is named ``a.b``. ``read_as``: ``number`` (float64; text is an
+    error), ``text`` (the distinct values as they are), or ``auto`` (numbers of a typed source stay
+    numbers, lists stay lists, anything else is text). ``flag`` names the option in messages.
+    """
+
+    name: str
+    read_as: Literal["text", "number", "auto"] = "auto"
+    flag: str = "--feature"
+
+
+def find_column(name: str, columns: list[str], flag: str, where: str) -> str:
+    """The column ``name`` of ``columns``: exactly, else the one that matches ignoring case.
+
+    >>> find_column("Genre", ["user", "genre"], "--feature", "f")
+    'genre'
+    """
+    if name in columns:
+        return name
+    ci = [c for c in columns if c.lower() == name.lower()]
+    if len(ci) == 1:
+        return ci[0]
+    msg = f"{where}: column {name!r} ({flag}) not found; columns are {', '.join(columns)}"
+    raise ColumnError(msg)
+
+
+def field_path(request: ColumnRequest, columns: list[str], where: str) -> tuple[str, str | None]:
+    """(top-level column, nested field or None) of a request in a typed source (JSON, Parquet)."""
+    try:
+        return find_column(request.name, columns, request.flag, where), None
+    except ColumnError:
+        if "." not in request.name:
+            raise
+        top, _, sub = request.name.partition(".")
+        try:
+            return find_column(top, columns, request.flag, where), sub
+        except ColumnError:
+            msg = f"{where}: column {request.name!r} ({request.flag}) not found; columns are {', '.join(columns)}"
+            raise ColumnError(msg) from None
+
+
+def paths_in_schema(requests: tuple[ColumnRequest, ...], schema: pa.Schema) -> dict[str, tuple[str, str | None]]:
+    """Where each request is in a JSON Lines schema made by :func:`jsonl_layout`."""
+    out: dict[str, tuple[str, str | None]] = {}
+    for req in requests:
+        top, sub = field_path(req, schema.names, "")
+        out[req.name] = (top, sub)
+    return out
+
+
 def detect_format(name: str, opts: ReadOptions, head: bytes) -> str:
     """``csv``, ``jsonl`` or ``parquet``: ``--input-format``, else by the extension of ``name`` (the
     file's name without its compression extension), else by content."""
@@ -103,7 +165,9 @@ def detect_format(name: str, opts: ReadOptions, head: bytes) -> str:
         return "jsonl"
     return "csv"
 
+
 SEP_CANDIDATES = ("::", "\t", ",", ";", "|")
+
 
 def _head_records(text: str, sep: str, *, cut: bool) -> list[list[str]]:
     """The first (up to 6) non-empty records of the sniffed text, split by the csv module: quoted
@@ -126,6 +190,7 @@ def _head_records(text: str, sep: str, *, cut: bool) -> list[list[str]]:
         records = records[:-1]
     return records[:6]
 
+
 def _sniff_sep(text: str, lines: list[str], where: str, *, cut: bool) -> str:
     """The separator whose field count agrees over the first records (quotes respected), else the
     first candidate found on line 1."""
@@ -141,6 +206,7 @@ def _sniff_sep(text: str, lines: list[str], where: str, *, cut: bool) -> str:
     msg = f"{where}: cannot tell the column separator from the first line {first[:60]!r}; pass --sep"
     raise InputError(msg)
 
+
 def _check_quotes_in_head(head: bytes, sep: str, where: str, *, cut: bool) -> None:
     """A quote that is open at the end of the whole (short) file, or still open at the end of a cut
     head that has not ended the first row, is an error naming the line it opens on."""
@@ -155,10 +221,11 @@ def _check_quotes_in_head(head: bytes, sep: str, where: str, *, cut: bool) -> No
         if cut:
             msg = (
                 f"{where}: line {line}: a quoted field starts here and does not end within the first "
-                f"{SNIFF_BYTES // 1024} KiB; close the quote (\") or pass the right --sep"
+                f'{SNIFF_BYTES // 1024} KiB; close the quote (") or pass the right --sep'
             )
             raise InputError(msg)
         raise unclosed_quote(where, line)
+
 
 class CsvLayout(NamedTuple):
     """A CSV's separator, column names, whether line 1 is a header, and role -> column."""
@@ -231,6 +298,7 @@ def csv_layout(where: str, opts: ReadOptions, head: bytes) -> CsvLayout:
     roles = resolve_columns(names, opts, where)
     return CsvLayout(sep, names, header, roles)
 
+
 def check_text(head: bytes, where: str, *, cut: bool) -> None:
     """The first block of a CSV holds no NUL byte (a NUL means a corrupt file) and line 1 is UTF-8.
 
@@ -253,6 +321,7 @@ def check_text(head: bytes, where: str, *, cut: bool) -> None:
             return
         raise utf8_message(head, e.start, where) from None
 
+
 def _json_type(v: Any, role: str) -> pa.DataType:
     if role in ("user", "item"):
         return pa.int64() if isinstance(v, int) and not isinstance(v, bool) else pa.string()
@@ -266,8 +335,16 @@ def _json_type(v: Any, role: str) -> pa.DataType:
         return pa.float64()
     return pa.string()
 
-def jsonl_layout(where: str, opts: ReadOptions, head: bytes) -> tuple[dict[str, str], pa.Schema]:
-    """Roles and the explicit schema of a JSON Lines input, from its first line."""
+
+def jsonl_layout(
+    where: str,
+    opts: ReadOptions,
+    head: bytes,
+    requests: tuple[ColumnRequest, ...] = (),
+    time_as_float: bool = False,
+) -> tuple[dict[str, str], pa.Schema]:
+    """Roles and the explicit schema of a JSON Lines input (with the requested columns), from its
+    first line. ``time_as_float``: a number timestamp read as float64 (a later line has a fraction)."""
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
     first_line = next((ln for ln in text.splitlines() if ln.strip()), None)
     if first_line is None:
@@ -282,5 +359,30 @@ def jsonl_layout(where: str, opts: ReadOptions, head: bytes) -> tuple[dict[str, 
         msg = f"{where}: line 1 is not a JSON object; JSON Lines needs one object per line"
         raise InputError(msg)
     roles = resolve_columns(list(first.keys()), opts, where)
-    schema = pa.schema([(roles[r], _json_type(first.get(roles[r]), r)) for r in roles])
-    return roles, schema
+    types = {roles[r]: _json_type(first.get(roles[r]), r) for r in roles}
+    if time_as_float and pa.types.is_integer(types[roles["time"]]):
+        types[roles["time"]] = pa.float64()
+    nested: dict[str, dict[str, pa.DataType]] = {}
+    for req in requests:
+        top, sub = field_path(req, list(first.keys()), where)
+        if sub is None:
+            types.setdefault(top, _json_request_type(first.get(top), req))
+        else:
+            value = first.get(top)
+            nested.setdefault(top, {})[sub] = _json_request_type(value.get(sub) if isinstance(value, dict) else None, req)
+    for top, fields in nested.items():
+        types[top] = pa.struct(list(fields.items()))
+    return roles, pa.schema(list(types.items()))
+
+
+def _json_request_type(v: Any, req: ColumnRequest) -> pa.DataType:
+    """The JSON reader's type for a requested column, from its first value (bools read as bools)."""
+    if req.read_as == "number":
+        return pa.float64()
+    if isinstance(v, bool):
+        return pa.bool_()
+    if isinstance(v, list):
+        return pa.list_(pa.string())
+    if isinstance(v, (int, float)):  # numbers: float64 for a number; as they are for text values
+        return pa.float64() if req.read_as == "auto" or isinstance(v, float) else pa.int64()
+    return pa.string()

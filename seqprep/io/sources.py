@@ -78,6 +78,7 @@ COMPRESSED_EXT = (".gz", ".bz2", ".xz", ".zst", ".zstd")
 
 SNIFF_BYTES = 1 << 16
 
+
 def expand_inputs(inputs: tuple[str, ...] | list[str]) -> list[str]:
     """Paths in the order given; a pattern with ``*?[`` that is not itself a file expands (sorted).
 
@@ -95,6 +96,7 @@ def expand_inputs(inputs: tuple[str, ...] | list[str]) -> list[str]:
         else:
             out.append(spec)
     return out
+
 
 class Source:
     """A file or stdin, with its compression detected from magic bytes.
@@ -184,6 +186,7 @@ class Source:
         finally:
             src.close()
 
+
 def csv_source(src: Source, sep: str) -> tuple[Any, str]:
     """-> (readable source, one-character delimiter); a multi-character --sep is rewritten to 0x1f."""
     where = src.name
@@ -199,6 +202,7 @@ def csv_source(src: Source, sep: str) -> tuple[Any, str]:
         delim = sep
     return source, delim
 
+
 class Position:
     """Bytes consumed from the underlying (compressed) file, for the progress display."""
 
@@ -210,6 +214,7 @@ class Position:
             return None if self._tell is None else int(self._tell())
         except (OSError, ValueError, pa.ArrowException):
             return None
+
 
 def open_tracked(src: Source) -> tuple[Any, Position]:
     """Like ``Source.open`` but a stream (never a path) plus how far into the raw bytes it is."""
@@ -230,6 +235,7 @@ def open_tracked(src: Source) -> tuple[Any, Position]:
         stream.close = _closing_both(stream.close, raw.close)  # type: ignore[method-assign]
         return stream, pos
     return pa.CompressedInputStream(raw, src.compression), pos
+
 
 def _closing_both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
     def close() -> None:

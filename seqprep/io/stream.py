@@ -21,14 +21,23 @@ import pyarrow.parquet as pq
 
 from ..config import ReadOptions
 from ..errors import ConfigError, InputError, SeqprepError, one_line
-from ..model import InputInfo, Log
+from ..model import Column, InputInfo, Log
 from ..progress import SILENT, Progress
 from .buffers import IdEncoder, buffer_factory, read_rows
 from .columns import DICT, check_nul_ids, ids_to_dict, merge_ids, merge_times, normalize_rating, normalize_time
 from .diagnose import parse_error, utf8_error
 from .quoting import QuotedStream, RowLines, lines_before, scan_rows, text_chunks, unclosed_quote
 from .ranges import RangeReader, closed_quotes
-from .sniff import csv_layout, detect_format, jsonl_layout, resolve_columns
+from .sniff import (
+    ColumnRequest,
+    csv_layout,
+    detect_format,
+    field_path,
+    find_column,
+    jsonl_layout,
+    paths_in_schema,
+    resolve_columns,
+)
 from .sources import Position, Source, csv_source, expand_inputs, open_tracked
 
 __all__ = [
@@ -40,10 +49,101 @@ __all__ = [
 
 DEFAULT_BLOCK_SIZE = 1 << 24
 
+
+class _Extra:
+    """A requested column while one input is read; its kind is fixed by the first batch."""
+
+    def __init__(self, req: ColumnRequest, new_buffer: Callable[[Any], Any]) -> None:
+        self.req = req
+        self.kind: str | None = None
+        self.codes = IdEncoder(new_buffer=new_buffer)  # text, list elements
+        self.numbers: Any = None  # number
+        self.lengths: Any = None  # list: values per row
+        self.new_buffer = new_buffer
+
+    def add(self, arr: pa.Array) -> None:
+        if self.kind is None:
+            self.kind = _kind_of(arr.type, self.req)
+            if self.kind == "number" and not _is_text(arr.type):  # text read for a number: checked at the end
+                self.numbers = self.new_buffer(np.float64)
+            if self.kind == "list":
+                self.lengths = self.new_buffer(np.int64)
+        if self.numbers is not None:
+            values = pc.cast(arr, pa.float64())
+            self.numbers.append(pc.fill_null(values, float("nan")).to_numpy(zero_copy_only=False))
+        elif self.kind == "list":
+            lengths = pc.fill_null(pc.list_value_length(arr), 0)
+            self.lengths.append(lengths.to_numpy(zero_copy_only=False).astype(np.int64))
+            self.codes.add(_dictionary(pc.list_flatten(arr)))
+        else:  # text (a number column of text: checked when the read ends, naming the bad row)
+            self.codes.add(_dictionary(arr))
+
+    def close(self) -> None:
+        for buf in (self.codes.codes, self.numbers, self.lengths):
+            if buf is not None:
+                buf.close()
+
+    def finish(self) -> tuple[str, Any, np.ndarray | None, np.ndarray | None]:
+        """-> (kind, values, codes, offsets) of this input's column (a :class:`~seqprep.model.Column`'s)."""
+        if self.kind is None:  # no row at all
+            self.kind = "number" if self.req.read_as == "number" else "text"
+            if self.kind == "number":
+                self.numbers = self.new_buffer(np.float64)
+        if self.numbers is not None:
+            return "number", self.numbers.finish(), None, None
+        codes, values = self.codes.finish()
+        if self.kind == "list":
+            lengths = self.lengths.finish()
+            offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+            np.cumsum(lengths, out=offsets[1:])
+            return "list", values, codes, offsets
+        return "text", values, codes, None  # (a number column that arrived as text: typed by the caller)
+
+
+def _is_text(typ: pa.DataType) -> bool:
+    return pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_dictionary(typ)
+
+
+def _kind_of(typ: pa.DataType, req: ColumnRequest) -> str:
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ):
+        return "list"
+    if req.read_as == "number" or (req.read_as == "auto" and (pa.types.is_floating(typ) or pa.types.is_integer(typ))):
+        return "number"
+    return "text"
+
+
+def _dictionary(arr: pa.Array) -> pa.DictionaryArray:
+    """Any column as a dictionary array (bools as the text ``true`` / ``false``)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_dictionary(arr.type):
+        return arr
+    if pa.types.is_boolean(arr.type):
+        arr = pc.cast(arr, pa.string())
+    return pc.dictionary_encode(arr)
+
+
+def _extract(batch: pa.RecordBatch | pa.Table, top: str, sub: str | None) -> pa.Array:
+    """A requested column of a batch: a top-level column, or field ``sub`` of the struct ``top``."""
+    col = batch.column(top)
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    if sub is None:
+        return col
+    return pc.struct_field(col, [sub]) if pa.types.is_struct(col.type) else pa.nulls(len(col), pa.string())
+
+
 class _FileColumns:
     """One input's compact columns while it is being read."""
 
-    def __init__(self, *, rating_via_double: bool, new_buffer: Callable[[Any], Any]) -> None:
+    def __init__(
+        self,
+        *,
+        rating_via_double: bool,
+        new_buffer: Callable[[Any], Any],
+        requests: tuple[ColumnRequest, ...] = (),
+    ) -> None:
+        self.extra = {r.name: _Extra(r, new_buffer) for r in requests}
         self.new_buffer = new_buffer
         self.user = IdEncoder(new_buffer=new_buffer)
         self.item = IdEncoder(new_buffer=new_buffer)
@@ -54,8 +154,12 @@ class _FileColumns:
         self.rows = 0
         self.rating_via_double = rating_via_double
 
-    def add(self, batch: pa.RecordBatch | pa.Table, roles: dict[str, str], where: str) -> None:
+    def add(
+        self, batch: pa.RecordBatch | pa.Table, roles: dict[str, str], where: str, paths: dict[str, tuple[str, str | None]]
+    ) -> None:
         n = batch.num_rows
+        for name, extra in self.extra.items():
+            extra.add(_extract(batch, *paths[name]))
         for role, encoder in (("user", self.user), ("item", self.item)):
             ids = ids_to_dict(batch.column(roles[role]), role, where)
             if pa.types.is_string(ids.dictionary.type):
@@ -98,6 +202,8 @@ class _FileColumns:
         for buf in (self.user.codes, self.item.codes, self.time, self.time_valid, self.rating):
             if buf is not None:
                 buf.close()
+        for extra in self.extra.values():
+            extra.close()
 
     def time_columns(self, where: str, lines: RowLines) -> tuple[np.ndarray, np.ndarray | None, str]:
         """-> (int64/float64 values with 0 where missing, validity or None when none is missing, unit).
@@ -113,23 +219,36 @@ class _FileColumns:
             return arr.to_numpy(zero_copy_only=False), None, unit
         return pc.fill_null(arr, 0).to_numpy(), arr.is_valid().to_numpy(zero_copy_only=False), unit
 
+
 def _chunked(col: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
     return col if isinstance(col, pa.ChunkedArray) else pa.chunked_array([col])
 
+
 def _csv_batches(
-    src: Source, opts: ReadOptions, head: bytes, block_size: int, as_text: set[str]
-) -> tuple[dict[str, str], int, Iterator[pa.RecordBatch], Position, Callable[[], None]]:
+    src: Source,
+    opts: ReadOptions,
+    head: bytes,
+    block_size: int,
+    as_text: set[str],
+    requests: tuple[ColumnRequest, ...] = (),
+) -> tuple[dict[str, str], int, Iterator[pa.RecordBatch], Position, Callable[[], None], dict[str, tuple[str, str | None]]]:
     sep, names, header, roles = csv_layout(src.name, opts, head)
+    paths = {r.name: (find_column(r.name, names, r.flag, src.name), None) for r in requests}
     if len(sep) > 1:
         source, delim = csv_source(src, sep)
         pos = Position(source.tell)
     else:
         source, pos = open_tracked(src)
         delim = sep
-    types: dict[str, pa.DataType] = {roles["user"]: DICT, roles["item"]: DICT}
-    types.update({roles[r]: pa.string() for r in as_text})
+    types: dict[str, pa.DataType] = {}
+    for r in requests:  # numbers parsed as float64 (as text when a row does not fit: named then), the rest text
+        number = r.read_as == "number" and f"extra:{r.name}" not in as_text
+        types[paths[r.name][0]] = pa.float64() if number else DICT
+    types.update({roles["user"]: DICT, roles["item"]: DICT})
+    types.update({roles[r]: pa.string() for r in as_text if r in roles})
+    used = [roles[r] for r in ("user", "item", "time", "rating") if r in roles]
     conv = pacsv.ConvertOptions(
-        include_columns=[roles[r] for r in ("user", "item", "time", "rating") if r in roles],
+        include_columns=list(dict.fromkeys(used + [top for top, _ in paths.values()])),
         column_types=types,
         strings_can_be_null=True,
     )
@@ -140,7 +259,7 @@ def _csv_batches(
         # reads through a file larger than memory; each range is read into a fresh buffer instead
         data = pa.OSFile(str(src.path)) if src.path is not None else pa.BufferReader(src.data)
         ranges = RangeReader(data, names, header, block_size, parse, conv, hashed=src.hashed, where=src.name)
-        return roles, 1 if header else 0, ranges, Position(lambda: ranges.position), ranges.close
+        return roles, 1 if header else 0, ranges, Position(lambda: ranges.position), ranges.close, paths
     # the streaming reader: quoted fields may hold line ends anywhere in the stream (and in the header,
     # skipped as a row); the bytes pass through a tracker that knows, at the end, if a quote never closed
     watched = QuotedStream(source, ord(delim))
@@ -149,7 +268,8 @@ def _csv_batches(
     )
     parse = pacsv.ParseOptions(delimiter=delim, newlines_in_values=True)
     reader = pacsv.open_csv(watched, read_options=read_opts, parse_options=parse, convert_options=conv)
-    return roles, 1 if header else 0, closed_quotes(reader, watched, src, sep), pos, source.close
+    return roles, 1 if header else 0, closed_quotes(reader, watched, src, sep), pos, source.close, paths
+
 
 def read_in_ranges(src: Source, opts: ReadOptions, head: bytes, fmt: str) -> bool:
     """Whether ``_csv_batches`` will read ``src`` with :class:`RangeReader` (which hashes it)."""
@@ -161,25 +281,33 @@ def read_in_ranges(src: Source, opts: ReadOptions, head: bytes, fmt: str) -> boo
         return False  # the read raises it, in its place
     return len(sep) == 1
 
+
 def _jsonl_batches(
-    src: Source, opts: ReadOptions, head: bytes, block_size: int
-) -> tuple[dict[str, str], Iterator[pa.RecordBatch], Position, Callable[[], None], pa.Schema]:
-    roles, schema = jsonl_layout(src.name, opts, head)
+    src: Source,
+    opts: ReadOptions,
+    head: bytes,
+    block_size: int,
+    requests: tuple[ColumnRequest, ...] = (),
+    time_as_float: bool = False,
+) -> tuple[dict[str, str], Iterator[pa.RecordBatch], Position, Callable[[], None], pa.Schema, dict[str, tuple[str, str | None]]]:
+    roles, schema = jsonl_layout(src.name, opts, head, requests, time_as_float)
     source, pos = open_tracked(src)
     reader = pajson.open_json(
         source,
         read_options=pajson.ReadOptions(block_size=block_size),
         parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
     )
-    return roles, iter(reader), pos, source.close, schema
+    return roles, iter(reader), pos, source.close, schema, paths_in_schema(requests, schema)
+
 
 def _parquet_batches(
-    src: Source, opts: ReadOptions, block_size: int
-) -> tuple[dict[str, str], Iterator[pa.RecordBatch], Position, pa.Schema]:
+    src: Source, opts: ReadOptions, block_size: int, requests: tuple[ColumnRequest, ...] = ()
+) -> tuple[dict[str, str], Iterator[pa.RecordBatch], Position, pa.Schema, dict[str, tuple[str, str | None]]]:
     data = src.open() if src.compression is None else pa.BufferReader(pa.py_buffer(src.read_all()))
     pf = pq.ParquetFile(data)
     roles = resolve_columns(pf.schema_arrow.names, opts, src.name)
-    columns = list(roles.values())
+    paths = {r.name: field_path(r, pf.schema_arrow.names, src.name) for r in requests}
+    columns = list(dict.fromkeys(list(roles.values()) + [top for top, _ in paths.values()]))
     schema = pa.schema([pf.schema_arrow.field(c) for c in columns])
     rows_per_batch = max(1, block_size // 32)
     total = max(1, pf.metadata.num_rows)
@@ -190,7 +318,8 @@ def _parquet_batches(
             done[0] += b.num_rows
             yield b
 
-    return roles, batches(), Position(lambda: src.size * done[0] // total), schema
+    return roles, batches(), Position(lambda: src.size * done[0] // total), schema, paths
+
 
 def _read_attempt(
     src: Source,
@@ -201,21 +330,23 @@ def _read_attempt(
     head: bytes,
     new_buffer: Callable[[Any], Any],
     as_text: set[str],
+    requests: tuple[ColumnRequest, ...] = (),
 ) -> tuple[_FileColumns, dict[str, str], int, dict[str, bool]]:
     """One pass over one input; on any error its buffers are released and the error goes up."""
     where = src.name
     typed_text = {"user": False, "item": False}
     header = 0
     close: Callable[[], None] | None = None
-    cols = _FileColumns(rating_via_double="rating" in as_text, new_buffer=new_buffer)
+    cols = _FileColumns(rating_via_double="rating" in as_text, new_buffer=new_buffer, requests=requests)
     try:
         try:
             if fmt == "csv":
-                roles, header, batches, pos, close = _csv_batches(src, opts, head, block_size, as_text)
+                roles, header, batches, pos, close, paths = _csv_batches(src, opts, head, block_size, as_text, requests)
             elif fmt == "jsonl":
-                roles, batches, pos, close, schema = _jsonl_batches(src, opts, head, block_size)
+                time_float = "time" in as_text
+                roles, batches, pos, close, schema, paths = _jsonl_batches(src, opts, head, block_size, requests, time_float)
             else:
-                roles, batches, pos, schema = _parquet_batches(src, opts, block_size)
+                roles, batches, pos, schema, paths = _parquet_batches(src, opts, block_size, requests)
             if fmt != "csv":
                 for role in ("user", "item"):
                     typ = schema.field(roles[role]).type
@@ -223,7 +354,7 @@ def _read_attempt(
             for batch in batches:
                 if fmt == "csv" and any(_is_binary(t) for t in batch.schema.types):
                     raise _NotUtf8  # a column pyarrow could not read as text (checked on the schema only)
-                cols.add(batch, roles, where)
+                cols.add(batch, roles, where, paths)
                 progress.update(pos() or 0, cols.rows)
             if isinstance(batches, RangeReader) and batches.sha256 is not None:
                 src.set_sha256(batches.sha256)  # hashed as it was read: no second pass over the file
@@ -235,11 +366,14 @@ def _read_attempt(
         raise
     return cols, roles, header, typed_text
 
+
 def _is_binary(t: pa.DataType) -> bool:
     return pa.types.is_binary(t) or pa.types.is_large_binary(t)
 
+
 class _NotUtf8(Exception):
     """A CSV block typed a used column as binary: it holds invalid UTF-8 (located on the error path)."""
+
 
 def _read_one(
     src: Source,
@@ -249,14 +383,17 @@ def _read_one(
     fmt: str,
     head: bytes,
     new_buffer: Callable[[Any], Any],
+    requests: tuple[ColumnRequest, ...] = (),
 ) -> tuple[_FileColumns, dict[str, str], int, dict[str, bool]]:
     as_text: set[str] = set()
-    while True:  # at most three times: CSV time and rating typed from the first block, then as text
+    while True:  # a few times at most: CSV columns typed from the first block, then as text
         try:
-            return _read_attempt(src, opts, block_size, progress, fmt, head, new_buffer, as_text)
+            return _read_attempt(src, opts, block_size, progress, fmt, head, new_buffer, as_text, requests)
         except _NotUtf8:
             if fmt != "csv":  # a Parquet string column pyarrow did not validate
-                msg = f"{src.name}: an id column holds text that is not valid UTF-8; rewrite the file with UTF-8 strings"
+                msg = (
+                    f"{src.name}: an id column holds text that is not valid UTF-8; rewrite the file with UTF-8 strings"
+                )
                 raise InputError(msg) from None
             sep, names, header, roles = csv_layout(src.name, opts, head)
             raise utf8_error(src, names, header, sep, roles, src.name) from None
@@ -283,12 +420,15 @@ def _read_one(
                     raise utf8_error(src, names, header, sep, roles, where) from e
                 if "parse error" in str(e).lower():
                     raise parse_error(src, names, header, sep, where, e) from e
-                role = _failed_role(e, src, opts, head)
+                role = _failed_role(e, src, opts, head, requests)
                 if role is not None and role not in as_text:
                     as_text.add(role)  # a later block did not fit the type inferred from the first
                     continue
                 msg = f"{where}: {one_line(e)}; check --sep ({sep!r}), --names and the row shown"
             elif fmt == "jsonl":
+                if "to int64" in str(e) and "time" not in as_text:
+                    as_text.add("time")  # an integer timestamp on line 1, a fraction later: read them as float64
+                    continue
                 msg = f"{where}: {one_line(e)}; every line must be a JSON object with consistent value types"
             else:
                 msg = f"{where}: not a readable Parquet file ({one_line(e)}); check the file or pass --input-format"
@@ -301,21 +441,31 @@ def _read_one(
                 msg = f"{where}: cannot read: {e}; check that the file is complete and not corrupt"
             raise InputError(msg) from e
 
-def _failed_role(e: Exception, src: Source, opts: ReadOptions, head: bytes) -> str | None:
-    """The time or rating role of the column a CSV conversion error names (``In CSV column #2``)."""
+
+def _failed_role(
+    e: Exception, src: Source, opts: ReadOptions, head: bytes, requests: tuple[ColumnRequest, ...] = ()
+) -> str | None:
+    """The time or rating role, or ``extra:NAME`` for a requested number column, of the column a CSV
+    conversion error names (``In CSV column #2``)."""
     m = re.search(r"CSV column #(\d+): (?:Row #\d+: )?CSV conversion error", str(e))
     if m is None:
         return None
     _, names, _, roles = csv_layout(src.name, opts, head)
     k = int(m.group(1))
     name = names[k] if k < len(names) else None
-    return next((r for r in ("time", "rating") if roles.get(r) == name), None)
+    role = next((r for r in ("time", "rating") if roles.get(r) == name), None)
+    if role is None and name is not None:
+        role = next((f"extra:{r.name}" for r in requests if r.read_as == "number" and find_column(r.name, names, r.flag, src.name) == name), None)
+    return role
+
 
 _CHUNK_ROWS = 1 << 22
+
 
 def _as_dict(codes: np.ndarray, dictionary: pa.Array) -> pa.DictionaryArray:
     """(codes with -1 for missing, dictionary) as a DictionaryArray view, without a pass over the rows."""
     return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), dictionary, safe=False)
+
 
 def _translate(
     parts: list[tuple[np.ndarray, pa.Array]],
@@ -338,6 +488,7 @@ def _translate(
         at += len(d)
     return out.finish(), dictionary
 
+
 def _concat(parts: list[np.ndarray], dtype: Any, new_buffer: Callable[[Any], Any]) -> np.ndarray:
     if len(parts) == 1:
         return parts[0]
@@ -346,6 +497,7 @@ def _concat(parts: list[np.ndarray], dtype: Any, new_buffer: Callable[[Any], Any
         for lo in range(0, len(p), _CHUNK_ROWS):
             out.append(read_rows(p, lo, lo + _CHUNK_ROWS))
     return out.finish()
+
 
 @dataclass
 class _OneInput:
@@ -358,6 +510,7 @@ class _OneInput:
     rating: np.ndarray | None
     typed_text: dict[str, bool]
     info: InputInfo
+    columns: dict[str, tuple[str, Any, np.ndarray | None, np.ndarray | None]]  # name -> (kind, values, codes, offsets)
 
 
 def stream_log(
@@ -369,12 +522,14 @@ def stream_log(
     progress: Progress = SILENT,
     spill_dir: Path | None = None,
     hash_inputs: bool = True,
+    columns: tuple[ColumnRequest, ...] = (),
 ) -> Log:
     """Read every input (in order), block by block, into one canonical :class:`~seqprep.model.Log`.
 
     With ``spill_dir`` the integer columns are written to files there and the Log's arrays are
     read-only memory maps of them (read them back in chunks with :func:`read_rows`). With
-    ``hash_inputs=False`` no input is hashed and every ``InputInfo.sha256`` is None.
+    ``hash_inputs=False`` no input is hashed and every ``InputInfo.sha256`` is None. ``columns``:
+    other columns to read (``Log.columns``, in the order asked), each in every input.
     """
     new_buffer = buffer_factory(spill_dir)
     specs = expand_inputs(inputs)
@@ -382,7 +537,10 @@ def stream_log(
         msg = "stdin (-) is given more than once; pass it once"
         raise ConfigError(msg)
     with ThreadPoolExecutor(max_workers=1) as hasher:
-        read = [_read_input(spec, opts, stdin, block_size, progress, new_buffer, hasher if hash_inputs else None) for spec in specs]
+        read = [
+            _read_input(spec, opts, stdin, block_size, progress, new_buffer, hasher if hash_inputs else None, columns)
+            for spec in specs
+        ]
     progress.phase("encoding ids")
     return _merged(read, opts, new_buffer, progress)
 
@@ -395,6 +553,7 @@ def _read_input(
     progress: Progress,
     new_buffer: Callable[[Any], Any],
     hasher: ThreadPoolExecutor | None,
+    requests: tuple[ColumnRequest, ...] = (),
 ) -> _OneInput:
     """One input into compact columns; with ``hasher`` its sha256 too (the range reader hashes what
     it reads; any other input is hashed beside the read)."""
@@ -404,7 +563,7 @@ def _read_input(
     sha = hasher.submit(src.sha256) if hasher is not None and not read_in_ranges(src, opts, head, fmt) else None
     where = spec if spec != "-" else "stdin"
     progress.phase(f"reading {os.path.basename(where) or where}", src.size, "bytes")
-    cols, roles, header, typed = _read_one(src, opts, block_size, progress, fmt, head, new_buffer)
+    cols, roles, header, typed = _read_one(src, opts, block_size, progress, fmt, head, new_buffer, requests)
     users, items = cols.user.finish(), cols.item.finish()
     # a message names the row's line in the file (quoted fields may hold line ends): found on demand
     lines = RowLines(header, src, csv_layout(src.name, opts, head).sep) if fmt == "csv" else RowLines(header)
@@ -424,7 +583,31 @@ def _read_input(
         columns=dict(roles),
     )
     rating = None if cols.rating is None else cols.rating.finish()
-    return _OneInput(users, items, (t, t_valid), unit, rating, typed, info)
+    extra = {r.name: _numbers_checked(cols.extra[r.name].finish(), r, where, lines) for r in requests}
+    return _OneInput(users, items, (t, t_valid), unit, rating, typed, info, extra)
+
+
+def _numbers_checked(
+    part: tuple[str, Any, np.ndarray | None, np.ndarray | None], req: ColumnRequest, where: str, lines: RowLines
+) -> tuple[str, Any, np.ndarray | None, np.ndarray | None]:
+    """A number column that arrived as text (a row the float parser refused): its values as numbers
+    when every distinct value is one, else the error naming the first row that is not."""
+    kind, values, codes, offsets = part
+    if req.read_as != "number" or kind != "text":
+        return part
+    assert codes is not None
+    text = pc.utf8_trim_whitespace(values.cast(pa.string()))
+    ok = pc.match_substring_regex(text, r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^(?i:nan|inf|-inf)$")
+    if not pc.all(ok).as_py():
+        bad = np.flatnonzero(~ok.to_numpy(zero_copy_only=False))
+        row = int(np.flatnonzero(np.isin(codes, bad))[0])
+        msg = (
+            f"{where}: line {lines(row)}: {req.flag} {req.name}: {text[int(codes[row])].as_py()!r} is not a number; "
+            f"fix the row, or read the column as categories ({req.name}:cat)"
+        )
+        raise InputError(msg)
+    numbers = np.append(pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False), np.nan)
+    return "number", numbers[codes], None, None  # code -1 (missing) takes the trailing NaN
 
 
 def _merged(read: list[_OneInput], opts: ReadOptions, new_buffer: Callable[[Any], Any], progress: Progress) -> Log:
@@ -443,6 +626,7 @@ def _merged(read: list[_OneInput], opts: ReadOptions, new_buffer: Callable[[Any]
     if any(r.rating is not None for r in read):
         parts = [r.rating if r.rating is not None else np.full(r.info.rows, np.nan, np.float32) for r in read]
         rating = _concat(parts, np.float32, new_buffer)
+    columns = tuple(_merged_column(name, [r.columns[name] for r in read], new_buffer) for name in (read[0].columns if read else {}))
     progress.done()
     return Log(
         user_codes=user_codes,
@@ -454,7 +638,40 @@ def _merged(read: list[_OneInput], opts: ReadOptions, new_buffer: Callable[[Any]
         time_unit=unit,
         rating=rating,
         inputs=tuple(r.info for r in read),
+        columns=columns,
     )
+
+
+def _merged_column(
+    name: str, parts: list[tuple[str, Any, np.ndarray | None, np.ndarray | None]], new_buffer: Callable[[Any], Any]
+) -> Column:
+    """One requested column over every input: numbers concatenated; text and lists with one
+    first-seen dictionary of their values (as the ids', without any typing: values stay as read)."""
+    kinds = {k for k, *_ in parts}
+    if kinds == {"number"}:
+        return Column(name, "number", _concat([v for _, v, _, _ in parts], np.float64, new_buffer))
+    if "number" in kinds:  # a number in one input, text in another: text everywhere
+        parts = [(k, pa.array(v), None, None) if k == "number" else (k, v, c, o) for k, v, c, o in parts]
+        parts = [_as_text(p) for p in parts]
+    kind = "list" if "list" in kinds else "text"
+    codes, values = _translate([(c, v) for _, v, c, _ in parts], "auto", name, True, new_buffer)
+    offsets = None
+    if kind == "list":
+        shifted, at = [], 0
+        for k, _, c, o in parts:
+            o = o if o is not None else np.arange(len(c) + 1, dtype=np.int64)  # one value per row
+            shifted.append(o[:-1] + at)
+            at += int(o[-1])
+        offsets = np.append(np.concatenate(shifted), at).astype(np.int64)
+    return Column(name, kind, values, codes=codes, offsets=offsets)
+
+
+def _as_text(part: tuple[str, Any, np.ndarray | None, np.ndarray | None]) -> tuple[str, Any, np.ndarray | None, np.ndarray | None]:
+    kind, values, codes, offsets = part
+    if codes is not None:
+        return part
+    enc = pc.dictionary_encode(pa.array(values))
+    return "text", enc.dictionary, enc.indices.to_numpy(zero_copy_only=False).astype(np.int32), None
 
 
 def _merge_time_columns(
