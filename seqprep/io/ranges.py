@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from ..kernels.csvquotes import BOM, LF, QuoteTracker, row_end, state_before
+from ..kernels.csvquotes import BOM, LF, QUOTE, QuoteTracker, row_end, state_before
 from ..resources import sort_threads
 from .quoting import QuotedStream, line_of_offset, unclosed_quote
 from .sources import Source
@@ -24,6 +24,7 @@ __all__ = [
     "RangeReader",
     "closed_quotes",
     "fixed_types",
+    "row_starts",
 ]
 
 
@@ -55,6 +56,72 @@ def fixed_types(conv: pacsv.ConvertOptions, types: dict[str, pa.DataType] | pa.S
         column_types={**types, **dict(conv.column_types)},
         strings_can_be_null=True,
     )
+
+
+def _row_end_from(
+    read_at: Any, size: int, delim: int, at: int, inside: bool, opened_at: int, prev: int, where: str
+) -> int:
+    """The end of the row going on at offset ``at`` (in the given quoting state), reading on a chunk
+    at a time; the end of the input inside a quoted field is the unclosed-quote error."""
+    tracker = QuoteTracker(delim, offset=at, inside=inside, opened_at=opened_at, prev=prev)
+    step = 1 << 16
+    while at < size:
+        chunk = np.frombuffer(read_at(min(step, size - at), at), np.uint8)
+        if not len(chunk):
+            break
+        at += len(chunk)
+        end = row_end(tracker, chunk, eof=at >= size)
+        if end >= 0:
+            return end
+        step = min(step * 2, 1 << 26)
+    tracker.finish()
+    if tracker.inside:
+        raise unclosed_quote(where, line_of_offset(read_at, tracker.opened_at))
+    return size
+
+
+def row_starts(
+    read_at: Any, size: int, delim: int, step: int, *, header: bool, where: str, window: int = 1 << 16
+) -> list[int]:
+    """Offsets of a CSV's bytes where rows start, about ``step`` apart: the first data row's start
+    (after the header row and a BOM), ..., and ``size`` last; never inside a quoted field.
+
+    For parts of a file read by others (the Dask engine's partitions): each cut reads only the bytes
+    around it (``window`` back; ``read_at(nbytes, offset)`` reads the file), as long as they decide
+    the quoting state there (:func:`~seqprep.kernels.csvquotes.state_before`); else it reads back to
+    the previous cut, a row start. An unclosed quote found on the way is the located error.
+
+    >>> data = b'u,i,t\\n1,"a\\nb",2\\n3,"c,""d"" e",4\\n5,e,6\\n'
+    >>> row_starts(lambda n, a: data[a : a + n], len(data), ord(","), 4, header=True, where="x.csv")
+    [6, 16, 32, 38]
+    """
+    skip = len(BOM) if bytes(read_at(len(BOM), 0)) == BOM else 0
+    first = _row_end_from(read_at, size, delim, skip, False, -1, LF, where) if header else skip
+    cuts = [first]
+    want = first + step
+    while want < size:
+        last = cuts[-1]
+        lo = max(last, want - window)
+        buf = np.frombuffer(read_at(want - lo, lo), np.uint8)
+        ordinary = np.flatnonzero(buf != QUOTE)  # a run of quotes at the cut: cut before it instead
+        at = int(ordinary[-1]) + 1 if len(ordinary) else 0
+        got = (False, -1, 0) if lo == last and at == 0 else None
+        if at and got is None:
+            got = state_before(buf, at, delim, known_start=lo == last)
+        if got is None:  # the bytes around the cut do not decide it: read from the last cut, a row start
+            at, lo = lo + at - last, last
+            buf = np.frombuffer(read_at(want - last, last), np.uint8)
+            got = state_before(buf, at, delim)
+        assert got is not None
+        inside, opened_at, p = got
+        prev = int(buf[p - 1]) if p else LF
+        end = _row_end_from(read_at, size, delim, lo + p, inside, lo + opened_at if inside else -1, prev, where)
+        if end >= size:
+            break
+        cuts.append(end)
+        want = end + step
+    cuts.append(size)
+    return cuts
 
 
 class RangeReader:  # noqa: N801 - an iterator used like a generator
@@ -134,7 +201,9 @@ class RangeReader:  # noqa: N801 - an iterator used like a generator
                     return memoryview(buf)[:end], a + end, False
         skip = len(BOM) if a == 0 and buf.startswith(BOM) else 0  # the parser drops a BOM
         arr = np.frombuffer(buf, np.uint8)[skip:]
-        inside, opened_at, p = state_before(arr, min(max(t - skip, 0), len(arr)), self.delim)
+        got = state_before(arr, min(max(t - skip, 0), len(arr)), self.delim)
+        assert got is not None  # (data[0] starts a row)
+        inside, opened_at, p = got
         prev = int(arr[p - 1]) if p else LF
         opened_at = a + skip + opened_at if inside else -1  # offsets in the file from here on
         tracker = QuoteTracker(self.delim, offset=a + skip + p, inside=inside, opened_at=opened_at, prev=prev)
@@ -197,23 +266,7 @@ class RangeReader:  # noqa: N801 - an iterator used like a generator
         here, and it drops the LF of a quoted CRLF that a block boundary splits); the kernel finds
         the same row ends in microseconds. The first part of the first range infers the column types,
         the other parts take them, as later ranges do."""
-        arr = np.frombuffer(buf, np.uint8)
-        n = len(arr)
-        parts = min(MAX_PARTS, max(1, -(-n // self.block_size)))
-        cuts = [0]
-        for j in range(1, parts):  # a few cuts a range, each from the bytes around it
-            at = j * n // parts
-            if at <= cuts[-1]:
-                continue  # inside a row that ends after it
-            inside, opened_at, p = state_before(arr, at, self.delim)
-            prev = int(arr[p - 1]) if p else LF
-            tracker = QuoteTracker(self.delim, offset=p, inside=inside, opened_at=opened_at, prev=prev)
-            cut = row_end(tracker, arr[p:], eof=True)
-            if cut < 0:
-                break
-            cuts.append(cut)
-        if cuts[-1] < n:
-            cuts.append(n)
+        cuts = self._part_cuts(np.frombuffer(buf, np.uint8))
         pieces = [buf[lo:hi] for lo, hi in itertools.pairwise(cuts)]
         parse = pacsv.ParseOptions(delimiter=self.parse.delimiter, newlines_in_values=True)
 
@@ -232,6 +285,29 @@ class RangeReader:  # noqa: N801 - an iterator used like a generator
             pieces = pieces[1:]
         tables += list(self._parsers.map(one, pieces, [conv] * len(pieces)))
         return pa.concat_tables(tables)
+
+    def _part_cuts(self, arr: np.ndarray) -> list[int]:
+        """Where the parts of a range (``arr``, whole rows) start, and its length last: row ends
+        about a block apart, each found from the bytes around it."""
+        n = len(arr)
+        parts = min(MAX_PARTS, max(1, -(-n // self.block_size)))
+        cuts = [0]
+        for j in range(1, parts):
+            at = j * n // parts
+            if at <= cuts[-1]:
+                continue  # inside a row that ends after it
+            got = state_before(arr, at, self.delim)
+            assert got is not None
+            inside, opened_at, p = got
+            prev = int(arr[p - 1]) if p else LF
+            tracker = QuoteTracker(self.delim, offset=p, inside=inside, opened_at=opened_at, prev=prev)
+            cut = row_end(tracker, arr[p:], eof=True)
+            if cut < 0:
+                break
+            cuts.append(cut)
+        if cuts[-1] < n:
+            cuts.append(n)
+        return cuts
 
     def _submit(self) -> None:
         """Start cutting and parsing the range after the last one read (if any is left)."""

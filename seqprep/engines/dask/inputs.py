@@ -12,6 +12,8 @@ import pyarrow as pa
 
 from ...config import ReadOptions
 from ...errors import ConfigError, InputError, input_is_folder, input_not_found, no_glob_match, one_line
+from ...io.quoting import line_of_offset, open_quote, unclosed_quote
+from ...io.ranges import row_starts
 from ...io.sniff import CsvLayout, csv_layout, detect_format, jsonl_layout, resolve_columns
 from ...io.sources import MAGIC, SNIFF_BYTES, expand_inputs, inner_name
 from .partitions import CANON_META, canon
@@ -131,7 +133,11 @@ def frame(dd: Any, src: DaskInput, block_bytes: int) -> Any:
         }
         if len(src.csv.sep) > 1:
             kw |= {"sep": re.escape(src.csv.sep), "engine": "python"}
-        df = dd.read_csv(src.location, **kw)
+            df = dd.read_csv(src.location, **kw)
+        elif splittable:  # partitions cut where rows end: a quoted field may hold line ends (RFC 4180)
+            df = _csv_in_ranges(dd, src, block_bytes, kw)
+        else:
+            df = dd.read_csv(src.location, **kw)
     elif src.format == "jsonl":
         df = dd.read_json(
             src.location,
@@ -146,3 +152,58 @@ def frame(dd: Any, src: DaskInput, block_bytes: int) -> Any:
         df = dd.read_parquet(src.location, columns=cols)
     df = df.rename(columns={src.roles[r]: r for r in src.roles})
     return df.map_partitions(canon, where=src.path, meta=CANON_META)
+
+
+def _csv_in_ranges(dd: Any, src: DaskInput, block_bytes: int, kw: dict[str, Any]) -> Any:
+    """An uncompressed CSV as one partition per byte range of whole rows (about ``block_bytes``
+    each), cut on the client from the bytes around each cut (``dask.dataframe.read_csv`` cuts at
+    any line end, also inside a quoted field)."""
+    import fsspec
+    import pandas as pd
+
+    assert src.csv is not None
+    with fsspec.open(src.location, "rb") as fh:
+
+        def read_at(n: int, a: int) -> bytes:
+            fh.seek(a)
+            return fh.read(n)
+
+        cuts = row_starts(read_at, src.size, ord(src.csv.sep), block_bytes, header=src.csv.header, where=src.path)
+    ranges = [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a] or [(cuts[-1], cuts[-1])]
+    usecols = set(kw["usecols"])
+    meta = pd.DataFrame({n: pd.Series([], dtype=kw["dtype"][n]) for n in src.csv.names if n in usecols})
+    kw = {**kw, "header": None}
+    kw.pop("blocksize")
+    kw.pop("compression")
+    return dd.from_map(
+        read_csv_range, ranges, location=src.location, where=src.path, kw=kw, meta=meta, label="read-csv-range"
+    )
+
+
+def read_csv_range(span: tuple[int, int], *, location: str, where: str, kw: dict[str, Any]) -> Any:
+    """Rows ``span`` (byte offsets ``[a, b)``, whole rows) of a CSV, read by ``pandas.read_csv`` on a
+    worker; a quote still open at the end of the file is the local reader's located error."""
+    import io
+
+    import fsspec
+    import pandas as pd
+
+    a, b = span
+    with fsspec.open(location, "rb") as fh:
+        fh.seek(a)
+        data = fh.read(b - a)
+        if not data.strip(b"\r\n"):  # no rows (pandas: "No columns to parse")
+            cols = [n for n in kw["names"] if n in set(kw["usecols"])]
+            return pd.DataFrame({n: pd.Series([], dtype=kw["dtype"][n]) for n in cols})
+        try:
+            return pd.read_csv(io.BytesIO(data), **kw)
+        except pd.errors.ParserError as e:
+            opened = open_quote(iter([data]), kw["sep"])
+            if opened < 0:
+                raise
+
+            def read_at(n: int, at: int) -> bytes:
+                fh.seek(at)
+                return fh.read(n)
+
+            raise unclosed_quote(where, line_of_offset(read_at, a + opened)) from e
