@@ -76,6 +76,10 @@ def _rows_for(s: dict[str, Any]) -> dict[tuple[str, str], str]:
     r.add("kind", {"raw": "raw log", "built": "built folder", "split": "training split"}[s["kind"]])
     r.add("rows read / kept", f"{_int(s['rows']['read'])} / {_int(s['rows']['kept'])}")
     r.add("users", _int(s["users"]))
+    if s["sessions"] is not None:  # keyed by session: the "users" above are the sessions
+        ses = s["sessions"]
+        r.add(f"sessions ({ses['key']})", _int(ses["sessions"]))
+        r.add("users of the sessions", f"{_int(ses['users'])} ({_int(ses['sessions_without_user'])} sessions without)")
     r.add("items", _int(s["items"]))
     r.add("interactions", _int(s["interactions"]))
     r.add("density", f"{100 * s['density']:.4f}%")
@@ -133,7 +137,22 @@ def _rows_for(s: dict[str, Any]) -> dict[tuple[str, str], str]:
             part = s["splits"].get(name)
             if part is not None:
                 r.add(f"{name} users / interactions", f"{_int(part['users'])} / {_int(part['interactions'])}")
+    _attribute_rows(r, s.get("attributes"))
     return r.cells
+
+
+def _attribute_rows(r: _Rows, attributes: dict[str, Any] | None) -> None:
+    """The item / user attribute tables' coverage of the kept items and users."""
+    for role, table in (attributes or {}).items():
+        if table is None:
+            continue
+        r.head(f"{role} attributes")
+        kept = table["with_row"] + table["without_row"]
+        r.add(f"{role}s with a table row", f"{_int(table['with_row'])} / {_int(kept)} ({_pct(table['with_row'] / kept if kept else 0.0)})")
+        r.add("table rows ignored", f"{_int(table['rows_ignored'])} of {_int(table['table_rows'])}")
+        for c in table["coverage"]:
+            label = f"{c['name']} ({c['kind']}" + ("" if c["values"] is None else f", {_int(c['values'])} values") + ")"
+            r.add(label, f"{_int(c['with_value'])} ({_pct(c['share'])})")
 
 
 def _bar(count: int, top: int, width: int) -> str:
