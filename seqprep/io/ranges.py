@@ -88,8 +88,9 @@ def row_starts(
 
     For parts of a file read by others (the Dask engine's partitions): each cut reads only the bytes
     around it (``window`` back; ``read_at(nbytes, offset)`` reads the file), as long as they decide
-    the quoting state there (:func:`~seqprep.kernels.csvquotes.state_before`); else it reads back to
-    the previous cut, a row start. An unclosed quote found on the way is the located error.
+    the quoting state there (:func:`~seqprep.kernels.csvquotes.state_before`); else (always in a file
+    without quotes, where one ``bytes.find`` then says "outside") it reads back to the previous cut,
+    a row start. An unclosed quote found on the way is the located error.
 
     >>> data = b'u,i,t\\n1,"a\\nb",2\\n3,"c,""d"" e",4\\n5,e,6\\n'
     >>> row_starts(lambda n, a: data[a : a + n], len(data), ord(","), 4, header=True, where="x.csv")
@@ -102,16 +103,23 @@ def row_starts(
     while want < size:
         last = cuts[-1]
         lo = max(last, want - window)
-        buf = np.frombuffer(read_at(want - lo, lo), np.uint8)
-        ordinary = np.flatnonzero(buf != QUOTE)  # a run of quotes at the cut: cut before it instead
-        at = int(ordinary[-1]) + 1 if len(ordinary) else 0
-        got = (False, -1, 0) if lo == last and at == 0 else None
-        if at and got is None:
-            got = state_before(buf, at, delim, known_start=lo == last)
+        raw = read_at(want - lo, lo)
+        got = None
+        if raw.find(b'"') >= 0:  # (bytes without a quote cannot tell whether they are inside one)
+            buf = np.frombuffer(raw, np.uint8)
+            ordinary = np.flatnonzero(buf != QUOTE)  # a run of quotes at the cut: cut before it instead
+            at = int(ordinary[-1]) + 1 if len(ordinary) else 0
+            got = (False, -1, 0) if lo == last and at == 0 else None
+            if at and got is None:
+                got = state_before(buf, at, delim, known_start=lo == last)
+            if got is None:
+                at += lo - last
+        else:
+            at = want - last
         if got is None:  # the bytes around the cut do not decide it: read from the last cut, a row start
-            at, lo = lo + at - last, last
-            buf = np.frombuffer(read_at(want - last, last), np.uint8)
-            got = state_before(buf, at, delim)
+            lo, raw = last, read_at(want - last, last)
+            buf = np.frombuffer(raw, np.uint8)
+            got = state_before(buf, at, delim) if raw.find(b'"') >= 0 else (False, -1, at)
         assert got is not None
         inside, opened_at, p = got
         prev = int(buf[p - 1]) if p else LF
