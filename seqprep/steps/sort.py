@@ -47,7 +47,7 @@ def sequences_from(
             items=item_idx[order],
             timestamps=time[order],
             ratings=None if rating is None else rating[order],
-            features=tuple(f.take(order) for f in features),
+            features=tuple(f.take(order).widened() for f in features),
         )
     offsets = csr_offsets(user_counts)
     n = len(user_idx)
@@ -59,7 +59,7 @@ def sequences_from(
         items=np.empty(n, dtype=item_idx.dtype),
         timestamps=np.empty(n, dtype=time.dtype),
         ratings=None if rating is None else np.empty(n, dtype=rating.dtype),
-        features=tuple(dataclasses.replace(f, values=np.empty(n, dtype=f.values.dtype)) for f in features),
+        features=tuple(dataclasses.replace(f, values=np.empty(n, dtype=_sorted_dtype(f))) for f in features),
     )
     bounds = sequence_parts(offsets)
     parts = user_range_rows(user_idx, bounds, counts=user_counts)
@@ -73,7 +73,10 @@ def sequences_from(
         if rating is not None:
             np.take(rating, order, out=seqs.ratings[lo:hi])
         for f, out in zip(features, seqs.features):
-            np.take(f.values, order, out=out.values[lo:hi])
+            if f.values.dtype == out.values.dtype:
+                np.take(f.values, order, out=out.values[lo:hi])
+            else:  # compact indices (input order) widened to int32, a part at a time
+                out.values[lo:hi] = f.values[order]
 
     # this thread writes while the pool sorts: rows grouped by user sort fast, so one core is left
     # for the writer; scattered rows make the sort the longer job, and it gets every core
@@ -89,3 +92,8 @@ def sequences_from(
             for future in futures:
                 future.cancel()
     return seqs
+
+
+def _sorted_dtype(f: Feature) -> np.dtype:
+    """What a feature is held as once sorted: int32 indices (``cat``, ``tokens``), float32 (``num``)."""
+    return f.values.dtype if f.kind == "num" else np.dtype(np.int32)
