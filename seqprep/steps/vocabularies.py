@@ -23,8 +23,19 @@ from ..resources import sort_threads
 from ..timeunits import day_length
 from ..vocab import Vocabulary
 from . import reuse
+from .counts import CodeCounts
 
-__all__ = ["ITEM_START", "USER_START", "fit_vocabularies", "fitted", "item_order_of", "log_dates", "user_order_of", "vocabulary_from_counts"]
+__all__ = [
+    "ITEM_START",
+    "USER_START",
+    "fit_vocabularies",
+    "fitted",
+    "item_order_of",
+    "log_dates",
+    "user_order_of",
+    "vocabularies_from_counts",
+    "vocabulary_from_counts",
+]
 
 ITEM_START = 1  # index 0 is padding
 USER_START = 0
@@ -50,8 +61,16 @@ def fit_vocabularies(
 ) -> tuple[Vocabulary, Vocabulary, np.ndarray, np.ndarray]:
     """(users, items, user_idx per row, item_idx per row) of the kept rows. With ``--vocab-from`` the
     vocabularies of an earlier build are reused (and with ``--extend`` grown): see :mod:`seqprep.steps.reuse`."""
-    if config.vocab.vocab_from is not None:
-        return reuse.fit_reused(inter, log, config)
+    if config.vocab.vocab_from is None and (config.user_order == "date" or config.item_order == "sequence"):
+        return _fit_by_dates_or_sequences(inter, log, config)
+    counts = CodeCounts.of(inter.user, inter.item, log, config)
+    users, items, user_table, item_table = vocabularies_from_counts(log, config, counts)
+    return users, items, lookup(user_table, inter.user), lookup(item_table, inter.item)
+
+
+def _fit_by_dates_or_sequences(inter: Interactions, log: Log, config: BuildConfig) -> tuple[Vocabulary, Vocabulary, np.ndarray, np.ndarray]:
+    """``--user-order date`` / ``--item-order sequence`` (the presets' orders), which need the rows
+    themselves, not count tables."""
     user_order, user_counts = user_order_of(inter, log, config.user_order)
     users = fitted(log.user_ids, user_order, user_counts, USER_START)
     uidx = lookup(remap_table(user_order, len(log.user_ids), start=USER_START), inter.user)
@@ -59,6 +78,20 @@ def fit_vocabularies(
     items = fitted(log.item_ids, item_order, item_counts, ITEM_START)
     iidx = lookup(remap_table(item_order, len(log.item_ids), start=ITEM_START), inter.item)
     return users, items, uidx, iidx
+
+
+def vocabularies_from_counts(
+    log: Log, config: BuildConfig, counts: CodeCounts
+) -> tuple[Vocabulary, Vocabulary, np.ndarray, np.ndarray]:
+    """(users, items, user code -> user_idx, item code -> item_idx) from the kept rows' count tables:
+    fitted in ``--user-order`` / ``--item-order``, or reused with ``--vocab-from``."""
+    if config.vocab.vocab_from is not None:
+        return reuse.fit_reused_counted(log, config, counts)
+    users, user_order = vocabulary_from_counts(counts.users, log.user_ids, config.user_order, counts.user_first, USER_START)
+    items, item_order = vocabulary_from_counts(counts.items, log.item_ids, config.item_order, counts.item_first, ITEM_START)
+    user_table = remap_table(user_order, len(log.user_ids), start=USER_START)
+    item_table = remap_table(item_order, len(log.item_ids), start=ITEM_START)
+    return users, items, user_table, item_table
 
 
 def user_order_of(inter: Interactions, log: Log, order: str) -> tuple[np.ndarray, np.ndarray]:
