@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..kernels import csr_offsets, time_order
-from ..kernels.sequences import rows_in_time_order, sequence_parts, user_range_rows
+from ..kernels.sequences import in_time_order, rows_in_time_order, sequence_parts, user_range_rows
 from ..model import Sequences
 from ..resources import sort_threads
 
@@ -35,7 +35,12 @@ def sequences_from(
     on a thread pool, and ``on_part(seqs, u0, u1)`` is called in this thread, in user order, as soon
     as users ``u0 <= u < u1`` are in place in ``seqs`` (the arrays being filled): a build writes
     sequences.parquet there while the next groups are still being sorted. The result is the same.
+
+    Rows already in (user, time) order (a log written user by user in time order) are not sorted at
+    all: the sequences are the given arrays themselves, no copy is made.
     """
+    if in_time_order(user_idx, time):
+        return _in_order(user_idx, item_idx, time, rating, user_counts, on_part)
     if on_part is None:
         order = time_order(user_idx, time, threads=sort_threads())
         return Sequences(
@@ -77,4 +82,21 @@ def sequences_from(
         finally:
             for future in futures:
                 future.cancel()
+    return seqs
+
+
+def _in_order(
+    user_idx: np.ndarray,
+    item_idx: np.ndarray,
+    time: np.ndarray,
+    rating: np.ndarray | None,
+    user_counts: np.ndarray,
+    on_part: Callable[[Sequences, int, int], None] | None,
+) -> Sequences:
+    """:func:`sequences_from` of rows already in (user, time) order: the arrays as they are."""
+    seqs = Sequences(offsets=csr_offsets(user_counts), items=item_idx, timestamps=time, ratings=rating)
+    if on_part is not None:
+        bounds = sequence_parts(seqs.offsets)
+        for u0, u1 in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+            on_part(seqs, u0, u1)
     return seqs
