@@ -8,6 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .sequences import code_counts
+
 __all__ = [
     "fit_order",
     "order_counted",
@@ -39,7 +41,7 @@ def fit_order(codes: np.ndarray, ids: pa.Array, order: Order) -> tuple[np.ndarra
     >>> fit_order(codes, ids, "id")[0], fit_order(codes, ids, "first-seen")[0]
     (array([1, 0, 2]), array([0, 1, 2]))
     """
-    counts_all = np.bincount(codes, minlength=len(ids)).astype(np.int64)
+    counts_all = code_counts(codes, len(ids))  # chunk by chunk: no int64 copy of all codes
     if order == "first-seen":
         import pandas as pd  # imported lazily: a plain build never needs it
 

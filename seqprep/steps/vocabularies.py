@@ -18,7 +18,7 @@ from ..model import Interactions, Log
 from ..vocab import Vocabulary
 from . import reuse
 
-__all__ = ["ITEM_START", "USER_START", "fit_vocabularies", "fitted", "vocabulary_from_counts"]
+__all__ = ["ITEM_START", "USER_START", "fit_vocabularies", "fitted", "renumbered", "vocabulary_from_counts"]
 
 ITEM_START = 1  # index 0 is padding
 USER_START = 0
@@ -50,6 +50,17 @@ def fit_vocabularies(
     item_order, item_counts = fit_order(inter.item, log.item_ids, config.item_order)
     users = fitted(log.user_ids, user_order, user_counts, USER_START)
     items = fitted(log.item_ids, item_order, item_counts, ITEM_START)
-    uidx = lookup(remap_table(user_order, len(log.user_ids), start=USER_START), inter.user)
-    iidx = lookup(remap_table(item_order, len(log.item_ids), start=ITEM_START), inter.item)
+    uidx = renumbered(inter.user, user_order, len(log.user_ids), USER_START)
+    iidx = renumbered(inter.item, item_order, len(log.item_ids), ITEM_START)
     return users, items, uidx, iidx
+
+
+def renumbered(codes: np.ndarray, chosen: np.ndarray, size: int, start: int) -> np.ndarray:
+    """Each row's index in the vocabulary fitted as ``chosen`` (of ``size`` codes), from ``start``.
+
+    ``codes`` themselves when they already are the indices - every code kept, in code order, from 0
+    (users by id in a log written user by user in id order) - else a new array.
+    """
+    if start == 0 and codes.dtype == np.int32 and len(chosen) == size and bool((chosen == np.arange(size)).all()):
+        return codes
+    return lookup(remap_table(chosen, size, start=start), codes)
