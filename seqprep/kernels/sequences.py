@@ -81,7 +81,6 @@ def packed_time_key(user: np.ndarray, time: np.ndarray) -> np.ndarray | None:
     return key
 
 
-
 def in_time_order(user: np.ndarray, time: np.ndarray) -> bool:
     """Whether the rows are already in stable (user, time) order: ``user`` non-decreasing and, within
     each user, ``time`` non-decreasing. Then :func:`time_order` is the identity (ties keep input order).
