@@ -21,13 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ..config import BuildConfig
 from ..io.buffers import read_rows
 from ..kernels import csr_offsets, remap_table, time_order
 from ..kernels.partition import split_by_partition, user_partitions
-from ..kernels.vocab import first_positions
+from ..kernels.vocab import first_positions, first_seen_codes
 from ..model import Log, Sequences
 from ..progress import SILENT, Progress
 from ..steps.missing import MissingCounts
@@ -57,14 +56,14 @@ def plan_rows(limit: int, kept: int, out_bytes_per_row: int, fixed_bytes: int) -
 
 
 class _FirstSeen:
-    """Codes in order of first appearance, accumulated chunk by chunk (as ``pd.unique`` on all rows)."""
+    """Codes in order of first appearance, accumulated chunk by chunk (as ``first_seen_codes`` on all rows)."""
 
     def __init__(self, size: int) -> None:
         self.seen = np.zeros(size, dtype=bool)
         self.parts: list[np.ndarray] = []
 
     def add(self, codes: np.ndarray) -> None:
-        u = pd.unique(codes).astype(np.int64)
+        u = first_seen_codes(codes)
         new = u[~self.seen[u]]
         self.seen[new] = True
         self.parts.append(new)
