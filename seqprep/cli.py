@@ -101,6 +101,7 @@ class GroupedCommand(click.Command):
 INPUT = "Input"
 CLEANING = "Cleaning"
 VOCABULARY = "Vocabulary"
+FEATURES = "Features"
 SEQUENCES = "Sequences and splits"
 OUTPUTS = "Outputs"
 RESOURCES = "Resources"
@@ -209,6 +210,14 @@ cleaning_options = _apply(
     ),
     option(
         CLEANING,
+        "--kcore-on",
+        type=click.Choice(["all", "target"]),
+        default="all",
+        show_default=True,
+        help="Which events k-core counts: all, or the --target-events only (a user or item below its bound loses every row).",
+    ),
+    option(
+        CLEANING,
         "--kcore-rounds",
         type=int,
         metavar="N",
@@ -256,6 +265,87 @@ vocabulary_options = _apply(
     ),
 )
 """How users and items are numbered, or taken from an earlier build."""
+
+feature_options = _apply(
+    option(
+        FEATURES,
+        "--feature",
+        "features",
+        multiple=True,
+        metavar="COL[:KIND]",
+        help="Keep a column of the log beside the items; repeat for several. KIND: cat (its own "
+        "vocabulary 1..K, 0 = padding), num (float32), tokens:SEP (several values in one field). "
+        "Default: num for a numeric column, cat otherwise.",
+    ),
+    option(
+        FEATURES,
+        "--time-feature",
+        "time_features",
+        multiple=True,
+        metavar="NAME",
+        help="Derive a feature from the timestamps; repeat for several: delta, delta-log2, hour, weekday "
+        "(UTC), interval:K (TiSASRec's personalised interval, at most K).",
+    ),
+    option(
+        FEATURES,
+        "--event-col",
+        metavar="COL",
+        help="The column with the kind of each interaction (view, cart, buy, ...): it becomes the feature 'event'.",
+    ),
+    option(
+        FEATURES,
+        "--target-events",
+        metavar="E1[,E2]",
+        help="With --event-col: the events to predict (split targets, Caser window targets, negatives); "
+        "histories keep every event. Default: every event.",
+    ),
+    option(
+        FEATURES,
+        "--item-table",
+        metavar="FILE",
+        help="A table of item attributes (CSV/TSV, RecBole .item, JSON Lines, Parquet) joined on the original "
+        "item id; writes item_features.* with one row per item index (row 0 = padding).",
+    ),
+    option(
+        FEATURES,
+        "--item-key",
+        metavar="COL",
+        help="The --item-table column holding the item id. Default: the log's item column name, else "
+        "movieId, item_id, asin, ... (as for --item-col).",
+    ),
+    option(
+        FEATURES,
+        "--item-attr",
+        "item_attrs",
+        multiple=True,
+        metavar="COL[:KIND]",
+        help="Keep a column of --item-table as an item attribute; repeat for several. KIND as for --feature, "
+        "or a RecBole type (token, token_seq, float); default: from a RecBole typed header, else as --feature.",
+    ),
+    option(
+        FEATURES,
+        "--user-table",
+        metavar="FILE",
+        help="A table of user attributes (e.g. RecBole .user) joined on the original user id; writes "
+        "user_features.* with one row per user index (no padding row).",
+    ),
+    option(
+        FEATURES,
+        "--user-key",
+        metavar="COL",
+        help="The --user-table column holding the user id. Default: the log's user column name, else "
+        "userId, user_id, ... (as for --user-col).",
+    ),
+    option(
+        FEATURES,
+        "--user-attr",
+        "user_attrs",
+        multiple=True,
+        metavar="COL[:KIND]",
+        help="Keep a column of --user-table as a user attribute; repeat for several (KIND as for --item-attr).",
+    ),
+)
+"""Columns and derived values that travel with the items, and item/user attribute tables."""
 
 sequence_options = _apply(
     option(
@@ -489,6 +579,15 @@ def reuse_summary(v: dict[str, Any]) -> str:
     )
 
 
+def attributes_summary(role: str, table: dict[str, Any], features: dict[str, Any]) -> str:
+    """The summary line of an attribute table (numbers from meta.json's ``attribute_tables`` and ``features``)."""
+    names = [f"{n} ({e['kind']})" for n, e in sorted(features.items()) if e.get("source") == role]
+    return (
+        f"seqprep: {role} attributes {', '.join(names)} from {table['path']}: {table[role + 's_with_row']:,} of "
+        f"{table[role + 's']:,} {role}s have a row, {table['rows_ignored']:,} of {table['rows']:,} table rows ignored"
+    )
+
+
 def _note(quiet: bool, text: str) -> None:
     if not quiet:
         click.echo(text, err=True)
@@ -509,6 +608,7 @@ def cli() -> None:
 @read_options
 @cleaning_options
 @vocabulary_options
+@feature_options
 @sequence_options
 @output_options
 @resource_options
@@ -560,6 +660,8 @@ def build(inputs: tuple[str, ...], output: str, formats: tuple[str, ...], as_jso
         _note(quiet, f"seqprep: {m['sessions']['num_sessions']:,} sessions (gap {m['sessions']['gap']})")
     if m.get("vocab_reuse"):
         _note(quiet, reuse_summary(m["vocab_reuse"]))
+    for role, table in (m.get("attribute_tables") or {}).items():
+        _note(quiet, attributes_summary(role, table, m["features"]))
     if "split" in m:
         sz = m["split"]["sizes"]
         _note(
@@ -580,7 +682,7 @@ def build(inputs: tuple[str, ...], output: str, formats: tuple[str, ...], as_jso
     help="Raw logs (read with the options below, - for stdin), built folders or their train.parquet.",
 )
 @read_options
-@option(OUTPUTS, "--json", "as_json", is_flag=True, help="Print one JSON document (schema in README) to stdout instead of text.")
+@option(OUTPUTS, "--json", "as_json", is_flag=True, help="Print one JSON document (schema in docs/stats.md) to stdout instead of text.")
 @option(
     OUTPUTS,
     "--plot",

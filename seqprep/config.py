@@ -33,6 +33,12 @@ __all__ = [
     "IdType",
     "InputFormat",
     "VocabOptions",
+    "FeatureOptions",
+    "EventOptions",
+    "FeatureKind",
+    "AttributeRole",
+    "ATTRIBUTE_ROLES",
+    "RECBOLE_KINDS",
     "EmitOptions",
     "Unknown",
     "StreamFormat",
@@ -257,6 +263,212 @@ class SessionOptions:
             parse_duration(self.session_gap)
 
 
+FeatureKind = Literal["cat", "num", "tokens"]
+AttributeRole = Literal["item", "user"]
+#: The attribute tables, in the order they are read and written.
+ATTRIBUTE_ROLES: tuple[AttributeRole, ...] = ("item", "user")
+TIME_FEATURES = ("delta", "delta-log2", "hour", "weekday", "interval")
+
+
+@dataclass(frozen=True)
+class FeatureOptions:
+    """Columns that travel with the items (``--feature COL[:KIND]``), time features derived from the
+    timestamps (``--time-feature NAME``), and item/user attribute tables.
+
+    KIND: ``cat`` (a vocabulary 1..K, 0 = padding and missing), ``num`` (float32, NaN = missing) or
+    ``tokens:SEP`` (several categorical values in one field). Without KIND a number column is ``num``
+    and anything else ``cat`` (a JSON/Parquet list is ``tokens``). Time features: ``delta``,
+    ``delta-log2``, ``hour``, ``weekday``, ``interval:K``.
+
+    Attribute tables (``--item-table FILE --item-key COL --item-attr COL[:KIND]``, the same for
+    users): KIND as for ``--feature``, or a RecBole type (``token`` = cat, ``token_seq`` = tokens
+    split at spaces, ``float`` = num); without KIND a RecBole typed header gives it.
+
+    >>> FeatureOptions(features=("genre", "price:num", "tags:tokens:|")).specs()[2]
+    ('tags', 'tags', 'tokens', '|')
+    >>> FeatureOptions(item_table="m.item", item_attrs=("class:token_seq",)).attribute_specs("item")
+    (('class', 'class', 'tokens', ' '),)
+    """
+
+    features: tuple[str, ...] = ()
+    time_features: tuple[str, ...] = ()
+    item_table: str | None = None
+    item_key: str | None = None
+    item_attrs: tuple[str, ...] = ()
+    user_table: str | None = None
+    user_key: str | None = None
+    user_attrs: tuple[str, ...] = ()
+
+    def specs(self) -> tuple[tuple[str, str, FeatureKind | None, str | None], ...]:
+        """(name, column, kind or None for the default, token separator) of each ``--feature``."""
+        return tuple(parse_feature(text, "--feature") for text in self.features)
+
+    def time_specs(self) -> tuple[tuple[str, int | None], ...]:
+        """(name, parameter) of each ``--time-feature`` (the parameter: interval's K)."""
+        out = []
+        for text in self.time_features:
+            name, _, param = str(text).partition(":")
+            name = name.strip()
+            if name not in TIME_FEATURES or (name == "interval") != bool(param):
+                msg = (
+                    f"--time-feature {text!r} is not a time feature; pass delta, delta-log2, hour, weekday "
+                    "or interval:K (K: the largest interval, e.g. interval:256)"
+                )
+                raise ConfigError(msg)
+            k = None
+            if name == "interval":
+                if not param.strip().isdigit() or int(param) < 1:
+                    msg = f"--time-feature {text!r}: K must be a whole number >= 1, e.g. interval:256"
+                    raise ConfigError(msg)
+                k = int(param)
+            out.append((name.replace("-", "_"), k))
+        return tuple(out)
+
+    def attribute_specs(self, role: AttributeRole) -> tuple[tuple[str, str, FeatureKind | None, str | None], ...]:
+        """(name, column, kind or None for the default, token separator) of each ``--item-attr`` / ``--user-attr``."""
+        attrs = self.item_attrs if role == "item" else self.user_attrs
+        return tuple(parse_attribute(text, f"--{role}-attr") for text in attrs)
+
+    def table(self, role: AttributeRole) -> str | None:
+        """The ``--item-table`` / ``--user-table`` file."""
+        return self.item_table if role == "item" else self.user_table
+
+    def key(self, role: AttributeRole) -> str | None:
+        """The ``--item-key`` / ``--user-key`` column (None: found by name)."""
+        return self.item_key if role == "item" else self.user_key
+
+    def validate(self) -> None:
+        self._validate_tables()
+        names = [n for n, *_ in self.specs()] + [n for n, _ in self.time_specs()]
+        reserved = sorted(set(names) & RESERVED_COLUMNS)
+        if reserved:
+            msg = f"feature name {reserved[0]!r} is a column seqprep writes already; name it otherwise, e.g. --feature {reserved[0]}:cat is not allowed - rename the column with --names"
+            raise ConfigError(msg)
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            msg = f"feature {dup[0]!r} is given twice; give each --feature / --time-feature once"
+            raise ConfigError(msg)
+        self._validate_attribute_names(names)
+
+    def _validate_tables(self) -> None:
+        for role in ATTRIBUTE_ROLES:
+            table, attrs, key = self.table(role), self.attribute_specs(role), self.key(role)
+            if table is None and attrs:
+                msg = f"--{role}-attr needs --{role}-table FILE (the table that holds the attributes)"
+                raise ConfigError(msg)
+            if table is None and key is not None:
+                msg = f"--{role}-key names the key column of --{role}-table FILE; add --{role}-table, or drop --{role}-key"
+                raise ConfigError(msg)
+            if table is not None and not attrs:
+                msg = f"--{role}-table {table} needs --{role}-attr COL[:KIND] (the columns to keep; repeat for several)"
+                raise ConfigError(msg)
+            if table == STDOUT or (table is not None and not str(table).strip()):
+                msg = f"--{role}-table {table!r}: an attribute table is read from a file (stdin, -, is the log's); pass its path"
+                raise ConfigError(msg)
+
+    def _validate_attribute_names(self, feature_names: list[str]) -> None:
+        """Attribute names: distinct from each other and from the features (each name writes
+        ``features/<name>.parquet``), and not a column of the attribute files."""
+        taken = {n: f"--feature/--time-feature {n}" for n in feature_names}
+        for role in ATTRIBUTE_ROLES:
+            for name, *_ in self.attribute_specs(role):
+                flag = f"--{role}-attr {name}"
+                if name in RESERVED_COLUMNS or name in ATTRIBUTE_RESERVED:
+                    msg = f"{flag}: {name!r} is a column seqprep writes already; attributes cannot take that name - rename the column in the table"
+                    raise ConfigError(msg)
+                if name in taken:
+                    msg = (
+                        f"{flag}: the name {name!r} is taken by {taken[name]}; each feature and attribute has its own "
+                        "vocabulary file features/<name>.parquet, so the names must differ - drop one, or rename the column"
+                    )
+                    raise ConfigError(msg)
+                taken[name] = flag
+
+
+#: Columns of the outputs a feature may not be named after.
+RESERVED_COLUMNS = frozenset(
+    {"user_idx", "user_id", "items", "timestamps", "ratings", "session_ids", "history", "target", "target_ts", "negatives", "offsets", "padded"}
+)
+#: Columns of item_features / user_features (and their RecBole export) an attribute may not be named after.
+ATTRIBUTE_RESERVED = frozenset({"item_idx", "item_id"})
+
+#: A RecBole type (an attribute's KIND, or a typed header's) -> (kind, token separator).
+RECBOLE_KINDS: dict[str, tuple[FeatureKind, str | None]] = {"token": ("cat", None), "token_seq": ("tokens", " "), "float": ("num", None)}
+
+
+def parse_attribute(text: str, flag: str) -> tuple[str, str, FeatureKind | None, str | None]:
+    """``COL[:KIND]`` of ``--item-attr`` / ``--user-attr`` -> (name, column, kind or None, token separator).
+
+    KIND is cat, num, tokens:SEP or a RecBole type (``token``, ``token_seq``: tokens at spaces, ``float``).
+
+    >>> parse_attribute("genres:tokens:|", "--item-attr"), parse_attribute("class:token_seq", "--item-attr")
+    (('genres', 'genres', 'tokens', '|'), ('class', 'class', 'tokens', ' '))
+    """
+    col, sep, rest = str(text).partition(":")
+    if sep and rest.strip() in RECBOLE_KINDS:
+        kind, token_sep = RECBOLE_KINDS[rest.strip()]
+        return col.strip(), col.strip(), kind, token_sep
+    if sep and rest.strip() == "float_seq":
+        msg = f"{flag} {text!r}: a RecBole float_seq (a vector of numbers) has no seqprep kind; pass {col}:tokens:' ' to keep its values as categories, or leave the column out"
+        raise ConfigError(msg)
+    return parse_feature(text, flag)
+
+
+def parse_feature(text: str, flag: str) -> tuple[str, str, FeatureKind | None, str | None]:
+    """``COL[:KIND]`` -> (name, column, kind or None, token separator).
+
+    >>> parse_feature("genres:tokens:|", "--feature"), parse_feature("style.Color", "--feature")
+    (('genres', 'genres', 'tokens', '|'), ('style.Color', 'style.Color', None, None))
+    """
+    col, sep, rest = str(text).partition(":")
+    col = col.strip()
+    if not col:
+        msg = f"{flag} {text!r} names no column; pass {flag} COL or {flag} COL:cat|num|tokens:SEP"
+        raise ConfigError(msg)
+    if not sep:
+        return col, col, None, None
+    kind, _, token_sep = rest.partition(":")
+    if kind == "tokens":
+        if not token_sep:
+            msg = f"{flag} {text!r}: tokens needs its separator, e.g. {flag} {col}:tokens:|"
+            raise ConfigError(msg)
+        return col, col, "tokens", token_sep
+    if kind not in ("cat", "num") or token_sep:
+        msg = f"{flag} {text!r}: the kind must be cat, num or tokens:SEP, e.g. {flag} {col}:cat"
+        raise ConfigError(msg)
+    return col, col, kind, None  # type: ignore[return-value]
+
+
+KcoreOn = Literal["all", "target"]
+
+
+@dataclass(frozen=True)
+class EventOptions:
+    """Multi-behaviour logs: ``event_col`` names the behaviour column (it becomes the categorical
+    feature ``event``); ``target_events`` are the events to predict (split targets, Caser window
+    targets, negatives; empty: every event); ``kcore_on``: which events k-core counts.
+
+    >>> EventOptions(event_col="type", target_events=("buy",)).validate()
+    """
+
+    event_col: str | None = None
+    target_events: tuple[str, ...] = ()
+    kcore_on: KcoreOn = "all"
+
+    def validate(self) -> None:
+        _check_choice("kcore_on", self.kcore_on, KcoreOn)
+        if self.event_col is None and (self.target_events or self.kcore_on != "all"):
+            flag = "--target-events" if self.target_events else "--kcore-on target"
+            msg = f"{flag} needs --event-col COL (the column that holds the kind of each interaction)"
+            raise ConfigError(msg)
+        if self.kcore_on == "target" and not self.target_events:
+            msg = "--kcore-on target needs --target-events (which events are targets)"
+            raise ConfigError(msg)
+        if any(not str(e).strip() for e in self.target_events):
+            msg = f"--target-events {','.join(self.target_events)!r} holds an empty event; pass e.g. --target-events buy,cart"
+            raise ConfigError(msg)
+
+
 @dataclass(frozen=True)
 class VocabOptions:
     """Reusing the vocabularies of an earlier build (``--vocab-from OLD_OUT``)."""
@@ -421,6 +633,8 @@ class BuildConfig:
     filter: FilterOptions = field(default_factory=FilterOptions)
     session: SessionOptions = field(default_factory=SessionOptions)
     vocab: VocabOptions = field(default_factory=VocabOptions)
+    feature: FeatureOptions = field(default_factory=FeatureOptions)
+    event: EventOptions = field(default_factory=EventOptions)
     emit: EmitOptions = field(default_factory=EmitOptions)
     split: SplitOptions = field(default_factory=SplitOptions)
     engine: EngineOptions = field(default_factory=EngineOptions)
@@ -449,9 +663,19 @@ class BuildConfig:
         self.filter.validate()
         self.session.validate()
         self.vocab.validate()
+        self.feature.validate()
+        self.event.validate()
+        if self.event.event_col is not None:
+            attrs = {n for role in ("item", "user") for n, *_ in self.feature.attribute_specs(role)}  # type: ignore[arg-type]
+            if "event" in {n for n, *_ in self.feature.specs()} | attrs:
+                msg = "--event-col makes the feature 'event'; name your --feature or attribute otherwise"
+                raise ConfigError(msg)
         self.emit.validate()
         if self.to_stdout and self.emit.exports:
             msg = "--export writes files into the output folder, and -o - has none; pass -o OUT"
+            raise ConfigError(msg)
+        if self.to_stdout and (self.feature.item_table is not None or self.feature.user_table is not None):
+            msg = "--item-table/--user-table write item_features/user_features files into the output folder, and -o - has none; pass -o OUT"
             raise ConfigError(msg)
         if not self.to_stdout and self.emit.to is not None:
             msg = f"--to {self.emit.to} sets the format of the stdout stream; pass -o - (or drop --to and use -f)"
@@ -470,6 +694,8 @@ class BuildConfig:
                     ("--export", bool(self.emit.exports)),
                     ("--to", self.emit.to is not None),
                     ("-o -", self.to_stdout),
+                    ("--feature/--time-feature/--item-table/--user-table", self.feature != FeatureOptions()),
+                    ("--event-col", self.event != EventOptions()),
                 )
                 if used
             ]
@@ -480,7 +706,7 @@ class BuildConfig:
         if self.resources.memory_limit is not None:
             unsupported = [
                 name
-                for name, group in (("filter", self.filter), ("vocab", self.vocab))
+                for name, group in (("filter", self.filter), ("vocab", self.vocab), ("feature", self.feature), ("event", self.event))
                 if group != type(group)()
             ] + (["--vocab-from-train"] if self.split.vocab_from_train else [])
             if unsupported:
@@ -528,6 +754,8 @@ _GROUPS: dict[str, type] = {
     "filter": FilterOptions,
     "session": SessionOptions,
     "vocab": VocabOptions,
+    "feature": FeatureOptions,
+    "event": EventOptions,
     "emit": EmitOptions,
     "split": SplitOptions,
     "engine": EngineOptions,
@@ -573,6 +801,22 @@ def make_config(
             top_kw[key] = (top_kw[key],)
         if key in top_kw:
             top_kw[key] = tuple(top_kw[key])
+    target = group_kw["event"].get("target_events")
+    if isinstance(target, str):  # "buy,cart"
+        group_kw["event"]["target_events"] = tuple(t.strip() for t in target.split(","))
+    elif target is not None:
+        group_kw["event"]["target_events"] = tuple(target)
+    elif "target_events" in group_kw["event"]:  # None: the CLI's "not given"
+        del group_kw["event"]["target_events"]
+    for key in ("item_table", "user_table"):  # a path: kept as text (meta.json records it)
+        if group_kw["feature"].get(key) is not None:
+            group_kw["feature"][key] = str(group_kw["feature"][key])
+    for key in ("features", "time_features", "item_attrs", "user_attrs"):  # one or several
+        value = group_kw["feature"].get(key)
+        if isinstance(value, str):
+            group_kw["feature"][key] = (value,)
+        elif value is not None:
+            group_kw["feature"][key] = tuple(value)
     if "names" in group_kw["read"] and isinstance(group_kw["read"]["names"], str):
         group_kw["read"]["names"] = tuple(n.strip() for n in group_kw["read"]["names"].split(","))
     elif group_kw["read"].get("names") is not None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,7 +18,7 @@ from .errors import InputError, damaged_output
 from .kernels import padded as _padded
 from .vocab import Vocabulary
 
-__all__ = ["READ_ERRORS", "Dataset", "load", "is_built", "flat_list", "need_columns", "read_meta", "read_sequences_table", "reading"]
+__all__ = ["READ_ERRORS", "Attributes", "Dataset", "load", "is_built", "flat_list", "need_columns", "read_meta", "read_sequences_table", "reading"]
 
 #: What reading a damaged file of a built folder raises: pyarrow's errors, OSError (unreadable),
 #: EOFError (numpy on an empty .npz), ValueError (bad JSON or UTF-8, numpy refusing pickled data, a
@@ -59,6 +59,84 @@ def is_built(path: str | Path) -> bool:
     return p.is_dir() and (p / "meta.json").is_file()
 
 
+@dataclass(frozen=True, eq=False)
+class Attributes(Mapping[str, np.ndarray]):
+    """The item (or user) attributes of a built folder (``--item-table`` / ``--user-table``): name ->
+    one value per item index (row 0 the padding row, so ``ds.item_features["genre"][ds.items]`` needs
+    no offset; with ``--unknown oov`` a last row for ``oov_idx``) or per user index (no padding row).
+
+    ``attrs[name]`` is int32 indices 1..K for ``cat`` (0 = padding and missing), float32 for ``num``
+    (NaN = missing, 0.0 in the padding row) and for ``tokens`` an int32 matrix [rows, most tokens]
+    padded with 0 (its CSR form: :meth:`lists`). :meth:`decode` maps indices back to the values.
+
+    >>> a = Attributes("item", {"g": "cat"}, {"g": np.array([0, 2, 1], dtype=np.int32)}, {},
+    ...                {"g": Vocabulary(ids=pa.array(["x", "y"]), counts=np.array([1, 1]), start=1)})
+    >>> list(a), a["g"].tolist(), a.decode("g", a["g"]).to_pylist()
+    (['g'], [0, 2, 1], [None, 'y', 'x'])
+    """
+
+    role: str
+    kinds: dict[str, str]
+    arrays: dict[str, np.ndarray]  # cat/num: the values per row; tokens: the token indices (CSR with offsets)
+    offsets: dict[str, np.ndarray]
+    vocabularies: dict[str, Vocabulary]
+    _matrices: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.kinds:
+            msg = f"no {self.role} attribute {name!r}; the build has {', '.join(self.kinds) or 'none'}"
+            raise KeyError(msg)
+        if self.kinds[name] != "tokens":
+            return self.arrays[name]
+        if name not in self._matrices:
+            offsets = self.offsets[name]
+            width = max(1, int(np.diff(offsets).max(initial=0)))
+            self._matrices[name] = _padded(self.arrays[name].astype(np.int32, copy=False), offsets, width, side="right")
+        return self._matrices[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.kinds)
+
+    def __len__(self) -> int:
+        return len(self.kinds)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.kinds
+
+    @property
+    def num_rows(self) -> int:
+        """Rows of every attribute: item indices 0..num_embeddings-1, or users 0..U-1 (0 without attributes)."""
+        for name, kind in self.kinds.items():
+            return len(self.offsets[name]) - 1 if kind == "tokens" else len(self.arrays[name])
+        return 0
+
+    def lists(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """A ``tokens`` attribute as CSR (offsets [rows + 1], token indices): row ``k``'s tokens are
+        ``values[offsets[k]:offsets[k + 1]]`` (e.g. for ``torch.nn.EmbeddingBag``)."""
+        if self.kinds.get(name) != "tokens":
+            msg = f"{self.role} attribute {name!r} is not a tokens attribute; read it as attrs[{name!r}]"
+            raise KeyError(msg)
+        return self.offsets[name], self.arrays[name]
+
+    def vocabulary(self, name: str) -> Vocabulary:
+        """The vocabulary of a ``cat`` or ``tokens`` attribute (``features/<name>.parquet``)."""
+        if name not in self.vocabularies:
+            msg = f"{self.role} attribute {name!r} has no vocabulary (it is {self.kinds.get(name, 'not an attribute')})"
+            raise KeyError(msg)
+        return self.vocabularies[name]
+
+    def decode(self, name: str, indices: Any) -> pa.Array:
+        """Indices of a ``cat`` / ``tokens`` attribute -> original values (0, padding or missing, gives null)."""
+        vocab = self.vocabulary(name)
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        bad = (idx < 0) | (idx > len(vocab))
+        if bad.any():
+            msg = f"index {int(idx[np.argmax(bad)])} is outside 0..{len(vocab)} of {self.role} attribute {name!r}"
+            raise IndexError(msg)
+        missing = idx == 0
+        return vocab.ids.take(pa.array(np.where(missing, 0, idx - 1), mask=missing if missing.any() else None))
+
+
 @dataclass(frozen=True)
 class Dataset:
     """A built dataset: vocabularies, CSR arrays and meta.
@@ -79,6 +157,8 @@ class Dataset:
     ratings: np.ndarray | None
     user_idx: np.ndarray
     session_ids: np.ndarray | None = None  # --session-gap: session number within each user, from 0
+    item_features: Attributes = field(default_factory=lambda: Attributes("item", {}, {}, {}, {}))
+    user_features: Attributes = field(default_factory=lambda: Attributes("user", {}, {}, {}, {}))
 
     @property
     def num_users(self) -> int:
@@ -204,7 +284,48 @@ def load(path: str | Path) -> Dataset:
         ratings=ratings,
         user_idx=user_idx,
         session_ids=session_ids,
+        item_features=_read_attributes(p, meta, "item"),
+        user_features=_read_attributes(p, meta, "user"),
     )
+
+
+def _read_attributes(p: Path, meta: dict[str, Any], role: Literal["item", "user"]) -> Attributes:
+    """The ``role`` attributes of the built folder ``p`` (``<role>_features.npz`` when present, else
+    ``.parquet``) with their vocabularies; empty when the build has none."""
+    entries = {k: v for k, v in (meta.get("features") or {}).items() if isinstance(v, dict) and v.get("source") == role}
+    if not entries:
+        return Attributes(role, {}, {}, {}, {})
+    kinds = {name: str(e.get("kind")) for name, e in sorted(entries.items())}
+    values: dict[str, np.ndarray] = {}
+    offsets: dict[str, np.ndarray] = {}
+    npz, parquet = f"{role}_features.npz", f"{role}_features.parquet"
+    if (p / npz).is_file():
+        with reading(p, npz), open(p / npz, "rb") as fh, np.load(fh, allow_pickle=False) as z:
+            lacking = [n for n, k in kinds.items() if n not in z.files or (k == "tokens" and f"{n}_offsets" not in z.files)]
+            if lacking:
+                raise damaged_output(str(p), npz, f"no array {', '.join(lacking)}")
+            for name, kind in kinds.items():
+                values[name] = z[name]
+                if kind == "tokens":
+                    offsets[name] = z[f"{name}_offsets"]
+    else:
+        with reading(p, parquet):
+            table = pq.read_table(p / parquet)
+            need_columns(table, list(kinds), p, parquet)
+            for name, kind in kinds.items():
+                if kind == "tokens":
+                    offsets[name], values[name] = flat_list(table[name])
+                else:
+                    values[name] = table[name].to_numpy()
+    vocabularies = {}
+    for name in kinds:
+        file = entries[name].get("vocabulary")
+        if file:
+            with reading(p, str(file)):
+                t = pq.read_table(p / str(file))
+                need_columns(t, ("index", "value", "count"), p, str(file))
+                vocabularies[name] = Vocabulary(ids=t["value"].combine_chunks(), counts=t["count"].to_numpy(), start=1)
+    return Attributes(role, kinds, values, offsets, vocabularies)
 
 
 def _read_vocabulary(p: Path, prefix: Literal["item", "user"]) -> Vocabulary:

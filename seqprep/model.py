@@ -8,6 +8,7 @@ and it is immutable too).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +25,7 @@ __all__ = [
     "Extras",
     "InputInfo",
     "Interactions",
+    "KeyedTable",
     "Log",
     "Sequences",
     "locate",
@@ -122,6 +124,32 @@ class Log:
         return next(c for c in self.columns if c.name == name)
 
 
+@dataclass(frozen=True)
+class KeyedTable:
+    """A table read by its key column (an ``--item-table`` / ``--user-table``), in the file's row order.
+
+    ``key_codes``: int32 per row into ``key_ids``, -1 where the key is missing; ``key_ids``: the
+    distinct keys in first-seen order, typed as a log's ids are (a CSV's canonical integers as
+    int64, other text as text; a JSON/Parquet column as it is). Each key is on one row at most.
+    ``columns``: the requested columns, one value per row (as :class:`Column`); ``key_column``
+    and ``column_names``: the file's columns they came from (request -> column).
+    """
+
+    key_codes: np.ndarray
+    key_ids: pa.Array
+    key_column: str
+    columns: tuple[Column, ...]
+    column_names: dict[str, str]
+    info: InputInfo
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.key_codes)
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
 def locate(inputs: tuple[InputInfo, ...], row: int) -> str:
     """Where row ``row`` of the whole log (0-based, inputs in order) is: ``path row N`` (1-based).
 
@@ -170,6 +198,56 @@ class Interactions:
         )
 
 
+FeatureSource = Literal["interaction", "derived", "item", "user"]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One encoded feature, aligned with what carries it (the kept rows, then the sequences' positions).
+
+    - ``cat``: ``values`` int32 indices 1..K into ``vocab`` (0 = missing, the padding index too);
+    - ``num``: ``values`` float32, NaN = missing (``vocab`` None);
+    - ``tokens``: row ``k`` holds the int32 indices ``values[offsets[k]:offsets[k+1]]`` (an empty
+      list when missing).
+
+    ``column``: the log's column (or the rule, for a derived feature); ``missing``: rows without a
+    value; ``empty_tokens``: empty tokens skipped (``a||b``).
+    """
+
+    name: str
+    source: FeatureSource
+    kind: Literal["cat", "num", "tokens"]
+    values: np.ndarray
+    vocab: Vocabulary | None = None
+    offsets: np.ndarray | None = None
+    column: str = ""
+    missing: int = 0
+    empty_tokens: int = 0
+
+    @property
+    def rows(self) -> int:
+        return len(self.values) if self.offsets is None else len(self.offsets) - 1
+
+    def slice(self, lo: int, hi: int) -> Feature:
+        """Rows ``lo..hi-1`` (token offsets from 0 again)."""
+        if self.offsets is None:
+            return dataclasses.replace(self, values=self.values[lo:hi])
+        offsets = self.offsets[lo : hi + 1]
+        values = self.values[int(offsets[0]) : int(offsets[-1])]
+        return dataclasses.replace(self, values=values, offsets=offsets - offsets[0])
+
+    def take(self, keep: np.ndarray) -> Feature:
+        """The rows where the mask ``keep`` is True, or at the positions ``keep``, in that order."""
+        if self.offsets is None:
+            return dataclasses.replace(self, values=self.values[keep])
+        rows = np.flatnonzero(keep) if keep.dtype == bool else keep
+        starts, lengths = self.offsets[:-1][rows], np.diff(self.offsets)[rows]
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        pos = np.repeat(starts - offsets[:-1], lengths) + np.arange(int(offsets[-1]), dtype=np.int64)
+        return dataclasses.replace(self, values=self.values[pos], offsets=offsets)
+
+
 @dataclass(frozen=True)
 class Sequences:
     """Per-user item sequences in CSR form: row ``u`` is ``items[offsets[u]:offsets[u+1]]``."""
@@ -179,6 +257,7 @@ class Sequences:
     timestamps: np.ndarray
     ratings: np.ndarray | None
     session_ids: np.ndarray | None = None  # --session-gap: int32 session number within each user, from 0
+    features: tuple[Feature, ...] = ()  # aligned with ``items``
 
     @property
     def num_users(self) -> int:
@@ -196,6 +275,7 @@ class Sequences:
             timestamps=self.timestamps[pos],
             ratings=None if self.ratings is None else self.ratings[pos],
             session_ids=None if self.session_ids is None else self.session_ids[pos],
+            features=tuple(f.take(pos) for f in self.features),
         )
 
 
@@ -242,3 +322,4 @@ class BuildResult:
     output: Path | None = None
     seconds: float = field(default=0.0, compare=False)
     extras: Extras | None = field(default=None, compare=False)
+    attributes: tuple[Feature, ...] = field(default=(), compare=False)  # --item-table/--user-table: per item/user index

@@ -12,7 +12,12 @@ What is checked (every check is vectorised; nothing loops over users or rows):
   in 1..N (padding 0 never inside a sequence); each user's timestamps never decrease; per-item
   counts equal the vocabulary counts; meta's counts, tie counts and length summary match; the two
   layouts agree when both are present;
-- the row accounting: rows read = rows kept + rows removed, and the steps' removed rows add up.
+- the row accounting: rows read = rows kept + rows removed, and the steps' removed rows add up;
+- item / user attributes (``--item-table``, ``--user-table``): ``item_features.*`` has one row per
+  item index 0..num_embeddings-1 with row 0 the padding row (and the ``oov_idx`` row empty),
+  ``user_features.*`` one per user; each attribute has its documented type, indices within its
+  vocabulary, the missing count meta.json says; each vocabulary file ``features/<name>.parquet`` is
+  exact (indices 1..K, distinct values, counts equal to the occurrences); the two layouts agree.
 
 :func:`verify` returns a :class:`VerifyReport` whose ``problems`` are one line each (the CLI prints
 them and exits with 1); it never raises on a damaged folder.
@@ -36,6 +41,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .dataset import flat_list, read_sequences_table
+from .errors import InputError
 from .io.sources import sha256_file
 from .kernels import tie_stats
 
@@ -54,6 +60,7 @@ _READ_ERRORS = (
     zipfile.BadZipFile,
     NotImplementedError,
     RuntimeError,
+    InputError,  # a sequences/ folder without parts (seqprep.dataset names it)
 )
 
 
@@ -132,6 +139,7 @@ def _check_all(p: Path, meta: dict[str, Any], problems: _Problems, checked: dict
     checked["sequence_files"] = sorted(layouts)
     checked["interactions"] = meta.get("num_interactions")
     _check_rows(meta, problems)
+    checked["attributes"] = _check_attributes(p, meta, problems)
 
 
 def _one_line(e: BaseException) -> str:
@@ -506,3 +514,190 @@ def _check_rows(meta: dict[str, Any], problems: _Problems) -> None:
     step_removed = sum(int(s.get("rows_removed", 0)) for s in steps if isinstance(s, dict))
     if step_removed != removed:
         problems.add(f"meta.json steps remove {step_removed} rows in all, rows.removed says {removed}; {_FIX}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Item and user attributes
+
+_ATTRIBUTE_TYPES = {
+    "cat": ("int32",),
+    "num": ("float",),
+    "tokens": ("list<element: int32>", "large_list<element: int32>"),
+}
+
+
+def _check_attributes(p: Path, meta: dict[str, Any], problems: _Problems) -> int:
+    """``item_features.*`` / ``user_features.*`` and their vocabularies; returns the attributes checked."""
+    features = meta.get("features") or {}
+    checked = 0
+    for role in ("item", "user"):
+        entries = {n: e for n, e in sorted(features.items()) if isinstance(e, dict) and e.get("source") == role}
+        if not entries:
+            continue
+        rows = _int(meta, "num_embeddings" if role == "item" else "num_users")
+        layouts = {}
+        for name, loader in ((f"{role}_features.parquet", _load_attribute_parquet), (f"{role}_features.npz", _load_attribute_npz)):
+            if (p / name).is_file():
+                try:
+                    layouts[name] = loader(p / name, role, entries, problems)
+                except _READ_ERRORS as e:
+                    problems.add(f"{name} is unreadable ({_one_line(e)}); {_FIX}")
+        if not layouts and not any("is unreadable" in x for x in problems.items):
+            problems.add(f"meta.json lists {role} attributes but neither {role}_features.parquet nor .npz is present; {_FIX}")
+        for name, arrays in layouts.items():
+            if arrays is None:
+                continue
+            for attr, entry in entries.items():
+                _check_attribute(p, name, attr, entry, arrays[attr], role, rows, meta, problems)
+        good = [a for a in layouts.values() if a is not None]
+        if len(good) == 2 and not all(_same_attribute(good[0][a], good[1][a]) for a in entries):
+            problems.add(f"{role}_features.parquet and {role}_features.npz differ; {_FIX}")
+        _check_coverage(meta, role, problems)
+        checked += len(entries)
+    return checked
+
+
+def _load_attribute_parquet(
+    path: Path, role: str, entries: dict[str, Any], problems: _Problems
+) -> dict[str, tuple[np.ndarray, np.ndarray | None]] | None:
+    table = pq.read_table(path)
+    want = [f"{role}_idx", *entries]
+    if sorted(table.column_names) != sorted(want) or table.column_names[0] != f"{role}_idx":
+        problems.add(f"{path.name} has columns {', '.join(table.column_names)}, expected {', '.join(want)}; {_FIX}")
+        return None
+    idx = table[f"{role}_idx"].to_numpy()
+    if str(table.schema.field(f"{role}_idx").type) != "int32" or not np.array_equal(idx, np.arange(len(idx))):
+        problems.add(f"{path.name}: {role}_idx is not int32 0..{len(idx) - 1} in order; {_FIX}")
+    out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    for name, entry in entries.items():
+        typ = str(table.schema.field(name).type)
+        if typ not in _ATTRIBUTE_TYPES.get(entry.get("kind"), ()):
+            problems.add(f"{path.name}: column {name} is {typ}, expected {' or '.join(_ATTRIBUTE_TYPES.get(entry.get('kind'), ('?',)))} ({entry.get('kind')}); {_FIX}")
+            return None
+        if entry.get("kind") == "tokens":
+            offsets, values = flat_list(table[name], nulls=False)
+            out[name] = (values, offsets)
+        else:
+            out[name] = (table[name].to_numpy(), None)
+    return out
+
+
+def _load_attribute_npz(
+    path: Path, role: str, entries: dict[str, Any], problems: _Problems
+) -> dict[str, tuple[np.ndarray, np.ndarray | None]] | None:
+    with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
+        want = {n for n in entries} | {f"{n}_offsets" for n, e in entries.items() if e.get("kind") == "tokens"}
+        if set(z.files) != want:
+            problems.add(f"{path.name} has arrays {', '.join(sorted(z.files))}, expected {', '.join(sorted(want))}; {_FIX}")
+            return None
+        out = {n: (z[n], z[f"{n}_offsets"] if e.get("kind") == "tokens" else None) for n, e in entries.items()}
+    for name, entry in entries.items():
+        dtype = "float32" if entry.get("kind") == "num" else "int32"
+        if str(out[name][0].dtype) != dtype:
+            problems.add(f"{path.name}: {name} is {out[name][0].dtype}, expected {dtype}; {_FIX}")
+            return None
+    return out
+
+
+def _check_attribute(
+    p: Path,
+    file: str,
+    name: str,
+    entry: dict[str, Any],
+    arrays: tuple[np.ndarray, np.ndarray | None],
+    role: str,
+    rows: int | None,
+    meta: dict[str, Any],
+    problems: _Problems,
+) -> None:
+    """One attribute: rows, padding (and oov) rows, indices in range, missing count, vocabulary exact."""
+    values, offsets = arrays
+    kind = entry.get("kind")
+    n = len(values) if offsets is None else len(offsets) - 1
+    if rows is not None and n != rows:
+        what = "num_embeddings (item indices 0..N, row 0 padding)" if role == "item" else "num_users"
+        problems.add(f"{file}: {name} has {n} rows, meta.json {what} says {rows}; {_FIX}")
+        return
+    if offsets is not None and (offsets[0] != 0 or (np.diff(offsets) < 0).any() or offsets[-1] != len(values)):
+        problems.add(f"{file}: {name}'s token lists have broken offsets; {_FIX}")
+        return
+    lengths = None if offsets is None else np.diff(offsets)
+    present = (lengths > 0) if lengths is not None else (~np.isnan(values) if kind == "num" else values != 0)
+    special = []  # rows that hold no value: the padding row 0 of items, and the oov_idx row
+    if role == "item" and n:
+        special.append(0)
+        oov = _int(meta, "oov_idx")
+        if oov is not None and oov < n:
+            special.append(oov)
+    for row in special:
+        padding = row == 0 and kind == "num"
+        if (padding and values[0] != 0) or (not padding and present[row]):
+            what = "the padding row 0" if row == 0 else f"the oov_idx row {row}"
+            problems.add(f"{file}: {name}: {what} holds a value; {_FIX}")
+    kept = np.ones(n, dtype=bool)
+    kept[special] = False
+    if entry.get("missing") != int((~present[kept]).sum()):
+        problems.add(f"{file}: {name} has {int((~present[kept]).sum())} {role}s without a value, meta.json missing says {entry.get('missing')}; {_FIX}")
+    if kind == "num":
+        return
+    k = entry.get("values")
+    if not isinstance(k, int) or entry.get("num_embeddings") != k + 1 or entry.get("padding_idx") != 0:
+        problems.add(f"meta.json features.{name}: num_embeddings {entry.get('num_embeddings')!r} is not values + 1 with padding_idx 0; {_FIX}")
+        return
+    idx = values.astype(np.int64)
+    low = 1 if kind == "tokens" else 0
+    if len(idx) and (idx.min() < low or idx.max() > k):
+        problems.add(f"{file}: {name} holds indices outside {low}..{k}; {_FIX}")
+        return
+    _check_attribute_vocabulary(p, name, entry, idx, offsets, kept, k, problems)
+
+
+def _check_attribute_vocabulary(
+    p: Path,
+    name: str,
+    entry: dict[str, Any],
+    idx: np.ndarray,
+    offsets: np.ndarray | None,
+    kept: np.ndarray,
+    k: int,
+    problems: _Problems,
+) -> None:
+    file = str(entry.get("vocabulary"))
+    try:
+        table = pq.read_table(p / file)
+        index, value, count = table["index"].to_numpy(), table["value"].combine_chunks(), table["count"].to_numpy()
+    except _READ_ERRORS as e:
+        problems.add(f"{file} is unreadable ({_one_line(e)}); {_FIX}")
+        return
+    if not np.array_equal(index, np.arange(1, k + 1)):
+        problems.add(f"{file}: index is not exactly 1..{k} (meta.json values {k}); {_FIX}")
+        return
+    if value.null_count or pc.count_distinct(value).as_py() != k:
+        problems.add(f"{file}: value holds repeated or missing values; {_FIX}")
+    if offsets is not None:  # the tokens of the kept rows only
+        rows = np.repeat(kept, np.diff(offsets))
+        idx = idx[rows]
+    else:
+        idx = idx[kept]
+    actual = np.bincount(idx, minlength=k + 1)[1:]
+    if not np.array_equal(actual, count):
+        j = int(np.flatnonzero(actual != count)[0])
+        problems.add(f"{file}: index {j + 1} occurs {int(actual[j])} times in the {name} attribute, its count says {int(count[j])}; {_FIX}")
+
+
+def _same_attribute(a: tuple[np.ndarray, np.ndarray | None], b: tuple[np.ndarray, np.ndarray | None]) -> bool:
+    same_offsets = (a[1] is None) == (b[1] is None) and (a[1] is None or np.array_equal(a[1], b[1]))
+    return same_offsets and np.array_equal(a[0], b[0], equal_nan=a[0].dtype.kind == "f")
+
+
+def _check_coverage(meta: dict[str, Any], role: str, problems: _Problems) -> None:
+    table = (meta.get("attribute_tables") or {}).get(role)
+    if not isinstance(table, dict):
+        problems.add(f"meta.json lists {role} attributes but no attribute_tables.{role}; {_FIX}")
+        return
+    n, with_row, without = table.get(f"{role}s"), table.get(f"{role}s_with_row"), table.get(f"{role}s_without_row")
+    want = _int(meta, "num_items" if role == "item" else "num_users")
+    if n != want or with_row is None or without is None or with_row + without != n:
+        problems.add(f"meta.json attribute_tables.{role}: {with_row} with a row + {without} without != {n} ({role}s: {want}); {_FIX}")
+    elif table.get("rows_ignored") != table.get("rows", 0) - with_row:
+        problems.add(f"meta.json attribute_tables.{role}: rows_ignored {table.get('rows_ignored')} != rows {table.get('rows')} - {with_row} joined; {_FIX}")

@@ -131,8 +131,9 @@ _READ = ["sep", "header", "names", "user_col", "item_col", "time_col", "rating_c
 HELP_GROUPS: dict[str, dict[str, list[str]]] = {
     "build": {
         "Input": ["inputs", *_READ],
-        "Cleaning": ["strict", "since", "until", "min_rating", "dedup", "min_user_count", "min_item_count", "kcore_rounds"],
+        "Cleaning": ["strict", "since", "until", "min_rating", "dedup", "min_user_count", "min_item_count", "kcore_on", "kcore_rounds"],
         "Vocabulary": ["item_order", "user_order", "vocab_from", "unknown", "extend"],
+        "Features": ["features", "time_features", "event_col", "target_events", "item_table", "item_key", "item_attrs", "user_table", "user_key", "user_attrs"],
         "Sequences and splits": [
             "session_gap", "max_len", "pad", "truncate", "split", "valid_from", "test_from", "seed",
             "vocab_from_train", "windows", "eval_negatives", "negatives",

@@ -195,7 +195,7 @@ def test_build_options_are_python_keywords():
             renamed.append(param.name)
             row = next((r for r in api.splitlines() if r.startswith("|") and _mentioned(flag, r)), "")
             assert f"`{param.name}" in row, f"python-api.md's keyword table does not map {flag} to {param.name}"
-    assert sorted(renamed) == ["block_bytes", "exports", "formats"]
+    assert sorted(renamed) == ["block_bytes", "exports", "features", "formats", "item_attrs", "time_features", "user_attrs"]
 
 
 def test_shell_completion_works_as_documented():

@@ -80,13 +80,27 @@ def test_unknown_names_raise_attribute_error():
         ["--memory-limit", "1GB", "--item-order", "first-seen"],
         ["--session-gap", "1h", "--export", "sasrec", "--export", "recbole", "--dedup", "last"],
         ["-o", "-"],
+        ["--feature", "rating:cat", "--time-feature", "hour", "--time-feature", "delta", "--split", "loo"],
+        ["--item-table", "{items}", "--item-attr", "genres:tokens:|", "--item-attr", "year:num"],
     ],
-    ids=["plain", "kcore-loo-npz", "first-seen-time-split", "memory-limit", "sessions-exports", "stream"],
+    ids=[
+        "plain",
+        "kcore-loo-npz",
+        "first-seen-time-split",
+        "memory-limit",
+        "sessions-exports",
+        "stream",
+        "features",
+        "item-table",
+    ],
 )
 def test_a_cli_build_never_imports_pandas(tmp_path, args):
     """The CLI runs the local engine's build without pandas (seqprep.resources.without_pandas): pyarrow
     then never imports it mid-build, and start-up does not pay for it. Every step must do without it."""
     ref = tmp_path / "ref"
+    items = tmp_path / "items.csv"
+    items.write_text("movieId,genres,year\n1,Action|Comedy,1995\n2,Drama,\n3,,2001\n")
+    args = [a.replace("{items}", str(items)) for a in args]
     out = ["-o", str(tmp_path / "out")] if "-o" not in args else []
     code = f"""
 import sys

@@ -426,6 +426,7 @@ SCHEMA = {
     f"{D}.splits.rule": "object",
     **{f"{D}.splits.{name}": "object" for name in ("train", "valid", "test")},
     **{f"{D}.splits.{name}.{k}": "integer" for name in ("train", "valid", "test") for k in ("users", "interactions")},
+    f"{D}.attributes": "null",  # a folder without attribute tables (test_attributes.py covers the rest)
 }
 
 
@@ -460,7 +461,7 @@ def test_json_schema_is_pinned(write, tmp_path):
     r = run("stats", str(tmp_path / "o"), str(tmp_path / "r.csv"), "--json")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
-    assert doc["schema_version"] == 1 and len(doc["datasets"]) == 2
+    assert doc["schema_version"] == 2 and len(doc["datasets"]) == 2
     types = _types(doc)
     free = {k for k in types if k.startswith((f"{D}.steps[].", f"{D}.splits.rule."))} - set(SCHEMA)
     assert {k: v for k, v in types.items() if k not in free} == SCHEMA  # steps and the split rule: meta.json's keys
@@ -596,7 +597,7 @@ def test_describe_is_the_python_face(write):
     from seqprep.stats import describe
 
     doc = describe(write("r.csv", TIES_CSV))
-    assert doc["schema_version"] == 1 and doc["datasets"][0]["interactions"] == 7
+    assert doc["schema_version"] == 2 and doc["datasets"][0]["interactions"] == 7
     with pytest.raises(seqprep.InputError, match="can be read only once"):
         describe(["-", "-"])
 

@@ -350,3 +350,12 @@ def test_a_truncated_build_still_catches_a_changed_count(write, tmp_path, monkey
     write_parquet(table, Path("out/users.parquet"))
     problems = seqprep.verify("out").problems
     assert any("users.parquet: counts add up to" in p for p in problems), problems
+
+
+def test_a_parts_folder_without_parts_is_reported_not_raised(write, tmp_path):
+    out = tmp_path / "out"
+    seqprep.build(write("ties.csv", TIES_CSV), out)
+    (out / "sequences.parquet").unlink()
+    (out / "sequences").mkdir()
+    report = seqprep.verify(out)
+    assert not report.ok and any("holds no part-*.parquet files" in p for p in report.problems), report.problems

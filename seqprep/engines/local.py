@@ -22,14 +22,18 @@ import numpy as np
 from ..config import BuildConfig
 from ..errors import empty_log
 from ..io import read_log
-from ..model import BuildResult, Interactions, Log, Sequences
+from ..model import BuildResult, Feature, Interactions, Log, Sequences
 from ..output.atomic import NO_READS, Reads
 from ..output.files import SequencesWriter, sequences_part
 from ..output.folder import atomic_output_dir, build_reads, check_output, write_error, write_outputs
 from ..output.stream import write_stream
 from ..progress import SILENT, Progress
 from ..steps import splits
+from ..steps.attributes import attribute_features, read_attribute_tables
 from ..steps.clean import clean
+from ..io.sniff import ColumnRequest
+from ..steps.events import event_feature, event_requests, events_meta, target_positions, target_rows
+from ..steps.features import column_requests, derive_time_features, encode_features, features_meta
 from ..steps.meta import SequenceFacts, make_meta
 from ..steps.sessions import add_sessions
 from ..steps.sort import sequences_from
@@ -97,8 +101,17 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
     block_size = config.resources.block_size_bytes
     if limit is not None:  # the streaming reader holds a few dozen blocks in flight
         block_size = min(block_size, max(1 << 20, limit // 200))
+    tables = read_attribute_tables(config)  # before the log: a wrong table or column fails at once
     with _spill_folder(limit) as spill:
-        log = read_log(config.inputs, config.read, stdin=stdin, block_size=block_size, progress=progress, spill_dir=spill)
+        log = read_log(
+            config.inputs,
+            config.read,
+            stdin=stdin,
+            block_size=block_size,
+            progress=progress,
+            spill_dir=spill,
+            columns=_requests(config),
+        )
         if log.num_rows == 0:
             raise empty_log(i.path for i in log.inputs)
         if spill is not None:  # --memory-limit: external sort by user range (same result)
@@ -107,7 +120,9 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
             part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit)
         else:
             users, items, seqs, part, info, steps = _sorted(log, config, progress, folder)
+        targets = target_positions(seqs, config.event)
         seqs, sessions = add_sessions(seqs, log.time_unit, config.session)
+        seqs = derive_time_features(seqs, log.time_unit, config.feature, config.item_order)
         meta = make_meta(
             config,
             inputs=log.inputs,
@@ -120,10 +135,20 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
         )
         if sessions is not None:
             meta["sessions"] = sessions
+        if seqs.features:
+            meta["features"] = features_meta(seqs.features)
+        if config.event.event_col is not None:
+            meta["events"] = events_meta(seqs, config.event, targets)
         del log
-    seqs, extras, extra_meta = splits.prepare(seqs, items, part, info, config)
+    attributes, attributes_meta = attribute_features(tables, config, users, items)
+    if attributes:
+        meta["features"] = {**meta.get("features", {}), **attributes_meta["features"]}
+        meta["attribute_tables"] = attributes_meta["attribute_tables"]
+    seqs, extras, extra_meta = splits.prepare(seqs, items, part, info, config, targets)
     meta.update(extra_meta)
-    return BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta, extras=extras)
+    return BuildResult(
+        config=config, users=users, items=items, sequences=seqs, meta=meta, extras=extras, attributes=attributes
+    )
 
 
 def _sorted(
@@ -131,35 +156,51 @@ def _sorted(
 ) -> tuple[Vocabulary, Vocabulary, Sequences, np.ndarray | None, dict[str, Any], list[dict[str, Any]]]:
     """In memory: clean, vocabularies, sort, split decided -> (users, items, seqs, part, info, steps)."""
     inter, steps = clean(log, config)
+    features = encode_features(inter, config.feature, config.item_order) + event_feature(inter, config.event, config.item_order)
     if config.split.vocab_from_train:
-        users, items, seqs, part, info = splits.fit_on_train(inter, log, config, steps)
+        targets = target_rows(inter, config.event)
+        users, items, seqs, part, info = splits.fit_on_train(inter, log, config, steps, features, targets)
         return users, items, seqs, part, info, steps
     users, items, uidx, iidx = fit_vocabularies(inter, log, config)
     progress.phase(f"sorting {len(uidx):,} interactions")
-    if folder.out is not None and _streams(config):
+    if folder.out is not None and _streams(config, features):
         # nothing after the sort changes the sequences: sequences.parquet is written while the
         # sort runs, into the output's temporary folder opened only now
-        seqs = _sort_and_write(uidx, iidx, inter, users, folder.open() / "sequences.parquet")
+        seqs = _sort_and_write(uidx, iidx, inter, users, folder.open() / "sequences.parquet", features)
     else:
-        seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts)
-    del uidx, iidx, inter
-    part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit)
+        seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts, features=features)
+    del uidx, iidx, inter, features
+    targets = target_positions(seqs, config.event)
+    part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit, targets)
     return users, items, seqs, part, info, steps
 
 
-def _streams(config: BuildConfig) -> bool:
+def _requests(config: BuildConfig) -> tuple[ColumnRequest, ...]:
+    """The log's columns the features and the event column need, each read once."""
+    out: dict[str, ColumnRequest] = {}
+    for req in column_requests(config.feature) + event_requests(config.event):
+        out.setdefault(req.name, req)
+    return tuple(out.values())
+
+
+def _streams(config: BuildConfig, features: tuple[Feature, ...]) -> bool:
     """Whether sequences.parquet may be written during the sort: only when it is wanted and nothing
-    after the sort changes the sequences (sessions add a column; --truncate cuts them)."""
+    after the sort changes the sequences (sessions and time features add a column; --truncate cuts
+    them) and every feature has one value per row (no token lists)."""
     return (
         "parquet" in config.formats
         and config.session.session_gap is None
+        and not config.feature.time_features
+        and all(f.offsets is None for f in features)
         and not (config.split.max_len is not None and config.split.truncate)
         and config.resources.memory_limit_bytes is None
         and not config.split.vocab_from_train
     )
 
 
-def _sort_and_write(uidx: np.ndarray, iidx: np.ndarray, inter: Interactions, users: Vocabulary, path: Path) -> Sequences:
+def _sort_and_write(
+    uidx: np.ndarray, iidx: np.ndarray, inter: Interactions, users: Vocabulary, path: Path, features: tuple[Feature, ...] = ()
+) -> Sequences:
     """:func:`~seqprep.steps.sort.sequences_from` writing sequences.parquet row group by row group as
     the sort goes."""
     writer = SequencesWriter(path)
@@ -172,6 +213,7 @@ def _sort_and_write(uidx: np.ndarray, iidx: np.ndarray, inter: Interactions, use
                 inter.rating,
                 users.counts,
                 on_part=lambda seqs, u0, u1: writer.write(sequences_part(users, seqs, u0, u1)),
+                features=features,
             )
         finally:
             writer.close()

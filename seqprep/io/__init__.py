@@ -7,7 +7,8 @@ globs. Modules: :mod:`~seqprep.io.sources` (files, compression, stdin, sha256),
 :mod:`~seqprep.io.sniff` (format, layout, column roles), :mod:`~seqprep.io.columns` (typed ids,
 times, ratings), :mod:`~seqprep.io.quoting` (quote-aware row ends), :mod:`~seqprep.io.buffers`,
 :mod:`~seqprep.io.ranges` and :mod:`~seqprep.io.stream` (the streaming readers),
-:mod:`~seqprep.io.diagnose` (the error paths that name a line).
+:mod:`~seqprep.io.diagnose` (the error paths that name a line), :mod:`~seqprep.io.table` (attribute
+tables: a key column and attributes, read with the same readers).
 
 Row order is the input order - files in the order given, then lines in file order - which is the
 documented tie-break of every later sort. Ids are read as text and only then typed, so ``007`` and
@@ -24,13 +25,14 @@ import pyarrow as pa
 
 from ..config import ReadOptions
 from ..errors import InputError, one_line
-from ..model import Log
+from ..model import KeyedTable, Log
 from ..progress import SILENT
 from .sniff import COLUMN_ALIASES, ColumnRequest
 from .sources import expand_inputs
 from .stream import DEFAULT_BLOCK_SIZE, stream_log
+from .table import read_table as _read_table
 
-__all__ = ["COLUMN_ALIASES", "ColumnRequest", "arrow_errors_as_input_errors", "expand_inputs", "read_log"]
+__all__ = ["COLUMN_ALIASES", "ColumnRequest", "arrow_errors_as_input_errors", "expand_inputs", "read_log", "read_table"]
 
 
 def arrow_errors_as_input_errors(f: Any) -> Any:
@@ -77,3 +79,17 @@ def read_log(
         hash_inputs=hash_inputs,
         columns=columns,
     )
+
+
+@arrow_errors_as_input_errors
+def read_table(
+    spec: str,
+    *,
+    key: str | None,
+    key_flag: str,
+    key_aliases: tuple[str, ...],
+    columns: tuple[ColumnRequest, ...],
+    table_flag: str,
+) -> KeyedTable:
+    """Read an attribute table: its key column and ``columns`` (see :mod:`seqprep.io.table`)."""
+    return _read_table(spec, key=key, key_flag=key_flag, key_aliases=key_aliases, columns=columns, table_flag=table_flag)

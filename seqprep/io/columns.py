@@ -32,8 +32,10 @@ DICT = pa.dictionary(pa.int32(), pa.string())
 _INT_RE = r"^(0|-?[1-9][0-9]*)$"
 
 
-def ids_to_dict(col: pa.ChunkedArray, role: str, where: str) -> pa.DictionaryArray:
-    """Any id column -> one DictionaryArray (int32 indices, first-seen dictionary of string/int64)."""
+def ids_to_dict(col: pa.ChunkedArray, role: str, where: str, flag: str | None = None) -> pa.DictionaryArray:
+    """Any id column -> one DictionaryArray (int32 indices, first-seen dictionary of string/int64).
+
+    ``flag`` names the option that chose the column in messages (default ``--<role>-col``)."""
     if isinstance(col, pa.ChunkedArray) and col.num_chunks == 1:
         col = col.chunk(0)
     t = col.type
@@ -47,7 +49,7 @@ def ids_to_dict(col: pa.ChunkedArray, role: str, where: str) -> pa.DictionaryArr
         ok = pc.equal(arr, pc.floor(arr))
         if not pc.all(ok).as_py():
             bad = arr.filter(pc.invert(ok))[0].as_py()
-            msg = f"{where}: {role} ids are fractional numbers (e.g. {bad}); ids must be integers or text - pass --{role}-col with an id column"
+            msg = f"{where}: {role} ids are fractional numbers (e.g. {bad}); ids must be integers or text - pass {flag or f'--{role}-col'} with an id column"
             raise InputError(msg)
         col = pc.cast(arr, pa.int64())
     elif pa.types.is_string(t) or pa.types.is_large_string(t):

@@ -8,6 +8,7 @@ import io
 import itertools
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -23,6 +24,11 @@ from .sources import SNIFF_BYTES
 __all__ = [
     "COLUMN_ALIASES",
     "ColumnRequest",
+    "ID_ROLES",
+    "RECBOLE_TYPES",
+    "RoleFinder",
+    "key_role",
+    "recbole_type",
     "field_path",
     "paths_in_schema",
     "find_column",
@@ -48,6 +54,18 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
 
 _REQUIRED = ("user", "item", "time")
 
+#: Roles whose column holds ids (read as text, typed on the distinct values): a log's user and item,
+#: an attribute table's key.
+ID_ROLES = ("user", "item", "key")
+
+#: (column names, where) -> role -> column: how an input's role columns are found. A log's are
+#: :func:`resolve_columns` (user, item, time, rating); an attribute table has one, its key
+#: (:func:`key_role`).
+RoleFinder = Callable[[list[str], str], dict[str, str]]
+
+#: The types of a RecBole atomic file's typed header (``item_id:token``, ``class:token_seq``).
+RECBOLE_TYPES = ("token", "token_seq", "float", "float_seq")
+
 _FLAG = {"user": "--user-col", "item": "--item-col", "time": "--time-col", "rating": "--rating-col"}
 
 NUM_RE = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
@@ -56,6 +74,21 @@ NUM_RE = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
 def _norm(name: str) -> str:
     base = name.split(":", 1)[0] if ":" in name else name
     return re.sub(r"[\s_\-]", "", base).lower()
+
+
+def recbole_type(column: str) -> str | None:
+    """The RecBole type of a typed-header column name (``class:token_seq`` -> ``token_seq``), else None.
+
+    >>> recbole_type("class:token_seq"), recbole_type("rating:float"), recbole_type("a:b"), recbole_type("genre")
+    ('token_seq', 'float', None, None)
+    """
+    base, sep, typ = column.rpartition(":")
+    return typ if sep and base and typ in RECBOLE_TYPES else None
+
+
+def _untyped(column: str) -> str:
+    """A column name without its RecBole type suffix (``class:token_seq`` -> ``class``)."""
+    return column.rpartition(":")[0] if recbole_type(column) else column
 
 
 def resolve_columns(columns: list[str], opts: ReadOptions, where: str) -> dict[str, str]:
@@ -115,16 +148,44 @@ class ColumnRequest:
 def find_column(name: str, columns: list[str], flag: str, where: str) -> str:
     """The column ``name`` of ``columns``: exactly, else the one that matches ignoring case.
 
-    >>> find_column("Genre", ["user", "genre"], "--feature", "f")
-    'genre'
+    A RecBole typed header's column matches without its type: ``class`` finds ``class:token_seq``.
+
+    >>> find_column("Genre", ["user", "genre"], "--feature", "f"), find_column("class", ["class:token_seq"], "--feature", "f")
+    ('genre', 'class:token_seq')
     """
     if name in columns:
         return name
     ci = [c for c in columns if c.lower() == name.lower()]
     if len(ci) == 1:
         return ci[0]
+    typed = [c for c in columns if _untyped(c).lower() == name.lower()]  # RecBole: class -> class:token_seq
+    if len(typed) == 1:
+        return typed[0]
     msg = f"{where}: column {name!r} ({flag}) not found; columns are {', '.join(columns)}"
     raise ColumnError(msg)
+
+
+def key_role(name: str | None, flag: str, aliases: tuple[str, ...]) -> RoleFinder:
+    """The role finder of an attribute table: its one role, ``key``, is the column ``name`` (found
+    as :func:`find_column` finds it), else the one column named like ``aliases`` (case, ``_``, ``-``,
+    spaces and a RecBole type suffix ignored).
+
+    >>> key_role(None, "--item-key", ("movieId", "item_id"))(["item_id:token", "class:token_seq"], "f")
+    {'key': 'item_id:token'}
+    """
+
+    def find(columns: list[str], where: str) -> dict[str, str]:
+        if name is not None:
+            return {"key": find_column(name, columns, flag, where)}
+        wanted = {_norm(a) for a in aliases}
+        hits = [c for c in columns if _norm(c) in wanted]
+        if len(hits) == 1:
+            return {"key": hits[0]}
+        what = "no key column found" if not hits else f"ambiguous key column: {', '.join(map(repr, hits))} all match"
+        msg = f"{where}: {what}; columns are {', '.join(columns)} - pass {flag} NAME"
+        raise ColumnError(msg)
+
+    return find
 
 
 def field_path(request: ColumnRequest, columns: list[str], where: str) -> tuple[str, str | None]:
@@ -236,12 +297,12 @@ class CsvLayout(NamedTuple):
     roles: dict[str, str]
 
 
-def csv_layout(where: str, opts: ReadOptions, head: bytes) -> CsvLayout:
+def csv_layout(where: str, opts: ReadOptions, head: bytes, roles: RoleFinder | None = None) -> CsvLayout:
     """Sniff a CSV (``where`` names it in errors) from its first bytes -> its :class:`CsvLayout`.
 
     The separator and the first record are found with a CSV tokenizer (the csv module: RFC 4180
     quotes, as pyarrow reads them), so quoted fields in the first lines may hold separators and
-    line ends.
+    line ends. ``roles`` finds the role columns (default: a log's, :func:`resolve_columns`).
     """
     cut = len(head) == SNIFF_BYTES
     check_text(head, where, cut=cut)
@@ -295,8 +356,8 @@ def csv_layout(where: str, opts: ReadOptions, head: bytes) -> CsvLayout:
         msg = f"{where}: no header line and {len(fields_)} columns; pass --names with one name per column, e.g. user,item,rating,timestamp"
         raise ColumnError(msg)
 
-    roles = resolve_columns(names, opts, where)
-    return CsvLayout(sep, names, header, roles)
+    found = resolve_columns(names, opts, where) if roles is None else roles(names, where)
+    return CsvLayout(sep, names, header, found)
 
 
 def check_text(head: bytes, where: str, *, cut: bool) -> None:
@@ -323,7 +384,7 @@ def check_text(head: bytes, where: str, *, cut: bool) -> None:
 
 
 def _json_type(v: Any, role: str) -> pa.DataType:
-    if role in ("user", "item"):
+    if role in ID_ROLES:
         return pa.int64() if isinstance(v, int) and not isinstance(v, bool) else pa.string()
     if role == "rating":
         return pa.float64()
@@ -342,9 +403,11 @@ def jsonl_layout(
     head: bytes,
     requests: tuple[ColumnRequest, ...] = (),
     time_as_float: bool = False,
+    roles: RoleFinder | None = None,
 ) -> tuple[dict[str, str], pa.Schema]:
     """Roles and the explicit schema of a JSON Lines input (with the requested columns), from its
-    first line. ``time_as_float``: a number timestamp read as float64 (a later line has a fraction)."""
+    first line. ``time_as_float``: a number timestamp read as float64 (a later line has a fraction).
+    ``roles`` finds the role columns (default: a log's, :func:`resolve_columns`)."""
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
     first_line = next((ln for ln in text.splitlines() if ln.strip()), None)
     if first_line is None:
@@ -358,10 +421,10 @@ def jsonl_layout(
     if not isinstance(first, dict):
         msg = f"{where}: line 1 is not a JSON object; JSON Lines needs one object per line"
         raise InputError(msg)
-    roles = resolve_columns(list(first.keys()), opts, where)
-    types = {roles[r]: _json_type(first.get(roles[r]), r) for r in roles}
-    if time_as_float and pa.types.is_integer(types[roles["time"]]):
-        types[roles["time"]] = pa.float64()
+    found = resolve_columns(list(first.keys()), opts, where) if roles is None else roles(list(first.keys()), where)
+    types = {found[r]: _json_type(first.get(found[r]), r) for r in found}
+    if time_as_float and "time" in found and pa.types.is_integer(types[found["time"]]):
+        types[found["time"]] = pa.float64()
     nested: dict[str, dict[str, pa.DataType]] = {}
     for req in requests:
         top, sub = field_path(req, list(first.keys()), where)
@@ -372,7 +435,7 @@ def jsonl_layout(
             nested.setdefault(top, {})[sub] = _json_request_type(value.get(sub) if isinstance(value, dict) else None, req)
     for top, fields in nested.items():
         types[top] = pa.struct(list(fields.items()))
-    return roles, pa.schema(list(types.items()))
+    return found, pa.schema(list(types.items()))
 
 
 def _json_request_type(v: Any, req: ColumnRequest) -> pa.DataType:

@@ -1,4 +1,11 @@
-"""Streaming ingestion: inputs are read block by block and only compact integer columns are kept."""
+"""Streaming ingestion: inputs are read block by block and only compact integer columns are kept.
+
+:func:`read_batches` is the per-format read of one input (CSV, JSON Lines, Parquet; the retries and
+the error paths that name a line), shared by the log reader (:func:`stream_log`, whose sink keeps
+the user, item, time and rating columns) and the attribute-table reader
+(:func:`seqprep.io.table.read_table`, whose sink keeps the key): a sink takes the batches, a
+:data:`~seqprep.io.sniff.RoleFinder` says which columns play which role.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -29,7 +36,9 @@ from .diagnose import parse_error, utf8_error
 from .quoting import QuotedStream, RowLines, lines_before, scan_rows, text_chunks, unclosed_quote
 from .ranges import RangeReader, closed_quotes
 from .sniff import (
+    ID_ROLES,
     ColumnRequest,
+    RoleFinder,
     csv_layout,
     detect_format,
     field_path,
@@ -42,6 +51,13 @@ from .sources import Position, Source, csv_source, expand_inputs, open_tracked
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
+    "BatchSink",
+    "ExtraColumn",
+    "encode_ids",
+    "extract_column",
+    "merged_column",
+    "numbers_checked",
+    "read_batches",
     "read_in_ranges",
     "stream_log",
 ]
@@ -50,7 +66,7 @@ __all__ = [
 DEFAULT_BLOCK_SIZE = 1 << 24
 
 
-class _Extra:
+class ExtraColumn:
     """A requested column while one input is read; its kind is fixed by the first batch."""
 
     def __init__(self, req: ColumnRequest, new_buffer: Callable[[Any], Any]) -> None:
@@ -76,7 +92,17 @@ class _Extra:
             self.lengths.append(lengths.to_numpy(zero_copy_only=False).astype(np.int64))
             self.codes.add(_dictionary(pc.list_flatten(arr)))
         else:  # text (a number column of text: checked when the read ends, naming the bad row)
-            self.codes.add(_dictionary(arr))
+            self.codes.add(self._checked(_dictionary(arr)))
+
+    def _checked(self, arr: pa.DictionaryArray) -> pa.DictionaryArray:
+        """pyarrow's CSV dictionary conversion does not check UTF-8: checked on the distinct values."""
+        if pa.types.is_string(arr.dictionary.type):
+            try:
+                arr.dictionary.validate(full=True)
+            except pa.ArrowInvalid:
+                msg = f"column {self.req.name!r} ({self.req.flag}) holds text that is not UTF-8; convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+                raise InputError(msg) from None
+        return arr
 
     def close(self) -> None:
         for buf in (self.codes.codes, self.numbers, self.lengths):
@@ -123,7 +149,7 @@ def _dictionary(arr: pa.Array) -> pa.DictionaryArray:
     return pc.dictionary_encode(arr)
 
 
-def _extract(batch: pa.RecordBatch | pa.Table, top: str, sub: str | None) -> pa.Array:
+def extract_column(batch: pa.RecordBatch | pa.Table, top: str, sub: str | None) -> pa.Array:
     """A requested column of a batch: a top-level column, or field ``sub`` of the struct ``top``."""
     col = batch.column(top)
     if isinstance(col, pa.ChunkedArray):
@@ -143,7 +169,7 @@ class _FileColumns:
         new_buffer: Callable[[Any], Any],
         requests: tuple[ColumnRequest, ...] = (),
     ) -> None:
-        self.extra = {r.name: _Extra(r, new_buffer) for r in requests}
+        self.extra = {r.name: ExtraColumn(r, new_buffer) for r in requests}
         self.new_buffer = new_buffer
         self.user = IdEncoder(new_buffer=new_buffer)
         self.item = IdEncoder(new_buffer=new_buffer)
@@ -159,15 +185,9 @@ class _FileColumns:
     ) -> None:
         n = batch.num_rows
         for name, extra in self.extra.items():
-            extra.add(_extract(batch, *paths[name]))
+            extra.add(extract_column(batch, *paths[name]))
         for role, encoder in (("user", self.user), ("item", self.item)):
-            ids = ids_to_dict(batch.column(roles[role]), role, where)
-            if pa.types.is_string(ids.dictionary.type):
-                try:  # pyarrow's CSV dictionary conversion does not check UTF-8: checked on the distinct ids
-                    ids.dictionary.validate(full=True)
-                except pa.ArrowInvalid:
-                    raise _NotUtf8 from None
-            encoder.add(ids)
+            encode_ids(batch.column(roles[role]), role, where, encoder)
         t = batch.column(roles["time"])
         if self.time is not None and pa.types.is_integer(t.type):
             # integer epochs need no look at the whole column: encode now
@@ -220,6 +240,30 @@ class _FileColumns:
         return pc.fill_null(arr, 0).to_numpy(), arr.is_valid().to_numpy(zero_copy_only=False), unit
 
 
+def encode_ids(col: pa.Array | pa.ChunkedArray, role: str, where: str, encoder: IdEncoder, flag: str | None = None) -> None:
+    """One batch's id column (a log's user or item, a table's key) added to ``encoder``; ``flag``
+    names the option that chose the column in messages (default ``--<role>-col``)."""
+    ids = ids_to_dict(col, role, where, flag)
+    if pa.types.is_string(ids.dictionary.type):
+        try:  # pyarrow's CSV dictionary conversion does not check UTF-8: checked on the distinct ids
+            ids.dictionary.validate(full=True)
+        except pa.ArrowInvalid:
+            raise _NotUtf8 from None
+    encoder.add(ids)
+
+
+class BatchSink(Protocol):
+    """What :func:`read_batches` hands the batches of one input to (a log's or a table's columns)."""
+
+    rows: int
+
+    def add(
+        self, batch: pa.RecordBatch | pa.Table, roles: dict[str, str], where: str, paths: dict[str, tuple[str, str | None]]
+    ) -> None: ...
+
+    def close(self) -> None: ...
+
+
 def _chunked(col: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
     return col if isinstance(col, pa.ChunkedArray) else pa.chunked_array([col])
 
@@ -231,8 +275,9 @@ def _csv_batches(
     block_size: int,
     as_text: set[str],
     requests: tuple[ColumnRequest, ...] = (),
+    find_roles: RoleFinder | None = None,
 ) -> tuple[dict[str, str], int, Iterator[pa.RecordBatch], Position, Callable[[], None], dict[str, tuple[str, str | None]]]:
-    sep, names, header, roles = csv_layout(src.name, opts, head)
+    sep, names, header, roles = csv_layout(src.name, opts, head, find_roles)
     paths = {r.name: (find_column(r.name, names, r.flag, src.name), None) for r in requests}
     if len(sep) > 1:
         source, delim = csv_source(src, sep)
@@ -244,9 +289,9 @@ def _csv_batches(
     for r in requests:  # numbers parsed as float64 (as text when a row does not fit: named then), the rest text
         number = r.read_as == "number" and f"extra:{r.name}" not in as_text
         types[paths[r.name][0]] = pa.float64() if number else DICT
-    types.update({roles["user"]: DICT, roles["item"]: DICT})
+    types.update({roles[r]: DICT for r in ID_ROLES if r in roles})
     types.update({roles[r]: pa.string() for r in as_text if r in roles})
-    used = [roles[r] for r in ("user", "item", "time", "rating") if r in roles]
+    used = list(roles.values())
     conv = pacsv.ConvertOptions(
         include_columns=list(dict.fromkeys(used + [top for top, _ in paths.values()])),
         column_types=types,
@@ -271,12 +316,12 @@ def _csv_batches(
     return roles, 1 if header else 0, closed_quotes(reader, watched, src, sep), pos, source.close, paths
 
 
-def read_in_ranges(src: Source, opts: ReadOptions, head: bytes, fmt: str) -> bool:
+def read_in_ranges(src: Source, opts: ReadOptions, head: bytes, fmt: str, find_roles: RoleFinder | None = None) -> bool:
     """Whether ``_csv_batches`` will read ``src`` with :class:`RangeReader` (which hashes it)."""
     if fmt != "csv" or src.compression is not None or src.path is None:
         return False
     try:
-        sep = csv_layout(src.name, opts, head)[0]
+        sep = csv_layout(src.name, opts, head, find_roles)[0]
     except SeqprepError:
         return False  # the read raises it, in its place
     return len(sep) == 1
@@ -289,8 +334,9 @@ def _jsonl_batches(
     block_size: int,
     requests: tuple[ColumnRequest, ...] = (),
     time_as_float: bool = False,
+    find_roles: RoleFinder | None = None,
 ) -> tuple[dict[str, str], Iterator[pa.RecordBatch], Position, Callable[[], None], pa.Schema, dict[str, tuple[str, str | None]]]:
-    roles, schema = jsonl_layout(src.name, opts, head, requests, time_as_float)
+    roles, schema = jsonl_layout(src.name, opts, head, requests, time_as_float, find_roles)
     source, pos = open_tracked(src)
     reader = pajson.open_json(
         source,
@@ -301,11 +347,16 @@ def _jsonl_batches(
 
 
 def _parquet_batches(
-    src: Source, opts: ReadOptions, block_size: int, requests: tuple[ColumnRequest, ...] = ()
+    src: Source,
+    opts: ReadOptions,
+    block_size: int,
+    requests: tuple[ColumnRequest, ...] = (),
+    find_roles: RoleFinder | None = None,
 ) -> tuple[dict[str, str], Iterator[pa.RecordBatch], Position, pa.Schema, dict[str, tuple[str, str | None]]]:
     data = src.open() if src.compression is None else pa.BufferReader(pa.py_buffer(src.read_all()))
     pf = pq.ParquetFile(data)
-    roles = resolve_columns(pf.schema_arrow.names, opts, src.name)
+    names = pf.schema_arrow.names
+    roles = resolve_columns(names, opts, src.name) if find_roles is None else find_roles(names, src.name)
     paths = {r.name: field_path(r, pf.schema_arrow.names, src.name) for r in requests}
     columns = list(dict.fromkeys(list(roles.values()) + [top for top, _ in paths.values()]))
     schema = pa.schema([pf.schema_arrow.field(c) for c in columns])
@@ -328,29 +379,33 @@ def _read_attempt(
     progress: Progress,
     fmt: str,
     head: bytes,
-    new_buffer: Callable[[Any], Any],
+    new_sink: Callable[[set[str]], BatchSink],
     as_text: set[str],
     requests: tuple[ColumnRequest, ...] = (),
-) -> tuple[_FileColumns, dict[str, str], int, dict[str, bool]]:
+    find_roles: RoleFinder | None = None,
+) -> tuple[BatchSink, dict[str, str], int, dict[str, bool]]:
     """One pass over one input; on any error its buffers are released and the error goes up."""
     where = src.name
-    typed_text = {"user": False, "item": False}
+    typed_text = dict.fromkeys(ID_ROLES, False)
     header = 0
     close: Callable[[], None] | None = None
-    cols = _FileColumns(rating_via_double="rating" in as_text, new_buffer=new_buffer, requests=requests)
+    cols = new_sink(as_text)
     try:
         try:
             if fmt == "csv":
-                roles, header, batches, pos, close, paths = _csv_batches(src, opts, head, block_size, as_text, requests)
+                roles, header, batches, pos, close, paths = _csv_batches(src, opts, head, block_size, as_text, requests, find_roles)
             elif fmt == "jsonl":
                 time_float = "time" in as_text
-                roles, batches, pos, close, schema, paths = _jsonl_batches(src, opts, head, block_size, requests, time_float)
+                roles, batches, pos, close, schema, paths = _jsonl_batches(
+                    src, opts, head, block_size, requests, time_float, find_roles
+                )
             else:
-                roles, batches, pos, schema, paths = _parquet_batches(src, opts, block_size, requests)
+                roles, batches, pos, schema, paths = _parquet_batches(src, opts, block_size, requests, find_roles)
             if fmt != "csv":
-                for role in ("user", "item"):
-                    typ = schema.field(roles[role]).type
-                    typed_text[role] = pa.types.is_string(typ) or pa.types.is_large_string(typ)
+                for role in ID_ROLES:
+                    if role in roles:
+                        typ = schema.field(roles[role]).type
+                        typed_text[role] = pa.types.is_string(typ) or pa.types.is_large_string(typ)
             for batch in batches:
                 if fmt == "csv" and any(_is_binary(t) for t in batch.schema.types):
                     raise _NotUtf8  # a column pyarrow could not read as text (checked on the schema only)
@@ -375,34 +430,43 @@ class _NotUtf8(Exception):
     """A CSV block typed a used column as binary: it holds invalid UTF-8 (located on the error path)."""
 
 
-def _read_one(
+def read_batches(
     src: Source,
     opts: ReadOptions,
     block_size: int,
     progress: Progress,
     fmt: str,
     head: bytes,
-    new_buffer: Callable[[Any], Any],
+    new_sink: Callable[[set[str]], BatchSink],
     requests: tuple[ColumnRequest, ...] = (),
-) -> tuple[_FileColumns, dict[str, str], int, dict[str, bool]]:
+    find_roles: RoleFinder | None = None,
+) -> tuple[BatchSink, dict[str, str], int, dict[str, bool]]:
+    """Read one input of format ``fmt`` batch by batch into a sink -> (sink, role -> column, header
+    rows, role -> whether a typed source holds its ids as text).
+
+    ``new_sink(as_text)`` makes the sink of one pass (``as_text``: the roles, or ``extra:NAME``
+    requests, read as text after a block did not fit the type inferred from the first); a failed
+    pass is retried with bigger blocks or more text columns, and what cannot be read becomes a
+    one-line InputError naming the line. ``find_roles`` finds the role columns (default: a log's).
+    """
     as_text: set[str] = set()
     while True:  # a few times at most: CSV columns typed from the first block, then as text
         try:
-            return _read_attempt(src, opts, block_size, progress, fmt, head, new_buffer, as_text, requests)
+            return _read_attempt(src, opts, block_size, progress, fmt, head, new_sink, as_text, requests, find_roles)
         except _NotUtf8:
             if fmt != "csv":  # a Parquet string column pyarrow did not validate
                 msg = (
                     f"{src.name}: an id column holds text that is not valid UTF-8; rewrite the file with UTF-8 strings"
                 )
                 raise InputError(msg) from None
-            sep, names, header, roles = csv_layout(src.name, opts, head)
-            raise utf8_error(src, names, header, sep, roles, src.name) from None
+            sep, names, header, roles = csv_layout(src.name, opts, head, find_roles)
+            raise utf8_error(src, names, header, sep, _with_requests(roles, names, requests, src.name), src.name) from None
         except pa.ArrowInvalid as e:
             where = src.name
             if "straddl" in str(e) and fmt == "csv":
                 # a row longer than a block (long quoted text, or a quote never closed): one pass finds
                 # which; then the read starts again with blocks that hold the longest row
-                sep = csv_layout(src.name, opts, head)[0]
+                sep = csv_layout(src.name, opts, head, find_roles)[0]
                 opened, longest = scan_rows(src, sep)
                 if opened >= 0:
                     with contextlib.closing(text_chunks(src, sep)) as chunks:
@@ -415,12 +479,12 @@ def _read_one(
                 raise InputError(msg) from e
             if fmt == "csv":
                 # the error paths of the in-memory reader (serial re-reads that name the line)
-                sep, names, header, roles = csv_layout(src.name, opts, head)
+                sep, names, header, roles = csv_layout(src.name, opts, head, find_roles)
                 if "utf8" in str(e).lower():
-                    raise utf8_error(src, names, header, sep, roles, where) from e
+                    raise utf8_error(src, names, header, sep, _with_requests(roles, names, requests, where), where) from e
                 if "parse error" in str(e).lower():
                     raise parse_error(src, names, header, sep, where, e) from e
-                role = _failed_role(e, src, opts, head, requests)
+                role = _failed_role(e, src, opts, head, requests, find_roles)
                 if role is not None and role not in as_text:
                     as_text.add(role)  # a later block did not fit the type inferred from the first
                     continue
@@ -442,15 +506,27 @@ def _read_one(
             raise InputError(msg) from e
 
 
+def _with_requests(
+    roles: dict[str, str], names: list[str], requests: tuple[ColumnRequest, ...], where: str
+) -> dict[str, str]:
+    """The role columns and the requested ones: every column whose text must be UTF-8."""
+    return {**roles, **{f"extra:{r.name}": find_column(r.name, names, r.flag, where) for r in requests}}
+
+
 def _failed_role(
-    e: Exception, src: Source, opts: ReadOptions, head: bytes, requests: tuple[ColumnRequest, ...] = ()
+    e: Exception,
+    src: Source,
+    opts: ReadOptions,
+    head: bytes,
+    requests: tuple[ColumnRequest, ...] = (),
+    find_roles: RoleFinder | None = None,
 ) -> str | None:
     """The time or rating role, or ``extra:NAME`` for a requested number column, of the column a CSV
     conversion error names (``In CSV column #2``)."""
     m = re.search(r"CSV column #(\d+): CSV conversion error", str(e))
     if m is None:
         return None
-    _, names, _, roles = csv_layout(src.name, opts, head)
+    _, names, _, roles = csv_layout(src.name, opts, head, find_roles)
     k = int(m.group(1))
     name = names[k] if k < len(names) else None
     role = next((r for r in ("time", "rating") if roles.get(r) == name), None)
@@ -563,7 +639,11 @@ def _read_input(
     sha = hasher.submit(src.sha256) if hasher is not None and not read_in_ranges(src, opts, head, fmt) else None
     where = spec if spec != "-" else "stdin"
     progress.phase(f"reading {os.path.basename(where) or where}", src.size, "bytes")
-    cols, roles, header, typed = _read_one(src, opts, block_size, progress, fmt, head, new_buffer, requests)
+    def new_sink(as_text: set[str]) -> _FileColumns:
+        return _FileColumns(rating_via_double="rating" in as_text, new_buffer=new_buffer, requests=requests)
+
+    cols, roles, header, typed = read_batches(src, opts, block_size, progress, fmt, head, new_sink, requests)
+    assert isinstance(cols, _FileColumns)
     users, items = cols.user.finish(), cols.item.finish()
     # a message names the row's line in the file (quoted fields may hold line ends): found on demand
     lines = RowLines(header, src, csv_layout(src.name, opts, head).sep) if fmt == "csv" else RowLines(header)
@@ -583,11 +663,11 @@ def _read_input(
         columns=dict(roles),
     )
     rating = None if cols.rating is None else cols.rating.finish()
-    extra = {r.name: _numbers_checked(cols.extra[r.name].finish(), r, where, lines) for r in requests}
+    extra = {r.name: numbers_checked(cols.extra[r.name].finish(), r, where, lines) for r in requests}
     return _OneInput(users, items, (t, t_valid), unit, rating, typed, info, extra)
 
 
-def _numbers_checked(
+def numbers_checked(
     part: tuple[str, Any, np.ndarray | None, np.ndarray | None], req: ColumnRequest, where: str, lines: RowLines
 ) -> tuple[str, Any, np.ndarray | None, np.ndarray | None]:
     """A number column that arrived as text (a row the float parser refused): its values as numbers
@@ -626,7 +706,7 @@ def _merged(read: list[_OneInput], opts: ReadOptions, new_buffer: Callable[[Any]
     if any(r.rating is not None for r in read):
         parts = [r.rating if r.rating is not None else np.full(r.info.rows, np.nan, np.float32) for r in read]
         rating = _concat(parts, np.float32, new_buffer)
-    columns = tuple(_merged_column(name, [r.columns[name] for r in read], new_buffer) for name in (read[0].columns if read else {}))
+    columns = tuple(merged_column(name, [r.columns[name] for r in read], new_buffer) for name in (read[0].columns if read else {}))
     progress.done()
     return Log(
         user_codes=user_codes,
@@ -642,7 +722,7 @@ def _merged(read: list[_OneInput], opts: ReadOptions, new_buffer: Callable[[Any]
     )
 
 
-def _merged_column(
+def merged_column(
     name: str, parts: list[tuple[str, Any, np.ndarray | None, np.ndarray | None]], new_buffer: Callable[[Any], Any]
 ) -> Column:
     """One requested column over every input: numbers concatenated; text and lists with one

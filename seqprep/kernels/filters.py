@@ -136,6 +136,16 @@ def dedup(
     raise ValueError(msg)
 
 
+def _degrees(u: np.ndarray, i: np.ndarray, counted: np.ndarray | None, nu: int, ni: int) -> tuple[np.ndarray, np.ndarray]:
+    if counted is None:
+        return np.bincount(u, minlength=nu), np.bincount(i, minlength=ni)
+    return np.bincount(u[counted], minlength=nu), np.bincount(i[counted], minlength=ni)
+
+
+def _present(codes: np.ndarray, size: int) -> int:
+    return int(np.count_nonzero(np.bincount(codes, minlength=size))) if len(codes) else 0
+
+
 def kcore(
     user: np.ndarray,
     item: np.ndarray,
@@ -143,6 +153,7 @@ def kcore(
     min_user: int = 0,
     min_item: int = 0,
     max_rounds: int | None = None,
+    counted: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[dict[str, int]], bool]:
     """Iterative k-core: drop rows of users with < ``min_user`` rows or items with < ``min_item`` rows.
 
@@ -151,7 +162,8 @@ def kcore(
     ``DataProcessing.py``. Rounds repeat until nothing is dropped (the k-core, a fixpoint) or
     ``max_rounds`` rounds have run. Returns ``(keep_mask, rounds, fixpoint)``: one dict per round that
     removed rows (``rows_removed``, ``users_removed``, ``items_removed``) and whether the result
-    meets both bounds.
+    meets both bounds. With ``counted`` (a mask) only those rows count towards the bounds, while a
+    user or item below its bound loses all its rows.
 
     >>> u = np.array([0, 0, 1, 1, 2]); i = np.array([5, 6, 5, 6, 5])
     >>> keep, rounds, fixpoint = kcore(u, i, min_user=2, min_item=2)
@@ -162,10 +174,11 @@ def kcore(
     rounds: list[dict[str, int]] = []
     if n == 0:
         return np.ones(0, dtype=bool), rounds, True
-    u, i = user, item
+    u, i, c = user, item, counted
     pos: np.ndarray | None = None  # input positions of the rows still kept (None: all)
-    uc, ic = np.bincount(u), np.bincount(i)
-    users_now, items_now = int(np.count_nonzero(uc)), int(np.count_nonzero(ic))
+    nu, ni = int(u.max()) + 1, int(i.max()) + 1
+    uc, ic = _degrees(u, i, c, nu, ni)
+    users_now, items_now = _present(u, nu), _present(i, ni)
     fixpoint = False
     while True:
         bad = (uc < min_user)[u] | (ic < min_item)[i]
@@ -178,9 +191,9 @@ def kcore(
         good = ~bad
         pos = np.flatnonzero(good) if pos is None else pos[good]
         u, i = u[good], i[good]
-        uc = np.bincount(u, minlength=len(uc))
-        ic = np.bincount(i, minlength=len(ic))
-        users_next, items_next = int(np.count_nonzero(uc)), int(np.count_nonzero(ic))
+        c = None if c is None else c[good]
+        uc, ic = _degrees(u, i, c, nu, ni)
+        users_next, items_next = _present(u, nu), _present(i, ni)
         rounds.append(
             {
                 "round": len(rounds) + 1,

@@ -43,32 +43,58 @@ def row_of(offsets: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
 
 
-def loo_parts(offsets: np.ndarray, min_len: int = 3) -> np.ndarray:
+def loo_parts(offsets: np.ndarray, min_len: int = 3, targets: np.ndarray | None = None) -> np.ndarray:
     """Leave-one-out: a row's last position is TEST, the second-last VALID, the rest TRAIN.
 
-    Rows shorter than ``min_len`` (3: the SASRec rule) stay entirely in TRAIN.
+    Rows shorter than ``min_len`` (3: the SASRec rule) stay entirely in TRAIN. With ``targets`` (a
+    mask of the positions that may be targets) the last and second-last *target* positions are TEST
+    and VALID and a row needs ``min_len`` targets; positions after the VALID one that are not
+    targets are HELD_OUT (history of the TEST target only, never training data).
 
     >>> loo_parts(np.array([0, 4, 6])).tolist()
     [0, 0, 1, 2, 0, 0]
+    >>> loo_parts(np.array([0, 6]), targets=np.array([1, 0, 1, 0, 1, 0], dtype=bool)).tolist()
+    [0, 0, 1, 3, 2, 3]
     """
     offsets = np.asarray(offsets, dtype=np.int64)
     part = np.zeros(int(offsets[-1]), dtype=np.int8)
-    lengths = np.diff(offsets)
-    ends = offsets[1:][lengths >= min_len]
-    part[ends - 1] = TEST
-    part[ends - 2] = VALID
+    if targets is None:
+        lengths = np.diff(offsets)
+        ends = offsets[1:][lengths >= min_len]
+        part[ends - 1] = TEST
+        part[ends - 2] = VALID
+        return part
+    pos = np.flatnonzero(targets)  # target positions, in order
+    per_row = np.bincount(row_of(offsets)[pos], minlength=len(offsets) - 1) if len(pos) else np.zeros(len(offsets) - 1, np.int64)
+    last = np.cumsum(per_row)  # index in ``pos`` past each row's last target
+    rows = np.flatnonzero(per_row >= min_len)
+    test, valid = pos[last[rows] - 1], pos[last[rows] - 2]
+    after = np.zeros(int(offsets[-1]) + 1, dtype=np.int64)  # positions after a row's VALID target
+    np.add.at(after, valid + 1, 1)
+    np.add.at(after, offsets[1:][rows], -1)
+    held = np.cumsum(after)[:-1] > 0
+    part[held & ~targets] = HELD_OUT
+    part[test] = TEST
+    part[valid] = VALID
     return part
 
 
-def time_parts(times: np.ndarray, valid_from: float, test_from: float) -> np.ndarray:
+def time_parts(times: np.ndarray, valid_from: float, test_from: float, targets: np.ndarray | None = None) -> np.ndarray:
     """Global temporal split: ``t < valid_from`` TRAIN, ``valid_from <= t < test_from`` VALID, else TEST.
+
+    With ``targets``, positions from ``valid_from`` on that are not targets are HELD_OUT (history of
+    later targets, never training data).
 
     >>> time_parts(np.array([1, 5, 5, 9, 12]), 5, 10).tolist()
     [0, 1, 1, 1, 2]
+    >>> time_parts(np.array([1, 5, 5, 9, 12]), 5, 10, np.array([1, 1, 0, 1, 0], dtype=bool)).tolist()
+    [0, 1, 3, 1, 3]
     """
     part = np.zeros(len(times), dtype=np.int8)
     part[times >= valid_from] = VALID
     part[times >= test_from] = TEST
+    if targets is not None:
+        part[(part != TRAIN) & ~targets] = HELD_OUT
     return part
 
 
@@ -108,18 +134,29 @@ def users_parts(offsets: np.ndarray, fractions: tuple[float, float, float], seed
     return part
 
 
-def held_out_positions(offsets: np.ndarray, user_part: np.ndarray) -> np.ndarray:
+def held_out_positions(offsets: np.ndarray, user_part: np.ndarray, targets: np.ndarray | None = None) -> np.ndarray:
     """Per-user parts -> per-position parts: a held-out user's last position is its target (VALID or
-    TEST), its earlier positions are HELD_OUT; a training user's positions are TRAIN.
+    TEST), its other positions are HELD_OUT; a training user's positions are TRAIN. With ``targets``
+    the target is the user's last *target* position (a held-out user without one has none).
 
     >>> held_out_positions(np.array([0, 2, 5]), np.array([0, 2], dtype=np.int8)).tolist()
     [0, 0, 3, 3, 2]
+    >>> held_out_positions(np.array([0, 2, 5]), np.array([0, 2], dtype=np.int8), np.array([1, 1, 1, 1, 0], dtype=bool)).tolist()
+    [0, 0, 3, 2, 3]
     """
     offsets = np.asarray(offsets, dtype=np.int64)
     lengths = np.diff(offsets)
     part = np.repeat(np.where(user_part != TRAIN, HELD_OUT, TRAIN).astype(np.int8), lengths)
-    nonempty = lengths > 0
-    part[offsets[1:][nonempty] - 1] = user_part[nonempty]
+    if targets is None:
+        nonempty = lengths > 0
+        part[offsets[1:][nonempty] - 1] = user_part[nonempty]
+        return part
+    pos = np.flatnonzero(targets)
+    rows = row_of(offsets)[pos]
+    last = np.zeros(len(lengths), dtype=np.int64) - 1
+    last[rows] = pos  # positions are increasing: the last one of each row wins
+    has = (last >= 0) & (user_part != TRAIN)
+    part[last[has]] = user_part[has]
     return part
 
 
@@ -203,13 +240,14 @@ def tail_ranges(starts: np.ndarray, lengths: np.ndarray, max_len: int) -> tuple[
 
 
 def sliding_windows(
-    items: np.ndarray, offsets: np.ndarray, inputs_len: int, targets_len: int
+    items: np.ndarray, offsets: np.ndarray, inputs_len: int, targets_len: int, targets: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Caser's training windows: ``(inputs [n, L], targets [n, T], rows [n])``.
 
     Every run of ``L + T`` consecutive items of a row gives one window (step 1, oldest first); a row
     shorter than ``L + T`` but longer than ``T`` gives one window whose inputs are left-padded with 0
-    (Caser's rule). Rows of ``T`` items or fewer give none.
+    (Caser's rule). Rows of ``T`` items or fewer give none. With ``targets`` (a mask aligned with
+    ``items``) only the windows whose ``T`` target positions are all targets are kept.
 
     >>> x, y, r = sliding_windows(np.array([1, 2, 3, 4, 7, 8]), np.array([0, 4, 6]), 2, 1)
     >>> x.tolist(), y.tolist(), r.tolist()
@@ -226,6 +264,9 @@ def sliding_windows(
     idx = end[:, None] - width + np.arange(width)
     valid = idx >= offsets[:-1][rows][:, None]
     values = np.where(valid, items[np.where(valid, idx, 0)] if len(items) else 0, 0).astype(np.int32)
+    if targets is not None and len(rows):
+        keep = targets[idx[:, inputs_len:]].all(axis=1)
+        values, rows = values[keep], rows[keep]
     return values[:, :inputs_len], values[:, inputs_len:], rows.astype(np.int32)
 
 

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..kernels.sequences import sequence_parts
-from ..model import BuildResult, Sequences
+from ..model import BuildResult, Feature, Sequences
 from ..resources import sort_threads
 from ..vocab import Vocabulary
 from .row_groups import PartsWriter
@@ -26,6 +26,8 @@ __all__ = [
     "PARQUET_COMPRESSION",
     "SequencesWriter",
     "dump_json",
+    "feature_lists",
+    "feature_vocabulary_table",
     "list_array",
     "sequences_arrow",
     "sequences_npz",
@@ -70,6 +72,7 @@ def sequences_part(users: Vocabulary, seqs: Sequences, u0: int, u1: int) -> pa.T
         timestamps=seqs.timestamps[lo:hi],
         ratings=None if seqs.ratings is None else seqs.ratings[lo:hi],
         session_ids=None if seqs.session_ids is None else seqs.session_ids[lo:hi],
+        features=tuple(f.slice(lo, hi) for f in seqs.features),
     )
     return sequences_columns(users.indices[u0:u1], users.ids.slice(u0, u1 - u0), part, bool(seqs.offsets[-1] >= 2**31))
 
@@ -87,7 +90,28 @@ def sequences_columns(user_idx: np.ndarray, user_ids: pa.Array, seqs: Sequences,
         cols["ratings"] = list_array(seqs.offsets, seqs.ratings, large)
     if seqs.session_ids is not None:
         cols["session_ids"] = list_array(seqs.offsets, seqs.session_ids, large)
+    for f in seqs.features:
+        cols[f.name] = feature_lists(seqs.offsets, f, large)
     return pa.table(cols)
+
+
+def feature_lists(offsets: np.ndarray, f: Feature, large: bool | None = None) -> pa.Array:
+    """A feature as a list column aligned with the items lists: ``list<int32>`` (cat) or
+    ``list<float>`` (num), ``list<list<int32>>`` for token lists."""
+    if f.offsets is None:
+        return list_array(offsets, f.values, large)
+    inner = f.offsets - f.offsets[0]
+    tokens = pa.ListArray.from_arrays(pa.array(inner.astype(np.int32)), pa.array(f.values[int(f.offsets[0]) : int(f.offsets[-1])]))
+    return _outer(offsets, tokens, large)
+
+
+def _outer(offsets: np.ndarray, inner: pa.Array, large: bool | None) -> pa.Array:
+    if large is None:
+        large = offsets[-1] - offsets[0] >= 2**31
+    rel = offsets - offsets[0]
+    if large:
+        return pa.LargeListArray.from_arrays(pa.array(rel), inner)
+    return pa.ListArray.from_arrays(pa.array(rel.astype(np.int32)), inner)
 
 
 class SequencesWriter:
@@ -166,7 +190,22 @@ def sequences_npz(seqs: Sequences, user_idx: np.ndarray) -> dict[str, np.ndarray
         arrays["ratings"] = seqs.ratings.astype(np.float32, copy=False)
     if seqs.session_ids is not None:
         arrays["session_ids"] = seqs.session_ids.astype(np.int32, copy=False)
+    for f in seqs.features:  # aligned with items; a token feature's lists by their own offsets
+        arrays[f.name] = f.values
+        if f.offsets is not None:
+            arrays[f"{f.name}_offsets"] = f.offsets.astype(np.int64, copy=False)
     return arrays
+
+
+def feature_vocabulary_table(vocab: Vocabulary) -> pa.Table:
+    """``features/<name>.parquet``: index (int32 1..K), value (as read), count (int64, kept rows)."""
+    return pa.table(
+        {
+            "index": pa.array(vocab.indices, pa.int32()),
+            "value": vocab.ids,
+            "count": pa.array(vocab.counts, pa.int64()),
+        }
+    )
 
 
 #: List columns that hold item indices (sequences, training histories, evaluation negatives).
@@ -189,6 +228,9 @@ def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
         nested = pa.types.is_list(typ) or pa.types.is_large_list(typ)
         value_type = typ.value_type if nested else typ
         leaf = f"{name}.list.element" if nested else name
+        while pa.types.is_list(value_type) or pa.types.is_large_list(value_type):  # token lists in lists
+            value_type = value_type.value_type
+            leaf += ".list.element"
         compression[leaf] = PARQUET_COMPRESSION
         if name == "ratings":
             dictionary.append(leaf)

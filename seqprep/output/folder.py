@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..config import BuildConfig
+from ..config import ATTRIBUTE_ROLES, BuildConfig
 from ..errors import OutputError, write_failed
 from ..io.sources import expand_inputs, sha256_file
 from ..model import BuildResult
@@ -29,8 +29,9 @@ from .atomic import (
     sigterm_unwinds,
     swap_in,
 )
+from .attributes import write_attribute_files, write_recbole_attributes
 from .exports import write_exports
-from .files import dump_json, sequences_npz, write_npz, write_parquet, write_sequences
+from .files import dump_json, feature_vocabulary_table, sequences_npz, write_npz, write_parquet, write_sequences
 from .splits import write_extras
 
 __all__ = ["atomic_output_dir", "build_reads", "check_output", "write_error", "write_outputs"]
@@ -38,7 +39,7 @@ __all__ = ["atomic_output_dir", "build_reads", "check_output", "write_error", "w
 
 def build_reads(config: BuildConfig) -> Reads:
     """What a build reads, which ``--overwrite`` must never delete (:func:`seqprep.output.atomic.check_replaceable`):
-    the input files (globs expanded; stdin and remote URLs have no local path) and the ``--vocab-from``
+    the input files (globs expanded; stdin and remote URLs have no local path), the attribute tables, and the ``--vocab-from``
     folder, which OUT may be (re-encoding a build in place: the old vocabulary is read whole before the
     swap) but not hold. Empty without ``--overwrite`` (nothing is replaced then).
     """
@@ -46,6 +47,8 @@ def build_reads(config: BuildConfig) -> Reads:
         return NO_READS
     local = [s.removeprefix("file://") for s in config.inputs if "://" not in s or s.startswith("file://")]
     inputs = tuple(("input", path) for path in expand_inputs(local) if path != "-")
+    tables = ((f"--{role}-table", config.feature.table(role)) for role in ATTRIBUTE_ROLES)
+    inputs += tuple((flag, str(path)) for flag, path in tables if path is not None)
     vocab = config.vocab.vocab_from
     return Reads(inputs=inputs, in_place=(("--vocab-from folder", vocab),) if vocab is not None else ())
 
@@ -126,8 +129,12 @@ def _write_rest(result: BuildResult, folder: Path, pending: Future[None] | None)
             write_extras(result, folder)
         write_parquet(result.items.to_table("item"), folder / "items.parquet")
         write_parquet(result.users.to_table("user"), folder / "users.parquet")
+        _write_feature_vocabularies(result, folder)
+        write_attribute_files(result, folder)
         if result.config.emit.exports:
             write_exports(result, folder)
+        if "recbole" in result.config.emit.exports:
+            write_recbole_attributes(result, folder)
         if pending is not None:
             pending.result()
         files = {  # nested files too (the Dask engine's sequences/part-NNNNN.parquet), as posix paths
@@ -141,6 +148,16 @@ def _write_rest(result: BuildResult, folder: Path, pending: Future[None] | None)
     except OSError as e:
         raise write_error(e) from e
     return meta
+
+
+def _write_feature_vocabularies(result: BuildResult, folder: Path) -> None:
+    """``features/<name>.parquet`` for every categorical and token feature."""
+    feats = [] if result.sequences is None else [f for f in result.sequences.features if f.vocab is not None]
+    if not feats:
+        return
+    (folder / "features").mkdir(exist_ok=True)
+    for f in feats:
+        write_parquet(feature_vocabulary_table(f.vocab), folder / "features" / f"{f.name}.parquet")
 
 
 def write_error(e: OSError) -> OutputError:

@@ -133,7 +133,22 @@ def _rows_for(s: dict[str, Any]) -> dict[tuple[str, str], str]:
             part = s["splits"].get(name)
             if part is not None:
                 r.add(f"{name} users / interactions", f"{_int(part['users'])} / {_int(part['interactions'])}")
+    _attribute_rows(r, s.get("attributes"))
     return r.cells
+
+
+def _attribute_rows(r: _Rows, attributes: dict[str, Any] | None) -> None:
+    """The item / user attribute tables' coverage of the kept items and users."""
+    for role, table in (attributes or {}).items():
+        if table is None:
+            continue
+        r.head(f"{role} attributes")
+        kept = table["with_row"] + table["without_row"]
+        r.add(f"{role}s with a table row", f"{_int(table['with_row'])} / {_int(kept)} ({_pct(table['with_row'] / kept if kept else 0.0)})")
+        r.add("table rows ignored", f"{_int(table['rows_ignored'])} of {_int(table['table_rows'])}")
+        for c in table["coverage"]:
+            label = f"{c['name']} ({c['kind']}" + ("" if c["values"] is None else f", {_int(c['values'])} values") + ")"
+            r.add(label, f"{_int(c['with_value'])} ({_pct(c['share'])})")
 
 
 def _bar(count: int, top: int, width: int) -> str:

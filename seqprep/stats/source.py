@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..config import make_config
-from ..dataset import flat_list, is_built, load, read_meta, reading
+from ..dataset import Dataset, flat_list, is_built, load, read_meta, reading
 from ..errors import InputError, empty_log
 from ..kernels import csr_offsets, lookup
 from ..kernels.sequences import code_counts
@@ -21,7 +21,7 @@ from ..io import read_log
 from ..resources import limit_threads
 from ..steps.clean import clean
 
-__all__ = ["SPLITS", "Source", "open_source", "split_sizes"]
+__all__ = ["SPLITS", "Source", "attribute_coverage", "open_source", "split_sizes"]
 
 SPLITS = ("train", "valid", "test")
 
@@ -50,6 +50,7 @@ class Source:
     splits: dict[str, Any] | None
     counted_items: np.ndarray | None = None  # counts of ``items`` shifted by one (see above); needed with ``user``
     user: np.ndarray | None = None  # each row's user code (None: CSR rows, user u at offsets[u]:offsets[u+1])
+    attributes: dict[str, Any] | None = None  # a built folder's attribute coverage (attribute_coverage)
 
     def __post_init__(self) -> None:
         if self.user is not None and self.counted_items is None:  # raw item codes start at 0
@@ -102,8 +103,53 @@ def open_source(path: str, *, stdin: BinaryIO | None = None, **read_options: Any
             rows=meta.get("rows", {"read": n, "kept": n, "removed": 0}),
             steps=list(meta.get("steps", [])),
             splits=split_sizes(Path(path), meta),
+            attributes=attribute_coverage(ds),
         )
     return _raw_source(path, stdin, read_options)
+
+
+def attribute_coverage(ds: Dataset) -> dict[str, Any] | None:
+    """How well a built folder's attribute tables cover its kept items and users (None without tables):
+    per table the table's rows, the kept ids with and without a row, the rows ignored, and per
+    attribute the kept ids that have a value."""
+    tables = ds.meta.get("attribute_tables")
+    if not isinstance(tables, dict) or not tables:
+        return None
+    out: dict[str, Any] = {}
+    for role, attrs in (("item", ds.item_features), ("user", ds.user_features)):
+        table = tables.get(role)
+        if not isinstance(table, dict):
+            out[role] = None
+            continue
+        n = ds.num_items if role == "item" else ds.num_users
+        first = 1 if role == "item" else 0  # item rows start with the padding row
+        coverage = []
+        for name in attrs:
+            kind = attrs.kinds[name]
+            if kind == "tokens":
+                has = np.diff(attrs.offsets[name])[first : first + n] > 0
+            else:
+                values = attrs.arrays[name][first : first + n]
+                has = ~np.isnan(values) if kind == "num" else values > 0
+            with_value = int(has.sum())
+            vocab = attrs.vocabularies.get(name)
+            coverage.append(
+                {
+                    "name": name,
+                    "kind": kind,
+                    "values": None if vocab is None else len(vocab),
+                    "with_value": with_value,
+                    "share": with_value / n if n else 0.0,
+                }
+            )
+        out[role] = {
+            "table_rows": int(table.get("rows", 0)),
+            "with_row": int(table.get(f"{role}s_with_row", 0)),
+            "without_row": int(table.get(f"{role}s_without_row", 0)),
+            "rows_ignored": int(table.get("rows_ignored", 0)),
+            "coverage": coverage,
+        }
+    return out
 
 
 def _raw_source(path: str, stdin: BinaryIO | None, read_options: dict[str, Any]) -> Source:

@@ -27,7 +27,7 @@ from .source import Source
 
 __all__ = ["SCHEMA_VERSION", "PERCENTILES", "RARE_ITEM", "summarize", "calendar_unit"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: ``attributes`` (item/user attribute coverage of a built folder)
 PERCENTILES = (10, 25, 50, 75, 90, 99)
 RARE_ITEM = 5  # "items with fewer than 5 interactions"
 MAX_RATING_VALUES = 100  # a rating distribution lists at most this many distinct values
@@ -212,4 +212,5 @@ def _summarize(
         "ratings": rating_summary(),
         "steps": src.steps,
         "splits": src.splits,
+        "attributes": src.attributes,
     }

@@ -10,5 +10,6 @@ whole log, on chunks, or on partitions), so a rule and its message live in exact
 - :mod:`~seqprep.steps.sort`: the stable (user, time) sort into CSR sequences;
 - :mod:`~seqprep.steps.sessions`: session numbers within each user;
 - :mod:`~seqprep.steps.splits`: the evaluation split and the training inputs (deciding, not writing);
+- :mod:`~seqprep.steps.attributes`: item and user attribute tables joined onto the vocabularies;
 - :mod:`~seqprep.steps.meta`: meta.json's content.
 """

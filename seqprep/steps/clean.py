@@ -15,6 +15,7 @@ from typing import Any
 from ..config import BuildConfig
 from ..model import Interactions, Log
 from . import reuse
+from .events import target_rows
 from .filters import apply_filters
 from .missing import drop_missing
 
@@ -29,6 +30,7 @@ def clean(log: Log, config: BuildConfig) -> tuple[Interactions, list[dict[str, A
         keep, unknown = reuse.unknown_items_step(log, inter, config)
         inter = inter.take(keep)
         steps.append(unknown)
-    inter, filtered = apply_filters(inter, log.time_unit, config.filter)
+    counted = (lambda rows: target_rows(rows, config.event)) if config.event.kcore_on == "target" else None
+    inter, filtered = apply_filters(inter, log.time_unit, config.filter, counted)
     steps.extend(filtered)
     return inter, steps

@@ -17,6 +17,7 @@ The reports and the "nothing left" errors are built here for every engine (:func
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -87,8 +88,15 @@ def _apply(
     return report, after, now
 
 
-def apply_filters(inter: Interactions, time_unit: str, opts: FilterOptions) -> tuple[Interactions, list[dict[str, Any]]]:
-    """Run the enabled cleaning steps in their fixed order; -> (kept rows in input order, step reports)."""
+def apply_filters(
+    inter: Interactions,
+    time_unit: str,
+    opts: FilterOptions,
+    counted: Callable[[Interactions], np.ndarray | None] | None = None,
+) -> tuple[Interactions, list[dict[str, Any]]]:
+    """Run the enabled cleaning steps in their fixed order; -> (kept rows in input order, step reports).
+
+    ``counted(rows)``: the rows k-core counts (``--kcore-on target``; None: all)."""
     steps: list[dict[str, Any]] = []
     counts: tuple[int, int] | None = None  # (users, items) present: counted by the first step that runs
 
@@ -117,7 +125,12 @@ def apply_filters(inter: Interactions, time_unit: str, opts: FilterOptions) -> t
 
     if opts.min_user_count > 1 or opts.min_item_count > 1:
         keep, rounds, fixpoint = kcore(
-            inter.user, inter.item, min_user=opts.min_user_count, min_item=opts.min_item_count, max_rounds=opts.kcore_rounds
+            inter.user,
+            inter.item,
+            min_user=opts.min_user_count,
+            min_item=opts.min_item_count,
+            max_rounds=opts.kcore_rounds,
+            counted=None if counted is None else counted(inter),
         )
         report, inter, counts = _apply("kcore", inter, keep, counts, **kcore_details(opts, rounds, fixpoint))
         steps.append(report)

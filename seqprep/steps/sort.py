@@ -6,6 +6,7 @@ in the order given, then line order). That is the tie rule of every output (:dat
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from ..kernels import csr_offsets, time_order
 from ..kernels.sequences import in_time_order, rows_in_time_order, sequence_parts, user_range_rows
-from ..model import Sequences
+from ..model import Feature, Sequences
 from ..resources import sort_threads
 
 __all__ = ["TIE_RULE", "sequences_from"]
@@ -28,6 +29,7 @@ def sequences_from(
     rating: np.ndarray | None,
     user_counts: np.ndarray,
     on_part: Callable[[Sequences, int, int], None] | None = None,
+    features: tuple[Feature, ...] = (),
 ) -> Sequences:
     """Group interactions (already encoded) into time-ordered CSR sequences (sorted on every core).
 
@@ -35,12 +37,14 @@ def sequences_from(
     on a thread pool, and ``on_part(seqs, u0, u1)`` is called in this thread, in user order, as soon
     as users ``u0 <= u < u1`` are in place in ``seqs`` (the arrays being filled): a build writes
     sequences.parquet there while the next groups are still being sorted. The result is the same.
+    ``features`` (aligned with the rows) are put in the same order; with ``on_part`` only features
+    of one value per row (cat, num).
 
     Rows already in (user, time) order (a log written user by user in time order) are not sorted at
-    all: the sequences are the given arrays themselves, no copy is made.
+    all: the sequences are the given arrays (and features) themselves, no copy is made.
     """
     if in_time_order(user_idx, time):
-        return _in_order(user_idx, item_idx, time, rating, user_counts, on_part)
+        return _in_order(user_idx, item_idx, time, rating, user_counts, on_part, features)
     if on_part is None:
         order = time_order(user_idx, time, threads=sort_threads())
         return Sequences(
@@ -48,14 +52,19 @@ def sequences_from(
             items=item_idx[order],
             timestamps=time[order],
             ratings=None if rating is None else rating[order],
+            features=tuple(f.take(order) for f in features),
         )
     offsets = csr_offsets(user_counts)
     n = len(user_idx)
+    if any(f.offsets is not None for f in features):
+        msg = "sequences_from(on_part=...) carries features of one value per row only"
+        raise ValueError(msg)
     seqs = Sequences(
         offsets=offsets,
         items=np.empty(n, dtype=item_idx.dtype),
         timestamps=np.empty(n, dtype=time.dtype),
         ratings=None if rating is None else np.empty(n, dtype=rating.dtype),
+        features=tuple(dataclasses.replace(f, values=np.empty(n, dtype=f.values.dtype)) for f in features),
     )
     bounds = sequence_parts(offsets)
     parts = user_range_rows(user_idx, bounds, counts=user_counts)
@@ -68,6 +77,8 @@ def sequences_from(
         np.take(time, order, out=seqs.timestamps[lo:hi])
         if rating is not None:
             np.take(rating, order, out=seqs.ratings[lo:hi])
+        for f, out in zip(features, seqs.features):
+            np.take(f.values, order, out=out.values[lo:hi])
 
     # this thread writes while the pool sorts: rows grouped by user sort fast, so one core is left
     # for the writer; scattered rows make the sort the longer job, and it gets every core
@@ -92,9 +103,12 @@ def _in_order(
     rating: np.ndarray | None,
     user_counts: np.ndarray,
     on_part: Callable[[Sequences, int, int], None] | None,
+    features: tuple[Feature, ...],
 ) -> Sequences:
     """:func:`sequences_from` of rows already in (user, time) order: the arrays as they are."""
-    seqs = Sequences(offsets=csr_offsets(user_counts), items=item_idx, timestamps=time, ratings=rating)
+    seqs = Sequences(
+        offsets=csr_offsets(user_counts), items=item_idx, timestamps=time, ratings=rating, features=features
+    )
     if on_part is not None:
         bounds = sequence_parts(seqs.offsets)
         for u0, u1 in zip(bounds[:-1].tolist(), bounds[1:].tolist()):

@@ -39,7 +39,7 @@ from ..kernels.splits import (
     time_quantile,
     users_parts,
 )
-from ..model import EvalRows, Extras, Interactions, Log, Sequences
+from ..model import EvalRows, Extras, Feature, Interactions, Log, Sequences
 from ..resources import sort_threads
 from ..timeunits import bound_in_unit
 from ..vocab import Vocabulary
@@ -56,14 +56,17 @@ MAX_HISTORY_ITEMS = 2**29  # ~6 GiB of positions and items while gathering; beyo
 
 
 def decide_parts(
-    offsets: np.ndarray, times: np.ndarray, opts: SplitOptions, time_unit: str
+    offsets: np.ndarray, times: np.ndarray, opts: SplitOptions, time_unit: str, targets: np.ndarray | None = None
 ) -> tuple[np.ndarray | None, dict[str, Any]]:
-    """(part per position or None without a split, the rule and its resolved parameters for meta.json)."""
+    """(part per position or None without a split, the rule and its resolved parameters for meta.json).
+
+    ``targets``: the positions that may be split targets (``--target-events``; None: every one)."""
     rule = opts.rule
     if rule == "loo":
         lengths = np.diff(offsets)
-        short = int(((lengths > 0) & (lengths < 3)).sum())
-        return loo_parts(offsets), {"rule": "loo", "min_interactions": 3, "train_only_users": short}
+        counts = lengths if targets is None else np.bincount(row_of(offsets)[targets], minlength=len(lengths))
+        short = int(((lengths > 0) & (counts < 3)).sum())  # train only: fewer than 3 (target) interactions
+        return loo_parts(offsets, targets=targets), {"rule": "loo", "min_interactions": 3, "train_only_users": short}
     if rule == "time":
         if opts.fractions is not None:
             q1, q2 = opts.fractions
@@ -76,11 +79,11 @@ def decide_parts(
                 msg = f"--test-from {opts.test_from} comes before --valid-from {opts.valid_from}; swap them"
                 raise ConfigError(msg)
             params = {}
-        return time_parts(times, t1, t2), {"rule": "time", **params, "valid_from": t1, "test_from": t2}
+        return time_parts(times, t1, t2, targets), {"rule": "time", **params, "valid_from": t1, "test_from": t2}
     if rule == "users":
         fr = opts.fractions
         per_user = users_parts(offsets, fr, opts.seed)
-        part = held_out_positions(offsets, per_user)
+        part = held_out_positions(offsets, per_user, targets)
         short = int((np.diff(offsets) == 1).sum())
         info = {"rule": "users", "fractions": list(fr), "seed": opts.seed, "min_interactions": 2, "train_only_users": short}
         return part, info
@@ -88,7 +91,12 @@ def decide_parts(
 
 
 def fit_on_train(
-    inter: Interactions, log: Log, config: BuildConfig, steps: list[dict[str, Any]]
+    inter: Interactions,
+    log: Log,
+    config: BuildConfig,
+    steps: list[dict[str, Any]],
+    features: tuple[Feature, ...] = (),
+    targets: np.ndarray | None = None,
 ) -> tuple[Vocabulary, Vocabulary, Sequences, np.ndarray, dict[str, Any]]:
     """``--vocab-from-train``: decide the split first, fit the item vocabulary on training rows only.
 
@@ -100,7 +108,8 @@ def fit_on_train(
     user_order, user_counts = fit_order(inter.user, log.user_ids, config.user_order)
     uidx = lookup(remap_table(user_order, len(log.user_ids), start=USER_START), inter.user)
     order = time_order(uidx, inter.time, threads=sort_threads())
-    sorted_part, info = decide_parts(csr_offsets(user_counts), inter.time[order], config.split, log.time_unit)
+    sorted_targets = None if targets is None else targets[order]
+    sorted_part, info = decide_parts(csr_offsets(user_counts), inter.time[order], config.split, log.time_unit, sorted_targets)
     part = np.empty_like(sorted_part)
     part[order] = sorted_part
     del uidx, order, sorted_part
@@ -126,6 +135,7 @@ def fit_on_train(
     if n_unseen:
         keep = ~unseen
         inter, part, iidx = inter.take(keep), part[keep], iidx[keep]
+        features = tuple(f.take(keep) for f in features)
     user_order, user_counts = fit_order(inter.user, log.user_ids, config.user_order)
     users = fitted(log.user_ids, user_order, user_counts, USER_START)
     items = fitted(log.item_ids, item_order, item_counts, ITEM_START)
@@ -136,14 +146,23 @@ def fit_on_train(
         items=iidx[order],
         timestamps=inter.time[order],
         ratings=None if inter.rating is None else inter.rating[order],
+        features=tuple(f.take(order) for f in features),
     )
     return users, items, seqs, part[order], info
 
 
 def prepare(
-    seqs: Sequences, items: Vocabulary, part: np.ndarray | None, info: dict[str, Any], config: BuildConfig
+    seqs: Sequences,
+    items: Vocabulary,
+    part: np.ndarray | None,
+    info: dict[str, Any],
+    config: BuildConfig,
+    targets: np.ndarray | None = None,
 ) -> tuple[Sequences, Extras | None, dict[str, Any]]:
-    """(sequences to write, the extra outputs, meta.json additions) for the split options of ``config``."""
+    """(sequences to write, the extra outputs, meta.json additions) for the split options of ``config``.
+
+    ``targets``: the positions that are target events (``--target-events``): Caser's window targets
+    and the negatives (the items a user is known to have, the popularity) use them only."""
     opts = config.split
     if part is None and opts.max_len is None and opts.windows is None:
         return seqs, None, {}
@@ -157,11 +176,12 @@ def prepare(
         fields["train_timestamps"] = seqs.timestamps[train]
         evals = _held_out(seqs, part, rule, opts.max_len)
         if opts.eval_negatives:
-            evals, meta["negatives"] = _with_negatives(seqs, train_items, evals, len(items), opts)
+            evals, meta["negatives"] = _with_negatives(seqs, train_items, evals, len(items), opts, targets, train)
         fields.update(evals)
         meta["split"] = _split_meta(info, opts, part, train, train_users, evals)
     if opts.windows is not None:
-        fields["windows"], meta["windows"] = _windows(train_items, train_offsets, train_users, opts, rule)
+        train_targets = None if targets is None else (targets if train is None else targets[train])
+        fields["windows"], meta["windows"] = _windows(train_items, train_offsets, train_users, opts, rule, train_targets)
     if opts.max_len is not None:
         fields["padded"] = padded(seqs.items.astype(np.int32, copy=False), seqs.offsets, opts.max_len, side=opts.pad)
         meta["truncation"] = _truncation_meta(seqs.offsets, opts)
@@ -236,11 +256,16 @@ def _split_meta(
 
 
 def _windows(
-    train_items: np.ndarray, train_offsets: np.ndarray, train_users: np.ndarray, opts: SplitOptions, rule: str | None
+    train_items: np.ndarray,
+    train_offsets: np.ndarray,
+    train_users: np.ndarray,
+    opts: SplitOptions,
+    rule: str | None,
+    targets: np.ndarray | None = None,
 ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], dict[str, Any]]:
     """Caser's training windows (inputs, targets, users) and meta.json's ``windows``."""
     L, T = opts.window_shape  # type: ignore[misc]
-    x, y, r = sliding_windows(train_items, train_offsets, L, T)
+    x, y, r = sliding_windows(train_items, train_offsets, L, T, targets)
     lengths = np.diff(train_offsets)
     meta = {
         "inputs": L,
@@ -303,11 +328,19 @@ def _with_negatives(
     evals: dict[str, EvalRows],
     num_items: int,
     opts: SplitOptions,
+    targets: np.ndarray | None = None,
+    train: np.ndarray | None = None,
 ) -> tuple[dict[str, EvalRows], dict[str, Any]]:
-    """Sample ``opts.eval_negatives`` items per valid/test row that its user never interacted with."""
+    """Sample ``opts.eval_negatives`` items per valid/test row that its user never interacted with
+    (in a target event, with ``targets``; the popularity then counts training target events)."""
     k = opts.eval_negatives
     stride = np.int64(num_items + 1)
-    seen_keys = np.unique(row_of(seqs.offsets) * stride + seqs.items)
+    users, seen_items = row_of(seqs.offsets), seqs.items
+    if targets is not None:
+        users, seen_items = users[targets], seen_items[targets]
+        if train is not None:
+            train_items = seqs.items[train & targets].astype(np.int32, copy=False)
+    seen_keys = np.unique(users * stride + seen_items)
     seen_users = seen_keys // stride
     probs = None
     if opts.negatives == "popularity":
@@ -343,7 +376,8 @@ def _with_negatives(
         "sampler": opts.negatives,
         "seed": opts.seed,
         "distinct": True,
-        "excludes": "every item the user interacted with in the kept log",
+        "excludes": "every item the user interacted with in the kept log"
+        + ("" if targets is None else " in a target event"),
         "popularity_from": "train" if opts.negatives == "popularity" else None,
         "rounds": rounds,
     }
