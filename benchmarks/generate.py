@@ -16,7 +16,10 @@ the real ml-25m file: *not* by time); ``--order time`` groups rows by user (ids 
 and, within a user, by timestamp (equal timestamps in generation order: the log is already
 in seqprep's output order); ``--order shuffled`` writes a random permutation.
 ``--id-kind str28`` writes 28-character upper-case alphanumeric user and item ids
-(like Amazon Reviews 2023) instead of integers.
+(like Amazon Reviews 2023) instead of integers. ``--extra event,price`` appends columns the
+build does not read unless asked (``--where``): ``event`` (text: ``view`` 70%, ``cart`` 20%,
+``buy`` 10%) and ``price`` (``0.01``..``500.00`` with two decimals, empty on 5% of the rows); they
+come from their own generator, so the other columns are those of the same ``--seed`` without them.
 
 Everything is vectorised numpy and deterministic given ``--seed``.  Example::
 
@@ -34,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 HEADER = b"userId,movieId,rating,timestamp\n"
@@ -157,16 +161,38 @@ def generate(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], pa.Array,
     return cols, user_labels, item_labels
 
 
-def write_csv(path: Path, cols: dict[str, np.ndarray], users: pa.Array, items: pa.Array) -> None:
-    """Write the columns in chunks with pyarrow's CSV writer and a MovieLens header."""
+EXTRA_COLUMNS = ("event", "price")
+EVENTS = ["view", "cart", "buy"]
+
+
+def extra_columns(names: list[str], rows: int, seed: int) -> dict[str, pa.Array]:
+    """The ``--extra`` columns, from their own generator (the other columns do not change)."""
+    rng = np.random.default_rng([seed, 17])
+    out: dict[str, pa.Array] = {}
+    for name in names:
+        if name == "event":
+            codes = rng.choice(len(EVENTS), size=rows, p=[0.7, 0.2, 0.1]).astype(np.int8)
+            out[name] = pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(EVENTS))
+        elif name == "price":
+            cents = rng.integers(1, 50_001, size=rows)
+            out[name] = pa.array(cents / 100.0, mask=rng.random(rows) < 0.05)
+    return out
+
+
+def write_csv(
+    path: Path, cols: dict[str, np.ndarray], users: pa.Array, items: pa.Array, extra: dict[str, pa.Array] | None = None
+) -> None:
+    """Write the columns in chunks with pyarrow's CSV writer and a MovieLens header (then the extras)."""
+    extra = extra or {}
     ratings = pa.array(RATING_VALUES)
     schema = pa.schema(
         [("userId", users.type), ("movieId", items.type), ("rating", pa.string()), ("timestamp", pa.int64())]
+        + [(name, pa.string() if name == "event" else pa.float64()) for name in extra]
     )
     options = pacsv.WriteOptions(include_header=False, quoting_style="none")
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:
-        fh.write(HEADER)
+        fh.write(HEADER if not extra else HEADER.rstrip(b"\n") + b"," + ",".join(extra).encode() + b"\n")
         with pacsv.CSVWriter(fh, schema, write_options=options) as writer:
             for lo in range(0, cols["user"].size, CHUNK_ROWS):
                 sl = slice(lo, lo + CHUNK_ROWS)
@@ -176,6 +202,7 @@ def write_csv(path: Path, cols: dict[str, np.ndarray], users: pa.Array, items: p
                         items.take(pa.array(cols["item"][sl])),
                         ratings.take(pa.array(cols["rating"][sl])),
                         pa.array(cols["ts"][sl]),
+                        *(pc.cast(col.slice(lo, CHUNK_ROWS), schema.field(name).type) for name, col in extra.items()),
                     ],
                     schema=schema,
                 )
@@ -193,6 +220,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--zipf", type=float, default=1.0, help="item popularity exponent")
     p.add_argument("--tie-rate", type=float, default=0.2, help="share of equal-second neighbours")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--extra", default="", help=f"comma-separated extra columns to append: {', '.join(EXTRA_COLUMNS)} (for --where)"
+    )
     p.add_argument("-o", "--output", type=Path, required=True)
     return p.parse_args(argv)
 
@@ -202,8 +232,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     t0 = time.perf_counter()
     cols, users, items = generate(args)
+    names = [n for n in args.extra.split(",") if n]
+    if any(n not in EXTRA_COLUMNS for n in names):
+        raise SystemExit(f"--extra takes {', '.join(EXTRA_COLUMNS)}")
+    extra = extra_columns(names, args.rows, args.seed)
     t1 = time.perf_counter()
-    write_csv(args.output, cols, users, items)
+    write_csv(args.output, cols, users, items, extra)
     t2 = time.perf_counter()
     size = args.output.stat().st_size / 2**20
     print(

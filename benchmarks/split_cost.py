@@ -1,11 +1,15 @@
 """What a split (or any extra options) costs on top of the plain build, in wall and CPU seconds.
 
-Runs ``seqprep build LOG`` (the baseline) and ``seqprep build LOG ARGS`` alternately, each in its own
-child process, ``--repeat`` times, and prints the best wall time and the best CPU time (user + sys
-of the child, from ``os.wait4``) of each, and their ratios. CPU seconds are far less sensitive than
-wall seconds to other jobs on a shared machine, so both are shown. For reading, never asserted::
+Runs ``seqprep build LOG`` (the baseline) and ``seqprep build LOG ARGS`` for each ``--args``
+(repeatable) in turn, each in its own child process, ``--repeat`` rounds, and prints the best wall
+time and the best CPU time (user + sys of the child, from ``os.wait4``) of each, and their ratios
+to the baseline. CPU seconds are far less sensitive than wall seconds to other jobs on a shared
+machine, so both are shown. For reading, never asserted::
 
     python benchmarks/split_cost.py /tmp/bench/log5m.csv --args "--split loo" --repeat 4
+    python benchmarks/split_cost.py /tmp/bench/where_25m.csv --repeat 3 \
+        --args "--where \"event != 'view'\" --where \"price > 0\"" \
+        --args "--where \"event in ['view', 'cart', 'buy']\" --where \"price > 0 or price is null\""
 """
 
 from __future__ import annotations
@@ -40,13 +44,15 @@ def measure(cmd: list[str], cwd: Path) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("path", type=Path)
-    ap.add_argument("--args", default="--split loo", help="options of the compared build (default: --split loo)")
+    ap.add_argument(
+        "--args", action="append", help="options of a compared build; repeat for several (default: --split loo)"
+    )
     ap.add_argument("--repeat", type=int, default=3)
     ns = ap.parse_args()
     warm_cache(ns.path)
     work = Path(tempfile.mkdtemp(prefix="seqprep-split-cost-"))
     base = [*seqprep_command(), "build", str(ns.path.resolve()), "--overwrite", "-q"]
-    variants = {"plain": [], ns.args: shlex.split(ns.args)}
+    variants = {"plain": [], **{a: shlex.split(a) for a in ns.args or ["--split loo"]}}
     runs: dict[str, list[tuple[float, float]]] = {k: [] for k in variants}
     try:
         for _ in range(ns.repeat):
@@ -60,10 +66,10 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     best = {k: (min(w for w, _ in v), min(c for _, c in v)) for k, v in runs.items()}
     print(f"input {ns.path} ({ns.path.stat().st_size / 2**20:.1f} MiB), best of {ns.repeat}, nproc={os.cpu_count()}")
+    pw, pc = best["plain"]
     for name, (w, c) in best.items():
-        print(f"{name:<30} wall {w:7.2f} s   cpu {c:7.2f} s")
-    (pw, pc), (xw, xc) = best["plain"], best[ns.args]
-    print(f"ratio vs plain: wall {xw / pw:.2f}x   cpu {xc / pc:.2f}x")
+        ratios = "" if name == "plain" else f"   ratio vs plain: wall {w / pw:.2f}x   cpu {c / pc:.2f}x"
+        print(f"{name:<30} wall {w:7.2f} s   cpu {c:7.2f} s{ratios}")
 
 
 if __name__ == "__main__":

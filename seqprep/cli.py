@@ -25,7 +25,19 @@ from .errors import ConfigError, SeqprepError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_READ_KEYS = ("sep", "header", "names", "user_col", "item_col", "time_col", "rating_col", "id_type", "input_format")
+_READ_KEYS = (
+    "sep",
+    "header",
+    "names",
+    "user_col",
+    "item_col",
+    "time_col",
+    "rating_col",
+    "id_type",
+    "input_format",
+    "session_col",
+    "time_offset_unit",
+)
 
 # --------------------------------------------------------------------------------------------------
 # --help in labelled groups. Click lists every option under one "Options:" heading; a command of
@@ -135,10 +147,29 @@ read_options = _apply(
     option(INPUT, "--user-col", help="Column with the user id (default: userId, user_id, UserID, reviewerID, user)."),
     option(
         INPUT,
+        "--session-col",
+        metavar="COL",
+        help="Key the sequences by this session column; the users' column (--user-col or detected) is kept per "
+        "session in sessions.parquet.",
+    ),
+    option(
+        INPUT,
         "--item-col",
         help="Column with the item id (default: movieId, item_id, itemId, MovieID, asin, parent_asin, item).",
     ),
-    option(INPUT, "--time-col", help="Column with the timestamp (default: timestamp, ts, time, unixReviewTime)."),
+    option(
+        INPUT,
+        "--time-col",
+        help="Column with the timestamp (default: timestamp, ts, time, unixReviewTime); BASE,OFFSET,... adds whole-number "
+        "offset columns to a date or epoch BASE (e.g. eventdate,timeframe).",
+    ),
+    option(
+        INPUT,
+        "--time-offset-unit",
+        type=click.Choice(["s", "ms", "us", "ns"]),
+        default=None,
+        help="Unit of the OFFSET columns of --time-col BASE,OFFSET when BASE holds dates. Default: ms.",
+    ),
     option(INPUT, "--rating-col", help="Column with the rating (default: rating, overall; optional)."),
     option(
         INPUT,
@@ -159,6 +190,16 @@ read_options = _apply(
 )
 """The options that say how to parse input logs, shared by every command that reads one."""
 
+where_option = option(
+    CLEANING,
+    "--where",
+    metavar="EXPR",
+    multiple=True,
+    help="Keep rows where EXPR holds, e.g. \"event != 'view'\" or \"price > 0 and country in ['DE', 'FR']\" "
+    "(== != < <= > >=, in [..], is null, and/or/not; any column). Repeatable: all must hold.",
+)
+"""``--where EXPR``: the row filter of ``build`` and ``stats``."""
+
 cleaning_options = _apply(
     option(
         CLEANING,
@@ -174,6 +215,7 @@ cleaning_options = _apply(
         "(as epoch seconds for raw epoch logs).",
     ),
     option(CLEANING, "--until", metavar="T", help="Keep interactions strictly before T (same forms as --since)."),
+    where_option,
     option(
         CLEANING,
         "--min-rating",
@@ -656,6 +698,13 @@ def build(inputs: tuple[str, ...], output: str, formats: tuple[str, ...], as_jso
     removed_by = _step_summary(m["steps"])
     if removed_by:
         _note(quiet, f"seqprep: removed by step: {removed_by}")
+    if "session_key" in m:
+        k = m["session_key"]
+        _note(
+            quiet,
+            f"seqprep: keyed by {k['column']}: {k['num_sessions']:,} sessions of {k['num_users']:,} users "
+            f"({k['sessions_without_user']:,} sessions without a user); sessions.parquet holds each session's user",
+        )
     if "sessions" in m:
         _note(quiet, f"seqprep: {m['sessions']['num_sessions']:,} sessions (gap {m['sessions']['gap']})")
     if m.get("vocab_reuse"):
@@ -682,6 +731,7 @@ def build(inputs: tuple[str, ...], output: str, formats: tuple[str, ...], as_jso
     help="Raw logs (read with the options below, - for stdin), built folders or their train.parquet.",
 )
 @read_options
+@where_option
 @option(OUTPUTS, "--json", "as_json", is_flag=True, help="Print one JSON document (schema in docs/stats.md) to stdout instead of text.")
 @option(
     OUTPUTS,
@@ -698,7 +748,7 @@ def stats(paths: tuple[str, ...], as_json: bool, plot_file: str | None, **kw: An
     """
     from .stats import describe, format_report
 
-    read_kw = {k: v for k, v in kw.items() if k in _READ_KEYS}
+    read_kw = {k: v for k, v in kw.items() if k in _READ_KEYS or (k == "where" and v)}
     doc = describe(list(paths), plot=plot_file, stdin=sys.stdin.buffer, **read_kw)
     if as_json:
         click.echo(json.dumps(doc, indent=2))

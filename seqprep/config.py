@@ -14,7 +14,8 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args
 
-from .errors import ConfigError
+from .errors import ConfigError, where_message
+from .kernels.predicates import Predicate, PredicateSyntaxError, parse
 from .timeunits import check_window, parse_duration, parse_time
 
 __all__ = [
@@ -43,6 +44,8 @@ __all__ = [
     "Unknown",
     "StreamFormat",
     "ExportName",
+    "OffsetUnit",
+    "parse_where",
 ]
 
 ItemOrder = Literal["frequency", "first-seen", "id"]
@@ -58,6 +61,12 @@ STDOUT = "-"
 Engine = Literal["local", "dask"]
 
 ROLES = ("user", "item", "time", "rating")
+OffsetUnit = Literal["s", "ms", "us", "ns"]
+
+#: Field metadata of the options added after meta.json's layout was fixed: ``to_dict()`` leaves such
+#: an option out while it has its default, so the meta.json of a build that does not use it keeps its
+#: bytes (``from_dict()`` fills the default back in).
+SINCE_V1 = {"omit_default": True}
 
 
 def _check_choice(name: str, value: Any, kind: Any) -> None:
@@ -80,10 +89,44 @@ class ReadOptions:
     rating_col: str | None = None
     id_type: IdType = "auto"
     input_format: InputFormat = "auto"
+    session_col: str | None = field(default=None, metadata=SINCE_V1)
+    time_offset_unit: OffsetUnit | None = field(default=None, metadata=SINCE_V1)
+
+    @property
+    def time_cols(self) -> tuple[str, ...]:
+        """``--time-col A,B,...`` as its column names (one name, or none when it is detected)."""
+        if self.time_col is None:
+            return ()
+        return tuple(c.strip() for c in self.time_col.split(",")) if "," in self.time_col else (self.time_col,)
 
     def validate(self) -> None:
         _check_choice("id_type", self.id_type, IdType)
         _check_choice("input_format", self.input_format, InputFormat)
+        cols = self.time_cols
+        if len(cols) > 1 and (len(set(cols)) != len(cols) or not all(cols)):
+            msg = f"--time-col {self.time_col!r} has empty or repeated names; give distinct columns, e.g. --time-col eventdate,timeframe"
+            raise ConfigError(msg)
+        if self.time_offset_unit is not None:
+            _check_choice("time_offset_unit", self.time_offset_unit, OffsetUnit)
+            if len(cols) < 2:
+                msg = (
+                    "--time-offset-unit sets the unit of the offset columns of --time-col BASE,OFFSET; "
+                    "name the offsets in --time-col, or drop --time-offset-unit"
+                )
+                raise ConfigError(msg)
+        if self.session_col is not None:
+            if not self.session_col or "," in self.session_col:
+                msg = f"--session-col {self.session_col!r} is not one column name; pass e.g. --session-col session_id"
+                raise ConfigError(msg)
+            if self.user_col is not None and self.user_col.lower() == self.session_col.lower():
+                msg = (
+                    f"--session-col and --user-col both name {self.session_col!r}; key the sequences by that "
+                    "column with --user-col alone, or name the users' column in --user-col"
+                )
+                raise ConfigError(msg)
+            if self.session_col.lower() in (c.lower() for c in cols):
+                msg = f"--session-col {self.session_col!r} is also a --time-col column; name the session column in --session-col only"
+                raise ConfigError(msg)
         if self.sep is not None and (self.sep == "" or "\n" in self.sep or "\r" in self.sep):
             msg = f"--sep {self.sep!r} is not a usable separator; pass one or more characters such as ',' or '::'"
             raise ConfigError(msg)
@@ -224,9 +267,18 @@ class FilterOptions:
     min_user_count: int = 0
     min_item_count: int = 0
     kcore_rounds: int | None = None
+    where: tuple[str, ...] = field(default=(), metadata=SINCE_V1)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.where, str):
+            object.__setattr__(self, "where", (self.where,))
+        elif not isinstance(self.where, tuple):
+            object.__setattr__(self, "where", tuple(self.where))
 
     def validate(self) -> None:
         _check_choice("dedup", self.dedup, DedupMode)
+        for text in self.where:
+            parse_where(text)
         if self.min_rating is not None and (
             isinstance(self.min_rating, bool)
             or not isinstance(self.min_rating, (int, float))
@@ -696,6 +748,7 @@ class BuildConfig:
                     ("-o -", self.to_stdout),
                     ("--feature/--time-feature/--item-table/--user-table", self.feature != FeatureOptions()),
                     ("--event-col", self.event != EventOptions()),
+                    *self._new_keys_in_use(),
                 )
                 if used
             ]
@@ -706,9 +759,15 @@ class BuildConfig:
         if self.resources.memory_limit is not None:
             unsupported = [
                 name
-                for name, group in (("filter", self.filter), ("vocab", self.vocab), ("feature", self.feature), ("event", self.event))
+                for name, group in (
+                    ("filter", dataclasses.replace(self.filter, where=())),
+                    ("vocab", self.vocab),
+                    ("feature", self.feature),
+                    ("event", self.event),
+                )
                 if group != type(group)()
             ] + (["--vocab-from-train"] if self.split.vocab_from_train else [])
+            unsupported += [flag for flag, used in self._new_keys_in_use() if used]
             if unsupported:
                 msg = (
                     f"--memory-limit does not support the {', '.join(unsupported)} options yet; "
@@ -717,10 +776,20 @@ class BuildConfig:
                 raise ConfigError(msg)
         return self
 
+    def _new_keys_in_use(self) -> tuple[tuple[str, bool], ...]:
+        """The row filters and sequence keys that only the local in-memory build runs yet (issue 16)."""
+        return (
+            ("--where", bool(self.filter.where)),
+            ("--session-col", self.read.session_col is not None),
+            ("--time-col with several columns", len(self.read.time_cols) > 1),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; ``BuildConfig.from_dict(c.to_dict()) == c``."""
-        d = dataclasses.asdict(self)
-        return _jsonable(d)
+        d = _jsonable(dataclasses.asdict(self))
+        for g, gcls in _GROUPS.items():
+            _without_unset(d[g], gcls)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BuildConfig:
@@ -730,6 +799,33 @@ class BuildConfig:
 
     def replace(self, **changes: Any) -> BuildConfig:
         return make_config(base=self, **changes)
+
+
+def parse_where(text: Any) -> Predicate:
+    """One ``--where`` predicate as its tree; a syntax error names the character and the fix.
+
+    >>> parse_where("price > 0").op
+    '>'
+    >>> parse_where("price >> 0")
+    Traceback (most recent call last):
+    ...
+    seqprep.errors.ConfigError: --where "price >> 0": unexpected '>' at character 8; expected a value after >: a number or a quoted string
+    """
+    if not isinstance(text, str):
+        msg = f"--where takes predicates as text, not {type(text).__name__}; e.g. where=[\"event != 'view'\"]"
+        raise ConfigError(msg)
+    try:
+        return parse(text)
+    except PredicateSyntaxError as e:
+        raise ConfigError(where_message(text, str(e))) from None
+
+
+def _without_unset(d: dict[str, Any], cls: type) -> dict[str, Any]:
+    """``d`` without the options of ``cls`` marked :data:`SINCE_V1` that hold their default."""
+    for f in fields(cls):
+        if f.metadata.get("omit_default") and f.name in d and d[f.name] == _jsonable(f.default):
+            del d[f.name]
+    return d
 
 
 def _jsonable(x: Any) -> Any:
@@ -821,6 +917,8 @@ def make_config(
         group_kw["read"]["names"] = tuple(n.strip() for n in group_kw["read"]["names"].split(","))
     elif group_kw["read"].get("names") is not None:
         group_kw["read"]["names"] = tuple(group_kw["read"]["names"])
+    if isinstance(group_kw["read"].get("time_col"), (list, tuple)):  # time_col=["eventdate", "timeframe"]
+        group_kw["read"]["time_col"] = ",".join(str(c) for c in group_kw["read"]["time_col"])
 
     if base is None:
         if "inputs" not in top_kw or "output" not in top_kw:

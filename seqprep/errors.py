@@ -31,6 +31,8 @@ __all__ = [
     "none_left",
     "one_line",
     "strict_missing",
+    "where_flag",
+    "where_message",
     "write_failed",
 ]
 
@@ -123,3 +125,17 @@ def damaged_output(folder: str, file: str, reason: object) -> InputError:
 def write_failed(reason: str) -> OutputError:
     """The one-line error of a failed write into the output folder (a full disk, a lost mount)."""
     return OutputError(f"cannot write the output: {reason}; free some space or choose another -o")
+
+
+def where_message(expr: str, detail: str) -> str:
+    """A message about one ``--where`` predicate, which it quotes as a shell would need it.
+
+    >>> print(where_message("price >> 0", "unexpected '>' at character 8; ..."))
+    --where "price >> 0": unexpected '>' at character 8; ...
+    """
+    return f"{where_flag(expr)}: {detail}"
+
+
+def where_flag(expr: str) -> str:
+    """``--where "EXPR"`` (in single quotes when EXPR holds a double quote)."""
+    return f'--where "{expr}"' if '"' not in expr else f"--where '{expr}'"

@@ -296,7 +296,8 @@ class EvalRows:
 
 @dataclass(frozen=True)
 class Extras:
-    """Everything beyond sequences.* that a build writes: split files, windows, padded matrices."""
+    """Everything beyond sequences.* that a build writes: split files, windows, padded matrices, the
+    sessions' users."""
 
     train_user_idx: np.ndarray | None = None
     train_offsets: np.ndarray | None = None
@@ -308,6 +309,7 @@ class Extras:
     padded: np.ndarray | None = None
     max_len: int | None = None
     pad: str = "left"
+    sessions: pa.Table | None = None  # --session-col: sessions.parquet (each session's user)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ and recorded in meta.json:
 
 1. inputs are concatenated in the order given (globs expand sorted), rows in file order;
 2. rows with a missing user, item or timestamp are dropped and counted (``--strict`` rejects them);
-   with ``--vocab-from``, rows whose item the reused vocabulary lacks are counted (and dropped with
+   then ``--where`` keeps the rows where every predicate is true; with ``--vocab-from``, rows whose item the reused vocabulary lacks are counted (and dropped with
    ``--unknown drop``); then the optional cleaning steps run in their fixed order - time window,
    rating, dedup, k-core (:mod:`seqprep.steps.filters`) - each counted in meta.json ``steps``;
    kept rows stay in input order;

@@ -190,6 +190,7 @@ SCHEMAS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "items.parquet": {"item_idx": ("int32",), "item_id": _IDS, "count": ("int64",)},
     "users.parquet": {"user_idx": ("int32",), "user_id": _IDS, "count": ("int64",)},
+    "sessions.parquet": {"user_idx": ("int32",), "session_id": _IDS, "user_id": _IDS},  # --session-col
 }
 _OPTIONAL = {"ratings", "session_ids"}
 

@@ -125,13 +125,19 @@ def test_python_m_seqprep():
 # --------------------------------------------------------------------------------------------------
 # --help in labelled groups
 
-_READ = ["sep", "header", "names", "user_col", "item_col", "time_col", "rating_col", "id_type", "input_format"]
+_READ = [
+    "sep", "header", "names", "user_col", "session_col", "item_col", "time_col", "time_offset_unit", "rating_col",
+    "id_type", "input_format",
+]
 
 #: Every command's --help groups, in order, with their parameters in order (click's parameter names).
 HELP_GROUPS: dict[str, dict[str, list[str]]] = {
     "build": {
         "Input": ["inputs", *_READ],
-        "Cleaning": ["strict", "since", "until", "min_rating", "dedup", "min_user_count", "min_item_count", "kcore_on", "kcore_rounds"],
+        "Cleaning": [
+            "strict", "since", "until", "where", "min_rating", "dedup", "min_user_count", "min_item_count", "kcore_on",
+            "kcore_rounds",
+        ],
         "Vocabulary": ["item_order", "user_order", "vocab_from", "unknown", "extend"],
         "Features": ["features", "time_features", "event_col", "target_events", "item_table", "item_key", "item_attrs", "user_table", "user_key", "user_attrs"],
         "Sequences and splits": [
@@ -143,7 +149,7 @@ HELP_GROUPS: dict[str, dict[str, list[str]]] = {
         "Engine": ["engine", "scheduler", "workers", "part_rows", "block_bytes"],
         "Options": ["help"],
     },
-    "stats": {"Input": ["paths", *_READ], "Outputs": ["as_json", "plot_file"], "Options": ["help"]},
+    "stats": {"Input": ["paths", *_READ], "Cleaning": ["where"], "Outputs": ["as_json", "plot_file"], "Options": ["help"]},
     "verify": {"Input": ["path"], "Outputs": ["as_json"], "Options": ["help"]},
     "seqprep": {"Options": ["version", "help"]},
 }

@@ -368,7 +368,15 @@ def _full_builds(tmp_path: Path) -> list[dict]:
     )
     b = seqprep.build(SAMPLE, tmp_path / "b", split="users:0.8,0.1,0.1", vocab_from_train=True)
     c = seqprep.build(SAMPLE, tmp_path / "c", split="time:0.8,0.9")
-    return [a.meta, b.meta, c.meta]
+    d = seqprep.build(_session_log(tmp_path), tmp_path / "d", session_col="sid", time_col="day,ms", where=["ms > 0"])
+    return [a.meta, b.meta, c.meta, d.meta]
+
+
+def _session_log(tmp_path: Path) -> Path:
+    """A session-keyed log with a date and a millisecond offset (the Diginetica layout)."""
+    p = tmp_path / "sessions.csv"
+    p.write_text("sid;user_id;item;ms;day\n1;NA;10;5;2016-05-09\n1;7;11;3;2016-05-09\n2;8;10;1;2016-05-10\n", encoding="utf-8")
+    return p
 
 
 def _documented_keys(page: Path) -> set[str]:
@@ -382,9 +390,11 @@ def test_every_meta_key_is_documented(tmp_path):
         used |= set(meta)
         for step in meta["steps"]:
             used |= set(step)
-        for section in ("split", "sessions", "negatives", "windows", "truncation", "vocab_reuse", "sort", "ties", "timestamp", "rows"):
+        for section in ("split", "sessions", "negatives", "windows", "truncation", "vocab_reuse", "sort", "ties", "timestamp", "rows", "session_key"):
             used |= set(meta.get(section) or {})
-        used |= set(meta["split"]["sizes"]) | set(meta["split"]["sizes"]["valid"]) | set(meta["inputs"][0])
+        if "split" in meta:
+            used |= set(meta["split"]["sizes"]) | set(meta["split"]["sizes"]["valid"])
+        used |= set(meta["inputs"][0]) | set(meta["inputs"][0]["columns"])
         used |= set(meta["options"]) | set(meta["outputs"])
     used.add("engine")  # a Dask build's key; its own keys are checked in tests/test_dask_engine.py
     missing = sorted(used - documented)
@@ -425,9 +435,10 @@ def test_parquet_encodings_are_as_documented(tmp_path):
     import pyarrow.parquet as pq
 
     seqprep.build(SAMPLE, tmp_path / "o", session_gap="1h", split="loo", eval_negatives=2)
+    seqprep.build(_session_log(tmp_path), tmp_path / "s", session_col="sid", time_col="day,ms")
     table = _encoding_table()
     seen = set()
-    for f in sorted((tmp_path / "o").glob("*.parquet")):
+    for f in sorted((tmp_path / "o").glob("*.parquet")) + [tmp_path / "s" / "sessions.parquet"]:
         md = pq.ParquetFile(f).metadata
         for i in range(md.num_columns):
             col = md.row_group(0).column(i)
@@ -438,4 +449,4 @@ def test_parquet_encodings_are_as_documented(tmp_path):
             assert enc in col.encodings, f"{f.name} {name}: {col.encodings}, outputs.md says {enc}"
             assert {"none": "UNCOMPRESSED"}.get(comp, comp.upper()) == col.compression, f"{f.name} {name}"
             seen.add(name)
-    assert {"items", "timestamps", "ratings", "history", "negatives", "session_ids", "count"} <= seen
+    assert {"items", "timestamps", "ratings", "history", "negatives", "session_ids", "count", "session_id"} <= seen

@@ -427,6 +427,7 @@ SCHEMA = {
     **{f"{D}.splits.{name}": "object" for name in ("train", "valid", "test")},
     **{f"{D}.splits.{name}.{k}": "integer" for name in ("train", "valid", "test") for k in ("users", "interactions")},
     f"{D}.attributes": "null",  # a folder without attribute tables (test_attributes.py covers the rest)
+    f"{D}.sessions": "null",  # a session-keyed log's sessions (schema_version 2): tests/test_session_keys.py
 }
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from ..config import BuildConfig
 from ..errors import empty_log
 from ..io import read_log
-from ..model import BuildResult, Feature, Interactions, Log, Sequences
+from ..model import BuildResult, Extras, Feature, Interactions, Log, Sequences
 from ..output.atomic import NO_READS, Reads
 from ..output.files import SequencesWriter, sequences_part
 from ..output.folder import atomic_output_dir, build_reads, check_output, write_error, write_outputs
@@ -35,9 +35,11 @@ from ..io.sniff import ColumnRequest
 from ..steps.events import event_feature, event_requests, events_meta, target_positions, target_rows
 from ..steps.features import column_requests, derive_time_features, encode_features, features_meta
 from ..steps.meta import SequenceFacts, make_meta
+from ..steps.session_key import SessionUsers, session_users
 from ..steps.sessions import add_sessions
 from ..steps.sort import sequences_from
 from ..steps.vocabularies import fit_vocabularies
+from ..steps.where import operand_requests
 from ..vocab import Vocabulary
 from .spill import spilled_sequences
 
@@ -111,17 +113,20 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
             progress=progress,
             spill_dir=spill,
             columns=_requests(config),
+            operands=operand_requests(config),
         )
         if log.num_rows == 0:
             raise empty_log(i.path for i in log.inputs)
+        keyed: SessionUsers | None = None
         if spill is not None:  # --memory-limit: external sort by user range (same result)
             assert limit is not None
             users, items, seqs, steps = spilled_sequences(log, config, spill, limit, progress)
             part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit)
         else:
-            users, items, seqs, part, info, steps = _sorted(log, config, progress, folder)
+            users, items, seqs, part, info, steps, keyed = _sorted(log, config, progress, folder)
         targets = target_positions(seqs, config.event)
-        seqs, sessions = add_sessions(seqs, log.time_unit, config.session)
+        sessions = keyed.table(users, log) if keyed is not None else None
+        seqs, gaps = add_sessions(seqs, log.time_unit, config.session)
         seqs = derive_time_features(seqs, log.time_unit, config.feature, config.item_order)
         meta = make_meta(
             config,
@@ -133,8 +138,10 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
             facts=SequenceFacts.of(seqs),
             steps=steps,
         )
-        if sessions is not None:
-            meta["sessions"] = sessions
+        if gaps is not None:
+            meta["sessions"] = gaps
+        if keyed is not None and sessions is not None:
+            meta["session_key"] = keyed.meta(sessions)
         if seqs.features:
             meta["features"] = features_meta(seqs.features)
         if config.event.event_col is not None:
@@ -146,6 +153,8 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
         meta["attribute_tables"] = attributes_meta["attribute_tables"]
     seqs, extras, extra_meta = splits.prepare(seqs, items, part, info, config, targets)
     meta.update(extra_meta)
+    if sessions is not None:
+        extras = dataclasses.replace(extras or Extras(), sessions=sessions)
     return BuildResult(
         config=config, users=users, items=items, sequences=seqs, meta=meta, extras=extras, attributes=attributes
     )
@@ -153,14 +162,16 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
 
 def _sorted(
     log: Log, config: BuildConfig, progress: Progress, folder: _Folder
-) -> tuple[Vocabulary, Vocabulary, Sequences, np.ndarray | None, dict[str, Any], list[dict[str, Any]]]:
-    """In memory: clean, vocabularies, sort, split decided -> (users, items, seqs, part, info, steps)."""
+) -> tuple[Vocabulary, Vocabulary, Sequences, np.ndarray | None, dict[str, Any], list[dict[str, Any]], SessionUsers | None]:
+    """In memory: clean, vocabularies, sort, split decided -> (users, items, seqs, part, info, steps,
+    the sessions' users of a session-keyed log)."""
     inter, steps = clean(log, config)
+    keyed = session_users(log, inter)
     features = encode_features(inter, config.feature, config.item_order) + event_feature(inter, config.event, config.item_order)
     if config.split.vocab_from_train:
         targets = target_rows(inter, config.event)
         users, items, seqs, part, info = splits.fit_on_train(inter, log, config, steps, features, targets)
-        return users, items, seqs, part, info, steps
+        return users, items, seqs, part, info, steps, keyed
     users, items, uidx, iidx = fit_vocabularies(inter, log, config)
     progress.phase(f"sorting {len(uidx):,} interactions")
     if folder.out is not None and _streams(config, features):
@@ -172,7 +183,7 @@ def _sorted(
     del uidx, iidx, inter, features
     targets = target_positions(seqs, config.event)
     part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit, targets)
-    return users, items, seqs, part, info, steps
+    return users, items, seqs, part, info, steps, keyed
 
 
 def _requests(config: BuildConfig) -> tuple[ColumnRequest, ...]:

@@ -27,12 +27,13 @@ from ..config import ReadOptions
 from ..errors import InputError, one_line
 from ..model import KeyedTable, Log
 from ..progress import SILENT
+from .keys import plan_read, role_of
 from .sniff import COLUMN_ALIASES, ColumnRequest
 from .sources import expand_inputs
 from .stream import DEFAULT_BLOCK_SIZE, stream_log
 from .table import read_table as _read_table
 
-__all__ = ["COLUMN_ALIASES", "ColumnRequest", "arrow_errors_as_input_errors", "expand_inputs", "read_log", "read_table"]
+__all__ = ["COLUMN_ALIASES", "ColumnRequest", "arrow_errors_as_input_errors", "expand_inputs", "read_log", "read_table", "role_of"]
 
 
 def arrow_errors_as_input_errors(f: Any) -> Any:
@@ -63,22 +64,28 @@ def read_log(
     spill_dir: Path | None = None,
     hash_inputs: bool = True,
     columns: tuple[ColumnRequest, ...] = (),
+    operands: tuple[ColumnRequest, ...] = (),
 ) -> Log:
     """Read every input (in order) into one canonical :class:`Log`, streaming block by block.
 
     See :mod:`seqprep.io.stream`; the result equals the whole-file reader's (tests/oracle.py). With
     ``hash_inputs=False`` the inputs' sha256 (``InputInfo.sha256``) is None: nothing is hashed.
+    ``columns`` are read into ``Log.columns``; ``operands`` (the names a ``--where`` predicate uses)
+    too, unless they are the key, item, time or rating column. ``--session-col`` and
+    ``--time-col BASE,OFFSET`` are applied here (:mod:`seqprep.io.keys`).
     """
-    return stream_log(
+    plan = plan_read(inputs, opts, stdin=stdin, columns=columns, operands=operands)
+    log = stream_log(
         inputs,
-        opts,
-        stdin=stdin,
+        plan.opts,
+        stdin=plan.stdin,
         block_size=DEFAULT_BLOCK_SIZE if block_size is None else block_size,
         progress=SILENT if progress is None else progress,
         spill_dir=spill_dir,
         hash_inputs=hash_inputs,
-        columns=columns,
+        columns=plan.requests,
     )
+    return plan.finish(log)
 
 
 @arrow_errors_as_input_errors

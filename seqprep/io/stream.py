@@ -681,9 +681,11 @@ def numbers_checked(
     if not pc.all(ok).as_py():
         bad = np.flatnonzero(~ok.to_numpy(zero_copy_only=False))
         row = int(np.flatnonzero(np.isin(codes, bad))[0])
+        where_flag = req.flag.startswith("--where")
+        fix = "compare it with quoted text" if where_flag else f"read the column as categories ({req.name}:cat)"
         msg = (
             f"{where}: line {lines(row)}: {req.flag} {req.name}: {text[int(codes[row])].as_py()!r} is not a number; "
-            f"fix the row, or read the column as categories ({req.name}:cat)"
+            f"fix the row, or {fix}"
         )
         raise InputError(msg)
     numbers = np.append(pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False), np.nan)

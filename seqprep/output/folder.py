@@ -131,6 +131,8 @@ def _write_rest(result: BuildResult, folder: Path, pending: Future[None] | None)
         write_parquet(result.users.to_table("user"), folder / "users.parquet")
         _write_feature_vocabularies(result, folder)
         write_attribute_files(result, folder)
+        if result.extras is not None and result.extras.sessions is not None:  # --session-col
+            write_parquet(result.extras.sessions, folder / "sessions.parquet")
         if result.config.emit.exports:
             write_exports(result, folder)
         if "recbole" in result.config.emit.exports:

@@ -76,6 +76,10 @@ def _rows_for(s: dict[str, Any]) -> dict[tuple[str, str], str]:
     r.add("kind", {"raw": "raw log", "built": "built folder", "split": "training split"}[s["kind"]])
     r.add("rows read / kept", f"{_int(s['rows']['read'])} / {_int(s['rows']['kept'])}")
     r.add("users", _int(s["users"]))
+    if s["sessions"] is not None:  # keyed by session: the "users" above are the sessions
+        ses = s["sessions"]
+        r.add(f"sessions ({ses['key']})", _int(ses["sessions"]))
+        r.add("users of the sessions", f"{_int(ses['users'])} ({_int(ses['sessions_without_user'])} sessions without)")
     r.add("items", _int(s["items"]))
     r.add("interactions", _int(s["interactions"]))
     r.add("density", f"{100 * s['density']:.4f}%")

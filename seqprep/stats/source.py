@@ -19,7 +19,10 @@ from ..kernels import csr_offsets, lookup
 from ..kernels.sequences import code_counts
 from ..io import read_log
 from ..resources import limit_threads
+from ..model import Interactions, Log
 from ..steps.clean import clean
+from ..steps.session_key import session_users
+from ..steps.where import operand_requests
 
 __all__ = ["SPLITS", "Source", "attribute_coverage", "open_source", "split_sizes"]
 
@@ -51,6 +54,7 @@ class Source:
     counted_items: np.ndarray | None = None  # counts of ``items`` shifted by one (see above); needed with ``user``
     user: np.ndarray | None = None  # each row's user code (None: CSR rows, user u at offsets[u]:offsets[u+1])
     attributes: dict[str, Any] | None = None  # a built folder's attribute coverage (attribute_coverage)
+    sessions: dict[str, Any] | None = None  # a session-keyed log (--session-col): its sessions and their users
 
     def __post_init__(self) -> None:
         if self.user is not None and self.counted_items is None:  # raw item codes start at 0
@@ -104,6 +108,7 @@ def open_source(path: str, *, stdin: BinaryIO | None = None, **read_options: Any
             steps=list(meta.get("steps", [])),
             splits=split_sizes(Path(path), meta),
             attributes=attribute_coverage(ds),
+            sessions=_recorded_sessions(meta.get("session_key")),
         )
     return _raw_source(path, stdin, read_options)
 
@@ -161,7 +166,12 @@ def _raw_source(path: str, stdin: BinaryIO | None, read_options: dict[str, Any])
     config.validate()
     with limit_threads(config.resources.threads):
         log = read_log(
-            config.inputs, config.read, stdin=stdin, block_size=config.resources.block_size_bytes, hash_inputs=False
+            config.inputs,
+            config.read,
+            stdin=stdin,
+            block_size=config.resources.block_size_bytes,
+            hash_inputs=False,
+            operands=operand_requests(config),
         )
         if log.num_rows == 0:
             raise empty_log(i.path for i in log.inputs)
@@ -189,7 +199,41 @@ def _raw_source(path: str, stdin: BinaryIO | None, read_options: dict[str, Any])
             splits=None,
             counted_items=counted_items,
             user=inter.user,
+            sessions=_raw_sessions(log, inter, counts),
         )
+
+
+def _session_entry(key: str, sessions: int, users: int, without: int, several: int) -> dict[str, Any]:
+    return {
+        "key": key,
+        "sessions": sessions,
+        "users": users,
+        "sessions_without_user": without,
+        "sessions_with_several_users": several,
+    }
+
+
+def _raw_sessions(log: Log, inter: Interactions, counts: np.ndarray) -> dict[str, Any] | None:
+    """The ``sessions`` entry of a raw session-keyed log (``counts``: kept rows per key code)."""
+    keyed = session_users(log, inter)
+    if keyed is None:
+        return None
+    present = counts > 0
+    without = int(np.count_nonzero(present & (keyed.first[: len(present)] < 0)))
+    return _session_entry(keyed.session_column, int(present.sum()), keyed.num_users, without, keyed.several)
+
+
+def _recorded_sessions(key: Any) -> dict[str, Any] | None:
+    """The ``sessions`` entry of a built folder, from meta.json's ``session_key``."""
+    if not isinstance(key, dict):
+        return None
+    return _session_entry(
+        key.get("column"),
+        key.get("num_sessions"),
+        key.get("num_users"),
+        key.get("sessions_without_user"),
+        key.get("sessions_with_several_users"),
+    )
 
 
 def _open_train(path: Path) -> Source:

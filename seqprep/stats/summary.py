@@ -27,7 +27,7 @@ from .source import Source
 
 __all__ = ["SCHEMA_VERSION", "PERCENTILES", "RARE_ITEM", "summarize", "calendar_unit"]
 
-SCHEMA_VERSION = 2  # 2: ``attributes`` (item/user attribute coverage of a built folder)
+SCHEMA_VERSION = 2  # 2: ``attributes`` (item/user attribute coverage of a built folder) and ``sessions`` (a session-keyed log)
 PERCENTILES = (10, 25, 50, 75, 90, 99)
 RARE_ITEM = 5  # "items with fewer than 5 interactions"
 MAX_RATING_VALUES = 100  # a rating distribution lists at most this many distinct values
@@ -213,4 +213,5 @@ def _summarize(
         "steps": src.steps,
         "splits": src.splits,
         "attributes": src.attributes,
+        "sessions": src.sessions,
     }

@@ -1,9 +1,10 @@
 """Every row-removing step of a build, in its documented order.
 
 1. rows with a missing user, item or timestamp (:mod:`~seqprep.steps.missing`; ``--strict`` rejects them);
-2. with ``--vocab-from``, rows whose item the reused vocabulary lacks (:mod:`~seqprep.steps.reuse`;
+2. with ``--where``, rows where a predicate is not true (:mod:`~seqprep.steps.where`);
+3. with ``--vocab-from``, rows whose item the reused vocabulary lacks (:mod:`~seqprep.steps.reuse`;
    before the filters, so k-core counts only encodable rows);
-3. the cleaning steps: time window, rating, dedup, k-core (:mod:`~seqprep.steps.filters`).
+4. the cleaning steps: time window, rating, dedup, k-core (:mod:`~seqprep.steps.filters`).
 
 Kept rows stay in input order; each step appends its report to meta.json ``steps``.
 """
@@ -18,6 +19,7 @@ from . import reuse
 from .events import target_rows
 from .filters import apply_filters
 from .missing import drop_missing
+from .where import apply_where
 
 __all__ = ["clean"]
 
@@ -26,6 +28,9 @@ def clean(log: Log, config: BuildConfig) -> tuple[Interactions, list[dict[str, A
     """-> (the rows that survive every step, in input order; the steps' reports)."""
     inter, missing = drop_missing(log, config.strict)
     steps = [missing]
+    inter, where = apply_where(log, inter, config)
+    if where is not None:
+        steps.append(where)
     if config.vocab.vocab_from is not None:
         keep, unknown = reuse.unknown_items_step(log, inter, config)
         inter = inter.take(keep)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..config import BuildConfig
+from ..io.keys import DEFAULT_OFFSET_UNIT
 from ..kernels import tie_stats
 from ..model import InputInfo, Sequences
 from ..version import __version__
@@ -20,7 +21,7 @@ from ..vocab import Vocabulary
 from . import reuse
 from .sort import TIE_RULE
 
-__all__ = ["FORMAT_VERSION", "SequenceFacts", "length_stats", "make_meta"]
+__all__ = ["FORMAT_VERSION", "SequenceFacts", "length_stats", "make_meta", "time_columns"]
 
 FORMAT_VERSION = 1
 
@@ -60,6 +61,24 @@ def length_stats(lengths: np.ndarray) -> dict[str, float | int]:
     }
 
 
+def time_columns(config: BuildConfig, time_unit: str) -> dict[str, Any]:
+    """meta.json ``timestamp``'s record of ``--time-col BASE,OFFSET...`` (nothing for one column).
+
+    >>> from seqprep.config import make_config
+    >>> time_columns(make_config(["f"], "o", time_col="eventdate,timeframe"), "ms")["rule"]
+    'base + offsets: the base date and each offset (in ms) in ms, added in exact int64'
+    """
+    cols = config.read.time_cols
+    if len(cols) < 2:
+        return {}
+    if time_unit == "epoch":
+        unit, rule = "epoch", "base + offsets: epoch numbers, the offsets added as they are (the base's own unit)"
+    else:
+        unit = config.read.time_offset_unit or DEFAULT_OFFSET_UNIT
+        rule = f"base + offsets: the base date and each offset (in {unit}) in {time_unit}, added in exact int64"
+    return {"columns": list(cols), "offset_unit": unit, "rule": rule}
+
+
 def make_meta(
     config: BuildConfig,
     *,
@@ -89,7 +108,7 @@ def make_meta(
         "user_order": config.user_order,
         "sort": {"by": ["user_idx", "timestamp"], "stable": True, "tie_break": TIE_RULE},
         "ties": {"interactions": int(n_ties), "groups": int(tie_groups)},
-        "timestamp": {"dtype": str(facts.timestamp_dtype), "unit": time_unit},
+        "timestamp": {"dtype": str(facts.timestamp_dtype), "unit": time_unit, **time_columns(config, time_unit)},
         "id_types": {"user": users.id_type(), "item": items.id_type()},
         "has_ratings": facts.has_ratings,
         "rows": {"read": rows_read, "kept": kept, "removed": rows_read - kept},
