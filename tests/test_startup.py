@@ -82,6 +82,7 @@ def test_unknown_names_raise_attribute_error():
         ["-o", "-"],
         ["--feature", "rating:cat", "--time-feature", "hour", "--time-feature", "delta", "--split", "loo"],
         ["--item-table", "{items}", "--item-attr", "genres:tokens:|", "--item-attr", "year:num"],
+        ["--where", "rating >= 3.5 and timestamp >= '2015-01-01'", "--where", "movieId not in [1, 2]"],
     ],
     ids=[
         "plain",
@@ -92,6 +93,7 @@ def test_unknown_names_raise_attribute_error():
         "stream",
         "features",
         "item-table",
+        "where",
     ],
 )
 def test_a_cli_build_never_imports_pandas(tmp_path, args):
