@@ -16,7 +16,11 @@ the real ml-25m file: *not* by time); ``--order time`` groups rows by user (ids 
 and, within a user, by timestamp (equal timestamps in generation order: the log is already
 in seqprep's output order); ``--order shuffled`` writes a random permutation.
 ``--id-kind str28`` writes 28-character upper-case alphanumeric user and item ids
-(like Amazon Reviews 2023) instead of integers. ``--extra event,price`` appends columns the
+(like Amazon Reviews 2023) instead of integers. ``--features`` adds three interaction columns
+for ``--feature`` benchmarks: ``genre`` (20 values, one per item, Zipf-skewed), ``shop`` (about
+10,000 values, Zipf-drawn per row) and ``price`` (a number with two decimals, per item, with a
+per-row discount now and then); header ``userId,movieId,rating,timestamp,genre,shop,price``.
+``--extra event,price`` (not with ``--features``) appends columns the
 build does not read unless asked (``--where``): ``event`` (text: ``view`` 70%, ``cart`` 20%,
 ``buy`` 10%) and ``price`` (``0.01``..``500.00`` with two decimals, empty on 5% of the rows); they
 come from their own generator, so the other columns are those of the same ``--seed`` without them.
@@ -158,7 +162,26 @@ def generate(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], pa.Array,
     else:
         perm = rng.permutation(args.rows)
     cols = {"user": user[perm], "item": rank[perm], "rating": rating[perm], "ts": ts[perm]}
+    if args.features:
+        cols.update(feature_columns(rng, rank[perm], args.items))
     return cols, user_labels, item_labels
+
+
+GENRES = 20
+SHOPS = 10_000
+
+
+def feature_columns(rng: np.random.Generator, rank: np.ndarray, items: int) -> dict[str, np.ndarray]:
+    """``--features``: genre code per row (from its item), shop code per row, price in cents."""
+    genre_of_item = zipf_sampler(rng, GENRES, 1.0)(items)
+    base_cents = np.round(np.exp(rng.normal(7.0, 0.8, size=items))).astype(np.int64) + 99
+    shop = zipf_sampler(rng, SHOPS, 0.8)(rank.size)
+    discount = np.where(rng.random(rank.size) < 0.1, 0.8, 1.0)
+    return {
+        "genre": genre_of_item[rank],
+        "shop": shop,
+        "price": np.round(base_cents[rank] * discount).astype(np.int64),
+    }
 
 
 EXTRA_COLUMNS = ("event", "price")
@@ -185,27 +208,36 @@ def write_csv(
     """Write the columns in chunks with pyarrow's CSV writer and a MovieLens header (then the extras)."""
     extra = extra or {}
     ratings = pa.array(RATING_VALUES)
-    schema = pa.schema(
-        [("userId", users.type), ("movieId", items.type), ("rating", pa.string()), ("timestamp", pa.int64())]
-        + [(name, pa.string() if name == "event" else pa.float64()) for name in extra]
-    )
+    fields = [("userId", users.type), ("movieId", items.type), ("rating", pa.string()), ("timestamp", pa.int64())]
+    features = "genre" in cols
+    if features:
+        fields += [("genre", pa.string()), ("shop", pa.string()), ("price", pa.string())]
+        genres = pa.array([f"Genre{k:02d}" for k in range(GENRES)])
+        shops = pa.array([f"shop{k:05d}" for k in range(SHOPS)])
+    fields += [(name, pa.string() if name == "event" else pa.float64()) for name in extra]
+    schema = pa.schema(fields)
     options = pacsv.WriteOptions(include_header=False, quoting_style="none")
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:
-        fh.write(HEADER if not extra else HEADER.rstrip(b"\n") + b"," + ",".join(extra).encode() + b"\n")
+        names = [*(["genre", "shop", "price"] if features else []), *extra]
+        fh.write(HEADER if not names else HEADER.rstrip(b"\n") + b"," + ",".join(names).encode() + b"\n")
         with pacsv.CSVWriter(fh, schema, write_options=options) as writer:
             for lo in range(0, cols["user"].size, CHUNK_ROWS):
                 sl = slice(lo, lo + CHUNK_ROWS)
-                batch = pa.record_batch(
-                    [
-                        users.take(pa.array(cols["user"][sl])),
-                        items.take(pa.array(cols["item"][sl])),
-                        ratings.take(pa.array(cols["rating"][sl])),
-                        pa.array(cols["ts"][sl]),
-                        *(pc.cast(col.slice(lo, CHUNK_ROWS), schema.field(name).type) for name, col in extra.items()),
-                    ],
-                    schema=schema,
-                )
+                arrays = [
+                    users.take(pa.array(cols["user"][sl])),
+                    items.take(pa.array(cols["item"][sl])),
+                    ratings.take(pa.array(cols["rating"][sl])),
+                    pa.array(cols["ts"][sl]),
+                ]
+                if features:
+                    cents = cols["price"][sl]
+                    whole = pa.array(cents // 100).cast(pa.string())
+                    frac = pa.array(cents % 100 + 100).cast(pa.string())  # "1xx": the two decimals after the 1
+                    price = pc.binary_join_element_wise(whole, pc.utf8_slice_codeunits(frac, 1), ".")
+                    arrays += [genres.take(pa.array(cols["genre"][sl])), shops.take(pa.array(cols["shop"][sl])), price]
+                arrays += [pc.cast(col.slice(lo, CHUNK_ROWS), schema.field(name).type) for name, col in extra.items()]
+                batch = pa.record_batch(arrays, schema=schema)
                 writer.write_batch(batch)
 
 
@@ -220,6 +252,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--zipf", type=float, default=1.0, help="item popularity exponent")
     p.add_argument("--tie-rate", type=float, default=0.2, help="share of equal-second neighbours")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--features", action="store_true", help="add genre (20), shop (~10,000) and price columns")
     p.add_argument(
         "--extra", default="", help=f"comma-separated extra columns to append: {', '.join(EXTRA_COLUMNS)} (for --where)"
     )
@@ -235,6 +268,8 @@ def main(argv: list[str] | None = None) -> None:
     names = [n for n in args.extra.split(",") if n]
     if any(n not in EXTRA_COLUMNS for n in names):
         raise SystemExit(f"--extra takes {', '.join(EXTRA_COLUMNS)}")
+    if names and args.features:
+        raise SystemExit("--extra and --features both write a price column; pass one of them")
     extra = extra_columns(names, args.rows, args.seed)
     t1 = time.perf_counter()
     write_csv(args.output, cols, users, items, extra)

@@ -2,14 +2,16 @@
 
 Runs ``seqprep build LOG`` (the baseline) and ``seqprep build LOG ARGS`` for each ``--args``
 (repeatable) in turn, each in its own child process, ``--repeat`` rounds, and prints the best wall
-time and the best CPU time (user + sys of the child, from ``os.wait4``) of each, and their ratios
-to the baseline. CPU seconds are far less sensitive than wall seconds to other jobs on a shared
+time, the best CPU time (user + sys of the child) and the lowest peak RSS (``ru_maxrss``) of each,
+all from ``os.wait4``, with the medians and ranges of every run, and their ratios to the baseline. CPU seconds are far less sensitive than wall seconds to other jobs on a shared
 machine, so both are shown. For reading, never asserted::
 
     python benchmarks/split_cost.py /tmp/bench/log5m.csv --args "--split loo" --repeat 4
     python benchmarks/split_cost.py /tmp/bench/where_25m.csv --repeat 3 \
         --args "--where \"event != 'view'\" --where \"price > 0\"" \
         --args "--where \"event in ['view', 'cart', 'buy']\" --where \"price > 0 or price is null\""
+    python benchmarks/split_cost.py /tmp/bench/feat25m.csv --repeat 3 \
+        --args "--feature genre:cat --feature shop:cat --feature price:num"
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import argparse
 import os
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import seqprep_command, warm_cache  # noqa: E402
 
 
-def measure(cmd: list[str], cwd: Path) -> tuple[float, float]:
-    """(wall s, CPU s) of one child run; stops the script if it fails."""
+def measure(cmd: list[str], cwd: Path) -> tuple[float, float, float]:
+    """(wall s, CPU s, peak RSS MiB) of one child run; stops the script if it fails."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -38,7 +41,7 @@ def measure(cmd: list[str], cwd: Path) -> tuple[float, float]:
     if proc.returncode != 0:
         msg = f"failed (exit {proc.returncode}): {shlex.join(cmd)}"
         raise SystemExit(msg)
-    return wall, usage.ru_utime + usage.ru_stime
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024  # ru_maxrss: KiB on Linux
 
 
 def main() -> None:
@@ -53,23 +56,26 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="seqprep-split-cost-"))
     base = [*seqprep_command(), "build", str(ns.path.resolve()), "--overwrite", "-q"]
     variants = {"plain": [], **{a: shlex.split(a) for a in ns.args or ["--split loo"]}}
-    runs: dict[str, list[tuple[float, float]]] = {k: [] for k in variants}
+    runs: dict[str, list[tuple[float, float, float]]] = {k: [] for k in variants}
     try:
         for _ in range(ns.repeat):
             for name, extra in variants.items():
                 out = str(work / f"out-{len(runs[name])}-{'x' if extra else 'plain'}")
-                wall, cpu = measure([*base, "-o", out, *extra], work)
-                runs[name].append((wall, cpu))
+                wall, cpu, rss = measure([*base, "-o", out, *extra], work)
+                runs[name].append((wall, cpu, rss))
                 shutil.rmtree(out, ignore_errors=True)
-                print(f"[{name}] wall {wall:.2f}s cpu {cpu:.2f}s load {os.getloadavg()[0]:.1f}", file=sys.stderr)
+                print(f"[{name}] wall {wall:.2f}s cpu {cpu:.2f}s peak {rss:.0f} MiB load {os.getloadavg()[0]:.1f}", file=sys.stderr)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    best = {k: (min(w for w, _ in v), min(c for _, c in v)) for k, v in runs.items()}
+    best = {k: tuple(min(r[i] for r in v) for i in range(3)) for k, v in runs.items()}
     print(f"input {ns.path} ({ns.path.stat().st_size / 2**20:.1f} MiB), best of {ns.repeat}, nproc={os.cpu_count()}")
-    pw, pc = best["plain"]
-    for name, (w, c) in best.items():
-        ratios = "" if name == "plain" else f"   ratio vs plain: wall {w / pw:.2f}x   cpu {c / pc:.2f}x"
-        print(f"{name:<30} wall {w:7.2f} s   cpu {c:7.2f} s{ratios}")
+    pw, pc, pm = best["plain"]
+    for name, (w, c, m) in best.items():
+        ratios = "" if name == "plain" else f"   ratio vs plain: wall {w / pw:.2f}x   cpu {c / pc:.2f}x   peak RSS +{m - pm:.0f} MiB"
+        print(f"{name:<30} wall {w:7.2f} s   cpu {c:7.2f} s   peak RSS {m:8.0f} MiB{ratios}")
+    for name, v in runs.items():  # the spread: medians and ranges of every run
+        cols = [(label, [r[i] for r in v]) for i, label in enumerate(("wall s", "cpu s", "peak MiB"))]
+        print(f"{name:<30} " + "   ".join(f"{label} median {statistics.median(x):.2f} [{min(x):.2f}..{max(x):.2f}]" for label, x in cols))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ such as ``sep=";"`` is routed to the group that owns it, so ``seqprep.build(...,
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args
 
@@ -400,6 +401,11 @@ class FeatureOptions:
         if dup:
             msg = f"feature {dup[0]!r} is given twice; give each --feature / --time-feature once"
             raise ConfigError(msg)
+        for n in names:
+            if "/" in n or "\\" in n or n.startswith("."):
+                msg = f"feature name {n!r} cannot name a file features/{n}.parquet; rename the column (--names for CSV)"
+                raise ConfigError(msg)
+        _check_feature_columns(names)
         self._validate_attribute_names(names)
 
     def _validate_tables(self) -> None:
@@ -437,6 +443,42 @@ class FeatureOptions:
                 taken[name] = flag
 
 
+def _check_feature_columns(names: list[str]) -> None:
+    """No two outputs' columns or arrays of the features (and none of the fixed ones) share a name:
+    ``ts`` would give ``target_ts`` in valid.parquet, ``a_offsets`` the offsets of a token feature ``a``."""
+    for base, prefixes in _FEATURE_LAYOUTS:
+        owner = {b: None for b in base}
+        for n in names:
+            for prefix in prefixes:
+                for key in (f"{prefix}{n}", f"{prefix}{n}_offsets"):
+                    if key in owner:
+                        other = "a column seqprep writes" if owner[key] is None else f"a column of feature {owner[key]!r}"
+                        msg = f"feature name {n!r} would give the output column {key!r}, which is {other}; rename the column (--names for CSV)"
+                        raise ConfigError(msg)
+                    owner[key] = n
+
+
+def _check_recbole_fields(names: list[str]) -> None:
+    """A feature becomes the RecBole field ``<name>:<type>``: no ':' or white space, no clash."""
+    for n in names:
+        if ":" in n or any(c.isspace() for c in n):
+            msg = f"--export recbole: feature {n!r} cannot name a RecBole field (name:type), it holds ':' or white space; rename the column (--names for CSV) or drop --export recbole"
+            raise ConfigError(msg)
+        if n in ("user_id", "item_id", "rating", "timestamp"):
+            msg = f"--export recbole: feature {n!r} would repeat the RecBole field {n!r} the export writes already; rename the column (--names for CSV) or drop --export recbole"
+            raise ConfigError(msg)
+
+
+#: Per kind of output file: (its fixed columns and arrays, the prefixes of its feature columns).
+_FEATURE_LAYOUTS = (
+    (("user_idx", "user_id", "items", "timestamps", "ratings", "session_ids", "offsets", "padded"), ("", "padded_")),
+    (
+        ("user_idx", "user_id", "history", "history_offsets", "history_padded", "target", "target_ts", "negatives"),
+        ("history_", "target_", "history_padded_"),
+    ),
+    (("inputs", "targets", "users"), ("inputs_", "targets_")),
+)
+
 #: Columns of the outputs a feature may not be named after.
 RESERVED_COLUMNS = frozenset(
     {"user_idx", "user_id", "items", "timestamps", "ratings", "session_ids", "history", "target", "target_ts", "negatives", "offsets", "padded"}
@@ -469,26 +511,37 @@ def parse_attribute(text: str, flag: str) -> tuple[str, str, FeatureKind | None,
 def parse_feature(text: str, flag: str) -> tuple[str, str, FeatureKind | None, str | None]:
     """``COL[:KIND]`` -> (name, column, kind or None, token separator).
 
+    KIND is read from the end (``:cat``, ``:num``, ``:tokens:SEP``), so a column whose name ends in
+    ``:`` (the Amazon reviews' ``style.Color:``) is ``style.Color:`` alone, or ``style.Color::cat``.
+
     >>> parse_feature("genres:tokens:|", "--feature"), parse_feature("style.Color", "--feature")
     (('genres', 'genres', 'tokens', '|'), ('style.Color', 'style.Color', None, None))
+    >>> parse_feature("style.Color::cat", "--feature"), parse_feature("style.Size:", "--feature")[2]
+    (('style.Color:', 'style.Color:', 'cat', None), None)
     """
-    col, sep, rest = str(text).partition(":")
+    text = str(text)
+    tokens = re.fullmatch(r"(.*?):tokens:(.+)", text, flags=re.DOTALL)
+    kinded = re.fullmatch(r"(.*):(cat|num)", text, flags=re.DOTALL)
+    kind: str | None
+    if tokens:
+        col, kind, token_sep = tokens.group(1), "tokens", tokens.group(2)
+    elif kinded:
+        col, kind, token_sep = kinded.group(1), kinded.group(2), None
+    else:
+        col, kind, token_sep = text, None, None
     col = col.strip()
     if not col:
         msg = f"{flag} {text!r} names no column; pass {flag} COL or {flag} COL:cat|num|tokens:SEP"
         raise ConfigError(msg)
-    if not sep:
-        return col, col, None, None
-    kind, _, token_sep = rest.partition(":")
-    if kind == "tokens":
-        if not token_sep:
-            msg = f"{flag} {text!r}: tokens needs its separator, e.g. {flag} {col}:tokens:|"
+    if kind is None:
+        head, _, tail = text.rpartition(":")
+        if tail.strip() == "tokens":
+            msg = f"{flag} {text!r}: tokens needs its separator, e.g. {flag} {head.strip()}:tokens:|"
             raise ConfigError(msg)
-        return col, col, "tokens", token_sep
-    if kind not in ("cat", "num") or token_sep:
-        msg = f"{flag} {text!r}: the kind must be cat, num or tokens:SEP, e.g. {flag} {col}:cat"
-        raise ConfigError(msg)
-    return col, col, kind, None  # type: ignore[return-value]
+        if head and tail:  # a kind that is none of them (a trailing ':' belongs to the column's name)
+            msg = f"{flag} {text!r}: the kind must be cat, num or tokens:SEP, e.g. {flag} {text.split(':')[0].strip()}:cat"
+            raise ConfigError(msg)
+    return col, col, kind, token_sep  # type: ignore[return-value]
 
 
 KcoreOn = Literal["all", "target"]
@@ -726,6 +779,8 @@ class BuildConfig:
         if self.to_stdout and self.emit.exports:
             msg = "--export writes files into the output folder, and -o - has none; pass -o OUT"
             raise ConfigError(msg)
+        if "recbole" in self.emit.exports:
+            _check_recbole_fields([n for n, *_ in self.feature.specs()] + [n for n, _ in self.feature.time_specs()])
         if self.to_stdout and (self.feature.item_table is not None or self.feature.user_table is not None):
             msg = "--item-table/--user-table write item_features/user_features files into the output folder, and -o - has none; pass -o OUT"
             raise ConfigError(msg)

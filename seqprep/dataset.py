@@ -12,13 +12,14 @@ from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .errors import InputError, damaged_output
 from .kernels import padded as _padded
 from .vocab import Vocabulary
 
-__all__ = ["READ_ERRORS", "Attributes", "Dataset", "load", "is_built", "flat_list", "need_columns", "read_meta", "read_sequences_table", "reading"]
+__all__ = ["READ_ERRORS", "Attributes", "Dataset", "TokenLists", "feature_values", "load", "read_feature_vocabulary", "is_built", "flat_list", "need_columns", "read_meta", "read_sequences_table", "reading", "sequence_features"]
 
 #: What reading a damaged file of a built folder raises: pyarrow's errors, OSError (unreadable),
 #: EOFError (numpy on an empty .npz), ValueError (bad JSON or UTF-8, numpy refusing pickled data, a
@@ -138,6 +139,28 @@ class Attributes(Mapping[str, np.ndarray]):
 
 
 @dataclass(frozen=True)
+class TokenLists:
+    """A ``tokens`` feature: interaction ``k`` holds the token indices ``values[offsets[k]:offsets[k+1]]``.
+
+    >>> t = TokenLists(np.array([0, 2, 2, 3]), np.array([4, 1, 2], dtype=np.int32))
+    >>> len(t), t[0].tolist(), t[1].tolist()
+    (3, [4, 1], [])
+    """
+
+    offsets: np.ndarray
+    values: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        return self.values[self.offsets[k] : self.offsets[k + 1]]
+
+
+FeatureValues = np.ndarray | TokenLists
+
+
+@dataclass(frozen=True)
 class Dataset:
     """A built dataset: vocabularies, CSR arrays and meta.
 
@@ -145,6 +168,11 @@ class Dataset:
     1..N (0 is padding and never appears; N+1 is ``oov_idx`` in a ``--unknown oov`` build).
     ``encode`` / ``decode`` map original item ids to indices and back; ``encode_users`` /
     ``decode_users`` do the same for users.
+
+    ``features`` (``--feature``, ``--time-feature``): name -> values aligned with ``items`` (int32
+    indices 1..K for ``cat``, 0 = missing; float32 for ``num``, NaN = missing; :class:`TokenLists`
+    for ``tokens``); ``feature(name)``, ``feature_vocab(name)`` and ``decode_feature(name, indices)``
+    read them, ``padded_feature`` lays one out as ``padded`` lays out the items.
     """
 
     path: Path
@@ -157,6 +185,8 @@ class Dataset:
     ratings: np.ndarray | None
     user_idx: np.ndarray
     session_ids: np.ndarray | None = None  # --session-gap: session number within each user, from 0
+    features: dict[str, FeatureValues] = field(default_factory=dict)
+    feature_vocabs: dict[str, Vocabulary] = field(default_factory=dict)
     item_features: Attributes = field(default_factory=lambda: Attributes("item", {}, {}, {}, {}))
     user_features: Attributes = field(default_factory=lambda: Attributes("user", {}, {}, {}, {}))
 
@@ -208,6 +238,46 @@ class Dataset:
         """int32 [U, max_len]: each user's ``max_len`` most recent items, padded with 0."""
         return _padded(self.items.astype(np.int32, copy=False), self.offsets, max_len, side=side)
 
+    def feature(self, name: str) -> FeatureValues:
+        """Feature ``name``'s values, aligned with ``items`` (a :class:`TokenLists` for ``tokens``)."""
+        if name not in self.features:
+            have = ", ".join(self.features) or "none (build with --feature COL or --time-feature NAME)"
+            msg = f"this dataset has no feature {name!r}; its features: {have}"
+            raise KeyError(msg)
+        return self.features[name]
+
+    def feature_vocab(self, name: str) -> Vocabulary:
+        """The vocabulary of the ``cat`` or ``tokens`` feature ``name`` (index 1..K -> value)."""
+        self.feature(name)
+        if name not in self.feature_vocabs:
+            msg = f"feature {name!r} is num: its values are numbers, with no vocabulary"
+            raise KeyError(msg)
+        return self.feature_vocabs[name]
+
+    def decode_feature(self, name: str, indices: Any) -> pa.Array:
+        """Indices of feature ``name`` -> its original values (vectorised); 0 (missing, padding) and
+        the ``oov_idx`` give null; an index outside 0..K (or the oov_idx) raises IndexError."""
+        vocab = self.feature_vocab(name)
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        blank = idx == 0
+        if vocab.oov_idx is not None:
+            blank |= idx == vocab.oov_idx
+        if not blank.any():
+            return vocab.decode(idx)
+        if blank.all():
+            return pa.nulls(len(idx), vocab.ids.type)
+        values = vocab.decode(np.where(blank, 1, idx))
+        return pc.if_else(pa.array(~blank), values, pa.scalar(None, values.type))
+
+    def padded_feature(self, name: str, max_len: int, side: Literal["left", "right"] = "left") -> np.ndarray:
+        """[U, max_len] of feature ``name`` aligned with :meth:`padded`: int32 (``cat``, padding 0) or
+        float32 (``num``, padding 0.0); a ``tokens`` feature has no matrix (use :meth:`feature`)."""
+        values = self.feature(name)
+        if self.meta["features"][name]["kind"] == "tokens":
+            msg = f"feature {name!r} holds token lists, which make no [U, max_len] matrix; read ds.feature({name!r})"
+            raise ValueError(msg)
+        return _padded(np.asarray(values), self.offsets, max_len, side=side)
+
 
 def flat_list(col: pa.ChunkedArray, *, nulls: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """A list column as (offsets from 0, values); ``nulls=False`` raises ValueError on a null list."""
@@ -245,6 +315,9 @@ def load(path: str | Path) -> Dataset:
     meta = read_meta(p)
     item_vocab = _read_vocabulary(p, "item").with_oov(meta.get("oov_idx"))
     user_vocab = _read_vocabulary(p, "user")
+    entries = sequence_features(meta)
+    specs = {name: str(f.get("kind")) for name, f in entries.items()}
+    vocabs = {name: read_feature_vocabulary(p, name, f.get("oov_idx")) for name, f in entries.items() if f.get("vocabulary")}
     ratings = session_ids = None
     if (p / "sequences.npz").is_file():
         # our own handle, closed even when np.load fails on a bad zip
@@ -258,6 +331,7 @@ def load(path: str | Path) -> Dataset:
                 ratings = z["ratings"]
             if "session_ids" in z.files:
                 session_ids = z["session_ids"]
+            features = _npz_features(z, specs, p)
     elif (p / "sequences.parquet").is_file() or (p / "sequences").is_dir():
         name = "sequences.parquet" if (p / "sequences.parquet").is_file() else "sequences/"
         with reading(p, name):
@@ -270,6 +344,8 @@ def load(path: str | Path) -> Dataset:
             if "session_ids" in table.column_names:
                 _, session_ids = flat_list(table["session_ids"])
             user_idx = table["user_idx"].to_numpy()
+            need_columns(table, tuple(specs), p, name)
+            features = {n: feature_values(table[n], kind) for n, kind in specs.items()}
     else:
         msg = f"{str(p)!r} holds neither sequences.parquet, sequences/ nor sequences.npz; rebuild it with seqprep build"
         raise InputError(msg)
@@ -284,9 +360,53 @@ def load(path: str | Path) -> Dataset:
         ratings=ratings,
         user_idx=user_idx,
         session_ids=session_ids,
+        features=features,
+        feature_vocabs=vocabs,
         item_features=_read_attributes(p, meta, "item"),
         user_features=_read_attributes(p, meta, "user"),
     )
+
+
+def sequence_features(meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The entries of ``meta["features"]`` that travel with the items (source ``interaction`` or
+    ``derived``); the item and user attributes (``--item-table``, ``--user-table``) are not among them.
+
+    >>> sorted(sequence_features({"features": {"g": {"source": "interaction"}, "a": {"source": "item"}}}))
+    ['g']
+    """
+    return {
+        name: f
+        for name, f in (meta.get("features") or {}).items()
+        if isinstance(f, dict) and f.get("source") not in ("item", "user")
+    }
+
+
+def read_feature_vocabulary(p: Path, name: str, oov_idx: int | None = None) -> Vocabulary:
+    """``features/<name>.parquet`` of the built folder ``p`` as a :class:`Vocabulary` (indices 1..K)."""
+    file = f"features/{name}.parquet"
+    with reading(p, file):
+        table = pq.read_table(p / "features" / f"{name}.parquet")
+        need_columns(table, ("index", "value", "count"), p, file)
+        return Vocabulary.from_feature_table(table).with_oov(oov_idx)
+
+
+def feature_values(col: pa.ChunkedArray, kind: str) -> FeatureValues:
+    """A feature's list column (sequences.parquet, train.parquet) -> its values aligned with the items."""
+    if kind != "tokens":
+        return flat_list(col)[1]
+    outer = col.combine_chunks()
+    o = np.asarray(outer.offsets, dtype=np.int64)
+    inner = outer.values.slice(int(o[0]), int(o[-1] - o[0]))  # one list of tokens per interaction
+    io = np.asarray(inner.offsets, dtype=np.int64)
+    return TokenLists(io - io[0], inner.values.to_numpy(zero_copy_only=False)[io[0] : io[-1]])
+
+
+def _npz_features(z: Any, specs: dict[str, str], p: Path) -> dict[str, FeatureValues]:
+    """The features' arrays of sequences.npz (``<name>``, and ``<name>_offsets`` for tokens)."""
+    missing = [k for n, kind in specs.items() for k in ([n, f"{n}_offsets"] if kind == "tokens" else [n]) if k not in z.files]
+    if missing:
+        raise damaged_output(str(p), "sequences.npz", f"no array {', '.join(missing)}")
+    return {n: TokenLists(z[f"{n}_offsets"], z[n]) if kind == "tokens" else z[n] for n, kind in specs.items()}
 
 
 def _read_attributes(p: Path, meta: dict[str, Any], role: Literal["item", "user"]) -> Attributes:

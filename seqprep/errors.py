@@ -66,6 +66,16 @@ def one_line(text: object, limit: int = 300) -> str:
     return " ".join(str(text).split())[:limit]
 
 
+def column_list(names: Iterable[object]) -> str:
+    """Column names for a message, comma-separated; a name holding a newline, tab or other
+    unprintable character is shown quoted with escapes, so the message stays one line.
+
+    >>> column_list(["user", "a\\nb"])
+    "user, 'a\\\\nb'"
+    """
+    return ", ".join(n if isinstance(n, str) and n.isprintable() else repr(n) for n in names)
+
+
 def empty_log(paths: Iterable[str]) -> InputError:
     return InputError(f"the log is empty: no interaction rows in {', '.join(paths)}; check the input")
 

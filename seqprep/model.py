@@ -17,12 +17,14 @@ import numpy as np
 import pyarrow as pa
 
 from .config import BuildConfig
+from .kernels import padded as padded_matrix
 from .vocab import Vocabulary
 
 __all__ = [
     "BuildResult",
     "EvalRows",
     "Extras",
+    "Feature",
     "InputInfo",
     "Interactions",
     "KeyedTable",
@@ -206,12 +208,26 @@ class Feature:
     """One encoded feature, aligned with what carries it (the kept rows, then the sequences' positions).
 
     - ``cat``: ``values`` int32 indices 1..K into ``vocab`` (0 = missing, the padding index too);
+      while the rows are still in input order (before the sort), a narrower unsigned type when K
+      allows (uint8, uint16): the sort holds them beside their sorted copy, which :meth:`widened`
+      makes int32 again;
     - ``num``: ``values`` float32, NaN = missing (``vocab`` None);
     - ``tokens``: row ``k`` holds the int32 indices ``values[offsets[k]:offsets[k+1]]`` (an empty
       list when missing).
 
     ``column``: the log's column (or the rule, for a derived feature); ``missing``: rows without a
-    value; ``empty_tokens``: empty tokens skipped (``a||b``).
+    value; ``empty_tokens``: empty tokens skipped (``a||b``); ``unseen``: values the vocabulary does
+    not know (a reused one, or one fitted on the training rows): rows for ``cat``, tokens for
+    ``tokens``; ``fit``: where the vocabulary comes from (``kept``: the kept rows, ``train``: the
+    training rows, ``reused`` / ``extended``: an earlier build's).
+
+    >>> f = Feature("g", "interaction", "cat", np.array([2, 1, 0], dtype=np.int32))
+    >>> f.take_padded(np.array([1, -1, 0])).values.tolist()
+    [1, 0, 2]
+    >>> t = Feature("t", "interaction", "tokens", np.array([5, 6, 7], dtype=np.int32), offsets=np.array([0, 2, 2, 3]))
+    >>> p = t.padded(np.array([0, 3]), 2, "left")
+    >>> p.offsets.tolist(), p.values.tolist()
+    ([0, 0, 1], [7])
     """
 
     name: str
@@ -223,6 +239,8 @@ class Feature:
     column: str = ""
     missing: int = 0
     empty_tokens: int = 0
+    unseen: int = 0
+    fit: Literal["kept", "train", "reused", "extended"] = "kept"
 
     @property
     def rows(self) -> int:
@@ -246,6 +264,40 @@ class Feature:
         np.cumsum(lengths, out=offsets[1:])
         pos = np.repeat(starts - offsets[:-1], lengths) + np.arange(int(offsets[-1]), dtype=np.int64)
         return dataclasses.replace(self, values=self.values[pos], offsets=offsets)
+
+    def widened(self) -> Feature:
+        """``cat`` / ``tokens`` indices as int32 (the type of every output), whatever they were held as."""
+        if self.kind == "num" or self.values.dtype == np.int32:
+            return self
+        return dataclasses.replace(self, values=self.values.astype(np.int32))
+
+    def take_padded(self, pos: np.ndarray) -> Feature:
+        """The rows at the positions ``pos`` (int), where ``-1`` is a padding cell: 0 (``cat``), 0.0
+        (``num``) or an empty list (``tokens``)."""
+        pos = np.asarray(pos, dtype=np.int64)
+        pad = pos < 0
+        if self.offsets is None:
+            if len(self.values) == 0:
+                return dataclasses.replace(self, values=np.zeros(len(pos), dtype=self.values.dtype))
+            values = self.values[np.where(pad, 0, pos)]
+            values[pad] = 0
+            return dataclasses.replace(self, values=values)
+        safe = np.where(pad, 0, pos)
+        lengths = np.where(pad, 0, np.diff(self.offsets)[safe] if len(self.offsets) > 1 else 0)
+        starts = self.offsets[:-1][safe] if len(self.offsets) > 1 else np.zeros(len(pos), dtype=np.int64)
+        offsets = np.zeros(len(pos) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        src = np.repeat(starts - offsets[:-1], lengths) + np.arange(int(offsets[-1]), dtype=np.int64)
+        return dataclasses.replace(self, values=self.values[src], offsets=offsets)
+
+    def padded(self, offsets: np.ndarray, max_len: int, side: Literal["left", "right"]) -> Feature:
+        """Each row's ``max_len`` most recent values in cells ``[rows * max_len]`` (row-major), laid
+        out as :func:`~seqprep.kernels.padded` lays out the items: padding 0 (``cat``), 0.0 (``num``),
+        an empty list (``tokens``)."""
+        if self.offsets is None:
+            return dataclasses.replace(self, values=padded_matrix(self.values, offsets, max_len, side=side).reshape(-1))
+        pos = padded_matrix(np.arange(self.rows, dtype=np.int64), offsets, max_len, side=side, pad=-1)
+        return self.take_padded(pos.reshape(-1))
 
 
 @dataclass(frozen=True)
@@ -289,6 +341,8 @@ class EvalRows:
     history_offsets: np.ndarray
     history: np.ndarray
     negatives: np.ndarray | None = None
+    history_features: tuple[Feature, ...] = ()  # aligned with ``history``
+    target_features: tuple[Feature, ...] = ()  # one row per target
 
     def __len__(self) -> int:
         return len(self.target)
@@ -308,7 +362,10 @@ class Extras:
     windows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     padded: np.ndarray | None = None
     max_len: int | None = None
-    pad: str = "left"
+    pad: Literal["left", "right"] = "left"
+    train_features: tuple[Feature, ...] = ()  # aligned with ``train_items``
+    padded_features: tuple[Feature, ...] = ()  # [U * max_len] cells, as ``padded``
+    window_features: tuple[tuple[Feature, Feature], ...] = ()  # (inputs [w * L], targets [w * T]) cells
     sessions: pa.Table | None = None  # --session-col: sessions.parquet (each session's user)
 
 

@@ -13,6 +13,11 @@ What is checked (every check is vectorised; nothing loops over users or rows):
   counts equal the vocabulary counts; meta's counts, tie counts and length summary match; the two
   layouts agree when both are present;
 - the row accounting: rows read = rows kept + rows removed, and the steps' removed rows add up;
+- the features of meta.json ``features``: each sequence file holds one list per feature aligned with
+  the items (``<name>`` and, for tokens, ``<name>_offsets`` in NPZ), indices within 0..K (K+1 with an
+  ``oov_idx``), ``features/<name>.parquet`` exactly 1..K with distinct values, K and
+  ``num_embeddings`` as meta.json says, counts equal to the occurrences (at most with
+  ``--truncate``, at least with ``--vocab-from-train``), and the missing values as counted;
 - item / user attributes (``--item-table``, ``--user-table``): ``item_features.*`` has one row per
   item index 0..num_embeddings-1 with row 0 the padding row (and the ``oov_idx`` row empty),
   ``user_features.*`` one per user; each attribute has its documented type, indices within its
@@ -119,24 +124,29 @@ def verify(path: str | Path) -> VerifyReport:
 
 def _check_all(p: Path, meta: dict[str, Any], problems: _Problems, checked: dict[str, Any]) -> None:
     checked["files"] = _check_files(p, meta, problems)
-    _check_schemas(p, problems)
+    features = _feature_kinds(meta, problems)
+    _check_schemas(p, problems, features)
     rules = _Rules.of(meta)
     vocab = _check_vocabularies(p, meta, rules, problems)
     checked.update(users=vocab[1], items=vocab[0])
+    feature_vocabs = _check_feature_vocabularies(p, meta, features, problems)
     layouts = {}
     for name, loader in (("sequences.parquet", _load_parquet), ("sequences.npz", _load_npz)):
         if (p / name).is_file() or (name == "sequences.parquet" and (p / "sequences").is_dir()):
             try:
-                layouts[name] = loader(p / name)
+                layouts[name] = loader(p / name, features)
             except _READ_ERRORS as e:
                 problems.add(f"{name} is unreadable ({_one_line(e)}); {_FIX}")
     if not layouts and not any("is unreadable" in x for x in problems.items):
         problems.add(f"neither sequences.parquet nor sequences.npz is present; {_FIX}")
     for name, arrays in layouts.items():
-        _check_sequences(name, arrays, meta, rules, vocab, problems)
+        if _check_sequences(name, arrays, meta, rules, vocab, problems):
+            _check_features(name, arrays, rules, feature_vocabs, problems)
     if len(layouts) == 2:
         _check_same(layouts, problems)
     checked["sequence_files"] = sorted(layouts)
+    if features:
+        checked["features"] = sorted(features)
     checked["interactions"] = meta.get("num_interactions")
     _check_rows(meta, problems)
     checked["attributes"] = _check_attributes(p, meta, problems)
@@ -195,17 +205,48 @@ SCHEMAS: dict[str, dict[str, tuple[str, ...]]] = {
 _OPTIONAL = {"ratings", "session_ids"}
 
 
-def _check_schemas(p: Path, problems: _Problems) -> None:
+#: A feature's list column in sequences.parquet, per kind.
+FEATURE_SCHEMAS: dict[str, tuple[str, ...]] = {
+    "cat": ("list<element: int32>", "large_list<element: int32>"),
+    "num": ("list<element: float>", "large_list<element: float>"),
+    "tokens": ("list<element: list<element: int32>>", "large_list<element: list<element: int32>>"),
+}
+
+
+def _feature_kinds(meta: dict[str, Any], problems: _Problems) -> dict[str, str]:
+    """name -> kind of each feature in meta.json ``features`` that travels with the items (a bad kind
+    is a problem); the item and user attributes are checked by :func:`_check_attributes`."""
+    out = {}
+    for name, entry in (meta.get("features") or {}).items():
+        if isinstance(entry, dict) and entry.get("source") in ("item", "user"):
+            continue
+        kind = entry.get("kind") if isinstance(entry, dict) else None
+        if kind not in FEATURE_SCHEMAS:
+            problems.add(f"meta.json features.{name} has kind {kind!r}, not cat, num or tokens; {_FIX}")
+            continue
+        out[name] = kind
+    return out
+
+
+def _check_schemas(p: Path, problems: _Problems, features: dict[str, str] | None = None) -> None:
     """The Parquet files carry exactly the documented columns and types (docs/outputs.md)."""
     for name, columns in SCHEMAS.items():
         files = [p / name]
         if name == "sequences.parquet" and not (p / name).is_file():  # the Dask engine's parts layout
             files = sorted((p / "sequences").glob("part-*.parquet"))
+        extra = {n: FEATURE_SCHEMAS[k] for n, k in (features or {}).items()} if name == "sequences.parquet" else {}
         for f in files:
-            _check_schema(f, str(f.relative_to(p)), columns, problems)
+            _check_schema(f, str(f.relative_to(p)), columns, problems, extra)
 
 
-def _check_schema(path: Path, name: str, columns: dict[str, tuple[str, ...]], problems: _Problems) -> None:
+def _check_schema(
+    path: Path,
+    name: str,
+    columns: dict[str, tuple[str, ...]],
+    problems: _Problems,
+    features: dict[str, tuple[str, ...]] | None = None,
+) -> None:
+    """``columns`` (those of :data:`_OPTIONAL` when present), then the ``features`` in any order."""
     if path.is_file():
         try:
             schema = pq.read_schema(path)
@@ -213,6 +254,11 @@ def _check_schema(path: Path, name: str, columns: dict[str, tuple[str, ...]], pr
             problems.add(f"{name} is unreadable ({_one_line(e)}); {_FIX}")
             return
         want = [c for c in columns if c in schema.names or c not in _OPTIONAL]
+        features = features or {}
+        tail = schema.names[len(want) :]
+        if features and schema.names[: len(want)] == want and sorted(tail) == sorted(features):
+            want = want + tail
+            columns = {**columns, **features}
         if schema.names != want:
             problems.add(f"{name} has columns {', '.join(schema.names)}, expected {', '.join(want)}; {_FIX}")
             return
@@ -312,7 +358,7 @@ def _check_embedding_size(meta: dict[str, Any], n_items: int | None, rules: _Rul
         problems.add(f"meta.json num_embeddings is {meta.get('num_embeddings')!r}, not {rule} = {want}; {_FIX}")
 
 
-def _load_parquet(path: Path) -> dict[str, Any]:
+def _load_parquet(path: Path, features: dict[str, str] | None = None) -> dict[str, Any]:
     """sequences.parquet, or (when absent) the Dask engine's ``sequences/part-*.parquet`` in order."""
     table = read_sequences_table(path.parent)
     offsets, items = flat_list(table["items"], nulls=False)
@@ -328,14 +374,45 @@ def _load_parquet(path: Path) -> dict[str, Any]:
     if "ratings" in table.column_names:
         r_offsets, arrays["ratings"] = flat_list(table["ratings"], nulls=False)
         arrays["aligned"]["ratings"] = np.array_equal(r_offsets, offsets)
+    arrays["features"] = {}
+    for name, kind in (features or {}).items():
+        if name not in table.column_names:
+            continue  # the schema check reports it
+        f_offsets, values = flat_list(table[name], nulls=False) if kind != "tokens" else _token_lists(table[name])
+        arrays["aligned"][name] = np.array_equal(f_offsets, offsets)
+        arrays["features"][name] = values
     return arrays
 
 
-def _load_npz(path: Path) -> dict[str, Any]:
+def _token_lists(col: pa.ChunkedArray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """A list<list<int32>> column -> (per-user offsets, (per-interaction token offsets, token indices))."""
+    outer = col.combine_chunks()
+    if outer.null_count:
+        msg = f"{outer.null_count} null lists"
+        raise ValueError(msg)
+    o = np.asarray(outer.offsets, dtype=np.int64)
+    inner = outer.values.slice(int(o[0]), int(o[-1] - o[0]))
+    if inner.null_count:
+        msg = f"{inner.null_count} null token lists"
+        raise ValueError(msg)
+    io = np.asarray(inner.offsets, dtype=np.int64)
+    return o - o[0], (io - io[0], inner.values.to_numpy(zero_copy_only=False)[io[0] : io[-1]])
+
+
+def _load_npz(path: Path, features: dict[str, str] | None = None) -> dict[str, Any]:
     with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:  # our handle: closed even on a bad zip
         arrays: dict[str, Any] = {k: z[k] for k in ("offsets", "items", "timestamps", "user_idx")}
         if "ratings" in z.files:
             arrays["ratings"] = z["ratings"]
+        arrays["features"] = {}
+        arrays["missing_arrays"] = []
+        for name, kind in (features or {}).items():
+            keys = [name, f"{name}_offsets"] if kind == "tokens" else [name]
+            absent = [k for k in keys if k not in z.files]
+            if absent:
+                arrays["missing_arrays"] += absent
+                continue
+            arrays["features"][name] = (z[f"{name}_offsets"], z[name]) if kind == "tokens" else z[name]
     arrays["aligned"] = {}
     return arrays
 
@@ -347,13 +424,14 @@ def _check_sequences(
     rules: _Rules,
     vocab: tuple[int | None, int | None, np.ndarray | None, np.ndarray | None, pa.Array | None],
     problems: _Problems,
-) -> None:
+) -> bool:
+    """The sequences of one layout; False when its CSR frame is broken (nothing more is checked)."""
     n_items, n_users, item_counts, user_counts, user_ids = vocab
     offsets = np.asarray(a["offsets"], dtype=np.int64)
     items = np.asarray(a["items"])
     ts = np.asarray(a["timestamps"])
     if not _check_offsets(name, a, offsets, items, ts, problems):
-        return
+        return False
     lengths = np.diff(offsets)
     if user_counts is not None and rules.max_len is not None:
         user_counts = np.minimum(user_counts, rules.max_len)  # --truncate: the most recent max_len
@@ -371,10 +449,11 @@ def _check_sequences(
         )
     _check_columns(name, a, meta, items, ts, lengths, user_ids, problems)
     if len(items) == 0:
-        return
+        return True
     _check_items(name, offsets, items, n_items, item_counts, rules, problems)
     if _check_time_order(name, offsets, ts, problems) and rules.max_len is None:
         _check_summary(name, offsets, ts, lengths, meta, problems)  # ties and lengths describe whole sequences
+    return True
 
 
 def _check_offsets(
@@ -451,6 +530,8 @@ def _check_items(
     if item_counts is None:
         return
     actual = np.bincount(items.astype(np.int64), minlength=top + 1)[1 : n_items + 1]
+    if rules.max_len is not None and rules.train_counts is not None:
+        return  # training counts of truncated sequences: neither at most nor at least them
     if rules.max_len is not None:  # truncated: at most the counts
         bad, rule = actual > item_counts, "at most "
     elif rules.train_counts is not None:  # training counts: at least them
@@ -492,6 +573,140 @@ def _check_summary(
         )
 
 
+@dataclass(frozen=True)
+class _FeatureVocab:
+    """What meta.json and ``features/<name>.parquet`` say about one feature (``size`` None: no
+    readable vocabulary, or a ``num`` feature)."""
+
+    kind: str
+    entry: dict[str, Any]
+    size: int | None = None
+    counts: np.ndarray | None = None
+    oov_idx: int | None = None
+
+
+def _check_feature_vocabularies(
+    p: Path, meta: dict[str, Any], features: dict[str, str], problems: _Problems
+) -> dict[str, _FeatureVocab]:
+    """Each cat/tokens feature's ``features/<name>.parquet`` against meta.json ``features``."""
+    out = {}
+    for name, kind in features.items():
+        entry = meta["features"][name]
+        if kind == "num":
+            out[name] = _FeatureVocab(kind, entry)
+            continue
+        file = f"features/{name}.parquet"
+        oov = _int(entry, "oov_idx")
+        if entry.get("vocabulary") != file:
+            problems.add(f"meta.json features.{name}.vocabulary is {entry.get('vocabulary')!r}, not {file!r}; {_FIX}")
+        try:
+            table = pq.read_table(p / "features" / f"{name}.parquet")
+            idx = table["index"].to_numpy()
+            values = table["value"].combine_chunks()
+            counts = table["count"].to_numpy().astype(np.int64)
+        except _READ_ERRORS as e:
+            problems.add(f"{file} is unreadable ({_one_line(e)}); {_FIX}")
+            out[name] = _FeatureVocab(kind, entry, oov_idx=oov)
+            continue
+        k = len(idx)
+        if not np.array_equal(idx, np.arange(1, k + 1)):
+            problems.add(f"{file}: index is not exactly 1..{k}; {_FIX}")
+        if values.null_count or pc.count_distinct(values).as_py() != k:
+            problems.add(f"{file}: value holds repeated or missing values; {_FIX}")
+        if entry.get("values") != k:
+            problems.add(f"{file} has {k} values, meta.json features.{name}.values says {entry.get('values')}; {_FIX}")
+        if oov is not None and oov != k + 1:
+            problems.add(f"meta.json features.{name}.oov_idx is {oov}, not values + 1 = {k + 1}; {_FIX}")
+        want = k + 1 + (oov is not None)
+        if entry.get("num_embeddings") != want:
+            problems.add(f"meta.json features.{name}.num_embeddings is {entry.get('num_embeddings')!r}, not {want}; {_FIX}")
+        if entry.get("padding_idx") != 0:
+            problems.add(f"meta.json features.{name}.padding_idx is {entry.get('padding_idx')!r}, not 0; {_FIX}")
+        if k and counts.min() < 0:
+            problems.add(f"{file}: a count is negative; {_FIX}")
+        out[name] = _FeatureVocab(kind, entry, k, counts, oov)
+    return out
+
+
+def _check_features(
+    name: str, a: dict[str, Any], rules: _Rules, vocabs: dict[str, _FeatureVocab], problems: _Problems
+) -> None:
+    """Every feature of one layout: aligned with the items, indices in range, counts and missing
+    values as the vocabulary and meta.json say."""
+    for key in a.get("missing_arrays", []):
+        problems.add(f"{name} has no array {key}, which meta.json features needs; {_FIX}")
+    n = len(a["items"])
+    for fname, values in a.get("features", {}).items():
+        fv = vocabs[fname]
+        where = f"{name}: feature {fname}"
+        if fv.kind == "tokens":
+            offsets, indices = (np.asarray(x) for x in values)
+            if len(offsets) != n + 1 or (len(offsets) and (offsets[0] != 0 or offsets[-1] != len(indices))) or (np.diff(offsets) < 0).any():
+                problems.add(f"{where}: the token offsets do not frame one list per interaction; {_FIX}")
+                continue
+            empty = int((np.diff(offsets) == 0).sum())
+        else:
+            indices = np.asarray(values)
+            if len(indices) != n:
+                problems.add(f"{where} has {len(indices)} values for {n} items; {_FIX}")
+                continue
+        if fv.kind == "num":
+            _check_num_feature(where, indices, fv, rules, problems)
+        else:
+            _check_indexed_feature(where, indices, fv, rules, problems, empty if fv.kind == "tokens" else None)
+
+
+def _check_num_feature(where: str, values: np.ndarray, fv: _FeatureVocab, rules: _Rules, problems: _Problems) -> None:
+    if values.dtype != np.float32:
+        problems.add(f"{where} is {values.dtype}, expected float32; {_FIX}")
+        return
+    missing, want = int(np.isnan(values).sum()), _int(fv.entry, "missing")
+    if want is not None and (missing > want if rules.max_len is not None else missing != want):
+        problems.add(f"{where}: {missing} missing (NaN) values, meta.json features says {want}; {_FIX}")
+
+
+def _check_indexed_feature(
+    where: str, indices: np.ndarray, fv: _FeatureVocab, rules: _Rules, problems: _Problems, empty: int | None
+) -> None:
+    if indices.dtype != np.int32:
+        problems.add(f"{where} is {indices.dtype}, expected int32; {_FIX}")
+        return
+    if fv.size is None:
+        return
+    top = fv.size if fv.oov_idx is None else fv.oov_idx
+    low = 1 if fv.kind == "tokens" else 0  # 0 (missing) is a cat value; a token list leaves it out
+    if len(indices) and (indices.min() < low or indices.max() > top):
+        problems.add(f"{where}: indices outside {low}..{top}; {_FIX}")
+        return
+    actual = np.bincount(indices.astype(np.int64), minlength=top + 1)
+    train = fv.entry.get("fit") == "train"
+    if fv.counts is not None and len(fv.counts) == fv.size and not (train and rules.max_len is not None):
+        got = actual[1 : fv.size + 1]
+        if rules.max_len is not None:
+            bad, rule = got > fv.counts, "at most "
+        elif train:
+            bad, rule = got < fv.counts, "at least "
+        else:
+            bad, rule = got != fv.counts, ""
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            problems.add(f"{where}: value {k + 1} occurs {int(got[k])} times, its vocabulary count says {rule}{int(fv.counts[k])}; {_FIX}")
+    if rules.max_len is not None:
+        return
+    missing, unseen = _int(fv.entry, "missing"), _int(fv.entry, "unseen") or 0
+    if fv.oov_idx is not None and int(actual[fv.oov_idx]) != unseen:
+        problems.add(f"{where}: oov_idx {fv.oov_idx} occurs {int(actual[fv.oov_idx])} times, meta.json features unseen says {unseen}; {_FIX}")
+    if missing is None:
+        return
+    dropped = unseen if fv.oov_idx is None and fv.entry.get("fit") != "extended" else 0  # unseen values left out
+    if empty is None:  # cat: 0 for a missing value, and for an unseen one left out
+        want = missing + dropped
+        if int(actual[0]) != want:
+            problems.add(f"{where}: {int(actual[0])} zeros (missing), meta.json features says {want} (missing + unseen); {_FIX}")
+    elif empty < missing or (empty != missing and dropped == 0):
+        problems.add(f"{where}: {empty} empty token lists, meta.json features missing says {missing}; {_FIX}")
+
+
 def _check_same(layouts: dict[str, dict[str, Any]], problems: _Problems) -> None:
     a, b = layouts["sequences.parquet"], layouts["sequences.npz"]
     for key in ("offsets", "items", "timestamps", "user_idx", "ratings"):
@@ -499,6 +714,16 @@ def _check_same(layouts: dict[str, dict[str, Any]], problems: _Problems) -> None
             key in a and not np.array_equal(np.asarray(a[key]), np.asarray(b[key]), equal_nan=key == "ratings")
         ):
             problems.add(f"sequences.parquet and sequences.npz differ in {key}; {_FIX}")
+    fa, fb = a.get("features", {}), b.get("features", {})
+    for key in sorted(set(fa) & set(fb)):
+        x, y = fa[key], fb[key]
+        same = (
+            all(np.array_equal(np.asarray(u), np.asarray(v)) for u, v in zip(x, y))
+            if isinstance(x, tuple) and isinstance(y, tuple)
+            else not isinstance(x, tuple) and not isinstance(y, tuple) and np.array_equal(x, y, equal_nan=x.dtype.kind == "f")
+        )
+        if not same:
+            problems.add(f"sequences.parquet and sequences.npz differ in feature {key}; {_FIX}")
 
 
 def _check_rows(meta: dict[str, Any], problems: _Problems) -> None:

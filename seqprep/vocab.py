@@ -113,6 +113,15 @@ class Vocabulary:
         ids = table[f"{prefix}_id"].combine_chunks()
         return cls(ids=ids, counts=table["count"].to_numpy(), start=start)
 
+    @classmethod
+    def from_feature_table(cls, table: pa.Table) -> Vocabulary:
+        """A feature's vocabulary from ``features/<name>.parquet`` (``index`` 1..K, ``value``, ``count``)."""
+        idx = table["index"].to_numpy()
+        if not np.array_equal(idx, np.arange(1, 1 + len(idx))):
+            msg = "index is not a contiguous range starting at 1"
+            raise ValueError(msg)
+        return cls(ids=table["value"].combine_chunks(), counts=table["count"].to_numpy(), start=1)
+
     def id_type(self) -> str:
         return "int64" if pa.types.is_integer(self.ids.type) else "string"
 

@@ -368,8 +368,10 @@ def _full_builds(tmp_path: Path) -> list[dict]:
     )
     b = seqprep.build(SAMPLE, tmp_path / "b", split="users:0.8,0.1,0.1", vocab_from_train=True)
     c = seqprep.build(SAMPLE, tmp_path / "c", split="time:0.8,0.9")
-    d = seqprep.build(_session_log(tmp_path), tmp_path / "d", session_col="sid", time_col="day,ms", where=["ms > 0"])
-    return [a.meta, b.meta, c.meta, d.meta]
+    d = seqprep.build(SAMPLE, tmp_path / "d", features=("rating:cat",), time_features=("hour", "delta"))
+    e = seqprep.build(SAMPLE, tmp_path / "e", features=("rating:cat",), time_features=("hour", "delta"), vocab_from=str(tmp_path / "d"), unknown="oov")
+    f = seqprep.build(_session_log(tmp_path), tmp_path / "f", session_col="sid", time_col="day,ms", where=["ms > 0"])
+    return [a.meta, b.meta, c.meta, d.meta, e.meta, f.meta]
 
 
 def _session_log(tmp_path: Path) -> Path:
@@ -396,6 +398,8 @@ def test_every_meta_key_is_documented(tmp_path):
             used |= set(meta["split"]["sizes"]) | set(meta["split"]["sizes"]["valid"])
         used |= set(meta["inputs"][0]) | set(meta["inputs"][0]["columns"])
         used |= set(meta["options"]) | set(meta["outputs"])
+        for entry in (meta.get("features") or {}).values():
+            used |= set(entry)
     used.add("engine")  # a Dask build's key; its own keys are checked in tests/test_dask_engine.py
     missing = sorted(used - documented)
     assert not missing, f"docs/outputs.md does not document meta.json keys {missing}"

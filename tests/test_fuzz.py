@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from click.testing import CliRunner
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 import seqprep
@@ -186,6 +186,7 @@ _options = st.fixed_dictionaries(
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_mutated(), _options, st.sampled_from(["log.csv", "log.jsonl", "log.parquet", "log"]))
+@example(data=b'"1\t10\t4\t100\n"1\t11\t3\t90\n', options={}, name="log.csv")  # a header name holding a newline
 def test_random_bytes_raise_only_seqprep_errors(data, options, name):
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / name

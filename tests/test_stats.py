@@ -336,8 +336,9 @@ def test_built_folder_gives_the_same_numbers_as_its_raw_log(write, tmp_path):
     seqprep.build(path, tmp_path / "o", formats=("npz",))
     raw, built = summarize(open_source(str(path))), summarize(open_source(str(tmp_path / "o")))
     assert (raw["kind"], built["kind"]) == ("raw", "built")
+    assert (raw["features"], built["features"]) == (None, [])  # a raw log's columns are not encoded
     for key in raw:
-        if key not in ("path", "kind"):
+        if key not in ("path", "kind", "features"):
             assert built[key] == raw[key], key
 
 
@@ -426,6 +427,7 @@ SCHEMA = {
     f"{D}.splits.rule": "object",
     **{f"{D}.splits.{name}": "object" for name in ("train", "valid", "test")},
     **{f"{D}.splits.{name}.{k}": "integer" for name in ("train", "valid", "test") for k in ("users", "interactions")},
+    f"{D}.features": "array",  # [] without features; their keys: tests/test_features.py
     f"{D}.attributes": "null",  # a folder without attribute tables (test_attributes.py covers the rest)
     f"{D}.sessions": "null",  # a session-keyed log's sessions (schema_version 2): tests/test_session_keys.py
 }

@@ -22,6 +22,7 @@ import numpy as np
 from ..config import BuildConfig
 from ..errors import empty_log
 from ..io import read_log
+from ..io.sniff import ColumnRequest
 from ..model import BuildResult, Extras, Feature, Interactions, Log, Sequences
 from ..output.atomic import NO_READS, Reads
 from ..output.files import SequencesWriter, sequences_part
@@ -31,9 +32,8 @@ from ..progress import SILENT, Progress
 from ..steps import splits
 from ..steps.attributes import attribute_features, read_attribute_tables
 from ..steps.clean import clean
-from ..io.sniff import ColumnRequest
 from ..steps.events import event_feature, event_requests, events_meta, target_positions, target_rows
-from ..steps.features import column_requests, derive_time_features, encode_features, features_meta
+from ..steps.features import column_requests, derive_time_features, encode_features, features_meta, reuse_features
 from ..steps.meta import SequenceFacts, make_meta
 from ..steps.session_key import SessionUsers, session_users
 from ..steps.sessions import add_sessions
@@ -123,11 +123,24 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
             users, items, seqs, steps = spilled_sequences(log, config, spill, limit, progress)
             part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit)
         else:
-            users, items, seqs, part, info, steps, keyed = _sorted(log, config, progress, folder)
+            inter, steps = clean(log, config)
+            keyed = session_users(log, inter)  # (reads the user column: before the columns go)
+            features: tuple[Feature, ...] = ()
+            if not config.split.vocab_from_train:  # (that path encodes them once its rows are final)
+                features = encode_features(inter, config.feature, config.item_order, config.vocab)
+                features += reuse_features(event_feature(inter, config.event, config.item_order), config.vocab)
+                # the log's other columns are encoded now: let them go before the sort
+                inter = dataclasses.replace(inter, columns=())
+                log = dataclasses.replace(log, columns=())
+            users, items, seqs, part, info = _sorted(inter, log, steps, config, progress, folder, features)
+            del inter, features
         targets = target_positions(seqs, config.event)
         sessions = keyed.table(users, log) if keyed is not None else None
         seqs, gaps = add_sessions(seqs, log.time_unit, config.session)
-        seqs = derive_time_features(seqs, log.time_unit, config.feature, config.item_order)
+        train_rows = part == splits.TRAIN if config.split.vocab_from_train and part is not None else None
+        seqs = derive_time_features(
+            seqs, log.time_unit, config.feature, config.item_order, fit_rows=train_rows, vocab=config.vocab
+        )
         meta = make_meta(
             config,
             inputs=log.inputs,
@@ -161,17 +174,20 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
 
 
 def _sorted(
-    log: Log, config: BuildConfig, progress: Progress, folder: _Folder
-) -> tuple[Vocabulary, Vocabulary, Sequences, np.ndarray | None, dict[str, Any], list[dict[str, Any]], SessionUsers | None]:
-    """In memory: clean, vocabularies, sort, split decided -> (users, items, seqs, part, info, steps,
-    the sessions' users of a session-keyed log)."""
-    inter, steps = clean(log, config)
-    keyed = session_users(log, inter)
-    features = encode_features(inter, config.feature, config.item_order) + event_feature(inter, config.event, config.item_order)
-    if config.split.vocab_from_train:
+    inter: Interactions,
+    log: Log,
+    steps: list[dict[str, Any]],
+    config: BuildConfig,
+    progress: Progress,
+    folder: _Folder,
+    features: tuple[Feature, ...],
+) -> tuple[Vocabulary, Vocabulary, Sequences, np.ndarray | None, dict[str, Any]]:
+    """In memory, from the clean rows and their encoded features: vocabularies, sort, split decided
+    -> (users, items, seqs, part, info)."""
+    if config.split.vocab_from_train:  # encodes the features itself, once its rows are final
         targets = target_rows(inter, config.event)
-        users, items, seqs, part, info = splits.fit_on_train(inter, log, config, steps, features, targets)
-        return users, items, seqs, part, info, steps, keyed
+        events = event_feature(inter, config.event, config.item_order)
+        return splits.fit_on_train(inter, log, config, steps, events, targets)
     users, items, uidx, iidx = fit_vocabularies(inter, log, config)
     progress.phase(f"sorting {len(uidx):,} interactions")
     if folder.out is not None and _streams(config, features):
@@ -180,10 +196,10 @@ def _sorted(
         seqs = _sort_and_write(uidx, iidx, inter, users, folder.open() / "sequences.parquet", features)
     else:
         seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts, features=features)
-    del uidx, iidx, inter, features
+    del uidx, iidx
     targets = target_positions(seqs, config.event)
     part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit, targets)
-    return users, items, seqs, part, info, steps, keyed
+    return users, items, seqs, part, info
 
 
 def _requests(config: BuildConfig) -> tuple[ColumnRequest, ...]:

@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..config import ReadOptions
-from ..errors import ColumnError, ConfigError, InputError
+from ..errors import ColumnError, ConfigError, InputError, column_list
 from ..model import Column, InputInfo, Log, locate
 from ..timeunits import UNIT_SCALE
 from .columns import merge_ids
@@ -202,7 +202,7 @@ def _users_column(where: str, names: list[str], opts: ReadOptions, session: str)
     if user is None or user.lower() == session.lower():
         msg = (
             f"{where}: --session-col {session} keeps each session's user, but no user column is found "
-            f"(columns are {', '.join(names)}); pass --user-col NAME, or key by the session alone "
+            f"(columns are {column_list(names)}); pass --user-col NAME, or key by the session alone "
             f"with --user-col {session} instead of --session-col"
         )
         raise ColumnError(msg)
@@ -217,7 +217,7 @@ def _check_exists(req: ColumnRequest, names: list[str], fmt: str, inputs: tuple[
     if fmt != "csv" and "." in req.name and req.name.partition(".")[0].lower() in lower:
         return  # a nested field: the reader finds it, or says it is missing
     first = expand_inputs(inputs)[0]
-    msg = f"{req.flag}: column {req.name!r} not found in {'stdin' if first == '-' else first}; columns are {', '.join(names)}"
+    msg = f"{req.flag}: column {req.name!r} not found in {'stdin' if first == '-' else first}; columns are {column_list(names)}"
     raise ColumnError(msg)
 
 

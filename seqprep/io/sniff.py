@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..config import ReadOptions
-from ..errors import ColumnError, InputError
+from ..errors import ColumnError, InputError, column_list
 from ..kernels.csvquotes import BOM, QuoteTracker
 from .quoting import line_of, unclosed_quote, utf8_message
 from .sources import SNIFF_BYTES
@@ -97,7 +97,7 @@ def resolve_columns(columns: list[str], opts: ReadOptions, where: str) -> dict[s
     >>> resolve_columns(["userId", "movieId", "rating", "timestamp"], ReadOptions(), "f")
     {'user': 'userId', 'item': 'movieId', 'time': 'timestamp', 'rating': 'rating'}
     """
-    listing = ", ".join(columns)
+    listing = column_list(columns)
     found: dict[str, str] = {}
     for role in ("user", "item", "time", "rating"):
         explicit = opts.role_column(role)
@@ -161,7 +161,7 @@ def find_column(name: str, columns: list[str], flag: str, where: str) -> str:
     typed = [c for c in columns if _untyped(c).lower() == name.lower()]  # RecBole: class -> class:token_seq
     if len(typed) == 1:
         return typed[0]
-    msg = f"{where}: column {name!r} ({flag}) not found; columns are {', '.join(columns)}"
+    msg = f"{where}: column {name!r} ({flag}) not found; columns are {column_list(columns)}"
     raise ColumnError(msg)
 
 
@@ -182,7 +182,7 @@ def key_role(name: str | None, flag: str, aliases: tuple[str, ...]) -> RoleFinde
         if len(hits) == 1:
             return {"key": hits[0]}
         what = "no key column found" if not hits else f"ambiguous key column: {', '.join(map(repr, hits))} all match"
-        msg = f"{where}: {what}; columns are {', '.join(columns)} - pass {flag} NAME"
+        msg = f"{where}: {what}; columns are {column_list(columns)} - pass {flag} NAME"
         raise ColumnError(msg)
 
     return find
@@ -199,7 +199,7 @@ def field_path(request: ColumnRequest, columns: list[str], where: str) -> tuple[
         try:
             return find_column(top, columns, request.flag, where), sub
         except ColumnError:
-            msg = f"{where}: column {request.name!r} ({request.flag}) not found; columns are {', '.join(columns)}"
+            msg = f"{where}: column {request.name!r} ({request.flag}) not found; columns are {column_list(columns)}"
             raise ColumnError(msg) from None
 
 

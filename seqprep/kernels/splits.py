@@ -27,6 +27,7 @@ __all__ = [
     "ranges_mask",
     "tail_ranges",
     "sliding_windows",
+    "window_positions",
     "sample_negatives",
 ]
 
@@ -253,6 +254,23 @@ def sliding_windows(
     >>> x.tolist(), y.tolist(), r.tolist()
     ([[1, 2], [2, 3], [0, 7]], [[3], [4], [8]], [0, 0, 1])
     """
+    idx, rows = window_positions(offsets, inputs_len, targets_len, targets)
+    valid = idx >= 0
+    values = np.where(valid, items[np.where(valid, idx, 0)] if len(items) else 0, 0).astype(np.int32)
+    return values[:, :inputs_len], values[:, inputs_len:], rows
+
+
+def window_positions(
+    offsets: np.ndarray, inputs_len: int, targets_len: int, targets: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The positions behind :func:`sliding_windows`: ``(int64 [n, L + T] with -1 for padding, rows [n])``,
+    so that anything aligned with the items (a feature) is cut into the same windows. With
+    ``targets`` only the windows whose ``T`` target positions are all targets are kept.
+
+    >>> idx, r = window_positions(np.array([0, 4, 6]), 2, 1)
+    >>> idx.tolist(), r.tolist()
+    ([[0, 1, 2], [1, 2, 3], [-1, 4, 5]], [0, 0, 1])
+    """
     offsets = np.asarray(offsets, dtype=np.int64)
     width = inputs_len + targets_len
     lengths = np.diff(offsets)
@@ -262,12 +280,11 @@ def sliding_windows(
     # window k of row u ends at offsets[u] + max(width, len) ... : short rows end at the row's end
     end = offsets[:-1][rows] + np.minimum(lengths[rows], width) + k
     idx = end[:, None] - width + np.arange(width)
-    valid = idx >= offsets[:-1][rows][:, None]
-    values = np.where(valid, items[np.where(valid, idx, 0)] if len(items) else 0, 0).astype(np.int32)
     if targets is not None and len(rows):
         keep = targets[idx[:, inputs_len:]].all(axis=1)
-        values, rows = values[keep], rows[keep]
-    return values[:, :inputs_len], values[:, inputs_len:], rows.astype(np.int32)
+        idx, rows = idx[keep], rows[keep]
+    idx[idx < offsets[:-1][rows][:, None]] = -1
+    return idx, rows.astype(np.int32)
 
 
 def sample_negatives(

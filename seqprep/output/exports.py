@@ -10,7 +10,10 @@
   ``user_id:token  item_id:token  [rating:float]  timestamp:float``, one row per interaction in the
   same order, with the ORIGINAL user and item ids (so RecBole's other atomic files still join). Load it
   with ``dataset=<OUT name>, data_path=<parent of OUT>``. An out-of-vocabulary item (``--unknown oov``)
-  is written as the token ``[OOV]``.
+  is written as the token ``[OOV]``. Features follow as typed fields, with their original values:
+  ``<name>:token`` (cat; empty when missing), ``<name>:float`` (num; empty when missing),
+  ``<name>:token_seq`` (tokens, space-separated; a token holding white space is refused, as RecBole
+  splits token_seq fields at spaces).
 
 Users whose sequence is empty (possible with ``--vocab-from``) have no line in any export. All text is
 built column-wise (pyarrow compute), in chunks of users, never with a loop over users.
@@ -27,7 +30,7 @@ import pyarrow.compute as pc
 
 from ..errors import OutputError
 from ..kernels.text import join_lists, lines_bytes, number_text
-from ..model import BuildResult
+from ..model import BuildResult, Feature
 
 __all__ = ["OOV_TOKEN", "export_filename", "write_exports"]
 
@@ -67,24 +70,52 @@ def _seqlines(result: BuildResult, fh: BinaryIO) -> None:
         fh.write(lines_bytes(lines.filter(pa.array(np.diff(off) > 0))))
 
 
-def _token_text(ids: pa.Array, role: str) -> pa.Array:
+def _token_text(ids: pa.Array, role: str, pattern: str = "[\\t\\n\\r]", what: str = "a tab or line break") -> pa.Array:
     text = pc.cast(ids, pa.string())
-    bad = pc.match_substring_regex(text, "[\\t\\n\\r]")
+    bad = pc.match_substring_regex(text, pattern)
     if pc.any(bad).as_py():
         example = text.filter(pc.fill_null(bad, False))[0].as_py()
-        msg = f"--export recbole: {role} id {example!r} holds a tab or line break, which a RecBole .inter file cannot hold; clean the ids or drop --export recbole"
+        msg = f"--export recbole: {role} {example!r} holds {what}, which a RecBole .inter file cannot hold; clean the {role.split()[-1]}s or drop --export recbole"
         raise OutputError(msg)
     return text
+
+
+_RECBOLE_TYPES = {"cat": "token", "num": "float", "tokens": "token_seq"}
+
+
+def _feature_text(f: Feature) -> pa.Array | None:
+    """index -> original value as RecBole text (index 0: empty, the oov_idx: ``[OOV]``); None for num."""
+    if f.vocab is None:
+        return None
+    if f.kind == "tokens":
+        text = _token_text(f.vocab.ids, f"feature {f.name} token", "\\s", "white space")
+    else:
+        text = _token_text(f.vocab.ids, f"feature {f.name} value")
+    tail = [pa.array([OOV_TOKEN])] if f.vocab.oov_idx is not None else []
+    return pa.concat_arrays([pa.array([""]), text, *tail])
+
+
+def _feature_field(f: Feature, text: pa.Array | None, lo: int, hi: int) -> pa.Array:
+    """One feature's field of interactions ``lo..hi-1``."""
+    part = f.slice(lo, hi)
+    if text is None:  # num: the number, empty when missing
+        values = pa.array(part.values)
+        return pc.if_else(pc.is_nan(values), pa.scalar(""), number_text(values))
+    if part.offsets is None:
+        return text.take(pa.array(part.values.astype(np.int64)))
+    return join_lists(part.offsets, text.take(pa.array(part.values.astype(np.int64))), " ")
 
 
 def _recbole(result: BuildResult, fh: BinaryIO) -> None:
     seqs = result.sequences
     has_rating = seqs.ratings is not None
     header = ["user_id:token", "item_id:token"] + (["rating:float"] if has_rating else []) + ["timestamp:float"]
-    fh.write(("\t".join(header) + "\n").encode("utf-8"))
-    user_text = _token_text(result.users.ids, "user")
+    header += [f"{f.name}:{_RECBOLE_TYPES[f.kind]}" for f in seqs.features]
+    user_text = _token_text(result.users.ids, "user id")
     # item index -> token; index 0 (padding) never occurs, oov_idx maps to OOV_TOKEN
-    item_text = pa.concat_arrays([pa.array([""]), _token_text(result.items.ids, "item"), pa.array([OOV_TOKEN])])
+    item_text = pa.concat_arrays([pa.array([""]), _token_text(result.items.ids, "item id"), pa.array([OOV_TOKEN])])
+    feature_text = [_feature_text(f) for f in seqs.features]
+    fh.write(("\t".join(header) + "\n").encode("utf-8"))
     for a, b in _chunks(seqs.offsets):
         lo, hi = int(seqs.offsets[a]), int(seqs.offsets[b])
         users = np.repeat(np.arange(a, b, dtype=np.int64), np.diff(seqs.offsets[a : b + 1]))
@@ -96,7 +127,10 @@ def _recbole(result: BuildResult, fh: BinaryIO) -> None:
         ]
         if has_rating:
             cols += [number_text(seqs.ratings[lo:hi]), "\t"]
-        cols += [number_text(seqs.timestamps[lo:hi]), "\n"]
+        cols += [number_text(seqs.timestamps[lo:hi])]
+        for f, text in zip(seqs.features, feature_text):
+            cols += ["\t", _feature_field(f, text, lo, hi)]
+        cols.append("\n")
         fh.write(lines_bytes(pc.binary_join_element_wise(*cols, "")))
 
 

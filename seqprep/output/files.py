@@ -26,6 +26,8 @@ __all__ = [
     "PARQUET_COMPRESSION",
     "SequencesWriter",
     "dump_json",
+    "feature_arrays",
+    "feature_column",
     "feature_lists",
     "feature_vocabulary_table",
     "list_array",
@@ -191,10 +193,28 @@ def sequences_npz(seqs: Sequences, user_idx: np.ndarray) -> dict[str, np.ndarray
     if seqs.session_ids is not None:
         arrays["session_ids"] = seqs.session_ids.astype(np.int32, copy=False)
     for f in seqs.features:  # aligned with items; a token feature's lists by their own offsets
-        arrays[f.name] = f.values
-        if f.offsets is not None:
-            arrays[f"{f.name}_offsets"] = f.offsets.astype(np.int64, copy=False)
+        arrays.update(feature_arrays(f))
     return arrays
+
+
+def feature_arrays(f: Feature, prefix: str = "", width: int | None = None) -> dict[str, np.ndarray]:
+    """A feature's NPZ arrays: ``<prefix><name>`` (int32 for ``cat``, float32 for ``num``; with
+    ``width``, cells reshaped to [rows, width]) and for ``tokens`` the token indices with their
+    ``<prefix><name>_offsets`` (int64, one list per row or cell, from 0)."""
+    key = f"{prefix}{f.name}"
+    if f.offsets is None:
+        values = f.values if width is None else f.values.reshape(-1, width)
+        return {key: values}
+    lo, hi = int(f.offsets[0]), int(f.offsets[-1])
+    return {key: f.values[lo:hi], f"{key}_offsets": (f.offsets - lo).astype(np.int64, copy=False)}
+
+
+def feature_column(f: Feature) -> pa.Array:
+    """A feature with one row per table row (an evaluation target's own feature): int32, float32, or
+    list<int32> for ``tokens``."""
+    if f.offsets is None:
+        return pa.array(f.values)
+    return list_array(f.offsets, f.values[int(f.offsets[0]) : int(f.offsets[-1])])
 
 
 def feature_vocabulary_table(vocab: Vocabulary) -> pa.Table:
@@ -210,6 +230,8 @@ def feature_vocabulary_table(vocab: Vocabulary) -> pa.Table:
 
 #: List columns that hold item indices (sequences, training histories, evaluation negatives).
 _ITEM_LISTS = ("items", "history", "negatives")
+#: int32 list columns that are not indices (every other int32 list holds item or feature indices).
+_NOT_INDEX_LISTS = ("session_ids",)
 
 
 def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
@@ -218,6 +240,7 @@ def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
     Dictionary-encoding 10^7 distinct timestamps or item indices costs time and saves nothing.
     Options name leaf columns (``items.list.element`` inside a list). Item indices in lists
     (``items``, ``history``, ``negatives``) are DELTA_BINARY_PACKED and left uncompressed (as small as PLAIN + zstd, in two thirds of the time);
+    so are a categorical or token feature's int32 index lists (``genre``, ``history_genre``);
     timestamps in lists are PLAIN + zstd, a flat integer ``timestamps`` column DELTA_BINARY_PACKED.
     """
     encodings: dict[str, str] = {}
@@ -234,7 +257,9 @@ def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
         compression[leaf] = PARQUET_COMPRESSION
         if name == "ratings":
             dictionary.append(leaf)
-        elif nested and name in _ITEM_LISTS and pa.types.is_integer(value_type):
+        elif nested and pa.types.is_integer(value_type) and (
+            name in _ITEM_LISTS or (pa.types.is_int32(value_type) and name not in _NOT_INDEX_LISTS)
+        ):
             encodings[leaf] = "DELTA_BINARY_PACKED"
             compression[leaf] = "none"
         elif not nested and pa.types.is_integer(value_type) and name == "timestamps":

@@ -31,7 +31,15 @@ from .atomic import (
 )
 from .attributes import write_attribute_files, write_recbole_attributes
 from .exports import write_exports
-from .files import dump_json, feature_vocabulary_table, sequences_npz, write_npz, write_parquet, write_sequences
+from .files import (
+    dump_json,
+    feature_arrays,
+    feature_vocabulary_table,
+    sequences_npz,
+    write_npz,
+    write_parquet,
+    write_sequences,
+)
 from .splits import write_extras
 
 __all__ = ["atomic_output_dir", "build_reads", "check_output", "write_error", "write_outputs"]
@@ -122,8 +130,11 @@ def _write_rest(result: BuildResult, folder: Path, pending: Future[None] | None)
         if "npz" in formats:
             assert result.sequences is not None
             arrays = sequences_npz(result.sequences, result.users.indices)
-            if result.extras is not None and result.extras.padded is not None:
-                arrays["padded"] = result.extras.padded
+            ex = result.extras
+            if ex is not None and ex.padded is not None:
+                arrays["padded"] = ex.padded
+                for f in ex.padded_features:
+                    arrays.update(feature_arrays(f, "padded_", ex.max_len))
             write_npz(folder / "sequences.npz", arrays)
         if result.extras is not None:
             write_extras(result, folder)

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from ..kernels import padded
 from ..model import BuildResult, Extras
-from .files import list_array, write_npz, write_parquet
+from .files import feature_arrays, feature_column, feature_lists, list_array, write_npz, write_parquet
 
 __all__ = ["write_extras"]
 
@@ -40,15 +40,15 @@ def _write_extras(
     user_ids = result.users.ids
     if ex.train_offsets is not None:
         if "parquet" in formats:
-            table = pa.table(
-                {
-                    "user_idx": pa.array(ex.train_user_idx, pa.int32()),
-                    "user_id": user_ids.take(pa.array(ex.train_user_idx)),
-                    "items": list_array(ex.train_offsets, ex.train_items),
-                    "timestamps": list_array(ex.train_offsets, ex.train_timestamps),
-                }
-            )
-            written.append(submit(write_parquet, table, folder / "train.parquet"))
+            train_cols: dict[str, Any] = {
+                "user_idx": pa.array(ex.train_user_idx, pa.int32()),
+                "user_id": user_ids.take(pa.array(ex.train_user_idx)),
+                "items": list_array(ex.train_offsets, ex.train_items),
+                "timestamps": list_array(ex.train_offsets, ex.train_timestamps),
+            }
+            for f in ex.train_features:
+                train_cols[f.name] = feature_lists(ex.train_offsets, f)
+            written.append(submit(write_parquet, pa.table(train_cols), folder / "train.parquet"))
         if "npz" in formats:
             arrays = {
                 "items": ex.train_items,
@@ -56,8 +56,12 @@ def _write_extras(
                 "timestamps": ex.train_timestamps,
                 "user_idx": ex.train_user_idx,
             }
+            for f in ex.train_features:
+                arrays.update(feature_arrays(f))
             if ex.max_len is not None:
                 arrays["padded"] = padded(ex.train_items, ex.train_offsets, ex.max_len, side=ex.pad)
+                for f in ex.train_features:
+                    arrays.update(feature_arrays(f.padded(ex.train_offsets, ex.max_len, ex.pad), "padded_", ex.max_len))
             write_npz(folder / "train.npz", arrays)
     for name, ev in (("valid", ex.valid), ("test", ex.test)):
         if ev is None:
@@ -73,6 +77,9 @@ def _write_extras(
             if ev.negatives is not None:
                 k = ev.negatives.shape[1]
                 cols["negatives"] = list_array(np.arange(len(ev) + 1, dtype=np.int64) * k, ev.negatives.ravel())
+            for hf, tf in zip(ev.history_features, ev.target_features):
+                cols[f"history_{hf.name}"] = feature_lists(ev.history_offsets, hf)
+                cols[f"target_{tf.name}"] = feature_column(tf)
             written.append(submit(write_parquet, pa.table(cols), folder / f"{name}.parquet"))
         if "npz" in formats:
             arrays = {
@@ -86,8 +93,18 @@ def _write_extras(
                 arrays["history_padded"] = padded(ev.history, ev.history_offsets, ex.max_len, side=ex.pad)
             if ev.negatives is not None:
                 arrays["negatives"] = ev.negatives
+            for hf, tf in zip(ev.history_features, ev.target_features):
+                arrays.update(feature_arrays(hf, "history_"))
+                arrays.update(feature_arrays(tf, "target_"))
+                if ex.max_len is not None:
+                    cells = hf.padded(ev.history_offsets, ex.max_len, ex.pad)
+                    arrays.update(feature_arrays(cells, "history_padded_", ex.max_len))
             write_npz(folder / f"{name}.npz", arrays)
     if ex.windows is not None:
         x, y, u = ex.windows
-        write_npz(folder / "windows.npz", {"inputs": x, "targets": y, "users": u})
+        windows = {"inputs": x, "targets": y, "users": u}
+        for inputs, targets in ex.window_features:
+            windows.update(feature_arrays(inputs, "inputs_", x.shape[1]))
+            windows.update(feature_arrays(targets, "targets_", y.shape[1]))
+        write_npz(folder / "windows.npz", windows)
     return written

@@ -5,10 +5,13 @@ end in memory, then the stream is written in one go (a failed build writes nothi
 
 - ``--to arrow`` (default): an Arrow IPC stream, read with ``pyarrow.ipc.open_stream(sys.stdin.buffer)``.
   Its columns are those of sequences.parquet (``user_idx``, ``user_id``, ``items``, ``timestamps``
-  [, ``ratings``]), in record batches of :data:`USERS_PER_BATCH` users; the schema metadata holds
-  meta.json's content as JSON bytes under ``b"seqprep.meta"`` (see :func:`read_meta`).
+  [, ``ratings``][, ``session_ids``][, one list column per feature]), in record batches of
+  :data:`USERS_PER_BATCH` users; the schema metadata holds meta.json's content as JSON bytes under
+  ``b"seqprep.meta"`` (see :func:`read_meta`).
 - ``--to jsonl``: one JSON object per user and line,
-  ``{"user_idx":0,"user_id":1,"items":[...],"timestamps":[...],"ratings":[...]}``.
+  ``{"user_idx":0,"user_id":1,"items":[...],"timestamps":[...],"ratings":[...],"genre":[...]}``: a
+  feature's list under its name (``null`` for a missing ``num`` value, a list of token indices per
+  interaction for ``tokens``).
 
 Only data goes to stdout; messages go to stderr (the CLI's business).
 """
@@ -58,8 +61,9 @@ def write_stream(result: BuildResult, fh: BinaryIO | None = None) -> dict[str, A
                 for batch in table.to_batches(max_chunksize=USERS_PER_BATCH):
                     writer.write_batch(batch)
         else:
+            lists = ("items", "timestamps", "ratings", *(f.name for f in result.sequences.features))
             for batch in table.to_batches(max_chunksize=USERS_PER_BATCH):
-                fh.write(lines_bytes(jsonl_lines(batch)))
+                fh.write(lines_bytes(jsonl_lines(batch, lists)))
         fh.flush()
     except BrokenPipeError as e:
         msg = "stdout was closed before the stream ended (broken pipe); let the reader consume the whole stream"
@@ -67,17 +71,26 @@ def write_stream(result: BuildResult, fh: BinaryIO | None = None) -> dict[str, A
     return meta
 
 
-def jsonl_lines(batch: pa.RecordBatch) -> pa.Array:
-    """One JSON object (and newline) per user of a sequences batch, built column-wise."""
+def jsonl_lines(batch: pa.RecordBatch, lists: tuple[str, ...] = ("items", "timestamps", "ratings")) -> pa.Array:
+    """One JSON object (and newline) per user of a sequences batch, built column-wise: ``user_idx``,
+    ``user_id`` and the list columns ``lists`` that the batch has (lists of lists for token features)."""
     parts: list[Any] = ['{"user_idx":', number_text(batch.column("user_idx"))]
     uid = batch.column("user_id")
     parts += [',"user_id":', json_string(uid) if not pa.types.is_integer(uid.type) else number_text(uid)]
-    for name in ("items", "timestamps", "ratings"):
+    for name in lists:
         if name not in batch.schema.names:
             continue
-        col = batch.column(name)
-        offsets = np.asarray(col.offsets) - np.asarray(col.offsets)[0]
-        values = col.flatten()
-        parts += [f',"{name}":[', join_lists(offsets, number_text(values, json=True), ","), "]"]
+        parts += [f",{json_string(pa.array([name]))[0].as_py()}:", _json_list(batch.column(name))]
     parts.append("}\n")
     return pc.binary_join_element_wise(*parts, "")
+
+
+def _json_list(col: pa.Array) -> pa.Array:
+    """Each list of ``col`` as JSON text (``[1,2]``; nested lists for token features)."""
+    offsets = np.asarray(col.offsets) - np.asarray(col.offsets)[0]
+    values = col.flatten()
+    if pa.types.is_list(values.type) or pa.types.is_large_list(values.type):
+        text = _json_list(values)
+    else:
+        text = number_text(values, json=True)
+    return pc.binary_join_element_wise("[", join_lists(offsets, text, ","), "]", "")

@@ -9,6 +9,8 @@ from typing import Any
 from .source import SPLITS
 from .summary import RARE_ITEM
 
+TOP_SHOWN = 3  # most frequent values of a feature shown in the terminal report (--json has more)
+
 __all__ = ["format_report", "histogram_lines"]
 
 
@@ -122,6 +124,13 @@ def _rows_for(s: dict[str, Any]) -> dict[tuple[str, str], str]:
             total = max(1, sum(c["count"] for c in rt["counts"]))
             for c in rt["counts"]:
                 r.add(f"{c['value']:g}", f"{_int(c['count'])} ({_pct(c['count'] / total)})")
+    if s["features"]:
+        r.head("features")
+        for f in s["features"]:
+            r.add(f"{f['name']} ({f['kind']})", _feature_cell(f))
+            if f["top"]:
+                top = "; ".join(f"{t['value']} {_pct(t['share'])}" for t in f["top"][:TOP_SHOWN])
+                r.add(f"  {f['name']}: top", top)
     r.head("filtering steps")
     for k, label, value in _step_rows(s["steps"]):
         r.section = f"filtering steps/{k}"  # keys of one step never merge with another step's
@@ -139,6 +148,20 @@ def _rows_for(s: dict[str, Any]) -> dict[tuple[str, str], str]:
                 r.add(f"{name} users / interactions", f"{_int(part['users'])} / {_int(part['interactions'])}")
     _attribute_rows(r, s.get("attributes"))
     return r.cells
+
+
+def _feature_cell(f: dict[str, Any]) -> str:
+    """One feature in a line: how many values, how many missing, and what kind of values."""
+    parts = [] if f["values"] is None else [f"{_int(f['values'])} values"]
+    parts.append(f"{_pct(f['missing_share'])} missing")
+    if f["numbers"] is not None:
+        n = f["numbers"]
+        parts.append(f"{n['min']:g} .. {n['max']:g}, mean {n['mean']:.3g}")
+    if f["tokens_per_interaction"] is not None:
+        parts.append(f"{f['tokens_per_interaction']['mean']:.1f} per interaction")
+    if f["oov"]:
+        parts.append(f"{_int(f['oov'])} oov")
+    return ", ".join(parts)
 
 
 def _attribute_rows(r: _Rows, attributes: dict[str, Any] | None) -> None:

@@ -13,20 +13,43 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..config import make_config
-from ..dataset import Dataset, flat_list, is_built, load, read_meta, reading
+from ..dataset import (
+    Dataset,
+    TokenLists,
+    feature_values,
+    flat_list,
+    is_built,
+    load,
+    read_feature_vocabulary,
+    read_meta,
+    reading,
+    sequence_features,
+)
 from ..errors import InputError, empty_log
+from ..io import read_log
 from ..kernels import csr_offsets, lookup
 from ..kernels.sequences import code_counts
-from ..io import read_log
 from ..resources import limit_threads
 from ..model import Interactions, Log
 from ..steps.clean import clean
 from ..steps.session_key import session_users
 from ..steps.where import operand_requests
+from ..vocab import Vocabulary
 
-__all__ = ["SPLITS", "Source", "attribute_coverage", "open_source", "split_sizes"]
+__all__ = ["SPLITS", "Source", "SourceFeature", "attribute_coverage", "open_source", "split_sizes"]
 
 SPLITS = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class SourceFeature:
+    """One feature of a built folder (or its train.parquet): values aligned with the rows."""
+
+    name: str
+    kind: str
+    source: str
+    values: np.ndarray | TokenLists
+    vocab: Vocabulary | None
 
 
 @dataclass(frozen=True)
@@ -53,6 +76,7 @@ class Source:
     splits: dict[str, Any] | None
     counted_items: np.ndarray | None = None  # counts of ``items`` shifted by one (see above); needed with ``user``
     user: np.ndarray | None = None  # each row's user code (None: CSR rows, user u at offsets[u]:offsets[u+1])
+    features: tuple[SourceFeature, ...] | None = None  # None: a raw log (its features are not encoded)
     attributes: dict[str, Any] | None = None  # a built folder's attribute coverage (attribute_coverage)
     sessions: dict[str, Any] | None = None  # a session-keyed log (--session-col): its sessions and their users
 
@@ -107,6 +131,10 @@ def open_source(path: str, *, stdin: BinaryIO | None = None, **read_options: Any
             rows=meta.get("rows", {"read": n, "kept": n, "removed": 0}),
             steps=list(meta.get("steps", [])),
             splits=split_sizes(Path(path), meta),
+            features=tuple(
+                SourceFeature(name, str(entry.get("kind")), str(entry.get("source")), ds.features[name], ds.feature_vocabs.get(name))
+                for name, entry in sorted(sequence_features(meta).items())
+            ),
             attributes=attribute_coverage(ds),
             sessions=_recorded_sessions(meta.get("session_key")),
         )
@@ -247,6 +275,22 @@ def _open_train(path: Path) -> Source:
         offsets, items = flat_list(table["items"])
         _, timestamps = flat_list(table["timestamps"])
         ratings = flat_list(table["ratings"])[1] if "ratings" in table.column_names else None
+        entries = sorted(sequence_features(meta).items())
+        need = [name for name, _ in entries if name not in table.column_names]
+        if need:
+            msg = f"{str(path)!r} has no column {', '.join(need)}, which meta.json features lists; rebuild the folder with seqprep build"
+            raise InputError(msg)
+        values = {name: feature_values(table[name], str(e.get("kind"))) for name, e in entries}
+    features = tuple(
+        SourceFeature(
+            name,
+            str(e.get("kind")),
+            str(e.get("source")),
+            values[name],
+            read_feature_vocabulary(path.parent, name, e.get("oov_idx")) if e.get("vocabulary") else None,
+        )
+        for name, e in entries
+    )
     n = len(items)
     return Source(
         path=str(path),
@@ -260,6 +304,7 @@ def _open_train(path: Path) -> Source:
         rows={"read": n, "kept": n, "removed": 0},
         steps=[],
         splits=None,
+        features=features,
     )
 
 

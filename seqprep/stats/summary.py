@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..dataset import TokenLists
 from ..kernels.sequences import time_order
 from ..kernels.stats import (
     duplicate_counts,
@@ -23,14 +24,15 @@ from ..kernels.stats import (
 )
 from ..resources import sort_threads
 from ..timeunits import UNIT_SCALE
-from .source import Source
+from .source import Source, SourceFeature
 
 __all__ = ["SCHEMA_VERSION", "PERCENTILES", "RARE_ITEM", "summarize", "calendar_unit"]
 
-SCHEMA_VERSION = 2  # 2: ``attributes`` (item/user attribute coverage of a built folder) and ``sessions`` (a session-keyed log)
+SCHEMA_VERSION = 2  # 2: per-feature summaries (``features``), item/user attribute coverage (``attributes``) and ``sessions`` (a session-keyed log)
 PERCENTILES = (10, 25, 50, 75, 90, 99)
 RARE_ITEM = 5  # "items with fewer than 5 interactions"
 MAX_RATING_VALUES = 100  # a rating distribution lists at most this many distinct values
+TOP_VALUES = 10  # a categorical feature lists its this many most frequent values
 
 
 def _percentiles(lengths: np.ndarray) -> dict[str, float | int]:
@@ -212,6 +214,53 @@ def _summarize(
         "ratings": rating_summary(),
         "steps": src.steps,
         "splits": src.splits,
+        "features": None if src.features is None else [_feature_summary(f, n) for f in src.features],
         "attributes": src.attributes,
         "sessions": src.sessions,
     }
+
+
+def _feature_summary(f: SourceFeature, n: int) -> dict[str, Any]:
+    """One feature: cardinality, missing share, the most frequent values (decoded), number ranges."""
+    out: dict[str, Any] = {
+        "name": f.name,
+        "kind": f.kind,
+        "source": f.source,
+        "values": None if f.vocab is None else len(f.vocab),
+        "distinct": 0,
+        "missing": 0,
+        "missing_share": 0.0,
+        "oov": None if f.vocab is None or f.vocab.oov_idx is None else 0,
+        "top": None,
+        "numbers": None,
+        "tokens_per_interaction": None,
+    }
+    if f.kind == "num":
+        values = np.asarray(f.values, dtype=np.float32)
+        nan = np.isnan(values)
+        known = values[~nan]
+        out.update(distinct=int(pc.count_distinct(pa.array(known)).as_py()), missing=int(nan.sum()))
+        if len(known):
+            out["numbers"] = {"min": _short(known.min()), "mean": float(known.astype(np.float64).mean()), "max": _short(known.max())}
+    else:
+        if isinstance(f.values, TokenLists):
+            indices, lengths = f.values.values, np.diff(f.values.offsets)
+            out["missing"] = int((lengths == 0).sum())
+            out["tokens_per_interaction"] = {"mean": float(lengths.mean()) if len(lengths) else 0.0, "max": int(lengths.max()) if len(lengths) else 0}
+        else:
+            indices = np.asarray(f.values)
+            out["missing"] = int((indices == 0).sum())
+        size = 1 + (0 if f.vocab is None else len(f.vocab)) + (f.vocab is not None and f.vocab.oov_idx is not None)
+        counts = np.bincount(indices.astype(np.int64), minlength=size)
+        known = counts[1 : 1 + (len(f.vocab) if f.vocab is not None else len(counts) - 1)]
+        if out["oov"] is not None:
+            out["oov"] = int(counts[f.vocab.oov_idx]) if f.vocab.oov_idx < len(counts) else 0
+        out["distinct"] = int(np.count_nonzero(known))
+        order = np.lexsort((np.arange(len(known)), -known))[: min(TOP_VALUES, out["distinct"])]
+        total = max(1, n)  # shares of the interactions
+        decoded = f.vocab.decode(order + 1).to_pylist() if f.vocab is not None else (order + 1).tolist()
+        out["top"] = [
+            {"value": v, "index": int(i + 1), "count": int(known[i]), "share": int(known[i]) / total} for v, i in zip(decoded, order)
+        ]
+    out["missing_share"] = out["missing"] / n if n else 0.0
+    return out

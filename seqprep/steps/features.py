@@ -25,16 +25,28 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..config import FeatureKind, FeatureOptions
+from ..config import FeatureKind, FeatureOptions, VocabOptions
 from ..errors import InputError
 from ..io.sniff import ColumnRequest
-from ..kernels import fit_order, remap_table
+from ..kernels import cast_ids_exact, fit_order, lookup, order_counted, remap_table, reuse_table
 from ..kernels.features import day_of_week, hour_of_day, log2_bucket, personal_interval, previous_gap, split_tokens
 from ..model import Column, Feature, Interactions, Sequences
 from ..timeunits import NS_PER, UNIT_SCALE, largest_abs
 from ..vocab import Vocabulary
+from .reuse import FeatureReference, load_feature_references
 
-__all__ = ["column_requests", "derive_time_features", "encode_column", "encode_features", "features_meta", "feature_vocabularies"]
+__all__ = [
+    "column_requests",
+    "compact_dtype",
+    "derive_time_features",
+    "encode_column",
+    "encode_features",
+    "feature_vocabularies",
+    "features_meta",
+    "refit_on",
+    "reuse_features",
+    "reuse_vocabulary",
+]
 
 _NUMBER_RE = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 #: Raw epoch numbers count as epoch seconds (for hour and weekday) when the largest lies in 1973..5138.
@@ -50,11 +62,23 @@ def column_requests(opts: FeatureOptions) -> tuple[ColumnRequest, ...]:
     return tuple(out.values())
 
 
-def encode_features(inter: Interactions, opts: FeatureOptions, order: str) -> tuple[Feature, ...]:
-    """Each ``--feature`` of the kept rows, encoded (vocabularies fitted on these rows)."""
-    return tuple(
-        _encode(name, inter.column(column), kind, sep, order) for name, column, kind, sep in opts.specs()
-    )
+def encode_features(
+    inter: Interactions, opts: FeatureOptions, order: str, vocab: VocabOptions | None = None
+) -> tuple[Feature, ...]:
+    """Each ``--feature`` of the kept rows, encoded (vocabularies fitted on these rows); with
+    ``vocab.vocab_from`` the vocabularies of that earlier build instead (:func:`reuse_vocabulary`)."""
+    out = tuple(_encode(name, inter.column(column), kind, sep, order) for name, column, kind, sep in opts.specs())
+    return reuse_features(out, vocab)
+
+
+def reuse_features(features: tuple[Feature, ...], vocab: VocabOptions | None) -> tuple[Feature, ...]:
+    """``features`` encoded with the vocabularies of ``vocab.vocab_from`` (each must be a feature of
+    that build, of the same kind); unchanged without ``--vocab-from``."""
+    if vocab is None or vocab.vocab_from is None or not features:
+        return features
+    refs = load_feature_references(vocab.vocab_from, [f.name for f in features], {f.name: f.kind for f in features})
+    mode = "extend" if vocab.extend else vocab.unknown
+    return tuple(reuse_vocabulary(f, refs[f.name], mode) for f in features)
 
 
 def encode_column(name: str, col: Column, kind: FeatureKind | None, sep: str | None, order: str) -> Feature:
@@ -74,7 +98,7 @@ def _encode(name: str, col: Column, kind: FeatureKind | None, sep: str | None, o
     if col.kind != "text":  # a number or list column read for a category: its values as text
         col = _as_text(col)
     assert col.codes is not None
-    vocab, indices = _fit(col.codes, col.values, order)
+    vocab, indices = _fit(col.codes, col.values, order, compact=True)
     return Feature(name, "interaction", "cat", indices, vocab=vocab, column=col.name, missing=int((col.codes < 0).sum()))
 
 
@@ -115,14 +139,40 @@ def _as_text(col: Column) -> Column:
     raise InputError(msg)
 
 
-def _fit(codes: np.ndarray, values: pa.Array, order: str) -> tuple[Vocabulary, np.ndarray]:
+def _fit(codes: np.ndarray, values: pa.Array, order: str, *, compact: bool = False) -> tuple[Vocabulary, np.ndarray]:
     """The vocabulary of the codes that occur (ordered by ``order``) and the int32 index of each code
-    occurrence (0 for a missing code, -1)."""
-    present = codes[codes >= 0]
-    chosen, counts = fit_order(present, values, order)  # type: ignore[arg-type]
-    vocab = Vocabulary(ids=values.take(pa.array(chosen)), counts=counts, start=1)
+    occurrence (0 for a missing code, -1); with ``compact`` the smallest unsigned type that holds
+    the indices (see :func:`compact_dtype`).
+
+    Counted and looked up a chunk of rows at a time (no 64-bit copy of all the codes), as the items are.
+    """
+    if order == "first-seen":
+        chosen, counts = fit_order(codes[codes >= 0], values, order)  # type: ignore[arg-type]
+    else:
+        chosen, counts = order_counted(_present_counts(codes, len(values)), values, order)  # type: ignore[arg-type]
+    vocab = Vocabulary(ids=values.take(pa.array(chosen, pa.int64())), counts=counts, start=1)
     table = np.append(remap_table(chosen, len(values), start=1), np.int32(0))  # code -1 -> 0 (missing)
-    return vocab, table[codes]
+    if compact:
+        table = table.astype(compact_dtype(len(chosen)))
+    return vocab, lookup(table, codes)
+
+
+def compact_dtype(k: int) -> np.dtype:
+    """The type of indices 0..k while the rows are still in input order: uint8 or uint16 when they fit
+    (1 or 2 bytes a row instead of 4: the sort holds them beside their sorted int32 copy), else int32.
+
+    >>> compact_dtype(20), compact_dtype(10_000), compact_dtype(100_000)
+    (dtype('uint8'), dtype('uint16'), dtype('int32'))
+    """
+    return np.dtype(np.uint8 if k < 2**8 else np.uint16 if k < 2**16 else np.int32)
+
+
+def _present_counts(codes: np.ndarray, size: int, chunk: int = 1 << 20) -> np.ndarray:
+    """Occurrences of each code 0..size-1 (a missing code, -1, is not counted), a chunk at a time."""
+    out = np.zeros(size + 1, dtype=np.int64)
+    for a in range(0, len(codes), chunk):
+        out += np.bincount(codes[a : a + chunk] + 1, minlength=size + 1)
+    return out[1:]
 
 
 def _tokens(name: str, col: Column, sep: str | None, order: str) -> Feature:
@@ -143,15 +193,15 @@ def _tokens(name: str, col: Column, sep: str | None, order: str) -> Feature:
         enc = pc.dictionary_encode(tokens)
         token_codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int32)
         values = enc.dictionary
-        rows = col.codes
-        lengths = np.append(np.diff(value_offsets), 0)[rows]  # code -1 (missing) takes the trailing 0: no value at all is fine too
+        rows = np.where(col.codes >= 0, col.codes, len(col.values))  # a missing row: an empty value past the end
+        lengths = np.append(np.diff(value_offsets), 0)[rows]
         offsets = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        starts = np.append(value_offsets[:-1], 0)[rows]
+        starts = value_offsets[rows]
         pos = np.repeat(starts - offsets[:-1], lengths) + np.arange(int(offsets[-1]), dtype=np.int64)
         codes = token_codes[pos]
         empty = _empty_tokens(col, sep)
-    vocab, indices = _fit(codes, values, order)
+    vocab, indices = _fit(codes, values, order, compact=True)
     missing = int((np.diff(offsets) == 0).sum())
     return Feature(name, "interaction", "tokens", indices, vocab=vocab, offsets=offsets, column=col.name, missing=missing, empty_tokens=empty)
 
@@ -182,14 +232,26 @@ def _empty_per_value(values: pa.Array, sep: str) -> np.ndarray:
     return np.bincount(row[empty], minlength=len(values)).astype(np.int64)
 
 
-def derive_time_features(seqs: Sequences, time_unit: str, opts: FeatureOptions, order: str) -> Sequences:
-    """The sequences with each ``--time-feature`` computed over every user's sorted timestamps."""
+def derive_time_features(
+    seqs: Sequences,
+    time_unit: str,
+    opts: FeatureOptions,
+    order: str,
+    *,
+    fit_rows: np.ndarray | None = None,
+    vocab: VocabOptions | None = None,
+) -> Sequences:
+    """The sequences with each ``--time-feature`` computed over every user's sorted timestamps.
+
+    Categorical ones get a vocabulary fitted on every interaction, on the positions where
+    ``fit_rows`` is True (``--vocab-from-train``: the training part), or reused from
+    ``vocab.vocab_from``."""
     if not opts.time_features:
         return seqs
-    out = list(seqs.features)
-    for name, k in opts.time_specs():
-        out.append(_time_feature(name, k, seqs, time_unit, order))
-    return dataclasses.replace(seqs, features=tuple(out))
+    derived = tuple(_time_feature(name, k, seqs, time_unit, order) for name, k in opts.time_specs())
+    if fit_rows is not None:
+        derived = tuple(refit_on(f, fit_rows, order) for f in derived)
+    return dataclasses.replace(seqs, features=seqs.features + reuse_features(derived, vocab))
 
 
 def _time_feature(name: str, k: int | None, seqs: Sequences, unit: str, order: str) -> Feature:
@@ -223,6 +285,105 @@ def _ns_per_step(unit: str, ts: np.ndarray, name: str) -> int:
     return NS_PER["epoch"]
 
 
+def _remapped(f: Feature, table: np.ndarray, vocab: Vocabulary, unseen: int, fit: str, recount: bool = True) -> Feature:
+    """``f`` with its indices mapped through ``table`` (old index -> new one, 0 for index 0; a new
+    index 0 leaves a token out of its list); with ``recount`` the counts of ``vocab`` are those of
+    the result."""
+    values = table[f.values]
+    offsets = f.offsets
+    if offsets is not None and (values == 0).any():
+        keep = values != 0
+        kept = np.zeros(len(values) + 1, dtype=np.int64)
+        np.cumsum(keep, out=kept[1:])
+        values, offsets = values[keep], kept[offsets]
+    size = len(vocab) + 1 + (vocab.oov_idx is not None)
+    if recount:
+        counts = np.bincount(values, minlength=size)[1 : len(vocab) + 1].astype(np.int64)
+        vocab = Vocabulary(ids=vocab.ids, counts=counts, start=1, oov_idx=vocab.oov_idx)
+    dtype = np.int32 if f.values.dtype == np.int32 else compact_dtype(size - 1)  # compact stays compact
+    return dataclasses.replace(f, values=values.astype(dtype), offsets=offsets, vocab=vocab, unseen=unseen, fit=fit)  # type: ignore[arg-type]
+
+
+def refit_on(f: Feature, rows: np.ndarray, order: str) -> Feature:
+    """``f`` (aligned with ``rows``) with its vocabulary fitted on the rows where ``rows`` is True
+    only (``--vocab-from-train``: its counts are those rows', as the items'); a value those rows never
+    hold becomes 0, as a missing one (a token is left out of its list), and is counted in ``unseen``.
+
+    >>> f = Feature("g", "interaction", "cat", np.array([1, 2, 2, 0], dtype=np.int32),
+    ...             vocab=Vocabulary(pa.array(["a", "b"]), np.array([1, 2]), start=1))
+    >>> g = refit_on(f, np.array([False, True, True, True]), "frequency")
+    >>> g.values.tolist(), g.vocab.ids.to_pylist(), g.unseen
+    ([0, 1, 1, 0], ['b'], 1)
+    """
+    if f.vocab is None:
+        return f
+    mask = rows if f.offsets is None else np.repeat(rows, np.diff(f.offsets))
+    codes = f.values.astype(np.int64) - 1  # -1: missing
+    chosen, counts = fit_order(codes[mask & (codes >= 0)], f.vocab.ids, order)  # type: ignore[arg-type]
+    table = np.concatenate([[0], np.maximum(remap_table(chosen, len(f.vocab), start=1), 0)]).astype(np.int32)
+    unseen = int(((table[f.values] == 0) & (f.values > 0)).sum())
+    vocab = Vocabulary(ids=f.vocab.ids.take(pa.array(chosen, pa.int64())), counts=counts, start=1)
+    return _remapped(f, table, vocab, unseen, "train", recount=False)
+
+
+def reuse_vocabulary(f: Feature, ref: FeatureReference, mode: str) -> Feature:
+    """``f`` (fitted on this build's rows) encoded with an earlier build's vocabulary ``ref``: its
+    values keep OLD's indices 1..K; a value OLD does not know is, by ``mode``: ``drop`` 0 (as a
+    missing value; a token is left out of its list), ``oov`` K+1 (``oov_idx``), ``error`` a one-line
+    error naming a few, ``extend`` appended at K+1, K+2, ... (in this build's order).
+
+    >>> old = FeatureReference("g", "cat", Vocabulary(pa.array(["b", "a"]), np.array([5, 1]), start=1), "OLD")
+    >>> f = Feature("g", "interaction", "cat", np.array([1, 2, 0, 1], dtype=np.int32),
+    ...             vocab=Vocabulary(pa.array(["a", "z"]), np.array([2, 1]), start=1))
+    >>> reuse_vocabulary(f, old, "oov").values.tolist(), reuse_vocabulary(f, old, "drop").unseen
+    ([2, 3, 0, 2], 1)
+    >>> ext = reuse_vocabulary(f, old, "extend")
+    >>> ext.values.tolist(), ext.vocab.ids.to_pylist(), ext.vocab.counts.tolist()
+    ([2, 3, 0, 2], ['b', 'a', 'z'], [0, 2, 1])
+    """
+    if ref.kind != f.kind:
+        msg = f"feature {f.name!r} is {f.kind} here but {ref.kind} in --vocab-from {ref.path!r}; pass {f.column}:{ref.kind}, or rebuild OLD"
+        raise InputError(msg)
+    if f.vocab is None or ref.vocab is None:
+        return dataclasses.replace(f, fit="reused")
+    old = ref.vocab
+    ids, exact = (f.vocab.ids, None) if f.vocab.ids.type == old.ids.type else cast_ids_exact(f.vocab.ids, old.ids.type)
+    table = reuse_table(old.ids, ids, start=1) if len(old) else np.full(len(ids), -1, dtype=np.int32)
+    if exact is not None:
+        table[~exact] = -1  # a value OLD's type cannot hold: unknown to OLD
+        if mode == "extend" and not exact.all():
+            example = f.vocab.ids.filter(pa.array(~exact))[0].as_py()
+            msg = f"feature {f.name!r}: --extend cannot add {example!r} to the {old.ids.type} values of --vocab-from {ref.path!r}; rebuild OLD, or pass --unknown oov"
+            raise InputError(msg)
+    new = table < 0
+    unseen = int(f.vocab.counts[new].sum())
+    k = len(old)
+    if mode == "error" and new.any():
+        examples = ", ".join(map(repr, f.vocab.ids.filter(pa.array(new)).slice(0, 5).to_pylist()))
+        msg = (
+            f"feature {f.name!r} has {_n(int(new.sum()), 'value')} ({_n(unseen, 'token' if f.kind == 'tokens' else 'row')}) that "
+            f"the vocabulary of {ref.path!r} does not hold, e.g. {examples}; pass --unknown drop or --unknown oov to accept them, or --extend to add them"
+        )
+        raise InputError(msg)
+    if mode == "extend":
+        if old.oov_idx is not None:
+            msg = f"--vocab-from {ref.path!r} reserved index {old.oov_idx} of feature {f.name!r} for unknown values, so --extend cannot append there; use --unknown oov instead"
+            raise InputError(msg)
+        table[new] = np.arange(k + 1, k + 1 + int(new.sum()), dtype=np.int32)
+        vocab = Vocabulary(ids=pa.concat_arrays([old.ids, ids.filter(pa.array(new))]), counts=old.counts, start=1)
+        fit = "extended"
+    else:
+        oov = k + 1 if mode == "oov" else None
+        table[new] = 0 if oov is None else oov
+        vocab = Vocabulary(ids=old.ids, counts=old.counts, start=1, oov_idx=oov)
+        fit = "reused"
+    return _remapped(f, np.concatenate([[0], table]).astype(np.int32), vocab, unseen, fit)
+
+
+def _n(k: int, what: str) -> str:
+    return f"{k} {what}" + ("" if k == 1 else "s")
+
+
 def feature_vocabularies(features: tuple[Feature, ...]) -> dict[str, Vocabulary]:
     """name -> vocabulary of every categorical and token feature."""
     return {f.name: f.vocab for f in features if f.vocab is not None}
@@ -234,13 +395,17 @@ def features_meta(features: tuple[Feature, ...]) -> dict[str, Any]:
     for f in features:
         entry: dict[str, Any] = {"source": f.source, "kind": f.kind, "column": f.column, "missing": f.missing}
         if f.vocab is not None:
+            oov = f.vocab.oov_idx
             entry.update(
                 values=len(f.vocab),
-                num_embeddings=len(f.vocab) + 1,
+                num_embeddings=len(f.vocab) + 1 + (oov is not None),
                 padding_idx=0,
                 missing_idx=0,
+                oov_idx=oov,
                 vocabulary=f"features/{f.name}.parquet",
                 value_type=str(f.vocab.ids.type),
+                fit=f.fit,
+                unseen=f.unseen,
             )
         else:
             entry.update(dtype="float32", missing_value="NaN")

@@ -12,6 +12,12 @@ A vocabulary is a contract with a trained embedding table: item 17 stays item 17
   every id (text "17" -> 17), else the build fails (text "017" or "x" against integer ids);
 - ``count`` in the written items.parquet / users.parquet counts the interactions of the NEW build
   (0 for an id of OLD that the new log does not have).
+
+Features (``--feature``, ``--time-feature``) reuse OLD's ``features/<name>.parquet`` the same way
+(:func:`load_feature_references`; the remapping is :func:`seqprep.steps.features.reuse_vocabulary`):
+every feature must be one OLD has, of the same kind; a value OLD does not know is, by ``--unknown``:
+``drop`` - 0, as a missing value (rows are never dropped for a feature value; a token is left out
+of its list), ``oov`` - K+1, ``error`` - the build fails naming a few; ``--extend`` appends it.
 """
 
 from __future__ import annotations
@@ -31,7 +37,15 @@ from ..kernels import cast_ids_exact, extend_table, reuse_table
 from ..model import Interactions, Log
 from ..vocab import Vocabulary
 
-__all__ = ["Reference", "fit_reused", "load_reference", "reuse_meta", "unknown_items_step"]
+__all__ = [
+    "FeatureReference",
+    "Reference",
+    "fit_reused",
+    "load_feature_references",
+    "load_reference",
+    "reuse_meta",
+    "unknown_items_step",
+]
 
 STEP = "unknown_items"
 
@@ -75,6 +89,49 @@ def load_reference(path: str) -> Reference:
     oov = meta.get("oov_idx")
     files = meta.get("outputs", {}).get("files", {})
     return Reference(path=path, items=items, users=users, oov_idx=None if oov is None else int(oov), files=files)
+
+
+@dataclass(frozen=True)
+class FeatureReference:
+    """One feature of an earlier build: its kind and, for ``cat`` / ``tokens``, its vocabulary."""
+
+    name: str
+    kind: str
+    vocab: Vocabulary | None
+    path: str
+
+
+def load_feature_references(path: str, names: list[str], kinds: dict[str, str]) -> dict[str, FeatureReference]:
+    """OLD_OUT's features ``names`` (meta.json ``features`` and ``features/<name>.parquet``); each must
+    exist in OLD with the kind ``kinds[name]`` (when known), else a one-line error naming it."""
+    ref = load_reference(path)  # the folder checks and their messages
+    meta = json.loads((Path(path) / "meta.json").read_text(encoding="utf-8"))
+    # the features that travel with the items (the item/user attributes are not reused as features)
+    old = {n: e for n, e in (meta.get("features") or {}).items() if isinstance(e, dict) and e.get("source") not in ("item", "user")}
+    out = {}
+    for name in names:
+        entry = old.get(name)
+        if not isinstance(entry, dict):
+            have = ", ".join(sorted(old)) or "none"
+            msg = (
+                f"--vocab-from {path!r} has no feature {name!r} (its features: {have}), so there is no vocabulary "
+                f"to reuse; drop that --feature / --time-feature / --event-col, or rebuild OLD with it"
+            )
+            raise InputError(msg)
+        kind = str(entry.get("kind"))
+        if kinds.get(name) not in (None, kind):
+            msg = f"feature {name!r} is {kinds[name]} here but {kind} in --vocab-from {path!r}; pass {name}:{kind}, or rebuild OLD"
+            raise InputError(msg)
+        vocab = None
+        if kind != "num":
+            file = Path(path) / "features" / f"{name}.parquet"
+            try:
+                vocab = Vocabulary.from_feature_table(pq.read_table(file)).with_oov(entry.get("oov_idx"))
+            except (OSError, KeyError, ValueError, pa.ArrowException) as e:
+                msg = f"--vocab-from {path!r}: features/{name}.parquet is not a seqprep feature vocabulary ({one_line(e, 200)}); rebuild OLD with seqprep build"
+                raise InputError(msg) from e
+        out[name] = FeatureReference(name, kind, vocab, ref.path)
+    return out
 
 
 def _align(ref: Vocabulary, ids: pa.Array, role: str, path: str) -> pa.Array:

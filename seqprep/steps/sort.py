@@ -52,7 +52,7 @@ def sequences_from(
             items=item_idx[order],
             timestamps=time[order],
             ratings=None if rating is None else rating[order],
-            features=tuple(f.take(order) for f in features),
+            features=tuple(f.take(order).widened() for f in features),
         )
     offsets = csr_offsets(user_counts)
     n = len(user_idx)
@@ -64,7 +64,7 @@ def sequences_from(
         items=np.empty(n, dtype=item_idx.dtype),
         timestamps=np.empty(n, dtype=time.dtype),
         ratings=None if rating is None else np.empty(n, dtype=rating.dtype),
-        features=tuple(dataclasses.replace(f, values=np.empty(n, dtype=f.values.dtype)) for f in features),
+        features=tuple(dataclasses.replace(f, values=np.empty(n, dtype=_sorted_dtype(f))) for f in features),
     )
     bounds = sequence_parts(offsets)
     parts = user_range_rows(user_idx, bounds, counts=user_counts)
@@ -78,7 +78,10 @@ def sequences_from(
         if rating is not None:
             np.take(rating, order, out=seqs.ratings[lo:hi])
         for f, out in zip(features, seqs.features):
-            np.take(f.values, order, out=out.values[lo:hi])
+            if f.values.dtype == out.values.dtype:
+                np.take(f.values, order, out=out.values[lo:hi])
+            else:  # compact indices (input order) widened to int32, a part at a time
+                out.values[lo:hi] = f.values[order]
 
     # this thread writes while the pool sorts: rows grouped by user sort fast, so one core is left
     # for the writer; scattered rows make the sort the longer job, and it gets every core
@@ -105,12 +108,22 @@ def _in_order(
     on_part: Callable[[Sequences, int, int], None] | None,
     features: tuple[Feature, ...],
 ) -> Sequences:
-    """:func:`sequences_from` of rows already in (user, time) order: the arrays as they are."""
+    """:func:`sequences_from` of rows already in (user, time) order: the arrays as they are (feature
+    indices widened to int32, as sorted ones are)."""
     seqs = Sequences(
-        offsets=csr_offsets(user_counts), items=item_idx, timestamps=time, ratings=rating, features=features
+        offsets=csr_offsets(user_counts),
+        items=item_idx,
+        timestamps=time,
+        ratings=rating,
+        features=tuple(f.widened() for f in features),
     )
     if on_part is not None:
         bounds = sequence_parts(seqs.offsets)
         for u0, u1 in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
             on_part(seqs, u0, u1)
     return seqs
+
+
+def _sorted_dtype(f: Feature) -> np.dtype:
+    """What a feature is held as once sorted: int32 indices (``cat``, ``tokens``), float32 (``num``)."""
+    return f.values.dtype if f.kind == "num" else np.dtype(np.int32)

@@ -38,14 +38,16 @@ from ..kernels.splits import (
     time_parts,
     time_quantile,
     users_parts,
+    window_positions,
 )
 from ..model import EvalRows, Extras, Feature, Interactions, Log, Sequences
 from ..resources import sort_threads
 from ..timeunits import bound_in_unit
 from ..vocab import Vocabulary
+from .features import encode_features, refit_on
 from .vocabularies import ITEM_START, USER_START, fitted
 
-__all__ = ["HISTORY_RULE", "decide_parts", "fit_on_train", "prepare"]
+__all__ = ["HISTORY_RULE", "TRAIN", "decide_parts", "fit_on_train", "prepare"]
 
 HISTORY_RULE = {
     "loo": "the user's interactions before the target in the stable time order (timestamps <= the target's)",
@@ -103,7 +105,12 @@ def fit_on_train(
     Order: users are numbered on all kept rows, rows sorted by (user, time) stably, the split decided
     there; the item vocabulary is fitted on the TRAIN rows; held-out rows whose item never occurs in
     training are dropped and counted (step ``vocab_from_train``); then users are renumbered on the
-    rows left and everything is encoded and sorted. Returns (users, items, sequences, part, info).
+    rows left and everything is encoded and sorted. The features are encoded on the rows left, their
+    vocabularies fitted on the TRAIN rows (:func:`~seqprep.steps.features.refit_on`: a value only
+    held-out rows hold becomes 0 and is counted as ``unseen``). ``features``: features already
+    encoded on ``inter``'s rows (the event column's), kept with their vocabularies, after those;
+    ``targets``: the target-event rows the split decides on. Returns (users, items, sequences, part,
+    info).
     """
     user_order, user_counts = fit_order(inter.user, log.user_ids, config.user_order)
     uidx = lookup(remap_table(user_order, len(log.user_ids), start=USER_START), inter.user)
@@ -136,6 +143,10 @@ def fit_on_train(
         keep = ~unseen
         inter, part, iidx = inter.take(keep), part[keep], iidx[keep]
         features = tuple(f.take(keep) for f in features)
+    # the --feature columns are encoded on the rows left, their vocabularies fitted on the TRAIN rows
+    # (no leak from held-out rows); ``features`` (the event column's) keep their vocabularies
+    encoded = encode_features(inter, config.feature, config.item_order)
+    features = tuple(refit_on(f, part == TRAIN, config.item_order) for f in encoded) + features
     user_order, user_counts = fit_order(inter.user, log.user_ids, config.user_order)
     users = fitted(log.user_ids, user_order, user_counts, USER_START)
     items = fitted(log.item_ids, item_order, item_counts, ITEM_START)
@@ -146,7 +157,7 @@ def fit_on_train(
         items=iidx[order],
         timestamps=inter.time[order],
         ratings=None if inter.rating is None else inter.rating[order],
-        features=tuple(f.take(order) for f in features),
+        features=tuple(f.take(order).widened() for f in features),
     )
     return users, items, seqs, part[order], info
 
@@ -168,12 +179,14 @@ def prepare(
         return seqs, None, {}
     meta: dict[str, Any] = {}
     train_users, train_offsets, train_items, train = _training_part(seqs, part)
+    train_features = seqs.features if train is None else tuple(f.take(train) for f in seqs.features)
     fields: dict[str, Any] = {}
     rule = info.get("rule")
     if rule is not None:
         assert part is not None and train is not None
         fields.update(train_user_idx=train_users, train_offsets=train_offsets, train_items=train_items)
         fields["train_timestamps"] = seqs.timestamps[train]
+        fields["train_features"] = train_features
         evals = _held_out(seqs, part, rule, opts.max_len)
         if opts.eval_negatives:
             evals, meta["negatives"] = _with_negatives(seqs, train_items, evals, len(items), opts, targets, train)
@@ -181,9 +194,12 @@ def prepare(
         meta["split"] = _split_meta(info, opts, part, train, train_users, evals)
     if opts.windows is not None:
         train_targets = None if targets is None else (targets if train is None else targets[train])
-        fields["windows"], meta["windows"] = _windows(train_items, train_offsets, train_users, opts, rule, train_targets)
+        fields["windows"], fields["window_features"], meta["windows"] = _windows(
+            train_items, train_offsets, train_users, train_features, opts, rule, train_targets
+        )
     if opts.max_len is not None:
         fields["padded"] = padded(seqs.items.astype(np.int32, copy=False), seqs.offsets, opts.max_len, side=opts.pad)
+        fields["padded_features"] = tuple(f.padded(seqs.offsets, opts.max_len, opts.pad) for f in seqs.features)
         meta["truncation"] = _truncation_meta(seqs.offsets, opts)
         if opts.truncate:
             seqs = _truncate(seqs, opts.max_len)
@@ -259,13 +275,21 @@ def _windows(
     train_items: np.ndarray,
     train_offsets: np.ndarray,
     train_users: np.ndarray,
+    train_features: tuple[Feature, ...],
     opts: SplitOptions,
     rule: str | None,
     targets: np.ndarray | None = None,
-) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], dict[str, Any]]:
-    """Caser's training windows (inputs, targets, users) and meta.json's ``windows``."""
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[tuple[Feature, Feature], ...], dict[str, Any]]:
+    """Caser's training windows (inputs, targets, users), each feature cut into the same windows
+    (inputs and targets cells), and meta.json's ``windows``; with ``targets`` (``--target-events``)
+    only the windows whose targets are all target events."""
     L, T = opts.window_shape  # type: ignore[misc]
     x, y, r = sliding_windows(train_items, train_offsets, L, T, targets)
+    cut: tuple[tuple[Feature, Feature], ...] = ()
+    if train_features:
+        idx, _ = window_positions(train_offsets, L, T, targets)
+        cut = tuple((f.take_padded(idx[:, :L].reshape(-1)), f.take_padded(idx[:, L:].reshape(-1))) for f in train_features)
+        del idx
     lengths = np.diff(train_offsets)
     meta = {
         "inputs": L,
@@ -275,7 +299,7 @@ def _windows(
         "users_too_short": int((lengths <= T).sum()),
         "source": "train" if rule is not None else "sequences",
     }
-    return (x, y, train_users[r]), meta
+    return (x, y, train_users[r]), cut, meta
 
 
 def _truncation_meta(offsets: np.ndarray, opts: SplitOptions) -> dict[str, Any]:
@@ -309,16 +333,18 @@ def _eval_rows(
         raise ConfigError(msg)
     if len(user) < 2 or bool((user[1:] > user[:-1]).all()):  # one row per user: disjoint, ordered ranges
         hist_offsets = csr_offsets(length)
-        history = seqs.items[ranges_mask(len(seqs.items), start, length)]
+        hist_pos = ranges_mask(len(seqs.items), start, length)
     else:
         hist_offsets, hist_pos = gather_ranges(start, length)
-        history = seqs.items[hist_pos]
+    history = seqs.items[hist_pos]
     return EvalRows(
         user_idx=user,
         target=seqs.items[pos].astype(np.int32, copy=False),
         target_ts=seqs.timestamps[pos],
         history_offsets=hist_offsets,
         history=history.astype(np.int32, copy=False),
+        history_features=tuple(f.take(hist_pos) for f in seqs.features),
+        target_features=tuple(f.take(pos) for f in seqs.features),
     )
 
 
