@@ -19,9 +19,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
-from .version import __version__
 from .errors import ConfigError, SeqprepError
+from .presets import PRESETS
+from .version import __version__
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -110,6 +112,7 @@ class GroupedCommand(click.Command):
 # --------------------------------------------------------------------------------------------------
 # The options, group by group (the order of the groups in ``seqprep build --help``)
 
+PRESET = "Preset"
 INPUT = "Input"
 CLEANING = "Cleaning"
 VOCABULARY = "Vocabulary"
@@ -265,6 +268,13 @@ cleaning_options = _apply(
         metavar="N",
         help="k-core rounds (1 = SASRec's single pass). Default: repeat until every user and item meets its bound.",
     ),
+    option(
+        CLEANING,
+        "--kcore-passes",
+        metavar="user,item,...",
+        help="k-core as one-sided passes in this order, each counting the rows the one before left "
+        "(user,item,user = SR-GNN's sessions, items, sessions); instead of rounds.",
+    ),
 )
 """Cleaning steps (applied in a fixed order: missing values, window, rating, dedup, k-core)."""
 
@@ -272,18 +282,20 @@ vocabulary_options = _apply(
     option(
         VOCABULARY,
         "--item-order",
-        type=click.Choice(["frequency", "first-seen", "id"]),
+        type=click.Choice(["frequency", "first-seen", "id", "sequence"]),
         default="frequency",
         show_default=True,
-        help="How items are numbered: most frequent first (ties by id), by first appearance, or by original id.",
+        help="How items are numbered: most frequent first (ties by id), by first appearance in the input, by original id, "
+        "or by first appearance in the sorted sequences, user by user (sequence; with --vocab-from-train: the training part).",
     ),
     option(
         VOCABULARY,
         "--user-order",
-        type=click.Choice(["id", "first-seen"]),
+        type=click.Choice(["id", "first-seen", "date"]),
         default="id",
         show_default=True,
-        help="How users are numbered (the row order of every output).",
+        help="How users are numbered (the row order of every output): by original id, by first appearance, or by "
+        "date (the UTC day of the user's last row in the log as read, equal days by first appearance).",
     ),
     option(
         VOCABULARY,
@@ -415,7 +427,8 @@ sequence_options = _apply(
     option(
         SEQUENCES,
         "--split",
-        help="Evaluation split: loo, time (with --valid-from/--test-from), time:Q1,Q2 (quantiles) or users:TRAIN,VALID,TEST.",
+        help="Evaluation split: loo, time (with --valid-from/--test-from), time:Q1,Q2 (quantiles), users:TRAIN,VALID,TEST "
+        "or days:N (whole sequences dated in the last N days are test, every prefix a test row).",
     ),
     option(SEQUENCES, "--valid-from", help="--split time: targets at or after T1 (epoch or ISO date) are validation."),
     option(SEQUENCES, "--test-from", help="--split time: targets at or after T2 (epoch or ISO date) are test."),
@@ -463,7 +476,6 @@ output_options = _apply(
         OUTPUTS,
         "-o",
         "--output",
-        required=True,
         help="Output folder (written atomically; must not exist unless --overwrite), or - to stream the sequences to stdout.",
     ),
     option(
@@ -494,8 +506,9 @@ output_options = _apply(
         "--export",
         "exports",
         multiple=True,
-        type=click.Choice(["sasrec", "seqlines", "recbole"]),
-        help="Also write a file for existing model code into OUT; repeat for several: sasrec, seqlines, recbole.",
+        type=click.Choice(["sasrec", "seqlines", "recbole", "srgnn"]),
+        help="Also write a file for existing model code into OUT; repeat for several: sasrec, seqlines, recbole, "
+        "srgnn (SR-GNN's train/test pickles of every prefix -> next item; needs --split days:N).",
     ),
     option(OUTPUTS, "--json", "as_json", is_flag=True, help="Print meta.json's content to stdout when done."),
     option(OUTPUTS, "-q", "--quiet", is_flag=True, help="No progress bar and no summary line on stderr."),
@@ -575,6 +588,8 @@ def _step_summary(steps: list[dict[str, Any]]) -> str:
             text += f"/-{st['users_removed']:,} users/-{st['items_removed']:,} items"
         if "rounds" in st:
             text += f" ({len(st['rounds'])} rounds)"
+        if "passes" in st:
+            text += f" ({len(st['passes'])} passes)"
         parts.append(text)
     return ", ".join(parts)
 
@@ -646,7 +661,14 @@ def cli() -> None:
 
 
 @cli.command(cls=GroupedCommand)
-@argument(INPUT, "inputs", nargs=-1, required=True, help="Log files, quoted globs, or - for stdin; together one log.")
+@argument(INPUT, "inputs", nargs=-1, help="Log files, quoted globs, or - for stdin; together one log.")
+@option(
+    PRESET,
+    "--preset",
+    type=click.Choice(sorted(PRESETS)),
+    help="A published script's preprocessing as flags (docs/presets.md): sasrec, srgnn. Flags given explicitly override its values.",
+)
+@option(PRESET, "--explain", is_flag=True, help="Print the flags --preset expands to (and those given over them) and exit without building.")
 @read_options
 @cleaning_options
 @vocabulary_options
@@ -656,11 +678,26 @@ def cli() -> None:
 @resource_options
 @engine_options
 @_handle_errors
-def build(inputs: tuple[str, ...], output: str, formats: tuple[str, ...], as_json: bool, quiet: bool, **kw: Any) -> None:
+def build(
+    inputs: tuple[str, ...], output: str | None, formats: tuple[str, ...], as_json: bool, quiet: bool, explain: bool, **kw: Any
+) -> None:
     """Build vocabularies and per-user sequences from INPUTS (files, globs or - for stdin).
 
     Several inputs form one log, in the order given; equal timestamps keep that order.
     """
+    if kw["preset"] is not None:  # the preset's values under the flags given on the command line
+        ctx = click.get_current_context()
+        given = {k for k in kw if ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT, None)}
+        kw = {k: v for k, v in kw.items() if k in given or k == "preset" or k not in PRESETS[kw["preset"]].options}
+    if explain:
+        _explain(kw)
+        return
+    if not inputs:
+        msg = "no input given; pass one or more log files (or - for stdin)"
+        raise ConfigError(msg)
+    if output is None:
+        msg = "no output folder given; pass -o OUT"
+        raise ConfigError(msg)
     _sigterm_to_interrupt()
     # the library, and with it pyarrow and numpy, is imported here, not at start-up; the local engine's
     # build runs without pandas (resources.without_pandas: pyarrow never imports it mid-build), and
@@ -721,6 +758,32 @@ def build(inputs: tuple[str, ...], output: str, formats: tuple[str, ...], as_jso
         )
     if as_json:
         click.echo(json.dumps(m, indent=2, sort_keys=True))
+
+
+def _explain(kw: dict[str, Any]) -> None:
+    """``--explain``: the flags of ``--preset`` (with the flags given on top) on stdout."""
+    from .presets import flags
+
+    name = kw["preset"]
+    if name is None:
+        msg = "--explain prints what --preset NAME expands to; add --preset " + "|".join(sorted(PRESETS))
+        raise ConfigError(msg)
+    p = PRESETS[name]
+    ctx = click.get_current_context()
+    given = {k: v for k, v in kw.items() if k != "preset" and ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT, None)}
+    click.echo(f"--preset {name}: {p.source}")
+    click.echo(f"  reads:   {p.input}")
+    click.echo(f"  checked: {p.checked}")
+    click.echo("  expands to: " + " ".join(flags(p.options)))
+    as_given = {  # "user,item" as the preset's tuple
+        k: tuple(x.strip() for x in v.split(",")) if isinstance(v, str) and isinstance(p.options.get(k), tuple) else v
+        for k, v in given.items()
+    }
+    overridden = {k: v for k, v in as_given.items() if k in p.options and v != p.options[k]}
+    if overridden:
+        click.echo("  overridden on the command line: " + " ".join(flags(overridden)))
+    click.echo("  quirks of the script and how each rule maps: docs/presets.md")
+    click.echo("(--explain: nothing was built)")
 
 
 @cli.command(cls=GroupedCommand)

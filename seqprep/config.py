@@ -49,15 +49,15 @@ __all__ = [
     "parse_where",
 ]
 
-ItemOrder = Literal["frequency", "first-seen", "id"]
-UserOrder = Literal["id", "first-seen"]
+ItemOrder = Literal["frequency", "first-seen", "id", "sequence"]
+UserOrder = Literal["id", "first-seen", "date"]
 OutputFormat = Literal["parquet", "npz"]
 IdType = Literal["auto", "int", "str"]
 InputFormat = Literal["auto", "csv", "jsonl", "parquet"]
 DedupMode = Literal["none", "exact", "first", "last", "consecutive"]
 Unknown = Literal["drop", "oov", "error"]
 StreamFormat = Literal["arrow", "jsonl"]
-ExportName = Literal["sasrec", "seqlines", "recbole"]
+ExportName = Literal["sasrec", "seqlines", "recbole", "srgnn"]
 STDOUT = "-"
 Engine = Literal["local", "dask"]
 
@@ -170,7 +170,7 @@ class SplitOptions:
 
     @property
     def rule(self) -> str | None:
-        """``loo``, ``time``, ``users`` or ``None``."""
+        """``loo``, ``time``, ``users``, ``days`` or ``None``."""
         return None if self.split is None else self.split.split(":", 1)[0].strip()
 
     @property
@@ -206,8 +206,8 @@ class SplitOptions:
             msg = "--truncate needs --max-len N (how many of the most recent items to keep)"
             raise ConfigError(msg)
         rule = self.rule
-        if rule not in (None, "loo", "time", "users"):
-            msg = f"--split {self.split!r} is not a split rule; use loo, time (with --valid-from/--test-from), time:Q1,Q2 or users:TRAIN,VALID,TEST"
+        if rule not in (None, "loo", "time", "users", "days"):
+            msg = f"--split {self.split!r} is not a split rule; use loo, time (with --valid-from/--test-from), time:Q1,Q2, users:TRAIN,VALID,TEST or days:N"
             raise ConfigError(msg)
         fr = self.fractions
         bounds = (self.valid_from is not None) + (self.test_from is not None)
@@ -233,6 +233,9 @@ class SplitOptions:
                 raise ConfigError(msg)
             if value is not None:
                 parse_time(value, flag)  # fails now, before any input is read
+        if rule == "days" and (fr is None or len(fr) != 1 or fr[0] != int(fr[0]) or fr[0] < 1):
+            msg = f"--split {self.split!r}: give the test days as one whole number >= 1, as in --split days:7"
+            raise ConfigError(msg)
         if rule == "users":
             if fr is None or len(fr) != 3 or min(fr) < 0 or abs(sum(fr) - 1) > 1e-9:
                 msg = f"--split {self.split!r}: give three fractions that sum to 1, as in --split users:0.8,0.1,0.1"
@@ -269,12 +272,19 @@ class FilterOptions:
     min_item_count: int = 0
     kcore_rounds: int | None = None
     where: tuple[str, ...] = field(default=(), metadata=SINCE_V1)
+    kcore_passes: tuple[str, ...] = field(default=(), metadata=SINCE_V1)
 
     def __post_init__(self) -> None:
         if isinstance(self.where, str):
             object.__setattr__(self, "where", (self.where,))
         elif not isinstance(self.where, tuple):
             object.__setattr__(self, "where", tuple(self.where))
+        if self.kcore_passes is None:  # the CLI's "not given"
+            object.__setattr__(self, "kcore_passes", ())
+        elif isinstance(self.kcore_passes, str):  # "user,item,user"
+            object.__setattr__(self, "kcore_passes", tuple(p.strip() for p in self.kcore_passes.split(",")))
+        elif not isinstance(self.kcore_passes, tuple):
+            object.__setattr__(self, "kcore_passes", tuple(self.kcore_passes))
 
     def validate(self) -> None:
         _check_choice("dedup", self.dedup, DedupMode)
@@ -301,6 +311,17 @@ class FilterOptions:
                 raise ConfigError(msg)
             if self.min_user_count <= 1 and self.min_item_count <= 1:
                 msg = "--kcore-rounds needs --min-user-count or --min-item-count above 1; add one, or drop --kcore-rounds"
+                raise ConfigError(msg)
+        if self.kcore_passes:
+            text = ",".join(self.kcore_passes)
+            if any(p not in ("user", "item") for p in self.kcore_passes):
+                msg = f"--kcore-passes {text!r}: each pass is user or item, e.g. --kcore-passes user,item,user"
+                raise ConfigError(msg)
+            if self.kcore_rounds is not None:
+                msg = "--kcore-passes and --kcore-rounds both set how k-core repeats; pass only one of them"
+                raise ConfigError(msg)
+            if self.min_user_count <= 1 and self.min_item_count <= 1:
+                msg = "--kcore-passes needs --min-user-count or --min-item-count above 1; add one, or drop --kcore-passes"
                 raise ConfigError(msg)
         check_window(self.since, self.until)
 
@@ -734,6 +755,7 @@ class BuildConfig:
     user_order: UserOrder = "id"
     overwrite: bool = False
     strict: bool = False
+    preset: str | None = field(default=None, metadata=SINCE_V1)
     read: ReadOptions = field(default_factory=ReadOptions)
     filter: FilterOptions = field(default_factory=FilterOptions)
     session: SessionOptions = field(default_factory=SessionOptions)
@@ -788,6 +810,16 @@ class BuildConfig:
             msg = f"--to {self.emit.to} sets the format of the stdout stream; pass -o - (or drop --to and use -f)"
             raise ConfigError(msg)
         self.split.validate()
+        if "srgnn" in self.emit.exports and self.split.rule != "days":
+            msg = "--export srgnn writes every prefix of the training and test sequences of a date split; add --split days:N"
+            raise ConfigError(msg)
+        if self.vocab.vocab_from is not None and (self.item_order == "sequence" or self.user_order == "date"):
+            flag = "--item-order sequence" if self.item_order == "sequence" else "--user-order date"
+            msg = f"{flag} orders a vocabulary fitted here, and --vocab-from reuses one (new ids are appended by frequency, first-seen or id); drop one of them"
+            raise ConfigError(msg)
+        if self.filter.kcore_passes and self.event.kcore_on != "all":
+            msg = "--kcore-passes counts every event; drop --kcore-on target, or use --kcore-rounds"
+            raise ConfigError(msg)
         if self.split.vocab_from_train and self.vocab.vocab_from is not None:
             msg = "--vocab-from-train fits a new vocabulary and --vocab-from reuses one; pass only one of them"
             raise ConfigError(msg)
@@ -829,14 +861,22 @@ class BuildConfig:
                     "drop --memory-limit (or run the cleaning in a first build without it)"
                 )
                 raise ConfigError(msg)
+        if self.preset is not None:
+            from .presets import preset_named
+
+            preset_named(self.preset)  # an unknown name fails here, naming the presets
         return self
 
     def _new_keys_in_use(self) -> tuple[tuple[str, bool], ...]:
-        """The row filters and sequence keys that only the local in-memory build runs yet (issue 16)."""
+        """The row filters, sequence keys and preset rules that only the local in-memory build runs yet (issue 16)."""
         return (
             ("--where", bool(self.filter.where)),
             ("--session-col", self.read.session_col is not None),
             ("--time-col with several columns", len(self.read.time_cols) > 1),
+            ("--kcore-passes", bool(self.filter.kcore_passes)),
+            ("--item-order sequence", self.item_order == "sequence"),
+            ("--user-order date", self.user_order == "date"),
+            ("--split days", self.split.rule == "days"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -844,7 +884,7 @@ class BuildConfig:
         d = _jsonable(dataclasses.asdict(self))
         for g, gcls in _GROUPS.items():
             _without_unset(d[g], gcls)
-        return d
+        return _without_unset(d, BuildConfig)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BuildConfig:
@@ -927,6 +967,10 @@ def make_config(
     >>> c.read.sep, c.item_order
     (';', 'id')
     """
+    if options.get("preset") is not None:
+        from .presets import expand
+
+        options = expand(options["preset"], options)  # the preset's values under the options given
     top = {f.name for f in fields(BuildConfig)} - set(_GROUPS)
     group_fields = {g: {f.name for f in fields(cls)} for g, cls in _GROUPS.items()}
     top_kw: dict[str, Any] = {}

@@ -25,6 +25,7 @@ from .errors import ConfigError, InputError
 __all__ = [
     "NS_PER",
     "UNIT_SCALE",
+    "day_length",
     "TimeKind",
     "bound_in_unit",
     "check_window",
@@ -40,6 +41,15 @@ UNIT_SCALE: dict[str, int] = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_
 NS_PER: dict[str, int] = {"epoch": 1_000_000_000, **{u: 1_000_000_000 // s for u, s in UNIT_SCALE.items()}}
 
 TimeKind = Literal["number", "date"]
+
+
+def day_length(unit: str) -> int:
+    """Steps of the log's time ``unit`` per UTC day (raw epoch numbers count as seconds).
+
+    >>> day_length("ms"), day_length("epoch")
+    (86400000, 86400)
+    """
+    return 86_400 * UNIT_SCALE.get(unit, 1)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([smhd]?)\s*$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -37,7 +37,7 @@ import structure  # noqa: E402 - tools/structure.py, the same parser the report 
 
 FLOORS: dict[int, tuple[str, ...]] = {
     0: ("seqprep.version", "seqprep.errors", "seqprep.kernels", "seqprep.kernels.*", "seqprep.resources", "seqprep.progress"),
-    1: ("seqprep.timeunits", "seqprep.vocab"),
+    1: ("seqprep.timeunits", "seqprep.vocab", "seqprep.presets"),
     2: ("seqprep.config",),
     3: ("seqprep.model",),
     4: ("seqprep.io", "seqprep.io.*"),

@@ -134,9 +134,10 @@ _READ = [
 HELP_GROUPS: dict[str, dict[str, list[str]]] = {
     "build": {
         "Input": ["inputs", *_READ],
+        "Preset": ["preset", "explain"],
         "Cleaning": [
             "strict", "since", "until", "where", "min_rating", "dedup", "min_user_count", "min_item_count", "kcore_on",
-            "kcore_rounds",
+            "kcore_rounds", "kcore_passes",
         ],
         "Vocabulary": ["item_order", "user_order", "vocab_from", "unknown", "extend"],
         "Features": ["features", "time_features", "event_col", "target_events", "item_table", "item_key", "item_attrs", "user_table", "user_key", "user_attrs"],

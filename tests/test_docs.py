@@ -187,7 +187,7 @@ def test_build_options_are_python_keywords():
     api = (DOCS / "python-api.md").read_text(encoding="utf-8")
     renamed = []
     for param in cli.commands["build"].params:
-        if not isinstance(param, click.Option) or param.name in ("as_json", "quiet"):
+        if not isinstance(param, click.Option) or param.name in ("as_json", "quiet", "explain"):
             continue
         assert param.name in keywords, f"build {param.opts} ({param.name}) is not a keyword of seqprep.build"
         flag = max(param.opts, key=len)
@@ -371,7 +371,11 @@ def _full_builds(tmp_path: Path) -> list[dict]:
     d = seqprep.build(SAMPLE, tmp_path / "d", features=("rating:cat",), time_features=("hour", "delta"))
     e = seqprep.build(SAMPLE, tmp_path / "e", features=("rating:cat",), time_features=("hour", "delta"), vocab_from=str(tmp_path / "d"), unknown="oov")
     f = seqprep.build(_session_log(tmp_path), tmp_path / "f", session_col="sid", time_col="day,ms", where=["ms > 0"])
-    return [a.meta, b.meta, c.meta, d.meta, e.meta, f.meta]
+    g = seqprep.build(
+        SAMPLE, tmp_path / "g", preset="sasrec", kcore_rounds=None, kcore_passes="user,item", min_item_count=2,
+        user_order="date", item_order="sequence", split="days:30",
+    )
+    return [a.meta, b.meta, c.meta, d.meta, e.meta, f.meta, g.meta]
 
 
 def _session_log(tmp_path: Path) -> Path:
@@ -392,6 +396,7 @@ def test_every_meta_key_is_documented(tmp_path):
         used |= set(meta)
         for step in meta["steps"]:
             used |= set(step)
+        used |= set(meta.get("preset") or {}) | {k for step in meta["steps"] for p in step.get("passes", []) for k in p}
         for section in ("split", "sessions", "negatives", "windows", "truncation", "vocab_reuse", "sort", "ties", "timestamp", "rows", "session_key"):
             used |= set(meta.get(section) or {})
         if "split" in meta:

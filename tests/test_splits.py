@@ -446,7 +446,7 @@ def run(*args: str):
 
 
 CLI_ERRORS = [
-    (["--split", "random"], "Error: --split 'random' is not a split rule; use loo, time (with --valid-from/--test-from), time:Q1,Q2 or users:TRAIN,VALID,TEST"),
+    (["--split", "random"], "Error: --split 'random' is not a split rule; use loo, time (with --valid-from/--test-from), time:Q1,Q2, users:TRAIN,VALID,TEST or days:N"),
     (["--split", "time"], "Error: --split time needs --valid-from T1 and --test-from T2 (epoch or ISO date), or quantiles as in --split time:0.8,0.9"),
     (["--split", "time:0.9,0.8"], "Error: --split 'time:0.9,0.8': give two quantiles 0 < Q1 <= Q2 < 1, as in --split time:0.8,0.9"),
     (["--split", "users:0.8,0.1"], "Error: --split 'users:0.8,0.1': give three fractions that sum to 1, as in --split users:0.8,0.1,0.1"),

@@ -83,6 +83,8 @@ def test_unknown_names_raise_attribute_error():
         ["--feature", "rating:cat", "--time-feature", "hour", "--time-feature", "delta", "--split", "loo"],
         ["--item-table", "{items}", "--item-attr", "genres:tokens:|", "--item-attr", "year:num"],
         ["--where", "rating >= 3.5 and timestamp >= '2015-01-01'", "--where", "movieId not in [1, 2]"],
+        ["--preset", "sasrec"],
+        ["--preset", "srgnn", "--user-col", "userId", "--item-col", "movieId", "--time-col", "timestamp"],
     ],
     ids=[
         "plain",
@@ -94,6 +96,8 @@ def test_unknown_names_raise_attribute_error():
         "features",
         "item-table",
         "where",
+        "preset-sasrec",
+        "preset-srgnn",
     ],
 )
 def test_a_cli_build_never_imports_pandas(tmp_path, args):

@@ -189,6 +189,7 @@ def _sorted(
         events = event_feature(inter, config.event, config.item_order)
         return splits.fit_on_train(inter, log, config, steps, events, targets)
     users, items, uidx, iidx = fit_vocabularies(inter, log, config)
+    dates = splits.sequence_dates(uidx, inter, log, len(users)) if config.split.rule == "days" else None
     progress.phase(f"sorting {len(uidx):,} interactions")
     if folder.out is not None and _streams(config, features):
         # nothing after the sort changes the sequences: sequences.parquet is written while the
@@ -198,7 +199,7 @@ def _sorted(
         seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts, features=features)
     del uidx, iidx
     targets = target_positions(seqs, config.event)
-    part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit, targets)
+    part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit, targets, dates)
     return users, items, seqs, part, info
 
 

@@ -21,6 +21,8 @@ __all__ = [
     "time_parts",
     "time_quantile",
     "users_parts",
+    "days_parts",
+    "prefix_rows",
     "held_out_positions",
     "eval_positions",
     "gather_ranges",
@@ -133,6 +135,61 @@ def users_parts(offsets: np.ndarray, fractions: tuple[float, float, float], seed
     part[perm[:n_valid]] = VALID
     part[perm[n_valid : n_valid + n_test]] = TEST
     return part
+
+
+def days_parts(offsets: np.ndarray, dates: np.ndarray, test_days: int) -> tuple[np.ndarray, dict[str, int]]:
+    """Whole sequences by date: ``dates[u]`` is row ``u``'s date (a day number, e.g. from
+    :func:`seqprep.kernels.vocab.last_days`).
+
+    With ``D`` the latest date of the non-empty rows, rows dated after ``D - test_days`` are test
+    sequences (their first position HELD_OUT, every later one a TEST target: each prefix -> the next
+    item), rows dated before it are TRAIN, and rows dated exactly ``D - test_days`` are in neither
+    part (HELD_OUT throughout): SR-GNN's strict ``<`` and ``>``. Returns the part per position and
+    ``{"last_day", "boundary_day", "train_sequences", "test_sequences", "boundary_sequences"}``.
+
+    >>> part, facts = days_parts(np.array([0, 2, 4, 7]), np.array([0, 2, 8]), 6)
+    >>> part.tolist(), facts["boundary_sequences"]
+    ([0, 0, 3, 3, 3, 2, 2], 1)
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    dates = np.asarray(dates, dtype=np.int64)
+    lengths = np.diff(offsets)
+    nonempty = lengths > 0
+    last = int(dates[nonempty].max()) if nonempty.any() else 0
+    boundary = last - test_days
+    test = nonempty & (dates > boundary)
+    train = nonempty & (dates < boundary)
+    seq_part = np.full(len(lengths), HELD_OUT, dtype=np.int8)
+    seq_part[train] = TRAIN
+    seq_part[test] = TEST
+    part = np.repeat(seq_part, lengths)
+    part[offsets[:-1][test]] = HELD_OUT
+    facts = {
+        "last_day": last,
+        "boundary_day": boundary,
+        "train_sequences": int(train.sum()),
+        "test_sequences": int(test.sum()),
+        "boundary_sequences": int((nonempty & (dates == boundary)).sum()),
+    }
+    return part, facts
+
+
+def prefix_rows(offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every prefix -> next item of each CSR row: ``(target position, history start, history length)``.
+
+    A row of ``L`` items gives ``L - 1`` rows; within a row the longest prefix comes first (target
+    the last item, then the second-last, ...), the order of SR-GNN's ``process_seqs``.
+
+    >>> prefix_rows(np.array([0, 3, 4, 6]))
+    (array([2, 1, 5]), array([0, 0, 4]), array([2, 1, 1]))
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    per_row = np.maximum(np.diff(offsets) - 1, 0)
+    row = np.repeat(np.arange(len(per_row)), per_row)
+    k = np.arange(int(per_row.sum())) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+    target = offsets[1:][row] - 1 - k
+    start = offsets[:-1][row]
+    return target, start, target - start
 
 
 def held_out_positions(offsets: np.ndarray, user_part: np.ndarray, targets: np.ndarray | None = None) -> np.ndarray:

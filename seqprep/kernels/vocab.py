@@ -12,6 +12,8 @@ from .sequences import code_counts
 
 __all__ = [
     "fit_order",
+    "date_order",
+    "last_days",
     "order_counted",
     "first_positions",
     "first_seen_codes",
@@ -56,6 +58,40 @@ def first_seen_codes(codes: np.ndarray) -> np.ndarray:
     [3, 1, 0]
     """
     return pc.unique(pa.array(np.asarray(codes))).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def last_days(codes: np.ndarray, time: np.ndarray, size: int, day: int | float) -> np.ndarray:
+    """The date of each code: the day (``floor(t / day)``) of its LAST row in input order (-1: absent).
+
+    A session's date in SR-GNN's preprocessing is that of its last line in the file; for a log in
+    time order it is the day of the latest interaction.
+
+    >>> last_days(np.array([1, 0, 1]), np.array([35, 5, 12]), 3, 10).tolist()
+    [0, 1, -1]
+    """
+    codes = np.asarray(codes)
+    last = np.full(size, -1, dtype=np.int64)
+    np.maximum.at(last, codes, np.arange(len(codes), dtype=np.int64))
+    out = np.full(size, -1, dtype=np.int64)
+    has = last >= 0
+    out[has] = np.floor(np.asarray(time)[last[has]] / day).astype(np.int64)
+    return out
+
+
+def date_order(codes: np.ndarray, dates: np.ndarray, first: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Order the codes that occur in ``codes`` by ``dates[code]``, equal dates by ``first[code]``
+    (e.g. the code's first row in the log). Returns ``(codes_in_order, counts_in_order)`` as
+    :func:`fit_order` does. This is how SR-GNN's preprocessing orders sessions (by session date,
+    ties in file order).
+
+    >>> date_order(np.array([2, 0, 2, 1]), np.array([0, 0, 3]), np.array([1, 2, 0]), 3)
+    (array([0, 1, 2]), array([1, 1, 2]))
+    """
+    codes = np.asarray(codes)
+    counts_all = np.bincount(codes, minlength=size).astype(np.int64)
+    present = np.flatnonzero(counts_all)
+    chosen = present[np.lexsort((np.asarray(first)[present], np.asarray(dates)[present]))]
+    return chosen, counts_all[chosen]
 
 
 def first_positions(codes_in_order: np.ndarray, size: int) -> np.ndarray:

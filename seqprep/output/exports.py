@@ -14,6 +14,11 @@
   ``<name>:token`` (cat; empty when missing), ``<name>:float`` (num; empty when missing),
   ``<name>:token_seq`` (tokens, space-separated; a token holding white space is refused, as RecBole
   splits token_seq fields at spaces).
+- ``srgnn`` -> ``srgnn/train.txt``, ``srgnn/test.txt``, ``srgnn/all_train_seq.txt``: the pickles
+  SR-GNN's ``main.py`` loads (``pickle.load``), as its ``datasets/preprocess.py`` writes them:
+  train/test are ``(prefixes, labels)`` with every prefix -> next item of each training / test
+  sequence (sequences in user index order, the longest prefix of each first); all_train_seq is the
+  list of training sequences. It needs a split whose test rows are every prefix (``--split days:N``).
 
 Users whose sequence is empty (possible with ``--vocab-from``) have no line in any export. All text is
 built column-wise (pyarrow compute), in chunks of users, never with a loop over users.
@@ -21,6 +26,7 @@ built column-wise (pyarrow compute), in chunks of users, never with a loop over 
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import BinaryIO
 
@@ -29,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import OutputError
+from ..kernels.splits import gather_ranges, prefix_rows
 from ..kernels.text import join_lists, lines_bytes, number_text
 from ..model import BuildResult, Feature
 
@@ -42,6 +49,8 @@ def export_filename(name: str, output: str) -> str:
     """The file an export writes inside OUT."""
     if name == "recbole":
         return f"{Path(output).name}.inter"
+    if name == "srgnn":
+        return "srgnn"
     return f"{name}.txt"
 
 
@@ -134,6 +143,40 @@ def _recbole(result: BuildResult, fh: BinaryIO) -> None:
         fh.write(lines_bytes(pc.binary_join_element_wise(*cols, "")))
 
 
+def _lists(offsets: np.ndarray, values: np.ndarray) -> list[list[int]]:
+    """CSR -> Python lists of ints (built by Arrow, not by a loop of ours)."""
+    return pa.ListArray.from_arrays(pa.array(np.asarray(offsets, dtype=np.int32)), pa.array(values.astype(np.int64))).to_pylist()
+
+
+def _prefixes(offsets: np.ndarray, items: np.ndarray) -> tuple[list[list[int]], list[int]]:
+    """(prefixes, labels): every prefix -> next item of each CSR row, longest prefix first."""
+    target, start, length = prefix_rows(offsets)
+    hist_offsets, pos = gather_ranges(start, length)
+    return _lists(hist_offsets, items[pos]), items[target].astype(np.int64).tolist()
+
+
+def _srgnn(result: BuildResult, folder: Path) -> list[str]:
+    extras = result.extras
+    if extras is None or extras.test is None or extras.train_offsets is None or result.meta.get("split", {}).get("rule") != "days":
+        msg = "--export srgnn writes every prefix of the training and test sequences; add --split days:N (and --vocab-from-train)"
+        raise OutputError(msg)
+    train_items = np.asarray(extras.train_items)
+    test = extras.test
+    # test rows come in position order; SR-GNN lists each sequence's longest prefix first
+    order = np.lexsort((-np.diff(test.history_offsets), test.user_idx))
+    hist_offsets, pos = gather_ranges(test.history_offsets[:-1][order], np.diff(test.history_offsets)[order])
+    files = {
+        "train.txt": _prefixes(extras.train_offsets, train_items),
+        "test.txt": (_lists(hist_offsets, test.history[pos]), test.target[order].astype(np.int64).tolist()),
+        "all_train_seq.txt": _lists(extras.train_offsets, train_items),
+    }
+    (folder / "srgnn").mkdir()
+    for fname, payload in files.items():
+        with open(folder / "srgnn" / fname, "wb") as fh:
+            pickle.dump(payload, fh, protocol=4)
+    return [f"srgnn/{f}" for f in files]
+
+
 _WRITERS = {"sasrec": _sasrec, "seqlines": _seqlines, "recbole": _recbole}
 
 
@@ -141,6 +184,9 @@ def write_exports(result: BuildResult, folder: Path) -> list[str]:
     """Write every ``--export`` of ``result`` into ``folder``; returns the file names written."""
     names = []
     for name in result.config.emit.exports:
+        if name == "srgnn":
+            names += _srgnn(result, folder)
+            continue
         fname = export_filename(name, result.config.output)
         with open(folder / fname, "wb") as fh:
             _WRITERS[name](result, fh)

@@ -7,7 +7,8 @@ and, with ``--vocab-from``, rows of unknown items, :mod:`seqprep.steps.reuse`):
 2. ``min_rating``: keep ``rating >= R`` (a missing rating is dropped);
 3. ``dedup``: ``exact`` / ``first`` / ``last`` / ``consecutive`` (see :func:`seqprep.kernels.filters.dedup`);
 4. ``kcore``: ``--min-user-count`` / ``--min-item-count``, round after round until both hold
-   (or ``--kcore-rounds N`` rounds);
+   (or ``--kcore-rounds N`` rounds), or ``--kcore-passes user,item,...``: one-sided passes in that
+   order, each on the rows the one before left (SR-GNN's sessions, items, sessions);
 
 then vocabularies and sequences are built from what is left. Each step that runs appends one report
 to meta.json ``steps`` with the rows, users and items it removed (k-core: also one entry per round).
@@ -24,7 +25,7 @@ import numpy as np
 
 from ..config import FilterOptions
 from ..errors import ConfigError, InputError, needs_rating_column, none_left
-from ..kernels.filters import dedup, kcore, num_present, rating_at_least, time_window
+from ..kernels.filters import dedup, kcore, kcore_passes, num_present, rating_at_least, time_window
 from ..model import Interactions
 from ..timeunits import bound_in_unit
 
@@ -123,7 +124,16 @@ def apply_filters(
         report, inter, counts = _apply("dedup", inter, keep, counts, mode=opts.dedup)
         steps.append(report)
 
-    if opts.min_user_count > 1 or opts.min_item_count > 1:
+    if opts.kcore_passes:
+        keep, passes = kcore_passes(
+            inter.user, inter.item, opts.kcore_passes, min_user=opts.min_user_count, min_item=opts.min_item_count
+        )
+        details = {"min_user_count": opts.min_user_count, "min_item_count": opts.min_item_count, "passes": passes}
+        report, inter, counts = _apply("kcore", inter, keep, counts, **details)
+        steps.append(report)
+        if len(inter) == 0:
+            raise empty_after("kcore", opts)
+    elif opts.min_user_count > 1 or opts.min_item_count > 1:
         keep, rounds, fixpoint = kcore(
             inter.user,
             inter.item,

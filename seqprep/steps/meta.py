@@ -16,6 +16,7 @@ from ..config import BuildConfig
 from ..io.keys import DEFAULT_OFFSET_UNIT
 from ..kernels import tie_stats
 from ..model import InputInfo, Sequences
+from ..presets import flags, preset_named
 from ..version import __version__
 from ..vocab import Vocabulary
 from . import reuse
@@ -128,4 +129,20 @@ def make_meta(
             for info in inputs
         ],
         "options": {k: v for k, v in config.to_dict().items() if k != "resources"},  # never shape the result
+        **({"preset": preset_meta(config)} if config.preset is not None else {}),
+    }
+
+
+def preset_meta(config: BuildConfig) -> dict[str, Any]:
+    """meta.json ``preset``: its name, the script, the flags it expands to and those overridden."""
+    p = preset_named(config.preset or "")
+    flat: dict[str, Any] = {}
+    for key, value in config.to_dict().items():
+        flat.update(value if isinstance(value, dict) else {key: value})
+    differs = {k: flat[k] for k in p.options if flat.get(k) != (list(v) if isinstance(v := p.options[k], tuple) else v)}
+    return {
+        "name": p.name,
+        "source": p.source,
+        "flags": flags(p.options),
+        "overridden": flags({k: tuple(v) if isinstance(v, list) else v for k, v in differs.items()}),
     }

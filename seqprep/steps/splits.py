@@ -20,12 +20,13 @@ import numpy as np
 
 from ..config import BuildConfig, SplitOptions
 from ..errors import ConfigError, InputError
-from ..kernels import csr_offsets, fit_order, lookup, padded, remap_table, time_order
+from ..kernels import csr_offsets, lookup, padded, remap_table, time_order
 from ..kernels.splits import (
     HELD_OUT,
     TEST,
     TRAIN,
     VALID,
+    days_parts,
     eval_positions,
     gather_ranges,
     held_out_positions,
@@ -45,24 +46,40 @@ from ..resources import sort_threads
 from ..timeunits import bound_in_unit
 from ..vocab import Vocabulary
 from .features import encode_features, refit_on
-from .vocabularies import ITEM_START, USER_START, fitted
+from .vocabularies import ITEM_START, USER_START, fitted, item_order_of, log_dates, user_order_of
 
-__all__ = ["HISTORY_RULE", "TRAIN", "decide_parts", "fit_on_train", "prepare"]
+__all__ = ["HISTORY_RULE", "TRAIN", "decide_parts", "fit_on_train", "prepare", "sequence_dates"]
 
 HISTORY_RULE = {
     "loo": "the user's interactions before the target in the stable time order (timestamps <= the target's)",
     "users": "the user's interactions before the target in the stable time order (timestamps <= the target's)",
     "time": "the user's interactions with a strictly earlier timestamp than the target (ties left out)",
+    "days": "the test sequence's items before the target (every prefix of a test sequence is a row)",
 }
 MAX_HISTORY_ITEMS = 2**29  # ~6 GiB of positions and items while gathering; beyond that ask for --max-len
 
 
+def sequence_dates(uidx: np.ndarray, inter: Interactions, log: Log, num_users: int) -> np.ndarray:
+    """The date of every user index for ``--split days`` (``uidx``: the index of each kept row):
+    the UTC day of the user's last row in the log as read (:func:`~seqprep.steps.vocabularies.log_dates`)."""
+    by_code, _ = log_dates(log, "--split days")
+    dates = np.zeros(num_users, dtype=np.int64)
+    dates[uidx] = by_code[inter.user]
+    return dates
+
+
 def decide_parts(
-    offsets: np.ndarray, times: np.ndarray, opts: SplitOptions, time_unit: str, targets: np.ndarray | None = None
+    offsets: np.ndarray,
+    times: np.ndarray,
+    opts: SplitOptions,
+    time_unit: str,
+    targets: np.ndarray | None = None,
+    dates: np.ndarray | None = None,
 ) -> tuple[np.ndarray | None, dict[str, Any]]:
     """(part per position or None without a split, the rule and its resolved parameters for meta.json).
 
-    ``targets``: the positions that may be split targets (``--target-events``; None: every one)."""
+    ``targets``: the positions that may be split targets (``--target-events``; None: every one).
+    ``dates``: each row's date (:func:`sequence_dates`), for ``--split days``."""
     rule = opts.rule
     if rule == "loo":
         lengths = np.diff(offsets)
@@ -82,6 +99,11 @@ def decide_parts(
                 raise ConfigError(msg)
             params = {}
         return time_parts(times, t1, t2, targets), {"rule": "time", **params, "valid_from": t1, "test_from": t2}
+    if rule == "days":
+        assert opts.fractions is not None and dates is not None
+        part, facts = days_parts(offsets, dates, int(opts.fractions[0]))
+        iso = {k: str(np.datetime64(facts[k], "D")) for k in ("last_day", "boundary_day")}
+        return part, {"rule": "days", "test_days": int(opts.fractions[0]), **facts, **iso}
     if rule == "users":
         fr = opts.fractions
         per_user = users_parts(offsets, fr, opts.seed)
@@ -112,19 +134,23 @@ def fit_on_train(
     ``targets``: the target-event rows the split decides on. Returns (users, items, sequences, part,
     info).
     """
-    user_order, user_counts = fit_order(inter.user, log.user_ids, config.user_order)
+    user_order, user_counts = user_order_of(inter, log, config.user_order)
     uidx = lookup(remap_table(user_order, len(log.user_ids), start=USER_START), inter.user)
     order = time_order(uidx, inter.time, threads=sort_threads())
     sorted_targets = None if targets is None else targets[order]
-    sorted_part, info = decide_parts(csr_offsets(user_counts), inter.time[order], config.split, log.time_unit, sorted_targets)
+    dates = sequence_dates(uidx, inter, log, len(user_order)) if config.split.rule == "days" else None
+    sorted_part, info = decide_parts(
+        csr_offsets(user_counts), inter.time[order], config.split, log.time_unit, sorted_targets, dates
+    )
     part = np.empty_like(sorted_part)
     part[order] = sorted_part
-    del uidx, order, sorted_part
+    del order, sorted_part
     train = part == TRAIN
     if not train.any():
         msg = "the split leaves no training interaction, so --vocab-from-train has no vocabulary; move the split bounds later"
         raise InputError(msg)
-    item_order, item_counts = fit_order(inter.item[train], log.item_ids, config.item_order)
+    item_order, item_counts = item_order_of(inter, log, config.item_order, uidx, rows=train)
+    del uidx
     iidx = lookup(remap_table(item_order, len(log.item_ids), start=ITEM_START), inter.item)
     unseen = iidx < 0
     n_unseen = int(unseen.sum())
@@ -147,7 +173,12 @@ def fit_on_train(
     # (no leak from held-out rows); ``features`` (the event column's) keep their vocabularies
     encoded = encode_features(inter, config.feature, config.item_order)
     features = tuple(refit_on(f, part == TRAIN, config.item_order) for f in encoded) + features
-    user_order, user_counts = fit_order(inter.user, log.user_ids, config.user_order)
+    if config.user_order == "date":  # the dates stay those of the rows before the unseen items left
+        left = np.bincount(inter.user, minlength=len(log.user_ids))
+        user_order = user_order[left[user_order] > 0]
+        user_counts = left[user_order]
+    else:
+        user_order, user_counts = user_order_of(inter, log, config.user_order)
     users = fitted(log.user_ids, user_order, user_counts, USER_START)
     items = fitted(log.item_ids, item_order, item_counts, ITEM_START)
     uidx = lookup(remap_table(user_order, len(log.user_ids), start=USER_START), inter.user)
@@ -159,7 +190,11 @@ def fit_on_train(
         ratings=None if inter.rating is None else inter.rating[order],
         features=tuple(f.take(order).widened() for f in features),
     )
-    return users, items, seqs, part[order], info
+    part = part[order]
+    if info["rule"] == "days":  # a test sequence's first item is history only, wherever it starts now
+        starts = seqs.offsets[:-1][np.diff(seqs.offsets) > 0]
+        part[starts[part[starts] == TEST]] = HELD_OUT
+    return users, items, seqs, part, info
 
 
 def prepare(

@@ -1,7 +1,9 @@
 """Fitting the vocabularies: items 1..N (0 is padding), users 0..U-1, in the chosen order.
 
 Orders (:func:`seqprep.kernels.fit_order`): items by ``frequency`` (most interactions first, equal
-counts by ascending original id), ``first-seen`` or ``id``; users by ``id`` or ``first-seen``. The
+counts by ascending original id), ``first-seen``, ``id`` or ``sequence`` (first appearance reading the
+sorted sequences user by user: :func:`item_order_of`); users by ``id``, ``first-seen`` or ``date``
+(the UTC day of their last row in input order, equal days by first appearance: :func:`user_order_of`). The
 local build fits them on the kept rows' codes (:func:`fit_vocabularies`); an engine that only has
 count tables (``--memory-limit``, Dask) calls :func:`vocabulary_from_counts`, which orders exactly
 the same way.
@@ -13,12 +15,26 @@ import numpy as np
 import pyarrow as pa
 
 from ..config import BuildConfig
-from ..kernels import fit_order, lookup, order_counted, remap_table
+from ..errors import ConfigError
+from ..kernels import fit_order, lookup, order_counted, remap_table, time_order
+from ..kernels.vocab import date_order, last_days
 from ..model import Interactions, Log
+from ..resources import sort_threads
+from ..timeunits import day_length
 from ..vocab import Vocabulary
 from . import reuse
 
-__all__ = ["ITEM_START", "USER_START", "fit_vocabularies", "fitted", "renumbered", "vocabulary_from_counts"]
+__all__ = [
+    "ITEM_START",
+    "USER_START",
+    "fit_vocabularies",
+    "fitted",
+    "item_order_of",
+    "log_dates",
+    "renumbered",
+    "user_order_of",
+    "vocabulary_from_counts",
+]
 
 ITEM_START = 1  # index 0 is padding
 USER_START = 0
@@ -46,11 +62,11 @@ def fit_vocabularies(
     vocabularies of an earlier build are reused (and with ``--extend`` grown): see :mod:`seqprep.steps.reuse`."""
     if config.vocab.vocab_from is not None:
         return reuse.fit_reused(inter, log, config)
-    user_order, user_counts = fit_order(inter.user, log.user_ids, config.user_order)
-    item_order, item_counts = fit_order(inter.item, log.item_ids, config.item_order)
+    user_order, user_counts = user_order_of(inter, log, config.user_order)
     users = fitted(log.user_ids, user_order, user_counts, USER_START)
-    items = fitted(log.item_ids, item_order, item_counts, ITEM_START)
     uidx = renumbered(inter.user, user_order, len(log.user_ids), USER_START)
+    item_order, item_counts = item_order_of(inter, log, config.item_order, uidx)
+    items = fitted(log.item_ids, item_order, item_counts, ITEM_START)
     iidx = renumbered(inter.item, item_order, len(log.item_ids), ITEM_START)
     return users, items, uidx, iidx
 
@@ -64,3 +80,44 @@ def renumbered(codes: np.ndarray, chosen: np.ndarray, size: int, start: int) -> 
     if start == 0 and codes.dtype == np.int32 and len(chosen) == size and bool((chosen == np.arange(size)).all()):
         return codes
     return lookup(remap_table(chosen, size, start=start), codes)
+
+
+def user_order_of(inter: Interactions, log: Log, order: str) -> tuple[np.ndarray, np.ndarray]:
+    """(user codes in index order, their counts) of the kept rows: ``id``, ``first-seen`` or ``date``
+    (by the UTC day of each user's last row in input order, equal days by first appearance)."""
+    if order != "date":
+        return fit_order(inter.user, log.user_ids, order)  # type: ignore[arg-type]
+    dates, first = log_dates(log, "--user-order date")
+    return date_order(inter.user, dates, first, len(log.user_ids))
+
+
+def log_dates(log: Log, flag: str) -> tuple[np.ndarray, np.ndarray]:
+    """(date, first row) of every user code: the UTC day of the user's LAST row in the log as read
+    and the position of its first row, over the rows with a user and a time (before ``--where``
+    and the cleaning steps). A session's date in SR-GNN's preprocessing is that of its last line in
+    the file, whatever is filtered out later; for a log in time order it is the day of the latest row."""
+    if log.time_unit not in ("epoch", "s", "ms", "us", "ns"):
+        msg = f"{flag} needs times in a time unit, and this log's are {log.time_unit}; use another order or split"
+        raise ConfigError(msg)
+    n = len(log.user_ids)
+    valid = (log.user_codes >= 0) & log.time_valid
+    rows = np.flatnonzero(valid)
+    codes = log.user_codes[rows]
+    first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, codes, rows)
+    return last_days(codes, log.time[rows], n, day_length(log.time_unit)), first
+
+
+def item_order_of(
+    inter: Interactions, log: Log, order: str, uidx: np.ndarray, rows: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(item codes in index order, their counts) of the kept rows (``rows``: a mask of those to fit
+    on, e.g. the training rows). ``sequence``: by first appearance reading the sequences as they are
+    written (users in index order ``uidx``, each in its stable time order) - one sort more."""
+    if order != "sequence":
+        codes = inter.item if rows is None else inter.item[rows]
+        return fit_order(codes, log.item_ids, order)  # type: ignore[arg-type]
+    by_seq = time_order(uidx, inter.time, threads=sort_threads())
+    if rows is not None:
+        by_seq = by_seq[rows[by_seq]]
+    return fit_order(inter.item[by_seq], log.item_ids, "first-seen")
