@@ -700,14 +700,13 @@ def build(
         raise ConfigError(msg)
     _sigterm_to_interrupt()
     # the library, and with it pyarrow and numpy, is imported here, not at start-up; the local engine's
-    # build runs without pandas (resources.without_pandas: pyarrow never imports it mid-build), and
-    # pyarrow allocates from jemalloc (resources.jemalloc_pool: a lower peak RSS)
+    # build runs without pandas (resources.without_pandas: pyarrow never imports it mid-build)
     from contextlib import nullcontext
 
     from .config import make_config
     from .pipeline import run
     from .progress import for_terminal
-    from .resources import jemalloc_pool, peak_rss_bytes, without_pandas
+    from .resources import peak_rss_bytes, without_pandas
 
     config = make_config(list(inputs), output, formats=formats or ("parquet",), **kw)
     if formats and config.to_stdout:
@@ -716,7 +715,7 @@ def build(
     if as_json and config.to_stdout:
         msg = "--json prints to stdout, which -o - already uses for the stream; drop --json (meta travels in the stream)"
         raise ConfigError(msg)
-    with nullcontext() if config.engine.engine == "dask" else without_pandas(), jemalloc_pool():
+    with nullcontext() if config.engine.engine == "dask" else without_pandas():
         result = run(
             config,
             stdin=sys.stdin.buffer,

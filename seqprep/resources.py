@@ -14,7 +14,6 @@ import pyarrow as pa
 
 __all__ = [
     "BLAS_THREAD_VARS",
-    "jemalloc_pool",
     "limit_threads",
     "peak_rss_bytes",
     "settle_arrow_pandas",
@@ -122,31 +121,6 @@ def without_pandas() -> Iterator[None]:
     finally:
         sys.meta_path.remove(finder)
         _ARROW_PANDAS_SETTLED = settled
-
-
-@contextmanager
-def jemalloc_pool() -> Iterator[None]:
-    """Inside the block pyarrow allocates from its jemalloc pool, when pyarrow has one and the user
-    has not chosen a pool (``ARROW_DEFAULT_MEMORY_POOL``); the previous default pool after it.
-
-    The CLI runs a build inside it: pyarrow's default mimalloc pool keeps more freed memory mapped
-    while the reader's ranges come and go (peak RSS of a 25M-row build 6-12% lower, of a 5M-row one
-    ~19%, the same CPU time; figures in docs/performance.md). Allocation never changes a result.
-    """
-    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
-        yield
-        return
-    try:
-        pool = pa.jemalloc_memory_pool()
-    except NotImplementedError:  # a pyarrow built without jemalloc (e.g. on Windows)
-        yield
-        return
-    previous = pa.default_memory_pool()
-    pa.set_memory_pool(pool)
-    try:
-        yield
-    finally:
-        pa.set_memory_pool(previous)
 
 
 def settle_arrow_pandas() -> None:

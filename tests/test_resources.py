@@ -14,7 +14,7 @@ from seqprep.cli import cli
 from seqprep.config import make_config, parse_size
 from seqprep.errors import ConfigError
 from seqprep.progress import Progress, for_terminal
-from seqprep.resources import jemalloc_pool, limit_threads
+from seqprep.resources import limit_threads
 from tests.conftest import TIES_CSV
 
 
@@ -68,41 +68,6 @@ def test_limit_threads_restores_pyarrow_pools():
     with limit_threads(1):
         assert (pa.cpu_count(), pa.io_thread_count()) == (1, 1)
     assert (pa.cpu_count(), pa.io_thread_count()) == before
-
-
-def _has_jemalloc() -> bool:
-    try:
-        pa.jemalloc_memory_pool()
-    except NotImplementedError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _has_jemalloc(), reason="this pyarrow has no jemalloc pool")
-def test_jemalloc_pool_is_the_default_inside_and_restored_after(monkeypatch):
-    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
-    before = pa.default_memory_pool().backend_name
-    with jemalloc_pool():
-        assert pa.default_memory_pool().backend_name == "jemalloc"
-        kept = pa.array(list(range(1000)))  # allocated from jemalloc, used after the block
-    assert pa.default_memory_pool().backend_name == before
-    assert kept.sum().as_py() == 499500
-    monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "system")  # the user's choice wins
-    with jemalloc_pool():
-        assert pa.default_memory_pool().backend_name == before
-
-
-def test_the_memory_pool_does_not_change_the_result(write, tmp_path, monkeypatch):
-    """A CLI build allocates from jemalloc unless ARROW_DEFAULT_MEMORY_POOL says otherwise: same bytes."""
-    p = write("r.csv", TIES_CSV)
-    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
-    assert run("build", str(p), "-o", str(tmp_path / "a"), "--split", "loo", "-f", "npz", "-f", "parquet").exit_code == 0
-    monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "system")
-    assert run("build", str(p), "-o", str(tmp_path / "b"), "--split", "loo", "-f", "npz", "-f", "parquet").exit_code == 0
-    names = sorted(f.name for f in (tmp_path / "a").iterdir() if f.suffix in (".parquet", ".npz"))
-    assert "sequences.parquet" in names and "train.parquet" in names
-    for name in names:
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 
 def test_python_api_takes_resource_options(write):
