@@ -8,12 +8,14 @@ measured in the same run show how close to linear the growth is. Example::
 
     python benchmarks/scale.py --sizes 1M 5M 25M 100M
     python benchmarks/scale.py --sizes 100M --memory-limit 4GB --delete-data
+    python benchmarks/scale.py --sizes 10M --memory-limit 4GB --build-args "--min-user-count 5 --min-item-count 5 --split loo"
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -72,6 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--memory-limit", help="also pass --memory-limit to seqprep build (e.g. 4GB)")
     p.add_argument("--threads", type=int, help="pass --threads to seqprep build")
     p.add_argument("--delete-data", action="store_true", help="delete each generated log after its build")
+    p.add_argument("--build-args", default="", help="more options for seqprep build, one string (e.g. \"--split loo\")")
     args = p.parse_args(argv)
 
     rows_list = [parse_rows(s) for s in args.sizes]
@@ -84,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
             cmd += ["--memory-limit", args.memory_limit]
         if args.threads:
             cmd += ["--threads", str(args.threads)]
+        cmd += shlex.split(args.build_args)
         wall, peak = measure(cmd)
         results.append((rows, src.stat().st_size, wall, peak))
         print(f"{rows:>12,} rows  {wall:8.1f} s  {peak / 2**20:8.0f} MiB", file=sys.stderr, flush=True)
@@ -93,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
 
     base_rows, _, base_wall, base_peak = results[0]
     limit = f", --memory-limit {args.memory_limit}" if args.memory_limit else ""
+    limit += f", {args.build_args}" if args.build_args else ""
     print(f"seqprep build, shuffled str28 logs{limit}; nproc={os.cpu_count()} python={sys.version.split()[0]}")
     print(f"{'rows':>12} {'input MiB':>10} {'wall s':>8} {'peak MiB':>9} {'us/row':>7} {'B/row':>6} {'time/row x':>10} {'mem/row x':>9}")
     for rows, size, wall, peak in results:

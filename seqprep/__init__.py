@@ -20,8 +20,8 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-from .version import __version__
 from .errors import ColumnError, ConfigError, InputError, OutputError, SeqprepError
+from .version import __version__
 
 if TYPE_CHECKING:  # what type checkers (and readers) see; at run time __getattr__ below loads them
     from .config import BuildConfig, ReadOptions, SplitOptions, make_config

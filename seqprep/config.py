@@ -844,17 +844,10 @@ class BuildConfig:
                 raise ConfigError(msg)
         self.resources.validate()
         if self.resources.memory_limit is not None:
-            unsupported = [
-                name
-                for name, group in (
-                    ("filter", dataclasses.replace(self.filter, where=())),
-                    ("vocab", self.vocab),
-                    ("feature", self.feature),
-                    ("event", self.event),
-                )
-                if group != type(group)()
-            ] + (["--vocab-from-train"] if self.split.vocab_from_train else [])
-            unsupported += [flag for flag, used in self._new_keys_in_use() if used]
+            # --vocab-from-train refits the features on the training rows: not on the spilled rows yet
+            side = bool(self.feature.features) or self.event != EventOptions()
+            unsupported = ["--vocab-from-train with --feature/--event-col"] if side and self.split.vocab_from_train else []
+            unsupported += [flag for flag, used in self._new_keys_in_use() if used and flag != "--where"]
             if unsupported:
                 msg = (
                     f"--memory-limit does not support the {', '.join(unsupported)} options yet; "

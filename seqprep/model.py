@@ -28,6 +28,7 @@ __all__ = [
     "InputInfo",
     "Interactions",
     "KeyedTable",
+    "LargeLists",
     "Log",
     "Sequences",
     "locate",
@@ -349,6 +350,31 @@ class EvalRows:
 
 
 @dataclass(frozen=True)
+class LargeLists:
+    """Which list columns of the split files are ``large_list``: those of a file that holds 2**31
+    values or more (train items; each part's histories and negatives)."""
+
+    train: bool = False
+    history: tuple[bool, bool] = (False, False)  # valid, test
+    negatives: tuple[bool, bool] = (False, False)
+
+    @classmethod
+    def of(cls, train_items: int, history_items: tuple[int, int], negatives: tuple[int, int]) -> LargeLists:
+        big = 2**31
+        return cls(train_items >= big, (history_items[0] >= big, history_items[1] >= big), (negatives[0] >= big, negatives[1] >= big))
+
+    @classmethod
+    def of_extras(cls, ex: Extras) -> LargeLists:
+        """The flags of the extras of every user."""
+        evs = [ex.valid, ex.test]
+        return cls.of(
+            0 if ex.train_items is None else len(ex.train_items),
+            tuple(0 if ev is None else len(ev.history) for ev in evs),  # type: ignore[arg-type]
+            tuple(0 if ev is None or ev.negatives is None else ev.negatives.size for ev in evs),  # type: ignore[arg-type]
+        )
+
+
+@dataclass(frozen=True)
 class Extras:
     """Everything beyond sequences.* that a build writes: split files, windows, padded matrices, the
     sessions' users."""
@@ -366,6 +392,8 @@ class Extras:
     train_features: tuple[Feature, ...] = ()  # aligned with ``train_items``
     padded_features: tuple[Feature, ...] = ()  # [U * max_len] cells, as ``padded``
     window_features: tuple[tuple[Feature, Feature], ...] = ()  # (inputs [w * L], targets [w * T]) cells
+    groups: np.ndarray | None = None  # user bounds of the split files' row groups (those of sequences.parquet)
+    large: LargeLists | None = None  # which list columns are large_list (None: from these extras alone)
     sessions: pa.Table | None = None  # --session-col: sessions.parquet (each session's user)
 
 

@@ -357,7 +357,7 @@ def _tripwire(monkeypatch) -> None:
 def test_refused_before_any_work_and_nothing_moves(workdir, monkeypatch, case, engine, face):
     if engine == "dask":
         pytest.importorskip("distributed")
-    if engine != "local" and case == "vocab-from-inside":
+    if engine == "dask" and case == "vocab-from-inside":  # (--memory-limit reuses vocabularies too)
         pytest.skip(f"--vocab-from does not combine with {engine} (a ConfigError says so first)")
     inputs, out, options, expected = REFUSALS[case](monkeypatch)
     before = tree(workdir)

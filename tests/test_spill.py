@@ -144,10 +144,10 @@ def test_memory_limit_refuses_steps_the_spilled_path_does_not_run(tmp_path):
 
     path = tmp_path / "r.csv"
     path.write_text("user,item,ts\n1,2,3\n")
-    r = CliRunner().invoke(cli, ["build", str(path), "-o", str(tmp_path / "o"), "--memory-limit", "1GB", "--min-user-count", "2"])
+    r = CliRunner().invoke(cli, ["build", str(path), "-o", str(tmp_path / "o"), "--memory-limit", "1GB", "--session-col", "sess"])
     assert r.exit_code == 1
     assert r.stderr == (
-        "Error: --memory-limit does not support the filter options yet; "
+        "Error: --memory-limit does not support the --session-col options yet; "
         "drop --memory-limit (or run the cleaning in a first build without it)\n"
     )
     assert not (tmp_path / "o").exists()

@@ -227,8 +227,6 @@ def test_a_number_column_refuses_text(tmp_path):
     ("options", "message"),
     [
         ({"engine": "dask"}, "--engine dask does not support --where yet; run this build with --engine local"),
-        ({"memory_limit": "1GB"}, "--memory-limit does not support the --where options yet; drop --memory-limit (or run the cleaning in a first build without it)"),
-        ({"memory_limit": "1GB", "dedup": "first"}, "--memory-limit does not support the filter, --where options yet; drop --memory-limit (or run the cleaning in a first build without it)"),
     ],
 )
 def test_engines_that_cannot_filter_yet_refuse_in_one_line(options, message):

@@ -41,7 +41,7 @@ from ..steps.sort import sequences_from
 from ..steps.vocabularies import fit_vocabularies
 from ..steps.where import operand_requests
 from ..vocab import Vocabulary
-from .spill import spilled_sequences
+from .spill import spilled_sequences, split_by_ranges
 
 __all__ = ["run_local"]
 
@@ -52,6 +52,7 @@ class _Folder:
     def __init__(self, stack: ExitStack, out: Path | None, overwrite: bool, reads: Reads) -> None:
         self.stack, self.out, self.overwrite, self.reads = stack, out, overwrite, reads
         self.tmp: Path | None = None
+        self.sequences_written = False  # sequences.parquet is in tmp already (written during the sort)
 
     def open(self) -> Path:
         assert self.out is not None
@@ -83,8 +84,7 @@ def run_local(
             meta = write_stream(result, stdout)
         elif write:
             progress.phase(f"writing {out}")
-            streamed = folder.tmp is not None
-            meta = write_outputs(result, folder.open(), sequences_written=streamed)
+            meta = write_outputs(result, folder.open(), sequences_written=folder.sequences_written)
     return dataclasses.replace(result, meta=meta, output=out, seconds=_time.perf_counter() - t0)
 
 
@@ -120,8 +120,7 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
         keyed: SessionUsers | None = None
         if spill is not None:  # --memory-limit: external sort by user range (same result)
             assert limit is not None
-            users, items, seqs, steps = spilled_sequences(log, config, spill, limit, progress)
-            part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit)
+            users, items, seqs, steps, part, info = spilled_sequences(log, config, spill, limit, progress)
         else:
             inter, steps = clean(log, config)
             keyed = session_users(log, inter)  # (reads the user column: before the columns go)
@@ -159,12 +158,17 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
             meta["features"] = features_meta(seqs.features)
         if config.event.event_col is not None:
             meta["events"] = events_meta(seqs, config.event, targets)
+        by_ranges = spill is not None and folder.out is not None
+        if by_ranges:  # --memory-limit writing OUT: the split files user range by user range
+            assert spill is not None
+            seqs, extras, extra_meta = split_by_ranges(seqs, users, items, part, info, config, folder.open, spill, targets)
         del log
     attributes, attributes_meta = attribute_features(tables, config, users, items)
     if attributes:
         meta["features"] = {**meta.get("features", {}), **attributes_meta["features"]}
         meta["attribute_tables"] = attributes_meta["attribute_tables"]
-    seqs, extras, extra_meta = splits.prepare(seqs, items, part, info, config, targets)
+    if not by_ranges:
+        seqs, extras, extra_meta = splits.prepare(seqs, items, part, info, config, targets)
     meta.update(extra_meta)
     if sessions is not None:
         extras = dataclasses.replace(extras or Extras(), sessions=sessions)
@@ -195,6 +199,7 @@ def _sorted(
         # nothing after the sort changes the sequences: sequences.parquet is written while the
         # sort runs, into the output's temporary folder opened only now
         seqs = _sort_and_write(uidx, iidx, inter, users, folder.open() / "sequences.parquet", features)
+        folder.sequences_written = True
     else:
         seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts, features=features)
     del uidx, iidx

@@ -1,21 +1,28 @@
 """The build under ``--memory-limit``: integer columns on disk, an external sort by user range.
 
 :func:`~seqprep.io.stream.stream_log` writes the compact columns to a spill folder. Here they are read
-back in chunks to (1) count missing values and fit the vocabularies, (2) write each kept row, in
-input order, to the partition of its user's index range, and (3) sort each partition with the same
-kernel as the in-memory build (:func:`~seqprep.kernels.time_order`) into its slice of the output.
-A partition holds whole users and its rows in input order, so the stable per-partition sort equals
-the global stable sort: the result is the same, byte for byte. The missing-value step and the
-vocabularies are the local build's own (:class:`~seqprep.steps.missing.MissingCounts`,
-:func:`~seqprep.steps.vocabularies.vocabulary_from_counts`), fed chunk by chunk.
+back in chunks to (1) run every cleaning step of :func:`seqprep.steps.clean.clean` in its order as a
+keep mask (1 byte a row) with the kept rows' count tables: missing values, ``--where``, unknown
+items of ``--vocab-from``, the time window and ``--min-rating`` one chunked pass each, ``--dedup``
+on user-code ranges (whole users, rows in input order: every mode decides within one user), k-core
+as :func:`~seqprep.kernels.filters.kcore_rounds` on the count tables (one pass a round); (2) fit
+the vocabularies from the count tables (:func:`~seqprep.steps.vocabularies.vocabularies_from_counts`)
+and encode the features on their columns' kept rows with the local functions; (3) write each kept
+row, in input order, to the partition of its user's index range; (4) sort each partition with the
+same kernel as the in-memory build (:func:`~seqprep.kernels.time_order`) into its slice of the
+output. A partition holds whole users and its rows in input order, so the stable per-partition
+sort equals the global stable sort: the result is the same, byte for byte. The split files are
+then gathered and written one row group's users at a time (:func:`split_by_ranges`).
 
-Memory: the output arrays (items, timestamps, ratings: 16 bytes a kept row), the vocabularies, one
-chunk, and one partition (about 64 bytes a row while it is sorted), sized from the limit.
+Memory: the output arrays (items, timestamps, ratings: 16 bytes a kept row, plus the features),
+the keep mask, the vocabularies and count tables, one chunk, and one partition (about 64 bytes a
+row while it is sorted), sized from the limit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,17 +30,27 @@ from typing import Any
 import numpy as np
 
 from ..config import BuildConfig
+from ..errors import ConfigError, InputError, needs_rating_column
 from ..io.buffers import read_rows
 from ..kernels import csr_offsets, remap_table, time_order
+from ..kernels.filters import KcoreTables, dedup, kcore_rounds, rating_at_least, time_window
 from ..kernels.partition import split_by_partition, user_partitions
+from ..kernels.splits import HELD_OUT, TEST, TRAIN, VALID, gather_ranges, row_of
 from ..kernels.vocab import first_positions, first_seen_codes
-from ..model import Log, Sequences
+from ..model import Column, Extras, Feature, Interactions, Log, Sequences
+from ..output.splits import SplitWriter
 from ..progress import SILENT, Progress
+from ..steps import reuse, splits
+from ..steps.counts import NEVER, CodeCounts
+from ..steps.events import event_feature, target_codes, target_positions
+from ..steps.features import encode_features, reuse_features
+from ..steps.filters import empty_after, kcore_details, step_report, window_bounds
 from ..steps.missing import MissingCounts
-from ..steps.vocabularies import ITEM_START, USER_START, vocabulary_from_counts
+from ..steps.vocabularies import ITEM_START, USER_START, vocabularies_from_counts, vocabulary_from_counts
+from ..steps.where import where_report, where_truth
 from ..vocab import Vocabulary
 
-__all__ = ["spilled_sequences", "plan_rows"]
+__all__ = ["plan_rows", "split_by_ranges", "spilled_sequences"]
 
 #: Bytes of working memory per row of the partition being sorted (columns, sort key, permutation, copies).
 SORT_BYTES_PER_ROW = 64
@@ -89,52 +106,236 @@ def _chunks(log: Log, chunk: int) -> Iterator[_Chunk]:
         yield _Chunk(lo, read_rows(log.user_codes, lo, hi), read_rows(log.item_codes, lo, hi), read_rows(log.time_valid, lo, hi))
 
 
-def _count(
-    log: Log, config: BuildConfig, chunk: int, progress: Progress
-) -> tuple[Vocabulary, Vocabulary, np.ndarray, np.ndarray, dict[str, Any]]:
-    """Pass 1: the missing-value step and the vocabularies (with their code -> index tables), from
-    counts taken chunk by chunk."""
-    n_users, n_items = len(log.user_ids), len(log.item_ids)
-    user_counts = np.zeros(n_users, dtype=np.int64)
-    item_counts = np.zeros(n_items, dtype=np.int64)
-    user_first = _FirstSeen(n_users) if config.user_order == "first-seen" else None
-    item_first = _FirstSeen(n_items) if config.item_order == "first-seen" else None
-    seen_user = np.zeros(n_users, dtype=bool)  # ids on any row, kept or not: what the step removed entirely
-    seen_item = np.zeros(n_items, dtype=bool)
+class _Kept:
+    """The keep mask of every input row (in memory, a byte a row) and the count tables of the kept
+    rows, updated step by step with one chunked pass over the spilled columns each."""
+
+    def __init__(self, log: Log, chunk: int) -> None:
+        self.log, self.chunk = log, chunk
+        self.mask = np.zeros(log.num_rows, dtype=bool)
+        self.counted: Callable[[_Chunk], np.ndarray] | None = None  # the rows k-core counts (--kcore-on target)
+        self.degrees: tuple[np.ndarray, np.ndarray] | None = None  # their count tables, by recount
+        self.users = np.zeros(len(log.user_ids), dtype=np.int64)
+        self.items = np.zeros(len(log.item_ids), dtype=np.int64)
+
+    @property
+    def rows(self) -> int:
+        return int(self.users.sum())
+
+    def present(self) -> tuple[int, int]:
+        return int(np.count_nonzero(self.users)), int(np.count_nonzero(self.items))
+
+    def chunks(self) -> Iterator[_Chunk]:
+        return _chunks(self.log, self.chunk)
+
+    def recount(self, drop: Callable[[_Chunk, np.ndarray], np.ndarray]) -> None:
+        """``drop(chunk, kept)``: the chunk's rows to drop among those still kept (a mask of the
+        chunk); the mask and the tables are updated."""
+        users = np.zeros_like(self.users)
+        items = np.zeros_like(self.items)
+        degree_users = None if self.counted is None else np.zeros_like(self.users)
+        degree_items = None if self.counted is None else np.zeros_like(self.items)
+        for c in self.chunks():
+            keep = self.mask[c.lo : c.lo + len(c.user)]
+            if keep.any():
+                keep &= ~drop(c, keep)
+            users += np.bincount(c.user[keep], minlength=len(users))
+            items += np.bincount(c.item[keep], minlength=len(items))
+            if self.counted is not None:
+                counted = keep & self.counted(c)
+                degree_users += np.bincount(c.user[counted], minlength=len(users))
+                degree_items += np.bincount(c.item[counted], minlength=len(items))
+        self.users, self.items = users, items
+        self.degrees = None if degree_users is None else (degree_users, degree_items)
+
+    def step(self, name: str, drop: Callable[[_Chunk, np.ndarray], np.ndarray], **details: Any) -> dict[str, Any]:
+        """One cleaning step as :func:`seqprep.steps.filters.apply_filters` reports it."""
+        before, (u0, i0) = self.rows, self.present()
+        self.recount(drop)
+        u1, i1 = self.present()
+        return step_report(name, before, before - self.rows, u0 - u1, i0 - i1, **details)
+
+    def first_codes(self, item_mask: np.ndarray, limit: int = 5) -> np.ndarray:
+        """Up to ``limit`` item codes where ``item_mask`` is True, in order of their first kept row."""
+        found: list[int] = []
+        for c in self.chunks():
+            keep = self.mask[c.lo : c.lo + len(c.user)]
+            for code in first_seen_codes(c.item[keep & item_mask[np.maximum(c.item, 0)]]).tolist():
+                if code not in found:
+                    found.append(code)
+            if len(found) >= limit:
+                break
+        return np.array(found[:limit], dtype=np.int64)
+
+
+def _missing(kept: _Kept, config: BuildConfig, progress: Progress) -> dict[str, Any]:
+    """The missing-value step: the first mask and tables."""
+    log = kept.log
+    seen_user = np.zeros(len(log.user_ids), dtype=bool)  # ids on any row, kept or not: what the step removed entirely
+    seen_item = np.zeros(len(log.item_ids), dtype=bool)
     missing = MissingCounts()
     progress.phase("counting", log.num_rows, "rows")
-    for c in _chunks(log, chunk):
+    for c in kept.chunks():
         bad = missing.add(c.user < 0, c.item < 0, ~c.time_valid)
         seen_user[c.user[c.user >= 0]] = True
         seen_item[c.item[c.item >= 0]] = True
-        u, it = c.user[~bad], c.item[~bad]
-        user_counts += np.bincount(u, minlength=n_users)
-        item_counts += np.bincount(it, minlength=n_items)
-        if user_first is not None:
-            user_first.add(u)
-        if item_first is not None:
-            item_first.add(it)
+        kept.mask[c.lo : c.lo + len(bad)] = ~bad
+        kept.users += np.bincount(c.user[~bad], minlength=len(kept.users))
+        kept.items += np.bincount(c.item[~bad], minlength=len(kept.items))
         progress.update(c.lo + len(bad))
     report = missing.report(log.inputs, config.strict)
-    report["users_removed"] = int(seen_user.sum() - np.count_nonzero(user_counts))
-    report["items_removed"] = int(seen_item.sum() - np.count_nonzero(item_counts))
-    users, user_order = vocabulary_from_counts(
-        user_counts, log.user_ids, config.user_order, None if user_first is None else user_first.positions(), USER_START
-    )
-    items, item_order = vocabulary_from_counts(
-        item_counts, log.item_ids, config.item_order, None if item_first is None else item_first.positions(), ITEM_START
-    )
-    user_remap = remap_table(user_order, n_users, start=USER_START)
-    item_remap = remap_table(item_order, n_items, start=ITEM_START)
-    return users, items, user_remap, item_remap, report
+    report["users_removed"] = int(seen_user.sum() - np.count_nonzero(kept.users))
+    report["items_removed"] = int(seen_item.sum() - np.count_nonzero(kept.items))
+    return report
+
+
+def _column_rows(col: Column, lo: int, hi: int) -> Column:
+    """Rows ``lo:hi`` of a (spilled) column of the log."""
+    if col.kind == "number":
+        return Column(col.name, col.kind, read_rows(col.values, lo, hi))
+    if col.kind == "text":
+        assert col.codes is not None
+        return Column(col.name, col.kind, col.values, codes=read_rows(col.codes, lo, hi))
+    return col.take(np.arange(lo, hi))
+
+
+def _where(kept: _Kept, predicates: tuple[str, ...]) -> dict[str, Any]:
+    """``--where``: the predicates evaluated chunk by chunk (a row's truth is its own)."""
+    log = kept.log
+    unknown = [0]
+
+    def untrue(c: _Chunk, keep: np.ndarray) -> np.ndarray:
+        hi = c.lo + len(c.user)
+        rating = None if log.rating is None else read_rows(log.rating, c.lo, hi)
+        columns = tuple(_column_rows(col, c.lo, hi) for col in log.columns)
+        rows = Interactions(user=c.user, item=c.item, time=read_rows(log.time, c.lo, hi), rating=rating, columns=columns)
+        true, known = where_truth(log, rows, predicates)
+        if known is not None:
+            unknown[0] += int(np.count_nonzero(keep & ~known))
+        return ~true
+
+    before, (u0, i0) = kept.rows, kept.present()
+    kept.recount(untrue)
+    u1, i1 = kept.present()
+    return where_report(predicates, before, before - kept.rows, u0 - u1, i0 - i1, unknown[0])
+
+
+def _dedup(kept: _Kept, mode: str, folder: Path, limit_rows: int) -> None:
+    """``--dedup``: the kernel run on user-code ranges (whole users, rows in input order), which is
+    the kernel run on all rows (every mode decides within one user)."""
+    log = kept.log
+    part_of_user = user_partitions(kept.users, limit_rows)
+    num_parts = int(part_of_user[-1]) + 1 if len(part_of_user) else 0
+    cols = ("row", "user", "item", "time") + (("rating",) if log.rating is not None else ())
+    dtypes = {"row": np.int64, "user": np.int32, "item": np.int32, "time": log.time.dtype, "rating": np.float32}
+    parts = _Partitions(folder, num_parts, cols, dtypes, prefix="dedup")
+
+    def rows() -> Iterator[dict[str, np.ndarray]]:
+        for c in kept.chunks():
+            keep = kept.mask[c.lo : c.lo + len(c.user)]
+            hi = c.lo + len(c.user)
+            values = {"row": np.flatnonzero(keep) + c.lo, "user": c.user[keep], "item": c.item[keep], "time": read_rows(log.time, c.lo, hi)[keep]}
+            if log.rating is not None:
+                values["rating"] = read_rows(log.rating, c.lo, hi)[keep]
+            yield values
+
+    parts.write(rows(), part_of_user)
+    for k in range(num_parts):
+        part = parts.take(k)
+        keep = dedup(part["user"], part["item"], part["time"], part.get("rating"), mode)  # type: ignore[arg-type]
+        kept.mask[part["row"][~keep]] = False
+        del part, keep
+
+
+def _clean(log: Log, config: BuildConfig, chunk: int, folder: Path, part_rows: int, progress: Progress) -> tuple[_Kept, list[dict[str, Any]]]:
+    """Every row-removing step of :func:`seqprep.steps.clean.clean`, in its order, as a keep mask
+    over the spilled rows: the same rows and the same reports."""
+    kept = _Kept(log, chunk)
+    steps = [_missing(kept, config, progress)]
+    if config.filter.where:
+        progress.phase("where")
+        steps.append(_where(kept, config.filter.where))
+    if config.vocab.vocab_from is not None:
+        drop, unknown = reuse.unknown_items_counted(log, kept.items, config, kept.first_codes)
+        if drop is not None:
+            kept.recount(lambda c, keep: drop[np.maximum(c.item, 0)])
+        steps.append(unknown)
+    opts = config.filter
+    if opts.since is not None or opts.until is not None:
+        progress.phase("time window")
+        since, until = window_bounds(opts, log.time_unit)
+        details = {"since": since, "until": until, "time_unit": log.time_unit, "rule": "since <= t < until"}
+        steps.append(kept.step("time_window", lambda c, keep: ~time_window(read_rows(log.time, c.lo, c.lo + len(c.user)), since, until), **details))
+        if kept.rows == 0:
+            raise empty_after("time_window", opts)
+    if opts.min_rating is not None:
+        if log.rating is None:
+            raise needs_rating_column()
+        progress.phase("min rating")
+        nan = [0]
+
+        def low(c: _Chunk, keep: np.ndarray) -> np.ndarray:
+            r = read_rows(log.rating, c.lo, c.lo + len(c.user))
+            if r.dtype.kind == "f":
+                nan[0] += int(np.count_nonzero(np.isnan(r[keep])))
+            return ~rating_at_least(r, opts.min_rating)
+
+        before, (u0, i0) = kept.rows, kept.present()
+        kept.recount(low)
+        u1, i1 = kept.present()
+        steps.append(step_report("min_rating", before, before - kept.rows, u0 - u1, i0 - i1, min_rating=opts.min_rating, missing_rating=nan[0]))
+        if kept.rows == 0:
+            raise empty_after("min_rating", opts)
+    if opts.dedup != "none":
+        progress.phase(f"dedup {opts.dedup}")
+        before, (u0, i0) = kept.rows, kept.present()
+        _dedup(kept, opts.dedup, folder, part_rows)
+        kept.recount(lambda c, keep: np.zeros(len(keep), dtype=bool))
+        u1, i1 = kept.present()
+        steps.append(step_report("dedup", before, before - kept.rows, u0 - u1, i0 - i1, mode=opts.dedup))
+    if opts.min_user_count > 1 or opts.min_item_count > 1:
+        progress.phase("k-core")
+        before, (u0, i0) = kept.rows, kept.present()
+
+        if config.event.kcore_on == "target":  # only target events count towards the bounds
+            col = log.column(config.event.event_col)  # type: ignore[arg-type]
+            assert col.codes is not None
+            wanted = target_codes(col, config.event)
+            kept.counted = lambda c: np.isin(read_rows(col.codes, c.lo, c.lo + len(c.user)), wanted)  # type: ignore[arg-type]
+            kept.recount(lambda c, keep: np.zeros(len(keep), dtype=bool))
+
+        def tables() -> KcoreTables:
+            du, di = (kept.users, kept.items) if kept.degrees is None else kept.degrees
+            return KcoreTables(kept.users, kept.items, du, di)
+
+        def remove(bad_u: np.ndarray, bad_i: np.ndarray) -> tuple[int, KcoreTables]:
+            rows = kept.rows
+            kept.recount(lambda c, keep: bad_u[c.user] | bad_i[c.item])
+            return rows - kept.rows, tables()
+
+        tables_now = tables()
+        rounds, fixpoint = kcore_rounds(
+            tables_now, remove, min_user=opts.min_user_count, min_item=opts.min_item_count, max_rounds=opts.kcore_rounds
+        )
+        u1, i1 = kept.present()
+        steps.append(step_report("kcore", before, before - kept.rows, u0 - u1, i0 - i1, **kcore_details(opts, rounds, fixpoint)))
+        if kept.rows == 0:
+            raise empty_after("kcore", opts)
+    return kept, steps
+
+
+def _vocabularies(kept: _Kept, config: BuildConfig) -> tuple[Vocabulary, Vocabulary, np.ndarray, np.ndarray]:
+    """The vocabularies of the kept rows (fitted, or reused with ``--vocab-from``) and their code ->
+    index tables, from the count tables."""
+    return vocabularies_from_counts(kept.log, config, _code_counts(kept, config))
 
 
 class _Partitions:
     """The spilled kept rows, one set of files per user range (whole users, rows in input order)."""
 
-    def __init__(self, folder: Path, num_parts: int, cols: tuple[str, ...], dtypes: dict[str, Any]) -> None:
+    def __init__(self, folder: Path, num_parts: int, cols: tuple[str, ...], dtypes: dict[str, Any], prefix: str = "part") -> None:
         self.num_parts, self.cols, self.dtypes = num_parts, cols, dtypes
-        self.paths = {(k, c): folder / f"part-{k:04d}.{c}" for k in range(num_parts) for c in cols}
+        self.paths = {(k, c): folder / f"{prefix}-{k:04d}.{c}" for k in range(num_parts) for c in cols}
 
     def write(self, chunks: Iterator[dict[str, np.ndarray]], part_of_user: np.ndarray) -> None:
         handles = {key: open(p, "wb") for key, p in self.paths.items()}  # noqa: SIM115 - closed below
@@ -158,56 +359,279 @@ class _Partitions:
 
 
 def _encoded(
-    log: Log, chunk: int, user_remap: np.ndarray, item_remap: np.ndarray, progress: Progress
+    kept: _Kept,
+    user_remap: np.ndarray,
+    item_remap: np.ndarray,
+    progress: Progress,
+    with_rows: bool = False,
+    features: tuple[Feature, ...] = (),
 ) -> Iterator[dict[str, np.ndarray]]:
-    """Pass 2's chunks: the kept rows, encoded, in input order."""
-    for c in _chunks(log, chunk):
-        keep = (c.user >= 0) & (c.item >= 0) & c.time_valid
-        hi = c.lo + chunk
+    """Pass 2's chunks: the kept rows, encoded, in input order (with their input row numbers, and
+    the features' values of the kept rows, given in input order)."""
+    log = kept.log
+    at = 0  # kept rows so far
+    for c in kept.chunks():
+        keep = kept.mask[c.lo : c.lo + len(c.user)]
+        hi = c.lo + len(c.user)
         values = {"user": user_remap[c.user[keep]], "item": item_remap[c.item[keep]], "time": read_rows(log.time, c.lo, hi)[keep]}
         if log.rating is not None:
             values["rating"] = read_rows(log.rating, c.lo, hi)[keep]
+        if with_rows:
+            values["row"] = np.flatnonzero(keep) + c.lo
+        m = len(values["user"])
+        for k, f in enumerate(features):
+            values[f"feature{k}"] = f.values[at : at + m]
+        at += m
         yield values
         progress.update(c.lo + len(keep))
 
 
 def spilled_sequences(
     log: Log, config: BuildConfig, folder: Path, limit: int, progress: Progress = SILENT
-) -> tuple[Vocabulary, Vocabulary, Sequences, list[dict[str, Any]]]:
-    """(users, items, sequences, steps) of ``log`` (spilled columns) as the local build's clean ->
-    fit_vocabularies -> sequences_from give them, within about ``limit`` bytes."""
+) -> tuple[Vocabulary, Vocabulary, Sequences, list[dict[str, Any]], np.ndarray | None, dict[str, Any]]:
+    """(users, items, sequences, steps, part, info) of ``log`` (spilled columns) as the local
+    build's clean -> fit_vocabularies -> sequences_from -> decide_parts give them (with
+    ``--vocab-from-train``: as :func:`seqprep.steps.splits.fit_on_train`), within about ``limit`` bytes."""
     n = log.num_rows
-    fixed = log.user_ids.nbytes + log.item_ids.nbytes + 24 * (len(log.user_ids) + len(log.item_ids)) + n
+    fixed = log.user_ids.nbytes + log.item_ids.nbytes + 40 * (len(log.user_ids) + len(log.item_ids)) + 2 * n  # ids, tables, masks
     chunk = min(MAX_CHUNK_ROWS, plan_rows(limit, n, 16, fixed))
-    users, items, user_remap, item_remap, report = _count(log, config, chunk, progress)
-    kept = int(users.counts.sum())
+    rows, steps = _clean(log, config, chunk, folder, plan_rows(limit, n, 0, fixed), progress)
+    if config.split.vocab_from_train:
+        users, items, seqs, part, info = _fit_on_train(rows, config, steps, folder, limit, fixed, progress)
+        return users, items, seqs, steps, part, info
+    users, items, user_remap, item_remap = _vocabularies(rows, config)
+    features = _features(rows, config)
+    out = _sort_by_ranges(rows, user_remap, item_remap, users.counts, folder, limit, fixed, progress, features=features)
+    sorted_features = tuple(dataclasses.replace(f, values=out.pop(f"feature{k}")).widened() for k, f in enumerate(features))
+    del features
+    seqs = Sequences(
+        offsets=csr_offsets(users.counts), items=out["item"], timestamps=out["time"], ratings=out.get("rating"), features=sorted_features
+    )
+    targets = target_positions(seqs, config.event)
+    part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit, targets)
+    return users, items, seqs, steps, part, info
 
-    # pass 2: kept rows, in input order, into the partition of their user range
+
+def _features(kept: _Kept, config: BuildConfig) -> tuple[Feature, ...]:
+    """The ``--feature`` and ``--event-col`` features of the kept rows (input order), encoded by the
+    local build's own functions on the kept rows of their columns (4 bytes a row each while the
+    rows are sorted; 1 or 2 for a small vocabulary). Token lists are not supported here yet."""
+    log = kept.log
+    names = {column for _, column, _, _ in config.feature.specs()} | ({config.event.event_col} if config.event.event_col else set())
+    if not names:
+        return ()
+    columns = []
+    for col in log.columns:
+        if col.name not in names:
+            continue
+        if col.kind == "list":
+            msg = f"--memory-limit does not support token-list features yet (column {col.name!r}); drop --memory-limit for this build"
+            raise ConfigError(msg)
+        parts = [_column_rows(col, c.lo, c.lo + len(c.user)).take(kept.mask[c.lo : c.lo + len(c.user)]) for c in kept.chunks()]
+        if col.kind == "number":
+            columns.append(Column(col.name, "number", np.concatenate([p.values for p in parts]) if parts else np.zeros(0)))
+        else:
+            columns.append(Column(col.name, "text", col.values, codes=np.concatenate([p.codes for p in parts]) if parts else np.zeros(0, np.int32)))
+    none = np.zeros(0, dtype=np.int32)
+    inter = Interactions(user=none, item=none, time=none, rating=None, columns=tuple(columns))
+    features = encode_features(inter, config.feature, config.item_order, config.vocab)
+    features += reuse_features(event_feature(inter, config.event, config.item_order), config.vocab)
+    for f in features:
+        if f.offsets is not None:
+            msg = f"--memory-limit does not support token-list features yet (--feature {f.name}); drop --memory-limit for this build"
+            raise ConfigError(msg)
+    return features
+
+
+def _sort_by_ranges(
+    rows: _Kept,
+    user_remap: np.ndarray,
+    item_remap: np.ndarray,
+    user_counts: np.ndarray,
+    folder: Path,
+    limit: int,
+    fixed: int,
+    progress: Progress,
+    with_rows: bool = False,
+    features: tuple[Feature, ...] = (),
+) -> dict[str, np.ndarray]:
+    """The kept rows sorted by (user index, time), stably: pass 2 writes them, in input order, to
+    the partition of their user's index range; pass 3 sorts each partition into its slice of the
+    output. -> the sorted columns (``item``, ``time``, ``rating``; ``row``, the input row, with
+    ``with_rows``)."""
+    log = rows.log
+    kept = int(np.asarray(user_counts).sum())
     has_rating = log.rating is not None
-    part_rows = plan_rows(limit, kept, 4 + log.time.dtype.itemsize + (4 if has_rating else 0), fixed)
-    part_of_user = user_partitions(users.counts, part_rows)
+    feature_cols = tuple(f"feature{k}" for k in range(len(features)))
+    cols = ("user", "item", "time") + (("rating",) if has_rating else ()) + (("row",) if with_rows else ()) + feature_cols
+    dtypes = {"user": np.int32, "item": np.int32, "time": log.time.dtype, "rating": np.float32, "row": np.int64}
+    dtypes.update({name: f.values.dtype for name, f in zip(feature_cols, features)})
+    part_rows = plan_rows(limit, kept, sum(np.dtype(dtypes[c]).itemsize for c in cols if c != "user"), fixed)
+    part_of_user = user_partitions(user_counts, part_rows)
     num_parts = int(part_of_user[-1]) + 1 if len(part_of_user) else 0
-    cols = ("user", "item", "time") + (("rating",) if has_rating else ())
-    parts = _Partitions(folder, num_parts, cols, {"user": np.int32, "item": np.int32, "time": log.time.dtype, "rating": np.float32})
-    progress.phase(f"partitioning into {num_parts} user ranges", n, "rows")
-    parts.write(_encoded(log, chunk, user_remap, item_remap, progress), part_of_user)
+    parts = _Partitions(folder, num_parts, cols, dtypes)
+    progress.phase(f"partitioning into {num_parts} user ranges", log.num_rows, "rows")
+    parts.write(_encoded(rows, user_remap, item_remap, progress, with_rows, features), part_of_user)
 
-    # pass 3: sort each partition into its slice of the output
-    out_items = np.empty(kept, dtype=np.int32)
-    out_time = np.empty(kept, dtype=log.time.dtype)
-    out_rating = np.empty(kept, dtype=np.float32) if has_rating else None
+    out = {c: np.empty(kept, dtype=dtypes[c]) for c in cols if c != "user"}
     progress.phase(f"sorting {kept:,} interactions in {num_parts} user ranges", kept, "rows")
     at = 0
     for k in range(num_parts):
         part = parts.take(k)
         order = time_order(part["user"], part["time"])
         m = len(order)
-        out_items[at : at + m] = part["item"][order]
-        out_time[at : at + m] = part["time"][order]
-        if out_rating is not None:
-            out_rating[at : at + m] = part["rating"][order]
+        for c, arr in out.items():
+            arr[at : at + m] = part[c][order]
         at += m
         del part, order
         progress.update(at)
-    seqs = Sequences(offsets=csr_offsets(users.counts), items=out_items, timestamps=out_time, ratings=out_rating)
-    return users, items, seqs, [report]
+    return out
+
+
+def _fit_on_train(
+    rows: _Kept, config: BuildConfig, steps: list[dict[str, Any]], folder: Path, limit: int, fixed: int, progress: Progress
+) -> tuple[Vocabulary, Vocabulary, Sequences, np.ndarray, dict[str, Any]]:
+    """``--vocab-from-train`` on the spilled rows, as :func:`seqprep.steps.splits.fit_on_train`:
+    users numbered on all kept rows, rows sorted, the split decided; the item vocabulary fitted on
+    the TRAIN rows; held-out rows of items unseen in training dropped (step ``vocab_from_train``);
+    users renumbered on the rows left, whose order within each user stays the stable time order.
+    Holds the sorted rows with their input row numbers (24 bytes a kept row more than a plain build)."""
+    log = rows.log
+    n_users, n_items = len(log.user_ids), len(log.item_ids)
+    counts = _code_counts(rows, config)
+    users1, order1 = vocabulary_from_counts(counts.users, log.user_ids, config.user_order, counts.user_first, USER_START)
+    remap1 = remap_table(order1, n_users, start=USER_START)
+    identity = np.arange(ITEM_START, n_items + ITEM_START, dtype=np.int32)  # items as codes until their vocabulary exists
+    out = _sort_by_ranges(rows, remap1, identity, users1.counts, folder, limit, fixed, progress, with_rows=True)
+    del rows
+    offsets1 = csr_offsets(users1.counts)
+    part, info = splits.decide_parts(offsets1, out["time"], config.split, log.time_unit)
+    assert part is not None
+    train = part == TRAIN
+    if not train.any():
+        msg = "the split leaves no training interaction, so --vocab-from-train has no vocabulary; move the split bounds later"
+        raise InputError(msg)
+    codes = out.pop("item") - ITEM_START
+    item_counts = np.bincount(codes[train], minlength=n_items).astype(np.int64)
+    item_first = _first_rows(codes[train], out["row"][train], n_items) if config.item_order == "first-seen" else None
+    items, item_chosen = vocabulary_from_counts(item_counts, log.item_ids, config.item_order, item_first, ITEM_START)
+    iidx = remap_table(item_chosen, n_items, start=ITEM_START)[codes]
+    del codes, train
+    unseen = iidx < 0
+    n_unseen = int(unseen.sum())
+    steps.append(
+        {
+            "step": "vocab_from_train",
+            "rows_before": len(iidx),
+            "rows_removed": n_unseen,
+            "rows_after": len(iidx) - n_unseen,
+            "valid_targets_dropped": int((unseen & (part == VALID)).sum()),
+            "test_targets_dropped": int((unseen & (part == TEST)).sum()),
+            "history_rows_dropped": int((unseen & (part == HELD_OUT)).sum()),
+        }
+    )
+    user1 = row_of(offsets1).astype(np.int32)
+    if n_unseen:
+        keep = ~unseen
+        iidx, part, user1 = iidx[keep], part[keep], user1[keep]
+        out = {c: arr[keep] for c, arr in out.items()}
+        del keep
+    del unseen
+    # users renumbered on the rows left; each user's rows keep their order: blocks are reordered
+    user_codes = order1[user1]
+    user_counts = np.bincount(user_codes, minlength=n_users).astype(np.int64)
+    user_first = _first_rows(user_codes, out["row"], n_users) if config.user_order == "first-seen" else None
+    users, order2 = vocabulary_from_counts(user_counts, log.user_ids, config.user_order, user_first, USER_START)
+    left1 = np.bincount(user1, minlength=len(users1))
+    starts1 = csr_offsets(left1)[:-1]
+    old = remap1[order2] - USER_START  # each new user's index before
+    _, pos = gather_ranges(starts1[old], left1[old])
+    seqs = Sequences(offsets=csr_offsets(users.counts), items=iidx[pos], timestamps=out["time"][pos], ratings=None if "rating" not in out else out["rating"][pos])
+    return users, items, seqs, part[pos], info
+
+
+def _first_rows(codes: np.ndarray, rows: np.ndarray, size: int) -> np.ndarray:
+    """The smallest of ``rows`` per code (:data:`~seqprep.steps.counts.NEVER` for a code with none):
+    the order of first appearance in the input, whatever the order of ``rows``."""
+    first = np.full(size, NEVER, dtype=np.int64)
+    if len(codes):
+        np.minimum.at(first, np.asarray(codes), np.asarray(rows, dtype=np.int64))  # no pandas in a CLI build
+    return first
+
+
+def _code_counts(kept: _Kept, config: BuildConfig) -> CodeCounts:
+    """The kept rows' count tables, with first-seen positions taken chunk by chunk where needed."""
+    log = kept.log
+    user_first = _FirstSeen(len(log.user_ids)) if config.user_order == "first-seen" else None
+    item_first = _FirstSeen(len(log.item_ids)) if config.item_order == "first-seen" else None
+    if user_first is not None or item_first is not None:
+        for c in kept.chunks():
+            keep = kept.mask[c.lo : c.lo + len(c.user)]
+            if user_first is not None:
+                user_first.add(c.user[keep])
+            if item_first is not None:
+                item_first.add(c.item[keep])
+    return CodeCounts(
+        users=kept.users,
+        items=kept.items,
+        user_first=None if user_first is None else user_first.positions(),
+        item_first=None if item_first is None else item_first.positions(),
+    )
+
+
+def split_by_ranges(
+    seqs: Sequences,
+    users: Vocabulary,
+    items: Vocabulary,
+    part: np.ndarray | None,
+    info: dict[str, Any],
+    config: BuildConfig,
+    out: Callable[[], Path],
+    spill: Path,
+    targets: np.ndarray | None = None,
+) -> tuple[Sequences, Extras | None, dict[str, Any]]:
+    """The split (``part``, decided over all users) gathered and written user range by user range
+    into the folder ``out()`` (the row groups of sequences.parquet; NPZ members gathered in
+    ``spill``): (the sequences to write, the extras left for the final writes - sequences.npz's
+    ``padded`` - and meta.json's split entries). The same bytes as
+    :func:`seqprep.steps.splits.prepare` and the writers give from every user at once, holding one
+    range's split rows at a time."""
+    plan = splits.decided_plan(config.split, len(items), info, seqs.offsets)
+    if not plan.wanted(part):
+        return seqs, None, {}
+    assert plan.groups is not None
+    ranges = list(zip(plan.groups[:-1].tolist(), plan.groups[1:].tolist()))
+
+    def parts_of(u0: int, u1: int) -> tuple[Sequences, np.ndarray | None, np.ndarray | None]:
+        lo, hi = int(seqs.offsets[u0]), int(seqs.offsets[u1])
+        return splits.user_range(seqs, u0, u1), None if part is None else part[lo:hi], None if targets is None else targets[lo:hi]
+
+    plan = plan.with_facts(splits.merge_tallies(splits.range_facts(plan, *parts_of(u0, u1)) for u0, u1 in ranges))
+    writer = SplitWriter(out(), config.formats, users, spill)
+    tallies, padded, padded_features = [], [], []
+    try:
+        for u0, u1 in ranges:
+            _, ex, tally = splits.prepare_range(plan, *parts_of(u0, u1), user0=u0)
+            assert ex is not None
+            tallies.append(tally)
+            if ex.padded is not None:
+                padded.append(ex.padded)
+                padded_features.append(ex.padded_features)
+            writer.add(dataclasses.replace(ex, padded=None, padded_features=()), u0, u1)
+            del ex
+    finally:
+        writer.close()
+    meta = splits.split_meta(plan, tallies)
+    seqs = splits.final_sequences(seqs, config.split)
+    joined = tuple(_joined_cells(cells) for cells in zip(*padded_features))
+    extras = Extras(
+        padded=np.concatenate(padded) if padded else None, padded_features=joined, max_len=config.split.max_len, pad=config.split.pad
+    )
+    return seqs, extras, meta
+
+
+def _joined_cells(parts: tuple[Feature, ...]) -> Feature:
+    """One feature's padded cells of consecutive user ranges as one (one value a cell: the spilled
+    build has no token lists)."""
+    assert all(f.offsets is None for f in parts)
+    return dataclasses.replace(parts[0], values=np.concatenate([f.values for f in parts]))

@@ -116,6 +116,8 @@ class ExtraColumn:
             if self.kind == "number":
                 self.numbers = self.new_buffer(np.float64)
         if self.numbers is not None:
+            if hasattr(self.codes.codes, "close"):  # the unused codes' file (--memory-limit)
+                self.codes.codes.close()
             return "number", self.numbers.finish(), None, None
         codes, values = self.codes.finish()
         if self.kind == "list":

@@ -8,13 +8,26 @@ k-core loops over its few rounds only, each round a pair of ``np.bincount`` call
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import Literal, NamedTuple
 
 import numpy as np
 
 from .sequences import time_order
 
-__all__ = ["time_window", "rating_at_least", "dedup", "kcore", "kcore_passes", "session_ids", "num_present", "DedupMode"]
+__all__ = [
+    "time_window",
+    "rating_at_least",
+    "dedup",
+    "kcore",
+    "kcore_passes",
+    "kcore_rounds",
+    "KcoreTables",
+    "KcoreRemove",
+    "session_ids",
+    "num_present",
+    "DedupMode",
+]
 
 DedupMode = Literal["none", "exact", "first", "last", "consecutive"]
 
@@ -146,6 +159,66 @@ def _present(codes: np.ndarray, size: int) -> int:
     return int(np.count_nonzero(np.bincount(codes, minlength=size))) if len(codes) else 0
 
 
+#: One k-core removal: (bad users, bad items) -> (rows removed, the kept rows' tables).
+KcoreRemove = Callable[[np.ndarray, np.ndarray], tuple[int, "KcoreTables"]]
+
+
+class KcoreTables(NamedTuple):
+    """The count tables of the rows still kept: ``present_*`` counts every row of a user / item,
+    ``degree_*`` only the rows k-core counts (all of them, or the target events)."""
+
+    present_user: np.ndarray
+    present_item: np.ndarray
+    degree_user: np.ndarray
+    degree_item: np.ndarray
+
+
+def kcore_rounds(
+    tables: KcoreTables,
+    remove: KcoreRemove,
+    *,
+    min_user: int = 0,
+    min_item: int = 0,
+    max_rounds: int | None = None,
+) -> tuple[list[dict[str, int]], bool]:
+    """The k-core rounds on count tables: ``(rounds, fixpoint)`` as :func:`kcore` gives them.
+
+    A round finds the users and items below their bound (among those present) and calls
+    ``remove(bad_users, bad_items)``, which drops every kept row of one of them and returns how many
+    rows it dropped and the new tables. Rounds repeat until no present user or item is below its
+    bound (the fixpoint) or ``max_rounds`` rounds have run. Rows live wherever ``remove`` keeps them
+    (arrays here, spilled columns under ``--memory-limit``): the rule lives here once.
+
+    >>> t = KcoreTables(np.array([1, 2]), np.array([3]), np.array([1, 2]), np.array([3]))
+    >>> def remove(bad_u, bad_i):
+    ...     return 1, KcoreTables(np.array([0, 2]), np.array([2]), np.array([0, 2]), np.array([2]))
+    >>> kcore_rounds(t, remove, min_user=2)
+    ([{'round': 1, 'rows_removed': 1, 'users_removed': 1, 'items_removed': 0}], True)
+    """
+    rounds: list[dict[str, int]] = []
+    while True:
+        bad_u = (tables.degree_user < min_user) & (tables.present_user > 0)
+        bad_i = (tables.degree_item < min_item) & (tables.present_item > 0)
+        if not bad_u.any() and not bad_i.any():
+            return rounds, True
+        if max_rounds is not None and len(rounds) >= max_rounds:
+            return rounds, False
+        removed, after = remove(bad_u, bad_i)
+        users_now, items_now = np.count_nonzero(tables.present_user), np.count_nonzero(tables.present_item)
+        users_next, items_next = np.count_nonzero(after.present_user), np.count_nonzero(after.present_item)
+        rounds.append(
+            {
+                "round": len(rounds) + 1,
+                "rows_removed": int(removed),
+                "users_removed": int(users_now - users_next),
+                "items_removed": int(items_now - items_next),
+            }
+        )
+        tables = after
+        if users_next == 0:
+            return rounds, True
+
+
 def kcore(
     user: np.ndarray,
     item: np.ndarray,
@@ -160,10 +233,10 @@ def kcore(
     One round counts every user and item of the remaining rows (``np.bincount`` on the codes) and
     drops, at once, every row whose user or item is below its bound - the one-pass rule of SASRec's
     ``DataProcessing.py``. Rounds repeat until nothing is dropped (the k-core, a fixpoint) or
-    ``max_rounds`` rounds have run. Returns ``(keep_mask, rounds, fixpoint)``: one dict per round that
-    removed rows (``rows_removed``, ``users_removed``, ``items_removed``) and whether the result
-    meets both bounds. With ``counted`` (a mask) only those rows count towards the bounds, while a
-    user or item below its bound loses all its rows.
+    ``max_rounds`` rounds have run (:func:`kcore_rounds`). Returns ``(keep_mask, rounds, fixpoint)``:
+    one dict per round that removed rows (``rows_removed``, ``users_removed``, ``items_removed``)
+    and whether the result meets both bounds. With ``counted`` (a mask) only those rows count
+    towards the bounds, while a user or item below its bound loses all its rows.
 
     >>> u = np.array([0, 0, 1, 1, 2]); i = np.array([5, 6, 5, 6, 5])
     >>> keep, rounds, fixpoint = kcore(u, i, min_user=2, min_item=2)
@@ -171,45 +244,28 @@ def kcore(
     (array([ True,  True,  True,  True, False]), [1], True)
     """
     n = len(user)
-    rounds: list[dict[str, int]] = []
     if n == 0:
-        return np.ones(0, dtype=bool), rounds, True
-    u, i, c = user, item, counted
-    pos: np.ndarray | None = None  # input positions of the rows still kept (None: all)
-    nu, ni = int(u.max()) + 1, int(i.max()) + 1
-    uc, ic = _degrees(u, i, c, nu, ni)
-    users_now, items_now = _present(u, nu), _present(i, ni)
-    fixpoint = False
-    while True:
-        bad = (uc < min_user)[u] | (ic < min_item)[i]
-        n_bad = int(np.count_nonzero(bad))
-        if n_bad == 0:
-            fixpoint = True
-            break
-        if max_rounds is not None and len(rounds) >= max_rounds:
-            break
-        good = ~bad
-        pos = np.flatnonzero(good) if pos is None else pos[good]
-        u, i = u[good], i[good]
-        c = None if c is None else c[good]
-        uc, ic = _degrees(u, i, c, nu, ni)
-        users_next, items_next = _present(u, nu), _present(i, ni)
-        rounds.append(
-            {
-                "round": len(rounds) + 1,
-                "rows_removed": n_bad,
-                "users_removed": users_now - users_next,
-                "items_removed": items_now - items_next,
-            }
-        )
-        users_now, items_now = users_next, items_next
-        if len(u) == 0:
-            fixpoint = True
-            break
-    if pos is None:
+        return np.ones(0, dtype=bool), [], True
+    nu, ni = int(user.max()) + 1, int(item.max()) + 1
+    rows = {"u": user, "i": item, "c": counted, "pos": None}  # the rows still kept (pos: None = all)
+
+    def tables() -> KcoreTables:
+        u, i = rows["u"], rows["i"]
+        du, di = _degrees(u, i, rows["c"], nu, ni)
+        pu, pi = (du, di) if rows["c"] is None else _degrees(u, i, None, nu, ni)
+        return KcoreTables(pu, pi, du, di)
+
+    def remove(bad_u: np.ndarray, bad_i: np.ndarray) -> tuple[int, KcoreTables]:
+        u, i, c, pos = rows["u"], rows["i"], rows["c"], rows["pos"]
+        good = ~(bad_u[u] | bad_i[i])
+        rows.update(u=u[good], i=i[good], c=None if c is None else c[good], pos=np.flatnonzero(good) if pos is None else pos[good])
+        return int(len(good) - np.count_nonzero(good)), tables()
+
+    rounds, fixpoint = kcore_rounds(tables(), remove, min_user=min_user, min_item=min_item, max_rounds=max_rounds)
+    if rows["pos"] is None:
         return np.ones(n, dtype=bool), rounds, fixpoint
     keep = np.zeros(n, dtype=bool)
-    keep[pos] = True
+    keep[rows["pos"]] = True
     return keep, rounds, fixpoint
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "ranges_mask",
     "tail_ranges",
     "sliding_windows",
+    "row_streams",
     "window_positions",
     "sample_negatives",
 ]
@@ -344,6 +345,45 @@ def window_positions(
     return idx, rows.astype(np.int32)
 
 
+#: Odd 64-bit constants of SplitMix64 (Steele, Lea & Flood, 2014), the counter-based draws below.
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_NEGATIVES = 0x6E65676174697665  # "negative": the salt of the negatives' streams
+_GUMBEL = 1 << 62  # slot numbers from here on key the exact fill's Gumbel noise
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser, element-wise on uint64 arrays (wrapping arithmetic)."""
+    x = np.asarray(x, dtype=np.uint64) + _GOLDEN
+    x = (x ^ (x >> np.uint64(30))) * _MIX1
+    x = (x ^ (x >> np.uint64(27))) * _MIX2
+    return x ^ (x >> np.uint64(31))
+
+
+def row_streams(seed: int, users: np.ndarray, within: np.ndarray) -> np.ndarray:
+    """One random stream (a uint64 key) per row, from the seed, the row's user and the row's position
+    inside that user's sequence: a row's draws depend on nothing else, so any split of the users
+    into parts (the Dask engine's partitions) draws exactly what one pass over all users draws.
+
+    >>> a = row_streams(3, np.array([5, 5, 6]), np.array([9, 10, 9]))
+    >>> len(set(a.tolist())), bool((row_streams(3, np.array([6]), np.array([9])) == a[2]).all())
+    (3, True)
+    """
+    users = np.asarray(users, dtype=np.int64).reshape(-1)
+    base = _mix(np.full(len(users), int(seed) & (2**64 - 1), dtype=np.uint64) ^ np.uint64(_NEGATIVES))
+    return _mix(_mix(base ^ users.astype(np.uint64)) ^ np.asarray(within, dtype=np.int64).reshape(-1).astype(np.uint64))
+
+
+def _uniform(keys: np.ndarray) -> np.ndarray:
+    """Doubles in [0, 1) from uint64 keys (53 random bits each)."""
+    return (_mix(keys) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def _cell_keys(streams: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    return streams ^ _mix(np.asarray(slots, dtype=np.uint64))
+
+
 def sample_negatives(
     users: np.ndarray,
     seen_keys: np.ndarray,
@@ -352,26 +392,32 @@ def sample_negatives(
     seed: int,
     probs: np.ndarray | None = None,
     max_rounds: int = 30,
+    *,
+    streams: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """``k`` distinct items (1..num_items) per row that its user never interacted with; ``(matrix, rounds)``.
 
     ``seen_keys`` is the sorted array of ``user * (num_items + 1) + item`` over every interaction.
-    Items are drawn uniformly, or by ``probs`` (length ``num_items``, item ``i`` at ``probs[i - 1]``),
-    from ``numpy.random.default_rng(seed)``; collisions (seen items, repeats in a row) are redrawn,
-    only they, for up to ``max_rounds`` rounds. The few rows still colliding then are filled exactly:
-    Gumbel-top-k over the items still allowed for the row (the same distribution: each slot drawn
-    by weight among items neither seen nor already chosen). Raises ValueError when a row has fewer
-    than ``k`` allowed items.
+    Items are drawn uniformly, or by ``probs`` (length ``num_items``, item ``i`` at ``probs[i - 1]``).
+    Every draw is a counter-based random number (SplitMix64) of the row's stream (``streams``, one
+    uint64 per row, :func:`row_streams`; default: from ``seed`` and the row's user and index), the
+    slot and the round, so a row's negatives never depend on the other rows. Collisions (seen items,
+    repeats in a row) are redrawn, only they, for up to ``max_rounds`` rounds; ``rounds`` is the
+    most any row needed. The few rows still colliding then are filled exactly: Gumbel-top-k over the
+    items still allowed for the row (the same distribution: each slot drawn by weight among items
+    neither seen nor already chosen). Raises ValueError when a row has fewer than ``k`` allowed items.
 
     >>> keys = np.array([0 * 6 + 1, 0 * 6 + 2, 1 * 6 + 5])
     >>> neg, _ = sample_negatives(np.array([0, 1]), keys, 5, 3, seed=1)
     >>> sorted(neg[0].tolist()), bool(5 in neg[1])
     ([3, 4, 5], False)
     """
-    rng = np.random.default_rng(seed)
     n = len(users)
     if n == 0:
         return np.zeros((0, k), dtype=np.int32), 0
+    if streams is None:
+        streams = row_streams(seed, users, np.arange(n))
+    streams = np.asarray(streams, dtype=np.uint64)
     stride = np.int64(num_items + 1)
     cdf = None
     if probs is not None:
@@ -381,12 +427,14 @@ def sample_negatives(
             raise ValueError(msg)
         cdf /= cdf[-1]
 
-    def draw(size: int) -> np.ndarray:
+    def draw(rows: np.ndarray, cols: np.ndarray, rnd: int) -> np.ndarray:
+        u = _uniform(_cell_keys(streams[rows], rnd * k + cols))
         if cdf is None:
-            return rng.integers(1, num_items + 1, size=size, dtype=np.int64)
-        return np.minimum(np.searchsorted(cdf, rng.random(size), side="right"), num_items - 1) + 1
+            return np.minimum((u * num_items).astype(np.int64), num_items - 1) + 1
+        return np.minimum(np.searchsorted(cdf, u, side="right"), num_items - 1) + 1
 
-    out = draw(n * k).reshape(n, k)
+    rows_all, cols_all = np.divmod(np.arange(n * k, dtype=np.int64), k)
+    out = draw(rows_all, cols_all, 0).reshape(n, k)
     ukey = np.asarray(users, dtype=np.int64)[:, None] * stride
     bad = np.ones((n, k), dtype=bool)
     rounds = 0
@@ -402,14 +450,14 @@ def sample_negatives(
         dup = np.zeros((n, k), dtype=bool)
         np.put_along_axis(dup, order, dup_sorted, axis=1)
         bad = seen | dup
-        count = int(bad.sum())
-        if count == 0:
+        if not bad.any():
             return out.astype(np.int32), rounds
         if rounds >= max_rounds:
-            _exact_fill(out, bad, np.asarray(users, dtype=np.int64), seen_keys, num_items, probs, rng)
+            _exact_fill(out, bad, np.asarray(users, dtype=np.int64), seen_keys, num_items, probs, streams)
             return out.astype(np.int32), rounds
-        out[bad] = draw(count)
         rounds += 1
+        r, c = np.nonzero(bad)
+        out[r, c] = draw(r, c, rounds)
 
 
 def _exact_fill(
@@ -419,10 +467,11 @@ def _exact_fill(
     seen_keys: np.ndarray,
     num_items: int,
     probs: np.ndarray | None,
-    rng: np.random.Generator,
+    streams: np.ndarray,
     chunk_cells: int = 1 << 24,
 ) -> None:
-    """Replace ``out[bad]`` in place with exact draws without replacement (Gumbel-top-k), by chunks of rows."""
+    """Replace ``out[bad]`` in place with exact draws without replacement (Gumbel-top-k), by chunks of
+    rows; each row's Gumbel noise comes from its own stream (one key per item)."""
     stride = np.int64(num_items + 1)
     weights = np.ones(num_items + 1) if probs is None else np.concatenate([[0.0], np.asarray(probs, dtype=np.float64)])
     with np.errstate(divide="ignore"):
@@ -445,7 +494,9 @@ def _exact_fill(
         if (allowed.sum(axis=1) < need).any():
             msg = "some rows have fewer allowed items than negatives to draw"
             raise ValueError(msg)
-        score = np.where(allowed, log_w[None, :] + rng.gumbel(size=allowed.shape), -np.inf)
+        items = np.arange(num_items + 1, dtype=np.int64) + _GUMBEL
+        u = _uniform(_cell_keys(streams[rows][:, None], items[None, :])) + 2.0**-54  # in (0, 1)
+        score = np.where(allowed, log_w[None, :] - np.log(-np.log(u)), -np.inf)
         best = np.argsort(-score, axis=1, kind="stable")[:, : int(need.max())]
         take = np.arange(best.shape[1])[None, :] < need[:, None]
         sub = out[rows]

@@ -22,6 +22,8 @@ __all__ = [
     "cast_ids_exact",
     "reuse_table",
     "extend_table",
+    "extend_table_counted",
+    "counts_by_index",
 ]
 
 Order = Literal["frequency", "first-seen", "id"]
@@ -223,8 +225,42 @@ def extend_table(
     >>> new.tolist(), added.tolist(), counts.tolist()
     ([1, 4, 2, 3], [3, 1], [2, 1])
     """
-    unseen = table[codes] < 0
-    added, counts = fit_order(codes[unseen], ids, order)
+    counts = np.bincount(codes, minlength=len(table)).astype(np.int64)
+    first_seen = None
+    if order == "first-seen":
+        import pandas as pd  # imported lazily, as in fit_order
+
+        first_seen = first_positions(pd.unique(codes), len(table))
+    return extend_table_counted(table, counts, ids, order, first, first_seen)
+
+
+def extend_table_counted(
+    table: np.ndarray, counts: np.ndarray, ids: pa.Array, order: Order, first: int, first_seen: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`extend_table` from count tables: ``counts[k]`` rows of code ``k`` (``first_seen`` as
+    :func:`order_counted` takes it, for ``first-seen``).
+
+    >>> t = np.array([1, -1, 2, -1], dtype=np.int32)
+    >>> new, added, _ = extend_table_counted(t, np.array([1, 1, 0, 2]), pa.array([9, 8, 7, 6]), "frequency", 3)
+    >>> new.tolist(), added.tolist()
+    ([1, 4, 2, 3], [3, 1])
+    """
+    unseen = np.where(table < 0, np.asarray(counts, dtype=np.int64), 0)
+    added, added_counts = order_counted(unseen, ids, order, first_seen)
     new = table.copy()
     new[added] = np.arange(first, first + len(added), dtype=np.int32)
-    return new, added, counts
+    return new, added, added_counts
+
+
+def counts_by_index(table: np.ndarray, counts: np.ndarray, size: int) -> np.ndarray:
+    """Rows per new index from rows per code: ``out[table[k]] += counts[k]`` (codes with no rows or
+    index -1 are left out); ``size`` indices.
+
+    >>> counts_by_index(np.array([2, 0, 2, -1]), np.array([1, 5, 3, 9]), 3).tolist()
+    [5, 0, 4]
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    present = np.flatnonzero((counts > 0) & (table >= 0))
+    out = np.zeros(size, dtype=np.int64)
+    np.add.at(out, table[present], counts[present])
+    return out

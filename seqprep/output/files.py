@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from .row_groups import PartsWriter
 
 __all__ = [
     "PARQUET_COMPRESSION",
+    "NpyChunks",
     "SequencesWriter",
     "dump_json",
     "feature_arrays",
@@ -167,18 +170,49 @@ def write_sequences(users: Vocabulary, seqs: Sequences, path: Path) -> None:
         writer.close()
 
 
-def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """An uncompressed .npz that ``np.load(path, allow_pickle=False)`` reads, byte-identical on re-runs."""
+@dataclass(frozen=True)
+class NpyChunks:
+    """An NPZ member given piece by piece: its dtype, its shape and its values in C order, chunk by
+    chunk (``chunks()`` yields 1-D arrays of ``dtype`` that add up to the shape)."""
+
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    chunks: Callable[[], Iterable[np.ndarray]]
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray | NpyChunks]) -> None:
+    """An uncompressed .npz that ``np.load(path, allow_pickle=False)`` reads, byte-identical on re-runs.
+
+    A member given as :class:`NpyChunks` is streamed: the same bytes as the whole array would give.
+    """
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         for name, arr in arrays.items():
-            arr = np.ascontiguousarray(arr)
-            if arr.dtype.hasobject:
-                msg = f"{name}: object arrays cannot go into an npz without pickle"
-                raise TypeError(msg)
+            if not isinstance(arr, NpyChunks):
+                arr = np.ascontiguousarray(arr)
+                if arr.dtype.hasobject:
+                    msg = f"{name}: object arrays cannot go into an npz without pickle"
+                    raise TypeError(msg)
             info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
             info.external_attr = 0o644 << 16
             with zf.open(info, "w", force_zip64=True) as fh:
-                np.lib.format.write_array(fh, arr, allow_pickle=False)
+                if isinstance(arr, NpyChunks):
+                    _write_chunks(fh, arr)
+                else:
+                    np.lib.format.write_array(fh, arr, allow_pickle=False)
+
+
+def _write_chunks(fh: Any, arr: NpyChunks) -> None:
+    """An .npy member from chunks: the header ``np.lib.format.write_array`` writes (format 1.0, which
+    holds every header of these plain dtypes), then the values."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(arr.dtype)), "fortran_order": False, "shape": tuple(int(n) for n in arr.shape)}
+    np.lib.format.write_array_header_1_0(fh, header)
+    written = 0
+    for chunk in arr.chunks():
+        fh.write(np.ascontiguousarray(chunk, dtype=arr.dtype).tobytes())
+        written += len(chunk)
+    if written != int(np.prod(arr.shape, dtype=np.int64)):
+        msg = f"npz member of shape {arr.shape} got {written} values"
+        raise ValueError(msg)
 
 
 def sequences_npz(seqs: Sequences, user_idx: np.ndarray) -> dict[str, np.ndarray]:

@@ -29,8 +29,8 @@ from ..errors import InputError, empty_log
 from ..io import read_log
 from ..kernels import csr_offsets, lookup
 from ..kernels.sequences import code_counts
-from ..resources import limit_threads
 from ..model import Interactions, Log
+from ..resources import limit_threads
 from ..steps.clean import clean
 from ..steps.session_key import session_users
 from ..steps.where import operand_requests

@@ -23,7 +23,7 @@ from ..io.sniff import ColumnRequest
 from ..model import Column, Feature, Interactions, Sequences
 from .features import encode_column
 
-__all__ = ["EVENT", "event_feature", "event_requests", "events_meta", "target_positions", "target_rows"]
+__all__ = ["EVENT", "event_feature", "event_requests", "events_meta", "target_codes", "target_positions", "target_rows"]
 
 EVENT = "event"  # the feature's name
 
@@ -36,7 +36,7 @@ def _text(values: pa.Array) -> pa.Array:
     return values if pa.types.is_string(values.type) or pa.types.is_large_string(values.type) else values.cast(pa.string())
 
 
-def _target_codes(col: Column, opts: EventOptions) -> np.ndarray:
+def target_codes(col: Column, opts: EventOptions) -> np.ndarray:
     """The codes of the target events in the column's dictionary; no target event at all is an error
     (a typo, most likely: it names the events there are)."""
     text = _text(col.values)
@@ -54,7 +54,7 @@ def target_rows(inter: Interactions, opts: EventOptions) -> np.ndarray | None:
         return None
     col = inter.column(opts.event_col)
     assert col.codes is not None
-    return np.isin(col.codes, _target_codes(col, opts))
+    return np.isin(col.codes, target_codes(col, opts))
 
 
 def event_feature(inter: Interactions, opts: EventOptions, order: str) -> tuple[Feature, ...]:
@@ -63,7 +63,7 @@ def event_feature(inter: Interactions, opts: EventOptions, order: str) -> tuple[
         return ()
     feature = encode_column(EVENT, inter.column(opts.event_col), "cat", None, order)
     if opts.target_events:
-        _target_codes(inter.column(opts.event_col), opts)  # fails early on an unknown target
+        target_codes(inter.column(opts.event_col), opts)  # fails early on an unknown target
     return (feature,)
 
 

@@ -19,6 +19,7 @@ vocabularies count kept rows only) and then permuted with the rows by the sort.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ import pyarrow.compute as pc
 
 from ..config import FeatureKind, FeatureOptions, VocabOptions
 from ..errors import InputError
+from ..io.buffers import IdEncoder, read_rows
 from ..io.sniff import ColumnRequest
 from ..kernels import cast_ids_exact, fit_order, lookup, order_counted, remap_table, reuse_table
 from ..kernels.features import day_of_week, hour_of_day, log2_bucket, personal_interval, previous_gap, split_tokens
@@ -36,6 +38,9 @@ from ..vocab import Vocabulary
 from .reuse import FeatureReference, load_feature_references
 
 __all__ = [
+    "category_column",
+    "category_column_chunked",
+    "category_vocabulary",
     "column_requests",
     "compact_dtype",
     "derive_time_features",
@@ -43,7 +48,9 @@ __all__ = [
     "encode_features",
     "feature_vocabularies",
     "features_meta",
+    "number_table",
     "refit_on",
+    "resolve_kind",
     "reuse_features",
     "reuse_vocabulary",
 ]
@@ -87,16 +94,22 @@ def encode_column(name: str, col: Column, kind: FeatureKind | None, sep: str | N
     return _encode(name, col, kind, sep, order)
 
 
+def resolve_kind(col: Column, kind: FeatureKind | None) -> FeatureKind:
+    """A feature's kind: the one asked for, else ``tokens`` for a list column, ``num`` for a column
+    of numbers (read as numbers, or text whose every distinct value is one), ``cat`` otherwise."""
+    if kind is not None:
+        return kind
+    return "tokens" if col.kind == "list" else "num" if col.kind == "number" or _all_numbers(col) else "cat"
+
+
 def _encode(name: str, col: Column, kind: FeatureKind | None, sep: str | None, order: str) -> Feature:
-    if kind is None:
-        kind = "tokens" if col.kind == "list" else "num" if col.kind == "number" or _all_numbers(col) else "cat"
+    kind = resolve_kind(col, kind)
     if kind == "num":
         values = _numbers(col, name)
         return Feature(name, "interaction", "num", values, column=col.name, missing=int(np.isnan(values).sum()))
     if kind == "tokens":
         return _tokens(name, col, sep, order)
-    if col.kind != "text":  # a number or list column read for a category: its values as text
-        col = _as_text(col)
+    col = category_column(col)
     assert col.codes is not None
     vocab, indices = _fit(col.codes, col.values, order, compact=True)
     return Feature(name, "interaction", "cat", indices, vocab=vocab, column=col.name, missing=int((col.codes < 0).sum()))
@@ -111,12 +124,22 @@ def _all_numbers(col: Column) -> bool:
 
 
 def _numbers(col: Column, name: str) -> np.ndarray:
-    if col.kind == "number":
+    table = number_table(col, name)
+    if table is None:
         return np.asarray(col.values, dtype=np.float32)
+    assert col.codes is not None
+    return table[col.codes]
+
+
+def number_table(col: Column, name: str) -> np.ndarray | None:
+    """A ``num`` feature's values by code of a text column (float32; the last entry, NaN, for code
+    -1), or None for a column read as numbers (its values are the feature's, cast to float32).
+    Text that is not a number is an error naming one such value."""
+    if col.kind == "number":
+        return None
     if col.kind == "text" and _all_numbers(col):
-        assert col.codes is not None
-        table = np.append(pc.cast(pc.utf8_trim_whitespace(col.values.cast(pa.string())), pa.float64()).to_numpy(zero_copy_only=False), np.nan)
-        return table[col.codes].astype(np.float32)
+        numbers = pc.cast(pc.utf8_trim_whitespace(col.values.cast(pa.string())), pa.float64()).to_numpy(zero_copy_only=False)
+        return np.append(numbers, np.nan).astype(np.float32)
     example = next((v for v in col.values.to_pylist() if v is not None and not _is_number(v)), None)
     msg = f"--feature {name}:num: the column {col.name!r} holds text such as {example!r}; pass {name}:cat, or fix the column"
     raise InputError(msg)
@@ -130,13 +153,41 @@ def _is_number(v: Any) -> bool:
     return True
 
 
-def _as_text(col: Column) -> Column:
+def category_column(col: Column) -> Column:
+    """The column as categories (codes into its distinct values): a text column as it is, a number
+    column by its values as text; a list column is an error (its values are tokens)."""
+    if col.kind == "text":
+        return col
     if col.kind == "number":
         enc = pc.dictionary_encode(pa.array(col.values).cast(pa.string()))
         codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int32)
         return Column(col.name, "text", enc.dictionary, codes=codes)
     msg = f"--feature {col.name}:cat: the column holds lists; pass {col.name}:tokens"
     raise InputError(msg)
+
+
+def category_column_chunked(col: Column, new_buffer: Callable[[Any], Any], chunk: int) -> Column:
+    """:func:`category_column` of a (spilled) number column, a chunk of rows at a time: the codes
+    go to ``new_buffer`` (a file under ``--memory-limit``), in the same first-seen dictionary."""
+    if col.kind != "number":
+        return category_column(col)
+    enc = IdEncoder(new_buffer=new_buffer)
+    for lo in range(0, col.rows, chunk):
+        enc.add(pc.dictionary_encode(pa.array(read_rows(col.values, lo, lo + chunk)).cast(pa.string())))
+    codes, values = enc.finish()
+    return Column(col.name, "text", values, codes=codes)
+
+
+def category_vocabulary(
+    values: pa.Array, counts: np.ndarray, first_seen: np.ndarray | None, order: str
+) -> tuple[Vocabulary, np.ndarray]:
+    """A ``cat`` feature's vocabulary from its count tables (``counts[k]`` kept rows of ``values[k]``;
+    ``first_seen`` positions for ``first-seen``), and the int32 lookup code -> index 1..K whose last
+    entry (for code -1, missing) is 0."""
+    chosen, ordered = order_counted(counts, values, order, first_seen)  # type: ignore[arg-type]
+    vocab = Vocabulary(ids=values.take(pa.array(chosen)), counts=ordered, start=1)
+    table = np.append(remap_table(chosen, len(values), start=1), np.int32(0))  # code -1 -> 0 (missing)
+    return vocab, table
 
 
 def _fit(codes: np.ndarray, values: pa.Array, order: str, *, compact: bool = False) -> tuple[Vocabulary, np.ndarray]:
@@ -187,7 +238,7 @@ def _tokens(name: str, col: Column, sep: str | None, order: str) -> Feature:
             msg = f"--feature {name}: a text column needs its token separator, e.g. --feature {col.name}:tokens:|"
             raise InputError(msg)
         if col.kind == "number":
-            col = _as_text(col)
+            col = category_column(col)
         assert col.codes is not None
         value_offsets, tokens, _ = split_tokens(col.values.cast(pa.string()), sep)
         enc = pc.dictionary_encode(tokens)

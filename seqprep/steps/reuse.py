@@ -23,27 +23,33 @@ of its list), ``oov`` - K+1, ``error`` - the build fails naming a few; ``--exten
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..config import BuildConfig
 from ..errors import InputError, one_line
-from ..kernels import cast_ids_exact, extend_table, reuse_table
+from ..kernels import cast_ids_exact, lookup, reuse_table
+from ..kernels.vocab import counts_by_index, extend_table_counted
 from ..model import Interactions, Log
 from ..vocab import Vocabulary
+from .counts import CodeCounts
 
 __all__ = [
     "FeatureReference",
     "Reference",
     "fit_reused",
+    "fit_reused_counted",
     "load_feature_references",
     "load_reference",
     "reuse_meta",
+    "unknown_items_counted",
     "unknown_items_step",
 ]
 
@@ -160,28 +166,41 @@ def _item_table(ref: Reference, log: Log) -> tuple[pa.Array, np.ndarray]:
 def unknown_items_step(log: Log, inter: Interactions, config: BuildConfig) -> tuple[np.ndarray | None, dict[str, Any]]:
     """The ``unknown_items`` step of :func:`seqprep.steps.clean.clean`: count (and with ``drop``
     remove, with ``error`` reject) the rows whose item OLD does not know. -> (keep mask or None, report)."""
+    counts = np.bincount(inter.item, minlength=len(log.item_ids)).astype(np.int64)
+
+    def first_unseen(unseen: np.ndarray) -> np.ndarray:
+        return pd.unique(inter.item[unseen[inter.item]])
+
+    drop, report = unknown_items_counted(log, counts, config, first_unseen)
+    return (None if drop is None else ~drop[inter.item]), report
+
+
+def unknown_items_counted(
+    log: Log, item_counts: np.ndarray, config: BuildConfig, first_unseen: Callable[[np.ndarray], np.ndarray]
+) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """:func:`unknown_items_step` from the rows per item code (``item_counts``) of the rows so far:
+    -> (per code, whether its rows are dropped, or None; the report). ``first_unseen(mask)`` gives
+    the codes where ``mask`` is True in order of their first row (read only for ``--unknown error``)."""
     ref = load_reference(config.vocab.vocab_from)
     item_ids, table = _item_table(ref, log)
-    unseen_rows = table[inter.item] < 0
-    n_rows = int(unseen_rows.sum())
-    present = np.bincount(inter.item, minlength=len(item_ids)) > 0
-    unseen_codes = np.flatnonzero(present & (table < 0))
+    unseen = (table < 0) & (item_counts > 0)
+    n_rows = int(item_counts[unseen].sum())
+    rows_before = int(item_counts.sum())
     action = "extend" if config.vocab.extend else config.vocab.unknown
     report: dict[str, Any] = {
         "step": STEP,
         "action": action,
-        "rows_before": len(inter),
+        "rows_before": rows_before,
         "rows_removed": n_rows if action == "drop" else 0,
-        "rows_after": len(inter) - (n_rows if action == "drop" else 0),
-        "items": int(present.sum()),
-        "unseen_items": len(unseen_codes),
+        "rows_after": rows_before - (n_rows if action == "drop" else 0),
+        "items": int(np.count_nonzero(item_counts)),
+        "unseen_items": int(unseen.sum()),
         "unseen_rows": n_rows,
     }
     if n_rows and action == "error":
-        first = np.unique(inter.item[unseen_rows], return_index=True)
-        examples = item_ids.take(pa.array(first[0][np.argsort(first[1])][:5])).to_pylist()
+        examples = item_ids.take(pa.array(np.asarray(first_unseen(unseen))[:5])).to_pylist()
         msg = (
-            f"{len(unseen_codes)} item ids ({n_rows} rows) are not in the vocabulary of {ref.path!r}, e.g. "
+            f"{report['unseen_items']} item ids ({n_rows} rows) are not in the vocabulary of {ref.path!r}, e.g. "
             f"{', '.join(map(repr, examples))}; pass --unknown drop or --unknown oov to accept them, or --extend to add them"
         )
         raise InputError(msg)
@@ -190,40 +209,46 @@ def unknown_items_step(log: Log, inter: Interactions, config: BuildConfig) -> tu
         raise InputError(msg)
     if action != "drop" or n_rows == 0:
         return None, report
-    if n_rows == len(inter):
+    if n_rows == rows_before:
         msg = f"no interactions left: every item of the log is unseen in {ref.path!r}; pass --unknown oov or --extend, or check --vocab-from"
         raise InputError(msg)
-    return ~unseen_rows, report
+    return table < 0, report
 
 
 def fit_reused(
     inter: Interactions, log: Log, config: BuildConfig
 ) -> tuple[Vocabulary, Vocabulary, np.ndarray, np.ndarray]:
     """Stage 2 with ``--vocab-from``: (users, items, user_idx per row, item_idx per row)."""
+    counts = CodeCounts.of(inter.user, inter.item, log, config)
+    users, items, utable, itable = fit_reused_counted(log, config, counts)
+    return users, items, lookup(utable, inter.user), lookup(itable, inter.item)
+
+
+def fit_reused_counted(
+    log: Log, config: BuildConfig, counts: CodeCounts
+) -> tuple[Vocabulary, Vocabulary, np.ndarray, np.ndarray]:
+    """:func:`fit_reused` from the kept rows' count tables: (users, items, code -> user_idx, code -> item_idx)."""
     ref = load_reference(config.vocab.vocab_from)
     item_ids, itable = _item_table(ref, log)
     n_old = len(ref.items)
     oov_idx = None
     if config.vocab.extend:
-        itable, added, _ = extend_table(itable, inter.item, item_ids, config.item_order, first=n_old + 1)
+        itable, added, _ = extend_table_counted(itable, counts.items, item_ids, config.item_order, n_old + 1, counts.item_first)
         all_items = pa.concat_arrays([ref.items.ids, item_ids.take(pa.array(added, pa.int64()))])
     else:
         all_items = ref.items.ids
         if config.vocab.unknown == "oov":
             oov_idx = n_old + 1
             itable = np.where(itable < 0, oov_idx, itable).astype(np.int32)
-    iidx = itable[inter.item]
-    item_counts = np.bincount(iidx, minlength=len(all_items) + 1)[1 : len(all_items) + 1].astype(np.int64)
+    item_counts = counts_by_index(itable, counts.items, len(all_items) + 2)[1 : len(all_items) + 1]
     items = Vocabulary(ids=all_items, counts=item_counts, start=1, oov_idx=oov_idx)
 
     user_ids = _align(ref.users, log.user_ids, "user", ref.path)
     utable = reuse_table(ref.users.ids, user_ids, start=0)
-    utable, uadded, _ = extend_table(utable, inter.user, user_ids, config.user_order, first=len(ref.users))
+    utable, uadded, _ = extend_table_counted(utable, counts.users, user_ids, config.user_order, len(ref.users), counts.user_first)
     all_users = pa.concat_arrays([ref.users.ids, user_ids.take(pa.array(uadded, pa.int64()))])
-    uidx = utable[inter.user]
-    user_counts = np.bincount(uidx, minlength=len(all_users)).astype(np.int64)
-    users = Vocabulary(ids=all_users, counts=user_counts, start=0)
-    return users, items, uidx, iidx
+    users = Vocabulary(ids=all_users, counts=counts_by_index(utable, counts.users, len(all_users)), start=0)
+    return users, items, utable, itable
 
 
 def reuse_meta(

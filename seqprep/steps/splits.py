@@ -14,6 +14,9 @@ are left out of its history as well (strictly earlier times only). Time bounds f
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,6 +24,7 @@ import numpy as np
 from ..config import BuildConfig, SplitOptions
 from ..errors import ConfigError, InputError
 from ..kernels import csr_offsets, lookup, padded, remap_table, time_order
+from ..kernels.sequences import sequence_parts
 from ..kernels.splits import (
     HELD_OUT,
     TEST,
@@ -33,6 +37,7 @@ from ..kernels.splits import (
     loo_parts,
     ranges_mask,
     row_of,
+    row_streams,
     sample_negatives,
     sliding_windows,
     tail_ranges,
@@ -41,14 +46,35 @@ from ..kernels.splits import (
     users_parts,
     window_positions,
 )
-from ..model import EvalRows, Extras, Feature, Interactions, Log, Sequences
+from ..model import EvalRows, Extras, Feature, Interactions, LargeLists, Log, Sequences
 from ..resources import sort_threads
 from ..timeunits import bound_in_unit
 from ..vocab import Vocabulary
 from .features import encode_features, refit_on
 from .vocabularies import ITEM_START, USER_START, fitted, item_order_of, log_dates, user_order_of
 
-__all__ = ["HISTORY_RULE", "TRAIN", "decide_parts", "fit_on_train", "prepare", "sequence_dates"]
+__all__ = [
+    "HISTORY_RULE",
+    "MAX_HISTORY_ITEMS",
+    "SplitPlan",
+    "TRAIN",
+    "check_history_size",
+    "decide_parts",
+    "decided_plan",
+    "final_sequences",
+    "fit_on_train",
+    "merge_tallies",
+    "plan_split",
+    "prepare",
+    "prepare_range",
+    "range_facts",
+    "sequence_dates",
+    "split_meta",
+    "split_range",
+    "user_range",
+]
+
+EVALS = ("valid", "test")
 
 HISTORY_RULE = {
     "loo": "the user's interactions before the target in the stable time order (timestamps <= the target's)",
@@ -76,42 +102,19 @@ def decide_parts(
     targets: np.ndarray | None = None,
     dates: np.ndarray | None = None,
 ) -> tuple[np.ndarray | None, dict[str, Any]]:
-    """(part per position or None without a split, the rule and its resolved parameters for meta.json).
+    """(part per position or None without a split, the rule and its resolved parameters for meta.json)
+    of all users at once (:func:`plan_split` and :func:`split_range` on one range).
 
     ``targets``: the positions that may be split targets (``--target-events``; None: every one).
     ``dates``: each row's date (:func:`sequence_dates`), for ``--split days``."""
-    rule = opts.rule
-    if rule == "loo":
-        lengths = np.diff(offsets)
-        counts = lengths if targets is None else np.bincount(row_of(offsets)[targets], minlength=len(lengths))
-        short = int(((lengths > 0) & (counts < 3)).sum())  # train only: fewer than 3 (target) interactions
-        return loo_parts(offsets, targets=targets), {"rule": "loo", "min_interactions": 3, "train_only_users": short}
-    if rule == "time":
-        if opts.fractions is not None:
-            q1, q2 = opts.fractions
-            t1, t2 = time_quantile(times, q1), time_quantile(times, q2)
-            params: dict[str, Any] = {"quantiles": [q1, q2]}
-        else:
-            t1 = bound_in_unit(opts.valid_from, "--valid-from", time_unit)
-            t2 = bound_in_unit(opts.test_from, "--test-from", time_unit)
-            if t2 < t1:
-                msg = f"--test-from {opts.test_from} comes before --valid-from {opts.valid_from}; swap them"
-                raise ConfigError(msg)
-            params = {}
-        return time_parts(times, t1, t2, targets), {"rule": "time", **params, "valid_from": t1, "test_from": t2}
-    if rule == "days":
+    if opts.rule == "days":  # decided over all users at once (the dates come from the whole log)
         assert opts.fractions is not None and dates is not None
         part, facts = days_parts(offsets, dates, int(opts.fractions[0]))
         iso = {k: str(np.datetime64(facts[k], "D")) for k in ("last_day", "boundary_day")}
         return part, {"rule": "days", "test_days": int(opts.fractions[0]), **facts, **iso}
-    if rule == "users":
-        fr = opts.fractions
-        per_user = users_parts(offsets, fr, opts.seed)
-        part = held_out_positions(offsets, per_user, targets)
-        short = int((np.diff(offsets) == 1).sum())
-        info = {"rule": "users", "fractions": list(fr), "seed": opts.seed, "min_interactions": 2, "train_only_users": short}
-        return part, info
-    return None, {"rule": None}
+    plan = _rule_plan(opts, time_unit, 0, np.diff(offsets), lambda q: time_quantile(times, q))
+    part, counts = _decide(plan, offsets, times, targets, 0)
+    return part, {**plan.info, **counts}
 
 
 def fit_on_train(
@@ -208,37 +211,389 @@ def prepare(
     """(sequences to write, the extra outputs, meta.json additions) for the split options of ``config``.
 
     ``targets``: the positions that are target events (``--target-events``): Caser's window targets
-    and the negatives (the items a user is known to have, the popularity) use them only."""
-    opts = config.split
-    if part is None and opts.max_len is None and opts.windows is None:
+    and the negatives (the items a user is known to have, the popularity) use them only. This is
+    the user-range API (:func:`plan_split` ... :func:`split_meta`) run on one range, all users."""
+    plan = decided_plan(config.split, len(items), info, seqs.offsets)
+    if not plan.wanted(part):
         return seqs, None, {}
-    meta: dict[str, Any] = {}
+    plan = plan.with_facts(range_facts(plan, seqs, part, targets))
+    out, extras, tally = prepare_range(plan, seqs, part, targets)
+    return out, extras, split_meta(plan, [tally])
+
+
+# --- the user-range API: planned once over all users, decided and written per user range ---------
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """The split options decided over all users from small global facts, so that any engine holding
+    whole users in ranges (``--memory-limit``'s user ranges, Dask's partitions) decides and writes
+    each range alone and gets the local build's bytes.
+
+    ``info``: meta.json's rule entry (rule and resolved parameters; the per-user counts are added
+    from the ranges' facts); ``bounds``: the ``time`` rule's two timestamps; ``user_parts``: the
+    ``users`` rule's part of every user. :meth:`with_facts` adds what the ranges' facts give (the
+    popularity of ``--negatives popularity``, the ``large_list`` flags of the split files) and
+    checks the history sizes before anything is gathered. ``groups``: the user bounds of the split
+    files' row groups (:func:`~seqprep.kernels.sequences.sequence_parts` of the users' lengths, as
+    sequences.parquet's)."""
+
+    opts: SplitOptions
+    num_items: int
+    info: dict[str, Any]
+    bounds: tuple[Any, Any] | None = None
+    user_parts: np.ndarray | None = None
+    probs: np.ndarray | None = None
+    large: LargeLists = field(default_factory=LargeLists)
+    groups: np.ndarray | None = None
+
+    @property
+    def rule(self) -> str | None:
+        return self.info.get("rule")
+
+    def wanted(self, part: np.ndarray | None = None) -> bool:
+        """Whether any option asks for split files, windows or padding."""
+        return self.rule is not None or part is not None or self.opts.max_len is not None or self.opts.windows is not None
+
+    def with_facts(self, facts: dict[str, Any]) -> SplitPlan:
+        """The plan completed from the facts of every range added up (:func:`split_range`,
+        :func:`merge_tallies`): the rule's counts, the popularity, the ``large_list`` flags; raises when a history part would exceed :data:`MAX_HISTORY_ITEMS`."""
+        rule = self.rule
+        if rule is None:
+            return self
+        info = {**self.info, **facts.get("info", {})}  # the rule's counts (train_only_users)
+        for name in EVALS:
+            check_history_size(int(facts["history_items"][name]), rule)
+        probs = None
+        if self.opts.eval_negatives and self.opts.negatives == "popularity":
+            probs = np.asarray(facts["popularity"], dtype=np.int64)[1:].astype(np.float64)
+        k = self.opts.eval_negatives or 0
+        large = LargeLists.of(
+            int(facts["train_items"]),
+            tuple(int(facts["history_items"][name]) for name in EVALS),  # type: ignore[arg-type]
+            tuple(int(facts["eval_rows"][name]) * k for name in EVALS),  # type: ignore[arg-type]
+        )
+        return dataclasses.replace(self, info=info, probs=probs, large=large)
+
+
+def decided_plan(opts: SplitOptions, num_items: int, info: dict[str, Any], offsets: np.ndarray) -> SplitPlan:
+    """The plan of a split already decided over all users (:func:`decide_parts`' ``info``, or
+    :func:`fit_on_train`'s), for :func:`range_facts` and :func:`prepare_range` on its parts."""
+    return SplitPlan(opts, num_items, info, groups=sequence_parts(offsets))
+
+
+def plan_split(
+    opts: SplitOptions,
+    time_unit: str,
+    num_items: int,
+    user_counts: np.ndarray,
+    quantile: Callable[[float], Any] | None = None,
+) -> SplitPlan:
+    """The :class:`SplitPlan` of ``opts`` from the interactions of every user (``user_counts``, in
+    user order) and, for ``--split time:Q1,Q2``, ``quantile(q)``: the timestamp at rank
+    ``floor(q * n)`` of all ``n`` kept interactions (:func:`~seqprep.kernels.splits.time_quantile`)."""
+    plan = _rule_plan(opts, time_unit, num_items, user_counts, quantile)
+    return dataclasses.replace(plan, groups=sequence_parts(csr_offsets(np.asarray(user_counts))))
+
+
+def _rule_plan(
+    opts: SplitOptions, time_unit: str, num_items: int, user_counts: np.ndarray, quantile: Callable[[float], Any] | None
+) -> SplitPlan:
+    rule = opts.rule
+    if rule == "loo":
+        return SplitPlan(opts, num_items, {"rule": "loo", "min_interactions": 3})
+    if rule == "time":
+        if opts.fractions is not None:
+            assert quantile is not None
+            q1, q2 = opts.fractions
+            t1, t2 = quantile(q1), quantile(q2)
+            params: dict[str, Any] = {"quantiles": [q1, q2]}
+        else:
+            t1 = bound_in_unit(opts.valid_from, "--valid-from", time_unit)
+            t2 = bound_in_unit(opts.test_from, "--test-from", time_unit)
+            if t2 < t1:
+                msg = f"--test-from {opts.test_from} comes before --valid-from {opts.valid_from}; swap them"
+                raise ConfigError(msg)
+            params = {}
+        return SplitPlan(opts, num_items, {"rule": "time", **params, "valid_from": t1, "test_from": t2}, bounds=(t1, t2))
+    if rule == "days":
+        msg = "--split days is decided over all users at once (decide_parts with the log's dates), not per user range"
+        raise ConfigError(msg)
+    if rule == "users":
+        fr = opts.fractions
+        per_user = users_parts(csr_offsets(np.asarray(user_counts)), fr, opts.seed)
+        info = {"rule": "users", "fractions": list(fr), "seed": opts.seed, "min_interactions": 2}
+        return SplitPlan(opts, num_items, info, user_parts=per_user)
+    return SplitPlan(opts, num_items, {"rule": None})
+
+
+def user_range(seqs: Sequences, u0: int, u1: int) -> Sequences:
+    """The sequences of users ``u0 <= u < u1`` (views; offsets from 0)."""
+    offsets = seqs.offsets[u0 : u1 + 1]
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    return Sequences(
+        offsets=offsets - lo,
+        items=seqs.items[lo:hi],
+        timestamps=seqs.timestamps[lo:hi],
+        ratings=None if seqs.ratings is None else seqs.ratings[lo:hi],
+        session_ids=None if seqs.session_ids is None else seqs.session_ids[lo:hi],
+        features=tuple(f.slice(lo, hi) for f in seqs.features),
+    )
+
+
+def split_range(
+    plan: SplitPlan, seqs: Sequences, targets: np.ndarray | None = None, user0: int = 0
+) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """(part per position or None without a split, the range's facts) of the users ``user0 ..``
+    laid out in ``seqs`` (offsets from 0, sorted). ``targets``: the positions that may be split
+    targets (``--target-events``; None: every one). The facts of all ranges, added up
+    (:func:`merge_tallies`), complete the plan (:meth:`SplitPlan.with_facts`)."""
+    part, counts = _decide(plan, seqs.offsets, seqs.timestamps, targets, user0)
+    return part, {"info": counts, **range_facts(plan, seqs, part, targets)}
+
+
+def _decide(
+    plan: SplitPlan, offsets: np.ndarray, times: np.ndarray, targets: np.ndarray | None, user0: int
+) -> tuple[np.ndarray | None, dict[str, int]]:
+    rule = plan.rule
+    lengths = np.diff(offsets)
+    if rule == "loo":
+        n = lengths if targets is None else np.bincount(row_of(offsets)[targets], minlength=len(lengths))
+        short = int(((lengths > 0) & (n < 3)).sum())  # train only: fewer than 3 (target) interactions
+        return loo_parts(offsets, targets=targets), {"train_only_users": short}
+    if rule == "time":
+        assert plan.bounds is not None
+        return time_parts(times, plan.bounds[0], plan.bounds[1], targets), {}
+    if rule == "users":
+        assert plan.user_parts is not None
+        part = held_out_positions(offsets, plan.user_parts[user0 : user0 + len(lengths)], targets)
+        return part, {"train_only_users": int((lengths == 1).sum())}
+    return None, {}
+
+
+def range_facts(plan: SplitPlan, seqs: Sequences, part: np.ndarray | None, targets: np.ndarray | None = None) -> dict[str, Any]:
+    """What :meth:`SplitPlan.with_facts` needs of one range once its part is decided: training
+    interactions, history items and rows per valid/test part, and (``--negatives popularity``) the
+    training counts of every item (of target events, with ``targets``)."""
+    rule = plan.rule
+    if rule is None or part is None:
+        return {}
+    sizes = _eval_sizes(seqs, part, rule, plan.opts.max_len)
+    train = part == TRAIN
+    facts: dict[str, Any] = {
+        "train_items": int(np.count_nonzero(train)),
+        "history_items": {name: int(lengths.sum()) for name, (_, lengths) in sizes.items()},
+        "eval_rows": {name: len(users) for name, (users, _) in sizes.items()},
+    }
+    if plan.opts.eval_negatives and plan.opts.negatives == "popularity":
+        if targets is not None:
+            train &= targets
+        facts["popularity"] = np.bincount(seqs.items[train], minlength=plan.num_items + 1).astype(np.int64)
+    return facts
+
+
+def prepare_range(
+    plan: SplitPlan,
+    seqs: Sequences,
+    part: np.ndarray | None,
+    targets: np.ndarray | None = None,
+    user0: int = 0,
+) -> tuple[Sequences, Extras | None, dict[str, Any]]:
+    """The users ``user0 ..`` of ``seqs`` (offsets from 0): (their sequences to write, their extras
+    with user indices of the whole build, their tally). The tallies of all ranges, in user order,
+    give meta.json's entries (:func:`split_meta`). Negatives are drawn from one stream per row
+    (seed, user, the target's position: :func:`~seqprep.kernels.splits.row_streams`), so a range
+    draws exactly what a pass over all users draws."""
+    opts = plan.opts
+    if not plan.wanted(part):
+        return seqs, None, {}
+    tally: dict[str, Any] = {}
     train_users, train_offsets, train_items, train = _training_part(seqs, part)
     train_features = seqs.features if train is None else tuple(f.take(train) for f in seqs.features)
     fields: dict[str, Any] = {}
-    rule = info.get("rule")
+    rule = plan.rule
     if rule is not None:
         assert part is not None and train is not None
-        fields.update(train_user_idx=train_users, train_offsets=train_offsets, train_items=train_items)
+        fields.update(train_user_idx=train_users + np.int32(user0), train_offsets=train_offsets, train_items=train_items)
         fields["train_timestamps"] = seqs.timestamps[train]
         fields["train_features"] = train_features
-        evals = _held_out(seqs, part, rule, opts.max_len)
+        evals, within = _held_out(seqs, part, rule, opts.max_len)
         if opts.eval_negatives:
-            evals, meta["negatives"] = _with_negatives(seqs, train_items, evals, len(items), opts, targets, train)
+            evals, tally["negatives"] = _with_negatives(plan, seqs, evals, within, targets, user0)
+        evals = {name: dataclasses.replace(ev, user_idx=ev.user_idx + np.int32(user0)) for name, ev in evals.items()}
         fields.update(evals)
-        meta["split"] = _split_meta(info, opts, part, train, train_users, evals)
+        sizes: dict[str, Any] = {
+            "train": {"users": len(train_users), "interactions": int(train_offsets[-1])},
+            **{
+                name: {
+                    "rows": len(ev),
+                    "users": len(np.unique(ev.user_idx)),
+                    "empty_history": int((np.diff(ev.history_offsets) == 0).sum()),
+                    "history_items": int(ev.history_offsets[-1]),
+                }
+                for name, ev in evals.items()
+            },
+        }
+        if rule == "users":
+            sizes["held_out_history_interactions"] = int(np.count_nonzero(part == HELD_OUT))
+        tally["sizes"] = sizes
     if opts.windows is not None:
         train_targets = None if targets is None else (targets if train is None else targets[train])
-        fields["windows"], fields["window_features"], meta["windows"] = _windows(
-            train_items, train_offsets, train_users, train_features, opts, rule, train_targets
-        )
+        L, T = opts.window_shape  # type: ignore[misc]
+        x, y, r = sliding_windows(train_items, train_offsets, L, T, train_targets)
+        fields["windows"] = (x, y, train_users[r] + np.int32(user0))
+        if train_features:  # each feature cut into the same windows (inputs and targets cells)
+            idx, _ = window_positions(train_offsets, L, T, train_targets)
+            fields["window_features"] = tuple(
+                (f.take_padded(idx[:, :L].reshape(-1)), f.take_padded(idx[:, L:].reshape(-1))) for f in train_features
+            )
+            del idx
+        tally["windows"] = {"windows": len(y), "users": len(np.unique(r)), "users_too_short": int((np.diff(train_offsets) <= T).sum())}
     if opts.max_len is not None:
         fields["padded"] = padded(seqs.items.astype(np.int32, copy=False), seqs.offsets, opts.max_len, side=opts.pad)
         fields["padded_features"] = tuple(f.padded(seqs.offsets, opts.max_len, opts.pad) for f in seqs.features)
-        meta["truncation"] = _truncation_meta(seqs.offsets, opts)
+        cut = np.maximum(np.diff(seqs.offsets) - opts.max_len, 0)
+        tally["truncation"] = {"users_longer": int((cut > 0).sum()), "items_beyond_max_len": int(cut.sum())}
         if opts.truncate:
             seqs = _truncate(seqs, opts.max_len)
-    return seqs, Extras(**fields, max_len=opts.max_len, pad=opts.pad), meta
+    return seqs, Extras(**fields, max_len=opts.max_len, pad=opts.pad, groups=plan.groups, large=plan.large), tally
+
+
+def final_sequences(seqs: Sequences, opts: SplitOptions) -> Sequences:
+    """The sequences to write: with ``--max-len`` and ``--truncate``, each user's most recent ones
+    (what :func:`prepare_range` gives range by range)."""
+    if opts.max_len is not None and opts.truncate:
+        return _truncate(seqs, opts.max_len)
+    return seqs
+
+
+def _added(a: Any, b: Any) -> Any:
+    """Two tallies added up: numbers and arrays summed, dicts key by key."""
+    if isinstance(a, dict):
+        return {**a, **{k: _added(a[k], v) if k in a else v for k, v in b.items()}}
+    return a + b
+
+
+def merge_tallies(tallies: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The facts (:func:`split_range`) or tallies (:func:`prepare_range`) of user ranges as one, in
+    user order: counts added up; of the negatives, the rounds the most any range needed and the first
+    range's sampling problem per part."""
+    out: dict[str, Any] = {}
+    for t in tallies:
+        for key, value in t.items():
+            if key not in out:
+                out[key] = _added({}, value) if isinstance(value, dict) else value
+            elif key == "negatives":
+                neg = out[key]
+                neg["rounds"] = {name: max(neg["rounds"].get(name, 0), r) for name, r in {**neg["rounds"], **value["rounds"]}.items()}
+                neg["problems"] = {**value["problems"], **neg["problems"]}
+            else:
+                out[key] = _added(out[key], value)
+    return out
+
+
+def split_meta(plan: SplitPlan, tallies: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """meta.json's ``split``, ``negatives``, ``windows`` and ``truncation`` from the tallies of every
+    user range (:func:`prepare_range`, in user order); raises the error one pass over all users
+    raises when a row cannot get its negatives (the first such row, valid before test)."""
+    opts = plan.opts
+    tally = merge_tallies(tallies)
+    meta: dict[str, Any] = {}
+    rule = plan.rule
+    if "negatives" in tally:
+        meta["negatives"] = _negatives_meta(tally["negatives"], opts)
+    if rule is not None:
+        meta["split"] = {
+            **plan.info,
+            "history": HISTORY_RULE[rule],
+            "history_max_len": opts.max_len,
+            "vocab_from_train": opts.vocab_from_train,
+            "sizes": tally["sizes"],
+        }
+    if opts.windows is not None:
+        L, T = opts.window_shape  # type: ignore[misc]
+        meta["windows"] = {"inputs": L, "targets": T, **tally["windows"], "source": "train" if rule is not None else "sequences"}
+    if opts.max_len is not None:
+        meta["truncation"] = {"max_len": opts.max_len, "pad": opts.pad, "truncate_sequences": opts.truncate, **tally["truncation"]}
+    return meta
+
+
+def check_history_size(total: int, rule: str) -> None:
+    """A history part beyond :data:`MAX_HISTORY_ITEMS` items asks for ``--max-len``."""
+    if total > MAX_HISTORY_ITEMS:
+        msg = f"the {rule} split's histories would hold {total:,} items; pass --max-len N to keep only the N most recent"
+        raise ConfigError(msg)
+
+
+def _with_negatives(
+    plan: SplitPlan,
+    seqs: Sequences,
+    evals: dict[str, EvalRows],
+    within: dict[str, np.ndarray],
+    targets: np.ndarray | None,
+    user0: int,
+) -> tuple[dict[str, EvalRows], dict[str, Any]]:
+    """Sample ``--eval-negatives`` items per valid/test row (users numbered from 0 in the range) that
+    its user never interacted with (in a target event, with ``targets``), by ``plan.probs`` (the
+    popularity over all users) or uniformly. -> (rows with negatives, the tally: rounds per part
+    and the first problem per part, if any)."""
+    opts, num_items = plan.opts, plan.num_items
+    k = opts.eval_negatives
+    stride = np.int64(num_items + 1)
+    users, seen_items = row_of(seqs.offsets), seqs.items
+    if targets is not None:
+        users, seen_items = users[targets], seen_items[targets]
+    seen_keys = np.unique(users * stride + seen_items)
+    seen_users = seen_keys // stride
+    probs = plan.probs
+    if probs is not None:
+        positive = probs > 0
+        available = int(positive.sum()) - np.bincount(seen_users, weights=positive[seen_keys % stride - 1], minlength=seqs.num_users)
+    else:
+        available = num_items - np.bincount(seen_users, minlength=seqs.num_users)
+    out: dict[str, EvalRows] = {}
+    tally: dict[str, Any] = {"rounds": {}, "problems": {}, "in_targets": targets is not None}
+    for name, ev in evals.items():
+        short = available[ev.user_idx] < k
+        if short.any():
+            u = int(ev.user_idx[np.argmax(short)])
+            tally["problems"][name] = ["short", u + user0, int(available[u])]
+            out[name] = ev
+            continue
+        streams = row_streams(opts.seed, ev.user_idx.astype(np.int64) + user0, within[name])
+        try:
+            neg, tally["rounds"][name] = sample_negatives(ev.user_idx, seen_keys, num_items, k, opts.seed, probs=probs, streams=streams)
+        except ValueError:
+            tally["problems"][name] = ["failed", 0, 0]
+            out[name] = ev
+            continue
+        out[name] = dataclasses.replace(ev, negatives=neg)
+    return out, tally
+
+
+def _negatives_meta(tally: dict[str, Any], opts: SplitOptions) -> dict[str, Any]:
+    """meta.json's ``negatives``; the error of the first problem (valid before test, in user order)."""
+    k = opts.eval_negatives
+    for name in EVALS:
+        problem = tally["problems"].get(name)
+        if problem is None:
+            continue
+        kind, u, available = problem
+        if kind == "short":
+            msg = f"user_idx {u} has only {available} items left to sample as negatives, fewer than --eval-negatives {k}; lower --eval-negatives"
+        else:
+            msg = f"could not sample {k} distinct unseen negatives for every {name} row; lower --eval-negatives or use --negatives uniform"
+        raise ConfigError(msg)
+    return {
+        "k": k,
+        "sampler": opts.negatives,
+        "seed": opts.seed,
+        "distinct": True,
+        "excludes": "every item the user interacted with in the kept log" + (" in a target event" if tally["in_targets"] else ""),
+        "popularity_from": "train" if opts.negatives == "popularity" else None,
+        "streams": "one per valid/test row: the seed, the user_idx and the target's position in the user's sequence",
+        "rounds": {name: tally["rounds"].get(name, 0) for name in EVALS},
+    }
 
 
 def _training_part(
@@ -262,90 +617,29 @@ def _training_part(
     return train_users, csr_offsets(train_counts[train_users]), train_items, train
 
 
-def _held_out(seqs: Sequences, part: np.ndarray, rule: str, max_len: int | None) -> dict[str, EvalRows]:
-    """The valid and test rows with their histories."""
+def _eval_sizes(seqs: Sequences, part: np.ndarray, rule: str, max_len: int | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per valid/test part: (the user of every row, the length of every history), as :func:`_held_out`
+    will make them."""
+    pos, start, length = eval_positions(seqs.offsets, seqs.timestamps, part, strict_time=rule == "time")
+    if max_len is not None:
+        start, length = tail_ranges(start, length, max_len)
+    which = part[pos]
+    user = (np.searchsorted(seqs.offsets, pos, side="right") - 1).astype(np.int32)
+    return {name: (user[which == code], length[which == code]) for name, code in (("valid", VALID), ("test", TEST))}
+
+
+def _held_out(seqs: Sequences, part: np.ndarray, rule: str, max_len: int | None) -> tuple[dict[str, EvalRows], dict[str, np.ndarray]]:
+    """The valid and test rows with their histories; and each row's target position in its user's
+    sequence (the key of its negatives' stream)."""
     pos, start, length = eval_positions(seqs.offsets, seqs.timestamps, part, strict_time=rule == "time")
     which = part[pos]
-    evals = {}
+    user_start = seqs.offsets[:-1][np.searchsorted(seqs.offsets, pos, side="right") - 1]
+    evals, within = {}, {}
     for name, code in (("valid", VALID), ("test", TEST)):
         sel = which == code
-        evals[name] = _eval_rows(seqs, pos[sel], start[sel], length[sel], rule, max_len)
-    return evals
-
-
-def _split_meta(
-    info: dict[str, Any],
-    opts: SplitOptions,
-    part: np.ndarray,
-    train: np.ndarray,
-    train_users: np.ndarray,
-    evals: dict[str, EvalRows],
-) -> dict[str, Any]:
-    """meta.json's ``split``: the rule, its parameters, the history rule and the sizes of each part."""
-    rule = info["rule"]
-    sizes: dict[str, Any] = {
-        "train": {"users": len(train_users), "interactions": int(train.sum())},
-        **{
-            name: {
-                "rows": len(ev),
-                "users": int(np.count_nonzero(np.bincount(ev.user_idx, minlength=1))),
-                "empty_history": int((np.diff(ev.history_offsets) == 0).sum()),
-                "history_items": int(ev.history_offsets[-1]),
-            }
-            for name, ev in evals.items()
-        },
-    }
-    if rule == "users":
-        sizes["held_out_history_interactions"] = int((part == HELD_OUT).sum())
-    return {
-        **info,
-        "history": HISTORY_RULE[rule],
-        "history_max_len": opts.max_len,
-        "vocab_from_train": opts.vocab_from_train,
-        "sizes": sizes,
-    }
-
-
-def _windows(
-    train_items: np.ndarray,
-    train_offsets: np.ndarray,
-    train_users: np.ndarray,
-    train_features: tuple[Feature, ...],
-    opts: SplitOptions,
-    rule: str | None,
-    targets: np.ndarray | None = None,
-) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[tuple[Feature, Feature], ...], dict[str, Any]]:
-    """Caser's training windows (inputs, targets, users), each feature cut into the same windows
-    (inputs and targets cells), and meta.json's ``windows``; with ``targets`` (``--target-events``)
-    only the windows whose targets are all target events."""
-    L, T = opts.window_shape  # type: ignore[misc]
-    x, y, r = sliding_windows(train_items, train_offsets, L, T, targets)
-    cut: tuple[tuple[Feature, Feature], ...] = ()
-    if train_features:
-        idx, _ = window_positions(train_offsets, L, T, targets)
-        cut = tuple((f.take_padded(idx[:, :L].reshape(-1)), f.take_padded(idx[:, L:].reshape(-1))) for f in train_features)
-        del idx
-    lengths = np.diff(train_offsets)
-    meta = {
-        "inputs": L,
-        "targets": T,
-        "windows": len(y),
-        "users": int(np.count_nonzero(np.bincount(r, minlength=1))),
-        "users_too_short": int((lengths <= T).sum()),
-        "source": "train" if rule is not None else "sequences",
-    }
-    return (x, y, train_users[r]), cut, meta
-
-
-def _truncation_meta(offsets: np.ndarray, opts: SplitOptions) -> dict[str, Any]:
-    cut = np.maximum(np.diff(offsets) - opts.max_len, 0)
-    return {
-        "max_len": opts.max_len,
-        "pad": opts.pad,
-        "truncate_sequences": opts.truncate,
-        "users_longer": int((cut > 0).sum()),
-        "items_beyond_max_len": int(cut.sum()),
-    }
+        evals[name] = _eval_rows(seqs, pos[sel], start[sel], length[sel], max_len)
+        within[name] = pos[sel] - user_start[sel]
+    return evals, within
 
 
 def _truncate(seqs: Sequences, max_len: int) -> Sequences:
@@ -355,17 +649,11 @@ def _truncate(seqs: Sequences, max_len: int) -> Sequences:
     return seqs.take(pos, new_offsets)
 
 
-def _eval_rows(
-    seqs: Sequences, pos: np.ndarray, start: np.ndarray, length: np.ndarray, rule: str, max_len: int | None
-) -> EvalRows:
+def _eval_rows(seqs: Sequences, pos: np.ndarray, start: np.ndarray, length: np.ndarray, max_len: int | None) -> EvalRows:
     """One part's rows; histories are gathered by index, or by one mask when they cannot overlap."""
     user = (np.searchsorted(seqs.offsets, pos, side="right") - 1).astype(np.int32)
     if max_len is not None:
         start, length = tail_ranges(start, length, max_len)
-    total = int(length.sum())
-    if total > MAX_HISTORY_ITEMS:
-        msg = f"the {rule} split's histories would hold {total:,} items; pass --max-len N to keep only the N most recent"
-        raise ConfigError(msg)
     if len(user) < 2 or bool((user[1:] > user[:-1]).all()):  # one row per user: disjoint, ordered ranges
         hist_offsets = csr_offsets(length)
         hist_pos = ranges_mask(len(seqs.items), start, length)
@@ -381,65 +669,3 @@ def _eval_rows(
         history_features=tuple(f.take(hist_pos) for f in seqs.features),
         target_features=tuple(f.take(pos) for f in seqs.features),
     )
-
-
-def _with_negatives(
-    seqs: Sequences,
-    train_items: np.ndarray,
-    evals: dict[str, EvalRows],
-    num_items: int,
-    opts: SplitOptions,
-    targets: np.ndarray | None = None,
-    train: np.ndarray | None = None,
-) -> tuple[dict[str, EvalRows], dict[str, Any]]:
-    """Sample ``opts.eval_negatives`` items per valid/test row that its user never interacted with
-    (in a target event, with ``targets``; the popularity then counts training target events)."""
-    k = opts.eval_negatives
-    stride = np.int64(num_items + 1)
-    users, seen_items = row_of(seqs.offsets), seqs.items
-    if targets is not None:
-        users, seen_items = users[targets], seen_items[targets]
-        if train is not None:
-            train_items = seqs.items[train & targets].astype(np.int32, copy=False)
-    seen_keys = np.unique(users * stride + seen_items)
-    seen_users = seen_keys // stride
-    probs = None
-    if opts.negatives == "popularity":
-        probs = np.bincount(train_items, minlength=num_items + 1)[1:].astype(np.float64)
-        positive = probs > 0
-        available = int(positive.sum()) - np.bincount(
-            seen_users, weights=positive[seen_keys % stride - 1], minlength=seqs.num_users
-        )
-    else:
-        available = num_items - np.bincount(seen_users, minlength=seqs.num_users)
-    out: dict[str, EvalRows] = {}
-    rounds = {}
-    for seed_offset, (name, ev) in enumerate(evals.items()):
-        short = available[ev.user_idx] < k
-        if short.any():
-            u = int(ev.user_idx[np.argmax(short)])
-            msg = (
-                f"user_idx {u} has only {int(available[u])} items left to sample as negatives, fewer than "
-                f"--eval-negatives {k}; lower --eval-negatives"
-            )
-            raise ConfigError(msg)
-        try:
-            neg, n_rounds = sample_negatives(
-                ev.user_idx, seen_keys, num_items, k, seed=[opts.seed, 2, seed_offset], probs=probs
-            )
-        except ValueError:
-            msg = f"could not sample {k} distinct unseen negatives for every {name} row; lower --eval-negatives or use --negatives uniform"
-            raise ConfigError(msg) from None
-        rounds[name] = n_rounds
-        out[name] = EvalRows(**{**ev.__dict__, "negatives": neg})
-    meta = {
-        "k": k,
-        "sampler": opts.negatives,
-        "seed": opts.seed,
-        "distinct": True,
-        "excludes": "every item the user interacted with in the kept log"
-        + ("" if targets is None else " in a target event"),
-        "popularity_from": "train" if opts.negatives == "popularity" else None,
-        "rounds": rounds,
-    }
-    return out, meta

@@ -23,6 +23,7 @@ from ..resources import sort_threads
 from ..timeunits import day_length
 from ..vocab import Vocabulary
 from . import reuse
+from .counts import CodeCounts
 
 __all__ = [
     "ITEM_START",
@@ -33,6 +34,7 @@ __all__ = [
     "log_dates",
     "renumbered",
     "user_order_of",
+    "vocabularies_from_counts",
     "vocabulary_from_counts",
 ]
 
@@ -60,8 +62,24 @@ def fit_vocabularies(
 ) -> tuple[Vocabulary, Vocabulary, np.ndarray, np.ndarray]:
     """(users, items, user_idx per row, item_idx per row) of the kept rows. With ``--vocab-from`` the
     vocabularies of an earlier build are reused (and with ``--extend`` grown): see :mod:`seqprep.steps.reuse`."""
-    if config.vocab.vocab_from is not None:
-        return reuse.fit_reused(inter, log, config)
+    if config.vocab.vocab_from is None and (config.user_order == "date" or config.item_order == "sequence"):
+        return _fit_by_dates_or_sequences(inter, log, config)
+    counts = CodeCounts.of(inter.user, inter.item, log, config)
+    users, items, user_table, item_table = vocabularies_from_counts(log, config, counts)
+    return users, items, _indices(user_table, inter.user), _indices(item_table, inter.item)
+
+
+def _indices(table: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """``lookup(table, codes)``, or ``codes`` themselves when ``table`` maps every code to itself (users
+    by id in a log written user by user in id order: the first-seen codes already are the indices)."""
+    if codes.dtype == np.int32 and len(table) and bool((table == np.arange(len(table))).all()):
+        return codes
+    return lookup(table, codes)
+
+
+def _fit_by_dates_or_sequences(inter: Interactions, log: Log, config: BuildConfig) -> tuple[Vocabulary, Vocabulary, np.ndarray, np.ndarray]:
+    """``--user-order date`` / ``--item-order sequence`` (the presets' orders), which need the rows
+    themselves, not count tables."""
     user_order, user_counts = user_order_of(inter, log, config.user_order)
     users = fitted(log.user_ids, user_order, user_counts, USER_START)
     uidx = renumbered(inter.user, user_order, len(log.user_ids), USER_START)
@@ -80,6 +98,20 @@ def renumbered(codes: np.ndarray, chosen: np.ndarray, size: int, start: int) -> 
     if start == 0 and codes.dtype == np.int32 and len(chosen) == size and bool((chosen == np.arange(size)).all()):
         return codes
     return lookup(remap_table(chosen, size, start=start), codes)
+
+
+def vocabularies_from_counts(
+    log: Log, config: BuildConfig, counts: CodeCounts
+) -> tuple[Vocabulary, Vocabulary, np.ndarray, np.ndarray]:
+    """(users, items, user code -> user_idx, item code -> item_idx) from the kept rows' count tables:
+    fitted in ``--user-order`` / ``--item-order``, or reused with ``--vocab-from``."""
+    if config.vocab.vocab_from is not None:
+        return reuse.fit_reused_counted(log, config, counts)
+    users, user_order = vocabulary_from_counts(counts.users, log.user_ids, config.user_order, counts.user_first, USER_START)
+    items, item_order = vocabulary_from_counts(counts.items, log.item_ids, config.item_order, counts.item_first, ITEM_START)
+    user_table = remap_table(user_order, len(log.user_ids), start=USER_START)
+    item_table = remap_table(item_order, len(log.item_ids), start=ITEM_START)
+    return users, items, user_table, item_table
 
 
 def user_order_of(inter: Interactions, log: Log, order: str) -> tuple[np.ndarray, np.ndarray]:

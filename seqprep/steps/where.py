@@ -61,7 +61,7 @@ from .events import event_requests
 from .features import column_requests
 from .filters import step_report
 
-__all__ = ["STEP", "apply_where", "operand_requests"]
+__all__ = ["STEP", "apply_where", "operand_requests", "where_report", "where_truth"]
 
 STEP = "where"
 
@@ -243,13 +243,7 @@ def apply_where(log: Log, inter: Interactions, config: BuildConfig) -> tuple[Int
     predicates = config.filter.where
     if not predicates:
         return inter, None
-    evaluator = _Evaluator(log, inter)
-    truth: Truth | None = None
-    for text in predicates:
-        t = evaluator.truth(parse_where(text), text)
-        truth = t if truth is None else truth_and(truth, t)
-    assert truth is not None
-    keep, known = truth
+    keep, known = where_truth(log, inter, predicates)
     unknown = 0 if known is None else int(np.count_nonzero(~known))
     # let go before the rows are taken: the columns read for the predicates alone (not a feature's)
     wanted = {r.name for r in column_requests(config.feature) + event_requests(config.event)}
@@ -261,10 +255,27 @@ def apply_where(log: Log, inter: Interactions, config: BuildConfig) -> tuple[Int
     removed = len(inter) - len(after)
     users = num_present(inter.user) - num_present(after.user) if removed else 0
     items = num_present(inter.item) - num_present(after.item) if removed else 0
-    report = step_report(STEP, len(inter), removed, users, items, predicates=list(predicates), rows_unknown=unknown)
-    if len(after) == 0:
+    return after, where_report(predicates, len(inter), removed, users, items, unknown)
+
+
+def where_truth(log: Log, inter: Interactions, predicates: tuple[str, ...]) -> Truth:
+    """(true, known) per row of ``inter`` of every predicate and-ed (``known`` None: all known). A
+    row's truth depends on that row alone (and the columns' dictionaries), so an engine may
+    evaluate the rows chunk by chunk (``--memory-limit``)."""
+    evaluator = _Evaluator(log, inter)
+    truth: Truth | None = None
+    for text in predicates:
+        t = evaluator.truth(parse_where(text), text)
+        truth = t if truth is None else truth_and(truth, t)
+    assert truth is not None
+    return truth
+
+
+def where_report(predicates: tuple[str, ...], rows_before: int, rows_removed: int, users: int, items: int, unknown: int) -> dict[str, Any]:
+    """The step's report; no row left is an error (what to loosen)."""
+    if rows_before == rows_removed:
         raise none_left(STEP, f"no row meets every --where predicate ({'; '.join(predicates)}); loosen them")
-    return after, report
+    return step_report(STEP, rows_before, rows_removed, users, items, predicates=list(predicates), rows_unknown=unknown)
 
 
 def _is_session_users(log: Log, name: str) -> bool:
