@@ -27,8 +27,13 @@ __all__ = [
 ]
 
 
-#: Bytes of CSV text handed to pyarrow's multi-threaded reader at once, as a multiple of --block-size.
-RANGE_BLOCKS = 8
+#: Bytes of CSV text handed to pyarrow's multi-threaded reader at once, as a multiple of the block size.
+RANGE_BLOCKS = 4
+
+#: A file is parsed in blocks of at most 1/``MIN_BLOCKS`` of its size (but at least ``MIN_BLOCK``
+#: bytes and at most --block-size), so that a small file's parse uses every core too.
+MIN_BLOCKS = 16
+MIN_BLOCK = 1 << 20
 
 
 def closed_quotes(
@@ -92,18 +97,18 @@ class RangeReader:  # noqa: N801 - an iterator used like a generator
         hashed: bool = True,
         where: str = "",
     ) -> None:
-        self.data, self.names, self.block_size, self.parse = data, names, block_size, parse
+        self.data, self.names, self.parse = data, names, parse
         self.conv = conv
         self.where = where
         self.delim = ord(parse.delimiter)
         self.size = data.size()
-        self.range_bytes = max(block_size * RANGE_BLOCKS, 1)
+        self.block_size = max(1, min(block_size, max(MIN_BLOCK, self.size // MIN_BLOCKS)))
+        self.range_bytes = self.block_size * RANGE_BLOCKS
         self.position = self._cut(0, 0)[1] if header else 0
         self._next_start = self._first = self.position
         self.fixed: dict[str, pa.DataType] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-csv")
         self._parsers = ThreadPoolExecutor(max_workers=sort_threads(), thread_name_prefix="seqprep-csv-part")
-        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-sha256")
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-read")
         self._read_ahead: tuple[int, Any] | None = None  # (offset, future of _cut there), worker thread only
         self._ahead: Any = None  # future of the next range: (table, its end offset)
@@ -114,9 +119,12 @@ class RangeReader:  # noqa: N801 - an iterator used like a generator
             1,
             0,
         )  # (start, end, rows, rows handed out) of the range being read
-        # the input's sha256 from the bytes as they are read (the worker reads the ranges in order)
+        # the input's sha256 from the bytes as they are read (the worker reads the ranges in order),
+        # on a thread of its own (hashlib lets go of the GIL): the hash runs beside the parse
         self._hash = hashlib.sha256(bytes(data.read_at(self.position, 0)) if self.position else b"") if hashed else None
         self._hashed = self.position
+        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-sha256") if hashed else None
+        self._hashing: Any = None  # future of the last range handed to the hasher
 
     def _cut(self, a: int, want: int) -> tuple[memoryview, int, bool]:
         """The bytes from ``a`` (a row start) to the first row end at or after ``want`` -> (those
@@ -159,22 +167,17 @@ class RangeReader:  # noqa: N801 - an iterator used like a generator
     def _next(self, a: int, conv: pacsv.ConvertOptions, infer: bool) -> tuple[pa.Table, int]:
         """The range from ``a`` -> (its table, its end offset) (in the worker thread). The first range
         is one block (pyarrow infers the types from a range's first block either way), so the first
-        rows are encoded - and the progress display moves - after one block's parse, not eight.
+        rows are encoded - and the progress display moves - after one block's parse, not four.
         ``infer``: the first range, whose column types the others take."""
         size = self.block_size if a == self._first else self.range_bytes
         ahead, self._read_ahead = self._read_ahead, None
         buf, end, quoted = ahead[1].result() if ahead is not None and ahead[0] == a else self._cut(a, a + size)
-        hashing = None
-        if self._hash is not None and self._hashed == a:  # beside the parse, in file order
-            hashing = self._hasher.submit(self._hash.update, buf)
+        if self._hasher is not None and self._hashed == a:  # on its own thread, in file order
+            self._hashing = self._hasher.submit(self._hash.update, buf)  # type: ignore[union-attr]
             self._hashed = end
         if quoted and end < self.size:  # review text: reading the next range is worth doing during this parse
             self._read_ahead = (end, self._reader.submit(self._cut, end, end + self.range_bytes))
-        try:
-            return (self._parse_in_parts(buf, conv, infer) if quoted else self._parse_whole(buf, conv)), end
-        finally:
-            if hashing is not None:
-                hashing.result()
+        return (self._parse_in_parts(buf, conv, infer) if quoted else self._parse_whole(buf, conv)), end
 
     def _parse_whole(self, buf: memoryview, conv: pacsv.ConvertOptions) -> pa.Table:
         """A range without quotes, by pyarrow's multi-threaded reader."""
@@ -278,14 +281,19 @@ class RangeReader:  # noqa: N801 - an iterator used like a generator
     @property
     def sha256(self) -> str | None:
         """The hex sha256 of the whole input once every range has been read (else None)."""
-        return self._hash.hexdigest() if self._hash is not None and self._hashed == self.size else None
+        if self._hash is None or self._hashed != self.size:
+            return None
+        if self._hashing is not None:
+            self._hashing.result()
+        return self._hash.hexdigest()
 
     def close(self) -> None:
         """Wait for the range in flight (its error, if any, is not wanted now), then close the file."""
         if self._ahead is not None:
             self._ahead.cancel()
         self._pool.shutdown(wait=True)
-        for pool in (self._parsers, self._hasher, self._reader):
-            pool.shutdown(wait=True, cancel_futures=True)
+        for pool in (self._parsers, self._reader, self._hasher):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
         self._ahead = None
         self.data.close()
