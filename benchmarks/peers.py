@@ -15,7 +15,10 @@ child (``run.measure``). Steps:
 * ``kcore_loo``     -- the same with ``--min-user-count 5 --min-item-count 5 --split loo``.
 
 Then a start-up group: ``python -c pass``, ``seqprep --version``, ``seqprep build --help`` and a
-build of ``sample_data/ratings.csv``. Every output is read back and checked: the jobs must give
+build of ``sample_data/ratings.csv`` (``--startup-only``: this group alone). Before any timing,
+``--src``'s ``seqprep`` package is byte-compiled (``compileall``), as ``pip install`` does: with
+``PYTHONDONTWRITEBYTECODE`` set and no ``__pycache__``, every run would compile seqprep's sources
+again (~0.3 CPU-s), which an installed seqprep never does (``--no-compile`` measures that case). Every output is read back and checked: the jobs must give
 seqprep's users, vocabulary, items, timestamps and ratings exactly; ``kcore_loo`` must equal a
 k-core computed here from the plain output and a leave-one-out split of its own sequences. A
 mismatch is printed and makes the exit code 1.
@@ -397,7 +400,8 @@ def header(args: argparse.Namespace) -> str:
         f"peers.py {' '.join(sys.argv[1:])}\n"
         f"{time.strftime('%Y-%m-%d %H:%M %Z')}; nproc={m['nproc']} python={m['python']} pyarrow={m['pyarrow']} "
         f"numpy={m['numpy']} pandas={m['pandas']} polars={polars}; seqprep from {s['src']} @ {s['commit']}"
-        f"{' (dirty)' if s['dirty'] == 'True' else ''}\n"
+        f"{' (dirty)' if s['dirty'] == 'True' else ''}"
+        f"{' (not byte-compiled)' if args.no_compile else ' (byte-compiled)'}\n"
         "wall/cpu/peak: median (min-max) over the rounds; x/bare: ratio of medians to bare_typed; "
         "[a-b]: range of the per-round ratios"
     )
@@ -424,6 +428,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-dir", type=Path, default=Path("/tmp/bench"), help="generated logs and outputs")
     p.add_argument("--seed", type=int, default=0, help="generate.py --seed")
     p.add_argument("--src", type=Path, default=HERE.parent, help="seqprep checkout to time (python -m seqprep)")
+    p.add_argument("--startup-only", action="store_true", help="time the start-up group only")
+    p.add_argument("--no-compile", action="store_true", help="do not byte-compile --src's seqprep first")
     p.add_argument("--keep-outputs", action="store_true", help="keep every step's output folder")
     p.add_argument("--json", type=Path, default=None, help="also save everything (each round) as JSON")
     args = p.parse_args(argv)
@@ -436,11 +442,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     skip = set(args.skip)
     args.data_dir.mkdir(parents=True, exist_ok=True)
-    logs = logs_to_run(args)
+    logs = [] if args.startup_only else logs_to_run(args)
+    if not args.no_compile:  # as an installed seqprep has its bytecode (pip compiles at install)
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(args.src / "seqprep")], check=True)
     head = header(args)
     print(head + "\n", flush=True)
     report: dict[str, Any] = {"header": head, "machine": machine_info(), "source": source_info(args.src)}
-    report["logs"] = [bench_log(log, args, skip) for log in logs]
+    report["logs"] = [] if args.startup_only else [bench_log(log, args, skip) for log in logs]
     if "startup" not in skip:
         report["startup"] = bench_startup(args)
     if args.json:

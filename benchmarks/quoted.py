@@ -15,11 +15,12 @@ Vectorised (pyarrow string kernels), deterministic from ``--seed``::
 
 ``run`` times, each in its own child process and interleaved (round-robin over ``--repeat``):
 a bare ``pyarrow.csv.read_csv(newlines_in_values=True)`` of the whole file, ``pandas.read_csv``,
-``polars.read_csv`` (a benchmark-only extra, never a dependency of seqprep) and ``seqprep build``,
-and prints the median and the spread (min-max) of wall seconds, CPU seconds and peak RSS of each,
-with ratios against the bare read and against pandas and polars::
+``polars.read_csv`` (a benchmark-only extra, never a dependency of seqprep) and ``seqprep build``
+(with ``--reader`` also seqprep's reader alone, ``read_log``), and prints the median and the
+spread (min-max) of wall seconds, CPU seconds and peak RSS of each, with ratios against the bare
+read and against pandas and polars::
 
-    python benchmarks/quoted.py run /tmp/bench/q5m.csv --repeat 5
+    python benchmarks/quoted.py run /tmp/bench/q5m.csv --repeat 5 --reader
     python benchmarks/quoted.py run /tmp/bench/r5m.csv --repeat 5 --tree before=/work/main --tree after=.
 
 ``--tree NAME=DIR`` (repeatable) runs ``python -m seqprep build`` with DIR as the working directory
@@ -142,6 +143,16 @@ df = pl.read_csv(sys.argv[1])
 print(df.height)
 """
 
+READER = """
+import sys
+from seqprep.config import ReadOptions
+try:
+    from seqprep.io import read_log
+except ImportError:  # a checkout from before the io/ package
+    from seqprep.readers import read_log
+print(read_log([sys.argv[1]], ReadOptions()).num_rows)
+"""
+
 
 def measure(cmd: list[str], cwd: Path) -> tuple[float, float, float, int, str]:
     """Run ``cmd`` in ``cwd`` -> (wall s, CPU s, peak RSS MiB, exit code, stderr tail)."""
@@ -168,6 +179,9 @@ def _steps(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
         steps.append(
             {"step": f"seqprep[{name}]" if args.tree else "seqprep build", "cmd": cmd, "cwd": Path(tree).resolve()}
         )
+        if args.reader:  # seqprep's reader alone (read_log, sha256 included): the read pandas and polars do
+            label = f"read_log[{name}]" if args.tree else "seqprep read_log"
+            steps.append({"step": label, "cmd": [py, "-c", READER, path], "cwd": Path(tree).resolve()})
     for s in steps:
         s.update(walls=[], cpus=[], rss=[], error=None)
     return steps
@@ -213,19 +227,21 @@ def run(args: argparse.Namespace) -> None:
         f"{args.path} ({args.path.stat().st_size / 2**20:,.0f} MiB), {args.repeat} runs each, interleaved; "
         f"nproc={len(os.sched_getaffinity(0))}; load avg before/after {load[0]:.2f}/{load[1]:.2f}"
     )
-    print(f"{'step':<22}{'wall s: median (min-max)':>28}{'cpu s: median':>16}{'peak MiB':>10}{'x ' + base:>22}")
+    print(
+        f"{'step':<22}{'wall s: median (min-max)':>26}{'cpu s: median (min-max)':>26}{'peak MiB':>10}{'wall x ' + base:>24}"
+    )
     for s in steps:
         if s["error"]:
             print(f"{s['step']:<22}  FAILED: {s['error']}")
             continue
         ratio = f"{med[s['step']] / med[base]:.2f}" if base in med else "-"
         rss = f"{statistics.median(s['rss']):.0f}" if s["rss"] else "-"
-        print(f"{s['step']:<22}{_fmt(s['walls']):>28}{_fmt(s['cpus'])[:5]:>16}{rss:>10}{ratio:>22}")
+        print(f"{s['step']:<22}{_fmt(s['walls']):>26}{_fmt(s['cpus']):>26}{rss:>10}{ratio:>24}")
     others = [k for k in ("pandas", "polars") if k in med]
     for s in steps:
-        if s["step"].startswith("seqprep") and s["step"] in med:
-            vs = ", ".join(f"{med[k] / med[s['step']]:.2f}x faster than {k}" for k in others)
-            print(f"{s['step']}: {vs or 'no baseline'} (median wall)")
+        if s["step"].startswith(("seqprep", "read_log")) and s["step"] in med and others:
+            vs = ", ".join(f"{med[s['step']] / med[k]:.2f}x the time of {k}" for k in others)
+            print(f"{s['step']}: {vs} (median wall)")
     if args.json:
         args.json.write_text(
             json.dumps([{k: v for k, v in s.items() if k not in ("cwd",)} for s in steps], indent=2, default=str)
@@ -250,6 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--skip", action="append", default=[], choices=["pyarrow", "pandas", "polars"])
     r.add_argument("--tree", action="append", default=[], metavar="NAME=DIR", help="a seqprep checkout to time")
     r.add_argument("--build-args", default="", help="extra seqprep build arguments")
+    r.add_argument("--reader", action="store_true", help="also time seqprep's reader alone (read_log)")
     r.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     generate(args) if args.command == "generate" else run(args)

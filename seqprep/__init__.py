@@ -8,7 +8,9 @@ True
 
 The public names load on first use (PEP 562): ``import seqprep`` alone imports neither pandas,
 pyarrow nor numpy, so ``seqprep --version`` and ``seqprep build --help`` start fast. ``seqprep.build``
-(or ``from seqprep import build``) imports the pipeline, and with it pandas, pyarrow and numpy.
+(or ``from seqprep import build``) imports the pipeline, and with it pyarrow and numpy; a build started
+from Python imports pandas before it starts (see :func:`seqprep.resources.settle_arrow_pandas`), one
+started by the CLI runs without it (:func:`seqprep.resources.without_pandas`).
 """
 
 from __future__ import annotations

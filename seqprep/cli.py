@@ -699,12 +699,14 @@ def build(
         msg = "no output folder given; pass -o OUT"
         raise ConfigError(msg)
     _sigterm_to_interrupt()
-    # the library, and with it pandas/pyarrow/numpy, is imported here, not at start-up
-    # (seqprep.pipeline imports pandas before the build starts: see the note there)
+    # the library, and with it pyarrow and numpy, is imported here, not at start-up; the local engine's
+    # build runs without pandas (resources.without_pandas: pyarrow never imports it mid-build)
+    from contextlib import nullcontext
+
     from .config import make_config
     from .pipeline import run
     from .progress import for_terminal
-    from .resources import peak_rss_bytes
+    from .resources import peak_rss_bytes, without_pandas
 
     config = make_config(list(inputs), output, formats=formats or ("parquet",), **kw)
     if formats and config.to_stdout:
@@ -713,12 +715,13 @@ def build(
     if as_json and config.to_stdout:
         msg = "--json prints to stdout, which -o - already uses for the stream; drop --json (meta travels in the stream)"
         raise ConfigError(msg)
-    result = run(
-        config,
-        stdin=sys.stdin.buffer,
-        stdout=sys.stdout.buffer if config.to_stdout else None,
-        progress=for_terminal(quiet),
-    )
+    with nullcontext() if config.engine.engine == "dask" else without_pandas():
+        result = run(
+            config,
+            stdin=sys.stdin.buffer,
+            stdout=sys.stdout.buffer if config.to_stdout else None,
+            progress=for_terminal(quiet),
+        )
     m = result.meta
     rows = m["rows"]
     written = f"stdout [{config.emit.to or 'arrow'}]" if config.to_stdout else f"{output} [{', '.join(config.formats + config.emit.exports)}]"

@@ -20,16 +20,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, BinaryIO
 
-# pyarrow imports pandas lazily on its first pa.scalar() of a Python value, i.e. in the middle of a
-# build; importing it up front keeps a Ctrl-C/SIGTERM from landing inside that import, which leaves a
-# half-initialised pandas module and an AttributeError traceback instead of a clean interruption.
-import pandas  # noqa: F401
-
 from .config import BuildConfig, make_config
 from .engines.local import run_local
 from .model import BuildResult
 from .progress import SILENT, Progress
-from .resources import limit_threads
+from .resources import limit_threads, settle_arrow_pandas
 
 __all__ = ["run", "build"]
 
@@ -51,6 +46,10 @@ def run(
     ``progress`` (default: silent) is told about each long phase.
     """
     config.validate()
+    # pyarrow imports pandas lazily on its first conversion to or from numpy, i.e. in the middle of a
+    # build, where a Ctrl-C/SIGTERM landing inside that import leaves a half-initialised pandas and a
+    # traceback: it is imported here, before the build, unless the CLI told pyarrow there is none
+    settle_arrow_pandas()
     with limit_threads(config.resources.threads):
         try:
             if config.engine.engine == "dask":  # same contract, on a Dask cluster (seqprep[dask])

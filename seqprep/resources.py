@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import importlib.abc
 import os
 import resource
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import pyarrow as pa
 
-__all__ = ["limit_threads", "peak_rss_bytes", "sort_threads", "BLAS_THREAD_VARS"]
+__all__ = [
+    "BLAS_THREAD_VARS",
+    "limit_threads",
+    "peak_rss_bytes",
+    "settle_arrow_pandas",
+    "sort_threads",
+    "without_pandas",
+]
 
 #: Environment variables that cap OpenMP/BLAS thread pools (read when such a pool starts).
 BLAS_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -72,3 +81,50 @@ def sort_threads() -> int:
     1
     """
     return max(1, pa.cpu_count())
+
+
+
+class _NoPandas(importlib.abc.MetaPathFinder):
+    """Refuses ``import pandas`` while it is on ``sys.meta_path`` (see :func:`without_pandas`)."""
+
+    def find_spec(self, name: str, path: Sequence[str] | None = None, target: Any = None) -> None:
+        if name == "pandas" or name.startswith("pandas."):
+            msg = (
+                "a seqprep build run by the CLI does not import pandas (see seqprep.resources.without_pandas); "
+                "use numpy/pyarrow, or run that code outside the build"
+            )
+            raise ImportError(msg)
+
+
+_ARROW_PANDAS_SETTLED = False
+
+
+@contextmanager
+def without_pandas() -> Iterator[None]:
+    """Inside the block ``import pandas`` fails, so pyarrow works as it does when pandas is not installed.
+
+    pyarrow looks for pandas on its first conversion from or to numpy (``pa.array(ndarray)``,
+    ``to_numpy()``) and imports it then: 0.2-0.5 s and ~40 MiB that a build does not use, in the
+    middle of the build, where a Ctrl-C or SIGTERM can land inside the import (a half-imported pandas,
+    then a traceback). The CLI runs a build inside this block (the local engine's steps use numpy and
+    pyarrow only). Nothing changes when pandas is imported already.
+    """
+    global _ARROW_PANDAS_SETTLED
+    if "pandas" in sys.modules:
+        yield
+        return
+    finder, settled = _NoPandas(), _ARROW_PANDAS_SETTLED
+    sys.meta_path.insert(0, finder)
+    _ARROW_PANDAS_SETTLED = True  # no pandas to import before the build: pyarrow is without it
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
+        _ARROW_PANDAS_SETTLED = settled
+
+
+def settle_arrow_pandas() -> None:
+    """Before a build: make sure pyarrow will not import pandas in the middle of it - pandas is
+    imported now, unless the build runs :func:`without_pandas` (the CLI)."""
+    if not _ARROW_PANDAS_SETTLED:
+        import pandas  # noqa: F401

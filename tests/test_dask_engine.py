@@ -208,6 +208,51 @@ def test_strict_and_empty_errors_match_local(tmp_path, scheduler):
     assert str(dask.value) == f"the log is empty: no interaction rows in {empty}; check the input"
 
 
+def _quoted_log(rng: random.Random, n: int, sep: str = ",") -> str:
+    """Review-like rows (issue 13): a quoted text with the separator, doubled quotes and LF, CRLF or CR
+    inside, now and then one longer than a partition; the header's text column name quoted too."""
+    pieces = ["a", "b", sep, '""', "\n", "\r\n", "\r", " ", "5"]
+    lines = [sep.join(["user", "item", "rating", "timestamp", '"re\nview"'])]
+    for k in range(n):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        if k % 97 == 5:
+            text = text + "long, " * 600  # over 2048 bytes: a row longer than a partition
+        user, item, rating, ts = rng.randint(1, 40), rng.randint(1, 90), rng.randint(1, 10) / 2, rng.randint(0, 30)
+        cells = [f"u{user}", str(item), str(rating), str(ts), f'"{text}"' if rng.random() < 0.8 else "x"]
+        lines.append(sep.join(cells))
+    return "\r\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("sep", [",", "\t"])
+def test_quoted_fields_with_line_ends_match_local(sep, tmp_path, scheduler):
+    """Partitions of 2 KiB are cut where rows end, never inside a quoted field (dask's own read_csv
+    cuts at any line end): the same build as the local engine."""
+    path = tmp_path / "r.csv"
+    path.write_bytes(_quoted_log(random.Random(3), 2000, sep).encode())
+    ds = assert_same_build(path, tmp_path, scheduler, sep=sep)
+    assert ds.meta["rows"]["read"] == 2000 and ds.meta["engine"]["input_partitions"] > 3
+
+
+@pytest.mark.parametrize("where", ["cut", "worker"])
+def test_a_quote_never_closed_names_its_line_as_local_does(where, tmp_path, scheduler):
+    """Past the 64 KiB the client sniffs, in a middle piece (the field runs over the next cuts) or
+    in the last piece: the local reader's message, naming the line."""
+    before, after = (8000, 2000) if where == "cut" else (10000, 2)
+    rows = [f"u{k % 9},{k % 7},{k}" for k in range(before + after)]
+    head, tail = "\n".join(rows[:before]), "\n".join(rows[before:])
+    text = f'user,item,timestamp\n{head}\n1,"never\nclosed,5\n{tail}\n'
+    path = tmp_path / "r.csv"
+    path.write_text(text)
+    assert text.encode().index(b'"never') > 65536  # past what the client sniffs
+    with pytest.raises(seqprep.InputError) as local:
+        seqprep.build(path, None)
+    with pytest.raises(seqprep.InputError) as dask:
+        seqprep.build(path, None, engine="dask", scheduler=scheduler, **SMALL)
+    line = before + 2
+    message = f'{path}: line {line}: a quoted field starts here and is never closed; close the quote (") or pass the right --sep'
+    assert str(dask.value) == str(local.value) == message
+
+
 def test_cli_build_and_stats_read_the_parts_layout(tmp_path, scheduler):
     path = tmp_path / "r.csv"
     path.write_text(_log(random.Random(11), 1000, str_ids=False))

@@ -795,3 +795,22 @@ def test_vocab_from_reuses_the_event_vocabulary(write, tmp_path):
     r = CliRunner().invoke(cli, ["build", str(new), "-o", str(tmp_path / "o"), "--event-col", "ev", "--vocab-from", str(tmp_path / "plain"), "--unknown", "oov"])
     assert r.exit_code == 1 and "has no feature 'event' (its features: genre)" in r.output and "--event-col" in r.output, r.output
     assert not (tmp_path / "o").exists()
+
+
+def test_a_log_already_in_time_order_gives_the_bytes_of_its_shuffled_rows(write, tmp_path):
+    """Rows already in (user, time) order skip the sort (steps.sort._in_order); their features are
+    widened to int32 as sorted ones are: the same bytes as the same rows shuffled (no ties)."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for u in range(25):
+        for t in np.sort(rng.choice(10_000, size=6, replace=False)):
+            rows.append(f"{u},{rng.integers(0, 15)},{1_500_000_000 + t},g{rng.integers(0, 4)},{rng.random():.3f},a|b")
+    head = "user,item,timestamp,genre,price,tags\n"
+    ordered = write("ordered.csv", head + "\n".join(rows) + "\n")
+    shuffled = write("shuffled.csv", head + "\n".join(rows[k] for k in rng.permutation(len(rows))) + "\n")
+    opts = {"features": ("genre", "price"), "time_features": ("delta-log2", "hour")}
+    seqprep.build(ordered, tmp_path / "a", **opts)
+    seqprep.build(shuffled, tmp_path / "b", **opts)
+    a, b = (tmp_path / "a" / "sequences.parquet").read_bytes(), (tmp_path / "b" / "sequences.parquet").read_bytes()
+    assert pq.read_table(tmp_path / "a" / "sequences.parquet").schema.field("genre").type == pa.list_(pa.int32())
+    assert a == b

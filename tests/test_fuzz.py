@@ -187,6 +187,7 @@ _options = st.fixed_dictionaries(
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_mutated(), _options, st.sampled_from(["log.csv", "log.jsonl", "log.parquet", "log"]))
 @example(data=b'"1\t10\t4\t100\n"1\t11\t3\t90\n', options={}, name="log.csv")  # a header name holding a newline
+@example(data=b"\xef\xbb\xbf\t10\t", options={"id_type": "int"}, name="log.csv")  # --id-type int, no id at all
 def test_random_bytes_raise_only_seqprep_errors(data, options, name):
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / name

@@ -277,3 +277,45 @@ def test_reading_without_hashing_gives_the_same_log(write, tmp_path):
         assert bare.user_codes.tolist() == hashed.user_codes.tolist()
         assert bare.item_codes.tolist() == hashed.item_codes.tolist()
         assert bare.time.tolist() == hashed.time.tolist() and bare.rating.tolist() == hashed.rating.tolist()
+
+
+# canonical integer ids, and text that an integer parser would read as one but that is not (leading
+# zeros, signs, spaces, hex, past int64): ids must stay exactly the text's
+int_like_ids = st.sampled_from(
+    ["7", "007", "+7", " 7", "7 ", "-0", "0", "00", "-7", "-07", "0x7", "12", "9223372036854775807",
+     "9223372036854775808", "-9223372036854775808", "", "x"]
+)
+canonical_ids = st.sampled_from(["7", "0", "-7", "12", "9223372036854775807", "-9223372036854775808", ""])
+
+
+@SETTINGS
+@given(
+    first=st.lists(st.tuples(canonical_ids, canonical_ids), min_size=0, max_size=40),
+    later=st.lists(st.tuples(int_like_ids, int_like_ids), min_size=0, max_size=40),
+    block=st.sampled_from([16, 40, 100, 1 << 20]),
+    id_type=st.sampled_from(["auto", "str"]),
+)
+def test_integer_like_ids_read_as_the_whole_file_reader_reads_them(tmp_path_factory, first, later, block, id_type):
+    """Ranges of canonical integer ids, then ranges with ids an integer parser would take for one
+    (``007``, ``+7``, `` 7``, ``-0``, ``0x7``, past int64): the Log is the whole-file text reader's."""
+    rows = first + later
+    if not rows:
+        return
+    text = "user,item,timestamp\n" + "".join(f"{u},{i},{k}\n" for k, (u, i) in enumerate(rows))
+    p = tmp_path_factory.mktemp("ints") / "log.csv"
+    p.write_text(text)
+    opts = ReadOptions(id_type=id_type)
+    assert_same_log(stream_log([str(p)], opts, block_size=block), read_log_in_memory([str(p)], opts))
+
+
+def test_007_and_7_stay_two_ids_across_ranges(write):
+    """A long run of canonical ids, then ``007`` and ``7`` in a later range: two ids, text; without
+    them the ids are int64."""
+    rows = "".join(f"{k % 50 + 1},{k % 7 + 1},{k}\n" for k in range(2000))
+    p = write("log.csv", "user,item,timestamp\n" + rows + "007,1,5000\n7,1,5001\n")
+    log = stream_log([str(p)], ReadOptions(), block_size=256)
+    assert log.user_ids.type == pa.string()
+    assert "007" in log.user_ids.to_pylist() and "7" in log.user_ids.to_pylist()
+    assert_same_log(log, read_log_in_memory([str(p)], ReadOptions()))
+    ints = stream_log([str(write("ints.csv", "user,item,timestamp\n" + rows))], ReadOptions(), block_size=256)
+    assert ints.user_ids.type == pa.int64() and ints.item_ids.type == pa.int64()

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from seqprep.kernels import csr_offsets, fit_order, padded, remap_table, tie_mask, tie_stats, time_order
 from seqprep.kernels import sequences as sequences_kernels
-from seqprep.kernels.sequences import group_rows_by_user
+from seqprep.kernels.sequences import group_rows_by_user, grouped_time_order, rows_in_time_order
 from seqprep.kernels.vocab import lookup
 
 users_times = st.lists(
@@ -80,6 +80,35 @@ def test_group_rows_by_user_is_a_stable_grouping(user, data):
     assert got.tolist() == rows[expected].tolist()
 
 
+@given(
+    st.lists(st.tuples(st.integers(0, 8), st.integers(-3, 3)), min_size=1, max_size=80),
+    st.sampled_from([1, 10**6, 2**58]),
+)
+def test_grouped_time_order_is_the_stable_sort(rows, scale):
+    """Rows grouped by user, times with ties (and ranges too wide for the packed key): the packed
+    unique-key sort gives the stable (user, time) order, or declines (None)."""
+    rows = sorted(rows, key=lambda r: r[0])  # grouped by user, times in any order within a user
+    user = np.array([u for u, _ in rows], dtype=np.int32)
+    time = np.array([t for _, t in rows], dtype=np.int64) * scale
+    got = grouped_time_order(user, time)
+    if got is None:
+        assert scale == 2**58 and len(set(time.tolist())) > 1
+    else:
+        assert got.tolist() == time_order(user, time).tolist()
+
+
+@given(st.lists(st.tuples(st.integers(0, 6), st.integers(-3, 3)), min_size=1, max_size=60), st.data())
+def test_rows_in_time_order_of_any_rows(rows, data):
+    """A slice or scattered row indices (as user_range_rows gives them): the stable order of those rows."""
+    user = np.array([u for u, _ in rows], dtype=np.int32)
+    time = np.array([t for _, t in rows], dtype=np.int64)
+    picked = np.array(sorted(data.draw(st.sets(st.integers(0, len(rows) - 1), min_size=1))), dtype=np.int64)
+    expected = picked[time_order(user[picked], time[picked])]
+    assert rows_in_time_order(user, time, picked).tolist() == expected.tolist()
+    whole = time_order(user, time)
+    assert rows_in_time_order(user, time, slice(0, len(rows))).tolist() == whole.tolist()
+
+
 def test_group_rows_by_user_leaves_a_wide_user_span_alone():
     user = np.array([0, 70_000, 0, 5], dtype=np.int64)
     rows = np.array([1, 0, 3, 2])
@@ -93,6 +122,7 @@ def test_time_order_keeps_input_order_on_ties():
     assert time_order(user, time).tolist() == [2, 4, 0, 1, 3]
 
 
+@settings(deadline=None)  # the first call imports pandas (pyarrow's first numpy conversion)
 @given(st.lists(st.integers(0, 6), min_size=1, max_size=80), st.sampled_from(["frequency", "first-seen", "id"]))
 def test_fit_order_matches_reference(codes_list, order):
     ids_values = [30, 10, 20, 70, 60, 50, 40]

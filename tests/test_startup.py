@@ -1,5 +1,6 @@
 """Start-up: ``seqprep --version`` and ``--help`` import click and nothing heavy; the public names of
-``seqprep`` load on first use (PEP 562) and all still work; a build still imports pandas up front.
+``seqprep`` load on first use (PEP 562) and all still work; a build from Python imports pandas before
+it starts, a build by the CLI never imports it.
 
 Each check runs in a fresh interpreter (``sys.modules`` of this test process holds everything)."""
 
@@ -45,7 +46,9 @@ def test_public_names_load_on_first_use():
 import seqprep
 from seqprep import build
 assert build is seqprep.build and callable(build)
-assert 'pandas' in sys.modules  # the pipeline imports pandas before any build starts (Ctrl-C safety)
+assert 'pandas' not in sys.modules
+build('sample_data/ratings.csv', write=False)
+assert 'pandas' in sys.modules  # a build from Python imports pandas before it starts (Ctrl-C safety)
 for name in seqprep.__all__:
     assert getattr(seqprep, name) is not None, name
 assert set(seqprep.__all__) <= set(dir(seqprep))
@@ -66,3 +69,55 @@ def test_verify_stays_the_function_whichever_import_comes_first():
 def test_unknown_names_raise_attribute_error():
     with pytest.raises(AttributeError, match="^module 'seqprep' has no attribute 'no_such_name'$"):
         seqprep.no_such_name  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["--min-user-count", "5", "--min-item-count", "5", "--split", "loo", "-f", "npz", "-f", "parquet"],
+        ["--item-order", "first-seen", "--user-order", "first-seen", "--split", "time:0.8,0.9", "--max-len", "20"],
+        ["--memory-limit", "1GB", "--item-order", "first-seen"],
+        ["--session-gap", "1h", "--export", "sasrec", "--export", "recbole", "--dedup", "last"],
+        ["-o", "-"],
+        ["--feature", "rating:cat", "--time-feature", "hour", "--time-feature", "delta", "--split", "loo"],
+        ["--item-table", "{items}", "--item-attr", "genres:tokens:|", "--item-attr", "year:num"],
+        ["--where", "rating >= 3.5 and timestamp >= '2015-01-01'", "--where", "movieId not in [1, 2]"],
+        ["--preset", "sasrec"],
+        ["--preset", "srgnn", "--user-col", "userId", "--item-col", "movieId", "--time-col", "timestamp"],
+    ],
+    ids=[
+        "plain",
+        "kcore-loo-npz",
+        "first-seen-time-split",
+        "memory-limit",
+        "sessions-exports",
+        "stream",
+        "features",
+        "item-table",
+        "where",
+        "preset-sasrec",
+        "preset-srgnn",
+    ],
+)
+def test_a_cli_build_never_imports_pandas(tmp_path, args):
+    """The CLI runs the local engine's build without pandas (seqprep.resources.without_pandas): pyarrow
+    then never imports it mid-build, and start-up does not pay for it. Every step must do without it."""
+    ref = tmp_path / "ref"
+    items = tmp_path / "items.csv"
+    items.write_text("movieId,genres,year\n1,Action|Comedy,1995\n2,Drama,\n3,,2001\n")
+    args = [a.replace("{items}", str(items)) for a in args]
+    out = ["-o", str(tmp_path / "out")] if "-o" not in args else []
+    code = f"""
+import sys
+from seqprep.cli import cli
+try:
+    cli(['build', 'sample_data/ratings.csv', *{out!r}, '-q', *{args!r}], prog_name='seqprep')
+except SystemExit as e:
+    assert e.code in (None, 0), e.code
+print('PANDAS', 'pandas' in sys.modules, file=sys.stderr)
+"""
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, check=False)
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stderr.decode().strip().splitlines()[-1] == "PANDAS False"
+    del ref

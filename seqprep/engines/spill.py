@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ..config import BuildConfig
 from ..errors import ConfigError, InputError, needs_rating_column
@@ -37,7 +36,7 @@ from ..kernels import csr_offsets, remap_table, time_order
 from ..kernels.filters import KcoreTables, dedup, kcore_rounds, rating_at_least, time_window
 from ..kernels.partition import split_by_partition, user_partitions
 from ..kernels.splits import HELD_OUT, TEST, TRAIN, VALID, gather_ranges, row_of
-from ..kernels.vocab import first_positions
+from ..kernels.vocab import first_positions, first_seen_codes
 from ..model import Column, Extras, Feature, Interactions, Log, Sequences
 from ..output.splits import SplitWriter
 from ..progress import SILENT, Progress
@@ -74,14 +73,14 @@ def plan_rows(limit: int, kept: int, out_bytes_per_row: int, fixed_bytes: int) -
 
 
 class _FirstSeen:
-    """Codes in order of first appearance, accumulated chunk by chunk (as ``pd.unique`` on all rows)."""
+    """Codes in order of first appearance, accumulated chunk by chunk (as ``first_seen_codes`` on all rows)."""
 
     def __init__(self, size: int) -> None:
         self.seen = np.zeros(size, dtype=bool)
         self.parts: list[np.ndarray] = []
 
     def add(self, codes: np.ndarray) -> None:
-        u = pd.unique(codes).astype(np.int64)
+        u = first_seen_codes(codes)
         new = u[~self.seen[u]]
         self.seen[new] = True
         self.parts.append(new)
@@ -161,7 +160,7 @@ class _Kept:
         found: list[int] = []
         for c in self.chunks():
             keep = self.mask[c.lo : c.lo + len(c.user)]
-            for code in pd.unique(c.item[keep & item_mask[np.maximum(c.item, 0)]]).tolist():
+            for code in first_seen_codes(c.item[keep & item_mask[np.maximum(c.item, 0)]]).tolist():
                 if code not in found:
                     found.append(code)
             if len(found) >= limit:
@@ -556,8 +555,7 @@ def _first_rows(codes: np.ndarray, rows: np.ndarray, size: int) -> np.ndarray:
     the order of first appearance in the input, whatever the order of ``rows``."""
     first = np.full(size, NEVER, dtype=np.int64)
     if len(codes):
-        smallest = pd.Series(rows).groupby(codes, sort=False).min()
-        first[smallest.index.to_numpy()] = smallest.to_numpy()
+        np.minimum.at(first, np.asarray(codes), np.asarray(rows, dtype=np.int64))  # no pandas in a CLI build
     return first
 
 

@@ -258,6 +258,8 @@ def merge_ids(
         codes, dictionary = _trim_ids(codes, dictionary)
 
     if pa.types.is_string(dictionary.type) or pa.types.is_large_string(dictionary.type):
+        if id_type == "int" and len(dictionary) == 0:  # no id at all (every one missing): nothing to refuse
+            return codes.astype(np.int32, copy=False), pa.array([], pa.int64())
         if id_type == "int" or (id_type == "auto" and not typed_text):
             canonical = len(dictionary) > 0 and pc.all(pc.match_substring_regex(dictionary, _INT_RE)).as_py()
             as_int = None

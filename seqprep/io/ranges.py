@@ -4,6 +4,7 @@ each parsed on every core by pyarrow while this thread encodes the previous one.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -12,20 +13,27 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from ..kernels.csvquotes import BOM, CR, LF, QuoteTracker, row_end, state_before
+from ..kernels.csvquotes import BOM, LF, QuoteTracker, row_end, state_before
+from ..resources import sort_threads
 from .quoting import QuotedStream, line_of_offset, unclosed_quote
 from .sources import Source
 
 __all__ = [
+    "MAX_PARTS",
     "RANGE_BLOCKS",
-    "closed_quotes",
-    "block_not_splitting_crlf",
     "RangeReader",
+    "closed_quotes",
+    "fixed_types",
 ]
 
 
-#: Bytes of CSV text handed to pyarrow's multi-threaded reader at once, as a multiple of --block-size.
-RANGE_BLOCKS = 8
+#: Bytes of CSV text handed to pyarrow's multi-threaded reader at once, as a multiple of the block size.
+RANGE_BLOCKS = 4
+
+#: A file is parsed in blocks of at most 1/``MIN_BLOCKS`` of its size (but at least ``MIN_BLOCK``
+#: bytes and at most --block-size), so that a small file's parse uses every core too.
+MIN_BLOCKS = 16
+MIN_BLOCK = 1 << 20
 
 
 def closed_quotes(
@@ -39,19 +47,19 @@ def closed_quotes(
         raise error
 
 
-def block_not_splitting_crlf(data: np.ndarray, block: int) -> int:
-    """The smallest block size from ``block`` whose block boundaries in ``data`` never fall between
-    the CR and the LF of a CRLF: pyarrow (26) with ``newlines_in_values`` drops such an LF from a
-    quoted value (the boundaries are at multiples of the block size).
+#: Parts a range with quotes is parsed in, at most (each part about a block).
+MAX_PARTS = 64
 
-    >>> block_not_splitting_crlf(np.frombuffer(b'1,"a\\r\\nb"\\n', np.uint8), 5)
-    6
-    """
-    while True:
-        at = np.arange(block, len(data), block)
-        if not ((data[at - 1] == CR) & (data[at] == LF)).any():
-            return block
-        block += 1
+
+def fixed_types(conv: pacsv.ConvertOptions, types: dict[str, pa.DataType] | pa.Schema) -> pacsv.ConvertOptions:
+    """``conv`` with the column types of an earlier part (dictionary-typed id columns keep theirs)."""
+    if isinstance(types, pa.Schema):
+        types = {f.name: f.type for f in types if not pa.types.is_dictionary(f.type)}
+    return pacsv.ConvertOptions(
+        include_columns=conv.include_columns,
+        column_types={**types, **dict(conv.column_types)},
+        strings_can_be_null=True,
+    )
 
 
 class RangeReader:  # noqa: N801 - an iterator used like a generator
@@ -61,17 +69,20 @@ class RangeReader:  # noqa: N801 - an iterator used like a generator
     ``pyarrow.csv.read_csv`` (multi-threaded), so memory stays bounded by two ranges (the one being
     encoded and the one being parsed) while parsing uses all cores (the streaming reader parses on
     one). A worker thread cuts and parses the next range while the caller encodes the current one, and
-    hashes the bytes it reads, in order, so the input's sha256 needs no second pass over the file.
-    Types are inferred on the first range and then fixed, so a later range that does not fit raises
-    the same conversion error as the streaming reader would (and the caller re-reads that column as
-    text). Batches come out in file order.
+    hashes the bytes it reads (on a thread of its own, beside the parse, in file order), so the
+    input's sha256 needs no second pass over the file. Types are inferred on the first range and then
+    fixed, so a later range that does not fit raises the same conversion error as the streaming
+    reader would (and the caller re-reads that column as text). Batches come out in file order.
 
     Quoted fields may hold line ends (RFC 4180), so a range is never cut inside one: a range whose
     bytes hold no quote (one ``bytes.find``) is cut at the first line end past its nominal end, as
     plain text; a range with a quote is cut where :mod:`seqprep.kernels.csvquotes` says a row ends,
     looking back from the nominal end only as far as it takes to know the quoting state there, and is
-    parsed with ``newlines_in_values``. A range whose rows are longer than a block is parsed as one
-    block; the input ending inside a quoted field is an error that names the line the field starts on.
+    parsed in parts cut the same way, each part as one block (:meth:`_parse_in_parts`); while it is
+    parsed, the next range is read and cut (a third range in memory: review text is many bytes a row,
+    and reading them is a fifth of the time). A range whose rows are longer than a block is parsed as
+    one block; the input ending inside a quoted field is an error that names the line the field
+    starts on.
     """
 
     def __init__(
@@ -86,16 +97,20 @@ class RangeReader:  # noqa: N801 - an iterator used like a generator
         hashed: bool = True,
         where: str = "",
     ) -> None:
-        self.data, self.names, self.block_size, self.parse = data, names, block_size, parse
+        self.data, self.names, self.parse = data, names, parse
         self.conv = conv
         self.where = where
         self.delim = ord(parse.delimiter)
         self.size = data.size()
-        self.range_bytes = max(block_size * RANGE_BLOCKS, 1)
+        self.block_size = max(1, min(block_size, max(MIN_BLOCK, self.size // MIN_BLOCKS)))
+        self.range_bytes = self.block_size * RANGE_BLOCKS
         self.position = self._cut(0, 0)[1] if header else 0
         self._next_start = self._first = self.position
         self.fixed: dict[str, pa.DataType] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-csv")
+        self._parsers = ThreadPoolExecutor(max_workers=sort_threads(), thread_name_prefix="seqprep-csv-part")
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-read")
+        self._read_ahead: tuple[int, Any] | None = None  # (offset, future of _cut there), worker thread only
         self._ahead: Any = None  # future of the next range: (table, its end offset)
         self._pending: list[pa.RecordBatch] = []
         self._range = (
@@ -104,9 +119,12 @@ class RangeReader:  # noqa: N801 - an iterator used like a generator
             1,
             0,
         )  # (start, end, rows, rows handed out) of the range being read
-        # the input's sha256 from the bytes as they are read (the worker reads the ranges in order)
+        # the input's sha256 from the bytes as they are read (the worker reads the ranges in order),
+        # on a thread of its own (hashlib lets go of the GIL): the hash runs beside the parse
         self._hash = hashlib.sha256(bytes(data.read_at(self.position, 0)) if self.position else b"") if hashed else None
         self._hashed = self.position
+        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-sha256") if hashed else None
+        self._hashing: Any = None  # future of the last range handed to the hasher
 
     def _cut(self, a: int, want: int) -> tuple[memoryview, int, bool]:
         """The bytes from ``a`` (a row start) to the first row end at or after ``want`` -> (those
@@ -124,7 +142,9 @@ class RangeReader:  # noqa: N801 - an iterator used like a generator
                     return memoryview(buf)[:end], a + end, False
         skip = len(BOM) if a == 0 and buf.startswith(BOM) else 0  # the parser drops a BOM
         arr = np.frombuffer(buf, np.uint8)[skip:]
-        inside, opened_at, p = state_before(arr, min(max(t - skip, 0), len(arr)), self.delim)
+        got = state_before(arr, min(max(t - skip, 0), len(arr)), self.delim)
+        assert got is not None  # (data[0] starts a row)
+        inside, opened_at, p = got
         prev = int(arr[p - 1]) if p else LF
         opened_at = a + skip + opened_at if inside else -1  # offsets in the file from here on
         tracker = QuoteTracker(self.delim, offset=a + skip + p, inside=inside, opened_at=opened_at, prev=prev)
@@ -144,32 +164,86 @@ class RangeReader:  # noqa: N801 - an iterator used like a generator
             buf = self.data.read_at(end - a, a)
         return memoryview(buf)[: end - a], end, True
 
-    def _next(self, a: int, conv: pacsv.ConvertOptions) -> tuple[pa.Table, int]:
+    def _next(self, a: int, conv: pacsv.ConvertOptions, infer: bool) -> tuple[pa.Table, int]:
         """The range from ``a`` -> (its table, its end offset) (in the worker thread). The first range
         is one block (pyarrow infers the types from a range's first block either way), so the first
-        rows are encoded - and the progress display moves - after one block's parse, not eight."""
+        rows are encoded - and the progress display moves - after one block's parse, not four.
+        ``infer``: the first range, whose column types the others take."""
         size = self.block_size if a == self._first else self.range_bytes
-        buf, end, quoted = self._cut(a, a + size)
-        if self._hash is not None and self._hashed == a:
-            self._hash.update(buf)
+        ahead, self._read_ahead = self._read_ahead, None
+        buf, end, quoted = ahead[1].result() if ahead is not None and ahead[0] == a else self._cut(a, a + size)
+        if self._hasher is not None and self._hashed == a:  # on its own thread, in file order
+            self._hashing = self._hasher.submit(self._hash.update, buf)  # type: ignore[union-attr]
             self._hashed = end
-        parse = self.parse
+        if quoted and end < self.size:  # review text: reading the next range is worth doing during this parse
+            self._read_ahead = (end, self._reader.submit(self._cut, end, end + self.range_bytes))
+        return (self._parse_in_parts(buf, conv, infer) if quoted else self._parse_whole(buf, conv)), end
+
+    def _parse_whole(self, buf: memoryview, conv: pacsv.ConvertOptions) -> pa.Table:
+        """A range without quotes, by pyarrow's multi-threaded reader."""
         block = self.block_size
-        if quoted:
-            parse = pacsv.ParseOptions(delimiter=self.parse.delimiter, newlines_in_values=True)
-            block = block_not_splitting_crlf(np.frombuffer(buf, np.uint8), block)
         while True:
             try:
                 return pacsv.read_csv(
                     pa.BufferReader(pa.py_buffer(buf)),
                     read_options=pacsv.ReadOptions(column_names=self.names, block_size=block),
-                    parse_options=parse,
+                    parse_options=self.parse,
                     convert_options=conv,
-                ), end
+                )
             except pa.ArrowInvalid as e:
                 if "straddl" not in str(e) or block > len(buf):
                     raise
                 block = len(buf) + 1  # a row longer than a block: the range as one block
+
+    def _parse_in_parts(self, buf: memoryview, conv: pacsv.ConvertOptions, infer: bool) -> pa.Table:
+        """A range with quotes: cut where rows end into parts of about a block, each parsed as one
+        block, the parts on every core. pyarrow's own multi-block read with ``newlines_in_values``
+        lexes every block serially to find where its rows end (about 3x the time of the parse itself
+        here, and it drops the LF of a quoted CRLF that a block boundary splits); the kernel finds
+        the same row ends in microseconds. The first part of the first range infers the column types,
+        the other parts take them, as later ranges do."""
+        cuts = self._part_cuts(np.frombuffer(buf, np.uint8))
+        pieces = [buf[lo:hi] for lo, hi in itertools.pairwise(cuts)]
+        parse = pacsv.ParseOptions(delimiter=self.parse.delimiter, newlines_in_values=True)
+
+        def one(piece: memoryview, conv: pacsv.ConvertOptions) -> pa.Table:
+            return pacsv.read_csv(
+                pa.BufferReader(pa.py_buffer(piece)),
+                read_options=pacsv.ReadOptions(column_names=self.names, block_size=len(piece) + 1, use_threads=False),
+                parse_options=parse,
+                convert_options=conv,
+            )
+
+        tables = []
+        if infer:
+            tables.append(one(pieces[0], conv))
+            conv = fixed_types(conv, tables[0].schema)
+            pieces = pieces[1:]
+        tables += list(self._parsers.map(one, pieces, [conv] * len(pieces)))
+        return pa.concat_tables(tables)
+
+    def _part_cuts(self, arr: np.ndarray) -> list[int]:
+        """Where the parts of a range (``arr``, whole rows) start, and its length last: row ends
+        about a block apart, each found from the bytes around it."""
+        n = len(arr)
+        parts = min(MAX_PARTS, max(1, -(-n // self.block_size)))
+        cuts = [0]
+        for j in range(1, parts):
+            at = j * n // parts
+            if at <= cuts[-1]:
+                continue  # inside a row that ends after it
+            got = state_before(arr, at, self.delim)
+            assert got is not None
+            inside, opened_at, p = got
+            prev = int(arr[p - 1]) if p else LF
+            tracker = QuoteTracker(self.delim, offset=p, inside=inside, opened_at=opened_at, prev=prev)
+            cut = row_end(tracker, arr[p:], eof=True)
+            if cut < 0:
+                break
+            cuts.append(cut)
+        if cuts[-1] < n:
+            cuts.append(n)
+        return cuts
 
     def _submit(self) -> None:
         """Start cutting and parsing the range after the last one read (if any is left)."""
@@ -177,14 +251,8 @@ class RangeReader:  # noqa: N801 - an iterator used like a generator
         if a >= self.size:
             self._ahead = None
             return
-        conv = self.conv
-        if self.fixed:
-            conv = pacsv.ConvertOptions(
-                include_columns=conv.include_columns,
-                column_types={**self.fixed, **dict(conv.column_types)},
-                strings_can_be_null=True,
-            )
-        self._ahead = self._pool.submit(self._next, a, conv)
+        conv = fixed_types(self.conv, self.fixed) if self.fixed else self.conv
+        self._ahead = self._pool.submit(self._next, a, conv, not self.fixed)
 
     def __iter__(self) -> RangeReader:
         return self
@@ -213,12 +281,19 @@ class RangeReader:  # noqa: N801 - an iterator used like a generator
     @property
     def sha256(self) -> str | None:
         """The hex sha256 of the whole input once every range has been read (else None)."""
-        return self._hash.hexdigest() if self._hash is not None and self._hashed == self.size else None
+        if self._hash is None or self._hashed != self.size:
+            return None
+        if self._hashing is not None:
+            self._hashing.result()
+        return self._hash.hexdigest()
 
     def close(self) -> None:
         """Wait for the range in flight (its error, if any, is not wanted now), then close the file."""
         if self._ahead is not None:
             self._ahead.cancel()
         self._pool.shutdown(wait=True)
+        for pool in (self._parsers, self._reader, self._hasher):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
         self._ahead = None
         self.data.close()

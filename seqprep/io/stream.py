@@ -542,7 +542,7 @@ def _failed_role(
 ) -> str | None:
     """The time or rating role, or ``extra:NAME`` for a requested number column, of the column a CSV
     conversion error names (``In CSV column #2``)."""
-    m = re.search(r"CSV column #(\d+): CSV conversion error", str(e))
+    m = re.search(r"CSV column #(\d+): (?:Row #\d+: )?CSV conversion error", str(e))
     if m is None:
         return None
     _, names, _, roles = csv_layout(src.name, opts, head, find_roles)

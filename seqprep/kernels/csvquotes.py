@@ -203,27 +203,34 @@ def _past_run(data: np.ndarray, pos: int) -> int:
     return pos
 
 
-def state_before(data: np.ndarray, pos: int, delim: int, *, window: int = 1 << 16) -> tuple[bool, int, int]:
+def state_before(
+    data: np.ndarray, pos: int, delim: int, *, window: int = 1 << 16, known_start: bool = True
+) -> tuple[bool, int, int] | None:
     """The quoting state at ``pos`` where ``data[0]`` starts a row -> (inside, opened_at, pos).
 
     Looks back from ``pos`` only as far as needed: a window whose runs lead to the same state from
     either state before it decides the state (it holds an odd run after an ordinary byte); else the
     window grows, at worst to the start. ``pos`` moves past a run of quotes going on at it.
+    ``known_start=False``: ``data[0]`` may be anywhere in a CSV (a window read from the middle of a
+    file); the state comes from the bytes alone, or is ``None`` when they do not decide it.
 
     >>> d = np.frombuffer(b'1,"x\\n""y\\n",2\\n3,"a', np.uint8)
     >>> state_before(d, 5, ord(",")), state_before(d, 14, ord(",")), state_before(d, len(d), ord(","))
     ((True, 2, 5), (False, -1, 14), (True, 15, 17))
+    >>> e = np.frombuffer(b'xy",1\\n2,"3', np.uint8)  # from the middle of a quoted field, or not?
+    >>> state_before(e, 8, ord(","), known_start=False), state_before(e[3:], 5, ord(","), known_start=False)
+    ((False, -1, 8), None)
     """
     pos = _past_run(data, min(pos, len(data)))
-    lo = pos
+    raw = pos
     while True:
-        lo = max(0, lo - window)
-        if lo > 0 and data[lo] == QUOTE:  # start the window after a run, never inside one
-            rest = np.flatnonzero(data[lo:pos] != QUOTE)
+        raw = lo = max(0, raw - window)
+        if (lo > 0 or not known_start) and lo < pos and data[lo] == QUOTE:
+            rest = np.flatnonzero(data[lo:pos] != QUOTE)  # start the window after a run, never inside one
             lo = lo + int(rest[0]) if len(rest) else pos
         prev = int(data[lo - 1]) if lo > 0 else LF
         rel, lengths, at_start = quote_runs(data[lo:pos], delim, prev)
-        if lo == 0:
+        if lo == 0 and known_start:
             t = QuoteTracker(delim)
             t._apply(rel, lengths, at_start)
             return t.inside, t.opened_at, pos
@@ -233,6 +240,8 @@ def state_before(data: np.ndarray, pos: int, delim: int, *, window: int = 1 << 1
         b._apply(rel + lo, lengths, at_start)
         if a.inside == b.inside and a.opened_at == b.opened_at and (not a.inside or a.opened_at >= lo):
             return a.inside, a.opened_at, pos
+        if raw == 0:  # the bytes from data[0] on do not decide it
+            return None
         window *= 4
 
 

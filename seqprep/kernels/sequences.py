@@ -8,6 +8,7 @@ import numpy as np
 
 __all__ = [
     "time_order",
+    "in_time_order",
     "packed_time_key",
     "code_counts",
     "balanced_user_bounds",
@@ -15,6 +16,7 @@ __all__ = [
     "user_range_rows",
     "group_rows_by_user",
     "rows_in_time_order",
+    "grouped_time_order",
     "csr_offsets",
     "tie_mask",
     "tie_stats",
@@ -79,6 +81,24 @@ def packed_time_key(user: np.ndarray, time: np.ndarray) -> np.ndarray | None:
         key[a : a + _CHUNK] |= user[a : a + _CHUNK].astype(np.int64) << tbits
     return key
 
+
+def in_time_order(user: np.ndarray, time: np.ndarray) -> bool:
+    """Whether the rows are already in stable (user, time) order: ``user`` non-decreasing and, within
+    each user, ``time`` non-decreasing. Then :func:`time_order` is the identity (ties keep input order).
+
+    Looked at a chunk of rows at a time, stopping at the first chunk out of order (logs written in
+    user-time order skip the sort; any other order costs about one chunk's comparisons).
+
+    >>> in_time_order(np.array([0, 0, 1]), np.array([5, 5, 1])), in_time_order(np.array([0, 0]), np.array([2, 1]))
+    (True, False)
+    """
+    n = len(user)
+    for a in range(0, max(n - 1, 0), _CHUNK):
+        u, t = user[a : a + _CHUNK + 1], time[a : a + _CHUNK + 1]  # one row of overlap with the next chunk
+        same = u[1:] == u[:-1]
+        if not (same | (u[1:] > u[:-1])).all() or (same & (t[1:] < t[:-1])).any():
+            return False
+    return True
 
 
 def _parallel_order(user: np.ndarray, time: np.ndarray, threads: int) -> np.ndarray:
@@ -164,12 +184,58 @@ def rows_in_time_order(user: np.ndarray, time: np.ndarray, rows: np.ndarray | sl
     >>> rows_in_time_order(np.array([1, 0, 0, 0]), np.array([5, 9, 5, 3]), slice(1, 4)).tolist()
     [3, 2, 1]
     """
+    if not isinstance(rows, slice):
+        rows = group_rows_by_user(user, rows)  # a sort of grouped rows is much shorter
+    u, t = user[rows], time[rows]
+    order = grouped_time_order(u, t)
+    if order is None:
+        order = time_order(u, t)
     if isinstance(rows, slice):
-        order = time_order(user[rows], time[rows])
         order += rows.start or 0
         return order
-    rows = group_rows_by_user(user, rows)  # a sort of grouped rows is much shorter
-    return rows[time_order(user[rows], time[rows])]
+    return rows[order]
+
+
+def grouped_time_order(user: np.ndarray, time: np.ndarray) -> np.ndarray | None:
+    """:func:`time_order` of rows grouped by user (``user`` non-decreasing) with integer times, by
+    one unstable sort of unique keys; None when the rows are not grouped or the keys do not fit.
+
+    Each row's key packs (its user, its time, its place among its user's rows) into 63 bits: the keys
+    are distinct, so any sort of them - numpy's vectorised (SIMD) quicksort of the values, several
+    times faster than a stable argsort - orders them as the stable sort by (user, time) does. Each
+    user keeps the positions it had (rows are grouped), so a row's place in the result is its user's
+    first position plus the place packed in its key. Rows already in order are left as they are.
+
+    >>> grouped_time_order(np.array([0, 0, 0, 1, 1]), np.array([9, 3, 9, 5, 4])).tolist()
+    [1, 0, 2, 4, 3]
+    >>> grouped_time_order(np.array([1, 0]), np.array([1, 2])) is None  # not grouped
+    True
+    """
+    n = len(user)
+    if n == 0 or not np.issubdtype(time.dtype, np.integer):
+        return None
+    if (user[1:] < user[:-1]).any():
+        return None
+    if in_time_order(user, time):
+        return np.arange(n, dtype=np.int64)
+    starts = np.flatnonzero(user[1:] != user[:-1]) + 1
+    bounds = np.concatenate([[0], starts, [n]]).astype(np.int64)
+    lengths = np.diff(bounds)
+    tmin = int(time.min())
+    row_bits = int(lengths.max() - 1).bit_length()
+    time_bits = (int(time.max()) - tmin).bit_length()
+    user_bits = (int(user[-1]) - int(user[0])).bit_length()
+    if row_bits + time_bits + user_bits > 63:
+        return None
+    first = np.repeat(bounds[:-1], lengths)  # each row's user's first position
+    key = np.arange(n, dtype=np.int64)
+    key -= first  # the row's place among its user's rows (they are in input order)
+    key |= np.subtract(time, tmin, dtype=np.int64) << row_bits
+    key |= np.subtract(user, user[0], dtype=np.int64) << (row_bits + time_bits)
+    key.sort()
+    key &= (1 << row_bits) - 1
+    key += first
+    return key
 
 
 def group_rows_by_user(user: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -8,12 +8,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .sequences import code_counts
+
 __all__ = [
     "fit_order",
     "date_order",
     "last_days",
     "order_counted",
     "first_positions",
+    "first_seen_codes",
     "remap_table",
     "lookup",
     "cast_ids_exact",
@@ -43,13 +46,20 @@ def fit_order(codes: np.ndarray, ids: pa.Array, order: Order) -> tuple[np.ndarra
     >>> fit_order(codes, ids, "id")[0], fit_order(codes, ids, "first-seen")[0]
     (array([1, 0, 2]), array([0, 1, 2]))
     """
-    counts_all = np.bincount(codes, minlength=len(ids)).astype(np.int64)
+    counts_all = code_counts(codes, len(ids))  # chunk by chunk: no int64 copy of all codes
     if order == "first-seen":
-        import pandas as pd  # imported lazily: a plain build never needs it
-
-        present = pd.unique(codes).astype(np.int64)  # documented: in order of appearance
+        present = first_seen_codes(codes)
         return present, counts_all[present]
     return order_counted(counts_all, ids, order)
+
+
+def first_seen_codes(codes: np.ndarray) -> np.ndarray:
+    """The distinct ``codes`` in order of first appearance, as int64 (pyarrow's hash ``unique``).
+
+    >>> first_seen_codes(np.array([3, 1, 3, 0, 1], dtype=np.int32)).tolist()
+    [3, 1, 0]
+    """
+    return pc.unique(pa.array(np.asarray(codes))).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def last_days(codes: np.ndarray, time: np.ndarray, size: int, day: int | float) -> np.ndarray:
@@ -199,9 +209,7 @@ def reuse_table(ref_ids: pa.Array, ids: pa.Array, start: int) -> np.ndarray:
     >>> reuse_table(pa.array(["b", "a", "c"]), pa.array(["a", "z", "c"]), start=1)
     array([ 2, -1,  3], dtype=int32)
     """
-    import pandas as pd  # imported lazily: only vocabulary reuse needs it
-
-    pos = pd.Index(ref_ids.to_pandas()).get_indexer(ids.to_pandas())
+    pos = pc.fill_null(pc.index_in(ids, value_set=ref_ids), -1).to_numpy(zero_copy_only=False)
     return np.where(pos >= 0, pos + start, -1).astype(np.int32)
 
 

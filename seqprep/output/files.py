@@ -20,7 +20,9 @@ import pyarrow.parquet as pq
 
 from ..kernels.sequences import sequence_parts
 from ..model import BuildResult, Feature, Sequences
+from ..resources import sort_threads
 from ..vocab import Vocabulary
+from .row_groups import PartsWriter
 
 __all__ = [
     "PARQUET_COMPRESSION",
@@ -120,20 +122,31 @@ def _outer(offsets: np.ndarray, inner: pa.Array, large: bool | None) -> pa.Array
 class SequencesWriter:
     """sequences.parquet written row group by row group, in user order (see :func:`~seqprep.kernels.sequences.sequence_parts`).
 
+    The row groups are encoded on ``threads`` threads (default: :func:`~seqprep.resources.sort_threads`)
+    and joined into the bytes one ``ParquetWriter`` writes (:mod:`seqprep.output.row_groups`).
     The file is opened here and always closed by :meth:`close`, even when the Parquet footer cannot
     be written (a full disk): nothing keeps the output folder busy after an error.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, threads: int | None = None) -> None:
         self.path = path
+        self.threads = sort_threads() if threads is None else threads
         self._sink: Any = None
-        self._writer: pq.ParquetWriter | None = None
+        self._writer: Any = None
 
     def write(self, table: pa.Table) -> None:
         if self._writer is None:
             self._sink = pa.OSFile(str(self.path), "wb")
-            self._writer = pq.ParquetWriter(self._sink, table.schema, **_parquet_options(table.schema))
+            self._writer = self._open(table.schema)
         self._writer.write_table(table)
+
+    def _open(self, schema: pa.Schema) -> Any:
+        options = _parquet_options(schema)
+
+        def single(schema: pa.Schema) -> pq.ParquetWriter:
+            return pq.ParquetWriter(self._sink, schema, **options)
+
+        return single(schema) if self.threads <= 1 else PartsWriter(self._sink, options, self.threads, single)
 
     def close(self) -> None:
         writer, sink = self._writer, self._sink

@@ -12,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from ..config import BuildConfig
-from ..kernels.vocab import first_positions
+from ..kernels.vocab import first_positions, first_seen_codes
 from ..model import Log
 
 __all__ = ["NEVER", "CodeCounts", "FirstRows", "first_rows"]
@@ -51,8 +50,8 @@ class CodeCounts:
         return cls(
             users=np.bincount(user, minlength=n_users).astype(np.int64),
             items=np.bincount(item, minlength=n_items).astype(np.int64),
-            user_first=first_positions(pd.unique(user), n_users) if config.user_order == "first-seen" else None,
-            item_first=first_positions(pd.unique(item), n_items) if config.item_order == "first-seen" else None,
+            user_first=first_positions(first_seen_codes(user), n_users) if config.user_order == "first-seen" else None,
+            item_first=first_positions(first_seen_codes(item), n_items) if config.item_order == "first-seen" else None,
         )
 
 
@@ -62,8 +61,10 @@ def first_rows(codes: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndar
     >>> [a.tolist() for a in first_rows(np.array([4, 2, 4, 7]), np.array([10, 11, 12, 13]))]
     [[4, 2, 7], [10, 11, 13]]
     """
-    firsts = pd.Series(codes).drop_duplicates()
-    return firsts.to_numpy(), rows[firsts.index.to_numpy()]
+    codes = np.asarray(codes)
+    distinct, at = np.unique(codes, return_index=True)  # at: each code's first position
+    by_first = np.argsort(at, kind="stable")
+    return distinct[by_first], np.asarray(rows)[at[by_first]]
 
 
 class FirstRows:

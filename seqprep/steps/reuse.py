@@ -29,14 +29,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..config import BuildConfig
 from ..errors import InputError, one_line
 from ..kernels import cast_ids_exact, lookup, reuse_table
-from ..kernels.vocab import counts_by_index, extend_table_counted
+from ..kernels.vocab import counts_by_index, extend_table_counted, first_seen_codes
 from ..model import Interactions, Log
 from ..vocab import Vocabulary
 from .counts import CodeCounts
@@ -169,7 +168,7 @@ def unknown_items_step(log: Log, inter: Interactions, config: BuildConfig) -> tu
     counts = np.bincount(inter.item, minlength=len(log.item_ids)).astype(np.int64)
 
     def first_unseen(unseen: np.ndarray) -> np.ndarray:
-        return pd.unique(inter.item[unseen[inter.item]])
+        return first_seen_codes(inter.item[unseen[inter.item]])
 
     drop, report = unknown_items_counted(log, counts, config, first_unseen)
     return (None if drop is None else ~drop[inter.item]), report

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..kernels import csr_offsets, time_order
-from ..kernels.sequences import rows_in_time_order, sequence_parts, user_range_rows
+from ..kernels.sequences import in_time_order, rows_in_time_order, sequence_parts, user_range_rows
 from ..model import Feature, Sequences
 from ..resources import sort_threads
 
@@ -39,7 +39,12 @@ def sequences_from(
     sequences.parquet there while the next groups are still being sorted. The result is the same.
     ``features`` (aligned with the rows) are put in the same order; with ``on_part`` only features
     of one value per row (cat, num).
+
+    Rows already in (user, time) order (a log written user by user in time order) are not sorted at
+    all: the sequences are the given arrays (and features) themselves, no copy is made.
     """
+    if in_time_order(user_idx, time):
+        return _in_order(user_idx, item_idx, time, rating, user_counts, on_part, features)
     if on_part is None:
         order = time_order(user_idx, time, threads=sort_threads())
         return Sequences(
@@ -91,6 +96,31 @@ def sequences_from(
         finally:
             for future in futures:
                 future.cancel()
+    return seqs
+
+
+def _in_order(
+    user_idx: np.ndarray,
+    item_idx: np.ndarray,
+    time: np.ndarray,
+    rating: np.ndarray | None,
+    user_counts: np.ndarray,
+    on_part: Callable[[Sequences, int, int], None] | None,
+    features: tuple[Feature, ...],
+) -> Sequences:
+    """:func:`sequences_from` of rows already in (user, time) order: the arrays as they are (feature
+    indices widened to int32, as sorted ones are)."""
+    seqs = Sequences(
+        offsets=csr_offsets(user_counts),
+        items=item_idx,
+        timestamps=time,
+        ratings=rating,
+        features=tuple(f.widened() for f in features),
+    )
+    if on_part is not None:
+        bounds = sequence_parts(seqs.offsets)
+        for u0, u1 in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+            on_part(seqs, u0, u1)
     return seqs
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "fitted",
     "item_order_of",
     "log_dates",
+    "renumbered",
     "user_order_of",
     "vocabularies_from_counts",
     "vocabulary_from_counts",
@@ -65,7 +66,15 @@ def fit_vocabularies(
         return _fit_by_dates_or_sequences(inter, log, config)
     counts = CodeCounts.of(inter.user, inter.item, log, config)
     users, items, user_table, item_table = vocabularies_from_counts(log, config, counts)
-    return users, items, lookup(user_table, inter.user), lookup(item_table, inter.item)
+    return users, items, _indices(user_table, inter.user), _indices(item_table, inter.item)
+
+
+def _indices(table: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """``lookup(table, codes)``, or ``codes`` themselves when ``table`` maps every code to itself (users
+    by id in a log written user by user in id order: the first-seen codes already are the indices)."""
+    if codes.dtype == np.int32 and len(table) and bool((table == np.arange(len(table))).all()):
+        return codes
+    return lookup(table, codes)
 
 
 def _fit_by_dates_or_sequences(inter: Interactions, log: Log, config: BuildConfig) -> tuple[Vocabulary, Vocabulary, np.ndarray, np.ndarray]:
@@ -73,11 +82,22 @@ def _fit_by_dates_or_sequences(inter: Interactions, log: Log, config: BuildConfi
     themselves, not count tables."""
     user_order, user_counts = user_order_of(inter, log, config.user_order)
     users = fitted(log.user_ids, user_order, user_counts, USER_START)
-    uidx = lookup(remap_table(user_order, len(log.user_ids), start=USER_START), inter.user)
+    uidx = renumbered(inter.user, user_order, len(log.user_ids), USER_START)
     item_order, item_counts = item_order_of(inter, log, config.item_order, uidx)
     items = fitted(log.item_ids, item_order, item_counts, ITEM_START)
-    iidx = lookup(remap_table(item_order, len(log.item_ids), start=ITEM_START), inter.item)
+    iidx = renumbered(inter.item, item_order, len(log.item_ids), ITEM_START)
     return users, items, uidx, iidx
+
+
+def renumbered(codes: np.ndarray, chosen: np.ndarray, size: int, start: int) -> np.ndarray:
+    """Each row's index in the vocabulary fitted as ``chosen`` (of ``size`` codes), from ``start``.
+
+    ``codes`` themselves when they already are the indices - every code kept, in code order, from 0
+    (users by id in a log written user by user in id order) - else a new array.
+    """
+    if start == 0 and codes.dtype == np.int32 and len(chosen) == size and bool((chosen == np.arange(size)).all()):
+        return codes
+    return lookup(remap_table(chosen, size, start=start), codes)
 
 
 def vocabularies_from_counts(

@@ -1,0 +1,110 @@
+"""sequences.parquet's row groups encoded on several threads and joined: the bytes one ParquetWriter
+writes, for any tables, row group cuts and thread counts; footers read and written back unchanged."""
+
+from __future__ import annotations
+
+import struct
+from itertools import pairwise
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from seqprep.output.files import SequencesWriter, _parquet_options
+from seqprep.output.row_groups import PartsWriter, Unjoinable, join_footers, read_struct, write_struct
+
+
+def _table(rng: np.random.Generator, users: int, str_ids: bool, ratings: bool) -> pa.Table:
+    lengths = rng.integers(0, 6, users)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    n = int(offsets[-1])
+    cols = {
+        "user_idx": pa.array(np.arange(users, dtype=np.int32)),
+        "user_id": pa.array([f"u{k:03d}" for k in range(users)])
+        if str_ids
+        else pa.array(rng.integers(0, 10**6, users)),
+        "items": pa.ListArray.from_arrays(pa.array(offsets), pa.array(rng.integers(1, 50, n).astype(np.int32))),
+        "timestamps": pa.ListArray.from_arrays(pa.array(offsets), pa.array(np.sort(rng.integers(0, 10**9, n)))),
+    }
+    if ratings:
+        cols["ratings"] = pa.ListArray.from_arrays(
+            pa.array(offsets), pa.array((rng.integers(1, 11, n) / 2).astype(np.float32))
+        )
+    return pa.table(cols)
+
+
+def _one_writer(parts: list[pa.Table], options: dict) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pq.ParquetWriter(sink, parts[0].schema, **options) as w:
+        for p in parts:
+            w.write_table(p)
+    return sink.getvalue().to_pybytes()
+
+
+def _joined(parts: list[pa.Table], options: dict, threads: int) -> bytes:
+    sink = pa.BufferOutputStream()
+    writer = PartsWriter(sink, options, threads, lambda schema: pq.ParquetWriter(sink, schema, **options))
+    for p in parts:
+        writer.write_table(p)
+    writer.close()
+    return sink.getvalue().to_pybytes()
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    users=st.integers(0, 200),
+    cuts=st.lists(st.integers(0, 200), max_size=6),
+    str_ids=st.booleans(),
+    ratings=st.booleans(),
+    threads=st.integers(1, 3),
+)
+def test_joined_row_groups_are_the_bytes_of_one_writer(seed, users, cuts, str_ids, ratings, threads):
+    table = _table(np.random.default_rng(seed), users, str_ids, ratings)
+    bounds = sorted({0, users, *[min(c, users) for c in cuts]})
+    parts = [table.slice(a, b - a) for a, b in pairwise(bounds)] or [table]
+    options = _parquet_options(table.schema)
+    expected = _one_writer(parts, options)
+    assert _joined(parts, options, threads) == expected
+    assert pq.read_table(pa.py_buffer(expected)).equals(table)
+
+
+def test_footer_reads_and_writes_back_unchanged():
+    table = _table(np.random.default_rng(0), 300, True, True)
+    data = _one_writer([table.slice(0, 100), table.slice(100)], _parquet_options(table.schema))
+    n = struct.unpack("<I", data[-8:-4])[0]
+    footer = data[-8 - n : -8]
+    fields, end = read_struct(footer)
+    assert end == len(footer) and write_struct(fields) == footer
+
+
+def test_a_footer_with_a_page_index_is_written_by_one_writer():
+    """A page index (offsets this module does not move) is refused, and the file is the one a single
+    writer writes."""
+    table = _table(np.random.default_rng(1), 100, False, True)
+    options = {**_parquet_options(table.schema), "write_page_index": True}
+    parts = [table.slice(0, 40), table.slice(40)]
+    assert _joined(parts, options, 2) == _one_writer(parts, options)
+    sink = pa.BufferOutputStream()
+    with pq.ParquetWriter(sink, table.schema, **options) as w:
+        w.write_table(parts[0])
+    data = sink.getvalue().to_pybytes()
+    n = struct.unpack("<I", data[-8:-4])[0]
+    with pytest.raises(Unjoinable):
+        join_footers([read_struct(data[-8 - n : -8])[0]], [4])
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_sequences_writer_bytes_do_not_depend_on_threads(tmp_path, threads):
+    table = _table(np.random.default_rng(2), 500, True, True)
+    path = tmp_path / f"s{threads}.parquet"
+    writer = SequencesWriter(path, threads=threads)
+    for a in range(0, 500, 70):
+        writer.write(table.slice(a, 70))
+    writer.close()
+    assert path.read_bytes() == _one_writer(
+        [table.slice(a, 70) for a in range(0, 500, 70)], _parquet_options(table.schema)
+    )
