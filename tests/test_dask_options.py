@@ -246,3 +246,49 @@ def test_vocab_from_unknown_error_names_the_same_items(tmp_path, scheduler):
             **SMALL,
         )
     assert str(dask.value) == str(local.value) and "e.g." in str(local.value)
+
+
+def _short_negatives_log() -> str:
+    """60 users on 8 items, users of the later parts seeing almost every item: with
+    ``--negatives popularity --eval-negatives 2`` some users have fewer than 2 items to draw from,
+    the first of them not in the first part."""
+    rng = random.Random(7)
+    lines, t = ["user,item,ts"], 0
+    for u in range(60):
+        items = rng.sample(range(1, 9), 7 if u >= 35 and u % 5 == 0 else 3)
+        for i in items:
+            t += 1
+            lines.append(f"u{u:02d},i{i},{t}")
+    return "\n".join(lines) + "\n"
+
+
+def test_short_negatives_error_is_the_local_one(tmp_path, scheduler, monkeypatch):
+    """A user who cannot get its negatives: the one-line error of the local build (exit 1, the same
+    user_idx), nothing written, on the local engine, under --memory-limit (many user ranges) and on
+    --engine dask (many parts)."""
+    from click.testing import CliRunner
+
+    import seqprep.steps.splits as splits
+    from seqprep.cli import cli
+    from seqprep.kernels.sequences import sequence_parts
+
+    monkeypatch.setattr(splits, "sequence_parts", lambda offsets: sequence_parts(offsets, per_part=11))  # many ranges
+    path = tmp_path / "log.csv"
+    path.write_text(_short_negatives_log())
+    common = ["--split", "loo", "--eval-negatives", "2", "--negatives", "popularity", "--max-len", "3"]
+    engines = {
+        "local": [],
+        "memory_limit": ["--memory-limit", "1", "--block-size", "1KiB"],
+        "dask": ["--engine", "dask", "--scheduler", scheduler, "--part-rows", "20"],
+    }
+    errors = {}
+    for name, extra in engines.items():
+        out = tmp_path / name
+        r = CliRunner().invoke(cli, ["build", str(path), "-o", str(out), *common, *extra])
+        assert r.exit_code == 1, (name, r.output)
+        assert r.stderr.count("\n") == 1 and r.stderr.startswith("Error: user_idx "), (name, r.stderr)
+        assert "Traceback" not in r.output
+        assert not out.exists()
+        errors[name] = r.stderr
+    assert errors["memory_limit"] == errors["local"]
+    assert errors["dask"] == errors["local"]

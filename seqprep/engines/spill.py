@@ -607,9 +607,9 @@ def split_by_ranges(
         return splits.user_range(seqs, u0, u1), None if part is None else part[lo:hi], None if targets is None else targets[lo:hi]
 
     plan = plan.with_facts(splits.merge_tallies(splits.range_facts(plan, *parts_of(u0, u1)) for u0, u1 in ranges))
-    writer = SplitWriter(out(), config.formats, users, spill)
+    splits.check_negatives(plan, (splits.negatives_facts(plan, *parts_of(u0, u1), user0=u0) for u0, u1 in ranges))  # before any write
     tallies, padded, padded_features = [], [], []
-    try:
+    with SplitWriter(out(), config.formats, users, spill) as writer:  # on an error: no split file left
         for u0, u1 in ranges:
             _, ex, tally = splits.prepare_range(plan, *parts_of(u0, u1), user0=u0)
             assert ex is not None
@@ -619,9 +619,7 @@ def split_by_ranges(
                 padded_features.append(ex.padded_features)
             writer.add(dataclasses.replace(ex, padded=None, padded_features=()), u0, u1)
             del ex
-    finally:
-        writer.close()
-    meta = splits.split_meta(plan, tallies)
+        meta = splits.split_meta(plan, tallies)  # may refuse: the writer then removes its files
     seqs = splits.final_sequences(seqs, config.split)
     joined = tuple(_joined_cells(cells) for cells in zip(*padded_features))
     extras = Extras(

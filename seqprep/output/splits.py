@@ -127,6 +127,13 @@ class _GroupedParquet:
         finally:
             self.writer.close()
 
+    def abort(self) -> None:
+        """Close the file and remove it (a failed build)."""
+        try:
+            self.writer.close()
+        finally:
+            self.writer.path.unlink(missing_ok=True)
+
 
 def _groups(ex: Extras, num_users: int) -> list[tuple[int, int]]:
     bounds = ex.groups if ex.groups is not None else np.array([0, num_users])
@@ -256,6 +263,15 @@ class _Spilled:
 
         return NpyChunks(arr.dtype, (rows, *self.width), chunks)
 
+    def discard(self) -> None:
+        """Close the spill file and remove it."""
+        if self.buffer is not None:
+            try:
+                self.buffer.close()
+            finally:
+                self.buffer.path.unlink(missing_ok=True)
+                self.buffer = None
+
 
 class SplitWriter:
     """The split files of a build whose extras come one user range at a time, in user order
@@ -263,13 +279,18 @@ class SplitWriter:
     sequences.parquet's, ``Extras.groups``) is written once all its users have come, the NPZ arrays
     are gathered in files of ``spill`` and written by :meth:`close`. The files are the same, byte for
     byte, as :func:`write_extras` writes from the extras of every user. The extras must carry
-    ``groups`` and ``large`` (:func:`seqprep.steps.splits.prepare_range` sets them)."""
+    ``groups`` and ``large`` (:func:`seqprep.steps.splits.prepare_range` sets them).
+
+    Use it as a context manager: on leaving by an error (in :meth:`add`, in the caller's loop or in
+    :meth:`close`) every file it opened is closed and removed (:meth:`abort`), in ``folder`` and in
+    ``spill``: no half-written split file, no open file left behind."""
 
     def __init__(self, folder: Path, formats: tuple[str, ...], users: Vocabulary, spill: Path) -> None:
         self.folder, self.formats, self.users, self.spill = folder, formats, users, spill
         self.parquet: dict[str, _GroupedParquet] = {}
         self.pending: dict[str, list[pa.Table]] = {}
         self.npz: dict[str, dict[str, _Spilled]] = {}
+        self.written: list[Path] = []  # files finished by close(), removed by abort()
 
     def _member(self, file: str, name: str, offsets: bool = False) -> _Spilled:
         members = self.npz.setdefault(file, {})
@@ -301,13 +322,43 @@ class SplitWriter:
             for name, values in _window_arrays(ex).items():
                 self._member("windows", name, offsets=name.endswith("_offsets")).add(values)
 
+    def __enter__(self) -> SplitWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
     def close(self) -> None:
-        """Finish the Parquet files and write the NPZ files."""
-        assert not self.pending, "a row group of the split files is missing users"
+        """Finish the Parquet files and write the NPZ files (on an error: :meth:`abort`, then raise)."""
         try:
-            for out in self.parquet.values():
-                out.close()
-        finally:
-            self.parquet = {}
-        for file, members in self.npz.items():
-            write_npz(self.folder / f"{file}.npz", {name: m.array() for name, m in members.items()})
+            assert not self.pending, "a row group of the split files is missing users"
+            for name in list(self.parquet):
+                self.parquet.pop(name).close()
+                self.written.append(self.folder / f"{name}.parquet")
+            for file in list(self.npz):
+                path = self.folder / f"{file}.npz"
+                self.written.append(path)
+                write_npz(path, {name: m.array() for name, m in self.npz[file].items()})
+                for m in self.npz.pop(file).values():
+                    m.discard()
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Close and remove every file written or being written (a failed build); never raises
+        for a file already gone."""
+        self.pending = {}
+        parquet, self.parquet = self.parquet, {}
+        npz, self.npz = self.npz, {}
+        for out in parquet.values():
+            out.abort()
+        for members in npz.values():
+            for m in members.values():
+                m.discard()
+        for path in self.written:
+            path.unlink(missing_ok=True)
+        self.written = []

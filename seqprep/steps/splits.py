@@ -59,11 +59,13 @@ __all__ = [
     "SplitPlan",
     "TRAIN",
     "check_history_size",
+    "check_negatives",
     "decide_parts",
     "decided_plan",
     "final_sequences",
     "fit_on_train",
     "merge_tallies",
+    "negatives_facts",
     "plan_split",
     "prepare",
     "prepare_range",
@@ -525,6 +527,61 @@ def check_history_size(total: int, rule: str) -> None:
         raise ConfigError(msg)
 
 
+def negatives_facts(
+    plan: SplitPlan, seqs: Sequences, part: np.ndarray | None, targets: np.ndarray | None = None, user0: int = 0
+) -> dict[str, Any]:
+    """With ``--eval-negatives``, the users of one range (``user0 ..``) who cannot get their negatives:
+    per valid/test part the first user with fewer unseen items to draw from than asked, for
+    :func:`check_negatives`. ``plan`` is the completed plan (:meth:`SplitPlan.with_facts`: the
+    popularity); cheap next to :func:`prepare_range` (no history is gathered, nothing is drawn)."""
+    if plan.rule is None or part is None or not plan.opts.eval_negatives:
+        return {}
+    _, available = _available(plan, seqs, targets)
+    problems: dict[str, Any] = {}
+    for name, (users, _) in _eval_sizes(seqs, part, plan.rule, plan.opts.max_len).items():
+        problem = _short(users, available, plan.opts.eval_negatives, user0)
+        if problem is not None:
+            problems[name] = problem
+    return {"negatives": {"rounds": {}, "problems": problems, "in_targets": targets is not None}}
+
+
+def check_negatives(plan: SplitPlan, facts: Iterable[dict[str, Any]]) -> None:
+    """Raise the error one pass over all users raises (the first short user, valid before test) from
+    the :func:`negatives_facts` of every range in user order: an engine writing range by range calls
+    it before it writes anything."""
+    tally = merge_tallies(facts)
+    if "negatives" in tally:
+        _negatives_meta(tally["negatives"], plan.opts)
+
+
+def _available(plan: SplitPlan, seqs: Sequences, targets: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(the sorted ``user * (num_items + 1) + item`` keys of every item each user of ``seqs`` has, in a
+    target event with ``targets``; per user, how many items are left to draw from: unseen, and with
+    ``plan.probs`` of positive popularity)."""
+    stride = np.int64(plan.num_items + 1)
+    users, seen_items = row_of(seqs.offsets), seqs.items
+    if targets is not None:
+        users, seen_items = users[targets], seen_items[targets]
+    seen_keys = np.unique(users * stride + seen_items)
+    seen_users = seen_keys // stride
+    probs = plan.probs
+    if probs is not None:
+        positive = probs > 0
+        available = int(positive.sum()) - np.bincount(seen_users, weights=positive[seen_keys % stride - 1], minlength=seqs.num_users)
+    else:
+        available = plan.num_items - np.bincount(seen_users, minlength=seqs.num_users)
+    return seen_keys, available
+
+
+def _short(users: np.ndarray, available: np.ndarray, k: int, user0: int) -> list[Any] | None:
+    """The problem of the first row (in row order) whose user has fewer than ``k`` items to draw."""
+    short = available[users] < k
+    if not short.any():
+        return None
+    u = int(users[np.argmax(short)])
+    return ["short", u + user0, int(available[u])]
+
+
 def _with_negatives(
     plan: SplitPlan,
     seqs: Sequences,
@@ -536,37 +593,24 @@ def _with_negatives(
     """Sample ``--eval-negatives`` items per valid/test row (users numbered from 0 in the range) that
     its user never interacted with (in a target event, with ``targets``), by ``plan.probs`` (the
     popularity over all users) or uniformly. -> (rows with negatives, the tally: rounds per part
-    and the first problem per part, if any)."""
+    and the first problem per part, if any). A part with a problem gets zeros (the same columns in
+    every range; :func:`split_meta` refuses the build)."""
     opts, num_items = plan.opts, plan.num_items
     k = opts.eval_negatives
-    stride = np.int64(num_items + 1)
-    users, seen_items = row_of(seqs.offsets), seqs.items
-    if targets is not None:
-        users, seen_items = users[targets], seen_items[targets]
-    seen_keys = np.unique(users * stride + seen_items)
-    seen_users = seen_keys // stride
-    probs = plan.probs
-    if probs is not None:
-        positive = probs > 0
-        available = int(positive.sum()) - np.bincount(seen_users, weights=positive[seen_keys % stride - 1], minlength=seqs.num_users)
-    else:
-        available = num_items - np.bincount(seen_users, minlength=seqs.num_users)
+    seen_keys, available = _available(plan, seqs, targets)
     out: dict[str, EvalRows] = {}
     tally: dict[str, Any] = {"rounds": {}, "problems": {}, "in_targets": targets is not None}
     for name, ev in evals.items():
-        short = available[ev.user_idx] < k
-        if short.any():
-            u = int(ev.user_idx[np.argmax(short)])
-            tally["problems"][name] = ["short", u + user0, int(available[u])]
-            out[name] = ev
-            continue
-        streams = row_streams(opts.seed, ev.user_idx.astype(np.int64) + user0, within[name])
-        try:
-            neg, tally["rounds"][name] = sample_negatives(ev.user_idx, seen_keys, num_items, k, opts.seed, probs=probs, streams=streams)
-        except ValueError:
-            tally["problems"][name] = ["failed", 0, 0]
-            out[name] = ev
-            continue
+        problem = _short(ev.user_idx, available, k, user0)
+        if problem is None:
+            streams = row_streams(opts.seed, ev.user_idx.astype(np.int64) + user0, within[name])
+            try:
+                neg, tally["rounds"][name] = sample_negatives(ev.user_idx, seen_keys, num_items, k, opts.seed, probs=plan.probs, streams=streams)
+            except ValueError:
+                problem = ["failed", 0, 0]
+        if problem is not None:
+            tally["problems"][name] = problem
+            neg = np.zeros((len(ev), k), dtype=np.int32)
         out[name] = dataclasses.replace(ev, negatives=neg)
     return out, tally
 

@@ -348,11 +348,8 @@ def _split_files(config: BuildConfig, users: Vocabulary, folder: Path | None, pl
         yield _SplitOut(None)
         return
     with tempfile.TemporaryDirectory(prefix="seqprep-dask-split-") as spill:
-        writer = SplitWriter(folder, config.formats, users, Path(spill))
-        try:
+        with SplitWriter(folder, config.formats, users, Path(spill)) as writer:  # on an error: no split file left
             yield _SplitOut(writer)
-        finally:
-            writer.close()
 
 
 def _parts_to_write(futures: list[Any], plan: Any, split_out: _SplitOut | None) -> Iterator[dict[str, Any]]:
