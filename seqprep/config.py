@@ -847,7 +847,7 @@ class BuildConfig:
             if unsupported:
                 msg = (
                     f"--memory-limit does not support the {', '.join(unsupported)} options yet; "
-                    "drop --memory-limit (or run the cleaning in a first build without it)"
+                    "drop --memory-limit: the in-memory build runs them"
                 )
                 raise ConfigError(msg)
         if self.preset is not None:

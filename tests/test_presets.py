@@ -222,7 +222,7 @@ def test_unknown_preset_names_the_presets(tmp_path):
         (
             {"memory_limit": "1GB"},
             "--memory-limit does not support the --time-col with several columns, --kcore-passes, "
-            "--item-order sequence, --user-order date, --split days options yet; drop --memory-limit (or run the cleaning in a first build without it)",
+            "--item-order sequence, --user-order date, --split days options yet; drop --memory-limit: the in-memory build runs them",
         ),
         (
             {"engine": "dask"},

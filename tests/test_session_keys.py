@@ -205,8 +205,8 @@ def test_session_keys_stream_and_reuse(write, tmp_path):
         (
             {"session_col": "sid", "user_col": "uid", "memory_limit": "1GB"},
             ConfigError,
-            "--memory-limit does not support the --session-col options yet; drop --memory-limit (or run the cleaning "
-            "in a first build without it)",
+            "--memory-limit does not support the --session-col options yet; drop --memory-limit: the in-memory build "
+            "runs them",
         ),
     ],
 )

@@ -148,6 +148,6 @@ def test_memory_limit_refuses_steps_the_spilled_path_does_not_run(tmp_path):
     assert r.exit_code == 1
     assert r.stderr == (
         "Error: --memory-limit does not support the --session-col options yet; "
-        "drop --memory-limit (or run the cleaning in a first build without it)\n"
+        "drop --memory-limit: the in-memory build runs them\n"
     )
     assert not (tmp_path / "o").exists()
