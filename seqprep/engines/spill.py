@@ -30,12 +30,12 @@ from typing import Any
 import numpy as np
 
 from ..config import BuildConfig
-from ..errors import ConfigError, InputError, needs_rating_column
+from ..errors import ConfigError, needs_rating_column
 from ..io.buffers import read_rows
 from ..kernels import csr_offsets, remap_table, time_order
 from ..kernels.filters import KcoreTables, dedup, kcore_rounds, rating_at_least, time_window
 from ..kernels.partition import split_by_partition, user_partitions
-from ..kernels.splits import HELD_OUT, TEST, TRAIN, VALID, gather_ranges, row_of
+from ..kernels.splits import gather_ranges, row_of
 from ..kernels.vocab import first_positions, first_seen_codes
 from ..model import Column, Extras, Feature, Interactions, Log, Sequences
 from ..output.splits import SplitWriter
@@ -507,10 +507,7 @@ def _fit_on_train(
     offsets1 = csr_offsets(users1.counts)
     part, info = splits.decide_parts(offsets1, out["time"], config.split, log.time_unit)
     assert part is not None
-    train = part == TRAIN
-    if not train.any():
-        msg = "the split leaves no training interaction, so --vocab-from-train has no vocabulary; move the split bounds later"
-        raise InputError(msg)
+    train = splits.training_rows(part)
     codes = out.pop("item") - ITEM_START
     item_counts = np.bincount(codes[train], minlength=n_items).astype(np.int64)
     item_first = _first_rows(codes[train], out["row"][train], n_items) if config.item_order == "first-seen" else None
@@ -518,20 +515,9 @@ def _fit_on_train(
     iidx = remap_table(item_chosen, n_items, start=ITEM_START)[codes]
     del codes, train
     unseen = iidx < 0
-    n_unseen = int(unseen.sum())
-    steps.append(
-        {
-            "step": "vocab_from_train",
-            "rows_before": len(iidx),
-            "rows_removed": n_unseen,
-            "rows_after": len(iidx) - n_unseen,
-            "valid_targets_dropped": int((unseen & (part == VALID)).sum()),
-            "test_targets_dropped": int((unseen & (part == TEST)).sum()),
-            "history_rows_dropped": int((unseen & (part == HELD_OUT)).sum()),
-        }
-    )
+    steps.append(splits.unseen_items_step(unseen, part))
     user1 = row_of(offsets1).astype(np.int32)
-    if n_unseen:
+    if unseen.any():
         keep = ~unseen
         iidx, part, user1 = iidx[keep], part[keep], user1[keep]
         out = {c: arr[keep] for c, arr in out.items()}

@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from ..config import ReadOptions
 from ..errors import InputError, one_line
-from ..model import KeyedTable, Log
+from ..model import Log
 from ..progress import SILENT
 from .keys import plan_read, role_of
 from .sniff import COLUMN_ALIASES, ColumnRequest
@@ -88,15 +88,6 @@ def read_log(
     return plan.finish(log)
 
 
-@arrow_errors_as_input_errors
-def read_table(
-    spec: str,
-    *,
-    key: str | None,
-    key_flag: str,
-    key_aliases: tuple[str, ...],
-    columns: tuple[ColumnRequest, ...],
-    table_flag: str,
-) -> KeyedTable:
-    """Read an attribute table: its key column and ``columns`` (see :mod:`seqprep.io.table`)."""
-    return _read_table(spec, key=key, key_flag=key_flag, key_aliases=key_aliases, columns=columns, table_flag=table_flag)
+#: Read an attribute table: its key column and the columns asked for (:func:`seqprep.io.table.read_table`),
+#: behind the same last guard as :func:`read_log`.
+read_table = arrow_errors_as_input_errors(_read_table)

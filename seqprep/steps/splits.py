@@ -73,6 +73,8 @@ __all__ = [
     "sequence_dates",
     "split_meta",
     "split_range",
+    "training_rows",
+    "unseen_items_step",
     "user_range",
 ]
 
@@ -119,6 +121,31 @@ def decide_parts(
     return part, {**plan.info, **counts}
 
 
+def training_rows(part: np.ndarray) -> np.ndarray:
+    """``--vocab-from-train``: the mask of the TRAIN positions of ``part``; a split that leaves none
+    is the one-line error (every engine fits the item vocabulary on these rows)."""
+    train = part == TRAIN
+    if not train.any():
+        msg = "the split leaves no training interaction, so --vocab-from-train has no vocabulary; move the split bounds later"
+        raise InputError(msg)
+    return train
+
+
+def unseen_items_step(unseen: np.ndarray, part: np.ndarray) -> dict[str, Any]:
+    """meta.json's ``vocab_from_train`` step: rows whose item never occurs in training (``unseen``,
+    aligned with ``part``) are dropped, counted by the part they held."""
+    n_unseen = int(unseen.sum())
+    return {
+        "step": "vocab_from_train",
+        "rows_before": len(unseen),
+        "rows_removed": n_unseen,
+        "rows_after": len(unseen) - n_unseen,
+        "valid_targets_dropped": int((unseen & (part == VALID)).sum()),
+        "test_targets_dropped": int((unseen & (part == TEST)).sum()),
+        "history_rows_dropped": int((unseen & (part == HELD_OUT)).sum()),
+    }
+
+
 def fit_on_train(
     inter: Interactions,
     log: Log,
@@ -150,27 +177,13 @@ def fit_on_train(
     part = np.empty_like(sorted_part)
     part[order] = sorted_part
     del order, sorted_part
-    train = part == TRAIN
-    if not train.any():
-        msg = "the split leaves no training interaction, so --vocab-from-train has no vocabulary; move the split bounds later"
-        raise InputError(msg)
+    train = training_rows(part)
     item_order, item_counts = item_order_of(inter, log, config.item_order, uidx, rows=train)
     del uidx
     iidx = lookup(remap_table(item_order, len(log.item_ids), start=ITEM_START), inter.item)
     unseen = iidx < 0
-    n_unseen = int(unseen.sum())
-    steps.append(
-        {
-            "step": "vocab_from_train",
-            "rows_before": len(inter),
-            "rows_removed": n_unseen,
-            "rows_after": len(inter) - n_unseen,
-            "valid_targets_dropped": int((unseen & (part == VALID)).sum()),
-            "test_targets_dropped": int((unseen & (part == TEST)).sum()),
-            "history_rows_dropped": int((unseen & (part == HELD_OUT)).sum()),
-        }
-    )
-    if n_unseen:
+    steps.append(unseen_items_step(unseen, part))
+    if unseen.any():
         keep = ~unseen
         inter, part, iidx = inter.take(keep), part[keep], iidx[keep]
         features = tuple(f.take(keep) for f in features)
