@@ -5,14 +5,19 @@ back in chunks to (1) run every cleaning step of :func:`seqprep.steps.clean.clea
 keep mask (1 byte a row) with the kept rows' count tables: missing values, ``--where``, unknown
 items of ``--vocab-from``, the time window and ``--min-rating`` one chunked pass each, ``--dedup``
 on user-code ranges (whole users, rows in input order: every mode decides within one user), k-core
-as :func:`~seqprep.kernels.filters.kcore_rounds` on the count tables (one pass a round); (2) fit
-the vocabularies from the count tables (:func:`~seqprep.steps.vocabularies.vocabularies_from_counts`)
-and encode the features on their columns' kept rows with the local functions; (3) write each kept
-row, in input order, to the partition of its user's index range; (4) sort each partition with the
-same kernel as the in-memory build (:func:`~seqprep.kernels.time_order`) into its slice of the
-output. A partition holds whole users and its rows in input order, so the stable per-partition
-sort equals the global stable sort: the result is the same, byte for byte. The split files are
-then gathered and written one row group's users at a time (:func:`split_by_ranges`).
+as :func:`~seqprep.kernels.filters.kcore_rounds` (``--kcore-passes``:
+:func:`~seqprep.kernels.filters.kcore_pass_rounds`) on the count tables (one pass a round); (2) fit
+the vocabularies from the count tables (:func:`~seqprep.steps.vocabularies.vocabularies_from_counts`;
+``--user-order date`` from the log's dates read chunk by chunk) and encode the features on their
+columns' kept rows with the local functions; (3) write each kept row, in input order, to the
+partition of its user's index range; (4) sort each partition with the same kernel as the in-memory
+build (:func:`~seqprep.kernels.time_order`) into its slice of the output. A partition holds whole
+users and its rows in input order, so the stable per-partition sort equals the global stable sort:
+the result is the same, byte for byte; so does each session's user (``--session-col``:
+:func:`~seqprep.steps.session_key.session_users` on each partition). What needs the sorted rows
+comes after: ``--item-order sequence``, token lists (gathered at each row's kept position), the
+split (``--split days`` with the log's dates). The split files are then gathered and written one
+row group's users at a time (:func:`split_by_ranges`).
 
 Memory: the output arrays (items, timestamps, ratings: 16 bytes a kept row, plus the features),
 the keep mask, the vocabularies and count tables, one chunk, and one partition (about 64 bytes a
@@ -620,7 +625,7 @@ def _sort_by_ranges(
     dtypes = {"user": np.int32, "item": np.int32, "time": log.time.dtype, "rating": np.float32, "row": np.int64, "kept": np.int64}
     dtypes.update({name: f.values.dtype for name, f in zip(feature_cols, flat)})
     dtypes[_Sessions.COLUMN] = np.int32
-    part_rows = plan_rows(limit, kept, sum(np.dtype(dtypes[c]).itemsize for c in cols if c != "user"), fixed)
+    part_rows = plan_rows(limit, kept, sum(np.dtype(dtypes[c]).itemsize for c in cols if c != "user" and c not in side), fixed)
     part_of_user = user_partitions(user_counts, part_rows)
     num_parts = int(part_of_user[-1]) + 1 if len(part_of_user) else 0
     parts = _Partitions(folder, num_parts, cols, dtypes)
