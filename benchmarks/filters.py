@@ -66,11 +66,15 @@ def where_cost(path: str, predicates: tuple[str, ...], repeat: int) -> None:
     requests: tuple[ColumnRequest, ...] = operand_requests(config)
     log = read_log(config.inputs, config.read, operands=requests)
     roles = [c for r, c in log.inputs[0].columns.items() if r != "time_offsets"]
-    extra = {r.name: pa.float64() if r.read_as == "number" else pa.dictionary(pa.int32(), pa.string()) for r in requests}
+    extra = {
+        r.name: pa.float64() if r.read_as == "number" else pa.dictionary(pa.int32(), pa.string()) for r in requests
+    }
     extra = {k: v for k, v in extra.items() if k not in roles}
 
     def arrow(columns: dict[str, Any]) -> Callable[[], Any]:
-        conv = pacsv.ConvertOptions(include_columns=roles + list(columns), column_types=columns, strings_can_be_null=True)
+        conv = pacsv.ConvertOptions(
+            include_columns=roles + list(columns), column_types=columns, strings_can_be_null=True
+        )
         return lambda: pacsv.read_csv(path, convert_options=conv)
 
     inter, _ = drop_missing(log, config.strict)

@@ -76,7 +76,7 @@ PRESETS: dict[str, Preset] = {
             name="recbole",
             source=(
                 "RUCAIBox/RecBole 1.2.1 (PyPI wheel): properties/quick_start_config/sequential.yaml (eval_args split "
-                "LS valid_and_test, order TO), properties/dataset/ml-100k.yaml (load_col, no filters, "
+                "LS valid_and_test, order TO), properties/dataset/sample.yaml and ml-100k.yaml (load_col, no filters, "
                 "MAX_ITEM_LIST_LENGTH 50), data/dataset/dataset.py and sequential_dataset.py"
             ),
             options={
