@@ -666,7 +666,7 @@ def cli() -> None:
     PRESET,
     "--preset",
     type=click.Choice(sorted(PRESETS)),
-    help="A published script's preprocessing as flags (docs/presets.md): sasrec, srgnn. Flags given explicitly override its values.",
+    help=f"A published script's preprocessing as flags (docs/presets.md): {', '.join(sorted(PRESETS))}. Flags given explicitly override its values.",
 )
 @option(PRESET, "--explain", is_flag=True, help="Print the flags --preset expands to (and those given over them) and exit without building.")
 @read_options
