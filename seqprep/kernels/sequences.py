@@ -23,9 +23,6 @@ __all__ = [
     "padded",
     "sequence_parts",
     "ROW_GROUP_INTERACTIONS",
-    "MIN_ROW_GROUP_INTERACTIONS",
-    "ROW_GROUPS_AT_LEAST",
-    "row_group_interactions",
 ]
 
 
@@ -365,41 +362,22 @@ def padded(
     return out
 
 
-#: Interactions per row group of sequences.parquet, at most (whole users; a user longer than this is one group).
+#: Interactions per row group of sequences.parquet (whole users; a user longer than this is one group).
 ROW_GROUP_INTERACTIONS = 1 << 21
-
-#: Interactions per row group, at least (but for the last group): see :func:`row_group_interactions`.
-MIN_ROW_GROUP_INTERACTIONS = 1 << 18
-
-#: Row groups a file of fewer than ``ROW_GROUP_INTERACTIONS * ROW_GROUPS_AT_LEAST`` interactions is cut into.
-ROW_GROUPS_AT_LEAST = 4
-
-
-def row_group_interactions(n: int) -> int:
-    """Interactions per row group of a file of ``n`` interactions: a quarter of them, within
-    ``[MIN_ROW_GROUP_INTERACTIONS, ROW_GROUP_INTERACTIONS]``, so that a file of 1M-8M interactions
-    still has row groups for every core to encode at once. It depends on ``n`` alone (never on the
-    threads): the same input gives the same file on any machine.
-
-    >>> row_group_interactions(10), row_group_interactions(1_000_000), row_group_interactions(25_000_000)
-    (262144, 262144, 2097152)
-    """
-    return min(ROW_GROUP_INTERACTIONS, max(MIN_ROW_GROUP_INTERACTIONS, -(-int(n) // ROW_GROUPS_AT_LEAST)))
 
 
 def sequence_parts(offsets: np.ndarray, per_part: int | None = None) -> np.ndarray:
     """User bounds ``b`` of the row groups: group ``k`` holds users ``b[k] <= u < b[k+1]``, about
-    ``per_part`` interactions each (default :func:`row_group_interactions`), cut only between
-    users. Depends on the offsets alone.
+    ``per_part`` interactions each, cut only between users. Depends on the offsets alone.
 
     >>> sequence_parts(np.array([0, 2, 5, 6, 10]), per_part=3).tolist()
     [0, 2, 3, 4]
     >>> sequence_parts(np.array([0]), per_part=3).tolist()
     [0, 0]
     """
+    per_part = ROW_GROUP_INTERACTIONS if per_part is None else per_part
     offsets = np.asarray(offsets, dtype=np.int64)
     users, n = len(offsets) - 1, int(offsets[-1])
-    per_part = row_group_interactions(n) if per_part is None else per_part
     cuts = np.searchsorted(offsets, np.arange(per_part, n, per_part, dtype=np.int64), side="left")
     if users == 0:
         return np.zeros(2, dtype=np.int64)  # one empty group: the file still gets its schema
