@@ -269,8 +269,18 @@ def test_memory_limit_builds_the_diginetica_sample_byte_identically(options, tmp
     _same(tmp_path, options, shared_file("diginetica-sample/sample_train-item-views.csv").read_text())
 
 
-def test_memory_limit_runs_the_sasrec_preset_byte_identically(tmp_path):
-    _same(tmp_path, {"preset": "sasrec", "split": "loo"}, _log(3))
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"preset": "sasrec", "split": "loo"},
+        {"preset": "bert4rec", "min_user_count": 3},
+        {"preset": "caser", "min_user_count": 3, "min_item_count": 3},
+        {"preset": "recbole"},
+    ],
+    ids=lambda o: o["preset"],
+)
+def test_memory_limit_runs_the_presets_byte_identically(options, tmp_path):
+    _same(tmp_path, options, _log(3))
 
 
 def test_memory_limit_encodes_token_lists_of_json_lines_byte_identically(tmp_path):
