@@ -94,6 +94,31 @@ def test_vocabulary_order_follows_item_order(write, tmp_path, order):
     assert dict(zip(vocab["value"], vocab["index"])) == _reference(kept, "genre", order)
 
 
+@pytest.mark.parametrize("memory_limit", [None, "64MB"])
+def test_item_order_sequence_numbers_feature_values_by_first_appearance(write, tmp_path, memory_limit):
+    """--item-order sequence (the presets' order) used to crash with a feature: a --feature's values
+    are numbered first-seen in input order, a --time-feature's first-seen in the written sequences."""
+    log = write("log.csv", LOG)
+    out = tmp_path / "out"
+    seqprep.build(
+        log, out, features=("genre", "tags:tokens:|"), time_features="delta-log2", item_order="sequence", memory_limit=memory_limit
+    )
+    df = pd.read_csv(log)
+    vocab = pq.read_table(out / "features" / "genre.parquet").to_pydict()
+    assert dict(zip(vocab["value"], vocab["index"])) == _reference(df, "genre", "first-seen")
+    table = pq.read_table(out / "sequences.parquet").to_pydict()
+    seen: list[int] = []  # delta_log2 buckets in the order the written sequences show them
+    for bucket in sum(table["delta_log2"], []):
+        if bucket and bucket not in seen:
+            seen.append(bucket)
+    assert seen == list(range(1, len(seen) + 1))
+    items: list[int] = []
+    for item in sum(table["items"], []):
+        if item not in items:
+            items.append(item)
+    assert items == list(range(1, len(items) + 1))  # the items themselves: by the written sequences
+
+
 def test_default_kinds(write, tmp_path):
     log = write("log.csv", LOG)
     res = seqprep.build(log, write=False, features=("genre", "price", "rating"))

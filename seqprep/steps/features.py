@@ -3,7 +3,8 @@ from the timestamps (``--time-feature``), each encoded for an embedding table.
 
 - ``cat``: a vocabulary of its own, indices 1..K ordered as ``--item-order`` orders items
   (``frequency``: most rows first, equal counts by ascending value; ``first-seen``; ``id``: by
-  value); 0 is padding, and a missing value is 0 too (counted in meta.json);
+  value; ``sequence``: ``first-seen`` over the rows the vocabulary is fitted on - see
+  :func:`value_order`); 0 is padding, and a missing value is 0 too (counted in meta.json);
 - ``num``: float32, NaN where missing;
 - ``tokens``: several categorical values per row (``a|b|c`` split at SEP, or a JSON/Parquet list),
   one vocabulary over all tokens; an empty token (``a||b``) is skipped and counted.
@@ -46,6 +47,7 @@ __all__ = [
     "derive_time_features",
     "encode_column",
     "encode_features",
+    "value_order",
     "feature_vocabularies",
     "features_meta",
     "number_table",
@@ -184,10 +186,24 @@ def category_vocabulary(
     """A ``cat`` feature's vocabulary from its count tables (``counts[k]`` kept rows of ``values[k]``;
     ``first_seen`` positions for ``first-seen``), and the int32 lookup code -> index 1..K whose last
     entry (for code -1, missing) is 0."""
-    chosen, ordered = order_counted(counts, values, order, first_seen)  # type: ignore[arg-type]
+    chosen, ordered = order_counted(counts, values, value_order(order), first_seen)  # type: ignore[arg-type]
     vocab = Vocabulary(ids=values.take(pa.array(chosen)), counts=ordered, start=1)
     table = np.append(remap_table(chosen, len(values), start=1), np.int32(0))  # code -1 -> 0 (missing)
     return vocab, table
+
+
+def value_order(order: str) -> str:
+    """The order of a feature's (or attribute's) values under ``--item-order order``.
+
+    ``sequence`` numbers items by first appearance reading the written sequences; a feature's values
+    are numbered by first appearance in the rows their vocabulary is fitted on: input order for
+    ``--feature``, ``--event-col`` and attribute tables (fitted before the sort, the same on every
+    engine), the written sequences for ``--time-feature`` (fitted after it). Other orders are as given.
+
+    >>> value_order("sequence"), value_order("frequency")
+    ('first-seen', 'frequency')
+    """
+    return "first-seen" if order == "sequence" else order
 
 
 def _fit(codes: np.ndarray, values: pa.Array, order: str, *, compact: bool = False) -> tuple[Vocabulary, np.ndarray]:
@@ -197,6 +213,7 @@ def _fit(codes: np.ndarray, values: pa.Array, order: str, *, compact: bool = Fal
 
     Counted and looked up a chunk of rows at a time (no 64-bit copy of all the codes), as the items are.
     """
+    order = value_order(order)
     if order == "first-seen":
         chosen, counts = fit_order(codes[codes >= 0], values, order)  # type: ignore[arg-type]
     else:
@@ -370,7 +387,7 @@ def refit_on(f: Feature, rows: np.ndarray, order: str) -> Feature:
         return f
     mask = rows if f.offsets is None else np.repeat(rows, np.diff(f.offsets))
     codes = f.values.astype(np.int64) - 1  # -1: missing
-    chosen, counts = fit_order(codes[mask & (codes >= 0)], f.vocab.ids, order)  # type: ignore[arg-type]
+    chosen, counts = fit_order(codes[mask & (codes >= 0)], f.vocab.ids, value_order(order))  # type: ignore[arg-type]
     table = np.concatenate([[0], np.maximum(remap_table(chosen, len(f.vocab), start=1), 0)]).astype(np.int32)
     unseen = int(((table[f.values] == 0) & (f.values > 0)).sum())
     vocab = Vocabulary(ids=f.vocab.ids.take(pa.array(chosen, pa.int64())), counts=counts, start=1)
