@@ -49,16 +49,19 @@ from ...kernels import csr_offsets
 from ...model import BuildResult, Extras, InputInfo, Log
 from ...output.atomic import NO_READS
 from ...output.exports import ExportWriter
-from ...output.folder import atomic_output_dir, build_reads, check_output, write_outputs
+from ...output.folder import atomic_output_dir, build_reads, check_output, write_feature_vocabularies, write_outputs
 from ...output.splits import SplitWriter
 from ...output.stream import StreamWriter
 from ...steps import splits
 from ...steps.counts import NEVER, CodeCounts
+from ...steps.features import features_meta
 from ...steps.meta import SequenceFacts, make_meta
 from ...steps.missing import MissingCounts
 from ...steps.sessions import session_gap, sessions_meta
 from ...steps.vocabularies import vocabularies_from_counts
 from ...vocab import Vocabulary
+from . import columns as dcolumns
+from . import features as dfeatures
 from . import split as dsplit
 from .clean import Cleaned, clean_rows
 from .inputs import DaskInput, expand, inspect
@@ -160,8 +163,8 @@ class _Read:
 
 def _read(dd: Any, client: Any, sources: list[DaskInput], config: BuildConfig) -> _Read:
     hashes = [client.submit(_sha256_of, s.location, pure=False) for s in sources]
-    pieces = read_pieces(client, sources, config)
-    canon = dd.from_delayed(pieces.parts, meta=canon_meta(pieces.plan.as_float), verify_meta=False)
+    pieces = read_pieces(client, sources, config, dcolumns.requests(config, sources[0].path))
+    canon = dd.from_delayed(pieces.parts, meta=canon_meta(pieces.plan.as_float, pieces.columns), verify_meta=False)
     table = canon.map_partitions(summary, meta=SUMMARY_META).compute()
     offsets = csr_offsets(table["rows"].to_numpy())
     rows = np.bincount(pieces.piece_inputs, weights=pieces.piece_rows, minlength=len(sources)).astype(np.int64)
@@ -237,10 +240,20 @@ def part_bounds(user_counts: np.ndarray, part_rows: int) -> list[int]:
     return bounds
 
 
-def _parts(client: Any, cleaned: Cleaned, users: Vocabulary, lookups: tuple[np.ndarray, np.ndarray], config: BuildConfig, has_rating: bool, gap: Any) -> tuple[list[Any], list[int]]:
+def _parts(
+    client: Any,
+    cleaned: Cleaned,
+    users: Vocabulary,
+    lookups: tuple[np.ndarray, np.ndarray],
+    config: BuildConfig,
+    has_rating: bool,
+    gap: Any,
+    features: dfeatures.FeaturePlan = dfeatures.FeaturePlan(),
+) -> tuple[list[Any], list[int]]:
     """The output parts (futures, in user order) and their user bounds: each partition's kept rows
     encoded and cut by user range on its worker; each part gathers its chunk of every partition
-    (integer arrays only cross) and is sorted there by the local kernels."""
+    (integer arrays only cross) and is sorted there by the local kernels. ``features``: the
+    interaction features, encoded on the send side as the items are."""
     import operator
 
     bounds = part_bounds(users.counts, config.engine.part_rows)
@@ -249,12 +262,14 @@ def _parts(client: Any, cleaned: Cleaned, users: Vocabulary, lookups: tuple[np.n
     # hash=False: a fresh key per build (equal tables of two builds must never share one)
     ulut, ilut = client.scatter(lookups[0], broadcast=True, hash=False), client.scatter(lookups[1], broadcast=True, hash=False)
     cut = np.asarray(bounds, dtype=np.int64)
-    sent = [client.submit(split_rows, r, ulut, ilut, cut, pure=False) for r in rows]
+    encoders = client.scatter(features.encoders, broadcast=True, hash=False) if features.encoders else ()
+    templates = client.scatter(features.templates, broadcast=True, hash=False) if features.templates else ()
+    sent = [client.submit(split_rows, r, ulut, ilut, cut, encoders, pure=False) for r in rows]
     del rows
     parts = []
     for j in range(len(bounds) - 1):
         chunks = [client.submit(operator.getitem, s, j, pure=False) for s in sent]
-        parts.append(client.submit(make_part, chunks, bounds[j], bounds[j + 1], has_rating, gap, pure=False))
+        parts.append(client.submit(make_part, chunks, bounds[j], bounds[j + 1], has_rating, gap, templates, pure=False))
     return parts, bounds
 
 
@@ -277,24 +292,30 @@ def run_dask(config: BuildConfig, *, write: bool = True, stdout: BinaryIO | None
         read = _read(dd, client, sources, config)
         steps = [read.missing]
         log = _ids_only(read)
-        cleaned = clean_rows(dask, client, read.canon, config, read.offsets, read.unit, read.as_float, log, has_rating, steps)
+        columns = read.pieces.columns
+        counted = dfeatures.counted_columns(config, columns)
+        cleaned = clean_rows(dask, client, read.canon, config, read.offsets, read.unit, read.as_float, log, has_rating, steps, columns, counted)
         gap = session_gap(config.session, read.unit, cleaned.largest)
         users, items, user_lookup, item_lookup = _vocabularies(cleaned, log, config)
-        futures, _ = _parts(client, cleaned, users, (user_lookup, item_lookup), config, has_rating, gap)
+        fplan = dfeatures.fit_features(config, columns, cleaned.tables)
+        futures, bounds = _parts(client, cleaned, users, (user_lookup, item_lookup), config, has_rating, gap, fplan)
+        cum = csr_offsets(users.counts)
+        futures = dfeatures.fit_time_features(client, futures, config, read.unit, cleaned.largest, cum[bounds[1:]] - cum[bounds[:-1]])
+        features = client.submit(dfeatures.templates_of, futures[0], pure=False).result() if futures else ()
         engine = {"name": "dask", "dask_version": dask.__version__, "input_partitions": read.partitions, "output_parts": len(futures)}
-        meta = _meta(config, read, users, items, stats(client, futures), steps, has_rating, engine, gap)
+        meta = _meta(config, read, users, items, stats(client, futures), steps, has_rating, engine, gap, features)
         plan = None
         if config.split != SplitOptions():  # decided and prepared per part on the workers
             plan = dsplit.plan(client, futures, config, read.unit, len(items), users.counts)
             if plan.wanted():
-                decided, plan = dsplit.decide(client, futures, plan)
-                futures = dsplit.prepare(client, futures, decided, plan)
+                decided, plan = dsplit.decide(client, futures, plan, config.event)
+                futures = dsplit.prepare(client, futures, decided, plan, config.event)
                 meta.update(splits.split_meta(plan, client.gather(client.map(_tally, futures))))  # may refuse: before any write
             else:
                 plan = None
         large = bool(users.counts.sum() >= 2**31)
         if write and config.to_stdout:  # the stream, part by part in user order
-            writer = StreamWriter(config.emit.to, meta, stdout)
+            writer = StreamWriter(config.emit.to, meta, stdout, ("items", "timestamps", "ratings", *(f.name for f in features)))
             write_parts(_parts_to_write(futures, plan, None), users, None, keep=False, consumers=(lambda p: writer.add(part_table(p, users, large)),))
             meta = writer.close()
             result = BuildResult(config=config, users=users, items=items, sequences=None, meta=meta)
@@ -303,14 +324,19 @@ def run_dask(config: BuildConfig, *, write: bool = True, stdout: BinaryIO | None
         parquet = write and "parquet" in config.formats
         out = Path(config.output) if write else None
         with atomic_output_dir(out, config.overwrite, reads) if out is not None else _nowhere() as tmp, _split_files(config, users, tmp, plan) as split_out:
-            with _exports(config, users, items, has_rating, tmp) as consumers:
+            with _exports(config, users, items, has_rating, tmp, features) as consumers:
                 parts = write_parts(_parts_to_write(futures, plan, split_out), users, tmp if parquet else None, keep, consumers)
             seqs = gather(parts, users, read.as_float, has_rating) if keep else None
             extras = None
             if plan is not None:
                 padded = split_out.padded if split_out is not None else [p["padded"] for p in parts if p.get("padded") is not None]
-                extras = Extras(padded=np.concatenate(padded) if padded else None, max_len=config.split.max_len, pad=config.split.pad)
+                cells = tuple(
+                    dataclasses.replace(fs[0], values=np.concatenate([f.values for f in fs])) for fs in zip(*split_out.padded_features)
+                ) if split_out is not None else ()
+                extras = Extras(padded=np.concatenate(padded) if padded else None, padded_features=cells, max_len=config.split.max_len, pad=config.split.pad)
             result = BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta, extras=extras)
+            if tmp is not None and seqs is None:  # the vocabularies of features whose values stay in parts
+                write_feature_vocabularies(features, tmp)
             if tmp is not None:
                 meta = write_outputs(result, tmp, sequences_written=parquet, exports_written=True)
     return dataclasses.replace(result, meta=meta, output=out, seconds=_time.perf_counter() - t0)
@@ -327,6 +353,7 @@ class _SplitOut:
     def __init__(self, writer: SplitWriter | None) -> None:
         self.writer = writer
         self.padded: list[np.ndarray] = []
+        self.padded_features: list[tuple[Any, ...]] = []
 
     def add(self, prepared: dict[str, Any]) -> None:
         ex = prepared["extras"]
@@ -334,8 +361,9 @@ class _SplitOut:
             return
         if ex.padded is not None:
             self.padded.append(ex.padded)
+            self.padded_features.append(ex.padded_features)
         if self.writer is not None:
-            self.writer.add(dataclasses.replace(ex, padded=None), prepared["lo"], prepared["hi"])
+            self.writer.add(dataclasses.replace(ex, padded=None, padded_features=()), prepared["lo"], prepared["hi"])
 
 
 @contextmanager
@@ -365,12 +393,14 @@ def _parts_to_write(futures: list[Any], plan: Any, split_out: _SplitOut | None) 
 
 
 @contextmanager
-def _exports(config: BuildConfig, users: Vocabulary, items: Vocabulary, has_rating: bool, folder: Path | None) -> Iterator[tuple[Any, ...]]:
+def _exports(
+    config: BuildConfig, users: Vocabulary, items: Vocabulary, has_rating: bool, folder: Path | None, features: tuple[Any, ...] = ()
+) -> Iterator[tuple[Any, ...]]:
     """The ``--export`` files, written part by part (no consumer without exports or a folder)."""
     if folder is None or not config.emit.exports:
         yield ()
         return
-    writer = ExportWriter(config, users, items, has_rating, folder)
+    writer = ExportWriter(config, users, items, has_rating, folder, features)
     try:
         yield (lambda p: writer.add(part_sequences(p), p["lo"]),)
     finally:
@@ -392,6 +422,7 @@ def _meta(
     has_rating: bool,
     engine: dict[str, Any],
     gap: float | None,
+    features: tuple[Any, ...] = (),
 ) -> dict[str, Any]:
     """meta.json by the local ``make_meta``; the figures it would compute from the full arrays
     (ties, session lengths) come from the parts instead."""
@@ -405,5 +436,9 @@ def _meta(
     if gap is not None:
         lengths = [p["session_lengths"] for p in parts]
         meta["sessions"] = sessions_meta(config.session, read.unit, gap, np.concatenate(lengths) if lengths else np.zeros(0, np.int64))
+    if features:
+        meta["features"] = features_meta(features)
+    if config.event.event_col is not None:
+        meta["events"] = dfeatures.events_meta(config, features, [p["feature_counts"] for p in parts])
     meta["engine"] = engine
     return meta

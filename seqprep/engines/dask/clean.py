@@ -21,6 +21,8 @@ from ...errors import needs_rating_column
 from ...model import Log
 from ...steps.filters import empty_after, kcore_details, step_report, window_bounds
 from ...steps.reuse import unknown_items_counted
+from ...steps.where import where_report
+from .columns import NO_COLUMNS, LogColumns, where_mask
 from .partitions import (
     DEDUP,
     KCORE,
@@ -36,7 +38,9 @@ from .partitions import (
     first_items,
     kept_counts,
     merge_code_tables,
+    merge_where_counts,
     present_items,
+    where_counts,
 )
 
 __all__ = ["Cleaned", "clean_rows"]
@@ -45,13 +49,14 @@ __all__ = ["Cleaned", "clean_rows"]
 @dataclass
 class Cleaned:
     """The rows with their stage, the user and item count tables of the kept rows (global id code -> kept,
-    first kept position ``kpos``, last stage reached ``smax``), and the largest |timestamp| kept
-    (computed only with ``--session-gap``)."""
+    first kept position ``kpos``, last stage reached ``smax``), the largest |timestamp| kept, and
+    the count tables of the other columns (:func:`~seqprep.engines.dask.partitions.code_tables`)."""
 
     rows: Any
     users: pd.DataFrame
     items: pd.DataFrame
     largest: float
+    tables: dict[str, Any]
 
 
 def _mask(index: pd.Index, size: int) -> np.ndarray:
@@ -118,11 +123,14 @@ def clean_rows(
     log: Log,
     has_rating: bool,
     steps: list[dict[str, Any]],
+    columns: LogColumns = NO_COLUMNS,
+    counted: tuple[tuple[str, int], ...] = (),
 ) -> Cleaned:
     """Mark every row with the step that removed it; append the steps' reports to ``steps``.
 
     ``canon``: the canonical frame (global id codes, -1 = missing; ``log``: their ids, no rows);
-    ``unit``/``as_float``: its time unit and type."""
+    ``unit``/``as_float``: its time unit and type; ``columns``: its other columns; ``counted``: those
+    whose count tables the features need (:func:`~seqprep.engines.dask.partitions.code_tables`)."""
     sizes = (len(log.user_ids), len(log.item_ids))
     opts = config.filter
     since = until = None
@@ -130,7 +138,9 @@ def clean_rows(
         since, until = window_bounds(opts, unit)
     if opts.min_rating is not None and not has_rating:
         raise needs_rating_column()
-    meta = finish_meta(as_float)
+    meta = finish_meta(as_float, columns.meta())
+    if opts.where:  # right after the missing values
+        canon = _where(dask, client, canon, opts.where, log, columns, unit, has_rating, steps)
     unknown = None
     if config.vocab.vocab_from is not None:  # before the filters: k-core counts only encodable rows
         unknown = _unknown_items(dask, client, canon, config, offsets, log)
@@ -146,7 +156,7 @@ def clean_rows(
     fixpoint = True
     if kcore_on:
         fin, rounds, fixpoint = _kcore(dask, client, fin, opts, sizes, meta)
-    parts = [dask.delayed(code_tables)(p, sizes, WINDOW) for p in fin.to_delayed()]
+    parts = [dask.delayed(code_tables)(p, sizes, WINDOW, counted) for p in fin.to_delayed()]
     t = dask.compute(_tree(dask, parts, merge_code_tables))[0]
     user_table, item_table = (
         pd.DataFrame(
@@ -165,7 +175,24 @@ def clean_rows(
         "kcore": kcore_details(opts, rounds, fixpoint),
     }
     _report_steps(steps, counts, user_table["smax"].to_numpy(), item_table["smax"].to_numpy(), opts, details, since, until)
-    return Cleaned(fin, user_table, item_table, float(top))
+    return Cleaned(fin, user_table, item_table, float(top), t)
+
+
+def _where(
+    dask: Any, client: Any, canon: Any, predicates: tuple[str, ...], log: Log, columns: LogColumns, unit: str, has_rating: bool, steps: list[dict[str, Any]]
+) -> Any:
+    """``--where``: each partition's rows marked by the local step's truth (``wk``); its report from
+    the partitions' counts, by the local step (no row left is its error)."""
+    user_ids = client.scatter(log.user_ids, broadcast=True, hash=False)
+    item_ids = client.scatter(log.item_ids, broadcast=True, hash=False)
+    meta = canon._meta.assign(wk=pd.Series([], dtype=bool), wu=pd.Series([], dtype=bool))
+    marked = canon.map_partitions(where_mask, user_ids, item_ids, columns, log.inputs, unit, has_rating, predicates, meta=meta).persist()
+    sizes = (len(log.user_ids), len(log.item_ids))
+    c = dask.compute(_tree(dask, [dask.delayed(where_counts)(p, sizes) for p in marked.to_delayed()], merge_where_counts))[0]
+    users = int((c["user_before"] & ~c["user_after"]).sum())
+    items = int((c["item_before"] & ~c["item_after"]).sum())
+    steps.append(where_report(predicates, c["rows"], c["removed"], users, items, c["unknown"]))
+    return marked
 
 
 def _unknown_items(dask: Any, client: Any, canon: Any, config: BuildConfig, offsets: np.ndarray, log: Log) -> tuple[np.ndarray | None, dict[str, Any]]:

@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from ...config import BuildConfig
+from ...config import BuildConfig, EventOptions
 from ...kernels.splits import time_quantile
 from ...model import Sequences
 from ...steps import splits
+from ...steps.events import target_positions
 from .write import part_sequences
 
 __all__ = ["decide", "plan", "prepare"]
@@ -46,34 +47,36 @@ def _timestamps(part: dict[str, Any]) -> np.ndarray:
     return part["timestamps"]
 
 
-def _decide(part: dict[str, Any], plan: splits.SplitPlan) -> tuple[np.ndarray | None, dict[str, Any]]:
-    return splits.split_range(plan, part_sequences(part), None, user0=part["lo"])
+def _decide(part: dict[str, Any], plan: splits.SplitPlan, events: EventOptions) -> tuple[np.ndarray | None, dict[str, Any]]:
+    seqs = part_sequences(part)
+    return splits.split_range(plan, seqs, target_positions(seqs, events), user0=part["lo"])
 
 
 def _facts(decided: tuple[np.ndarray | None, dict[str, Any]]) -> dict[str, Any]:
     return decided[1]
 
 
-def decide(client: Any, futures: list[Any], plan: splits.SplitPlan) -> tuple[list[Any], splits.SplitPlan]:
+def decide(client: Any, futures: list[Any], plan: splits.SplitPlan, events: EventOptions = EventOptions()) -> tuple[list[Any], splits.SplitPlan]:
     """Each part's split decided on its worker -> (the decisions, futures; the plan completed from
-    their facts, added up in user order)."""
+    their facts, added up in user order). ``events``: which positions may be targets (``--target-events``)."""
     shared = client.scatter(plan, broadcast=True, hash=False)
-    decided = [client.submit(_decide, f, shared, pure=False) for f in futures]
+    decided = [client.submit(_decide, f, shared, events, pure=False) for f in futures]
     facts = client.gather(client.map(_facts, decided))
     return decided, plan.with_facts(splits.merge_tallies(facts))
 
 
 def _prepare(
-    part: dict[str, Any], decided: tuple[np.ndarray | None, dict[str, Any]], plan: splits.SplitPlan
+    part: dict[str, Any], decided: tuple[np.ndarray | None, dict[str, Any]], plan: splits.SplitPlan, events: EventOptions
 ) -> dict[str, Any]:
-    seqs, extras, tally = splits.prepare_range(plan, part_sequences(part), decided[0], None, user0=part["lo"])
+    seqs = part_sequences(part)
+    seqs, extras, tally = splits.prepare_range(plan, seqs, decided[0], target_positions(seqs, events), user0=part["lo"])
     return {"lo": part["lo"], "hi": part["hi"], "sequences": seqs, "extras": extras, "tally": tally}
 
 
-def prepare(client: Any, futures: list[Any], decided: list[Any], plan: splits.SplitPlan) -> list[Any]:
+def prepare(client: Any, futures: list[Any], decided: list[Any], plan: splits.SplitPlan, events: EventOptions = EventOptions()) -> list[Any]:
     """Each part's sequences to write, extras and tally, prepared on its worker (futures, user order)."""
     shared = client.scatter(plan, broadcast=True, hash=False)
-    return [client.submit(_prepare, f, d, shared, pure=False) for f, d in zip(futures, decided)]
+    return [client.submit(_prepare, f, d, shared, events, pure=False) for f, d in zip(futures, decided)]
 
 
 def as_part(prepared: dict[str, Any], seqs: Sequences) -> dict[str, Any]:
@@ -86,4 +89,5 @@ def as_part(prepared: dict[str, Any], seqs: Sequences) -> dict[str, Any]:
         "timestamps": seqs.timestamps,
         "ratings": seqs.ratings,
         "session_ids": seqs.session_ids,
+        "features": seqs.features,
     }
