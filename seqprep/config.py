@@ -829,7 +829,6 @@ class BuildConfig:
                 flag
                 for flag, used in (
                     ("--vocab-from-train", self.split.vocab_from_train),
-                    ("--item-table/--user-table", self.feature.item_table is not None or self.feature.user_table is not None),
                     ("--kcore-on target", self.event.kcore_on != "all"),
                     *(key for key in self._new_keys_in_use() if key[0] != "--where"),
                 )

@@ -335,7 +335,18 @@ OPTIONS = {
     # --time-feature: derived per output part (users are whole), vocabularies from the parts' counts
     "time_features_sessions": dict(time_features=("delta", "delta-log2", "interval:4"), session_gap=3, formats=("npz", "parquet")),
     "time_features_hour_users_split": dict(time_features=("hour", "weekday"), features=("genre",), split="users:0.6,0.2,0.2", eval_negatives=2, log=EPOCH),
+    # --item-table / --user-table: joined onto the vocabularies on the client
+    "attribute_tables_export": dict(tables=True, item_attrs=("kind", "tags:tokens:|", "weight"), user_attrs=("age",), formats=("parquet", "npz"), exports=("recbole",)),
 }
+
+
+def _tables(folder: Path) -> dict[str, str]:
+    """An item table (some items missing, some not in the log, quoted text) and a user table."""
+    items = ["movieId,kind,tags,weight"] + [f'{i},"k{i % 3}, x",t{i % 4}|t{i % 5},{i / 4}' for i in range(1, 130, 2)]
+    users = ["userId,age"] + [f"u{u},{20 + u % 7}" for u in range(1, 61) if u % 3]
+    (folder / "items.csv").write_text("\n".join(items) + "\n")
+    (folder / "users.csv").write_text("\n".join(users) + "\n")
+    return dict(item_table=str(folder / "items.csv"), item_key="movieId", user_table=str(folder / "users.csv"), user_key="userId")
 
 
 @pytest.mark.parametrize("case", list(OPTIONS))
@@ -344,6 +355,8 @@ def test_options_match_local_byte_for_byte(case, tmp_path, scheduler):
     options = dict(OPTIONS[case])
     path = tmp_path / "log.csv"
     path.write_text(_rich_log(len(case), **options.pop("log", {})))
+    if options.pop("tables", False):
+        options.update(_tables(tmp_path))
     local, dask = tmp_path / "local" / "out", tmp_path / "dask" / "out"
     seqprep.build(path, local, **options)
     res = seqprep.build(path, dask, engine="dask", scheduler=scheduler, **SMALL, **options)

@@ -54,6 +54,7 @@ from ...output.splits import SplitWriter
 from ...output.stream import StreamWriter
 from ...steps import splits
 from ...steps.counts import NEVER, CodeCounts
+from ...steps.attributes import attribute_features, read_attribute_tables
 from ...steps.features import features_meta
 from ...steps.meta import SequenceFacts, make_meta
 from ...steps.missing import MissingCounts
@@ -286,6 +287,7 @@ def run_dask(config: BuildConfig, *, write: bool = True, stdout: BinaryIO | None
     reads = build_reads(config) if to_folder else NO_READS
     if to_folder:
         check_output(Path(config.output), config.overwrite, reads)  # before any work
+    tables = read_attribute_tables(config)  # before the log, as locally: a wrong table or column fails at once
     sources = [inspect(k, spec, config.read) for k, spec in enumerate(expand(config.inputs))]
     has_rating = any("rating" in s.roles for s in sources)  # as the local reader: a rating column anywhere
     with client_for(config.engine) as client, dask.config.set({"dataframe.convert-string": False}), _read_errors():
@@ -304,6 +306,7 @@ def run_dask(config: BuildConfig, *, write: bool = True, stdout: BinaryIO | None
         features = client.submit(dfeatures.templates_of, futures[0], pure=False).result() if futures else ()
         engine = {"name": "dask", "dask_version": dask.__version__, "input_partitions": read.partitions, "output_parts": len(futures)}
         meta = _meta(config, read, users, items, stats(client, futures), steps, has_rating, engine, gap, features)
+        attributes, attributes_meta = attribute_features(tables, config, users, items)  # from the vocabularies alone
         plan = None
         if config.split != SplitOptions():  # decided and prepared per part on the workers
             plan = dsplit.plan(client, futures, config, read.unit, len(items), users.counts)
@@ -334,7 +337,10 @@ def run_dask(config: BuildConfig, *, write: bool = True, stdout: BinaryIO | None
                     dataclasses.replace(fs[0], values=np.concatenate([f.values for f in fs])) for fs in zip(*split_out.padded_features)
                 ) if split_out is not None else ()
                 extras = Extras(padded=np.concatenate(padded) if padded else None, padded_features=cells, max_len=config.split.max_len, pad=config.split.pad)
-            result = BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta, extras=extras)
+            if attributes:
+                meta["features"] = {**meta.get("features", {}), **attributes_meta["features"]}
+                meta["attribute_tables"] = attributes_meta["attribute_tables"]
+            result = BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta, extras=extras, attributes=attributes)
             if tmp is not None and seqs is None:  # the vocabularies of features whose values stay in parts
                 write_feature_vocabularies(features, tmp)
             if tmp is not None:
