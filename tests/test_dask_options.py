@@ -349,6 +349,51 @@ def _tables(folder: Path) -> dict[str, str]:
     return dict(item_table=str(folder / "items.csv"), item_key="movieId", user_table=str(folder / "users.csv"), user_key="userId")
 
 
+def _session_log(seed: int, n: int = 1500) -> str:
+    """A Diginetica-shaped log: ``;``-separated, sessions with a user or ``NA``, some sessions with
+    several users, the time as a date plus an offset in ms."""
+    rng = random.Random(seed)
+    lines = ["session_id;user_id;item_id;timeframe;eventdate;event"]
+    for _ in range(n):
+        s = rng.randint(1, 80)
+        user = "NA" if s % 4 == 0 else str(s % 23 if rng.random() > 0.1 else s % 7)
+        lines.append(f"{s};{user};{rng.randint(1, 90)};{rng.randint(0, 5) * 1000};2016-05-{rng.randint(1, 9):02d};{rng.choice(['view', 'buy'])}")
+    return "\n".join(lines) + "\n"
+
+
+SESSIONS = {
+    "session_col": dict(session_col="session_id", time_col="eventdate", formats=("parquet", "npz")),
+    "session_time_cols_where_split": dict(
+        session_col="session_id", time_col="eventdate,timeframe", where=("user_id is not null",), split="loo", exports=("sasrec",)
+    ),
+    "time_cols_events_features": dict(user_col="session_id", time_col="eventdate,timeframe", event_col="event", time_features=("weekday",), min_item_count=3),
+}
+
+
+@pytest.mark.parametrize("case", list(SESSIONS))
+def test_session_keys_match_local_byte_for_byte(case, tmp_path, scheduler):
+    """--session-col and --time-col BASE,OFFSET: the local read plan finishes each partition."""
+    path = tmp_path / "log.csv"
+    path.write_text(_session_log(len(case)))
+    options = SESSIONS[case]
+    local, dask = tmp_path / "local" / "out", tmp_path / "dask" / "out"
+    seqprep.build(path, local, **options)
+    res = seqprep.build(path, dask, engine="dask", scheduler=scheduler, **SMALL, **options)
+    assert res.meta["engine"]["output_parts"] > 1 and res.meta["engine"]["input_partitions"] > 1
+    assert_same_folders(local, dask)
+
+
+def test_bad_time_offset_is_the_local_error(tmp_path, scheduler):
+    path = tmp_path / "log.csv"
+    path.write_text(_session_log(3, n=400) + "7;1;5;1.5;2016-05-01;view\n")
+    options = dict(session_col="session_id", time_col="eventdate,timeframe")
+    with pytest.raises(seqprep.SeqprepError) as local:
+        seqprep.build(path, tmp_path / "l", **options)
+    with pytest.raises(seqprep.SeqprepError) as dask:
+        seqprep.build(path, tmp_path / "d", engine="dask", scheduler=scheduler, **SMALL, **options)
+    assert str(dask.value) == str(local.value) and "row 401" in str(local.value)
+
+
 @pytest.mark.parametrize("case", list(OPTIONS))
 def test_options_match_local_byte_for_byte(case, tmp_path, scheduler):
     """Each option of the local engine that the Dask engine runs: every output file the same."""

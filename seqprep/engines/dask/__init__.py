@@ -44,6 +44,7 @@ import pyarrow as pa
 
 from ...config import BuildConfig, EngineOptions, SplitOptions
 from ...errors import ConfigError, InputError, empty_log, one_line
+from ...io import read_log
 from ...io.sources import sha256_stream
 from ...kernels import csr_offsets
 from ...model import BuildResult, Extras, InputInfo, Log
@@ -53,16 +54,18 @@ from ...output.folder import atomic_output_dir, build_reads, check_output, write
 from ...output.splits import SplitWriter
 from ...output.stream import StreamWriter
 from ...steps import splits
-from ...steps.counts import NEVER, CodeCounts
 from ...steps.attributes import attribute_features, read_attribute_tables
+from ...steps.counts import NEVER, CodeCounts
 from ...steps.features import features_meta
 from ...steps.meta import SequenceFacts, make_meta
 from ...steps.missing import MissingCounts
 from ...steps.sessions import session_gap, sessions_meta
 from ...steps.vocabularies import vocabularies_from_counts
+from ...steps.where import operand_requests
 from ...vocab import Vocabulary
 from . import columns as dcolumns
 from . import features as dfeatures
+from . import keys as dkeys
 from . import split as dsplit
 from .clean import Cleaned, clean_rows
 from .inputs import DaskInput, expand, inspect
@@ -148,26 +151,23 @@ class _Read:
     infos: tuple[InputInfo, ...]
     missing: dict[str, Any]  # the missing-value step's report
     partitions: int
+    unit: str
+    as_float: bool
+    columns: dcolumns.LogColumns  # the other columns (features, events, --where operands)
 
     @property
     def num_rows(self) -> int:
         return int(self.offsets[-1])
 
-    @property
-    def unit(self) -> str:
-        return self.pieces.plan.unit
 
-    @property
-    def as_float(self) -> bool:
-        return self.pieces.plan.as_float
-
-
-def _read(dd: Any, client: Any, sources: list[DaskInput], config: BuildConfig) -> _Read:
+def _read(dd: Any, client: Any, sources: list[DaskInput], config: BuildConfig, plan: Any) -> _Read:
+    """The inputs read with the local read ``plan`` (:func:`~seqprep.io.keys.plan_read`) into the
+    canonical frame, finished as the plan says (a session key, a combined time: :mod:`.keys`)."""
     hashes = [client.submit(_sha256_of, s.location, pure=False) for s in sources]
-    pieces = read_pieces(client, sources, config, dcolumns.requests(config, sources[0].path))
-    canon = dd.from_delayed(pieces.parts, meta=canon_meta(pieces.plan.as_float, pieces.columns), verify_meta=False)
-    table = canon.map_partitions(summary, meta=SUMMARY_META).compute()
-    offsets = csr_offsets(table["rows"].to_numpy())
+    reading = dataclasses.replace(config, read=plan.opts)
+    pieces = read_pieces(client, sources, reading, plan.requests)
+    meta = canon_meta(pieces.plan.as_float, pieces.columns)
+    canon = dd.from_delayed(pieces.parts, meta=meta, verify_meta=False)
     rows = np.bincount(pieces.piece_inputs, weights=pieces.piece_rows, minlength=len(sources)).astype(np.int64)
     infos = tuple(
         InputInfo(
@@ -181,6 +181,16 @@ def _read(dd: Any, client: Any, sources: list[DaskInput], config: BuildConfig) -
         )
         for s, h, n in zip(sources, hashes, rows)
     )
+    unit, as_float, columns = pieces.plan.unit, pieces.plan.as_float, pieces.columns
+    if dkeys.keyed(plan):
+        finished, unit, recorded, tables = dkeys.plan_columns(plan, columns, unit, as_float, infos, lambda: _local_read(config))
+        combined = bool(plan.offsets)
+        canon = canon.map_partitions(
+            dkeys.keyed_part, plan, columns, finished, tables, pieces.plan.unit, infos, meta=dkeys.frame_meta(meta, finished, combined)
+        )
+        infos, columns, as_float = recorded, finished, as_float and not combined
+    table = canon.map_partitions(summary, meta=SUMMARY_META).compute()
+    offsets = csr_offsets(table["rows"].to_numpy())
     if offsets[-1] == 0:
         raise empty_log(i.path for i in infos)
     bad = table["bad"].to_numpy()
@@ -194,7 +204,12 @@ def _read(dd: Any, client: Any, sources: list[DaskInput], config: BuildConfig) -
         first_bad=int(offsets[first] + table["first_bad"].iat[first]) if first >= 0 else -1,
     )
     missing = counts.report(infos, config.strict)
-    return _Read(canon, offsets, pieces, infos, missing, len(table))
+    return _Read(canon, offsets, pieces, infos, missing, len(table), unit, as_float, columns)
+
+
+def _local_read(config: BuildConfig) -> None:
+    """The local reader on the whole log (only to raise its exact error, naming the row)."""
+    read_log(config.inputs, config.read, columns=dcolumns.local_requests(config), operands=operand_requests(config), hash_inputs=False)
 
 
 def _vocabularies(cleaned: Cleaned, log: Log, config: BuildConfig) -> tuple[Vocabulary, Vocabulary, np.ndarray, np.ndarray]:
@@ -250,6 +265,7 @@ def _parts(
     has_rating: bool,
     gap: Any,
     features: dfeatures.FeaturePlan = dfeatures.FeaturePlan(),
+    carry: tuple[tuple[str, np.ndarray], ...] = (),
 ) -> tuple[list[Any], list[int]]:
     """The output parts (futures, in user order) and their user bounds: each partition's kept rows
     encoded and cut by user range on its worker; each part gathers its chunk of every partition
@@ -263,14 +279,15 @@ def _parts(
     # hash=False: a fresh key per build (equal tables of two builds must never share one)
     ulut, ilut = client.scatter(lookups[0], broadcast=True, hash=False), client.scatter(lookups[1], broadcast=True, hash=False)
     cut = np.asarray(bounds, dtype=np.int64)
-    encoders = client.scatter(features.encoders, broadcast=True, hash=False) if features.encoders else ()
+    encoders = features.encoders + carry
+    encoders = client.scatter(encoders, broadcast=True, hash=False) if encoders else ()
     templates = client.scatter(features.templates, broadcast=True, hash=False) if features.templates else ()
     sent = [client.submit(split_rows, r, ulut, ilut, cut, encoders, pure=False) for r in rows]
     del rows
     parts = []
     for j in range(len(bounds) - 1):
         chunks = [client.submit(operator.getitem, s, j, pure=False) for s in sent]
-        parts.append(client.submit(make_part, chunks, bounds[j], bounds[j + 1], has_rating, gap, templates, pure=False))
+        parts.append(client.submit(make_part, chunks, bounds[j], bounds[j + 1], has_rating, gap, templates, len(carry), pure=False))
     return parts, bounds
 
 
@@ -288,25 +305,31 @@ def run_dask(config: BuildConfig, *, write: bool = True, stdout: BinaryIO | None
     if to_folder:
         check_output(Path(config.output), config.overwrite, reads)  # before any work
     tables = read_attribute_tables(config)  # before the log, as locally: a wrong table or column fails at once
-    sources = [inspect(k, spec, config.read) for k, spec in enumerate(expand(config.inputs))]
+    specs = expand(config.inputs)
+    rplan = dcolumns.read_plan(config, specs[0])
+    sources = [inspect(k, spec, rplan.opts) for k, spec in enumerate(specs)]
     has_rating = any("rating" in s.roles for s in sources)  # as the local reader: a rating column anywhere
     with client_for(config.engine) as client, dask.config.set({"dataframe.convert-string": False}), _read_errors():
-        read = _read(dd, client, sources, config)
+        read = _read(dd, client, sources, config, rplan)
         steps = [read.missing]
         log = _ids_only(read)
-        columns = read.pieces.columns
+        columns = read.columns
         counted = dfeatures.counted_columns(config, columns)
         cleaned = clean_rows(dask, client, read.canon, config, read.offsets, read.unit, read.as_float, log, has_rating, steps, columns, counted)
         gap = session_gap(config.session, read.unit, cleaned.largest)
         users, items, user_lookup, item_lookup = _vocabularies(cleaned, log, config)
         fplan = dfeatures.fit_features(config, columns, cleaned.tables)
-        futures, bounds = _parts(client, cleaned, users, (user_lookup, item_lookup), config, has_rating, gap, fplan)
+        carry = dkeys.session_carry(read.infos, columns)
+        futures, bounds = _parts(client, cleaned, users, (user_lookup, item_lookup), config, has_rating, gap, fplan, carry)
+        keyed = dkeys.session_key(client, futures, read.infos, columns, users)
         cum = csr_offsets(users.counts)
         futures = dfeatures.fit_time_features(client, futures, config, read.unit, cleaned.largest, cum[bounds[1:]] - cum[bounds[:-1]])
         features = client.submit(dfeatures.templates_of, futures[0], pure=False).result() if futures else ()
         engine = {"name": "dask", "dask_version": dask.__version__, "input_partitions": read.partitions, "output_parts": len(futures)}
         meta = _meta(config, read, users, items, stats(client, futures), steps, has_rating, engine, gap, features)
         attributes, attributes_meta = attribute_features(tables, config, users, items)  # from the vocabularies alone
+        if keyed is not None:
+            meta["session_key"] = keyed[1]
         plan = None
         if config.split != SplitOptions():  # decided and prepared per part on the workers
             plan = dsplit.plan(client, futures, config, read.unit, len(items), users.counts)
@@ -337,6 +360,8 @@ def run_dask(config: BuildConfig, *, write: bool = True, stdout: BinaryIO | None
                     dataclasses.replace(fs[0], values=np.concatenate([f.values for f in fs])) for fs in zip(*split_out.padded_features)
                 ) if split_out is not None else ()
                 extras = Extras(padded=np.concatenate(padded) if padded else None, padded_features=cells, max_len=config.split.max_len, pad=config.split.pad)
+            if keyed is not None:
+                extras = dataclasses.replace(extras or Extras(), sessions=keyed[0])
             if attributes:
                 meta["features"] = {**meta.get("features", {}), **attributes_meta["features"]}
                 meta["attribute_tables"] = attributes_meta["attribute_tables"]

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from ...config import BuildConfig
 from ...errors import ConfigError
-from ...io.keys import plan_read
+from ...io.keys import ReadPlan, plan_read
 from ...io.merge import merge_dictionaries, merged_kind, numbers_as_text, remap_codes
 from ...io.sniff import ColumnRequest
 from ...io.stream import InputColumns
@@ -33,22 +33,27 @@ from ...steps.events import event_requests
 from ...steps.features import column_requests
 from ...steps.where import operand_requests, where_truth
 
-__all__ = ["LogColumns", "NO_COLUMNS", "canon_columns", "describe_columns", "merge_columns", "requests", "where_mask"]
+__all__ = ["LogColumns", "NO_COLUMNS", "canon_columns", "describe_columns", "local_requests", "merge_columns", "read_plan", "where_mask"]
 
 
-def requests(config: BuildConfig, first_input: str) -> tuple[ColumnRequest, ...]:
-    """The columns the pieces read beside the roles: the local engine's (features, events, the
-    predicates' names that are no role column)."""
+def local_requests(config: BuildConfig) -> tuple[ColumnRequest, ...]:
+    """The columns the features and the event column need, each once (what the local engine asks)."""
     out: dict[str, ColumnRequest] = {}
     for req in column_requests(config.feature) + event_requests(config.event):
         out.setdefault(req.name, req)
+    return tuple(out.values())
+
+
+def read_plan(config: BuildConfig, first_input: str) -> ReadPlan:
+    """The local reader's plan (:func:`~seqprep.io.keys.plan_read`): the reader's options (a session
+    key read as the key, a combined time's base as the time) and the columns the pieces read beside
+    the roles (features, events, the users of sessions, time offsets, the predicates' names that are
+    no role column)."""
     operands = operand_requests(config)
-    if not operands:
-        return tuple(out.values())
-    if "://" in first_input:
-        msg = "--where on --engine dask finds its columns in the first input, which must be a local file here; run this build with --engine local"
+    if "://" in first_input and (operands or config.read.session_col is not None):
+        msg = "--where and --session-col on --engine dask find their columns in the first input, which must be a local file here; run this build with --engine local"
         raise ConfigError(msg)
-    return plan_read([first_input], config.read, stdin=None, columns=tuple(out.values()), operands=operands).requests
+    return plan_read([first_input], config.read, stdin=None, columns=local_requests(config), operands=operands)
 
 
 @dataclass(frozen=True)

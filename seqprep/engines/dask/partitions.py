@@ -297,13 +297,21 @@ def split_rows(
 
 
 def make_part(
-    chunks: list[dict[str, np.ndarray]], lo: int, hi: int, has_rating: bool, gap: float | None = None, features: tuple[Feature, ...] = ()
+    chunks: list[dict[str, np.ndarray]],
+    lo: int,
+    hi: int,
+    has_rating: bool,
+    gap: float | None = None,
+    features: tuple[Feature, ...] = (),
+    carried: int = 0,
 ) -> dict[str, Any]:
     """Users lo..hi-1 (their chunks from every partition) as CSR arrays, by the local kernels: input
     order, then the stable time sort; with a session ``gap``, the session numbers and lengths (users
     are whole, so per part is global). ``features``: the features sent (``f0``, ... in order), each
-    without values: their values sorted with the items."""
-    names = ("uidx", "iidx", "time", "rating", "pos") + tuple(f"f{j}" for j in range(len(features)))
+    without values: their values sorted with the items; the ``carried`` columns sent after them
+    (the users of sessions) are sorted too, as ``carried``."""
+    sent = len(features) + carried
+    names = ("uidx", "iidx", "time", "rating", "pos") + tuple(f"f{j}" for j in range(sent))
     col = {k: np.concatenate([c[k] for c in chunks]) for k in names}
     back = np.argsort(col["pos"], kind="stable")  # input order (the tie-break)
     user = col["uidx"][back].astype(np.int64) - lo
@@ -323,6 +331,7 @@ def make_part(
         "session_ids": sids,
         "session_lengths": None if sids is None else session_lengths(offsets, sids),
         "features": tuple(dataclasses.replace(f, values=col[f"f{j}"][order]).widened() for j, f in enumerate(features)),
+        "carried": tuple(col[f"f{j}"][order] for j in range(len(features), sent)),
     }
 
 
