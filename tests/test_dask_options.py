@@ -366,6 +366,12 @@ SESSIONS = {
     "session_time_cols_where_split": dict(
         session_col="session_id", time_col="eventdate,timeframe", where=("user_id is not null",), split="loo", exports=("sasrec",)
     ),
+    # the presets' rules: one-sided k-core passes, users by date, items by first appearance in the sequences
+    "passes_date_sequence": dict(
+        session_col="session_id", time_col="eventdate,timeframe", kcore_passes="user,item,user", min_user_count=15, min_item_count=14,
+        user_order="date", item_order="sequence", formats=("parquet", "npz"), exports=("recbole",),
+    ),
+    "date_first_seen_where_loo": dict(user_col="session_id", time_col="eventdate", user_order="date", item_order="first-seen", where=("event == 'view'",), split="loo"),
     "time_cols_events_features": dict(user_col="session_id", time_col="eventdate,timeframe", event_col="event", time_features=("weekday",), min_item_count=3),
 }
 

@@ -24,6 +24,7 @@ __all__ = [
     "extend_table",
     "extend_table_counted",
     "counts_by_index",
+    "date_order_counted",
 ]
 
 Order = Literal["frequency", "first-seen", "id"]
@@ -90,7 +91,17 @@ def date_order(codes: np.ndarray, dates: np.ndarray, first: np.ndarray, size: in
     (array([0, 1, 2]), array([1, 1, 2]))
     """
     codes = np.asarray(codes)
-    counts_all = np.bincount(codes, minlength=size).astype(np.int64)
+    return date_order_counted(np.bincount(codes, minlength=size).astype(np.int64), dates, first)
+
+
+def date_order_counted(counts: np.ndarray, dates: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`date_order` from a count table (``counts[k]`` rows of code ``k``, 0 = absent): the form
+    a distributed engine has after a tree reduction.
+
+    >>> date_order_counted(np.array([1, 1, 2]), np.array([0, 0, 3]), np.array([1, 2, 0]))
+    (array([0, 1, 2]), array([1, 1, 2]))
+    """
+    counts_all = np.asarray(counts, dtype=np.int64)
     present = np.flatnonzero(counts_all)
     chosen = present[np.lexsort((np.asarray(first)[present], np.asarray(dates)[present]))]
     return chosen, counts_all[chosen]

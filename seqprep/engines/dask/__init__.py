@@ -66,6 +66,7 @@ from ...vocab import Vocabulary
 from . import columns as dcolumns
 from . import features as dfeatures
 from . import keys as dkeys
+from . import orders as dorders
 from . import split as dsplit
 from .clean import Cleaned, clean_rows
 from .inputs import DaskInput, expand, inspect
@@ -212,22 +213,37 @@ def _local_read(config: BuildConfig) -> None:
     read_log(config.inputs, config.read, columns=dcolumns.local_requests(config), operands=operand_requests(config), hash_inputs=False)
 
 
-def _vocabularies(cleaned: Cleaned, log: Log, config: BuildConfig) -> tuple[Vocabulary, Vocabulary, np.ndarray, np.ndarray]:
+def _vocabularies(
+    cleaned: Cleaned, log: Log, config: BuildConfig, dates: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[Vocabulary, Vocabulary | None, np.ndarray, np.ndarray]:
     """The count tables (global code -> kept rows, first kept position) -> the vocabularies, fitted
     or reused (``--vocab-from``) by the local step, and each code's user / item index (-1: none),
-    the tables broadcast to the workers."""
+    the tables broadcast to the workers. ``--user-order date``: by ``dates`` (date, first row per
+    code: :func:`~seqprep.engines.dask.orders.user_dates`); ``--item-order sequence``: no items yet
+    (None) and the items' codes as their lookup (the parts order them: :func:`~.orders.by_sequence`)."""
+    by_date, by_sequence = config.user_order == "date", config.item_order == "sequence"
+    fit = dataclasses.replace(config, user_order="id" if by_date else config.user_order, item_order="id" if by_sequence else config.item_order)
     tables = []
-    for table, size, order in ((cleaned.users, len(log.user_ids), config.user_order), (cleaned.items, len(log.item_ids), config.item_order)):
-        codes = np.asarray(table.index, dtype=np.int64)
-        counts = np.zeros(size, dtype=np.int64)
-        counts[codes] = table["kept"].to_numpy()
-        first = None
-        if order == "first-seen":
-            first = np.full(size, NEVER, dtype=np.int64)
-            first[codes] = table["kpos"].to_numpy()
-        tables.append((counts, first))
+    for table, size, order in ((cleaned.users, len(log.user_ids), fit.user_order), (cleaned.items, len(log.item_ids), fit.item_order)):
+        first = np.full(size, NEVER, dtype=np.int64) if order == "first-seen" else None
+        if first is not None:
+            first[np.asarray(table.index, dtype=np.int64)] = table["kpos"].to_numpy()
+        tables.append((_kept(table, size), first))
     counts = CodeCounts(users=tables[0][0], items=tables[1][0], user_first=tables[0][1], item_first=tables[1][1])
-    return vocabularies_from_counts(log, config, counts)
+    users, items, user_table, item_table = vocabularies_from_counts(log, fit, counts)
+    if by_date:
+        assert dates is not None
+        users, user_table = dorders.users_by_date(counts.users, dates[0], dates[1], log.user_ids)
+    if by_sequence:
+        return users, None, user_table, np.arange(len(log.item_ids), dtype=np.int32)
+    return users, items, user_table, item_table
+
+
+def _kept(table: Any, size: int) -> np.ndarray:
+    """Kept rows per code from a count table of the codes seen (:class:`~.clean.Cleaned`)."""
+    counts = np.zeros(size, dtype=np.int64)
+    counts[np.asarray(table.index, dtype=np.int64)] = table["kept"].to_numpy()
+    return counts
 
 
 def divisions(user_counts: np.ndarray, part_rows: int) -> list[int]:
@@ -317,10 +333,13 @@ def run_dask(config: BuildConfig, *, write: bool = True, stdout: BinaryIO | None
         counted = dfeatures.counted_columns(config, columns)
         cleaned = clean_rows(dask, client, read.canon, config, read.offsets, read.unit, read.as_float, log, has_rating, steps, columns, counted)
         gap = session_gap(config.session, read.unit, cleaned.largest)
-        users, items, user_lookup, item_lookup = _vocabularies(cleaned, log, config)
+        dates = dorders.user_dates(dask, read.canon, read.offsets, log) if config.user_order == "date" else None
+        users, items, user_lookup, item_lookup = _vocabularies(cleaned, log, config, dates)
         fplan = dfeatures.fit_features(config, columns, cleaned.tables)
         carry = dkeys.session_carry(read.infos, columns)
         futures, bounds = _parts(client, cleaned, users, (user_lookup, item_lookup), config, has_rating, gap, fplan, carry)
+        if items is None:  # --item-order sequence: the parts hold item codes until the order is known
+            items, futures = dorders.by_sequence(client, futures, _kept(cleaned.items, len(log.item_ids)), log.item_ids)
         keyed = dkeys.session_key(client, futures, read.infos, columns, users)
         cum = csr_offsets(users.counts)
         futures = dfeatures.fit_time_features(client, futures, config, read.unit, cleaned.largest, cum[bounds[1:]] - cum[bounds[:-1]])

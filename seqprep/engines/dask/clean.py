@@ -112,6 +112,30 @@ def _kcore(dask: Any, client: Any, fin: Any, opts: FilterOptions, sizes: tuple[i
             return fin, rounds, True
 
 
+def _kcore_passes(dask: Any, client: Any, fin: Any, opts: FilterOptions, sizes: tuple[int, int], meta: pd.DataFrame) -> tuple[Any, list[dict[str, Any]]]:
+    """``--kcore-passes``: one-sided passes in their order on the count tables (as the local kernel:
+    each pass recounts the rows left, drops the rows of the users or the items below their bound)."""
+    passes: list[dict[str, Any]] = []
+    uc, ic = _kept_counts(dask, fin, sizes)
+    for k, on in enumerate(opts.kcore_passes, start=1):
+        counts, bound = (uc, opts.min_user_count) if on == "user" else (ic, opts.min_item_count)
+        bad = counts.index[counts.to_numpy() < bound]
+        masks = [np.zeros(size, dtype=bool) for size in sizes]
+        masks[0 if on == "user" else 1] = _mask(bad, sizes[0 if on == "user" else 1])
+        if len(bad):
+            users_bad = client.scatter(masks[0], broadcast=True, hash=False)
+            items_bad = client.scatter(masks[1], broadcast=True, hash=False)
+            fin = fin.map_partitions(drop_ids, users_bad, items_bad, KCORE + k - 1, meta=meta).persist()
+            uc2, ic2 = _kept_counts(dask, fin, sizes)
+        else:
+            uc2, ic2 = uc, ic
+        passes.append(
+            {"pass": k, "on": on, "rows_removed": int(uc.sum() - uc2.sum()), "users_removed": len(uc) - len(uc2), "items_removed": len(ic) - len(ic2)}
+        )
+        uc, ic = uc2, ic2
+    return fin, passes
+
+
 def clean_rows(
     dask: Any,
     client: Any,
@@ -149,12 +173,14 @@ def clean_rows(
     fin = canon.map_partitions(finish, offsets, since, until, opts.min_rating, unknown, meta=meta)
     if opts.dedup != "none":
         fin = fin.shuffle(on="user").map_partitions(dedup_part, opts.dedup, has_rating, meta=meta)
-    kcore_on = opts.min_user_count > 1 or opts.min_item_count > 1
+    kcore_on = opts.min_user_count > 1 or opts.min_item_count > 1 or bool(opts.kcore_passes)
     if opts.dedup != "none" or kcore_on:  # read several times (count tables, rounds, encoding): shuffle once
         fin = fin.persist()
     rounds: list[dict[str, int]] = []
     fixpoint = True
-    if kcore_on:
+    if opts.kcore_passes:
+        fin, rounds = _kcore_passes(dask, client, fin, opts, sizes, meta)
+    elif kcore_on:
         fin, rounds, fixpoint = _kcore(dask, client, fin, opts, sizes, meta)
     parts = [dask.delayed(code_tables)(p, sizes, WINDOW, counted) for p in fin.to_delayed()]
     t = dask.compute(_tree(dask, parts, merge_code_tables))[0]
@@ -172,7 +198,9 @@ def clean_rows(
         "time_window": {"since": since, "until": until, "time_unit": unit, "rule": "since <= t < until"},
         "min_rating": {"min_rating": opts.min_rating, "missing_rating": int(missing_rating)},
         "dedup": {"mode": opts.dedup},
-        "kcore": kcore_details(opts, rounds, fixpoint),
+        "kcore": kcore_details(opts, rounds, fixpoint)
+        if not opts.kcore_passes
+        else {"min_user_count": opts.min_user_count, "min_item_count": opts.min_item_count, "passes": rounds},
     }
     _report_steps(steps, counts, user_table["smax"].to_numpy(), item_table["smax"].to_numpy(), opts, details, since, until)
     return Cleaned(fin, user_table, item_table, float(top), t)
@@ -229,7 +257,7 @@ def _report_steps(
         ("time_window", WINDOW, WINDOW, since is not None or until is not None),
         ("min_rating", RATING, RATING, opts.min_rating is not None),
         ("dedup", DEDUP, DEDUP, opts.dedup != "none"),
-        ("kcore", KCORE, KEPT - 1, opts.min_user_count > 1 or opts.min_item_count > 1),
+        ("kcore", KCORE, KEPT - 1, opts.min_user_count > 1 or opts.min_item_count > 1 or bool(opts.kcore_passes)),
     ]
     for step, lo, hi, on in ran:
         if not on:
