@@ -371,6 +371,8 @@ SESSIONS = {
         session_col="session_id", time_col="eventdate,timeframe", kcore_passes="user,item,user", min_user_count=15, min_item_count=14,
         user_order="date", item_order="sequence", formats=("parquet", "npz"), exports=("recbole",),
     ),
+    "days_split_npz": dict(session_col="session_id", time_col="eventdate,timeframe", split="days:3", formats=("parquet", "npz"), max_len=4),
+    "days_split_sequence_order_where": dict(user_col="session_id", time_col="eventdate", split="days:2", item_order="sequence", where=("event == 'view'",), exports=("sasrec",)),
     "date_first_seen_where_loo": dict(user_col="session_id", time_col="eventdate", user_order="date", item_order="first-seen", where=("event == 'view'",), split="loo"),
     "time_cols_events_features": dict(user_col="session_id", time_col="eventdate,timeframe", event_col="event", time_features=("weekday",), min_item_count=3),
 }

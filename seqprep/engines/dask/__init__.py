@@ -333,7 +333,7 @@ def run_dask(config: BuildConfig, *, write: bool = True, stdout: BinaryIO | None
         counted = dfeatures.counted_columns(config, columns)
         cleaned = clean_rows(dask, client, read.canon, config, read.offsets, read.unit, read.as_float, log, has_rating, steps, columns, counted)
         gap = session_gap(config.session, read.unit, cleaned.largest)
-        dates = dorders.user_dates(dask, read.canon, read.offsets, log) if config.user_order == "date" else None
+        dates = dorders.user_dates(dask, read.canon, read.offsets, log) if config.user_order == "date" or config.split.rule == "days" else None
         users, items, user_lookup, item_lookup = _vocabularies(cleaned, log, config, dates)
         fplan = dfeatures.fit_features(config, columns, cleaned.tables)
         carry = dkeys.session_carry(read.infos, columns)
@@ -351,9 +351,10 @@ def run_dask(config: BuildConfig, *, write: bool = True, stdout: BinaryIO | None
             meta["session_key"] = keyed[1]
         plan = None
         if config.split != SplitOptions():  # decided and prepared per part on the workers
-            plan = dsplit.plan(client, futures, config, read.unit, len(items), users.counts)
+            by_index = dorders.dates_by_index(dates[0], user_lookup, len(users)) if config.split.rule == "days" else None
+            plan = dsplit.plan(client, futures, config, read.unit, len(items), users.counts, by_index)
             if plan.wanted():
-                decided, plan = dsplit.decide(client, futures, plan, config.event)
+                decided, plan = dsplit.decide(client, futures, plan, config.event, by_index)
                 futures = dsplit.prepare(client, futures, decided, plan, config.event)
                 meta.update(splits.split_meta(plan, client.gather(client.map(_tally, futures))))  # may refuse: before any write
             else:

@@ -25,7 +25,7 @@ from ...model import Log
 from ...steps.vocabularies import ITEM_START, USER_START, fitted, log_dates
 from ...vocab import Vocabulary
 
-__all__ = ["by_sequence", "user_dates", "users_by_date"]
+__all__ = ["by_sequence", "dates_by_index", "user_dates", "users_by_date"]
 
 _NO_POS = np.iinfo(np.int64).max
 
@@ -87,3 +87,11 @@ def by_sequence(client: Any, futures: list[Any], counts: np.ndarray, ids: pa.Arr
     items = fitted(ids, chosen, np.asarray(counts, np.int64)[chosen], ITEM_START)
     table = client.scatter(remap_table(chosen, len(ids), start=ITEM_START), broadcast=True, hash=False)
     return items, [client.submit(_renumbered, f, table, pure=False) for f in futures]
+
+
+def dates_by_index(by_code: np.ndarray, lookup: np.ndarray, num_users: int) -> np.ndarray:
+    """``--split days``: each user index's date from its code's (as the local ``sequence_dates``)."""
+    dates = np.zeros(num_users, dtype=np.int64)
+    kept = lookup >= 0
+    dates[lookup[kept]] = by_code[kept]
+    return dates
