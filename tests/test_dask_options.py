@@ -328,6 +328,7 @@ OPTIONS = {
     # --event-col / --target-events: the event feature and the targets of the split, windows, negatives
     "events": dict(event_col="event", exports=("recbole",), formats=("parquet", "npz")),
     "events_targets_loo": dict(event_col="event", target_events=("buy", "cart"), split="loo", eval_negatives=2, max_len=4, formats=("parquet", "npz")),
+    "events_kcore_on_target": dict(event_col="event", target_events=("buy", "cart"), kcore_on="target", min_user_count=6, min_item_count=4, dedup="first"),
     "events_targets_windows": dict(event_col="event", target_events=("buy",), split="time:0.6,0.8", windows="3:1", where=("price >= 0",)),
     # --feature cat/num: columns that travel through the shuffle; vocabularies from count tables
     "features_first_seen_export": dict(features=("genre", "price:num", "userId:cat"), item_order="first-seen", exports=("recbole", "sasrec")),

@@ -18,7 +18,9 @@ import pandas as pd
 
 from ...config import BuildConfig, FilterOptions
 from ...errors import needs_rating_column
+from ...kernels.filters import KcoreTables, kcore_rounds
 from ...model import Log
+from ...steps.events import target_codes
 from ...steps.filters import empty_after, kcore_details, step_report, window_bounds
 from ...steps.reuse import unknown_items_counted
 from ...steps.where import where_report
@@ -36,6 +38,7 @@ from .partitions import (
     finish,
     finish_meta,
     first_items,
+    kcore_counts,
     kept_counts,
     merge_code_tables,
     merge_where_counts,
@@ -83,33 +86,37 @@ def _kept_counts(dask: Any, fin: Any, sizes: tuple[int, int]) -> tuple[pd.Series
     return tuple(pd.Series(c[c > 0], index=np.flatnonzero(c > 0)) for c in (users, items))  # type: ignore[return-value]
 
 
-def _kcore(dask: Any, client: Any, fin: Any, opts: FilterOptions, sizes: tuple[int, int], meta: pd.DataFrame) -> tuple[Any, list[dict[str, int]], bool]:
-    """k-core rounds on the count tables; -> (rows, the rounds that removed rows, fixpoint reached)."""
-    rounds: list[dict[str, int]] = []
-    uc, ic = _kept_counts(dask, fin, sizes)
-    while True:
-        bad_u = uc.index[uc.to_numpy() < opts.min_user_count]
-        bad_i = ic.index[ic.to_numpy() < opts.min_item_count]
-        if len(bad_u) == 0 and len(bad_i) == 0:
-            return fin, rounds, True
-        if opts.kcore_rounds is not None and len(rounds) >= opts.kcore_rounds:
-            return fin, rounds, False
+def _kcore(
+    dask: Any, client: Any, fin: Any, opts: FilterOptions, sizes: tuple[int, int], meta: pd.DataFrame, target: tuple[str, np.ndarray] | None = None
+) -> tuple[Any, list[dict[str, int]], bool]:
+    """k-core rounds by the local rule (:func:`~seqprep.kernels.filters.kcore_rounds`) on count
+    tables from tree reductions; -> (rows, the rounds that removed rows, fixpoint reached).
+    ``target``: (frame column, mask over its codes) of the target events that alone count
+    (``--kcore-on target``)."""
+    state = {"fin": fin, "round": 0, "kept": 0}
+
+    def tables() -> KcoreTables:
+        parts = [dask.delayed(kcore_counts)(p, sizes, target) for p in state["fin"].to_delayed()]
+        t = KcoreTables(*dask.compute(_tree(dask, parts, _add_tables))[0])
+        state["kept"] = int(t.present_user.sum())
+        return t
+
+    def remove(bad_u: np.ndarray, bad_i: np.ndarray) -> tuple[int, KcoreTables]:
         # hash=False: a fresh key per round (equal contents, e.g. two empty sets, must not share one)
-        users_bad = client.scatter(_mask(bad_u, sizes[0]), broadcast=True, hash=False)
-        items_bad = client.scatter(_mask(bad_i, sizes[1]), broadcast=True, hash=False)
-        fin = fin.map_partitions(drop_ids, users_bad, items_bad, KCORE + len(rounds), meta=meta).persist()
-        uc2, ic2 = _kept_counts(dask, fin, sizes)
-        rounds.append(
-            {
-                "round": len(rounds) + 1,
-                "rows_removed": int(uc.sum() - uc2.sum()),
-                "users_removed": len(uc) - len(uc2),
-                "items_removed": len(ic) - len(ic2),
-            }
-        )
-        uc, ic = uc2, ic2
-        if len(uc) == 0:
-            return fin, rounds, True
+        users_bad = client.scatter(bad_u, broadcast=True, hash=False)
+        items_bad = client.scatter(bad_i, broadcast=True, hash=False)
+        before = state["kept"]
+        state["fin"] = state["fin"].map_partitions(drop_ids, users_bad, items_bad, KCORE + state["round"], meta=meta).persist()
+        state["round"] += 1
+        after = tables()
+        return before - state["kept"], after
+
+    rounds, fixpoint = kcore_rounds(tables(), remove, min_user=opts.min_user_count, min_item=opts.min_item_count, max_rounds=opts.kcore_rounds)
+    return state["fin"], rounds, fixpoint
+
+
+def _add_tables(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    return tuple(x + y for x, y in zip(a, b))
 
 
 def _kcore_passes(dask: Any, client: Any, fin: Any, opts: FilterOptions, sizes: tuple[int, int], meta: pd.DataFrame) -> tuple[Any, list[dict[str, Any]]]:
@@ -181,7 +188,7 @@ def clean_rows(
     if opts.kcore_passes:
         fin, rounds = _kcore_passes(dask, client, fin, opts, sizes, meta)
     elif kcore_on:
-        fin, rounds, fixpoint = _kcore(dask, client, fin, opts, sizes, meta)
+        fin, rounds, fixpoint = _kcore(dask, client, fin, opts, sizes, meta, _targets(config, columns))
     parts = [dask.delayed(code_tables)(p, sizes, WINDOW, counted) for p in fin.to_delayed()]
     t = dask.compute(_tree(dask, parts, merge_code_tables))[0]
     user_table, item_table = (
@@ -204,6 +211,17 @@ def clean_rows(
     }
     _report_steps(steps, counts, user_table["smax"].to_numpy(), item_table["smax"].to_numpy(), opts, details, since, until)
     return Cleaned(fin, user_table, item_table, float(top), t)
+
+
+def _targets(config: BuildConfig, columns: LogColumns) -> tuple[str, np.ndarray] | None:
+    """``--kcore-on target``: the event column's frame column and a mask over its codes (and the
+    missing code -1, last) of the target events, by the local step's ``target_codes``."""
+    if config.event.kcore_on != "target" or config.event.event_col is None:
+        return None
+    k = columns.index(config.event.event_col)
+    mask = np.zeros(len(columns.values[k]) + 1, dtype=bool)
+    mask[target_codes(columns.stub(k), config.event)] = True
+    return columns.key(k), mask
 
 
 def _where(

@@ -35,6 +35,7 @@ __all__ = [
     "dedup_part",
     "drop_ids",
     "kept_counts",
+    "kcore_counts",
     "code_tables",
     "merge_code_tables",
     "present_items",
@@ -205,6 +206,19 @@ def kept_counts(df: pd.DataFrame, sizes: tuple[int, int]) -> tuple[np.ndarray, n
         np.bincount(df["user"].to_numpy()[kept], minlength=sizes[0]).astype(np.int64),
         np.bincount(df["item"].to_numpy()[kept], minlength=sizes[1]).astype(np.int64),
     )
+
+
+def kcore_counts(df: pd.DataFrame, sizes: tuple[int, int], target: tuple[str, np.ndarray] | None = None) -> tuple[np.ndarray, ...]:
+    """One partition's k-core tables (:class:`~seqprep.kernels.filters.KcoreTables`, summed over the
+    partitions): kept rows per user and item code, and those that count (``target``: the event
+    column and the mask of its target codes, the missing code -1 last; None: every kept row)."""
+    kept = df["stage"].to_numpy() == KEPT
+    user, item = df["user"].to_numpy(), df["item"].to_numpy()
+    present = tuple(np.bincount(c[kept], minlength=n).astype(np.int64) for c, n in ((user, sizes[0]), (item, sizes[1])))
+    if target is None:
+        return present + present
+    counted = kept & target[1][df[target[0]].to_numpy()]
+    return present + tuple(np.bincount(c[counted], minlength=n).astype(np.int64) for c, n in ((user, sizes[0]), (item, sizes[1])))
 
 
 def code_tables(df: pd.DataFrame, sizes: tuple[int, int], rating_from: int, columns: tuple[tuple[str, int], ...] = ()) -> dict[str, Any]:
