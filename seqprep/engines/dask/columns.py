@@ -33,7 +33,16 @@ from ...steps.events import event_requests
 from ...steps.features import column_requests
 from ...steps.where import operand_requests, where_truth
 
-__all__ = ["LogColumns", "NO_COLUMNS", "canon_columns", "describe_columns", "local_requests", "merge_columns", "read_plan", "where_mask"]
+__all__ = [
+    "LogColumns",
+    "NO_COLUMNS",
+    "canon_columns",
+    "describe_columns",
+    "local_requests",
+    "merge_columns",
+    "read_plan",
+    "where_mask",
+]
 
 
 def local_requests(config: BuildConfig) -> tuple[ColumnRequest, ...]:
@@ -85,7 +94,10 @@ class LogColumns:
 
     def meta(self) -> dict[str, pd.Series]:
         """The frame's columns, empty."""
-        return {self.key(k): pd.Series([], dtype=np.float64 if kind == "number" else np.int32) for k, kind in enumerate(self.kinds)}
+        return {
+            self.key(k): pd.Series([], dtype=np.float64 if kind == "number" else np.int32)
+            for k, kind in enumerate(self.kinds)
+        }
 
 
 NO_COLUMNS = LogColumns()
@@ -100,7 +112,9 @@ def _number_dictionary(read: InputColumns, name: str) -> pa.Array:
     return numbers_as_text(np.asarray(read.columns[name][1]))[1]
 
 
-def merge_columns(client: Any, reads: list[Any], described: list[dict[str, tuple[str, Any]]], names: tuple[str, ...]) -> tuple[LogColumns, list[list[np.ndarray | None]]]:
+def merge_columns(
+    client: Any, reads: list[Any], described: list[dict[str, tuple[str, Any]]], names: tuple[str, ...]
+) -> tuple[LogColumns, list[list[np.ndarray | None]]]:
     """The pieces' columns merged by the local reader's rule -> (the columns; per piece, per column,
     its code table into the global dictionary, None for a number column)."""
     kinds, values = [], []
@@ -118,7 +132,11 @@ def merge_columns(client: Any, reads: list[Any], described: list[dict[str, tuple
                 t.append(None)
             continue
         numbers = [k for k, pk in enumerate(piece_kinds) if pk == "number"] if as_text else []
-        found = dict(zip(numbers, client.gather([client.submit(_number_dictionary, reads[k], name, pure=False) for k in numbers])))
+        found = dict(
+            zip(
+                numbers, client.gather([client.submit(_number_dictionary, reads[k], name, pure=False) for k in numbers])
+            )
+        )
         dicts = [found[k] if k in found else d[name][1] for k, d in enumerate(described)]
         piece_tables, dictionary = merge_dictionaries(dicts, "auto", name, True)
         values.append(dictionary)

@@ -88,7 +88,9 @@ def fit_features(config: BuildConfig, columns: LogColumns, tables: dict[str, Any
         if resolved == "num":
             table = number_table(col, name)  # None: a column of numbers
             missing = tables[f"{key}_nan"] if table is None else int(tables[f"{key}_kept"][0])
-            templates.append(Feature(name, "interaction", "num", np.zeros(0, np.float32), column=col.name, missing=int(missing)))
+            templates.append(
+                Feature(name, "interaction", "num", np.zeros(0, np.float32), column=col.name, missing=int(missing))
+            )
             encoders.append((key, table))
             continue
         counts = tables[f"{key}_kept"]
@@ -96,13 +98,22 @@ def fit_features(config: BuildConfig, columns: LogColumns, tables: dict[str, Any
         vocab, table = category_vocabulary(col.values, counts[1:], first, config.item_order)
         if name == EVENT and config.event.target_events:
             target_codes(col, config.event)  # an unknown target event fails here, as locally
-        templates.append(Feature(name, "interaction", "cat", np.zeros(0, np.int32), vocab=vocab, column=col.name, missing=int(counts[0])))
+        templates.append(
+            Feature(
+                name, "interaction", "cat", np.zeros(0, np.int32), vocab=vocab, column=col.name, missing=int(counts[0])
+            )
+        )
         encoders.append((key, table.astype(np.int32)))
     return FeaturePlan(tuple(templates), tuple(encoders))
 
 
 def _empty(timestamps_dtype: Any) -> Sequences:
-    return Sequences(offsets=np.zeros(1, np.int64), items=np.zeros(0, np.int32), timestamps=np.zeros(0, timestamps_dtype), ratings=None)
+    return Sequences(
+        offsets=np.zeros(1, np.int64),
+        items=np.zeros(0, np.int32),
+        timestamps=np.zeros(0, timestamps_dtype),
+        ratings=None,
+    )
 
 
 def time_values(part: dict[str, Any], specs: tuple[tuple[str, int | None], ...], unit: str, top: float) -> list[Any]:
@@ -116,7 +127,16 @@ def time_values(part: dict[str, Any], specs: tuple[tuple[str, int | None], ...],
             out.append((kind, values, rule, None, None, None))
             continue
         ids, first, inverse, counts = np.unique(values, return_index=True, return_inverse=True, return_counts=True)
-        out.append((kind, inverse.reshape(-1).astype(np.int32), rule, ids.astype(np.int64), counts.astype(np.int64), first.astype(np.int64)))
+        out.append(
+            (
+                kind,
+                inverse.reshape(-1).astype(np.int32),
+                rule,
+                ids.astype(np.int64),
+                counts.astype(np.int64),
+                first.astype(np.int64),
+            )
+        )
     return out
 
 
@@ -124,7 +144,9 @@ def _facts(values: list[Any]) -> list[Any]:
     return [None if v[0] == "num" else (v[3], v[4], v[5]) for v in values]
 
 
-def fit_time_features(client: Any, futures: list[Any], config: BuildConfig, unit: str, top: float, lengths: np.ndarray) -> list[Any]:
+def fit_time_features(
+    client: Any, futures: list[Any], config: BuildConfig, unit: str, top: float, lengths: np.ndarray
+) -> list[Any]:
     """The parts with their ``--time-feature`` features (futures, user order): computed per part,
     each categorical one's vocabulary fitted from the parts' counts on the client (as the local
     ``derive_time_features``), the parts' values then mapped to indices on their workers."""
@@ -151,13 +173,17 @@ def fit_time_features(client: Any, futures: list[Any], config: BuildConfig, unit
             at = np.searchsorted(ids, pids)
             counts[at] += pcounts
             first[at] = np.minimum(first[at], start + pfirst)
-        vocab, table = category_vocabulary(pa.array(ids), counts, first if config.item_order == "first-seen" else None, config.item_order)
+        vocab, table = category_vocabulary(
+            pa.array(ids), counts, first if config.item_order == "first-seen" else None, config.item_order
+        )
         tables.append((ids, vocab, table[:-1].astype(np.int32)))
     shared = client.scatter(tables, broadcast=True, hash=False)
     return [client.submit(_with_time_features, f, v, shared, specs, pure=False) for f, v in zip(futures, values)]
 
 
-def _with_time_features(part: dict[str, Any], values: list[Any], tables: list[Any], specs: tuple[tuple[str, int | None], ...]) -> dict[str, Any]:
+def _with_time_features(
+    part: dict[str, Any], values: list[Any], tables: list[Any], specs: tuple[tuple[str, int | None], ...]
+) -> dict[str, Any]:
     derived = []
     for (name, _), v, t in zip(specs, values, tables):
         kind, data, rule, pids = v[0], v[1], v[2], v[3]
@@ -175,12 +201,16 @@ def templates_of(part: dict[str, Any]) -> tuple[Feature, ...]:
     return tuple(dataclasses.replace(f, values=f.values[:0]) for f in part.get("features", ()))
 
 
-def events_meta(config: BuildConfig, templates: tuple[Feature, ...], counts: list[dict[str, np.ndarray]]) -> dict[str, Any]:
+def events_meta(
+    config: BuildConfig, templates: tuple[Feature, ...], counts: list[dict[str, np.ndarray]]
+) -> dict[str, Any]:
     """meta.json's ``events`` from the parts' rows per index of the ``event`` feature."""
     f = next(f for f in templates if f.name == EVENT)
     assert f.vocab is not None
     total = np.sum([c[EVENT] for c in counts], axis=0) if counts else np.zeros(len(f.vocab) + 1, np.int64)
-    probe = dataclasses.replace(_empty(np.int64), features=(dataclasses.replace(f, values=np.arange(len(f.vocab) + 1, dtype=np.int32)),))
+    probe = dataclasses.replace(
+        _empty(np.int64), features=(dataclasses.replace(f, values=np.arange(len(f.vocab) + 1, dtype=np.int32)),)
+    )
     wanted = target_positions(probe, config.event)  # per index: a target event (None: every one)
     targets = int(total.sum() if wanted is None else total[wanted].sum())
     return events_meta_counted(f.vocab, total, config.event, targets)

@@ -34,7 +34,14 @@ def keyed(plan: ReadPlan | None) -> bool:
     return plan is not None and (bool(plan.offsets) or plan.session is not None)
 
 
-def _log(columns: LogColumns, data: list[np.ndarray], time: np.ndarray, valid: np.ndarray, unit: str, inputs: tuple[InputInfo, ...]) -> Log:
+def _log(
+    columns: LogColumns,
+    data: list[np.ndarray],
+    time: np.ndarray,
+    valid: np.ndarray,
+    unit: str,
+    inputs: tuple[InputInfo, ...],
+) -> Log:
     empty = np.zeros(len(time), np.int32)
     cols = tuple(columns.column(k, d) for k, d in enumerate(data))
     return Log(empty, pa.array([], pa.int64()), empty, pa.array([], pa.int64()), time, valid, unit, None, inputs, cols)
@@ -47,7 +54,10 @@ def plan_columns(
     inputs with their recorded roles; per finished column the table old code -> new code, None
     for a number column). ``local_error()``: raises the local reader's error for the log."""
     n = max([len(v) for v in columns.values if v is not None] + [1])
-    data = [np.zeros(n) if v is None else np.append(np.arange(len(v), dtype=np.int32), np.full(n - len(v), -1, np.int32)) for v in columns.values]
+    data = [
+        np.zeros(n) if v is None else np.append(np.arange(len(v), dtype=np.int32), np.full(n - len(v), -1, np.int32))
+        for v in columns.values
+    ]
     stub = _log(columns, data, np.zeros(n, np.float64 if as_float else np.int64), np.ones(n, bool), unit, inputs)
     try:
         done = plan.finish(stub)
@@ -58,12 +68,26 @@ def plan_columns(
     tables: list[np.ndarray | None] = []
     for c in done.columns:
         k = columns.index(c.name)
-        tables.append(None if c.codes is None else np.append(c.codes[: len(columns.values[k])], np.int32(-1)).astype(np.int32))
-    finished = LogColumns(names, tuple(c.kind for c in done.columns), tuple(c.values if c.kind != "number" else None for c in done.columns))
+        tables.append(
+            None if c.codes is None else np.append(c.codes[: len(columns.values[k])], np.int32(-1)).astype(np.int32)
+        )
+    finished = LogColumns(
+        names,
+        tuple(c.kind for c in done.columns),
+        tuple(c.values if c.kind != "number" else None for c in done.columns),
+    )
     return finished, done.time_unit, done.inputs, tables
 
 
-def keyed_part(df: pd.DataFrame, plan: ReadPlan, columns: LogColumns, finished: LogColumns, tables: list[np.ndarray | None], unit: str, inputs: tuple[InputInfo, ...]) -> pd.DataFrame:
+def keyed_part(
+    df: pd.DataFrame,
+    plan: ReadPlan,
+    columns: LogColumns,
+    finished: LogColumns,
+    tables: list[np.ndarray | None],
+    unit: str,
+    inputs: tuple[InputInfo, ...],
+) -> pd.DataFrame:
     """One canonical partition finished by the local plan: the combined time and its validity, the
     kept columns with their codes into the finished dictionaries."""
     data = [df[columns.key(k)].to_numpy() for k in range(len(columns.names))]
@@ -98,7 +122,9 @@ def session_carry(inputs: tuple[InputInfo, ...], columns: LogColumns) -> tuple[t
     return ((columns.key(k), np.append(np.arange(len(columns.values[k]), dtype=np.int32), np.int32(-1))),)
 
 
-def _part_users(part: dict[str, Any], inputs: tuple[InputInfo, ...], users: Column) -> tuple[np.ndarray, int, np.ndarray]:
+def _part_users(
+    part: dict[str, Any], inputs: tuple[InputInfo, ...], users: Column
+) -> tuple[np.ndarray, int, np.ndarray]:
     """One part's sessions' users by the local step on its sorted rows (the stable time order of
     each session, ties in input order): (the user code of each session, -1 none; sessions with
     several users; the user codes present)."""
@@ -109,13 +135,25 @@ def _part_users(part: dict[str, Any], inputs: tuple[InputInfo, ...], users: Colu
     col = Column(users.name, "text", users.values, codes=codes)
     inter = Interactions(key, part["items"], part["timestamps"], None, (col,))
     empty = np.zeros(0, np.int32)
-    log = Log(empty, pa.nulls(n, pa.int64()), empty, pa.array([], pa.int64()), part["timestamps"][:0], np.zeros(0, bool), "epoch", None, inputs)
+    log = Log(
+        empty,
+        pa.nulls(n, pa.int64()),
+        empty,
+        pa.array([], pa.int64()),
+        part["timestamps"][:0],
+        np.zeros(0, bool),
+        "epoch",
+        None,
+        inputs,
+    )
     found = session_users(log, inter)
     assert found is not None
     return found.first, found.several, np.unique(codes[codes >= 0])
 
 
-def session_key(client: Any, futures: list[Any], inputs: tuple[InputInfo, ...], columns: LogColumns, sessions: Vocabulary) -> tuple[pa.Table, dict[str, Any]] | None:
+def session_key(
+    client: Any, futures: list[Any], inputs: tuple[InputInfo, ...], columns: LogColumns, sessions: Vocabulary
+) -> tuple[pa.Table, dict[str, Any]] | None:
     """sessions.parquet and meta.json's ``session_key`` (None without ``--session-col``): each part's
     sessions' users on its worker, added up in user order."""
     name = _users_column(inputs)
@@ -129,6 +167,16 @@ def session_key(client: Any, futures: list[Any], inputs: tuple[InputInfo, ...], 
     present = np.unique(np.concatenate([f[2] for f in found])) if found else np.zeros(0, np.int32)
     keyed = SessionUsers(inputs[0].columns["session"], users, first, int(sum(f[1] for f in found)), len(present))
     empty = np.zeros(0, np.int32)
-    log = Log(empty, sessions.ids, empty, pa.array([], pa.int64()), np.zeros(0, np.int64), np.zeros(0, bool), "epoch", None, inputs)
+    log = Log(
+        empty,
+        sessions.ids,
+        empty,
+        pa.array([], pa.int64()),
+        np.zeros(0, np.int64),
+        np.zeros(0, bool),
+        "epoch",
+        None,
+        inputs,
+    )
     table = keyed.table(sessions, log)  # the sessions' codes are their indices here: ``first`` is by index
     return table, keyed.meta(table)

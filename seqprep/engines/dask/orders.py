@@ -30,7 +30,9 @@ __all__ = ["by_sequence", "dates_by_index", "user_dates", "users_by_date"]
 _NO_POS = np.iinfo(np.int64).max
 
 
-def _user_rows(df: pd.DataFrame, size: int, offsets: np.ndarray, partition_info: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _user_rows(
+    df: pd.DataFrame, size: int, offsets: np.ndarray, partition_info: Any = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per user code of one partition: (first row, last row, the last row's time) of the rows with
     a user and a time, rows counted as input positions (-1 / max: none)."""
     k = partition_info["number"]
@@ -51,7 +53,9 @@ def user_dates(dask: Any, canon: Any, offsets: np.ndarray, log: Log) -> tuple[np
     """(date, first row) of every user code, as :func:`~seqprep.steps.vocabularies.log_dates` gives them."""
     size = len(log.user_ids)
     parts = canon.to_delayed()
-    found = dask.compute(*[dask.delayed(_user_rows)(p, size, offsets, partition_info={"number": k}) for k, p in enumerate(parts)])
+    found = dask.compute(
+        *[dask.delayed(_user_rows)(p, size, offsets, partition_info={"number": k}) for k, p in enumerate(parts)]
+    )
     first = np.full(size, _NO_POS, np.int64)
     last = np.full(size, -1, np.int64)
     time = np.zeros(size, found[0][2].dtype if found else np.int64)
@@ -60,12 +64,24 @@ def user_dates(dask: Any, canon: Any, offsets: np.ndarray, log: Log) -> tuple[np
         later = lpos > last
         last[later], time[later] = lpos[later], t[later]
     codes = np.flatnonzero(last >= 0).astype(np.int32)
-    one_row_each = Log(codes, log.user_ids, np.zeros(len(codes), np.int32), log.item_ids, time[codes], np.ones(len(codes), bool), log.time_unit, None, log.inputs)
+    one_row_each = Log(
+        codes,
+        log.user_ids,
+        np.zeros(len(codes), np.int32),
+        log.item_ids,
+        time[codes],
+        np.ones(len(codes), bool),
+        log.time_unit,
+        None,
+        log.inputs,
+    )
     dates, _ = log_dates(one_row_each, "--user-order date")  # each code's one row is its last
     return dates, first
 
 
-def users_by_date(counts: np.ndarray, dates: np.ndarray, first: np.ndarray, ids: pa.Array) -> tuple[Vocabulary, np.ndarray]:
+def users_by_date(
+    counts: np.ndarray, dates: np.ndarray, first: np.ndarray, ids: pa.Array
+) -> tuple[Vocabulary, np.ndarray]:
     """The users' vocabulary by date (``counts``: kept rows per code) and its code -> index table."""
     chosen, ordered = date_order_counted(counts, dates, first)
     return fitted(ids, chosen, ordered, USER_START), remap_table(chosen, len(ids), start=USER_START)
