@@ -31,10 +31,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import seqprep_command, warm_cache  # noqa: E402
 
 
+def child_env() -> dict[str, str]:
+    """This environment with ``PYTHONPATH``'s entries made absolute. The children run in a temporary
+    folder: a relative entry (``PYTHONPATH=.``) would name that folder, and they would import the
+    installed seqprep instead of the tree under test."""
+    env = dict(os.environ)
+    if env.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.pathsep.join(str(Path(p).resolve()) for p in env["PYTHONPATH"].split(os.pathsep) if p)
+    return env
+
+
+def imported_from(cwd: Path) -> str:
+    """Where the children's ``import seqprep`` comes from (printed: say which tree was measured)."""
+    code = "import seqprep, os; print(os.path.dirname(os.path.dirname(seqprep.__file__)))"
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=child_env(), capture_output=True, text=True, check=True).stdout.strip()
+
+
 def measure(cmd: list[str], cwd: Path) -> tuple[float, float, float]:
     """(wall s, CPU s, peak RSS MiB) of one child run; stops the script if it fails."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, env=child_env())
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -57,6 +73,8 @@ def main() -> None:
     base = [*seqprep_command(), "build", str(ns.path.resolve()), "--overwrite", "-q"]
     variants = {"plain": [], **{a: shlex.split(a) for a in ns.args or ["--split loo"]}}
     runs: dict[str, list[tuple[float, float, float]]] = {k: [] for k in variants}
+    tree = imported_from(work)
+    print(f"seqprep imported from {tree}", file=sys.stderr)
     try:
         for _ in range(ns.repeat):
             for name, extra in variants.items():
@@ -68,7 +86,7 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     best = {k: tuple(min(r[i] for r in v) for i in range(3)) for k, v in runs.items()}
-    print(f"input {ns.path} ({ns.path.stat().st_size / 2**20:.1f} MiB), best of {ns.repeat}, nproc={os.cpu_count()}")
+    print(f"input {ns.path} ({ns.path.stat().st_size / 2**20:.1f} MiB), best of {ns.repeat}, nproc={os.cpu_count()}, seqprep from {tree}")
     pw, pc, pm = best["plain"]
     for name, (w, c, m) in best.items():
         ratios = "" if name == "plain" else f"   ratio vs plain: wall {w / pw:.2f}x   cpu {c / pc:.2f}x   peak RSS +{m - pm:.0f} MiB"

@@ -209,9 +209,10 @@ class Feature:
     """One encoded feature, aligned with what carries it (the kept rows, then the sequences' positions).
 
     - ``cat``: ``values`` int32 indices 1..K into ``vocab`` (0 = missing, the padding index too);
-      while the rows are still in input order (before the sort), a narrower unsigned type when K
-      allows (uint8, uint16): the sort holds them beside their sorted copy, which :meth:`widened`
-      makes int32 again;
+      while the rows are still in input order (before the sort), and in the sort that writes
+      sequences.parquet (sorted in place when the rows are grouped by user), a narrower unsigned
+      type when K allows (uint8, uint16), widened to int32 (:meth:`widened`) a row group at a time
+      as it is written, and for the rest of the build once the log and the sort's arrays are gone;
     - ``num``: ``values`` float32, NaN = missing (``vocab`` None);
     - ``tokens``: row ``k`` holds the int32 indices ``values[offsets[k]:offsets[k+1]]`` (an empty
       list when missing).

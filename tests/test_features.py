@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -20,6 +21,7 @@ from pyarrow import ipc
 import seqprep
 from seqprep.cli import cli
 from seqprep.kernels import sequences as sequence_kernels
+from seqprep.model import Feature
 from seqprep.output import files
 
 LOG = """userId,movieId,rating,timestamp,genre,price,tags
@@ -808,3 +810,122 @@ def test_a_log_already_in_time_order_gives_the_bytes_of_its_shuffled_rows(write,
     a, b = (tmp_path / "a" / "sequences.parquet").read_bytes(), (tmp_path / "b" / "sequences.parquet").read_bytes()
     assert pq.read_table(tmp_path / "a" / "sequences.parquet").schema.field("genre").type == pa.list_(pa.int32())
     assert a == b
+
+
+# --- memory: the writing sort holds each feature once (issue 15's memory target) -----------------
+
+
+def _sort_inputs(n_users: int, lengths: list[int], seed: int, grouped: bool):
+    rng = np.random.default_rng(seed)
+    user = np.repeat(np.arange(n_users), lengths).astype(np.int32)
+    if not grouped:
+        user = rng.permutation(user)
+    n = len(user)
+    time = rng.integers(0, 6, n).astype(np.int64)  # few distinct times: many ties keep input order
+    items = rng.integers(1, 50, n).astype(np.int32)
+    counts = np.bincount(user, minlength=n_users).astype(np.int64)
+    features = (
+        Feature("g", "interaction", "cat", rng.integers(0, 5, n).astype(np.uint8)),
+        Feature("s", "interaction", "cat", rng.integers(0, 400, n).astype(np.uint16)),
+        Feature("p", "interaction", "num", rng.random(n).astype(np.float32)),
+    )
+    return user, items, time, counts, features
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 9), min_size=1, max_size=40),
+    per_part=st.integers(1, 30),
+    grouped=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_writing_sort_sorts_features_in_place_when_rows_are_grouped(lengths, per_part, grouped, seed):
+    """``features_in_place``: rows grouped by user are sorted in their own arrays (no second copy),
+    scattered rows into new ones; either way the values, and what each row group sees, are the one
+    stable sort's, compact (uint8 / uint16 / float32) as they came."""
+    from seqprep.steps.sort import sequences_from
+
+    user, items, time, counts, features = _sort_inputs(len(lengths), lengths, seed, grouped)
+    order = np.lexsort((np.arange(len(user)), time, user))  # the stable (user, time) order
+    expected = [f.values[order] for f in features]
+    before = [f.values.copy() for f in features]
+    seen = []
+
+    def on_part(seqs, u0, u1):
+        lo, hi = int(seqs.offsets[u0]), int(seqs.offsets[u1])
+        seen.append([f.values[lo:hi].copy() for f in seqs.features])
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sequence_kernels, "ROW_GROUP_INTERACTIONS", per_part)
+        seqs = sequences_from(user, items, time, None, counts, on_part=on_part, features=features, features_in_place=True)
+    in_order = bool(np.array_equal(order, np.arange(len(user))))
+    grouped = bool((user[1:] >= user[:-1]).all())  # (a permutation may leave them grouped)
+    for f, got, want, old in zip(features, seqs.features, expected, before, strict=True):
+        assert got.values.dtype == f.values.dtype  # compact stays compact
+        assert np.array_equal(got.values, want)
+        own = got.values is f.values
+        assert own == (grouped or in_order)  # in place exactly when rows are grouped (or already sorted)
+        if not own:
+            assert np.array_equal(f.values, old)  # scattered rows: the input is left as it was
+    for k, got in enumerate(zip(*seen)):
+        assert np.array_equal(np.concatenate(got), expected[k])  # each row group saw its sorted rows
+
+
+def test_writing_sort_copies_read_only_and_shared_features():
+    """A read-only array (a zero-copy view of a column) or two features over the same memory are
+    never sorted in place: they get their own sorted arrays, and the inputs are left unchanged."""
+    from seqprep.steps.sort import sequences_from
+
+    user, items, time, counts, (g, s, p) = _sort_inputs(6, [5, 3, 7, 1, 4, 6], 0, grouped=True)
+    frozen = p.values.copy()
+    frozen.flags.writeable = False
+    shared = np.arange(len(user), dtype=np.int32)[::-1].copy()
+    features = (
+        dataclasses.replace(p, values=frozen),
+        dataclasses.replace(g, name="a", values=shared),
+        dataclasses.replace(g, name="b", values=shared[:]),  # a view of the same buffer
+        g,
+    )
+    order = np.lexsort((np.arange(len(user)), time, user))
+    inputs = [f.values.copy() for f in features]
+    seqs = sequences_from(user, items, time, None, counts, on_part=lambda *a: None, features=features, features_in_place=True)
+    for f, got, old in zip(features[:3], seqs.features[:3], inputs[:3], strict=True):
+        assert got.values is not f.values and np.array_equal(got.values, old[order])
+        assert np.array_equal(f.values, old)
+    assert seqs.features[3].values is g.values and np.array_equal(g.values, inputs[3][order])
+
+
+@pytest.mark.parametrize("grouped", [True, False])
+def test_streamed_features_are_the_plain_ones(tmp_path, monkeypatch, grouped):
+    """The writing sort keeps compact feature indices (uint8 / uint16), sorted in place when the log
+    is grouped by user, and widens them a row group at a time as it writes: the file, the sequences
+    the build returns (int32) and what load reads are those of a plain write."""
+    monkeypatch.setattr(sequence_kernels, "ROW_GROUP_INTERACTIONS", 97)  # many row groups from a small log
+    rng = np.random.default_rng(1)
+    n, users = 3000, 80
+    u = rng.integers(0, users, n)
+    if grouped:
+        u = np.sort(u)
+    cols = {
+        "userId": u,
+        "movieId": rng.integers(0, 200, n),
+        "rating": rng.integers(1, 11, n) / 2,
+        "timestamp": rng.integers(0, 50, n),  # few distinct times: many ties
+        "genre": [f"g{v}" for v in rng.integers(0, 5, n)],  # uint8 while compact
+        "shop": [f"s{v}" for v in rng.integers(0, 400, n)],  # > 255 values: uint16 while compact
+        "price": np.round(rng.random(n), 3),
+    }
+    log = tmp_path / "log.csv"
+    pd.DataFrame(cols).to_csv(log, index=False)
+    features = ["genre:cat", "shop:cat", "price:num"]
+    built = seqprep.build(log, tmp_path / "out", features=features)  # written while sorting
+    memory = seqprep.build(log, features=features)  # nothing written: one sort of the whole log
+    assert [f.values.dtype for f in built.sequences.features] == [np.int32, np.int32, np.float32]
+    for a, b in zip(built.sequences.features, memory.sequences.features, strict=True):
+        assert a.values.dtype == b.values.dtype and np.array_equal(a.values, b.values)
+    assert max(len(f.vocab) for f in built.sequences.features if f.vocab is not None) > 255
+    plain = tmp_path / "plain.parquet"
+    files.write_sequences(memory.users, memory.sequences, plain)
+    assert (tmp_path / "out" / "sequences.parquet").read_bytes() == plain.read_bytes()
+    ds = seqprep.load(tmp_path / "out")
+    assert np.array_equal(ds.feature("shop"), memory.sequences.features[1].values)

@@ -4,6 +4,9 @@ writes, for any tables, row group cuts and thread counts; footers read and writt
 from __future__ import annotations
 
 import struct
+import threading
+import time
+import weakref
 from itertools import pairwise
 
 import numpy as np
@@ -13,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from seqprep.output import row_groups
 from seqprep.output.files import SequencesWriter, _parquet_options
 from seqprep.output.row_groups import PartsWriter, Unjoinable, join_footers, read_struct, write_struct
 
@@ -108,3 +112,43 @@ def test_sequences_writer_bytes_do_not_depend_on_threads(tmp_path, threads):
     assert path.read_bytes() == _one_writer(
         [table.slice(a, 70) for a in range(0, 500, 70)], _parquet_options(table.schema)
     )
+
+
+def test_encoded_row_groups_are_let_go_before_they_are_written(monkeypatch):
+    """The tables are kept only until the first row group's footer shows the file can be joined (one
+    that cannot is written by one writer from the tables): from then on each is released once
+    encoded, even while it waits for an earlier row group, and the bytes are those of one writer."""
+    table = _table(np.random.default_rng(3), 400, True, True)
+    parts = [table.slice(a, 50) for a in range(0, 400, 50)]
+    options = _parquet_options(table.schema)
+    first_may_end = threading.Event()
+    encode = row_groups.encode_piece
+
+    def slow_first(t, opts):  # the first row group takes longest: the others wait behind it
+        if t.num_rows and t.column("user_idx")[0].as_py() == 0:
+            assert first_may_end.wait(30)
+        return encode(t, opts)
+
+    monkeypatch.setattr(row_groups, "encode_piece", slow_first)
+    sink = pa.BufferOutputStream()
+    writer = PartsWriter(sink, options, 2, lambda schema: pq.ParquetWriter(sink, schema, **options))
+    writer.max_waiting = len(parts)  # nothing needs to be written before close
+    refs = []
+    for p in parts:
+        copy = pa.table(p.to_pydict(), schema=p.schema)  # a table only the writer holds
+        refs.append(weakref.ref(copy))
+        writer.write_table(copy)
+        del copy
+    for _, future in writer._waiting[1:]:
+        future.result()
+    assert all(r() is not None for r in refs)  # the first footer is not known yet: every table kept
+    first_may_end.set()
+    writer._put_next()  # the first row group: joinable
+    assert len(writer._waiting) == len(parts) - 1  # the others still wait to be written ...
+    for _ in range(500):  # (a pool thread lets its last task go just after the result is set)
+        if all(r() is None for r in refs):
+            break
+        time.sleep(0.01)
+    assert [r() is None for r in refs] == [True] * len(refs)  # ... and are no longer held
+    writer.close()
+    assert sink.getvalue().to_pybytes() == _one_writer(parts, options)

@@ -163,6 +163,10 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
             assert spill is not None
             seqs, extras, extra_meta = split_by_ranges(seqs, users, items, part, info, config, folder.open, spill, targets)
         del log
+    # the writing sort leaves compact cat indices (uint8 / uint16): int32 from here, the type every
+    # later step, output and the result have; widened only now, once the log, the input-order rows
+    # and the sort's temporaries are gone, so the int32 copies never meet the build's busiest moments
+    seqs = _widened(seqs)
     attributes, attributes_meta = attribute_features(tables, config, users, items)
     if attributes:
         meta["features"] = {**meta.get("features", {}), **attributes_meta["features"]}
@@ -208,6 +212,18 @@ def _sorted(
     return users, items, seqs, part, info
 
 
+def _widened(seqs: Sequences) -> Sequences:
+    """``seqs`` with compact ``cat`` indices (as the writing sort leaves them) int32, the type every
+    later step and output reads; one feature at a time, each compact copy let go as it is replaced."""
+    if all(f.widened() is f for f in seqs.features):
+        return seqs
+    features = list(seqs.features)
+    seqs = dataclasses.replace(seqs, features=())
+    for k in range(len(features)):
+        features[k] = features[k].widened()
+    return dataclasses.replace(seqs, features=tuple(features))
+
+
 def _requests(config: BuildConfig) -> tuple[ColumnRequest, ...]:
     """The log's columns the features and the event column need, each read once."""
     out: dict[str, ColumnRequest] = {}
@@ -247,6 +263,7 @@ def _sort_and_write(
                 users.counts,
                 on_part=lambda seqs, u0, u1: writer.write(sequences_part(users, seqs, u0, u1)),
                 features=features,
+                features_in_place=True,  # (the build lets the input-order features go after the sort)
             )
         finally:
             writer.close()

@@ -77,7 +77,7 @@ def sequences_part(users: Vocabulary, seqs: Sequences, u0: int, u1: int) -> pa.T
         timestamps=seqs.timestamps[lo:hi],
         ratings=None if seqs.ratings is None else seqs.ratings[lo:hi],
         session_ids=None if seqs.session_ids is None else seqs.session_ids[lo:hi],
-        features=tuple(f.slice(lo, hi) for f in seqs.features),
+        features=tuple(f.slice(lo, hi).widened() for f in seqs.features),  # compact indices: int32 here
     )
     return sequences_columns(users.indices[u0:u1], users.ids.slice(u0, u1 - u0), part, bool(seqs.offsets[-1] >= 2**31))
 

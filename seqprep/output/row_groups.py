@@ -257,7 +257,8 @@ def encode_piece(table: pa.Table, options: dict[str, Any]) -> pa.Buffer:
 class PartsWriter:
     """A Parquet file written row group by row group, each encoded on a pool of ``threads``.
 
-    :meth:`write_table` takes the row groups in file order (at most ``threads + 1`` wait at once); their
+    :meth:`write_table` takes the row groups in file order (at most ``threads + 1`` wait at once, each
+    table let go once encoded, except while the first row group's footer is not yet known); their
     bytes go to ``sink`` in that order; :meth:`close` adds the joined footer. ``fallback()`` gives a
     ``ParquetWriter`` on ``sink`` for a file this cannot join (:class:`Unjoinable`, seen on the
     first row group: then every row group goes through that writer, as if this class were not there).
@@ -266,7 +267,7 @@ class PartsWriter:
     def __init__(self, sink: Any, options: dict[str, Any], threads: int, fallback: Callable[[pa.Schema], Any]) -> None:
         self.sink, self.options = sink, options
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="seqprep-parquet")
-        self._waiting: list[tuple[pa.Table, Future[pa.Buffer]]] = []
+        self._waiting: list[tuple[pa.Table | None, Future[pa.Buffer]]] = []
         self._footers: list[Fields] = []
         self._starts: list[int] = []
         self._at = 0
@@ -278,7 +279,10 @@ class PartsWriter:
         if self._single is not None:
             self._single.write_table(table)
             return
-        self._waiting.append((table, self._pool.submit(encode_piece, table, self.options)))
+        future = self._pool.submit(encode_piece, table, self.options)
+        # a table is kept only until the first row group's footer shows the file can be joined (if
+        # not, one writer writes every table): then each is let go once encoded
+        self._waiting.append((table if not self._footers else None, future))
         while len(self._waiting) > self.max_waiting or (self._waiting and self._waiting[0][1].done()):
             self._put_next()
 
@@ -294,12 +298,14 @@ class PartsWriter:
                 return
             self.sink.write(MAGIC)
             self._at = len(MAGIC)
+            self._waiting = [(None, f) for _, f in self._waiting]  # joinable: no table is needed again
         self.sink.write(memoryview(piece)[len(MAGIC) : len(MAGIC) + length])
         self._footers.append(footer)
         self._starts.append(self._at)
         self._at += length
 
-    def _to_single(self, tables: list[pa.Table]) -> None:
+    def _to_single(self, tables: list[pa.Table | None]) -> None:
+        assert all(t is not None for t in tables)  # (every one was kept: no footer had been joined)
         for _, future in self._waiting:
             future.cancel()
         self._waiting = []

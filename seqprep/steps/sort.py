@@ -30,6 +30,7 @@ def sequences_from(
     user_counts: np.ndarray,
     on_part: Callable[[Sequences, int, int], None] | None = None,
     features: tuple[Feature, ...] = (),
+    features_in_place: bool = False,
 ) -> Sequences:
     """Group interactions (already encoded) into time-ordered CSR sequences (sorted on every core).
 
@@ -38,7 +39,12 @@ def sequences_from(
     as users ``u0 <= u < u1`` are in place in ``seqs`` (the arrays being filled): a build writes
     sequences.parquet there while the next groups are still being sorted. The result is the same.
     ``features`` (aligned with the rows) are put in the same order; with ``on_part`` only features
-    of one value per row (cat, num).
+    of one value per row (cat, num), and they stay in the type they came in (compact ``cat`` indices
+    stay uint8 / uint16: widen them with :meth:`~seqprep.model.Feature.widened` once the input-order
+    copy is released; :func:`~seqprep.output.files.sequences_part` widens a row group at a time).
+    With ``features_in_place`` (the caller lets the input-order features go) and rows grouped by user
+    (each row group's rows are the positions it fills), the features are sorted in place, a row group
+    at a time, instead of into a second array: a feature is then held once during the sort.
 
     Rows already in (user, time) order (a log written user by user in time order) are not sorted at
     all: the sequences are the given arrays (and features) themselves, no copy is made.
@@ -59,16 +65,28 @@ def sequences_from(
     if any(f.offsets is not None for f in features):
         msg = "sequences_from(on_part=...) carries features of one value per row only"
         raise ValueError(msg)
+    bounds = sequence_parts(offsets)
+    parts = user_range_rows(user_idx, bounds, counts=user_counts)
+    grouped = isinstance(parts[0], slice)  # rows already grouped by user: each part is a slice
+    # in place: part k's rows are offsets[bounds[k]]..offsets[bounds[k+1]], the ones it fills (a
+    # read-only array, such as a zero-copy view of the reader's column, or one that may share memory
+    # with another feature's, gets a copy all the same)
+    in_place = tuple(
+        features_in_place
+        and grouped
+        and f.values.flags.writeable
+        and not any(g is not f and np.may_share_memory(f.values, g.values) for g in features)
+        for f in features
+    )
     seqs = Sequences(
         offsets=offsets,
         items=np.empty(n, dtype=item_idx.dtype),
         timestamps=np.empty(n, dtype=time.dtype),
         ratings=None if rating is None else np.empty(n, dtype=rating.dtype),
-        features=tuple(dataclasses.replace(f, values=np.empty(n, dtype=_sorted_dtype(f))) for f in features),
+        features=tuple(
+            f if own else dataclasses.replace(f, values=np.empty(n, dtype=f.values.dtype)) for f, own in zip(features, in_place)
+        ),
     )
-    bounds = sequence_parts(offsets)
-    parts = user_range_rows(user_idx, bounds, counts=user_counts)
-    grouped = isinstance(parts[0], slice)  # rows already grouped by user: each part is a slice
 
     def sort_part(k: int) -> None:
         lo, hi = int(offsets[bounds[k]]), int(offsets[bounds[k + 1]])
@@ -77,11 +95,11 @@ def sequences_from(
         np.take(time, order, out=seqs.timestamps[lo:hi])
         if rating is not None:
             np.take(rating, order, out=seqs.ratings[lo:hi])
-        for f, out in zip(features, seqs.features):
-            if f.values.dtype == out.values.dtype:
+        for f, out in zip(features, seqs.features):  # compact indices stay compact (see above)
+            if out is f:  # in place (the fancy index copies the part's values out first)
+                f.values[lo:hi] = f.values[order]
+            else:
                 np.take(f.values, order, out=out.values[lo:hi])
-            else:  # compact indices (input order) widened to int32, a part at a time
-                out.values[lo:hi] = f.values[order]
 
     # this thread writes while the pool sorts: rows grouped by user sort fast, so one core is left
     # for the writer; scattered rows make the sort the longer job, and it gets every core
@@ -109,13 +127,13 @@ def _in_order(
     features: tuple[Feature, ...],
 ) -> Sequences:
     """:func:`sequences_from` of rows already in (user, time) order: the arrays as they are (feature
-    indices widened to int32, as sorted ones are)."""
+    indices widened to int32 as sorted ones are, except with ``on_part``: compact, as there)."""
     seqs = Sequences(
         offsets=csr_offsets(user_counts),
         items=item_idx,
         timestamps=time,
         ratings=rating,
-        features=tuple(f.widened() for f in features),
+        features=features if on_part is not None else tuple(f.widened() for f in features),
     )
     if on_part is not None:
         bounds = sequence_parts(seqs.offsets)
@@ -123,7 +141,3 @@ def _in_order(
             on_part(seqs, u0, u1)
     return seqs
 
-
-def _sorted_dtype(f: Feature) -> np.dtype:
-    """What a feature is held as once sorted: int32 indices (``cat``, ``tokens``), float32 (``num``)."""
-    return f.values.dtype if f.kind == "num" else np.dtype(np.int32)
