@@ -838,17 +838,6 @@ class BuildConfig:
                 msg = f"--engine dask does not support {', '.join(unsupported)} yet; run this build with --engine local"
                 raise ConfigError(msg)
         self.resources.validate()
-        if self.resources.memory_limit is not None:
-            # --vocab-from-train refits the features on the training rows: not on the spilled rows yet
-            side = bool(self.feature.features) or self.event != EventOptions()
-            unsupported = ["--vocab-from-train with --feature/--event-col"] if side and self.split.vocab_from_train else []
-            unsupported += [flag for flag, used in self._new_keys_in_use() if used and flag != "--where"]
-            if unsupported:
-                msg = (
-                    f"--memory-limit does not support the {', '.join(unsupported)} options yet; "
-                    "drop --memory-limit: the in-memory build runs them"
-                )
-                raise ConfigError(msg)
         if self.preset is not None:
             from .presets import preset_named
 

@@ -396,6 +396,9 @@ class Extras:
     groups: np.ndarray | None = None  # user bounds of the split files' row groups (those of sequences.parquet)
     large: LargeLists | None = None  # which list columns are large_list (None: from these extras alone)
     sessions: pa.Table | None = None  # --session-col: sessions.parquet (each session's user)
+    # --export srgnn when the split files were written range by range (--memory-limit): (train
+    # offsets, train items, test rows) of every user, gathered for the export only
+    srgnn: tuple[np.ndarray, np.ndarray, EvalRows] | None = None
 
 
 @dataclass(frozen=True)

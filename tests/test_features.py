@@ -171,7 +171,6 @@ def test_json_lines_nested_fields_and_bools(write, tmp_path):
         (["--feature", "genre:tokens"], "tokens needs its separator, e.g. --feature genre:tokens:|"),
         (["--feature", "genre", "--feature", "genre:cat"], "feature 'genre' is given twice"),
         (["--time-feature", "minute"], "--time-feature 'minute' is not a time feature"),
-        (["--feature", "genre", "--split", "loo", "--vocab-from-train", "--memory-limit", "1GB"], "--memory-limit does not support the --vocab-from-train with --feature/--event-col options yet"),
     ],
 )
 def test_bad_feature_options(write, tmp_path, args, message):

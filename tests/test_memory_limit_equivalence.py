@@ -1,9 +1,11 @@
 """Every option of the local build under ``--memory-limit``: the same bytes in every output file.
 
-One table of option combinations (filters, dedup, k-core, reused vocabularies, splits, windows,
-negatives, truncation, sessions), each built in memory and with a tiny memory limit (many chunks,
-user ranges and row groups), every file compared byte for byte (meta.json as a dict without the
-output path). Options the spilled build cannot run yet must refuse in one line (the last test).
+One table of option combinations (filters, dedup, k-core rounds and passes, reused vocabularies,
+every vocabulary order, splits (date splits too), windows, negatives, truncation, sessions, features
+(token lists too), events, ``--vocab-from-train`` with all of them), each built in memory and with
+a tiny memory limit (many chunks, user ranges and row groups), every file compared byte for byte
+(meta.json as a dict without the output path); then session-keyed logs in the Diginetica layout
+(``--session-col``, a date plus an offset as ``--time-col``) and the presets.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ import pytest
 
 import seqprep.steps.splits as splits
 from seqprep import build
-from seqprep.errors import ConfigError
 from seqprep.kernels.sequences import sequence_parts
+from tests.conftest import shared_file
 
 
 def _log(seed: int, n: int = 600) -> str:
@@ -121,6 +123,37 @@ CASES = {
     "where_unknown": {"where": ["not rating > 4"]},
     "where_columns": {"where": ["kind in ['cart', 'buy'] or price > 50", "kind is not null"], "min_item_count": 2},
     "where_ids": {"where": ["user in ['u1', 'u2', 'u3', 'u5', 'u8'] or item == 'i1'"], "split": "loo"},
+    "kcore_passes": {"kcore_passes": ("user", "item", "user"), "min_user_count": 2, "min_item_count": 3, "split": "loo"},
+    "kcore_passes_item_first": {"kcore_passes": ("item", "user"), "min_user_count": 4, "min_item_count": 2, "dedup": "first"},
+    "item_order_sequence": {"item_order": "sequence", "split": "loo", "time_features": ["delta"]},
+    "user_order_date": {"user_order": "date", "where": ["rating >= 2"], "split": "time:0.7,0.85"},
+    "session_col": {"session_col": "kind", "split": "loo"},
+    "session_col_kcore": {"session_col": "kind", "min_user_count": 2, "min_item_count": 2, "user_order": "first-seen"},
+    "tokens": {"features": ["kind:tokens:a", "price:cat"], "split": "loo", "max_len": 3, "windows": "2:1"},
+    "tokens_truncate": {
+        "features": ["kind:tokens:a", "price"],
+        "split": "users:0.5,0.25,0.25",
+        "max_len": 3,
+        "truncate": True,
+        "item_order": "first-seen",
+    },
+    "vocab_from_train_features": {"features": ["kind", "price:cat"], "split": "loo", "vocab_from_train": True, "max_len": 3},
+    "vocab_from_train_tokens_first_seen": {
+        "features": ["kind:tokens:a", "price"],
+        "split": "time:0.6,0.8",
+        "vocab_from_train": True,
+        "item_order": "first-seen",
+        "user_order": "first-seen",
+        "windows": "2:1",
+    },
+    "vocab_from_train_events": {
+        "event_col": "kind",
+        "target_events": ["buy", "cart"],
+        "features": ["price:cat"],
+        "split": "loo",
+        "vocab_from_train": True,
+        "eval_negatives": 2,
+    },
 }
 REUSE = {
     "vocab_from_drop": {"vocab_from": "REF"},
@@ -188,18 +221,81 @@ def test_memory_limit_joins_attribute_tables_byte_identically(tmp_path):
     _same(tmp_path, {**tables, "split": "loo", "min_item_count": 2}, _log(2))
 
 
+def _sessions(seed: int, n: int = 500) -> str:
+    """The Diginetica layout: ``;``, sessions with ``NA`` users (and a few with two users), a date
+    plus an offset in milliseconds as the time, clicks in no particular order."""
+    rng = np.random.default_rng(seed)
+    sessions = rng.integers(1, 90, n)
+    users = np.where(rng.random(n) < 0.4, "NA", (sessions % 23 + rng.integers(0, 2, n) * (sessions % 3 == 0)).astype(str))
+    items = rng.zipf(1.3, n) % 70
+    frames = rng.integers(0, 40, n) * 1000
+    dates = np.array([f"2016-05-{d:02d}" for d in range(1, 15)])[(sessions + rng.integers(0, 2, n)) % 14]
+    rows = [f"{s};{u};{i};{f};{d}" for s, u, i, f, d in zip(sessions, users, items, frames, dates)]
+    return "session_id;user_id;item_id;timeframe;eventdate\n" + "\n".join(rows) + "\n"
+
+
+LAYOUT = {"item_col": "item_id", "time_col": "eventdate,timeframe"}
+SESSION_CASES = {
+    "session_key": {"user_col": "session_id", **LAYOUT, "split": "loo"},
+    "session_col": {"session_col": "session_id", "user_col": "user_id", **LAYOUT, "split": "loo", "min_item_count": 2},
+    "session_col_days": {"session_col": "session_id", "user_col": "user_id", **LAYOUT, "split": "days:4", "vocab_from_train": True},
+    "days": {"user_col": "session_id", **LAYOUT, "split": "days:3", "eval_negatives": 2},
+    "days_sequence_date": {"user_col": "session_id", **LAYOUT, "split": "days:2", "item_order": "sequence", "user_order": "date"},
+    "days_vocab_from_train_passes": {
+        "user_col": "session_id",
+        **LAYOUT,
+        "split": "days:3",
+        "vocab_from_train": True,
+        "item_order": "sequence",
+        "user_order": "date",
+        "kcore_passes": ("user", "item", "user"),
+        "min_user_count": 2,
+        "min_item_count": 2,
+        "max_len": 3,
+    },
+    "srgnn_rules": {"preset": "srgnn", "min_item_count": 2},
+}
+
+
+@pytest.mark.parametrize("case", list(SESSION_CASES))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_memory_limit_builds_session_logs_byte_identically(case, seed, tmp_path):
+    _same(tmp_path, SESSION_CASES[case], _sessions(seed))
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize("options", [{"preset": "srgnn"}, {"session_col": "session_id", "user_col": "user_id", **LAYOUT}])
+def test_memory_limit_builds_the_diginetica_sample_byte_identically(options, tmp_path):
+    _same(tmp_path, options, shared_file("diginetica-sample/sample_train-item-views.csv").read_text())
+
+
 @pytest.mark.parametrize(
-    ("options", "flag"),
+    "options",
     [
-        (
-            {"features": ["kind"], "split": "loo", "vocab_from_train": True},
-            "--vocab-from-train with --feature/--event-col",
-        ),
-        ({"session_gap": None, "session_col": "kind"}, "--session-col"),
+        {"preset": "sasrec", "split": "loo"},
+        {"preset": "bert4rec", "min_user_count": 3},
+        {"preset": "caser", "min_user_count": 3, "min_item_count": 3},
+        {"preset": "recbole"},
     ],
+    ids=lambda o: o["preset"],
 )
-def test_what_the_spilled_build_cannot_run_refuses_in_one_line(options, flag, tmp_path):
-    (tmp_path / "log.csv").write_text(_log(0, 50))
-    with pytest.raises(ConfigError, match=f"--memory-limit does not support the {flag} options yet"):
-        build(tmp_path / "log.csv", tmp_path / "o", memory_limit="1GB", **options)
-    assert not (tmp_path / "o").exists()
+def test_memory_limit_runs_the_presets_byte_identically(options, tmp_path):
+    _same(tmp_path, options, _log(3))
+
+
+def test_memory_limit_encodes_token_lists_of_json_lines_byte_identically(tmp_path):
+    rng = np.random.default_rng(4)
+    tags = [[], ["a"], ["a", "b"], ["c", None, "a"], None]
+    rows = [
+        json.dumps({"user": f"u{u}", "item": f"i{i}", "ts": int(t), "tags": tags[k]})
+        for u, i, t, k in zip(rng.integers(0, 30, 400), rng.zipf(1.4, 400) % 50, rng.integers(0, 100, 400), rng.integers(0, 5, 400))
+    ]
+    text = "\n".join(rows) + "\n"
+    for options in ({"features": ["tags"], "split": "loo", "max_len": 2}, {"features": ["tags"], "split": "loo", "vocab_from_train": True}):
+        d = tmp_path / ("vft" if "vocab_from_train" in options else "plain")
+        d.mkdir()
+        (d / "log.jsonl").write_text(text)
+        common = {"formats": ("parquet", "npz"), "user_col": "user", "item_col": "item", "time_col": "ts", **options}
+        build(d / "log.jsonl", d / "memory", **common)
+        build(d / "log.jsonl", d / "spilled", memory_limit=1, block_size="1KiB", **common)
+        assert tree_digest(d / "spilled") == tree_digest(d / "memory")

@@ -467,11 +467,6 @@ def test_unknown_preset_names_the_presets(tmp_path):
     ("extra", "message"),
     [
         (
-            {"memory_limit": "1GB"},
-            "--memory-limit does not support the --time-col with several columns, --kcore-passes, "
-            "--item-order sequence, --user-order date, --split days options yet; drop --memory-limit: the in-memory build runs them",
-        ),
-        (
             {"engine": "dask"},
             "--engine dask does not support --vocab-from-train, --export srgnn yet; run this build with --engine local",
         ),

@@ -197,12 +197,6 @@ def test_session_keys_stream_and_reuse(write, tmp_path):
             ConfigError,
             "--session-col 'ts' is also a --time-col column; name the session column in --session-col only",
         ),
-        (
-            {"session_col": "sid", "user_col": "uid", "memory_limit": "1GB"},
-            ConfigError,
-            "--memory-limit does not support the --session-col options yet; drop --memory-limit: the in-memory build "
-            "runs them",
-        ),
     ],
 )
 def test_session_col_errors(write, options, error, message):

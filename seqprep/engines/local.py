@@ -120,7 +120,7 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
         keyed: SessionUsers | None = None
         if spill is not None:  # --memory-limit: external sort by user range (same result)
             assert limit is not None
-            users, items, seqs, steps, part, info = spilled_sequences(log, config, spill, limit, progress)
+            users, items, seqs, steps, part, info, keyed = spilled_sequences(log, config, spill, limit, progress)
         else:
             inter, steps = clean(log, config)
             keyed = session_users(log, inter)  # (reads the user column: before the columns go)

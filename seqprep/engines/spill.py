@@ -5,14 +5,19 @@ back in chunks to (1) run every cleaning step of :func:`seqprep.steps.clean.clea
 keep mask (1 byte a row) with the kept rows' count tables: missing values, ``--where``, unknown
 items of ``--vocab-from``, the time window and ``--min-rating`` one chunked pass each, ``--dedup``
 on user-code ranges (whole users, rows in input order: every mode decides within one user), k-core
-as :func:`~seqprep.kernels.filters.kcore_rounds` on the count tables (one pass a round); (2) fit
-the vocabularies from the count tables (:func:`~seqprep.steps.vocabularies.vocabularies_from_counts`)
-and encode the features on their columns' kept rows with the local functions; (3) write each kept
-row, in input order, to the partition of its user's index range; (4) sort each partition with the
-same kernel as the in-memory build (:func:`~seqprep.kernels.time_order`) into its slice of the
-output. A partition holds whole users and its rows in input order, so the stable per-partition
-sort equals the global stable sort: the result is the same, byte for byte. The split files are
-then gathered and written one row group's users at a time (:func:`split_by_ranges`).
+as :func:`~seqprep.kernels.filters.kcore_rounds` (``--kcore-passes``:
+:func:`~seqprep.kernels.filters.kcore_pass_rounds`) on the count tables (one pass a round); (2) fit
+the vocabularies from the count tables (:func:`~seqprep.steps.vocabularies.vocabularies_from_counts`;
+``--user-order date`` from the log's dates read chunk by chunk) and encode the features on their
+columns' kept rows with the local functions; (3) write each kept row, in input order, to the
+partition of its user's index range; (4) sort each partition with the same kernel as the in-memory
+build (:func:`~seqprep.kernels.time_order`) into its slice of the output. A partition holds whole
+users and its rows in input order, so the stable per-partition sort equals the global stable sort:
+the result is the same, byte for byte; so does each session's user (``--session-col``:
+:func:`~seqprep.steps.session_key.session_users` on each partition). What needs the sorted rows
+comes after: ``--item-order sequence``, token lists (gathered at each row's kept position), the
+split (``--split days`` with the log's dates). The split files are then gathered and written one
+row group's users at a time (:func:`split_by_ranges`).
 
 Memory: the output arrays (items, timestamps, ratings: 16 bytes a kept row, plus the features),
 the keep mask, the vocabularies and count tables, one chunk, and one partition (about 64 bytes a
@@ -30,23 +35,32 @@ from typing import Any
 import numpy as np
 
 from ..config import BuildConfig
-from ..errors import ConfigError, needs_rating_column
+from ..errors import needs_rating_column
 from ..io.buffers import read_rows
-from ..kernels import csr_offsets, remap_table, time_order
-from ..kernels.filters import KcoreTables, dedup, kcore_rounds, rating_at_least, time_window
+from ..kernels import csr_offsets, fit_order, lookup, remap_table, time_order
+from ..kernels.filters import KcoreTables, dedup, kcore_pass_rounds, kcore_rounds, rating_at_least, time_window
 from ..kernels.partition import split_by_partition, user_partitions
 from ..kernels.splits import gather_ranges, row_of
 from ..kernels.vocab import first_positions, first_seen_codes
-from ..model import Column, Extras, Feature, Interactions, Log, Sequences
+from ..model import Column, EvalRows, Extras, Feature, Interactions, Log, Sequences
 from ..output.splits import SplitWriter
 from ..progress import SILENT, Progress
 from ..steps import reuse, splits
 from ..steps.counts import NEVER, CodeCounts
 from ..steps.events import event_feature, target_codes, target_positions
-from ..steps.features import encode_features, reuse_features
+from ..steps.features import encode_features, refit_on, reuse_features
 from ..steps.filters import empty_after, kcore_details, step_report, window_bounds
 from ..steps.missing import MissingCounts
-from ..steps.vocabularies import ITEM_START, USER_START, vocabularies_from_counts, vocabulary_from_counts
+from ..steps.session_key import SessionUsers, session_users
+from ..steps.vocabularies import (
+    ITEM_START,
+    USER_START,
+    fitted,
+    log_dates,
+    users_by_date,
+    vocabularies_from_counts,
+    vocabulary_from_counts,
+)
 from ..steps.where import where_report, where_truth
 from ..vocab import Vocabulary
 
@@ -293,7 +307,23 @@ def _clean(log: Log, config: BuildConfig, chunk: int, folder: Path, part_rows: i
         kept.recount(lambda c, keep: np.zeros(len(keep), dtype=bool))
         u1, i1 = kept.present()
         steps.append(step_report("dedup", before, before - kept.rows, u0 - u1, i0 - i1, mode=opts.dedup))
-    if opts.min_user_count > 1 or opts.min_item_count > 1:
+    if opts.kcore_passes:
+        progress.phase("k-core passes")
+        before, (u0, i0) = kept.rows, kept.present()
+
+        def remove_pass(bad_u: np.ndarray, bad_i: np.ndarray) -> tuple[int, KcoreTables]:
+            rows = kept.rows
+            kept.recount(lambda c, keep: bad_u[c.user] | bad_i[c.item])
+            return rows - kept.rows, KcoreTables(kept.users, kept.items, kept.users, kept.items)
+
+        tables_now = KcoreTables(kept.users, kept.items, kept.users, kept.items)
+        passes = kcore_pass_rounds(tables_now, remove_pass, opts.kcore_passes, min_user=opts.min_user_count, min_item=opts.min_item_count)
+        u1, i1 = kept.present()
+        details = {"min_user_count": opts.min_user_count, "min_item_count": opts.min_item_count, "passes": passes}
+        steps.append(step_report("kcore", before, before - kept.rows, u0 - u1, i0 - i1, **details))
+        if kept.rows == 0:
+            raise empty_after("kcore", opts)
+    elif opts.min_user_count > 1 or opts.min_item_count > 1:
         progress.phase("k-core")
         before, (u0, i0) = kept.rows, kept.present()
 
@@ -324,10 +354,82 @@ def _clean(log: Log, config: BuildConfig, chunk: int, folder: Path, part_rows: i
     return kept, steps
 
 
-def _vocabularies(kept: _Kept, config: BuildConfig) -> tuple[Vocabulary, Vocabulary, np.ndarray, np.ndarray]:
+def _vocabularies(kept: _Kept, config: BuildConfig) -> tuple[Vocabulary, Vocabulary | None, np.ndarray, np.ndarray]:
     """The vocabularies of the kept rows (fitted, or reused with ``--vocab-from``) and their code ->
-    index tables, from the count tables."""
-    return vocabularies_from_counts(kept.log, config, _code_counts(kept, config))
+    index tables, from the count tables. ``--user-order date`` orders the users by the log's dates
+    (read chunk by chunk); ``--item-order sequence`` needs the sorted rows: the items are then None
+    and their table maps each code to ``code + ITEM_START`` (see :func:`_items_in_sequence_order`)."""
+    log = kept.log
+    counts = _code_counts(kept, config)
+    if config.vocab.vocab_from is not None or (config.user_order != "date" and config.item_order != "sequence"):
+        return vocabularies_from_counts(log, config, counts)
+    if config.user_order == "date":
+        user_chosen, user_counts = users_by_date(counts.users, log, kept.chunk)
+        users = fitted(log.user_ids, user_chosen, user_counts, USER_START)
+    else:
+        users, user_chosen = vocabulary_from_counts(counts.users, log.user_ids, config.user_order, counts.user_first, USER_START)
+    user_table = remap_table(user_chosen, len(log.user_ids), start=USER_START)
+    if config.item_order == "sequence":
+        return users, None, user_table, np.arange(ITEM_START, len(log.item_ids) + ITEM_START, dtype=np.int32)
+    items, item_chosen = vocabulary_from_counts(counts.items, log.item_ids, config.item_order, counts.item_first, ITEM_START)
+    return users, items, user_table, remap_table(item_chosen, len(log.item_ids), start=ITEM_START)
+
+
+def _items_in_sequence_order(codes: np.ndarray, log: Log, rows: np.ndarray | None = None) -> tuple[Vocabulary, np.ndarray]:
+    """``--item-order sequence`` on the sorted rows (``codes``: item code + ITEM_START, in the output
+    order; ``rows``: a mask of those to fit on): items by first appearance reading the sequences, as
+    :func:`~seqprep.steps.vocabularies.item_order_of` orders them -> (items, their indices per row)."""
+    codes = codes - ITEM_START
+    chosen, counts = fit_order(codes if rows is None else codes[rows], log.item_ids, "first-seen")
+    return fitted(log.item_ids, chosen, counts, ITEM_START), lookup(remap_table(chosen, len(log.item_ids), start=ITEM_START), codes)
+
+
+def _user_dates(log: Log, user_table: np.ndarray, present: np.ndarray, num_users: int, chunk: int) -> np.ndarray:
+    """``--split days``: the date of every user index, as :func:`~seqprep.steps.splits.sequence_dates`
+    gives it (``user_table``: code -> index; ``present``: the kept rows per user code)."""
+    by_code, _ = log_dates(log, "--split days", chunk)
+    codes = np.flatnonzero(present)
+    dates = np.zeros(num_users, dtype=np.int64)
+    dates[user_table[codes] - USER_START] = by_code[codes]
+    return dates
+
+
+class _Sessions:
+    """``--session-col``: :func:`~seqprep.steps.session_key.session_users` run on each user range
+    before its sort (a range holds whole sessions, rows in input order: the same first user of each
+    session as over all rows), the ranges' results merged."""
+
+    COLUMN = "session_user"
+
+    def __init__(self, log: Log) -> None:
+        self.log = log
+        self.users = log.column(log.inputs[0].columns["user"])
+        assert self.users.codes is not None
+        self.first = np.full(len(log.user_ids), -1, dtype=np.int64)  # by user index
+        self.several = 0
+        self.seen = np.zeros(len(self.users.values), dtype=bool)
+
+    @staticmethod
+    def of(log: Log) -> _Sessions | None:
+        return _Sessions(log) if log.inputs and "session" in log.inputs[0].columns else None
+
+    def add(self, part: dict[str, np.ndarray]) -> None:
+        codes = part.pop(self.COLUMN)
+        users = Column(self.users.name, "text", self.users.values, codes=codes)
+        found = session_users(self.log, Interactions(part["user"], part["item"], part["time"], None, (users,)))
+        assert found is not None
+        has = found.first >= 0
+        self.first[has] = found.first[has]
+        self.several += found.several
+        self.seen[codes[codes >= 0]] = True
+
+    def result(self, user_table: np.ndarray) -> SessionUsers:
+        """The merged result, by user code (``user_table``: code -> the index the ranges were sorted by)."""
+        codes = np.flatnonzero(user_table >= 0)
+        first = np.full(len(self.log.user_ids), -1, dtype=np.int64)
+        first[codes] = self.first[user_table[codes] - USER_START]
+        column = self.log.inputs[0].columns["session"]
+        return SessionUsers(column, self.users, first, self.several, int(np.count_nonzero(self.seen)))
 
 
 class _Partitions:
@@ -365,9 +467,10 @@ def _encoded(
     progress: Progress,
     with_rows: bool = False,
     features: tuple[Feature, ...] = (),
+    sessions: _Sessions | None = None,
 ) -> Iterator[dict[str, np.ndarray]]:
-    """Pass 2's chunks: the kept rows, encoded, in input order (with their input row numbers, and
-    the features' values of the kept rows, given in input order)."""
+    """Pass 2's chunks: the kept rows, encoded, in input order (with their input row numbers, the
+    features' values of the kept rows, given in input order, and the session's user codes)."""
     log = kept.log
     at = 0  # kept rows so far
     for c in kept.chunks():
@@ -379,8 +482,12 @@ def _encoded(
         if with_rows:
             values["row"] = np.flatnonzero(keep) + c.lo
         m = len(values["user"])
-        for k, f in enumerate(features):
+        for k, f in enumerate(_flat(features)):
             values[f"feature{k}"] = f.values[at : at + m]
+        if len(_flat(features)) < len(features):  # token lists: gathered after the sort at these positions
+            values["kept"] = np.arange(at, at + m, dtype=np.int64)
+        if sessions is not None:
+            values[sessions.COLUMN] = read_rows(sessions.users.codes, c.lo, hi)[keep]  # type: ignore[arg-type]
         at += m
         yield values
         progress.update(c.lo + len(keep))
@@ -388,59 +495,107 @@ def _encoded(
 
 def spilled_sequences(
     log: Log, config: BuildConfig, folder: Path, limit: int, progress: Progress = SILENT
-) -> tuple[Vocabulary, Vocabulary, Sequences, list[dict[str, Any]], np.ndarray | None, dict[str, Any]]:
-    """(users, items, sequences, steps, part, info) of ``log`` (spilled columns) as the local
-    build's clean -> fit_vocabularies -> sequences_from -> decide_parts give them (with
-    ``--vocab-from-train``: as :func:`seqprep.steps.splits.fit_on_train`), within about ``limit`` bytes."""
+) -> tuple[Vocabulary, Vocabulary, Sequences, list[dict[str, Any]], np.ndarray | None, dict[str, Any], SessionUsers | None]:
+    """(users, items, sequences, steps, part, info, session users) of ``log`` (spilled columns) as
+    the local build's clean -> session_users -> fit_vocabularies -> sequences_from -> decide_parts
+    give them (with ``--vocab-from-train``: as :func:`seqprep.steps.splits.fit_on_train`), within
+    about ``limit`` bytes."""
     n = log.num_rows
     fixed = log.user_ids.nbytes + log.item_ids.nbytes + 40 * (len(log.user_ids) + len(log.item_ids)) + 2 * n  # ids, tables, masks
     chunk = min(MAX_CHUNK_ROWS, plan_rows(limit, n, 16, fixed))
     rows, steps = _clean(log, config, chunk, folder, plan_rows(limit, n, 0, fixed), progress)
     if config.split.vocab_from_train:
-        users, items, seqs, part, info = _fit_on_train(rows, config, steps, folder, limit, fixed, progress)
-        return users, items, seqs, steps, part, info
-    users, items, user_remap, item_remap = _vocabularies(rows, config)
+        users, items, seqs, part, info, keyed = _fit_on_train(rows, config, steps, folder, limit, fixed, chunk, progress)
+        return users, items, seqs, steps, part, info, keyed
+    users, fitted_items, user_remap, item_remap = _vocabularies(rows, config)
     features = _features(rows, config)
-    out = _sort_by_ranges(rows, user_remap, item_remap, users.counts, folder, limit, fixed, progress, features=features)
-    sorted_features = tuple(dataclasses.replace(f, values=out.pop(f"feature{k}")).widened() for k, f in enumerate(features))
+    sessions = _Sessions.of(log)
+    present = rows.users
+    out = _sort_by_ranges(rows, user_remap, item_remap, users.counts, folder, limit, fixed, progress, features=features, sessions=sessions)
+    del rows
+    if fitted_items is None:  # --item-order sequence: fitted on the sorted rows
+        fitted_items, out["item"] = _items_in_sequence_order(out["item"], log)
+    items = fitted_items
+    sorted_features = _sorted_features(features, out)
     del features
     seqs = Sequences(
         offsets=csr_offsets(users.counts), items=out["item"], timestamps=out["time"], ratings=out.get("rating"), features=sorted_features
     )
     targets = target_positions(seqs, config.event)
-    part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit, targets)
-    return users, items, seqs, steps, part, info
+    dates = _user_dates(log, user_remap, present, len(users), chunk) if config.split.rule == "days" else None
+    part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit, targets, dates)
+    keyed = None if sessions is None else sessions.result(user_remap)
+    return users, items, seqs, steps, part, info, keyed
 
 
-def _features(kept: _Kept, config: BuildConfig) -> tuple[Feature, ...]:
-    """The ``--feature`` and ``--event-col`` features of the kept rows (input order), encoded by the
-    local build's own functions on the kept rows of their columns (4 bytes a row each while the
-    rows are sorted; 1 or 2 for a small vocabulary). Token lists are not supported here yet."""
-    log = kept.log
-    names = {column for _, column, _, _ in config.feature.specs()} | ({config.event.event_col} if config.event.event_col else set())
+def _features(kept: _Kept, config: BuildConfig, interaction: bool = True) -> tuple[Feature, ...]:
+    """The ``--feature`` (unless not ``interaction``) and ``--event-col`` features of the kept rows
+    (input order), encoded by the local build's own functions on the kept rows of their columns (4
+    bytes a row each while the rows are sorted, 1 or 2 for a small vocabulary; token lists are
+    gathered after the sort instead)."""
+    specs = config.feature.specs() if interaction else ()
+    names = {column for _, column, _, _ in specs} | ({config.event.event_col} if config.event.event_col else set())
     if not names:
         return ()
+    inter = _with_columns(_kept_columns(kept.log, names, kept.mask, kept.chunk))
+    features = encode_features(inter, config.feature, config.item_order, config.vocab) if interaction else ()
+    return features + reuse_features(event_feature(inter, config.event, config.item_order), config.vocab)
+
+
+def _with_columns(columns: tuple[Column, ...]) -> Interactions:
+    none = np.zeros(0, dtype=np.int32)
+    return Interactions(user=none, item=none, time=none, rating=None, columns=columns)
+
+
+def _kept_columns(log: Log, names: set[str], mask: np.ndarray, chunk: int) -> tuple[Column, ...]:
+    """The log's columns ``names`` at the rows where ``mask`` is True, in input order, read a chunk
+    of rows at a time."""
     columns = []
     for col in log.columns:
         if col.name not in names:
             continue
-        if col.kind == "list":
-            msg = f"--memory-limit does not support token-list features yet (column {col.name!r}); drop --memory-limit for this build"
-            raise ConfigError(msg)
-        parts = [_column_rows(col, c.lo, c.lo + len(c.user)).take(kept.mask[c.lo : c.lo + len(c.user)]) for c in kept.chunks()]
-        if col.kind == "number":
-            columns.append(Column(col.name, "number", np.concatenate([p.values for p in parts]) if parts else np.zeros(0)))
-        else:
-            columns.append(Column(col.name, "text", col.values, codes=np.concatenate([p.codes for p in parts]) if parts else np.zeros(0, np.int32)))
-    none = np.zeros(0, dtype=np.int32)
-    inter = Interactions(user=none, item=none, time=none, rating=None, columns=tuple(columns))
-    features = encode_features(inter, config.feature, config.item_order, config.vocab)
-    features += reuse_features(event_feature(inter, config.event, config.item_order), config.vocab)
+        n = log.num_rows
+        parts = [_column_rows(col, lo, min(lo + chunk, n)).take(mask[lo : lo + chunk]) for lo in range(0, n, chunk)]
+        columns.append(_joined_column(col, parts))
+    return tuple(columns)
+
+
+def _joined_column(col: Column, parts: list[Column]) -> Column:
+    """Consecutive row ranges of ``col`` as one column."""
+    if col.kind == "number":
+        return Column(col.name, "number", np.concatenate([p.values for p in parts]) if parts else np.zeros(0))
+    codes = np.concatenate([p.codes for p in parts]) if parts else np.zeros(0, np.int32)  # type: ignore[misc]
+    if col.kind == "text":
+        return Column(col.name, "text", col.values, codes=codes)
+    return Column(col.name, col.kind, col.values, codes=codes, offsets=_joined_offsets([p.offsets for p in parts]))  # type: ignore[misc]
+
+
+def _joined_offsets(offsets: list[np.ndarray]) -> np.ndarray:
+    """The CSR offsets of consecutive pieces (each from 0) as one."""
+    if not offsets:
+        return np.zeros(1, dtype=np.int64)
+    starts = np.cumsum([0] + [int(o[-1]) for o in offsets[:-1]], dtype=np.int64)
+    return np.concatenate([np.zeros(1, dtype=np.int64)] + [np.asarray(o[1:], dtype=np.int64) + s for o, s in zip(offsets, starts)])
+
+
+def _sorted_features(features: tuple[Feature, ...], out: dict[str, np.ndarray]) -> tuple[Feature, ...]:
+    """The features in the sorted order: each one-value-a-row feature is a sorted column of ``out``
+    (``feature<k>``, in the order of :func:`_flat`), a token-list one is gathered at ``out["kept"]``
+    (each sorted row's position among the kept rows)."""
+    flat = iter(range(len(features)))
+    result = []
     for f in features:
-        if f.offsets is not None:
-            msg = f"--memory-limit does not support token-list features yet (--feature {f.name}); drop --memory-limit for this build"
-            raise ConfigError(msg)
-    return features
+        if f.offsets is None:
+            result.append(dataclasses.replace(f, values=out.pop(f"feature{next(flat)}")).widened())
+        else:
+            result.append(f.take(out["kept"]).widened())
+    out.pop("kept", None)
+    return tuple(result)
+
+
+def _flat(features: tuple[Feature, ...]) -> tuple[Feature, ...]:
+    """The features with one value a row: they go through the partitions as columns."""
+    return tuple(f for f in features if f.offsets is None)
 
 
 def _sort_by_ranges(
@@ -454,30 +609,36 @@ def _sort_by_ranges(
     progress: Progress,
     with_rows: bool = False,
     features: tuple[Feature, ...] = (),
+    sessions: _Sessions | None = None,
 ) -> dict[str, np.ndarray]:
     """The kept rows sorted by (user index, time), stably: pass 2 writes them, in input order, to
     the partition of their user's index range; pass 3 sorts each partition into its slice of the
     output. -> the sorted columns (``item``, ``time``, ``rating``; ``row``, the input row, with
-    ``with_rows``)."""
+    ``with_rows``). ``sessions`` sees each range before its sort."""
     log = rows.log
     kept = int(np.asarray(user_counts).sum())
     has_rating = log.rating is not None
-    feature_cols = tuple(f"feature{k}" for k in range(len(features)))
-    cols = ("user", "item", "time") + (("rating",) if has_rating else ()) + (("row",) if with_rows else ()) + feature_cols
-    dtypes = {"user": np.int32, "item": np.int32, "time": log.time.dtype, "rating": np.float32, "row": np.int64}
-    dtypes.update({name: f.values.dtype for name, f in zip(feature_cols, features)})
-    part_rows = plan_rows(limit, kept, sum(np.dtype(dtypes[c]).itemsize for c in cols if c != "user"), fixed)
+    flat = _flat(features)
+    feature_cols = tuple(f"feature{k}" for k in range(len(flat))) + (("kept",) if len(flat) < len(features) else ())
+    side = (sessions.COLUMN,) if sessions is not None else ()  # partitioned, not in the output
+    cols = ("user", "item", "time") + (("rating",) if has_rating else ()) + (("row",) if with_rows else ()) + feature_cols + side
+    dtypes = {"user": np.int32, "item": np.int32, "time": log.time.dtype, "rating": np.float32, "row": np.int64, "kept": np.int64}
+    dtypes.update({name: f.values.dtype for name, f in zip(feature_cols, flat)})
+    dtypes[_Sessions.COLUMN] = np.int32
+    part_rows = plan_rows(limit, kept, sum(np.dtype(dtypes[c]).itemsize for c in cols if c != "user" and c not in side), fixed)
     part_of_user = user_partitions(user_counts, part_rows)
     num_parts = int(part_of_user[-1]) + 1 if len(part_of_user) else 0
     parts = _Partitions(folder, num_parts, cols, dtypes)
     progress.phase(f"partitioning into {num_parts} user ranges", log.num_rows, "rows")
-    parts.write(_encoded(rows, user_remap, item_remap, progress, with_rows, features), part_of_user)
+    parts.write(_encoded(rows, user_remap, item_remap, progress, with_rows, features, sessions), part_of_user)
 
-    out = {c: np.empty(kept, dtype=dtypes[c]) for c in cols if c != "user"}
+    out = {c: np.empty(kept, dtype=dtypes[c]) for c in cols if c != "user" and c not in side}
     progress.phase(f"sorting {kept:,} interactions in {num_parts} user ranges", kept, "rows")
     at = 0
     for k in range(num_parts):
         part = parts.take(k)
+        if sessions is not None:
+            sessions.add(part)
         order = time_order(part["user"], part["time"])
         m = len(order)
         for c, arr in out.items():
@@ -489,31 +650,52 @@ def _sort_by_ranges(
 
 
 def _fit_on_train(
-    rows: _Kept, config: BuildConfig, steps: list[dict[str, Any]], folder: Path, limit: int, fixed: int, progress: Progress
-) -> tuple[Vocabulary, Vocabulary, Sequences, np.ndarray, dict[str, Any]]:
+    rows: _Kept, config: BuildConfig, steps: list[dict[str, Any]], folder: Path, limit: int, fixed: int, chunk: int, progress: Progress
+) -> tuple[Vocabulary, Vocabulary, Sequences, np.ndarray, dict[str, Any], SessionUsers | None]:
     """``--vocab-from-train`` on the spilled rows, as :func:`seqprep.steps.splits.fit_on_train`:
-    users numbered on all kept rows, rows sorted, the split decided; the item vocabulary fitted on
-    the TRAIN rows; held-out rows of items unseen in training dropped (step ``vocab_from_train``);
-    users renumbered on the rows left, whose order within each user stays the stable time order.
-    Holds the sorted rows with their input row numbers (24 bytes a kept row more than a plain build)."""
+    users numbered on all kept rows, rows sorted, the split decided (on the target events); the item
+    vocabulary fitted on the TRAIN rows; held-out rows of items unseen in training dropped (step
+    ``vocab_from_train``); the ``--feature`` vocabularies refitted on the TRAIN rows of the rows left
+    (:func:`~seqprep.steps.features.refit_on`, in input order); users renumbered on the rows left,
+    whose order within each user stays the stable time order. Holds the sorted rows with their input
+    row numbers (24 bytes a kept row more than a plain build)."""
     log = rows.log
     n_users, n_items = len(log.user_ids), len(log.item_ids)
     counts = _code_counts(rows, config)
-    users1, order1 = vocabulary_from_counts(counts.users, log.user_ids, config.user_order, counts.user_first, USER_START)
+    if config.user_order == "date":
+        order1, counts1 = users_by_date(counts.users, log, chunk)
+        users1 = fitted(log.user_ids, order1, counts1, USER_START)
+    else:
+        users1, order1 = vocabulary_from_counts(counts.users, log.user_ids, config.user_order, counts.user_first, USER_START)
     remap1 = remap_table(order1, n_users, start=USER_START)
     identity = np.arange(ITEM_START, n_items + ITEM_START, dtype=np.int32)  # items as codes until their vocabulary exists
-    out = _sort_by_ranges(rows, remap1, identity, users1.counts, folder, limit, fixed, progress, with_rows=True)
+    events = _features(rows, config, interaction=False)  # the --feature ones are encoded on the rows left
+    sessions = _Sessions.of(log)
+    present = rows.users
+    out = _sort_by_ranges(
+        rows, remap1, identity, users1.counts, folder, limit, fixed, progress, with_rows=True, features=events, sessions=sessions
+    )
+    keyed = None if sessions is None else sessions.result(remap1)
     del rows
+    by_pos = list(_sorted_features(events, out))
+    del events
     offsets1 = csr_offsets(users1.counts)
-    part, info = splits.decide_parts(offsets1, out["time"], config.split, log.time_unit)
+    sorted1 = Sequences(offsets=offsets1, items=out["item"], timestamps=out["time"], ratings=None, features=tuple(by_pos))
+    dates = _user_dates(log, remap1, present, len(users1), chunk) if config.split.rule == "days" else None
+    part, info = splits.decide_parts(offsets1, out["time"], config.split, log.time_unit, target_positions(sorted1, config.event), dates)
+    del sorted1
     assert part is not None
     train = splits.training_rows(part)
-    codes = out.pop("item") - ITEM_START
-    item_counts = np.bincount(codes[train], minlength=n_items).astype(np.int64)
-    item_first = _first_rows(codes[train], out["row"][train], n_items) if config.item_order == "first-seen" else None
-    items, item_chosen = vocabulary_from_counts(item_counts, log.item_ids, config.item_order, item_first, ITEM_START)
-    iidx = remap_table(item_chosen, n_items, start=ITEM_START)[codes]
-    del codes, train
+    if config.item_order == "sequence":
+        items, iidx = _items_in_sequence_order(out.pop("item"), log, rows=train)
+    else:
+        codes = out.pop("item") - ITEM_START
+        item_counts = np.bincount(codes[train], minlength=n_items).astype(np.int64)
+        item_first = _first_rows(codes[train], out["row"][train], n_items) if config.item_order == "first-seen" else None
+        items, item_chosen = vocabulary_from_counts(item_counts, log.item_ids, config.item_order, item_first, ITEM_START)
+        iidx = remap_table(item_chosen, n_items, start=ITEM_START)[codes]
+        del codes
+    del train
     unseen = iidx < 0
     steps.append(splits.unseen_items_step(unseen, part))
     user1 = row_of(offsets1).astype(np.int32)
@@ -521,19 +703,53 @@ def _fit_on_train(
         keep = ~unseen
         iidx, part, user1 = iidx[keep], part[keep], user1[keep]
         out = {c: arr[keep] for c, arr in out.items()}
+        by_pos = [f.take(keep) for f in by_pos]
         del keep
     del unseen
+    by_pos = _refitted(log, config, out["row"], part, chunk) + by_pos
     # users renumbered on the rows left; each user's rows keep their order: blocks are reordered
     user_codes = order1[user1]
     user_counts = np.bincount(user_codes, minlength=n_users).astype(np.int64)
-    user_first = _first_rows(user_codes, out["row"], n_users) if config.user_order == "first-seen" else None
-    users, order2 = vocabulary_from_counts(user_counts, log.user_ids, config.user_order, user_first, USER_START)
+    if config.user_order == "date":  # the dates stay those of the rows before the unseen items left
+        order2 = order1[user_counts[order1] > 0]
+        users = fitted(log.user_ids, order2, user_counts[order2], USER_START)
+    else:
+        user_first = _first_rows(user_codes, out["row"], n_users) if config.user_order == "first-seen" else None
+        users, order2 = vocabulary_from_counts(user_counts, log.user_ids, config.user_order, user_first, USER_START)
     left1 = np.bincount(user1, minlength=len(users1))
     starts1 = csr_offsets(left1)[:-1]
     old = remap1[order2] - USER_START  # each new user's index before
     _, pos = gather_ranges(starts1[old], left1[old])
-    seqs = Sequences(offsets=csr_offsets(users.counts), items=iidx[pos], timestamps=out["time"][pos], ratings=None if "rating" not in out else out["rating"][pos])
-    return users, items, seqs, part[pos], info
+    seqs = Sequences(
+        offsets=csr_offsets(users.counts),
+        items=iidx[pos],
+        timestamps=out["time"][pos],
+        ratings=None if "rating" not in out else out["rating"][pos],
+        features=tuple(f.take(pos).widened() for f in by_pos),
+    )
+    part = part[pos]
+    splits.hold_out_test_starts(seqs.offsets, part, info)
+    return users, items, seqs, part, info, keyed
+
+
+def _refitted(log: Log, config: BuildConfig, row: np.ndarray, part: np.ndarray, chunk: int) -> list[Feature]:
+    """The ``--feature`` features of the rows left (``row``: their input rows, in the sorted order;
+    ``part``: their split) as :func:`~seqprep.steps.splits.fit_on_train` encodes them: encoded on
+    these rows in input order (their columns read back chunk by chunk), their vocabularies refitted
+    on the TRAIN rows (:func:`~seqprep.steps.features.refit_on`) -> in the sorted order."""
+    names = {column for _, column, _, _ in config.feature.specs()}
+    if not names:
+        return []
+    mask = np.zeros(log.num_rows, dtype=bool)
+    mask[row] = True
+    inter = _with_columns(_kept_columns(log, names, mask, chunk))
+    del mask
+    by_input = np.argsort(row, kind="stable")  # the rows left in input order
+    train = part[by_input] == splits.TRAIN
+    back = np.empty_like(by_input)
+    back[by_input] = np.arange(len(by_input))
+    del by_input
+    return [refit_on(f, train, config.item_order).take(back) for f in encode_features(inter, config.feature, config.item_order)]
 
 
 def _first_rows(codes: np.ndarray, rows: np.ndarray, size: int) -> np.ndarray:
@@ -595,11 +811,14 @@ def split_by_ranges(
     plan = plan.with_facts(splits.merge_tallies(splits.range_facts(plan, *parts_of(u0, u1)) for u0, u1 in ranges))
     splits.check_negatives(plan, (splits.negatives_facts(plan, *parts_of(u0, u1), user0=u0) for u0, u1 in ranges))  # before any write
     tallies, padded, padded_features = [], [], []
+    srgnn: list[Extras] = []  # --export srgnn: each range's training rows and test rows
     with SplitWriter(out(), config.formats, users, spill) as writer:  # on an error: no split file left
         for u0, u1 in ranges:
             _, ex, tally = splits.prepare_range(plan, *parts_of(u0, u1), user0=u0)
             assert ex is not None
             tallies.append(tally)
+            if "srgnn" in config.emit.exports and ex.test is not None:
+                srgnn.append(Extras(train_offsets=ex.train_offsets, train_items=ex.train_items, test=ex.test))
             if ex.padded is not None:
                 padded.append(ex.padded)
                 padded_features.append(ex.padded_features)
@@ -609,13 +828,34 @@ def split_by_ranges(
     seqs = splits.final_sequences(seqs, config.split)
     joined = tuple(_joined_cells(cells) for cells in zip(*padded_features))
     extras = Extras(
-        padded=np.concatenate(padded) if padded else None, padded_features=joined, max_len=config.split.max_len, pad=config.split.pad
+        padded=np.concatenate(padded) if padded else None,
+        padded_features=joined,
+        max_len=config.split.max_len,
+        pad=config.split.pad,
+        srgnn=_srgnn_rows(srgnn) if srgnn else None,
     )
     return seqs, extras, meta
 
 
+def _srgnn_rows(parts: list[Extras]) -> tuple[np.ndarray, np.ndarray, EvalRows]:
+    """(train offsets, train items, test rows) of every user from those of consecutive user ranges:
+    what ``--export srgnn`` reads."""
+    tests = [ex.test for ex in parts]
+    assert all(t is not None for t in tests)
+    test = EvalRows(
+        user_idx=np.concatenate([t.user_idx for t in tests]),  # type: ignore[union-attr]
+        target=np.concatenate([t.target for t in tests]),  # type: ignore[union-attr]
+        target_ts=np.concatenate([t.target_ts for t in tests]),  # type: ignore[union-attr]
+        history_offsets=_joined_offsets([t.history_offsets for t in tests]),  # type: ignore[union-attr]
+        history=np.concatenate([t.history for t in tests]),  # type: ignore[union-attr]
+    )
+    train_offsets = _joined_offsets([ex.train_offsets for ex in parts])  # type: ignore[misc]
+    return train_offsets, np.concatenate([np.asarray(ex.train_items) for ex in parts]), test
+
+
 def _joined_cells(parts: tuple[Feature, ...]) -> Feature:
-    """One feature's padded cells of consecutive user ranges as one (one value a cell: the spilled
-    build has no token lists)."""
-    assert all(f.offsets is None for f in parts)
-    return dataclasses.replace(parts[0], values=np.concatenate([f.values for f in parts]))
+    """One feature's padded cells of consecutive user ranges as one (a token feature's cells are lists)."""
+    values = np.concatenate([f.values for f in parts])
+    if parts[0].offsets is None:
+        return dataclasses.replace(parts[0], values=values)
+    return dataclasses.replace(parts[0], values=values, offsets=_joined_offsets([f.offsets for f in parts]))  # type: ignore[misc]

@@ -21,6 +21,7 @@ __all__ = [
     "dedup",
     "kcore",
     "kcore_passes",
+    "kcore_pass_rounds",
     "kcore_rounds",
     "KcoreTables",
     "KcoreRemove",
@@ -155,10 +156,6 @@ def _degrees(u: np.ndarray, i: np.ndarray, counted: np.ndarray | None, nu: int, 
     return np.bincount(u[counted], minlength=nu), np.bincount(i[counted], minlength=ni)
 
 
-def _present(codes: np.ndarray, size: int) -> int:
-    return int(np.count_nonzero(np.bincount(codes, minlength=size))) if len(codes) else 0
-
-
 #: One k-core removal: (bad users, bad items) -> (rows removed, the kept rows' tables).
 KcoreRemove = Callable[[np.ndarray, np.ndarray], tuple[int, "KcoreTables"]]
 
@@ -283,7 +280,7 @@ def kcore_passes(
     ``("user", "item", "user")`` is SR-GNN's session rule: sessions of one click out, then items
     seen fewer than ``min_item`` times among the sessions left, then sessions left shorter than
     ``min_user``. Returns ``(keep_mask, passes)``: one dict per pass (``pass``, ``on``,
-    ``rows_removed``, ``users_removed``, ``items_removed``).
+    ``rows_removed``, ``users_removed``, ``items_removed``), as :func:`kcore_pass_rounds` gives them.
 
     >>> u = np.array([0, 1, 1, 2, 2]); i = np.array([5, 5, 6, 5, 6])
     >>> keep, done = kcore_passes(u, i, ("user", "item", "user"), min_user=2, min_item=2)
@@ -292,31 +289,62 @@ def kcore_passes(
     """
     n = len(user)
     keep = np.ones(n, dtype=bool)
-    report: list[dict[str, int]] = []
     if n == 0:
-        return keep, report
+        return keep, []
     nu, ni = int(user.max()) + 1, int(item.max()) + 1
-    users_now, items_now = _present(user, nu), _present(item, ni)
+
+    def tables() -> KcoreTables:
+        cu, ci = np.bincount(user[keep], minlength=nu), np.bincount(item[keep], minlength=ni)
+        return KcoreTables(cu, ci, cu, ci)
+
+    def remove(bad_u: np.ndarray, bad_i: np.ndarray) -> tuple[int, KcoreTables]:
+        bad = keep & (bad_u[user] | bad_i[item])
+        keep[bad] = False
+        return int(np.count_nonzero(bad)), tables()
+
+    report = kcore_pass_rounds(tables(), remove, passes, min_user=min_user, min_item=min_item)
+    return keep, report
+
+
+def kcore_pass_rounds(
+    tables: KcoreTables,
+    remove: KcoreRemove,
+    passes: tuple[str, ...],
+    *,
+    min_user: int = 0,
+    min_item: int = 0,
+) -> list[dict[str, int]]:
+    """The one-sided passes of :func:`kcore_passes` on count tables (``present_*``: the kept rows of
+    each user and item): a pass calls ``remove`` with the users (or the items) present below their
+    bound, nothing on the other side. Rows live wherever ``remove`` keeps them (arrays, or spilled
+    columns under ``--memory-limit``): the rule lives here once.
+
+    >>> t = KcoreTables(np.array([1, 2]), np.array([3]), np.array([1, 2]), np.array([3]))
+    >>> def remove(bad_u, bad_i):
+    ...     return 1, KcoreTables(np.array([0, 2]), np.array([2]), np.array([0, 2]), np.array([2]))
+    >>> kcore_pass_rounds(t, remove, ("user",), min_user=2)
+    [{'pass': 1, 'on': 'user', 'rows_removed': 1, 'users_removed': 1, 'items_removed': 0}]
+    """
+    report: list[dict[str, int]] = []
     for k, on in enumerate(passes, start=1):
         if on not in ("user", "item"):
             msg = f"a k-core pass is 'user' or 'item', not {on!r}"
             raise ValueError(msg)
-        codes, size, bound = (user, nu, min_user) if on == "user" else (item, ni, min_item)
-        counts = np.bincount(codes[keep], minlength=size)
-        bad = keep & (counts < bound)[codes]
-        keep &= ~bad
-        users_next, items_next = _present(user[keep], nu), _present(item[keep], ni)
+        counts, bound = (tables.present_user, min_user) if on == "user" else (tables.present_item, min_item)
+        bad = (counts > 0) & (counts < bound)
+        none_u, none_i = np.zeros(len(tables.present_user), bool), np.zeros(len(tables.present_item), bool)
+        removed, after = remove(bad, none_i) if on == "user" else remove(none_u, bad)
         report.append(
             {
                 "pass": k,
                 "on": on,
-                "rows_removed": int(np.count_nonzero(bad)),
-                "users_removed": users_now - users_next,
-                "items_removed": items_now - items_next,
+                "rows_removed": int(removed),
+                "users_removed": int(np.count_nonzero(tables.present_user) - np.count_nonzero(after.present_user)),
+                "items_removed": int(np.count_nonzero(tables.present_item) - np.count_nonzero(after.present_item)),
             }
         )
-        users_now, items_now = users_next, items_next
-    return keep, report
+        tables = after
+    return report
 
 
 def session_ids(offsets: np.ndarray, timestamps: np.ndarray, gap: float) -> np.ndarray:

@@ -13,6 +13,7 @@ from .sequences import code_counts
 __all__ = [
     "fit_order",
     "date_order",
+    "date_order_counted",
     "last_days",
     "order_counted",
     "first_positions",
@@ -24,7 +25,6 @@ __all__ = [
     "extend_table",
     "extend_table_counted",
     "counts_by_index",
-    "date_order_counted",
 ]
 
 Order = Literal["frequency", "first-seen", "id"]
@@ -90,13 +90,12 @@ def date_order(codes: np.ndarray, dates: np.ndarray, first: np.ndarray, size: in
     >>> date_order(np.array([2, 0, 2, 1]), np.array([0, 0, 3]), np.array([1, 2, 0]), 3)
     (array([0, 1, 2]), array([1, 1, 2]))
     """
-    codes = np.asarray(codes)
-    return date_order_counted(np.bincount(codes, minlength=size).astype(np.int64), dates, first)
+    return date_order_counted(np.bincount(np.asarray(codes), minlength=size), dates, first)
 
 
 def date_order_counted(counts: np.ndarray, dates: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`date_order` from a count table (``counts[k]`` rows of code ``k``, 0 = absent): the form
-    a distributed engine has after a tree reduction.
+    """:func:`date_order` from a count table (``counts[k]`` rows of code ``k``, 0 = absent), as an
+    engine that only has count tables (``--memory-limit``) calls it.
 
     >>> date_order_counted(np.array([1, 1, 2]), np.array([0, 0, 3]), np.array([1, 2, 0]))
     (array([0, 1, 2]), array([1, 1, 2]))

@@ -205,18 +205,22 @@ def _prefixes(offsets: np.ndarray, items: np.ndarray) -> tuple[list[list[int]], 
 
 def _srgnn(result: BuildResult, folder: Path) -> list[str]:
     extras = result.extras
-    if extras is None or extras.test is None or extras.train_offsets is None or result.meta.get("split", {}).get("rule") != "days":
+    if extras is not None and extras.srgnn is not None:  # the split files were written range by range
+        train_offsets, train_items, test = extras.srgnn
+    elif extras is None or extras.test is None or extras.train_offsets is None:
+        train_offsets = None
+    else:
+        train_offsets, train_items, test = extras.train_offsets, np.asarray(extras.train_items), extras.test
+    if train_offsets is None or result.meta.get("split", {}).get("rule") != "days":
         msg = "--export srgnn writes every prefix of the training and test sequences; add --split days:N (and --vocab-from-train)"
         raise OutputError(msg)
-    train_items = np.asarray(extras.train_items)
-    test = extras.test
     # test rows come in position order; SR-GNN lists each sequence's longest prefix first
     order = np.lexsort((-np.diff(test.history_offsets), test.user_idx))
     hist_offsets, pos = gather_ranges(test.history_offsets[:-1][order], np.diff(test.history_offsets)[order])
     files = {
-        "train.txt": _prefixes(extras.train_offsets, train_items),
+        "train.txt": _prefixes(train_offsets, train_items),
         "test.txt": (_lists(hist_offsets, test.history[pos]), test.target[order].astype(np.int64).tolist()),
-        "all_train_seq.txt": _lists(extras.train_offsets, train_items),
+        "all_train_seq.txt": _lists(train_offsets, train_items),
     }
     (folder / "srgnn").mkdir()
     for fname, payload in files.items():

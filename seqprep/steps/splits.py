@@ -64,6 +64,7 @@ __all__ = [
     "decided_plan",
     "final_sequences",
     "fit_on_train",
+    "hold_out_test_starts",
     "merge_tallies",
     "negatives_facts",
     "plan_split",
@@ -209,10 +210,16 @@ def fit_on_train(
         features=tuple(f.take(order).widened() for f in features),
     )
     part = part[order]
-    if info["rule"] == "days":  # a test sequence's first item is history only, wherever it starts now
-        starts = seqs.offsets[:-1][np.diff(seqs.offsets) > 0]
-        part[starts[part[starts] == TEST]] = HELD_OUT
+    hold_out_test_starts(seqs.offsets, part, info)
     return users, items, seqs, part, info
+
+
+def hold_out_test_starts(offsets: np.ndarray, part: np.ndarray, info: dict[str, Any]) -> None:
+    """``--split days`` with ``--vocab-from-train``: a test sequence's first item is history only,
+    wherever it starts once the unseen items are gone (``part`` is changed in place)."""
+    if info["rule"] == "days":
+        starts = offsets[:-1][np.diff(offsets) > 0]
+        part[starts[part[starts] == TEST]] = HELD_OUT
 
 
 def prepare(

@@ -15,9 +15,10 @@ import numpy as np
 import pyarrow as pa
 
 from ..config import BuildConfig
+from ..io.buffers import read_rows
 from ..errors import ConfigError
 from ..kernels import fit_order, lookup, order_counted, remap_table, time_order
-from ..kernels.vocab import date_order, last_days
+from ..kernels.vocab import date_order, date_order_counted, last_days
 from ..model import Interactions, Log
 from ..resources import sort_threads
 from ..timeunits import day_length
@@ -34,6 +35,7 @@ __all__ = [
     "log_dates",
     "renumbered",
     "user_order_of",
+    "users_by_date",
     "vocabularies_from_counts",
     "vocabulary_from_counts",
 ]
@@ -123,21 +125,35 @@ def user_order_of(inter: Interactions, log: Log, order: str) -> tuple[np.ndarray
     return date_order(inter.user, dates, first, len(log.user_ids))
 
 
-def log_dates(log: Log, flag: str) -> tuple[np.ndarray, np.ndarray]:
+def users_by_date(counts: np.ndarray, log: Log, chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``--user-order date`` from the kept rows' count table (``counts[k]``: rows of user code ``k``):
+    (user codes in index order, their counts), as :func:`user_order_of` orders them; ``chunk`` as
+    :func:`log_dates` reads the log."""
+    dates, first = log_dates(log, "--user-order date", chunk)
+    return date_order_counted(counts, dates, first)
+
+
+def log_dates(log: Log, flag: str, chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(date, first row) of every user code: the UTC day of the user's LAST row in the log as read
     and the position of its first row, over the rows with a user and a time (before ``--where``
     and the cleaning steps). A session's date in SR-GNN's preprocessing is that of its last line in
-    the file, whatever is filtered out later; for a log in time order it is the day of the latest row."""
+    the file, whatever is filtered out later; for a log in time order it is the day of the latest row.
+    ``chunk``: rows read at a time (spilled columns under ``--memory-limit``; None: all at once)."""
     if log.time_unit not in ("epoch", "s", "ms", "us", "ns"):
         msg = f"{flag} needs times in a time unit, and this log's are {log.time_unit}; use another order or split"
         raise ConfigError(msg)
     n = len(log.user_ids)
-    valid = (log.user_codes >= 0) & log.time_valid
-    rows = np.flatnonzero(valid)
-    codes = log.user_codes[rows]
+    dates = np.full(n, -1, dtype=np.int64)
     first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(first, codes, rows)
-    return last_days(codes, log.time[rows], n, day_length(log.time_unit)), first
+    step = max(1, log.num_rows if chunk is None else chunk)
+    for lo in range(0, log.num_rows, step):  # a later chunk's last row of a user comes later
+        codes = read_rows(log.user_codes, lo, lo + step)
+        rows = np.flatnonzero((codes >= 0) & read_rows(log.time_valid, lo, lo + step))
+        codes = codes[rows]
+        np.minimum.at(first, codes, rows + lo)
+        has = np.bincount(codes, minlength=n) > 0
+        dates[has] = last_days(codes, read_rows(log.time, lo, lo + step)[rows], n, day_length(log.time_unit))[has]
+    return dates, first
 
 
 def item_order_of(
