@@ -829,9 +829,8 @@ class BuildConfig:
                 flag
                 for flag, used in (
                     ("--vocab-from-train", self.split.vocab_from_train),
-                    ("--feature/--time-feature/--item-table/--user-table", self.feature != FeatureOptions()),
-                    ("--event-col", self.event != EventOptions()),
-                    *self._new_keys_in_use(),
+                    ("--export srgnn", "srgnn" in self.emit.exports),
+                    *(key for key in self._new_keys_in_use() if key[0] not in ("--where", "--session-col", "--time-col with several columns", "--kcore-passes", "--item-order sequence", "--user-order date", "--split days")),
                 )
                 if used
             ]

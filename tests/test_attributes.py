@@ -374,7 +374,6 @@ BAD = [
     (["--item-table", "{t}", "--item-attr", "genre", "--user-table", "{t}", "--user-key", "movieId", "--user-attr", "genre"], "--user-attr genre: the name 'genre' is taken by --item-attr genre"),
     (["--item-table", "{t}", "--item-attr", "item_idx"], "--item-attr item_idx: 'item_idx' is a column seqprep writes already"),
     (["--item-table", "{t}", "--item-attr", "x:float_seq"], "a RecBole float_seq (a vector of numbers) has no seqprep kind"),
-    (["--item-table", "{t}", "--item-attr", "genre", "--engine", "dask"], "--engine dask does not support --feature/--time-feature/--item-table/--user-table yet"),
     (["--item-table", "-", "--item-attr", "genre"], "--item-table '-': an attribute table is read from a file"),
     (["--item-table", "{tmp}/nope.csv", "--item-attr", "genre"], "--item-table '{tmp}/nope.csv': not found; pass an attribute table file"),
     (["--item-table", "{other}", "--item-attr", "genre"], "no key of column 'movieId' matches an item of the log; the table's keys are such as 'a', 'b'"),

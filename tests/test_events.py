@@ -189,7 +189,6 @@ def test_meta_and_event_feature(tmp_path):
         (["--event-col", "type", "--kcore-on", "target"], "--kcore-on target needs --target-events"),
         (["--event-col", "type", "--target-events", "purchase"], "--target-events 'purchase': no such event in column 'type'; its events are buy, view"),
         (["--event-col", "kind"], "column 'kind' (--event-col) not found; columns are user, item, ts, type"),
-        (["--event-col", "type", "--engine", "dask"], "--engine dask does not support --event-col yet"),
     ],
 )
 def test_bad_event_options(tmp_path, args, message):

@@ -675,12 +675,6 @@ def test_stats_summarises_each_feature(write, tmp_path):
     assert r.exit_code == 0 and "genre (cat)" in r.output and "genre: top" in r.output and "Action 33.3%" in r.output, r.output
 
 
-def test_dask_refuses_features(write, tmp_path):
-    r = CliRunner().invoke(cli, ["build", str(write("log.csv", LOG)), "-o", str(tmp_path / "o"), "--feature", "genre", "--engine", "dask"])
-    assert r.exit_code == 1 and "--engine dask does not support --feature" in r.output, r.output
-    assert not (tmp_path / "o").exists()
-
-
 def test_feature_names_that_collide_with_output_columns(write, tmp_path):
     log = write("log.csv", "user,item,timestamp,ts,a,a_offsets\n1,2,3,4,5,6\n")
     for args, message in [

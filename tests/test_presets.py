@@ -468,8 +468,7 @@ def test_unknown_preset_names_the_presets(tmp_path):
     [
         (
             {"engine": "dask"},
-            "--engine dask does not support --vocab-from-train, --time-col with several columns, --kcore-passes, "
-            "--item-order sequence, --user-order date, --split days yet; run this build with --engine local",
+            "--engine dask does not support --vocab-from-train, --export srgnn yet; run this build with --engine local",
         ),
     ],
 )

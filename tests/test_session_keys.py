@@ -197,11 +197,6 @@ def test_session_keys_stream_and_reuse(write, tmp_path):
             ConfigError,
             "--session-col 'ts' is also a --time-col column; name the session column in --session-col only",
         ),
-        (
-            {"session_col": "sid", "user_col": "uid", "engine": "dask"},
-            ConfigError,
-            "--engine dask does not support --session-col yet; run this build with --engine local",
-        ),
     ],
 )
 def test_session_col_errors(write, options, error, message):
@@ -279,8 +274,6 @@ def test_a_missing_offset_is_a_missing_timestamp(write):
          "--time-col 'ts,ts' has empty or repeated names; give distinct columns, e.g. --time-col eventdate,timeframe"),
         ("user,item,ts,off\n1,10,5,1\n", {"time_offset_unit": "s"}, ConfigError,
          "--time-offset-unit sets the unit of the offset columns of --time-col BASE,OFFSET; name the offsets in --time-col, or drop --time-offset-unit"),
-        ("user,item,ts,off\n1,10,5,1\n", {"time_col": "ts,off", "engine": "dask"}, ConfigError,
-         "--engine dask does not support --time-col with several columns yet; run this build with --engine local"),
     ],
 )
 def test_time_column_errors(write, content, options, error, message):

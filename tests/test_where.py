@@ -223,16 +223,10 @@ def test_a_number_column_refuses_text(tmp_path):
         seqprep.build(p, where=["tags == 'a'"])
 
 
-@pytest.mark.parametrize(
-    ("options", "message"),
-    [
-        ({"engine": "dask"}, "--engine dask does not support --where yet; run this build with --engine local"),
-    ],
-)
-def test_engines_that_cannot_filter_yet_refuse_in_one_line(options, message):
-    with pytest.raises(ConfigError) as e:
-        make_config(["log.csv"], "out", where=["price > 0"], **options)
-    assert str(e.value) == message
+def test_every_engine_takes_where():
+    """--where runs on every engine (Dask: tests/test_dask_options.py compares its bytes)."""
+    for options in ({}, {"memory_limit": "1GB"}, {"engine": "dask"}):
+        assert make_config(["log.csv"], "out", where=["price > 0"], **options).filter.where == ("price > 0",)
 
 
 def test_where_takes_text():

@@ -42,7 +42,7 @@ from .files import (
 )
 from .splits import write_extras
 
-__all__ = ["atomic_output_dir", "build_reads", "check_output", "write_error", "write_outputs"]
+__all__ = ["atomic_output_dir", "build_reads", "check_output", "write_error", "write_feature_vocabularies", "write_outputs"]
 
 
 def build_reads(config: BuildConfig) -> Reads:
@@ -166,7 +166,13 @@ def _write_rest(result: BuildResult, folder: Path, pending: Future[None] | None,
 
 def _write_feature_vocabularies(result: BuildResult, folder: Path) -> None:
     """``features/<name>.parquet`` for every categorical and token feature."""
-    feats = [] if result.sequences is None else [f for f in result.sequences.features if f.vocab is not None]
+    write_feature_vocabularies(() if result.sequences is None else result.sequences.features, folder)
+
+
+def write_feature_vocabularies(features: Any, folder: Path) -> None:
+    """``features/<name>.parquet`` for each categorical and token feature of ``features`` (the Dask
+    engine calls it itself when its sequences stay in parts)."""
+    feats = [f for f in features if f.vocab is not None]
     if not feats:
         return
     (folder / "features").mkdir(exist_ok=True)

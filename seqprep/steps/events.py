@@ -21,9 +21,10 @@ from ..config import EventOptions
 from ..errors import InputError
 from ..io.sniff import ColumnRequest
 from ..model import Column, Feature, Interactions, Sequences
+from ..vocab import Vocabulary
 from .features import encode_column
 
-__all__ = ["EVENT", "event_feature", "event_requests", "events_meta", "target_codes", "target_positions", "target_rows"]
+__all__ = ["EVENT", "event_feature", "event_requests", "events_meta", "events_meta_counted", "target_codes", "target_positions", "target_rows"]
 
 EVENT = "event"  # the feature's name
 
@@ -82,13 +83,19 @@ def events_meta(seqs: Sequences, opts: EventOptions, targets: np.ndarray | None)
     f = next(f for f in seqs.features if f.name == EVENT)
     assert f.vocab is not None
     counts = np.bincount(f.values, minlength=len(f.vocab) + 1)
-    per_event = {str(v): int(c) for v, c in zip(f.vocab.ids.to_pylist(), counts[1:])}
+    return events_meta_counted(f.vocab, counts, opts, int(len(f.values) if targets is None else targets.sum()))
+
+
+def events_meta_counted(vocab: Vocabulary, counts: np.ndarray, opts: EventOptions, target_rows: int) -> dict[str, Any]:
+    """:func:`events_meta` from the rows per index of the ``event`` feature (0: missing) and the
+    target rows: the form an engine has after adding up its parts' counts."""
+    per_event = {str(v): int(c) for v, c in zip(vocab.ids.to_pylist(), counts[1:])}
     return {
         "column": opts.event_col,
         "feature": EVENT,
         "rows": per_event,
         "missing": int(counts[0]),
         "target_events": list(opts.target_events) or sorted(per_event),
-        "target_rows": int(len(f.values) if targets is None else targets.sum()),
+        "target_rows": target_rows,
         "kcore_on": opts.kcore_on,
     }

@@ -54,6 +54,7 @@ __all__ = [
     "refit_on",
     "resolve_kind",
     "reuse_features",
+    "time_feature_values",
     "reuse_vocabulary",
 ]
 
@@ -323,27 +324,34 @@ def derive_time_features(
 
 
 def _time_feature(name: str, k: int | None, seqs: Sequences, unit: str, order: str) -> Feature:
-    ts = seqs.timestamps
-    if name == "delta":
-        gap = previous_gap(seqs.offsets, ts).astype(np.float32)
-        return Feature(name, "derived", "num", gap, column="timestamp - the user's previous timestamp")
-    if name == "delta_log2":
-        values, rule = log2_bucket(previous_gap(seqs.offsets, ts)), "0 for a gap of 0, else floor(log2(gap)) + 1"
-    elif name == "interval":
-        assert k is not None
-        values, rule = personal_interval(seqs.offsets, ts, k), f"TiSASRec's personalised interval, at most {k}"
-    else:
-        ns = _ns_per_step(unit, ts, name)
-        values, rule = (hour_of_day(ts, ns), "UTC hour 0..23") if name == "hour" else (day_of_week(ts, ns), "UTC weekday, Monday 0")
+    kind, values, rule = time_feature_values(name, k, seqs, unit)
+    if kind == "num":
+        return Feature(name, "derived", "num", values, column=rule)
     ids, codes = np.unique(values, return_inverse=True)
     vocab, indices = _fit(codes.astype(np.int32).reshape(-1), pa.array(ids.astype(np.int64)), order)
     return Feature(name, "derived", "cat", indices, vocab=vocab, column=rule)
 
 
-def _ns_per_step(unit: str, ts: np.ndarray, name: str) -> int:
+def time_feature_values(name: str, k: int | None, seqs: Sequences, unit: str, top: float | None = None) -> tuple[str, np.ndarray, str]:
+    """One ``--time-feature`` over the sequences of whole users, before any vocabulary: (kind, the
+    value per position - float32 for ``num``, the raw category otherwise -, its rule). ``top``: the
+    largest |timestamp| of the whole log (default: of ``seqs``), which tells raw epoch seconds."""
+    ts = seqs.timestamps
+    if name == "delta":
+        return "num", previous_gap(seqs.offsets, ts).astype(np.float32), "timestamp - the user's previous timestamp"
+    if name == "delta_log2":
+        return "cat", log2_bucket(previous_gap(seqs.offsets, ts)), "0 for a gap of 0, else floor(log2(gap)) + 1"
+    if name == "interval":
+        assert k is not None
+        return "cat", personal_interval(seqs.offsets, ts, k), f"TiSASRec's personalised interval, at most {k}"
+    ns = _ns_per_step(unit, ts, name, top)
+    return ("cat", hour_of_day(ts, ns), "UTC hour 0..23") if name == "hour" else ("cat", day_of_week(ts, ns), "UTC weekday, Monday 0")
+
+
+def _ns_per_step(unit: str, ts: np.ndarray, name: str, top: float | None = None) -> int:
     if unit in UNIT_SCALE:
         return NS_PER[unit]
-    top = largest_abs(ts)
+    top = largest_abs(ts) if top is None else top
     if not (_SECONDS_LIKE[0] <= top < _SECONDS_LIKE[1]):
         msg = (
             f"--time-feature {name} needs timestamps in epoch seconds, but this log's raw timestamps reach "

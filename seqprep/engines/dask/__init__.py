@@ -44,21 +44,29 @@ import pyarrow as pa
 
 from ...config import BuildConfig, EngineOptions, SplitOptions
 from ...errors import ConfigError, InputError, empty_log, one_line
+from ...io import read_log
 from ...io.sources import sha256_stream
 from ...kernels import csr_offsets
 from ...model import BuildResult, Extras, InputInfo, Log
 from ...output.atomic import NO_READS
 from ...output.exports import ExportWriter
-from ...output.folder import atomic_output_dir, build_reads, check_output, write_outputs
+from ...output.folder import atomic_output_dir, build_reads, check_output, write_feature_vocabularies, write_outputs
 from ...output.splits import SplitWriter
 from ...output.stream import StreamWriter
 from ...steps import splits
+from ...steps.attributes import attribute_features, read_attribute_tables
 from ...steps.counts import NEVER, CodeCounts
+from ...steps.features import features_meta
 from ...steps.meta import SequenceFacts, make_meta
 from ...steps.missing import MissingCounts
 from ...steps.sessions import session_gap, sessions_meta
 from ...steps.vocabularies import vocabularies_from_counts
+from ...steps.where import operand_requests
 from ...vocab import Vocabulary
+from . import columns as dcolumns
+from . import features as dfeatures
+from . import keys as dkeys
+from . import orders as dorders
 from . import split as dsplit
 from .clean import Cleaned, clean_rows
 from .inputs import DaskInput, expand, inspect
@@ -144,26 +152,23 @@ class _Read:
     infos: tuple[InputInfo, ...]
     missing: dict[str, Any]  # the missing-value step's report
     partitions: int
+    unit: str
+    as_float: bool
+    columns: dcolumns.LogColumns  # the other columns (features, events, --where operands)
 
     @property
     def num_rows(self) -> int:
         return int(self.offsets[-1])
 
-    @property
-    def unit(self) -> str:
-        return self.pieces.plan.unit
 
-    @property
-    def as_float(self) -> bool:
-        return self.pieces.plan.as_float
-
-
-def _read(dd: Any, client: Any, sources: list[DaskInput], config: BuildConfig) -> _Read:
+def _read(dd: Any, client: Any, sources: list[DaskInput], config: BuildConfig, plan: Any) -> _Read:
+    """The inputs read with the local read ``plan`` (:func:`~seqprep.io.keys.plan_read`) into the
+    canonical frame, finished as the plan says (a session key, a combined time: :mod:`.keys`)."""
     hashes = [client.submit(_sha256_of, s.location, pure=False) for s in sources]
-    pieces = read_pieces(client, sources, config)
-    canon = dd.from_delayed(pieces.parts, meta=canon_meta(pieces.plan.as_float), verify_meta=False)
-    table = canon.map_partitions(summary, meta=SUMMARY_META).compute()
-    offsets = csr_offsets(table["rows"].to_numpy())
+    reading = dataclasses.replace(config, read=plan.opts)
+    pieces = read_pieces(client, sources, reading, plan.requests)
+    meta = canon_meta(pieces.plan.as_float, pieces.columns)
+    canon = dd.from_delayed(pieces.parts, meta=meta, verify_meta=False)
     rows = np.bincount(pieces.piece_inputs, weights=pieces.piece_rows, minlength=len(sources)).astype(np.int64)
     infos = tuple(
         InputInfo(
@@ -177,6 +182,16 @@ def _read(dd: Any, client: Any, sources: list[DaskInput], config: BuildConfig) -
         )
         for s, h, n in zip(sources, hashes, rows)
     )
+    unit, as_float, columns = pieces.plan.unit, pieces.plan.as_float, pieces.columns
+    if dkeys.keyed(plan):
+        finished, unit, recorded, tables = dkeys.plan_columns(plan, columns, unit, as_float, infos, lambda: _local_read(config))
+        combined = bool(plan.offsets)
+        canon = canon.map_partitions(
+            dkeys.keyed_part, plan, columns, finished, tables, pieces.plan.unit, infos, meta=dkeys.frame_meta(meta, finished, combined)
+        )
+        infos, columns, as_float = recorded, finished, as_float and not combined
+    table = canon.map_partitions(summary, meta=SUMMARY_META).compute()
+    offsets = csr_offsets(table["rows"].to_numpy())
     if offsets[-1] == 0:
         raise empty_log(i.path for i in infos)
     bad = table["bad"].to_numpy()
@@ -190,25 +205,45 @@ def _read(dd: Any, client: Any, sources: list[DaskInput], config: BuildConfig) -
         first_bad=int(offsets[first] + table["first_bad"].iat[first]) if first >= 0 else -1,
     )
     missing = counts.report(infos, config.strict)
-    return _Read(canon, offsets, pieces, infos, missing, len(table))
+    return _Read(canon, offsets, pieces, infos, missing, len(table), unit, as_float, columns)
 
 
-def _vocabularies(cleaned: Cleaned, log: Log, config: BuildConfig) -> tuple[Vocabulary, Vocabulary, np.ndarray, np.ndarray]:
+def _local_read(config: BuildConfig) -> None:
+    """The local reader on the whole log (only to raise its exact error, naming the row)."""
+    read_log(config.inputs, config.read, columns=dcolumns.local_requests(config), operands=operand_requests(config), hash_inputs=False)
+
+
+def _vocabularies(
+    cleaned: Cleaned, log: Log, config: BuildConfig, dates: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[Vocabulary, Vocabulary | None, np.ndarray, np.ndarray]:
     """The count tables (global code -> kept rows, first kept position) -> the vocabularies, fitted
     or reused (``--vocab-from``) by the local step, and each code's user / item index (-1: none),
-    the tables broadcast to the workers."""
+    the tables broadcast to the workers. ``--user-order date``: by ``dates`` (date, first row per
+    code: :func:`~seqprep.engines.dask.orders.user_dates`); ``--item-order sequence``: no items yet
+    (None) and the items' codes as their lookup (the parts order them: :func:`~.orders.by_sequence`)."""
+    by_date, by_sequence = config.user_order == "date", config.item_order == "sequence"
+    fit = dataclasses.replace(config, user_order="id" if by_date else config.user_order, item_order="id" if by_sequence else config.item_order)
     tables = []
-    for table, size, order in ((cleaned.users, len(log.user_ids), config.user_order), (cleaned.items, len(log.item_ids), config.item_order)):
-        codes = np.asarray(table.index, dtype=np.int64)
-        counts = np.zeros(size, dtype=np.int64)
-        counts[codes] = table["kept"].to_numpy()
-        first = None
-        if order == "first-seen":
-            first = np.full(size, NEVER, dtype=np.int64)
-            first[codes] = table["kpos"].to_numpy()
-        tables.append((counts, first))
+    for table, size, order in ((cleaned.users, len(log.user_ids), fit.user_order), (cleaned.items, len(log.item_ids), fit.item_order)):
+        first = np.full(size, NEVER, dtype=np.int64) if order == "first-seen" else None
+        if first is not None:
+            first[np.asarray(table.index, dtype=np.int64)] = table["kpos"].to_numpy()
+        tables.append((_kept(table, size), first))
     counts = CodeCounts(users=tables[0][0], items=tables[1][0], user_first=tables[0][1], item_first=tables[1][1])
-    return vocabularies_from_counts(log, config, counts)
+    users, items, user_table, item_table = vocabularies_from_counts(log, fit, counts)
+    if by_date:
+        assert dates is not None
+        users, user_table = dorders.users_by_date(counts.users, dates[0], dates[1], log.user_ids)
+    if by_sequence:
+        return users, None, user_table, np.arange(len(log.item_ids), dtype=np.int32)
+    return users, items, user_table, item_table
+
+
+def _kept(table: Any, size: int) -> np.ndarray:
+    """Kept rows per code from a count table of the codes seen (:class:`~.clean.Cleaned`)."""
+    counts = np.zeros(size, dtype=np.int64)
+    counts[np.asarray(table.index, dtype=np.int64)] = table["kept"].to_numpy()
+    return counts
 
 
 def divisions(user_counts: np.ndarray, part_rows: int) -> list[int]:
@@ -237,10 +272,21 @@ def part_bounds(user_counts: np.ndarray, part_rows: int) -> list[int]:
     return bounds
 
 
-def _parts(client: Any, cleaned: Cleaned, users: Vocabulary, lookups: tuple[np.ndarray, np.ndarray], config: BuildConfig, has_rating: bool, gap: Any) -> tuple[list[Any], list[int]]:
+def _parts(
+    client: Any,
+    cleaned: Cleaned,
+    users: Vocabulary,
+    lookups: tuple[np.ndarray, np.ndarray],
+    config: BuildConfig,
+    has_rating: bool,
+    gap: Any,
+    features: dfeatures.FeaturePlan = dfeatures.FeaturePlan(),
+    carry: tuple[tuple[str, np.ndarray], ...] = (),
+) -> tuple[list[Any], list[int]]:
     """The output parts (futures, in user order) and their user bounds: each partition's kept rows
     encoded and cut by user range on its worker; each part gathers its chunk of every partition
-    (integer arrays only cross) and is sorted there by the local kernels."""
+    (integer arrays only cross) and is sorted there by the local kernels. ``features``: the
+    interaction features, encoded on the send side as the items are."""
     import operator
 
     bounds = part_bounds(users.counts, config.engine.part_rows)
@@ -249,12 +295,15 @@ def _parts(client: Any, cleaned: Cleaned, users: Vocabulary, lookups: tuple[np.n
     # hash=False: a fresh key per build (equal tables of two builds must never share one)
     ulut, ilut = client.scatter(lookups[0], broadcast=True, hash=False), client.scatter(lookups[1], broadcast=True, hash=False)
     cut = np.asarray(bounds, dtype=np.int64)
-    sent = [client.submit(split_rows, r, ulut, ilut, cut, pure=False) for r in rows]
+    encoders = features.encoders + carry
+    encoders = client.scatter(encoders, broadcast=True, hash=False) if encoders else ()
+    templates = client.scatter(features.templates, broadcast=True, hash=False) if features.templates else ()
+    sent = [client.submit(split_rows, r, ulut, ilut, cut, encoders, pure=False) for r in rows]
     del rows
     parts = []
     for j in range(len(bounds) - 1):
         chunks = [client.submit(operator.getitem, s, j, pure=False) for s in sent]
-        parts.append(client.submit(make_part, chunks, bounds[j], bounds[j + 1], has_rating, gap, pure=False))
+        parts.append(client.submit(make_part, chunks, bounds[j], bounds[j + 1], has_rating, gap, templates, len(carry), pure=False))
     return parts, bounds
 
 
@@ -271,30 +320,48 @@ def run_dask(config: BuildConfig, *, write: bool = True, stdout: BinaryIO | None
     reads = build_reads(config) if to_folder else NO_READS
     if to_folder:
         check_output(Path(config.output), config.overwrite, reads)  # before any work
-    sources = [inspect(k, spec, config.read) for k, spec in enumerate(expand(config.inputs))]
+    tables = read_attribute_tables(config)  # before the log, as locally: a wrong table or column fails at once
+    specs = expand(config.inputs)
+    rplan = dcolumns.read_plan(config, specs[0])
+    sources = [inspect(k, spec, rplan.opts) for k, spec in enumerate(specs)]
     has_rating = any("rating" in s.roles for s in sources)  # as the local reader: a rating column anywhere
     with client_for(config.engine) as client, dask.config.set({"dataframe.convert-string": False}), _read_errors():
-        read = _read(dd, client, sources, config)
+        read = _read(dd, client, sources, config, rplan)
         steps = [read.missing]
         log = _ids_only(read)
-        cleaned = clean_rows(dask, client, read.canon, config, read.offsets, read.unit, read.as_float, log, has_rating, steps)
+        columns = read.columns
+        counted = dfeatures.counted_columns(config, columns)
+        cleaned = clean_rows(dask, client, read.canon, config, read.offsets, read.unit, read.as_float, log, has_rating, steps, columns, counted)
         gap = session_gap(config.session, read.unit, cleaned.largest)
-        users, items, user_lookup, item_lookup = _vocabularies(cleaned, log, config)
-        futures, _ = _parts(client, cleaned, users, (user_lookup, item_lookup), config, has_rating, gap)
+        dates = dorders.user_dates(dask, read.canon, read.offsets, log) if config.user_order == "date" or config.split.rule == "days" else None
+        users, items, user_lookup, item_lookup = _vocabularies(cleaned, log, config, dates)
+        fplan = dfeatures.fit_features(config, columns, cleaned.tables)
+        carry = dkeys.session_carry(read.infos, columns)
+        futures, bounds = _parts(client, cleaned, users, (user_lookup, item_lookup), config, has_rating, gap, fplan, carry)
+        if items is None:  # --item-order sequence: the parts hold item codes until the order is known
+            items, futures = dorders.by_sequence(client, futures, _kept(cleaned.items, len(log.item_ids)), log.item_ids)
+        keyed = dkeys.session_key(client, futures, read.infos, columns, users)
+        cum = csr_offsets(users.counts)
+        futures = dfeatures.fit_time_features(client, futures, config, read.unit, cleaned.largest, cum[bounds[1:]] - cum[bounds[:-1]])
+        features = client.submit(dfeatures.templates_of, futures[0], pure=False).result() if futures else ()
         engine = {"name": "dask", "dask_version": dask.__version__, "input_partitions": read.partitions, "output_parts": len(futures)}
-        meta = _meta(config, read, users, items, stats(client, futures), steps, has_rating, engine, gap)
+        meta = _meta(config, read, users, items, stats(client, futures), steps, has_rating, engine, gap, features)
+        attributes, attributes_meta = attribute_features(tables, config, users, items)  # from the vocabularies alone
+        if keyed is not None:
+            meta["session_key"] = keyed[1]
         plan = None
         if config.split != SplitOptions():  # decided and prepared per part on the workers
-            plan = dsplit.plan(client, futures, config, read.unit, len(items), users.counts)
+            by_index = dorders.dates_by_index(dates[0], user_lookup, len(users)) if config.split.rule == "days" else None
+            plan = dsplit.plan(client, futures, config, read.unit, len(items), users.counts, by_index)
             if plan.wanted():
-                decided, plan = dsplit.decide(client, futures, plan)
-                futures = dsplit.prepare(client, futures, decided, plan)
+                decided, plan = dsplit.decide(client, futures, plan, config.event, by_index)
+                futures = dsplit.prepare(client, futures, decided, plan, config.event)
                 meta.update(splits.split_meta(plan, client.gather(client.map(_tally, futures))))  # may refuse: before any write
             else:
                 plan = None
         large = bool(users.counts.sum() >= 2**31)
         if write and config.to_stdout:  # the stream, part by part in user order
-            writer = StreamWriter(config.emit.to, meta, stdout)
+            writer = StreamWriter(config.emit.to, meta, stdout, ("items", "timestamps", "ratings", *(f.name for f in features)))
             write_parts(_parts_to_write(futures, plan, None), users, None, keep=False, consumers=(lambda p: writer.add(part_table(p, users, large)),))
             meta = writer.close()
             result = BuildResult(config=config, users=users, items=items, sequences=None, meta=meta)
@@ -303,14 +370,24 @@ def run_dask(config: BuildConfig, *, write: bool = True, stdout: BinaryIO | None
         parquet = write and "parquet" in config.formats
         out = Path(config.output) if write else None
         with atomic_output_dir(out, config.overwrite, reads) if out is not None else _nowhere() as tmp, _split_files(config, users, tmp, plan) as split_out:
-            with _exports(config, users, items, has_rating, tmp) as consumers:
+            with _exports(config, users, items, has_rating, tmp, features) as consumers:
                 parts = write_parts(_parts_to_write(futures, plan, split_out), users, tmp if parquet else None, keep, consumers)
             seqs = gather(parts, users, read.as_float, has_rating) if keep else None
             extras = None
             if plan is not None:
                 padded = split_out.padded if split_out is not None else [p["padded"] for p in parts if p.get("padded") is not None]
-                extras = Extras(padded=np.concatenate(padded) if padded else None, max_len=config.split.max_len, pad=config.split.pad)
-            result = BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta, extras=extras)
+                cells = tuple(
+                    dataclasses.replace(fs[0], values=np.concatenate([f.values for f in fs])) for fs in zip(*split_out.padded_features)
+                ) if split_out is not None else ()
+                extras = Extras(padded=np.concatenate(padded) if padded else None, padded_features=cells, max_len=config.split.max_len, pad=config.split.pad)
+            if keyed is not None:
+                extras = dataclasses.replace(extras or Extras(), sessions=keyed[0])
+            if attributes:
+                meta["features"] = {**meta.get("features", {}), **attributes_meta["features"]}
+                meta["attribute_tables"] = attributes_meta["attribute_tables"]
+            result = BuildResult(config=config, users=users, items=items, sequences=seqs, meta=meta, extras=extras, attributes=attributes)
+            if tmp is not None and seqs is None:  # the vocabularies of features whose values stay in parts
+                write_feature_vocabularies(features, tmp)
             if tmp is not None:
                 meta = write_outputs(result, tmp, sequences_written=parquet, exports_written=True)
     return dataclasses.replace(result, meta=meta, output=out, seconds=_time.perf_counter() - t0)
@@ -327,6 +404,7 @@ class _SplitOut:
     def __init__(self, writer: SplitWriter | None) -> None:
         self.writer = writer
         self.padded: list[np.ndarray] = []
+        self.padded_features: list[tuple[Any, ...]] = []
 
     def add(self, prepared: dict[str, Any]) -> None:
         ex = prepared["extras"]
@@ -334,8 +412,9 @@ class _SplitOut:
             return
         if ex.padded is not None:
             self.padded.append(ex.padded)
+            self.padded_features.append(ex.padded_features)
         if self.writer is not None:
-            self.writer.add(dataclasses.replace(ex, padded=None), prepared["lo"], prepared["hi"])
+            self.writer.add(dataclasses.replace(ex, padded=None, padded_features=()), prepared["lo"], prepared["hi"])
 
 
 @contextmanager
@@ -365,12 +444,14 @@ def _parts_to_write(futures: list[Any], plan: Any, split_out: _SplitOut | None) 
 
 
 @contextmanager
-def _exports(config: BuildConfig, users: Vocabulary, items: Vocabulary, has_rating: bool, folder: Path | None) -> Iterator[tuple[Any, ...]]:
+def _exports(
+    config: BuildConfig, users: Vocabulary, items: Vocabulary, has_rating: bool, folder: Path | None, features: tuple[Any, ...] = ()
+) -> Iterator[tuple[Any, ...]]:
     """The ``--export`` files, written part by part (no consumer without exports or a folder)."""
     if folder is None or not config.emit.exports:
         yield ()
         return
-    writer = ExportWriter(config, users, items, has_rating, folder)
+    writer = ExportWriter(config, users, items, has_rating, folder, features)
     try:
         yield (lambda p: writer.add(part_sequences(p), p["lo"]),)
     finally:
@@ -392,6 +473,7 @@ def _meta(
     has_rating: bool,
     engine: dict[str, Any],
     gap: float | None,
+    features: tuple[Any, ...] = (),
 ) -> dict[str, Any]:
     """meta.json by the local ``make_meta``; the figures it would compute from the full arrays
     (ties, session lengths) come from the parts instead."""
@@ -405,5 +487,9 @@ def _meta(
     if gap is not None:
         lengths = [p["session_lengths"] for p in parts]
         meta["sessions"] = sessions_meta(config.session, read.unit, gap, np.concatenate(lengths) if lengths else np.zeros(0, np.int64))
+    if features:
+        meta["features"] = features_meta(features)
+    if config.event.event_col is not None:
+        meta["events"] = dfeatures.events_meta(config, features, [p["feature_counts"] for p in parts])
     meta["engine"] = engine
     return meta

@@ -18,9 +18,13 @@ import pandas as pd
 
 from ...config import BuildConfig, FilterOptions
 from ...errors import needs_rating_column
+from ...kernels.filters import KcoreTables, kcore_rounds
 from ...model import Log
+from ...steps.events import target_codes
 from ...steps.filters import empty_after, kcore_details, step_report, window_bounds
 from ...steps.reuse import unknown_items_counted
+from ...steps.where import where_report
+from .columns import NO_COLUMNS, LogColumns, where_mask
 from .partitions import (
     DEDUP,
     KCORE,
@@ -34,9 +38,12 @@ from .partitions import (
     finish,
     finish_meta,
     first_items,
+    kcore_counts,
     kept_counts,
     merge_code_tables,
+    merge_where_counts,
     present_items,
+    where_counts,
 )
 
 __all__ = ["Cleaned", "clean_rows"]
@@ -45,13 +52,14 @@ __all__ = ["Cleaned", "clean_rows"]
 @dataclass
 class Cleaned:
     """The rows with their stage, the user and item count tables of the kept rows (global id code -> kept,
-    first kept position ``kpos``, last stage reached ``smax``), and the largest |timestamp| kept
-    (computed only with ``--session-gap``)."""
+    first kept position ``kpos``, last stage reached ``smax``), the largest |timestamp| kept, and
+    the count tables of the other columns (:func:`~seqprep.engines.dask.partitions.code_tables`)."""
 
     rows: Any
     users: pd.DataFrame
     items: pd.DataFrame
     largest: float
+    tables: dict[str, Any]
 
 
 def _mask(index: pd.Index, size: int) -> np.ndarray:
@@ -78,33 +86,61 @@ def _kept_counts(dask: Any, fin: Any, sizes: tuple[int, int]) -> tuple[pd.Series
     return tuple(pd.Series(c[c > 0], index=np.flatnonzero(c > 0)) for c in (users, items))  # type: ignore[return-value]
 
 
-def _kcore(dask: Any, client: Any, fin: Any, opts: FilterOptions, sizes: tuple[int, int], meta: pd.DataFrame) -> tuple[Any, list[dict[str, int]], bool]:
-    """k-core rounds on the count tables; -> (rows, the rounds that removed rows, fixpoint reached)."""
-    rounds: list[dict[str, int]] = []
-    uc, ic = _kept_counts(dask, fin, sizes)
-    while True:
-        bad_u = uc.index[uc.to_numpy() < opts.min_user_count]
-        bad_i = ic.index[ic.to_numpy() < opts.min_item_count]
-        if len(bad_u) == 0 and len(bad_i) == 0:
-            return fin, rounds, True
-        if opts.kcore_rounds is not None and len(rounds) >= opts.kcore_rounds:
-            return fin, rounds, False
+def _kcore(
+    dask: Any, client: Any, fin: Any, opts: FilterOptions, sizes: tuple[int, int], meta: pd.DataFrame, target: tuple[str, np.ndarray] | None = None
+) -> tuple[Any, list[dict[str, int]], bool]:
+    """k-core rounds by the local rule (:func:`~seqprep.kernels.filters.kcore_rounds`) on count
+    tables from tree reductions; -> (rows, the rounds that removed rows, fixpoint reached).
+    ``target``: (frame column, mask over its codes) of the target events that alone count
+    (``--kcore-on target``)."""
+    state = {"fin": fin, "round": 0, "kept": 0}
+
+    def tables() -> KcoreTables:
+        parts = [dask.delayed(kcore_counts)(p, sizes, target) for p in state["fin"].to_delayed()]
+        t = KcoreTables(*dask.compute(_tree(dask, parts, _add_tables))[0])
+        state["kept"] = int(t.present_user.sum())
+        return t
+
+    def remove(bad_u: np.ndarray, bad_i: np.ndarray) -> tuple[int, KcoreTables]:
         # hash=False: a fresh key per round (equal contents, e.g. two empty sets, must not share one)
-        users_bad = client.scatter(_mask(bad_u, sizes[0]), broadcast=True, hash=False)
-        items_bad = client.scatter(_mask(bad_i, sizes[1]), broadcast=True, hash=False)
-        fin = fin.map_partitions(drop_ids, users_bad, items_bad, KCORE + len(rounds), meta=meta).persist()
-        uc2, ic2 = _kept_counts(dask, fin, sizes)
-        rounds.append(
-            {
-                "round": len(rounds) + 1,
-                "rows_removed": int(uc.sum() - uc2.sum()),
-                "users_removed": len(uc) - len(uc2),
-                "items_removed": len(ic) - len(ic2),
-            }
+        users_bad = client.scatter(bad_u, broadcast=True, hash=False)
+        items_bad = client.scatter(bad_i, broadcast=True, hash=False)
+        before = state["kept"]
+        state["fin"] = state["fin"].map_partitions(drop_ids, users_bad, items_bad, KCORE + state["round"], meta=meta).persist()
+        state["round"] += 1
+        after = tables()
+        return before - state["kept"], after
+
+    rounds, fixpoint = kcore_rounds(tables(), remove, min_user=opts.min_user_count, min_item=opts.min_item_count, max_rounds=opts.kcore_rounds)
+    return state["fin"], rounds, fixpoint
+
+
+def _add_tables(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    return tuple(x + y for x, y in zip(a, b))
+
+
+def _kcore_passes(dask: Any, client: Any, fin: Any, opts: FilterOptions, sizes: tuple[int, int], meta: pd.DataFrame) -> tuple[Any, list[dict[str, Any]]]:
+    """``--kcore-passes``: one-sided passes in their order on the count tables (as the local kernel:
+    each pass recounts the rows left, drops the rows of the users or the items below their bound)."""
+    passes: list[dict[str, Any]] = []
+    uc, ic = _kept_counts(dask, fin, sizes)
+    for k, on in enumerate(opts.kcore_passes, start=1):
+        counts, bound = (uc, opts.min_user_count) if on == "user" else (ic, opts.min_item_count)
+        bad = counts.index[counts.to_numpy() < bound]
+        masks = [np.zeros(size, dtype=bool) for size in sizes]
+        masks[0 if on == "user" else 1] = _mask(bad, sizes[0 if on == "user" else 1])
+        if len(bad):
+            users_bad = client.scatter(masks[0], broadcast=True, hash=False)
+            items_bad = client.scatter(masks[1], broadcast=True, hash=False)
+            fin = fin.map_partitions(drop_ids, users_bad, items_bad, KCORE + k - 1, meta=meta).persist()
+            uc2, ic2 = _kept_counts(dask, fin, sizes)
+        else:
+            uc2, ic2 = uc, ic
+        passes.append(
+            {"pass": k, "on": on, "rows_removed": int(uc.sum() - uc2.sum()), "users_removed": len(uc) - len(uc2), "items_removed": len(ic) - len(ic2)}
         )
         uc, ic = uc2, ic2
-        if len(uc) == 0:
-            return fin, rounds, True
+    return fin, passes
 
 
 def clean_rows(
@@ -118,11 +154,14 @@ def clean_rows(
     log: Log,
     has_rating: bool,
     steps: list[dict[str, Any]],
+    columns: LogColumns = NO_COLUMNS,
+    counted: tuple[tuple[str, int], ...] = (),
 ) -> Cleaned:
     """Mark every row with the step that removed it; append the steps' reports to ``steps``.
 
     ``canon``: the canonical frame (global id codes, -1 = missing; ``log``: their ids, no rows);
-    ``unit``/``as_float``: its time unit and type."""
+    ``unit``/``as_float``: its time unit and type; ``columns``: its other columns; ``counted``: those
+    whose count tables the features need (:func:`~seqprep.engines.dask.partitions.code_tables`)."""
     sizes = (len(log.user_ids), len(log.item_ids))
     opts = config.filter
     since = until = None
@@ -130,7 +169,9 @@ def clean_rows(
         since, until = window_bounds(opts, unit)
     if opts.min_rating is not None and not has_rating:
         raise needs_rating_column()
-    meta = finish_meta(as_float)
+    meta = finish_meta(as_float, columns.meta())
+    if opts.where:  # right after the missing values
+        canon = _where(dask, client, canon, opts.where, log, columns, unit, has_rating, steps)
     unknown = None
     if config.vocab.vocab_from is not None:  # before the filters: k-core counts only encodable rows
         unknown = _unknown_items(dask, client, canon, config, offsets, log)
@@ -139,14 +180,16 @@ def clean_rows(
     fin = canon.map_partitions(finish, offsets, since, until, opts.min_rating, unknown, meta=meta)
     if opts.dedup != "none":
         fin = fin.shuffle(on="user").map_partitions(dedup_part, opts.dedup, has_rating, meta=meta)
-    kcore_on = opts.min_user_count > 1 or opts.min_item_count > 1
+    kcore_on = opts.min_user_count > 1 or opts.min_item_count > 1 or bool(opts.kcore_passes)
     if opts.dedup != "none" or kcore_on:  # read several times (count tables, rounds, encoding): shuffle once
         fin = fin.persist()
     rounds: list[dict[str, int]] = []
     fixpoint = True
-    if kcore_on:
-        fin, rounds, fixpoint = _kcore(dask, client, fin, opts, sizes, meta)
-    parts = [dask.delayed(code_tables)(p, sizes, WINDOW) for p in fin.to_delayed()]
+    if opts.kcore_passes:
+        fin, rounds = _kcore_passes(dask, client, fin, opts, sizes, meta)
+    elif kcore_on:
+        fin, rounds, fixpoint = _kcore(dask, client, fin, opts, sizes, meta, _targets(config, columns))
+    parts = [dask.delayed(code_tables)(p, sizes, WINDOW, counted) for p in fin.to_delayed()]
     t = dask.compute(_tree(dask, parts, merge_code_tables))[0]
     user_table, item_table = (
         pd.DataFrame(
@@ -162,10 +205,40 @@ def clean_rows(
         "time_window": {"since": since, "until": until, "time_unit": unit, "rule": "since <= t < until"},
         "min_rating": {"min_rating": opts.min_rating, "missing_rating": int(missing_rating)},
         "dedup": {"mode": opts.dedup},
-        "kcore": kcore_details(opts, rounds, fixpoint),
+        "kcore": kcore_details(opts, rounds, fixpoint)
+        if not opts.kcore_passes
+        else {"min_user_count": opts.min_user_count, "min_item_count": opts.min_item_count, "passes": rounds},
     }
     _report_steps(steps, counts, user_table["smax"].to_numpy(), item_table["smax"].to_numpy(), opts, details, since, until)
-    return Cleaned(fin, user_table, item_table, float(top))
+    return Cleaned(fin, user_table, item_table, float(top), t)
+
+
+def _targets(config: BuildConfig, columns: LogColumns) -> tuple[str, np.ndarray] | None:
+    """``--kcore-on target``: the event column's frame column and a mask over its codes (and the
+    missing code -1, last) of the target events, by the local step's ``target_codes``."""
+    if config.event.kcore_on != "target" or config.event.event_col is None:
+        return None
+    k = columns.index(config.event.event_col)
+    mask = np.zeros(len(columns.values[k]) + 1, dtype=bool)
+    mask[target_codes(columns.stub(k), config.event)] = True
+    return columns.key(k), mask
+
+
+def _where(
+    dask: Any, client: Any, canon: Any, predicates: tuple[str, ...], log: Log, columns: LogColumns, unit: str, has_rating: bool, steps: list[dict[str, Any]]
+) -> Any:
+    """``--where``: each partition's rows marked by the local step's truth (``wk``); its report from
+    the partitions' counts, by the local step (no row left is its error)."""
+    user_ids = client.scatter(log.user_ids, broadcast=True, hash=False)
+    item_ids = client.scatter(log.item_ids, broadcast=True, hash=False)
+    meta = canon._meta.assign(wk=pd.Series([], dtype=bool), wu=pd.Series([], dtype=bool))
+    marked = canon.map_partitions(where_mask, user_ids, item_ids, columns, log.inputs, unit, has_rating, predicates, meta=meta).persist()
+    sizes = (len(log.user_ids), len(log.item_ids))
+    c = dask.compute(_tree(dask, [dask.delayed(where_counts)(p, sizes) for p in marked.to_delayed()], merge_where_counts))[0]
+    users = int((c["user_before"] & ~c["user_after"]).sum())
+    items = int((c["item_before"] & ~c["item_after"]).sum())
+    steps.append(where_report(predicates, c["rows"], c["removed"], users, items, c["unknown"]))
+    return marked
 
 
 def _unknown_items(dask: Any, client: Any, canon: Any, config: BuildConfig, offsets: np.ndarray, log: Log) -> tuple[np.ndarray | None, dict[str, Any]]:
@@ -202,7 +275,7 @@ def _report_steps(
         ("time_window", WINDOW, WINDOW, since is not None or until is not None),
         ("min_rating", RATING, RATING, opts.min_rating is not None),
         ("dedup", DEDUP, DEDUP, opts.dedup != "none"),
-        ("kcore", KCORE, KEPT - 1, opts.min_user_count > 1 or opts.min_item_count > 1),
+        ("kcore", KCORE, KEPT - 1, opts.min_user_count > 1 or opts.min_item_count > 1 or bool(opts.kcore_passes)),
     ]
     for step, lo, hi, on in ran:
         if not on:

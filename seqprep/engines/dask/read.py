@@ -31,6 +31,7 @@ from ...io.merge import TimePlan, merge_dictionaries, plan_times, remap_codes
 from ...io.pieces import Piece, csv_pieces, input_pieces, read_piece, scan_range
 from ...io.sources import Source
 from ...io.stream import InputColumns, read_source
+from .columns import NO_COLUMNS, LogColumns, canon_columns, describe_columns, merge_columns
 from .inputs import DaskInput
 
 __all__ = ["PieceRead", "canon_meta", "read_pieces"]
@@ -47,9 +48,10 @@ class PieceRead:
     plan: TimePlan
     piece_inputs: np.ndarray
     piece_rows: np.ndarray
+    columns: LogColumns = NO_COLUMNS  # the requested columns (features, events, --where operands)
 
 
-def canon_meta(as_float: bool) -> pd.DataFrame:
+def canon_meta(as_float: bool, columns: LogColumns = NO_COLUMNS) -> pd.DataFrame:
     """The canonical frame, empty: global codes (-1 = missing), time in the log's unit, validity, rating."""
     return pd.DataFrame(
         {
@@ -58,6 +60,7 @@ def canon_meta(as_float: bool) -> pd.DataFrame:
             "time": pd.Series([], dtype=np.float64 if as_float else np.int64),
             "tv": pd.Series([], dtype=bool),
             "rating": pd.Series([], dtype=np.float32),
+            **columns.meta(),
         }
     )
 
@@ -73,10 +76,13 @@ def _describe(read: InputColumns) -> dict[str, Any]:
         "has_time": bool(len(t)) and (valid is None or bool(np.asarray(valid).any())),
         "rows": read.rows,
         "typed": read.typed_text,
+        "columns": describe_columns(read),
     }
 
 
-def _canon(read: InputColumns, users: np.ndarray, items: np.ndarray, plan: TimePlan, k: int) -> pd.DataFrame:
+def _canon(
+    read: InputColumns, users: np.ndarray, items: np.ndarray, plan: TimePlan, k: int, tables: Any = (), columns: LogColumns = NO_COLUMNS
+) -> pd.DataFrame:
     """One piece's canonical partition: global codes, times in the log's unit (0 where missing)."""
     t, valid = read.time
     n = read.rows
@@ -88,16 +94,17 @@ def _canon(read: InputColumns, users: np.ndarray, items: np.ndarray, plan: TimeP
             "time": plan.apply(k, np.asarray(t)),
             "tv": np.ones(n, bool) if valid is None else np.asarray(valid),
             "rating": np.asarray(rating, dtype=np.float32),
+            **canon_columns(read, list(tables), columns),
         }
     )
 
 
-def _local_error(src: DaskInput, config: BuildConfig, error: BaseException) -> InputError:
+def _local_error(src: DaskInput, config: BuildConfig, error: BaseException, requests: tuple[Any, ...] = ()) -> InputError:
     """The local reader's own error for an input a worker could not read (it names the file's line)."""
     if "://" not in src.path:
         s = Source(src.location, hashed=False)
         try:
-            read_source(s, config.read, src.format, s.head(), where=src.path)
+            read_source(s, config.read, src.format, s.head(), where=src.path, requests=requests)
         except InputError as e:
             return e
     return error if isinstance(error, InputError) else InputError(f"{src.path}: {error}")
@@ -130,24 +137,26 @@ def _pieces_of(client: Any, src: DaskInput, config: BuildConfig) -> list[Piece]:
     return input_pieces(src.index, src.path, src.location, src.size, src.format, src.compression, sep, block)
 
 
-def read_pieces(client: Any, sources: list[DaskInput], config: BuildConfig) -> PieceRead:
-    """Read every input on the workers -> the canonical partitions (futures) and the merged ids."""
+def read_pieces(client: Any, sources: list[DaskInput], config: BuildConfig, requests: tuple[Any, ...] = ()) -> PieceRead:
+    """Read every input on the workers -> the canonical partitions (futures) and the merged ids;
+    ``requests``: the other columns to read (:mod:`.columns`)."""
     pieces = [p for s in sources for p in _pieces_of(client, s, config)]
     heads = {s.index: client.scatter(s.head, broadcast=True, hash=False) for s in sources}
-    reads = [client.submit(read_piece, p, config.read, heads[p.input], pure=False) for p in pieces]
+    reads = [client.submit(read_piece, p, config.read, heads[p.input], requests=requests, pure=False) for p in pieces]
     try:
         small = client.gather(client.map(_describe, reads))
     except InputError as e:  # the local reader names the file's line, where a piece names its own
         bad = next((k for k, f in enumerate(reads) if f.status == "error"), 0)
-        raise _local_error(sources[pieces[bad].input], config, e) from None
+        raise _local_error(sources[pieces[bad].input], config, e, requests) from None
     typed = {role: any(d["typed"][role] for d in small) for role in ("user", "item")}
     user_tables, user_ids = merge_dictionaries([d["users"] for d in small], config.read.id_type, "user", typed["user"])
     item_tables, item_ids = merge_dictionaries([d["items"] for d in small], config.read.id_type, "item", typed["item"])
+    columns, column_tables = merge_columns(client, reads, [d["columns"] for d in small], tuple(r.name for r in requests))
     inputs = [p.input for p in pieces]
     plan = plan_times([d["unit"] for d in small], [d["float"] for d in small], [d["has_time"] for d in small], inputs)
     parts = [
-        client.submit(_canon, r, client.scatter(ut, hash=False), client.scatter(it, hash=False), plan, k, pure=False)
-        for k, (r, ut, it) in enumerate(zip(reads, user_tables, item_tables))
+        client.submit(_canon, r, client.scatter(ut, hash=False), client.scatter(it, hash=False), plan, k, ct, columns, pure=False)
+        for k, (r, ut, it, ct) in enumerate(zip(reads, user_tables, item_tables, column_tables))
     ]
     del reads  # each piece's read is let go once its canonical partition is made
     return PieceRead(
@@ -157,4 +166,5 @@ def read_pieces(client: Any, sources: list[DaskInput], config: BuildConfig) -> P
         plan,
         np.array(inputs, dtype=np.int64),
         np.array([d["rows"] for d in small], dtype=np.int64),
+        columns,
     )

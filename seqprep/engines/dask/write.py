@@ -5,6 +5,7 @@ the ``-o -`` stream as they arrive, or kept for sequences.npz / the Python resul
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ def part_sequences(part: dict[str, Any]) -> Sequences:
         timestamps=part["timestamps"],
         ratings=part["ratings"],
         session_ids=part["session_ids"],
+        features=tuple(part.get("features", ())),
     )
 
 
@@ -94,4 +96,8 @@ def gather(parts: list[dict[str, Any]], users: Vocabulary, as_float: bool, has_r
         timestamps=np.concatenate([p["timestamps"] for p in parts]).astype(dtype, copy=False),
         ratings=np.concatenate([p["ratings"] for p in parts]) if has_rating else None,
         session_ids=np.concatenate([p["session_ids"] for p in parts]) if parts[0]["session_ids"] is not None else None,
+        features=tuple(
+            dataclasses.replace(fs[0], values=np.concatenate([f.values for f in fs]))
+            for fs in zip(*(p.get("features", ()) for p in parts))
+        ),
     )

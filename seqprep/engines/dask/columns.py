@@ -1,0 +1,186 @@
+"""The log's other columns on a Dask cluster: the ``--feature`` and ``--event-col`` columns and the
+names a ``--where`` predicate uses, read on the workers beside the ids and carried with the rows.
+
+1. the client plans the read as the local reader does (:func:`~seqprep.io.keys.plan_read`: a
+   predicate's name that is a role column is not read again); each piece reads the requested
+   columns with the streaming reader;
+2. the client merges each column over the pieces by the local rule
+   (:func:`~seqprep.io.merge.merged_kind`, :func:`~seqprep.io.merge.merge_dictionaries`): numbers stay
+   float64 per row, text becomes global codes into one first-seen dictionary (:class:`LogColumns`);
+3. in the canonical frame a column is ``x0``, ``x1``, ...: int32 global codes (-1: missing) or float64.
+
+Only integer and float columns travel between the workers; the dictionaries stay on the client
+(and are broadcast once to the workers that evaluate ``--where``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ...config import BuildConfig
+from ...errors import ConfigError
+from ...io.keys import ReadPlan, plan_read
+from ...io.merge import merge_dictionaries, merged_kind, numbers_as_text, remap_codes
+from ...io.sniff import ColumnRequest
+from ...io.stream import InputColumns
+from ...model import Column, InputInfo, Interactions, Log
+from ...steps.events import event_requests
+from ...steps.features import column_requests
+from ...steps.where import operand_requests, where_truth
+
+__all__ = [
+    "LogColumns",
+    "NO_COLUMNS",
+    "canon_columns",
+    "describe_columns",
+    "local_requests",
+    "merge_columns",
+    "read_plan",
+    "where_mask",
+]
+
+
+def local_requests(config: BuildConfig) -> tuple[ColumnRequest, ...]:
+    """The columns the features and the event column need, each once (what the local engine asks)."""
+    out: dict[str, ColumnRequest] = {}
+    for req in column_requests(config.feature) + event_requests(config.event):
+        out.setdefault(req.name, req)
+    return tuple(out.values())
+
+
+def read_plan(config: BuildConfig, first_input: str) -> ReadPlan:
+    """The local reader's plan (:func:`~seqprep.io.keys.plan_read`): the reader's options (a session
+    key read as the key, a combined time's base as the time) and the columns the pieces read beside
+    the roles (features, events, the users of sessions, time offsets, the predicates' names that are
+    no role column)."""
+    operands = operand_requests(config)
+    if "://" in first_input and (operands or config.read.session_col is not None):
+        msg = "--where and --session-col on --engine dask find their columns in the first input, which must be a local file here; run this build with --engine local"
+        raise ConfigError(msg)
+    return plan_read([first_input], config.read, stdin=None, columns=local_requests(config), operands=operands)
+
+
+@dataclass(frozen=True)
+class LogColumns:
+    """The requested columns as merged: per column its name, kind (``number`` or ``text``) and, for
+    text, the global dictionary of its values. In the canonical frame column ``k`` is :meth:`key`."""
+
+    names: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    values: tuple[Any, ...] = ()
+
+    @staticmethod
+    def key(k: int) -> str:
+        return f"x{k}"
+
+    def index(self, name: str) -> int:
+        return self.names.index(name)
+
+    def column(self, k: int, data: np.ndarray) -> Column:
+        """Column ``k`` over rows whose frame values are ``data`` (codes, or numbers)."""
+        if self.kinds[k] == "number":
+            return Column(self.names[k], "number", np.asarray(data, dtype=np.float64))
+        return Column(self.names[k], "text", self.values[k], codes=np.asarray(data, dtype=np.int32))
+
+    def stub(self, k: int) -> Column:
+        """Column ``k`` without rows (its kind and dictionary: what decides a feature's kind)."""
+        empty = np.zeros(0, np.float64 if self.kinds[k] == "number" else np.int32)
+        return self.column(k, empty)
+
+    def meta(self) -> dict[str, pd.Series]:
+        """The frame's columns, empty."""
+        return {
+            self.key(k): pd.Series([], dtype=np.float64 if kind == "number" else np.int32)
+            for k, kind in enumerate(self.kinds)
+        }
+
+
+NO_COLUMNS = LogColumns()
+
+
+def describe_columns(read: InputColumns) -> dict[str, tuple[str, Any]]:
+    """One piece's requested columns: name -> (kind, its dictionary; None for numbers)."""
+    return {name: (kind, None if kind == "number" else values) for name, (kind, values, _, _) in read.columns.items()}
+
+
+def _number_dictionary(read: InputColumns, name: str) -> pa.Array:
+    return numbers_as_text(np.asarray(read.columns[name][1]))[1]
+
+
+def merge_columns(
+    client: Any, reads: list[Any], described: list[dict[str, tuple[str, Any]]], names: tuple[str, ...]
+) -> tuple[LogColumns, list[list[np.ndarray | None]]]:
+    """The pieces' columns merged by the local reader's rule -> (the columns; per piece, per column,
+    its code table into the global dictionary, None for a number column)."""
+    kinds, values = [], []
+    tables: list[list[np.ndarray | None]] = [[] for _ in described]
+    for name in names:
+        piece_kinds = [d[name][0] for d in described]
+        kind, as_text = merged_kind(piece_kinds)
+        if kind == "list":
+            msg = f"--engine dask does not carry list columns yet (column {name!r}); run this build with --engine local"
+            raise ConfigError(msg)
+        kinds.append(kind)
+        if kind == "number":
+            values.append(None)
+            for t in tables:
+                t.append(None)
+            continue
+        numbers = [k for k, pk in enumerate(piece_kinds) if pk == "number"] if as_text else []
+        found = dict(
+            zip(
+                numbers, client.gather([client.submit(_number_dictionary, reads[k], name, pure=False) for k in numbers])
+            )
+        )
+        dicts = [found[k] if k in found else d[name][1] for k, d in enumerate(described)]
+        piece_tables, dictionary = merge_dictionaries(dicts, "auto", name, True)
+        values.append(dictionary)
+        for t, table in zip(tables, piece_tables):
+            t.append(table)
+    return LogColumns(tuple(names), tuple(kinds), tuple(values)), tables
+
+
+def canon_columns(read: InputColumns, tables: list[np.ndarray | None], cols: LogColumns) -> dict[str, np.ndarray]:
+    """One piece's requested columns in the canonical frame: global codes, or float64 numbers."""
+    out: dict[str, np.ndarray] = {}
+    for k, name in enumerate(cols.names):
+        kind, values, codes, _ = read.columns[name]
+        table = tables[k]
+        if table is None:
+            out[cols.key(k)] = np.asarray(values, dtype=np.float64)
+            continue
+        if kind == "number":  # numbers here, text in another piece: text everywhere
+            codes = numbers_as_text(np.asarray(values))[0]
+        out[cols.key(k)] = remap_codes(np.asarray(codes), table)
+    return out
+
+
+def where_mask(
+    df: pd.DataFrame,
+    user_ids: pa.Array,
+    item_ids: pa.Array,
+    cols: LogColumns,
+    inputs: tuple[InputInfo, ...],
+    unit: str,
+    has_rating: bool,
+    predicates: tuple[str, ...],
+) -> pd.DataFrame:
+    """The partition with ``wk`` (every predicate true) and ``wu`` (some predicate unknown), by the
+    local step's :func:`~seqprep.steps.where.where_truth` (a row's truth is its own)."""
+    empty = np.zeros(0, np.int32)
+    log = Log(empty, user_ids, empty, item_ids, np.zeros(0, np.int64), np.zeros(0, bool), unit, None, inputs)
+    inter = Interactions(
+        user=df["user"].to_numpy(),
+        item=df["item"].to_numpy(),
+        time=df["time"].to_numpy(),
+        rating=df["rating"].to_numpy() if has_rating else None,
+        columns=tuple(cols.column(k, df[cols.key(k)].to_numpy()) for k in range(len(cols.names))),
+    )
+    true, known = where_truth(log, inter, predicates)
+    unknown = np.zeros(len(df), dtype=bool) if known is None else ~np.asarray(known, dtype=bool)
+    return df.assign(wk=np.asarray(true, dtype=bool), wu=unknown)
