@@ -333,6 +333,8 @@ OPTIONS = {
     # --feature cat/num: columns that travel through the shuffle; vocabularies from count tables
     "features_first_seen_export": dict(features=("genre", "price:num", "userId:cat"), item_order="first-seen", exports=("recbole", "sasrec")),
     "features_id_split_truncate": dict(features=("genre:cat", "price"), item_order="id", split="loo", max_len=3, truncate=True, formats=("parquet", "npz")),
+    # --item-order sequence (the presets'): feature values first-seen, time features by the written sequences
+    "features_events_sequence_order": dict(features=("genre",), event_col="event", time_features=("delta-log2",), item_order="sequence", split="loo"),
     # --time-feature: derived per output part (users are whole), vocabularies from the parts' counts
     "time_features_sessions": dict(time_features=("delta", "delta-log2", "interval:4"), session_gap=3, formats=("npz", "parquet")),
     "time_features_hour_users_split": dict(time_features=("hour", "weekday"), features=("genre",), split="users:0.6,0.2,0.2", eval_negatives=2, log=EPOCH),

@@ -23,7 +23,7 @@ from ...config import BuildConfig
 from ...errors import ConfigError
 from ...model import Column, Feature, Sequences
 from ...steps.events import EVENT, events_meta_counted, target_codes, target_positions
-from ...steps.features import category_vocabulary, number_table, resolve_kind, time_feature_values
+from ...steps.features import category_vocabulary, number_table, resolve_kind, time_feature_values, value_order
 from .columns import LogColumns
 from .write import part_sequences
 
@@ -94,7 +94,7 @@ def fit_features(config: BuildConfig, columns: LogColumns, tables: dict[str, Any
             encoders.append((key, table))
             continue
         counts = tables[f"{key}_kept"]
-        first = tables[f"{key}_kpos"][1:] if config.item_order == "first-seen" else None
+        first = tables[f"{key}_kpos"][1:] if value_order(config.item_order) == "first-seen" else None
         vocab, table = category_vocabulary(col.values, counts[1:], first, config.item_order)
         if name == EVENT and config.event.target_events:
             target_codes(col, config.event)  # an unknown target event fails here, as locally
@@ -174,7 +174,7 @@ def fit_time_features(
             counts[at] += pcounts
             first[at] = np.minimum(first[at], start + pfirst)
         vocab, table = category_vocabulary(
-            pa.array(ids), counts, first if config.item_order == "first-seen" else None, config.item_order
+            pa.array(ids), counts, first if value_order(config.item_order) == "first-seen" else None, config.item_order
         )
         tables.append((ids, vocab, table[:-1].astype(np.int32)))
     shared = client.scatter(tables, broadcast=True, hash=False)
