@@ -37,6 +37,62 @@ PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
         Preset(
+            name="bert4rec",
+            source=(
+                "FeiSun/BERT4Rec@615eaf2 data/beauty.txt (the rules that file shows: the repository has no script "
+                "from raw reviews to it) and util.py data_partition@b5a1c2e (the split gen_data_fin.py reads)"
+            ),
+            options={
+                "dedup": "first",
+                "min_user_count": 5,
+                "min_item_count": 0,
+                "user_order": "first-seen",
+                "item_order": "sequence",
+                "split": "loo",
+                "exports": ("sasrec",),
+            },
+            input="any log with a user, item and time column (found by name, or --user-col/--item-col/--time-col)",
+            checked="Amazon 2018 Magazine Subscriptions ratings CSV (tests/test_presets.py); the rules against the published beauty.txt",
+        ),
+        Preset(
+            name="caser",
+            source=(
+                "graytowne/caser_pytorch interactions.py@26ef449 (Interactions, to_sequence) and train_caser.py@99b8963 "
+                "(L=5, T=3), on the ML-1M files it ships (@c4e10e4 datasets/ml1m)"
+            ),
+            options={
+                "min_user_count": 5,
+                "min_item_count": 5,
+                "user_order": "id",
+                "item_order": "sequence",
+                "windows": "5:3",
+                "max_len": 5,
+                "pad": "left",
+            },
+            input="any log with a user, item and time column (found by name, or --user-col/--item-col/--time-col)",
+            checked="MovieLens 100K u.data, and Caser's own ML-1M test part read as a training file (tests/test_presets.py)",
+        ),
+        Preset(
+            name="recbole",
+            source=(
+                "RUCAIBox/RecBole 1.2.1 (PyPI wheel): properties/quick_start_config/sequential.yaml (eval_args split "
+                "LS valid_and_test, order TO), properties/dataset/sample.yaml and ml-100k.yaml (load_col, no filters, "
+                "MAX_ITEM_LIST_LENGTH 50), data/dataset/dataset.py and sequential_dataset.py"
+            ),
+            options={
+                "dedup": "none",
+                "min_user_count": 0,
+                "min_item_count": 0,
+                "user_order": "first-seen",
+                "item_order": "first-seen",
+                "split": "loo",
+                "max_len": 50,
+                "pad": "right",
+            },
+            input="a RecBole atomic .inter file (user_id:token, item_id:token, timestamp:float: found by name); any other log with --user-col/--item-col/--time-col",
+            checked="RecBole's own ml-100k.inter (recbole 1.2.1 dataset_example), with and without the ml-1m filters (tests/test_presets.py)",
+        ),
+        Preset(
             name="sasrec",
             source="kang205/SASRec data/DataProcessing.py",
             options={

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import pickle
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,18 @@ from tests.conftest import shared_file
 
 FASHION = "amazon2018-fashion-5core/AMAZON_FASHION_5.json.gz"
 DIGINETICA = "diginetica-sample/sample_train-item-views.csv"
+MAGAZINE = "amazon2018-magazine-subscriptions/Magazine_Subscriptions.csv"  # item, user, rating, time; no header
+BEAUTY = "published/bert4rec/beauty.txt"
+ML100K = "ml-100k/u.data"
+ML100K_RECBOLE = "ml-100k-recbole/ml-100k.inter"
+CASER_TEST = "published/caser/ml1m_test_test.txt"
+MAGAZINE_COLUMNS = {
+    "names": ("item", "user", "rating", "ts"),
+    "user_col": "user",
+    "item_col": "item",
+    "time_col": "ts",
+    "rating_col": "rating",
+}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -74,6 +87,112 @@ def srgnn_reference(path, test_days=7):
     return train, test, augment(train), augment(test), len(ids)
 
 
+def bert4rec_reference(path) -> str:
+    """The rules BERT4Rec's published data/beauty.txt shows: one row per (user, item) - the earliest in
+    stable time order -, users with at least 5 of them (items not filtered), users numbered from 1 by
+    first appearance, items from 1 by first appearance reading user by user, each in stable time order;
+    the ``user item`` lines."""
+    d = pd.read_csv(path, header=None, names=["i", "u", "r", "t"], dtype={"i": str, "u": str})
+    d["line"] = np.arange(len(d))
+    first = d.sort_values(["t", "line"], kind="stable").drop_duplicates(["u", "i"], keep="first")
+    d = first.sort_values("line", kind="stable")
+    kept = d[d.u.map(d.u.value_counts()) >= 5].copy()
+    kept["user"] = pd.factorize(kept.u)[0] + 1
+    kept = kept.sort_values(["user", "t", "line"], kind="stable")
+    kept["item"] = pd.factorize(kept.i)[0] + 1
+    return "".join(f"{u} {i}\n" for u, i in zip(kept.user, kept.item))
+
+
+def caser_windows(users, items, L=5, T=3):
+    """caser_pytorch interactions.py on a file's (user, item) lines in file order: ids by first
+    appearance (users from 0, items from 1), rows grouped by user (a stable sort), windows of L + T
+    from the newest back (step 1), a row shorter than L + T one left-padded window -> (inputs,
+    targets, users) with each user's windows newest first, and the test sequences (the last L items)."""
+    umap: dict = {}
+    imap: dict = {}
+    u = np.array([umap.setdefault(x, len(umap)) for x in users])
+    i = np.array([imap.setdefault(x, len(imap)) for x in items]) + 1
+    order = np.lexsort((u,))
+    u, i = u[order], i[order]
+    width = L + T
+    xs, ys, us, tests = [], [], [], []
+    for uid in range(len(umap)):
+        seq = i[u == uid]
+        wins = (
+            [seq[k - width : k] for k in range(len(seq), width - 1, -1)]
+            if len(seq) >= width
+            else [np.pad(seq, (width - len(seq), 0))]
+        )
+        tests.append(wins[0][-L:])
+        for w in wins:
+            xs.append(w[:L])
+            ys.append(w[-T:])
+            us.append(uid)
+    return np.array(xs), np.array(ys), np.array(us), np.array(tests), list(umap), list(imap)
+
+
+def recbole_reference(d: pd.DataFrame, min_rating=None, k=0, max_len=50):
+    """RecBole 1.2.1's sequential pipeline on an interaction table (user_id, item_id, rating, timestamp
+    in file order): val_interval rating [min_rating, inf), k-core on users and items repeated until no
+    row goes, ids remapped by pandas.factorize of the rows left (file order; 0 = [PAD]), rows sorted
+    by (user, time) stably, every later position -> (user, previous max_len items, item), those rows
+    sorted by time stably, and per user the last one test, the one before valid (only
+    min(2, rows - 1) of them held out). -> (number of users, items, rows, train, valid, test)."""
+    if min_rating is not None:
+        d = d[d.rating >= min_rating]
+    while k:
+        bad = (d.user_id.map(d.user_id.value_counts()) < k) | (d.item_id.map(d.item_id.value_counts()) < k)
+        if not bad.any():
+            break
+        d = d[~bad]
+    uid = pd.factorize(d.user_id)[0] + 1
+    iid = pd.factorize(d.item_id)[0] + 1
+    t = d.timestamp.to_numpy(float)
+    o = np.argsort(t, kind="stable")
+    o = o[np.argsort(uid[o], kind="stable")]
+    uid, iid, t = uid[o], iid[o], t[o]
+    starts = np.r_[0, np.flatnonzero(np.diff(uid)) + 1]
+    start_of = np.repeat(starts, np.diff(np.r_[starts, len(uid)]))
+    later = np.flatnonzero(np.arange(len(uid)) != start_of)
+    rows = [(int(uid[p]), tuple(iid[max(start_of[p], p - max_len) : p].tolist()), int(iid[p])) for p in later]
+    rows = [rows[j] for j in np.argsort(t[later], kind="stable")]
+    by_user: dict = {}
+    for r in rows:
+        by_user.setdefault(r[0], []).append(r)
+    train, valid, test = [], [], []
+    for rs in by_user.values():
+        n = min(2, len(rs) - 1)
+        train += rs[: len(rs) - n]
+        valid += rs[len(rs) - 2 : len(rs) - 1] if n == 2 else []
+        test += rs[len(rs) - 1 :] if n >= 1 else []
+    return int(uid.max()), int(iid.max()), len(d), sorted(train), sorted(valid), sorted(test)
+
+
+def recbole_inter(path) -> pd.DataFrame:
+    d = pd.read_csv(path, sep="\t", dtype={"user_id:token": str, "item_id:token": str})
+    return d.rename(columns=lambda c: c.split(":")[0])
+
+
+def seqprep_rows(out, max_len=50):
+    """seqprep's train/valid/test as RecBole's rows: (user_idx + 1, the previous max_len items, target);
+    the training rows are every later position of each training sequence."""
+    import pyarrow.parquet as pq
+
+    tr = pq.read_table(out / "train.parquet").to_pydict()
+    train = [
+        (u + 1, tuple(items[max(0, j - max_len) : j]), items[j])
+        for u, items in zip(tr["user_idx"], tr["items"])
+        for j in range(1, len(items))
+    ]
+    held = []
+    for part in ("valid", "test"):
+        t = pq.read_table(out / f"{part}.parquet").to_pydict()
+        held.append(
+            sorted((u + 1, tuple(h[-max_len:]), y) for u, h, y in zip(t["user_idx"], t["history"], t["target"]))
+        )
+    return sorted(train), held[0], held[1]
+
+
 # --------------------------------------------------------------------------------------------------
 # The presets on real data
 
@@ -110,6 +229,132 @@ def test_srgnn_preset_equals_the_scripts_pickles(tmp_path):
     assert m["num_items"] == 309
     assert m["split"]["sizes"]["train"]["users"] == 469 and m["split"]["sizes"]["test"]["rows"] == 99
     assert [p["on"] for p in m["steps"][1]["passes"]] == ["user", "item", "user"]
+
+
+@pytest.mark.real_data
+def test_the_published_beauty_file_shows_the_bert4rec_rules():
+    """The facts docs/presets.md takes the bert4rec preset from, measured on BERT4Rec's data/beauty.txt."""
+    d = pd.read_csv(shared_file(BEAUTY), sep=" ", header=None, names=["u", "i"])
+    per_user = d.groupby("u").size()
+    assert (len(d), len(per_user), d.i.nunique()) == (353962, 40226, 54542)
+    assert per_user.min() == 5 and (d.i.value_counts() == 1).sum() == 14482  # users 5-core, items not
+    assert not d.duplicated().any()  # one line per (user, item)
+    assert (pd.factorize(d.u)[0] + 1 == d.u).all()  # users 1..U, in file order
+    assert (pd.factorize(d.i)[0] + 1 == d.i).all()  # items by first appearance reading user by user
+
+
+@pytest.mark.real_data
+def test_bert4rec_preset_equals_the_rules_on_magazine_subscriptions(tmp_path):
+    path = shared_file(MAGAZINE)
+    res = seqprep.build(path, tmp_path / "o", preset="bert4rec", **MAGAZINE_COLUMNS)
+    got = (tmp_path / "o" / "sasrec.txt").read_text()
+    assert got == bert4rec_reference(path)
+    m = res.meta
+    assert (m["num_users"], m["num_items"], m["num_interactions"]) == (635, 943, 4567)  # measured; = the reference's
+    lines = pd.read_csv(tmp_path / "o" / "sasrec.txt", sep=" ", header=None, names=["u", "i"])
+    # the output shows what beauty.txt shows: users 5-core, items not, one line per pair, ids by first appearance
+    assert lines.groupby("u").size().min() == 5 and (lines.i.value_counts() == 1).sum() == 448
+    assert not lines.duplicated().any() and (pd.factorize(lines.i)[0] + 1 == lines.i).all()
+    steps = {s["step"]: s for s in m["steps"]}
+    assert steps["dedup"]["rows_removed"] == 1371  # the repeated (user, item) rows, before users are counted
+    assert m["split"]["rule"] == "loo" and m["split"]["sizes"]["test"]["rows"] == 635
+
+
+@pytest.mark.real_data
+def test_caser_preset_equals_interactions_py_on_ml100k(tmp_path):
+    """5-core, then the file Caser reads (users ascending, each in stable time order) through
+    interactions.py's rules: the same windows (each user's in the opposite order) and test sequences."""
+    d = pd.read_csv(shared_file(ML100K), sep="\t", header=None, names=["u", "i", "r", "t"])
+    d["line"] = np.arange(len(d))
+    while (bad := (d.u.map(d.u.value_counts()) < 5) | (d.i.map(d.i.value_counts()) < 5)).any():
+        d = d[~bad]
+    f = d.sort_values(["u", "t", "line"], kind="stable")
+    xs, ys, us, tests, users, items = caser_windows(f.u.tolist(), f.i.tolist())
+    res = seqprep.build(
+        shared_file(ML100K), tmp_path / "o", preset="caser", formats=("npz",), names=("user", "item", "rating", "ts")
+    )
+    assert res.users.ids.to_pylist() == users and res.items.ids.to_pylist() == items
+    w = np.load(tmp_path / "o" / "windows.npz")
+    for u in (0, 1, 500, len(users) - 1):  # each user's windows: seqprep oldest first, Caser newest first
+        assert (w["inputs"][w["users"] == u][::-1] == xs[us == u]).all()
+        assert (w["targets"][w["users"] == u][::-1] == ys[us == u]).all()
+    order = np.lexsort((-np.arange(len(w["users"])), w["users"]))  # every user's windows newest first
+    assert (w["inputs"][order] == xs).all() and (w["targets"][order] == ys).all() and (w["users"][order] == us).all()
+    assert (np.load(tmp_path / "o" / "sequences.npz")["padded"] == tests).all()  # --max-len 5: Caser's test sequences
+    assert (res.meta["num_users"], res.meta["num_items"], res.meta["windows"]["windows"]) == (943, 1349, 92686)
+
+
+@pytest.mark.real_data
+def test_caser_rules_on_its_own_ml1m_file_and_the_short_row_quirk(tmp_path):
+    """Caser's test part read as the training file it has the layout of (time order = file order): ids
+    and windows as interactions.py makes them, except the users of T = 3 rows or fewer, to whom
+    interactions.py gives one window of padding inputs and seqprep none."""
+    c = pd.read_csv(shared_file(CASER_TEST), sep=" ", header=None, names=["user", "item", "rating"])
+    c["line"] = np.arange(len(c))
+    c.to_csv(tmp_path / "caser.csv", index=False)
+    xs, ys, us, tests, users, items = caser_windows(c.user.tolist(), c.item.tolist())
+    res = seqprep.build(
+        tmp_path / "caser.csv", tmp_path / "o", preset="caser", time_col="line", min_user_count=0, min_item_count=0
+    )
+    assert res.users.ids.to_pylist() == users and res.items.ids.to_pylist() == items
+    short = (xs == 0).all(axis=1)  # rows of 3: inputs all padding
+    assert short.sum() == res.meta["windows"]["users_too_short"] == 5
+    w = np.load(tmp_path / "o" / "windows.npz")
+    order = np.lexsort((-np.arange(len(w["users"])), w["users"]))
+    assert (w["inputs"][order] == xs[~short]).all() and (w["targets"][order] == ys[~short]).all()
+    assert (res.meta["num_users"], res.meta["num_items"], len(w["users"])) == (6040, 3401, 158746)
+
+
+@pytest.mark.real_data
+def test_recbole_preset_gives_recboles_ml100k_statistics_and_rows(tmp_path):
+    path = shared_file(ML100K_RECBOLE)
+    res = seqprep.build(path, tmp_path / "o", preset="recbole")
+    m = res.meta
+    # RecBole's documented ml-100k statistics (docs/source/get_started/started/sequential.rst), [PAD] counted
+    users, items, inters = m["num_users"] + 1, m["num_items"] + 1, m["num_interactions"]
+    assert (users, items, inters) == (944, 1683, 100000)
+    assert inters / (users - 1) == pytest.approx(106.04453870625663, rel=1e-15)
+    assert inters / (items - 1) == pytest.approx(59.45303210463734, rel=1e-15)
+    assert 100 * (1 - inters / users / items) == pytest.approx(93.70575143257098, rel=1e-15)
+    n_users, n_items, n_rows, train, valid, test = recbole_reference(recbole_inter(path))
+    assert (n_users, n_items, n_rows) == (943, 1682, 100000)
+    assert seqprep_rows(tmp_path / "o") == (train, valid, test)  # same ids, order, histories of 50, split
+    assert (len(train), len(valid), len(test)) == (97171, 943, 943)
+
+
+@pytest.mark.real_data
+def test_recbole_preset_with_the_ml1m_filters(tmp_path):
+    """RecBole's ml-1m benchmark config (val_interval rating [3,inf), 10-core) as overrides, on ml-100k."""
+    path = shared_file(ML100K_RECBOLE)
+    res = seqprep.build(path, tmp_path / "o", preset="recbole", min_rating=3, min_user_count=10, min_item_count=10)
+    n_users, n_items, n_rows, train, valid, test = recbole_reference(recbole_inter(path), min_rating=3, k=10)
+    assert (
+        (res.meta["num_users"], res.meta["num_items"], res.meta["num_interactions"])
+        == (n_users, n_items, n_rows)
+        == (939, 1016, 80393)
+    )
+    assert seqprep_rows(tmp_path / "o") == (train, valid, test)
+
+
+@pytest.mark.real_data
+def test_recbole_three_row_users_are_the_one_difference(tmp_path):
+    """RecBole holds out min(2, rows - 1) of a user's rows - 1: with 3 rows, one test row and no valid
+    row; seqprep's loo makes the second a valid target. On Magazine Subscriptions (many short users)
+    that is the only difference."""
+    path = shared_file(MAGAZINE)
+    d = pd.read_csv(
+        path, header=None, names=["item_id", "user_id", "rating", "timestamp"], dtype={"item_id": str, "user_id": str}
+    )
+    res = seqprep.build(path, tmp_path / "o", preset="recbole", **MAGAZINE_COLUMNS)
+    *_, train, valid, test = recbole_reference(d)
+    got_train, got_valid, got_test = seqprep_rows(tmp_path / "o")
+    assert res.meta["num_interactions"] == len(d)  # the preset filters nothing
+    assert got_test == test
+    extra = Counter(got_valid) - Counter(valid)  # seqprep's valid rows RecBole has not
+    assert not Counter(valid) - Counter(got_valid) and not Counter(got_train) - Counter(train)
+    assert Counter(train) - Counter(got_train) == extra  # ... which RecBole trains on instead
+    assert extra.total() == (d.user_id.value_counts() == 3).sum() > 0  # one per user of 3 rows
+    assert all(len(h) == 1 for _, h, _ in extra)  # each is such a user's second row
 
 
 @pytest.mark.real_data
@@ -164,7 +409,8 @@ def test_explain_needs_no_input_and_explain_alone_says_what_it_needs():
     r = CliRunner().invoke(cli, ["build", "--explain"])
     assert (
         r.exit_code == 1
-        and r.stderr.strip() == "Error: --explain prints what --preset NAME expands to; add --preset sasrec|srgnn"
+        and r.stderr.strip()
+        == "Error: --explain prints what --preset NAME expands to; add --preset bert4rec|caser|recbole|sasrec|srgnn"
     )
 
 
@@ -211,9 +457,10 @@ def test_an_explicit_default_value_still_overrides(tmp_path):
 
 def test_unknown_preset_names_the_presets(tmp_path):
     with pytest.raises(
-        ConfigError, match=r"^--preset 'bert4rec' is not a preset; presets are sasrec, srgnn \(see docs/presets.md\)$"
+        ConfigError,
+        match=r"^--preset 'gru4rec' is not a preset; presets are bert4rec, caser, recbole, sasrec, srgnn \(see docs/presets.md\)$",
     ):
-        seqprep.build(_log(tmp_path), None, preset="bert4rec")
+        seqprep.build(_log(tmp_path), None, preset="gru4rec")
 
 
 @pytest.mark.parametrize(
@@ -312,3 +559,25 @@ def test_date_order_days_split_and_sequence_item_order(tmp_path):
         assert pickle.load(fh) == ([[2]], [3])  # s3 in time order: a then c
     with open(tmp_path / "o" / "srgnn" / "train.txt", "rb") as fh:
         assert pickle.load(fh) == ([[1], [2], [2]], [2, 3, 4])
+
+
+@pytest.mark.parametrize("name", ["bert4rec", "caser", "recbole", "sasrec"])
+def test_a_preset_is_its_flags(tmp_path, name):
+    """``--preset NAME`` and the flags --explain prints build the same bytes (meta.json aside from the
+    preset's own record)."""
+    from seqprep.presets import flags, preset_named
+
+    log = _log(tmp_path)
+    runs = {"preset": ["--preset", name], "flags": flags(preset_named(name).options)}
+    metas = {}
+    for key, args in runs.items():
+        r = CliRunner().invoke(cli, ["build", str(log), "-o", str(tmp_path / key), "-f", "npz", "-q", *args])
+        assert r.exit_code == 0, r.output
+        metas[key] = json.loads((tmp_path / key / "meta.json").read_text())
+    assert metas["preset"].pop("preset")["name"] == name
+    metas["preset"]["options"].pop("preset")
+    for m in metas.values():
+        m["options"].pop("output")
+    assert metas["preset"]["options"] == metas["flags"]["options"]
+    for f in sorted(p.name for p in (tmp_path / "flags").iterdir() if p.name != "meta.json"):
+        assert (tmp_path / "preset" / f).read_bytes() == (tmp_path / "flags" / f).read_bytes(), f

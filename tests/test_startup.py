@@ -121,3 +121,34 @@ print('PANDAS', 'pandas' in sys.modules, file=sys.stderr)
     assert r.returncode == 0, r.stderr.decode()
     assert r.stderr.decode().strip().splitlines()[-1] == "PANDAS False"
     del ref
+
+
+def _seqprep(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    """``python -m seqprep ARGS`` as a process of its own (the path that leaves without teardown)."""
+    return subprocess.run([sys.executable, "-m", "seqprep", *args], cwd=ROOT, input=stdin, capture_output=True, check=False)
+
+
+def test_the_process_leaves_with_the_command_status_and_everything_written(tmp_path):
+    """``main`` ends a finished command with ``os._exit`` (no interpreter teardown): the exit status
+    is the command's, and stdout, stderr and the output folder are complete by then."""
+    ok = _seqprep("build", "sample_data/ratings.csv", "-o", str(tmp_path / "out"), "--json")
+    assert ok.returncode == 0, ok.stderr.decode()
+    meta = json.loads(ok.stdout)  # the whole JSON document reached the pipe
+    assert meta == json.loads((tmp_path / "out" / "meta.json").read_text())
+    assert ok.stderr.decode().startswith("seqprep: 2,855 rows read")
+    assert _seqprep("verify", str(tmp_path / "out")).returncode == 0
+    bad = _seqprep("build", "no_such_file.csv", "-o", str(tmp_path / "bad"))
+    assert bad.returncode == 1 and bad.stderr.decode().startswith("Error: ") and not (tmp_path / "bad").exists()
+    usage = _seqprep("build", "--no-such-flag")
+    assert usage.returncode == 2 and b"No such option" in usage.stderr
+    assert _seqprep("--version").stdout.decode().strip().endswith(seqprep.__version__)
+
+
+def test_a_streamed_build_is_whole_when_the_process_leaves():
+    """``-o -``: every byte of the stream is flushed before the process ends (the same bytes each run)."""
+    first, second = _seqprep("build", "sample_data/ratings.csv", "-o", "-", "-q"), _seqprep("build", "sample_data/ratings.csv", "-o", "-", "-q")
+    assert first.returncode == second.returncode == 0, first.stderr.decode()
+    import pyarrow as pa
+
+    table = pa.ipc.open_stream(first.stdout).read_all()  # a cut stream would not read to its end
+    assert table.num_rows > 0 and first.stdout == second.stdout

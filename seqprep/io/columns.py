@@ -64,7 +64,8 @@ def ids_to_dict(col: pa.ChunkedArray, role: str, where: str, flag: str | None = 
         col = pa.table({"c": col}).unify_dictionaries()["c"]
         indices = pa.concat_arrays([c.indices for c in col.chunks])
         return pa.DictionaryArray.from_arrays(pc.cast(indices, pa.int32()), col.chunk(0).dictionary)
-    return pa.DictionaryArray.from_arrays(pc.cast(col.indices, pa.int32()), col.dictionary)
+    # (pyarrow's own codes: no pass over the rows to check them)
+    return pa.DictionaryArray.from_arrays(pc.cast(col.indices, pa.int32()), col.dictionary, safe=False)
 
 
 def first_bad(values: pa.Array, ok: pa.Array) -> tuple[int, Any]:

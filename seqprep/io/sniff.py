@@ -244,8 +244,8 @@ def _head_records(text: str, sep: str, *, cut: bool) -> list[list[str]]:
             records = list(itertools.islice(csv.reader(io.StringIO(text, newline=""), delimiter=sep), 7))
         except csv.Error:  # not CSV as the csv module reads it: split the lines as they are
             records = []
-    if not records:
-        records = [line.split(sep) for line in text.splitlines() if line]
+    if not records:  # (the first 8 non-empty lines are all it takes: never a split of the whole head)
+        records = [line.split(sep) for line in itertools.islice(filter(None, text.splitlines()), 8)]
     records = [r for r in records if r]
     if cut and len(records) > 1:
         records = records[:-1]

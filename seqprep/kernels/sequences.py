@@ -304,9 +304,11 @@ def tie_stats(offsets: np.ndarray, time_sorted: np.ndarray) -> tuple[int, int]:
     (4, 2)
     """
     eq = _equal_neighbours(offsets, time_sorted)
-    in_ties = int(tie_mask(offsets, time_sorted).sum())
-    groups = int(eq.sum() - (eq[1:] & eq[:-1]).sum())
-    return in_ties, groups
+    if len(eq) == 0:
+        return 0, 0
+    # a group of k equal timestamps is a run of k - 1 True in eq: groups = runs, in ties = sum of k
+    groups = int(eq[0]) + int(np.count_nonzero(eq[1:] > eq[:-1]))
+    return int(np.count_nonzero(eq)) + groups, groups
 
 
 def _equal_neighbours(offsets: np.ndarray, time_sorted: np.ndarray) -> np.ndarray:

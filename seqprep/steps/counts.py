@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import BuildConfig
+from ..kernels.sequences import code_counts
 from ..kernels.vocab import first_positions, first_seen_codes
 from ..model import Log
 
@@ -48,8 +49,8 @@ class CodeCounts:
         """
         n_users, n_items = len(log.user_ids), len(log.item_ids)
         return cls(
-            users=np.bincount(user, minlength=n_users).astype(np.int64),
-            items=np.bincount(item, minlength=n_items).astype(np.int64),
+            users=code_counts(user, n_users),  # (chunk by chunk: np.bincount copies int32 codes to int64)
+            items=code_counts(item, n_items),
             user_first=first_positions(first_seen_codes(user), n_users) if config.user_order == "first-seen" else None,
             item_first=first_positions(first_seen_codes(item), n_items) if config.item_order == "first-seen" else None,
         )

@@ -30,9 +30,10 @@ def session_gap(opts: SessionOptions, time_unit: str, largest: float) -> int | f
 
 def add_sessions(seqs: Sequences, time_unit: str, opts: SessionOptions) -> tuple[Sequences, dict[str, Any] | None]:
     """Sequences with per-user session numbers (``session_ids``) and meta.json's ``sessions`` entry."""
-    gap = session_gap(opts, time_unit, largest_abs(seqs.timestamps))
-    if gap is None:
+    if opts.session_gap is None:  # (no pass over the timestamps for a gap that is not asked for)
         return seqs, None
+    gap = session_gap(opts, time_unit, largest_abs(seqs.timestamps))
+    assert gap is not None
     sids = session_ids(seqs.offsets, seqs.timestamps, gap)
     meta = sessions_meta(opts, time_unit, gap, session_lengths(seqs.offsets, sids))
     return dataclasses.replace(seqs, session_ids=sids), meta
