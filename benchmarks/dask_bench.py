@@ -1,14 +1,20 @@
 """Time the Dask engine against the local engine on the same file, in the same run.
 
 Each build runs as its own ``seqprep build`` child process (so start-up, imports and, for Dask, the
-start of a LocalCluster are included alike). Peak memory is the largest *sum* of RSS over the child's
-whole process tree (client + scheduler + nanny + worker processes for Dask), sampled every 0.1 s with
-psutil (a dependency of dask.distributed); the child's own peak RSS (``os.wait4``) is shown too.
-After the runs, the two outputs are loaded and compared (vocabularies and CSR arrays), and one more
-Dask build (untimed, on a LocalCluster of the same size started by this script) counts the tasks the
-scheduler ran and the bytes the workers sent (the shuffle and the parts fetched by the client).
+start of its LocalCluster are included alike), the engines round-robin (interleaved) ``--repeat``
+times; each figure is reported as the median and the range over the runs. Peak memory is the
+largest *sum* of RSS over the child's whole process tree (client, scheduler and any worker processes),
+sampled every 0.1 s with psutil (a dependency of dask.distributed); CPU seconds are the child's
+user + system time including every process it waited for. ``--baseline-code DIR`` adds a third
+engine, the Dask engine of another checkout (e.g. ``main``), for a before/after table in one run.
 
-    python benchmarks/dask_bench.py /tmp/bench/ml5m.csv --workers 2 --json /tmp/bench/dask5m.json
+After the runs, the outputs are loaded and compared (vocabularies and CSR arrays), and one more
+Dask build (untimed, in this process, on a LocalCluster of the same kind as the engine's) counts the
+tasks the scheduler ran and the bytes moved between workers (the shuffle) and to the client, and
+times the build's phases (cluster start, read, cleaning and count tables, shuffle + per-part sort,
+the client's writes) with the tree's peak memory in each.
+
+    python benchmarks/dask_bench.py /tmp/bench/ml5m.csv --workers 2 --repeat 3 --json /tmp/bench/dask5m.json
 
 Ratios are against the local engine measured in the same run; never assert them in tests.
 """
@@ -45,10 +51,10 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def measure(cmd: list[str]) -> dict[str, Any]:
-    """Wall seconds, peak tree RSS and own peak RSS (MiB) of one child command."""
+def measure(cmd: list[str], cwd: Path | None = None) -> dict[str, Any]:
+    """Wall seconds, CPU seconds, peak tree RSS and own peak RSS (MiB) of one child command."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=cwd)
     peak = 0
     stop = threading.Event()
 
@@ -69,7 +75,8 @@ def measure(cmd: list[str]) -> dict[str, Any]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err}")
-    return {"wall_s": wall, "tree_peak_mib": peak / 2**20, "own_peak_mib": usage.ru_maxrss / 1024}
+    cpu = usage.ru_utime + usage.ru_stime  # the child's and every descendant it waited for
+    return {"wall_s": wall, "cpu_s": cpu, "tree_peak_mib": peak / 2**20, "own_peak_mib": usage.ru_maxrss / 1024}
 
 
 def same_output(a: Path, b: Path) -> bool:
@@ -85,24 +92,95 @@ def same_output(a: Path, b: Path) -> bool:
     )
 
 
-def cluster_stats(path: Path, workers: int, out: Path, extra: list[str]) -> dict[str, Any]:
-    """One more (untimed) Dask build, on a LocalCluster started here, to count what the timed runs
-    cannot see from outside: the tasks the scheduler ran and the bytes the workers sent (to other
-    workers - the shuffle - and to the client)."""
-    import logging
+#: The Dask engine's phases: (function of seqprep.engines.dask, phase it starts). A function missing
+#: (renamed) just merges its phase into the one before.
+PHASES = (
+    ("_read", "read (pieces, dictionaries)"),
+    ("clean_rows", "cleaning + count tables"),
+    ("_vocabularies", "vocabularies"),
+    ("_parts", "shuffle + per-part sort"),
+    ("write_parts", "client's writes"),
+    ("write_outputs", "rest of the folder"),
+)
 
-    import distributed
+
+class _Phases:
+    """Wall seconds and the tree's peak RSS of each phase of one in-process Dask build."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.name, self.t, self.peak = "start-up", time.perf_counter(), 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _tree_rss(os.getpid()))
+            self._stop.wait(0.05)
+
+    def mark(self, name: str) -> None:
+        now = time.perf_counter()
+        self.rows.append(
+            {
+                "phase": self.name,
+                "wall_s": now - self.t,
+                "tree_peak_mib": max(self.peak, _tree_rss(os.getpid())) / 2**20,
+            }
+        )
+        self.name, self.t, self.peak = name, now, _tree_rss(os.getpid())
+
+    def __enter__(self) -> _Phases:
+        import seqprep.engines.dask as engine
+
+        self._saved = {}
+        for fname, label in PHASES:
+            orig = getattr(engine, fname, None)
+            if orig is None:
+                continue
+            self._saved[fname] = orig
+
+            def timed(*a: Any, _orig: Any = orig, _label: str = label, **k: Any) -> Any:
+                self.mark(_label)
+                return _orig(*a, **k)
+
+            setattr(engine, fname, timed)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import seqprep.engines.dask as engine
+
+        self.mark("end")
+        self._stop.set()
+        for fname, orig in self._saved.items():
+            setattr(engine, fname, orig)
+
+
+def cluster_stats(path: Path, workers: int, out: Path, extra: list[str]) -> dict[str, Any]:
+    """One more (untimed) Dask build, in this process on a LocalCluster of the engine's own kind
+    (:func:`seqprep.engines.dask.client_for`), to count what the timed runs cannot see from outside:
+    the tasks the scheduler ran, the bytes moved between workers (the shuffle; Dask's size
+    estimate, also between in-process workers) and to the client; and the build's phases."""
+    from dask.utils import key_split
     from distributed.diagnostics.plugin import SchedulerPlugin
 
     import seqprep
+    from seqprep.config import EngineOptions
+    from seqprep.engines.dask import client_for
 
     class Count(SchedulerPlugin):
         def __init__(self) -> None:
             self.tasks = 0
+            self.compute: dict[str, list[float]] = {}  # task name -> compute seconds of each
 
         def transition(self, key: Any, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
             if start == "processing" and finish == "memory":
                 self.tasks += 1
+                name = key_split(key)
+                seconds = sum(
+                    s["stop"] - s["start"] for s in kwargs.get("startstops", ()) if s.get("action") == "compute"
+                )
+                self.compute.setdefault(name, []).append(seconds)
 
     def sent(dask_worker: Any) -> int:
         return int(dask_worker.transfer_outgoing_bytes_total)
@@ -110,88 +188,145 @@ def cluster_stats(path: Path, workers: int, out: Path, extra: list[str]) -> dict
     def received(dask_worker: Any) -> int:  # from peers only (the shuffle), not from the client
         return int(sum(d.get("total", 0) for d in dask_worker.transfer_incoming_log))
 
-    with (
-        distributed.LocalCluster(n_workers=workers, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR) as cluster,
-        distributed.Client(cluster) as client,
-    ):
-        count = Count()
-        cluster.scheduler.add_plugin(count)
-        kw = dict(engine="dask", scheduler=cluster.scheduler_address, overwrite=True)
-        for flag, key in (("--part-rows", "part_rows"), ("--partition-size", "block_bytes")):
-            if flag in extra:
-                kw[key] = int(extra[extra.index(flag) + 1])
-        seqprep.build(str(path), out, **kw)
-        return {"tasks": count.tasks, "worker_bytes_sent": sum(client.run(sent).values()), "peer_bytes_received": sum(client.run(received).values())}
+    kw: dict[str, Any] = dict(engine="dask", overwrite=True)
+    for flag, key in (("--part-rows", "part_rows"), ("--partition-size", "block_bytes")):
+        if flag in extra:
+            kw[key] = int(extra[extra.index(flag) + 1])
+    with _Phases() as phases:
+        with client_for(EngineOptions(engine="dask", workers=workers)) as client:
+            phases.mark("build start-up (inputs sniffed)")
+            count = Count()
+            client.cluster.scheduler.add_plugin(count)
+            seqprep.build(str(path), out, scheduler=client.cluster.scheduler_address, **kw)
+            phases.mark("cluster close")
+            stats = {
+                "tasks": count.tasks,
+                "task_seconds": {
+                    k: {"count": len(v), "total_s": sum(v), "max_s": max(v)} for k, v in count.compute.items()
+                },
+                "worker_bytes_sent": sum(client.run(sent).values()),
+                "peer_bytes_received": sum(client.run(received).values()),
+            }
+    phases.rows[0]["phase"] = "cluster start"
+    return stats | {"phases": phases.rows}
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median, min and max of each figure over the runs."""
+    import statistics
+
+    return {
+        k: {
+            "median": statistics.median(r[k] for r in runs),
+            "min": min(r[k] for r in runs),
+            "max": max(r[k] for r in runs),
+        }
+        for k in runs[0]
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("path", type=Path, help="interaction CSV (e.g. from generate.py)")
-    p.add_argument("--workers", type=int, default=2, help="Dask worker processes of the local cluster")
+    p.add_argument("--workers", type=int, default=2, help="workers of the Dask engine's local cluster")
     p.add_argument("--scheduler", default=None, help="use a running scheduler instead of --workers")
     p.add_argument("--part-rows", type=int, default=None, help="passed to seqprep build --part-rows")
     p.add_argument("--partition-size", type=int, default=None, help="passed to seqprep build --partition-size")
-    p.add_argument("--repeat", type=int, default=1, help="runs per engine, round-robin; best wall time kept")
+    p.add_argument("--repeat", type=int, default=1, help="runs per engine, round-robin (interleaved); medians reported")
+    p.add_argument(
+        "--baseline-code", type=Path, default=None, help="also time the Dask engine of this checkout (e.g. ../main)"
+    )
+    p.add_argument("--no-stats", action="store_true", help="skip the untimed build that counts tasks, bytes and phases")
     p.add_argument("--workdir", default=None, help="where outputs go (default: system temp)")
     p.add_argument("--json", type=Path, default=None, help="also save results as JSON here")
     args = p.parse_args(argv)
+
+    here = Path(__file__).resolve().parents[1]  # this checkout: `python -m seqprep` imports it first
+    sys.path.insert(0, str(here))  # and so does this process (the untimed build)
 
     import dask
     import pyarrow
 
     import seqprep
 
-    work = Path(tempfile.mkdtemp(prefix="seqprep-dask-bench-", dir=args.workdir))
-    base = [sys.executable, "-m", "seqprep", "build", str(args.path), "--overwrite", "-q"]
+    path = args.path.resolve()
+    work = Path(tempfile.mkdtemp(prefix="seqprep-dask-bench-", dir=args.workdir)).resolve()
+    base = [sys.executable, "-m", "seqprep", "build", str(path), "--overwrite", "-q"]
     dask_flags = ["--engine", "dask"]
     dask_flags += ["--scheduler", args.scheduler] if args.scheduler else ["--workers", str(args.workers)]
     if args.part_rows:
         dask_flags += ["--part-rows", str(args.part_rows)]
     if args.partition_size:
         dask_flags += ["--partition-size", str(args.partition_size)]
-    engines = {"local": base + ["-o", str(work / "local")], "dask": base + ["-o", str(work / "dask")] + dask_flags}
-    with open(args.path, "rb") as fh:  # warm the page cache for both alike
+    engines = {
+        "local": (base + ["-o", str(work / "local")], here),
+        "dask": (base + ["-o", str(work / "dask")] + dask_flags, here),
+    }
+    if args.baseline_code is not None:
+        engines["dask-base"] = (base + ["-o", str(work / "dask-base")] + dask_flags, args.baseline_code.resolve())
+    with open(path, "rb") as fh:  # warm the page cache for every engine alike
         while fh.read(1 << 24):
             pass
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in engines}
     for _ in range(args.repeat):
-        for name, cmd in engines.items():
-            runs[name].append(measure(cmd))
-    best = {
-        k: min(v, key=lambda r: r["wall_s"]) | {"tree_peak_mib": max(r["tree_peak_mib"] for r in v)}
-        for k, v in runs.items()
-    }
-    identical = same_output(work / "local", work / "dask")
-    cstats = cluster_stats(args.path, args.workers, work / "dask-stats", dask_flags) if args.scheduler is None else {}
+        for name, (cmd, cwd) in engines.items():
+            runs[name].append(measure(cmd, cwd))
+    summary = {k: _summary(v) for k, v in runs.items()}
+    stats = args.scheduler is None and not args.no_stats  # before the comparison loads the outputs here
+    cstats: dict[str, Any] = {}
+    if stats:
+        try:  # the timed runs are kept whatever happens to this one
+            cstats = cluster_stats(path, args.workers, work / "dask-stats", dask_flags)
+        except Exception as e:  # noqa: BLE001 - reported, not hidden
+            cstats = {"error": f"{type(e).__name__}: {e}"}
+            print(f"the untimed counting build failed: {cstats['error']}", file=sys.stderr)
+    identical = {k: same_output(work / "local", work / k) for k in engines if k != "local"}
     meta = json.loads((work / "dask" / "meta.json").read_text())
     report = {
         "machine": {
             "nproc": os.cpu_count(),
+            "load_average": os.getloadavg(),
             "python": platform.python_version(),
             "seqprep": seqprep.__version__,
             "dask": dask.__version__,
             "pyarrow": pyarrow.__version__,
         },
-        "input": {"path": str(args.path), "bytes": args.path.stat().st_size, "rows": meta["rows"]["read"]},
-        "dask": {"flags": dask_flags, "engine": meta.get("engine")},
-        "best": best,
+        "input": {"path": str(path), "bytes": path.stat().st_size, "rows": meta["rows"]["read"]},
+        "dask": {
+            "flags": dask_flags,
+            "engine": meta.get("engine"),
+            "baseline_code": str(args.baseline_code) if args.baseline_code else None,
+        },
+        "summary": summary,
         "runs": runs,
         "identical_output": identical,
         "cluster": cstats,
     }
-    loc = best["local"]
-    print(f"# {args.path} ({report['input']['rows']:,} rows), nproc {os.cpu_count()}, dask {dask.__version__}, "
-          f"dask flags: {' '.join(dask_flags)}, parts {meta['engine']['output_parts']}")  # fmt: skip
-    print(f"{'engine':8} {'wall s':>8} {'x local':>8} {'tree peak MiB':>14} {'x local':>8} {'own peak MiB':>13}")
-    for name, r in best.items():
+    loc = summary["local"]
+    print(f"# {path} ({report['input']['rows']:,} rows), nproc {os.cpu_count()}, load {os.getloadavg()[0]:.1f}, dask {dask.__version__}, "
+          f"dask flags: {' '.join(dask_flags)}, parts {meta['engine']['output_parts']}, {args.repeat} interleaved runs: median [min-max]")  # fmt: skip
+    print(
+        f"{'engine':10} {'wall s':>20} {'x local':>7} {'cpu s':>20} {'x local':>7} {'tree peak MiB':>20} {'x local':>7}"
+    )
+    for name, r in summary.items():
+        cells = []
+        for key, fmt in (("wall_s", "{:.1f}"), ("cpu_s", "{:.1f}"), ("tree_peak_mib", "{:.0f}")):
+            f = r[key]
+            cells.append(f"{fmt.format(f['median'])} [{fmt.format(f['min'])}-{fmt.format(f['max'])}]".rjust(20))
+            cells.append(f"{f['median'] / loc[key]['median']:7.2f}")
+        print(f"{name:10} " + " ".join(cells))
+    for name, same in identical.items():
         print(
-            f"{name:8} {r['wall_s']:8.2f} {r['wall_s'] / loc['wall_s']:8.2f} {r['tree_peak_mib']:14.0f} "
-            f"{r['tree_peak_mib'] / loc['tree_peak_mib']:8.2f} {r['own_peak_mib']:13.0f}"
+            f"{name}: identical output to local (vocabularies, offsets, items, timestamps, user_idx): {'yes' if same else 'NO'}"
         )
-    print(f"identical output (vocabularies, offsets, items, timestamps, user_idx): {'yes' if identical else 'NO'}")
-    if cstats:
-        print(f"dask build (untimed rerun): {cstats['tasks']} tasks, workers sent {cstats['worker_bytes_sent'] / 2**20:.0f} MiB "
-              f"(to peers and the client), received {cstats['peer_bytes_received'] / 2**20:.0f} MiB from peers")  # fmt: skip
+    if cstats and "error" not in cstats:
+        print(f"dask build (untimed, in-process rerun): {cstats['tasks']} tasks, workers sent {cstats['worker_bytes_sent'] / 2**20:.0f} MiB "
+              f"(to peers and the client), received {cstats['peer_bytes_received'] / 2**20:.0f} MiB from peers (the shuffle)")  # fmt: skip
+        for name, t in sorted(cstats["task_seconds"].items(), key=lambda kv: -kv[1]["total_s"]):
+            if t["total_s"] >= 0.05:
+                print(f"  task {name:29} x{t['count']:<4} {t['total_s']:7.2f} s computing, longest {t['max_s']:.2f} s")
+        for row in cstats["phases"]:
+            print(f"  {row['phase']:34} {row['wall_s']:7.2f} s   tree peak {row['tree_peak_mib']:6.0f} MiB")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
 

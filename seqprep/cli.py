@@ -554,7 +554,7 @@ engine_options = _apply(
         ENGINE,
         "--workers",
         type=int,
-        help="With --engine dask and no --scheduler: start a local cluster of N worker processes (default: chosen by Dask from the cores).",
+        help="With --engine dask and no --scheduler: start a local cluster of N workers, threads of this process (default: chosen by Dask from the cores).",
     ),
     option(
         ENGINE,

@@ -106,12 +106,21 @@ def client_for(opts: EngineOptions) -> Iterator[Any]:
         finally:
             client.close()
         return
+    # Worker threads in this process, not processes: on one machine, worker processes only add
+    # their start (~5 s), a copy of every column in each process and its serialisation between
+    # them; the tasks are pyarrow / numpy kernels that release the GIL. They talk in-process; the
+    # HTTP servers take free loopback ports, so it never clashes with a running cluster. Each
+    # worker's memory limit is the machine's (the default, its share, would pause the workers when
+    # this one process holds more than one worker's share).
+    from distributed.system import MEMORY_LIMIT
+
     with (
         LocalCluster(
             n_workers=opts.workers,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",  # a free loopback port: never clashes with a running cluster
+            processes=False,
+            memory_limit=MEMORY_LIMIT,
+            dashboard_address="127.0.0.1:0",
+            worker_dashboard_address="127.0.0.1:0",
             silence_logs=logging.ERROR,
         ) as cluster,
         Client(cluster) as client,
@@ -155,6 +164,11 @@ class _Read:
     unit: str
     as_float: bool
     columns: dcolumns.LogColumns  # the other columns (features, events, --where operands)
+
+    def release(self) -> None:
+        """Let the canonical partitions go on the workers (once the cleaned rows are computed)."""
+        self.canon = None
+        self.pieces.parts = []
 
     @property
     def num_rows(self) -> int:
@@ -300,6 +314,7 @@ def _parts(
     templates = client.scatter(features.templates, broadcast=True, hash=False) if features.templates else ()
     sent = [client.submit(split_rows, r, ulut, ilut, cut, encoders, pure=False) for r in rows]
     del rows
+    cleaned.rows = None  # each partition's rows are let go once sent
     parts = []
     for j in range(len(bounds) - 1):
         chunks = [client.submit(operator.getitem, s, j, pure=False) for s in sent]
@@ -334,6 +349,7 @@ def run_dask(config: BuildConfig, *, write: bool = True, stdout: BinaryIO | None
         cleaned = clean_rows(dask, client, read.canon, config, read.offsets, read.unit, read.as_float, log, has_rating, steps, columns, counted)
         gap = session_gap(config.session, read.unit, cleaned.largest)
         dates = dorders.user_dates(dask, read.canon, read.offsets, log) if config.user_order == "date" or config.split.rule == "days" else None
+        read.release()  # the canonical partitions are not read again: let them go on the workers
         users, items, user_lookup, item_lookup = _vocabularies(cleaned, log, config, dates)
         fplan = dfeatures.fit_features(config, columns, cleaned.tables)
         carry = dkeys.session_carry(read.infos, columns)

@@ -181,8 +181,7 @@ def clean_rows(
     if opts.dedup != "none":
         fin = fin.shuffle(on="user").map_partitions(dedup_part, opts.dedup, has_rating, meta=meta)
     kcore_on = opts.min_user_count > 1 or opts.min_item_count > 1 or bool(opts.kcore_passes)
-    if opts.dedup != "none" or kcore_on:  # read several times (count tables, rounds, encoding): shuffle once
-        fin = fin.persist()
+    fin = fin.persist()  # read several times (count tables, rounds, encoding): computed (and shuffled) once
     rounds: list[dict[str, int]] = []
     fixpoint = True
     if opts.kcore_passes:

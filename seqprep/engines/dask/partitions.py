@@ -291,23 +291,26 @@ def split_rows(
 
     ``encoders``: per feature its frame column and table (code -> value, its last entry for a
     missing code; None: the column's numbers as float32), the values sent as ``f0``, ``f1``, ..."""
-    kept = df["stage"].to_numpy() == KEPT
-    uidx = users[df["user"].to_numpy()[kept]].astype(np.int32)
-    part = np.searchsorted(bounds, uidx, side="right") - 1
-    order = np.argsort(part, kind="stable")
-    cuts = csr_offsets(np.bincount(part, minlength=len(bounds) - 1))
+    rows = np.flatnonzero(df["stage"].to_numpy() == KEPT)
+    user = df["user"].to_numpy()
+    parts = len(bounds) - 1
+    if parts > 1:  # the rows grouped by part, each part's rows in row order (one gather per column)
+        part = np.searchsorted(bounds, users[user[rows]], side="right") - 1
+        rows = rows[np.argsort(part, kind="stable")]
+        cuts = csr_offsets(np.bincount(part, minlength=parts))
+    else:
+        cuts = np.array([0, len(rows)])
     cols = {
-        "uidx": uidx,
-        "iidx": items[df["item"].to_numpy()[kept]].astype(np.int32),
-        "time": df["time"].to_numpy()[kept],
-        "rating": df["rating"].to_numpy()[kept],
-        "pos": df["pos"].to_numpy()[kept],
+        "uidx": users[user[rows]].astype(np.int32),
+        "iidx": items[df["item"].to_numpy()[rows]].astype(np.int32),
+        "time": df["time"].to_numpy()[rows],
+        "rating": df["rating"].to_numpy()[rows],
+        "pos": df["pos"].to_numpy()[rows],
     }
     for j, (key, table) in enumerate(encoders):
-        data = df[key].to_numpy()[kept]
+        data = df[key].to_numpy()[rows]
         cols[f"f{j}"] = data.astype(np.float32) if table is None else table[data]
-    cols = {k: v[order] for k, v in cols.items()}
-    return [{k: v[cuts[j] : cuts[j + 1]] for k, v in cols.items()} for j in range(len(bounds) - 1)]
+    return [{k: v[cuts[j] : cuts[j + 1]] for k, v in cols.items()} for j in range(parts)]
 
 
 def make_part(
@@ -327,11 +330,15 @@ def make_part(
     sent = len(features) + carried
     names = ("uidx", "iidx", "time", "rating", "pos") + tuple(f"f{j}" for j in range(sent))
     col = {k: np.concatenate([c[k] for c in chunks]) for k in names}
-    back = np.argsort(col["pos"], kind="stable")  # input order (the tie-break)
-    user = col["uidx"][back].astype(np.int64) - lo
-    time = col["time"][back]
-    order = back[time_order(user, time)]
+    pos = col.pop("pos")
+    if len(pos) > 1 and not bool((pos[1:] > pos[:-1]).all()):  # chunks of partitions in input order already are
+        back = np.argsort(pos, kind="stable")  # input order (the tie-break)
+        col = {k: v[back] for k, v in col.items()}
+    del pos
+    user = col.pop("uidx").astype(np.int64) - lo
+    order = time_order(user, col["time"])
     offsets = csr_offsets(np.bincount(user, minlength=hi - lo))
+    del user
     timestamps = col["time"][order]
     sids = None if gap is None else session_ids(offsets, timestamps, gap)
     return {
