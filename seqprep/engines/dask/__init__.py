@@ -102,7 +102,8 @@ def client_for(opts: EngineOptions) -> Iterator[Any]:
             msg = f"cannot reach the Dask scheduler at {opts.scheduler} ({e}); check the address (tcp://HOST:8786) and that the scheduler runs"
             raise ConfigError(msg) from None
         try:
-            yield client
+            with client.as_current():  # (why: in the local cluster branch below)
+                yield client
         finally:
             client.close()
         return
@@ -124,6 +125,11 @@ def client_for(opts: EngineOptions) -> Iterator[Any]:
             silence_logs=logging.ERROR,
         ) as cluster,
         Client(cluster) as client,
+        # the build's collections (persist, dask.compute) run on this client, not on another one the
+        # process holds (a notebook's): futures of two clients are released on two streams, and the
+        # scheduler could forget a persisted partition before this client's dependent task arrived
+        # ("lost dependencies")
+        client.as_current(),
     ):
         yield client
 
