@@ -11,7 +11,6 @@ import gzip
 import hashlib
 import itertools
 import json
-import logging
 import math
 import random
 import sys
@@ -34,20 +33,6 @@ distributed = pytest.importorskip("distributed")
 SMALL = {"block_bytes": 2048, "part_rows": 700}
 
 
-@pytest.fixture(scope="module")
-def scheduler():
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        processes=True,
-        threads_per_worker=1,
-        host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",  # a free loopback port: never clashes with a running cluster
-        silence_logs=logging.ERROR,
-    )
-    try:
-        yield cluster.scheduler_address
-    finally:
-        cluster.close()
 
 
 def _decoded(ds: seqprep.Dataset) -> dict:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import random
 from pathlib import Path
 
@@ -28,20 +27,6 @@ distributed = pytest.importorskip("distributed")
 SMALL = {"block_bytes": 2048, "part_rows": 500}
 
 
-@pytest.fixture(scope="module")
-def scheduler():
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        processes=True,
-        threads_per_worker=1,
-        host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",
-        silence_logs=logging.ERROR,
-    )
-    try:
-        yield cluster.scheduler_address
-    finally:
-        cluster.close()
 
 
 def _log(seed: int, n: int = 1500) -> str:
