@@ -170,7 +170,7 @@ class IdEncoder:
     ([0, 1, -1, 0, 2, 1, 3, 3, 4], ['7', '3', '007', '9', '12'])
     """
 
-    #: The value table's length stays below this many entries, or half the number of rows so far.
+    #: The value table's length stays below this many entries (8 MiB), or half the number of rows so far.
     DENSE_MIN = 1 << 21
 
     def __init__(self, *, min_flush: int = 1 << 16, new_buffer: Callable[[Any], Any] = GrowBuffer) -> None:
@@ -208,18 +208,25 @@ class IdEncoder:
             self._table = np.full(0, -1, np.int32)
         if self._table is not None:
             low, top = int(values.min()), int(values.max())
-            if low >= 0 and top < max(self.DENSE_MIN, (self._rows + n) // 2):
+            if low >= 0 and top < self._table_bound(n):
                 self._add_to_table(values, valid, top)
                 return
         mask = None if valid is None else ~valid
         self.add(pc.dictionary_encode(pa.array(values, pa.int64(), mask=mask)))
+
+    def _table_bound(self, n: int) -> int:
+        """The value table's largest length: half an entry a row read, at least ``DENSE_MIN``; only
+        ``DENSE_MIN`` when the codes are spilled to a file (``--memory-limit``: a fixed bound)."""
+        if not isinstance(self.codes, GrowBuffer):
+            return self.DENSE_MIN
+        return max(self.DENSE_MIN, (self._rows + n) // 2)
 
     def _add_to_table(self, values: np.ndarray, valid: np.ndarray | None, top: int) -> None:
         table = self._table
         assert table is not None
         if top >= len(table):  # grown in place, never past the bound add_ints checked
             old = len(table)
-            table.resize(max(top + 1, min(2 * old, max(self.DENSE_MIN, (self._rows + len(values)) // 2))), refcheck=False)
+            table.resize(max(top + 1, min(2 * old, self._table_bound(len(values)))), refcheck=False)
             table[old:] = -1
         codes = table[values]
         if int(codes.min()) < 0:  # ids not seen before (or missing ones)
