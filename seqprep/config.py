@@ -13,8 +13,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from fractions import Fraction
 from dataclasses import dataclass, field, fields
+from fractions import Fraction
 from typing import Any, Literal, get_args
 
 from .errors import ConfigError, where_message
@@ -247,9 +247,9 @@ class SplitOptions:
         if rule == "loo" and ":" in str(self.split) and self.loo_variant != "recbole":
             msg = f"--split {self.split!r}: loo takes no parameters but the variant recbole; use --split loo or --split loo:recbole"
             raise ConfigError(msg)
+        self.ratio_cuts  # noqa: B018 - validates --split ratio:...
         fr = self.fractions
         bounds = (self.valid_from is not None) + (self.test_from is not None)
-        self.ratio_cuts  # noqa: B018 - validates --split ratio:...
         if rule == "time":
             if fr is None and bounds != 2:
                 msg = "--split time needs --valid-from T1 and --test-from T2 (epoch or ISO date), or quantiles as in --split time:0.8,0.9"
