@@ -665,3 +665,37 @@ def test_build_negatives_are_never_seen_by_the_user(tmp_path_factory, rows, opts
 def _user_sets(res):
     off, items = res.sequences.offsets, res.sequences.items
     return range(len(off) - 1), [items[off[u] : off[u + 1]].tolist() for u in range(len(off) - 1)]
+
+
+# ------------------------------------------------------------------------------------------------
+# seqprep verify re-derives the per-user splits
+
+
+@pytest.mark.parametrize("split", ["loo", "loo:recbole", "ratio:0.7,0.1,0.2", "ratio:0.8,0,0.2"])
+def test_verify_rederives_the_per_user_splits(tmp_path, split):
+    from seqprep.verify import verify
+
+    rows = [(u, (u * 7 + k) % 9 + 1, k) for u in range(1, 9) for k in range(u + 1)]  # users of 2..9 rows
+    (tmp_path / "log.csv").write_text(_csv(rows))
+    seqprep.build(tmp_path / "log.csv", tmp_path / "o", split=split, max_len=3, formats=("parquet", "npz"))
+    report = verify(tmp_path / "o")
+    assert report.ok, report.problems
+    assert report.to_dict()["checked"]["split"] == f"{split}: re-derived from the sequences (parquet, npz)"
+    # meta.json claiming another rule: the files no longer hold what it gives
+    other = {"loo": "loo:recbole", "loo:recbole": "loo", "ratio:0.7,0.1,0.2": "ratio:0.6,0.2,0.2", "ratio:0.8,0,0.2": "ratio:0.7,0.1,0.2"}[split]
+    meta = json.loads((tmp_path / "o" / "meta.json").read_text())
+    meta["options"]["split"]["split"] = other
+    (tmp_path / "o" / "meta.json").write_text(json.dumps(meta))
+    problems = verify(tmp_path / "o").problems
+    assert problems and all(f"are not those --split {other} gives on the sequences" in x for x in problems)
+    assert any(x.startswith("test.parquet") or x.startswith("valid.parquet") for x in problems)
+
+
+def test_verify_says_when_a_split_cannot_be_rederived(tmp_path):
+    from seqprep.verify import verify
+
+    (tmp_path / "log.csv").write_text(LOG)
+    seqprep.build(tmp_path / "log.csv", tmp_path / "o", split="ratio:0.5,0.25,0.25", vocab_from_train=True)
+    report = verify(tmp_path / "o")
+    assert report.ok, report.problems
+    assert report.to_dict()["checked"]["split"].startswith("ratio:0.5,0.25,0.25: not re-derived (--vocab-from-train")
