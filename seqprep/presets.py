@@ -72,7 +72,10 @@ PRESETS: dict[str, Preset] = {
                 "pad": "left",
             },
             input="any log with a user, item and time column (found by name, or --user-col/--item-col/--time-col)",
-            checked="MovieLens 100K u.data, and Caser's own ML-1M test part read as a training file (tests/test_presets.py)",
+            checked=(
+                "MovieLens 100K u.data (ids, windows, valid/test targets); Caser's own ML-1M validation and test parts "
+                "(their per-user sizes fit the ceil cut), the test part read as a training file (tests/test_presets.py)"
+            ),
         ),
         Preset(
             name="recbole",
@@ -92,7 +95,10 @@ PRESETS: dict[str, Preset] = {
                 "pad": "right",
             },
             input="a RecBole atomic .inter file (user_id:token, item_id:token, timestamp:float: found by name); any other log with --user-col/--item-col/--time-col",
-            checked="RecBole's own ml-100k.inter (recbole 1.2.1 dataset_example), with and without the ml-1m filters (tests/test_presets.py)",
+            checked=(
+                "RecBole's own ml-100k.inter (recbole 1.2.1 dataset_example), with and without the ml-1m filters; "
+                "Magazine Subscriptions, users of 1, 2 and 3 interactions included (tests/test_presets.py)"
+            ),
         ),
         Preset(
             name="sasrec",

@@ -546,6 +546,14 @@ def test_engines_refuse_the_preset_rules_in_one_line(tmp_path, extra, message):
     assert str(e.value) == message
 
 
+def test_dask_refuses_the_caser_presets_vocab_from_train_and_runs_the_rest(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        seqprep.build(_log(tmp_path), tmp_path / "o", preset="caser", engine="dask")
+    assert str(e.value) == "--engine dask does not support --vocab-from-train yet; run this build with --engine local"
+    config = seqprep.make_config([str(_log(tmp_path))], str(tmp_path / "o"), preset="caser", engine="dask", vocab_from_train=False)
+    assert config.split.split == "ratio:0.7,0.1,0.2" and config.split.windows == "5:3"
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
