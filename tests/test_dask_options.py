@@ -469,3 +469,8 @@ def test_per_user_splits_match_local_byte_for_byte(case, tmp_path, scheduler):
     res = seqprep.build(path, dask, engine="dask", scheduler=scheduler, **SMALL, **options)
     assert res.meta["engine"]["output_parts"] > 1 and res.meta["engine"]["input_partitions"] > 1
     assert_same_folders(local, dask)
+    # meta.json records the split files as finished (their sizes and hashes), and verify re-derives the split
+    for folder in (local, dask):
+        report = seqprep.verify(folder)
+        assert report.ok, report.problems
+    assert "re-derived" in report.to_dict()["checked"]["split"] or "not re-derived (--target-events" in report.to_dict()["checked"]["split"]
