@@ -111,22 +111,27 @@ def ratio_parts(offsets: np.ndarray, cuts: tuple[int, int, int], targets: np.nda
     """
     offsets = np.asarray(offsets, dtype=np.int64)
     a, b, d = (int(x) for x in cuts)
-    size = int(offsets[-1])
-    row = row_of(offsets)
+    size, rows = int(offsets[-1]), len(offsets) - 1
     if targets is None:
-        n = np.diff(offsets)
-        rank = np.arange(size, dtype=np.int64) - offsets[:-1][row]
+        n, first, pos = np.diff(offsets), offsets[:-1], None
     else:
-        seen = np.zeros(size + 1, dtype=np.int64)
-        np.cumsum(targets, out=seen[1:])  # targets before each position
-        n = seen[offsets[1:]] - seen[offsets[:-1]]
-        rank = seen[:-1] - seen[offsets[:-1]][row]  # a target's rank in its row; a non-target: targets before it
-    train_end = -((-n * a) // d)  # ceil(n * a / d), exactly
-    valid_end = -((-n * b) // d)
-    part = np.where(rank < train_end[row], TRAIN, np.where(rank < valid_end[row], VALID, TEST)).astype(np.int8)
+        pos = np.flatnonzero(targets)  # target positions, in order
+        n = np.bincount(row_of(offsets)[pos], minlength=rows) if len(pos) else np.zeros(rows, np.int64)
+        first = np.cumsum(n) - n  # index in ``pos`` of each row's first target
+    # one +1 marker where a row's VALID part starts and one where its TEST part starts (both at a
+    # row's end when empty), -2 at the row's end: the running sum is the part, 0 TRAIN .. 2 TEST
+    marks = []
+    for end in (-((-n * a) // d), -((-n * b) // d)):  # ceil(n * a / d), ceil(n * b / d), exactly
+        at = first + end
+        if pos is not None:  # the position of the target of that rank (the row's end when none)
+            at = np.where(end < n, pos[np.minimum(at, max(len(pos) - 1, 0))] if len(pos) else 0, offsets[1:])
+        marks.append(at)
+    diff = np.zeros(size + 1, dtype=np.int8)
+    np.add.at(diff, np.concatenate(marks), 1)
+    np.add.at(diff, offsets[1:], -2)
+    part = np.cumsum(diff[:size], dtype=np.int8)
     if targets is not None:
-        part[~targets & (rank > train_end[row])] = HELD_OUT
-        part[~targets & (rank <= train_end[row])] = TRAIN
+        part[~targets] = np.where(part[~targets] > 0, HELD_OUT, TRAIN)
     return part
 
 
