@@ -177,7 +177,7 @@ class SplitOptions:
 
     @property
     def rule(self) -> str | None:
-        """``loo``, ``time``, ``users``, ``days`` or ``None``."""
+        """``loo``, ``time``, ``users``, ``ratio``, ``days`` or ``None``."""
         return None if self.split is None else self.split.split(":", 1)[0].strip()
 
     @property
@@ -213,6 +213,9 @@ class SplitOptions:
         """The numbers after ``time:``, ``users:``, ``ratio:`` or ``days:``; ``None`` when there are none."""
         if self.split is None or ":" not in self.split or self.rule == "loo":
             return None
+        if self.rule == "ratio":  # read as exact decimals (or a/b)
+            a, b, d = self.ratio_cuts  # type: ignore[misc]
+            return a / d, (b - a) / d, (d - b) / d
         text = self.split.split(":", 1)[1]
         try:
             return tuple(float(x) for x in text.split(","))

@@ -332,7 +332,7 @@ def _rule_plan(
     if rule == "ratio":
         a, b, d = opts.ratio_cuts  # type: ignore[misc]
         cut = f"per user of n interactions (in time order): train the first ceil(n * {a}/{d}), valid those up to ceil(n * {b}/{d}), test the rest"
-        return SplitPlan(opts, num_items, {"rule": "ratio", "fractions": list(opts.fractions or ()), "cut": cut})
+        return SplitPlan(opts, num_items, {"rule": "ratio", "fractions": [a / d, (b - a) / d, (d - b) / d], "cut": cut})
     if rule == "time":
         if opts.fractions is not None:
             assert quantile is not None
