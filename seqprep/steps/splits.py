@@ -36,6 +36,7 @@ from ..kernels.splits import (
     held_out_positions,
     loo_parts,
     ranges_mask,
+    ratio_parts,
     row_of,
     row_streams,
     sample_negatives,
@@ -84,6 +85,7 @@ EVALS = ("valid", "test")
 HISTORY_RULE = {
     "loo": "the user's interactions before the target in the stable time order (timestamps <= the target's)",
     "users": "the user's interactions before the target in the stable time order (timestamps <= the target's)",
+    "ratio": "the user's interactions before the target in the stable time order (timestamps <= the target's)",
     "time": "the user's interactions with a strictly earlier timestamp than the target (ties left out)",
     "days": "the test sequence's items before the target (every prefix of a test sequence is a row)",
 }
@@ -323,7 +325,14 @@ def _rule_plan(
 ) -> SplitPlan:
     rule = opts.rule
     if rule == "loo":
+        if opts.loo_variant == "recbole":  # RecBole: min(2, rows - 1) of a user's n - 1 prefix rows held out
+            info = {"rule": "loo", "variant": "recbole", "min_interactions": 3, "valid_min_interactions": 4}
+            return SplitPlan(opts, num_items, info)
         return SplitPlan(opts, num_items, {"rule": "loo", "min_interactions": 3})
+    if rule == "ratio":
+        a, b, d = opts.ratio_cuts  # type: ignore[misc]
+        cut = f"per user of n interactions (in time order): train the first ceil(n * {a}/{d}), valid those up to ceil(n * {b}/{d}), test the rest"
+        return SplitPlan(opts, num_items, {"rule": "ratio", "fractions": [a / d, (b - a) / d, (d - b) / d], "cut": cut})
     if rule == "time":
         if opts.fractions is not None:
             assert quantile is not None
@@ -382,7 +391,14 @@ def _decide(
     if rule == "loo":
         n = lengths if targets is None else np.bincount(row_of(offsets)[targets], minlength=len(lengths))
         short = int(((lengths > 0) & (n < 3)).sum())  # train only: fewer than 3 (target) interactions
+        if plan.info.get("variant") == "recbole":
+            part = loo_parts(offsets, targets=targets, valid_min_len=4)
+            return part, {"train_only_users": short, "test_only_users": int((n == 3).sum())}
         return loo_parts(offsets, targets=targets), {"train_only_users": short}
+    if rule == "ratio":
+        part = ratio_parts(offsets, plan.opts.ratio_cuts, targets)  # type: ignore[arg-type]
+        held = np.bincount(row_of(offsets)[(part == VALID) | (part == TEST)], minlength=len(lengths))
+        return part, {"train_only_users": int(((lengths > 0) & (held == 0)).sum())}
     if rule == "time":
         assert plan.bounds is not None
         return time_parts(times, plan.bounds[0], plan.bounds[1], targets), {}

@@ -411,6 +411,8 @@ def run_dask(config: BuildConfig, *, write: bool = True, stdout: BinaryIO | None
             if tmp is not None and seqs is None:  # the vocabularies of features whose values stay in parts
                 write_feature_vocabularies(features, tmp)
             if tmp is not None:
+                if split_out is not None and split_out.writer is not None:
+                    split_out.writer.close()  # the split files finished before meta.json records their sizes
                 meta = write_outputs(result, tmp, sequences_written=parquet, exports_written=True)
     return dataclasses.replace(result, meta=meta, output=out, seconds=_time.perf_counter() - t0)
 
