@@ -467,8 +467,8 @@ def test_unknown_preset_names_the_presets(tmp_path):
     ("extra", "message"),
     [
         (
-            {"engine": "dask"},
-            "--engine dask does not support --vocab-from-train, --export srgnn yet; run this build with --engine local",
+            {"engine": "dask", "time_features": ("delta",)},
+            "--engine dask does not support --vocab-from-train with --time-feature yet; run this build with --engine local",
         ),
     ],
 )
