@@ -525,3 +525,14 @@ def test_srgnn_preset_on_diginetica_same_bytes_on_dask(tmp_path, scheduler):
     assert res.meta["engine"]["output_parts"] > 1
     assert (dask / "srgnn" / "train.txt").read_bytes() == (local / "srgnn" / "train.txt").read_bytes()
     assert_same_folders(local, dask)
+
+
+def test_vocab_from_train_stream_matches_local(tmp_path, scheduler):
+    """``-o -`` with ``--vocab-from-train`` (users reordered across parts): the local stream's bytes."""
+    path = tmp_path / "log.csv"
+    path.write_text(_train_log(7))
+    options = dict(to="jsonl", split="time:0.6,0.8", vocab_from_train=True, user_order="first-seen", features=("genre",))
+    a, b = io.BytesIO(), io.BytesIO()
+    seqprep.build(path, "-", stdout=a, **options)
+    seqprep.build(path, "-", stdout=b, engine="dask", scheduler=scheduler, **SMALL, **options)
+    assert a.getvalue() == b.getvalue() and a.getvalue()
