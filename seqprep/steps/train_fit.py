@@ -56,7 +56,9 @@ __all__ = [
 
 def no_training_rows() -> InputError:
     """The error of a split that leaves no training row (there is nothing to fit on)."""
-    msg = "the split leaves no training interaction, so --vocab-from-train has no vocabulary; move the split bounds later"
+    msg = (
+        "the split leaves no training interaction, so --vocab-from-train has no vocabulary; move the split bounds later"
+    )
     return InputError(msg)
 
 
@@ -221,7 +223,9 @@ def joined_offsets(offsets: list[np.ndarray]) -> np.ndarray:
     if not offsets:
         return np.zeros(1, dtype=np.int64)
     starts = np.cumsum([0] + [int(o[-1]) for o in offsets[:-1]], dtype=np.int64)
-    return np.concatenate([np.zeros(1, dtype=np.int64)] + [np.asarray(o[1:], dtype=np.int64) + s for o, s in zip(offsets, starts)])
+    return np.concatenate(
+        [np.zeros(1, dtype=np.int64)] + [np.asarray(o[1:], dtype=np.int64) + s for o, s in zip(offsets, starts)]
+    )
 
 
 def srgnn_rows(parts: list[Extras]) -> tuple[np.ndarray, np.ndarray, EvalRows]:

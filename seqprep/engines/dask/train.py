@@ -86,7 +86,11 @@ def _left(
             left.append(int(np.isnan(f.values[keep]).sum()))
         else:
             left.append(np.bincount(f.values[keep], minlength=len(f.vocab) + 1).astype(np.int64))
-    return train_fit.unseen_counts(~keep, decision[0]), train_fit.left_tally(part["offsets"], keep, order, part["pos"]), left
+    return (
+        train_fit.unseen_counts(~keep, decision[0]),
+        train_fit.left_tally(part["offsets"], keep, order, part["pos"]),
+        left,
+    )
 
 
 def _features_after(
@@ -106,7 +110,9 @@ def _features_after(
         counts = sum(part[k][0] for part in train)
         first = np.minimum.reduce([part[k][1] for part in train]) if train else None
         k += 1
-        chosen, ordered = order_counted(counts[1:], f.vocab.ids, value_order(order), None if first is None else first[1:])  # type: ignore[arg-type]
+        chosen, ordered = order_counted(
+            counts[1:], f.vocab.ids, value_order(order), None if first is None else first[1:]
+        )  # type: ignore[arg-type]
         table = np.concatenate([[0], np.maximum(remap_table(chosen, len(f.vocab), start=1), 0)]).astype(np.int32)
         unseen = int(rows_left[1:][table[1:] == 0].sum())
         vocab = Vocabulary(ids=f.vocab.ids.take(pa.array(chosen, pa.int64())), counts=ordered, start=1)
@@ -143,7 +149,8 @@ def _send(
         "split": split[rows],
     }
     features = tuple(
-        dataclasses.replace(t, values=f.values[rows] if remap is None else remap[f.values[rows]]) for f, (t, remap) in zip(part.get("features", ()), refits)
+        dataclasses.replace(t, values=f.values[rows] if remap is None else remap[f.values[rows]])
+        for f, (t, remap) in zip(part.get("features", ()), refits)
     )
     carried = tuple(c[rows] for c in part.get("carried", ()))
     out = []
@@ -169,7 +176,10 @@ def _make(chunks: list[dict[str, Any]], lo: int, hi: int, gap: float | None, rul
     """New users ``lo..hi-1`` from the chunks of the old parts: users in index order (stably)."""
     user = np.concatenate([c["uidx"] for c in chunks]).astype(np.int64) - lo
     cols = {k: _joined(chunks, k) for k in ("items", "timestamps", "ratings", "split")}
-    features = [dataclasses.replace(fs[0], values=np.concatenate([f.values for f in fs])) for fs in zip(*(c["features"] for c in chunks))]
+    features = [
+        dataclasses.replace(fs[0], values=np.concatenate([f.values for f in fs]))
+        for fs in zip(*(c["features"] for c in chunks))
+    ]
     carried = [np.concatenate(cs) for cs in zip(*(c["carried"] for c in chunks))]
     if len(user) > 1 and not bool((user[1:] >= user[:-1]).all()):
         order = np.argsort(user, kind="stable")
@@ -221,10 +231,14 @@ def fit_on_train(
     index table, ``bounds1`` the parts' user bounds) and their split ``decisions``; ``new_bounds``:
     the user bounds of new parts from the users' counts, when the users change order. meta.json's
     ``vocab_from_train`` step is appended to ``steps``."""
-    tallies = client.gather([client.submit(_tally, f, d, config.item_order, pure=False) for f, d in zip(futures, decisions)])
+    tallies = client.gather(
+        [client.submit(_tally, f, d, config.item_order, pure=False) for f, d in zip(futures, decisions)]
+    )
     items, table = train_fit.fit_train_items((t for t, _ in tallies), log.item_ids, config.item_order)
     shared = client.scatter(table, broadcast=True, hash=False)
-    lefts = client.gather([client.submit(_left, f, d, shared, config.user_order, pure=False) for f, d in zip(futures, decisions)])
+    lefts = client.gather(
+        [client.submit(_left, f, d, shared, config.user_order, pure=False) for f, d in zip(futures, decisions)]
+    )
     steps.append(train_fit.unseen_step(c for c, _, _ in lefts))
     templates = client.submit(templates_of, futures[0], pure=False).result() if futures else ()
     refits = _features_after(templates, [t for _, t in tallies], [t for _, _, t in lefts], config.item_order)
@@ -243,7 +257,9 @@ def fit_on_train(
         bounds = np.asarray(new_bounds(users.counts), dtype=np.int64)
     new_shared = client.scatter(new_index, broadcast=True, hash=False)
     refits = client.scatter(refits, broadcast=True, hash=False) if refits else ()
-    sent = [client.submit(_send, f, d, shared, new_shared, bounds, refits, pure=False) for f, d in zip(futures, decisions)]
+    sent = [
+        client.submit(_send, f, d, shared, new_shared, bounds, refits, pure=False) for f, d in zip(futures, decisions)
+    ]
     rule = config.split.rule
     parts = []
     for j in range(len(bounds) - 1):
@@ -259,7 +275,9 @@ def _range_facts(part: dict[str, Any], plan: splits.SplitPlan, events: Any) -> d
     return splits.range_facts(plan, seqs, part["split"], target_positions(seqs, events))
 
 
-def plan_after(client: Any, parts: list[Any], plan1: splits.SplitPlan, config: BuildConfig, num_items: int, user_counts: np.ndarray) -> splits.SplitPlan:
+def plan_after(
+    client: Any, parts: list[Any], plan1: splits.SplitPlan, config: BuildConfig, num_items: int, user_counts: np.ndarray
+) -> splits.SplitPlan:
     """The split's plan on the rows left: the rule and its counts as decided before (``plan1``,
     completed from the first decision), the facts of the new parts."""
     plan = splits.decided_plan(config.split, num_items, plan1.info, csr_offsets(np.asarray(user_counts)))
