@@ -867,8 +867,10 @@ class BuildConfig:
             unsupported = [
                 flag
                 for flag, used in (
-                    ("--vocab-from-train", self.split.vocab_from_train),
-                    ("--export srgnn", "srgnn" in self.emit.exports),
+                    # --vocab-from-train fits the items on the parts' training rows; what is fitted on
+                    # the final rows or keyed by the first users runs locally only yet
+                    ("--vocab-from-train with --session-col", self.split.vocab_from_train and self.read.session_col is not None),
+                    ("--vocab-from-train with --time-feature", self.split.vocab_from_train and bool(self.feature.time_features)),
                     *(key for key in self._new_keys_in_use() if key[0] not in ("--where", "--session-col", "--time-col with several columns", "--kcore-passes", "--item-order sequence", "--user-order date", "--split days")),
                 )
                 if used

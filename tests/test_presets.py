@@ -535,8 +535,8 @@ def test_unknown_preset_names_the_presets(tmp_path):
     ("extra", "message"),
     [
         (
-            {"engine": "dask"},
-            "--engine dask does not support --vocab-from-train, --export srgnn yet; run this build with --engine local",
+            {"engine": "dask", "time_features": ("delta",)},
+            "--engine dask does not support --vocab-from-train with --time-feature yet; run this build with --engine local",
         ),
     ],
 )
@@ -544,14 +544,6 @@ def test_engines_refuse_the_preset_rules_in_one_line(tmp_path, extra, message):
     with pytest.raises(ConfigError) as e:
         seqprep.build(_log(tmp_path), tmp_path / "o", preset="srgnn", user_col="user_id", **extra)
     assert str(e.value) == message
-
-
-def test_dask_refuses_the_caser_presets_vocab_from_train_and_runs_the_rest(tmp_path):
-    with pytest.raises(ConfigError) as e:
-        seqprep.build(_log(tmp_path), tmp_path / "o", preset="caser", engine="dask")
-    assert str(e.value) == "--engine dask does not support --vocab-from-train yet; run this build with --engine local"
-    config = seqprep.make_config([str(_log(tmp_path))], str(tmp_path / "o"), preset="caser", engine="dask", vocab_from_train=False)
-    assert config.split.split == "ratio:0.7,0.1,0.2" and config.split.windows == "5:3"
 
 
 @pytest.mark.parametrize(
