@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,36 @@ __all__ = [
     "read_rows",
     "buffer_factory",
     "IdEncoder",
+    "steady_heap",
 ]
+
+
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+_MMAP_THRESHOLD = 1 << 16
+_steady = False
+
+
+def steady_heap() -> None:
+    """Have glibc's malloc give back the pages of every freed allocation of 64 KiB or more.
+
+    glibc serves a large allocation by its own memory map, returned on free, but after the first
+    such free it raises that threshold to the freed size (up to 32 MiB): the reader's per-block
+    arrays (a few MiB each) then come from the heap, whose freed holes are kept, and the peak
+    resident size grows by some 50 MiB at 5M rows (13%). A fixed threshold (what the environment
+    variable ``MALLOC_MMAP_THRESHOLD_`` sets, which is left alone when given) keeps it down for a
+    little more system time. Once per process; nothing elsewhere than on glibc.
+    """
+    global _steady
+    if _steady or "MALLOC_MMAP_THRESHOLD_" in os.environ or not sys.platform.startswith("linux"):
+        return
+    _steady = True
+    try:
+        import ctypes  # (numpy and pyarrow have imported it)
+
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc
+        return
+    mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
 
 
 class GrowBuffer:
@@ -117,13 +148,30 @@ class IdEncoder:
     hashes the global dictionary once, so the cost stays linear in the number of block-distinct ids.
     Missing ids get code -1.
 
+    Blocks of text ids that are canonical decimal come as their integers (:meth:`add_ints`, from
+    :func:`~seqprep.io.columns.canonical_ints`): while every block so far did and the values are
+    small non-negative integers, a table indexed by the value gives each row its code (no hashing,
+    no dictionary to unify); otherwise they join the dictionaries as int64 values, which meet text
+    ones as their canonical text. Either way :meth:`finish` gives the text dictionary the same ids
+    read as text would (same ids, same first-seen order, same codes).
+
     >>> enc = IdEncoder(min_flush=1)
     >>> enc.add(pa.array(["b", "a", None, "b"]).dictionary_encode())
     >>> enc.add(pa.array(["c", "a"]).dictionary_encode())
     >>> codes, ids = enc.finish()
     >>> codes.tolist(), ids.to_pylist()
     ([0, 1, -1, 0, 2, 1], ['b', 'a', 'c'])
+    >>> enc = IdEncoder(min_flush=1)
+    >>> enc.add_ints(np.array([7, 3, 0, 7]), np.array([True, True, False, True]))
+    >>> enc.add(pa.array(["007", "3", "9"]).dictionary_encode())
+    >>> enc.add_ints(np.array([9, 12]), None)
+    >>> codes, ids = enc.finish()
+    >>> codes.tolist(), ids.to_pylist()
+    ([0, 1, -1, 0, 2, 1, 3, 3, 4], ['7', '3', '007', '9', '12'])
     """
+
+    #: The value table's length stays below this many entries (8 MiB), or half the number of rows so far.
+    DENSE_MIN = 1 << 21
 
     def __init__(self, *, min_flush: int = 1 << 16, new_buffer: Callable[[Any], Any] = GrowBuffer) -> None:
         self.codes = new_buffer(np.int32)
@@ -131,8 +179,15 @@ class IdEncoder:
         self._pending: list[tuple[np.ndarray, pa.Array]] = []
         self._pending_size = 0
         self._min_flush = min_flush
+        self._rows = 0
+        self._from_text = False  # an integer dictionary that stands for text ids (add_ints)
+        self._table: np.ndarray | None = None  # the value table: value -> code, -1 for not seen
+        self._values: list[np.ndarray] = []  # its dictionary (values in first-seen order), in parts
+        self._size = 0  # ... and its length
 
     def add(self, col: pa.DictionaryArray) -> None:
+        self._leave_table()
+        self._rows += len(col)
         indices = col.indices
         if indices.null_count:
             indices = pc.fill_null(indices, -1)
@@ -141,12 +196,68 @@ class IdEncoder:
         if self._pending_size >= max(self._min_flush, 0 if self.dictionary is None else len(self.dictionary)):
             self.flush()
 
+    def add_ints(self, values: np.ndarray, valid: np.ndarray | None) -> None:
+        """A block of text ids that are all canonical decimal, as their int64 ``values`` (any value
+        where ``valid`` is False, i.e. missing)."""
+        self._from_text = True
+        n = len(values)
+        if n == 0:
+            return
+        first = self.dictionary is None and not self._pending and self._rows == 0
+        if self._table is None and first:
+            self._table = np.full(0, -1, np.int32)
+        if self._table is not None:
+            low, top = int(values.min()), int(values.max())
+            if low >= 0 and top < self._table_bound(n):
+                self._add_to_table(values, valid, top)
+                return
+        mask = None if valid is None else ~valid
+        self.add(pc.dictionary_encode(pa.array(values, pa.int64(), mask=mask)))
+
+    def _table_bound(self, n: int) -> int:
+        """The value table's largest length: half an entry a row read, at least ``DENSE_MIN``; only
+        ``DENSE_MIN`` when the codes are spilled to a file (``--memory-limit``: a fixed bound)."""
+        if not isinstance(self.codes, GrowBuffer):
+            return self.DENSE_MIN
+        return max(self.DENSE_MIN, (self._rows + n) // 2)
+
+    def _add_to_table(self, values: np.ndarray, valid: np.ndarray | None, top: int) -> None:
+        table = self._table
+        assert table is not None
+        if top >= len(table):  # grown in place, never past the bound add_ints checked
+            old = len(table)
+            table.resize(max(top + 1, min(2 * old, self._table_bound(len(values)))), refcheck=False)
+            table[old:] = -1
+        codes = table[values]
+        if int(codes.min()) < 0:  # ids not seen before (or missing ones)
+            unseen = codes < 0
+            if valid is not None:
+                unseen &= valid
+            if unseen.any():
+                fresh = pc.unique(pa.array(values[unseen])).to_numpy(zero_copy_only=False)  # first-seen order
+                table[fresh] = np.arange(self._size, self._size + len(fresh), dtype=np.int32)
+                self._values.append(fresh)
+                self._size += len(fresh)
+                codes = table[values]
+        if valid is not None:
+            codes[~valid] = -1
+        self.codes.append(codes)
+        self._rows += len(values)
+
+    def _leave_table(self) -> None:
+        """From the value table to the dictionaries: its values become the global dictionary."""
+        if self._table is None:
+            return
+        self._table = None
+        self.dictionary = pa.array(np.concatenate(self._values) if self._values else np.zeros(0, np.int64), pa.int64())
+        self._values = []
+
     def flush(self) -> None:
         if not self._pending:
             return
         dicts = ([] if self.dictionary is None else [self.dictionary]) + [d for _, d in self._pending]
         value_type = dicts[0].type
-        if any(d.type != value_type for d in dicts):  # e.g. string and large_string blocks
+        if any(d.type != value_type for d in dicts):  # e.g. string and large_string blocks, or ints from text
             dicts = [pc.cast(d, pa.string()) for d in dicts]
         chunks = [pa.DictionaryArray.from_arrays(pa.array(np.arange(len(d), dtype=np.int32)), d) for d in dicts]
         unified = pa.table({"c": pa.chunked_array(chunks)}).unify_dictionaries()["c"]
@@ -159,6 +270,10 @@ class IdEncoder:
         self._pending_size = 0
 
     def finish(self, empty_type: pa.DataType = pa.string()) -> tuple[np.ndarray, pa.Array]:
+        self._leave_table()
         self.flush()
         dictionary = self.dictionary if self.dictionary is not None else pa.array([], empty_type)
+        if self._from_text and pa.types.is_integer(dictionary.type):
+            dictionary = pc.cast(dictionary, pa.string())  # the ids as read: text
+        self._table = None
         return self.codes.finish(), dictionary

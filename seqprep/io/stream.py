@@ -30,8 +30,8 @@ from ..config import ReadOptions
 from ..errors import ConfigError, InputError, SeqprepError, one_line
 from ..model import Column, InputInfo, Log
 from ..progress import SILENT, Progress
-from .buffers import GrowBuffer, IdEncoder, buffer_factory, read_rows
-from .columns import DICT, check_nul_ids, ids_to_dict, normalize_rating, normalize_time
+from .buffers import GrowBuffer, IdEncoder, buffer_factory, read_rows, steady_heap
+from .columns import DICT, canonical_ints, check_nul_ids, ids_to_dict, normalize_rating, normalize_time
 from .diagnose import parse_error, utf8_error
 from .merge import merge_dictionaries, merged_kind, numbers_as_text, plan_times
 from .quoting import QuotedStream, RowLines, lines_before, scan_rows, text_chunks, unclosed_quote
@@ -248,7 +248,24 @@ class _FileColumns:
 
 def encode_ids(col: pa.Array | pa.ChunkedArray, role: str, where: str, encoder: IdEncoder, flag: str | None = None) -> None:
     """One batch's id column (a log's user or item, a table's key) added to ``encoder``; ``flag``
-    names the option that chose the column in messages (default ``--<role>-col``)."""
+    names the option that chose the column in messages (default ``--<role>-col``).
+
+    Text ids that are all canonical decimal in a chunk (:func:`~seqprep.io.columns.canonical_ints`:
+    a CSV's id columns are parsed as plain text for this) are encoded as integers, which give the
+    same codes and dictionary as the text would; any other chunk is encoded as text."""
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    if chunks and all(pa.types.is_string(c.type) for c in chunks):
+        for chunk in chunks:
+            ints = canonical_ints(chunk)
+            if ints is not None:
+                encoder.add_ints(*ints)
+            else:
+                _encode_text_ids(chunk, role, where, encoder, flag)
+        return
+    _encode_text_ids(col, role, where, encoder, flag)
+
+
+def _encode_text_ids(col: pa.Array | pa.ChunkedArray, role: str, where: str, encoder: IdEncoder, flag: str | None) -> None:
     ids = ids_to_dict(col, role, where, flag)
     if pa.types.is_string(ids.dictionary.type):
         try:  # pyarrow's CSV dictionary conversion does not check UTF-8: checked on the distinct ids
@@ -296,7 +313,10 @@ def _csv_batches(
     for r in requests:  # numbers parsed as float64 (as text when a row does not fit: named then), the rest text
         number = r.read_as == "number" and f"extra:{r.name}" not in as_text
         types[paths[r.name][0]] = pa.float64() if number else DICT
-    types.update({roles[r]: DICT for r in ID_ROLES if r in roles})
+    # ids as plain text: a block whose ids are all canonical decimal is encoded as integers (exact),
+    # any other as text, as a dictionary parse would (encode_ids); a file whose first lines hold an
+    # id that is not canonical is parsed with dictionary ids throughout
+    types.update({roles[r]: pa.string() if _head_ids_canonical(head, sep, names, roles[r]) else DICT for r in ID_ROLES if r in roles})
     types.update({roles[r]: pa.string() for r in as_text if r in roles})
     used = list(roles.values())
     conv = pacsv.ConvertOptions(
@@ -321,6 +341,30 @@ def _csv_batches(
     parse = pacsv.ParseOptions(delimiter=delim, newlines_in_values=True)
     reader = pacsv.open_csv(watched, read_options=read_opts, parse_options=parse, convert_options=conv)
     return roles, 1 if header else 0, closed_quotes(reader, watched, src, sep), pos, source.close, paths
+
+
+def _head_ids_canonical(head: bytes, sep: str, names: list[str], column: str) -> bool:
+    """Whether the ids of ``column`` in the lines of ``head`` after its first (a header, or a row
+    this guess can do without) are canonical decimal: a file whose first ids are text (``u17``,
+    ``007``) is parsed with dictionary ids, which is cheaper for text than plain text and a hash.
+    Only a guess for speed: either way every block gives the same codes."""
+    if len(sep) != 1:
+        return True
+    end = max(head.rfind(b"\n"), head.rfind(b"\r"))
+    start = head.find(b"\n") + 1
+    if start <= 0 or end <= start:
+        return True
+    try:
+        table = pacsv.read_csv(
+            pa.BufferReader(head[start : end + 1]),
+            read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
+            parse_options=pacsv.ParseOptions(delimiter=sep),
+            convert_options=pacsv.ConvertOptions(include_columns=[column], column_types={column: pa.string()}, strings_can_be_null=True),
+        )
+    except (pa.ArrowInvalid, KeyError, ValueError):
+        return True  # (quoted line ends, a short row: the read says what is wrong, in its place)
+    ids = table.column(0).combine_chunks() if table.num_rows else None
+    return ids is None or ids.null_count == len(ids) or canonical_ints(ids) is not None
 
 
 def _layout(src: Source, opts: ReadOptions, head: bytes, pinned: CsvLayout | None, find_roles: RoleFinder | None = None) -> CsvLayout:
@@ -629,6 +673,7 @@ def stream_log(
     ``hash_inputs=False`` no input is hashed and every ``InputInfo.sha256`` is None. ``columns``:
     other columns to read (``Log.columns``, in the order asked), each in every input.
     """
+    steady_heap()
     new_buffer = buffer_factory(spill_dir)
     specs = expand_inputs(inputs)
     if specs.count("-") > 1:
