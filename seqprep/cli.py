@@ -707,6 +707,7 @@ def build(
     from contextlib import nullcontext
 
     from .config import make_config
+    from .io.buffers import steady_heap
     from .pipeline import run
     from .progress import for_terminal
     from .resources import peak_rss_bytes, without_pandas
@@ -718,6 +719,7 @@ def build(
     if as_json and config.to_stdout:
         msg = "--json prints to stdout, which -o - already uses for the stream; drop --json (meta travels in the stream)"
         raise ConfigError(msg)
+    steady_heap()  # this process is the command's own: freed read blocks go back to the system
     with nullcontext() if config.engine.engine == "dask" else without_pandas():
         result = run(
             config,

@@ -36,7 +36,9 @@ def steady_heap() -> None:
     arrays (a few MiB each) then come from the heap, whose freed holes are kept, and the peak
     resident size grows by some 50 MiB at 5M rows (13%). A fixed threshold (what the environment
     variable ``MALLOC_MMAP_THRESHOLD_`` sets, which is left alone when given) keeps it down for a
-    little more system time. Once per process; nothing elsewhere than on glibc.
+    little more system time. Once per process; nothing elsewhere than on glibc. The ``seqprep``
+    command calls it for its own process; the library never does, so a caller's process keeps
+    its own malloc settings (set ``MALLOC_MMAP_THRESHOLD_=65536`` for the same effect).
     """
     global _steady
     if _steady or "MALLOC_MMAP_THRESHOLD_" in os.environ or not sys.platform.startswith("linux"):

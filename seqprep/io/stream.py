@@ -30,7 +30,7 @@ from ..config import ReadOptions
 from ..errors import ConfigError, InputError, SeqprepError, one_line
 from ..model import Column, InputInfo, Log
 from ..progress import SILENT, Progress
-from .buffers import GrowBuffer, IdEncoder, buffer_factory, read_rows, steady_heap
+from .buffers import GrowBuffer, IdEncoder, buffer_factory, read_rows
 from .columns import DICT, canonical_ints, check_nul_ids, ids_to_dict, normalize_rating, normalize_time
 from .diagnose import parse_error, utf8_error
 from .merge import merge_dictionaries, merged_kind, numbers_as_text, plan_times
@@ -673,7 +673,6 @@ def stream_log(
     ``hash_inputs=False`` no input is hashed and every ``InputInfo.sha256`` is None. ``columns``:
     other columns to read (``Log.columns``, in the order asked), each in every input.
     """
-    steady_heap()
     new_buffer = buffer_factory(spill_dir)
     specs = expand_inputs(inputs)
     if specs.count("-") > 1:
