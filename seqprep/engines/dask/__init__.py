@@ -70,6 +70,7 @@ from . import orders as dorders
 from . import split as dsplit
 from .clean import Cleaned, clean_rows
 from .inputs import DaskInput, expand, inspect
+from .lists import joined
 from .partitions import SUMMARY_META, make_part, split_rows, summary
 from .read import PieceRead, canon_meta, read_pieces
 from .write import gather, part_sequences, part_table, parts_in_order, stats, write_parts
@@ -357,9 +358,10 @@ def run_dask(config: BuildConfig, *, write: bool = True, stdout: BinaryIO | None
         dates = dorders.user_dates(dask, read.canon, read.offsets, log) if config.user_order == "date" or config.split.rule == "days" else None
         read.release()  # the canonical partitions are not read again: let them go on the workers
         users, items, user_lookup, item_lookup = _vocabularies(cleaned, log, config, dates)
-        fplan = dfeatures.fit_features(config, columns, cleaned.tables)
+        fplan = dfeatures.fit_features(config, columns, cleaned.tables, cleaned.rows)
         carry = dkeys.session_carry(read.infos, columns)
         futures, bounds = _parts(client, cleaned, users, (user_lookup, item_lookup), config, has_rating, gap, fplan, carry)
+        futures = dfeatures.expand_lists(client, futures, fplan)  # token features: lists from their values
         if items is None:  # --item-order sequence: the parts hold item codes until the order is known
             items, futures = dorders.by_sequence(client, futures, _kept(cleaned.items, len(log.item_ids)), log.item_ids)
         keyed = dkeys.session_key(client, futures, read.infos, columns, users)
@@ -398,9 +400,7 @@ def run_dask(config: BuildConfig, *, write: bool = True, stdout: BinaryIO | None
             extras = None
             if plan is not None:
                 padded = split_out.padded if split_out is not None else [p["padded"] for p in parts if p.get("padded") is not None]
-                cells = tuple(
-                    dataclasses.replace(fs[0], values=np.concatenate([f.values for f in fs])) for fs in zip(*split_out.padded_features)
-                ) if split_out is not None else ()
+                cells = tuple(joined(fs) for fs in zip(*split_out.padded_features)) if split_out is not None else ()
                 extras = Extras(padded=np.concatenate(padded) if padded else None, padded_features=cells, max_len=config.split.max_len, pad=config.split.pad)
             if keyed is not None:
                 extras = dataclasses.replace(extras or Extras(), sessions=keyed[0])

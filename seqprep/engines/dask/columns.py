@@ -15,7 +15,9 @@ Only integer and float columns travel between the workers; the dictionaries stay
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,10 +25,11 @@ import pandas as pd
 import pyarrow as pa
 
 from ...config import BuildConfig
-from ...errors import ConfigError
+from ...errors import ConfigError, SeqprepError
 from ...io.keys import ReadPlan, plan_read
 from ...io.merge import merge_dictionaries, merged_kind, numbers_as_text, remap_codes
 from ...io.sniff import ColumnRequest
+from ...io.sources import MAGIC, SNIFF_BYTES, inner_name
 from ...io.stream import InputColumns
 from ...model import Column, InputInfo, Interactions, Log
 from ...steps.events import event_requests
@@ -59,10 +62,44 @@ def read_plan(config: BuildConfig, first_input: str) -> ReadPlan:
     the roles (features, events, the users of sessions, time offsets, the predicates' names that are
     no role column)."""
     operands = operand_requests(config)
-    if "://" in first_input and (operands or config.read.session_col is not None):
-        msg = "--where and --session-col on --engine dask find their columns in the first input, which must be a local file here; run this build with --engine local"
-        raise ConfigError(msg)
-    return plan_read([first_input], config.read, stdin=None, columns=local_requests(config), operands=operands)
+    if "://" not in first_input or not (operands or config.read.session_col is not None):
+        return plan_read([first_input], config.read, stdin=None, columns=local_requests(config), operands=operands)
+    # the plan reads the first input's column names: from a local stand-in of a URL (its first bytes,
+    # or an empty Parquet file of its schema), the messages naming the URL
+    with tempfile.TemporaryDirectory(prefix="seqprep-dask-head-") as folder:
+        stand_in = _stand_in(first_input, Path(folder))
+        try:
+            return plan_read([stand_in], config.read, stdin=None, columns=local_requests(config), operands=operands)
+        except SeqprepError as e:
+            raise type(e)(str(e).replace(stand_in, first_input)) from None
+
+
+def _stand_in(url: str, folder: Path) -> str:
+    """A local file with what :func:`~seqprep.io.keys.plan_read` reads of the input at ``url``, under
+    its name without a compression extension: the first :data:`~seqprep.io.sources.SNIFF_BYTES`
+    (decompressed), or for Parquet an empty file of its schema."""
+    import fsspec
+    import pyarrow.parquet as pq
+
+    fs, path = fsspec.core.url_to_fs(url)
+    with fs.open(path, "rb") as fh:
+        magic = fh.read(8)
+    compression = next((c for m, c in MAGIC if magic.startswith(m)), None)
+    with fsspec.open(url, "rb", compression=compression) as fh:
+        head = fh.read(SNIFF_BYTES)
+        if head.startswith(b"PAR1"):  # its schema is in the footer, at the end of the (decompressed) bytes
+            rest = fh.read() if compression is not None else b""
+    target = folder / (inner_name(url) or "input")
+    if not head.startswith(b"PAR1"):
+        target.write_bytes(head)
+        return str(target)
+    if compression is None:
+        with fs.open(path, "rb") as fh:
+            schema = pq.read_schema(fh)
+    else:
+        schema = pq.read_schema(pa.BufferReader(head + rest))
+    pq.write_table(schema.empty_table(), target)
+    return str(target)
 
 
 @dataclass(frozen=True)
