@@ -617,3 +617,59 @@ def test_session_col_error_on_a_url_names_the_url(tmp_path, scheduler):
     with pytest.raises(seqprep.SeqprepError) as dask:
         seqprep.build(url, tmp_path / "d", session_col="session", engine="dask", scheduler=scheduler)
     assert url in str(dask.value) and "seqprep-dask-head" not in str(dask.value)
+
+
+def _list_records(seed: int, n: int = 1500) -> list[dict]:
+    """Rows with a list column: empty lists, missing lists, missing elements."""
+    rng = random.Random(seed)
+    tags = [[], ["a"], ["a", "b"], ["c", None, "a"], None, ["b", "d", "e"], ["e"], [None]]
+    rows = [
+        {"user": f"u{rng.randint(0, 40)}", "item": f"i{rng.randint(0, 60)}", "ts": rng.randint(0, 100), "tags": rng.choice(tags), "genre": rng.choice(["x", "y", None])}
+        for _ in range(n)
+    ]
+    rows[0].update(tags=["a", "b"], genre="x")  # the first line names every column
+    return rows
+
+
+LISTS = {
+    "jsonl": ("jsonl", dict(features=("tags",), exports=("recbole",))),
+    "jsonl_where_split": ("jsonl", dict(features=("tags", "genre"), where=("genre == 'x' or genre is null",), split="loo", formats=("parquet", "npz"))),
+    "parquet_first_seen_kcore": ("parquet", dict(features=("tags:tokens:|",), item_order="first-seen", min_item_count=3, split="loo", max_len=3)),
+    "parquet_and_text_csv": ("parquet+csv", dict(features=("tags",), item_order="id")),
+}
+
+
+@pytest.mark.parametrize("case", list(LISTS))
+def test_list_columns_match_local(case, tmp_path, scheduler):
+    """A list column (JSON arrays, a Parquet list): each row travels as the code of its distinct
+    list; a text input beside it holds lists of one, as locally."""
+    fmt, options = LISTS[case]
+    rows = _list_records(len(case))
+    paths = []
+    if fmt == "jsonl":
+        paths.append(tmp_path / "log.jsonl")
+        paths[0].write_text("".join(json.dumps({k: v for k, v in r.items() if v is not None}) + "\n" for r in rows))
+    else:
+        paths.append(tmp_path / "log.parquet")
+        pq.write_table(pa.Table.from_pylist(rows), paths[0], row_group_size=150)
+    if fmt.endswith("csv"):
+        paths.append(tmp_path / "more.csv")
+        paths[1].write_text("user,item,ts,tags\n" + "".join(f"u{k},i{k % 9},{k},{'zz' if k % 3 else ''}\n" for k in range(100)))
+    options = dict(options, user_col="user", item_col="item", time_col="ts")
+    local, dask = tmp_path / "local" / "out", tmp_path / "dask" / "out"
+    res = seqprep.build(paths, local, **options)
+    assert res.meta["features"]["tags"]["kind"] == "tokens" and res.meta["features"]["tags"]["empty_tokens"] > 0
+    res = seqprep.build(paths, dask, engine="dask", scheduler=scheduler, **SMALL, **options)
+    assert res.meta["engine"]["input_partitions"] > 1
+    assert_same_folders(local, dask)
+
+
+def test_categorical_feature_of_a_list_column_is_the_local_error(tmp_path, scheduler):
+    path = tmp_path / "log.parquet"
+    pq.write_table(pa.Table.from_pylist(_list_records(2, n=300)), path)
+    options = dict(features=("tags:cat",), user_col="user", item_col="item", time_col="ts")
+    with pytest.raises(seqprep.SeqprepError) as local:
+        seqprep.build(path, tmp_path / "l", **options)
+    with pytest.raises(seqprep.SeqprepError) as dask:
+        seqprep.build(path, tmp_path / "d", engine="dask", scheduler=scheduler, **SMALL, **options)
+    assert str(dask.value) == str(local.value)

@@ -34,10 +34,10 @@ from ...steps.features import (
 )
 from ...vocab import Vocabulary
 from .columns import LogColumns
-from .lists import empty_per_value, gather_lists, value_tokens
+from .lists import ValueTokens, empty_per_value, gather_lists, list_tokens, value_tokens
 from .write import part_sequences
 
-__all__ = ["FeaturePlan", "NumberLookup", "counted_columns", "expand_lists", "events_meta", "fit_features", "fit_time_features", "templates_of"]
+__all__ = ["FeaturePlan", "NumberLookup", "counted_columns", "expand_lists", "fit_tokens", "events_meta", "fit_features", "fit_time_features", "templates_of"]
 
 _NO_POS = np.iinfo(np.int64).max
 
@@ -61,7 +61,7 @@ def counted_columns(config: BuildConfig, columns: LogColumns) -> tuple[tuple[str
     out: dict[str, int] = {}
     for name, column, kind, _ in _specs(config):
         k, col, _ = _kind(columns, name, column, kind)
-        out[columns.key(k)] = -1 if col.kind == "number" else len(col.values)
+        out[columns.key(k)] = -1 if col.kind == "number" else columns.distinct(k)
     return tuple(out.items())
 
 
@@ -169,9 +169,21 @@ def fit_features(config: BuildConfig, columns: LogColumns, tables: dict[str, Any
         if resolved == "tokens" and col.kind != "list" and sep is None:
             msg = f"--feature {name}: a text column needs its token separator, e.g. --feature {col.name}:tokens:|"
             raise InputError(msg)
+        if col.kind == "list" and resolved != "tokens":
+            msg = f"--feature {col.name}:cat: the column holds lists; pass {col.name}:tokens"
+            raise InputError(msg)
+        if col.kind == "list":
+            distinct, counts = columns.values[k], tables[f"{key}_kept"]
+            vt, empties = list_tokens(distinct.offsets, distinct.codes, distinct.elements, counts[1:], tables[f"{key}_kpos"][1:])
+            template, table, value_offsets, value_codes = fit_tokens(name, col, vt, empties, counts[1:], order, int(counts[0]))
+            lists[len(templates)] = (value_offsets, value_codes)
+            templates.append(template)
+            encoders.append((key, _composed(np.append(np.arange(len(counts) - 1, dtype=np.int32), np.int32(-1)), table)))
+            continue
         values, counts, first, lookup, missing = _values_of(col, key, tables, rows)
         if resolved == "tokens":
-            template, table, value_offsets, value_codes = _fit_tokens(name, col, values, counts, first, sep, order, missing)
+            vt = value_tokens(values, sep, counts, first)
+            template, table, value_offsets, value_codes = fit_tokens(name, col, vt, empty_per_value(values, sep), counts, order, missing)
             lists[len(templates)] = (value_offsets, value_codes)
             templates.append(template)
             encoders.append((key, _composed(lookup, table)))
@@ -197,23 +209,22 @@ def fit_features(config: BuildConfig, columns: LogColumns, tables: dict[str, Any
     return FeaturePlan(tuple(templates), tuple(encoders), shipped)
 
 
-def _fit_tokens(
-    name: str, col: Column, values: pa.Array, counts: np.ndarray, first: np.ndarray, sep: str, order: str, missing: int
+def fit_tokens(
+    name: str, col: Column, vt: ValueTokens, empties: np.ndarray, counts: np.ndarray, order: str, missing: int
 ) -> tuple[Feature, np.ndarray, np.ndarray, np.ndarray]:
-    """A token feature fitted from its distinct values' kept rows (the local ``_tokens``): (its
-    template, the lookup value code -> value index 1.. (0 missing), and the CSR table value index ->
-    token indices, index 0 an empty list)."""
-    vt = value_tokens(values, sep, counts, first)
-    vocab, table = category_vocabulary(vt.tokens, vt.counts, vt.first if order == "first-seen" else None, order)
+    """A token feature fitted from its distinct values' tokens and kept rows (the local ``_tokens``):
+    (its template, the lookup value code -> value index 1.. (0 missing), and the CSR table value
+    index -> token indices, index 0 an empty list)."""
+    vocab, table = category_vocabulary(vt.tokens, vt.counts, vt.first if value_order(order) == "first-seen" else None, order)
     token_index = np.maximum(table[vt.codes], 0)  # a token of a value no kept row holds: never gathered
     lengths = np.diff(vt.offsets)
     missing += int(counts[lengths == 0].sum())  # a row whose value holds no token is missing, as locally
-    empty = int(counts @ empty_per_value(values, sep))
+    empty = int(counts @ empties)
     template = Feature(
         name, "interaction", "tokens", np.zeros(0, np.int32), vocab=vocab, offsets=np.zeros(1, np.int64),
         column=col.name, missing=missing, empty_tokens=empty,
     )
-    value_index = np.append(np.arange(1, len(values) + 1, dtype=np.int32), np.int32(0))  # code -1 -> 0
+    value_index = np.append(np.arange(1, len(counts) + 1, dtype=np.int32), np.int32(0))  # code -1 -> 0
     return template, value_index, np.concatenate([[0], vt.offsets]).astype(np.int64), token_index.astype(np.int32)
 
 

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from ...kernels.features import split_tokens
 from ...model import Feature
 
-__all__ = ["ValueTokens", "empty_per_value", "gather_lists", "joined", "value_tokens"]
+__all__ = ["ValueTokens", "empty_per_value", "gather_lists", "joined", "list_tokens", "value_tokens"]
 
 _NO_POS = np.iinfo(np.int64).max
 
@@ -89,8 +89,32 @@ def value_tokens(values: pa.Array, sep: str, kept: np.ndarray, kpos: np.ndarray)
     offsets, flat, _ = split_tokens(values.cast(pa.string()), sep)
     enc = pc.dictionary_encode(flat)
     codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int32)
-    tokens = enc.dictionary
-    vid = np.repeat(np.arange(len(values), dtype=np.int64), np.diff(offsets))
+    return _counted(offsets, codes, enc.dictionary, kept, kpos)
+
+
+def list_tokens(
+    offsets: np.ndarray, codes: np.ndarray, elements: pa.Array, kept: np.ndarray, kpos: np.ndarray
+) -> tuple[ValueTokens, np.ndarray]:
+    """:func:`value_tokens` of distinct lists (list ``v``: element codes ``codes[offsets[v]:offsets[v + 1]]``
+    into ``elements``, -1 a missing element, left out as the local step leaves it out), and the
+    missing elements of each list (the local step's empty tokens).
+
+    >>> vt, empty = list_tokens(np.array([0, 2, 4]), np.array([1, -1, 0, 1]), pa.array(["a", "b"]), np.array([1, 1]), np.array([3, 0]))
+    >>> vt.offsets.tolist(), vt.codes.tolist(), vt.counts.tolist(), vt.first.tolist(), empty.tolist()
+    ([0, 1, 3], [1, 0, 1], [1, 2], [0, 1], [1, 0])
+    """
+    offsets, codes = np.asarray(offsets, dtype=np.int64), np.asarray(codes, dtype=np.int32)
+    keep = codes >= 0
+    kept_before = np.zeros(len(codes) + 1, dtype=np.int64)
+    np.cumsum(keep, out=kept_before[1:])
+    empty = np.diff(offsets) - np.diff(kept_before[offsets])
+    return _counted(kept_before[offsets], codes[keep], elements, kept, kpos), empty.astype(np.int64)
+
+
+def _counted(
+    offsets: np.ndarray, codes: np.ndarray, tokens: pa.Array, kept: np.ndarray, kpos: np.ndarray
+) -> ValueTokens:
+    vid = np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))
     slot = np.arange(len(codes), dtype=np.int64) - offsets[vid]
     weight = np.asarray(kept, dtype=np.int64)[vid]
     counts = np.zeros(len(tokens), dtype=np.int64)
