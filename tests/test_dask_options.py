@@ -477,6 +477,8 @@ TOKENS = {
     # --event-col on the column a num feature reads as numbers: each number a category ("nan" too)
     "event_of_numbers": dict(features=("price:num",), event_col="price", exports=("recbole",)),
     "event_of_numbers_first_seen_split": dict(features=("price:num", "tags:tokens:|"), event_col="price", item_order="first-seen", split="loo", formats=("parquet", "npz")),
+    # a dedup shuffles the rows by user before the count tables: first positions are the smallest
+    "first_seen_after_dedup": dict(features=("price:num", "tags:tokens:|"), event_col="price", item_order="first-seen", dedup="last", min_user_count=2),
 }
 
 
@@ -673,3 +675,27 @@ def test_categorical_feature_of_a_list_column_is_the_local_error(tmp_path, sched
     with pytest.raises(seqprep.SeqprepError) as dask:
         seqprep.build(path, tmp_path / "d", engine="dask", scheduler=scheduler, **SMALL, **options)
     assert str(dask.value) == str(local.value)
+
+
+def test_list_column_with_a_session_key_matches_local(tmp_path, scheduler):
+    """--session-col finishes each partition by the local read plan: a list column passes through it."""
+    rows = _list_records(9)
+    for k, r in enumerate(rows):
+        r["session"] = f"s{k % 70}"
+    path = tmp_path / "log.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=150)
+    options = dict(features=("tags",), session_col="session", user_col="user", item_col="item", time_col="ts", split="loo")
+    local, dask = tmp_path / "local" / "out", tmp_path / "dask" / "out"
+    seqprep.build(path, local, **options)
+    seqprep.build(path, dask, engine="dask", scheduler=scheduler, **SMALL, **options)
+    assert_same_folders(local, dask)
+
+
+def test_bad_time_offset_on_a_url_is_one_line(tmp_path, scheduler):
+    """The local reader cannot open a URL to name the row: the workers' own one-line error stands."""
+    path = tmp_path / "log.csv"
+    path.write_text(_session_log(3, n=400) + "7;1;5;1.5;2016-05-01;view\n")
+    with pytest.raises(seqprep.SeqprepError) as dask:
+        seqprep.build(path.absolute().as_uri(), tmp_path / "d", session_col="session_id", time_col="eventdate,timeframe", engine="dask", scheduler=scheduler, **SMALL)
+    assert "not found" not in str(dask.value) and "\n" not in str(dask.value)
+    assert not (tmp_path / "d").exists()

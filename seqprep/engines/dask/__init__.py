@@ -230,7 +230,10 @@ def _read(dd: Any, client: Any, sources: list[DaskInput], config: BuildConfig, p
 
 
 def _local_read(config: BuildConfig) -> None:
-    """The local reader on the whole log (only to raise its exact error, naming the row)."""
+    """The local reader on the whole log (only to raise its exact error, naming the row; not for URLs,
+    which it cannot open: the workers' error stands)."""
+    if any("://" in str(spec) for spec in config.inputs):
+        return
     read_log(config.inputs, config.read, columns=dcolumns.local_requests(config), operands=operand_requests(config), hash_inputs=False)
 
 

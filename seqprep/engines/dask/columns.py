@@ -128,7 +128,9 @@ class LogColumns:
             return Column(self.names[k], "number", np.asarray(data, dtype=np.float64))
         if self.kinds[k] == "list":
             lists = self.values[k]
-            offsets, codes = gather_lists(np.asarray(data, dtype=np.int64), lists.offsets, lists.codes)
+            rows = np.asarray(data, dtype=np.int64)
+            rows = np.where(rows < 0, len(lists), rows)  # code -1: an empty list, past the end
+            offsets, codes = gather_lists(rows, np.append(lists.offsets, lists.offsets[-1]), lists.codes)
             return Column(self.names[k], "list", lists.elements, codes=codes, offsets=offsets)
         return Column(self.names[k], "text", self.values[k], codes=np.asarray(data, dtype=np.int32))
 

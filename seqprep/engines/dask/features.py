@@ -99,8 +99,10 @@ def _number_values(df: Any, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
     kept = df["stage"].to_numpy() == KEPT
     bits = np.ascontiguousarray(df[key].to_numpy()[kept], dtype=np.float64).view(np.int64)
-    ids, first, counts = np.unique(bits, return_index=True, return_counts=True)
-    return ids, counts.astype(np.int64), df["pos"].to_numpy()[kept][first].astype(np.int64)
+    ids, inverse, counts = np.unique(bits, return_inverse=True, return_counts=True)
+    first = np.full(len(ids), _NO_POS, np.int64)
+    np.minimum.at(first, inverse.reshape(-1), df["pos"].to_numpy()[kept])  # (rows in input order only before a dedup's shuffle)
+    return ids, counts.astype(np.int64), first
 
 
 def _number_categories(rows: Any, key: str) -> tuple[pa.Array, np.ndarray, np.ndarray, NumberLookup]:
