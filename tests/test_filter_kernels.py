@@ -305,3 +305,32 @@ def test_one_date_rule_for_filters_and_splits(unit, date, tmp_path):
     times = np.array([expected - 1, expected, expected + 1])
     _, info = decide_parts(np.array([0, 3]), times, SplitOptions(split="time", valid_from=date, test_from=date), unit)
     assert info["valid_from"] == info["test_from"] == expected
+
+
+
+# ------------------------------------------------------------------------------------------------
+# chunked code counts (k-core's and num_present's counting)
+
+
+@settings(max_examples=200)
+@given(
+    codes=st.lists(st.integers(0, 40), min_size=0, max_size=300),
+    extra=st.integers(0, 10),
+    chunk=st.integers(1, 17),
+)
+def test_code_counts_is_bincount_in_chunks(codes, extra, chunk, monkeypatch_module):
+    """Any chunk size gives np.bincount's counts: same values, dtype and length (minlength or max + 1)."""
+    from seqprep.kernels import filters
+
+    arr = np.array(codes, dtype=np.int32)
+    minlength = (max(codes) + 1 if codes else 0) + extra if extra % 2 else extra
+    monkeypatch_module.setattr(filters, "COUNT_CHUNK", chunk)
+    got = filters.code_counts(arr, minlength)
+    want = np.bincount(arr, minlength=minlength)
+    assert got.dtype == want.dtype and got.tolist() == want.tolist()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp

@@ -3,7 +3,7 @@
 Every kernel takes columns in input order and returns a boolean keep-mask in that same order (plus
 counts where a step has rounds), so the rows that survive keep their input order and the later
 stable time sort sees the same tie-break as without filtering. No Python loop over rows or users:
-k-core loops over its few rounds only, each round a pair of ``np.bincount`` calls on the codes.
+k-core loops over its few rounds only, each round a pair of counts of the codes (:func:`code_counts`).
 """
 
 from __future__ import annotations
@@ -27,10 +27,36 @@ __all__ = [
     "KcoreRemove",
     "session_ids",
     "num_present",
+    "code_counts",
+    "COUNT_CHUNK",
     "DedupMode",
 ]
 
 DedupMode = Literal["none", "exact", "first", "last", "consecutive"]
+
+
+#: Codes counted at a time by :func:`code_counts` (their intp copy stays in the cache).
+COUNT_CHUNK = 1 << 16
+
+
+def code_counts(codes: np.ndarray, minlength: int = 0) -> np.ndarray:
+    """``np.bincount(codes, minlength=minlength)``, the same int64 counts, in chunks of
+    :data:`COUNT_CHUNK` codes.
+
+    ``np.bincount`` first copies int32 codes to a fresh intp array (40 MB for 5M codes, every page
+    of it faulted in) and counts that; a chunk's copy is 512 KiB, reused: 2-3x faster on 5M codes.
+
+    >>> code_counts(np.array([3, 0, 3, 5], dtype=np.int32), minlength=7).tolist()
+    [1, 0, 0, 2, 0, 1, 0]
+    """
+    n = len(codes)
+    if n <= COUNT_CHUNK:
+        return np.bincount(codes, minlength=minlength)
+    width = max(minlength, int(codes.max()) + 1)
+    out = np.zeros(width, dtype=np.int64)
+    for lo in range(0, n, COUNT_CHUNK):
+        out += np.bincount(codes[lo : lo + COUNT_CHUNK], minlength=width)
+    return out
 
 
 def num_present(codes: np.ndarray) -> int:
@@ -41,7 +67,7 @@ def num_present(codes: np.ndarray) -> int:
     """
     if len(codes) == 0:
         return 0
-    return int(np.count_nonzero(np.bincount(codes)))
+    return int(np.count_nonzero(code_counts(codes)))
 
 
 def time_window(time: np.ndarray, since: float | None = None, until: float | None = None) -> np.ndarray:
@@ -152,8 +178,8 @@ def dedup(
 
 def _degrees(u: np.ndarray, i: np.ndarray, counted: np.ndarray | None, nu: int, ni: int) -> tuple[np.ndarray, np.ndarray]:
     if counted is None:
-        return np.bincount(u, minlength=nu), np.bincount(i, minlength=ni)
-    return np.bincount(u[counted], minlength=nu), np.bincount(i[counted], minlength=ni)
+        return code_counts(u, nu), code_counts(i, ni)
+    return code_counts(u[counted], nu), code_counts(i[counted], ni)
 
 
 #: One k-core removal: (bad users, bad items) -> (rows removed, the kept rows' tables).
@@ -294,7 +320,7 @@ def kcore_passes(
     nu, ni = int(user.max()) + 1, int(item.max()) + 1
 
     def tables() -> KcoreTables:
-        cu, ci = np.bincount(user[keep], minlength=nu), np.bincount(item[keep], minlength=ni)
+        cu, ci = code_counts(user[keep], nu), code_counts(item[keep], ni)
         return KcoreTables(cu, ci, cu, ci)
 
     def remove(bad_u: np.ndarray, bad_i: np.ndarray) -> tuple[int, KcoreTables]:

@@ -276,13 +276,19 @@ def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
     (``items``, ``history``, ``negatives``) are DELTA_BINARY_PACKED and left uncompressed (as small as PLAIN + zstd, in two thirds of the time);
     so are a categorical or token feature's int32 index lists (``genre``, ``history_genre``);
     timestamps in lists are PLAIN + zstd, a flat integer ``timestamps`` column DELTA_BINARY_PACKED.
+    Min/max statistics are written for the flat columns only (``user_idx``, ``target``, ...): those
+    of a list's values cost 3-8% of the encoding time (the float ratings most) and no reader prunes
+    row groups by the smallest item index of their lists.
     """
     encodings: dict[str, str] = {}
     dictionary: list[str] = []
     compression: dict[str, str] = {}
+    statistics: list[str] = []
     for name in schema.names:
         typ = schema.field(name).type
         nested = pa.types.is_list(typ) or pa.types.is_large_list(typ)
+        if not nested:
+            statistics.append(name)
         value_type = typ.value_type if nested else typ
         leaf = f"{name}.list.element" if nested else name
         while pa.types.is_list(value_type) or pa.types.is_large_list(value_type):  # token lists in lists
@@ -304,7 +310,7 @@ def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
         "compression": compression,
         "use_dictionary": dictionary,
         "column_encoding": encodings,
-        "write_statistics": True,
+        "write_statistics": statistics,
     }
 
 

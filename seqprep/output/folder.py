@@ -151,17 +151,25 @@ def _write_rest(result: BuildResult, folder: Path, pending: Future[None] | None,
             write_recbole_attributes(result, folder)
         if pending is not None:
             pending.result()
-        files = {  # nested files too (the Dask engine's sequences/part-NNNNN.parquet), as posix paths
-            p.relative_to(folder).as_posix(): {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
-            for p in sorted(folder.rglob("*"))
-            if p.is_file()
-        }
+        files = _file_digests(folder)
         meta = dict(result.meta)
         meta["outputs"] = {"formats": list(formats), "exports": list(result.config.emit.exports), "files": files}
         (folder / "meta.json").write_text(dump_json(meta), encoding="utf-8")
     except OSError as e:
         raise write_error(e) from e
     return meta
+
+
+def _file_digests(folder: Path) -> dict[str, dict[str, Any]]:
+    """Every file of ``folder`` (nested ones too: the Dask engine's sequences/part-NNNNN.parquet) by
+    its posix path: its size and sha256, the files hashed on two threads (hashlib lets go of the
+    GIL), largest first so that the two finish together."""
+    paths = sorted(p for p in folder.rglob("*") if p.is_file())
+    sizes = {p: p.stat().st_size for p in paths}
+    largest_first = sorted(paths, key=lambda p: -sizes[p])
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="seqprep-sha256") as pool:
+        digests = dict(zip(largest_first, pool.map(sha256_file, largest_first)))
+    return {p.relative_to(folder).as_posix(): {"bytes": sizes[p], "sha256": digests[p]} for p in paths}
 
 
 def _write_feature_vocabularies(result: BuildResult, folder: Path) -> None:

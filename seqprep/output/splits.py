@@ -109,8 +109,8 @@ class _GroupedParquet:
     """One split file written a row group at a time; a file with no row gets the schema of the last
     (empty) table it was given."""
 
-    def __init__(self, path: Path) -> None:
-        self.writer = SequencesWriter(path)
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        self.writer = SequencesWriter(path, threads)
         self.rows = 0
         self.last: pa.Table | None = None
 
@@ -147,14 +147,19 @@ def write_extras(result: BuildResult, folder: Path) -> None:
     if ex is None:
         return
     formats = result.config.formats
-    # the Parquet files are encoded on two threads (pyarrow writes one file on one core)
+    # the Parquet files are encoded on two threads, a file each; a file alone has its row groups
+    # encoded on two threads instead (SequencesWriter): with two files or more, one thread a file
+    # costs less CPU for the same wall time (no file put together from pieces encoded in memory)
+    names = _parquet_names(ex) if "parquet" in formats else []
+    threads = 1 if len(names) > 1 else None
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="seqprep-split") as pool:
         written: list[Future[None]] = []
-        if "parquet" in formats:
+        if names:
             large = ex.large or LargeLists.of_extras(ex)
             groups = _groups(ex, len(result.users))
-            for name in _parquet_names(ex):
-                written.append(pool.submit(_write_grouped, folder / f"{name}.parquet", _group_tables(name, result.users, ex, large, groups)))
+            for name in names:
+                tables = _group_tables(name, result.users, ex, large, groups)
+                written.append(pool.submit(_write_grouped, folder / f"{name}.parquet", tables, threads))
         if "npz" in formats:
             for name, arrays in _npz_arrays(ex).items():
                 write_npz(folder / f"{name}.npz", arrays)
@@ -169,8 +174,8 @@ def _group_tables(name: str, users: Vocabulary, ex: Extras, large: LargeLists, g
         yield _table(name, users, extras_range(ex, u0, u1), large)
 
 
-def _write_grouped(path: Path, tables: Iterator[pa.Table]) -> None:
-    out = _GroupedParquet(path)
+def _write_grouped(path: Path, tables: Iterator[pa.Table], threads: int | None = None) -> None:
+    out = _GroupedParquet(path, threads)
     try:
         for table in tables:
             out.add(table)
