@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -236,10 +237,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--baseline-code", type=Path, default=None, help="also time the Dask engine of this checkout (e.g. ../main)"
     )
+    p.add_argument(
+        "--build-args", default="", help="more seqprep build flags for every engine's timed runs, e.g. '--split loo --vocab-from-train'"
+    )
     p.add_argument("--no-stats", action="store_true", help="skip the untimed build that counts tasks, bytes and phases")
     p.add_argument("--workdir", default=None, help="where outputs go (default: system temp)")
     p.add_argument("--json", type=Path, default=None, help="also save results as JSON here")
     args = p.parse_args(argv)
+    if args.build_args and not args.no_stats:
+        p.error("--build-args times the given flags only; pass --no-stats too (the untimed counting build runs without them)")
 
     here = Path(__file__).resolve().parents[1]  # this checkout: `python -m seqprep` imports it first
     sys.path.insert(0, str(here))  # and so does this process (the untimed build)
@@ -251,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
 
     path = args.path.resolve()
     work = Path(tempfile.mkdtemp(prefix="seqprep-dask-bench-", dir=args.workdir)).resolve()
-    base = [sys.executable, "-m", "seqprep", "build", str(path), "--overwrite", "-q"]
+    base = [sys.executable, "-m", "seqprep", "build", str(path), "--overwrite", "-q", *shlex.split(args.build_args)]
     dask_flags = ["--engine", "dask"]
     dask_flags += ["--scheduler", args.scheduler] if args.scheduler else ["--workers", str(args.workers)]
     if args.part_rows:

@@ -427,7 +427,10 @@ sequence_options = _apply(
     option(
         SEQUENCES,
         "--split",
-        help="Evaluation split: loo, time (with --valid-from/--test-from), time:Q1,Q2 (quantiles), users:TRAIN,VALID,TEST "
+        help="Evaluation split: loo (each user's last interaction test, the second-last valid; users of 3 or more), "
+        "loo:recbole (RecBole's: a user of exactly 3 gets a test row and no valid row), time (with --valid-from/--test-from), "
+        "time:Q1,Q2 (quantiles), users:TRAIN,VALID,TEST (whole users), ratio:TRAIN,VALID,TEST (each user's interactions in "
+        "time order: the first ceil(n*TRAIN) train, up to ceil(n*(TRAIN+VALID)) valid, the rest test; e.g. ratio:0.7,0.1,0.2) "
         "or days:N (whole sequences dated in the last N days are test, every prefix a test row).",
     ),
     option(SEQUENCES, "--valid-from", help="--split time: targets at or after T1 (epoch or ISO date) are validation."),

@@ -11,8 +11,10 @@ such as ``sep=";"`` is routed to the group that owns it, so ``seqprep.build(...,
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field, fields
+from fractions import Fraction
 from typing import Any, Literal, get_args
 
 from .errors import ConfigError, where_message
@@ -148,12 +150,17 @@ NegativeSampler = Literal["uniform", "popularity"]
 class SplitOptions:
     """Truncation/padding, the evaluation split and the training inputs built from it.
 
-    ``split`` is ``None`` (no split), ``"loo"``, ``"time"`` (with ``valid_from``/``test_from``),
-    ``"time:Q1,Q2"`` (timestamp quantiles) or ``"users:TRAIN,VALID,TEST"`` (fractions of users).
+    ``split`` is ``None`` (no split), ``"loo"``, ``"loo:recbole"`` (RecBole's leave-one-out: a
+    user with exactly 3 interactions gets a test row and no valid row), ``"time"`` (with
+    ``valid_from``/``test_from``), ``"time:Q1,Q2"`` (timestamp quantiles),
+    ``"users:TRAIN,VALID,TEST"`` (fractions of users), ``"ratio:TRAIN,VALID,TEST"`` (fractions of
+    each user's interactions, in time order) or ``"days:N"``.
     ``valid_from``/``test_from`` are epoch numbers or ISO-8601 dates, as text or numbers.
 
     >>> SplitOptions(split="users:0.8,0.1,0.1").validate().fractions
     (0.8, 0.1, 0.1)
+    >>> SplitOptions(split="ratio:0.7,0.1,0.2").validate().ratio_cuts
+    (7, 8, 10)
     """
 
     max_len: int | None = None
@@ -170,14 +177,45 @@ class SplitOptions:
 
     @property
     def rule(self) -> str | None:
-        """``loo``, ``time``, ``users``, ``days`` or ``None``."""
+        """``loo``, ``time``, ``users``, ``ratio``, ``days`` or ``None``."""
         return None if self.split is None else self.split.split(":", 1)[0].strip()
 
     @property
-    def fractions(self) -> tuple[float, ...] | None:
-        """The numbers after ``time:`` or ``users:``; ``None`` when there are none."""
-        if self.split is None or ":" not in self.split:
+    def loo_variant(self) -> str | None:
+        """``recbole`` for ``--split loo:recbole``; ``None`` for ``--split loo`` and other rules."""
+        if self.rule != "loo" or ":" not in str(self.split):
             return None
+        return str(self.split).split(":", 1)[1].strip()
+
+    @property
+    def ratio_cuts(self) -> tuple[int, int, int] | None:
+        """``--split ratio:TRAIN,VALID,TEST`` as exact integers ``(a, b, d)``: ``a / d`` = TRAIN and
+        ``b / d`` = TRAIN + VALID, the fractions read as exact decimals (``0.7`` is 7/10)."""
+        if self.rule != "ratio":
+            return None
+        text = str(self.split).split(":", 1)[1] if ":" in str(self.split) else ""
+        try:
+            fr = [Fraction(x.strip()) for x in text.split(",")]
+        except (ValueError, ZeroDivisionError):
+            msg = f"--split {self.split!r}: {text!r} is not a comma-separated list of numbers; e.g. --split ratio:0.7,0.1,0.2"
+            raise ConfigError(msg) from None
+        if len(fr) != 3 or min(fr) < 0 or sum(fr) != 1 or fr[0] == 0:
+            msg = f"--split {self.split!r}: give three fractions TRAIN,VALID,TEST (TRAIN > 0) that sum to exactly 1, as in --split ratio:0.7,0.1,0.2"
+            raise ConfigError(msg)
+        d = math.lcm(*(f.denominator for f in fr))
+        if d > 10**6:
+            msg = f"--split {self.split!r}: give the fractions with at most 6 decimals, as in --split ratio:0.7,0.1,0.2"
+            raise ConfigError(msg)
+        return int(fr[0] * d), int((fr[0] + fr[1]) * d), d
+
+    @property
+    def fractions(self) -> tuple[float, ...] | None:
+        """The numbers after ``time:``, ``users:``, ``ratio:`` or ``days:``; ``None`` when there are none."""
+        if self.split is None or ":" not in self.split or self.rule == "loo":
+            return None
+        if self.rule == "ratio":  # read as exact decimals (or a/b)
+            a, b, d = self.ratio_cuts  # type: ignore[misc]
+            return a / d, (b - a) / d, (d - b) / d
         text = self.split.split(":", 1)[1]
         try:
             return tuple(float(x) for x in text.split(","))
@@ -206,14 +244,15 @@ class SplitOptions:
             msg = "--truncate needs --max-len N (how many of the most recent items to keep)"
             raise ConfigError(msg)
         rule = self.rule
-        if rule not in (None, "loo", "time", "users", "days"):
-            msg = f"--split {self.split!r} is not a split rule; use loo, time (with --valid-from/--test-from), time:Q1,Q2, users:TRAIN,VALID,TEST or days:N"
+        if rule not in (None, "loo", "time", "users", "ratio", "days"):
+            msg = f"--split {self.split!r} is not a split rule; use loo, loo:recbole, time (with --valid-from/--test-from), time:Q1,Q2, users:TRAIN,VALID,TEST, ratio:TRAIN,VALID,TEST or days:N"
             raise ConfigError(msg)
+        if rule == "loo" and ":" in str(self.split) and self.loo_variant != "recbole":
+            msg = f"--split {self.split!r}: loo takes no parameters but the variant recbole; use --split loo or --split loo:recbole"
+            raise ConfigError(msg)
+        self.ratio_cuts  # noqa: B018 - validates --split ratio:...
         fr = self.fractions
         bounds = (self.valid_from is not None) + (self.test_from is not None)
-        if rule == "loo" and fr is not None:
-            msg = f"--split {self.split!r}: loo takes no parameters; use --split loo"
-            raise ConfigError(msg)
         if rule == "time":
             if fr is None and bounds != 2:
                 msg = "--split time needs --valid-from T1 and --test-from T2 (epoch or ISO date), or quantiles as in --split time:0.8,0.9"
@@ -247,10 +286,10 @@ class SplitOptions:
             msg = f"--eval-negatives must be a non-negative integer, not {self.eval_negatives!r}"
             raise ConfigError(msg)
         if rule is None and self.vocab_from_train:
-            msg = "--vocab-from-train needs a split; add --split loo, time or users"
+            msg = "--vocab-from-train needs a split; add --split loo, time, users or ratio"
             raise ConfigError(msg)
         if rule is None and self.eval_negatives:
-            msg = "--eval-negatives needs valid/test rows; add --split loo, time or users"
+            msg = "--eval-negatives needs valid/test rows; add --split loo, time, users or ratio"
             raise ConfigError(msg)
         self.window_shape  # noqa: B018 - validates --windows
         return self
@@ -828,8 +867,10 @@ class BuildConfig:
             unsupported = [
                 flag
                 for flag, used in (
-                    ("--vocab-from-train", self.split.vocab_from_train),
-                    ("--export srgnn", "srgnn" in self.emit.exports),
+                    # --vocab-from-train fits the items on the parts' training rows; what is fitted on
+                    # the final rows or keyed by the first users runs locally only yet
+                    ("--vocab-from-train with --session-col", self.split.vocab_from_train and self.read.session_col is not None),
+                    ("--vocab-from-train with --time-feature", self.split.vocab_from_train and bool(self.feature.time_features)),
                     *(key for key in self._new_keys_in_use() if key[0] not in ("--where", "--session-col", "--time-col with several columns", "--kcore-passes", "--item-order sequence", "--user-order date", "--split days")),
                 )
                 if used

@@ -58,25 +58,30 @@ PRESETS: dict[str, Preset] = {
             name="caser",
             source=(
                 "graytowne/caser_pytorch interactions.py@26ef449 (Interactions, to_sequence) and train_caser.py@99b8963 "
-                "(L=5, T=3), on the ML-1M files it ships (@c4e10e4 datasets/ml1m)"
+                "(L=5, T=3), on the ML-1M files it ships (@c4e10e4 datasets/ml1m: per user 70 / 10 / 20 in time order)"
             ),
             options={
                 "min_user_count": 5,
                 "min_item_count": 5,
                 "user_order": "id",
                 "item_order": "sequence",
+                "split": "ratio:0.7,0.1,0.2",
+                "vocab_from_train": True,
                 "windows": "5:3",
                 "max_len": 5,
                 "pad": "left",
             },
             input="any log with a user, item and time column (found by name, or --user-col/--item-col/--time-col)",
-            checked="MovieLens 100K u.data, and Caser's own ML-1M test part read as a training file (tests/test_presets.py)",
+            checked=(
+                "MovieLens 100K u.data (ids, windows, valid/test targets); Caser's own ML-1M validation and test parts "
+                "(their per-user sizes fit the ceil cut), the test part read as a training file (tests/test_presets.py)"
+            ),
         ),
         Preset(
             name="recbole",
             source=(
                 "RUCAIBox/RecBole 1.2.1 (PyPI wheel): properties/quick_start_config/sequential.yaml (eval_args split "
-                "LS valid_and_test, order TO), properties/dataset/sample.yaml and ml-100k.yaml (load_col, no filters, "
+                "LS valid_and_test, order TO; dataset.py _split_index_by_leave_one_out), properties/dataset/sample.yaml and ml-100k.yaml (load_col, no filters, "
                 "MAX_ITEM_LIST_LENGTH 50), data/dataset/dataset.py and sequential_dataset.py"
             ),
             options={
@@ -85,12 +90,15 @@ PRESETS: dict[str, Preset] = {
                 "min_item_count": 0,
                 "user_order": "first-seen",
                 "item_order": "first-seen",
-                "split": "loo",
+                "split": "loo:recbole",
                 "max_len": 50,
                 "pad": "right",
             },
             input="a RecBole atomic .inter file (user_id:token, item_id:token, timestamp:float: found by name); any other log with --user-col/--item-col/--time-col",
-            checked="RecBole's own ml-100k.inter (recbole 1.2.1 dataset_example), with and without the ml-1m filters (tests/test_presets.py)",
+            checked=(
+                "RecBole's own ml-100k.inter (recbole 1.2.1 dataset_example), with and without the ml-1m filters; "
+                "Magazine Subscriptions, users of 1, 2 and 3 interactions included (tests/test_presets.py)"
+            ),
         ),
         Preset(
             name="sasrec",

@@ -13,6 +13,9 @@ What is checked (every check is vectorised; nothing loops over users or rows):
   counts equal the vocabulary counts; meta's counts, tie counts and length summary match; the two
   layouts agree when both are present;
 - the row accounting: rows read = rows kept + rows removed, and the steps' removed rows add up;
+- ``--split loo``, ``loo:recbole`` and ``ratio:...`` (without ``--truncate``, ``--vocab-from-train``
+  or ``--target-events``): the split files hold exactly what the rule gives on the written
+  sequences: the training items and users, and each valid/test row's user, target and history;
 - the features of meta.json ``features``: each sequence file holds one list per feature aligned with
   the items (``<name>`` and, for tokens, ``<name>_offsets`` in NPZ), indices within 0..K (K+1 with an
   ``oov_idx``), ``features/<name>.parquet`` exactly 1..K with distinct values, K and
@@ -45,10 +48,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .config import SplitOptions
 from .dataset import flat_list, read_sequences_table
-from .errors import InputError
+from .errors import ConfigError, InputError
 from .io.sources import sha256_file
 from .kernels import tie_stats
+from .kernels.splits import TEST, TRAIN, VALID, gather_ranges, loo_parts, ratio_parts, row_of
 
 __all__ = ["SCHEMAS", "VerifyReport", "verify"]
 
@@ -148,6 +153,9 @@ def _check_all(p: Path, meta: dict[str, Any], problems: _Problems, checked: dict
     if features:
         checked["features"] = sorted(features)
     checked["interactions"] = meta.get("num_interactions")
+    split = _check_split(p, meta, layouts, problems)
+    if split is not None:
+        checked["split"] = split
     _check_rows(meta, problems)
     checked["attributes"] = _check_attributes(p, meta, problems)
 
@@ -724,6 +732,81 @@ def _check_same(layouts: dict[str, dict[str, Any]], problems: _Problems) -> None
         )
         if not same:
             problems.add(f"sequences.parquet and sequences.npz differ in feature {key}; {_FIX}")
+
+
+# --------------------------------------------------------------------------------------------------
+# The per-user splits, re-derived from the sequences
+
+
+def _check_split(p: Path, meta: dict[str, Any], layouts: dict[str, dict[str, Any]], problems: _Problems) -> str | None:
+    """``--split loo``, ``loo:recbole`` and ``ratio:...``: the split files hold exactly the split the
+    rule gives on the written sequences (train items, valid/test users, targets and histories of at
+    most ``--max-len`` items). Returns what was checked, or why the split could not be re-derived."""
+    info = meta.get("split")
+    opts = (meta.get("options") or {}).get("split") or {}
+    if not isinstance(info, dict) or info.get("rule") not in ("loo", "ratio") or not layouts:
+        return None
+    text = opts.get("split")
+    targets = ((meta.get("options") or {}).get("event") or {}).get("target_events")
+    why = [f for f, on in (("--truncate", opts.get("truncate")), ("--vocab-from-train", opts.get("vocab_from_train")), ("--target-events", targets)) if on]
+    if why:
+        return f"{text}: not re-derived ({', '.join(why)}: the written sequences are not those the split was decided on)"
+    try:
+        so = SplitOptions(split=text).validate()
+    except ConfigError:
+        problems.add(f"meta.json options.split.split {text!r} is not a split rule; {_FIX}")
+        return None
+    seq = next(iter(layouts.values()))
+    offsets = np.asarray(seq["offsets"], dtype=np.int64)
+    items = np.asarray(seq["items"])
+    if len(offsets) == 0 or offsets[-1] != len(items):
+        return None  # the sequence checks report it
+    if so.rule == "ratio":
+        part = ratio_parts(offsets, so.ratio_cuts)  # type: ignore[arg-type]
+    else:
+        part = loo_parts(offsets, valid_min_len=4 if so.loo_variant == "recbole" else None)
+    row = row_of(offsets)
+    max_len = opts.get("max_len")
+    train_rows = np.bincount(row[part == TRAIN], minlength=len(offsets) - 1)
+    want: dict[str, tuple[np.ndarray, ...]] = {"train": (np.flatnonzero(train_rows > 0), items[part == TRAIN])}
+    for name, code in (("valid", VALID), ("test", TEST)):
+        pos = np.flatnonzero(part == code)
+        length = pos - offsets[row[pos]]
+        if max_len is not None:
+            length = np.minimum(length, int(max_len))
+        _, hist = gather_ranges(pos - length, length)
+        want[name] = (row[pos], items[pos], length, items[hist])
+    checked = []
+    for ext in ("parquet", "npz"):
+        if not all((p / f"{name}.{ext}").is_file() for name in want):
+            continue
+        for name, expected in want.items():
+            try:
+                got = _load_split_file(p / f"{name}.{ext}", name)
+            except (*_READ_ERRORS, KeyError) as e:
+                problems.add(f"{name}.{ext} is unreadable ({_one_line(e)}); {_FIX}")
+                continue
+            what = ("users", "items") if name == "train" else ("users", "targets", "history lengths", "histories")
+            for label, a, b in zip(what, got, expected):
+                if not np.array_equal(np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)):
+                    problems.add(f"{name}.{ext}: its {label} are not those --split {text} gives on the sequences; {_FIX}")
+                    break
+        checked.append(ext)
+    return f"{text}: re-derived from the sequences ({', '.join(checked) or 'no split files'})"
+
+
+def _load_split_file(path: Path, name: str) -> tuple[np.ndarray, ...]:
+    """(users, items) of a train file; (users, targets, history lengths, histories) of valid/test."""
+    if path.suffix == ".npz":
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
+            if name == "train":
+                return z["user_idx"], z["items"]
+            return z["user_idx"], z["target"], np.diff(z["history_offsets"]), z["history"]
+    table = pq.read_table(path)
+    if name == "train":
+        return table["user_idx"].to_numpy(), flat_list(table["items"], nulls=False)[1]
+    h_offsets, history = flat_list(table["history"], nulls=False)
+    return table["user_idx"].to_numpy(), table["target"].to_numpy(), np.diff(h_offsets), history
 
 
 def _check_rows(meta: dict[str, Any], problems: _Problems) -> None:

@@ -515,10 +515,10 @@ def test_dask_refuses_options_it_does_not_implement_yet(tmp_path):
     """The Dask engine never silently ignores a reuse or stream option."""
     path = tmp_path / "r.csv"
     path.write_text("user,item,ts\n1,2,3\n")
-    r = CliRunner().invoke(cli, ["build", str(path), "-o", str(tmp_path / "o"), "--engine", "dask", "--min-user-count", "2", "--split", "days:1", "--vocab-from-train", "--event-col", "ev", "--target-events", "buy", "--kcore-on", "target", "--export", "srgnn"])
+    r = CliRunner().invoke(cli, ["build", str(path), "-o", str(tmp_path / "o"), "--engine", "dask", "--min-user-count", "2", "--split", "days:1", "--vocab-from-train", "--event-col", "ev", "--target-events", "buy", "--kcore-on", "target", "--export", "srgnn", "--time-feature", "delta"])
     assert r.exit_code == 1
     assert r.stderr == (
-        "Error: --engine dask does not support --vocab-from-train, --export srgnn yet; run this build with --engine local\n"
+        "Error: --engine dask does not support --vocab-from-train with --time-feature yet; run this build with --engine local\n"
     )
     assert not (tmp_path / "o").exists()
 

@@ -450,6 +450,140 @@ def test_option_errors_are_the_local_ones(options, tmp_path, scheduler):
     assert not (tmp_path / "d").exists()
 
 
+# The per-user split rules of issue 16 (RecBole's leave-one-out, Caser's 70/10/20), decided per part
+PER_USER_SPLITS = {
+    "loo_recbole_negatives_exports": dict(split="loo:recbole", eval_negatives=3, max_len=4, exports=("sasrec", "recbole"), formats=("parquet", "npz")),
+    "ratio_windows_popularity": dict(split="ratio:0.7,0.1,0.2", windows="3:2", eval_negatives=2, negatives="popularity", max_len=3, formats=("parquet", "npz")),
+    "ratio_no_valid_truncate": dict(split="ratio:0.8,0,0.2", max_len=2, truncate=True, exports=("seqlines",), min_user_count=4),
+    "ratio_events_sequence_order": dict(split="ratio:0.5,0.25,0.25", event_col="event", target_events=("buy", "cart"), item_order="sequence", windows="2:1"),
+}
+
+
+@pytest.mark.parametrize("case", list(PER_USER_SPLITS))
+def test_per_user_splits_match_local_byte_for_byte(case, tmp_path, scheduler):
+    path = tmp_path / "log.csv"
+    path.write_text(_rich_log(len(case)))
+    options = PER_USER_SPLITS[case]
+    local, dask = tmp_path / "local" / "out", tmp_path / "dask" / "out"
+    seqprep.build(path, local, **options)
+    res = seqprep.build(path, dask, engine="dask", scheduler=scheduler, **SMALL, **options)
+    assert res.meta["engine"]["output_parts"] > 1 and res.meta["engine"]["input_partitions"] > 1
+    assert_same_folders(local, dask)
+    # meta.json records the split files as finished (their sizes and hashes), and verify re-derives the split
+    for folder in (local, dask):
+        report = seqprep.verify(folder)
+        assert report.ok, report.problems
+    assert "re-derived" in report.to_dict()["checked"]["split"] or "not re-derived (--target-events" in report.to_dict()["checked"]["split"]
+
+
+# --- --vocab-from-train: one range-based fit (steps.train_fit) on every engine ---------------------
+
+
+def _train_log(seed: int, n: int = 1500, day: int = 1) -> str:
+    """A log where held-out rows often hold items (and feature values) no training row holds: many
+    items, rare genres, timestamps ``day * k`` (``day=20000``: the rows span days, for ``days:N``)."""
+    rng = random.Random(seed)
+    lines = ["userId,movieId,rating,timestamp,event,price,genre"]
+    for _ in range(n):
+        u, i = rng.randint(1, 50), rng.randint(1, 900)
+        event = rng.choice(["view", "view", "cart", "buy", ""])
+        price = rng.choice(["", "0", "1.5", "3", "10", str(i % 53)])
+        genre = rng.choice(["a", "b", "", f"g{i % 211}"])
+        lines.append(f"u{u},{i},{rng.randint(1, 10) / 2},{day * rng.randint(0, 400)},{event},{price},{genre}")
+    return "\n".join(lines) + "\n"
+
+
+TRAIN_FIT = {
+    "loo_negatives_npz": dict(split="loo", eval_negatives=2, formats=("parquet", "npz")),
+    "loo_first_seen_users": dict(split="loo", user_order="first-seen", max_len=3, exports=("sasrec", "recbole")),
+    "time_first_seen_both": dict(split="time:0.6,0.8", item_order="first-seen", user_order="first-seen", windows="2:1"),
+    "time_bounds_id_sessions": dict(split="time", valid_from=200, test_from=300, item_order="id", session_gap=30),
+    "users_truncate_popularity": dict(
+        split="users:0.5,0.25,0.25", min_user_count=2, max_len=3, truncate=True, eval_negatives=2, negatives="popularity"
+    ),
+    "features_first_seen": dict(features=("genre", "price:num", "userId:cat"), split="loo", item_order="first-seen", max_len=3),
+    "features_events_targets": dict(
+        event_col="event", target_events=("buy", "cart"), features=("price:cat", "genre"), split="loo", eval_negatives=2, exports=("recbole",)
+    ),
+    "sequence_order_events": dict(event_col="event", features=("genre",), item_order="sequence", split="users:0.5,0.25,0.25"),
+    "days_sequence_date_srgnn": dict(split="days:3", item_order="sequence", user_order="date", exports=("srgnn",), log=dict(day=20000)),
+}
+
+
+def _digests(folder: Path) -> dict[str, object]:
+    from tests.test_memory_limit_equivalence import tree_digest
+
+    return tree_digest(folder)
+
+
+@pytest.mark.parametrize("case", list(TRAIN_FIT))
+def test_vocab_from_train_same_bytes_local_memory_limit_dask(case, tmp_path, scheduler):
+    """``--vocab-from-train`` built in memory, with ``--memory-limit`` and on Dask: every output byte
+    the same (the held-out rows of unseen items really are dropped, the parts really reordered)."""
+    options = {"vocab_from_train": True, **TRAIN_FIT[case]}
+    path = tmp_path / "log.csv"
+    path.write_text(_train_log(len(case), **options.pop("log", {})))
+    local, spilled, dask = (tmp_path / k / "out" for k in ("local", "spilled", "dask"))
+    seqprep.build(path, local, **options)
+    seqprep.build(path, spilled, memory_limit=1, block_size="1KiB", **options)
+    res = seqprep.build(path, dask, engine="dask", scheduler=scheduler, **SMALL, **options)
+    assert res.meta["engine"]["output_parts"] > 1 and res.meta["engine"]["input_partitions"] > 1
+    step = next(s for s in res.meta["steps"] if s["step"] == "vocab_from_train")
+    assert step["rows_removed"] > 0  # the case tests the drop, not only the fit
+    if "features" in options:
+        assert any(f.get("unseen", 0) > 0 for f in res.meta["features"].values())
+    want = _digests(local)
+    got = _digests(spilled)
+    want["meta.json"]["options"].pop("resources", None), got["meta.json"]["options"].pop("resources", None)
+    assert got == want
+    assert_same_folders(local, dask)
+
+
+def test_srgnn_preset_on_diginetica_same_bytes_on_dask(tmp_path, scheduler):
+    """``--preset srgnn`` (``--vocab-from-train``, ``--export srgnn``) on the Diginetica sample SR-GNN
+    ships: the Dask engine writes the local engine's bytes."""
+    from tests.conftest import shared_file
+
+    path = shared_file("diginetica-sample/sample_train-item-views.csv")
+    local, dask = tmp_path / "local" / "out", tmp_path / "dask" / "out"
+    seqprep.build(path, local, preset="srgnn")
+    res = seqprep.build(path, dask, preset="srgnn", engine="dask", scheduler=scheduler, part_rows=300, block_bytes=1 << 16)
+    assert res.meta["engine"]["output_parts"] > 1
+    assert (dask / "srgnn" / "train.txt").read_bytes() == (local / "srgnn" / "train.txt").read_bytes()
+    assert_same_folders(local, dask)
+
+
+def test_vocab_from_train_stream_matches_local(tmp_path, scheduler):
+    """``-o -`` with ``--vocab-from-train`` (users reordered across parts): the local stream's bytes."""
+    path = tmp_path / "log.csv"
+    path.write_text(_train_log(7))
+    options = dict(to="jsonl", split="time:0.6,0.8", vocab_from_train=True, user_order="first-seen", features=("genre",))
+    a, b = io.BytesIO(), io.BytesIO()
+    seqprep.build(path, "-", stdout=a, **options)
+    seqprep.build(path, "-", stdout=b, engine="dask", scheduler=scheduler, **SMALL, **options)
+    assert a.getvalue() == b.getvalue() and a.getvalue()
+
+
+def test_caser_preset_same_bytes_on_dask(tmp_path, scheduler):
+    """``--preset caser`` (5-core, sequence order, ``--split ratio:0.7,0.1,0.2``, ``--vocab-from-train``,
+    windows): the Dask engine writes the local engine's bytes, over several parts."""
+    rng = random.Random(5)
+    lines = ["userId,movieId,rating,timestamp"]
+    for u in range(60):
+        n = rng.randint(4, 14)
+        for k in range(n):  # a user's last row often holds an item no training row holds (items 200-203)
+            item = rng.randint(200, 203) if k == n - 1 and rng.random() < 0.5 else rng.randint(1, 40)
+            lines.append(f"{u},{item},{rng.randint(1, 5)},{rng.randint(0, 50) if k < n - 1 else 99}")
+    path = tmp_path / "log.csv"
+    path.write_text("\n".join(lines) + "\n")
+    local, dask = tmp_path / "local" / "out", tmp_path / "dask" / "out"
+    seqprep.build(path, local, preset="caser")
+    res = seqprep.build(path, dask, preset="caser", engine="dask", scheduler=scheduler, **SMALL)
+    assert res.meta["engine"]["output_parts"] > 1
+    assert next(s for s in res.meta["steps"] if s["step"] == "vocab_from_train")["rows_removed"] > 0
+    assert_same_folders(local, dask)
+
+
 # --- the options the Dask engine refused until issue 18: token lists, a categorical feature of a
 # column read as numbers, --vocab-from with features, a compressed Parquet input, URLs with
 # --where / --session-col. Each built locally and on the cluster, every byte compared.

@@ -301,6 +301,23 @@ def test_memory_limit_encodes_token_lists_of_json_lines_byte_identically(tmp_pat
         assert tree_digest(d / "spilled") == tree_digest(d / "memory")
 
 
+# The per-user split rules of issue 16 (RecBole's leave-one-out, Caser's 70/10/20): every output kind
+PER_USER_SPLITS = {
+    "loo_recbole_negatives_export": {"split": "loo:recbole", "eval_negatives": 3, "max_len": 4, "exports": ("sasrec", "seqlines")},
+    "loo_recbole_vocab_from_train": {"split": "loo:recbole", "vocab_from_train": True, "windows": "2:1"},
+    "ratio_windows_negatives": {"split": "ratio:0.7,0.1,0.2", "windows": "3:2", "eval_negatives": 2, "negatives": "popularity", "max_len": 3},
+    "ratio_no_valid_truncate": {"split": "ratio:0.8,0,0.2", "max_len": 2, "truncate": True, "exports": ("seqlines",)},
+    "ratio_vocab_from_train_sequence": {"split": "ratio:0.6,0.2,0.2", "vocab_from_train": True, "item_order": "sequence", "features": ["kind"]},
+    "ratio_events": {"split": "ratio:0.5,0.25,0.25", "event_col": "kind", "target_events": ("buy", "cart"), "windows": "2:1"},
+}
+
+
+@pytest.mark.parametrize("case", list(PER_USER_SPLITS))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_memory_limit_runs_the_per_user_splits_byte_identically(case, seed, tmp_path):
+    _same(tmp_path, PER_USER_SPLITS[case], _log(seed))
+
+
 # the options issue 18 brought to the Dask engine (tests/test_dask_options.py), here under --memory-limit
 FEATURE_REUSE = {
     "event_of_numbers": ({}, {"features": ["price:num"], "event_col": "price", "split": "loo"}),

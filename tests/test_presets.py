@@ -26,6 +26,7 @@ BEAUTY = "published/bert4rec/beauty.txt"
 ML100K = "ml-100k/u.data"
 ML100K_RECBOLE = "ml-100k-recbole/ml-100k.inter"
 CASER_TEST = "published/caser/ml1m_test_test.txt"
+CASER_VALID = "published/caser/ml1m_validation_test.txt"
 MAGAZINE_COLUMNS = {
     "names": ("item", "user", "rating", "ts"),
     "user_col": "user",
@@ -260,41 +261,71 @@ def test_bert4rec_preset_equals_the_rules_on_magazine_subscriptions(tmp_path):
     assert m["split"]["rule"] == "loo" and m["split"]["sizes"]["test"]["rows"] == 635
 
 
+def ratio_cut(n, f_train, f_valid):
+    """(train end, valid end) of a user of n interactions: ceil(n * TRAIN), ceil(n * (TRAIN + VALID)),
+    in exact integers (fractions as tenths)."""
+    return -((-n * f_train) // 10), -((-n * (f_train + f_valid)) // 10)
+
+
 @pytest.mark.real_data
 def test_caser_preset_equals_interactions_py_on_ml100k(tmp_path):
-    """5-core, then the file Caser reads (users ascending, each in stable time order) through
-    interactions.py's rules: the same windows (each user's in the opposite order) and test sequences."""
+    """5-core, each user's first 70% (time order) as the train.txt Caser reads (users ascending),
+    the next 10% valid, the last 20% test; interactions.py on that file: the same ids, the same
+    windows (each user's in the opposite order), and its test sequences are the histories of the
+    users' first valid rows; every valid/test target as cut, less those --vocab-from-train drops."""
+    import pyarrow.parquet as pq
+
     d = pd.read_csv(shared_file(ML100K), sep="\t", header=None, names=["u", "i", "r", "t"])
     d["line"] = np.arange(len(d))
     while (bad := (d.u.map(d.u.value_counts()) < 5) | (d.i.map(d.i.value_counts()) < 5)).any():
         d = d[~bad]
     f = d.sort_values(["u", "t", "line"], kind="stable")
-    xs, ys, us, tests, users, items = caser_windows(f.u.tolist(), f.i.tolist())
+    k, n = f.groupby("u").cumcount().to_numpy(), f.u.map(f.u.value_counts()).to_numpy()
+    a, b = ratio_cut(n, 7, 1)
+    tr, va, te = f[k < a], f[(k >= a) & (k < b)], f[k >= b]
+    xs, ys, us, tests, users, items = caser_windows(tr.u.tolist(), tr.i.tolist())
     res = seqprep.build(
-        shared_file(ML100K), tmp_path / "o", preset="caser", formats=("npz",), names=("user", "item", "rating", "ts")
+        shared_file(ML100K), tmp_path / "o", preset="caser", formats=("npz", "parquet"), names=("user", "item", "rating", "ts")
     )
-    assert res.users.ids.to_pylist() == users and res.items.ids.to_pylist() == items
+    assert res.users.ids.to_pylist() == users and res.items.ids.to_pylist() == items  # numbered on train.txt
     w = np.load(tmp_path / "o" / "windows.npz")
     for u in (0, 1, 500, len(users) - 1):  # each user's windows: seqprep oldest first, Caser newest first
         assert (w["inputs"][w["users"] == u][::-1] == xs[us == u]).all()
         assert (w["targets"][w["users"] == u][::-1] == ys[us == u]).all()
     order = np.lexsort((-np.arange(len(w["users"])), w["users"]))  # every user's windows newest first
     assert (w["inputs"][order] == xs).all() and (w["targets"][order] == ys).all() and (w["users"][order] == us).all()
-    assert (np.load(tmp_path / "o" / "sequences.npz")["padded"] == tests).all()  # --max-len 5: Caser's test sequences
-    assert (res.meta["num_users"], res.meta["num_items"], res.meta["windows"]["windows"]) == (943, 1349, 92686)
+    item_id = {x: j + 1 for j, x in enumerate(items)}
+    for name, part in (("valid", va), ("test", te)):
+        got = pq.read_table(tmp_path / "o" / f"{name}.parquet").to_pandas()
+        kept = part[part.i.isin(item_id)]  # --vocab-from-train: items never in training leave
+        assert got.target.tolist() == [item_id[x] for x in kept.i] and got.user_idx.tolist() == (kept.u - 1).tolist()
+        if name == "valid":  # --max-len 5: a user's first valid history is interactions.py's test sequence
+            first = got.groupby("user_idx").head(1)
+            assert all(list(h) == list(s) for h, s in zip(first.history, tests))
+    m = res.meta
+    assert (m["num_users"], m["num_items"], m["windows"]["windows"]) == (943, 1348, 63317)  # measured; = the reference's
+    assert (len(va), len(te), m["steps"][-1]["rows_removed"]) == (9872, 19497, 5)
+    assert m["split"]["rule"] == "ratio" and m["windows"]["source"] == "train"
 
 
 @pytest.mark.real_data
 def test_caser_rules_on_its_own_ml1m_file_and_the_short_row_quirk(tmp_path):
-    """Caser's test part read as the training file it has the layout of (time order = file order): ids
-    and windows as interactions.py makes them, except the users of T = 3 rows or fewer, to whom
-    interactions.py gives one window of padding inputs and seqprep none."""
+    """Caser's test part read as the training file it has the layout of (time order = file order), no
+    split: ids and windows as interactions.py makes them, except the users of T = 3 rows or fewer, to
+    whom interactions.py gives one window of padding inputs and seqprep none."""
     c = pd.read_csv(shared_file(CASER_TEST), sep=" ", header=None, names=["user", "item", "rating"])
     c["line"] = np.arange(len(c))
     c.to_csv(tmp_path / "caser.csv", index=False)
     xs, ys, us, tests, users, items = caser_windows(c.user.tolist(), c.item.tolist())
     res = seqprep.build(
-        tmp_path / "caser.csv", tmp_path / "o", preset="caser", time_col="line", min_user_count=0, min_item_count=0
+        tmp_path / "caser.csv",
+        tmp_path / "o",
+        preset="caser",
+        time_col="line",
+        min_user_count=0,
+        min_item_count=0,
+        split=None,
+        vocab_from_train=False,
     )
     assert res.users.ids.to_pylist() == users and res.items.ids.to_pylist() == items
     short = (xs == 0).all(axis=1)  # rows of 3: inputs all padding
@@ -303,6 +334,39 @@ def test_caser_rules_on_its_own_ml1m_file_and_the_short_row_quirk(tmp_path):
     order = np.lexsort((-np.arange(len(w["users"])), w["users"]))
     assert (w["inputs"][order] == xs[~short]).all() and (w["targets"][order] == ys[~short]).all()
     assert (res.meta["num_users"], res.meta["num_items"], len(w["users"])) == (6040, 3401, 158746)
+
+
+@pytest.mark.real_data
+def test_caser_published_parts_fit_the_ratio_cut():
+    """What Caser's published ML-1M parts can tell of the split (its train.txt files and ratings.dat
+    are not here): per user the validation part (the 10%) and test part (the 20%) have sizes that
+    --split ratio:0.7,0.1,0.2 gives for some n, for every one of the 6,040 users, and the n they
+    allow add up to a range holding 999,611 (ML-1M's 5-core, as SASRec's ml-1m.txt has it). Other
+    roundings fail: floor for 556 users (Python's int(0.7 * n)), round-half-up and RecBole's RS
+    rule on the total or on users."""
+    from seqprep.kernels.splits import ratio_parts
+
+    t = pd.read_csv(shared_file(CASER_TEST), sep=" ", header=None, names=["u", "i", "r"]).groupby("u").size()
+    v = pd.read_csv(shared_file(CASER_VALID), sep=" ", header=None, names=["u", "i", "r"]).groupby("u").size()
+    assert len(t) == len(v) == 6040 and (t.min(), t.max(), v.min(), v.max()) == (3, 455, 2, 228)
+    n = np.arange(1, 5000)
+    part = ratio_parts(np.r_[0, np.cumsum(n)], (7, 8, 10))  # seqprep's kernel on users of 1..4999 interactions
+    users = np.repeat(np.arange(len(n)), n)
+    sizes = {
+        "ratio": (np.bincount(users[part == 1], minlength=len(n)), np.bincount(users[part == 2], minlength=len(n))),
+        "floor": ((n * 8) // 10 - (n * 7) // 10, n - (n * 8) // 10),
+        "python_int": ((0.8 * n).astype(int) - (0.7 * n).astype(int), n - (0.8 * n).astype(int)),
+        "round_half_up": ((16 * n + 10) // 20 - (14 * n + 10) // 20, n - (16 * n + 10) // 20),
+        "recbole_rs": ((n * 1) // 10, (n * 2) // 10),
+    }
+    fits = {}
+    for rule, (valid, test) in sizes.items():
+        allowed = pd.DataFrame({"v": valid, "t": test, "n": n}).groupby(["v", "t"]).n.agg(["min", "max"])
+        got = allowed.reindex(pd.MultiIndex.from_arrays([v.reindex(t.index).to_numpy(), t.to_numpy()]))
+        fits[rule] = (int(got["min"].notna().sum()), got["min"].sum(), got["max"].sum())
+    assert fits["ratio"] == (6040, 993608, 1005823) and 993608 <= 999611 <= 1005823
+    assert fits["floor"][0] == 6040 - 618 and fits["python_int"][0] == 6040 - 556 and fits["recbole_rs"][0] == 3669
+    assert fits["round_half_up"][0] == 6040 and fits["round_half_up"][2] == 994892 < 999611  # every user, not the total
 
 
 @pytest.mark.real_data
@@ -337,24 +401,28 @@ def test_recbole_preset_with_the_ml1m_filters(tmp_path):
 
 
 @pytest.mark.real_data
-def test_recbole_three_row_users_are_the_one_difference(tmp_path):
-    """RecBole holds out min(2, rows - 1) of a user's rows - 1: with 3 rows, one test row and no valid
-    row; seqprep's loo makes the second a valid target. On Magazine Subscriptions (many short users)
-    that is the only difference."""
+def test_recbole_preset_equals_recbole_on_every_row_users_of_three_included(tmp_path):
+    """RecBole holds out min(2, rows - 1) of a user's n - 1 augmented rows: with 3 interactions one
+    test row and no valid row (``--split loo:recbole``). On Magazine Subscriptions (many short users,
+    no filter) every training, valid and test row is RecBole's."""
     path = shared_file(MAGAZINE)
     d = pd.read_csv(
         path, header=None, names=["item_id", "user_id", "rating", "timestamp"], dtype={"item_id": str, "user_id": str}
     )
     res = seqprep.build(path, tmp_path / "o", preset="recbole", **MAGAZINE_COLUMNS)
     *_, train, valid, test = recbole_reference(d)
-    got_train, got_valid, got_test = seqprep_rows(tmp_path / "o")
     assert res.meta["num_interactions"] == len(d)  # the preset filters nothing
-    assert got_test == test
-    extra = Counter(got_valid) - Counter(valid)  # seqprep's valid rows RecBole has not
-    assert not Counter(valid) - Counter(got_valid) and not Counter(got_train) - Counter(train)
-    assert Counter(train) - Counter(got_train) == extra  # ... which RecBole trains on instead
-    assert extra.total() == (d.user_id.value_counts() == 3).sum() > 0  # one per user of 3 rows
-    assert all(len(h) == 1 for _, h, _ in extra)  # each is such a user's second row
+    assert seqprep_rows(tmp_path / "o") == (train, valid, test)
+    assert (len(train), len(valid), len(test)) == (13219, 1280, 3092)  # measured; = the reference's
+    per_user = d.user_id.value_counts()
+    split = res.meta["split"]
+    assert split["variant"] == "recbole" and split["test_only_users"] == (per_user == 3).sum() == 1812
+    assert split["train_only_users"] == (per_user < 3).sum()
+    # with --split loo instead, exactly the users of 3 differ: their second row is valid, not training
+    seqprep.build(path, tmp_path / "loo", preset="recbole", split="loo", **MAGAZINE_COLUMNS)
+    got_train, got_valid, got_test = seqprep_rows(tmp_path / "loo")
+    extra = Counter(got_valid) - Counter(valid)
+    assert got_test == test and Counter(train) - Counter(got_train) == extra and extra.total() == 1812
 
 
 @pytest.mark.real_data
@@ -467,8 +535,8 @@ def test_unknown_preset_names_the_presets(tmp_path):
     ("extra", "message"),
     [
         (
-            {"engine": "dask"},
-            "--engine dask does not support --vocab-from-train, --export srgnn yet; run this build with --engine local",
+            {"engine": "dask", "time_features": ("delta",)},
+            "--engine dask does not support --vocab-from-train with --time-feature yet; run this build with --engine local",
         ),
     ],
 )

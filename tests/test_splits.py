@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from fractions import Fraction
+from math import ceil
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ from seqprep.kernels.splits import (
     gather_ranges,
     held_out_positions,
     loo_parts,
+    ratio_parts,
     sample_negatives,
     sliding_windows,
     tail_ranges,
@@ -53,6 +56,82 @@ def test_loo_parts_matches_reference(lengths):
     for n in lengths:
         expected += [0] * n if n < 3 else [0] * (n - 2) + [1, 2]
     assert loo_parts(_offsets(lengths)).tolist() == expected
+
+
+def _recbole_parts(n: int) -> list[int]:
+    """RecBole 1.2.1 on one user of n interactions, as its code reads: data augmentation makes one
+    row per later position (n - 1 rows, target positions 1..n-1); _split_index_by_leave_one_out
+    holds out legal = min(2, rows - 1) of them: the last legal rows go to [valid, test][-legal:]."""
+    part = [0] * n
+    rows = list(range(1, n))
+    legal = min(2, len(rows) - 1)
+    if legal > 0:
+        for k, code in zip(rows[len(rows) - legal :], [1, 2][-legal:]):
+            part[k] = code
+    return part
+
+
+@settings(deadline=None)
+@given(lengths_st)
+def test_loo_recbole_matches_recboles_leave_one_out(lengths):
+    expected = [p for n in lengths for p in _recbole_parts(n)]
+    assert loo_parts(_offsets(lengths), valid_min_len=4).tolist() == expected
+    # the one difference with loo: users of exactly 3 interactions have no valid position
+    plain = loo_parts(_offsets(lengths)).tolist()
+    rows_of_3 = {p for row, n in zip(_rows(lengths), lengths) if n == 3 for p in row}
+    assert [e for k, e in enumerate(expected) if k not in rows_of_3] == [e for k, e in enumerate(plain) if k not in rows_of_3]
+
+
+def _ratio_reference(n: int, f_train: Fraction, f_valid: Fraction) -> list[int]:
+    a, b = ceil(n * f_train), ceil(n * (f_train + f_valid))
+    return [0] * a + [1] * (b - a) + [2] * (n - b)
+
+
+FRACTIONS = [(Fraction(7, 10), Fraction(1, 10)), (Fraction(4, 5), Fraction(0)), (Fraction(1, 3), Fraction(1, 3)), (Fraction(1), Fraction(0))]
+
+
+@settings(deadline=None)
+@given(st.lists(st.integers(0, 40), min_size=1, max_size=12), st.sampled_from(FRACTIONS))
+def test_ratio_parts_match_reference(lengths, fractions):
+    f_train, f_valid = fractions
+    d = (f_train + f_valid).denominator * f_train.denominator
+    cuts = (int(f_train * d), int((f_train + f_valid) * d), d)
+    part = ratio_parts(_offsets(lengths), cuts).tolist()
+    assert part == [p for n in lengths for p in _ratio_reference(n, f_train, f_valid)]
+    for row in _rows(lengths):  # leakage: in a row, no TRAIN after a VALID or TEST, no VALID after a TEST
+        codes = [part[p] for p in row]
+        assert codes == sorted(codes)
+
+
+@st.composite
+def rows_with_targets(draw):
+    lengths = draw(lengths_st)
+    targets = draw(st.lists(st.booleans(), min_size=sum(lengths), max_size=sum(lengths)))
+    return lengths, np.array(targets, dtype=bool)
+
+
+@settings(deadline=None)
+@given(rows_with_targets(), st.sampled_from(FRACTIONS))
+def test_target_events_split_only_targets(data, fractions):
+    """With --target-events, the per-user rules count target positions only; a position that is not
+    a target is never VALID/TEST, TRAIN before the first held-out target, HELD_OUT after it."""
+    lengths, targets = data
+    off = _offsets(lengths)
+    f_train, f_valid = fractions
+    cuts = (int(f_train * 30), int((f_train + f_valid) * 30), 30)
+    ratio = ratio_parts(off, cuts, targets)
+    recbole = loo_parts(off, targets=targets, valid_min_len=4)
+    for row in _rows(lengths):
+        tpos = [p for p in row if targets[p]]
+        ref = _ratio_reference(len(tpos), f_train, f_valid)
+        assert [ratio[p] for p in tpos] == ref
+        ref_loo = _recbole_parts(len(tpos))
+        assert [recbole[p] for p in tpos] == ref_loo
+        for part, codes in ((ratio, ref), (recbole, ref_loo)):
+            held = [p for p, c in zip(tpos, codes) if c]
+            for p in row:
+                if not targets[p]:
+                    assert part[p] == (3 if held and p > held[0] else 0)
 
 
 @st.composite
@@ -242,13 +321,13 @@ def _check_split(out: Path, rule: str, *, dropped: bool = False):
                 assert all(t < ts for t in hist_ts)
                 assert len(hist) == sum(t < ts for t in times[u])
                 assert ts >= parts_bounds(out)[0]
-            if rule in ("loo", "users"):  # the target comes right after its history
+            if rule in ("loo", "users", "ratio"):  # the target comes right after its history
                 assert seq[len(hist)] == (tgt, ts)
-                if not dropped:
+                if not dropped and rule != "ratio":
                     assert len(hist) == len(seq) - (1 if name == "test" or rule == "users" else 2)
     train_rows = Counter((u, i, t) for u, s in train.items() for i, t in s)
     all_rows = Counter((u, i, t) for u, s in seqs.items() for i, t in s)
-    if rule in ("loo", "time"):
+    if rule in ("loo", "time", "ratio"):
         assert train_rows + targets == all_rows  # an exact partition of the kept interactions
         for u, s in train.items():  # train holds a prefix of each sequence
             assert s == seqs[u][: len(s)]
@@ -270,7 +349,36 @@ SPLITS = [
     dict(split="time", valid_from="3", test_from="5"),
     dict(split="time:0.5,0.75"),
     dict(split="users:0.5,0.25,0.25", seed=7),
+    dict(split="loo:recbole"),
+    dict(split="ratio:0.6,0.2,0.2"),
+    dict(split="ratio:0.8,0,0.2"),
 ]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(row_st, min_size=1, max_size=40), st.sampled_from(["loo:recbole", "ratio:0.7,0.1,0.2", "ratio:0.5,0.5,0"]))
+def test_per_user_rules_cut_each_user_as_documented(tmp_path_factory, rows, split):
+    """Per user of n interactions: loo:recbole holds out the last (test, n >= 3) and the second-last
+    (valid, n >= 4); ratio:T,V,E gives train the first ceil(n*T), valid up to ceil(n*(T+V))."""
+    tmp = tmp_path_factory.mktemp("peruser")
+    (tmp / "log.csv").write_text(_csv(rows))
+    res = seqprep.build(tmp / "log.csv", tmp / "out", split=split)
+    counts = Counter(u for u, _, _ in rows)
+    got = {name: Counter(r["user_id"] for r in _table(tmp / "out", name)) for name in ("valid", "test")}
+    train = {r["user_id"]: len(r["items"]) for r in _table(tmp / "out", "train")}
+    for u, n in counts.items():
+        if split == "loo:recbole":
+            want = (n - (n >= 3) - (n >= 4), int(n >= 4), int(n >= 3))
+        else:
+            f = [Fraction(x) for x in split.split(":")[1].split(",")]
+            a, b = ceil(n * f[0]), ceil(n * (f[0] + f[1]))
+            want = (a, b - a, n - b)
+        assert (train.get(u, 0), got["valid"][u], got["test"][u]) == want
+    info = res.meta["split"]
+    if split == "loo:recbole":
+        assert (info["rule"], info["variant"], info["test_only_users"]) == ("loo", "recbole", sum(n == 3 for n in counts.values()))
+    else:
+        assert info["rule"] == "ratio" and info["fractions"] == [float(x) for x in split.split(":")[1].split(",")]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -446,19 +554,25 @@ def run(*args: str):
 
 
 CLI_ERRORS = [
-    (["--split", "random"], "Error: --split 'random' is not a split rule; use loo, time (with --valid-from/--test-from), time:Q1,Q2, users:TRAIN,VALID,TEST or days:N"),
+    (["--split", "random"], "Error: --split 'random' is not a split rule; use loo, loo:recbole, time (with --valid-from/--test-from), time:Q1,Q2, users:TRAIN,VALID,TEST, ratio:TRAIN,VALID,TEST or days:N"),
+    (["--split", "loo:sasrec"], "Error: --split 'loo:sasrec': loo takes no parameters but the variant recbole; use --split loo or --split loo:recbole"),
+    (["--split", "ratio:0.7,0.2"], "Error: --split 'ratio:0.7,0.2': give three fractions TRAIN,VALID,TEST (TRAIN > 0) that sum to exactly 1, as in --split ratio:0.7,0.1,0.2"),
+    (["--split", "ratio:0.7,0.1,0.1"], "Error: --split 'ratio:0.7,0.1,0.1': give three fractions TRAIN,VALID,TEST (TRAIN > 0) that sum to exactly 1, as in --split ratio:0.7,0.1,0.2"),
+    (["--split", "ratio:0,0.5,0.5"], "Error: --split 'ratio:0,0.5,0.5': give three fractions TRAIN,VALID,TEST (TRAIN > 0) that sum to exactly 1, as in --split ratio:0.7,0.1,0.2"),
+    (["--split", "ratio:a,b,c"], "Error: --split 'ratio:a,b,c': 'a,b,c' is not a comma-separated list of numbers; e.g. --split ratio:0.7,0.1,0.2"),
+    (["--split", "ratio"], "Error: --split 'ratio': '' is not a comma-separated list of numbers; e.g. --split ratio:0.7,0.1,0.2"),
     (["--split", "time"], "Error: --split time needs --valid-from T1 and --test-from T2 (epoch or ISO date), or quantiles as in --split time:0.8,0.9"),
     (["--split", "time:0.9,0.8"], "Error: --split 'time:0.9,0.8': give two quantiles 0 < Q1 <= Q2 < 1, as in --split time:0.8,0.9"),
     (["--split", "users:0.8,0.1"], "Error: --split 'users:0.8,0.1': give three fractions that sum to 1, as in --split users:0.8,0.1,0.1"),
     (["--split", "users:a,b,c"], "Error: --split 'users:a,b,c': 'a,b,c' is not a comma-separated list of numbers; e.g. --split users:0.8,0.1,0.1"),
-    (["--split", "loo:1"], "Error: --split 'loo:1': loo takes no parameters; use --split loo"),
+    (["--split", "loo:1"], "Error: --split 'loo:1': loo takes no parameters but the variant recbole; use --split loo or --split loo:recbole"),
     (["--valid-from", "3"], "Error: --valid-from and --test-from only apply to --split time; add --split time or drop them"),
     (["--split", "time", "--valid-from", "5", "--test-from", "2"], "Error: --test-from 2 comes before --valid-from 5; swap them"),
     (["--split", "time", "--valid-from", "soon", "--test-from", "2"], "Error: --valid-from 'soon' is neither an epoch number nor an ISO-8601 date; pass e.g. --valid-from 2019-01-01 or --valid-from 1546300800"),
     (["--split", "time", "--valid-from", "nan", "--test-from", "2"], "Error: --valid-from 'nan' is not a finite time; pass an epoch number or an ISO-8601 date"),
     (["--truncate"], "Error: --truncate needs --max-len N (how many of the most recent items to keep)"),
-    (["--vocab-from-train"], "Error: --vocab-from-train needs a split; add --split loo, time or users"),
-    (["--eval-negatives", "5"], "Error: --eval-negatives needs valid/test rows; add --split loo, time or users"),
+    (["--vocab-from-train"], "Error: --vocab-from-train needs a split; add --split loo, time, users or ratio"),
+    (["--eval-negatives", "5"], "Error: --eval-negatives needs valid/test rows; add --split loo, time, users or ratio"),
     (["--windows", "5"], "Error: --windows '5' is not L:T with two positive integers; e.g. --windows 5:3 (Caser's L and T)"),
     (["--split", "time:0.5,0.6", "--valid-from", "1"], "Error: --split time:Q1,Q2 and --valid-from/--test-from both set the bounds; give only one of them"),
 ]
@@ -551,3 +665,37 @@ def test_build_negatives_are_never_seen_by_the_user(tmp_path_factory, rows, opts
 def _user_sets(res):
     off, items = res.sequences.offsets, res.sequences.items
     return range(len(off) - 1), [items[off[u] : off[u + 1]].tolist() for u in range(len(off) - 1)]
+
+
+# ------------------------------------------------------------------------------------------------
+# seqprep verify re-derives the per-user splits
+
+
+@pytest.mark.parametrize("split", ["loo", "loo:recbole", "ratio:0.7,0.1,0.2", "ratio:0.8,0,0.2"])
+def test_verify_rederives_the_per_user_splits(tmp_path, split):
+    from seqprep.verify import verify
+
+    rows = [(u, (u * 7 + k) % 9 + 1, k) for u in range(1, 9) for k in range(u + 1)]  # users of 2..9 rows
+    (tmp_path / "log.csv").write_text(_csv(rows))
+    seqprep.build(tmp_path / "log.csv", tmp_path / "o", split=split, max_len=3, formats=("parquet", "npz"))
+    report = verify(tmp_path / "o")
+    assert report.ok, report.problems
+    assert report.to_dict()["checked"]["split"] == f"{split}: re-derived from the sequences (parquet, npz)"
+    # meta.json claiming another rule: the files no longer hold what it gives
+    other = {"loo": "loo:recbole", "loo:recbole": "loo", "ratio:0.7,0.1,0.2": "ratio:0.6,0.2,0.2", "ratio:0.8,0,0.2": "ratio:0.7,0.1,0.2"}[split]
+    meta = json.loads((tmp_path / "o" / "meta.json").read_text())
+    meta["options"]["split"]["split"] = other
+    (tmp_path / "o" / "meta.json").write_text(json.dumps(meta))
+    problems = verify(tmp_path / "o").problems
+    assert problems and all(f"are not those --split {other} gives on the sequences" in x for x in problems)
+    assert any(x.startswith("test.parquet") or x.startswith("valid.parquet") for x in problems)
+
+
+def test_verify_says_when_a_split_cannot_be_rederived(tmp_path):
+    from seqprep.verify import verify
+
+    (tmp_path / "log.csv").write_text(LOG)
+    seqprep.build(tmp_path / "log.csv", tmp_path / "o", split="ratio:0.5,0.25,0.25", vocab_from_train=True)
+    report = verify(tmp_path / "o")
+    assert report.ok, report.problems
+    assert report.to_dict()["checked"]["split"].startswith("ratio:0.5,0.25,0.25: not re-derived (--vocab-from-train")

@@ -40,15 +40,14 @@ from ..io.buffers import read_rows
 from ..kernels import csr_offsets, fit_order, lookup, remap_table, time_order
 from ..kernels.filters import KcoreTables, dedup, kcore_pass_rounds, kcore_rounds, rating_at_least, time_window
 from ..kernels.partition import split_by_partition, user_partitions
-from ..kernels.splits import gather_ranges, row_of
 from ..kernels.vocab import first_positions, first_seen_codes
-from ..model import Column, EvalRows, Extras, Feature, Interactions, Log, Sequences
+from ..model import Column, Extras, Feature, Interactions, Log, Sequences
 from ..output.splits import SplitWriter
 from ..progress import SILENT, Progress
-from ..steps import reuse, splits
-from ..steps.counts import NEVER, CodeCounts
+from ..steps import reuse, splits, train_fit
+from ..steps.counts import CodeCounts
 from ..steps.events import event_feature, target_codes, target_positions
-from ..steps.features import encode_features, refit_on, reuse_features
+from ..steps.features import encode_features, reuse_features
 from ..steps.filters import empty_after, kcore_details, step_report, window_bounds
 from ..steps.missing import MissingCounts
 from ..steps.session_key import SessionUsers, session_users
@@ -567,15 +566,7 @@ def _joined_column(col: Column, parts: list[Column]) -> Column:
     codes = np.concatenate([p.codes for p in parts]) if parts else np.zeros(0, np.int32)  # type: ignore[misc]
     if col.kind == "text":
         return Column(col.name, "text", col.values, codes=codes)
-    return Column(col.name, col.kind, col.values, codes=codes, offsets=_joined_offsets([p.offsets for p in parts]))  # type: ignore[misc]
-
-
-def _joined_offsets(offsets: list[np.ndarray]) -> np.ndarray:
-    """The CSR offsets of consecutive pieces (each from 0) as one."""
-    if not offsets:
-        return np.zeros(1, dtype=np.int64)
-    starts = np.cumsum([0] + [int(o[-1]) for o in offsets[:-1]], dtype=np.int64)
-    return np.concatenate([np.zeros(1, dtype=np.int64)] + [np.asarray(o[1:], dtype=np.int64) + s for o, s in zip(offsets, starts)])
+    return Column(col.name, col.kind, col.values, codes=codes, offsets=train_fit.joined_offsets([p.offsets for p in parts]))  # type: ignore[misc]
 
 
 def _sorted_features(features: tuple[Feature, ...], out: dict[str, np.ndarray]) -> tuple[Feature, ...]:
@@ -653,12 +644,13 @@ def _fit_on_train(
     rows: _Kept, config: BuildConfig, steps: list[dict[str, Any]], folder: Path, limit: int, fixed: int, chunk: int, progress: Progress
 ) -> tuple[Vocabulary, Vocabulary, Sequences, np.ndarray, dict[str, Any], SessionUsers | None]:
     """``--vocab-from-train`` on the spilled rows, as :func:`seqprep.steps.splits.fit_on_train`:
-    users numbered on all kept rows, rows sorted, the split decided (on the target events); the item
-    vocabulary fitted on the TRAIN rows; held-out rows of items unseen in training dropped (step
-    ``vocab_from_train``); the ``--feature`` vocabularies refitted on the TRAIN rows of the rows left
-    (:func:`~seqprep.steps.features.refit_on`, in input order); users renumbered on the rows left,
-    whose order within each user stays the stable time order. Holds the sorted rows with their input
-    row numbers (24 bytes a kept row more than a plain build)."""
+    users numbered on all kept rows, rows sorted, the split decided (on the target events); then the
+    range steps of :mod:`seqprep.steps.train_fit` on user ranges of about ``chunk`` rows: the item
+    vocabulary fitted on the TRAIN rows, held-out rows of items unseen in training dropped (step
+    ``vocab_from_train``), users renumbered on the rows left (each user's rows in their stable time
+    order); the ``--feature`` vocabularies refitted on the TRAIN rows of the rows left
+    (:func:`~seqprep.steps.splits.refit_features`). Holds the sorted rows with their input row
+    numbers (24 bytes a kept row more than a plain build)."""
     log = rows.log
     n_users, n_items = len(log.user_ids), len(log.item_ids)
     counts = _code_counts(rows, config)
@@ -685,80 +677,70 @@ def _fit_on_train(
     part, info = splits.decide_parts(offsets1, out["time"], config.split, log.time_unit, target_positions(sorted1, config.event), dates)
     del sorted1
     assert part is not None
-    train = splits.training_rows(part)
-    if config.item_order == "sequence":
-        items, iidx = _items_in_sequence_order(out.pop("item"), log, rows=train)
-    else:
-        codes = out.pop("item") - ITEM_START
-        item_counts = np.bincount(codes[train], minlength=n_items).astype(np.int64)
-        item_first = _first_rows(codes[train], out["row"][train], n_items) if config.item_order == "first-seen" else None
-        items, item_chosen = vocabulary_from_counts(item_counts, log.item_ids, config.item_order, item_first, ITEM_START)
-        iidx = remap_table(item_chosen, n_items, start=ITEM_START)[codes]
-        del codes
-    del train
-    unseen = iidx < 0
-    steps.append(splits.unseen_items_step(unseen, part))
-    user1 = row_of(offsets1).astype(np.int32)
-    if unseen.any():
-        keep = ~unseen
-        iidx, part, user1 = iidx[keep], part[keep], user1[keep]
+    codes = out.pop("item") - ITEM_START
+    ranges = _user_ranges(offsets1, chunk)
+    row = out["row"]
+
+    def rows_of(u0: int, u1: int) -> slice:
+        return slice(int(offsets1[u0]), int(offsets1[u1]))
+
+    items, item_table = train_fit.fit_train_items(
+        (train_fit.train_tally(codes[rows_of(*r)], part[rows_of(*r)], config.item_order, row[rows_of(*r)]) for r in ranges),
+        log.item_ids,
+        config.item_order,
+    )
+    iidx = lookup(item_table, codes)
+    del codes
+    keep = iidx >= 0
+    steps.append(train_fit.unseen_step(train_fit.unseen_counts(~keep[rows_of(*r)], part[rows_of(*r)]) for r in ranges))
+    left = [
+        train_fit.left_tally(offsets1[u0 : u1 + 1] - offsets1[u0], keep[rows_of(u0, u1)], config.user_order, row[rows_of(u0, u1)]) for u0, u1 in ranges
+    ]
+    users, old = train_fit.users_after(order1, left, log.user_ids, config.user_order)
+    offsets, pos = train_fit.regrouped(np.concatenate([t.counts for t in left]) if left else np.zeros(0, np.int64), old)
+    del left, row
+    if not keep.all():
+        iidx, part = iidx[keep], part[keep]
         out = {c: arr[keep] for c, arr in out.items()}
         by_pos = [f.take(keep) for f in by_pos]
-        del keep
-    del unseen
-    by_pos = _refitted(log, config, out["row"], part, chunk) + by_pos
-    # users renumbered on the rows left; each user's rows keep their order: blocks are reordered
-    user_codes = order1[user1]
-    user_counts = np.bincount(user_codes, minlength=n_users).astype(np.int64)
-    if config.user_order == "date":  # the dates stay those of the rows before the unseen items left
-        order2 = order1[user_counts[order1] > 0]
-        users = fitted(log.user_ids, order2, user_counts[order2], USER_START)
-    else:
-        user_first = _first_rows(user_codes, out["row"], n_users) if config.user_order == "first-seen" else None
-        users, order2 = vocabulary_from_counts(user_counts, log.user_ids, config.user_order, user_first, USER_START)
-    left1 = np.bincount(user1, minlength=len(users1))
-    starts1 = csr_offsets(left1)[:-1]
-    old = remap1[order2] - USER_START  # each new user's index before
-    _, pos = gather_ranges(starts1[old], left1[old])
+    del keep
+    part = part[pos]
+    refitted = _refitted(log, config, out["row"][pos], part, chunk)
     seqs = Sequences(
-        offsets=csr_offsets(users.counts),
+        offsets=offsets,
         items=iidx[pos],
         timestamps=out["time"][pos],
         ratings=None if "rating" not in out else out["rating"][pos],
-        features=tuple(f.take(pos).widened() for f in by_pos),
+        features=refitted + tuple(f.take(pos).widened() for f in by_pos),
     )
-    part = part[pos]
     splits.hold_out_test_starts(seqs.offsets, part, info)
     return users, items, seqs, part, info, keyed
 
 
-def _refitted(log: Log, config: BuildConfig, row: np.ndarray, part: np.ndarray, chunk: int) -> list[Feature]:
-    """The ``--feature`` features of the rows left (``row``: their input rows, in the sorted order;
+def _refitted(log: Log, config: BuildConfig, row: np.ndarray, part: np.ndarray, chunk: int) -> tuple[Feature, ...]:
+    """The ``--feature`` features of the rows left (``row``: their input rows, in the output order;
     ``part``: their split) as :func:`~seqprep.steps.splits.fit_on_train` encodes them: encoded on
-    these rows in input order (their columns read back chunk by chunk), their vocabularies refitted
-    on the TRAIN rows (:func:`~seqprep.steps.features.refit_on`) -> in the sorted order."""
+    these rows in input order (their columns read back chunk by chunk), refitted on the TRAIN rows
+    (:func:`~seqprep.steps.splits.refit_features`)."""
     names = {column for _, column, _, _ in config.feature.specs()}
     if not names:
-        return []
+        return ()
     mask = np.zeros(log.num_rows, dtype=bool)
     mask[row] = True
     inter = _with_columns(_kept_columns(log, names, mask, chunk))
     del mask
-    by_input = np.argsort(row, kind="stable")  # the rows left in input order
-    train = part[by_input] == splits.TRAIN
-    back = np.empty_like(by_input)
-    back[by_input] = np.arange(len(by_input))
-    del by_input
-    return [refit_on(f, train, config.item_order).take(back) for f in encode_features(inter, config.feature, config.item_order)]
+    encoded = encode_features(inter, config.feature, config.item_order)
+    return tuple(f.widened() for f in splits.refit_features(encoded, row, part, config.item_order))
 
 
-def _first_rows(codes: np.ndarray, rows: np.ndarray, size: int) -> np.ndarray:
-    """The smallest of ``rows`` per code (:data:`~seqprep.steps.counts.NEVER` for a code with none):
-    the order of first appearance in the input, whatever the order of ``rows``."""
-    first = np.full(size, NEVER, dtype=np.int64)
-    if len(codes):
-        np.minimum.at(first, np.asarray(codes), np.asarray(rows, dtype=np.int64))  # no pandas in a CLI build
-    return first
+def _user_ranges(offsets: np.ndarray, rows: int) -> list[tuple[int, int]]:
+    """Consecutive user ranges ``(u0, u1)`` of about ``rows`` rows each (whole users), covering all."""
+    num_users = len(offsets) - 1
+    if num_users == 0:
+        return []
+    starts = np.unique(np.searchsorted(offsets, np.arange(0, int(offsets[-1]), max(1, rows)), side="right") - 1)
+    bounds = np.unique(np.concatenate([[0], starts[(starts > 0) & (starts < num_users)], [num_users]]))
+    return list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
 
 
 def _code_counts(kept: _Kept, config: BuildConfig) -> CodeCounts:
@@ -832,25 +814,9 @@ def split_by_ranges(
         padded_features=joined,
         max_len=config.split.max_len,
         pad=config.split.pad,
-        srgnn=_srgnn_rows(srgnn) if srgnn else None,
+        srgnn=train_fit.srgnn_rows(srgnn) if srgnn else None,
     )
     return seqs, extras, meta
-
-
-def _srgnn_rows(parts: list[Extras]) -> tuple[np.ndarray, np.ndarray, EvalRows]:
-    """(train offsets, train items, test rows) of every user from those of consecutive user ranges:
-    what ``--export srgnn`` reads."""
-    tests = [ex.test for ex in parts]
-    assert all(t is not None for t in tests)
-    test = EvalRows(
-        user_idx=np.concatenate([t.user_idx for t in tests]),  # type: ignore[union-attr]
-        target=np.concatenate([t.target for t in tests]),  # type: ignore[union-attr]
-        target_ts=np.concatenate([t.target_ts for t in tests]),  # type: ignore[union-attr]
-        history_offsets=_joined_offsets([t.history_offsets for t in tests]),  # type: ignore[union-attr]
-        history=np.concatenate([t.history for t in tests]),  # type: ignore[union-attr]
-    )
-    train_offsets = _joined_offsets([ex.train_offsets for ex in parts])  # type: ignore[misc]
-    return train_offsets, np.concatenate([np.asarray(ex.train_items) for ex in parts]), test
 
 
 def _joined_cells(parts: tuple[Feature, ...]) -> Feature:
@@ -858,4 +824,4 @@ def _joined_cells(parts: tuple[Feature, ...]) -> Feature:
     values = np.concatenate([f.values for f in parts])
     if parts[0].offsets is None:
         return dataclasses.replace(parts[0], values=values)
-    return dataclasses.replace(parts[0], values=values, offsets=_joined_offsets([f.offsets for f in parts]))  # type: ignore[misc]
+    return dataclasses.replace(parts[0], values=values, offsets=train_fit.joined_offsets([f.offsets for f in parts]))  # type: ignore[misc]

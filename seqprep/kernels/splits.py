@@ -18,6 +18,7 @@ __all__ = [
     "HELD_OUT",
     "row_of",
     "loo_parts",
+    "ratio_parts",
     "time_parts",
     "time_quantile",
     "users_parts",
@@ -47,39 +48,90 @@ def row_of(offsets: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
 
 
-def loo_parts(offsets: np.ndarray, min_len: int = 3, targets: np.ndarray | None = None) -> np.ndarray:
+def loo_parts(
+    offsets: np.ndarray, min_len: int = 3, targets: np.ndarray | None = None, valid_min_len: int | None = None
+) -> np.ndarray:
     """Leave-one-out: a row's last position is TEST, the second-last VALID, the rest TRAIN.
 
-    Rows shorter than ``min_len`` (3: the SASRec rule) stay entirely in TRAIN. With ``targets`` (a
-    mask of the positions that may be targets) the last and second-last *target* positions are TEST
-    and VALID and a row needs ``min_len`` targets; positions after the VALID one that are not
-    targets are HELD_OUT (history of the TEST target only, never training data).
+    Rows shorter than ``min_len`` (3: the SASRec rule) stay entirely in TRAIN. ``valid_min_len``
+    (default ``min_len``) is the length a row needs for its VALID position as well: a row of at
+    least ``min_len`` but fewer than ``valid_min_len`` positions has a TEST position and no VALID
+    one (its second-last position stays TRAIN; RecBole's leave-one-out is ``min_len=3,
+    valid_min_len=4``). With ``targets`` (a mask of the positions that may be targets) the last and
+    second-last *target* positions are TEST and VALID and the lengths count targets; positions
+    after the VALID one (after the TEST one in a row without VALID) that are not targets are
+    HELD_OUT (history of the TEST target only, never training data).
 
     >>> loo_parts(np.array([0, 4, 6])).tolist()
     [0, 0, 1, 2, 0, 0]
+    >>> loo_parts(np.array([0, 4, 7]), valid_min_len=4).tolist()
+    [0, 0, 1, 2, 0, 0, 2]
     >>> loo_parts(np.array([0, 6]), targets=np.array([1, 0, 1, 0, 1, 0], dtype=bool)).tolist()
     [0, 0, 1, 3, 2, 3]
     """
     offsets = np.asarray(offsets, dtype=np.int64)
+    vmin = min_len if valid_min_len is None else max(valid_min_len, min_len)
     part = np.zeros(int(offsets[-1]), dtype=np.int8)
     if targets is None:
         lengths = np.diff(offsets)
-        ends = offsets[1:][lengths >= min_len]
-        part[ends - 1] = TEST
-        part[ends - 2] = VALID
+        part[offsets[1:][lengths >= min_len] - 1] = TEST
+        part[offsets[1:][lengths >= vmin] - 2] = VALID
         return part
     pos = np.flatnonzero(targets)  # target positions, in order
     per_row = np.bincount(row_of(offsets)[pos], minlength=len(offsets) - 1) if len(pos) else np.zeros(len(offsets) - 1, np.int64)
     last = np.cumsum(per_row)  # index in ``pos`` past each row's last target
     rows = np.flatnonzero(per_row >= min_len)
-    test, valid = pos[last[rows] - 1], pos[last[rows] - 2]
-    after = np.zeros(int(offsets[-1]) + 1, dtype=np.int64)  # positions after a row's VALID target
-    np.add.at(after, valid + 1, 1)
+    with_valid = per_row[rows] >= vmin
+    test = pos[last[rows] - 1]
+    valid = pos[last[rows[with_valid]] - 2]
+    held_from = test + 1  # the first position that is HELD_OUT when not a target
+    held_from[with_valid] = valid + 1
+    after = np.zeros(int(offsets[-1]) + 1, dtype=np.int64)
+    np.add.at(after, held_from, 1)
     np.add.at(after, offsets[1:][rows], -1)
     held = np.cumsum(after)[:-1] > 0
     part[held & ~targets] = HELD_OUT
     part[test] = TEST
     part[valid] = VALID
+    return part
+
+
+def ratio_parts(offsets: np.ndarray, cuts: tuple[int, int, int], targets: np.ndarray | None = None) -> np.ndarray:
+    """Per-row chronological fractions: with ``cuts = (a, b, d)`` and ``n`` the row's length, the
+    row's first ``ceil(n * a / d)`` positions are TRAIN, those up to ``ceil(n * b / d)`` VALID, the
+    rest TEST (exact integer arithmetic: ``a / d`` is the train fraction, ``b / d`` the train and
+    valid fractions together). With ``targets`` the cut counts target positions only (``n`` the
+    row's targets, the k-th target takes the part of rank k); positions that are not targets are
+    TRAIN up to the row's first VALID or TEST target and HELD_OUT after it (history only).
+
+    >>> ratio_parts(np.array([0, 10, 13]), (7, 8, 10)).tolist()
+    [0, 0, 0, 0, 0, 0, 0, 1, 2, 2, 0, 0, 0]
+    >>> ratio_parts(np.array([0, 6]), (1, 2, 4), np.array([1, 0, 1, 1, 0, 1], dtype=bool)).tolist()
+    [0, 0, 1, 2, 3, 2]
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    a, b, d = (int(x) for x in cuts)
+    size, rows = int(offsets[-1]), len(offsets) - 1
+    if targets is None:
+        n, first, pos = np.diff(offsets), offsets[:-1], None
+    else:
+        pos = np.flatnonzero(targets)  # target positions, in order
+        n = np.bincount(row_of(offsets)[pos], minlength=rows) if len(pos) else np.zeros(rows, np.int64)
+        first = np.cumsum(n) - n  # index in ``pos`` of each row's first target
+    # one +1 marker where a row's VALID part starts and one where its TEST part starts (both at a
+    # row's end when empty), -2 at the row's end: the running sum is the part, 0 TRAIN .. 2 TEST
+    marks = []
+    for end in (-((-n * a) // d), -((-n * b) // d)):  # ceil(n * a / d), ceil(n * b / d), exactly
+        at = first + end
+        if pos is not None:  # the position of the target of that rank (the row's end when none)
+            at = np.where(end < n, pos[np.minimum(at, max(len(pos) - 1, 0))] if len(pos) else 0, offsets[1:])
+        marks.append(at)
+    diff = np.zeros(size + 1, dtype=np.int8)
+    np.add.at(diff, np.concatenate(marks), 1)
+    np.add.at(diff, offsets[1:], -2)
+    part = np.cumsum(diff[:size], dtype=np.int8)
+    if targets is not None:
+        part[~targets] = np.where(part[~targets] > 0, HELD_OUT, TRAIN)
     return part
 
 

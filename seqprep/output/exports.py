@@ -42,7 +42,7 @@ from ..kernels.text import join_lists, lines_bytes, number_text
 from ..model import BuildResult, Feature, Sequences
 from ..vocab import Vocabulary
 
-__all__ = ["OOV_TOKEN", "PART_EXPORTS", "ExportWriter", "export_filename", "write_exports"]
+__all__ = ["OOV_TOKEN", "PART_EXPORTS", "ExportWriter", "export_filename", "write_exports", "write_srgnn"]
 
 OOV_TOKEN = "[OOV]"
 USERS_PER_CHUNK = 65536
@@ -229,6 +229,11 @@ def _srgnn(result: BuildResult, folder: Path) -> list[str]:
     return [f"srgnn/{f}" for f in files]
 
 
+
+
+def write_srgnn(result: BuildResult, folder: Path) -> list[str]:
+    """``--export srgnn`` alone (an engine that writes the other exports part by part)."""
+    return _srgnn(result, folder)
 
 
 def write_exports(result: BuildResult, folder: Path) -> list[str]:

@@ -12,6 +12,8 @@ whole log, on chunks, or on partitions), so a rule and its message live in exact
 - :mod:`~seqprep.steps.sessions`: session numbers within each user;
 - :mod:`~seqprep.steps.session_key`: each session's user when a session column is the key (``--session-col``);
 - :mod:`~seqprep.steps.splits`: the evaluation split and the training inputs (deciding, not writing);
+- :mod:`~seqprep.steps.train_fit`: ``--vocab-from-train`` from per-range tallies (items fitted on the
+  training rows, unseen rows dropped, users renumbered), one range or many;
 - :mod:`~seqprep.steps.attributes`: item and user attribute tables joined onto the vocabularies;
 - :mod:`~seqprep.steps.meta`: meta.json's content.
 """

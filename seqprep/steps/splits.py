@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..config import BuildConfig, SplitOptions
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError
 from ..kernels import csr_offsets, lookup, padded, remap_table, time_order
 from ..kernels.sequences import sequence_parts
 from ..kernels.splits import (
@@ -36,6 +36,7 @@ from ..kernels.splits import (
     held_out_positions,
     loo_parts,
     ranges_mask,
+    ratio_parts,
     row_of,
     row_streams,
     sample_negatives,
@@ -51,7 +52,17 @@ from ..resources import sort_threads
 from ..timeunits import bound_in_unit
 from ..vocab import Vocabulary
 from .features import encode_features, refit_on
-from .vocabularies import ITEM_START, USER_START, fitted, item_order_of, log_dates, user_order_of
+from .train_fit import (
+    fit_train_items,
+    left_tally,
+    no_training_rows,
+    regrouped,
+    train_tally,
+    unseen_counts,
+    unseen_step,
+    users_after,
+)
+from .vocabularies import USER_START, log_dates, user_order_of
 
 __all__ = [
     "HISTORY_RULE",
@@ -64,6 +75,7 @@ __all__ = [
     "decided_plan",
     "final_sequences",
     "fit_on_train",
+    "refit_features",
     "hold_out_test_starts",
     "merge_tallies",
     "negatives_facts",
@@ -84,6 +96,7 @@ EVALS = ("valid", "test")
 HISTORY_RULE = {
     "loo": "the user's interactions before the target in the stable time order (timestamps <= the target's)",
     "users": "the user's interactions before the target in the stable time order (timestamps <= the target's)",
+    "ratio": "the user's interactions before the target in the stable time order (timestamps <= the target's)",
     "time": "the user's interactions with a strictly earlier timestamp than the target (ties left out)",
     "days": "the test sequence's items before the target (every prefix of a test sequence is a row)",
 }
@@ -127,24 +140,15 @@ def training_rows(part: np.ndarray) -> np.ndarray:
     is the one-line error (every engine fits the item vocabulary on these rows)."""
     train = part == TRAIN
     if not train.any():
-        msg = "the split leaves no training interaction, so --vocab-from-train has no vocabulary; move the split bounds later"
-        raise InputError(msg)
+        raise no_training_rows()
     return train
 
 
 def unseen_items_step(unseen: np.ndarray, part: np.ndarray) -> dict[str, Any]:
     """meta.json's ``vocab_from_train`` step: rows whose item never occurs in training (``unseen``,
-    aligned with ``part``) are dropped, counted by the part they held."""
-    n_unseen = int(unseen.sum())
-    return {
-        "step": "vocab_from_train",
-        "rows_before": len(unseen),
-        "rows_removed": n_unseen,
-        "rows_after": len(unseen) - n_unseen,
-        "valid_targets_dropped": int((unseen & (part == VALID)).sum()),
-        "test_targets_dropped": int((unseen & (part == TEST)).sum()),
-        "history_rows_dropped": int((unseen & (part == HELD_OUT)).sum()),
-    }
+    aligned with ``part``) are dropped, counted by the part they held (one range:
+    :func:`~seqprep.steps.train_fit.unseen_step` adds ranges up)."""
+    return unseen_step([unseen_counts(unseen, part)])
 
 
 def fit_on_train(
@@ -158,60 +162,65 @@ def fit_on_train(
     """``--vocab-from-train``: decide the split first, fit the item vocabulary on training rows only.
 
     Order: users are numbered on all kept rows, rows sorted by (user, time) stably, the split decided
-    there; the item vocabulary is fitted on the TRAIN rows; held-out rows whose item never occurs in
-    training are dropped and counted (step ``vocab_from_train``); then users are renumbered on the
-    rows left and everything is encoded and sorted. The features are encoded on the rows left, their
-    vocabularies fitted on the TRAIN rows (:func:`~seqprep.steps.features.refit_on`: a value only
-    held-out rows hold becomes 0 and is counted as ``unseen``). ``features``: features already
-    encoded on ``inter``'s rows (the event column's), kept with their vocabularies, after those;
-    ``targets``: the target-event rows the split decides on. Returns (users, items, sequences, part,
-    info).
+    there; then the range steps of :mod:`seqprep.steps.train_fit` on one range of every user: the
+    item vocabulary fitted on the TRAIN rows; held-out rows whose item never occurs in training
+    dropped and counted (step ``vocab_from_train``); users renumbered on the rows left, each user's
+    rows kept in their stable time order. The features are encoded on the rows left (input order),
+    their vocabularies fitted on the TRAIN rows (:func:`refit_features`). ``features``: features
+    already encoded on ``inter``'s rows (the event column's), kept with their vocabularies, after
+    those; ``targets``: the target-event rows the split decides on. Returns (users, items,
+    sequences, part, info).
     """
     user_order, user_counts = user_order_of(inter, log, config.user_order)
     uidx = lookup(remap_table(user_order, len(log.user_ids), start=USER_START), inter.user)
     order = time_order(uidx, inter.time, threads=sort_threads())
     sorted_targets = None if targets is None else targets[order]
     dates = sequence_dates(uidx, inter, log, len(user_order)) if config.split.rule == "days" else None
-    sorted_part, info = decide_parts(
-        csr_offsets(user_counts), inter.time[order], config.split, log.time_unit, sorted_targets, dates
-    )
-    part = np.empty_like(sorted_part)
-    part[order] = sorted_part
-    del order, sorted_part
-    train = training_rows(part)
-    item_order, item_counts = item_order_of(inter, log, config.item_order, uidx, rows=train)
     del uidx
-    iidx = lookup(remap_table(item_order, len(log.item_ids), start=ITEM_START), inter.item)
-    unseen = iidx < 0
-    steps.append(unseen_items_step(unseen, part))
-    if unseen.any():
-        keep = ~unseen
-        inter, part, iidx = inter.take(keep), part[keep], iidx[keep]
-        features = tuple(f.take(keep) for f in features)
-    # the --feature columns are encoded on the rows left, their vocabularies fitted on the TRAIN rows
-    # (no leak from held-out rows); ``features`` (the event column's) keep their vocabularies
-    encoded = encode_features(inter, config.feature, config.item_order)
-    features = tuple(refit_on(f, part == TRAIN, config.item_order) for f in encoded) + features
-    if config.user_order == "date":  # the dates stay those of the rows before the unseen items left
-        left = np.bincount(inter.user, minlength=len(log.user_ids))
-        user_order = user_order[left[user_order] > 0]
-        user_counts = left[user_order]
-    else:
-        user_order, user_counts = user_order_of(inter, log, config.user_order)
-    users = fitted(log.user_ids, user_order, user_counts, USER_START)
-    items = fitted(log.item_ids, item_order, item_counts, ITEM_START)
-    uidx = lookup(remap_table(user_order, len(log.user_ids), start=USER_START), inter.user)
-    order = time_order(uidx, inter.time, threads=sort_threads())
+    offsets1 = csr_offsets(user_counts)
+    part, info = decide_parts(offsets1, inter.time[order], config.split, log.time_unit, sorted_targets, dates)
+    assert part is not None
+    codes = inter.item[order]
+    items, item_table = fit_train_items([train_tally(codes, part, config.item_order, order)], log.item_ids, config.item_order)
+    iidx = lookup(item_table, codes)
+    del codes
+    keep = iidx >= 0
+    steps.append(unseen_step([unseen_counts(~keep, part)]))
+    left = left_tally(offsets1, keep, config.user_order, order)
+    users, old = users_after(user_order, [left], log.user_ids, config.user_order)
+    offsets, pos = regrouped(left.counts, old)
+    rows = order[keep][pos]  # the input row of each output position
+    part = part[keep][pos]
+    del order
+    left_rows = np.zeros(len(inter.user), dtype=bool)
+    left_rows[rows] = True
+    encoded = encode_features(inter.take(left_rows), config.feature, config.item_order)
+    del left_rows
     seqs = Sequences(
-        offsets=csr_offsets(user_counts),
-        items=iidx[order],
-        timestamps=inter.time[order],
-        ratings=None if inter.rating is None else inter.rating[order],
-        features=tuple(f.take(order).widened() for f in features),
+        offsets=offsets,
+        items=iidx[keep][pos],
+        timestamps=inter.time[rows],
+        ratings=None if inter.rating is None else inter.rating[rows],
+        features=tuple(f.widened() for f in refit_features(encoded, rows, part, config.item_order))
+        + tuple(f.take(rows).widened() for f in features),
     )
-    part = part[order]
     hold_out_test_starts(seqs.offsets, part, info)
     return users, items, seqs, part, info
+
+
+def refit_features(encoded: tuple[Feature, ...], rows: np.ndarray, part: np.ndarray, order: str) -> tuple[Feature, ...]:
+    """``--vocab-from-train``'s ``--feature`` features in the output order: ``encoded`` on the rows
+    left in input order, ``rows`` the input row of each output position (distinct), ``part`` their
+    split; each vocabulary refitted on the TRAIN rows (:func:`~seqprep.steps.features.refit_on`, in
+    input order)."""
+    if not encoded:
+        return ()
+    by_input = np.argsort(rows, kind="stable")  # the rows left in input order
+    train = part[by_input] == TRAIN
+    back = np.empty_like(by_input)
+    back[by_input] = np.arange(len(by_input))
+    del by_input
+    return tuple(refit_on(f, train, order).take(back) for f in encoded)
 
 
 def hold_out_test_starts(offsets: np.ndarray, part: np.ndarray, info: dict[str, Any]) -> None:
@@ -323,7 +332,14 @@ def _rule_plan(
 ) -> SplitPlan:
     rule = opts.rule
     if rule == "loo":
+        if opts.loo_variant == "recbole":  # RecBole: min(2, rows - 1) of a user's n - 1 prefix rows held out
+            info = {"rule": "loo", "variant": "recbole", "min_interactions": 3, "valid_min_interactions": 4}
+            return SplitPlan(opts, num_items, info)
         return SplitPlan(opts, num_items, {"rule": "loo", "min_interactions": 3})
+    if rule == "ratio":
+        a, b, d = opts.ratio_cuts  # type: ignore[misc]
+        cut = f"per user of n interactions (in time order): train the first ceil(n * {a}/{d}), valid those up to ceil(n * {b}/{d}), test the rest"
+        return SplitPlan(opts, num_items, {"rule": "ratio", "fractions": [a / d, (b - a) / d, (d - b) / d], "cut": cut})
     if rule == "time":
         if opts.fractions is not None:
             assert quantile is not None
@@ -382,7 +398,14 @@ def _decide(
     if rule == "loo":
         n = lengths if targets is None else np.bincount(row_of(offsets)[targets], minlength=len(lengths))
         short = int(((lengths > 0) & (n < 3)).sum())  # train only: fewer than 3 (target) interactions
+        if plan.info.get("variant") == "recbole":
+            part = loo_parts(offsets, targets=targets, valid_min_len=4)
+            return part, {"train_only_users": short, "test_only_users": int((n == 3).sum())}
         return loo_parts(offsets, targets=targets), {"train_only_users": short}
+    if rule == "ratio":
+        part = ratio_parts(offsets, plan.opts.ratio_cuts, targets)  # type: ignore[arg-type]
+        held = np.bincount(row_of(offsets)[(part == VALID) | (part == TEST)], minlength=len(lengths))
+        return part, {"train_only_users": int(((lengths > 0) & (held == 0)).sum())}
     if rule == "time":
         assert plan.bounds is not None
         return time_parts(times, plan.bounds[0], plan.bounds[1], targets), {}

@@ -22,6 +22,10 @@ How the work is split (every step columnar, per partition; no Python loop over r
    (:mod:`~seqprep.engines.dask.partitions`); the client writes each part as it arrives
    (:mod:`~seqprep.engines.dask.write`) and the rest of the folder as the local engine does.
 
+``--vocab-from-train``: the split is decided per part first, the items fitted on the parts' training
+tallies and the users renumbered on the rows left by the local range steps
+(:mod:`~seqprep.engines.dask.train`, :mod:`seqprep.steps.train_fit`).
+
 Sessions per output part (users are whole). Splits, truncation, windows and negatives are decided
 and prepared per output part on the workers by the one per-user-range split API
 (:mod:`~seqprep.engines.dask.split`); the client writes the prepared parts in user order.
@@ -49,11 +53,11 @@ from ...io.sources import sha256_stream
 from ...kernels import csr_offsets
 from ...model import BuildResult, Extras, InputInfo, Log
 from ...output.atomic import NO_READS
-from ...output.exports import ExportWriter
+from ...output.exports import ExportWriter, write_srgnn
 from ...output.folder import atomic_output_dir, build_reads, check_output, write_feature_vocabularies, write_outputs
 from ...output.splits import SplitWriter
 from ...output.stream import StreamWriter
-from ...steps import splits
+from ...steps import splits, train_fit
 from ...steps.attributes import attribute_features, read_attribute_tables
 from ...steps.counts import NEVER, CodeCounts
 from ...steps.features import features_meta
@@ -68,6 +72,7 @@ from . import features as dfeatures
 from . import keys as dkeys
 from . import orders as dorders
 from . import split as dsplit
+from . import train as dtrain
 from .clean import Cleaned, clean_rows
 from .inputs import DaskInput, expand, inspect
 from .lists import joined
@@ -306,11 +311,13 @@ def _parts(
     gap: Any,
     features: dfeatures.FeaturePlan = dfeatures.FeaturePlan(),
     carry: tuple[tuple[str, np.ndarray], ...] = (),
+    keep_pos: bool = False,
 ) -> tuple[list[Any], list[int]]:
     """The output parts (futures, in user order) and their user bounds: each partition's kept rows
     encoded and cut by user range on its worker; each part gathers its chunk of every partition
     (integer arrays only cross) and is sorted there by the local kernels. ``features``: the
-    interaction features, encoded on the send side as the items are."""
+    interaction features, encoded on the send side as the items are; ``keep_pos``: the parts keep
+    their rows' input positions."""
     import operator
 
     bounds = part_bounds(users.counts, config.engine.part_rows)
@@ -328,7 +335,7 @@ def _parts(
     parts = []
     for j in range(len(bounds) - 1):
         chunks = [client.submit(operator.getitem, s, j, pure=False) for s in sent]
-        parts.append(client.submit(make_part, chunks, bounds[j], bounds[j + 1], has_rating, gap, templates, len(carry), pure=False))
+        parts.append(client.submit(make_part, chunks, bounds[j], bounds[j + 1], has_rating, gap, templates, len(carry), keep_pos, pure=False))
     return parts, bounds
 
 
@@ -361,12 +368,25 @@ def run_dask(config: BuildConfig, *, write: bool = True, stdout: BinaryIO | None
         dates = dorders.user_dates(dask, read.canon, read.offsets, log) if config.user_order == "date" or config.split.rule == "days" else None
         read.release()  # the canonical partitions are not read again: let them go on the workers
         users, items, user_lookup, item_lookup = _vocabularies(cleaned, log, config, dates)
+        vft = config.split.vocab_from_train
+        if vft:  # the parts hold item codes until the items are fitted on the training rows
+            items, item_lookup = None, np.arange(len(log.item_ids), dtype=np.int32)
         fplan = dfeatures.fit_features(config, columns, cleaned.tables, cleaned.rows)
         carry = dkeys.session_carry(read.infos, columns)
-        futures, bounds = _parts(client, cleaned, users, (user_lookup, item_lookup), config, has_rating, gap, fplan, carry)
+        futures, bounds = _parts(client, cleaned, users, (user_lookup, item_lookup), config, has_rating, gap, fplan, carry, keep_pos=vft)
         futures = dfeatures.expand_lists(client, futures, fplan)  # token features: lists from their values
-        if items is None:  # --item-order sequence: the parts hold item codes until the order is known
+        plan1 = None
+        if vft:  # the split decided on the users of every kept row, the items fitted on its TRAIN rows
+            by_index = dorders.dates_by_index(dates[0], user_lookup, len(users)) if config.split.rule == "days" else None
+            plan1 = dsplit.plan(client, futures, config, read.unit, len(log.item_ids), users.counts, by_index)
+            decisions, plan1 = dsplit.decide(client, futures, plan1, config.event, by_index)
+            users, items, futures, bounds = dtrain.fit_on_train(
+                client, futures, decisions, config, users, user_lookup, log, bounds, lambda c: part_bounds(c, config.engine.part_rows), gap, steps
+            )
+            del decisions
+        elif items is None:  # --item-order sequence: the parts hold item codes until the order is known
             items, futures = dorders.by_sequence(client, futures, _kept(cleaned.items, len(log.item_ids)), log.item_ids)
+        assert items is not None
         keyed = dkeys.session_key(client, futures, read.infos, columns, users)
         cum = csr_offsets(users.counts)
         futures = dfeatures.fit_time_features(client, futures, config, read.unit, cleaned.largest, cum[bounds[1:]] - cum[bounds[:-1]])
@@ -377,7 +397,11 @@ def run_dask(config: BuildConfig, *, write: bool = True, stdout: BinaryIO | None
         if keyed is not None:
             meta["session_key"] = keyed[1]
         plan = None
-        if config.split != SplitOptions():  # decided and prepared per part on the workers
+        if plan1 is not None:  # --vocab-from-train: decided already, on the rows before the unseen items left
+            plan = dtrain.plan_after(client, futures, plan1, config, len(items), users.counts)
+            futures = dsplit.prepare(client, futures, dtrain.decided(client, futures), plan, config.event)
+            meta.update(splits.split_meta(plan, client.gather(client.map(_tally, futures))))  # may refuse: before any write
+        elif config.split != SplitOptions():  # decided and prepared per part on the workers
             by_index = dorders.dates_by_index(dates[0], user_lookup, len(users)) if config.split.rule == "days" else None
             plan = dsplit.plan(client, futures, config, read.unit, len(items), users.counts, by_index)
             if plan.wanted():
@@ -404,7 +428,14 @@ def run_dask(config: BuildConfig, *, write: bool = True, stdout: BinaryIO | None
             if plan is not None:
                 padded = split_out.padded if split_out is not None else [p["padded"] for p in parts if p.get("padded") is not None]
                 cells = tuple(joined(fs) for fs in zip(*split_out.padded_features)) if split_out is not None else ()
-                extras = Extras(padded=np.concatenate(padded) if padded else None, padded_features=cells, max_len=config.split.max_len, pad=config.split.pad)
+                srgnn = train_fit.srgnn_rows(split_out.srgnn) if split_out is not None and split_out.srgnn else None
+                extras = Extras(
+                    padded=np.concatenate(padded) if padded else None,
+                    padded_features=cells,
+                    max_len=config.split.max_len,
+                    pad=config.split.pad,
+                    srgnn=srgnn,
+                )
             if keyed is not None:
                 extras = dataclasses.replace(extras or Extras(), sessions=keyed[0])
             if attributes:
@@ -414,6 +445,10 @@ def run_dask(config: BuildConfig, *, write: bool = True, stdout: BinaryIO | None
             if tmp is not None and seqs is None:  # the vocabularies of features whose values stay in parts
                 write_feature_vocabularies(features, tmp)
             if tmp is not None:
+                if split_out is not None and split_out.writer is not None:
+                    split_out.writer.close()  # the split files finished before meta.json records their sizes
+                if "srgnn" in config.emit.exports:  # from the split rows gathered part by part
+                    write_srgnn(result, tmp)
                 meta = write_outputs(result, tmp, sequences_written=parquet, exports_written=True)
     return dataclasses.replace(result, meta=meta, output=out, seconds=_time.perf_counter() - t0)
 
@@ -426,8 +461,9 @@ class _SplitOut:
     """The split files, written as the prepared parts come (user order); sequences.npz's ``padded``
     rows kept for the final write."""
 
-    def __init__(self, writer: SplitWriter | None) -> None:
+    def __init__(self, writer: SplitWriter | None, srgnn: bool = False) -> None:
         self.writer = writer
+        self.srgnn: list[Extras] | None = [] if srgnn else None  # --export srgnn: each part's training and test rows
         self.padded: list[np.ndarray] = []
         self.padded_features: list[tuple[Any, ...]] = []
 
@@ -438,6 +474,8 @@ class _SplitOut:
         if ex.padded is not None:
             self.padded.append(ex.padded)
             self.padded_features.append(ex.padded_features)
+        if self.srgnn is not None and ex.test is not None:
+            self.srgnn.append(Extras(train_offsets=ex.train_offsets, train_items=ex.train_items, test=ex.test))
         if self.writer is not None:
             self.writer.add(dataclasses.replace(ex, padded=None, padded_features=()), prepared["lo"], prepared["hi"])
 
@@ -448,12 +486,13 @@ def _split_files(config: BuildConfig, users: Vocabulary, folder: Path | None, pl
     if plan is None:
         yield None
         return
+    srgnn = "srgnn" in config.emit.exports
     if folder is None:
-        yield _SplitOut(None)
+        yield _SplitOut(None, srgnn)
         return
     with tempfile.TemporaryDirectory(prefix="seqprep-dask-split-") as spill:
         with SplitWriter(folder, config.formats, users, Path(spill)) as writer:  # on an error: no split file left
-            yield _SplitOut(writer)
+            yield _SplitOut(writer, srgnn)
 
 
 def _parts_to_write(futures: list[Any], plan: Any, split_out: _SplitOut | None) -> Iterator[dict[str, Any]]:

@@ -321,12 +321,14 @@ def make_part(
     gap: float | None = None,
     features: tuple[Feature, ...] = (),
     carried: int = 0,
+    keep_pos: bool = False,
 ) -> dict[str, Any]:
     """Users lo..hi-1 (their chunks from every partition) as CSR arrays, by the local kernels: input
     order, then the stable time sort; with a session ``gap``, the session numbers and lengths (users
     are whole, so per part is global). ``features``: the features sent (``f0``, ... in order), each
     without values: their values sorted with the items; the ``carried`` columns sent after them
-    (the users of sessions) are sorted too, as ``carried``."""
+    (the users of sessions) are sorted too, as ``carried``; with ``keep_pos``, each row's input
+    position too, as ``pos`` (``--vocab-from-train``'s first-seen orders)."""
     sent = len(features) + carried
     names = ("uidx", "iidx", "time", "rating", "pos") + tuple(f"f{j}" for j in range(sent))
     col = {k: np.concatenate([c[k] for c in chunks]) for k in names}
@@ -334,7 +336,7 @@ def make_part(
     if len(pos) > 1 and not bool((pos[1:] > pos[:-1]).all()):  # chunks of partitions in input order already are
         back = np.argsort(pos, kind="stable")  # input order (the tie-break)
         col = {k: v[back] for k, v in col.items()}
-    del pos
+        pos = pos[back]
     user = col.pop("uidx").astype(np.int64) - lo
     order = time_order(user, col["time"])
     offsets = csr_offsets(np.bincount(user, minlength=hi - lo))
@@ -353,6 +355,7 @@ def make_part(
         "session_lengths": None if sids is None else session_lengths(offsets, sids),
         "features": tuple(dataclasses.replace(f, values=col[f"f{j}"][order]).widened() for j, f in enumerate(features)),
         "carried": tuple(col[f"f{j}"][order] for j in range(len(features), sent)),
+        "pos": pos[order] if keep_pos else None,
     }
 
 
