@@ -10,14 +10,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seqprep.kernels.features import (
-    day_of_week,
-    hour_of_day,
-    log2_bucket,
-    personal_interval,
-    previous_gap,
-    split_tokens,
-)
+from seqprep.kernels.features import day_of_week, hour_of_day, log2_bucket, personal_interval, previous_gap, split_tokens
 
 lengths = st.lists(st.integers(0, 6), min_size=0, max_size=8)
 

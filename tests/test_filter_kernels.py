@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seqprep.errors import ConfigError
+from seqprep.timeunits import bound_in_unit, parse_duration
+from seqprep.timeunits import parse_time
 from seqprep.kernels.filters import dedup, kcore, num_present, rating_at_least, session_ids, time_window
-from seqprep.timeunits import bound_in_unit, parse_duration, parse_time
 
 # rows of (user, item, time, rating): few distinct values, so that repeats, ties and k-core cascades occur
 rows_st = st.lists(
@@ -292,9 +293,9 @@ def test_one_date_rule_for_filters_and_splits(unit, date, tmp_path):
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from seqprep.config import FilterOptions, SplitOptions
     from seqprep.steps.filters import window_bounds
     from seqprep.steps.splits import decide_parts
+    from seqprep.config import FilterOptions, SplitOptions
 
     ns = int(pc.cast(pa.array([date.rstrip("Z")]), pa.timestamp("ns")).cast(pa.int64())[0].as_py())
     step = {"epoch": 10**9, "s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[unit]

@@ -23,8 +23,8 @@ from seqprep.errors import InputError
 from seqprep.io.buffers import GrowBuffer, IdEncoder
 from seqprep.io.stream import stream_log
 from seqprep.model import Log
-from tests.conftest import TIES_CSV, shared_file
 from tests.oracle import read_log_in_memory
+from tests.conftest import TIES_CSV, shared_file
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import seqprep
+from seqprep.stats import summary as stats_module
 from seqprep.cli import cli
 from seqprep.kernels import sequences as sequence_kernels
 from seqprep.kernels import stats as stats_kernels
@@ -37,7 +38,6 @@ from seqprep.kernels.stats import (
     top_share,
 )
 from seqprep.stats import open_source, summarize
-from seqprep.stats import summary as stats_module
 from tests.conftest import TIES_CSV, shared_file
 
 

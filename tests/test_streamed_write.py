@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import seqprep
-from seqprep.kernels import sequences as sequence_kernels
 from seqprep.output import files as writers
+from seqprep.kernels import sequences as sequence_kernels
 from seqprep.steps.sort import sequences_from
 
 
