@@ -833,3 +833,13 @@ def test_bad_time_offset_on_a_url_is_one_line(tmp_path, scheduler):
         seqprep.build(path.absolute().as_uri(), tmp_path / "d", session_col="session_id", time_col="eventdate,timeframe", engine="dask", scheduler=scheduler, **SMALL)
     assert "not found" not in str(dask.value) and "\n" not in str(dask.value)
     assert not (tmp_path / "d").exists()
+
+
+def test_vocab_from_train_with_token_lists_is_refused_in_one_line(tmp_path, scheduler):
+    """The Dask training fit (--vocab-from-train) reads one feature value a row: token lists are
+    refused there, before anything is written (the local engine runs them)."""
+    path = tmp_path / "log.csv"
+    path.write_text(_tag_log(5, n=300))
+    with pytest.raises(seqprep.SeqprepError, match="--vocab-from-train with a token-list feature"):
+        seqprep.build(path, tmp_path / "d", features=("tags:tokens:|",), split="loo", vocab_from_train=True, engine="dask", scheduler=scheduler)
+    assert not (tmp_path / "d").exists()

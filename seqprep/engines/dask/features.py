@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...config import BuildConfig, VocabOptions
-from ...errors import InputError
+from ...errors import ConfigError, InputError
 from ...model import Column, Feature, Sequences
 from ...steps.events import EVENT, events_meta_counted, target_codes, target_positions
 from ...steps.features import (
@@ -168,6 +168,9 @@ def fit_features(config: BuildConfig, columns: LogColumns, tables: dict[str, Any
             )
             encoders.append((key, table))
             continue
+        if resolved == "tokens" and config.split.vocab_from_train:  # (the training fit reads one value a row)
+            msg = f"--engine dask does not support --vocab-from-train with a token-list feature (--feature {name}) yet; run this build with --engine local"
+            raise ConfigError(msg)
         if resolved == "tokens" and col.kind != "list" and sep is None:
             msg = f"--feature {name}: a text column needs its token separator, e.g. --feature {col.name}:tokens:|"
             raise InputError(msg)
