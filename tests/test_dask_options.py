@@ -582,3 +582,264 @@ def test_caser_preset_same_bytes_on_dask(tmp_path, scheduler):
     assert res.meta["engine"]["output_parts"] > 1
     assert next(s for s in res.meta["steps"] if s["step"] == "vocab_from_train")["rows_removed"] > 0
     assert_same_folders(local, dask)
+
+
+# --- the options the Dask engine refused until issue 18: token lists, a categorical feature of a
+# column read as numbers, --vocab-from with features, a compressed Parquet input, URLs with
+# --where / --session-col. Each built locally and on the cluster, every byte compared.
+
+
+def _tag_log(seed: int, n: int = 1500, tokens: tuple[str, ...] = ("x", "y", " z ", "")) -> str:
+    """:func:`_rich_log` with a ``tags`` column of ``|``-separated tokens: some missing, some empty
+    (``a||b``, a trailing ``|``), spaces around some."""
+    rng = random.Random(seed)
+    lines = _rich_log(seed, n, **EPOCH).splitlines()
+    out = [lines[0] + ",tags"]
+    for line in lines[1:]:
+        tags = "|".join(rng.choice([*tokens, f"t{rng.randint(0, 9)}"]) for _ in range(rng.randint(0, 4)))
+        out.append(line + "," + (tags if rng.random() > 0.1 else ""))
+    return "\n".join(out) + "\n"
+
+
+TOKENS = {
+    "tokens": dict(features=("tags:tokens:|", "genre"), exports=("recbole",)),
+    "tokens_first_seen_split_npz": dict(
+        features=("tags:tokens:|",), item_order="first-seen", split="loo", max_len=3, formats=("parquet", "npz"), exports=("recbole", "sasrec")
+    ),
+    "tokens_id_kcore_dedup_windows": dict(features=("tags:tokens:|",), item_order="id", min_item_count=3, dedup="first", split="time:0.6,0.8", windows="3:1"),
+    "tokens_sequence_order_truncate": dict(features=("tags:tokens:|",), item_order="sequence", split="loo", max_len=2, truncate=True, formats=("npz",)),
+    # --event-col on the column a num feature reads as numbers: each number a category ("nan" too)
+    "event_of_numbers": dict(features=("price:num",), event_col="price", exports=("recbole",)),
+    "event_of_numbers_first_seen_split": dict(features=("price:num", "tags:tokens:|"), event_col="price", item_order="first-seen", split="loo", formats=("parquet", "npz")),
+    # a dedup shuffles the rows by user before the count tables: first positions are the smallest
+    "first_seen_after_dedup": dict(features=("price:num", "tags:tokens:|"), event_col="price", item_order="first-seen", dedup="last", min_user_count=2),
+}
+
+
+@pytest.mark.parametrize("case", list(TOKENS))
+def test_token_lists_and_number_categories_match_local(case, tmp_path, scheduler):
+    path = tmp_path / "log.csv"
+    path.write_text(_tag_log(len(case)))
+    options = TOKENS[case]
+    local, dask = tmp_path / "local" / "out", tmp_path / "dask" / "out"
+    seqprep.build(path, local, **options)
+    res = seqprep.build(path, dask, engine="dask", scheduler=scheduler, **SMALL, **options)
+    assert res.meta["engine"]["output_parts"] > 1 and res.meta["engine"]["input_partitions"] > 1
+    assert_same_folders(local, dask)
+
+
+def test_token_lists_stream_as_the_local_ones(tmp_path, scheduler):
+    path = tmp_path / "log.csv"
+    path.write_text(_tag_log(3))
+    options = dict(to="jsonl", features=("tags:tokens:|", "price:num"), event_col="price", split="loo")
+    a, b = io.BytesIO(), io.BytesIO()
+    seqprep.build(path, "-", stdout=a, **options)
+    seqprep.build(path, "-", stdout=b, engine="dask", scheduler=scheduler, **SMALL, **options)
+    assert a.getvalue() == b.getvalue() and b'"tags"' in a.getvalue()
+
+
+FEATURE_REUSE = {
+    "drop": dict(),
+    "oov_split": dict(unknown="oov", split="loo", formats=("parquet", "npz")),
+    "extend_first_seen": dict(extend=True, item_order="first-seen", exports=("recbole",)),
+    "extend_id_kcore": dict(extend=True, item_order="id", min_item_count=3),
+}
+
+
+@pytest.mark.parametrize("case", list(FEATURE_REUSE))
+def test_vocab_from_with_features_matches_local(case, tmp_path, scheduler):
+    """--vocab-from with --feature (cat, num, tokens), --event-col and --time-feature: each feature's
+    vocabulary fitted on the cluster, then reused by the local step on the client."""
+    features = dict(features=("genre", "price", "tags:tokens:|"), event_col="event", time_features=("delta-log2", "hour", "delta"))
+    old, new = tmp_path / "old.csv", tmp_path / "new.csv"
+    old.write_text(_tag_log(31, n=500))
+    # new genres, tokens and gaps that OLD never saw
+    new.write_text(_tag_log(32, tokens=("x", "w", "")).replace(",g3,", ",zz,"))
+    seqprep.build(old, tmp_path / "ref", **features)
+    options = dict(features, vocab_from=str(tmp_path / "ref"), **FEATURE_REUSE[case])
+    local, dask = tmp_path / "local" / "out", tmp_path / "dask" / "out"
+    res = seqprep.build(new, local, **options)
+    assert res.meta["features"]["genre"]["unseen"] > 0 and res.meta["features"]["tags"]["unseen"] > 0
+    seqprep.build(new, dask, engine="dask", scheduler=scheduler, **SMALL, **options)
+    assert_same_folders(local, dask)
+
+
+def test_vocab_from_unknown_feature_value_error_is_the_local_one(tmp_path, scheduler):
+    old, new = tmp_path / "old.csv", tmp_path / "new.csv"
+    old.write_text(_tag_log(32))
+    new.write_text(_tag_log(32, tokens=("x", "w", "")))  # the same rows, other tokens
+    seqprep.build(old, tmp_path / "ref", features=("tags:tokens:|",))
+    options = dict(features=("tags:tokens:|",), vocab_from=str(tmp_path / "ref"), unknown="error")
+    with pytest.raises(seqprep.SeqprepError) as local:
+        seqprep.build(new, tmp_path / "l", **options)
+    with pytest.raises(seqprep.SeqprepError) as dask:
+        seqprep.build(new, tmp_path / "d", engine="dask", scheduler=scheduler, **SMALL, **options)
+    assert str(dask.value) == str(local.value) and "'w'" in str(local.value)
+    assert not (tmp_path / "d").exists()
+
+
+def _parquet_bytes(text: str, row_group_size: int = 200) -> bytes:
+    import pyarrow.csv as pcsv
+
+    sink = io.BytesIO()
+    pq.write_table(pcsv.read_csv(pa.py_buffer(text.encode())), sink, row_group_size=row_group_size)
+    return sink.getvalue()
+
+
+@pytest.mark.parametrize("compression", ["gz", "xz", "bz2"])
+def test_compressed_parquet_input_matches_local(compression, tmp_path, scheduler):
+    """A compressed Parquet file is read whole, as one piece (its footer is at the end of the
+    decompressed bytes), beside a plain one cut by row group."""
+    import bz2
+    import gzip
+    import lzma
+
+    compress = {"gz": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}[compression]
+    packed = tmp_path / f"log.parquet.{compression}"
+    packed.write_bytes(compress(_parquet_bytes(_rich_log(4))))
+    plain = tmp_path / "more.parquet"
+    plain.write_bytes(_parquet_bytes(_rich_log(5)))
+    options = dict(features=("genre", "price"), event_col="event", min_item_count=2)
+    local, dask = tmp_path / "local" / "out", tmp_path / "dask" / "out"
+    seqprep.build([packed, plain], local, **options)
+    res = seqprep.build([packed, plain], dask, engine="dask", scheduler=scheduler, **SMALL, **options)
+    assert res.meta["engine"]["input_partitions"] > 2
+    assert_same_folders(local, dask)
+
+
+def _url_case(tmp_path: Path, name: str) -> Path:
+    import gzip
+
+    path = tmp_path / name
+    if name.startswith("sessions"):
+        path.write_text(_session_log(6))
+    elif name.endswith(".parquet"):
+        path.write_bytes(_parquet_bytes(_rich_log(6)))
+    elif name.endswith(".gz"):
+        path.write_bytes(gzip.compress(_rich_log(6).encode()))
+    else:
+        path.write_text(_rich_log(6))
+    return path
+
+
+URLS = {
+    "log.csv": dict(where=("price > 0",), min_user_count=3),
+    "log.csv.gz": dict(where=("event == 'buy' or price > 3",)),
+    "log.parquet": dict(where=("genre != 'a'",), features=("genre",)),
+    "sessions.csv": dict(session_col="session_id", time_col="eventdate,timeframe", where=("user_id is not null",), split="loo"),
+}
+
+
+@pytest.mark.parametrize("name", list(URLS))
+def test_where_and_session_col_on_a_url_match_local(name, tmp_path, scheduler):
+    """The first input a URL: the read plan finds the columns in a local stand-in of its first
+    bytes (a Parquet file: an empty file of its schema)."""
+    path = _url_case(tmp_path, name)
+    url = path.absolute().as_uri()
+    options = URLS[name]
+    local, dask = tmp_path / "local" / "out", tmp_path / "dask" / "out"
+    seqprep.build(path, local, **options)
+    res = seqprep.build(url, dask, engine="dask", scheduler=scheduler, **SMALL, **options)
+    assert res.meta["inputs"][0]["path"] == url
+    meta = dask / "meta.json"
+    meta.write_text(meta.read_text().replace(url, str(path)))  # the one difference: the input's name
+    assert_same_folders(local, dask)
+
+
+def test_session_col_error_on_a_url_names_the_url(tmp_path, scheduler):
+    path = tmp_path / "log.csv"
+    path.write_text("session,item,ts\n1,2,3\n")
+    url = path.absolute().as_uri()
+    with pytest.raises(seqprep.SeqprepError) as dask:
+        seqprep.build(url, tmp_path / "d", session_col="session", engine="dask", scheduler=scheduler)
+    assert url in str(dask.value) and "seqprep-dask-head" not in str(dask.value)
+
+
+def _list_records(seed: int, n: int = 1500) -> list[dict]:
+    """Rows with a list column: empty lists, missing lists, missing elements."""
+    rng = random.Random(seed)
+    tags = [[], ["a"], ["a", "b"], ["c", None, "a"], None, ["b", "d", "e"], ["e"], [None]]
+    rows = [
+        {"user": f"u{rng.randint(0, 40)}", "item": f"i{rng.randint(0, 60)}", "ts": rng.randint(0, 100), "tags": rng.choice(tags), "genre": rng.choice(["x", "y", None])}
+        for _ in range(n)
+    ]
+    rows[0].update(tags=["a", "b"], genre="x")  # the first line names every column
+    return rows
+
+
+LISTS = {
+    "jsonl": ("jsonl", dict(features=("tags",), exports=("recbole",))),
+    "jsonl_where_split": ("jsonl", dict(features=("tags", "genre"), where=("genre == 'x' or genre is null",), split="loo", formats=("parquet", "npz"))),
+    "parquet_first_seen_kcore": ("parquet", dict(features=("tags:tokens:|",), item_order="first-seen", min_item_count=3, split="loo", max_len=3)),
+    "parquet_and_text_csv": ("parquet+csv", dict(features=("tags",), item_order="id")),
+}
+
+
+@pytest.mark.parametrize("case", list(LISTS))
+def test_list_columns_match_local(case, tmp_path, scheduler):
+    """A list column (JSON arrays, a Parquet list): each row travels as the code of its distinct
+    list; a text input beside it holds lists of one, as locally."""
+    fmt, options = LISTS[case]
+    rows = _list_records(len(case))
+    paths = []
+    if fmt == "jsonl":
+        paths.append(tmp_path / "log.jsonl")
+        paths[0].write_text("".join(json.dumps({k: v for k, v in r.items() if v is not None}) + "\n" for r in rows))
+    else:
+        paths.append(tmp_path / "log.parquet")
+        pq.write_table(pa.Table.from_pylist(rows), paths[0], row_group_size=150)
+    if fmt.endswith("csv"):
+        paths.append(tmp_path / "more.csv")
+        paths[1].write_text("user,item,ts,tags\n" + "".join(f"u{k},i{k % 9},{k},{'zz' if k % 3 else ''}\n" for k in range(100)))
+    options = dict(options, user_col="user", item_col="item", time_col="ts")
+    local, dask = tmp_path / "local" / "out", tmp_path / "dask" / "out"
+    res = seqprep.build(paths, local, **options)
+    assert res.meta["features"]["tags"]["kind"] == "tokens" and res.meta["features"]["tags"]["empty_tokens"] > 0
+    res = seqprep.build(paths, dask, engine="dask", scheduler=scheduler, **SMALL, **options)
+    assert res.meta["engine"]["input_partitions"] > 1
+    assert_same_folders(local, dask)
+
+
+def test_categorical_feature_of_a_list_column_is_the_local_error(tmp_path, scheduler):
+    path = tmp_path / "log.parquet"
+    pq.write_table(pa.Table.from_pylist(_list_records(2, n=300)), path)
+    options = dict(features=("tags:cat",), user_col="user", item_col="item", time_col="ts")
+    with pytest.raises(seqprep.SeqprepError) as local:
+        seqprep.build(path, tmp_path / "l", **options)
+    with pytest.raises(seqprep.SeqprepError) as dask:
+        seqprep.build(path, tmp_path / "d", engine="dask", scheduler=scheduler, **SMALL, **options)
+    assert str(dask.value) == str(local.value)
+
+
+def test_list_column_with_a_session_key_matches_local(tmp_path, scheduler):
+    """--session-col finishes each partition by the local read plan: a list column passes through it."""
+    rows = _list_records(9)
+    for k, r in enumerate(rows):
+        r["session"] = f"s{k % 70}"
+    path = tmp_path / "log.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=150)
+    options = dict(features=("tags",), session_col="session", user_col="user", item_col="item", time_col="ts", split="loo")
+    local, dask = tmp_path / "local" / "out", tmp_path / "dask" / "out"
+    seqprep.build(path, local, **options)
+    seqprep.build(path, dask, engine="dask", scheduler=scheduler, **SMALL, **options)
+    assert_same_folders(local, dask)
+
+
+def test_bad_time_offset_on_a_url_is_one_line(tmp_path, scheduler):
+    """The local reader cannot open a URL to name the row: the workers' own one-line error stands."""
+    path = tmp_path / "log.csv"
+    path.write_text(_session_log(3, n=400) + "7;1;5;1.5;2016-05-01;view\n")
+    with pytest.raises(seqprep.SeqprepError) as dask:
+        seqprep.build(path.absolute().as_uri(), tmp_path / "d", session_col="session_id", time_col="eventdate,timeframe", engine="dask", scheduler=scheduler, **SMALL)
+    assert "not found" not in str(dask.value) and "\n" not in str(dask.value)
+    assert not (tmp_path / "d").exists()
+
+
+def test_vocab_from_train_with_token_lists_is_refused_in_one_line(tmp_path, scheduler):
+    """The Dask training fit (--vocab-from-train) reads one feature value a row: token lists are
+    refused there, before anything is written (the local engine runs them)."""
+    path = tmp_path / "log.csv"
+    path.write_text(_tag_log(5, n=300))
+    with pytest.raises(seqprep.SeqprepError, match="--vocab-from-train with a token-list feature"):
+        seqprep.build(path, tmp_path / "d", features=("tags:tokens:|",), split="loo", vocab_from_train=True, engine="dask", scheduler=scheduler)
+    assert not (tmp_path / "d").exists()

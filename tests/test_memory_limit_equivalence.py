@@ -316,3 +316,26 @@ PER_USER_SPLITS = {
 @pytest.mark.parametrize("seed", [0, 1])
 def test_memory_limit_runs_the_per_user_splits_byte_identically(case, seed, tmp_path):
     _same(tmp_path, PER_USER_SPLITS[case], _log(seed))
+
+
+# the options issue 18 brought to the Dask engine (tests/test_dask_options.py), here under --memory-limit
+FEATURE_REUSE = {
+    "event_of_numbers": ({}, {"features": ["price:num"], "event_col": "price", "split": "loo"}),
+    "vocab_from_tokens_time_features": (
+        {"features": ["kind:tokens:a", "price:cat"], "time_features": ["delta-log2", "delta"]},
+        {"vocab_from": "REF", "features": ["kind:tokens:a", "price:cat"], "time_features": ["delta-log2", "delta"], "split": "loo"},
+    ),
+    "vocab_from_time_features_extend": (
+        {"time_features": ["delta-log2", "interval:4"], "event_col": "kind"},
+        {"vocab_from": "REF", "extend": True, "time_features": ["delta-log2", "interval:4"], "event_col": "kind", "item_order": "first-seen"},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(FEATURE_REUSE))
+def test_memory_limit_reuses_feature_vocabularies_byte_identically(case, tmp_path):
+    old, options = FEATURE_REUSE[case]
+    ref = tmp_path / "ref"
+    (tmp_path / "old.csv").write_text(_log(5, 300))
+    build(tmp_path / "old.csv", ref, **old)
+    _same(tmp_path, {k: str(ref) if v == "REF" else v for k, v in options.items()}, _log(6))

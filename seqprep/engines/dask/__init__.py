@@ -75,6 +75,7 @@ from . import split as dsplit
 from . import train as dtrain
 from .clean import Cleaned, clean_rows
 from .inputs import DaskInput, expand, inspect
+from .lists import joined
 from .partitions import SUMMARY_META, make_part, split_rows, summary
 from .read import PieceRead, canon_meta, read_pieces
 from .write import gather, part_sequences, part_table, parts_in_order, stats, write_parts
@@ -234,7 +235,10 @@ def _read(dd: Any, client: Any, sources: list[DaskInput], config: BuildConfig, p
 
 
 def _local_read(config: BuildConfig) -> None:
-    """The local reader on the whole log (only to raise its exact error, naming the row)."""
+    """The local reader on the whole log (only to raise its exact error, naming the row; not for URLs,
+    which it cannot open: the workers' error stands)."""
+    if any("://" in str(spec) for spec in config.inputs):
+        return
     read_log(config.inputs, config.read, columns=dcolumns.local_requests(config), operands=operand_requests(config), hash_inputs=False)
 
 
@@ -367,9 +371,10 @@ def run_dask(config: BuildConfig, *, write: bool = True, stdout: BinaryIO | None
         vft = config.split.vocab_from_train
         if vft:  # the parts hold item codes until the items are fitted on the training rows
             items, item_lookup = None, np.arange(len(log.item_ids), dtype=np.int32)
-        fplan = dfeatures.fit_features(config, columns, cleaned.tables)
+        fplan = dfeatures.fit_features(config, columns, cleaned.tables, cleaned.rows)
         carry = dkeys.session_carry(read.infos, columns)
         futures, bounds = _parts(client, cleaned, users, (user_lookup, item_lookup), config, has_rating, gap, fplan, carry, keep_pos=vft)
+        futures = dfeatures.expand_lists(client, futures, fplan)  # token features: lists from their values
         plan1 = None
         if vft:  # the split decided on the users of every kept row, the items fitted on its TRAIN rows
             by_index = dorders.dates_by_index(dates[0], user_lookup, len(users)) if config.split.rule == "days" else None
@@ -422,9 +427,7 @@ def run_dask(config: BuildConfig, *, write: bool = True, stdout: BinaryIO | None
             extras = None
             if plan is not None:
                 padded = split_out.padded if split_out is not None else [p["padded"] for p in parts if p.get("padded") is not None]
-                cells = tuple(
-                    dataclasses.replace(fs[0], values=np.concatenate([f.values for f in fs])) for fs in zip(*split_out.padded_features)
-                ) if split_out is not None else ()
+                cells = tuple(joined(fs) for fs in zip(*split_out.padded_features)) if split_out is not None else ()
                 srgnn = train_fit.srgnn_rows(split_out.srgnn) if split_out is not None and split_out.srgnn else None
                 extras = Extras(
                     padded=np.concatenate(padded) if padded else None,

@@ -18,16 +18,26 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from ...config import BuildConfig
-from ...errors import ConfigError
+from ...config import BuildConfig, VocabOptions
+from ...errors import ConfigError, InputError
 from ...model import Column, Feature, Sequences
 from ...steps.events import EVENT, events_meta_counted, target_codes, target_positions
-from ...steps.features import category_vocabulary, number_table, resolve_kind, time_feature_values, value_order
+from ...steps.features import (
+    category_vocabulary,
+    number_table,
+    resolve_kind,
+    reuse_features,
+    time_feature_values,
+    value_order,
+)
+from ...vocab import Vocabulary
 from .columns import LogColumns
+from .lists import ValueTokens, empty_per_value, gather_lists, list_tokens, value_tokens
 from .write import part_sequences
 
-__all__ = ["FeaturePlan", "counted_columns", "events_meta", "fit_features", "fit_time_features", "templates_of"]
+__all__ = ["FeaturePlan", "NumberLookup", "counted_columns", "expand_lists", "fit_tokens", "events_meta", "fit_features", "fit_time_features", "templates_of"]
 
 _NO_POS = np.iinfo(np.int64).max
 
@@ -40,19 +50,10 @@ def _specs(config: BuildConfig) -> list[tuple[str, str, Any, Any]]:
     return specs
 
 
-def _refuse(what: str) -> ConfigError:
-    return ConfigError(f"--engine dask does not support {what} yet; run this build with --engine local")
-
-
 def _kind(columns: LogColumns, name: str, column: str, kind: Any) -> tuple[int, Column, str]:
     k = columns.index(column)
     col = columns.stub(k)
-    resolved = resolve_kind(col, kind)
-    if resolved == "tokens":
-        raise _refuse(f"token-list features (--feature {name})")
-    if resolved == "cat" and col.kind == "number":
-        raise _refuse(f"a categorical feature of a number column (--feature {name})")
-    return k, col, resolved
+    return k, col, resolve_kind(col, kind)
 
 
 def counted_columns(config: BuildConfig, columns: LogColumns) -> tuple[tuple[str, int], ...]:
@@ -60,7 +61,7 @@ def counted_columns(config: BuildConfig, columns: LogColumns) -> tuple[tuple[str
     out: dict[str, int] = {}
     for name, column, kind, _ in _specs(config):
         k, col, _ = _kind(columns, name, column, kind)
-        out[columns.key(k)] = -1 if col.kind == "number" else len(col.values)
+        out[columns.key(k)] = -1 if col.kind == "number" else columns.distinct(k)
     return tuple(out.items())
 
 
@@ -68,21 +69,95 @@ def counted_columns(config: BuildConfig, columns: LogColumns) -> tuple[tuple[str
 class FeaturePlan:
     """The interaction features fitted on the client: each without values (its vocabulary, counts of
     missing values), and per feature its frame column and table (code -> value; None: the column's
-    numbers as float32), what each partition sends (:func:`~seqprep.engines.dask.partitions.split_rows`)."""
+    numbers as float32), what each partition sends (:func:`~seqprep.engines.dask.partitions.split_rows`).
+
+    ``lists``: per token feature (its place among the features) the CSR table of its distinct values'
+    token indices, value 0 the missing one (its rows travel as their value's index:
+    :func:`expand_lists`)."""
 
     templates: tuple[Feature, ...] = ()
-    encoders: tuple[tuple[str, np.ndarray | None], ...] = ()
+    encoders: tuple[tuple[str, Any], ...] = ()
+    lists: tuple[tuple[int, np.ndarray, np.ndarray], ...] = ()
 
 
-def fit_features(config: BuildConfig, columns: LogColumns, tables: dict[str, Any]) -> FeaturePlan:
+@dataclasses.dataclass(frozen=True)
+class NumberLookup:
+    """The send side's table of a categorical feature of a column read as numbers: a kept row's
+    number (its float64 bits, among ``bits``, sorted) -> ``indices``."""
+
+    bits: np.ndarray
+    indices: np.ndarray
+
+    def __getitem__(self, numbers: np.ndarray) -> np.ndarray:
+        keys = np.ascontiguousarray(numbers, dtype=np.float64).view(np.int64)
+        return self.indices[np.searchsorted(self.bits, keys)]
+
+
+def _number_values(df: Any, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One partition's distinct kept numbers of column ``key`` (float64 bits), their kept rows and first kept position."""
+    from .partitions import KEPT
+
+    kept = df["stage"].to_numpy() == KEPT
+    bits = np.ascontiguousarray(df[key].to_numpy()[kept], dtype=np.float64).view(np.int64)
+    ids, inverse, counts = np.unique(bits, return_inverse=True, return_counts=True)
+    first = np.full(len(ids), _NO_POS, np.int64)
+    np.minimum.at(first, inverse.reshape(-1), df["pos"].to_numpy()[kept])  # (rows in input order only before a dedup's shuffle)
+    return ids, counts.astype(np.int64), first
+
+
+def _number_categories(rows: Any, key: str) -> tuple[pa.Array, np.ndarray, np.ndarray, NumberLookup]:
+    """A column read as numbers, as categories of its kept rows (the local ``category_column``: each
+    number as text): (the distinct texts, their kept rows, first kept positions, the number ->
+    text code lookup). Reduced from the partitions' distinct numbers (few) on the client."""
+    import dask
+
+    found = dask.compute(*[dask.delayed(_number_values)(p, key) for p in rows.to_delayed()])
+    bits = np.unique(np.concatenate([f[0] for f in found])) if found else np.zeros(0, np.int64)
+    counts = np.zeros(len(bits), np.int64)
+    first = np.full(len(bits), _NO_POS, np.int64)
+    for ids, c, f in found:
+        at = np.searchsorted(bits, ids)
+        counts[at] += c
+        np.minimum.at(first, at, f)
+    enc = pc.dictionary_encode(pa.array(bits.view(np.float64)).cast(pa.string()))
+    codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    texts = enc.dictionary
+    tcounts = np.zeros(len(texts), np.int64)
+    np.add.at(tcounts, codes, counts)
+    tfirst = np.full(len(texts), _NO_POS, np.int64)
+    np.minimum.at(tfirst, codes, first)
+    return texts, tcounts, tfirst, NumberLookup(bits, codes.astype(np.int32))
+
+
+def _values_of(
+    col: Column, key: str, tables: dict[str, Any], rows: Any
+) -> tuple[pa.Array, np.ndarray, np.ndarray, Any, int]:
+    """A categorical or token feature's distinct values as the rows hold them: (values, kept rows
+    and first kept position per value, the send side's lookup row -> value code or -1, missing rows)."""
+    if col.kind == "number":
+        values, counts, first, lookup = _number_categories(rows, key)
+        return values, counts, first, lookup, 0  # a number is never missing (NaN is a value: "nan")
+    counts = tables[f"{key}_kept"]
+    identity = np.append(np.arange(len(col.values), dtype=np.int32), np.int32(-1))
+    return col.values, counts[1:], tables[f"{key}_kpos"][1:], identity, int(counts[0])
+
+
+def _composed(lookup: Any, table: np.ndarray) -> Any:
+    """``lookup`` (row -> value code, -1 missing) then ``table`` (code -> index; its last entry, for -1, 0)."""
+    if isinstance(lookup, NumberLookup):
+        return NumberLookup(lookup.bits, table[lookup.indices])
+    return table[lookup]
+
+
+def fit_features(config: BuildConfig, columns: LogColumns, tables: dict[str, Any], rows: Any = None) -> FeaturePlan:
     """The ``--feature`` and ``--event-col`` features from the kept rows' count tables, as the local
-    ``encode_features`` and ``event_feature`` fit them."""
+    ``encode_features`` and ``event_feature`` fit them (``rows``: the cleaned partitions, read for
+    the distinct numbers of a categorical feature of a column read as numbers)."""
     if not _specs(config):
         return FeaturePlan()
-    if config.vocab.vocab_from is not None:
-        raise _refuse("--vocab-from with --feature/--event-col")
-    templates, encoders = [], []
-    for name, column, kind, _ in _specs(config):
+    templates, encoders, lists = [], [], {}
+    order = value_order(config.item_order)
+    for name, column, kind, sep in _specs(config):
         k, col, resolved = _kind(columns, name, column, kind)
         key = columns.key(k)
         if resolved == "num":
@@ -93,18 +168,118 @@ def fit_features(config: BuildConfig, columns: LogColumns, tables: dict[str, Any
             )
             encoders.append((key, table))
             continue
-        counts = tables[f"{key}_kept"]
-        first = tables[f"{key}_kpos"][1:] if value_order(config.item_order) == "first-seen" else None
-        vocab, table = category_vocabulary(col.values, counts[1:], first, config.item_order)
+        if resolved == "tokens" and config.split.vocab_from_train:  # (the training fit reads one value a row)
+            msg = f"--engine dask does not support --vocab-from-train with a token-list feature (--feature {name}) yet; run this build with --engine local"
+            raise ConfigError(msg)
+        if resolved == "tokens" and col.kind != "list" and sep is None:
+            msg = f"--feature {name}: a text column needs its token separator, e.g. --feature {col.name}:tokens:|"
+            raise InputError(msg)
+        if col.kind == "list" and resolved != "tokens":
+            msg = f"--feature {col.name}:cat: the column holds lists; pass {col.name}:tokens"
+            raise InputError(msg)
+        if col.kind == "list":
+            distinct, counts = columns.values[k], tables[f"{key}_kept"]
+            vt, empties = list_tokens(distinct.offsets, distinct.codes, distinct.elements, counts[1:], tables[f"{key}_kpos"][1:])
+            template, table, value_offsets, value_codes = fit_tokens(name, col, vt, empties, counts[1:], order, int(counts[0]))
+            lists[len(templates)] = (value_offsets, value_codes)
+            templates.append(template)
+            encoders.append((key, _composed(np.append(np.arange(len(counts) - 1, dtype=np.int32), np.int32(-1)), table)))
+            continue
+        values, counts, first, lookup, missing = _values_of(col, key, tables, rows)
+        if resolved == "tokens":
+            vt = value_tokens(values, sep, counts, first)
+            template, table, value_offsets, value_codes = fit_tokens(name, col, vt, empty_per_value(values, sep), counts, order, missing)
+            lists[len(templates)] = (value_offsets, value_codes)
+            templates.append(template)
+            encoders.append((key, _composed(lookup, table)))
+            continue
+        vocab, table = category_vocabulary(values, counts, first if order == "first-seen" else None, config.item_order)
         if name == EVENT and config.event.target_events:
             target_codes(col, config.event)  # an unknown target event fails here, as locally
-        templates.append(
-            Feature(
-                name, "interaction", "cat", np.zeros(0, np.int32), vocab=vocab, column=col.name, missing=int(counts[0])
-            )
-        )
-        encoders.append((key, table.astype(np.int32)))
-    return FeaturePlan(tuple(templates), tuple(encoders))
+        templates.append(Feature(name, "interaction", "cat", np.zeros(0, np.int32), vocab=vocab, column=col.name, missing=missing))
+        encoders.append((key, _composed(lookup, table.astype(np.int32))))
+    if config.vocab.vocab_from is not None:  # as locally: the --feature ones, then the event feature
+        plain = [k for k, t in enumerate(templates) if t.name != EVENT] if config.event.event_col is not None else list(range(len(templates)))
+        for group in (plain, [k for k in range(len(templates)) if k not in plain]):
+            reused = reuse_templates([templates[k] for k in group], config.vocab)
+            for k, (f, table) in zip(group, reused):
+                templates[k] = f
+                if table is None or f.vocab is None:
+                    continue
+                if k in lists:  # a token the reused vocabulary drops (index 0) is left out of its list
+                    lists[k] = _drop_zeros(lists[k][0], table[lists[k][1]])
+                else:
+                    encoders[k] = (encoders[k][0], _composed(encoders[k][1], table))
+    shipped = tuple((k, offsets, codes.astype(np.int32)) for k, (offsets, codes) in sorted(lists.items()))
+    return FeaturePlan(tuple(templates), tuple(encoders), shipped)
+
+
+def fit_tokens(
+    name: str, col: Column, vt: ValueTokens, empties: np.ndarray, counts: np.ndarray, order: str, missing: int
+) -> tuple[Feature, np.ndarray, np.ndarray, np.ndarray]:
+    """A token feature fitted from its distinct values' tokens and kept rows (the local ``_tokens``):
+    (its template, the lookup value code -> value index 1.. (0 missing), and the CSR table value
+    index -> token indices, index 0 an empty list)."""
+    vocab, table = category_vocabulary(vt.tokens, vt.counts, vt.first if value_order(order) == "first-seen" else None, order)
+    token_index = np.maximum(table[vt.codes], 0)  # a token of a value no kept row holds: never gathered
+    lengths = np.diff(vt.offsets)
+    missing += int(counts[lengths == 0].sum())  # a row whose value holds no token is missing, as locally
+    empty = int(counts @ empties)
+    template = Feature(
+        name, "interaction", "tokens", np.zeros(0, np.int32), vocab=vocab, offsets=np.zeros(1, np.int64),
+        column=col.name, missing=missing, empty_tokens=empty,
+    )
+    value_index = np.append(np.arange(1, len(counts) + 1, dtype=np.int32), np.int32(0))  # code -1 -> 0
+    return template, value_index, np.concatenate([[0], vt.offsets]).astype(np.int64), token_index.astype(np.int32)
+
+
+def _drop_zeros(offsets: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    keep = codes != 0
+    kept = np.zeros(len(codes) + 1, dtype=np.int64)
+    np.cumsum(keep, out=kept[1:])
+    return kept[offsets], codes[keep]
+
+
+def expand_lists(client: Any, futures: list[Any], plan: FeaturePlan) -> list[Any]:
+    """The parts (futures, user order) with each token feature's lists gathered from its value
+    indices, on the parts' workers."""
+    if not plan.lists:
+        return futures
+    shared = client.scatter(plan.lists, broadcast=True, hash=False)
+    return [client.submit(_with_lists, f, shared, pure=False) for f in futures]
+
+
+def _with_lists(part: dict[str, Any], lists: tuple[tuple[int, np.ndarray, np.ndarray], ...]) -> dict[str, Any]:
+    features = list(part["features"])
+    for k, value_offsets, tokens in lists:
+        offsets, flat = gather_lists(features[k].values, value_offsets, tokens)
+        features[k] = dataclasses.replace(features[k], values=flat, offsets=offsets)
+    return {**part, "features": tuple(features)}
+
+
+def reuse_templates(templates: list[Feature], vocab: VocabOptions) -> list[tuple[Feature, np.ndarray | None]]:
+    """``--vocab-from``: each feature fitted here (without values; its vocabulary's counts are those
+    of the rows) with the earlier build's vocabulary, as the local
+    :func:`~seqprep.steps.features.reuse_features` encodes it, and the int32 table fitted index ->
+    reused index (0 -> 0; None for ``num``). The local step runs on a probe whose values are every
+    fitted index once; the reused vocabulary's counts are then the rows' per reused index."""
+    if not templates:
+        return []
+    probes = tuple(
+        dataclasses.replace(f, values=np.arange(len(f.vocab) + 1, dtype=np.int32), offsets=None) if f.vocab is not None else f
+        for f in templates
+    )
+    out = []
+    for f, r in zip(templates, reuse_features(probes, vocab)):
+        if f.vocab is None or r.vocab is None:
+            out.append((dataclasses.replace(r, values=f.values, offsets=f.offsets), None))
+            continue
+        size = len(r.vocab) + 1 + (r.vocab.oov_idx is not None)
+        weights = np.concatenate([[0], f.vocab.counts]).astype(np.float64)
+        counts = np.bincount(r.values, weights=weights, minlength=size)[1 : len(r.vocab) + 1].astype(np.int64)
+        reused = Vocabulary(ids=r.vocab.ids, counts=counts, start=1, oov_idx=r.vocab.oov_idx)
+        out.append((dataclasses.replace(r, values=f.values, offsets=f.offsets, vocab=reused), r.values.astype(np.int32)))
+    return out
 
 
 def _empty(timestamps_dtype: Any) -> Sequences:
@@ -153,19 +328,18 @@ def fit_time_features(
     specs = tuple(config.feature.time_specs())
     if not specs:
         return futures
-    if config.vocab.vocab_from is not None:
-        raise _refuse("--vocab-from with --time-feature")
-    for name, k in specs:  # a log whose raw timestamps are not epoch seconds fails here, as locally
-        time_feature_values(name, k, _empty(np.float64), unit, top)
+    # a log whose raw timestamps are not epoch seconds fails here, as locally
+    kinds = [time_feature_values(name, k, _empty(np.float64), unit, top) for name, k in specs]
     values = [client.submit(time_values, f, specs, unit, top, pure=False) for f in futures]
     facts = client.gather(client.map(_facts, values))
     starts = np.concatenate([[0], np.cumsum(lengths)])[:-1]  # each part's first position in the sequences
-    tables = []
-    for j, (name, _) in enumerate(specs):
-        per_part = [f[j] for f in facts]
-        if not per_part or per_part[0] is None:
+    templates, tables = [], []
+    for j, ((name, _), (kind, _, rule)) in enumerate(zip(specs, kinds)):
+        if kind == "num":
+            templates.append(Feature(name, "derived", "num", np.zeros(0, np.float32), column=rule))
             tables.append(None)
             continue
+        per_part = [f[j] for f in facts]
         ids = np.unique(np.concatenate([p[0] for p in per_part])) if per_part else np.zeros(0, np.int64)
         counts = np.zeros(len(ids), np.int64)
         first = np.full(len(ids), _NO_POS, np.int64)
@@ -176,23 +350,26 @@ def fit_time_features(
         vocab, table = category_vocabulary(
             pa.array(ids), counts, first if value_order(config.item_order) == "first-seen" else None, config.item_order
         )
-        tables.append((ids, vocab, table[:-1].astype(np.int32)))
-    shared = client.scatter(tables, broadcast=True, hash=False)
-    return [client.submit(_with_time_features, f, v, shared, specs, pure=False) for f, v in zip(futures, values)]
+        templates.append(Feature(name, "derived", "cat", np.zeros(0, np.int32), vocab=vocab, column=rule))
+        tables.append((ids, table[:-1].astype(np.int32)))
+    if config.vocab.vocab_from is not None:
+        for j, (f, reuse) in enumerate(reuse_templates(templates, config.vocab)):
+            templates[j] = f
+            if reuse is not None:
+                tables[j] = (tables[j][0], reuse[tables[j][1]])
+    shared = client.scatter(list(zip(templates, tables)), broadcast=True, hash=False)
+    return [client.submit(_with_time_features, f, v, shared, pure=False) for f, v in zip(futures, values)]
 
 
-def _with_time_features(
-    part: dict[str, Any], values: list[Any], tables: list[Any], specs: tuple[tuple[str, int | None], ...]
-) -> dict[str, Any]:
+def _with_time_features(part: dict[str, Any], values: list[Any], fitted: list[Any]) -> dict[str, Any]:
     derived = []
-    for (name, _), v, t in zip(specs, values, tables):
-        kind, data, rule, pids = v[0], v[1], v[2], v[3]
+    for v, (template, t) in zip(values, fitted):
+        kind, data, pids = v[0], v[1], v[3]
         if kind == "num":
-            derived.append(Feature(name, "derived", "num", data, column=rule))
+            derived.append(dataclasses.replace(template, values=data))
             continue
-        ids, vocab, table = t
-        indices = table[np.searchsorted(ids, pids)][data]
-        derived.append(Feature(name, "derived", "cat", indices, vocab=vocab, column=rule))
+        ids, table = t
+        derived.append(dataclasses.replace(template, values=table[np.searchsorted(ids, pids)][data]))
     return {**part, "features": tuple(part.get("features", ())) + tuple(derived)}
 
 

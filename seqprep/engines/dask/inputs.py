@@ -89,14 +89,15 @@ def _parquet_input(index: int, spec: str, size: int, compression: str | None, op
     import fsspec
     import pyarrow.parquet as pq
 
-    if compression is not None:
-        msg = f"{spec}: a compressed Parquet file cannot be split by the Dask engine; decompress it or use --engine local"
-        raise InputError(msg)
     fs, path = fsspec.core.url_to_fs(spec)
     try:
-        with fs.open(path, "rb") as fh:
-            schema = pq.read_schema(fh)
-    except (pa.ArrowInvalid, OSError) as e:
+        if compression is None:
+            with fs.open(path, "rb") as fh:
+                schema = pq.read_schema(fh)
+        else:  # its footer is at the end of the decompressed bytes; the file is then read as one piece
+            with fsspec.open(spec, "rb", compression=compression) as fh:
+                schema = pq.read_schema(pa.BufferReader(fh.read()))
+    except (pa.ArrowInvalid, OSError, EOFError) as e:
         msg = f"{spec}: not a readable Parquet file ({one_line(e)}); check the file or pass --input-format"
         raise InputError(msg) from e
     roles = resolve_columns(schema.names, opts, spec)

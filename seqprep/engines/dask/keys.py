@@ -69,13 +69,13 @@ def plan_columns(
     for c in done.columns:
         k = columns.index(c.name)
         tables.append(
-            None if c.codes is None else np.append(c.codes[: len(columns.values[k])], np.int32(-1)).astype(np.int32)
+            None if c.codes is None or c.kind == "list" else np.append(c.codes[: len(columns.values[k])], np.int32(-1)).astype(np.int32)
         )
     finished = LogColumns(
         names,
         tuple(c.kind for c in done.columns),
-        tuple(c.values if c.kind != "number" else None for c in done.columns),
-    )
+        tuple(columns.values[columns.index(c.name)] if c.kind == "list" else c.values if c.kind != "number" else None for c in done.columns),
+    )  # a list column's rows keep their codes of its distinct lists
     return finished, done.time_unit, done.inputs, tables
 
 

@@ -5,7 +5,6 @@ the ``-o -`` stream as they arrive, or kept for sequences.npz / the Python resul
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from ...kernels import csr_offsets
 from ...model import Sequences
 from ...output.files import sequences_columns, write_parquet
 from ...vocab import Vocabulary
+from .lists import joined
 from .partitions import part_stats
 
 __all__ = ["PARTS_FOLDER", "gather", "part_sequences", "part_table", "parts_in_order", "stats", "write_parts"]
@@ -97,7 +97,6 @@ def gather(parts: list[dict[str, Any]], users: Vocabulary, as_float: bool, has_r
         ratings=np.concatenate([p["ratings"] for p in parts]) if has_rating else None,
         session_ids=np.concatenate([p["session_ids"] for p in parts]) if parts[0]["session_ids"] is not None else None,
         features=tuple(
-            dataclasses.replace(fs[0], values=np.concatenate([f.values for f in fs]))
-            for fs in zip(*(p.get("features", ()) for p in parts))
+            joined(fs) for fs in zip(*(p.get("features", ()) for p in parts))
         ),
     )
