@@ -431,7 +431,8 @@ sequence_options = _apply(
         "loo:recbole (RecBole's: a user of exactly 3 gets a test row and no valid row), time (with --valid-from/--test-from), "
         "time:Q1,Q2 (quantiles), users:TRAIN,VALID,TEST (whole users), ratio:TRAIN,VALID,TEST (each user's interactions in "
         "time order: the first ceil(n*TRAIN) train, up to ceil(n*(TRAIN+VALID)) valid, the rest test; e.g. ratio:0.7,0.1,0.2) "
-        "or days:N (whole sequences dated in the last N days are test, every prefix a test row).",
+        "or days:N (whole sequences dated in the last N days are test, every prefix a test row); "
+        "none: no split (turns a preset's off).",
     ),
     option(SEQUENCES, "--valid-from", help="--split time: targets at or after T1 (epoch or ISO date) are validation."),
     option(SEQUENCES, "--test-from", help="--split time: targets at or after T2 (epoch or ISO date) are test."),
@@ -445,9 +446,10 @@ sequence_options = _apply(
     ),
     option(
         SEQUENCES,
-        "--vocab-from-train",
-        is_flag=True,
-        help="Fit the item vocabulary on the training part only; held-out rows with unseen items are dropped and counted.",
+        "--vocab-from-train/--no-vocab-from-train",
+        default=False,
+        help="Fit the item vocabulary on the training part only; held-out rows with unseen items are dropped and counted. "
+        "--no-vocab-from-train turns a preset's off.",
     ),
     option(
         SEQUENCES,
@@ -692,6 +694,8 @@ def build(
         ctx = click.get_current_context()
         given = {k for k in kw if ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT, None)}
         kw = {k: v for k, v in kw.items() if k in given or k == "preset" or k not in PRESETS[kw["preset"]].options}
+    if kw.get("split") == "none":  # --split none: no split, also over a preset's
+        kw["split"] = None
     if explain:
         _explain(kw)
         return

@@ -159,6 +159,10 @@ def flags(options: dict[str, Any]) -> list[str]:
         flag = "--" + {"exports": "export"}.get(key, key).replace("_", "-")
         if value is True:
             out.append(flag)
+        elif value is False:  # a preset's flag turned off
+            out.append("--no-" + flag[2:])
+        elif value is None:  # a preset's value dropped (--split none)
+            out += [flag, "none"]
         elif isinstance(value, tuple) and key == "exports":
             for v in value:
                 out += [flag, str(v)]

@@ -643,3 +643,21 @@ def test_a_preset_is_its_flags(tmp_path, name):
     assert metas["preset"]["options"] == metas["flags"]["options"]
     for f in sorted(p.name for p in (tmp_path / "flags").iterdir() if p.name != "meta.json"):
         assert (tmp_path / "preset" / f).read_bytes() == (tmp_path / "flags" / f).read_bytes(), f
+
+
+def test_a_presets_split_and_vocab_from_train_turn_off_on_the_command_line(tmp_path):
+    """``--split none`` and ``--no-vocab-from-train`` override a preset's split and training fit, and
+    meta.json (and ``--explain``) record them as overridden."""
+    out = tmp_path / "out"
+    args = ["build", str(_log(tmp_path)), "--preset", "caser", "--min-user-count", "2", "--min-item-count", "2"]
+    r = CliRunner().invoke(cli, [*args, "--split", "none", "--no-vocab-from-train", "-o", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["options"]["split"]["split"] is None and meta["options"]["split"]["vocab_from_train"] is False
+    assert "split" not in meta and not (out / "train.parquet").exists() and (out / "windows.npz").exists()
+    assert meta["preset"]["overridden"][-3:] == ["--split", "none", "--no-vocab-from-train"]
+    r = CliRunner().invoke(cli, [*args, "--no-vocab-from-train", "--split", "none", "--explain"])
+    assert r.exit_code == 0 and "overridden on the command line: --min-user-count 2 --min-item-count 2 --no-vocab-from-train --split none" in r.output, r.output
+    kept = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "kept"), "-q"])  # without them, the preset's split
+    assert kept.exit_code == 0, kept.output
+    assert json.loads((tmp_path / "kept" / "meta.json").read_text())["split"]["rule"] == "ratio"
