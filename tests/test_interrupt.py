@@ -156,16 +156,27 @@ def test_signal_during_the_final_swap_is_held_back(tmp_path, monkeypatch):
     out = tmp_path / "out"
     seqprep.build(log, out, item_order="frequency")
     real_rename = os.rename
+    sent: list[str] = []
 
     def rename_then_interrupt(src, dst):
         real_rename(src, dst)
         if Path(dst).name == "previous":  # the old OUT was just moved aside
-            os.kill(os.getpid(), signal.SIGINT)
+            sent.append(threading.current_thread().name)
+            signal.raise_signal(signal.SIGINT)  # to this thread (os.kill may wake any thread of the process)
             time.sleep(0.05)  # give the handler every chance to run here
 
+    # the held-back signal is re-raised to the handler that was there before: Python's, for this test
+    # (an earlier test of the session may have left another), restored afterwards
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
     monkeypatch.setattr(atomic.os, "rename", rename_then_interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        seqprep.build(log, out, item_order="id", overwrite=True)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            try:
+                seqprep.build(log, out, item_order="id", overwrite=True)
+            finally:
+                assert sent, "the swap never moved the old OUT aside with os.rename"
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert json.loads((out / "meta.json").read_text())["item_order"] == "id"  # the new OUT, whole
     assert seqprep.verify(out).ok
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "r.csv"]
