@@ -30,12 +30,13 @@ from ...errors import SeqprepError
 from ...io.keys import ReadPlan, plan_read
 from ...io.merge import merge_dictionaries, merged_kind, numbers_as_text, remap_codes
 from ...io.sniff import ColumnRequest
-from ...io.sources import MAGIC, SNIFF_BYTES, inner_name
+from ...io.sources import inner_name
 from ...io.stream import InputColumns
 from ...model import Column, InputInfo, Interactions, Log
 from ...steps.events import event_requests
 from ...steps.features import column_requests
 from ...steps.where import operand_requests, where_truth
+from .inputs import parquet_schema, url_head
 from .lists import gather_lists
 
 __all__ = [
@@ -81,27 +82,14 @@ def _stand_in(url: str, folder: Path) -> str:
     """A local file with what :func:`~seqprep.io.keys.plan_read` reads of the input at ``url``, under
     its name without a compression extension: the first :data:`~seqprep.io.sources.SNIFF_BYTES`
     (decompressed), or for Parquet an empty file of its schema."""
-    import fsspec
     import pyarrow.parquet as pq
 
-    fs, path = fsspec.core.url_to_fs(url)
-    with fs.open(path, "rb") as fh:
-        magic = fh.read(8)
-    compression = next((c for m, c in MAGIC if magic.startswith(m)), None)
-    with fsspec.open(url, "rb", compression=compression) as fh:
-        head = fh.read(SNIFF_BYTES)
-        if head.startswith(b"PAR1"):  # its schema is in the footer, at the end of the (decompressed) bytes
-            rest = fh.read() if compression is not None else b""
+    compression, head = url_head(url)
     target = folder / (inner_name(url) or "input")
-    if not head.startswith(b"PAR1"):
-        target.write_bytes(head)
-        return str(target)
-    if compression is None:
-        with fs.open(path, "rb") as fh:
-            schema = pq.read_schema(fh)
+    if head.startswith(b"PAR1"):  # its schema is in the footer
+        pq.write_table(parquet_schema(url, compression).empty_table(), target)
     else:
-        schema = pq.read_schema(pa.BufferReader(head + rest))
-    pq.write_table(schema.empty_table(), target)
+        target.write_bytes(head)
     return str(target)
 
 

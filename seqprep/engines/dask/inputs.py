@@ -68,11 +68,7 @@ def inspect(index: int, spec: str, opts: ReadOptions) -> DaskInput:
     if fs.isdir(path):
         raise input_is_folder(spec)
     size = int(fs.size(path))
-    with fs.open(path, "rb") as fh:
-        magic = fh.read(8)
-    compression = next((c for m, c in MAGIC if magic.startswith(m)), None)
-    with fsspec.open(spec, "rb", compression=compression) as fh:
-        head = fh.read(SNIFF_BYTES)
+    compression, head = url_head(spec)
     fmt = detect_format(inner_name(spec), opts, head)
     untyped = {"user": False, "item": False}
     if fmt == "csv":
@@ -85,18 +81,36 @@ def inspect(index: int, spec: str, opts: ReadOptions) -> DaskInput:
     return _parquet_input(index, spec, size, compression, opts)
 
 
-def _parquet_input(index: int, spec: str, size: int, compression: str | None, opts: ReadOptions) -> DaskInput:
+def url_head(spec: str) -> tuple[str | None, bytes]:
+    """The compression of the input at ``spec`` (from its magic bytes) and its first
+    :data:`~seqprep.io.sources.SNIFF_BYTES`, decompressed."""
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(spec)
+    with fs.open(path, "rb") as fh:
+        magic = fh.read(8)
+    compression = next((c for m, c in MAGIC if magic.startswith(m)), None)
+    with fsspec.open(spec, "rb", compression=compression) as fh:
+        return compression, fh.read(SNIFF_BYTES)
+
+
+def parquet_schema(spec: str, compression: str | None) -> pa.Schema:
+    """The schema of the Parquet file at ``spec`` (compressed: from its decompressed bytes, whose
+    footer is at their end; such a file is then read as one piece)."""
     import fsspec
     import pyarrow.parquet as pq
 
-    fs, path = fsspec.core.url_to_fs(spec)
+    if compression is None:
+        fs, path = fsspec.core.url_to_fs(spec)
+        with fs.open(path, "rb") as fh:
+            return pq.read_schema(fh)
+    with fsspec.open(spec, "rb", compression=compression) as fh:
+        return pq.read_schema(pa.BufferReader(fh.read()))
+
+
+def _parquet_input(index: int, spec: str, size: int, compression: str | None, opts: ReadOptions) -> DaskInput:
     try:
-        if compression is None:
-            with fs.open(path, "rb") as fh:
-                schema = pq.read_schema(fh)
-        else:  # its footer is at the end of the decompressed bytes; the file is then read as one piece
-            with fsspec.open(spec, "rb", compression=compression) as fh:
-                schema = pq.read_schema(pa.BufferReader(fh.read()))
+        schema = parquet_schema(spec, compression)
     except (pa.ArrowInvalid, OSError, EOFError) as e:
         msg = f"{spec}: not a readable Parquet file ({one_line(e)}); check the file or pass --input-format"
         raise InputError(msg) from e
