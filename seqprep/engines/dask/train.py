@@ -88,15 +88,13 @@ def _tally(
 def _left(
     part: dict[str, Any], decision: tuple[np.ndarray | None, dict[str, Any]], table: np.ndarray, order: str, sizes: tuple[int, ...]
 ) -> tuple[dict[str, int], train_fit.LeftTally, list[Any]]:
-    """The part's rows of unseen items by part, its rows left per user and, per ``--feature``, the
-    rows left per value index (a token feature: per distinct value; a number feature: its missing
+    """The part's rows of unseen items by part, its rows left per user and, per feature, the rows
+    left per value index (a token feature: per distinct value; a number feature: its missing
     values left)."""
     keep = table[part["items"]] >= 0
     assert decision[0] is not None
     left = []
     for f, size in zip(part.get("features", ()), sizes):
-        if f.name == EVENT:
-            continue
         if f.vocab is None:
             left.append(int(np.isnan(f.values[keep]).sum()))
         else:
@@ -122,8 +120,11 @@ def _features_after(
     empties = dict(zip((k for k, _, _ in plan.lists), plan.empties))
     refitted_lists = []
     k = 0  # index among the refitted features
-    for j, f in enumerate(t for t in templates if t.name != EVENT):
+    for j, f in enumerate(templates):
         rows_left = sum(part[j] for part in left)
+        if f.name == EVENT:  # its vocabulary fitted on every kept row, its counts those of the rows left
+            out.append((train_fit.recounted(f, rows_left), None))
+            continue
         if f.vocab is None:
             out.append((dataclasses.replace(f, missing=int(rows_left)), None))
             continue
@@ -143,7 +144,6 @@ def _features_after(
         unseen = int(rows_left[1:][table[1:] == 0].sum())
         vocab = Vocabulary(ids=f.vocab.ids.take(pa.array(chosen, pa.int64())), counts=ordered, start=1)
         out.append((dataclasses.replace(f, vocab=vocab, missing=int(rows_left[0]), unseen=unseen, fit="train"), table))
-    out += [(f, None) for f in templates if f.name == EVENT]
     return tuple(out), FeaturePlan(lists=tuple(refitted_lists))
 
 
