@@ -19,7 +19,9 @@ import pytest
 from tests.conftest import ROOT
 
 SAMPLE = ROOT / "sample_data" / "ratings.csv"
-HAS_JEMALLOC = "#define ARROW_JEMALLOC\n" in (Path(pa.__file__).parent / "include" / "arrow" / "util" / "config.h").read_text()
+HAS_JEMALLOC = (
+    "#define ARROW_JEMALLOC\n" in (Path(pa.__file__).parent / "include" / "arrow" / "util" / "config.h").read_text()
+)
 
 
 def _run(args: list[str], env: dict[str, str | None]) -> subprocess.CompletedProcess[str]:
@@ -46,7 +48,10 @@ def test_the_command_chooses_jemalloc_when_pyarrow_has_it():
 
 
 def test_a_chosen_pool_is_left_alone():
-    assert _pool_after("from seqprep.cli import _arrow_pool\n_arrow_pool()", ARROW_DEFAULT_MEMORY_POOL="system") == "system"
+    assert (
+        _pool_after("from seqprep.cli import _arrow_pool\n_arrow_pool()", ARROW_DEFAULT_MEMORY_POOL="system")
+        == "system"
+    )
 
 
 def test_nothing_changes_once_pyarrow_is_loaded():
@@ -68,7 +73,10 @@ def test_the_pool_changes_no_output_byte(tmp_path):
     outs = {}
     for pool in ("jemalloc", "mimalloc", "system"):
         out = tmp_path / pool
-        r = _run(["-m", "seqprep", "build", str(SAMPLE), "-o", str(out), "--split", "loo", "-f", "parquet", "-f", "npz"], {"ARROW_DEFAULT_MEMORY_POOL": pool})
+        r = _run(
+            ["-m", "seqprep", "build", str(SAMPLE), "-o", str(out), "--split", "loo", "-f", "parquet", "-f", "npz"],
+            {"ARROW_DEFAULT_MEMORY_POOL": pool},
+        )
         assert r.returncode == 0, r.stderr
         assert "Unsupported backend" not in r.stderr
         outs[pool] = _built_files(out)
