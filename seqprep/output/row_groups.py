@@ -1,4 +1,4 @@
-"""One Parquet file from row groups encoded on several threads, byte for byte what one writer writes.
+"""One Parquet file from row groups encoded column by column on several threads, byte for byte what one writer writes.
 
 pyarrow's ``ParquetWriter`` encodes a file on one thread. A column chunk does not depend on where in
 the file it lands (page headers hold no file offsets) nor on the other columns, so each column of
