@@ -1,4 +1,5 @@
-"""One Parquet file from row groups encoded column by column on several threads, byte for byte what one writer writes.
+"""One Parquet file from row groups encoded column by column on several threads, byte for byte what
+one writer writes.
 
 pyarrow's ``ParquetWriter`` encodes a file on one thread. A column chunk does not depend on where in
 the file it lands (page headers hold no file offsets) nor on the other columns, so each column of
@@ -7,12 +8,12 @@ encoding releases the GIL; a file of one row group - 1M interactions - is encode
 too), and the file put together from them: ``PAR1``, every row group's column chunks in order, and
 a footer that is the one a writer gives the table's schema (the footer of an empty table) with
 every row group in it - each made of its columns' chunk metadata, their file offsets moved to where
-their bytes now are, and its sizes the sums of theirs. The footer is Thrift compact protocol; :func:`read_struct` and :func:`write_struct` read and
-write it field by field, keeping every field and its order, so an unchanged footer comes back
-unchanged and the joined file is the one a single ``ParquetWriter`` writes (tests/test_row_groups.py
-compares them). Footers with anything this does not know how to move (page indexes, bloom filters,
-encryption, column chunks in other files) are refused: :class:`Unjoinable`, and the caller writes the
-file with one writer instead.
+their bytes now are, and its sizes the sums of theirs. The footer is Thrift compact protocol;
+:func:`read_struct` and :func:`write_struct` read and write it field by field, keeping every field
+and its order, so an unchanged footer comes back unchanged and the joined file is the one a single
+``ParquetWriter`` writes (tests/test_row_groups.py compares them). Footers with anything this does
+not know how to move (page indexes, bloom filters, encryption, column chunks in other files) are
+refused: :class:`Unjoinable`, and the caller writes the file with one writer instead.
 """
 
 from __future__ import annotations
