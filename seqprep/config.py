@@ -839,6 +839,14 @@ class BuildConfig:
             if "event" in {n for n, *_ in self.feature.specs()} | attrs:
                 msg = "--event-col makes the feature 'event'; name your --feature or attribute otherwise"
                 raise ConfigError(msg)
+            numbers = [name for name, column, kind, _ in self.feature.specs() if column == self.event.event_col and kind == "num"]
+            if numbers and self.event.target_events:
+                col = self.event.event_col
+                msg = (
+                    f"--target-events picks events of --event-col {col}, and --feature {numbers[0]}:num reads that column as numbers; "
+                    f"drop ':num' (the event feature already gives {col}'s categories) or pass --target-events with another --event-col"
+                )
+                raise ConfigError(msg)
         self.emit.validate()
         if self.to_stdout and self.emit.exports:
             msg = "--export writes files into the output folder, and -o - has none; pass -o OUT"

@@ -189,6 +189,9 @@ def test_meta_and_event_feature(tmp_path):
         (["--event-col", "type", "--kcore-on", "target"], "--kcore-on target needs --target-events"),
         (["--event-col", "type", "--target-events", "purchase"], "--target-events 'purchase': no such event in column 'type'; its events are buy, view"),
         (["--event-col", "kind"], "column 'kind' (--event-col) not found; columns are user, item, ts, type"),
+        # the event column read as numbers for a :num feature: its events are numbers (a traceback before)
+        (["--event-col", "type", "--feature", "type:num", "--target-events", "3"], "--feature type:num reads that column as numbers; drop ':num'"),
+        (["--event-col", "type", "--feature", "type:num", "--target-events", "3", "--kcore-on", "target"], "--target-events picks events of --event-col type"),
     ],
 )
 def test_bad_event_options(tmp_path, args, message):
