@@ -53,7 +53,21 @@ from .dataset import flat_list, read_sequences_table
 from .errors import ConfigError, InputError
 from .io.sources import sha256_file
 from .kernels import tie_stats
-from .kernels.splits import TEST, TRAIN, VALID, gather_ranges, loo_parts, ratio_parts, row_of
+from .kernels.splits import (
+    TEST,
+    TRAIN,
+    VALID,
+    eval_positions,
+    gather_ranges,
+    held_out_positions,
+    loo_parts,
+    ratio_parts,
+    row_of,
+    tail_ranges,
+    time_parts,
+    time_quantile,
+    users_parts,
+)
 
 __all__ = ["SCHEMAS", "VerifyReport", "verify"]
 
@@ -739,12 +753,14 @@ def _check_same(layouts: dict[str, dict[str, Any]], problems: _Problems) -> None
 
 
 def _check_split(p: Path, meta: dict[str, Any], layouts: dict[str, dict[str, Any]], problems: _Problems) -> str | None:
-    """``--split loo``, ``loo:recbole`` and ``ratio:...``: the split files hold exactly the split the
-    rule gives on the written sequences (train items, valid/test users, targets and histories of at
-    most ``--max-len`` items). Returns what was checked, or why the split could not be re-derived."""
+    """``--split loo``, ``loo:recbole``, ``ratio:...``, ``time`` and ``users:...``: the split files hold
+    exactly the split the rule gives on the written sequences (train items, valid/test users,
+    targets and histories of at most ``--max-len`` items); for ``time:Q1,Q2`` the bounds in meta.json
+    are the quantiles of the written timestamps, for ``users`` the held-out users are those the seed
+    draws. Returns what was checked, or why the split could not be re-derived."""
     info = meta.get("split")
     opts = (meta.get("options") or {}).get("split") or {}
-    if not isinstance(info, dict) or info.get("rule") not in ("loo", "ratio") or not layouts:
+    if not isinstance(info, dict) or info.get("rule") not in ("loo", "ratio", "time", "users") or not layouts:
         return None
     text = opts.get("split")
     targets = ((meta.get("options") or {}).get("event") or {}).get("target_events")
@@ -752,30 +768,31 @@ def _check_split(p: Path, meta: dict[str, Any], layouts: dict[str, dict[str, Any
     if why:
         return f"{text}: not re-derived ({', '.join(why)}: the written sequences are not those the split was decided on)"
     try:
-        so = SplitOptions(split=text).validate()
-    except ConfigError:
+        so = SplitOptions(split=text, valid_from=opts.get("valid_from"), test_from=opts.get("test_from"), seed=opts.get("seed", 0)).validate()
+    except (ConfigError, TypeError):
         problems.add(f"meta.json options.split.split {text!r} is not a split rule; {_FIX}")
         return None
     seq = next(iter(layouts.values()))
     offsets = np.asarray(seq["offsets"], dtype=np.int64)
     items = np.asarray(seq["items"])
-    if len(offsets) == 0 or offsets[-1] != len(items):
+    times = np.asarray(seq["timestamps"])
+    if len(offsets) == 0 or offsets[-1] != len(items) or len(times) != len(items):
         return None  # the sequence checks report it
-    if so.rule == "ratio":
-        part = ratio_parts(offsets, so.ratio_cuts)  # type: ignore[arg-type]
-    else:
-        part = loo_parts(offsets, valid_min_len=4 if so.loo_variant == "recbole" else None)
+    part = _split_parts(so, info, offsets, times, text, problems)
+    if part is None:
+        return f"{text}: not re-derived (meta.json split facts are incomplete)"
     row = row_of(offsets)
     max_len = opts.get("max_len")
     train_rows = np.bincount(row[part == TRAIN], minlength=len(offsets) - 1)
     want: dict[str, tuple[np.ndarray, ...]] = {"train": (np.flatnonzero(train_rows > 0), items[part == TRAIN])}
+    pos, start, length = eval_positions(offsets, times, part, strict_time=so.rule == "time")
+    if max_len is not None:
+        start, length = tail_ranges(start, length, int(max_len))
+    _, hist = gather_ranges(start, length)
+    hist_row = np.repeat(np.arange(len(pos)), length)
     for name, code in (("valid", VALID), ("test", TEST)):
-        pos = np.flatnonzero(part == code)
-        length = pos - offsets[row[pos]]
-        if max_len is not None:
-            length = np.minimum(length, int(max_len))
-        _, hist = gather_ranges(pos - length, length)
-        want[name] = (row[pos], items[pos], length, items[hist])
+        sel = part[pos] == code
+        want[name] = (row[pos[sel]], items[pos[sel]], length[sel], items[hist[sel[hist_row]]])
     checked = []
     for ext in ("parquet", "npz"):
         if not all((p / f"{name}.{ext}").is_file() for name in want):
@@ -793,6 +810,26 @@ def _check_split(p: Path, meta: dict[str, Any], layouts: dict[str, dict[str, Any
                     break
         checked.append(ext)
     return f"{text}: re-derived from the sequences ({', '.join(checked) or 'no split files'})"
+
+
+def _split_parts(
+    so: SplitOptions, info: dict[str, Any], offsets: np.ndarray, times: np.ndarray, text: str, problems: _Problems
+) -> np.ndarray | None:
+    """The part of every written position under the rule ``so`` (None: meta.json lacks what it needs)."""
+    if so.rule == "ratio":
+        return ratio_parts(offsets, so.ratio_cuts)  # type: ignore[arg-type]
+    if so.rule == "loo":
+        return loo_parts(offsets, valid_min_len=4 if so.loo_variant == "recbole" else None)
+    if so.rule == "users":
+        return held_out_positions(offsets, users_parts(offsets, so.fractions, so.seed), None)  # type: ignore[arg-type]
+    t1, t2 = info.get("valid_from"), info.get("test_from")
+    if not isinstance(t1, (int, float)) or not isinstance(t2, (int, float)):
+        return None
+    if so.fractions is not None and len(times):
+        q = [time_quantile(times, f) for f in so.fractions]
+        if q != [t1, t2]:
+            problems.add(f"meta.json split bounds {t1}, {t2} are not the {so.fractions[0]} and {so.fractions[1]} quantiles of the written timestamps ({q[0]}, {q[1]}); {_FIX}")
+    return time_parts(times, t1, t2)
 
 
 def _load_split_file(path: Path, name: str) -> tuple[np.ndarray, ...]:

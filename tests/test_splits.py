@@ -691,6 +691,37 @@ def test_verify_rederives_the_per_user_splits(tmp_path, split):
     assert any(x.startswith("test.parquet") or x.startswith("valid.parquet") for x in problems)
 
 
+@pytest.mark.parametrize(
+    ("split", "extra", "tamper"),
+    [
+        ("time:0.5,0.8", {}, ("split", "valid_from", 0)),
+        ("time", {"valid_from": "3", "test_from": "6"}, ("split", "test_from", 4)),
+        ("users:0.5,0.25,0.25", {"seed": 3}, ("options", "seed", 4)),
+    ],
+)
+def test_verify_rederives_the_time_and_users_splits(tmp_path, split, extra, tamper):
+    from seqprep.verify import verify
+
+    # users of 2..9 rows, timestamps 0..8 shared by every user: ties across and within the bounds
+    rows = [(u, (u * 7 + k) % 9 + 1, k // 2 * 2) for u in range(1, 9) for k in range(u + 1)]
+    (tmp_path / "log.csv").write_text(_csv(rows))
+    seqprep.build(tmp_path / "log.csv", tmp_path / "o", split=split, max_len=3, formats=("parquet", "npz"), **extra)
+    report = verify(tmp_path / "o")
+    assert report.ok, report.problems
+    assert report.to_dict()["checked"]["split"] == f"{split}: re-derived from the sequences (parquet, npz)"
+    # meta.json claiming another bound or seed: the files no longer hold what the rule gives
+    meta = json.loads((tmp_path / "o" / "meta.json").read_text())
+    where, key, value = tamper
+    (meta["split"] if where == "split" else meta["options"]["split"])[key] = value
+    if where == "options":
+        meta["split"]["seed"] = value
+    (tmp_path / "o" / "meta.json").write_text(json.dumps(meta))
+    problems = verify(tmp_path / "o").problems
+    assert any(f"are not those --split {split} gives on the sequences" in x for x in problems), problems
+    if split == "time:0.5,0.8":
+        assert any("are not the 0.5 and 0.8 quantiles of the written timestamps" in x for x in problems), problems
+
+
 def test_verify_says_when_a_split_cannot_be_rederived(tmp_path):
     from seqprep.verify import verify
 
