@@ -14,8 +14,11 @@ child (``run.measure``). Steps:
 * ``seqprep``       -- ``python -m seqprep build LOG -o OUT --overwrite``, run from ``--src``;
 * ``kcore_loo``     -- the same with ``--min-user-count 5 --min-item-count 5 --split loo``.
 
-Then a start-up group: ``python -c pass``, ``seqprep --version``, ``seqprep build --help`` and a
-build of ``sample_data/ratings.csv`` (``--startup-only``: this group alone). Before any timing,
+Then a start-up group: ``python -c pass``, the floor of a small build (``jobs/floor.py``: a process
+that imports pyarrow, reads the sample and writes it as Parquet; then the same with
+``pyarrow.compute`` imported too), ``seqprep --version``, ``seqprep build --help`` and a build of
+``sample_data/ratings.csv`` (``--startup-only``: this group alone; ``--startup-vs OTHER``: OTHER
+checkout's three seqprep steps in the same rounds, with the ratios). Before any timing,
 ``--src``'s ``seqprep`` package is byte-compiled (``compileall``), as ``pip install`` does: with
 ``PYTHONDONTWRITEBYTECODE`` set and no ``__pycache__``, every run would compile seqprep's sources
 again (~0.3 CPU-s), which an installed seqprep never does (``--no-compile`` measures that case). Every output is read back and checked: the jobs must give
@@ -158,15 +161,30 @@ def log_steps(log: Log, out: Path, src: Path, skip: set[str]) -> list[Step]:
     return [s for s in steps if s.name not in skip]
 
 
-def startup_steps(out: Path, src: Path) -> list[Step]:
-    """Interpreter start-up, ``--version``, ``build --help`` and a build of sample_data/ratings.csv."""
-    sample = src / "sample_data" / "ratings.csv"
-    return [
+def startup_steps(out: Path, src: Path, vs: Path | None = None) -> list[Step]:
+    """Interpreter start-up, the floor of a small build (``jobs/floor.py``: pyarrow reads and writes
+    the sample, without and with ``pyarrow.compute``), ``--version``, ``build --help`` and a build of
+    sample_data/ratings.csv; with ``vs``, the three seqprep steps of that checkout too (`` [vs]``)."""
+    sample = str(src / "sample_data" / "ratings.csv")
+    floor = [sys.executable, str(JOBS / "floor.py"), sample]
+    steps = [
         Step("python -c pass", [sys.executable, "-c", "pass"], out),
-        Step("seqprep --version", seqprep_cmd("--version"), src),
-        Step("seqprep build --help", seqprep_cmd("build", "--help"), src),
-        Step("build sample_data", seqprep_cmd("build", str(sample), "-o", str(out / "sample"), "--overwrite"), src),
+        Step("floor: read + write", [*floor, str(out / "floor")], out),
+        Step("floor + pa.compute", [*floor, str(out / "floor"), "--compute"], out),
     ]
+    for tag, root in (("", src), (" [vs]", vs)):
+        if root is None:
+            continue
+        steps += [
+            Step(f"seqprep --version{tag}", seqprep_cmd("--version"), root),
+            Step(f"seqprep build --help{tag}", seqprep_cmd("build", "--help"), root),
+            Step(
+                f"build sample_data{tag}",
+                seqprep_cmd("build", sample, "-o", str(out / ("sample-vs" if tag else "sample")), "--overwrite"),
+                root,
+            ),
+        ]
+    return steps
 
 
 def run_rounds(steps: Sequence[Step], rounds: int) -> tuple[float, float]:
@@ -297,21 +315,36 @@ def rel_spread(values: Sequence[float]) -> float:
 
 
 def startup_table(steps: Sequence[Step]) -> list[str]:
-    """Start-up steps in milliseconds with their targets."""
+    """Start-up steps in milliseconds with their targets; the sample build's gap above the floor; with
+    ``--startup-vs``, each seqprep step against the same step of the other checkout."""
     targets = {"seqprep --version": "startup_s", "seqprep build --help": "startup_s", "build sample_data": "sample_s"}
-    head = f"{'step':<22}{'wall ms':>22}{'cpu ms':>22}{'peak MiB':>14}  target"
+    head = f"{'step':<27}{'wall ms':>22}{'cpu ms':>22}{'peak MiB':>14}  target"
     lines = [head, "-" * len(head)]
     for s in steps:
         if s.error:
-            lines.append(f"{s.name:<22}FAILED: {s.error.splitlines()[-1]}")
+            lines.append(f"{s.name:<27}FAILED: {s.error.splitlines()[-1]}")
             continue
         goal = ""
-        if s.name in targets:
-            limit = TARGETS[targets[s.name]]
+        if s.name.removesuffix(" [vs]") in targets:
+            limit = TARGETS[targets[s.name.removesuffix(" [vs]")]]
             goal = f"{'ok' if median(s.walls) < limit else 'MISS'} (< {limit * 1000:.0f} ms)"
         lines.append(
-            f"{s.name:<22}{spread(s.walls, 1000, 0):>22}{spread(s.cpus, 1000, 0):>22}{median(s.rss_mib):>14.0f}  {goal}"
+            f"{s.name:<27}{spread(s.walls, 1000, 0):>22}{spread(s.cpus, 1000, 0):>22}{median(s.rss_mib):>14.0f}  {goal}"
         )
+    by_name = {s.name: s for s in steps if not s.error and s.walls}
+    floor = by_name.get("floor + pa.compute")
+    for tag in ("", " [vs]"):
+        sample = by_name.get(f"build sample_data{tag}")
+        if floor is not None and sample is not None:
+            gap = [1000 * (a - b) for a, b in zip(sample.walls, floor.walls)]
+            gap_cpu = [1000 * (a - b) for a, b in zip(sample.cpus, floor.cpus)]
+            lines.append(
+                f"build sample_data{tag} above the floor + pa.compute, per round: wall {spread(gap, 1, 0)} ms, cpu {spread(gap_cpu, 1, 0)} ms"
+            )
+    for name in targets:
+        a, b = by_name.get(name), by_name.get(f"{name} [vs]")
+        if a is not None and b is not None:
+            lines.append(f"{name} / [vs]: wall {ratio_text(a, b)}, cpu {ratio_text(a, b, 'cpus')}")
     return lines
 
 
@@ -370,10 +403,11 @@ def bench_startup(args: argparse.Namespace) -> dict[str, Any]:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     print("== start-up", file=sys.stderr)
-    steps = startup_steps(out, args.src)
+    steps = startup_steps(out, args.src, args.startup_vs)
     load = run_rounds(steps, args.startup_repeat)
+    vs = f"; [vs]: {args.startup_vs} @ {source_info(args.startup_vs)['commit']}" if args.startup_vs else ""
     text = [
-        f"== start-up: {args.startup_repeat} rounds, round-robin; load avg before/after {load[0]:.2f}/{load[1]:.2f}",
+        f"== start-up: {args.startup_repeat} rounds, round-robin; load avg before/after {load[0]:.2f}/{load[1]:.2f}{vs}",
         *startup_table(steps),
     ]
     print("\n".join(text) + "\n", flush=True)
@@ -429,11 +463,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="generate.py --seed")
     p.add_argument("--src", type=Path, default=HERE.parent, help="seqprep checkout to time (python -m seqprep)")
     p.add_argument("--startup-only", action="store_true", help="time the start-up group only")
+    p.add_argument(
+        "--startup-vs",
+        type=Path,
+        default=None,
+        help="another seqprep checkout whose start-up steps run in the same rounds",
+    )
     p.add_argument("--no-compile", action="store_true", help="do not byte-compile --src's seqprep first")
     p.add_argument("--keep-outputs", action="store_true", help="keep every step's output folder")
     p.add_argument("--json", type=Path, default=None, help="also save everything (each round) as JSON")
     args = p.parse_args(argv)
     args.src, args.data_dir = args.src.resolve(), args.data_dir.resolve()
+    args.startup_vs = args.startup_vs.resolve() if args.startup_vs is not None else None
     return args
 
 
@@ -444,7 +485,9 @@ def main(argv: list[str] | None = None) -> None:
     args.data_dir.mkdir(parents=True, exist_ok=True)
     logs = [] if args.startup_only else logs_to_run(args)
     if not args.no_compile:  # as an installed seqprep has its bytecode (pip compiles at install)
-        subprocess.run([sys.executable, "-m", "compileall", "-q", str(args.src / "seqprep")], check=True)
+        for src in (args.src, args.startup_vs):
+            if src is not None:
+                subprocess.run([sys.executable, "-m", "compileall", "-q", str(src / "seqprep")], check=True)
     head = header(args)
     print(head + "\n", flush=True)
     report: dict[str, Any] = {"header": head, "machine": machine_info(), "source": source_info(args.src)}

@@ -14,12 +14,13 @@ import dataclasses
 import math
 import re
 from dataclasses import dataclass, field, fields
-from fractions import Fraction
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from .errors import ConfigError, where_message
-from .kernels.predicates import Predicate, PredicateSyntaxError, parse
 from .timeunits import check_window, parse_duration, parse_time
+
+if TYPE_CHECKING:  # imported by parse_where: a build without --where never loads the predicates
+    from .kernels.predicates import Predicate
 
 __all__ = [
     "ReadOptions",
@@ -193,6 +194,8 @@ class SplitOptions:
         ``b / d`` = TRAIN + VALID, the fractions read as exact decimals (``0.7`` is 7/10)."""
         if self.rule != "ratio":
             return None
+        from fractions import Fraction  # (here: fractions and decimal are imported by ratio splits only)
+
         text = str(self.split).split(":", 1)[1] if ":" in str(self.split) else ""
         try:
             fr = [Fraction(x.strip()) for x in text.split(",")]
@@ -927,6 +930,8 @@ def parse_where(text: Any) -> Predicate:
     if not isinstance(text, str):
         msg = f"--where takes predicates as text, not {type(text).__name__}; e.g. where=[\"event != 'view'\"]"
         raise ConfigError(msg)
+    from .kernels.predicates import PredicateSyntaxError, parse
+
     try:
         return parse(text)
     except PredicateSyntaxError as e:

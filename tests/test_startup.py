@@ -152,3 +152,73 @@ def test_a_streamed_build_is_whole_when_the_process_leaves():
 
     table = pa.ipc.open_stream(first.stdout).read_all()  # a cut stream would not read to its end
     assert table.num_rows > 0 and first.stdout == second.stdout
+
+
+#: Modules of options a plain build does not use: imported by the builds that need them only.
+NOT_IN_A_PLAIN_BUILD = (
+    "seqprep.kernels.predicates",  # --where
+    "seqprep.steps.where",
+    "seqprep.engines.spill",  # --memory-limit
+    "seqprep.output.stream",  # -o -
+    "seqprep.output.exports",  # --export
+    "seqprep.output.splits",  # --split, --max-len
+    "fractions",  # --split ratio:...
+)
+
+
+def test_a_plain_build_imports_only_what_it_uses(tmp_path):
+    code = f"""
+import json, sys
+from seqprep.cli import cli
+try:
+    cli(['build', 'sample_data/ratings.csv', '-o', {str(tmp_path / "out")!r}, '-q', '--split', 'none'], prog_name='seqprep')
+except SystemExit as e:
+    assert e.code in (None, 0), e.code
+print(json.dumps([m for m in {NOT_IN_A_PLAIN_BUILD!r} if m in sys.modules]))
+"""
+    assert json.loads(_python(code).splitlines()[-1]) == []
+    # and each comes when its option is given
+    where = f"""
+import json, sys
+from seqprep.cli import cli
+try:
+    cli(['build', 'sample_data/ratings.csv', '-o', {str(tmp_path / "w")!r}, '-q', '--where', 'rating >= 3', '--split', 'ratio:0.8,0.1,0.1'], prog_name='seqprep')
+except SystemExit as e:
+    assert e.code in (None, 0), e.code
+print(json.dumps([m for m in ('seqprep.kernels.predicates', 'seqprep.steps.where', 'seqprep.output.splits', 'fractions') if m not in sys.modules]))
+"""
+    assert json.loads(_python(where).splitlines()[-1]) == []
+
+
+_MAIN_SEES = """
+import gc, json, os, sys
+import seqprep.pipeline as pipeline
+real = pipeline.run
+def run(*args, **kwargs):
+    seen = {"gc": gc.isenabled(), "frozen": gc.get_freeze_count() > 0, "blas": os.environ.get("OPENBLAS_NUM_THREADS")}
+    print("SEEN", json.dumps(seen), file=sys.stderr, flush=True)
+    return real(*args, **kwargs)
+pipeline.run = run
+sys.argv = ["seqprep", "build", "sample_data/ratings.csv", "-o", sys.argv[1], "-q"]
+from seqprep.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("blas", [None, "3"])
+def test_the_command_runs_with_the_collector_on_and_one_blas_thread(tmp_path, blas):
+    """``main`` holds the garbage collector back only while the command imports the library (the
+    build runs with it on, the imports' objects frozen), and asks for one OpenBLAS thread unless the
+    environment says otherwise."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if blas is not None:
+        env["OPENBLAS_NUM_THREADS"] = blas
+    r = subprocess.run(
+        [sys.executable, "-c", _MAIN_SEES, str(tmp_path / "out")], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    assert r.returncode == 0, r.stderr
+    seen = json.loads(next(line for line in r.stderr.splitlines() if line.startswith("SEEN "))[5:])
+    assert seen == {"gc": True, "frozen": True, "blas": blas or "1"}
+    assert (tmp_path / "out" / "meta.json").exists()

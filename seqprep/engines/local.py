@@ -27,7 +27,6 @@ from ..model import BuildResult, Extras, Feature, Interactions, Log, Sequences
 from ..output.atomic import NO_READS, Reads
 from ..output.files import SequencesWriter, sequences_part
 from ..output.folder import atomic_output_dir, build_reads, check_output, write_error, write_outputs
-from ..output.stream import write_stream
 from ..progress import SILENT, Progress
 from ..steps import splits
 from ..steps.attributes import attribute_features, read_attribute_tables
@@ -39,9 +38,7 @@ from ..steps.session_key import SessionUsers, session_users
 from ..steps.sessions import add_sessions
 from ..steps.sort import sequences_from
 from ..steps.vocabularies import fit_vocabularies
-from ..steps.where import operand_requests
 from ..vocab import Vocabulary
-from .spill import spilled_sequences, split_by_ranges
 
 __all__ = ["run_local"]
 
@@ -81,6 +78,8 @@ def run_local(
         result = _build(config, stdin, progress, folder)
         meta = result.meta
         if write and config.to_stdout:
+            from ..output.stream import write_stream  # (-o - only, as --memory-limit's and --where's modules below)
+
             meta = write_stream(result, stdout)
         elif write:
             progress.phase(f"writing {out}")
@@ -113,13 +112,15 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
             progress=progress,
             spill_dir=spill,
             columns=_requests(config),
-            operands=operand_requests(config),
+            operands=_operands(config),
         )
         if log.num_rows == 0:
             raise empty_log(i.path for i in log.inputs)
         keyed: SessionUsers | None = None
         if spill is not None:  # --memory-limit: external sort by user range (same result)
             assert limit is not None
+            from .spill import spilled_sequences
+
             users, items, seqs, steps, part, info, keyed = spilled_sequences(log, config, spill, limit, progress)
         else:
             inter, steps = clean(log, config)
@@ -161,6 +162,8 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
         by_ranges = spill is not None and folder.out is not None
         if by_ranges:  # --memory-limit writing OUT: the split files user range by user range
             assert spill is not None
+            from .spill import split_by_ranges
+
             seqs, extras, extra_meta = split_by_ranges(seqs, users, items, part, info, config, folder.open, spill, targets)
         del log
     # the writing sort leaves compact cat indices (uint8 / uint16): int32 from here, the type every
@@ -222,6 +225,15 @@ def _widened(seqs: Sequences) -> Sequences:
     for k in range(len(features)):
         features[k] = features[k].widened()
     return dataclasses.replace(seqs, features=tuple(features))
+
+
+def _operands(config: BuildConfig) -> tuple[ColumnRequest, ...]:
+    """The columns ``--where`` reads; none without it (the predicates' modules are then never imported)."""
+    if not config.filter.where:
+        return ()
+    from ..steps.where import operand_requests
+
+    return operand_requests(config)
 
 
 def _requests(config: BuildConfig) -> tuple[ColumnRequest, ...]:

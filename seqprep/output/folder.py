@@ -30,7 +30,6 @@ from .atomic import (
     swap_in,
 )
 from .attributes import write_attribute_files, write_recbole_attributes
-from .exports import write_exports
 from .files import (
     dump_json,
     feature_arrays,
@@ -40,7 +39,6 @@ from .files import (
     write_parquet,
     write_sequences,
 )
-from .splits import write_extras
 
 __all__ = ["atomic_output_dir", "build_reads", "check_output", "write_error", "write_feature_vocabularies", "write_outputs"]
 
@@ -138,6 +136,8 @@ def _write_rest(result: BuildResult, folder: Path, pending: Future[None] | None,
                     arrays.update(feature_arrays(f, "padded_", ex.max_len))
             write_npz(folder / "sequences.npz", arrays)
         if result.extras is not None:
+            from .splits import write_extras  # (as write_exports below: imported by the builds that write them)
+
             write_extras(result, folder)
         write_parquet(result.items.to_table("item"), folder / "items.parquet")
         write_parquet(result.users.to_table("user"), folder / "users.parquet")
@@ -146,6 +146,8 @@ def _write_rest(result: BuildResult, folder: Path, pending: Future[None] | None,
         if result.extras is not None and result.extras.sessions is not None:  # --session-col
             write_parquet(result.extras.sessions, folder / "sessions.parquet")
         if result.config.emit.exports and not exports_written:
+            from .exports import write_exports
+
             write_exports(result, folder)
         if "recbole" in result.config.emit.exports:
             write_recbole_attributes(result, folder)

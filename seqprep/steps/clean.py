@@ -19,7 +19,6 @@ from . import reuse
 from .events import target_rows
 from .filters import apply_filters
 from .missing import drop_missing
-from .where import apply_where
 
 __all__ = ["clean"]
 
@@ -28,9 +27,12 @@ def clean(log: Log, config: BuildConfig) -> tuple[Interactions, list[dict[str, A
     """-> (the rows that survive every step, in input order; the steps' reports)."""
     inter, missing = drop_missing(log, config.strict)
     steps = [missing]
-    inter, where = apply_where(log, inter, config)
-    if where is not None:
-        steps.append(where)
+    if config.filter.where:  # (imported here: a build without --where never loads the predicates)
+        from .where import apply_where
+
+        inter, where = apply_where(log, inter, config)
+        if where is not None:
+            steps.append(where)
     if config.vocab.vocab_from is not None:
         keep, unknown = reuse.unknown_items_step(log, inter, config)
         inter = inter.take(keep)
