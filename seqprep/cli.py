@@ -633,6 +633,35 @@ def _sigterm_to_interrupt() -> None:
         pass
 
 
+def _arrow_pool() -> None:
+    """Have pyarrow allocate with jemalloc in this process, when its build has it and nothing chose.
+
+    pyarrow's default pool (mimalloc) keeps the pages a block freed for reuse: a build's peak
+    resident size carries the parse's and the Parquet encoder's freed buffers (about 50 MiB at 5M
+    rows, 14%), and handing them back later costs system time. pyarrow's jemalloc returns freed
+    pages at once (``jemalloc_set_decay_ms(0)``, its default), for less system time, not more.
+    The pool is chosen once, when pyarrow loads, from ``ARROW_DEFAULT_MEMORY_POOL``: so this sets
+    that variable before the build imports pyarrow, only when it is unset and pyarrow's own
+    ``arrow/util/config.h`` says it was built with jemalloc (otherwise pyarrow would warn). Nothing
+    happens once pyarrow is loaded (a build run from Python, a test runner): the caller's pool stays.
+    """
+    import os
+
+    if "pyarrow" in sys.modules or "ARROW_DEFAULT_MEMORY_POOL" in os.environ or not sys.platform.startswith("linux"):
+        return
+    from importlib.util import find_spec
+    from pathlib import Path
+
+    try:
+        spec = find_spec("pyarrow")
+        where = spec.submodule_search_locations if spec is not None else None
+        config = Path(next(iter(where or ())), "include", "arrow", "util", "config.h").read_text(errors="replace")
+    except (OSError, StopIteration, ValueError, ImportError):
+        return
+    if "#define ARROW_JEMALLOC\n" in config:
+        os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "jemalloc"
+
+
 def reuse_summary(v: dict[str, Any]) -> str:
     """The summary line of a build with --vocab-from (numbers from meta.json's ``vocab_reuse``)."""
     fate = {"drop": "dropped", "oov": "mapped to oov_idx", "error": "none allowed", None: "appended"}[v["unknown"]]
@@ -708,6 +737,7 @@ def build(
         msg = "no output folder given; pass -o OUT"
         raise ConfigError(msg)
     _sigterm_to_interrupt()
+    _arrow_pool()  # (before pyarrow loads)
     # the library, and with it pyarrow and numpy, is imported here, not at start-up; the local engine's
     # build runs without pandas (resources.without_pandas: pyarrow never imports it mid-build)
     from contextlib import nullcontext

@@ -7,10 +7,12 @@ from itertools import pairwise
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import seqprep
-from seqprep.output import files as writers
 from seqprep.kernels import sequences as sequence_kernels
+from seqprep.output import files as writers
 from seqprep.steps.sort import sequences_from
 
 
@@ -68,6 +70,74 @@ def test_sequences_from_in_parts_is_the_one_sort(monkeypatch):
         assert np.array_equal(getattr(parts, name), getattr(whole, name))
     assert seen[0][0] == 0 and seen[-1][1] == users
     assert all(a[1] == b[0] for a, b in pairwise(seen))  # in user order, no gap
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 9), min_size=1, max_size=40),
+    per_part=st.integers(1, 30),
+    grouped=st.booleans(),
+    ratings=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_columns_in_place_sort_grouped_rows_in_their_own_arrays(lengths, per_part, grouped, ratings, seed):
+    """``columns_in_place``: rows grouped by user have their item indices, times and ratings sorted in
+    the arrays given (no second copy), row group by row group; scattered rows get new arrays and the
+    inputs stay as they were. Either way the sequences, and what each row group sees, are the one
+    stable sort's."""
+    rng = np.random.default_rng(seed)
+    user = np.repeat(np.arange(len(lengths), dtype=np.int32), lengths)
+    if not grouped:
+        user = rng.permutation(user)
+    n = len(user)
+    time = rng.integers(0, 4, n)  # few distinct times: ties
+    item = rng.integers(1, 50, n).astype(np.int32)
+    rating = rng.random(n).astype(np.float32) if ratings else None
+    counts = np.bincount(user, minlength=len(lengths))
+    order = np.lexsort((np.arange(n), time, user))  # the stable (user, time) order
+    expected = [item[order], time[order]] + ([] if rating is None else [rating[order]])
+    inputs = [item, time] + ([] if rating is None else [rating])
+    before = [a.copy() for a in inputs]
+    seen = []
+
+    def on_part(seqs, u0, u1):
+        lo, hi = int(seqs.offsets[u0]), int(seqs.offsets[u1])
+        seen.append([a[lo:hi].copy() for a in (seqs.items, seqs.timestamps, seqs.ratings) if a is not None])
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sequence_kernels, "ROW_GROUP_INTERACTIONS", per_part)
+        seqs = sequences_from(user, item, time, rating, counts, on_part=on_part, columns_in_place=True)
+    got = [seqs.items, seqs.timestamps] + ([] if rating is None else [seqs.ratings])
+    in_order = bool(np.array_equal(order, np.arange(n)))
+    grouped = bool((user[1:] >= user[:-1]).all())  # (a permutation may leave them grouped)
+    for out, want, given_array, old in zip(got, expected, inputs, before, strict=True):
+        assert np.array_equal(out, want)
+        assert (out is given_array) == (grouped or in_order)  # in place exactly when rows are grouped
+        if out is not given_array:
+            assert np.array_equal(given_array, old)  # scattered rows: the input is left as it was
+    for k, parts in enumerate(zip(*seen)):
+        assert np.array_equal(np.concatenate(parts), expected[k])  # each row group saw its sorted rows
+
+
+def test_columns_in_place_copy_read_only_and_shared_arrays():
+    """A read-only array, or one sharing memory with another input, is sorted into a new array and
+    left as it was; a writeable one of its own is sorted in place."""
+    user = np.repeat(np.arange(3, dtype=np.int32), [4, 2, 5])
+    time = np.array([3, 1, 2, 1, 9, 0, 5, 5, 1, 2, 0])
+    counts = np.bincount(user)
+    order = np.lexsort((np.arange(11), time, user))
+    frozen = time.copy()
+    frozen.flags.writeable = False
+    item = np.arange(1, 12, dtype=np.int32)
+    rating = item.view(np.float32)  # the same memory as the items
+    keep = [item.copy(), rating.copy()]
+    seqs = sequences_from(user, item, frozen, rating, counts, on_part=lambda *a: None, columns_in_place=True)
+    assert seqs.items is not item and seqs.ratings is not rating and seqs.timestamps is not frozen
+    assert np.array_equal(item, keep[0]) and np.array_equal(rating.view(np.int32), keep[1].view(np.int32))
+    assert np.array_equal(seqs.items, keep[0][order]) and np.array_equal(seqs.timestamps, time[order])
+    own = time.copy()
+    seqs = sequences_from(user, item, own, None, counts, on_part=lambda *a: None, columns_in_place=True)
+    assert seqs.timestamps is own and seqs.items is item and np.array_equal(own, time[order])
 
 
 def test_a_failing_row_group_leaves_no_output(tmp_path, monkeypatch):

@@ -275,7 +275,10 @@ def _sort_and_write(
                 users.counts,
                 on_part=lambda seqs, u0, u1: writer.write(sequences_part(users, seqs, u0, u1)),
                 features=features,
-                features_in_place=True,  # (the build lets the input-order features go after the sort)
+                # the build lets the input-order features, item indices, times and ratings go
+                # after the sort (nothing reads inter's or the log's columns then)
+                features_in_place=True,
+                columns_in_place=True,
             )
         finally:
             writer.close()

@@ -122,8 +122,9 @@ def _outer(offsets: np.ndarray, inner: pa.Array, large: bool | None) -> pa.Array
 class SequencesWriter:
     """sequences.parquet written row group by row group, in user order (see :func:`~seqprep.kernels.sequences.sequence_parts`).
 
-    The row groups are encoded on ``threads`` threads (default: :func:`~seqprep.resources.sort_threads`)
-    and joined into the bytes one ``ParquetWriter`` writes (:mod:`seqprep.output.row_groups`).
+    The columns of the row groups are encoded on ``threads`` threads (default:
+    :func:`~seqprep.resources.sort_threads`) and joined into the bytes one ``ParquetWriter`` writes
+    (:mod:`seqprep.output.row_groups`).
     The file is opened here and always closed by :meth:`close`, even when the Parquet footer cannot
     be written (a full disk): nothing keeps the output folder busy after an error.
     """

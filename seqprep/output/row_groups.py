@@ -1,16 +1,19 @@
-"""One Parquet file from row groups encoded on several threads, byte for byte what one writer writes.
+"""One Parquet file from row groups encoded column by column on several threads, byte for byte what
+one writer writes.
 
-pyarrow's ``ParquetWriter`` encodes a file on one thread. A row group's column chunks do not depend
-on where in the file they land (page headers hold no file offsets), so each row group can be encoded
-on its own, as a one-row-group file in memory, on a thread pool (the encoding releases the GIL), and
-the file put together from them: ``PAR1``, every piece's column chunks in order, and a footer that is
-the first piece's with every piece's row group in it, their file offsets moved to where their bytes
-now are. The footer is Thrift compact protocol; :func:`read_struct` and :func:`write_struct` read and
-write it field by field, keeping every field and its order, so an unchanged footer comes back
-unchanged and the joined file is the one a single ``ParquetWriter`` writes (tests/test_row_groups.py
-compares them). Footers with anything this does not know how to move (page indexes, bloom filters,
-encryption, column chunks in other files) are refused: :class:`Unjoinable`, and the caller writes the
-file with one writer instead.
+pyarrow's ``ParquetWriter`` encodes a file on one thread. A column chunk does not depend on where in
+the file it lands (page headers hold no file offsets) nor on the other columns, so each column of
+each row group can be encoded on its own, as a one-column file in memory, on a thread pool (the
+encoding releases the GIL; a file of one row group - 1M interactions - is encoded on every core
+too), and the file put together from them: ``PAR1``, every row group's column chunks in order, and
+a footer that is the one a writer gives the table's schema (the footer of an empty table) with
+every row group in it - each made of its columns' chunk metadata, their file offsets moved to where
+their bytes now are, and its sizes the sums of theirs. The footer is Thrift compact protocol;
+:func:`read_struct` and :func:`write_struct` read and write it field by field, keeping every field
+and its order, so an unchanged footer comes back unchanged and the joined file is the one a single
+``ParquetWriter`` writes (tests/test_row_groups.py compares them). Footers with anything this does
+not know how to move (page indexes, bloom filters, encryption, column chunks in other files) are
+refused: :class:`Unjoinable`, and the caller writes the file with one writer instead.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["PartsWriter", "Unjoinable", "join_footers", "read_struct", "write_struct"]
+__all__ = ["PartsWriter", "Unjoinable", "file_footer", "join_columns", "join_footers", "read_struct", "write_struct"]
 
 MAGIC = b"PAR1"
 
@@ -182,7 +185,7 @@ def _set(fields: Fields, fid: int, value: Any) -> Fields:
 # Parquet's footer (parquet.thrift): the fields this module reads, moves or refuses
 _FILE_NUM_ROWS, _FILE_ROW_GROUPS = 3, 4
 _FILE_ENCRYPTION = (8, 9)  # encryption_algorithm, footer_signing_key_metadata
-_RG_COLUMNS, _RG_FILE_OFFSET, _RG_ORDINAL = 1, 5, 7
+_RG_COLUMNS, _RG_TOTAL_BYTE_SIZE, _RG_NUM_ROWS, _RG_FILE_OFFSET, _RG_TOTAL_COMPRESSED_SIZE, _RG_ORDINAL = 1, 2, 3, 5, 6, 7
 _CC_FILE_PATH, _CC_FILE_OFFSET, _CC_META = 1, 2, 3
 _CC_ELSEWHERE = (1, 4, 5, 6, 7, 8, 9)  # file_path, offset/column index, encrypted column metadata
 _CM_OFFSETS = (9, 11)  # data_page_offset, dictionary_page_offset
@@ -236,6 +239,53 @@ def join_footers(footers: list[Fields], starts: list[int]) -> Fields:
     return _set(_set(first, _FILE_NUM_ROWS, rows), _FILE_ROW_GROUPS, (elem, groups))
 
 
+def join_columns(footers: list[Fields], starts: list[int], ordinal: int) -> list[Fields]:
+    """The row groups of one table of the joined file from the footers of its one-column pieces (in
+    column order) whose column chunks now start at file offsets ``starts``; the first is row group
+    ``ordinal`` of the file.
+
+    A row group's columns are its pieces' column chunks in order; its ``total_byte_size`` and
+    ``total_compressed_size`` are the sums of theirs (what a writer adds up over its columns); its
+    row count and file offset (its first column chunk's) are its first piece's. A piece holds as
+    many row groups as a writer would cut the table into (pyarrow's default row group length), the
+    same in every column.
+    """
+    per_piece = []
+    for footer, start in zip(footers, starts):
+        if any(f in _FILE_ENCRYPTION for f, _, _ in footer):
+            msg = "an encrypted footer"
+            raise Unjoinable(msg)
+        _, own = _get(footer, _FILE_ROW_GROUPS)
+        per_piece.append([_moved_row_group(g, start - len(MAGIC), ordinal + k) for k, g in enumerate(own)])
+    if len({len(p) for p in per_piece}) != 1:
+        msg = "column pieces cut into different row groups"
+        raise Unjoinable(msg)
+    out = []
+    for groups in zip(*per_piece):
+        elem, _ = _get(groups[0], _RG_COLUMNS)
+        columns = [c for g in groups for c in _get(g, _RG_COLUMNS)[1]]
+        joined = []
+        for fid, typ, value in groups[0]:
+            if fid == _RG_COLUMNS:
+                value = (elem, columns)
+            elif fid in (_RG_TOTAL_BYTE_SIZE, _RG_TOTAL_COMPRESSED_SIZE):
+                value = sum(_get(g, fid) for g in groups)
+            joined.append((fid, typ, value))
+        out.append(joined)
+    return out
+
+
+def file_footer(template: Fields, groups: list[Fields]) -> Fields:
+    """The footer of a file whose row groups are ``groups`` (already moved and numbered), from the
+    footer a writer gives its schema (``template``: an empty table's)."""
+    if any(f in _FILE_ENCRYPTION for f, _, _ in template):
+        msg = "an encrypted footer"
+        raise Unjoinable(msg)
+    elem, _ = _get(template, _FILE_ROW_GROUPS)
+    rows = sum(_get(g, _RG_NUM_ROWS) for g in groups)
+    return _set(_set(template, _FILE_NUM_ROWS, rows), _FILE_ROW_GROUPS, (elem, groups))
+
+
 def _footer(piece: pa.Buffer) -> tuple[Fields, int]:
     """(the footer, the length of the column chunk bytes after ``PAR1``) of a one-file piece."""
     raw = memoryview(piece)
@@ -255,7 +305,7 @@ def encode_piece(table: pa.Table, options: dict[str, Any]) -> pa.Buffer:
 
 
 class PartsWriter:
-    """A Parquet file written row group by row group, each encoded on a pool of ``threads``.
+    """A Parquet file written row group by row group, each column of each encoded on a pool of ``threads``.
 
     :meth:`write_table` takes the row groups in file order (at most ``threads + 1`` wait at once, each
     table let go once encoded, except while the first row group's footer is not yet known); their
@@ -267,9 +317,9 @@ class PartsWriter:
     def __init__(self, sink: Any, options: dict[str, Any], threads: int, fallback: Callable[[pa.Schema], Any]) -> None:
         self.sink, self.options = sink, options
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="seqprep-parquet")
-        self._waiting: list[tuple[pa.Table | None, Future[pa.Buffer]]] = []
-        self._footers: list[Fields] = []
-        self._starts: list[int] = []
+        self._waiting: list[tuple[pa.Table | None, list[Future[pa.Buffer]]]] = []
+        self._template: Fields | None = None  # the footer a writer gives the schema (an empty table's)
+        self._groups: list[Fields] = []  # the file's row groups so far, moved to their offsets
         self._at = 0
         self._fallback = fallback
         self._single: Any = None
@@ -279,35 +329,45 @@ class PartsWriter:
         if self._single is not None:
             self._single.write_table(table)
             return
-        future = self._pool.submit(encode_piece, table, self.options)
+        if self._template is None:
+            self._template = _footer(encode_piece(table.slice(0, 0), self.options))[0]
+        futures = [self._pool.submit(encode_piece, table.select([k]), self.options) for k in range(table.num_columns)]
         # a table is kept only until the first row group's footer shows the file can be joined (if
         # not, one writer writes every table): then each is let go once encoded
-        self._waiting.append((table if not self._footers else None, future))
-        while len(self._waiting) > self.max_waiting or (self._waiting and self._waiting[0][1].done()):
+        self._waiting.append((table if not self._groups else None, futures))
+        while len(self._waiting) > self.max_waiting or (self._waiting and all(f.done() for f in self._waiting[0][1])):
             self._put_next()
 
     def _put_next(self) -> None:
-        table, future = self._waiting.pop(0)
-        piece = future.result()
-        footer, length = _footer(piece)
-        if not self._footers:
-            try:
-                join_footers([footer], [len(MAGIC)])
-            except Unjoinable:
-                self._to_single([table] + [t for t, _ in self._waiting])
-                return
+        table, futures = self._waiting.pop(0)
+        pieces = [f.result() for f in futures]
+        footers, lengths = zip(*(_footer(p) for p in pieces)) if pieces else ((), ())
+        start = self._at if self._groups else len(MAGIC)
+        starts = [start + sum(lengths[:k]) for k in range(len(lengths))]
+        try:
+            assert self._template is not None
+            groups = join_columns(list(footers), starts, len(self._groups))
+            if not self._groups:
+                file_footer(self._template, groups)  # (raises for a footer this cannot join)
+        except Unjoinable:
+            if self._groups:
+                raise
+            self._to_single([table] + [t for t, _ in self._waiting])
+            return
+        if not self._groups:
             self.sink.write(MAGIC)
             self._at = len(MAGIC)
             self._waiting = [(None, f) for _, f in self._waiting]  # joinable: no table is needed again
-        self.sink.write(memoryview(piece)[len(MAGIC) : len(MAGIC) + length])
-        self._footers.append(footer)
-        self._starts.append(self._at)
-        self._at += length
+        for piece, length in zip(pieces, lengths):
+            self.sink.write(memoryview(piece)[len(MAGIC) : len(MAGIC) + length])
+            self._at += length
+        self._groups.extend(groups)
 
     def _to_single(self, tables: list[pa.Table | None]) -> None:
         assert all(t is not None for t in tables)  # (every one was kept: no footer had been joined)
-        for _, future in self._waiting:
-            future.cancel()
+        for _, futures in self._waiting:
+            for future in futures:
+                future.cancel()
         self._waiting = []
         self._single = self._fallback(tables[0].schema)
         for t in tables:
@@ -320,15 +380,17 @@ class PartsWriter:
                 self._put_next()
             if self._single is not None:
                 self._single.close()
-            elif self._footers:
-                footer = write_struct(join_footers(self._footers, self._starts))
+            elif self._groups:
+                assert self._template is not None
+                footer = write_struct(file_footer(self._template, self._groups))
                 self.sink.write(footer + struct.pack("<I", len(footer)) + MAGIC)
         finally:
             self.abandon()
 
     def abandon(self) -> None:
         """Stop: the row groups still being encoded are not wanted (an error on the way)."""
-        for _, future in self._waiting:
-            future.cancel()
+        for _, futures in self._waiting:
+            for future in futures:
+                future.cancel()
         self._waiting = []
         self._pool.shutdown(wait=True)

@@ -31,6 +31,7 @@ def sequences_from(
     on_part: Callable[[Sequences, int, int], None] | None = None,
     features: tuple[Feature, ...] = (),
     features_in_place: bool = False,
+    columns_in_place: bool = False,
 ) -> Sequences:
     """Group interactions (already encoded) into time-ordered CSR sequences (sorted on every core).
 
@@ -45,6 +46,9 @@ def sequences_from(
     With ``features_in_place`` (the caller lets the input-order features go) and rows grouped by user
     (each row group's rows are the positions it fills), the features are sorted in place, a row group
     at a time, instead of into a second array: a feature is then held once during the sort.
+    ``columns_in_place`` does the same for ``item_idx``, ``time`` and ``rating`` (the caller lets the
+    input-order arrays go, and reads none of them after the sort): a log grouped by user but not
+    in time order (the MovieLens user-then-item layout) then holds its interactions once, not twice.
 
     Rows already in (user, time) order (a log written user by user in time order) are not sorted at
     all: the sequences are the given arrays (and features) themselves, no copy is made.
@@ -71,18 +75,20 @@ def sequences_from(
     # in place: part k's rows are offsets[bounds[k]]..offsets[bounds[k+1]], the ones it fills (a
     # read-only array, such as a zero-copy view of the reader's column, or one that may share memory
     # with another feature's, gets a copy all the same)
-    in_place = tuple(
-        features_in_place
-        and grouped
-        and f.values.flags.writeable
-        and not any(g is not f and np.may_share_memory(f.values, g.values) for g in features)
-        for f in features
-    )
+    columns = [item_idx, time] + ([] if rating is None else [rating])
+    arrays = [user_idx, *columns, *(f.values for f in features)]
+
+    def alone(a: np.ndarray) -> bool:  # writeable and sharing no memory with another input
+        return a.flags.writeable and not any(b is not a and np.may_share_memory(a, b) for b in arrays)
+
+    in_place = tuple(features_in_place and grouped and alone(f.values) for f in features)
+    own = [columns_in_place and grouped and alone(a) for a in columns]  # items, timestamps[, ratings]
+    sorted_columns = [a if mine else np.empty(n, dtype=a.dtype) for a, mine in zip(columns, own)]
     seqs = Sequences(
         offsets=offsets,
-        items=np.empty(n, dtype=item_idx.dtype),
-        timestamps=np.empty(n, dtype=time.dtype),
-        ratings=None if rating is None else np.empty(n, dtype=rating.dtype),
+        items=sorted_columns[0],
+        timestamps=sorted_columns[1],
+        ratings=None if rating is None else sorted_columns[2],
         features=tuple(
             f if own else dataclasses.replace(f, values=np.empty(n, dtype=f.values.dtype)) for f, own in zip(features, in_place)
         ),
@@ -90,13 +96,14 @@ def sequences_from(
 
     def sort_part(k: int) -> None:
         lo, hi = int(offsets[bounds[k]]), int(offsets[bounds[k + 1]])
-        order = rows_in_time_order(user_idx, time, parts[k])
-        np.take(item_idx, order, out=seqs.items[lo:hi])
-        np.take(time, order, out=seqs.timestamps[lo:hi])
-        if rating is not None:
-            np.take(rating, order, out=seqs.ratings[lo:hi])
+        order = rows_in_time_order(user_idx, time, parts[k])  # (reads this part's rows only)
+        for a, out in zip(columns, sorted_columns):
+            if out is a:  # in place (the fancy index copies the part's values out first)
+                a[lo:hi] = a[order]
+            else:
+                np.take(a, order, out=out[lo:hi])
         for f, out in zip(features, seqs.features):  # compact indices stay compact (see above)
-            if out is f:  # in place (the fancy index copies the part's values out first)
+            if out is f:  # in place, as above
                 f.values[lo:hi] = f.values[order]
             else:
                 np.take(f.values, order, out=out.values[lo:hi])
