@@ -866,39 +866,12 @@ class BuildConfig:
             msg = "--vocab-from-train fits a new vocabulary and --vocab-from reuses one; pass only one of them"
             raise ConfigError(msg)
         self.engine.validate()
-        if self.engine.engine == "dask":
-            unsupported = [
-                flag
-                for flag, used in (
-                    # --vocab-from-train fits the items on the parts' training rows; what is fitted on
-                    # the final rows or keyed by the first users runs locally only yet
-                    ("--vocab-from-train with --session-col", self.split.vocab_from_train and self.read.session_col is not None),
-                    ("--vocab-from-train with --time-feature", self.split.vocab_from_train and bool(self.feature.time_features)),
-                    *(key for key in self._new_keys_in_use() if key[0] not in ("--where", "--session-col", "--time-col with several columns", "--kcore-passes", "--item-order sequence", "--user-order date", "--split days")),
-                )
-                if used
-            ]
-            if unsupported:
-                msg = f"--engine dask does not support {', '.join(unsupported)} yet; run this build with --engine local"
-                raise ConfigError(msg)
         self.resources.validate()
         if self.preset is not None:
             from .presets import preset_named
 
             preset_named(self.preset)  # an unknown name fails here, naming the presets
         return self
-
-    def _new_keys_in_use(self) -> tuple[tuple[str, bool], ...]:
-        """The row filters, sequence keys and preset rules that only the local in-memory build runs yet (issue 16)."""
-        return (
-            ("--where", bool(self.filter.where)),
-            ("--session-col", self.read.session_col is not None),
-            ("--time-col with several columns", len(self.read.time_cols) > 1),
-            ("--kcore-passes", bool(self.filter.kcore_passes)),
-            ("--item-order sequence", self.item_order == "sequence"),
-            ("--user-order date", self.user_order == "date"),
-            ("--split days", self.split.rule == "days"),
-        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; ``BuildConfig.from_dict(c.to_dict()) == c``."""

@@ -511,15 +511,16 @@ def test_output_parts_are_contiguous_nonempty_user_ranges(counts, part_rows):
     assert len(bounds) - 1 <= parts  # never more parts than asked for
 
 
-def test_dask_refuses_options_it_does_not_implement_yet(tmp_path):
-    """The Dask engine never silently ignores a reuse or stream option."""
+def test_dask_runs_what_it_refused_until_issue_18(tmp_path):
+    """--vocab-from-train with --time-feature (and --session-col, token lists) is no longer refused:
+    the options are checked, the log read, and this one's error is the local engine's (no column ev)."""
     path = tmp_path / "r.csv"
     path.write_text("user,item,ts\n1,2,3\n")
-    r = CliRunner().invoke(cli, ["build", str(path), "-o", str(tmp_path / "o"), "--engine", "dask", "--min-user-count", "2", "--split", "days:1", "--vocab-from-train", "--event-col", "ev", "--target-events", "buy", "--kcore-on", "target", "--export", "srgnn", "--time-feature", "delta"])
-    assert r.exit_code == 1
-    assert r.stderr == (
-        "Error: --engine dask does not support --vocab-from-train with --time-feature yet; run this build with --engine local\n"
-    )
+    args = ["--min-user-count", "2", "--split", "days:1", "--vocab-from-train", "--event-col", "ev", "--target-events", "buy", "--kcore-on", "target", "--export", "srgnn", "--time-feature", "delta"]
+    local = CliRunner().invoke(cli, ["build", str(path), "-o", str(tmp_path / "l"), *args])
+    dask = CliRunner().invoke(cli, ["build", str(path), "-o", str(tmp_path / "o"), "--engine", "dask", *args])
+    assert dask.exit_code == local.exit_code == 1
+    assert dask.stderr == local.stderr and "column 'ev' (--event-col) not found" in dask.stderr
     assert not (tmp_path / "o").exists()
 
 

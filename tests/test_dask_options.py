@@ -479,17 +479,22 @@ def test_per_user_splits_match_local_byte_for_byte(case, tmp_path, scheduler):
 # --- --vocab-from-train: one range-based fit (steps.train_fit) on every engine ---------------------
 
 
-def _train_log(seed: int, n: int = 1500, day: int = 1) -> str:
+def _train_log(seed: int, n: int = 1500, day: int = 1, base: int = 0, tags: bool = False) -> str:
     """A log where held-out rows often hold items (and feature values) no training row holds: many
-    items, rare genres, timestamps ``day * k`` (``day=20000``: the rows span days, for ``days:N``)."""
+    items, rare genres, timestamps ``base + day * k`` (``day=20000``: the rows span days, for
+    ``days:N``); with ``tags`` a ``|``-separated token column (rare tokens, empty and missing ones)."""
     rng = random.Random(seed)
-    lines = ["userId,movieId,rating,timestamp,event,price,genre"]
+    lines = ["userId,movieId,rating,timestamp,event,price,genre" + (",tags" if tags else "")]
     for _ in range(n):
         u, i = rng.randint(1, 50), rng.randint(1, 900)
         event = rng.choice(["view", "view", "cart", "buy", ""])
         price = rng.choice(["", "0", "1.5", "3", "10", str(i % 53)])
         genre = rng.choice(["a", "b", "", f"g{i % 211}"])
-        lines.append(f"u{u},{i},{rng.randint(1, 10) / 2},{day * rng.randint(0, 400)},{event},{price},{genre}")
+        line = f"u{u},{i},{rng.randint(1, 10) / 2},{base + day * rng.randint(0, 400)},{event},{price},{genre}"
+        if tags:
+            picks = [rng.choice(["x", "y", " z ", "", f"r{rng.randint(0, 400)}", f"t{rng.randint(0, 9)}"]) for _ in range(rng.randint(0, 3))]
+            line += "," + ("|".join(picks) if rng.random() > 0.1 else "")
+        lines.append(line)
     return "\n".join(lines) + "\n"
 
 
@@ -523,20 +528,29 @@ def test_vocab_from_train_same_bytes_local_memory_limit_dask(case, tmp_path, sch
     options = {"vocab_from_train": True, **TRAIN_FIT[case]}
     path = tmp_path / "log.csv"
     path.write_text(_train_log(len(case), **options.pop("log", {})))
+    res = _same_bytes_three_engines(path, tmp_path, scheduler, options)
+    if "features" in options:
+        assert any(f.get("unseen", 0) > 0 for f in res.meta["features"].values())
+
+
+def _same_bytes_three_engines(path, tmp_path: Path, scheduler: str, options: dict, dask_options: dict = SMALL):
+    """``--vocab-from-train`` built in memory, with ``--memory-limit`` and on Dask (several read pieces
+    and output parts): every output byte the same, the held-out rows of unseen items dropped."""
     local, spilled, dask = (tmp_path / k / "out" for k in ("local", "spilled", "dask"))
     seqprep.build(path, local, **options)
     seqprep.build(path, spilled, memory_limit=1, block_size="1KiB", **options)
-    res = seqprep.build(path, dask, engine="dask", scheduler=scheduler, **SMALL, **options)
+    res = seqprep.build(path, dask, engine="dask", scheduler=scheduler, **dask_options, **options)
     assert res.meta["engine"]["output_parts"] > 1 and res.meta["engine"]["input_partitions"] > 1
     step = next(s for s in res.meta["steps"] if s["step"] == "vocab_from_train")
     assert step["rows_removed"] > 0  # the case tests the drop, not only the fit
-    if "features" in options:
-        assert any(f.get("unseen", 0) > 0 for f in res.meta["features"].values())
     want = _digests(local)
     got = _digests(spilled)
     want["meta.json"]["options"].pop("resources", None), got["meta.json"]["options"].pop("resources", None)
     assert got == want
     assert_same_folders(local, dask)
+    report = seqprep.verify(dask)  # the written vocabularies' counts are those of the rows written
+    assert report.ok, report.problems
+    return res
 
 
 def test_srgnn_preset_on_diginetica_same_bytes_on_dask(tmp_path, scheduler):
@@ -582,6 +596,130 @@ def test_caser_preset_same_bytes_on_dask(tmp_path, scheduler):
     assert res.meta["engine"]["output_parts"] > 1
     assert next(s for s in res.meta["steps"] if s["step"] == "vocab_from_train")["rows_removed"] > 0
     assert_same_folders(local, dask)
+
+
+# --- --vocab-from-train with what is keyed by the sessions' first users (--session-col), fitted on
+# the final rows (--time-feature) or read as lists (token features): the Dask engine ran these
+# locally only until issue 18.
+
+EPOCH_DAYS = {"base": 1_500_000_000, "day": 4_000}  # epoch seconds over ~18 days: hour and weekday apply
+
+TRAIN_FIT_MORE = {
+    # --session-col: each session's user found on every kept row, sessions.parquet on the sessions left
+    "session_col_loo": ("sessions", dict(session_col="session_id", time_col="eventdate,timeframe", split="loo", formats=("parquet", "npz"))),
+    "session_col_ratio_first_seen": (
+        "sessions",
+        dict(session_col="session_id", time_col="eventdate", split="ratio:0.7,0.1,0.2", user_order="first-seen", item_order="first-seen", exports=("sasrec",)),
+    ),
+    "session_col_days_date_sequence_srgnn": (
+        "sessions",
+        dict(session_col="session_id", time_col="eventdate,timeframe", split="days:3", user_order="date", item_order="sequence", exports=("srgnn",)),
+    ),
+    # --time-feature: a categorical one fitted on the TRAIN rows of the final sequences
+    "time_features_loo": ("train", dict(time_features=("delta", "delta-log2", "interval:4"), split="loo", max_len=3, formats=("parquet", "npz"))),
+    "time_features_ratio_first_seen_sessions": (
+        "epoch",
+        dict(time_features=("delta-log2", "hour", "weekday"), split="ratio:0.7,0.1,0.2", item_order="first-seen", user_order="first-seen", session_gap=30_000),
+    ),
+    "time_features_sequence_time_windows": (
+        "epoch",
+        dict(time_features=("hour", "interval:3"), features=("genre",), item_order="sequence", split="time:0.6,0.8", windows="2:1", exports=("recbole",)),
+    ),
+    # token lists: the tokens fitted on the TRAIN rows (a token only held-out rows hold leaves its list)
+    "tokens_loo": ("tags", dict(features=("tags:tokens:|", "genre"), split="loo", eval_negatives=2, exports=("recbole",))),
+    "tokens_ratio_first_seen": (
+        "tags",
+        dict(features=("tags:tokens:|", "price:num"), split="ratio:0.7,0.1,0.2", item_order="first-seen", user_order="first-seen", max_len=3, formats=("parquet", "npz")),
+    ),
+    "tokens_id_users_events": ("tags", dict(features=("tags:tokens:|",), event_col="event", target_events=("buy", "cart"), item_order="id", split="users:0.5,0.25,0.25")),
+    "tokens_sequence_time_truncate": ("tags", dict(features=("tags:tokens:|",), item_order="sequence", split="time:0.6,0.8", max_len=2, truncate=True)),
+    # the three at once, on a session log
+    "all_three": (
+        "sessions+tags",
+        dict(session_col="session_id", time_col="eventdate,timeframe", features=("tags:tokens:|",), time_features=("delta-log2", "weekday"), split="loo", formats=("parquet", "npz")),
+    ),
+}
+
+
+def _train_session_log(seed: int, n: int = 1500, tags: bool = False) -> str:
+    """:func:`_session_log` with many items (test rows often hold one no training row holds) and,
+    with ``tags``, a ``|``-separated token column with rare tokens."""
+    rng = random.Random(seed)
+    lines = _session_log(seed, n).splitlines()
+    out = [lines[0] + (";tags" if tags else "")]
+    for line in lines[1:]:
+        fields = line.split(";")
+        fields[2] = str(rng.randint(1, 400))
+        if tags:
+            fields.append("|".join(rng.choice(["x", "y", "", f"r{rng.randint(0, 300)}"]) for _ in range(rng.randint(0, 3))))
+        out.append(";".join(fields))
+    return "\n".join(out) + "\n"
+
+
+@pytest.mark.parametrize("case", list(TRAIN_FIT_MORE))
+def test_vocab_from_train_sessions_time_features_tokens_same_bytes(case, tmp_path, scheduler):
+    kind, options = TRAIN_FIT_MORE[case]
+    options = {"vocab_from_train": True, **options}
+    path = tmp_path / "log.csv"
+    if kind.startswith("sessions"):
+        path.write_text(_train_session_log(len(case), tags=kind.endswith("tags")))
+    else:
+        path.write_text(_train_log(len(case), tags=kind == "tags", **(EPOCH_DAYS if kind == "epoch" else {})))
+    res = _same_bytes_three_engines(path, tmp_path, scheduler, options)
+    if "session_col" in options:
+        assert (tmp_path / "dask" / "out" / "sessions.parquet").is_file()
+    for name, f in res.meta.get("features", {}).items():  # (the event feature keeps the kept rows' vocabulary, as locally)
+        assert f.get("fit") == (None if f["kind"] == "num" else "kept" if name == "event" else "train"), name
+    fitted = [f for f in res.meta.get("features", {}).values() if f.get("fit") == "train"]
+    if "tags:tokens:|" in options.get("features", ()):
+        assert res.meta["features"]["tags"]["unseen"] > 0 and res.meta["features"]["tags"]["empty_tokens"] > 0
+    if options.get("time_features"):
+        assert fitted
+
+
+def test_vocab_from_train_list_column_same_bytes(tmp_path, scheduler):
+    """A list column (Parquet lists, missing elements): its tokens fitted on the TRAIN rows."""
+    rng = random.Random(3)
+    tags = [[], ["a"], ["a", "b"], ["c", None, "a"], None, ["b", "d"], [None]]
+    rows = [
+        {"user": f"u{rng.randint(0, 40)}", "item": f"i{rng.randint(0, 400)}", "ts": rng.randint(0, 100), "tags": rng.choice(tags + [[f"r{rng.randint(0, 200)}"]])}
+        for _ in range(1500)
+    ]
+    path = tmp_path / "log.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=150)
+    options = dict(features=("tags",), user_col="user", item_col="item", time_col="ts", split="loo", item_order="first-seen", vocab_from_train=True)
+    res = _same_bytes_three_engines(path, tmp_path, scheduler, options)
+    assert res.meta["features"]["tags"]["unseen"] > 0 and res.meta["features"]["tags"]["empty_tokens"] > 0
+
+
+def test_srgnn_preset_with_a_session_col_same_bytes_on_dask(tmp_path, scheduler):
+    """``--preset srgnn`` keyed by ``--session-col`` (the users kept) with time features, on the
+    Diginetica sample: every engine writes the local bytes."""
+    from tests.conftest import shared_file
+
+    path = shared_file("diginetica-sample/sample_train-item-views.csv")
+    options = dict(preset="srgnn", session_col="session_id", user_col="user_id", time_features=("delta-log2", "weekday"))
+    res = _same_bytes_three_engines(path, tmp_path, scheduler, options, dict(part_rows=300, block_bytes=1 << 16))
+    assert res.meta["session_key"]["sessions_with_several_users"] > 0
+    assert (tmp_path / "dask" / "out" / "srgnn" / "train.txt").read_bytes() == (tmp_path / "local" / "out" / "srgnn" / "train.txt").read_bytes()
+
+
+def test_caser_preset_with_tokens_and_time_features_same_bytes(tmp_path, scheduler):
+    """``--preset caser`` (``--vocab-from-train``, ratio split, windows) with a token feature and time
+    features: every engine writes the local bytes."""
+    rng = random.Random(8)
+    lines = ["userId,movieId,rating,timestamp,tags"]
+    for u in range(60):
+        n = rng.randint(5, 14)
+        for k in range(n):  # a user's last row often holds an item no training row holds, and a token of its own
+            item = rng.randint(200, 203) if k == n - 1 and rng.random() < 0.5 else rng.randint(1, 40)
+            tags = f"late{u}|x" if k == n - 1 else "|".join(rng.choice(["x", "y", "", "z"]) for _ in range(rng.randint(0, 3)))
+            lines.append(f"{u},{item},{rng.randint(1, 5)},{1_500_000_000 + 3_000 * (rng.randint(0, 50) if k < n - 1 else 99)},{tags}")
+    path = tmp_path / "log.csv"
+    path.write_text("\n".join(lines) + "\n")
+    options = dict(preset="caser", features=("tags:tokens:|",), time_features=("delta-log2", "hour"))
+    res = _same_bytes_three_engines(path, tmp_path, scheduler, options)
+    assert res.meta["features"]["tags"]["unseen"] > 0
 
 
 # --- the options the Dask engine refused until issue 18: token lists, a categorical feature of a
@@ -811,6 +949,18 @@ def test_categorical_feature_of_a_list_column_is_the_local_error(tmp_path, sched
     assert str(dask.value) == str(local.value)
 
 
+def test_where_over_a_list_column_is_the_local_error(tmp_path, scheduler):
+    path = tmp_path / "log.parquet"
+    pq.write_table(pa.Table.from_pylist(_list_records(4, n=300)), path)
+    options = dict(features=("genre",), where=("tags is null",), user_col="user", item_col="item", time_col="ts")
+    with pytest.raises(seqprep.SeqprepError) as local:
+        seqprep.build(path, tmp_path / "l", **options)
+    with pytest.raises(seqprep.SeqprepError) as dask:
+        seqprep.build(path, tmp_path / "d", engine="dask", scheduler=scheduler, **SMALL, **options)
+    assert str(dask.value) == str(local.value) and "holds lists" in str(local.value)
+    assert not (tmp_path / "d").exists()
+
+
 def test_list_column_with_a_session_key_matches_local(tmp_path, scheduler):
     """--session-col finishes each partition by the local read plan: a list column passes through it."""
     rows = _list_records(9)
@@ -832,14 +982,4 @@ def test_bad_time_offset_on_a_url_is_one_line(tmp_path, scheduler):
     with pytest.raises(seqprep.SeqprepError) as dask:
         seqprep.build(path.absolute().as_uri(), tmp_path / "d", session_col="session_id", time_col="eventdate,timeframe", engine="dask", scheduler=scheduler, **SMALL)
     assert "not found" not in str(dask.value) and "\n" not in str(dask.value)
-    assert not (tmp_path / "d").exists()
-
-
-def test_vocab_from_train_with_token_lists_is_refused_in_one_line(tmp_path, scheduler):
-    """The Dask training fit (--vocab-from-train) reads one feature value a row: token lists are
-    refused there, before anything is written (the local engine runs them)."""
-    path = tmp_path / "log.csv"
-    path.write_text(_tag_log(5, n=300))
-    with pytest.raises(seqprep.SeqprepError, match="--vocab-from-train with a token-list feature"):
-        seqprep.build(path, tmp_path / "d", features=("tags:tokens:|",), split="loo", vocab_from_train=True, engine="dask", scheduler=scheduler)
     assert not (tmp_path / "d").exists()

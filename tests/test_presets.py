@@ -531,19 +531,16 @@ def test_unknown_preset_names_the_presets(tmp_path):
         seqprep.build(_log(tmp_path), None, preset="gru4rec")
 
 
-@pytest.mark.parametrize(
-    ("extra", "message"),
-    [
-        (
-            {"engine": "dask", "time_features": ("delta",)},
-            "--engine dask does not support --vocab-from-train with --time-feature yet; run this build with --engine local",
-        ),
-    ],
-)
-def test_engines_refuse_the_preset_rules_in_one_line(tmp_path, extra, message):
-    with pytest.raises(ConfigError) as e:
-        seqprep.build(_log(tmp_path), tmp_path / "o", preset="srgnn", user_col="user_id", **extra)
-    assert str(e.value) == message
+def test_preset_rules_run_on_dask_as_locally(tmp_path):
+    """--preset caser (--vocab-from-train) with a time feature, refused on Dask until issue 18, runs
+    there with the local engine's vocabularies and steps (every byte: tests/test_dask_options.py)."""
+    pytest.importorskip("distributed")
+    options = dict(preset="caser", time_features=("delta-log2",))
+    local = seqprep.build(_log(tmp_path), tmp_path / "l", **options)
+    dask = seqprep.build(_log(tmp_path), tmp_path / "d", engine="dask", **options)
+    assert dask.meta["steps"] == local.meta["steps"] and dask.meta["features"] == local.meta["features"]
+    assert dask.meta["features"]["delta_log2"]["fit"] == "train"
+    assert (tmp_path / "d" / "features" / "delta_log2.parquet").read_bytes() == (tmp_path / "l" / "features" / "delta_log2.parquet").read_bytes()
 
 
 @pytest.mark.parametrize(

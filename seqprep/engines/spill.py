@@ -711,7 +711,7 @@ def _fit_on_train(
         items=iidx[pos],
         timestamps=out["time"][pos],
         ratings=None if "rating" not in out else out["rating"][pos],
-        features=refitted + tuple(f.take(pos).widened() for f in by_pos),
+        features=refitted + tuple(train_fit.recounted(f.take(pos).widened()) for f in by_pos),  # (the event feature: counts of the rows left)
     )
     splits.hold_out_test_starts(seqs.offsets, part, info)
     return users, items, seqs, part, info, keyed

@@ -56,6 +56,7 @@ from .train_fit import (
     fit_train_items,
     left_tally,
     no_training_rows,
+    recounted,
     regrouped,
     train_tally,
     unseen_counts,
@@ -202,7 +203,7 @@ def fit_on_train(
         timestamps=inter.time[rows],
         ratings=None if inter.rating is None else inter.rating[rows],
         features=tuple(f.widened() for f in refit_features(encoded, rows, part, config.item_order))
-        + tuple(f.take(rows).widened() for f in features),
+        + tuple(recounted(f.take(rows).widened()) for f in features),  # (the event feature: counts of the rows left)
     )
     hold_out_test_starts(seqs.offsets, part, info)
     return users, items, seqs, part, info

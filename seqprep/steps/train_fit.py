@@ -22,6 +22,7 @@ output part). Then, range by range and in user order:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +34,7 @@ from ..errors import InputError
 from ..kernels import csr_offsets, order_counted, remap_table
 from ..kernels.splits import HELD_OUT, TEST, TRAIN, VALID, gather_ranges
 from ..kernels.vocab import first_seen_codes
-from ..model import EvalRows, Extras
+from ..model import EvalRows, Extras, Feature
 from ..vocab import Vocabulary
 from .counts import NEVER
 from .vocabularies import ITEM_START, USER_START, fitted, vocabulary_from_counts
@@ -45,6 +46,7 @@ __all__ = [
     "joined_offsets",
     "left_tally",
     "no_training_rows",
+    "recounted",
     "regrouped",
     "srgnn_rows",
     "train_tally",
@@ -216,6 +218,27 @@ def regrouped(left: np.ndarray, old: np.ndarray) -> tuple[np.ndarray, np.ndarray
     """
     starts = csr_offsets(left)[:-1]
     return gather_ranges(starts[old], np.asarray(left)[old])
+
+
+def recounted(f: Feature, counts: np.ndarray | None = None) -> Feature:
+    """A categorical feature that keeps the vocabulary fitted on every kept row (the ``event``
+    feature) with the counts of the rows left: ``counts`` its rows per index 0..K (0: missing;
+    default: of its values), the vocabulary's counts and ``missing`` those of the written rows.
+
+    >>> f = Feature("event", "interaction", "cat", np.array([2, 0, 2], dtype=np.int32),
+    ...             vocab=Vocabulary(pa.array(["a", "b"]), np.array([4, 5]), start=1), missing=3)
+    >>> g = recounted(f)
+    >>> g.vocab.counts.tolist(), g.missing
+    ([0, 2], 1)
+    """
+    if f.vocab is None:
+        return f
+    k = len(f.vocab)
+    if counts is None:
+        counts = np.bincount(f.values, minlength=k + 1)
+    counts = np.asarray(counts, dtype=np.int64)
+    vocab = Vocabulary(ids=f.vocab.ids, counts=counts[1 : k + 1], start=f.vocab.start, oov_idx=f.vocab.oov_idx)
+    return dataclasses.replace(f, vocab=vocab, missing=int(counts[0]))
 
 
 def joined_offsets(offsets: list[np.ndarray]) -> np.ndarray:

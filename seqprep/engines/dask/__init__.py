@@ -22,9 +22,11 @@ How the work is split (every step columnar, per partition; no Python loop over r
    (:mod:`~seqprep.engines.dask.partitions`); the client writes each part as it arrives
    (:mod:`~seqprep.engines.dask.write`) and the rest of the folder as the local engine does.
 
-``--vocab-from-train``: the split is decided per part first, the items fitted on the parts' training
-tallies and the users renumbered on the rows left by the local range steps
-(:mod:`~seqprep.engines.dask.train`, :mod:`seqprep.steps.train_fit`).
+``--vocab-from-train``: the split is decided per part first, the items (and the features, token
+lists included) fitted on the parts' training tallies and the users renumbered on the rows left by
+the local range steps (:mod:`~seqprep.engines.dask.train`, :mod:`seqprep.steps.train_fit`); time
+features are then fitted on the new parts' TRAIN rows, and ``--session-col``'s users were found on
+every kept row before the drop, as locally.
 
 Sessions per output part (users are whole). Splits, truncation, windows and negatives are decided
 and prepared per output part on the workers by the one per-user-range split API
@@ -374,20 +376,23 @@ def run_dask(config: BuildConfig, *, write: bool = True, stdout: BinaryIO | None
         fplan = dfeatures.fit_features(config, columns, cleaned.tables, cleaned.rows)
         carry = dkeys.session_carry(read.infos, columns)
         futures, bounds = _parts(client, cleaned, users, (user_lookup, item_lookup), config, has_rating, gap, fplan, carry, keep_pos=vft)
-        futures = dfeatures.expand_lists(client, futures, fplan)  # token features: lists from their values
+        if not vft:  # token features: lists from their values (the training fit refits them first)
+            futures = dfeatures.expand_lists(client, futures, fplan)
+        # --session-col: each session's user from every kept row (before --vocab-from-train's drop)
+        session_users = dkeys.session_users_of(client, futures, read.infos, columns, users)
         plan1 = None
         if vft:  # the split decided on the users of every kept row, the items fitted on its TRAIN rows
             by_index = dorders.dates_by_index(dates[0], user_lookup, len(users)) if config.split.rule == "days" else None
             plan1 = dsplit.plan(client, futures, config, read.unit, len(log.item_ids), users.counts, by_index)
             decisions, plan1 = dsplit.decide(client, futures, plan1, config.event, by_index)
             users, items, futures, bounds = dtrain.fit_on_train(
-                client, futures, decisions, config, users, user_lookup, log, bounds, lambda c: part_bounds(c, config.engine.part_rows), gap, steps
+                client, futures, decisions, config, users, user_lookup, log, bounds, lambda c: part_bounds(c, config.engine.part_rows), gap, steps, fplan
             )
             del decisions
         elif items is None:  # --item-order sequence: the parts hold item codes until the order is known
             items, futures = dorders.by_sequence(client, futures, _kept(cleaned.items, len(log.item_ids)), log.item_ids)
         assert items is not None
-        keyed = dkeys.session_key(client, futures, read.infos, columns, users)
+        keyed = dkeys.session_key(session_users, users)
         cum = csr_offsets(users.counts)
         futures = dfeatures.fit_time_features(client, futures, config, read.unit, cleaned.largest, cum[bounds[1:]] - cum[bounds[:-1]])
         features = client.submit(dfeatures.templates_of, futures[0], pure=False).result() if futures else ()

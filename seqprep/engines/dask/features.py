@@ -21,7 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...config import BuildConfig, VocabOptions
-from ...errors import ConfigError, InputError
+from ...errors import InputError
+from ...kernels.splits import TRAIN
 from ...model import Column, Feature, Sequences
 from ...steps.events import EVENT, events_meta_counted, target_codes, target_positions
 from ...steps.features import (
@@ -34,10 +35,10 @@ from ...steps.features import (
 )
 from ...vocab import Vocabulary
 from .columns import LogColumns
-from .lists import ValueTokens, empty_per_value, gather_lists, list_tokens, value_tokens
+from .lists import ValueTokens, counted_tokens, empty_per_value, gather_lists, list_tokens, value_tokens
 from .write import part_sequences
 
-__all__ = ["FeaturePlan", "NumberLookup", "counted_columns", "expand_lists", "fit_tokens", "events_meta", "fit_features", "fit_time_features", "templates_of"]
+__all__ = ["FeaturePlan", "NumberLookup", "counted_columns", "expand_lists", "fit_tokens", "events_meta", "fit_features", "fit_time_features", "refit_tokens", "templates_of"]
 
 _NO_POS = np.iinfo(np.int64).max
 
@@ -73,11 +74,13 @@ class FeaturePlan:
 
     ``lists``: per token feature (its place among the features) the CSR table of its distinct values'
     token indices, value 0 the missing one (its rows travel as their value's index:
-    :func:`expand_lists`)."""
+    :func:`expand_lists`); ``empties``: per token feature (as ``lists``) the empty tokens of each
+    distinct value 1.. (what ``--vocab-from-train`` counts on the rows left: :func:`refit_tokens`)."""
 
     templates: tuple[Feature, ...] = ()
     encoders: tuple[tuple[str, Any], ...] = ()
     lists: tuple[tuple[int, np.ndarray, np.ndarray], ...] = ()
+    empties: tuple[np.ndarray, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,7 +158,7 @@ def fit_features(config: BuildConfig, columns: LogColumns, tables: dict[str, Any
     the distinct numbers of a categorical feature of a column read as numbers)."""
     if not _specs(config):
         return FeaturePlan()
-    templates, encoders, lists = [], [], {}
+    templates, encoders, lists, empty = [], [], {}, {}
     order = value_order(config.item_order)
     for name, column, kind, sep in _specs(config):
         k, col, resolved = _kind(columns, name, column, kind)
@@ -168,9 +171,6 @@ def fit_features(config: BuildConfig, columns: LogColumns, tables: dict[str, Any
             )
             encoders.append((key, table))
             continue
-        if resolved == "tokens" and config.split.vocab_from_train:  # (the training fit reads one value a row)
-            msg = f"--engine dask does not support --vocab-from-train with a token-list feature (--feature {name}) yet; run this build with --engine local"
-            raise ConfigError(msg)
         if resolved == "tokens" and col.kind != "list" and sep is None:
             msg = f"--feature {name}: a text column needs its token separator, e.g. --feature {col.name}:tokens:|"
             raise InputError(msg)
@@ -182,13 +182,15 @@ def fit_features(config: BuildConfig, columns: LogColumns, tables: dict[str, Any
             vt, empties = list_tokens(distinct.offsets, distinct.codes, distinct.elements, counts[1:], tables[f"{key}_kpos"][1:])
             template, table, value_offsets, value_codes = fit_tokens(name, col, vt, empties, counts[1:], order, int(counts[0]))
             lists[len(templates)] = (value_offsets, value_codes)
+            empty[len(templates)] = empties
             templates.append(template)
             encoders.append((key, _composed(np.append(np.arange(len(counts) - 1, dtype=np.int32), np.int32(-1)), table)))
             continue
         values, counts, first, lookup, missing = _values_of(col, key, tables, rows)
         if resolved == "tokens":
             vt = value_tokens(values, sep, counts, first)
-            template, table, value_offsets, value_codes = fit_tokens(name, col, vt, empty_per_value(values, sep), counts, order, missing)
+            empty[len(templates)] = empty_per_value(values, sep)
+            template, table, value_offsets, value_codes = fit_tokens(name, col, vt, empty[len(templates)], counts, order, missing)
             lists[len(templates)] = (value_offsets, value_codes)
             templates.append(template)
             encoders.append((key, _composed(lookup, table)))
@@ -211,7 +213,7 @@ def fit_features(config: BuildConfig, columns: LogColumns, tables: dict[str, Any
                 else:
                     encoders[k] = (encoders[k][0], _composed(encoders[k][1], table))
     shipped = tuple((k, offsets, codes.astype(np.int32)) for k, (offsets, codes) in sorted(lists.items()))
-    return FeaturePlan(tuple(templates), tuple(encoders), shipped)
+    return FeaturePlan(tuple(templates), tuple(encoders), shipped, tuple(empty[k] for k, _, _ in shipped))
 
 
 def fit_tokens(
@@ -231,6 +233,45 @@ def fit_tokens(
     )
     value_index = np.append(np.arange(1, len(counts) + 1, dtype=np.int32), np.int32(0))  # code -1 -> 0
     return template, value_index, np.concatenate([[0], vt.offsets]).astype(np.int64), token_index.astype(np.int32)
+
+
+def refit_tokens(
+    f: Feature,
+    value_offsets: np.ndarray,
+    tokens: np.ndarray,
+    empties: np.ndarray,
+    train: np.ndarray,
+    first: np.ndarray | None,
+    left: np.ndarray,
+    order: str,
+) -> tuple[Feature, np.ndarray, np.ndarray]:
+    """``--vocab-from-train``: a token feature fitted on every kept row (``f``, without values, and
+    its distinct values' lists ``value_offsets`` / ``tokens``, value 0 the missing one; ``empties``
+    the empty tokens of values 1..) refitted as the local step fits it on the rows left
+    (:func:`~seqprep.steps.features.refit_on`): its tokens' vocabulary from ``train`` (the training
+    rows of each value) and ``first`` (their first input position, for ``first-seen``); its missing
+    rows, empty tokens and unseen tokens (a token no training row holds leaves its list) from
+    ``left`` (the rows left of each value). -> (its template, the lists refitted: offsets, tokens)."""
+    assert f.vocab is not None
+    value_offsets = np.asarray(value_offsets, dtype=np.int64)
+    codes = np.asarray(tokens, dtype=np.int64) - 1  # into the kept rows' vocabulary; -1: no kept row holds it
+    kpos = np.zeros(len(train), np.int64) if first is None else first
+    vt = counted_tokens(value_offsets, codes, f.vocab.ids, train, kpos)
+    vocab, table = category_vocabulary(f.vocab.ids, vt.counts, vt.first if value_order(order) == "first-seen" else None, order)
+    refitted = np.maximum(table[codes], 0)  # a token no training row holds (or no kept row: code -1) -> 0
+    value = np.repeat(np.arange(len(value_offsets) - 1), np.diff(value_offsets))
+    dropped = np.bincount(value[refitted == 0], minlength=len(value_offsets) - 1)
+    template = dataclasses.replace(
+        f,
+        vocab=vocab,
+        offsets=None,  # the rows hold their value's index until the lists are gathered
+        missing=int(left[np.diff(value_offsets) == 0].sum()),
+        empty_tokens=int(left[1:] @ empties),
+        unseen=int(left @ dropped),
+        fit="train",
+    )
+    offsets, kept = _drop_zeros(value_offsets, refitted)
+    return template, offsets, kept.astype(np.int32)
 
 
 def _drop_zeros(offsets: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -291,32 +332,34 @@ def _empty(timestamps_dtype: Any) -> Sequences:
     )
 
 
-def time_values(part: dict[str, Any], specs: tuple[tuple[str, int | None], ...], unit: str, top: float) -> list[Any]:
+def time_values(
+    part: dict[str, Any], specs: tuple[tuple[str, int | None], ...], unit: str, top: float, train: bool = False
+) -> list[Any]:
     """One part's derived time features, before any vocabulary (on its worker): per feature its
-    float32 values (``num``) or (kind, values, distinct values, their counts, first positions)."""
+    float32 values (``num``) or (kind, values, distinct values, their counts and first positions in
+    the rows fitted on, their counts in every row). ``train``: fitted on the part's TRAIN rows
+    (``--vocab-from-train``: the part carries its decided ``split``), else on every row."""
     seqs = part_sequences(part)
+    rows = np.flatnonzero(part["split"] == TRAIN) if train else None
     out = []
     for name, k in specs:
         kind, values, rule = time_feature_values(name, k, seqs, unit, top)
         if kind == "num":
-            out.append((kind, values, rule, None, None, None))
+            out.append((kind, values, rule, None, None, None, None))
             continue
         ids, first, inverse, counts = np.unique(values, return_index=True, return_inverse=True, return_counts=True)
-        out.append(
-            (
-                kind,
-                inverse.reshape(-1).astype(np.int32),
-                rule,
-                ids.astype(np.int64),
-                counts.astype(np.int64),
-                first.astype(np.int64),
-            )
-        )
+        inverse = inverse.reshape(-1).astype(np.int32)
+        every = counts.astype(np.int64)
+        if rows is not None:
+            counts = np.bincount(inverse[rows], minlength=len(ids))
+            first = np.full(len(ids), _NO_POS, np.int64)
+            np.minimum.at(first, inverse[rows], rows)
+        out.append((kind, inverse, rule, ids.astype(np.int64), counts.astype(np.int64), first.astype(np.int64), every))
     return out
 
 
 def _facts(values: list[Any]) -> list[Any]:
-    return [None if v[0] == "num" else (v[3], v[4], v[5]) for v in values]
+    return [None if v[0] == "num" else (v[3], v[4], v[5], v[6]) for v in values]
 
 
 def fit_time_features(
@@ -324,13 +367,16 @@ def fit_time_features(
 ) -> list[Any]:
     """The parts with their ``--time-feature`` features (futures, user order): computed per part,
     each categorical one's vocabulary fitted from the parts' counts on the client (as the local
-    ``derive_time_features``), the parts' values then mapped to indices on their workers."""
+    ``derive_time_features``; ``--vocab-from-train``: on the TRAIN rows, a value only held-out
+    rows hold is 0 and counted ``unseen``, as :func:`~seqprep.steps.features.refit_on` does), the
+    parts' values then mapped to indices on their workers."""
     specs = tuple(config.feature.time_specs())
     if not specs:
         return futures
     # a log whose raw timestamps are not epoch seconds fails here, as locally
     kinds = [time_feature_values(name, k, _empty(np.float64), unit, top) for name, k in specs]
-    values = [client.submit(time_values, f, specs, unit, top, pure=False) for f in futures]
+    train = config.split.vocab_from_train
+    values = [client.submit(time_values, f, specs, unit, top, train, pure=False) for f in futures]
     facts = client.gather(client.map(_facts, values))
     starts = np.concatenate([[0], np.cumsum(lengths)])[:-1]  # each part's first position in the sequences
     templates, tables = [], []
@@ -342,16 +388,20 @@ def fit_time_features(
         per_part = [f[j] for f in facts]
         ids = np.unique(np.concatenate([p[0] for p in per_part])) if per_part else np.zeros(0, np.int64)
         counts = np.zeros(len(ids), np.int64)
+        every = np.zeros(len(ids), np.int64)
         first = np.full(len(ids), _NO_POS, np.int64)
-        for start, (pids, pcounts, pfirst) in zip(starts, per_part):
+        for start, (pids, pcounts, pfirst, pevery) in zip(starts, per_part):
             at = np.searchsorted(ids, pids)
             counts[at] += pcounts
-            first[at] = np.minimum(first[at], start + pfirst)
+            every[at] += pevery
+            first[at] = np.minimum(first[at], np.where(pfirst == _NO_POS, _NO_POS, start + pfirst))  # (_NO_POS: no fit row)
         vocab, table = category_vocabulary(
             pa.array(ids), counts, first if value_order(config.item_order) == "first-seen" else None, config.item_order
         )
-        templates.append(Feature(name, "derived", "cat", np.zeros(0, np.int32), vocab=vocab, column=rule))
-        tables.append((ids, table[:-1].astype(np.int32)))
+        table = np.maximum(table[:-1], 0).astype(np.int32)  # a value no fit row holds: 0
+        fit = dict(unseen=int(every[table == 0].sum()), fit="train") if train else {}
+        templates.append(Feature(name, "derived", "cat", np.zeros(0, np.int32), vocab=vocab, column=rule, **fit))  # type: ignore[arg-type]
+        tables.append((ids, table))
     if config.vocab.vocab_from is not None:
         for j, (f, reuse) in enumerate(reuse_templates(templates, config.vocab)):
             templates[j] = f

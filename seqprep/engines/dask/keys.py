@@ -26,7 +26,7 @@ from ...steps.session_key import SessionUsers, session_users
 from ...vocab import Vocabulary
 from .columns import LogColumns
 
-__all__ = ["frame_meta", "keyed", "keyed_part", "plan_columns", "session_carry", "session_key"]
+__all__ = ["frame_meta", "keyed", "keyed_part", "plan_columns", "session_carry", "session_key", "session_users_of"]
 
 
 def keyed(plan: ReadPlan | None) -> bool:
@@ -151,11 +151,13 @@ def _part_users(
     return found.first, found.several, np.unique(codes[codes >= 0])
 
 
-def session_key(
+def session_users_of(
     client: Any, futures: list[Any], inputs: tuple[InputInfo, ...], columns: LogColumns, sessions: Vocabulary
-) -> tuple[pa.Table, dict[str, Any]] | None:
-    """sessions.parquet and meta.json's ``session_key`` (None without ``--session-col``): each part's
-    sessions' users on its worker, added up in user order."""
+) -> tuple[SessionUsers, Log] | None:
+    """With ``--session-col``, each session's user by the local step on every part's worker (the
+    parts numbered by ``sessions``), added up in user order: the users found and the log of the
+    sessions' ids they are keyed by; None without. ``--vocab-from-train`` runs it on the parts of
+    every kept row, before the rows of unseen items go, as the local engine does."""
     name = _users_column(inputs)
     if name is None:
         return None
@@ -177,6 +179,15 @@ def session_key(
         "epoch",
         None,
         inputs,
-    )
-    table = keyed.table(sessions, log)  # the sessions' codes are their indices here: ``first`` is by index
+    )  # the sessions' codes are their indices here: ``first`` is by index
+    return keyed, log
+
+
+def session_key(found: tuple[SessionUsers, Log] | None, sessions: Vocabulary) -> tuple[pa.Table, dict[str, Any]] | None:
+    """sessions.parquet and meta.json's ``session_key`` of the output's ``sessions`` from
+    :func:`session_users_of` (None without ``--session-col``)."""
+    if found is None:
+        return None
+    keyed, log = found
+    table = keyed.table(sessions, log)
     return table, keyed.meta(table)

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from ...kernels.features import split_tokens
 from ...model import Feature
 
-__all__ = ["ValueTokens", "empty_per_value", "gather_lists", "joined", "list_tokens", "value_tokens"]
+__all__ = ["ValueTokens", "counted_tokens", "empty_per_value", "gather_lists", "joined", "list_tokens", "value_tokens"]
 
 _NO_POS = np.iinfo(np.int64).max
 
@@ -89,7 +89,7 @@ def value_tokens(values: pa.Array, sep: str, kept: np.ndarray, kpos: np.ndarray)
     offsets, flat, _ = split_tokens(values.cast(pa.string()), sep)
     enc = pc.dictionary_encode(flat)
     codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int32)
-    return _counted(offsets, codes, enc.dictionary, kept, kpos)
+    return counted_tokens(offsets, codes, enc.dictionary, kept, kpos)
 
 
 def list_tokens(
@@ -108,12 +108,15 @@ def list_tokens(
     kept_before = np.zeros(len(codes) + 1, dtype=np.int64)
     np.cumsum(keep, out=kept_before[1:])
     empty = np.diff(offsets) - np.diff(kept_before[offsets])
-    return _counted(kept_before[offsets], codes[keep], elements, kept, kpos), empty.astype(np.int64)
+    return counted_tokens(kept_before[offsets], codes[keep], elements, kept, kpos), empty.astype(np.int64)
 
 
-def _counted(
+def counted_tokens(
     offsets: np.ndarray, codes: np.ndarray, tokens: pa.Array, kept: np.ndarray, kpos: np.ndarray
 ) -> ValueTokens:
+    """:class:`ValueTokens` of values already split (value ``v``: token codes
+    ``codes[offsets[v]:offsets[v + 1]]`` into ``tokens``) with ``kept[v]`` rows of value ``v``, the
+    first at input position ``kpos[v]`` (a value no row holds adds nothing, whatever its codes)."""
     vid = np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))
     slot = np.arange(len(codes), dtype=np.int64) - offsets[vid]
     weight = np.asarray(kept, dtype=np.int64)[vid]

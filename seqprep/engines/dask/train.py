@@ -17,6 +17,15 @@
 
 The new parts carry their decided split (``split``): :func:`decided` turns them into the split
 decisions that :func:`seqprep.engines.dask.split.prepare` reads.
+
+Features, as the local :func:`~seqprep.steps.splits.fit_on_train` refits them: a categorical
+``--feature``'s vocabulary from the parts' training tallies by value index; a token feature's rows
+hold their distinct value's index until then, its tokens are fitted from the training rows per
+distinct value (:func:`~seqprep.engines.dask.features.refit_tokens`) and the new parts gather
+their lists. What is fitted on the final rows (``--time-feature``) is fitted on the new parts'
+TRAIN rows afterwards (:func:`~seqprep.engines.dask.features.fit_time_features`); what is keyed by
+a session's first user (``--session-col``) is found on the parts of every kept row before the
+drop, as locally (:func:`~seqprep.engines.dask.keys.session_users_of`).
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ from ...steps.events import EVENT, target_positions
 from ...steps.features import value_order
 from ...steps.sessions import session_lengths
 from ...vocab import Vocabulary
-from .features import templates_of
+from .features import FeaturePlan, expand_lists, refit_tokens, templates_of
 from .write import part_sequences
 
 __all__ = ["decided", "fit_on_train", "plan_after"]
@@ -51,19 +60,24 @@ def _refitted(f: Feature) -> bool:
     return f.vocab is not None and f.name != EVENT
 
 
+def _sizes(templates: tuple[Feature, ...], plan: FeaturePlan) -> tuple[int, ...]:
+    """Per feature of the parts the size of its index space: a categorical one's vocabulary and 0, a
+    token one's distinct values and 0 (its rows hold their value's index until it is refitted)."""
+    values = {k: len(offsets) - 1 for k, offsets, _ in plan.lists}
+    return tuple(values.get(k, 0 if f.vocab is None else len(f.vocab) + 1) for k, f in enumerate(templates))
+
+
 def _tally(
-    part: dict[str, Any], decision: tuple[np.ndarray | None, dict[str, Any]], order: str
+    part: dict[str, Any], decision: tuple[np.ndarray | None, dict[str, Any]], order: str, sizes: tuple[int, ...]
 ) -> tuple[train_fit.TrainTally, list[Any]]:
     """The part's training tallies: the items' and, per refitted feature, its values' (counts and
-    first positions by index)."""
+    first positions by index; a token feature's by distinct value)."""
     split = decision[0]
     assert split is not None
     train = split == TRAIN
     features = []
-    for f in part.get("features", ()):
+    for f, size in zip(part.get("features", ()), sizes):
         if _refitted(f):
-            assert f.vocab is not None
-            size = len(f.vocab) + 1
             values = f.values[train].astype(np.int64)
             first = np.full(size, NEVER, dtype=np.int64)
             np.minimum.at(first, values, part["pos"][train])
@@ -72,20 +86,19 @@ def _tally(
 
 
 def _left(
-    part: dict[str, Any], decision: tuple[np.ndarray | None, dict[str, Any]], table: np.ndarray, order: str
+    part: dict[str, Any], decision: tuple[np.ndarray | None, dict[str, Any]], table: np.ndarray, order: str, sizes: tuple[int, ...]
 ) -> tuple[dict[str, int], train_fit.LeftTally, list[Any]]:
-    """The part's rows of unseen items by part, its rows left per user and, per ``--feature``, the
-    rows left per value index (a number feature: its missing values left)."""
+    """The part's rows of unseen items by part, its rows left per user and, per feature, the rows
+    left per value index (a token feature: per distinct value; a number feature: its missing
+    values left)."""
     keep = table[part["items"]] >= 0
     assert decision[0] is not None
     left = []
-    for f in part.get("features", ()):
-        if f.name == EVENT:
-            continue
+    for f, size in zip(part.get("features", ()), sizes):
         if f.vocab is None:
             left.append(int(np.isnan(f.values[keep]).sum()))
         else:
-            left.append(np.bincount(f.values[keep], minlength=len(f.vocab) + 1).astype(np.int64))
+            left.append(np.bincount(f.values[keep], minlength=size).astype(np.int64))
     return (
         train_fit.unseen_counts(~keep, decision[0]),
         train_fit.left_tally(part["offsets"], keep, order, part["pos"]),
@@ -94,22 +107,36 @@ def _left(
 
 
 def _features_after(
-    templates: tuple[Feature, ...], train: list[list[Any]], left: list[list[Any]], order: str
-) -> tuple[tuple[Feature, np.ndarray | None], ...]:
-    """Per feature of the parts: (its template on the rows left, old index -> new one or None).
-    A ``--feature``'s missing values are those of the rows left; a categorical one's vocabulary is
-    fitted on the training rows as :func:`~seqprep.steps.features.refit_on` fits it (a value only
-    held-out rows hold becomes 0, counted as ``unseen``)."""
+    templates: tuple[Feature, ...], train: list[list[Any]], left: list[list[Any]], order: str, plan: FeaturePlan = FeaturePlan()
+) -> tuple[tuple[tuple[Feature, np.ndarray | None], ...], FeaturePlan]:
+    """Per feature of the parts: (its template on the rows left, old index -> new one or None), and
+    the token features' lists refitted (a :class:`~seqprep.engines.dask.features.FeaturePlan`:
+    what :func:`~seqprep.engines.dask.features.expand_lists` gathers). A ``--feature``'s missing
+    values are those of the rows left; a categorical one's vocabulary is fitted on the training
+    rows as :func:`~seqprep.steps.features.refit_on` fits it (a value only held-out rows hold
+    becomes 0, counted as ``unseen``; a token leaves its list)."""
     out = []
+    lists = {k: (offsets, codes) for k, offsets, codes in plan.lists}
+    empties = dict(zip((k for k, _, _ in plan.lists), plan.empties))
+    refitted_lists = []
     k = 0  # index among the refitted features
-    for j, f in enumerate(t for t in templates if t.name != EVENT):
+    for j, f in enumerate(templates):
         rows_left = sum(part[j] for part in left)
+        if f.name == EVENT:  # its vocabulary fitted on every kept row, its counts those of the rows left
+            out.append((train_fit.recounted(f, rows_left), None))
+            continue
         if f.vocab is None:
             out.append((dataclasses.replace(f, missing=int(rows_left)), None))
             continue
         counts = sum(part[k][0] for part in train)
         first = np.minimum.reduce([part[k][1] for part in train]) if train else None
         k += 1
+        if j in lists:  # per distinct value (0: missing): its rows left and training rows
+            value_offsets, tokens = lists[j]
+            template, offsets, codes = refit_tokens(f, value_offsets, tokens, empties[j], counts, first, rows_left, order)
+            out.append((template, None))
+            refitted_lists.append((j, offsets, codes))
+            continue
         chosen, ordered = order_counted(
             counts[1:], f.vocab.ids, value_order(order), None if first is None else first[1:]
         )  # type: ignore[arg-type]
@@ -117,8 +144,7 @@ def _features_after(
         unseen = int(rows_left[1:][table[1:] == 0].sum())
         vocab = Vocabulary(ids=f.vocab.ids.take(pa.array(chosen, pa.int64())), counts=ordered, start=1)
         out.append((dataclasses.replace(f, vocab=vocab, missing=int(rows_left[0]), unseen=unseen, fit="train"), table))
-    out += [(f, None) for f in templates if f.name == EVENT]
-    return tuple(out)
+    return tuple(out), FeaturePlan(lists=tuple(refitted_lists))
 
 
 def _send(
@@ -225,23 +251,26 @@ def fit_on_train(
     new_bounds: Callable[[np.ndarray], list[int]],
     gap: float | None,
     steps: list[dict[str, Any]],
+    plan: FeaturePlan = FeaturePlan(),
 ) -> tuple[Vocabulary, Vocabulary, list[Any], list[int]]:
     """(users, items, the new parts: futures in user order, their user bounds) of the parts ``futures`` (item codes,
     input positions; users ``users1`` numbered on every kept row, ``user_lookup`` their code ->
     index table, ``bounds1`` the parts' user bounds) and their split ``decisions``; ``new_bounds``:
     the user bounds of new parts from the users' counts, when the users change order. meta.json's
-    ``vocab_from_train`` step is appended to ``steps``."""
+    ``vocab_from_train`` step is appended to ``steps``. ``plan``: the features' fit on every kept
+    row (a token feature's rows hold their value's index: its lists are refitted here, then gathered)."""
+    templates = client.submit(templates_of, futures[0], pure=False).result() if futures else ()
+    sizes = _sizes(templates, plan)
     tallies = client.gather(
-        [client.submit(_tally, f, d, config.item_order, pure=False) for f, d in zip(futures, decisions)]
+        [client.submit(_tally, f, d, config.item_order, sizes, pure=False) for f, d in zip(futures, decisions)]
     )
     items, table = train_fit.fit_train_items((t for t, _ in tallies), log.item_ids, config.item_order)
     shared = client.scatter(table, broadcast=True, hash=False)
     lefts = client.gather(
-        [client.submit(_left, f, d, shared, config.user_order, pure=False) for f, d in zip(futures, decisions)]
+        [client.submit(_left, f, d, shared, config.user_order, sizes, pure=False) for f, d in zip(futures, decisions)]
     )
     steps.append(train_fit.unseen_step(c for c, _, _ in lefts))
-    templates = client.submit(templates_of, futures[0], pure=False).result() if futures else ()
-    refits = _features_after(templates, [t for _, t in tallies], [t for _, _, t in lefts], config.item_order)
+    refits, lists = _features_after(templates, [t for _, t in tallies], [t for _, _, t in lefts], config.item_order, plan)
     del tallies
     codes = np.flatnonzero(user_lookup >= 0)
     order1 = np.empty(len(users1), dtype=np.int64)
@@ -267,7 +296,7 @@ def fit_on_train(
         sources = np.unique(np.searchsorted(cut1, old[a:b], side="right") - 1)  # the old parts holding these users
         chunks = [client.submit(_getitem, sent[int(i)], j, pure=False) for i in sources]
         parts.append(client.submit(_make, chunks, a, b, gap, rule, pure=False))
-    return users, items, parts, [int(b) for b in bounds]
+    return users, items, expand_lists(client, parts, lists), [int(b) for b in bounds]
 
 
 def _range_facts(part: dict[str, Any], plan: splits.SplitPlan, events: Any) -> dict[str, Any]:
