@@ -254,6 +254,12 @@ class IdEncoder:
         self.dictionary = pa.array(np.concatenate(self._values) if self._values else np.zeros(0, np.int64), pa.int64())
         self._values = []
 
+    def flush_small(self, limit: int = 1 << 12) -> None:
+        """Flush now when the dictionaries are small (at most ``limit`` values in all): a column of a
+        few categories is then mapped block by block as it is read, not all at once at the end."""
+        if self._pending and self._pending_size + (0 if self.dictionary is None else len(self.dictionary)) <= limit:
+            self.flush()
+
     def flush(self) -> None:
         if not self._pending:
             return

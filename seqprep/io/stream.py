@@ -97,6 +97,7 @@ class ExtraColumn:
             self.codes.add(_dictionary(pc.list_flatten(arr)))
         else:  # text (a number column of text: checked when the read ends, naming the bad row)
             self.codes.add(self._checked(_dictionary(arr)))
+            self.codes.flush_small()
 
     def _checked(self, arr: pa.DictionaryArray) -> pa.DictionaryArray:
         """pyarrow's CSV dictionary conversion does not check UTF-8: checked on the distinct values."""
@@ -177,6 +178,10 @@ class _FileColumns:
     ) -> None:
         self.extra = {r.name: ExtraColumn(r, new_buffer) for r in requests}
         self.new_buffer = new_buffer
+        # the requested columns of a batch are added on a thread of their own while this one encodes
+        # its ids (in memory only: a spilled read names its files in the order its buffers are made)
+        self._beside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-columns") if self.extra and new_buffer is GrowBuffer else None
+        self._job: Any = None  # the previous batch's requested columns being added
         self.user = IdEncoder(new_buffer=new_buffer)
         self.item = IdEncoder(new_buffer=new_buffer)
         self.time: Any = new_buffer(np.int64)
@@ -190,8 +195,29 @@ class _FileColumns:
         self, batch: pa.RecordBatch | pa.Table, roles: dict[str, str], where: str, paths: dict[str, tuple[str, str | None]]
     ) -> None:
         n = batch.num_rows
+        self.settle()  # (batch by batch, in order: an error names the same batch as a serial read)
+        if self._beside is None:
+            self._add_extra(batch, paths)
+        else:
+            self._job = self._beside.submit(self._add_extra, batch, paths)
+        try:
+            self._add_roles(batch, roles, where)
+        except BaseException:
+            self.settle()  # this batch's requested columns failed first: their error, as read in turn
+            raise
+        self.rows += n
+
+    def _add_extra(self, batch: pa.RecordBatch | pa.Table, paths: dict[str, tuple[str, str | None]]) -> None:
         for name, extra in self.extra.items():
             extra.add(extract_column(batch, *paths[name]))
+
+    def settle(self) -> None:
+        """Wait for the requested columns of the batches added so far (their error, if any, now)."""
+        job, self._job = self._job, None
+        if job is not None:
+            job.result()
+
+    def _add_roles(self, batch: pa.RecordBatch | pa.Table, roles: dict[str, str], where: str) -> None:
         for role, encoder in (("user", self.user), ("item", self.item)):
             encode_ids(batch.column(roles[role]), role, where, encoder)
         t = batch.column(roles["time"])
@@ -221,15 +247,22 @@ class _FileColumns:
             if self.rating is None:
                 self.rating = self.new_buffer(np.float32)
             self.rating.append(pc.fill_null(r, float("nan")).to_numpy(zero_copy_only=False))
-        self.rows += n
 
     def close(self) -> None:
         """Release the buffers of a read that is abandoned (an error, or a re-read)."""
+        self.shutdown()
         for buf in (self.user.codes, self.item.codes, self.time, self.time_valid, self.rating):
             if buf is not None:
                 buf.close()
         for extra in self.extra.values():
             extra.close()
+
+    def shutdown(self) -> None:
+        """Stop the requested columns' thread (a job still running ends first; its error is not wanted)."""
+        if self._beside is not None:
+            self._beside.shutdown(wait=True)
+            self._beside = None
+        self._job = None
 
     def time_columns(self, where: str, lines: RowLines) -> tuple[np.ndarray, np.ndarray | None, str]:
         """-> (int64/float64 values with 0 where missing, validity or None when none is missing, unit).
@@ -471,6 +504,9 @@ def _read_attempt(
                     raise _NotUtf8  # a column pyarrow could not read as text (checked on the schema only)
                 cols.add(batch, roles, where, paths)
                 progress.update(pos() or 0, cols.rows)
+            settle = getattr(cols, "settle", None)  # (a log's requested columns are added beside its ids)
+            if settle is not None:
+                settle()
             if isinstance(batches, RangeReader) and batches.sha256 is not None:
                 src.set_sha256(batches.sha256)  # hashed as it was read: no second pass over the file
         finally:
@@ -750,6 +786,7 @@ def read_source(
 
     cols, roles, header, typed = read_batches(src, opts, block_size, progress, fmt, head, new_sink, requests, layout=layout, row_groups=row_groups)
     assert isinstance(cols, _FileColumns)
+    cols.shutdown()
     users, items = cols.user.finish(), cols.item.finish()
     # a message names the row's line in the file (quoted fields may hold line ends): found on demand
     lines = RowLines(header, src, _layout(src, opts, head, layout).sep) if fmt == "csv" else RowLines(header)

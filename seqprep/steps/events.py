@@ -24,7 +24,7 @@ from ..model import Column, Feature, Interactions, Sequences
 from ..vocab import Vocabulary
 from .features import encode_column
 
-__all__ = ["EVENT", "event_feature", "event_requests", "events_meta", "events_meta_counted", "target_codes", "target_positions", "target_rows"]
+__all__ = ["EVENT", "event_feature", "event_requests", "event_counts", "events_meta", "events_meta_counted", "target_codes", "target_positions", "target_rows"]
 
 EVENT = "event"  # the feature's name
 
@@ -82,8 +82,20 @@ def events_meta(seqs: Sequences, opts: EventOptions, targets: np.ndarray | None)
     """meta.json's ``events``: the column, the rows of each event in the sequences, the targets."""
     f = next(f for f in seqs.features if f.name == EVENT)
     assert f.vocab is not None
-    counts = np.bincount(f.values, minlength=len(f.vocab) + 1)
-    return events_meta_counted(f.vocab, counts, opts, int(len(f.values) if targets is None else targets.sum()))
+    return events_meta_counted(f.vocab, event_counts(f), opts, int(len(f.values) if targets is None else targets.sum()))
+
+
+def event_counts(f: Feature) -> np.ndarray:
+    """The positions of each index of the ``event`` feature (0: missing). A vocabulary fitted on the
+    kept rows counted them already, and the sequences hold every kept row: those counts, when they add
+    up to the positions (no pass over them); else (a reused or training-fitted vocabulary) counted."""
+    assert f.vocab is not None
+    vocab = f.vocab
+    if f.fit == "kept" and f.unseen == 0 and vocab.start == 1 and len(vocab.counts) == len(vocab):
+        counts = np.concatenate([np.array([f.missing], np.int64), np.asarray(vocab.counts, np.int64)])
+        if int(counts.sum()) == len(f.values):
+            return counts
+    return np.bincount(f.values, minlength=len(vocab) + 1)
 
 
 def events_meta_counted(vocab: Vocabulary, counts: np.ndarray, opts: EventOptions, target_rows: int) -> dict[str, Any]:
