@@ -81,3 +81,21 @@ def test_the_pool_changes_no_output_byte(tmp_path):
         assert "Unsupported backend" not in r.stderr
         outs[pool] = _built_files(out)
     assert outs["jemalloc"] == outs["mimalloc"] == outs["system"]
+
+
+@pytest.mark.skipif(not HAS_JEMALLOC or not sys.platform.startswith("linux"), reason="this pyarrow has no jemalloc pool")
+def test_the_chosen_jemalloc_pool_hands_pages_back_soon():
+    """The decay is set only in a process whose pool the command chose (a caller's pool stays)."""
+    probe = (
+        "import seqprep.cli as c, pyarrow as pa\n"
+        "calls = []\n"
+        "pa.jemalloc_set_decay_ms = calls.append\n"
+        "c._jemalloc_decay()\n"
+        "print(calls)\n"
+    )
+    chose = _run(["-c", "import seqprep.cli as c\nc._arrow_pool()\n" + probe.replace("import seqprep.cli as c, ", "import ")], {})
+    assert chose.returncode == 0, chose.stderr
+    assert chose.stdout.split()[-1] == "[100]"
+    chosen_by_user = _run(["-c", "import seqprep.cli as c\nc._arrow_pool()\n" + probe.replace("import seqprep.cli as c, ", "import ")], {"ARROW_DEFAULT_MEMORY_POOL": "jemalloc"})
+    assert chosen_by_user.returncode == 0, chosen_by_user.stderr
+    assert chosen_by_user.stdout.split()[-1] == "[]"
