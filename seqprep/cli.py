@@ -645,8 +645,6 @@ def _arrow_pool() -> None:
     ``arrow/util/config.h`` says it was built with jemalloc (otherwise pyarrow would warn). Nothing
     happens once pyarrow is loaded (a build run from Python, a test runner): the caller's pool stays.
     """
-    import os
-
     if "pyarrow" in sys.modules or "ARROW_DEFAULT_MEMORY_POOL" in os.environ or not sys.platform.startswith("linux"):
         return
     from importlib.util import find_spec

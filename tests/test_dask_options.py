@@ -337,6 +337,17 @@ def _tables(folder: Path) -> dict[str, str]:
     return dict(item_table=str(folder / "items.csv"), item_key="movieId", user_table=str(folder / "users.csv"), user_key="userId")
 
 
+def _dask_matches_local(path: Path, tmp_path: Path, scheduler: str, options: dict) -> tuple[Path, Path]:
+    """Build ``options`` locally and on Dask (several read pieces and output parts): every output
+    byte the same. Returns the two folders."""
+    local, dask = tmp_path / "local" / "out", tmp_path / "dask" / "out"
+    seqprep.build(path, local, **options)
+    res = seqprep.build(path, dask, engine="dask", scheduler=scheduler, **SMALL, **options)
+    assert res.meta["engine"]["output_parts"] > 1 and res.meta["engine"]["input_partitions"] > 1
+    assert_same_folders(local, dask)
+    return local, dask
+
+
 def _session_log(seed: int, n: int = 1500) -> str:
     """A Diginetica-shaped log: ``;``-separated, sessions with a user or ``NA``, some sessions with
     several users, the time as a date plus an offset in ms."""
@@ -372,11 +383,7 @@ def test_session_keys_match_local_byte_for_byte(case, tmp_path, scheduler):
     path = tmp_path / "log.csv"
     path.write_text(_session_log(len(case)))
     options = SESSIONS[case]
-    local, dask = tmp_path / "local" / "out", tmp_path / "dask" / "out"
-    seqprep.build(path, local, **options)
-    res = seqprep.build(path, dask, engine="dask", scheduler=scheduler, **SMALL, **options)
-    assert res.meta["engine"]["output_parts"] > 1 and res.meta["engine"]["input_partitions"] > 1
-    assert_same_folders(local, dask)
+    _dask_matches_local(path, tmp_path, scheduler, options)
 
 
 def test_bad_time_offset_is_the_local_error(tmp_path, scheduler):
@@ -398,11 +405,7 @@ def test_options_match_local_byte_for_byte(case, tmp_path, scheduler):
     path.write_text(_rich_log(len(case), **options.pop("log", {})))
     if options.pop("tables", False):
         options.update(_tables(tmp_path))
-    local, dask = tmp_path / "local" / "out", tmp_path / "dask" / "out"
-    seqprep.build(path, local, **options)
-    res = seqprep.build(path, dask, engine="dask", scheduler=scheduler, **SMALL, **options)
-    assert res.meta["engine"]["output_parts"] > 1 and res.meta["engine"]["input_partitions"] > 1
-    assert_same_folders(local, dask)
+    _dask_matches_local(path, tmp_path, scheduler, options)
 
 
 STREAMED_OPTIONS = {
@@ -464,11 +467,7 @@ def test_per_user_splits_match_local_byte_for_byte(case, tmp_path, scheduler):
     path = tmp_path / "log.csv"
     path.write_text(_rich_log(len(case)))
     options = PER_USER_SPLITS[case]
-    local, dask = tmp_path / "local" / "out", tmp_path / "dask" / "out"
-    seqprep.build(path, local, **options)
-    res = seqprep.build(path, dask, engine="dask", scheduler=scheduler, **SMALL, **options)
-    assert res.meta["engine"]["output_parts"] > 1 and res.meta["engine"]["input_partitions"] > 1
-    assert_same_folders(local, dask)
+    local, dask = _dask_matches_local(path, tmp_path, scheduler, options)
     # meta.json records the split files as finished (their sizes and hashes), and verify re-derives the split
     for folder in (local, dask):
         report = seqprep.verify(folder)
@@ -759,11 +758,7 @@ def test_token_lists_and_number_categories_match_local(case, tmp_path, scheduler
     path = tmp_path / "log.csv"
     path.write_text(_tag_log(len(case)))
     options = TOKENS[case]
-    local, dask = tmp_path / "local" / "out", tmp_path / "dask" / "out"
-    seqprep.build(path, local, **options)
-    res = seqprep.build(path, dask, engine="dask", scheduler=scheduler, **SMALL, **options)
-    assert res.meta["engine"]["output_parts"] > 1 and res.meta["engine"]["input_partitions"] > 1
-    assert_same_folders(local, dask)
+    _dask_matches_local(path, tmp_path, scheduler, options)
 
 
 def test_token_lists_stream_as_the_local_ones(tmp_path, scheduler):

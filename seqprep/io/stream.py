@@ -317,6 +317,10 @@ class BatchSink(Protocol):
         self, batch: pa.RecordBatch | pa.Table, roles: dict[str, str], where: str, paths: dict[str, tuple[str, str | None]]
     ) -> None: ...
 
+    def settle(self) -> None:
+        """Wait for the work of the batches added so far (raising its error), when a sink runs some
+        beside the reader."""
+
     def close(self) -> None: ...
 
 
@@ -504,9 +508,7 @@ def _read_attempt(
                     raise _NotUtf8  # a column pyarrow could not read as text (checked on the schema only)
                 cols.add(batch, roles, where, paths)
                 progress.update(pos() or 0, cols.rows)
-            settle = getattr(cols, "settle", None)  # (a log's requested columns are added beside its ids)
-            if settle is not None:
-                settle()
+            cols.settle()  # (a log's requested columns are added beside its ids)
             if isinstance(batches, RangeReader) and batches.sha256 is not None:
                 src.set_sha256(batches.sha256)  # hashed as it was read: no second pass over the file
         finally:

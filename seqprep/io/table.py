@@ -61,6 +61,9 @@ class _KeyColumns:
         encode_ids(batch.column(roles["key"]), "key", where, self.key, self.key_flag)
         self.rows += batch.num_rows
 
+    def settle(self) -> None:
+        """(Nothing runs beside the reader for a table.)"""
+
     def close(self) -> None:
         self.key.codes.close()
         for extra in self.extra.values():
