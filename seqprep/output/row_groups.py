@@ -353,7 +353,7 @@ class PartsWriter:
         done: Future[pa.Buffer] = Future()
         try:
             done.set_result(encode_piece(column, self.options))
-        except Exception as e:  # raised where a pool's would be: by result()
+        except Exception as e:  # noqa: BLE001 - raised where a pool's would be: by result()
             done.set_exception(e)
         return done
 
