@@ -929,6 +929,11 @@ def main() -> None:
       no BLAS call (its dot products are of integers, which numpy computes itself), so the process
       asks for one thread (``OPENBLAS_NUM_THREADS=1``, unless the environment sets it): ~0.03 CPU-s
       less per command;
+    - numpy asks the kernel for transparent huge pages for every array of 4 MiB or more
+      (``madvise``); on the 2-core benchmark machine the faults of those 2 MiB pages made the
+      split's and k-core's fresh arrays after the sort cost 3-4x their numpy time (a 5M leave-one-out
+      split: 0.7-0.9 s against 0.17 s), so the process asks for none (``NUMPY_MADVISE_HUGEPAGE=0``,
+      unless the environment sets it; numpy reads it when it is imported, after this);
     - the imports allocate some 150,000 objects, all of which live to the end, and the cyclic
       garbage collector would walk them ~90 times meanwhile (0.01-0.02 s): it is held back until
       the command has imported the library (:func:`_library_loaded`), then runs as usual, with
@@ -939,6 +944,7 @@ def main() -> None:
     """
     global _GC_HELD
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
     if gc.isenabled():
         gc.disable()
         _GC_HELD = True

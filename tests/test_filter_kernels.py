@@ -10,9 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seqprep.errors import ConfigError
-from seqprep.timeunits import bound_in_unit, parse_duration
-from seqprep.timeunits import parse_time
-from seqprep.kernels.filters import dedup, kcore, num_present, rating_at_least, session_ids, time_window
+from seqprep.kernels.filters import dedup, kcore, kcore_counted, num_present, rating_at_least, session_ids, time_window
+from seqprep.timeunits import bound_in_unit, parse_duration, parse_time
 
 # rows of (user, item, time, rating): few distinct values, so that repeats, ties and k-core cascades occur
 rows_st = st.lists(
@@ -88,6 +87,80 @@ def test_kcore_one_round_is_the_sasrec_single_pass(rows, min_user, min_item):
     assert len(rounds) <= 1
     kept = [r for r, k in zip(rows, keep.tolist()) if k]
     assert fixpoint == all(_one_pass(kept, min_user, min_item))
+
+
+def _naive_rounds(rows, counted, min_user, min_item, max_rounds):
+    """The k-core rule, one round at a time, in plain Python: a round counts each user's and item's
+    kept rows (degrees: the ``counted`` ones only) and drops every kept row of a user or item present
+    below its bound; -> (keep, per-round (rows, users, items) removed, fixpoint)."""
+    keep = [True] * len(rows)
+    done = []
+    while True:
+        present_u = {r[0] for r, k in zip(rows, keep) if k}
+        present_i = {r[1] for r, k in zip(rows, keep) if k}
+        du = {u: sum(1 for r, k, c in zip(rows, keep, counted) if k and c and r[0] == u) for u in present_u}
+        di = {i: sum(1 for r, k, c in zip(rows, keep, counted) if k and c and r[1] == i) for i in present_i}
+        bad_u = {u for u in present_u if du[u] < min_user}
+        bad_i = {i for i in present_i if di[i] < min_item}
+        if not bad_u and not bad_i:
+            return keep, done, True
+        if max_rounds is not None and len(done) >= max_rounds:
+            return keep, done, False
+        new = [k and r[0] not in bad_u and r[1] not in bad_i for r, k in zip(rows, keep)]
+        after_u = {r[0] for r, k in zip(rows, new) if k}
+        after_i = {r[1] for r, k in zip(rows, new) if k}
+        done.append((sum(keep) - sum(new), len(present_u) - len(after_u), len(present_i) - len(after_i)))
+        keep = new
+        if not after_u:
+            return keep, done, True
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows_st,
+    st.integers(0, 4),
+    st.integers(0, 4),
+    st.none() | st.integers(1, 3),
+    st.none() | st.lists(st.booleans(), min_size=60, max_size=60),
+)
+def test_kcore_counted_is_the_naive_round_by_round_rule(rows, min_user, min_item, max_rounds, counted):
+    """The in-place k-core (keep-mask, count tables that lose each round's rows) against the rule
+    recomputed from scratch every round: the same rows kept, rounds, fixpoint flag and users/items
+    present before and after; with and without ``counted`` rows (``--kcore-on target``), and with
+    ``max_rounds`` (1: SASRec's single pass over raw counts)."""
+    user, item, *_ = _cols(rows)
+    mask = None if counted is None else np.array(counted[: len(rows)], dtype=bool)
+    res = kcore_counted(user, item, min_user=min_user, min_item=min_item, max_rounds=max_rounds, counted=mask)
+    keep, done, fixpoint = _naive_rounds(rows, [True] * len(rows) if counted is None else counted, min_user, min_item, max_rounds)
+    assert res.keep.dtype == bool and res.keep.tolist() == keep
+    assert [(r["rows_removed"], r["users_removed"], r["items_removed"]) for r in res.rounds] == done
+    assert res.fixpoint == fixpoint
+    assert res.present_before == (num_present(user), num_present(item))
+    assert res.present_after == (num_present(user[res.keep]), num_present(item[res.keep]))
+    legacy = kcore(user, item, min_user=min_user, min_item=min_item, max_rounds=max_rounds, counted=mask)
+    assert legacy[0].tolist() == keep and legacy[1] == res.rounds and legacy[2] == fixpoint
+    if max_rounds == 1 and counted is None:
+        assert keep == _one_pass(rows, min_user, min_item)
+
+
+def test_kcore_counted_large_codes_cascade():
+    """A log past COUNT_CHUNK rows (the in-place counting path) with a cascade: every round
+    recomputed from scratch gives the same kept rows."""
+    rng = np.random.default_rng(7)
+    n = 200_000
+    user = (rng.zipf(1.6, n) % 5_000).astype(np.int32)
+    item = (rng.zipf(1.4, n) % 3_000).astype(np.int32)
+    res = kcore_counted(user, item, min_user=5, min_item=5)
+    keep = np.ones(n, dtype=bool)
+    while True:
+        uc, ic = np.bincount(user[keep], minlength=5_000), np.bincount(item[keep], minlength=3_000)
+        drop = keep & ((uc[user] < 5) | (ic[item] < 5))
+        if not drop.any():
+            break
+        keep &= ~drop
+    assert len(res.rounds) > 1 and res.fixpoint
+    assert np.array_equal(res.keep, keep)
+    assert sum(r["rows_removed"] for r in res.rounds) == n - int(keep.sum())
 
 
 def test_kcore_cascade_needs_several_rounds():
@@ -293,9 +366,9 @@ def test_one_date_rule_for_filters_and_splits(unit, date, tmp_path):
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from seqprep.config import FilterOptions, SplitOptions
     from seqprep.steps.filters import window_bounds
     from seqprep.steps.splits import decide_parts
-    from seqprep.config import FilterOptions, SplitOptions
 
     ns = int(pc.cast(pa.array([date.rstrip("Z")]), pa.timestamp("ns")).cast(pa.int64())[0].as_py())
     step = {"epoch": 10**9, "s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[unit]
@@ -317,20 +390,28 @@ def test_one_date_rule_for_filters_and_splits(unit, date, tmp_path):
     codes=st.lists(st.integers(0, 40), min_size=0, max_size=300),
     extra=st.integers(0, 10),
     chunk=st.integers(1, 17),
+    fast=st.booleans(),
 )
-def test_code_counts_is_bincount_in_chunks(codes, extra, chunk, monkeypatch_module):
-    """Any chunk size gives np.bincount's counts: same values, dtype and length (minlength or max + 1)."""
-    from seqprep.kernels import filters
+def test_code_counts_is_bincount(codes, extra, chunk, fast):
+    """Small inputs (one np.bincount) and large ones (counted in place by np.add.at, or chunk by
+    chunk through one buffer on numpy without its fast np.add.at) give np.bincount's counts: same
+    values, dtype and length (minlength or max + 1)."""
+    from seqprep.kernels import filters, sequences
 
     arr = np.array(codes, dtype=np.int32)
     minlength = (max(codes) + 1 if codes else 0) + extra if extra % 2 else extra
-    monkeypatch_module.setattr(filters, "COUNT_CHUNK", chunk)
-    got = filters.code_counts(arr, minlength)
     want = np.bincount(arr, minlength=minlength)
-    assert got.dtype == want.dtype and got.tolist() == want.tolist()
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
     with pytest.MonkeyPatch.context() as mp:
-        yield mp
+        mp.setattr(filters, "COUNT_CHUNK", chunk)
+        mp.setattr(sequences, "_CHUNK", chunk)
+        mp.setattr(sequences, "_FAST_ADD_AT", fast)
+        got = filters.code_counts(arr, minlength)
+        assert got.dtype == want.dtype and got.tolist() == want.tolist()
+        assert sequences.code_counts(arr, minlength).tolist() == want.tolist()
+
+
+def test_code_counts_refuses_negative_codes():
+    from seqprep.kernels import sequences
+
+    with pytest.raises(ValueError, match="negative"):
+        sequences.code_counts(np.array([0, -1, 2], dtype=np.int32), 3)

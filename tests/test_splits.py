@@ -25,6 +25,7 @@ from seqprep.kernels.splits import (
     held_out_positions,
     loo_parts,
     ratio_parts,
+    row_counts,
     sample_negatives,
     sliding_windows,
     tail_ranges,
@@ -47,6 +48,18 @@ def _rows(lengths: list[int]) -> list[list[int]]:
     """Positions of each row."""
     off = _offsets(lengths)
     return [list(range(off[u], off[u + 1])) for u in range(len(lengths))]
+
+
+@settings(deadline=None)
+@given(st.data())
+def test_row_counts_match_reference(data):
+    """Per-row counts of a mask (the train positions of each user), whichever side of it is rarer."""
+    lengths = data.draw(lengths_st)
+    n = sum(lengths)
+    mask = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool)
+    got = row_counts(_offsets(lengths), mask)
+    assert got.dtype == np.int64
+    assert got.tolist() == [int(mask[p].sum()) for p in _rows(lengths)]
 
 
 @settings(deadline=None)

@@ -222,3 +222,35 @@ def test_the_command_runs_with_the_collector_on_and_one_blas_thread(tmp_path, bl
     seen = json.loads(next(line for line in r.stderr.splitlines() if line.startswith("SEEN "))[5:])
     assert seen == {"gc": True, "frozen": True, "blas": blas or "1"}
     assert (tmp_path / "out" / "meta.json").exists()
+
+
+_HUGE_PAGES_SEEN = """
+import json, os, sys
+import seqprep.cli
+before = "numpy" in sys.modules  # numpy reads NUMPY_MADVISE_HUGEPAGE once, when it is imported
+import seqprep.pipeline as pipeline
+real = pipeline.run
+def run(*args, **kwargs):
+    print("SEEN", json.dumps({"numpy_before_main": before, "env": os.environ.get("NUMPY_MADVISE_HUGEPAGE")}), file=sys.stderr, flush=True)
+    return real(*args, **kwargs)
+pipeline.run = run
+sys.argv = ["seqprep", "build", "sample_data/ratings.csv", "-o", sys.argv[1], "-q"]
+seqprep.cli.main()
+"""
+
+
+@pytest.mark.parametrize("huge", [None, "1"])
+def test_the_command_asks_numpy_for_no_huge_pages(tmp_path, huge):
+    """``main`` sets ``NUMPY_MADVISE_HUGEPAGE=0`` unless the environment sets it, and importing the
+    command does not import numpy, so numpy (imported later) reads it."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    if huge is not None:
+        env["NUMPY_MADVISE_HUGEPAGE"] = huge
+    r = subprocess.run(
+        [sys.executable, "-c", _HUGE_PAGES_SEEN, str(tmp_path / "out")], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    assert r.returncode == 0, r.stderr
+    seen = json.loads(next(line for line in r.stderr.splitlines() if line.startswith("SEEN "))[5:])
+    assert seen == {"numpy_before_main": False, "env": huge or "0"}

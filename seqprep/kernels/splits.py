@@ -17,6 +17,7 @@ __all__ = [
     "TEST",
     "HELD_OUT",
     "row_of",
+    "row_counts",
     "loo_parts",
     "ratio_parts",
     "time_parts",
@@ -46,6 +47,26 @@ def row_of(offsets: np.ndarray) -> np.ndarray:
     """
     offsets = np.asarray(offsets, dtype=np.int64)
     return np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+
+
+def row_counts(offsets: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """How many positions of each CSR row ``mask`` holds (int64, one per row).
+
+    The positions of the rarer side of ``mask`` (the few held-out positions of a leave-one-out
+    split, say) are found and counted per row, so no full-size int64 temporary is made (a
+    cumulative sum of ``mask`` is 8 bytes a position, and fresh pages are what such a pass pays
+    for most).
+
+    >>> row_counts(np.array([0, 3, 3, 5]), np.array([1, 0, 1, 1, 1], dtype=bool)).tolist()
+    [2, 0, 2]
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    lengths = np.diff(offsets)
+    n = len(mask)
+    true = int(np.count_nonzero(mask))
+    rare = np.flatnonzero(mask) if 2 * true <= n else np.flatnonzero(~mask)
+    per_row = np.bincount(np.searchsorted(offsets, rare, side="right") - 1, minlength=len(lengths))
+    return per_row if 2 * true <= n else lengths - per_row
 
 
 def loo_parts(

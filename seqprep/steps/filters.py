@@ -25,7 +25,7 @@ import numpy as np
 
 from ..config import FilterOptions
 from ..errors import ConfigError, InputError, needs_rating_column, none_left
-from ..kernels.filters import dedup, kcore, kcore_passes, num_present, rating_at_least, time_window
+from ..kernels.filters import dedup, kcore_counted, kcore_passes, num_present, rating_at_least, time_window
 from ..model import Interactions
 from ..timeunits import bound_in_unit
 
@@ -73,18 +73,29 @@ def empty_after(step: str, opts: FilterOptions) -> InputError:
 
 
 def _apply(
-    step: str, before: Interactions, keep: Any, counts: tuple[int, int] | None, **details: Any
+    step: str,
+    before: Interactions,
+    keep: Any,
+    counts: tuple[int, int] | None,
+    present: tuple[tuple[int, int], tuple[int, int]] | None = None,
+    **details: Any,
 ) -> tuple[dict[str, Any], Interactions, tuple[int, int]]:
     """Apply ``keep``; -> (report, kept rows, (users, items) now present).
 
     ``counts`` are the (users, items) present in ``before``; ``None`` counts them here (the first
-    step that runs), so a build without cleaning steps never counts at all.
+    step that runs), so a build without cleaning steps never counts at all. ``present``: the
+    (users, items) present before and after, when the step has counted them itself (k-core).
     """
     if counts is None:
-        counts = (num_present(before.user), num_present(before.item))
+        counts = present[0] if present is not None else (num_present(before.user), num_present(before.item))
     after = before.take(None if keep.all() else keep)  # nothing removed: no copy
     removed = len(before) - len(after)
-    now = (num_present(after.user), num_present(after.item)) if removed else counts
+    if not removed:
+        now = counts
+    elif present is not None:
+        now = present[1]
+    else:
+        now = (num_present(after.user), num_present(after.item))
     report = step_report(step, len(before), removed, counts[0] - now[0], counts[1] - now[1], **details)
     return report, after, now
 
@@ -134,7 +145,7 @@ def apply_filters(
         if len(inter) == 0:
             raise empty_after("kcore", opts)
     elif opts.min_user_count > 1 or opts.min_item_count > 1:
-        keep, rounds, fixpoint = kcore(
+        res = kcore_counted(
             inter.user,
             inter.item,
             min_user=opts.min_user_count,
@@ -142,7 +153,9 @@ def apply_filters(
             max_rounds=opts.kcore_rounds,
             counted=None if counted is None else counted(inter),
         )
-        report, inter, counts = _apply("kcore", inter, keep, counts, **kcore_details(opts, rounds, fixpoint))
+        present = (res.present_before, res.present_after)  # (its own count tables: no recount)
+        details = kcore_details(opts, res.rounds, res.fixpoint)
+        report, inter, counts = _apply("kcore", inter, res.keep, counts, present, **details)
         steps.append(report)
         if len(inter) == 0:
             raise empty_after("kcore", opts)

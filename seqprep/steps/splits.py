@@ -37,6 +37,7 @@ from ..kernels.splits import (
     loo_parts,
     ranges_mask,
     ratio_parts,
+    row_counts,
     row_of,
     row_streams,
     sample_negatives,
@@ -696,10 +697,7 @@ def _training_part(
         train_items = seqs.items.astype(np.int32, copy=False)
     else:
         train = part == TRAIN
-        cum = np.zeros(len(train) + 1, dtype=np.int64)
-        np.cumsum(train, out=cum[1:])
-        train_counts = cum[offsets[1:]] - cum[offsets[:-1]]
-        del cum
+        train_counts = row_counts(offsets, train)  # (no int64 temporary per position)
         train_items = seqs.items[train].astype(np.int32, copy=False)
     train_users = np.flatnonzero(train_counts).astype(np.int32)
     return train_users, csr_offsets(train_counts[train_users]), train_items, train
