@@ -219,14 +219,14 @@ def test_the_event_feature_is_the_cat_encoding_of_its_column(case):
 
     import seqprep.kernels.features as kf
     from seqprep.model import Column
-    from seqprep.steps.events import EVENT, _encode_events
+    from seqprep.steps.events import EVENT, encode_events
     from seqprep.steps.features import encode_column
 
     values, codes, order = case
     col = Column("ev", "text", pa.array(values), codes=np.array(codes, dtype=np.int32))
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(kf, "_CHUNK", 7)  # several chunks
-        got = _encode_events(col, order)
+        got = encode_events(col, order)
     want = encode_column(EVENT, col, "cat", None, order)
     assert got.values.dtype == want.values.dtype
     assert got.values.tolist() == want.values.tolist()

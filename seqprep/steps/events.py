@@ -26,7 +26,7 @@ from ..model import Column, Feature, Interactions, Sequences
 from ..vocab import Vocabulary
 from .features import compact_dtype, encode_column, value_order
 
-__all__ = ["EVENT", "event_feature", "event_requests", "event_counts", "events_meta", "events_meta_counted", "target_codes", "target_positions", "target_rows"]
+__all__ = ["EVENT", "encode_events", "event_feature", "event_requests", "event_counts", "events_meta", "events_meta_counted", "target_codes", "target_positions", "target_rows"]
 
 EVENT = "event"  # the feature's name
 
@@ -64,13 +64,13 @@ def event_feature(inter: Interactions, opts: EventOptions, order: str) -> tuple[
     """The ``event`` feature of the kept rows (none without ``--event-col``)."""
     if opts.event_col is None:
         return ()
-    feature = _encode_events(inter.column(opts.event_col), order)
+    feature = encode_events(inter.column(opts.event_col), order)
     if opts.target_events:
         target_codes(inter.column(opts.event_col), opts)  # fails early on an unknown target
     return (feature,)
 
 
-def _encode_events(col: Column, order: str) -> Feature:
+def encode_events(col: Column, order: str) -> Feature:
     """The event column as a ``cat`` feature: what :func:`~seqprep.steps.features.encode_column`
     gives it, counted and looked up in two chunked passes over the codes (the count of missing
     rows is the counts' first entry). ``first-seen`` (``--item-order sequence``) needs the codes'
