@@ -13,10 +13,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import field, fields
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from .errors import ConfigError, where_message
+from .records import record
 from .timeunits import check_window, parse_duration, parse_time
 
 if TYPE_CHECKING:  # imported by parse_where: a build without --where never loads the predicates
@@ -80,7 +81,7 @@ def _check_choice(name: str, value: Any, kind: Any) -> None:
         raise ConfigError(msg)
 
 
-@dataclass(frozen=True)
+@record
 class ReadOptions:
     """How input logs are parsed. ``None`` means "detect it"."""
 
@@ -147,7 +148,7 @@ PadSide = Literal["left", "right"]
 NegativeSampler = Literal["uniform", "popularity"]
 
 
-@dataclass(frozen=True)
+@record
 class SplitOptions:
     """Truncation/padding, the evaluation split and the training inputs built from it.
 
@@ -298,7 +299,7 @@ class SplitOptions:
         return self
 
 
-@dataclass(frozen=True)
+@record
 class FilterOptions:
     """Row-removing cleaning steps, applied in one fixed order (see :mod:`seqprep.steps.filters`).
 
@@ -368,7 +369,7 @@ class FilterOptions:
         check_window(self.since, self.until)
 
 
-@dataclass(frozen=True)
+@record
 class SessionOptions:
     """``session_gap``: split each user's stream at gaps longer than this (e.g. ``"30m"``); None = off."""
 
@@ -386,7 +387,7 @@ ATTRIBUTE_ROLES: tuple[AttributeRole, ...] = ("item", "user")
 TIME_FEATURES = ("delta", "delta-log2", "hour", "weekday", "interval")
 
 
-@dataclass(frozen=True)
+@record
 class FeatureOptions:
     """Columns that travel with the items (``--feature COL[:KIND]``), time features derived from the
     timestamps (``--time-feature NAME``), and item/user attribute tables.
@@ -610,7 +611,7 @@ def parse_feature(text: str, flag: str) -> tuple[str, str, FeatureKind | None, s
 KcoreOn = Literal["all", "target"]
 
 
-@dataclass(frozen=True)
+@record
 class EventOptions:
     """Multi-behaviour logs: ``event_col`` names the behaviour column (it becomes the categorical
     feature ``event``); ``target_events`` are the events to predict (split targets, Caser window
@@ -637,7 +638,7 @@ class EventOptions:
             raise ConfigError(msg)
 
 
-@dataclass(frozen=True)
+@record
 class VocabOptions:
     """Reusing the vocabularies of an earlier build (``--vocab-from OLD_OUT``)."""
 
@@ -659,7 +660,7 @@ class VocabOptions:
             raise ConfigError(msg)
 
 
-@dataclass(frozen=True)
+@record
 class EmitOptions:
     """What is emitted besides the core files: the stdout stream format (``-o -``) and exports."""
 
@@ -682,7 +683,7 @@ class EmitOptions:
             raise ConfigError(msg)
 
 
-@dataclass(frozen=True)
+@record
 class EngineOptions:
     """Where a build runs: in this process (``local``, the reference) or on a Dask cluster (``dask``).
 
@@ -754,7 +755,7 @@ def parse_size(value: str | int, name: str = "size") -> int:
     return n
 
 
-@dataclass(frozen=True)
+@record
 class ResourceOptions:
     """How much of the machine a build may use. These never change the result, so meta.json omits them.
 
@@ -786,7 +787,7 @@ class ResourceOptions:
         return parse_size(self.block_size, "--block-size")
 
 
-@dataclass(frozen=True)
+@record
 class BuildConfig:
     """One build: inputs, output and every choice that shapes the result."""
 

@@ -9,7 +9,7 @@ and it is immutable too).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from .config import BuildConfig
 from .kernels import padded as padded_matrix
+from .records import record
 from .vocab import Vocabulary
 
 __all__ = [
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@record
 class InputInfo:
     """One input as it was read: recorded in meta.json."""
 
@@ -51,7 +52,7 @@ class InputInfo:
 ColumnKind = Literal["text", "number", "list"]
 
 
-@dataclass(frozen=True)
+@record
 class Column:
     """A column of the log beside user, item, time and rating (a feature's source, a ``--where``
     operand), one value per row in the log's row order.
@@ -99,7 +100,7 @@ class Column:
         return Column(self.name, self.kind, self.values, codes=self.codes[pos], offsets=offsets)
 
 
-@dataclass(frozen=True)
+@record
 class Log:
     """A whole interaction log in canonical, columnar form (row order = input order).
 
@@ -127,7 +128,7 @@ class Log:
         return next(c for c in self.columns if c.name == name)
 
 
-@dataclass(frozen=True)
+@record
 class KeyedTable:
     """A table read by its key column (an ``--item-table`` / ``--user-table``), in the file's row order.
 
@@ -167,7 +168,7 @@ def locate(inputs: tuple[InputInfo, ...], row: int) -> str:
     return f"row {row + 1}"
 
 
-@dataclass(frozen=True)
+@record
 class Interactions:
     """Rows that survive cleaning, in input order: codes into the log's id dictionaries."""
 
@@ -204,7 +205,7 @@ class Interactions:
 FeatureSource = Literal["interaction", "derived", "item", "user"]
 
 
-@dataclass(frozen=True)
+@record
 class Feature:
     """One encoded feature, aligned with what carries it (the kept rows, then the sequences' positions).
 
@@ -302,7 +303,7 @@ class Feature:
         return self.take_padded(pos.reshape(-1))
 
 
-@dataclass(frozen=True)
+@record
 class Sequences:
     """Per-user item sequences in CSR form: row ``u`` is ``items[offsets[u]:offsets[u+1]]``."""
 
@@ -333,7 +334,7 @@ class Sequences:
         )
 
 
-@dataclass(frozen=True)
+@record
 class EvalRows:
     """valid or test: one row per target, with its history (CSR) and optional negatives."""
 
@@ -350,7 +351,7 @@ class EvalRows:
         return len(self.target)
 
 
-@dataclass(frozen=True)
+@record
 class LargeLists:
     """Which list columns of the split files are ``large_list``: those of a file that holds 2**31
     values or more (train items; each part's histories and negatives)."""
@@ -375,7 +376,7 @@ class LargeLists:
         )
 
 
-@dataclass(frozen=True)
+@record
 class Extras:
     """Everything beyond sequences.* that a build writes: split files, windows, padded matrices, the
     sessions' users."""
@@ -401,7 +402,7 @@ class Extras:
     srgnn: tuple[np.ndarray, np.ndarray, EvalRows] | None = None
 
 
-@dataclass(frozen=True)
+@record
 class BuildResult:
     """What a build produced: vocabularies, sequences, meta.json's content and where it went."""
 

@@ -14,15 +14,15 @@ quirk of the script and the tests that compare seqprep's output with an independ
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError
+from .records import record
 
 __all__ = ["PRESETS", "Preset", "expand", "flags", "preset_named"]
 
 
-@dataclass(frozen=True)
+@record
 class Preset:
     """A published script's rules: the options they map to, where they come from, what they assume."""
 

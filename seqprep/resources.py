@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.abc
 import os
 import resource
 import sys
@@ -84,8 +83,11 @@ def sort_threads() -> int:
 
 
 
-class _NoPandas(importlib.abc.MetaPathFinder):
-    """Refuses ``import pandas`` while it is on ``sys.meta_path`` (see :func:`without_pandas`)."""
+class _NoPandas:
+    """Refuses ``import pandas`` while it is on ``sys.meta_path`` (see :func:`without_pandas`).
+
+    A meta path finder needs only ``find_spec``; not an ``importlib.abc.MetaPathFinder``, whose
+    import (``importlib.resources`` and more) a build of a small log would pay for it."""
 
     def find_spec(self, name: str, path: Sequence[str] | None = None, target: Any = None) -> None:
         if name == "pandas" or name.startswith("pandas."):

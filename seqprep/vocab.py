@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 
+from .records import record
+
 __all__ = ["Vocabulary"]
 
 
-@dataclass(frozen=True)
+@record
 class Vocabulary:
     """Index ``start + k`` stands for ``ids[k]``; ``counts[k]`` is how many kept interactions it has.
 

@@ -4,8 +4,8 @@ package of a floor), never up; no module takes a private name of another; no imp
 The floors, bottom to top (the one table of them; docs/architecture.md explains each):
 
 ==  =========================================  ==============================================
-0   version, errors, kernels, resources,       pure arrays, errors and their messages, the
-    progress                                   version, thread caps, the progress display
+0   version, errors, records, kernels,         pure arrays, errors and their messages, the
+    resources, progress                        version, @record, thread caps, the progress display
 1   timeunits, vocab                           the time rule; an immutable fitted vocabulary
 2   config                                     every option, validated
 3   model                                      the data every layer passes on
@@ -36,7 +36,15 @@ sys.path.insert(0, str(ROOT / "tools"))
 import structure  # noqa: E402 - tools/structure.py, the same parser the report uses
 
 FLOORS: dict[int, tuple[str, ...]] = {
-    0: ("seqprep.version", "seqprep.errors", "seqprep.kernels", "seqprep.kernels.*", "seqprep.resources", "seqprep.progress"),
+    0: (
+        "seqprep.version",
+        "seqprep.errors",
+        "seqprep.records",
+        "seqprep.kernels",
+        "seqprep.kernels.*",
+        "seqprep.resources",
+        "seqprep.progress",
+    ),
     1: ("seqprep.timeunits", "seqprep.vocab", "seqprep.presets"),
     2: ("seqprep.config",),
     3: ("seqprep.model",),

@@ -48,12 +48,19 @@ def _one_writer(parts: list[pa.Table], options: dict) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def _joined(parts: list[pa.Table], options: dict, threads: int) -> bytes:
+def _joined(parts: list[pa.Table], options: dict, threads: int, pooled: bool = True) -> bytes:
+    """The bytes of a PartsWriter; ``pooled``: every column on the pool (else these small row
+    groups are encoded on this thread, as below ``INLINE_ROWS``)."""
     sink = pa.BufferOutputStream()
     writer = PartsWriter(sink, options, threads, lambda schema: pq.ParquetWriter(sink, schema, **options))
-    for p in parts:
-        writer.write_table(p)
-    writer.close()
+    inline_rows = row_groups.INLINE_ROWS
+    row_groups.INLINE_ROWS = 0 if pooled else inline_rows
+    try:
+        for p in parts:
+            writer.write_table(p)
+        writer.close()
+    finally:
+        row_groups.INLINE_ROWS = inline_rows
     return sink.getvalue().to_pybytes()
 
 
@@ -65,14 +72,15 @@ def _joined(parts: list[pa.Table], options: dict, threads: int) -> bytes:
     str_ids=st.booleans(),
     ratings=st.booleans(),
     threads=st.integers(1, 3),
+    pooled=st.booleans(),
 )
-def test_joined_row_groups_are_the_bytes_of_one_writer(seed, users, cuts, str_ids, ratings, threads):
+def test_joined_row_groups_are_the_bytes_of_one_writer(seed, users, cuts, str_ids, ratings, threads, pooled):
     table = _table(np.random.default_rng(seed), users, str_ids, ratings)
     bounds = sorted({0, users, *[min(c, users) for c in cuts]})
     parts = [table.slice(a, b - a) for a, b in pairwise(bounds)] or [table]
     options = _parquet_options(table.schema)
     expected = _one_writer(parts, options)
-    assert _joined(parts, options, threads) == expected
+    assert _joined(parts, options, threads, pooled) == expected
     assert pq.read_table(pa.py_buffer(expected)).equals(table)
 
 
@@ -101,8 +109,10 @@ def test_a_footer_with_a_page_index_is_written_by_one_writer():
         join_footers([read_struct(data[-8 - n : -8])[0]], [4])
 
 
+@pytest.mark.parametrize("inline_rows", [0, 1 << 16])
 @pytest.mark.parametrize("threads", [1, 2, 4])
-def test_sequences_writer_bytes_do_not_depend_on_threads(tmp_path, threads):
+def test_sequences_writer_bytes_do_not_depend_on_threads(tmp_path, monkeypatch, threads, inline_rows):
+    monkeypatch.setattr(row_groups, "INLINE_ROWS", inline_rows)
     table = _table(np.random.default_rng(2), 500, True, True)
     path = tmp_path / f"s{threads}.parquet"
     writer = SequencesWriter(path, threads=threads)
@@ -130,6 +140,7 @@ def test_encoded_row_groups_are_let_go_before_they_are_written(monkeypatch):
         return encode(t, opts)
 
     monkeypatch.setattr(row_groups, "encode_piece", slow_first)
+    monkeypatch.setattr(row_groups, "INLINE_ROWS", 0)  # every column on the pool
     sink = pa.BufferOutputStream()
     writer = PartsWriter(sink, options, 2, lambda schema: pq.ParquetWriter(sink, schema, **options))
     writer.max_waiting = len(parts)  # nothing needs to be written before close
@@ -151,6 +162,24 @@ def test_encoded_row_groups_are_let_go_before_they_are_written(monkeypatch):
             break
         time.sleep(0.01)
     assert [r() is None for r in refs] == [True] * len(refs)  # ... and are no longer held
+    writer.close()
+    assert sink.getvalue().to_pybytes() == _one_writer(parts, options)
+
+
+def test_small_row_groups_start_no_thread(monkeypatch):
+    """Row groups below ``INLINE_ROWS`` are encoded on the calling thread (a small build starts no
+    pool); the first one of ``INLINE_ROWS`` rows or more starts it. The bytes are one writer's."""
+    table = _table(np.random.default_rng(4), 300, True, True)
+    parts = [table.slice(0, 100), table.slice(100, 150), table.slice(250)]
+    options = _parquet_options(table.schema)
+    monkeypatch.setattr(row_groups, "INLINE_ROWS", 120)
+    sink = pa.BufferOutputStream()
+    writer = PartsWriter(sink, options, 2, lambda schema: pq.ParquetWriter(sink, schema, **options))
+    writer.write_table(parts[0])
+    assert writer._pool is None
+    writer.write_table(parts[1])  # 150 rows: on the pool
+    assert writer._pool is not None
+    writer.write_table(parts[2])
     writer.close()
     assert sink.getvalue().to_pybytes() == _one_writer(parts, options)
 

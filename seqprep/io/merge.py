@@ -20,13 +20,13 @@ Only small things are looked at: dictionaries, units, kinds. The rows are then r
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import mixed_time_kinds
+from ..records import record
 from ..timeunits import UNIT_SCALE
 from .columns import merge_ids
 
@@ -67,7 +67,7 @@ def remap_codes(codes: np.ndarray, table: np.ndarray) -> np.ndarray:
     return out
 
 
-@dataclass(frozen=True)
+@record
 class TimePlan:
     """The log's time unit and type, and what each part's values are multiplied by first."""
 

@@ -9,7 +9,6 @@ import itertools
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -18,6 +17,7 @@ import pyarrow as pa
 from ..config import ReadOptions
 from ..errors import ColumnError, InputError, column_list
 from ..kernels.csvquotes import BOM, QuoteTracker
+from ..records import record
 from .quoting import line_of, unclosed_quote, utf8_message
 from .sources import SNIFF_BYTES
 
@@ -130,7 +130,7 @@ def resolve_columns(columns: list[str], opts: ReadOptions, where: str) -> dict[s
     return found
 
 
-@dataclass(frozen=True)
+@record
 class ColumnRequest:
     """A column of the log to read besides the roles (a feature, a ``--where`` operand).
 

@@ -27,11 +27,11 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import OutputError
+from ..records import record
 
 __all__ = [
     "META_FORMAT_VERSIONS",
@@ -220,7 +220,7 @@ _META_MAX_BYTES = 64 << 20
 _SHOWN = 3
 
 
-@dataclass(frozen=True)
+@record
 class Reads:
     """What a command reads, which replacing its OUT must never delete (see :func:`check_replaceable`).
 

@@ -8,9 +8,7 @@ a build writes, and the folder they go into, is :mod:`seqprep.output.folder`'s b
 from __future__ import annotations
 
 import json
-import zipfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import pyarrow.parquet as pq
 
 from ..kernels.sequences import sequence_parts
 from ..model import BuildResult, Feature, Sequences
+from ..records import record
 from ..resources import sort_threads
 from ..vocab import Vocabulary
 from .row_groups import PartsWriter
@@ -171,7 +170,7 @@ def write_sequences(users: Vocabulary, seqs: Sequences, path: Path) -> None:
         writer.close()
 
 
-@dataclass(frozen=True)
+@record
 class NpyChunks:
     """An NPZ member given piece by piece: its dtype, its shape and its values in C order, chunk by
     chunk (``chunks()`` yields 1-D arrays of ``dtype`` that add up to the shape)."""
@@ -186,6 +185,8 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray | NpyChunks]) -> None:
 
     A member given as :class:`NpyChunks` is streamed: the same bytes as the whole array would give.
     """
+    import zipfile  # (by the builds that write an npz, not every one)
+
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         for name, arr in arrays.items():
             if not isinstance(arr, NpyChunks):

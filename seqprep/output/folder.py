@@ -162,15 +162,22 @@ def _write_rest(result: BuildResult, folder: Path, pending: Future[None] | None,
     return meta
 
 
+#: Outputs of fewer bytes in all are hashed on the calling thread (:func:`_file_digests`).
+INLINE_HASH_BYTES = 4 << 20
+
+
 def _file_digests(folder: Path) -> dict[str, dict[str, Any]]:
     """Every file of ``folder`` (nested ones too: the Dask engine's sequences/part-NNNNN.parquet) by
     its posix path: its size and sha256, the files hashed on two threads (hashlib lets go of the
-    GIL), largest first so that the two finish together."""
+    GIL), largest first so that the two finish together; on this thread alone below ``INLINE_HASH_BYTES``."""
     paths = sorted(p for p in folder.rglob("*") if p.is_file())
     sizes = {p: p.stat().st_size for p in paths}
     largest_first = sorted(paths, key=lambda p: -sizes[p])
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="seqprep-sha256") as pool:
-        digests = dict(zip(largest_first, pool.map(sha256_file, largest_first)))
+    if sum(sizes.values()) < INLINE_HASH_BYTES:  # a small output: hashed here, no threads to start
+        digests = {p: sha256_file(p) for p in largest_first}
+    else:
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="seqprep-sha256") as pool:
+            digests = dict(zip(largest_first, pool.map(sha256_file, largest_first)))
     return {p.relative_to(folder).as_posix(): {"bytes": sizes[p], "sha256": digests[p]} for p in paths}
 
 

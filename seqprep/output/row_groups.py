@@ -30,6 +30,11 @@ __all__ = ["PartsWriter", "Unjoinable", "file_footer", "join_columns", "join_foo
 
 MAGIC = b"PAR1"
 
+#: Row groups of fewer rows have their columns encoded on the calling thread, and a file of them
+#: never starts the pool (a build of a small log: starting threads costs more than they save).
+#: The bytes are the same either way.
+INLINE_ROWS = 1 << 16
+
 # Thrift compact protocol types
 _TRUE, _FALSE, _BYTE, _I16, _I32, _I64, _DOUBLE, _BINARY, _LIST, _SET, _MAP, _STRUCT = range(1, 13)
 
@@ -316,7 +321,8 @@ class PartsWriter:
 
     def __init__(self, sink: Any, options: dict[str, Any], threads: int, fallback: Callable[[pa.Schema], Any]) -> None:
         self.sink, self.options = sink, options
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="seqprep-parquet")
+        self._threads = threads
+        self._pool: ThreadPoolExecutor | None = None  # started for the first row group of INLINE_ROWS or more
         self._waiting: list[tuple[pa.Table | None, list[Future[pa.Buffer]]]] = []
         self._template: Fields | None = None  # the footer a writer gives the schema (an empty table's)
         self._groups: list[Fields] = []  # the file's row groups so far, moved to their offsets
@@ -331,12 +337,25 @@ class PartsWriter:
             return
         if self._template is None:
             self._template = _footer(encode_piece(table.slice(0, 0), self.options))[0]
-        futures = [self._pool.submit(encode_piece, table.select([k]), self.options) for k in range(table.num_columns)]
+        futures = [self._encode(table.select([k])) for k in range(table.num_columns)]
         # a table is kept only until the first row group's footer shows the file can be joined (if
         # not, one writer writes every table): then each is let go once encoded
         self._waiting.append((table if not self._groups else None, futures))
         while len(self._waiting) > self.max_waiting or (self._waiting and all(f.done() for f in self._waiting[0][1])):
             self._put_next()
+
+    def _encode(self, column: pa.Table) -> Future[pa.Buffer]:
+        """``encode_piece(column)``: on the pool, or here (already done) for a small row group."""
+        if column.num_rows >= INLINE_ROWS:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="seqprep-parquet")
+            return self._pool.submit(encode_piece, column, self.options)
+        done: Future[pa.Buffer] = Future()
+        try:
+            done.set_result(encode_piece(column, self.options))
+        except Exception as e:  # noqa: BLE001 - raised where a pool's would be: by result()
+            done.set_exception(e)
+        return done
 
     def _put_next(self) -> None:
         table, futures = self._waiting.pop(0)
@@ -393,4 +412,5 @@ class PartsWriter:
             for future in futures:
                 future.cancel()
         self._waiting = []
-        self._pool.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)

@@ -9,14 +9,13 @@ tables by the same functions (:func:`seqprep.steps.vocabularies.vocabularies_fro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from ..config import BuildConfig
 from ..kernels.sequences import code_counts
 from ..kernels.vocab import first_positions, first_seen_codes
 from ..model import Log
+from ..records import record
 
 __all__ = ["NEVER", "CodeCounts", "FirstRows", "first_rows"]
 
@@ -24,7 +23,7 @@ __all__ = ["NEVER", "CodeCounts", "FirstRows", "first_rows"]
 NEVER = np.iinfo(np.int64).max
 
 
-@dataclass(frozen=True)
+@record
 class CodeCounts:
     """Kept rows per user code and per item code; ``user_first`` / ``item_first``: the position of
     each code's first kept row (any integers that order like the rows: only for ``first-seen``)."""

@@ -7,7 +7,6 @@ Every engine builds it here from the same figures (:class:`SequenceFacts`); the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,6 +16,7 @@ from ..io.keys import DEFAULT_OFFSET_UNIT
 from ..kernels import tie_stats
 from ..model import InputInfo, Sequences
 from ..presets import flags, preset_named
+from ..records import record
 from ..version import __version__
 from ..vocab import Vocabulary
 from . import reuse
@@ -27,7 +27,7 @@ __all__ = ["FORMAT_VERSION", "SequenceFacts", "length_stats", "make_meta", "time
 FORMAT_VERSION = 1
 
 
-@dataclass(frozen=True)
+@record
 class SequenceFacts:
     """What meta.json says about the sequences: their lengths, ties, timestamp type and ratings."""
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from ..errors import InputError, one_line
 from ..kernels import cast_ids_exact, lookup, reuse_table
 from ..kernels.vocab import counts_by_index, extend_table_counted, first_seen_codes
 from ..model import Interactions, Log
+from ..records import record
 from ..vocab import Vocabulary
 from .counts import CodeCounts
 
@@ -55,7 +55,7 @@ __all__ = [
 STEP = "unknown_items"
 
 
-@dataclass(frozen=True)
+@record
 class Reference:
     """The vocabularies of an earlier build, as read from its folder."""
 
@@ -96,7 +96,7 @@ def load_reference(path: str) -> Reference:
     return Reference(path=path, items=items, users=users, oov_idx=None if oov is None else int(oov), files=files)
 
 
-@dataclass(frozen=True)
+@record
 class FeatureReference:
     """One feature of an earlier build: its kind and, for ``cat`` / ``tokens``, its vocabulary."""
 

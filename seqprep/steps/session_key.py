@@ -10,7 +10,6 @@ a session with no such row has none (null). Sessions whose rows name more than o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,6 +18,7 @@ import pyarrow.compute as pc
 
 from ..kernels.filters import num_present
 from ..model import Column, Interactions, Log
+from ..records import record
 from ..vocab import Vocabulary
 
 __all__ = ["SESSIONS_FILE", "SessionUsers", "session_users"]
@@ -27,7 +27,7 @@ SESSIONS_FILE = "sessions.parquet"
 RULE = "a session's user is the user of its first row in stable time order that has one; null when none has"
 
 
-@dataclass(frozen=True)
+@record
 class SessionUsers:
     """Each key code's user (``first[k]``: a code into ``users.values``, -1 for none), from the kept rows."""
 

@@ -112,6 +112,10 @@ def sequences_from(
     # for the writer; scattered rows make the sort the longer job, and it gets every core
     # (at most 8 groups at once: each holds ~50-80 MB of temporaries)
     workers = min(8, max(1, sort_threads() - 1) if grouped else sort_threads())
+    if len(bounds) == 2:  # one part (one row group): nothing to overlap, no thread to start
+        sort_part(0)
+        on_part(seqs, int(bounds[0]), int(bounds[1]))
+        return seqs
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="seqprep-sort") as pool:
         futures = [pool.submit(sort_part, k) for k in range(len(bounds) - 1)]
         try:

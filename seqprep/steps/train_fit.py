@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,6 +34,7 @@ from ..kernels import csr_offsets, order_counted, remap_table
 from ..kernels.splits import HELD_OUT, TEST, TRAIN, VALID, gather_ranges
 from ..kernels.vocab import first_seen_codes
 from ..model import EvalRows, Extras, Feature
+from ..records import record
 from ..vocab import Vocabulary
 from .counts import NEVER
 from .vocabularies import ITEM_START, USER_START, fitted, vocabulary_from_counts
@@ -64,7 +64,7 @@ def no_training_rows() -> InputError:
     return InputError(msg)
 
 
-@dataclass(frozen=True)
+@record
 class TrainTally:
     """One range's training rows: ``codes`` the distinct item codes they hold (ascending), ``counts``
     their rows, ``first`` the first input position of each (``first-seen``), ``seen`` the codes by
@@ -154,7 +154,7 @@ def unseen_step(counts: Iterable[dict[str, int]]) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
+@record
 class LeftTally:
     """One range's rows left per user (its users in index order): ``counts`` and, for
     ``--user-order first-seen``, ``first`` the first input position of each user's rows left."""
