@@ -60,6 +60,23 @@ def test_canonical_ints_is_the_regex_within_int64(values, start):
         ]
 
 
+digits = st.text("0123456789", min_size=1, max_size=21)
+
+
+@SETTINGS
+@given(values=st.lists(st.one_of(digits, st.integers(0, 10**6).map(str), st.none()), min_size=1, max_size=40))
+def test_digit_only_ids_are_canonical_iff_no_leading_zero(values):
+    """Ids of digits alone (no ``-``: the common case, proved by the bytes' count alone): accepted
+    exactly when none has a leading zero and all fit in int64, however the lengths add up
+    (``07`` beside ``10``, ``0`` beside ``00``, 19- to 21-digit ids)."""
+    got = canonical_ints(pa.array(values, pa.string()))
+    present = [v for v in values if v is not None]
+    assert (got is not None) == (bool(present) and all(is_canonical(v) for v in present)), values
+    if got is not None:
+        ints, valid = got
+        assert [int(v) for v in present] == ints[valid if valid is not None else slice(None)].tolist()
+
+
 @SETTINGS
 @given(
     blocks=st.lists(st.lists(st.one_of(st.integers(0, 40).map(str), st.integers(*I64).map(str), tricky, st.none()), max_size=12), max_size=8),

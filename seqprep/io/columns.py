@@ -49,10 +49,9 @@ def canonical_ints(arr: pa.Array) -> tuple[np.ndarray, np.ndarray | None] | None
 
     The proof looks at the column's bytes and integers in a few vectorised passes, not at each id
     in Python: every byte is a digit or ``-`` and pyarrow's integer cast accepts every id, so each
-    is ``-?[0-9]+``; then, without a ``-``, no id of two or more bytes starts with ``0``; with one,
-    the bytes of the ids add up to exactly the canonical texts' lengths (an id ``-?[0-9]+`` is never
-    shorter than its value's canonical text, so none is longer: no leading zero, no ``-0``). A
-    missing id (null) holds no byte and stays missing.
+    is ``-?[0-9]+``; then the bytes of the ids add up to exactly the canonical texts' lengths (an
+    id ``-?[0-9]+`` is never shorter than its value's canonical text, so none is longer: no leading
+    zero, no ``-0``). A missing id (null) holds no byte and stays missing.
 
     >>> canonical_ints(pa.array(["7", None, "-12", "0"]))[0].tolist()
     [7, 0, -12, 0]
@@ -83,21 +82,20 @@ def canonical_ints(arr: pa.Array) -> tuple[np.ndarray, np.ndarray | None] | None
         values = pc.fill_null(ints, 0).to_numpy(zero_copy_only=False)
     else:
         values = ints.to_numpy(zero_copy_only=False)
-    if low >= 48:  # no '-': no id of two bytes or more may start with '0'
-        lengths = np.diff(offsets)
-        first = np.take(data, offsets[:-1] - lo, mode="clip")  # (a trailing missing id: clipped, length 0)
-        return None if np.count_nonzero((first == 48) & (lengths > 1)) else (values, valid)
-    # with '-': the canonical texts' bytes - a digit each, one more per power of ten reached, the
-    # '-' of the negative ones (a missing id, here 0, counts one digit and holds no byte)
+    # the canonical texts' bytes - a digit each, one more per power of ten reached, the '-' of the
+    # negative ones (a missing id, here 0, counts one digit and holds no byte) - against the ids' own
     size = n - ints.null_count
-    negative = values < 0
-    size += int(np.count_nonzero(negative))
-    magnitude = np.where(negative, np.uint64(0) - values.view(np.uint64), values.view(np.uint64))  # (int64's minimum too)
+    if low >= 48:  # no '-': no negative value (one pass a power of ten, cheaper than each id's first byte)
+        magnitude = values
+    else:
+        negative = values < 0
+        size += int(np.count_nonzero(negative))
+        magnitude = np.where(negative, np.uint64(0) - values.view(np.uint64), values.view(np.uint64))  # (int64's minimum too)
     top = int(magnitude.max())
     for p in _POW10:
         if p > top:
             break
-        size += int(np.count_nonzero(magnitude >= np.uint64(p)))
+        size += int(np.count_nonzero(magnitude >= magnitude.dtype.type(p)))
     return (values, valid) if size == hi - lo else None
 
 
