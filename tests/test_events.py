@@ -199,3 +199,37 @@ def test_bad_event_options(tmp_path, args, message):
     r = CliRunner().invoke(cli, ["build", str(p), "-o", str(tmp_path / "out"), *args])
     assert r.exit_code == 1 and message in r.output, r.output
     assert not (tmp_path / "out").exists()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.sampled_from(["view", "cart", "buy", "b", "a", "zz", "é"]), min_size=1, max_size=7, unique=True).flatmap(
+        lambda values: st.tuples(
+            st.just(values),
+            st.lists(st.integers(-1, len(values) - 1), max_size=300),
+            st.sampled_from(["frequency", "id", "first-seen", "sequence"]),
+        )
+    )
+)
+def test_the_event_feature_is_the_cat_encoding_of_its_column(case):
+    """The event feature's own encoding (two chunked passes over the codes, counts and lookup) is
+    exactly the ``cat`` encoding of ``--feature``: same indices and index type, vocabulary,
+    counts and missing rows, for every value order (codes spanning several chunks too)."""
+    import pyarrow as pa
+
+    import seqprep.kernels.features as kf
+    from seqprep.model import Column
+    from seqprep.steps.events import EVENT, encode_events
+    from seqprep.steps.features import encode_column
+
+    values, codes, order = case
+    col = Column("ev", "text", pa.array(values), codes=np.array(codes, dtype=np.int32))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(kf, "_CHUNK", 7)  # several chunks
+        got = encode_events(col, order)
+    want = encode_column(EVENT, col, "cat", None, order)
+    assert got.values.dtype == want.values.dtype
+    assert got.values.tolist() == want.values.tolist()
+    assert got.vocab.ids.equals(want.vocab.ids)
+    assert list(got.vocab.counts) == list(want.vocab.counts)
+    assert (got.missing, got.name, got.column, got.kind, got.fit, got.unseen) == (want.missing, want.name, want.column, want.kind, want.fit, want.unseen)

@@ -24,6 +24,9 @@ from seqprep.kernels.predicates import (
     Not,
     Or,
     PredicateSyntaxError,
+    by_code_tables,
+    by_codes,
+    code_tables,
     compare_numbers,
     parse,
     truth_and,
@@ -173,6 +176,21 @@ def test_random_predicates_keep_what_the_reference_keeps(fmt, rows, preds, tmp_p
     assert _kept_rows(path, [text for text, _ in preds]) == (want or None)
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(row_st, min_size=1, max_size=20), preds=st.lists(predicate, min_size=1, max_size=3), chunk=st.integers(1, 7))
+def test_rows_evaluated_chunk_by_chunk_keep_what_the_reference_keeps(rows, preds, chunk, tmp_path):
+    """The where step evaluates its rows a chunk at a time: chunks of a few rows (a coded test's
+    tables made once, reused by every chunk; unknown rows in some chunks only) keep the same rows."""
+    import seqprep.steps.where as where
+
+    path = tmp_path / "log.csv"
+    _write_csv(path, rows)
+    want = {j for j, r in enumerate(rows) if all(f(r) is True for _, f in preds)}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(where, "CHUNK_ROWS", chunk)
+        assert _kept_rows(path, [text for text, _ in preds]) == (want or None)
+
+
 @settings(max_examples=60, deadline=None)
 @given(predicate)
 def test_every_generated_predicate_parses_to_the_same_tree_twice(p):
@@ -276,6 +294,55 @@ def test_three_valued_logic_tables():
         for b, vb in ((T, True), (F, False), (U, None)):
             assert val(truth_and(a, b)) == _and(va, vb)
             assert val(truth_or(a, b)) == _or(va, vb)
+
+
+truth_st = st.lists(st.sampled_from([True, False, None]), min_size=1, max_size=12)
+
+
+def _as_truth(values, all_known: bool):
+    """A truth array of the values (None: unknown); ``known`` None when asked and every one is known."""
+    true = np.array([v is True for v in values])
+    known = np.array([v is not None for v in values])
+    return true, None if all_known and known.all() else known
+
+
+def _values(t):
+    true, known = t
+    assert not (true & ~(np.ones_like(true) if known is None else known)).any()  # never true where unknown
+    return [None if known is not None and not k else bool(v) for v, k in zip(true, np.ones_like(true) if known is None else known)]
+
+
+@given(st.data(), truth_st, st.booleans(), st.booleans())
+def test_three_valued_logic_on_arrays(data, a, a_none, b_none):
+    """and / or / not of truth arrays, with ``known`` given or None (every value known), element by
+    element as the reference."""
+    b = data.draw(st.lists(st.sampled_from([True, False, None]), min_size=len(a), max_size=len(a)))
+    ta, tb = _as_truth(a, a_none), _as_truth(b, b_none)
+    assert _values(truth_and(ta, tb)) == [_and(x, y) for x, y in zip(a, b)]
+    assert _values(truth_or(ta, tb)) == [_or(x, y) for x, y in zip(a, b)]
+    assert _values(truth_not(ta)) == [_not(x) for x in a]
+
+
+@given(
+    st.lists(st.booleans(), min_size=1, max_size=6).flatmap(
+        lambda per: st.tuples(
+            st.just(np.array(per)),
+            st.one_of(st.none(), st.lists(st.booleans(), min_size=len(per), max_size=len(per)).map(np.array)),
+            st.lists(st.integers(-1, len(per) - 1), max_size=20).map(lambda c: np.array(c, dtype=np.int32)),
+        )
+    )
+)
+def test_a_test_decided_per_distinct_value_is_the_test_of_each_row(case):
+    """A test decided on a coded column's distinct values, looked up by the rows' codes (from the
+    tables made once, any slice of the rows at a time), is the test of each row's decoded value;
+    a missing value (code -1) and a value whose test is unknown are unknown."""
+    per_value, known, codes = case
+    want = [None if c < 0 or (known is not None and not known[c]) else bool(per_value[c]) for c in codes.tolist()]
+    tables = code_tables(per_value, known)
+    assert _values(by_codes(per_value, codes, known)) == want
+    for cut in range(len(codes) + 1):
+        parts = [by_code_tables(tables, codes[:cut]), by_code_tables(tables, codes[cut:])]
+        assert _values(parts[0]) + _values(parts[1]) == want
 
 
 @given(

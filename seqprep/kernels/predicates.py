@@ -46,7 +46,10 @@ __all__ = [
     "PredicateSyntaxError",
     "Truth",
     "Value",
+    "by_code_tables",
     "by_codes",
+    "code_tables",
+    "CodeTables",
     "compare_numbers",
     "compare_text",
     "names",
@@ -402,9 +405,11 @@ def truth_and(a: Truth, b: Truth) -> Truth:
     true = ta & tb
     if ka is None and kb is None:
         return true, None
-    ka_ = np.ones_like(ta) if ka is None else ka
-    kb_ = np.ones_like(tb) if kb is None else kb
-    return true, (ka_ & kb_) | (ka_ & ~ta) | (kb_ & ~tb)
+    if ka is None:  # known where b is, or where a is false
+        return true, kb | ~ta
+    if kb is None:
+        return true, ka | ~tb
+    return true, (ka & kb) | (ka & ~ta) | (kb & ~tb)
 
 
 def truth_or(a: Truth, b: Truth) -> Truth:
@@ -419,9 +424,11 @@ def truth_or(a: Truth, b: Truth) -> Truth:
     true = ta | tb
     if ka is None and kb is None:
         return true, None
-    ka_ = np.ones_like(ta) if ka is None else ka
-    kb_ = np.ones_like(tb) if kb is None else kb
-    return true, (ka_ & kb_) | true
+    if ka is None:  # known where b is, or where either is true
+        return true, kb | true
+    if kb is None:
+        return true, ka | true
+    return true, (ka & kb) | true
 
 
 def by_codes(per_value: np.ndarray, codes: np.ndarray, known: np.ndarray | None = None) -> Truth:
@@ -431,12 +438,35 @@ def by_codes(per_value: np.ndarray, codes: np.ndarray, known: np.ndarray | None 
     >>> by_codes(np.array([True, False]), np.array([1, 0, -1, 0], dtype=np.int32))
     (array([False,  True, False,  True]), array([ True,  True, False,  True]))
     """
+    return by_code_tables(code_tables(per_value, known), codes)
+
+
+#: A test decided per distinct value as two lookup tables of ``K + 1`` entries (true, known; the
+#: last entry for code -1, missing: unknown), ``known`` None when every value is known.
+CodeTables = tuple[np.ndarray, Union[np.ndarray, None]]
+
+
+def code_tables(per_value: np.ndarray, known: np.ndarray | None = None) -> CodeTables:
+    """The lookup tables of a test decided once per distinct value, made once for all the chunks
+    of rows :func:`by_code_tables` looks up.
+
+    >>> code_tables(np.array([True, False]), np.array([True, False]))
+    (array([ True, False, False]), array([ True, False, False]))
+    """
+    true = np.append(per_value if known is None else per_value & known, False)
+    return true, None if known is None else np.append(known, False)
+
+
+def by_code_tables(tables: CodeTables, codes: np.ndarray) -> Truth:
+    """:func:`by_codes` from the tables of :func:`code_tables`: one gather per table (a known test
+    of rows none of which is missing: known None)."""
+    true, known = tables
     missing = len(codes) > 0 and int(codes.min()) < 0
     if known is None and not missing:
-        return per_value[codes], None
-    table = np.append(per_value if known is None else per_value & known, False)
-    knowns = np.append(np.ones(len(per_value), dtype=bool) if known is None else known, False)
-    return table[codes], knowns[codes]
+        return true[codes], None
+    if known is None:
+        return true[codes], codes >= 0
+    return true[codes], known[codes]
 
 
 _INT64 = (-(2**63), 2**63 - 1)
@@ -462,7 +492,7 @@ def compare_numbers(values: np.ndarray, op: Op, x: int | float | Fraction) -> Tr
         known = ~nan
     bound = np.asarray(float(x), dtype=values.dtype)
     true = _OP_FUNCS[op](values, bound)
-    if known is not None:
+    if known is not None and op == "!=":  # (NaN compares false but for !=)
         true &= known
     return true, known
 

@@ -39,6 +39,7 @@ from ..io import ColumnRequest, role_of
 from ..kernels.filters import num_present
 from ..kernels.predicates import (
     And,
+    CodeTables,
     Compare,
     In,
     IsNull,
@@ -47,7 +48,8 @@ from ..kernels.predicates import (
     Predicate,
     Truth,
     Value,
-    by_codes,
+    by_code_tables,
+    code_tables,
     compare_numbers,
     compare_text,
     text_as_numbers,
@@ -61,7 +63,7 @@ from .events import event_requests
 from .features import column_requests
 from .filters import step_report
 
-__all__ = ["STEP", "apply_where", "operand_requests", "where_report", "where_truth"]
+__all__ = ["CHUNK_ROWS", "STEP", "apply_where", "operand_requests", "where_report", "where_truth"]
 
 STEP = "where"
 
@@ -138,13 +140,22 @@ def _operand(name: str, log: Log, inter: Interactions, expr: str) -> _Operand:
     return _Operand(name, "text", col.values, col.codes)
 
 
+#: Rows evaluated at a time: every test's temporaries (a few bytes a row each) stay in the CPU's
+#: cache instead of being 25M-row arrays allocated, filled and freed one after another.
+CHUNK_ROWS = 1 << 17
+
+
 class _Evaluator:
-    """Evaluates the trees of one build on its rows; the numbers of a text column are parsed once."""
+    """Evaluates the trees of one build on its rows, a chunk of rows at a time (:data:`CHUNK_ROWS`);
+    a coded column's test is decided once per distinct value (cached per test), the numbers of a
+    text column are parsed once."""
 
     def __init__(self, log: Log, inter: Interactions) -> None:
         self.log, self.inter = log, inter
         self.operands: dict[str, _Operand] = {}
         self.parsed: dict[str, np.ndarray] = {}
+        self.decided: dict[Compare | In, CodeTables] = {}  # a coded column's tests, per distinct value
+        self.lo, self.hi = 0, len(inter)  # the rows of the chunk being evaluated
 
     def truth(self, node: Predicate, expr: str) -> Truth:
         if isinstance(node, Not):
@@ -158,20 +169,24 @@ class _Evaluator:
         if node.name not in self.operands:
             self.operands[node.name] = _operand(node.name, self.log, self.inter, expr)
         op = self.operands[node.name]
+        lo, hi = self.lo, self.hi
         if isinstance(node, IsNull):
-            missing = _missing(op)
+            missing = _missing(op, lo, hi)
             return (~missing if node.negated else missing), None
         values = (node.value,) if isinstance(node, Compare) else node.values
         cmp = node.op if isinstance(node, Compare) else "=="
         if op.codes is None:  # numbers per row: one vectorised comparison per value
-            result = compare_numbers(op.values, cmp, self.number(op, values[0], expr))
+            rows = op.values[lo:hi]
+            result = compare_numbers(rows, cmp, self.number(op, values[0], expr))
             for value in values[1:]:
-                result = truth_or(result, compare_numbers(op.values, cmp, self.number(op, value, expr)))
+                result = truth_or(result, compare_numbers(rows, cmp, self.number(op, value, expr)))
         else:  # coded: decided on the distinct values (an in-list or-ed there), then one gather
-            per_value, known = self.per_value(op, cmp, values[0], expr)
-            for value in values[1:]:
-                per_value = per_value | self.per_value(op, cmp, value, expr)[0]
-            result = by_codes(per_value, op.codes, known)
+            if node not in self.decided:
+                per_value, known = self.per_value(op, cmp, values[0], expr)
+                for value in values[1:]:
+                    per_value = per_value | self.per_value(op, cmp, value, expr)[0]
+                self.decided[node] = code_tables(per_value, known)
+            result = by_code_tables(self.decided[node], op.codes[lo:hi])
         return truth_not(result) if isinstance(node, In) and node.negated else result
 
     def per_value(self, op: _Operand, cmp: Any, value: Value, expr: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -214,10 +229,11 @@ class _Evaluator:
         return self.parsed[op.name]
 
 
-def _missing(op: _Operand) -> np.ndarray:
+def _missing(op: _Operand, lo: int, hi: int) -> np.ndarray:
+    """Whether each row ``lo <= k < hi`` of the operand is missing."""
     if op.codes is not None:
-        return op.codes < 0
-    values = op.values
+        return op.codes[lo:hi] < 0
+    values = op.values[lo:hi]
     return np.isnan(values) if values.dtype.kind == "f" else np.zeros(len(values), dtype=bool)
 
 
@@ -244,7 +260,7 @@ def apply_where(log: Log, inter: Interactions, config: BuildConfig) -> tuple[Int
     if not predicates:
         return inter, None
     keep, known = where_truth(log, inter, predicates)
-    unknown = 0 if known is None else int(np.count_nonzero(~known))
+    unknown = 0 if known is None else len(known) - int(np.count_nonzero(known))
     # let go before the rows are taken: the columns read for the predicates alone (not a feature's)
     wanted = {r.name for r in column_requests(config.feature) + event_requests(config.event)}
     read_for_this = {r.name for r in operand_requests(config)} - wanted
@@ -258,17 +274,29 @@ def apply_where(log: Log, inter: Interactions, config: BuildConfig) -> tuple[Int
     return after, where_report(predicates, len(inter), removed, users, items, unknown)
 
 
-def where_truth(log: Log, inter: Interactions, predicates: tuple[str, ...]) -> Truth:
+def where_truth(log: Log, inter: Interactions, predicates: tuple[str, ...], chunk: int | None = None) -> Truth:
     """(true, known) per row of ``inter`` of every predicate and-ed (``known`` None: all known). A
-    row's truth depends on that row alone (and the columns' dictionaries), so an engine may
-    evaluate the rows chunk by chunk (``--memory-limit``)."""
+    row's truth depends on that row alone (and the columns' dictionaries), so the rows are evaluated
+    ``chunk`` at a time here (default :data:`CHUNK_ROWS`), and an engine may hand them over in parts
+    too (``--memory-limit``)."""
     evaluator = _Evaluator(log, inter)
-    truth: Truth | None = None
-    for text in predicates:
-        t = evaluator.truth(parse_where(text), text)
-        truth = t if truth is None else truth_and(truth, t)
-    assert truth is not None
-    return truth
+    trees = [(parse_where(text), text) for text in predicates]
+    n, chunk = len(inter), chunk or CHUNK_ROWS
+    true = np.empty(n, dtype=bool)
+    known: np.ndarray | None = None
+    for lo in range(0, max(n, 1), chunk):  # (one empty chunk for no rows: its errors still raise)
+        evaluator.lo, evaluator.hi = lo, min(lo + chunk, n)
+        part: Truth | None = None
+        for tree, text in trees:
+            t = evaluator.truth(tree, text)
+            part = t if part is None else truth_and(part, t)
+        assert part is not None
+        true[evaluator.lo : evaluator.hi] = part[0]
+        if part[1] is not None:
+            if known is None:
+                known = np.ones(n, dtype=bool)
+            known[evaluator.lo : evaluator.hi] = part[1]
+    return true, known
 
 
 def where_report(predicates: tuple[str, ...], rows_before: int, rows_removed: int, users: int, items: int, unknown: int) -> dict[str, Any]:
