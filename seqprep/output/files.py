@@ -44,6 +44,8 @@ __all__ = [
 
 PARQUET_COMPRESSION = "zstd"
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+#: Bytes handed to the zip member at once (bounds the CRC and write calls, copies nothing).
+_WRITE_BYTES = 16 << 20
 
 
 def list_array(offsets: np.ndarray, values: np.ndarray, large: bool | None = None) -> pa.Array:
@@ -181,9 +183,14 @@ class NpyChunks:
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray | NpyChunks]) -> None:
-    """An uncompressed .npz that ``np.load(path, allow_pickle=False)`` reads, byte-identical on re-runs.
+    """An uncompressed .npz that ``np.load(path, allow_pickle=False)`` reads, byte-identical on re-runs
+    and on every Python version.
 
     A member given as :class:`NpyChunks` is streamed: the same bytes as the whole array would give.
+    Each member's size is known before it is written (its .npy header plus its values), so the zip
+    gets Zip64 fields only for a member that needs them (4 GiB or more). ``force_zip64=True`` would
+    make the headers depend on the Python release: zipfile's handling of Zip64 headers differs
+    between 3.11.2 and 3.11.7 (``ZipInfo.FileHeader``), and a build on 3.11.2 gave other bytes.
     """
     import zipfile  # (by the builds that write an npz, not every one)
 
@@ -194,24 +201,38 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray | NpyChunks]) -> None:
                 if arr.dtype.hasobject:
                     msg = f"{name}: object arrays cannot go into an npz without pickle"
                     raise TypeError(msg)
+                member = NpyChunks(arr.dtype, arr.shape, lambda arr=arr: (arr.reshape(-1),))
+            else:
+                member = arr
+            header = _npy_header(member)
             info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
             info.external_attr = 0o644 << 16
-            with zf.open(info, "w", force_zip64=True) as fh:
-                if isinstance(arr, NpyChunks):
-                    _write_chunks(fh, arr)
-                else:
-                    np.lib.format.write_array(fh, arr, allow_pickle=False)
+            info.file_size = len(header) + int(np.prod(member.shape, dtype=np.int64)) * np.dtype(member.dtype).itemsize
+            with zf.open(info, "w") as fh:
+                fh.write(header)
+                _write_chunks(fh, member)
+
+
+def _npy_header(arr: NpyChunks) -> bytes:
+    """The .npy header ``np.lib.format.write_array`` writes for ``arr`` (format 1.0, which holds every
+    header of these plain dtypes)."""
+    import io
+
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(arr.dtype)), "fortran_order": False, "shape": tuple(int(n) for n in arr.shape)}
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, header)
+    return buf.getvalue()
 
 
 def _write_chunks(fh: Any, arr: NpyChunks) -> None:
-    """An .npy member from chunks: the header ``np.lib.format.write_array`` writes (format 1.0, which
-    holds every header of these plain dtypes), then the values."""
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(arr.dtype)), "fortran_order": False, "shape": tuple(int(n) for n in arr.shape)}
-    np.lib.format.write_array_header_1_0(fh, header)
+    """The values of an .npy member, chunk by chunk (after its header)."""
     written = 0
     for chunk in arr.chunks():
-        fh.write(np.ascontiguousarray(chunk, dtype=arr.dtype).tobytes())
-        written += len(chunk)
+        chunk = np.ascontiguousarray(chunk, dtype=arr.dtype).reshape(-1)
+        raw = chunk.view(np.uint8)  # the values' bytes, no copy
+        for a in range(0, len(raw), _WRITE_BYTES):
+            fh.write(memoryview(raw[a : a + _WRITE_BYTES]))
+        written += chunk.size
     if written != int(np.prod(arr.shape, dtype=np.int64)):
         msg = f"npz member of shape {arr.shape} got {written} values"
         raise ValueError(msg)
