@@ -32,7 +32,15 @@ from ..errors import InputError
 from ..io.buffers import IdEncoder, read_rows
 from ..io.sniff import ColumnRequest
 from ..kernels import cast_ids_exact, fit_order, lookup, order_counted, remap_table, reuse_table
-from ..kernels.features import day_of_week, hour_of_day, log2_bucket, personal_interval, previous_gap, split_tokens
+from ..kernels.features import (
+    code_counts_missing,
+    day_of_week,
+    hour_of_day,
+    log2_bucket,
+    personal_interval,
+    previous_gap,
+    split_tokens,
+)
 from ..model import Column, Feature, Interactions, Sequences
 from ..timeunits import NS_PER, UNIT_SCALE, largest_abs
 from ..vocab import Vocabulary
@@ -218,7 +226,7 @@ def _fit(codes: np.ndarray, values: pa.Array, order: str, *, compact: bool = Fal
     if order == "first-seen":
         chosen, counts = fit_order(codes[codes >= 0], values, order)  # type: ignore[arg-type]
     else:
-        chosen, counts = order_counted(_present_counts(codes, len(values)), values, order)  # type: ignore[arg-type]
+        chosen, counts = order_counted(code_counts_missing(codes, len(values))[1:], values, order)  # type: ignore[arg-type]
     vocab = Vocabulary(ids=values.take(pa.array(chosen, pa.int64())), counts=counts, start=1)
     table = np.append(remap_table(chosen, len(values), start=1), np.int32(0))  # code -1 -> 0 (missing)
     if compact:
@@ -234,14 +242,6 @@ def compact_dtype(k: int) -> np.dtype:
     (dtype('uint8'), dtype('uint16'), dtype('int32'))
     """
     return np.dtype(np.uint8 if k < 2**8 else np.uint16 if k < 2**16 else np.int32)
-
-
-def _present_counts(codes: np.ndarray, size: int, chunk: int = 1 << 20) -> np.ndarray:
-    """Occurrences of each code 0..size-1 (a missing code, -1, is not counted), a chunk at a time."""
-    out = np.zeros(size + 1, dtype=np.int64)
-    for a in range(0, len(codes), chunk):
-        out += np.bincount(codes[a : a + chunk] + 1, minlength=size + 1)
-    return out[1:]
 
 
 def _tokens(name: str, col: Column, sep: str | None, order: str) -> Feature:
