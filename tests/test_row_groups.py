@@ -50,17 +50,17 @@ def _one_writer(parts: list[pa.Table], options: dict) -> bytes:
 
 def _joined(parts: list[pa.Table], options: dict, threads: int, pooled: bool = True) -> bytes:
     """The bytes of a PartsWriter; ``pooled``: every column on the pool (else these small row
-    groups are encoded on this thread, as below ``INLINE_ROWS``)."""
+    groups are encoded on this thread, as below ``INLINE_BYTES``)."""
     sink = pa.BufferOutputStream()
     writer = PartsWriter(sink, options, threads, lambda schema: pq.ParquetWriter(sink, schema, **options))
-    inline_rows = row_groups.INLINE_ROWS
-    row_groups.INLINE_ROWS = 0 if pooled else inline_rows
+    inline_bytes = row_groups.INLINE_BYTES
+    row_groups.INLINE_BYTES = 0 if pooled else inline_bytes
     try:
         for p in parts:
             writer.write_table(p)
         writer.close()
     finally:
-        row_groups.INLINE_ROWS = inline_rows
+        row_groups.INLINE_BYTES = inline_bytes
     return sink.getvalue().to_pybytes()
 
 
@@ -109,10 +109,10 @@ def test_a_footer_with_a_page_index_is_written_by_one_writer():
         join_footers([read_struct(data[-8 - n : -8])[0]], [4])
 
 
-@pytest.mark.parametrize("inline_rows", [0, 1 << 16])
+@pytest.mark.parametrize("inline_bytes", [0, 1 << 18])
 @pytest.mark.parametrize("threads", [1, 2, 4])
-def test_sequences_writer_bytes_do_not_depend_on_threads(tmp_path, monkeypatch, threads, inline_rows):
-    monkeypatch.setattr(row_groups, "INLINE_ROWS", inline_rows)
+def test_sequences_writer_bytes_do_not_depend_on_threads(tmp_path, monkeypatch, threads, inline_bytes):
+    monkeypatch.setattr(row_groups, "INLINE_BYTES", inline_bytes)
     table = _table(np.random.default_rng(2), 500, True, True)
     path = tmp_path / f"s{threads}.parquet"
     writer = SequencesWriter(path, threads=threads)
@@ -140,7 +140,7 @@ def test_encoded_row_groups_are_let_go_before_they_are_written(monkeypatch):
         return encode(t, opts)
 
     monkeypatch.setattr(row_groups, "encode_piece", slow_first)
-    monkeypatch.setattr(row_groups, "INLINE_ROWS", 0)  # every column on the pool
+    monkeypatch.setattr(row_groups, "INLINE_BYTES", 0)  # every column on the pool
     sink = pa.BufferOutputStream()
     writer = PartsWriter(sink, options, 2, lambda schema: pq.ParquetWriter(sink, schema, **options))
     writer.max_waiting = len(parts)  # nothing needs to be written before close
@@ -167,12 +167,14 @@ def test_encoded_row_groups_are_let_go_before_they_are_written(monkeypatch):
 
 
 def test_small_row_groups_start_no_thread(monkeypatch):
-    """Row groups below ``INLINE_ROWS`` are encoded on the calling thread (a small build starts no
-    pool); the first one of ``INLINE_ROWS`` rows or more starts it. The bytes are one writer's."""
+    """Columns below ``INLINE_BYTES`` are encoded on the calling thread (a small build starts no
+    pool); the first one of ``INLINE_BYTES`` or more starts it. The bytes are one writer's."""
     table = _table(np.random.default_rng(4), 300, True, True)
     parts = [table.slice(0, 100), table.slice(100, 150), table.slice(250)]
     options = _parquet_options(table.schema)
-    monkeypatch.setattr(row_groups, "INLINE_ROWS", 120)
+    inline = max(parts[0].select([k]).nbytes for k in range(table.num_columns)) + 1
+    assert max(parts[1].select([k]).nbytes for k in range(table.num_columns)) >= inline
+    monkeypatch.setattr(row_groups, "INLINE_BYTES", inline)
     sink = pa.BufferOutputStream()
     writer = PartsWriter(sink, options, 2, lambda schema: pq.ParquetWriter(sink, schema, **options))
     writer.write_table(parts[0])
@@ -182,6 +184,21 @@ def test_small_row_groups_start_no_thread(monkeypatch):
     writer.write_table(parts[2])
     writer.close()
     assert sink.getvalue().to_pybytes() == _one_writer(parts, options)
+
+
+def test_few_rows_of_long_sequences_go_to_the_pool():
+    """The inline rule counts bytes, not rows: a row group of a few users with long sequences (5M
+    items over 30,000 users is a 20 MB column) is encoded on the pool, not on the calling thread."""
+    items = pa.array([np.arange(20_000, dtype=np.int32) + u for u in range(8)], type=pa.list_(pa.int32()))
+    table = pa.table({"user_idx": pa.array(np.arange(1, 9, dtype=np.int32)), "items": items})
+    assert table.num_rows < 100 and table.select(["items"]).nbytes >= row_groups.INLINE_BYTES
+    options = _parquet_options(table.schema)
+    sink = pa.BufferOutputStream()
+    writer = PartsWriter(sink, options, 2, lambda schema: pq.ParquetWriter(sink, schema, **options))
+    writer.write_table(table)
+    assert writer._pool is not None
+    writer.close()
+    assert sink.getvalue().to_pybytes() == _one_writer([table], options)
 
 
 def test_column_pieces_join_into_one_row_group():

@@ -30,10 +30,11 @@ __all__ = ["PartsWriter", "Unjoinable", "file_footer", "join_columns", "join_foo
 
 MAGIC = b"PAR1"
 
-#: Row groups of fewer rows have their columns encoded on the calling thread, and a file of them
-#: never starts the pool (a build of a small log: starting threads costs more than they save).
-#: The bytes are the same either way.
-INLINE_ROWS = 1 << 16
+#: A column of a row group that holds fewer bytes than this (its values, list elements included) is
+#: encoded on the calling thread, and a file of such columns never starts the pool (a build of a
+#: small log: starting threads costs more than they save). The bytes are the same either way. It is
+#: a size, not a row count: a sequences row group of 30,000 users holds 5M items.
+INLINE_BYTES = 1 << 18
 
 # Thrift compact protocol types
 _TRUE, _FALSE, _BYTE, _I16, _I32, _I64, _DOUBLE, _BINARY, _LIST, _SET, _MAP, _STRUCT = range(1, 13)
@@ -322,7 +323,7 @@ class PartsWriter:
     def __init__(self, sink: Any, options: dict[str, Any], threads: int, fallback: Callable[[pa.Schema], Any]) -> None:
         self.sink, self.options = sink, options
         self._threads = threads
-        self._pool: ThreadPoolExecutor | None = None  # started for the first row group of INLINE_ROWS or more
+        self._pool: ThreadPoolExecutor | None = None  # started for the first column of INLINE_BYTES or more
         self._waiting: list[tuple[pa.Table | None, list[Future[pa.Buffer]]]] = []
         self._template: Fields | None = None  # the footer a writer gives the schema (an empty table's)
         self._groups: list[Fields] = []  # the file's row groups so far, moved to their offsets
@@ -345,8 +346,8 @@ class PartsWriter:
             self._put_next()
 
     def _encode(self, column: pa.Table) -> Future[pa.Buffer]:
-        """``encode_piece(column)``: on the pool, or here (already done) for a small row group."""
-        if column.num_rows >= INLINE_ROWS:
+        """``encode_piece(column)``: on the pool, or here (already done) for a small column."""
+        if column.nbytes >= INLINE_BYTES:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="seqprep-parquet")
             return self._pool.submit(encode_piece, column, self.options)
