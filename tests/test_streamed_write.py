@@ -188,3 +188,49 @@ def test_time_order_on_threads_takes_any_user_integers():
     assert np.array_equal(time_order(user, time, threads=2), expected)
     huge = (np.arange(3000) % 7) * 10**11
     assert np.array_equal(time_order(huge, time, threads=2), np.lexsort((time, huge)))
+
+
+def test_an_error_after_the_sort_stops_the_background_writer(tmp_path, monkeypatch):
+    """sequences.parquet is still being written on its own thread when the build fails later (here:
+    in the split): the writer is stopped and its file closed before the temporary folder goes."""
+    import threading
+    import time
+
+    from seqprep.engines import local as pipeline
+
+    monkeypatch.setattr(sequence_kernels, "ROW_GROUP_INTERACTIONS", 50)
+    log = _log(tmp_path / "log.csv", 2000, 40, grouped=True)
+    real = writers.SequencesWriter.write
+    written = {"n": 0}
+
+    def slow(self, table):
+        time.sleep(0.05)
+        real(self, table)
+        written["n"] += 1
+
+    def failing(*args, **kwargs):
+        raise seqprep.errors.ConfigError("the split failed")
+
+    monkeypatch.setattr(writers.SequencesWriter, "write", slow)
+    monkeypatch.setattr(pipeline.splits, "prepare", failing)
+    with pytest.raises(seqprep.errors.ConfigError, match="the split failed"):
+        seqprep.build(log, tmp_path / "out", threads=2)
+    assert written["n"] < 40  # the build did not wait for every row group: the writer was stopped
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.csv"]  # no output, no temporary folder
+    assert not [t for t in threading.enumerate() if t.name.startswith("seqprep-sequences")]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_background_writer_hashes_what_it_wrote(tmp_path, monkeypatch, threads):
+    """The sha256 meta.json records for sequences.parquet (taken on the writing thread) is the file's."""
+    import hashlib
+    import json
+
+    monkeypatch.setattr(sequence_kernels, "ROW_GROUP_INTERACTIONS", 97)
+    log = _log(tmp_path / "log.csv", 3000, 80, grouped=False)
+    seqprep.build(log, tmp_path / "out", threads=threads, split="loo")
+    files = json.loads((tmp_path / "out" / "meta.json").read_text())["outputs"]["files"]
+    for name in ("sequences.parquet", "train.parquet", "valid.parquet", "test.parquet", "items.parquet"):
+        data = (tmp_path / "out" / name).read_bytes()
+        assert files[name] == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    assert seqprep.verify(tmp_path / "out").ok

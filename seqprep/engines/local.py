@@ -4,7 +4,9 @@ Every stage is a public step (:mod:`seqprep.steps`); only the order and the reso
 here. With ``--memory-limit`` the read spills its integer columns to a temporary folder and the
 sort runs user range by user range (:mod:`seqprep.engines.spill`): the same result, byte for byte.
 When nothing after the sort changes the sequences, sequences.parquet is written while the sort runs,
-into the output's temporary folder, opened only then (a kill while reading leaves nothing behind).
+into the output's temporary folder, opened only then (a kill while reading leaves nothing behind), by
+a thread of its own that also closes and hashes it: the build goes on (meta, the split, the other
+files) while its last row groups are encoded, and waits for it only before meta.json is written.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import dataclasses
 import tempfile
 import time as _time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -25,7 +28,7 @@ from ..io import read_log
 from ..io.sniff import ColumnRequest
 from ..model import BuildResult, Extras, Feature, Interactions, Log, Sequences
 from ..output.atomic import NO_READS, Reads
-from ..output.files import SequencesWriter, sequences_part
+from ..output.files import SequencesInBackground, sequences_part
 from ..output.folder import atomic_output_dir, build_reads, check_output, write_error, write_outputs
 from ..progress import SILENT, Progress
 from ..steps import splits
@@ -50,6 +53,7 @@ class _Folder:
         self.stack, self.out, self.overwrite, self.reads = stack, out, overwrite, reads
         self.tmp: Path | None = None
         self.sequences_written = False  # sequences.parquet is in tmp already (written during the sort)
+        self.pending: dict[str, Future[str]] = {}  # files of tmp still being written: their sha256 to come
 
     def open(self) -> Path:
         assert self.out is not None
@@ -83,7 +87,7 @@ def run_local(
             meta = write_stream(result, stdout)
         elif write:
             progress.phase(f"writing {out}")
-            meta = write_outputs(result, folder.open(), sequences_written=folder.sequences_written)
+            meta = write_outputs(result, folder.open(), sequences_written=folder.sequences_written, pending=folder.pending)
     return dataclasses.replace(result, meta=meta, output=out, seconds=_time.perf_counter() - t0)
 
 
@@ -205,7 +209,11 @@ def _sorted(
     if folder.out is not None and _streams(config, features):
         # nothing after the sort changes the sequences: sequences.parquet is written while the
         # sort runs, into the output's temporary folder opened only now
-        seqs = _sort_and_write(uidx, iidx, inter, users, folder.open() / "sequences.parquet", features)
+        tmp = folder.open()
+        writer = SequencesInBackground(tmp / "sequences.parquet")
+        folder.stack.callback(writer.abort)  # (after the swap, or before the folder goes on an error)
+        seqs = _sort_and_write(uidx, iidx, inter, users, writer, features)
+        folder.pending["sequences.parquet"] = writer.finish()
         folder.sequences_written = True
     else:
         seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts, features=features)
@@ -260,27 +268,24 @@ def _streams(config: BuildConfig, features: tuple[Feature, ...]) -> bool:
 
 
 def _sort_and_write(
-    uidx: np.ndarray, iidx: np.ndarray, inter: Interactions, users: Vocabulary, path: Path, features: tuple[Feature, ...] = ()
+    uidx: np.ndarray, iidx: np.ndarray, inter: Interactions, users: Vocabulary, writer: SequencesInBackground, features: tuple[Feature, ...] = ()
 ) -> Sequences:
-    """:func:`~seqprep.steps.sort.sequences_from` writing sequences.parquet row group by row group as
-    the sort goes."""
-    writer = SequencesWriter(path)
+    """:func:`~seqprep.steps.sort.sequences_from` handing sequences.parquet's row groups to ``writer``
+    as the sort puts them in place (nothing changes them afterwards: the writer reads them while the
+    build goes on)."""
     try:
-        try:
-            return sequences_from(
-                uidx,
-                iidx,
-                inter.time,
-                inter.rating,
-                users.counts,
-                on_part=lambda seqs, u0, u1: writer.write(sequences_part(users, seqs, u0, u1)),
-                features=features,
-                # the build lets the input-order features, item indices, times and ratings go
-                # after the sort (nothing reads inter's or the log's columns then)
-                features_in_place=True,
-                columns_in_place=True,
-            )
-        finally:
-            writer.close()
-    except OSError as e:
+        return sequences_from(
+            uidx,
+            iidx,
+            inter.time,
+            inter.rating,
+            users.counts,
+            on_part=lambda seqs, u0, u1: writer.add(lambda: sequences_part(users, seqs, u0, u1)),
+            features=features,
+            # the build lets the input-order features, item indices, times and ratings go
+            # after the sort (nothing reads inter's or the log's columns then)
+            features_in_place=True,
+            columns_in_place=True,
+        )
+    except OSError as e:  # (--threads 1: written here, as handed over)
         raise write_error(e) from e

@@ -15,8 +15,8 @@ import numpy as np
 import pyarrow as pa
 
 from ..config import BuildConfig
-from ..io.buffers import read_rows
 from ..errors import ConfigError
+from ..io.buffers import read_rows
 from ..kernels import fit_order, lookup, order_counted, remap_table, time_order
 from ..kernels.vocab import date_order, date_order_counted, last_days
 from ..model import Interactions, Log
