@@ -33,7 +33,7 @@ from ..output.folder import atomic_output_dir, build_reads, check_output, write_
 from ..progress import SILENT, Progress
 from ..steps import splits
 from ..steps.attributes import attribute_features, read_attribute_tables
-from ..steps.clean import clean
+from ..steps.clean import clean_counted
 from ..steps.events import event_feature, event_requests, events_meta, target_positions, target_rows
 from ..steps.features import column_requests, derive_time_features, encode_features, features_meta, reuse_features
 from ..steps.meta import SequenceFacts, make_meta
@@ -127,7 +127,7 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
 
             users, items, seqs, steps, part, info, keyed = spilled_sequences(log, config, spill, limit, progress)
         else:
-            inter, steps = clean(log, config)
+            inter, steps, kept = clean_counted(log, config)
             keyed = session_users(log, inter)  # (reads the user column: before the columns go)
             features: tuple[Feature, ...] = ()
             if not config.split.vocab_from_train:  # (that path encodes them once its rows are final)
@@ -136,7 +136,7 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
                 # the log's other columns are encoded now: let them go before the sort
                 inter = dataclasses.replace(inter, columns=())
                 log = dataclasses.replace(log, columns=())
-            users, items, seqs, part, info = _sorted(inter, log, steps, config, progress, folder, features)
+            users, items, seqs, part, info = _sorted(inter, log, steps, config, progress, folder, features, kept)
             del inter, features
         targets = target_positions(seqs, config.event)
         sessions = keyed.table(users, log) if keyed is not None else None
@@ -196,14 +196,15 @@ def _sorted(
     progress: Progress,
     folder: _Folder,
     features: tuple[Feature, ...],
+    kept: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[Vocabulary, Vocabulary, Sequences, np.ndarray | None, dict[str, Any]]:
     """In memory, from the clean rows and their encoded features: vocabularies, sort, split decided
-    -> (users, items, seqs, part, info)."""
+    -> (users, items, seqs, part, info). ``kept``: the rows' count tables, when k-core counted them."""
     if config.split.vocab_from_train:  # encodes the features itself, once its rows are final
         targets = target_rows(inter, config.event)
         events = event_feature(inter, config.event, config.item_order)
         return splits.fit_on_train(inter, log, config, steps, events, targets)
-    users, items, uidx, iidx = fit_vocabularies(inter, log, config)
+    users, items, uidx, iidx = fit_vocabularies(inter, log, config, kept)
     dates = splits.sequence_dates(uidx, inter, log, len(users)) if config.split.rule == "days" else None
     progress.phase(f"sorting {len(uidx):,} interactions")
     if folder.out is not None and _streams(config, features):
