@@ -16,6 +16,7 @@ import numpy as np
 
 from .sequences import code_counts as sequence_code_counts
 from .sequences import time_order
+from .vocab import user_item_counts
 
 __all__ = [
     "time_window",
@@ -287,9 +288,11 @@ def kcore_counted(
     min_item: int = 0,
     max_rounds: int | None = None,
     counted: np.ndarray | None = None,
+    threads: int = 1,
 ) -> KcoreResult:
     """:func:`kcore`, with the users and items present before and after taken from the rounds' own
-    count tables (a caller reporting them needs no further pass over the codes).
+    count tables (a caller reporting them needs no further pass over the codes). ``threads``: the
+    first user and item counts on two threads when > 1 (:func:`~seqprep.kernels.vocab.user_item_counts`).
 
     >>> r = kcore_counted(np.array([0, 0, 1, 1, 2]), np.array([5, 6, 5, 6, 5]), min_user=2, min_item=2)
     >>> r.present_before, r.present_after, [c.tolist() for c in r.kept_counts]
@@ -301,7 +304,7 @@ def kcore_counted(
     nu, ni = int(user.max()) + 1, int(item.max()) + 1
     # the rows stay where they are: a keep-mask, and count tables that lose the rows of each round
     # (no compacted copy of the codes a round, no recount of the rows left)
-    present = (code_counts(user, nu), code_counts(item, ni))
+    present = user_item_counts(user, nu, item, ni, threads)
     degree = present if counted is None else (code_counts(user[counted], nu), code_counts(item[counted], ni))
     first = KcoreTables(*present, *degree)
     state: dict[str, Any] = {"keep": None, "tables": first}  # keep None: every row

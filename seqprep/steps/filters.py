@@ -27,6 +27,7 @@ from ..config import FilterOptions
 from ..errors import ConfigError, InputError, needs_rating_column, none_left
 from ..kernels.filters import dedup, kcore_counted, kcore_passes, num_present, rating_at_least, time_window
 from ..model import Interactions
+from ..resources import sort_threads
 from ..timeunits import bound_in_unit
 
 __all__ = ["FILTER_STEPS", "apply_filters", "apply_filters_counted", "empty_after", "kcore_details", "step_report", "window_bounds"]
@@ -165,6 +166,7 @@ def apply_filters_counted(
             min_item=opts.min_item_count,
             max_rounds=opts.kcore_rounds,
             counted=None if counted is None else counted(inter),
+            threads=sort_threads(),
         )
         present = (res.present_before, res.present_after)  # (its own count tables: no recount)
         kept = res.kept_counts

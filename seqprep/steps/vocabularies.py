@@ -18,7 +18,7 @@ from ..config import BuildConfig
 from ..errors import ConfigError
 from ..io.buffers import read_rows
 from ..kernels import fit_order, lookup, order_counted, remap_table, time_order
-from ..kernels.vocab import date_order, date_order_counted, last_days
+from ..kernels.vocab import date_order, date_order_counted, last_days, user_item_counts
 from ..model import Interactions, Log
 from ..resources import sort_threads
 from ..timeunits import day_length
@@ -76,8 +76,10 @@ def fit_vocabularies(
 def _counted(inter: Interactions, log: Log, config: BuildConfig, kept: tuple[np.ndarray, np.ndarray] | None) -> CodeCounts:
     """The kept rows' count tables: ``kept`` widened to every code of the log, or counted now (and
     always for a ``first-seen`` order, which needs the first positions too)."""
-    if kept is None or "first-seen" in (config.user_order, config.item_order):
+    if "first-seen" in (config.user_order, config.item_order):
         return CodeCounts.of(inter.user, inter.item, log, config)
+    if kept is None:  # the two counts on two threads
+        kept = user_item_counts(inter.user, len(log.user_ids), inter.item, len(log.item_ids), sort_threads())
     return CodeCounts(users=_padded(kept[0], len(log.user_ids)), items=_padded(kept[1], len(log.item_ids)))
 
 
