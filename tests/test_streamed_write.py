@@ -199,6 +199,7 @@ def test_an_error_after_the_sort_stops_the_background_writer(tmp_path, monkeypat
     from seqprep.engines import local as pipeline
 
     monkeypatch.setattr(sequence_kernels, "ROW_GROUP_INTERACTIONS", 50)
+    monkeypatch.setattr(writers, "BACKGROUND_ROWS", 1)  # (a log this small is written inline)
     log = _log(tmp_path / "log.csv", 2000, 40, grouped=True)
     real = writers.SequencesWriter.write
     written = {"n": 0}
@@ -227,6 +228,7 @@ def test_background_writer_hashes_what_it_wrote(tmp_path, monkeypatch, threads):
     import json
 
     monkeypatch.setattr(sequence_kernels, "ROW_GROUP_INTERACTIONS", 97)
+    monkeypatch.setattr(writers, "BACKGROUND_ROWS", 1)
     log = _log(tmp_path / "log.csv", 3000, 80, grouped=False)
     seqprep.build(log, tmp_path / "out", threads=threads, split="loo")
     files = json.loads((tmp_path / "out" / "meta.json").read_text())["outputs"]["files"]
@@ -234,3 +236,28 @@ def test_background_writer_hashes_what_it_wrote(tmp_path, monkeypatch, threads):
         data = (tmp_path / "out" / name).read_bytes()
         assert files[name] == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     assert seqprep.verify(tmp_path / "out").ok
+
+
+def test_a_small_build_writes_its_sequences_on_the_calling_thread(tmp_path, monkeypatch):
+    """Below BACKGROUND_ROWS interactions no writer thread is started (a thread start costs more
+    than it saves on a small build); above, one is, and the bytes are the same."""
+    import json
+    import threading
+
+    started: list[str] = []
+    real_start = threading.Thread.start
+
+    def spy(self):
+        started.append(self.name)
+        real_start(self)
+
+    log = _log(tmp_path / "log.csv", 3000, 80, grouped=False)
+    monkeypatch.setattr(threading.Thread, "start", spy)
+    seqprep.build(log, tmp_path / "inline", threads=2)
+    assert not [n for n in started if n.startswith("seqprep-sequences")]
+    monkeypatch.setattr(writers, "BACKGROUND_ROWS", 1)
+    seqprep.build(log, tmp_path / "background", threads=2)
+    assert [n for n in started if n.startswith("seqprep-sequences")]
+    assert (tmp_path / "inline" / "sequences.parquet").read_bytes() == (tmp_path / "background" / "sequences.parquet").read_bytes()
+    inline, background = (json.loads((tmp_path / d / "meta.json").read_text())["outputs"] for d in ("inline", "background"))
+    assert inline == background  # (the files and their sha256)

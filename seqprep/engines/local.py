@@ -211,7 +211,7 @@ def _sorted(
         # nothing after the sort changes the sequences: sequences.parquet is written while the
         # sort runs, into the output's temporary folder opened only now
         tmp = folder.open()
-        writer = SequencesInBackground(tmp / "sequences.parquet")
+        writer = SequencesInBackground(tmp / "sequences.parquet", len(uidx))
         folder.stack.callback(writer.abort)  # (after the swap, or before the folder goes on an error)
         seqs = _sort_and_write(uidx, iidx, inter, users, writer, features)
         folder.pending["sequences.parquet"] = writer.finish()

@@ -165,12 +165,17 @@ class SequencesWriter:
                 sink.close()
 
 
+#: Sequences of fewer interactions are written on the calling thread (:class:`SequencesInBackground`).
+BACKGROUND_ROWS = 1 << 16
+
+
 class SequencesInBackground:
     """sequences.parquet written by a thread of its own from row groups handed over in file order,
     then closed and hashed there (:meth:`finish`: a future of its sha256), so that the build goes on
     (the split, the other files) while the last row groups are still being encoded. The bytes are
-    :class:`SequencesWriter`'s, on ``threads`` encoding threads; with one thread (``--threads 1``)
-    everything happens in the calling thread, as it is handed over.
+    :class:`SequencesWriter`'s, on ``threads`` encoding threads; with one thread (``--threads 1``),
+    or for fewer than :data:`BACKGROUND_ROWS` interactions (``rows``: a small build starts no
+    thread), everything happens in the calling thread, as it is handed over.
 
     :meth:`add` takes a function that makes a row group's table (called on the writer's thread);
     its arrays must not change until :meth:`finish`'s future is done. A write that fails stops the
@@ -179,10 +184,11 @@ class SequencesInBackground:
     closes the file: nothing writes into the output folder once it returns.
     """
 
-    def __init__(self, path: Path, threads: int | None = None) -> None:
+    def __init__(self, path: Path, rows: int, threads: int | None = None) -> None:
         self.path = path
         self.writer = SequencesWriter(path, threads)
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-sequences") if self.writer.threads > 1 else None
+        background = self.writer.threads > 1 and rows >= BACKGROUND_ROWS
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-sequences") if background else None
         self._error: BaseException | None = None
         self._stop = threading.Event()
         self._finished: Future[str] | None = None
