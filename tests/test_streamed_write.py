@@ -261,3 +261,40 @@ def test_a_small_build_writes_its_sequences_on_the_calling_thread(tmp_path, monk
     assert (tmp_path / "inline" / "sequences.parquet").read_bytes() == (tmp_path / "background" / "sequences.parquet").read_bytes()
     inline, background = (json.loads((tmp_path / d / "meta.json").read_text())["outputs"] for d in ("inline", "background"))
     assert inline == background  # (the files and their sha256)
+
+
+@pytest.mark.parametrize("args", [{}, {"min_user_count": 2, "split": "loo"}])
+def test_the_logs_columns_go_while_sorting(tmp_path, monkeypatch, args):
+    """Once the vocabularies are fitted the user and item codes are let go (the sort reads the
+    indices), and once the rows are sorted the input-order times and ratings (a shuffled log:
+    every sorted column is a new array): nothing holds them while the split is decided."""
+    import gc
+    import weakref
+
+    from seqprep.engines import local as pipeline
+
+    log = _log(tmp_path / "log.csv", 3000, 80, grouped=False)
+    refs: dict[str, weakref.ref] = {}
+    alive: dict[str, list[str]] = {}
+    real_read, real_sort, real_decide = pipeline.read_log, pipeline.sequences_from, pipeline.splits.decide_parts
+
+    def read(*a, **k):
+        out = real_read(*a, **k)
+        refs.update(user=weakref.ref(out.user_codes), item=weakref.ref(out.item_codes), time=weakref.ref(out.time))
+        refs.update(rating=weakref.ref(out.rating))
+        return out
+
+    def spy(name, real):
+        def call(*a, **k):
+            gc.collect()
+            alive[name] = sorted(key for key, ref in refs.items() if ref() is not None)
+            return real(*a, **k)
+
+        return call
+
+    monkeypatch.setattr(pipeline, "read_log", read)
+    monkeypatch.setattr(pipeline, "sequences_from", spy("sort", real_sort))
+    monkeypatch.setattr(pipeline.splits, "decide_parts", spy("split", real_decide))
+    built = seqprep.build(log, tmp_path / "out", **args)
+    assert alive == {"sort": ["rating", "time"], "split": []}
+    assert built.meta["rows"]["read"] == 3000

@@ -120,6 +120,7 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
         )
         if log.num_rows == 0:
             raise empty_log(i.path for i in log.inputs)
+        rows_read = log.num_rows
         keyed: SessionUsers | None = None
         if spill is not None:  # --memory-limit: external sort by user range (same result)
             assert limit is not None
@@ -136,8 +137,11 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
                 # the log's other columns are encoded now: let them go before the sort
                 inter = dataclasses.replace(inter, columns=())
                 log = dataclasses.replace(log, columns=())
-            users, items, seqs, part, info = _sorted(inter, log, steps, config, progress, folder, features, kept)
-            del inter, features
+            held = _Rows(inter, log)  # (the one reference to the rows from here: see _Rows)
+            del inter, log
+            users, items, seqs, part, info = _sorted(held, steps, config, progress, folder, features, kept)
+            log = held.log
+            del held, features
         targets = target_positions(seqs, config.event)
         sessions = keyed.table(users, log) if keyed is not None else None
         seqs, gaps = add_sessions(seqs, log.time_unit, config.session)
@@ -148,7 +152,7 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
         meta = make_meta(
             config,
             inputs=log.inputs,
-            rows_read=log.num_rows,
+            rows_read=rows_read,
             time_unit=log.time_unit,
             users=users,
             items=items,
@@ -188,9 +192,30 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
     )
 
 
+class _Rows:
+    """The clean rows and the log as read, held here alone while the build sorts them, so that
+    their columns can go as soon as nothing reads them: the user and item codes (and the log's
+    missing-time mask) once the vocabularies have turned them into indices (:meth:`indexed`), the
+    input-order times and ratings once the rows are sorted (:meth:`sorted`). A log of 25M rows
+    holds 200 MB of codes and 300 MB of times and ratings; rows that a step removed are held twice
+    (the log's and the kept copy). What is left of the log after that is read for its ids, inputs
+    and time unit only."""
+
+    def __init__(self, inter: Interactions, log: Log) -> None:
+        self.inter, self.log = inter, log
+
+    def indexed(self) -> None:
+        none = np.zeros(0, dtype=np.int32)
+        self.inter = dataclasses.replace(self.inter, user=none, item=none)
+        self.log = dataclasses.replace(self.log, user_codes=none, item_codes=none, time_valid=np.zeros(0, dtype=bool))
+
+    def sorted(self) -> None:
+        self.inter = dataclasses.replace(self.inter, time=np.zeros(0, dtype=self.inter.time.dtype), rating=None)
+        self.log = dataclasses.replace(self.log, time=np.zeros(0, dtype=self.log.time.dtype), rating=None)
+
+
 def _sorted(
-    inter: Interactions,
-    log: Log,
+    held: _Rows,
     steps: list[dict[str, Any]],
     config: BuildConfig,
     progress: Progress,
@@ -198,14 +223,19 @@ def _sorted(
     features: tuple[Feature, ...],
     kept: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[Vocabulary, Vocabulary, Sequences, np.ndarray | None, dict[str, Any]]:
-    """In memory, from the clean rows and their encoded features: vocabularies, sort, split decided
-    -> (users, items, seqs, part, info). ``kept``: the rows' count tables, when k-core counted them."""
+    """In memory, from the clean rows (``held``) and their encoded features: vocabularies, sort,
+    split decided -> (users, items, seqs, part, info). ``kept``: the rows' count tables, when
+    k-core counted them."""
+    inter, log = held.inter, held.log
     if config.split.vocab_from_train:  # encodes the features itself, once its rows are final
         targets = target_rows(inter, config.event)
         events = event_feature(inter, config.event, config.item_order)
         return splits.fit_on_train(inter, log, config, steps, events, targets)
     users, items, uidx, iidx = fit_vocabularies(inter, log, config, kept)
     dates = splits.sequence_dates(uidx, inter, log, len(users)) if config.split.rule == "days" else None
+    held.indexed()  # the codes are indices now
+    inter = held.inter
+    del log
     progress.phase(f"sorting {len(uidx):,} interactions")
     if folder.out is not None and _streams(config, features):
         # nothing after the sort changes the sequences: sequences.parquet is written while the
@@ -218,9 +248,10 @@ def _sorted(
         folder.sequences_written = True
     else:
         seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts, features=features)
-    del uidx, iidx
+    del uidx, iidx, inter
+    held.sorted()  # (the sequences hold the sorted times and ratings, or the same arrays when no sort was needed)
     targets = target_positions(seqs, config.event)
-    part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit, targets, dates)
+    part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, held.log.time_unit, targets, dates)
     return users, items, seqs, part, info
 
 
