@@ -392,11 +392,13 @@ def test_one_date_rule_for_filters_and_splits(unit, date, tmp_path):
     chunk=st.integers(1, 17),
     fast=st.booleans(),
     small=st.booleans(),
+    few=st.booleans(),
 )
-def test_code_counts_is_bincount(codes, extra, chunk, fast, small):
+def test_code_counts_is_bincount(codes, extra, chunk, fast, small, few):
     """Small inputs (one np.bincount) and large ones (counted in place by np.add.at, or chunk by
-    chunk through one buffer on numpy without its fast np.add.at; a small table by np.bincount a
-    chunk at a time) give np.bincount's counts: same values, dtype and length (minlength or max + 1)."""
+    chunk through one buffer on numpy without its fast np.add.at; a small table by np.bincount or
+    by comparisons, a chunk at a time) give np.bincount's counts: same values, dtype and length
+    (minlength or max + 1)."""
     from seqprep.kernels import filters, sequences
 
     arr = np.array(codes, dtype=np.int32)
@@ -408,6 +410,7 @@ def test_code_counts_is_bincount(codes, extra, chunk, fast, small):
         mp.setattr(sequences, "_FAST_ADD_AT", fast)
         mp.setattr(sequences, "_SMALL_TABLE", 1 << 12 if small else 0)
         mp.setattr(sequences, "_SMALL_CHUNK", chunk)
+        mp.setattr(sequences, "_FEW", 1 << 12 if few else 0)
         got = filters.code_counts(arr, minlength)
         assert got.dtype == want.dtype and got.tolist() == want.tolist()
         assert sequences.code_counts(arr, minlength).tolist() == want.tolist()
@@ -429,12 +432,13 @@ def test_code_counts_refuses_negative_codes():
     chunk=st.integers(1, 17),
     fast=st.booleans(),
     small=st.booleans(),
+    few=st.booleans(),
 )
-def test_code_counts_with_missing_counts_code_minus_one_last(codes, extra, chunk, fast, small):
+def test_code_counts_with_missing_counts_code_minus_one_last(codes, extra, chunk, fast, small, few):
     """With ``missing`` (a cat feature's counting: code -1 is a missing value) the counts are
     np.bincount's of the codes that are not -1 (length ``size``, or max + 1 when a code reaches past
     it) and one more, last entry: the number of -1 codes - in place (np.add.at), chunk by chunk
-    through one buffer, or a small table's np.bincount a chunk at a time."""
+    through one buffer, or a small table's np.bincount or comparisons a chunk at a time."""
     from seqprep.kernels import sequences
 
     arr = np.array(codes, dtype=np.int32)
@@ -446,5 +450,6 @@ def test_code_counts_with_missing_counts_code_minus_one_last(codes, extra, chunk
         mp.setattr(sequences, "_FAST_ADD_AT", fast)
         mp.setattr(sequences, "_SMALL_TABLE", 1 << 12 if small else 0)
         mp.setattr(sequences, "_SMALL_CHUNK", chunk)
+        mp.setattr(sequences, "_FEW", 1 << 12 if few else 0)
         got = sequences.code_counts(arr, size, missing=True)
     assert got.dtype == np.int64 and got.tolist() == want

@@ -264,6 +264,8 @@ _FAST_ADD_AT = np.lib.NumpyVersion(np.__version__) >= "1.25.0"
 #: time (each chunk's table is tiny): faster than ``np.add.at`` for a column of few categories.
 _SMALL_TABLE = 1 << 12
 _SMALL_CHUNK = 1 << 16
+#: ... and up to this many entries (3 values and the missing count) by comparisons (:func:`_small_counts`).
+_FEW = 4
 
 
 def code_counts(codes: np.ndarray, size: int = 0, *, missing: bool = False) -> np.ndarray:
@@ -276,9 +278,9 @@ def code_counts(codes: np.ndarray, size: int = 0, *, missing: bool = False) -> n
     codes of 162,541 users); ``np.add.at`` on one table counts them in place, 2-3x faster (numpy
     1.25+; older numpy counts a chunk at a time through one reused intp buffer), and counts code -1
     in the last entry as Python indexing does. A table of at most ``_SMALL_TABLE`` entries (a few
-    categories) is counted by ``np.bincount`` over chunks of 65,536 codes instead: its per-chunk
-    copy and table stay in the CPU's cache, ~1.4x faster than ``np.add.at`` for 25M codes of 200
-    values. Codes must not be negative (below -1 with ``missing``): ValueError, as ``np.bincount``.
+    categories) is counted over chunks of 65,536 codes instead (:func:`_small_counts`): each
+    chunk's copy and table stay in the CPU's cache, ~1.4x faster than ``np.add.at`` for 25M codes of
+    200 values. Codes must not be negative (below -1 with ``missing``): ValueError, as ``np.bincount``.
 
     >>> code_counts(np.array([2, 0, 2], dtype=np.int32), 4).tolist()
     [1, 0, 2, 0]
@@ -310,13 +312,24 @@ def code_counts(codes: np.ndarray, size: int = 0, *, missing: bool = False) -> n
 
 
 def _small_counts(codes: np.ndarray, size: int, missing: bool, msg: str) -> np.ndarray:
-    """:func:`code_counts` of a small table, ``np.bincount`` a chunk at a time (with ``missing`` of
-    the codes + 1: missing first, moved last at the end). No pass of its own checks the codes:
-    ``np.bincount`` refuses a negative one, and a code past ``size`` lengthens the count."""
+    """:func:`code_counts` of a small table, a cache-sized chunk at a time: a table of at most
+    ``_FEW`` entries (an event column's few categories) by one ``count_nonzero(part == k)`` per
+    entry, whose cost does not depend on how the codes are spread (``np.bincount``'s grows with long
+    runs of one code: for 3 values 0.06-0.07 s against 0.06-0.10 s on 25M codes); a larger one by
+    ``np.bincount`` (with ``missing`` of the codes + 1: missing first, moved last at the end). No
+    pass of its own checks
+    the codes: a chunk whose comparisons do not add up to its length is counted by ``np.bincount``,
+    which refuses a negative code, and a code past ``size`` lengthens the count."""
     out = np.zeros(size + missing, dtype=np.int64)
+    few = np.arange(-1 if missing else 0, size) if len(out) <= _FEW else None
     shifted = np.empty(min(_SMALL_CHUNK, len(codes)), dtype=codes.dtype) if missing else None
     for a in range(0, len(codes), _SMALL_CHUNK):
         part = codes[a : a + _SMALL_CHUNK]
+        if few is not None:
+            counted = np.array([np.count_nonzero(part == k) for k in few], dtype=np.int64)
+            if int(counted.sum()) == len(part):  # every code one of the table's
+                out[: len(counted)] += counted
+                continue
         if shifted is not None:
             part = np.add(part, 1, out=shifted[: len(part)])
         try:
@@ -325,6 +338,7 @@ def _small_counts(codes: np.ndarray, size: int, missing: bool, msg: str) -> np.n
             raise ValueError(msg) from None
         if len(counted) > len(out):  # a code past size: the count grows, as np.bincount's
             out = np.concatenate([out, np.zeros(len(counted) - len(out), dtype=np.int64)])
+            few = None
         out += counted
     return np.roll(out, -1) if missing else out
 
