@@ -433,15 +433,20 @@ def test_code_counts_refuses_negative_codes():
     fast=st.booleans(),
     small=st.booleans(),
     few=st.booleans(),
+    dtype=st.sampled_from([np.int8, np.int16, np.int32, np.int64]),
+    top_code=st.booleans(),
 )
-def test_code_counts_with_missing_counts_code_minus_one_last(codes, extra, chunk, fast, small, few):
+def test_code_counts_with_missing_counts_code_minus_one_last(codes, extra, chunk, fast, small, few, dtype, top_code):
     """With ``missing`` (a cat feature's counting: code -1 is a missing value) the counts are
     np.bincount's of the codes that are not -1 (length ``size``, or max + 1 when a code reaches past
     it) and one more, last entry: the number of -1 codes - in place (np.add.at), chunk by chunk
-    through one buffer, or a small table's np.bincount or comparisons a chunk at a time."""
+    through one buffer, or a small table's np.bincount or comparisons a chunk at a time; in every
+    signed code type, with the type's largest code too (its + 1 must not wrap around)."""
     from seqprep.kernels import sequences
 
-    arr = np.array(codes, dtype=np.int32)
+    if top_code and dtype in (np.int8, np.int16):
+        codes = codes + [int(np.iinfo(dtype).max)]
+    arr = np.array(codes, dtype=dtype)
     top = max(codes, default=-1) + 1
     size = top + extra if extra % 2 else extra
     want = np.bincount(arr[arr >= 0], minlength=max(size, top)).tolist() + [int((arr < 0).sum())]

@@ -322,7 +322,9 @@ def _small_counts(codes: np.ndarray, size: int, missing: bool, msg: str) -> np.n
     which refuses a negative code, and a code past ``size`` lengthens the count."""
     out = np.zeros(size + missing, dtype=np.int64)
     few = np.arange(-1 if missing else 0, size) if len(out) <= _FEW else None
-    shifted = np.empty(min(_SMALL_CHUNK, len(codes)), dtype=codes.dtype) if missing else None
+    # codes + 1 in a type that holds them (int8's 127 + 1 or uint8's 255 + 1 would wrap around)
+    wide = np.int64 if codes.dtype.itemsize >= 4 else np.int32
+    shifted = np.empty(min(_SMALL_CHUNK, len(codes)), dtype=wide) if missing else None
     for a in range(0, len(codes), _SMALL_CHUNK):
         part = codes[a : a + _SMALL_CHUNK]
         if few is not None:
@@ -331,7 +333,7 @@ def _small_counts(codes: np.ndarray, size: int, missing: bool, msg: str) -> np.n
                 out[: len(counted)] += counted
                 continue
         if shifted is not None:
-            part = np.add(part, 1, out=shifted[: len(part)])
+            part = np.add(part, 1, out=shifted[: len(part)], dtype=shifted.dtype)
         try:
             counted = np.bincount(part, minlength=len(out))
         except ValueError:  # a negative code
