@@ -6,6 +6,8 @@ worker; the buffers reserved from the first batch's estimate change no value."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 
@@ -136,6 +138,24 @@ def test_a_read_stopped_early_stops_the_worker():
     left = [t for t in threading.enumerate() if t.ident not in before and t.name.startswith("seqprep-")]
     assert not [t for t in left if t.is_alive()]
     assert reader._ranges.empty()
+
+
+def test_a_reader_never_closed_does_not_keep_the_process_alive(tmp_path):
+    """A caller that drops a reader without close(): its worker, waiting for a slot, is a daemon
+    thread, so the interpreter still exits."""
+    p = tmp_path / "log.csv"
+    p.write_bytes(_rows(50_000, 5))
+    code = (
+        "import pyarrow as pa, pyarrow.csv as pacsv\n"
+        "from seqprep.io.ranges import RangeReader\n"
+        f"conv = pacsv.ConvertOptions(column_types={{'user': pa.string(), 'item': pa.string()}})\n"
+        f"r = RangeReader(pa.OSFile({str(p)!r}), {NAMES!r}, False, 1024, pacsv.ParseOptions(), conv)\n"
+        "next(r)\n"
+        "print('left')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "left"
 
 
 @SETTINGS

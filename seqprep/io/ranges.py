@@ -119,7 +119,6 @@ class RangeReader:  # noqa: N801 - an iterator used like a generator
         self.position = self._cut(0, 0)[1] if header else 0
         self._next_start = self._first = self.position
         self.fixed: dict[str, pa.DataType] = {}
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-csv")
         self._parsers = ThreadPoolExecutor(max_workers=sort_threads(), thread_name_prefix="seqprep-csv-part")
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-read")
         self._read_ahead: tuple[int, Any] | None = None  # (offset, future of _cut there), worker thread only
@@ -128,7 +127,9 @@ class RangeReader:  # noqa: N801 - an iterator used like a generator
         # caller gives one back as it takes the range after (AHEAD ranges ahead at most)
         self._ranges: queue.Queue[Any] = queue.Queue()
         self._slots = threading.Semaphore(AHEAD)
-        self._producing: Any = None  # future of the worker's loop, once started
+        # the worker, once started: a daemon thread, so that a reader never closed (a caller's bug)
+        # cannot keep the interpreter from exiting while its worker waits for a slot
+        self._worker: threading.Thread | None = None
         self._stop = False
         self._taken = False  # a range is (or was) being handed out: its slot comes back with the next
         self._ended = False
@@ -306,8 +307,9 @@ class RangeReader:  # noqa: N801 - an iterator used like a generator
         while not self._pending:
             if self._ended:
                 raise StopIteration
-            if self._producing is None:
-                self._producing = self._pool.submit(self._produce)
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._produce, name="seqprep-csv", daemon=True)
+                self._worker.start()
             if self._taken:  # the range handed out before is done with: the worker may cut another
                 self._slots.release()
             got = self._ranges.get()
@@ -342,7 +344,8 @@ class RangeReader:  # noqa: N801 - an iterator used like a generator
         close the file."""
         self._stop = True
         self._slots.release(AHEAD + 1)  # (a worker waiting for a slot wakes, and stops)
-        self._pool.shutdown(wait=True)
+        if self._worker is not None:
+            self._worker.join()
         for pool in (self._parsers, self._reader, self._hasher):
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
