@@ -211,25 +211,41 @@ def test_bad_event_options(tmp_path, args, message):
         )
     )
 )
-def test_the_event_feature_is_the_cat_encoding_of_its_column(case):
-    """The event feature's own encoding (two chunked passes over the codes, counts and lookup) is
-    exactly the ``cat`` encoding of ``--feature``: same indices and index type, vocabulary,
-    counts and missing rows, for every value order (codes spanning several chunks too)."""
+def test_the_cat_encoding_of_a_column_is_its_plain_definition(case):
+    """A ``cat`` feature's encoding (:func:`~seqprep.steps.features.encode_column`, which the event
+    feature is: one counting pass whose last entry counts the missing rows, one chunked lookup) is
+    the definition written plainly: values ordered by ``--item-order`` (frequency: most rows first,
+    ties by value; id: by value; first-seen and sequence: by first row), indices 1..K in the
+    smallest unsigned type, 0 for a missing row, counts and missing rows - codes over several chunks."""
     import pyarrow as pa
 
     import seqprep.kernels.features as kf
-    from seqprep.model import Column
-    from seqprep.steps.events import EVENT, encode_events
+    from seqprep.config import EventOptions
+    from seqprep.model import Column, Interactions
+    from seqprep.steps.events import EVENT, event_feature
     from seqprep.steps.features import encode_column
 
     values, codes, order = case
     col = Column("ev", "text", pa.array(values), codes=np.array(codes, dtype=np.int32))
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(kf, "_CHUNK", 7)  # several chunks
-        got = encode_events(col, order)
-    want = encode_column(EVENT, col, "cat", None, order)
-    assert got.values.dtype == want.values.dtype
-    assert got.values.tolist() == want.values.tolist()
-    assert got.vocab.ids.equals(want.vocab.ids)
-    assert list(got.vocab.counts) == list(want.vocab.counts)
-    assert (got.missing, got.name, got.column, got.kind, got.fit, got.unseen) == (want.missing, want.name, want.column, want.kind, want.fit, want.unseen)
+        got = encode_column(EVENT, col, "cat", None, order)
+    present = [c for c in codes if c >= 0]
+    count = {c: present.count(c) for c in set(present)}
+    first = {c: present.index(c) for c in set(present)}
+    key = {
+        "frequency": lambda c: (-count[c], values[c].encode()),
+        "id": lambda c: values[c].encode(),
+    }.get(order, lambda c: first[c])
+    chosen = sorted(count, key=key)
+    index = {c: k + 1 for k, c in enumerate(chosen)}
+    assert got.values.dtype == np.uint8
+    assert got.values.tolist() == [index.get(c, 0) for c in codes]
+    assert got.vocab.ids.to_pylist() == [values[c] for c in chosen]
+    assert list(got.vocab.counts) == [count[c] for c in chosen]
+    assert (got.missing, got.name, got.column, got.kind, got.fit, got.unseen) == (len(codes) - len(present), EVENT, "ev", "cat", "kept", 0)
+    # the event feature is that encoding of the event column
+    n = len(codes)
+    inter = Interactions(user=np.zeros(n, np.int32), item=np.zeros(n, np.int32), time=np.zeros(n, np.int64), rating=None, columns=(col,))
+    (feature,) = event_feature(inter, EventOptions(event_col="ev"), order)
+    assert feature.values.tolist() == got.values.tolist() and feature.vocab.ids.equals(got.vocab.ids)

@@ -7,10 +7,18 @@ import math
 
 import numpy as np
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seqprep.kernels.features import day_of_week, hour_of_day, log2_bucket, personal_interval, previous_gap, split_tokens
+from seqprep.kernels.features import (
+    day_of_week,
+    hour_of_day,
+    log2_bucket,
+    personal_interval,
+    previous_gap,
+    split_tokens,
+)
 
 lengths = st.lists(st.integers(0, 6), min_size=0, max_size=8)
 
@@ -67,3 +75,28 @@ def test_split_tokens(fields):
         want_empty += sum(1 for p in parts if not p)
     got = [tokens.slice(a, b - a).to_pylist() for a, b in zip(offsets[:-1], offsets[1:])]
     assert got == want and empty == want_empty
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from([np.uint8, np.uint16, np.int32]).flatmap(
+        lambda dtype: st.tuples(
+            st.just(dtype),
+            st.lists(st.integers(0, 200), min_size=1, max_size=12),
+            st.integers(1, 9),
+        )
+    ),
+    st.data(),
+)
+def test_take_chunked_is_indexing(case, data):
+    """``take_chunked`` (``np.take`` a chunk of codes at a time) is ``table[codes]``: same values and
+    dtype, code -1 taking the last entry, for every index type a cat feature's table has."""
+    import seqprep.kernels.features as kf
+
+    dtype, entries, chunk = case
+    table = np.array(entries, dtype=dtype)
+    codes = np.array(data.draw(st.lists(st.integers(-1, len(table) - 1), max_size=60)), dtype=np.int32)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(kf, "_CHUNK", chunk)
+        got = kf.take_chunked(table, codes)
+    assert got.dtype == table.dtype and got.tolist() == table[codes].tolist()

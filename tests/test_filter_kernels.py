@@ -391,11 +391,14 @@ def test_one_date_rule_for_filters_and_splits(unit, date, tmp_path):
     extra=st.integers(0, 10),
     chunk=st.integers(1, 17),
     fast=st.booleans(),
+    small=st.booleans(),
+    few=st.booleans(),
 )
-def test_code_counts_is_bincount(codes, extra, chunk, fast):
+def test_code_counts_is_bincount(codes, extra, chunk, fast, small, few):
     """Small inputs (one np.bincount) and large ones (counted in place by np.add.at, or chunk by
-    chunk through one buffer on numpy without its fast np.add.at) give np.bincount's counts: same
-    values, dtype and length (minlength or max + 1)."""
+    chunk through one buffer on numpy without its fast np.add.at; a small table by np.bincount or
+    by comparisons, a chunk at a time) give np.bincount's counts: same values, dtype and length
+    (minlength or max + 1)."""
     from seqprep.kernels import filters, sequences
 
     arr = np.array(codes, dtype=np.int32)
@@ -405,6 +408,9 @@ def test_code_counts_is_bincount(codes, extra, chunk, fast):
         mp.setattr(filters, "COUNT_CHUNK", chunk)
         mp.setattr(sequences, "_CHUNK", chunk)
         mp.setattr(sequences, "_FAST_ADD_AT", fast)
+        mp.setattr(sequences, "_SMALL_TABLE", 1 << 12 if small else 0)
+        mp.setattr(sequences, "_SMALL_CHUNK", chunk)
+        mp.setattr(sequences, "_FEW", 1 << 12 if few else 0)
         got = filters.code_counts(arr, minlength)
         assert got.dtype == want.dtype and got.tolist() == want.tolist()
         assert sequences.code_counts(arr, minlength).tolist() == want.tolist()
@@ -415,3 +421,40 @@ def test_code_counts_refuses_negative_codes():
 
     with pytest.raises(ValueError, match="negative"):
         sequences.code_counts(np.array([0, -1, 2], dtype=np.int32), 3)
+    with pytest.raises(ValueError, match="negative"):
+        sequences.code_counts(np.array([0, -2, 2], dtype=np.int32), 3, missing=True)
+
+
+@settings(max_examples=200)
+@given(
+    codes=st.lists(st.integers(-1, 40), min_size=0, max_size=300),
+    extra=st.integers(0, 10),
+    chunk=st.integers(1, 17),
+    fast=st.booleans(),
+    small=st.booleans(),
+    few=st.booleans(),
+    dtype=st.sampled_from([np.int8, np.int16, np.int32, np.int64]),
+    top_code=st.booleans(),
+)
+def test_code_counts_with_missing_counts_code_minus_one_last(codes, extra, chunk, fast, small, few, dtype, top_code):
+    """With ``missing`` (a cat feature's counting: code -1 is a missing value) the counts are
+    np.bincount's of the codes that are not -1 (length ``size``, or max + 1 when a code reaches past
+    it) and one more, last entry: the number of -1 codes - in place (np.add.at), chunk by chunk
+    through one buffer, or a small table's np.bincount or comparisons a chunk at a time; in every
+    signed code type, with the type's largest code too (its + 1 must not wrap around)."""
+    from seqprep.kernels import sequences
+
+    if top_code and dtype in (np.int8, np.int16):
+        codes = codes + [int(np.iinfo(dtype).max)]
+    arr = np.array(codes, dtype=dtype)
+    top = max(codes, default=-1) + 1
+    size = top + extra if extra % 2 else extra
+    want = np.bincount(arr[arr >= 0], minlength=max(size, top)).tolist() + [int((arr < 0).sum())]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sequences, "_CHUNK", chunk)
+        mp.setattr(sequences, "_FAST_ADD_AT", fast)
+        mp.setattr(sequences, "_SMALL_TABLE", 1 << 12 if small else 0)
+        mp.setattr(sequences, "_SMALL_CHUNK", chunk)
+        mp.setattr(sequences, "_FEW", 1 << 12 if few else 0)
+        got = sequences.code_counts(arr, size, missing=True)
+    assert got.dtype == np.int64 and got.tolist() == want

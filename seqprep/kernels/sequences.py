@@ -260,35 +260,89 @@ def group_rows_by_user(user: np.ndarray, rows: np.ndarray) -> np.ndarray:
 _FAST_ADD_AT = np.lib.NumpyVersion(np.__version__) >= "1.25.0"
 
 
-def code_counts(codes: np.ndarray, size: int = 0) -> np.ndarray:
-    """``np.bincount(codes, minlength=size)`` as int64, without a temporary as large as ``codes``.
+#: Up to this many entries, :func:`code_counts` counts with ``np.bincount`` a cache-sized chunk at a
+#: time (each chunk's table is tiny): faster than ``np.add.at`` for a column of few categories.
+_SMALL_TABLE = 1 << 12
+_SMALL_CHUNK = 1 << 16
+#: ... and up to this many entries (3 values and the missing count) by comparisons (:func:`_small_counts`).
+_FEW = 4
+
+
+def code_counts(codes: np.ndarray, size: int = 0, *, missing: bool = False) -> np.ndarray:
+    """``np.bincount(codes, minlength=size)`` as int64, without a temporary as large as ``codes``;
+    with ``missing``, code -1 (a missing value) is allowed too and counted in one more, last entry
+    (the entry ``table[-1]`` of a lookup table gives code -1).
 
     ``np.bincount`` copies its codes to intp first (all of them, or each chunk: a fresh array and
     a fresh count table a chunk, whose pages are what such a pass pays for most: 0.4-0.5 s for 25M
     codes of 162,541 users); ``np.add.at`` on one table counts them in place, 2-3x faster (numpy
-    1.25+; older numpy counts a chunk at a time through one reused intp buffer). Codes must not be
-    negative (ValueError, as ``np.bincount``).
+    1.25+; older numpy counts a chunk at a time through one reused intp buffer), and counts code -1
+    in the last entry as Python indexing does. A table of at most ``_SMALL_TABLE`` entries (a few
+    categories) is counted over chunks of 65,536 codes instead (:func:`_small_counts`): each
+    chunk's copy and table stay in the CPU's cache, ~1.4x faster than ``np.add.at`` for 25M codes of
+    200 values. Codes must not be negative (below -1 with ``missing``): ValueError, as ``np.bincount``.
 
     >>> code_counts(np.array([2, 0, 2], dtype=np.int32), 4).tolist()
     [1, 0, 2, 0]
+    >>> code_counts(np.array([2, -1, 0, 2], dtype=np.int32), 3, missing=True).tolist()  # last: missing
+    [1, 0, 2, 1]
     """
     codes = np.asarray(codes)
+    extra = 1 if missing else 0
+    msg = "code_counts: codes must not be negative" + (" (-1 for missing)" if missing else "")
     if len(codes) == 0:
-        return np.zeros(max(int(size), 0), dtype=np.int64)
-    if int(codes.min()) < 0:
-        msg = "code_counts: codes must not be negative"
+        return np.zeros(max(int(size), 0) + extra, dtype=np.int64)
+    if 0 < int(size) and int(size) + extra <= _SMALL_TABLE:
+        return _small_counts(codes, int(size), missing, msg)
+    if int(codes.min()) < -extra:
         raise ValueError(msg)
     size = max(int(size), int(codes.max()) + 1)
-    out = np.zeros(size, dtype=np.int64)
+    out = np.zeros(size + extra, dtype=np.int64)
     if _FAST_ADD_AT:
-        np.add.at(out, codes, 1)
+        np.add.at(out, codes, 1)  # (with ``missing``: code -1 lands in out[-1], past every code)
         return out
     buffer = np.empty(min(_CHUNK, len(codes)), dtype=np.intp)
     for a in range(0, len(codes), _CHUNK):
         part = buffer[: len(codes[a : a + _CHUNK])]
         part[...] = codes[a : a + _CHUNK]
-        out += np.bincount(part, minlength=size)
+        if missing:
+            part %= size + 1  # -1 -> size, the last entry
+        out += np.bincount(part, minlength=size + extra)
     return out
+
+
+def _small_counts(codes: np.ndarray, size: int, missing: bool, msg: str) -> np.ndarray:
+    """:func:`code_counts` of a small table, a cache-sized chunk at a time: a table of at most
+    ``_FEW`` entries (an event column's few categories) by one ``count_nonzero(part == k)`` per
+    entry, whose cost does not depend on how the codes are spread (``np.bincount``'s grows with long
+    runs of one code: for 3 values 0.06-0.07 s against 0.06-0.10 s on 25M codes); a larger one by
+    ``np.bincount`` (with ``missing`` of the codes + 1: missing first, moved last at the end). No
+    pass of its own checks
+    the codes: a chunk whose comparisons do not add up to its length is counted by ``np.bincount``,
+    which refuses a negative code, and a code past ``size`` lengthens the count."""
+    out = np.zeros(size + missing, dtype=np.int64)
+    few = np.arange(-1 if missing else 0, size) if len(out) <= _FEW else None
+    # codes + 1 in a type that holds them (int8's 127 + 1 or uint8's 255 + 1 would wrap around)
+    wide = np.int64 if codes.dtype.itemsize >= 4 else np.int32
+    shifted = np.empty(min(_SMALL_CHUNK, len(codes)), dtype=wide) if missing else None
+    for a in range(0, len(codes), _SMALL_CHUNK):
+        part = codes[a : a + _SMALL_CHUNK]
+        if few is not None:
+            counted = np.array([np.count_nonzero(part == k) for k in few], dtype=np.int64)
+            if int(counted.sum()) == len(part):  # every code one of the table's
+                out[: len(counted)] += counted
+                continue
+        if shifted is not None:
+            part = np.add(part, 1, out=shifted[: len(part)], dtype=shifted.dtype)
+        try:
+            counted = np.bincount(part, minlength=len(out))
+        except ValueError:  # a negative code
+            raise ValueError(msg) from None
+        if len(counted) > len(out):  # a code past size: the count grows, as np.bincount's
+            out = np.concatenate([out, np.zeros(len(counted) - len(out), dtype=np.int64)])
+            few = None
+        out += counted
+    return np.roll(out, -1) if missing else out
 
 
 def csr_offsets(counts: np.ndarray) -> np.ndarray:

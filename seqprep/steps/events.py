@@ -20,13 +20,11 @@ import pyarrow.compute as pc
 from ..config import EventOptions
 from ..errors import InputError
 from ..io.sniff import ColumnRequest
-from ..kernels import order_counted, remap_table
-from ..kernels.features import code_counts_missing, take_chunked
 from ..model import Column, Feature, Interactions, Sequences
 from ..vocab import Vocabulary
-from .features import compact_dtype, encode_column, value_order
+from .features import encode_column
 
-__all__ = ["EVENT", "encode_events", "event_feature", "event_requests", "event_counts", "events_meta", "events_meta_counted", "target_codes", "target_positions", "target_rows"]
+__all__ = ["EVENT", "event_feature", "event_requests", "event_counts", "events_meta", "events_meta_counted", "target_codes", "target_positions", "target_rows"]
 
 EVENT = "event"  # the feature's name
 
@@ -61,30 +59,14 @@ def target_rows(inter: Interactions, opts: EventOptions) -> np.ndarray | None:
 
 
 def event_feature(inter: Interactions, opts: EventOptions, order: str) -> tuple[Feature, ...]:
-    """The ``event`` feature of the kept rows (none without ``--event-col``)."""
+    """The ``event`` feature of the kept rows (none without ``--event-col``): the column encoded as
+    ``--feature COL:cat`` encodes one (:func:`~seqprep.steps.features.encode_column`)."""
     if opts.event_col is None:
         return ()
-    feature = encode_events(inter.column(opts.event_col), order)
+    feature = encode_column(EVENT, inter.column(opts.event_col), "cat", None, order)
     if opts.target_events:
         target_codes(inter.column(opts.event_col), opts)  # fails early on an unknown target
     return (feature,)
-
-
-def encode_events(col: Column, order: str) -> Feature:
-    """The event column as a ``cat`` feature: what :func:`~seqprep.steps.features.encode_column`
-    gives it, counted and looked up in two chunked passes over the codes (the count of missing
-    rows is the counts' first entry). ``first-seen`` (``--item-order sequence``) needs the codes'
-    first positions: encoded by ``encode_column`` itself, as is a column that is not text."""
-    vorder = value_order(order)
-    if col.kind != "text" or vorder == "first-seen":
-        return encode_column(EVENT, col, "cat", None, order)
-    assert col.codes is not None
-    counts = code_counts_missing(col.codes, len(col.values))
-    chosen, ordered = order_counted(counts[1:], col.values, vorder)  # type: ignore[arg-type]
-    vocab = Vocabulary(ids=col.values.take(pa.array(chosen, pa.int64())), counts=ordered, start=1)
-    table = np.append(remap_table(chosen, len(col.values), start=1), np.int32(0))  # code -1 -> 0 (missing)
-    indices = take_chunked(table.astype(compact_dtype(len(chosen))), col.codes)
-    return Feature(EVENT, "interaction", "cat", indices, vocab=vocab, column=col.name, missing=int(counts[0]))
 
 
 def target_positions(seqs: Sequences, opts: EventOptions) -> np.ndarray | None:

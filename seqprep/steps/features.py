@@ -31,16 +31,17 @@ from ..config import FeatureKind, FeatureOptions, VocabOptions
 from ..errors import InputError
 from ..io.buffers import IdEncoder, read_rows
 from ..io.sniff import ColumnRequest
-from ..kernels import cast_ids_exact, fit_order, lookup, order_counted, remap_table, reuse_table
+from ..kernels import cast_ids_exact, fit_order, order_counted, remap_table, reuse_table
 from ..kernels.features import (
-    code_counts_missing,
     day_of_week,
     hour_of_day,
     log2_bucket,
     personal_interval,
     previous_gap,
     split_tokens,
+    take_chunked,
 )
+from ..kernels.sequences import code_counts
 from ..model import Column, Feature, Interactions, Sequences
 from ..timeunits import NS_PER, UNIT_SCALE, largest_abs
 from ..vocab import Vocabulary
@@ -122,8 +123,8 @@ def _encode(name: str, col: Column, kind: FeatureKind | None, sep: str | None, o
         return _tokens(name, col, sep, order)
     col = category_column(col)
     assert col.codes is not None
-    vocab, indices = _fit(col.codes, col.values, order, compact=True)
-    return Feature(name, "interaction", "cat", indices, vocab=vocab, column=col.name, missing=int((col.codes < 0).sum()))
+    vocab, indices, missing = _fit(col.codes, col.values, order, compact=True)
+    return Feature(name, "interaction", "cat", indices, vocab=vocab, column=col.name, missing=missing)
 
 
 def _all_numbers(col: Column) -> bool:
@@ -215,23 +216,31 @@ def value_order(order: str) -> str:
     return "first-seen" if order == "sequence" else order
 
 
-def _fit(codes: np.ndarray, values: pa.Array, order: str, *, compact: bool = False) -> tuple[Vocabulary, np.ndarray]:
-    """The vocabulary of the codes that occur (ordered by ``order``) and the int32 index of each code
-    occurrence (0 for a missing code, -1); with ``compact`` the smallest unsigned type that holds
-    the indices (see :func:`compact_dtype`).
+def _fit(codes: np.ndarray, values: pa.Array, order: str, *, compact: bool = False) -> tuple[Vocabulary, np.ndarray, int]:
+    """The vocabulary of the codes that occur (ordered by ``order``), the int32 index of each code
+    occurrence (0 for a missing code, -1), and the number of missing codes; with ``compact`` the
+    indices in the smallest unsigned type that holds them (see :func:`compact_dtype`).
 
-    Counted and looked up a chunk of rows at a time (no 64-bit copy of all the codes), as the items are.
+    Two passes over the codes: one count (:func:`~seqprep.kernels.sequences.code_counts`, whose last
+    entry counts the missing codes: no pass of its own for them), one chunked lookup
+    (:func:`~seqprep.kernels.features.take_chunked`); no 64-bit copy of all the codes. ``first-seen``
+    takes the present codes' first positions instead of the count.
     """
     order = value_order(order)
     if order == "first-seen":
-        chosen, counts = fit_order(codes[codes >= 0], values, order)  # type: ignore[arg-type]
+        present = codes[codes >= 0]
+        missing = len(codes) - len(present)
+        chosen, counts = fit_order(present, values, order)  # type: ignore[arg-type]
+        del present
     else:
-        chosen, counts = order_counted(code_counts_missing(codes, len(values))[1:], values, order)  # type: ignore[arg-type]
+        counted = code_counts(codes, len(values), missing=True)
+        missing = int(counted[-1])
+        chosen, counts = order_counted(counted[:-1], values, order)  # type: ignore[arg-type]
     vocab = Vocabulary(ids=values.take(pa.array(chosen, pa.int64())), counts=counts, start=1)
     table = np.append(remap_table(chosen, len(values), start=1), np.int32(0))  # code -1 -> 0 (missing)
     if compact:
         table = table.astype(compact_dtype(len(chosen)))
-    return vocab, lookup(table, codes)
+    return vocab, take_chunked(table, codes), missing
 
 
 def compact_dtype(k: int) -> np.dtype:
@@ -270,7 +279,7 @@ def _tokens(name: str, col: Column, sep: str | None, order: str) -> Feature:
         pos = np.repeat(starts - offsets[:-1], lengths) + np.arange(int(offsets[-1]), dtype=np.int64)
         codes = token_codes[pos]
         empty = _empty_tokens(col, sep)
-    vocab, indices = _fit(codes, values, order, compact=True)
+    vocab, indices, _ = _fit(codes, values, order, compact=True)
     missing = int((np.diff(offsets) == 0).sum())
     return Feature(name, "interaction", "tokens", indices, vocab=vocab, offsets=offsets, column=col.name, missing=missing, empty_tokens=empty)
 
@@ -328,7 +337,7 @@ def _time_feature(name: str, k: int | None, seqs: Sequences, unit: str, order: s
     if kind == "num":
         return Feature(name, "derived", "num", values, column=rule)
     ids, codes = np.unique(values, return_inverse=True)
-    vocab, indices = _fit(codes.astype(np.int32).reshape(-1), pa.array(ids.astype(np.int64)), order)
+    vocab, indices, _ = _fit(codes.astype(np.int32).reshape(-1), pa.array(ids.astype(np.int64)), order)
     return Feature(name, "derived", "cat", indices, vocab=vocab, column=rule)
 
 
