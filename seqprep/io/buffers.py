@@ -79,8 +79,10 @@ class GrowBuffer:
 
     def reserve(self, n: int) -> None:
         """Room for ``n`` values in all (an estimate of the rows to come), so the buffer need not
-        grow block by block, copying what it holds; pages are touched only when written, and
-        :meth:`finish` gives back what was not used."""
+        grow block by block, copying what it holds. numpy's resize zero-fills the new room, so every
+        reserved page is resident at once: an estimate too large costs memory until :meth:`finish`
+        gives back what was not used (the reader's estimate is the first batch's rows per byte,
+        scaled to the file, plus 5%)."""
         if n > len(self._arr):
             self._arr.resize(n, refcheck=False)
 
