@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import queue
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -19,6 +21,7 @@ from .quoting import QuotedStream, line_of_offset, unclosed_quote
 from .sources import Source
 
 __all__ = [
+    "AHEAD",
     "MAX_PARTS",
     "RANGE_BLOCKS",
     "RangeReader",
@@ -27,8 +30,13 @@ __all__ = [
 ]
 
 
-#: Bytes of CSV text handed to pyarrow's multi-threaded reader at once, as a multiple of the block size.
+#: Bytes of CSV text handed to pyarrow's multi-threaded reader at once, as a multiple of the block
+#: size: as many blocks as there are cores (:func:`~seqprep.resources.sort_threads`), at least two and
+#: at most this many.
 RANGE_BLOCKS = 4
+
+#: Ranges cut and parsed ahead of the one the caller is encoding (in flight or done, waiting).
+AHEAD = 2
 
 #: A file is parsed in blocks of at most 1/``MIN_BLOCKS`` of its size (but at least ``MIN_BLOCK``
 #: bytes and at most --block-size), so that a small file's parse uses every core too.
@@ -65,14 +73,18 @@ def fixed_types(conv: pacsv.ConvertOptions, types: dict[str, pa.DataType] | pa.S
 class RangeReader:  # noqa: N801 - an iterator used like a generator
     """Record batches of an uncompressed CSV read range by range, each range parsed on every core.
 
-    The text is cut at row ends into ranges of about ``RANGE_BLOCKS`` blocks; each range goes through
-    ``pyarrow.csv.read_csv`` (multi-threaded), so memory stays bounded by two ranges (the one being
-    encoded and the one being parsed) while parsing uses all cores (the streaming reader parses on
-    one). A worker thread cuts and parses the next range while the caller encodes the current one, and
+    The text is cut at row ends into ranges of a block a core (2 to ``RANGE_BLOCKS`` blocks); each
+    range goes through ``pyarrow.csv.read_csv`` (multi-threaded), so memory stays bounded by
+    ``AHEAD + 1`` ranges (the one being encoded and those parsed ahead) while parsing uses all cores
+    (the streaming reader parses on one). A worker thread cuts and parses the ranges in turn, up to
+    ``AHEAD`` of them ahead of the one the caller encodes - one range ahead, the parse would wait
+    whenever a range is parsed faster than the one before it is encoded, with a core idle - and
     hashes the bytes it reads (on a thread of its own, beside the parse, in file order), so the
-    input's sha256 needs no second pass over the file. Types are inferred on the first range and then
-    fixed, so a later range that does not fit raises the same conversion error as the streaming
-    reader would (and the caller re-reads that column as text). Batches come out in file order.
+    input's sha256 needs no second pass over the file. The ranges taper to one block towards the
+    file's end, so that the last one, encoded after the parse is over, is short. Types are inferred
+    on the first range and then fixed, so a later range that does not fit raises the same conversion
+    error as the streaming reader would (and the caller re-reads that column as text), after the
+    batches of the ranges before it. Batches come out in file order.
 
     Quoted fields may hold line ends (RFC 4180), so a range is never cut inside one: a range whose
     bytes hold no quote (one ``bytes.find``) is cut at the first line end past its nominal end, as
@@ -103,15 +115,24 @@ class RangeReader:  # noqa: N801 - an iterator used like a generator
         self.delim = ord(parse.delimiter)
         self.size = data.size()
         self.block_size = max(1, min(block_size, max(MIN_BLOCK, self.size // MIN_BLOCKS)))
-        self.range_bytes = self.block_size * RANGE_BLOCKS
+        self.range_bytes = self.block_size * max(2, min(RANGE_BLOCKS, sort_threads()))
         self.position = self._cut(0, 0)[1] if header else 0
         self._next_start = self._first = self.position
         self.fixed: dict[str, pa.DataType] = {}
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-csv")
         self._parsers = ThreadPoolExecutor(max_workers=sort_threads(), thread_name_prefix="seqprep-csv-part")
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-read")
         self._read_ahead: tuple[int, Any] | None = None  # (offset, future of _cut there), worker thread only
-        self._ahead: Any = None  # future of the next range: (table, its end offset)
+        # the worker's ranges, in file order: (start, table, end), then None at the end of the
+        # file, or the error that stopped it; it takes a slot for each range it cuts and parses, the
+        # caller gives one back as it takes the range after (AHEAD ranges ahead at most)
+        self._ranges: queue.Queue[Any] = queue.Queue()
+        self._slots = threading.Semaphore(AHEAD)
+        # the worker, once started: a daemon thread, so that a reader never closed (a caller's bug)
+        # cannot keep the interpreter from exiting while its worker waits for a slot
+        self._worker: threading.Thread | None = None
+        self._stop = False
+        self._taken = False  # a range is (or was) being handed out: its slot comes back with the next
+        self._ended = False
         self._pending: list[pa.RecordBatch] = []
         self._range = (
             self.position,
@@ -167,17 +188,32 @@ class RangeReader:  # noqa: N801 - an iterator used like a generator
     def _next(self, a: int, conv: pacsv.ConvertOptions, infer: bool) -> tuple[pa.Table, int]:
         """The range from ``a`` -> (its table, its end offset) (in the worker thread). The first range
         is one block (pyarrow infers the types from a range's first block either way), so the first
-        rows are encoded - and the progress display moves - after one block's parse, not four.
+        rows are encoded - and the progress display moves - after one block's parse, not a range's.
         ``infer``: the first range, whose column types the others take."""
-        size = self.block_size if a == self._first else self.range_bytes
+        size = self._nominal(a)
         ahead, self._read_ahead = self._read_ahead, None
         buf, end, quoted = ahead[1].result() if ahead is not None and ahead[0] == a else self._cut(a, a + size)
         if self._hasher is not None and self._hashed == a:  # on its own thread, in file order
             self._hashing = self._hasher.submit(self._hash.update, buf)  # type: ignore[union-attr]
             self._hashed = end
         if quoted and end < self.size:  # review text: reading the next range is worth doing during this parse
-            self._read_ahead = (end, self._reader.submit(self._cut, end, end + self.range_bytes))
+            self._read_ahead = (end, self._reader.submit(self._cut, end, end + self._nominal(end)))
         return (self._parse_in_parts(buf, conv, infer) if quoted else self._parse_whole(buf, conv)), end
+
+    def _nominal(self, a: int) -> int:
+        """The nominal length of the range from ``a``: one block for the first; ``RANGE_BLOCKS``
+        blocks, tapering to one block towards the end of the file (half of what is left, at least a
+        block), so that the last range - encoded by the caller after every parse is over, with a
+        core idle - is short.
+
+        >>> r = RangeReader.__new__(RangeReader)
+        >>> r.size, r.block_size, r.range_bytes, r._first = 1000, 10, 40, 0
+        >>> [r._nominal(a) for a in (0, 10, 900, 960, 985)]
+        [10, 40, 40, 20, 10]
+        """
+        if a == self._first:
+            return self.block_size
+        return min(self.range_bytes, max(self.block_size, (self.size - a) // 2))
 
     def _parse_whole(self, buf: memoryview, conv: pacsv.ConvertOptions) -> pa.Table:
         """A range without quotes, by pyarrow's multi-threaded reader."""
@@ -245,31 +281,47 @@ class RangeReader:  # noqa: N801 - an iterator used like a generator
             cuts.append(n)
         return cuts
 
-    def _submit(self) -> None:
-        """Start cutting and parsing the range after the last one read (if any is left)."""
+    def _produce(self) -> None:
+        """The worker's loop: every range in turn, each once a slot is free (the first fixes the
+        column types of the others), into ``_ranges``; an error ends it, and is handed on in its place."""
         a = self._next_start
-        if a >= self.size:
-            self._ahead = None
-            return
-        conv = fixed_types(self.conv, self.fixed) if self.fixed else self.conv
-        self._ahead = self._pool.submit(self._next, a, conv, not self.fixed)
+        try:
+            while a < self.size:
+                self._slots.acquire()
+                if self._stop:
+                    return
+                conv = fixed_types(self.conv, self.fixed) if self.fixed else self.conv
+                table, end = self._next(a, conv, not self.fixed)
+                if not self.fixed:  # the first range fixes the types of the other columns
+                    self.fixed = {f.name: f.type for f in table.schema if not pa.types.is_dictionary(f.type)}
+                self._ranges.put((a, table, end))
+                a = end
+            self._ranges.put(None)
+        except BaseException as e:  # noqa: BLE001 - raised by the caller, where the serial read raised it
+            self._ranges.put(e)
 
     def __iter__(self) -> RangeReader:
         return self
 
     def __next__(self) -> pa.RecordBatch:
         while not self._pending:
-            if self._ahead is None:
-                self._submit()
-                if self._ahead is None:
+            if self._ended:
+                raise StopIteration
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._produce, name="seqprep-csv", daemon=True)
+                self._worker.start()
+            if self._taken:  # the range handed out before is done with: the worker may cut another
+                self._slots.release()
+            got = self._ranges.get()
+            if got is None or isinstance(got, BaseException):
+                self._ended = True
+                if got is None:
                     raise StopIteration
-            table, end = self._ahead.result()
-            self._ahead = None
-            if not self.fixed:  # the first range fixes the types of the other columns
-                self.fixed = {f.name: f.type for f in table.schema if not pa.types.is_dictionary(f.type)}
-            self._range = (self._next_start, end, max(1, table.num_rows), 0)
+                raise got
+            start, table, end = got
+            self._taken = True
+            self._range = (start, end, max(1, table.num_rows), 0)
             self._next_start = end
-            self._submit()  # the next range is cut and parsed while the caller works on this one
             self._pending = table.to_batches()[::-1]
         batch = self._pending.pop()
         start, end, rows, done = self._range
@@ -288,12 +340,14 @@ class RangeReader:  # noqa: N801 - an iterator used like a generator
         return self._hash.hexdigest()
 
     def close(self) -> None:
-        """Wait for the range in flight (its error, if any, is not wanted now), then close the file."""
-        if self._ahead is not None:
-            self._ahead.cancel()
-        self._pool.shutdown(wait=True)
+        """Stop the worker after the range in flight (its error, if any, is not wanted now), then
+        close the file."""
+        self._stop = True
+        self._slots.release(AHEAD + 1)  # (a worker waiting for a slot wakes, and stops)
+        if self._worker is not None:
+            self._worker.join()
         for pool in (self._parsers, self._reader, self._hasher):
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
-        self._ahead = None
+        self._ranges = queue.Queue()  # (the tables parsed ahead: let go)
         self.data.close()

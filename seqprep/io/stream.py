@@ -189,6 +189,7 @@ class _FileColumns:
         self.time_raw: list[pa.Array] = []
         self.rating: Any = None
         self.rows = 0
+        self.expected = 0  # the rows the whole input is estimated to hold (reserve)
         self.rating_via_double = rating_via_double
 
     def add(
@@ -206,6 +207,14 @@ class _FileColumns:
             self.settle()  # this batch's requested columns failed first: their error, as read in turn
             raise
         self.rows += n
+
+    def reserve(self, rows: int) -> None:
+        """Room for about ``rows`` rows in every buffer of the roles' columns (an estimate from the
+        bytes read so far), so they do not grow, copying, batch by batch."""
+        self.expected = rows
+        for buf in (self.user.codes, self.item.codes, self.time, self.time_valid, self.rating):
+            if buf is not None:
+                buf.reserve(rows)
 
     def _add_extra(self, batch: pa.RecordBatch | pa.Table, paths: dict[str, tuple[str, str | None]]) -> None:
         for name, extra in self.extra.items():
@@ -226,6 +235,7 @@ class _FileColumns:
             t64 = pc.cast(t, pa.int64())
             if t64.null_count and self.time_valid is None:
                 self.time_valid = self.new_buffer(np.bool_)
+                self.time_valid.reserve(self.expected)
                 self.time_valid.fill(True, self.rows)
             if self.time_valid is not None:
                 self.time_valid.append(t64.is_valid().to_numpy(zero_copy_only=False))
@@ -246,6 +256,7 @@ class _FileColumns:
             r = normalize_rating(_chunked(r), where)
             if self.rating is None:
                 self.rating = self.new_buffer(np.float32)
+                self.rating.reserve(self.expected)
             self.rating.append(pc.fill_null(r, float("nan")).to_numpy(zero_copy_only=False))
 
     def close(self) -> None:
@@ -503,11 +514,16 @@ def _read_attempt(
                     if role in roles:
                         typ = schema.field(roles[role]).type
                         typed_text[role] = pa.types.is_string(typ) or pa.types.is_large_string(typ)
+            reserved = False
             for batch in batches:
                 if fmt == "csv" and any(_is_binary(t) for t in batch.schema.types):
                     raise _NotUtf8  # a column pyarrow could not read as text (checked on the schema only)
                 cols.add(batch, roles, where, paths)
-                progress.update(pos() or 0, cols.rows)
+                done = pos() or 0
+                if not reserved and isinstance(cols, _FileColumns) and done and src.size:
+                    reserved = True  # after the first batch: the rows of the whole input, from its bytes
+                    cols.reserve(cols.rows * src.size // done * 21 // 20)
+                progress.update(done, cols.rows)
             cols.settle()  # (a log's requested columns are added beside its ids)
             if isinstance(batches, RangeReader) and batches.sha256 is not None:
                 src.set_sha256(batches.sha256)  # hashed as it was read: no second pass over the file
