@@ -137,6 +137,9 @@ def test_kcore_counted_is_the_naive_round_by_round_rule(rows, min_user, min_item
     assert res.fixpoint == fixpoint
     assert res.present_before == (num_present(user), num_present(item))
     assert res.present_after == (num_present(user[res.keep]), num_present(item[res.keep]))
+    kept_u, kept_i = res.kept_counts  # the kept rows' own counts (what a vocabulary is fitted from)
+    assert kept_u.tolist() == np.bincount(user[res.keep], minlength=len(kept_u)).tolist() and len(kept_u) == (user.max() + 1 if len(user) else 0)
+    assert kept_i.tolist() == np.bincount(item[res.keep], minlength=len(kept_i)).tolist() and len(kept_i) == (item.max() + 1 if len(item) else 0)
     legacy = kcore(user, item, min_user=min_user, min_item=min_item, max_rounds=max_rounds, counted=mask)
     assert legacy[0].tolist() == keep and legacy[1] == res.rounds and legacy[2] == fixpoint
     if max_rounds == 1 and counted is None:

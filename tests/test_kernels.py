@@ -231,3 +231,22 @@ def test_lookup_is_fancy_indexing_chunk_by_chunk(codes, chunk):
     got = lookup(table, codes, chunk=chunk)
     assert got.dtype == table.dtype
     assert got.tolist() == table[codes].tolist()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 9), st.integers(0, 14)), max_size=80), st.integers(1, 3))
+def test_user_item_counts_on_threads_are_the_bincounts(rows, threads):
+    """The two count tables, on the calling thread or with the user count on a second one (the
+    row threshold lowered so that small inputs take that path too), are ``np.bincount``'s."""
+    from seqprep.kernels import vocab as vocab_kernels
+
+    user = np.array([u for u, _ in rows], dtype=np.int32)
+    item = np.array([i for _, i in rows], dtype=np.int32)
+    for rows_on_thread in (1 << 20, 1):
+        vocab_kernels.PAIR_THREAD_ROWS = rows_on_thread
+        try:
+            users, items = vocab_kernels.user_item_counts(user, 10, item, 15, threads=threads)
+        finally:
+            vocab_kernels.PAIR_THREAD_ROWS = 1 << 20
+        assert users.tolist() == np.bincount(user, minlength=10).tolist()
+        assert items.tolist() == np.bincount(item, minlength=15).tolist()

@@ -24,6 +24,7 @@ from seqprep.kernels.splits import (
     gather_ranges,
     held_out_positions,
     loo_parts,
+    ranges_mask,
     ratio_parts,
     row_counts,
     sample_negatives,
@@ -216,6 +217,28 @@ def test_gather_and_tail_ranges(ranges, max_len):
     assert [list(range(a, a + b)) for a, b in zip(s2, n2)] == [
         list(range(s, s + n))[-max_len:] if n else [] for s, n in ranges
     ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 9)), max_size=12), st.integers(0, 6), st.randoms(use_true_random=False))
+def test_ranges_mask_is_the_positions_of_its_ranges(pieces, tail, rnd):
+    """Non-overlapping ranges (gap, length pieces laid end to end, empty ones included), given in
+    any order: the mask holds exactly their positions, whether they cover few positions (marked
+    range by range) or most (all marked, the gaps cleared)."""
+    starts, lens, at = [], [], 0
+    for gap, n in pieces:
+        starts.append(at + gap)
+        lens.append(n)
+        at += gap + n
+    size = at + tail
+    order = list(range(len(starts)))
+    rnd.shuffle(order)
+    s, n = np.array(starts, dtype=np.int64)[order], np.array(lens, dtype=np.int64)[order]
+    expected = np.zeros(size, dtype=bool)
+    for a, b in zip(s, n):
+        expected[a : a + b] = True
+    got = ranges_mask(size, s, n)
+    assert got.dtype == bool and got.tolist() == expected.tolist()
 
 
 def _windows_reference(seqs: list[list[int]], L: int, T: int):

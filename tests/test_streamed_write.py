@@ -188,3 +188,113 @@ def test_time_order_on_threads_takes_any_user_integers():
     assert np.array_equal(time_order(user, time, threads=2), expected)
     huge = (np.arange(3000) % 7) * 10**11
     assert np.array_equal(time_order(huge, time, threads=2), np.lexsort((time, huge)))
+
+
+def test_an_error_after_the_sort_stops_the_background_writer(tmp_path, monkeypatch):
+    """sequences.parquet is still being written on its own thread when the build fails later (here:
+    in the split): the writer is stopped and its file closed before the temporary folder goes."""
+    import threading
+    import time
+
+    from seqprep.engines import local as pipeline
+
+    monkeypatch.setattr(sequence_kernels, "ROW_GROUP_INTERACTIONS", 50)
+    monkeypatch.setattr(writers, "BACKGROUND_ROWS", 1)  # (a log this small is written inline)
+    log = _log(tmp_path / "log.csv", 2000, 40, grouped=True)
+    real = writers.SequencesWriter.write
+    written = {"n": 0}
+
+    def slow(self, table):
+        time.sleep(0.05)
+        real(self, table)
+        written["n"] += 1
+
+    def failing(*args, **kwargs):
+        raise seqprep.errors.ConfigError("the split failed")
+
+    monkeypatch.setattr(writers.SequencesWriter, "write", slow)
+    monkeypatch.setattr(pipeline.splits, "prepare", failing)
+    with pytest.raises(seqprep.errors.ConfigError, match="the split failed"):
+        seqprep.build(log, tmp_path / "out", threads=2)
+    assert written["n"] < 40  # the build did not wait for every row group: the writer was stopped
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.csv"]  # no output, no temporary folder
+    assert not [t for t in threading.enumerate() if t.name.startswith("seqprep-sequences")]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_background_writer_hashes_what_it_wrote(tmp_path, monkeypatch, threads):
+    """The sha256 meta.json records for sequences.parquet (taken on the writing thread) is the file's."""
+    import hashlib
+    import json
+
+    monkeypatch.setattr(sequence_kernels, "ROW_GROUP_INTERACTIONS", 97)
+    monkeypatch.setattr(writers, "BACKGROUND_ROWS", 1)
+    log = _log(tmp_path / "log.csv", 3000, 80, grouped=False)
+    seqprep.build(log, tmp_path / "out", threads=threads, split="loo")
+    files = json.loads((tmp_path / "out" / "meta.json").read_text())["outputs"]["files"]
+    for name in ("sequences.parquet", "train.parquet", "valid.parquet", "test.parquet", "items.parquet"):
+        data = (tmp_path / "out" / name).read_bytes()
+        assert files[name] == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    assert seqprep.verify(tmp_path / "out").ok
+
+
+def test_a_small_build_writes_its_sequences_on_the_calling_thread(tmp_path, monkeypatch):
+    """Below BACKGROUND_ROWS interactions no writer thread is started (a thread start costs more
+    than it saves on a small build); above, one is, and the bytes are the same."""
+    import json
+    import threading
+
+    started: list[str] = []
+    real_start = threading.Thread.start
+
+    def spy(self):
+        started.append(self.name)
+        real_start(self)
+
+    log = _log(tmp_path / "log.csv", 3000, 80, grouped=False)
+    monkeypatch.setattr(threading.Thread, "start", spy)
+    seqprep.build(log, tmp_path / "inline", threads=2)
+    assert not [n for n in started if n.startswith("seqprep-sequences")]
+    monkeypatch.setattr(writers, "BACKGROUND_ROWS", 1)
+    seqprep.build(log, tmp_path / "background", threads=2)
+    assert [n for n in started if n.startswith("seqprep-sequences")]
+    assert (tmp_path / "inline" / "sequences.parquet").read_bytes() == (tmp_path / "background" / "sequences.parquet").read_bytes()
+    inline, background = (json.loads((tmp_path / d / "meta.json").read_text())["outputs"] for d in ("inline", "background"))
+    assert inline == background  # (the files and their sha256)
+
+
+@pytest.mark.parametrize("args", [{}, {"min_user_count": 2, "split": "loo"}])
+def test_the_logs_columns_go_while_sorting(tmp_path, monkeypatch, args):
+    """Once the vocabularies are fitted the user and item codes are let go (the sort reads the
+    indices), and once the rows are sorted the input-order times and ratings (a shuffled log:
+    every sorted column is a new array): nothing holds them while the split is decided."""
+    import gc
+    import weakref
+
+    from seqprep.engines import local as pipeline
+
+    log = _log(tmp_path / "log.csv", 3000, 80, grouped=False)
+    refs: dict[str, weakref.ref] = {}
+    alive: dict[str, list[str]] = {}
+    real_read, real_sort, real_decide = pipeline.read_log, pipeline.sequences_from, pipeline.splits.decide_parts
+
+    def read(*a, **k):
+        out = real_read(*a, **k)
+        refs.update(user=weakref.ref(out.user_codes), item=weakref.ref(out.item_codes), time=weakref.ref(out.time))
+        refs.update(rating=weakref.ref(out.rating))
+        return out
+
+    def spy(name, real):
+        def call(*a, **k):
+            gc.collect()
+            alive[name] = sorted(key for key, ref in refs.items() if ref() is not None)
+            return real(*a, **k)
+
+        return call
+
+    monkeypatch.setattr(pipeline, "read_log", read)
+    monkeypatch.setattr(pipeline, "sequences_from", spy("sort", real_sort))
+    monkeypatch.setattr(pipeline.splits, "decide_parts", spy("split", real_decide))
+    built = seqprep.build(log, tmp_path / "out", **args)
+    assert alive == {"sort": ["rating", "time"], "split": []}
+    assert built.meta["rows"]["read"] == 3000

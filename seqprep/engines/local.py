@@ -4,7 +4,9 @@ Every stage is a public step (:mod:`seqprep.steps`); only the order and the reso
 here. With ``--memory-limit`` the read spills its integer columns to a temporary folder and the
 sort runs user range by user range (:mod:`seqprep.engines.spill`): the same result, byte for byte.
 When nothing after the sort changes the sequences, sequences.parquet is written while the sort runs,
-into the output's temporary folder, opened only then (a kill while reading leaves nothing behind).
+into the output's temporary folder, opened only then (a kill while reading leaves nothing behind), by
+a thread of its own that also closes and hashes it: the build goes on (meta, the split, the other
+files) while its last row groups are encoded, and waits for it only before meta.json is written.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import dataclasses
 import tempfile
 import time as _time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -25,12 +28,12 @@ from ..io import read_log
 from ..io.sniff import ColumnRequest
 from ..model import BuildResult, Extras, Feature, Interactions, Log, Sequences
 from ..output.atomic import NO_READS, Reads
-from ..output.files import SequencesWriter, sequences_part
+from ..output.files import SequencesInBackground, sequences_part
 from ..output.folder import atomic_output_dir, build_reads, check_output, write_error, write_outputs
 from ..progress import SILENT, Progress
 from ..steps import splits
 from ..steps.attributes import attribute_features, read_attribute_tables
-from ..steps.clean import clean
+from ..steps.clean import clean_counted
 from ..steps.events import event_feature, event_requests, events_meta, target_positions, target_rows
 from ..steps.features import column_requests, derive_time_features, encode_features, features_meta, reuse_features
 from ..steps.meta import SequenceFacts, make_meta
@@ -50,6 +53,7 @@ class _Folder:
         self.stack, self.out, self.overwrite, self.reads = stack, out, overwrite, reads
         self.tmp: Path | None = None
         self.sequences_written = False  # sequences.parquet is in tmp already (written during the sort)
+        self.pending: dict[str, Future[str]] = {}  # files of tmp still being written: their sha256 to come
 
     def open(self) -> Path:
         assert self.out is not None
@@ -83,7 +87,7 @@ def run_local(
             meta = write_stream(result, stdout)
         elif write:
             progress.phase(f"writing {out}")
-            meta = write_outputs(result, folder.open(), sequences_written=folder.sequences_written)
+            meta = write_outputs(result, folder.open(), sequences_written=folder.sequences_written, pending=folder.pending)
     return dataclasses.replace(result, meta=meta, output=out, seconds=_time.perf_counter() - t0)
 
 
@@ -116,6 +120,7 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
         )
         if log.num_rows == 0:
             raise empty_log(i.path for i in log.inputs)
+        rows_read = log.num_rows
         keyed: SessionUsers | None = None
         if spill is not None:  # --memory-limit: external sort by user range (same result)
             assert limit is not None
@@ -123,7 +128,7 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
 
             users, items, seqs, steps, part, info, keyed = spilled_sequences(log, config, spill, limit, progress)
         else:
-            inter, steps = clean(log, config)
+            inter, steps, kept = clean_counted(log, config)
             keyed = session_users(log, inter)  # (reads the user column: before the columns go)
             features: tuple[Feature, ...] = ()
             if not config.split.vocab_from_train:  # (that path encodes them once its rows are final)
@@ -132,8 +137,11 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
                 # the log's other columns are encoded now: let them go before the sort
                 inter = dataclasses.replace(inter, columns=())
                 log = dataclasses.replace(log, columns=())
-            users, items, seqs, part, info = _sorted(inter, log, steps, config, progress, folder, features)
-            del inter, features
+            held = _Rows(inter, log)  # (the one reference to the rows from here: see _Rows)
+            del inter, log
+            users, items, seqs, part, info = _sorted(held, steps, config, progress, folder, features, kept)
+            log = held.log
+            del held, features
         targets = target_positions(seqs, config.event)
         sessions = keyed.table(users, log) if keyed is not None else None
         seqs, gaps = add_sessions(seqs, log.time_unit, config.session)
@@ -144,7 +152,7 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
         meta = make_meta(
             config,
             inputs=log.inputs,
-            rows_read=log.num_rows,
+            rows_read=rows_read,
             time_unit=log.time_unit,
             users=users,
             items=items,
@@ -184,34 +192,66 @@ def _build(config: BuildConfig, stdin: BinaryIO | None, progress: Progress, fold
     )
 
 
+class _Rows:
+    """The clean rows and the log as read, held here alone while the build sorts them, so that
+    their columns can go as soon as nothing reads them: the user and item codes (and the log's
+    missing-time mask) once the vocabularies have turned them into indices (:meth:`indexed`), the
+    input-order times and ratings once the rows are sorted (:meth:`sorted`). A log of 25M rows
+    holds 200 MB of codes and 300 MB of times and ratings; rows that a step removed are held twice
+    (the log's and the kept copy). What is left of the log after that is read for its ids, inputs
+    and time unit only."""
+
+    def __init__(self, inter: Interactions, log: Log) -> None:
+        self.inter, self.log = inter, log
+
+    def indexed(self) -> None:
+        none = np.zeros(0, dtype=np.int32)
+        self.inter = dataclasses.replace(self.inter, user=none, item=none)
+        self.log = dataclasses.replace(self.log, user_codes=none, item_codes=none, time_valid=np.zeros(0, dtype=bool))
+
+    def sorted(self) -> None:
+        self.inter = dataclasses.replace(self.inter, time=np.zeros(0, dtype=self.inter.time.dtype), rating=None)
+        self.log = dataclasses.replace(self.log, time=np.zeros(0, dtype=self.log.time.dtype), rating=None)
+
+
 def _sorted(
-    inter: Interactions,
-    log: Log,
+    held: _Rows,
     steps: list[dict[str, Any]],
     config: BuildConfig,
     progress: Progress,
     folder: _Folder,
     features: tuple[Feature, ...],
+    kept: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[Vocabulary, Vocabulary, Sequences, np.ndarray | None, dict[str, Any]]:
-    """In memory, from the clean rows and their encoded features: vocabularies, sort, split decided
-    -> (users, items, seqs, part, info)."""
+    """In memory, from the clean rows (``held``) and their encoded features: vocabularies, sort,
+    split decided -> (users, items, seqs, part, info). ``kept``: the rows' count tables, when
+    k-core counted them."""
+    inter, log = held.inter, held.log
     if config.split.vocab_from_train:  # encodes the features itself, once its rows are final
         targets = target_rows(inter, config.event)
         events = event_feature(inter, config.event, config.item_order)
         return splits.fit_on_train(inter, log, config, steps, events, targets)
-    users, items, uidx, iidx = fit_vocabularies(inter, log, config)
+    users, items, uidx, iidx = fit_vocabularies(inter, log, config, kept)
     dates = splits.sequence_dates(uidx, inter, log, len(users)) if config.split.rule == "days" else None
+    held.indexed()  # the codes are indices now
+    inter = held.inter
+    del log
     progress.phase(f"sorting {len(uidx):,} interactions")
     if folder.out is not None and _streams(config, features):
         # nothing after the sort changes the sequences: sequences.parquet is written while the
         # sort runs, into the output's temporary folder opened only now
-        seqs = _sort_and_write(uidx, iidx, inter, users, folder.open() / "sequences.parquet", features)
+        tmp = folder.open()
+        writer = SequencesInBackground(tmp / "sequences.parquet", len(uidx))
+        folder.stack.callback(writer.abort)  # (after the swap, or before the folder goes on an error)
+        seqs = _sort_and_write(uidx, iidx, inter, users, writer, features)
+        folder.pending["sequences.parquet"] = writer.finish()
         folder.sequences_written = True
     else:
         seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts, features=features)
-    del uidx, iidx
+    del uidx, iidx, inter
+    held.sorted()  # (the sequences hold the sorted times and ratings, or the same arrays when no sort was needed)
     targets = target_positions(seqs, config.event)
-    part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, log.time_unit, targets, dates)
+    part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, held.log.time_unit, targets, dates)
     return users, items, seqs, part, info
 
 
@@ -260,27 +300,24 @@ def _streams(config: BuildConfig, features: tuple[Feature, ...]) -> bool:
 
 
 def _sort_and_write(
-    uidx: np.ndarray, iidx: np.ndarray, inter: Interactions, users: Vocabulary, path: Path, features: tuple[Feature, ...] = ()
+    uidx: np.ndarray, iidx: np.ndarray, inter: Interactions, users: Vocabulary, writer: SequencesInBackground, features: tuple[Feature, ...] = ()
 ) -> Sequences:
-    """:func:`~seqprep.steps.sort.sequences_from` writing sequences.parquet row group by row group as
-    the sort goes."""
-    writer = SequencesWriter(path)
+    """:func:`~seqprep.steps.sort.sequences_from` handing sequences.parquet's row groups to ``writer``
+    as the sort puts them in place (nothing changes them afterwards: the writer reads them while the
+    build goes on)."""
     try:
-        try:
-            return sequences_from(
-                uidx,
-                iidx,
-                inter.time,
-                inter.rating,
-                users.counts,
-                on_part=lambda seqs, u0, u1: writer.write(sequences_part(users, seqs, u0, u1)),
-                features=features,
-                # the build lets the input-order features, item indices, times and ratings go
-                # after the sort (nothing reads inter's or the log's columns then)
-                features_in_place=True,
-                columns_in_place=True,
-            )
-        finally:
-            writer.close()
-    except OSError as e:
+        return sequences_from(
+            uidx,
+            iidx,
+            inter.time,
+            inter.rating,
+            users.counts,
+            on_part=lambda seqs, u0, u1: writer.add(lambda: sequences_part(users, seqs, u0, u1)),
+            features=features,
+            # the build lets the input-order features, item indices, times and ratings go
+            # after the sort (nothing reads inter's or the log's columns then)
+            features_in_place=True,
+            columns_in_place=True,
+        )
+    except OSError as e:  # (--threads 1: written here, as handed over)
         raise write_error(e) from e

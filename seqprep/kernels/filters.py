@@ -16,6 +16,7 @@ import numpy as np
 
 from .sequences import code_counts as sequence_code_counts
 from .sequences import time_order
+from .vocab import user_item_counts
 
 __all__ = [
     "time_window",
@@ -238,13 +239,17 @@ def kcore_rounds(
 
 class KcoreResult(NamedTuple):
     """What :func:`kcore_counted` gives: the keep-mask, the rounds, whether the bounds hold, and
-    the users and items present (with any row) before and after, as ``(users, items)``."""
+    the users and items present (with any row) before and after, as ``(users, items)``;
+    ``kept_counts``: the kept rows of every user code and item code (``(users, items)``, int64
+    tables as long as the largest code + 1), the last round's tables: a vocabulary fitted on the
+    kept rows needs no recount."""
 
     keep: np.ndarray
     rounds: list[dict[str, int]]
     fixpoint: bool
     present_before: tuple[int, int]
     present_after: tuple[int, int]
+    kept_counts: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def kcore(
@@ -283,21 +288,23 @@ def kcore_counted(
     min_item: int = 0,
     max_rounds: int | None = None,
     counted: np.ndarray | None = None,
+    threads: int = 1,
 ) -> KcoreResult:
     """:func:`kcore`, with the users and items present before and after taken from the rounds' own
-    count tables (a caller reporting them needs no further pass over the codes).
+    count tables (a caller reporting them needs no further pass over the codes). ``threads``: the
+    first user and item counts on two threads when > 1 (:func:`~seqprep.kernels.vocab.user_item_counts`).
 
     >>> r = kcore_counted(np.array([0, 0, 1, 1, 2]), np.array([5, 6, 5, 6, 5]), min_user=2, min_item=2)
-    >>> r.present_before, r.present_after
-    ((3, 2), (2, 2))
+    >>> r.present_before, r.present_after, [c.tolist() for c in r.kept_counts]
+    ((3, 2), (2, 2), [[2, 2, 0], [0, 0, 0, 0, 0, 2, 2]])
     """
     n = len(user)
     if n == 0:
-        return KcoreResult(np.ones(0, dtype=bool), [], True, (0, 0), (0, 0))
+        return KcoreResult(np.ones(0, dtype=bool), [], True, (0, 0), (0, 0), (np.zeros(0, np.int64), np.zeros(0, np.int64)))
     nu, ni = int(user.max()) + 1, int(item.max()) + 1
     # the rows stay where they are: a keep-mask, and count tables that lose the rows of each round
     # (no compacted copy of the codes a round, no recount of the rows left)
-    present = (code_counts(user, nu), code_counts(item, ni))
+    present = user_item_counts(user, nu, item, ni, threads)
     degree = present if counted is None else (code_counts(user[counted], nu), code_counts(item[counted], ni))
     first = KcoreTables(*present, *degree)
     state: dict[str, Any] = {"keep": None, "tables": first}  # keep None: every row
@@ -329,7 +336,8 @@ def kcore_counted(
     last = state["tables"]
     after = (int(np.count_nonzero(last.present_user)), int(np.count_nonzero(last.present_item)))
     keep = state["keep"]
-    return KcoreResult(np.ones(n, dtype=bool) if keep is None else keep, rounds, fixpoint, before, after)
+    kept = (last.present_user, last.present_item)
+    return KcoreResult(np.ones(n, dtype=bool) if keep is None else keep, rounds, fixpoint, before, after, kept)
 
 
 def kcore_passes(

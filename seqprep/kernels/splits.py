@@ -347,17 +347,37 @@ def ranges_mask(size: int, starts: np.ndarray, lengths: np.ndarray) -> np.ndarra
     """A boolean mask of ``size`` positions, True inside the ranges ``[starts[k], starts[k] + lengths[k])``.
 
     The ranges must not overlap; then ``values[mask]`` equals ``values[gather_ranges(...)[1]]`` for
-    ranges in increasing order, in one pass (a +1/-1 difference array and a cumulative sum).
+    ranges in increasing order, in one pass (a +1/-1 difference array and a cumulative sum). Ranges
+    that cover most positions (the histories of a leave-one-out split: every user's positions but
+    the last one or two) are marked the other way round: all True, then the few gaps between them
+    set False.
 
     >>> ranges_mask(8, np.array([1, 5]), np.array([2, 3])).astype(int).tolist()
     [0, 1, 1, 0, 0, 1, 1, 1]
+    >>> ranges_mask(8, np.array([4, 0]), np.array([3, 3])).astype(int).tolist()
+    [1, 1, 1, 0, 1, 1, 1, 0]
     """
     starts = np.asarray(starts, dtype=np.int64)
-    ends = starts + np.asarray(lengths, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if 2 * int(lengths.sum()) > size:
+        mask = np.ones(size, dtype=bool)
+        mask[_gaps(size, starts, lengths)] = False
+        return mask
+    ends = starts + lengths
     diff = np.zeros(size + 1, dtype=np.int8)
     np.add.at(diff, starts, 1)
     np.add.at(diff, ends, -1)
     return np.cumsum(diff[:size], dtype=np.int8) > 0
+
+
+def _gaps(size: int, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The positions of ``size`` outside the (non-overlapping) ranges, in order: those before the
+    first range, between two ranges in order of their starts and after the last."""
+    by_start = np.argsort(starts, kind="stable")
+    starts, ends = starts[by_start], starts[by_start] + lengths[by_start]
+    gap_from = np.concatenate(([0], np.maximum.accumulate(ends)))  # (an empty range ends nothing)
+    gap_to = np.concatenate((starts, [size]))
+    return gather_ranges(gap_from, np.maximum(gap_to - gap_from, 0))[1]
 
 
 def tail_ranges(starts: np.ndarray, lengths: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,9 @@ a build writes, and the folder they go into, is :mod:`seqprep.output.folder`'s b
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..io.sources import sha256_file
 from ..kernels.sequences import sequence_parts
 from ..model import BuildResult, Feature, Sequences
 from ..records import record
@@ -26,6 +29,7 @@ from .row_groups import PartsWriter
 __all__ = [
     "PARQUET_COMPRESSION",
     "NpyChunks",
+    "SequencesInBackground",
     "SequencesWriter",
     "dump_json",
     "feature_arrays",
@@ -159,6 +163,82 @@ class SequencesWriter:
         finally:
             if sink is not None:
                 sink.close()
+
+
+#: Sequences of fewer interactions are written on the calling thread (:class:`SequencesInBackground`).
+BACKGROUND_ROWS = 1 << 16
+
+
+class SequencesInBackground:
+    """sequences.parquet written by a thread of its own from row groups handed over in file order,
+    then closed and hashed there (:meth:`finish`: a future of its sha256), so that the build goes on
+    (the split, the other files) while the last row groups are still being encoded. The bytes are
+    :class:`SequencesWriter`'s, on ``threads`` encoding threads; with one thread (``--threads 1``),
+    or for fewer than :data:`BACKGROUND_ROWS` interactions (``rows``: a small build starts no
+    thread), everything happens in the calling thread, as it is handed over.
+
+    :meth:`add` takes a function that makes a row group's table (called on the writer's thread);
+    its arrays must not change until :meth:`finish`'s future is done. A write that fails stops the
+    writes after it; :meth:`finish`'s future raises its error once the file is closed. :meth:`abort`
+    (an error on the way) drops the row groups not yet started, waits for the one being written and
+    closes the file: nothing writes into the output folder once it returns.
+    """
+
+    def __init__(self, path: Path, rows: int, threads: int | None = None) -> None:
+        self.path = path
+        self.writer = SequencesWriter(path, threads)
+        background = self.writer.threads > 1 and rows >= BACKGROUND_ROWS
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-sequences") if background else None
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._finished: Future[str] | None = None
+
+    def add(self, make_table: Callable[[], pa.Table]) -> None:
+        if self._pool is None:
+            self.writer.write(make_table())  # (an error is raised here, to the caller)
+        else:
+            self._pool.submit(self._write, make_table)
+
+    def _write(self, make_table: Callable[[], pa.Table]) -> None:
+        if self._stop.is_set() or self._error is not None:
+            return
+        try:
+            self.writer.write(make_table())
+        except BaseException as e:  # noqa: BLE001 - raised by finish()'s future, once the file is closed
+            self._error = e
+
+    def finish(self) -> Future[str]:
+        """The file's sha256 once every row group is written and the file closed (or the error)."""
+        if self._pool is None:
+            done: Future[str] = Future()
+            try:
+                self.writer.close()
+                done.set_result(sha256_file(self.path))
+            except BaseException as e:  # noqa: BLE001 - raised by result(), as a pool's would be
+                done.set_exception(e)
+            self._finished = done
+            return done
+        self._finished = self._pool.submit(self._close)
+        self._pool.shutdown(wait=False)
+        return self._finished
+
+    def _close(self) -> str:
+        try:
+            self.writer.close()
+        finally:
+            if self._error is not None:
+                raise self._error
+        return sha256_file(self.path)
+
+    def abort(self) -> None:
+        """Stop writing (an error on the way): no more row groups, the file closed; never raises."""
+        self._stop.set()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        try:
+            self.writer.close()
+        except Exception:  # noqa: BLE001, S110 - the build is failing already: its own error is the one to show
+            pass
 
 
 def write_sequences(users: Vocabulary, seqs: Sequences, path: Path) -> None:

@@ -9,7 +9,7 @@ it is or holds what the build reads; a failed or interrupted build leaves the ol
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -102,30 +102,47 @@ def atomic_output_dir(out: Path, overwrite: bool, reads: Reads = NO_READS) -> It
             raise
 
 
-def write_outputs(result: BuildResult, folder: Path, *, sequences_written: bool = False, exports_written: bool = False) -> dict[str, Any]:
+def write_outputs(
+    result: BuildResult,
+    folder: Path,
+    *,
+    sequences_written: bool = False,
+    exports_written: bool = False,
+    pending: Mapping[str, Future[str]] | None = None,
+) -> dict[str, Any]:
     """Write every requested file of ``result`` into ``folder``; returns the meta that was written.
 
     ``sequences_written``: sequences.parquet is in ``folder`` already (written during the sort);
-    ``exports_written``: so are the ``--export`` files (the Dask engine writes them part by part).
+    ``exports_written``: so are the ``--export`` files (the Dask engine writes them part by part);
+    ``pending``: files of ``folder`` (by name) still being written by another thread, each a future
+    of its sha256: meta.json is written once they are done.
     """
     formats = result.config.formats
-    # sequences.parquet (the largest file; pyarrow encodes it on one core) is written by a second
-    # thread while this one writes every other file; both are done before anything is hashed
+    # sequences.parquet (the largest file) is written, then hashed, by a second thread while this one
+    # writes every other file; both are done before meta.json is written
+    waiting = dict(pending or {})
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqprep-write") as pool:
-        pending = None
         if "parquet" in formats and not sequences_written:
-            pending = pool.submit(write_sequences, result.users, result.sequences, folder / "sequences.parquet")
+            path = folder / "sequences.parquet"
+            waiting["sequences.parquet"] = pool.submit(_written_and_hashed, write_sequences, path, result.users, result.sequences, path)
         try:
-            meta = _write_rest(result, folder, pending, exports_written)
+            meta = _write_rest(result, folder, waiting, exports_written)
         finally:
-            if pending is not None:
-                pending.cancel()  # not started yet (an error above): never start it
+            for future in waiting.values():
+                future.cancel()  # not started yet (an error above): never start it
     return meta
 
 
-def _write_rest(result: BuildResult, folder: Path, pending: Future[None] | None, exports_written: bool = False) -> dict[str, Any]:
+def _written_and_hashed(write: Callable[..., Any], path: Path, *args: Any) -> str:
+    """``write(*args)``, then the sha256 of the ``path`` it wrote (on the writing thread)."""
+    write(*args)
+    return sha256_file(path)
+
+
+def _write_rest(result: BuildResult, folder: Path, pending: dict[str, Future[str]], exports_written: bool = False) -> dict[str, Any]:
     formats = result.config.formats
     try:
+        known: dict[str, str] = {}  # sha256 of files hashed as they were written
         if "npz" in formats:
             assert result.sequences is not None
             arrays = sequences_npz(result.sequences, result.users.indices)
@@ -138,7 +155,7 @@ def _write_rest(result: BuildResult, folder: Path, pending: Future[None] | None,
         if result.extras is not None:
             from .splits import write_extras  # (as write_exports below: imported by the builds that write them)
 
-            write_extras(result, folder)
+            known.update(write_extras(result, folder))
         write_parquet(result.items.to_table("item"), folder / "items.parquet")
         write_parquet(result.users.to_table("user"), folder / "users.parquet")
         _write_feature_vocabularies(result, folder)
@@ -151,9 +168,9 @@ def _write_rest(result: BuildResult, folder: Path, pending: Future[None] | None,
             write_exports(result, folder)
         if "recbole" in result.config.emit.exports:
             write_recbole_attributes(result, folder)
-        if pending is not None:
-            pending.result()
-        files = _file_digests(folder)
+        for name, future in pending.items():
+            known[name] = future.result()
+        files = _file_digests(folder, known)
         meta = dict(result.meta)
         meta["outputs"] = {"formats": list(formats), "exports": list(result.config.emit.exports), "files": files}
         (folder / "meta.json").write_text(dump_json(meta), encoding="utf-8")
@@ -166,19 +183,23 @@ def _write_rest(result: BuildResult, folder: Path, pending: Future[None] | None,
 INLINE_HASH_BYTES = 4 << 20
 
 
-def _file_digests(folder: Path) -> dict[str, dict[str, Any]]:
+def _file_digests(folder: Path, known: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
     """Every file of ``folder`` (nested ones too: the Dask engine's sequences/part-NNNNN.parquet) by
-    its posix path: its size and sha256, the files hashed on two threads (hashlib lets go of the
-    GIL), largest first so that the two finish together; on this thread alone below ``INLINE_HASH_BYTES``."""
+    its posix path: its size and sha256 - taken from ``known`` (by posix path: files hashed as they
+    were written), the others hashed here on two threads (hashlib lets go of the GIL), largest
+    first so that the two finish together; on this thread alone below ``INLINE_HASH_BYTES``."""
+    known = known or {}
     paths = sorted(p for p in folder.rglob("*") if p.is_file())
+    names = {p: p.relative_to(folder).as_posix() for p in paths}
     sizes = {p: p.stat().st_size for p in paths}
-    largest_first = sorted(paths, key=lambda p: -sizes[p])
-    if sum(sizes.values()) < INLINE_HASH_BYTES:  # a small output: hashed here, no threads to start
-        digests = {p: sha256_file(p) for p in largest_first}
+    digests = {p: known[names[p]] for p in paths if names[p] in known}
+    largest_first = sorted((p for p in paths if p not in digests), key=lambda p: -sizes[p])
+    if sum(sizes[p] for p in largest_first) < INLINE_HASH_BYTES:  # a small output: hashed here, no threads to start
+        digests.update((p, sha256_file(p)) for p in largest_first)
     else:
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="seqprep-sha256") as pool:
-            digests = dict(zip(largest_first, pool.map(sha256_file, largest_first)))
-    return {p.relative_to(folder).as_posix(): {"bytes": sizes[p], "sha256": digests[p]} for p in paths}
+            digests.update(zip(largest_first, pool.map(sha256_file, largest_first)))
+    return {names[p]: {"bytes": sizes[p], "sha256": digests[p]} for p in paths}
 
 
 def _write_feature_vocabularies(result: BuildResult, folder: Path) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..io.buffers import FileBuffer, read_rows
+from ..io.sources import sha256_file
 from ..kernels import padded
 from ..model import BuildResult, EvalRows, Extras, LargeLists
 from ..vocab import Vocabulary
@@ -140,12 +141,13 @@ def _groups(ex: Extras, num_users: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
 
 
-def write_extras(result: BuildResult, folder: Path) -> None:
+def write_extras(result: BuildResult, folder: Path) -> dict[str, str]:
     """Write train/valid/test (Parquet and/or NPZ, as ``-f`` asks) and windows.npz into ``folder``
-    from the extras of every user (``result.extras``)."""
+    from the extras of every user (``result.extras``); -> the sha256 of the Parquet files by name
+    (each hashed by the thread that wrote it, as soon as it is closed)."""
     ex: Extras | None = result.extras
     if ex is None:
-        return
+        return {}
     formats = result.config.formats
     # the Parquet files are encoded on two threads, a file each; a file alone has its row groups
     # encoded on two threads instead (SequencesWriter): with two files or more, one thread a file
@@ -153,20 +155,19 @@ def write_extras(result: BuildResult, folder: Path) -> None:
     names = _parquet_names(ex) if "parquet" in formats else []
     threads = 1 if len(names) > 1 else None
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="seqprep-split") as pool:
-        written: list[Future[None]] = []
+        written: dict[str, Future[str]] = {}
         if names:
             large = ex.large or LargeLists.of_extras(ex)
             groups = _groups(ex, len(result.users))
             for name in names:
                 tables = _group_tables(name, result.users, ex, large, groups)
-                written.append(pool.submit(_write_grouped, folder / f"{name}.parquet", tables, threads))
+                written[f"{name}.parquet"] = pool.submit(_write_grouped, folder / f"{name}.parquet", tables, threads)
         if "npz" in formats:
             for name, arrays in _npz_arrays(ex).items():
                 write_npz(folder / f"{name}.npz", arrays)
         if ex.windows is not None:
             write_npz(folder / "windows.npz", _window_arrays(ex))
-        for future in written:
-            future.result()
+        return {name: future.result() for name, future in written.items()}
 
 
 def _group_tables(name: str, users: Vocabulary, ex: Extras, large: LargeLists, groups: list[tuple[int, int]]) -> Iterator[pa.Table]:
@@ -174,13 +175,15 @@ def _group_tables(name: str, users: Vocabulary, ex: Extras, large: LargeLists, g
         yield _table(name, users, extras_range(ex, u0, u1), large)
 
 
-def _write_grouped(path: Path, tables: Iterator[pa.Table], threads: int | None = None) -> None:
+def _write_grouped(path: Path, tables: Iterator[pa.Table], threads: int | None = None) -> str:
+    """Write the file; -> its sha256."""
     out = _GroupedParquet(path, threads)
     try:
         for table in tables:
             out.add(table)
     finally:
         out.close()
+    return sha256_file(path)
 
 
 def _npz_arrays(ex: Extras) -> dict[str, dict[str, np.ndarray]]:

@@ -13,18 +13,27 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ..config import BuildConfig
 from ..model import Interactions, Log
 from . import reuse
 from .events import target_rows
-from .filters import apply_filters
+from .filters import apply_filters_counted
 from .missing import drop_missing
 
-__all__ = ["clean"]
+__all__ = ["clean", "clean_counted"]
 
 
 def clean(log: Log, config: BuildConfig) -> tuple[Interactions, list[dict[str, Any]]]:
     """-> (the rows that survive every step, in input order; the steps' reports)."""
+    inter, steps, _ = clean_counted(log, config)
+    return inter, steps
+
+
+def clean_counted(log: Log, config: BuildConfig) -> tuple[Interactions, list[dict[str, Any]], tuple[np.ndarray, np.ndarray] | None]:
+    """:func:`clean`, and the kept rows per user code and item code when k-core counted them last
+    (:func:`~seqprep.steps.filters.apply_filters_counted`; else None)."""
     inter, missing = drop_missing(log, config.strict)
     steps = [missing]
     if config.filter.where:  # (imported here: a build without --where never loads the predicates)
@@ -38,6 +47,6 @@ def clean(log: Log, config: BuildConfig) -> tuple[Interactions, list[dict[str, A
         inter = inter.take(keep)
         steps.append(unknown)
     counted = (lambda rows: target_rows(rows, config.event)) if config.event.kcore_on == "target" else None
-    inter, filtered = apply_filters(inter, log.time_unit, config.filter, counted)
+    inter, filtered, kept = apply_filters_counted(inter, log.time_unit, config.filter, counted)
     steps.extend(filtered)
-    return inter, steps
+    return inter, steps, kept

@@ -27,9 +27,10 @@ from ..config import FilterOptions
 from ..errors import ConfigError, InputError, needs_rating_column, none_left
 from ..kernels.filters import dedup, kcore_counted, kcore_passes, num_present, rating_at_least, time_window
 from ..model import Interactions
+from ..resources import sort_threads
 from ..timeunits import bound_in_unit
 
-__all__ = ["FILTER_STEPS", "apply_filters", "empty_after", "kcore_details", "step_report", "window_bounds"]
+__all__ = ["FILTER_STEPS", "apply_filters", "apply_filters_counted", "empty_after", "kcore_details", "step_report", "window_bounds"]
 
 #: The filter steps in their order (``kcore`` last).
 FILTER_STEPS = ("time_window", "min_rating", "dedup", "kcore")
@@ -109,6 +110,19 @@ def apply_filters(
     """Run the enabled cleaning steps in their fixed order; -> (kept rows in input order, step reports).
 
     ``counted(rows)``: the rows k-core counts (``--kcore-on target``; None: all)."""
+    inter, steps, _ = apply_filters_counted(inter, time_unit, opts, counted)
+    return inter, steps
+
+
+def apply_filters_counted(
+    inter: Interactions,
+    time_unit: str,
+    opts: FilterOptions,
+    counted: Callable[[Interactions], np.ndarray | None] | None = None,
+) -> tuple[Interactions, list[dict[str, Any]], tuple[np.ndarray, np.ndarray] | None]:
+    """:func:`apply_filters`, and the kept rows of every user code and item code when the k-core
+    rounds counted them (``(users, items)``, tables as long as the largest code + 1; else None)."""
+    kept: tuple[np.ndarray, np.ndarray] | None = None
     steps: list[dict[str, Any]] = []
     counts: tuple[int, int] | None = None  # (users, items) present: counted by the first step that runs
 
@@ -152,14 +166,16 @@ def apply_filters(
             min_item=opts.min_item_count,
             max_rounds=opts.kcore_rounds,
             counted=None if counted is None else counted(inter),
+            threads=sort_threads(),
         )
         present = (res.present_before, res.present_after)  # (its own count tables: no recount)
+        kept = res.kept_counts
         details = kcore_details(opts, res.rounds, res.fixpoint)
         report, inter, counts = _apply("kcore", inter, res.keep, counts, present, **details)
         steps.append(report)
         if len(inter) == 0:
             raise empty_after("kcore", opts)
-    return inter, steps
+    return inter, steps, kept
 
 
 def kcore_details(opts: FilterOptions, rounds: list[dict[str, int]], fixpoint: bool) -> dict[str, Any]:

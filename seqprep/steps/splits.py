@@ -464,7 +464,7 @@ def prepare_range(
         fields.update(train_user_idx=train_users + np.int32(user0), train_offsets=train_offsets, train_items=train_items)
         fields["train_timestamps"] = seqs.timestamps[train]
         fields["train_features"] = train_features
-        evals, within = _held_out(seqs, part, rule, opts.max_len)
+        evals, within = _held_out(seqs, part, rule, opts.max_len, (train, train_items))
         if opts.eval_negatives:
             evals, tally["negatives"] = _with_negatives(plan, seqs, evals, within, targets, user0)
         evals = {name: dataclasses.replace(ev, user_idx=ev.user_idx + np.int32(user0)) for name, ev in evals.items()}
@@ -714,16 +714,20 @@ def _eval_sizes(seqs: Sequences, part: np.ndarray, rule: str, max_len: int | Non
     return {name: (user[which == code], length[which == code]) for name, code in (("valid", VALID), ("test", TEST))}
 
 
-def _held_out(seqs: Sequences, part: np.ndarray, rule: str, max_len: int | None) -> tuple[dict[str, EvalRows], dict[str, np.ndarray]]:
+def _held_out(
+    seqs: Sequences, part: np.ndarray, rule: str, max_len: int | None, training: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[dict[str, EvalRows], dict[str, np.ndarray]]:
     """The valid and test rows with their histories; and each row's target position in its user's
-    sequence (the key of its negatives' stream)."""
+    sequence (the key of its negatives' stream). ``training``: (the TRAIN mask, the training items)
+    - a part whose histories are exactly the training positions (the valid rows of a leave-one-out
+    split) takes those items instead of gathering them again."""
     pos, start, length = eval_positions(seqs.offsets, seqs.timestamps, part, strict_time=rule == "time")
     which = part[pos]
     user_start = seqs.offsets[:-1][np.searchsorted(seqs.offsets, pos, side="right") - 1]
     evals, within = {}, {}
     for name, code in (("valid", VALID), ("test", TEST)):
         sel = which == code
-        evals[name] = _eval_rows(seqs, pos[sel], start[sel], length[sel], max_len)
+        evals[name] = _eval_rows(seqs, pos[sel], start[sel], length[sel], max_len, training)
         within[name] = pos[sel] - user_start[sel]
     return evals, within
 
@@ -735,23 +739,35 @@ def _truncate(seqs: Sequences, max_len: int) -> Sequences:
     return seqs.take(pos, new_offsets)
 
 
-def _eval_rows(seqs: Sequences, pos: np.ndarray, start: np.ndarray, length: np.ndarray, max_len: int | None) -> EvalRows:
-    """One part's rows; histories are gathered by index, or by one mask when they cannot overlap."""
+def _eval_rows(
+    seqs: Sequences,
+    pos: np.ndarray,
+    start: np.ndarray,
+    length: np.ndarray,
+    max_len: int | None,
+    training: tuple[np.ndarray, np.ndarray] | None = None,
+) -> EvalRows:
+    """One part's rows; histories are gathered by index, or by one mask when they cannot overlap
+    (the training items themselves when that mask is ``training``'s, see :func:`_held_out`)."""
     user = (np.searchsorted(seqs.offsets, pos, side="right") - 1).astype(np.int32)
     if max_len is not None:
         start, length = tail_ranges(start, length, max_len)
+    history: np.ndarray | None = None
     if len(user) < 2 or bool((user[1:] > user[:-1]).all()):  # one row per user: disjoint, ordered ranges
         hist_offsets = csr_offsets(length)
         hist_pos = ranges_mask(len(seqs.items), start, length)
+        if training is not None and training[0] is not None and np.array_equal(hist_pos, training[0]):
+            history = training[1]  # (int32 already; shared, never written to)
     else:
         hist_offsets, hist_pos = gather_ranges(start, length)
-    history = seqs.items[hist_pos]
+    if history is None:
+        history = seqs.items[hist_pos].astype(np.int32, copy=False)
     return EvalRows(
         user_idx=user,
         target=seqs.items[pos].astype(np.int32, copy=False),
         target_ts=seqs.timestamps[pos],
         history_offsets=hist_offsets,
-        history=history.astype(np.int32, copy=False),
+        history=history,
         history_features=tuple(f.take(hist_pos) for f in seqs.features),
         target_features=tuple(f.take(pos) for f in seqs.features),
     )

@@ -15,10 +15,10 @@ import numpy as np
 import pyarrow as pa
 
 from ..config import BuildConfig
-from ..io.buffers import read_rows
 from ..errors import ConfigError
+from ..io.buffers import read_rows
 from ..kernels import fit_order, lookup, order_counted, remap_table, time_order
-from ..kernels.vocab import date_order, date_order_counted, last_days
+from ..kernels.vocab import date_order, date_order_counted, last_days, user_item_counts
 from ..model import Interactions, Log
 from ..resources import sort_threads
 from ..timeunits import day_length
@@ -60,15 +60,36 @@ def vocabulary_from_counts(
 
 
 def fit_vocabularies(
-    inter: Interactions, log: Log, config: BuildConfig
+    inter: Interactions, log: Log, config: BuildConfig, kept: tuple[np.ndarray, np.ndarray] | None = None
 ) -> tuple[Vocabulary, Vocabulary, np.ndarray, np.ndarray]:
     """(users, items, user_idx per row, item_idx per row) of the kept rows. With ``--vocab-from`` the
-    vocabularies of an earlier build are reused (and with ``--extend`` grown): see :mod:`seqprep.steps.reuse`."""
+    vocabularies of an earlier build are reused (and with ``--extend`` grown): see :mod:`seqprep.steps.reuse`.
+    ``kept``: the kept rows per user code and item code when already counted (k-core's last tables,
+    :func:`~seqprep.steps.clean.clean_counted`): no second count of the rows."""
     if config.vocab.vocab_from is None and (config.user_order == "date" or config.item_order == "sequence"):
         return _fit_by_dates_or_sequences(inter, log, config)
-    counts = CodeCounts.of(inter.user, inter.item, log, config)
+    counts = _counted(inter, log, config, kept)
     users, items, user_table, item_table = vocabularies_from_counts(log, config, counts)
     return users, items, _indices(user_table, inter.user), _indices(item_table, inter.item)
+
+
+def _counted(inter: Interactions, log: Log, config: BuildConfig, kept: tuple[np.ndarray, np.ndarray] | None) -> CodeCounts:
+    """The kept rows' count tables: ``kept`` widened to every code of the log, or counted now (and
+    always for a ``first-seen`` order, which needs the first positions too)."""
+    if "first-seen" in (config.user_order, config.item_order):
+        return CodeCounts.of(inter.user, inter.item, log, config)
+    if kept is None:  # the two counts on two threads
+        kept = user_item_counts(inter.user, len(log.user_ids), inter.item, len(log.item_ids), sort_threads())
+    return CodeCounts(users=_padded(kept[0], len(log.user_ids)), items=_padded(kept[1], len(log.item_ids)))
+
+
+def _padded(counts: np.ndarray, size: int) -> np.ndarray:
+    """``counts`` (int64) with zeros up to ``size`` codes."""
+    if len(counts) == size:
+        return counts.astype(np.int64, copy=False)
+    out = np.zeros(size, dtype=np.int64)
+    out[: len(counts)] = counts
+    return out
 
 
 def _indices(table: np.ndarray, codes: np.ndarray) -> np.ndarray:
