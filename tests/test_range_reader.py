@@ -126,6 +126,54 @@ def test_an_error_in_a_later_range_comes_after_the_rows_before_it():
     assert 0 < rows <= bad_at
 
 
+@pytest.mark.parametrize("ahead", [1, 2, 3])
+def test_the_worker_parses_ahead_ranges_while_one_is_encoded(monkeypatch, ahead):
+    """While the caller holds the first range (it is "encoding" it), the worker cuts and parses
+    exactly AHEAD more ranges, then waits for a slot: no fewer (the read-ahead works), no more (the
+    memory bound holds). (The slot count was once AHEAD in all, one range ahead when AHEAD = 2.)"""
+    monkeypatch.setattr(ranges, "AHEAD", ahead)
+    parsed: list[int] = []
+    real = RangeReader._next
+
+    def spy(self, a, conv, infer):
+        out = real(self, a, conv, infer)
+        parsed.append(a)
+        return out
+
+    monkeypatch.setattr(RangeReader, "_next", spy)
+    reader = _reader(_rows(60_000, 5), 1 << 12)
+    try:
+        next(reader)  # the caller now holds range 0
+        t = time.perf_counter()
+        while len(parsed) < 1 + ahead and time.perf_counter() - t < 30:  # (a wait, not a timing)
+            time.sleep(0.01)
+        time.sleep(0.2)  # room for a worker that would wrongly go further
+        assert len(parsed) == 1 + ahead
+        assert reader._ranges.qsize() == ahead
+    finally:
+        reader.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
+def test_reserved_room_is_not_resident_until_written():
+    """reserve() of 400 MiB leaves the resident set about where it was: a too-large estimate costs
+    address space, not memory (numpy's resize zero-filled, and so touched, every reserved page)."""
+    import os
+
+    def rss() -> int:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    buf = GrowBuffer(np.int64, capacity=1 << 10)
+    buf.append(np.arange(1 << 10, dtype=np.int64))
+    before = rss()
+    buf.reserve(50 << 20)  # 400 MiB of int64
+    grown = rss() - before
+    buf.append(np.arange(5, dtype=np.int64))
+    assert grown < 64 << 20, grown
+    assert buf.finish()[-6:].tolist() == [1023, 0, 1, 2, 3, 4]
+
+
 def test_a_read_stopped_early_stops_the_worker():
     """close() after the first batch: the worker stops after the range in flight, its threads end,
     and no range parsed ahead is kept."""

@@ -242,7 +242,7 @@ def _sorted(
         # sort runs, into the output's temporary folder opened only now
         tmp = folder.open()
         writer = SequencesInBackground(tmp / "sequences.parquet", len(uidx))
-        folder.stack.callback(writer.abort)  # (after the swap, or before the folder goes on an error)
+        folder.stack.callback(writer.abort)  # (last in, first out: before the swap, or before the folder goes on an error)
         seqs = _sort_and_write(uidx, iidx, inter, users, writer, features)
         folder.pending["sequences.parquet"] = writer.finish()
         folder.sequences_written = True

@@ -79,12 +79,22 @@ class GrowBuffer:
 
     def reserve(self, n: int) -> None:
         """Room for ``n`` values in all (an estimate of the rows to come), so the buffer need not
-        grow block by block, copying what it holds. numpy's resize zero-fills the new room, so every
-        reserved page is resident at once: an estimate too large costs memory until :meth:`finish`
-        gives back what was not used (the reader's estimate is the first batch's rows per byte,
-        scaled to the file, plus 5%)."""
+        grow block by block, copying what it holds. The room is a fresh ``np.empty`` (a memory map
+        of its own, its pages untouched) that the values so far are copied into - not numpy's
+        resize, which zero-fills the new room and so makes every reserved page resident at once:
+        an estimate too large (a file whose first rows are shorter than the rest) costs address
+        space, not memory, and :meth:`finish` gives back what was not used (the reader's estimate is
+        the first batch's rows per byte, scaled to the file, plus 5%).
+
+        >>> b = GrowBuffer(np.int64, capacity=2)
+        >>> b.append(np.array([5, 6, 7])); b.reserve(1000); b.append(np.array([8]))
+        >>> b.finish()
+        array([5, 6, 7, 8])
+        """
         if n > len(self._arr):
-            self._arr.resize(n, refcheck=False)
+            room = np.empty(n, dtype=self._arr.dtype)
+            room[: self.size] = self._arr[: self.size]
+            self._arr = room
 
     def close(self) -> None:
         """Nothing to release (a :class:`FileBuffer` closes its file)."""

@@ -124,9 +124,10 @@ class RangeReader:  # noqa: N801 - an iterator used like a generator
         self._read_ahead: tuple[int, Any] | None = None  # (offset, future of _cut there), worker thread only
         # the worker's ranges, in file order: (start, table, end), then None at the end of the
         # file, or the error that stopped it; it takes a slot for each range it cuts and parses, the
-        # caller gives one back as it takes the range after (AHEAD ranges ahead at most)
+        # caller gives one back as it takes the range after: one slot is the range being encoded,
+        # the others the AHEAD ranges cut and parsed ahead of it
         self._ranges: queue.Queue[Any] = queue.Queue()
-        self._slots = threading.Semaphore(AHEAD)
+        self._slots = threading.Semaphore(AHEAD + 1)
         # the worker, once started: a daemon thread, so that a reader never closed (a caller's bug)
         # cannot keep the interpreter from exiting while its worker waits for a slot
         self._worker: threading.Thread | None = None
