@@ -689,6 +689,9 @@ def _jemalloc_decay() -> None:
 def reuse_summary(v: dict[str, Any]) -> str:
     """The summary line of a build with --vocab-from (numbers from meta.json's ``vocab_reuse``)."""
     fate = {"drop": "dropped", "oov": "mapped to oov_idx", "error": "none allowed", None: "appended"}[v["unknown"]]
+    kept = v.get("oov_interactions")
+    if kept is not None and kept != v["unseen_rows"]:  # later filters removed some of those rows
+        fate += f" ({kept:,} of them left after the filters)"
     return (
         f"seqprep: vocabulary from {v['from']} ({v['mode']}): {v['unseen_items']:,} unseen items "
         f"({100 * v['unseen_items_share']:.2f}% of the log's items) in {v['unseen_rows']:,} rows "

@@ -146,6 +146,7 @@ def _check_all(p: Path, meta: dict[str, Any], problems: _Problems, checked: dict
     features = _feature_kinds(meta, problems)
     _check_schemas(p, problems, features)
     rules = _Rules.of(meta)
+    _check_oov_field(meta, problems)
     vocab = _check_vocabularies(p, meta, rules, problems)
     checked.update(users=vocab[1], items=vocab[0])
     feature_vocabs = _check_feature_vocabularies(p, meta, features, problems)
@@ -301,6 +302,10 @@ class _Rules:
 
     - ``reused``: ``--vocab-from``: an id of the reused vocabulary may have no interaction (count 0),
       and ``oov_idx`` (N+1) may stand in the sequences for unknown items;
+    - ``oov_rows``: the interactions at ``oov_idx`` (not counted in items.parquet): meta.json
+      ``vocab_reuse.oov_interactions``; in a folder written before that field, ``unseen_rows`` when
+      no step after ``unknown_items`` removed a row (then it is exact), else None: not known, and
+      the comparisons that need it are skipped (``oov_what`` names the source in messages);
     - ``max_len``: ``--truncate``: the sequences hold each user's ``max_len`` most recent
       interactions, while every count (and meta's ties and lengths) describes the whole sequences;
     - ``train_counts``: ``--vocab-from-train``: item counts are the interactions of the training
@@ -309,7 +314,8 @@ class _Rules:
 
     reused: bool
     oov_idx: int | None
-    oov_rows: int  # interactions of unknown items, encoded as oov_idx (no count in items.parquet)
+    oov_rows: int | None  # interactions of unknown items, encoded as oov_idx (no count in items.parquet)
+    oov_what: str
     max_len: int | None
     train_counts: int | None
 
@@ -318,15 +324,30 @@ class _Rules:
         trunc = meta.get("truncation") or {}
         split = meta.get("split") or {}
         train = ((split.get("sizes") or {}).get("train") or {}).get("interactions")
-        reuse = meta.get("vocab_reuse") or {}
         oov_idx = _int(meta, "oov_idx")
+        oov_rows, oov_what = (0, "") if oov_idx is None else _oov_rows(meta)
         return cls(
             reused=meta.get("vocab_reuse") is not None,
             oov_idx=oov_idx,
-            oov_rows=int(reuse.get("unseen_rows") or 0) if oov_idx is not None else 0,
+            oov_rows=oov_rows,
+            oov_what=oov_what,
             max_len=trunc.get("max_len") if trunc.get("truncate_sequences") else None,
             train_counts=train if split.get("vocab_from_train") else None,
         )
+
+
+def _oov_rows(meta: dict[str, Any]) -> tuple[int | None, str]:
+    """(interactions at ``oov_idx`` as meta.json states them or None, where that figure comes from)."""
+    reuse = meta.get("vocab_reuse") or {}
+    if "oov_interactions" in reuse:
+        return _int(reuse, "oov_interactions"), "vocab_reuse.oov_interactions"
+    # written before oov_interactions: unseen_rows counts the rows at the unknown_items step, exact
+    # only when no later step removed a row
+    steps = [s for s in meta.get("steps") or [] if isinstance(s, dict)]
+    at = next((k for k, s in enumerate(steps) if s.get("step") == "unknown_items"), None)
+    if at is None or any(s.get("rows_removed") for s in steps[at + 1 :]):
+        return None, ""
+    return _int(reuse, "unseen_rows"), "vocab_reuse.unseen_rows"
 
 
 def _check_vocabularies(
@@ -358,8 +379,9 @@ def _check_vocabularies(
             total, what = rules.train_counts, "split.sizes.train.interactions"
         else:
             total, what = _int(meta, "num_interactions"), "num_interactions"
-            if prefix == "item" and total is not None and rules.oov_rows:
-                total, what = total - rules.oov_rows, "num_interactions - vocab_reuse.unseen_rows (oov)"
+            if prefix == "item" and total is not None and rules.oov_idx is not None:
+                oov = rules.oov_rows  # None: not known (an older folder whose filters removed oov rows)
+                total, what = (None if oov is None else total - oov), f"num_interactions - {rules.oov_what}"
         if total is not None and int(counts.sum()) != total:
             problems.add(f"{name}: counts add up to {int(counts.sum())}, meta.json {what} says {total}; {_FIX}")
         out[prefix] = (n, counts, ids)
@@ -549,9 +571,12 @@ def _check_items(
     if items.min() < 0 or items.max() > top:
         problems.add(f"{name}: item indices outside 0..{top} ({'oov_idx' if rules.oov_idx else 'num_items'}); {_FIX}")
         return
+    occurrences = np.bincount(items.astype(np.int64), minlength=top + 1)
+    if rules.oov_idx is not None and rules.oov_rows is not None:
+        _check_oov(name, int(occurrences[rules.oov_idx]), rules, problems)
     if item_counts is None:
         return
-    actual = np.bincount(items.astype(np.int64), minlength=top + 1)[1 : n_items + 1]
+    actual = occurrences[1 : n_items + 1]
     if rules.max_len is not None and rules.train_counts is not None:
         return  # training counts of truncated sequences: neither at most nor at least them
     if rules.max_len is not None:  # truncated: at most the counts
@@ -565,6 +590,22 @@ def _check_items(
         problems.add(
             f"{name}: item {k + 1} occurs {int(actual[k])} times, items.parquet count says {rule}{int(item_counts[k])}; {_FIX}"
         )
+
+
+def _check_oov(name: str, found: int, rules: _Rules, problems: _Problems) -> None:
+    """``oov_idx`` occurs as often as meta.json says (at most that often in truncated sequences)."""
+    assert rules.oov_rows is not None
+    bad = found > rules.oov_rows if rules.max_len is not None else found != rules.oov_rows
+    if bad:
+        rule = "at most " if rules.max_len is not None else ""
+        problems.add(f"{name}: oov_idx {rules.oov_idx} occurs {found} times, meta.json {rules.oov_what} says {rule}{rules.oov_rows}; {_FIX}")
+
+
+def _check_oov_field(meta: dict[str, Any], problems: _Problems) -> None:
+    """meta.json ``vocab_reuse.oov_interactions``, when present, is a count."""
+    reuse = meta.get("vocab_reuse") or {}
+    if "oov_interactions" in reuse and (_int(reuse, "oov_interactions") is None or reuse["oov_interactions"] < 0):
+        problems.add(f"meta.json vocab_reuse.oov_interactions is {reuse['oov_interactions']!r}, not a count of interactions; {_FIX}")
 
 
 def _check_time_order(name: str, offsets: np.ndarray, ts: np.ndarray, problems: _Problems) -> bool:

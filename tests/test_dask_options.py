@@ -201,6 +201,7 @@ REUSE = {
     "drop": dict(),
     "drop_kcore_first_seen": dict(min_item_count=3, user_order="first-seen"),
     "oov_export": dict(unknown="oov", exports=("recbole", "sasrec")),
+    "oov_filtered": dict(unknown="oov", dedup="first", min_user_count=30, split="loo"),
     "extend_first_seen_split": dict(extend=True, item_order="first-seen", user_order="first-seen", split="loo"),
     "extend_frequency_window": dict(extend=True, since=5, until=38),
 }
@@ -220,6 +221,11 @@ def test_vocab_from_matches_local(case, tmp_path, scheduler):
     res = seqprep.build(new, dask, engine="dask", scheduler=scheduler, **SMALL, **options)
     assert res.meta["vocab_reuse"]["unseen_items"] > 0
     assert_same_folders(local, dask)
+    report = seqprep.verify(dask)
+    assert report.ok, report.problems
+    if case == "oov_filtered":  # the filters removed some of the unseen rows: meta says how many are left
+        v = res.meta["vocab_reuse"]
+        assert 0 < v["oov_interactions"] < v["unseen_rows"]
 
 
 def test_vocab_from_unknown_error_names_the_same_items(tmp_path, scheduler):

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import seqprep.steps.splits as splits
-from seqprep import build
+from seqprep import build, verify
 from seqprep.kernels.sequences import sequence_parts
 from tests.conftest import shared_file
 
@@ -158,6 +158,7 @@ CASES = {
 REUSE = {
     "vocab_from_drop": {"vocab_from": "REF"},
     "vocab_from_oov": {"vocab_from": "REF", "unknown": "oov"},
+    "vocab_from_oov_filtered": {"vocab_from": "REF", "unknown": "oov", "dedup": "first", "min_user_count": 3, "min_item_count": 2},
     "vocab_from_extend": {"vocab_from": "REF", "extend": True, "min_item_count": 2},
     "vocab_from_features": {"vocab_from": "REF", "features": ["kind"], "event_col": "kind", "split": "loo"},
 }
@@ -206,6 +207,11 @@ def test_memory_limit_reuses_vocabularies_byte_identically(case, tmp_path):
     build(tmp_path / "old.csv", ref, **({"features": ["kind"], "event_col": "kind"} if "features" in case else {}))
     options = {k: str(ref) if v == "REF" else v for k, v in REUSE[case].items()}
     _same(tmp_path, options, _log(6))
+    report = verify(tmp_path / "spilled")
+    assert report.ok, report.problems
+    if case == "vocab_from_oov_filtered":  # the filters removed some of the unseen rows
+        v = json.loads((tmp_path / "spilled" / "meta.json").read_text())["vocab_reuse"]
+        assert 0 < v["oov_interactions"] < v["unseen_rows"]
 
 
 def test_memory_limit_joins_attribute_tables_byte_identically(tmp_path):

@@ -123,6 +123,13 @@ def test_cli_summary_reports_unseen(write, tmp_path, old):
     ) in r.stderr
 
 
+def test_cli_summary_says_how_many_unseen_rows_the_filters_left(write, tmp_path, old):
+    log = write("new.csv", NEXT_CSV + "1,8,3.0,45\n")  # a repeat of (1, 8): --dedup first removes it
+    r = run("build", str(log), "--vocab-from", str(old), "--unknown", "oov", "--dedup", "first", "-o", str(tmp_path / "n"))
+    assert r.exit_code == 0, r.output
+    assert "in 4 rows (66.67%), mapped to oov_idx (3 of them left after the filters); 0 new items" in r.stderr
+
+
 def test_text_log_against_integer_vocabulary(write, tmp_path, old):
     # --id-type str reads the new ids as text: "7" is cast to 7 exactly and keeps its index
     res = seqprep.build(write("a.csv", "user,item,ts\n1,7,1\n9,5,2\n"), None, vocab_from=str(old), id_type="str")

@@ -340,6 +340,113 @@ def test_every_build_mode_verifies(write, tmp_path, monkeypatch, options):
         assert meta["vocab_reuse"]["unseen_items"] == 2
 
 
+# the week after TIES_CSV (items 5, 6, 7, 99) with 4 rows of unseen items (500 twice, 600, 700), some of
+# which the later steps remove: (1, 500) is repeated (--dedup first), user 3 has one row (--min-user-count
+# 2), 600 and 700 occur once (--min-item-count 2), 700 is the last row (--until 47) and rated 1 (--min-rating)
+FILTERED_LOG = """userId,movieId,rating,timestamp
+1,5,4.0,40
+1,500,3.0,41
+1,500,3.0,42
+1,7,2.0,43
+2,7,5.0,44
+2,600,2.0,45
+2,5,1.5,46
+3,700,1.0,47
+"""
+
+
+@pytest.mark.parametrize(
+    ("options", "oov"),
+    [
+        ({"min_user_count": 2}, 3),
+        ({"dedup": "first"}, 3),
+        ({"min_item_count": 2}, 2),  # k-core
+        ({"min_user_count": 2, "min_item_count": 2, "split": "loo"}, 2),
+        ({"until": 47}, 3),
+        ({"min_rating": 1.5}, 3),
+        ({"dedup": "first", "max_len": 1, "truncate": True}, 3),
+        ({"dedup": "first", "memory_limit": 1, "block_size": "1KiB"}, 3),
+    ],
+    ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) if isinstance(o, dict) else str(o),
+)
+def test_oov_builds_whose_filters_remove_unseen_rows_verify(write, tmp_path, monkeypatch, options, oov):
+    """vocab_reuse.unseen_rows counts the log's unseen rows at the unknown_items step; a filter after it
+    removes some, and vocab_reuse.oov_interactions says how many stay at oov_idx (verify failed here
+    when it took unseen_rows for the output's oov interactions)."""
+    monkeypatch.chdir(tmp_path)
+    seqprep.build(write("ties.csv", TIES_CSV), "base")
+    seqprep.build(write("new.csv", FILTERED_LOG), "out", formats=("parquet", "npz"), vocab_from="base", unknown="oov", **options)
+    report = seqprep.verify("out")
+    assert report.ok, report.problems
+    meta = json.loads(Path("out/meta.json").read_text())
+    assert meta["vocab_reuse"]["unseen_rows"] == 4  # the log's, as before
+    assert meta["vocab_reuse"]["oov_interactions"] == oov
+    items = seqprep.load("out").item_vocab
+    assert meta["num_interactions"] - int(items.counts.sum()) == oov
+    if "truncate" not in options:
+        with np.load("out/sequences.npz") as z:
+            assert int((z["items"] == meta["oov_idx"]).sum()) == oov
+
+
+def _filtered_oov_build(write, tmp_path: Path, **options) -> Path:
+    seqprep.build(write("ties.csv", TIES_CSV), tmp_path / "base")
+    out = tmp_path / "out"
+    seqprep.build(write("new.csv", FILTERED_LOG), out, formats=("parquet", "npz"), vocab_from=str(tmp_path / "base"), unknown="oov", **options)
+    return out
+
+
+def _edit_reuse(out: Path, **changes) -> None:
+    meta = json.loads((out / "meta.json").read_text())
+    for k, v in changes.items():
+        if v is None:
+            del meta["vocab_reuse"][k]
+        else:
+            meta["vocab_reuse"][k] = v
+    (out / "meta.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("delta", [1, -1])
+def test_a_changed_oov_interactions_is_reported(write, tmp_path, delta):
+    out = _filtered_oov_build(write, tmp_path, dedup="first")
+    _edit_reuse(out, oov_interactions=3 + delta)
+    problems = seqprep.verify(out).problems
+    assert f"items.parquet: counts add up to 4, meta.json num_interactions - vocab_reuse.oov_interactions says {4 - delta}; {FIX}" in problems
+    for name in ("sequences.parquet", "sequences.npz"):
+        assert f"{name}: oov_idx 5 occurs 3 times, meta.json vocab_reuse.oov_interactions says {3 + delta}; {FIX}" in problems
+
+
+def test_oov_interactions_that_is_no_count_is_reported(write, tmp_path):
+    out = _filtered_oov_build(write, tmp_path, dedup="first")
+    _edit_reuse(out, oov_interactions="3")
+    assert seqprep.verify(out).problems == (f"meta.json vocab_reuse.oov_interactions is '3', not a count of interactions; {FIX}",)
+
+
+def test_a_folder_without_oov_interactions_is_checked_when_unseen_rows_is_exact(write, tmp_path):
+    """Written before oov_interactions: unseen_rows is the oov count when no later step removed a row."""
+    out = _filtered_oov_build(write, tmp_path)  # no filter: the 4 unseen rows are all in the output
+    _edit_reuse(out, oov_interactions=None)
+    assert seqprep.verify(out).ok
+    _edit_reuse(out, unseen_rows=5)
+    problems = seqprep.verify(out).problems
+    assert f"items.parquet: counts add up to 4, meta.json num_interactions - vocab_reuse.unseen_rows says 3; {FIX}" in problems
+    assert f"sequences.npz: oov_idx 5 occurs 4 times, meta.json vocab_reuse.unseen_rows says 5; {FIX}" in problems
+
+
+def test_a_folder_without_oov_interactions_whose_filters_removed_rows_skips_the_oov_comparisons(write, tmp_path):
+    """unseen_rows is not the oov count once a later step removed rows: those two comparisons are
+    skipped; the per-item counts are still checked against the sequences."""
+    out = _filtered_oov_build(write, tmp_path, dedup="first")
+    _edit_reuse(out, oov_interactions=None)
+    assert seqprep.verify(out).ok
+    table = pq.read_table(out / "items.parquet")
+    counts = table["count"].to_numpy().copy()
+    counts[0] += 1
+    write_parquet(table.set_column(2, "count", pa.array(counts, pa.int64())), out / "items.parquet")
+    _rehash(out)
+    problems = seqprep.verify(out).problems
+    assert any(p.startswith("sequences.parquet: item 1 occurs") for p in problems), problems
+
+
 def test_a_truncated_build_still_catches_a_changed_count(write, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     seqprep.build(write("ties.csv", TIES_CSV), "out", max_len=2, truncate=True)

@@ -114,7 +114,7 @@ def make_meta(
         "has_ratings": facts.has_ratings,
         "rows": {"read": rows_read, "kept": kept, "removed": rows_read - kept},
         "steps": steps,
-        "vocab_reuse": reuse.reuse_meta(config, users, items, steps),
+        "vocab_reuse": reuse.reuse_meta(config, users, items, steps, kept),
         "sequence_length": length_stats(facts.lengths),
         "inputs": [
             {

@@ -11,7 +11,8 @@ A vocabulary is a contract with a trained embedding table: item 17 stays item 17
 - ids are matched by value in OLD's id type: the new log's ids are cast to it when that is exact for
   every id (text "17" -> 17), else the build fails (text "017" or "x" against integer ids);
 - ``count`` in the written items.parquet / users.parquet counts the interactions of the NEW build
-  (0 for an id of OLD that the new log does not have).
+  (0 for an id of OLD that the new log does not have); the interactions at ``oov_idx`` are meta.json
+  ``vocab_reuse.oov_interactions`` (after every filter, unlike ``unseen_rows``: :func:`reuse_meta`).
 
 Features (``--feature``, ``--time-feature``) reuse OLD's ``features/<name>.parquet`` the same way
 (:func:`load_feature_references`; the remapping is :func:`seqprep.steps.features.reuse_vocabulary`):
@@ -251,13 +252,21 @@ def fit_reused_counted(
 
 
 def reuse_meta(
-    config: BuildConfig, users: Vocabulary, items: Vocabulary, steps: list[dict[str, Any]]
+    config: BuildConfig, users: Vocabulary, items: Vocabulary, steps: list[dict[str, Any]], num_interactions: int
 ) -> dict[str, Any] | None:
-    """meta.json's ``vocab_reuse`` section (None without ``--vocab-from``)."""
+    """meta.json's ``vocab_reuse`` section (None without ``--vocab-from``).
+
+    ``unseen_rows`` is the log's rows of unseen items at this step, before the later filters
+    (``--dedup``, the count bounds, ...) remove some of them; with an ``oov_idx``,
+    ``oov_interactions`` is how many interactions of the output hold it: the ``num_interactions``
+    written less what items.parquet counts (``items.counts``: the kept rows of items 1..N), so it
+    is counted after every filter, by every engine, from the figures the output holds.
+    """
     if config.vocab.vocab_from is None:
         return None
     step = next(s for s in steps if s["step"] == STEP)
     ref = load_reference(config.vocab.vocab_from)
+    oov = {} if items.oov_idx is None else {"oov_interactions": num_interactions - int(items.counts.sum())}
     return {
         "from": config.vocab.vocab_from,
         "mode": "extend" if config.vocab.extend else "frozen",
@@ -271,5 +280,6 @@ def reuse_meta(
         "unseen_items_share": round(step["unseen_items"] / step["items"], 6) if step["items"] else 0.0,
         "unseen_rows": step["unseen_rows"],
         "unseen_rows_share": round(step["unseen_rows"] / step["rows_before"], 6) if step["rows_before"] else 0.0,
+        **oov,
         "count": "interactions in this build (0 for an id of the reused vocabulary absent from this log)",
     }
