@@ -4,7 +4,10 @@ Runs ``seqprep build LOG`` (the baseline) and ``seqprep build LOG ARGS`` for eac
 (repeatable) in turn, each in its own child process, ``--repeat`` rounds, and prints the best wall
 time, the best CPU time (user + sys of the child) and the lowest peak RSS (``ru_maxrss``) of each,
 all from ``os.wait4``, with the medians and ranges of every run, and their ratios to the baseline. CPU seconds are far less sensitive than wall seconds to other jobs on a shared
-machine, so both are shown. For reading, never asserted::
+machine, so both are shown. ``--bare ARGS`` (repeatable) adds, in the same rounds, pyarrow's bare
+typed read of the log (``jobs/bare_read.py LOG ARGS``); the first is the reference of the others,
+whose extra seconds are printed as a share of the plain build: what pyarrow's parse of more
+columns costs alone, a floor under what reading them can cost a build. For reading, never asserted::
 
     python benchmarks/split_cost.py /tmp/bench/log5m.csv --args "--split loo" --repeat 4
     python benchmarks/split_cost.py /tmp/bench/where_25m.csv --repeat 3 \
@@ -12,6 +15,10 @@ machine, so both are shown. For reading, never asserted::
         --args "--where \"event in ['view', 'cart', 'buy']\" --where \"price > 0 or price is null\""
     python benchmarks/split_cost.py /tmp/bench/feat25m.csv --repeat 3 \
         --args "--feature genre:cat --feature shop:cat --feature price:num"
+    python benchmarks/split_cost.py /tmp/bench/where_25m.csv --repeat 5 --args "--event-col event" \
+        --bare "--columns userId,movieId,rating,timestamp" \
+        --bare "--columns userId,movieId,rating,timestamp,event --text event" \
+        --bare "--columns userId,movieId,rating,timestamp,event,price --text event --number price"
 """
 
 from __future__ import annotations
@@ -67,12 +74,17 @@ def main() -> None:
         "--args", action="append", help="options of a compared build; repeat for several (default: --split loo)"
     )
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument(
+        "--bare", action="append", default=[], help="arguments of a bare pyarrow read timed beside (repeatable)"
+    )
     ns = ap.parse_args()
     warm_cache(ns.path)
     work = Path(tempfile.mkdtemp(prefix="seqprep-split-cost-"))
     base = [*seqprep_command(), "build", str(ns.path.resolve()), "--overwrite", "-q"]
     variants = {"plain": [], **{a: shlex.split(a) for a in ns.args or ["--split loo"]}}
-    runs: dict[str, list[tuple[float, float, float]]] = {k: [] for k in variants}
+    bare_read = [sys.executable, str(Path(__file__).resolve().parent / "jobs" / "bare_read.py"), str(ns.path.resolve())]
+    bares = {f"bare {a}": [*bare_read, *shlex.split(a)] for a in ns.bare}
+    runs: dict[str, list[tuple[float, float, float]]] = {k: [] for k in [*variants, *bares]}
     tree = imported_from(work)
     print(f"seqprep imported from {tree}", file=sys.stderr)
     try:
@@ -82,6 +94,10 @@ def main() -> None:
                 wall, cpu, rss = measure([*base, "-o", out, *extra], work)
                 runs[name].append((wall, cpu, rss))
                 shutil.rmtree(out, ignore_errors=True)
+                print(f"[{name}] wall {wall:.2f}s cpu {cpu:.2f}s peak {rss:.0f} MiB load {os.getloadavg()[0]:.1f}", file=sys.stderr)
+            for name, cmd in bares.items():
+                runs[name].append(measure(cmd, work))
+                wall, cpu, rss = runs[name][-1]
                 print(f"[{name}] wall {wall:.2f}s cpu {cpu:.2f}s peak {rss:.0f} MiB load {os.getloadavg()[0]:.1f}", file=sys.stderr)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -94,6 +110,15 @@ def main() -> None:
     for name, v in runs.items():  # the spread: medians and ranges of every run
         cols = [(label, [r[i] for r in v]) for i, label in enumerate(("wall s", "cpu s", "peak MiB"))]
         print(f"{name:<30} " + "   ".join(f"{label} median {statistics.median(x):.2f} [{min(x):.2f}..{max(x):.2f}]" for label, x in cols))
+    if len(bares) > 1:  # pyarrow's parse of the extra columns, as a share of the plain build (medians)
+        med = {k: [statistics.median(r[i] for r in v) for i in range(2)] for k, v in runs.items()}
+        ref, plain = med[next(iter(bares))], med["plain"]
+        for name in list(bares)[1:]:
+            dw, dc = med[name][0] - ref[0], med[name][1] - ref[1]
+            print(
+                f"{name} - {next(iter(bares))}: wall {dw:+.2f} s = {dw / plain[0]:+.1%} of plain, "
+                f"cpu {dc:+.2f} s = {dc / plain[1]:+.1%} of plain (medians)"
+            )
 
 
 if __name__ == "__main__":
