@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from seqprep.kernels import csr_offsets, fit_order, padded, remap_table, tie_mask, tie_stats, time_order
 from seqprep.kernels import sequences as sequences_kernels
-from seqprep.kernels.sequences import group_rows_by_user, grouped_time_order, rows_in_time_order
+from seqprep.kernels.sequences import group_rows_by_user, grouped_time_order, rows_in_time_order, user_range_rows
 from seqprep.kernels.vocab import lookup
 
 users_times = st.lists(
@@ -107,6 +107,30 @@ def test_rows_in_time_order_of_any_rows(rows, data):
     assert rows_in_time_order(user, time, picked).tolist() == expected.tolist()
     whole = time_order(user, time)
     assert rows_in_time_order(user, time, slice(0, len(rows))).tolist() == whole.tolist()
+
+
+@given(st.lists(st.integers(0, 40), min_size=2, max_size=300), st.integers(1, 6))
+def test_user_range_rows_are_each_ranges_rows_in_input_order(users, parts):
+    """Scattered rows: each range's rows in input order, as int32 (held through the whole sort);
+    grouped rows: slices. Either way the ranges together are every row once, then in time order by
+    rows_in_time_order as the stable sort of the whole gives."""
+    user = np.array(users, dtype=np.int32)
+    n_users = int(user.max()) + 1
+    bounds = np.unique(np.linspace(0, n_users, parts + 1).astype(np.int64))
+    got = user_range_rows(user, bounds)
+    assert len(got) == len(bounds) - 1
+    rows = np.arange(len(user))
+    for k, r in enumerate(got):
+        want = rows[(user >= bounds[k]) & (user < bounds[k + 1])]
+        if isinstance(r, slice):
+            assert (np.diff(user) >= 0).all()
+            assert rows[r].tolist() == want.tolist()
+        else:
+            assert r.dtype == np.int32
+            assert r.tolist() == want.tolist()
+    time = (user * 7) % 5
+    whole = np.concatenate([rows_in_time_order(user, time, r) for r in got])
+    assert whole.tolist() == time_order(user, time).tolist()
 
 
 def test_group_rows_by_user_leaves_a_wide_user_span_alone():

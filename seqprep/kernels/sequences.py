@@ -156,7 +156,8 @@ def user_range_rows(
     ``user`` holds dense non-negative indices and ``bounds`` is non-decreasing from 0 to at least
     ``user.max() + 1``; ``counts`` (the rows of each user, :func:`code_counts`) saves a pass when
     the caller has them. Rows already grouped by user (non-decreasing ``user``) give slices; any
-    other order gives index arrays from one stable counting sort by range (numpy's radix sort).
+    other order gives index arrays from one stable counting sort by range (numpy's radix sort),
+    int32 when the rows fit (they are held while every range is sorted: 100 MB less at 25M rows).
 
     >>> user_range_rows(np.array([0, 0, 1, 2, 2]), np.array([0, 2, 3]))
     [slice(0, 3, None), slice(3, 5, None)]
@@ -175,6 +176,8 @@ def user_range_rows(
     np.cumsum(range_of_user, out=range_of_user)
     kind = np.uint8 if len(bounds) <= 257 else np.uint16 if len(bounds) <= 65537 else np.int64
     by_range = np.argsort(range_of_user.astype(kind)[user], kind="stable")
+    if len(user) <= np.iinfo(np.int32).max:  # held through the whole sort: half the bytes as int32
+        by_range = by_range.astype(np.int32)
     return [by_range[lo:hi] for lo, hi in spans]
 
 
