@@ -5,6 +5,7 @@ as text. The Log - and so every output byte - must be the one the dictionary (te
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -88,9 +89,14 @@ def test_integer_blocks_encode_as_their_text_does(monkeypatch, blocks, flush, de
     integer dictionaries) and as text elsewhere give the codes and the dictionary of every block
     given as text."""
     monkeypatch.setattr(IdEncoder, "DENSE_MIN", dense)
-    text, mixed = IdEncoder(min_flush=flush), IdEncoder(min_flush=flush)
-    for block in blocks:
-        arr = pa.array(block, pa.string())
+    assert_encodes_as_text([pa.array(block, pa.string()) for block in blocks], min_flush=flush)
+
+
+def assert_encodes_as_text(blocks: list[pa.Array], **encoder: Any) -> None:
+    """The text blocks given to one IdEncoder as text, and to another as integers where
+    canonical_ints allows it (as the reader does): the same codes and the same dictionary."""
+    text, mixed = IdEncoder(**encoder), IdEncoder(**encoder)
+    for arr in blocks:
         text.add(arr.dictionary_encode())
         ints = canonical_ints(arr)
         if ints is not None:

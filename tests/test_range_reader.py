@@ -21,11 +21,11 @@ from hypothesis import strategies as st
 import seqprep.io.ranges as ranges
 from seqprep.config import ReadOptions
 from seqprep.io.buffers import GrowBuffer, IdEncoder
-from seqprep.io.columns import canonical_ints
 from seqprep.io.ranges import RangeReader
 from seqprep.io.stream import stream_log
 from seqprep.resources import limit_threads
 from tests.oracle import read_log_in_memory
+from tests.test_canonical_ids import assert_encodes_as_text
 from tests.test_ingest import assert_same_log
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -255,23 +255,15 @@ def test_blocks_of_runs_encode_as_their_text_does(monkeypatch, blocks, dense):
     table then looks at the first row of each run of new ids only), some with a missing id, some
     with an id of leading zeros (text), give the codes and dictionary of the same blocks as text."""
     monkeypatch.setattr(IdEncoder, "DENSE_MIN", dense)
-    text, mixed = IdEncoder(), IdEncoder()
+    arrays = []
     for run, with_null, with_zero, shift in blocks:  # (a shift: ids past the value table's bound)
         values: list[str | None] = [str(v + shift) for v, k in run for _ in range(k)]
         if with_null and values:
             values[len(values) // 2] = None
         if with_zero and values:
             values[-1] = "007"
-        arr = pa.array(values, pa.string())
-        text.add(arr.dictionary_encode())
-        ints = canonical_ints(arr)
-        if ints is not None:
-            mixed.add_ints(*ints)
-        else:
-            mixed.add(arr.dictionary_encode())
-    (want_codes, want_ids), (codes, ids) = text.finish(), mixed.finish()
-    assert codes.tolist() == want_codes.tolist()
-    assert ids.type == want_ids.type and ids.equals(want_ids)
+        arrays.append(pa.array(values, pa.string()))
+    assert_encodes_as_text(arrays)
 
 
 @settings(max_examples=60, deadline=None)
