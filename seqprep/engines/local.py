@@ -26,6 +26,7 @@ from ..config import BuildConfig
 from ..errors import empty_log
 from ..io import read_log
 from ..io.sniff import ColumnRequest
+from ..kernels.sequences import from_half_steps, half_step_codes, in_time_order
 from ..model import BuildResult, Extras, Feature, Interactions, Log, Sequences
 from ..output.atomic import NO_READS, Reads
 from ..output.files import SequencesInBackground, sequences_part
@@ -213,6 +214,19 @@ class _Rows:
         self.inter = dataclasses.replace(self.inter, time=np.zeros(0, dtype=self.inter.time.dtype), rating=None)
         self.log = dataclasses.replace(self.log, time=np.zeros(0, dtype=self.log.time.dtype), rating=None)
 
+    def code_ratings(self) -> bool:
+        """Before a sort: the ratings as 1-byte codes (:func:`~seqprep.kernels.sequences.half_step_codes`),
+        when every one is a half step from 0 to 127 or missing, and the float32 ones let go (the log's
+        too: nothing reads them again). The sort then gathers and holds a quarter of the bytes, in
+        input order and sorted: 25M shuffled rows of half stars peaked at 1,175-1,204 MiB with float32
+        ratings (benchmarks/peers.py) - see docs/performance.md. Whether it did."""
+        codes = None if self.inter.rating is None else half_step_codes(self.inter.rating)
+        if codes is None:
+            return False
+        self.inter = dataclasses.replace(self.inter, rating=codes)
+        self.log = dataclasses.replace(self.log, rating=None)
+        return True
+
 
 def _sorted(
     held: _Rows,
@@ -236,6 +250,9 @@ def _sorted(
     held.indexed()  # the codes are indices now
     inter = held.inter
     del log
+    ordered = in_time_order(uidx, inter.time)
+    coded = not ordered and held.code_ratings()  # a sort to come carries 1-byte ratings (see _Rows)
+    inter = held.inter
     progress.phase(f"sorting {len(uidx):,} interactions")
     if folder.out is not None and _streams(config, features):
         # nothing after the sort changes the sequences: sequences.parquet is written while the
@@ -243,13 +260,15 @@ def _sorted(
         tmp = folder.open()
         writer = SequencesInBackground(tmp / "sequences.parquet", len(uidx))
         folder.stack.callback(writer.abort)  # (last in, first out: before the swap, or before the folder goes on an error)
-        seqs = _sort_and_write(uidx, iidx, inter, users, writer, features)
+        seqs = _sort_and_write(uidx, iidx, inter, users, writer, features, ordered)
         folder.pending["sequences.parquet"] = writer.finish()
         folder.sequences_written = True
     else:
-        seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts, features=features)
+        seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts, features=features, ordered=ordered)
     del uidx, iidx, inter
     held.sorted()  # (the sequences hold the sorted times and ratings, or the same arrays when no sort was needed)
+    if coded:  # float32 again, now that the rows in input order are gone (the writer reads the codes)
+        seqs = dataclasses.replace(seqs, ratings=from_half_steps(seqs.ratings))
     targets = target_positions(seqs, config.event)
     part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, held.log.time_unit, targets, dates)
     return users, items, seqs, part, info
@@ -300,7 +319,13 @@ def _streams(config: BuildConfig, features: tuple[Feature, ...]) -> bool:
 
 
 def _sort_and_write(
-    uidx: np.ndarray, iidx: np.ndarray, inter: Interactions, users: Vocabulary, writer: SequencesInBackground, features: tuple[Feature, ...] = ()
+    uidx: np.ndarray,
+    iidx: np.ndarray,
+    inter: Interactions,
+    users: Vocabulary,
+    writer: SequencesInBackground,
+    features: tuple[Feature, ...] = (),
+    ordered: bool | None = None,
 ) -> Sequences:
     """:func:`~seqprep.steps.sort.sequences_from` handing sequences.parquet's row groups to ``writer``
     as the sort puts them in place (nothing changes them afterwards: the writer reads them while the
@@ -318,6 +343,7 @@ def _sort_and_write(
             # after the sort (nothing reads inter's or the log's columns then)
             features_in_place=True,
             columns_in_place=True,
+            ordered=ordered,
         )
     except OSError as e:  # (--threads 1: written here, as handed over)
         raise write_error(e) from e

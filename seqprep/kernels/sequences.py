@@ -23,6 +23,9 @@ __all__ = [
     "padded",
     "sequence_parts",
     "ROW_GROUP_INTERACTIONS",
+    "HALF_STEPS",
+    "half_step_codes",
+    "from_half_steps",
 ]
 
 
@@ -459,3 +462,54 @@ def sequence_parts(offsets: np.ndarray, per_part: int | None = None) -> np.ndarr
     if users == 0:
         return np.zeros(2, dtype=np.int64)  # one empty group: the file still gets its schema
     return np.unique(np.concatenate([[0], cuts[(cuts > 0) & (cuts < users)], [users]])).astype(np.int64)
+
+
+#: What a code of :func:`half_step_codes` stands for: code ``k`` is the float32 rating ``k / 2``
+#: (0.0, 0.5, ..., 127.0), code 255 a missing rating (NaN).
+HALF_STEPS = np.append(np.arange(255, dtype=np.float32) / np.float32(2), np.float32("nan"))
+
+_HALF_CHUNK = 1 << 16  # (each chunk's temporaries stay in the CPU's cache)
+
+
+def half_step_codes(ratings: np.ndarray) -> np.ndarray | None:
+    """float32 ``ratings`` as one byte each (uint8 codes into :data:`HALF_STEPS`), when every rating
+    is a multiple of 0.5 from 0 to 127 or missing (NaN); else None.
+
+    A sort carries these 1-byte codes instead of the 4-byte ratings (MovieLens' half stars, 1-5
+    stars, 0/1 clicks): a quarter of the bytes to gather and to hold, twice (the rows in input
+    order and sorted). :func:`from_half_steps` gives the same float32 ratings back, bit for bit: a
+    chunk is only coded if its codes give back its exact bits (so ``-0.0``, NaNs other than
+    numpy's, ``0.25`` or ``200.0`` anywhere give None).
+
+    >>> half_step_codes(np.array([4.5, 1.0, np.nan, 0.0], dtype=np.float32)).tolist()
+    [9, 2, 255, 0]
+    >>> half_step_codes(np.array([4.5, 0.25], dtype=np.float32)) is None
+    True
+    """
+    ratings = np.asarray(ratings)
+    if ratings.dtype != np.float32:
+        return None
+    bits = ratings.view(np.uint32)
+    table_bits = HALF_STEPS.view(np.uint32)
+    out = np.empty(len(ratings), dtype=np.uint8)
+    with np.errstate(invalid="ignore"):
+        for a in range(0, len(ratings), _HALF_CHUNK):
+            r = ratings[a : a + _HALF_CHUNK]
+            doubled = np.clip(r * np.float32(2), 0, 254)  # NaN stays NaN: code 255 below
+            codes = np.where(np.isnan(doubled), 255, doubled).astype(np.uint8)
+            if not np.array_equal(table_bits[codes], bits[a : a + _HALF_CHUNK]):
+                return None
+            out[a : a + _HALF_CHUNK] = codes
+    return out
+
+
+def from_half_steps(codes: np.ndarray) -> np.ndarray:
+    """The float32 ratings of :func:`half_step_codes`'s ``codes`` (a chunk at a time, by ``np.take``).
+
+    >>> from_half_steps(np.array([9, 2, 255], dtype=np.uint8)).tolist()
+    [4.5, 1.0, nan]
+    """
+    out = np.empty(len(codes), dtype=np.float32)
+    for a in range(0, len(codes), _HALF_CHUNK):
+        np.take(HALF_STEPS, codes[a : a + _HALF_CHUNK], out=out[a : a + _HALF_CHUNK])
+    return out

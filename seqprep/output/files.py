@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..io.sources import sha256_file
-from ..kernels.sequences import sequence_parts
+from ..kernels.sequences import from_half_steps, sequence_parts
 from ..model import BuildResult, Feature, Sequences
 from ..records import record
 from ..resources import sort_threads
@@ -72,15 +72,17 @@ def sequences_part(users: Vocabulary, seqs: Sequences, u0: int, u1: int) -> pa.T
 
     ``seqs`` may be filled only for those users so far (see :func:`~seqprep.kernels.sequences.sequence_parts`).
     List columns are ``list`` unless the whole file holds 2**31 values or more (``large_list`` then,
-    in every part).
+    in every part). Ratings may be the sort's 1-byte codes (uint8, :func:`~seqprep.kernels.sequences.half_step_codes`):
+    float32 here, as compact feature indices are int32 here.
     """
     offsets = seqs.offsets[u0 : u1 + 1]
     lo, hi = int(offsets[0]), int(offsets[-1])
+    ratings = None if seqs.ratings is None else seqs.ratings[lo:hi]
     part = Sequences(
         offsets=offsets,
         items=seqs.items[lo:hi],
         timestamps=seqs.timestamps[lo:hi],
-        ratings=None if seqs.ratings is None else seqs.ratings[lo:hi],
+        ratings=from_half_steps(ratings) if ratings is not None and ratings.dtype == np.uint8 else ratings,
         session_ids=None if seqs.session_ids is None else seqs.session_ids[lo:hi],
         features=tuple(f.slice(lo, hi).widened() for f in seqs.features),  # compact indices: int32 here
     )

@@ -32,6 +32,7 @@ def sequences_from(
     features: tuple[Feature, ...] = (),
     features_in_place: bool = False,
     columns_in_place: bool = False,
+    ordered: bool | None = None,
 ) -> Sequences:
     """Group interactions (already encoded) into time-ordered CSR sequences (sorted on every core).
 
@@ -51,9 +52,12 @@ def sequences_from(
     in time order (the MovieLens user-then-item layout) then holds its interactions once, not twice.
 
     Rows already in (user, time) order (a log written user by user in time order) are not sorted at
-    all: the sequences are the given arrays (and features) themselves, no copy is made.
+    all: the sequences are the given arrays (and features) themselves, no copy is made. ``ordered``:
+    whether they are, when the caller has looked (:func:`~seqprep.kernels.sequences.in_time_order`).
+    ``rating`` may be float32 or the 1-byte codes of :func:`~seqprep.kernels.sequences.half_step_codes`
+    (a quarter of the bytes to sort): the sorted ratings keep its type.
     """
-    if in_time_order(user_idx, time):
+    if in_time_order(user_idx, time) if ordered is None else ordered:
         return _in_order(user_idx, item_idx, time, rating, user_counts, on_part, features)
     if on_part is None:
         order = time_order(user_idx, time, threads=sort_threads())
