@@ -783,7 +783,7 @@ def build(
     if as_json and config.to_stdout:
         msg = "--json prints to stdout, which -o - already uses for the stream; drop --json (meta travels in the stream)"
         raise ConfigError(msg)
-    steady_heap()  # this process is the command's own: freed read blocks go back to the system
+    steady_heap()  # this process is the command's own: malloc's thresholds for a build
     _jemalloc_decay()  # and pyarrow's freed buffers soon after
     with nullcontext() if config.engine.engine == "dask" else without_pandas():
         result = run(

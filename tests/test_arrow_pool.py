@@ -99,3 +99,32 @@ def test_the_chosen_jemalloc_pool_hands_pages_back_soon():
     chosen_by_user = _run(["-c", "import seqprep.cli as c\nc._arrow_pool()\n" + probe.replace("import seqprep.cli as c, ", "import ")], {"ARROW_DEFAULT_MEMORY_POOL": "jemalloc"})
     assert chosen_by_user.returncode == 0, chosen_by_user.stderr
     assert chosen_by_user.stdout.split()[-1] == "[]"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_steady_heap_sets_both_thresholds_once_unless_the_environment_does(monkeypatch):
+    import ctypes
+
+    from seqprep.io import buffers
+
+    calls: list[tuple[int, int]] = []
+
+    class Libc:
+        def mallopt(self, param: int, value: int) -> int:
+            calls.append((param, value))
+            return 1
+
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: Libc())
+    for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(buffers, "_steady", False)
+    buffers.steady_heap()
+    buffers.steady_heap()  # (once per process)
+    assert calls == [(-3, 8 << 20), (-1, 64 << 20)]  # M_MMAP_THRESHOLD 8 MiB, M_TRIM_THRESHOLD 64 MiB
+    for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES"):
+        calls.clear()
+        monkeypatch.setattr(buffers, "_steady", False)
+        monkeypatch.setenv(name, "65536")
+        buffers.steady_heap()
+        assert calls == []  # the environment's choice stays
+        monkeypatch.delenv(name)

@@ -23,25 +23,37 @@ __all__ = [
 ]
 
 
-_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-_MMAP_THRESHOLD = 1 << 16
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+#: Allocations from this size on get a memory map of their own, returned when freed; smaller ones
+#: come from malloc's heaps, whose freed memory is used again (see :func:`steady_heap`).
+_MMAP_THRESHOLD = 8 << 20
+#: Free memory at the top of a heap is returned beyond this much.
+_TRIM_THRESHOLD = 64 << 20
 _steady = False
 
 
 def steady_heap() -> None:
-    """Have glibc's malloc give back the pages of every freed allocation of 64 KiB or more.
+    """Fix glibc malloc's thresholds for a build: allocations of 8 MiB or more get a memory map of
+    their own (returned on free), smaller ones come from the heaps, which keep up to 64 MiB free.
 
-    glibc serves a large allocation by its own memory map, returned on free, but after the first
-    such free it raises that threshold to the freed size (up to 32 MiB): the reader's per-block
-    arrays (a few MiB each) then come from the heap, whose freed holes are kept, and the peak
-    resident size grows by some 50 MiB at 5M rows (13%). A fixed threshold (what the environment
-    variable ``MALLOC_MMAP_THRESHOLD_`` sets, which is left alone when given) keeps it down for a
-    little more system time. Once per process; nothing elsewhere than on glibc. The ``seqprep``
-    command calls it for its own process; the library never does, so a caller's process keeps
-    its own malloc settings (set ``MALLOC_MMAP_THRESHOLD_=65536`` for the same effect).
+    Every page of a fresh memory map costs a page fault when first written (1.4-1.5 us a 4 KiB page
+    on the 2-core benchmark machine, against ~0.2 us for reused memory), and a build allocates
+    and frees the same sizes over and over: the reader's per-block arrays (a few MiB each), the
+    sort's per-part keys and orders (8 MiB and less a part). glibc's own default raises its
+    map threshold as allocations are freed (up to 32 MiB) and keeps 128 KiB free; the first
+    version of this function fixed it at 64 KiB to hold the peak resident size down (50 MiB less at
+    5M rows), but then every array of 64 KiB or more was a fresh map: 25M shuffled rows took 2.4M
+    page faults (9 GiB of fresh pages for a build whose peak is 1.1 GiB) and 6-7 s of system time.
+    8 MiB / 64 MiB keeps those arrays in the heaps: 1.6M faults, a build 15-20% faster at 5M and 25M
+    shuffled rows, for 0-4% more peak memory (docs/performance.md). The environment variables
+    ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` (or ``GLIBC_TUNABLES``), when given, are
+    left alone. Once per process; nothing elsewhere than on glibc. The ``seqprep`` command calls it
+    for its own process; the library never does, so a caller's process keeps its own malloc
+    settings (set those two variables for the same effect).
     """
     global _steady
-    if _steady or "MALLOC_MMAP_THRESHOLD_" in os.environ or not sys.platform.startswith("linux"):
+    names = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
+    if _steady or any(n in os.environ for n in names) or not sys.platform.startswith("linux"):
         return
     _steady = True
     try:
@@ -51,6 +63,7 @@ def steady_heap() -> None:
     except (OSError, AttributeError):  # not glibc
         return
     mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+    mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
 
 
 class GrowBuffer:
