@@ -266,9 +266,10 @@ def test_a_small_build_writes_its_sequences_on_the_calling_thread(tmp_path, monk
 @pytest.mark.parametrize("args", [{}, {"min_user_count": 2, "split": "loo"}])
 def test_the_logs_columns_go_while_sorting(tmp_path, monkeypatch, args):
     """Once the vocabularies are fitted the user and item codes are let go (the sort reads the
-    indices), the float32 ratings before the sort (half stars: the sort carries their 1-byte codes,
-    kernels.sequences.half_step_codes), and once the rows are sorted the input-order times (a
-    shuffled log: every sorted column is a new array): nothing holds them while the split is decided."""
+    indices), and the float32 ratings and int64 times before the sort (half stars and epoch seconds:
+    the sort carries their 1-byte codes and 4-byte offsets, kernels.sequences.half_step_codes and
+    time_offsets; a shuffled log: every sorted column is a new array): nothing holds them while the
+    rows are sorted or the split is decided."""
     import gc
     import weakref
 
@@ -297,5 +298,5 @@ def test_the_logs_columns_go_while_sorting(tmp_path, monkeypatch, args):
     monkeypatch.setattr(pipeline, "sequences_from", spy("sort", real_sort))
     monkeypatch.setattr(pipeline.splits, "decide_parts", spy("split", real_decide))
     built = seqprep.build(log, tmp_path / "out", **args)
-    assert alive == {"sort": ["time"], "split": []}
+    assert alive == {"sort": [], "split": []}
     assert built.meta["rows"]["read"] == 3000

@@ -26,7 +26,7 @@ from ..config import BuildConfig
 from ..errors import empty_log
 from ..io import read_log
 from ..io.sniff import ColumnRequest
-from ..kernels.sequences import from_half_steps, half_step_codes, in_time_order
+from ..kernels.sequences import from_half_steps, from_time_offsets, grouped_by_user, half_step_codes, in_time_order, time_offsets
 from ..model import BuildResult, Extras, Feature, Interactions, Log, Sequences
 from ..output.atomic import NO_READS, Reads
 from ..output.files import SequencesInBackground, sequences_part
@@ -215,17 +215,30 @@ class _Rows:
         self.log = dataclasses.replace(self.log, time=np.zeros(0, dtype=self.log.time.dtype), rating=None)
 
     def code_ratings(self) -> bool:
-        """Before a sort: the ratings as 1-byte codes (:func:`~seqprep.kernels.sequences.half_step_codes`),
-        when every one is a half step from 0 to 127 or missing, and the float32 ones let go (the log's
-        too: nothing reads them again). The sort then gathers and holds a quarter of the bytes, in
-        input order and sorted: 25M shuffled rows of half stars peaked at 1,175-1,204 MiB with float32
-        ratings (benchmarks/peers.py) - see docs/performance.md. Whether it did."""
+        """Before a sort of scattered rows: the ratings as 1-byte codes
+        (:func:`~seqprep.kernels.sequences.half_step_codes`), when every one is a half step from 0 to
+        127 or missing, and the float32 ones let go (the log's too: nothing reads them again). The
+        sort then gathers and holds a quarter of the bytes of them, in input order and sorted; with
+        :meth:`offset_times` too, 25M shuffled rows peaked at 945 MiB instead of 1,196 (5 rounds of
+        benchmarks/quoted.py, docs/performance.md). Whether it did."""
         codes = None if self.inter.rating is None else half_step_codes(self.inter.rating)
         if codes is None:
             return False
         self.inter = dataclasses.replace(self.inter, rating=codes)
         self.log = dataclasses.replace(self.log, rating=None)
         return True
+
+    def offset_times(self) -> int | None:
+        """Before a sort of scattered rows: the times as uint32 offsets from the smallest
+        (:func:`~seqprep.kernels.sequences.time_offsets`), when they fit, and the int64 ones let go
+        (the log's too): the sort holds half the bytes of them, in input order and sorted. The base
+        the offsets are from, or None."""
+        packed = time_offsets(self.inter.time)
+        if packed is None:
+            return None
+        self.inter = dataclasses.replace(self.inter, time=packed[0])
+        self.log = dataclasses.replace(self.log, time=np.zeros(0, dtype=self.log.time.dtype))
+        return packed[1]
 
 
 def _sorted(
@@ -251,7 +264,13 @@ def _sorted(
     inter = held.inter
     del log
     ordered = in_time_order(uidx, inter.time)
-    coded = not ordered and held.code_ratings()  # a sort to come carries 1-byte ratings (see _Rows)
+    # a sort of scattered rows holds its columns twice, in input order and sorted: it carries 1-byte
+    # ratings and 4-byte times when they fit (see _Rows); rows grouped by user are sorted in place
+    # (held once: compact copies would only add passes - 25M user-then-item rows took 4.72 s
+    # against 4.46 s with them, 5 rounds of benchmarks/quoted.py, for the same peak)
+    scattered = not ordered and not grouped_by_user(uidx)
+    coded = scattered and held.code_ratings()
+    time_base = held.offset_times() if scattered else None
     inter = held.inter
     progress.phase(f"sorting {len(uidx):,} interactions")
     if folder.out is not None and _streams(config, features):
@@ -260,15 +279,19 @@ def _sorted(
         tmp = folder.open()
         writer = SequencesInBackground(tmp / "sequences.parquet", len(uidx))
         folder.stack.callback(writer.abort)  # (last in, first out: before the swap, or before the folder goes on an error)
-        seqs = _sort_and_write(uidx, iidx, inter, users, writer, features, ordered)
+        seqs = _sort_and_write(uidx, iidx, inter, users, writer, features, ordered, time_base)
         folder.pending["sequences.parquet"] = writer.finish()
         folder.sequences_written = True
     else:
         seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts, features=features, ordered=ordered)
     del uidx, iidx, inter
     held.sorted()  # (the sequences hold the sorted times and ratings, or the same arrays when no sort was needed)
-    if coded:  # float32 again, now that the rows in input order are gone (the writer reads the codes)
+    # float32 ratings and int64 times again, now that the rows in input order are gone (the writer
+    # reads the compact ones, which it widens a row group at a time)
+    if coded:
         seqs = dataclasses.replace(seqs, ratings=from_half_steps(seqs.ratings))
+    if time_base is not None:
+        seqs = dataclasses.replace(seqs, timestamps=from_time_offsets(seqs.timestamps, time_base))
     targets = target_positions(seqs, config.event)
     part, info = splits.decide_parts(seqs.offsets, seqs.timestamps, config.split, held.log.time_unit, targets, dates)
     return users, items, seqs, part, info
@@ -326,6 +349,7 @@ def _sort_and_write(
     writer: SequencesInBackground,
     features: tuple[Feature, ...] = (),
     ordered: bool | None = None,
+    time_base: int | None = None,
 ) -> Sequences:
     """:func:`~seqprep.steps.sort.sequences_from` handing sequences.parquet's row groups to ``writer``
     as the sort puts them in place (nothing changes them afterwards: the writer reads them while the
@@ -337,7 +361,7 @@ def _sort_and_write(
             inter.time,
             inter.rating,
             users.counts,
-            on_part=lambda seqs, u0, u1: writer.add(lambda: sequences_part(users, seqs, u0, u1)),
+            on_part=lambda seqs, u0, u1: writer.add(lambda: sequences_part(users, seqs, u0, u1, time_base)),
             features=features,
             # the build lets the input-order features, item indices, times and ratings go
             # after the sort (nothing reads inter's or the log's columns then)

@@ -9,6 +9,7 @@ import numpy as np
 __all__ = [
     "time_order",
     "in_time_order",
+    "grouped_by_user",
     "packed_time_key",
     "code_counts",
     "balanced_user_bounds",
@@ -26,6 +27,8 @@ __all__ = [
     "HALF_STEPS",
     "half_step_codes",
     "from_half_steps",
+    "time_offsets",
+    "from_time_offsets",
 ]
 
 
@@ -101,6 +104,20 @@ def in_time_order(user: np.ndarray, time: np.ndarray) -> bool:
         u, t = user[a : a + _CHUNK + 1], time[a : a + _CHUNK + 1]  # one row of overlap with the next chunk
         same = u[1:] == u[:-1]
         if not (same | (u[1:] > u[:-1])).all() or (same & (t[1:] < t[:-1])).any():
+            return False
+    return True
+
+
+def grouped_by_user(user: np.ndarray) -> bool:
+    """Whether ``user`` is non-decreasing (each user's rows together, users in order): a chunk at a
+    time, stopping at the first chunk that is not.
+
+    >>> grouped_by_user(np.array([0, 0, 2, 5])), grouped_by_user(np.array([1, 0]))
+    (True, False)
+    """
+    for a in range(0, max(len(user) - 1, 0), _CHUNK):
+        u = user[a : a + _CHUNK + 1]
+        if (u[1:] < u[:-1]).any():
             return False
     return True
 
@@ -492,7 +509,7 @@ def half_step_codes(ratings: np.ndarray) -> np.ndarray | None:
     bits = ratings.view(np.uint32)
     table_bits = HALF_STEPS.view(np.uint32)
     out = np.empty(len(ratings), dtype=np.uint8)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):  # (NaN and huge ratings: no code gives them back)
         for a in range(0, len(ratings), _HALF_CHUNK):
             r = ratings[a : a + _HALF_CHUNK]
             doubled = np.clip(r * np.float32(2), 0, 254)  # NaN stays NaN: code 255 below
@@ -512,4 +529,41 @@ def from_half_steps(codes: np.ndarray) -> np.ndarray:
     out = np.empty(len(codes), dtype=np.float32)
     for a in range(0, len(codes), _HALF_CHUNK):
         np.take(HALF_STEPS, codes[a : a + _HALF_CHUNK], out=out[a : a + _HALF_CHUNK])
+    return out
+
+
+def time_offsets(time: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """Integer timestamps as ``(time - base, base)``: uint32 offsets from the smallest, when every
+    one is within 2**32 - 1 of it (epoch seconds over 136 years; not nanoseconds); else None.
+
+    A sort orders the offsets as it orders the timestamps (ties are ties) and carries half the
+    bytes; :func:`from_time_offsets` gives the int64 timestamps back.
+
+    >>> offsets, base = time_offsets(np.array([1_600_000_009, 1_600_000_000], dtype=np.int64))
+    >>> offsets.tolist(), base
+    ([9, 0], 1600000000)
+    >>> time_offsets(np.array([0, 2**32], dtype=np.int64)) is None
+    True
+    """
+    time = np.asarray(time)
+    if len(time) == 0 or time.dtype != np.int64:
+        return None
+    base, top = int(time.min()), int(time.max())
+    if top - base > np.iinfo(np.uint32).max:
+        return None
+    out = np.empty(len(time), dtype=np.uint32)
+    for a in range(0, len(time), _CHUNK):  # (exact: every difference fits in uint32)
+        np.subtract(time[a : a + _CHUNK], np.int64(base), out=out[a : a + _CHUNK], casting="unsafe")
+    return out, base
+
+
+def from_time_offsets(offsets: np.ndarray, base: int) -> np.ndarray:
+    """The int64 timestamps of :func:`time_offsets`'s ``offsets`` from ``base``.
+
+    >>> from_time_offsets(np.array([9, 0], dtype=np.uint32), 1_600_000_000).tolist()
+    [1600000009, 1600000000]
+    """
+    out = np.empty(len(offsets), dtype=np.int64)
+    for a in range(0, len(offsets), _CHUNK):
+        np.add(offsets[a : a + _CHUNK], np.int64(base), out=out[a : a + _CHUNK])
     return out

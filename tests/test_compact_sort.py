@@ -1,6 +1,7 @@
-"""Ratings carried through the sort as 1-byte codes (kernels.sequences.half_step_codes): the codes
-give back every rating bit for bit, anything else is left as float32, and a build that sorts coded
-ratings writes the bytes of one that sorts float32 ratings."""
+"""What a sort carries in fewer bytes: ratings as 1-byte codes (kernels.sequences.half_step_codes)
+and epoch times as 4-byte offsets (time_offsets). The codes and offsets give back every value bit
+for bit, anything else stays as it is, and a build that sorts them writes the bytes of one that
+sorts float32 ratings and int64 times."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from hypothesis.extra import numpy as hnp
 
 import seqprep
 from seqprep.engines import local
-from seqprep.kernels.sequences import HALF_STEPS, from_half_steps, half_step_codes
+from seqprep.kernels.sequences import HALF_STEPS, from_half_steps, from_time_offsets, half_step_codes, time_offsets
 
 from .test_streamed_write import _log
 
@@ -55,6 +56,24 @@ def test_another_nan_is_no_missing_rating():
     assert half_step_codes(np.array([1.0, np.nan, 2.5], dtype=np.float32)).tolist() == [2, 255, 5]
 
 
+@given(hnp.arrays(np.int64, st.integers(0, 200), elements=st.one_of(st.integers(-(2**63), 2**63 - 1), st.integers(10**9, 10**9 + 2**33))))
+def test_time_offsets_give_back_every_time_or_are_none(times):
+    packed = time_offsets(times)
+    if packed is None:
+        assert len(times) == 0 or int(times.max()) - int(times.min()) >= 2**32
+    else:
+        offsets, base = packed
+        assert offsets.dtype == np.uint32 and base == int(times.min())
+        assert np.array_equal(from_time_offsets(offsets, base), times)
+        assert np.array_equal(np.argsort(offsets, kind="stable"), np.argsort(times, kind="stable"))  # same order, same ties
+
+
+def test_only_int64_times_are_offset():
+    assert time_offsets(np.array([1.5, 2.0])) is None  # (fractional epochs sort as floats)
+    assert time_offsets(np.array([0, 2**32 - 1], dtype=np.int64))[0].tolist() == [0, 2**32 - 1]
+    assert time_offsets(np.array([-5, 2**32 - 6], dtype=np.int64))[1] == -5
+
+
 def _outputs(folder):
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != "meta.json"}
 
@@ -63,25 +82,30 @@ def _outputs(folder):
 
 @pytest.mark.parametrize("grouped", [True, False])
 @pytest.mark.parametrize("args", [{}, {"split": "loo"}, {"formats": ["npz", "parquet"]}, {"split": "loo", "max_len": 5}])
-def test_a_build_that_sorts_coded_ratings_writes_the_same_bytes(tmp_path, monkeypatch, grouped, args):
+@pytest.mark.parametrize("plain_of", ["ratings", "times"])
+def test_a_build_that_sorts_compact_columns_writes_the_same_bytes(tmp_path, monkeypatch, grouped, args, plain_of):
     log = _log(tmp_path / "log.csv", 4000, 90, grouped=grouped, seed=5)
     text = log.read_text().splitlines()
     text[7] = text[7].rsplit(",", 2)[0] + ",," + text[7].rsplit(",", 1)[1]  # one missing rating
     log.write_text("\n".join(text) + "\n")
     coded = seqprep.build(log, tmp_path / "coded", **args)
     calls = []
-    real = local.half_step_codes
-    monkeypatch.setattr(local, "half_step_codes", lambda r: calls.append(len(r)))  # float32 through the sort
+    name, column = {"ratings": ("half_step_codes", "ratings"), "times": ("time_offsets", "timestamps")}[plain_of]
+    real = getattr(local, name)
+    monkeypatch.setattr(local, name, lambda r: calls.append(len(r)))  # float32 / int64 through the sort
     plain = seqprep.build(log, tmp_path / "plain", **args)
-    assert calls, "the build did not look at its ratings before the sort"
-    assert real(np.asarray(plain.sequences.ratings)) is not None  # (so the first build did code them)
+    # scattered rows are compacted for the sort; rows grouped by user are sorted in place as they are
+    assert bool(calls) == (not grouped), f"{column}: {calls}"
+    assert real(np.asarray(getattr(plain.sequences, column))) is not None  # (so the first build did compact them)
     assert _outputs(tmp_path / "coded") == _outputs(tmp_path / "plain")
-    assert coded.sequences.ratings.dtype == np.float32
-    assert np.array_equal(coded.sequences.ratings.view(np.uint32), plain.sequences.ratings.view(np.uint32))
+    for col in ("items", "timestamps", "ratings"):
+        a, b = getattr(coded.sequences, col), getattr(plain.sequences, col)
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    assert coded.sequences.ratings.dtype == np.float32 and coded.sequences.timestamps.dtype == np.int64
     assert seqprep.verify(tmp_path / "coded").ok
 
 
-def test_rows_in_time_order_are_not_coded(tmp_path, monkeypatch):
+def test_rows_in_time_order_are_not_compacted(tmp_path, monkeypatch):
     log = _log(tmp_path / "log.csv", 500, 20, grouped=True)
     built = seqprep.build(log)  # (sorted once, to write the same rows in time order)
     lines = ["userId,movieId,rating,timestamp"]
@@ -93,6 +117,7 @@ def test_rows_in_time_order_are_not_coded(tmp_path, monkeypatch):
     ordered.write_text("\n".join(lines) + "\n")
     calls = []
     monkeypatch.setattr(local, "half_step_codes", lambda r: calls.append(len(r)))
+    monkeypatch.setattr(local, "time_offsets", lambda r: calls.append(len(r)))
     again = seqprep.build(ordered)
-    assert calls == []  # no sort to come: nothing to code
+    assert calls == []  # no sort to come: nothing to compact
     assert np.array_equal(again.sequences.items, s.items)
