@@ -44,8 +44,10 @@ def steady_heap() -> None:
     version of this function fixed it at 64 KiB to hold the peak resident size down (50 MiB less at
     5M rows), but then every array of 64 KiB or more was a fresh map: 25M shuffled rows took 2.4M
     page faults (9 GiB of fresh pages for a build whose peak is 1.1 GiB) and 6-7 s of system time.
-    8 MiB / 64 MiB keeps those arrays in the heaps: 1.6M faults, a build 15-20% faster at 5M and 25M
-    shuffled rows, for 0-4% more peak memory (docs/performance.md). The environment variables
+    8 MiB / 64 MiB keeps those arrays in the heaps: 1.5M faults; 25M shuffled rows 13% faster than
+    with 64 KiB (8.64 -> 7.52 s), 25M user-time and user-then-item rows 7-8%, for -3% to +4% peak
+    memory; 5M rows the same within the noise (5 rounds of benchmarks/quoted.py with the trees
+    side by side, docs/performance.md). The environment variables
     ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` (or ``GLIBC_TUNABLES``), when given, are
     left alone. Once per process; nothing elsewhere than on glibc. The ``seqprep`` command calls it
     for its own process; the library never does, so a caller's process keeps its own malloc
