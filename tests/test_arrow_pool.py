@@ -114,17 +114,22 @@ def test_steady_heap_sets_both_thresholds_once_unless_the_environment_does(monke
             calls.append((param, value))
             return 1
 
+    mmap, trim = (-3, 8 << 20), (-1, 32 << 20)  # M_MMAP_THRESHOLD 8 MiB, M_TRIM_THRESHOLD 32 MiB
     monkeypatch.setattr(ctypes, "CDLL", lambda name: Libc())
-    for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(buffers, "_steady", False)
-    buffers.steady_heap()
-    buffers.steady_heap()  # (once per process)
-    assert calls == [(-3, 8 << 20), (-1, 64 << 20)]  # M_MMAP_THRESHOLD 8 MiB, M_TRIM_THRESHOLD 64 MiB
-    for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES"):
+    cases = [
+        ({}, [mmap, trim]),
+        ({"MALLOC_MMAP_THRESHOLD_": "65536"}, [trim]),  # the environment's choice stays, each on its own
+        ({"MALLOC_TRIM_THRESHOLD_": "1"}, [mmap]),
+        ({"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=65536:glibc.malloc.trim_threshold=1"}, []),
+        ({"GLIBC_TUNABLES": "glibc.pthread.rseq=0"}, [mmap, trim]),  # another tunable: ours still apply
+    ]
+    for env, expected in cases:
+        for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
         calls.clear()
         monkeypatch.setattr(buffers, "_steady", False)
-        monkeypatch.setenv(name, "65536")
         buffers.steady_heap()
-        assert calls == []  # the environment's choice stays
-        monkeypatch.delenv(name)
+        buffers.steady_heap()  # (once per process)
+        assert calls == expected, env

@@ -75,34 +75,86 @@ def test_only_int64_times_are_offset():
 
 
 def _outputs(folder):
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != "meta.json"}
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "meta.json"}
 
 
+def _epoch_log(path, *, grouped: bool, base: int):
+    """A log of 4,000 rows of 90 users with epoch times from ``base`` (ties among them), half stars
+    and one missing rating."""
+    log = _log(path, 4000, 90, grouped=grouped, seed=5)
+    lines = log.read_text().splitlines()
+    rows = [line.rsplit(",", 1) for line in lines[1:]]
+    lines[1:] = [f"{head},{base + 3600 * int(t)}" for head, t in rows]
+    lines[7] = lines[7].rsplit(",", 2)[0] + ",," + lines[7].rsplit(",", 1)[1]
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 @pytest.mark.parametrize("grouped", [True, False])
-@pytest.mark.parametrize("args", [{}, {"split": "loo"}, {"formats": ["npz", "parquet"]}, {"split": "loo", "max_len": 5}])
+@pytest.mark.parametrize(
+    "args",
+    [
+        {},
+        {"split": "loo"},
+        {"formats": ["npz", "parquet"]},
+        {"split": "loo", "max_len": 5},
+        {"session_gap": 7200, "split": "loo"},  # (not written during the sort: one sort of the whole log)
+        {"time_features": ["hour", "delta"]},
+        {"split": "time:0.8,0.9"},
+    ],
+)
 @pytest.mark.parametrize("plain_of", ["ratings", "times"])
-def test_a_build_that_sorts_compact_columns_writes_the_same_bytes(tmp_path, monkeypatch, grouped, args, plain_of):
-    log = _log(tmp_path / "log.csv", 4000, 90, grouped=grouped, seed=5)
-    text = log.read_text().splitlines()
-    text[7] = text[7].rsplit(",", 2)[0] + ",," + text[7].rsplit(",", 1)[1]  # one missing rating
-    log.write_text("\n".join(text) + "\n")
-    coded = seqprep.build(log, tmp_path / "coded", **args)
-    calls = []
+@pytest.mark.parametrize("base", [1_600_000_000, -1_000])
+def test_a_build_that_sorts_compact_columns_writes_the_same_bytes(tmp_path, monkeypatch, grouped, args, plain_of, base):
+    from seqprep.kernels import sequences as sequence_kernels
+
+    if base < 0 and "time_features" in args:
+        pytest.skip("time features need epoch seconds (a negative base is not seconds-like)")
+    monkeypatch.setattr(sequence_kernels, "ROW_GROUP_INTERACTIONS", 97)  # many row groups, sorted on a pool
+    log = _epoch_log(tmp_path / "log.csv", grouped=grouped, base=base)
     name, column = {"ratings": ("half_step_codes", "ratings"), "times": ("time_offsets", "timestamps")}[plain_of]
     real = getattr(local, name)
-    monkeypatch.setattr(local, name, lambda r: calls.append(len(r)))  # float32 / int64 through the sort
-    plain = seqprep.build(log, tmp_path / "plain", **args)
+    compacted: list[bool] = []
+
+    def spy(values):
+        out = real(values)
+        compacted.append(out is not None)
+        return out
+
+    monkeypatch.setattr(local, name, spy)
+    coded = seqprep.build(log, tmp_path / "coded", **args)
     # scattered rows are compacted for the sort; rows grouped by user are sorted in place as they are
-    assert bool(calls) == (not grouped), f"{column}: {calls}"
-    assert real(np.asarray(getattr(plain.sequences, column))) is not None  # (so the first build did compact them)
+    assert compacted == ([] if grouped else [True]), column
+    monkeypatch.setattr(local, name, lambda values: None)  # float32 / int64 through the sort
+    plain = seqprep.build(log, tmp_path / "plain", **args)
     assert _outputs(tmp_path / "coded") == _outputs(tmp_path / "plain")
     for col in ("items", "timestamps", "ratings"):
         a, b = getattr(coded.sequences, col), getattr(plain.sequences, col)
         assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
     assert coded.sequences.ratings.dtype == np.float32 and coded.sequences.timestamps.dtype == np.int64
+    assert int(coded.sequences.timestamps.min()) >= base  # (the offsets' base is added back)
     assert seqprep.verify(tmp_path / "coded").ok
+
+
+def test_a_stream_of_compact_columns_is_the_same(tmp_path):
+    """``-o -`` (one Arrow stream on stdout) of a scattered log: the bytes of its parquet build's
+    sequences, read back."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    log = _epoch_log(tmp_path / "log.csv", grouped=False, base=1_600_000_000)
+    out = io.BytesIO()
+    seqprep.build(log, "-", stdout=out)
+    folder = seqprep.build(log, tmp_path / "o")
+    streamed = pa.ipc.open_stream(out.getvalue()).read_all()
+    written = pq.read_table(tmp_path / "o" / "sequences.parquet")
+    for col in ("items", "timestamps", "ratings"):
+        a, b = (t.column(col).combine_chunks() for t in (streamed, written))
+        assert a.type == b.type and a.offsets.equals(b.offsets)
+        assert a.flatten().to_numpy().tobytes() == b.flatten().to_numpy().tobytes()  # (bit for bit: NaN too)
+    assert written.column("timestamps").type == pa.list_(pa.int64()) and folder.sequences.timestamps.min() >= 1_600_000_000
 
 
 def test_rows_in_time_order_are_not_compacted(tmp_path, monkeypatch):

@@ -279,7 +279,7 @@ def _sorted(
         tmp = folder.open()
         writer = SequencesInBackground(tmp / "sequences.parquet", len(uidx))
         folder.stack.callback(writer.abort)  # (last in, first out: before the swap, or before the folder goes on an error)
-        seqs = _sort_and_write(uidx, iidx, inter, users, writer, features, ordered, time_base)
+        seqs = _sort_and_write(uidx, iidx, inter, users, writer, features, ordered, time_base, coded)
         folder.pending["sequences.parquet"] = writer.finish()
         folder.sequences_written = True
     else:
@@ -350,6 +350,7 @@ def _sort_and_write(
     features: tuple[Feature, ...] = (),
     ordered: bool | None = None,
     time_base: int | None = None,
+    rating_codes: bool = False,
 ) -> Sequences:
     """:func:`~seqprep.steps.sort.sequences_from` handing sequences.parquet's row groups to ``writer``
     as the sort puts them in place (nothing changes them afterwards: the writer reads them while the
@@ -361,7 +362,7 @@ def _sort_and_write(
             inter.time,
             inter.rating,
             users.counts,
-            on_part=lambda seqs, u0, u1: writer.add(lambda: sequences_part(users, seqs, u0, u1, time_base)),
+            on_part=lambda seqs, u0, u1: writer.add(lambda: sequences_part(users, seqs, u0, u1, time_base, rating_codes)),
             features=features,
             # the build lets the input-order features, item indices, times and ratings go
             # after the sort (nothing reads inter's or the log's columns then)

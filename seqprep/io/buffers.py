@@ -27,14 +27,15 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 #: Allocations from this size on get a memory map of their own, returned when freed; smaller ones
 #: come from malloc's heaps, whose freed memory is used again (see :func:`steady_heap`).
 _MMAP_THRESHOLD = 8 << 20
-#: Free memory at the top of a heap is returned beyond this much.
-_TRIM_THRESHOLD = 64 << 20
+#: Free memory at the top of a heap is returned beyond this much (below the 64 MiB of a thread's
+#: heap, so that those shrink too).
+_TRIM_THRESHOLD = 32 << 20
 _steady = False
 
 
 def steady_heap() -> None:
     """Fix glibc malloc's thresholds for a build: allocations of 8 MiB or more get a memory map of
-    their own (returned on free), smaller ones come from the heaps, which keep up to 64 MiB free.
+    their own (returned on free), smaller ones come from the heaps, which keep up to 32 MiB free.
 
     Every page of a fresh memory map costs a page fault when first written (1.4-1.5 us a 4 KiB page
     on the 2-core benchmark machine, against ~0.2 us for reused memory), and a build allocates
@@ -44,28 +45,42 @@ def steady_heap() -> None:
     version of this function fixed it at 64 KiB to hold the peak resident size down (50 MiB less at
     5M rows), but then every array of 64 KiB or more was a fresh map: 25M shuffled rows took 2.4M
     page faults (9 GiB of fresh pages for a build whose peak is 1.1 GiB) and 6-7 s of system time.
-    8 MiB / 64 MiB keeps those arrays in the heaps: 1.5M faults; 25M shuffled rows 13% faster than
+    8 MiB / 64 MiB kept those arrays in the heaps: 1.5M faults; 25M shuffled rows 13% faster than
     with 64 KiB (8.64 -> 7.52 s), 25M user-time and user-then-item rows 7-8%, for -3% to +4% peak
     memory; 5M rows the same within the noise (5 rounds of benchmarks/quoted.py with the trees
-    side by side, docs/performance.md). The environment variables
-    ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` (or ``GLIBC_TUNABLES``), when given, are
-    left alone. Once per process; nothing elsewhere than on glibc. The ``seqprep`` command calls it
-    for its own process; the library never does, so a caller's process keeps its own malloc
-    settings (set those two variables for the same effect).
+    side by side, docs/performance.md). The trim threshold is 32 MiB, below the 64 MiB a thread's
+    heap holds at most, so the sort's and the writer's threads give memory back too (with 64 MiB
+    their heaps would never shrink, which 2 cores do not show but many would); 25M shuffled and 5M
+    builds took the same time and memory with 32 as with 64 MiB (3 rounds each). A setting the
+    environment gives (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, or
+    ``glibc.malloc.mmap_threshold`` / ``glibc.malloc.trim_threshold`` in ``GLIBC_TUNABLES``) is left
+    alone, each on its own. Once per process; nothing elsewhere than on glibc. The ``seqprep``
+    command calls it for its own process; the library never does, so a caller's process keeps its
+    own malloc settings (set the two variables for the same effect).
     """
     global _steady
-    names = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
-    if _steady or any(n in os.environ for n in names) or not sys.platform.startswith("linux"):
+    if _steady or not sys.platform.startswith("linux"):
         return
     _steady = True
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    wanted = [
+        (param, value)
+        for param, value, env, tunable in (
+            (_M_MMAP_THRESHOLD, _MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_", "glibc.malloc.mmap_threshold"),
+            (_M_TRIM_THRESHOLD, _TRIM_THRESHOLD, "MALLOC_TRIM_THRESHOLD_", "glibc.malloc.trim_threshold"),
+        )
+        if env not in os.environ and tunable not in tunables
+    ]
+    if not wanted:
+        return
     try:
         import ctypes  # (numpy and pyarrow have imported it)
 
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # not glibc
         return
-    mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
-    mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
+    for param, value in wanted:
+        mallopt(param, value)
 
 
 class GrowBuffer:

@@ -67,14 +67,17 @@ def sequences_arrow(result: BuildResult) -> pa.Table:
     return sequences_part(result.users, result.sequences, 0, len(result.users))
 
 
-def sequences_part(users: Vocabulary, seqs: Sequences, u0: int, u1: int, time_base: int | None = None) -> pa.Table:
+def sequences_part(
+    users: Vocabulary, seqs: Sequences, u0: int, u1: int, time_base: int | None = None, rating_codes: bool = False
+) -> pa.Table:
     """The rows of users ``u0 <= u < u1`` of sequences.parquet (one row group of it).
 
     ``seqs`` may be filled only for those users so far (see :func:`~seqprep.kernels.sequences.sequence_parts`).
     List columns are ``list`` unless the whole file holds 2**31 values or more (``large_list`` then,
-    in every part). Ratings may be the sort's 1-byte codes (uint8, :func:`~seqprep.kernels.sequences.half_step_codes`):
-    float32 here, as compact feature indices are int32 here; with ``time_base`` the timestamps are
-    the sort's uint32 offsets from it (:func:`~seqprep.kernels.sequences.time_offsets`), int64 here.
+    in every part). With ``rating_codes`` the ratings are the sort's 1-byte codes
+    (:func:`~seqprep.kernels.sequences.half_step_codes`), with ``time_base`` the timestamps its
+    uint32 offsets from that base (:func:`~seqprep.kernels.sequences.time_offsets`): float32 and
+    int64 here, as compact feature indices are int32 here.
     """
     offsets = seqs.offsets[u0 : u1 + 1]
     lo, hi = int(offsets[0]), int(offsets[-1])
@@ -83,7 +86,7 @@ def sequences_part(users: Vocabulary, seqs: Sequences, u0: int, u1: int, time_ba
         offsets=offsets,
         items=seqs.items[lo:hi],
         timestamps=seqs.timestamps[lo:hi] if time_base is None else from_time_offsets(seqs.timestamps[lo:hi], time_base),
-        ratings=from_half_steps(ratings) if ratings is not None and ratings.dtype == np.uint8 else ratings,
+        ratings=from_half_steps(ratings) if ratings is not None and rating_codes else ratings,
         session_ids=None if seqs.session_ids is None else seqs.session_ids[lo:hi],
         features=tuple(f.slice(lo, hi).widened() for f in seqs.features),  # compact indices: int32 here
     )

@@ -54,8 +54,9 @@ def sequences_from(
     Rows already in (user, time) order (a log written user by user in time order) are not sorted at
     all: the sequences are the given arrays (and features) themselves, no copy is made. ``ordered``:
     whether they are, when the caller has looked (:func:`~seqprep.kernels.sequences.in_time_order`).
-    ``rating`` may be float32 or the 1-byte codes of :func:`~seqprep.kernels.sequences.half_step_codes`
-    (a quarter of the bytes to sort): the sorted ratings keep its type.
+    ``rating`` may be float32 or the 1-byte codes of :func:`~seqprep.kernels.sequences.half_step_codes`,
+    ``time`` int64 (or float64) or the uint32 offsets of :func:`~seqprep.kernels.sequences.time_offsets`
+    (fewer bytes to sort): the sorted columns keep their types.
     """
     if in_time_order(user_idx, time) if ordered is None else ordered:
         return _in_order(user_idx, item_idx, time, rating, user_counts, on_part, features)
