@@ -306,3 +306,20 @@ def test_vocabulary_encode_types(write, tmp_path):
     assert ts.encode([17, "17", "a", 18]).tolist() == [1, 1, 2, -1]
     assert ts.encode_users(["u", "v"]).tolist() == [0, -1]
     assert ts.decode_users([0]).to_pylist() == ["u"]
+
+
+def test_kcore_counts_each_unseen_item_under_its_own_id_with_oov(tmp_path):
+    """docs/build.md: with --unknown oov, k-core counts an unseen item by its own id, not the oov
+    bucket: unseen items of 3 rows pass --min-item-count 3, those of 2 rows go, though together the
+    unseen rows (12) would reach it many times over."""
+    old = ["userId,movieId,rating,timestamp"] + [f"{u},{i},4,{t}" for u in range(6) for t, i in enumerate([1, 2] * 3)]
+    (tmp_path / "old.csv").write_text("\n".join(old) + "\n")
+    seqprep.build(tmp_path / "old.csv", tmp_path / "OLD")
+    items = lambda u: [1, 2] * 3 + [100 + u % 2, 200 + u % 3]  # noqa: E731 - 100, 101: 3 rows each; 200-202: 2 each
+    new = ["userId,movieId,rating,timestamp"] + [f"{u},{i},4,{t}" for u in range(6) for t, i in enumerate(items(u))]
+    (tmp_path / "new.csv").write_text("\n".join(new) + "\n")
+    r = seqprep.build(tmp_path / "new.csv", tmp_path / "NEW", vocab_from=str(tmp_path / "OLD"), unknown="oov", min_item_count=3)
+    kcore = next(s for s in r.meta["steps"] if s["step"] == "kcore")
+    assert (kcore["rows_removed"], kcore["items_removed"]) == (6, 3)
+    assert r.meta["vocab_reuse"]["unseen_rows"] == 12 and r.meta["vocab_reuse"]["oov_interactions"] == 6
+    assert r.meta["oov_idx"] == 3 and int((r.sequences.items == 3).sum()) == 6  # items 1, 2 of OLD, then oov
