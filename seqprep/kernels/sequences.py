@@ -6,6 +6,8 @@ from typing import Literal
 
 import numpy as np
 
+from .features import take_chunked
+
 __all__ = [
     "time_order",
     "in_time_order",
@@ -189,7 +191,7 @@ def user_range_rows(
         counts = code_counts(user, int(bounds[-1]))
     starts = csr_offsets(counts)[bounds]  # each range's first row once rows are grouped by user
     spans = list(zip(starts[:-1].tolist(), starts[1:].tolist()))
-    if len(user) < 2 or bool((user[1:] >= user[:-1]).all()):
+    if grouped_by_user(user):
         return [slice(lo, hi) for lo, hi in spans]
     range_of_user = np.zeros(len(counts), dtype=np.int64)
     np.add.at(range_of_user, bounds[1:-1][bounds[1:-1] < len(counts)], 1)
@@ -238,7 +240,7 @@ def grouped_time_order(user: np.ndarray, time: np.ndarray) -> np.ndarray | None:
     n = len(user)
     if n == 0 or not np.issubdtype(time.dtype, np.integer):
         return None
-    if (user[1:] < user[:-1]).any():
+    if not grouped_by_user(user):
         return None
     if in_time_order(user, time):
         return np.arange(n, dtype=np.int64)
@@ -521,15 +523,12 @@ def half_step_codes(ratings: np.ndarray) -> np.ndarray | None:
 
 
 def from_half_steps(codes: np.ndarray) -> np.ndarray:
-    """The float32 ratings of :func:`half_step_codes`'s ``codes`` (a chunk at a time, by ``np.take``).
+    """The float32 ratings of :func:`half_step_codes`'s ``codes`` (:func:`~seqprep.kernels.features.take_chunked`).
 
     >>> from_half_steps(np.array([9, 2, 255], dtype=np.uint8)).tolist()
     [4.5, 1.0, nan]
     """
-    out = np.empty(len(codes), dtype=np.float32)
-    for a in range(0, len(codes), _HALF_CHUNK):
-        np.take(HALF_STEPS, codes[a : a + _HALF_CHUNK], out=out[a : a + _HALF_CHUNK])
-    return out
+    return take_chunked(HALF_STEPS, codes)
 
 
 def time_offsets(time: np.ndarray) -> tuple[np.ndarray, int] | None:

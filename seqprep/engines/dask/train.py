@@ -40,6 +40,7 @@ import pyarrow as pa
 from ...config import BuildConfig
 from ...kernels import csr_offsets, order_counted, remap_table, tie_stats
 from ...kernels.filters import session_ids
+from ...kernels.sequences import grouped_by_user
 from ...kernels.splits import TRAIN, row_of
 from ...model import Feature, Log
 from ...steps import splits, train_fit
@@ -207,7 +208,7 @@ def _make(chunks: list[dict[str, Any]], lo: int, hi: int, gap: float | None, rul
         for fs in zip(*(c["features"] for c in chunks))
     ]
     carried = [np.concatenate(cs) for cs in zip(*(c["carried"] for c in chunks))]
-    if len(user) > 1 and not bool((user[1:] >= user[:-1]).all()):
+    if not grouped_by_user(user):
         order = np.argsort(user, kind="stable")
         cols = {k: None if v is None else v[order] for k, v in cols.items()}
         features = [f.take(order) for f in features]
