@@ -283,3 +283,24 @@ def test_a_reserved_buffer_holds_what_was_appended(parts, reserve_at, reserve):
         want.extend(block.tolist())
     got = buf.finish()
     assert got.tolist() == want and got.dtype == np.int64 and got.flags.owndata
+
+
+def test_close_after_an_interrupt_before_the_worker_started(monkeypatch):
+    """A Ctrl-C or SIGTERM (KeyboardInterrupt) can land between the worker thread's creation and
+    its start: close() then has no thread to join, and the interrupt is what the caller sees
+    (seen in CI as 'cannot join thread before it is started' out of test_interrupt.py)."""
+    import threading
+
+    data = b"".join(b"%d,%d,4.0,%d\n" % (k % 7, k % 11, k) for k in range(2000))
+    reader = _reader(data, 1024)
+    real_start = threading.Thread.start
+
+    def interrupted(self):
+        if self.name == "seqprep-csv":
+            raise KeyboardInterrupt
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        next(iter(reader))
+    reader.close()  # (no RuntimeError)

@@ -345,8 +345,8 @@ class RangeReader:  # noqa: N801 - an iterator used like a generator
         close the file."""
         self._stop = True
         self._slots.release(AHEAD + 1)  # (a worker waiting for a slot wakes, and stops)
-        if self._worker is not None:
-            self._worker.join()
+        if self._worker is not None and self._worker.ident is not None:  # (a Ctrl-C or SIGTERM can land
+            self._worker.join()  # between the worker's creation and its start: nothing to join then)
         for pool in (self._parsers, self._reader, self._hasher):
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
