@@ -7,6 +7,7 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 
+from .kernels.arrow import from_numpy
 from .records import record
 
 __all__ = ["Vocabulary"]
@@ -98,9 +99,9 @@ class Vocabulary:
         """The exported form: ``<prefix>_idx`` int32, ``<prefix>_id`` (original type), ``count`` int64."""
         return pa.table(
             {
-                f"{prefix}_idx": pa.array(self.indices, pa.int32()),
+                f"{prefix}_idx": from_numpy(self.indices, pa.int32()),
                 f"{prefix}_id": self.ids,
-                "count": pa.array(self.counts, pa.int64()),
+                "count": from_numpy(self.counts, pa.int64()),
             }
         )
 

@@ -163,6 +163,7 @@ NOT_IN_A_PLAIN_BUILD = (
     "seqprep.output.exports",  # --export
     "seqprep.output.splits",  # --split, --max-len
     "fractions",  # --split ratio:...
+    "numpy.ma",  # pa.array(ndarray) and np.unique import it: 14-16 ms (seqprep.kernels.arrow)
 )
 
 
@@ -188,6 +189,30 @@ except SystemExit as e:
 print(json.dumps([m for m in ('seqprep.kernels.predicates', 'seqprep.steps.where', 'seqprep.output.splits', 'fractions') if m not in sys.modules]))
 """
     assert json.loads(_python(where).splitlines()[-1]) == []
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--split", "loo", "--min-user-count", "5", "--min-item-count", "5"],
+        ["--split", "loo", "-f", "npz", "--max-len", "20"],
+        ["--split", "time:0.8,0.9", "--time-feature", "hour"],
+        ["--feature", "rating:cat"],
+    ],
+)
+def test_common_builds_never_import_numpy_ma(tmp_path, options):
+    """numpy.ma costs 14-16 ms of start-up; the arrays of these builds reach pyarrow without it
+    (:func:`seqprep.kernels.arrow.from_numpy`). A new ``pa.array(ndarray)`` on their path fails here."""
+    code = f"""
+import json, sys
+from seqprep.cli import cli
+try:
+    cli(['build', 'sample_data/ratings.csv', '-o', {str(tmp_path / "out")!r}, '-q', *{options!r}], prog_name='seqprep')
+except SystemExit as e:
+    assert e.code in (None, 0), e.code
+print(json.dumps('numpy.ma' in sys.modules))
+"""
+    assert json.loads(_python(code).splitlines()[-1]) is False
 
 
 _MAIN_SEES = """

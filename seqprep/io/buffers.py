@@ -13,6 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..kernels.arrow import from_numpy
+
 __all__ = [
     "GrowBuffer",
     "FileBuffer",
@@ -305,7 +307,7 @@ class IdEncoder:
             if valid is not None:
                 unseen &= valid
             if unseen.any():
-                fresh = pc.unique(pa.array(_run_heads(values[unseen]))).to_numpy(zero_copy_only=False)  # first-seen order
+                fresh = pc.unique(from_numpy(_run_heads(values[unseen]))).to_numpy(zero_copy_only=False)  # first-seen order
                 table[fresh] = np.arange(self._size, self._size + len(fresh), dtype=np.int32)
                 self._values.append(fresh)
                 self._size += len(fresh)
@@ -320,7 +322,7 @@ class IdEncoder:
         if self._table is None:
             return
         self._table = None
-        self.dictionary = pa.array(np.concatenate(self._values) if self._values else np.zeros(0, np.int64), pa.int64())
+        self.dictionary = from_numpy(np.concatenate(self._values) if self._values else np.zeros(0, np.int64), pa.int64())
         self._values = []
 
     def flush_small(self, limit: int = 1 << 12) -> None:
@@ -336,7 +338,7 @@ class IdEncoder:
         value_type = dicts[0].type
         if any(d.type != value_type for d in dicts):  # e.g. string and large_string blocks, or ints from text
             dicts = [pc.cast(d, pa.string()) for d in dicts]
-        chunks = [pa.DictionaryArray.from_arrays(pa.array(np.arange(len(d), dtype=np.int32)), d) for d in dicts]
+        chunks = [pa.DictionaryArray.from_arrays(from_numpy(np.arange(len(d), dtype=np.int32)), d) for d in dicts]
         unified = pa.table({"c": pa.chunked_array(chunks)}).unify_dictionaries()["c"]
         first = 0 if self.dictionary is None else 1
         for (indices, _), chunk in zip(self._pending, unified.chunks[first:]):

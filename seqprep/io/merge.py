@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import mixed_time_kinds
+from ..kernels.arrow import from_numpy
 from ..records import record
 from ..timeunits import UNIT_SCALE
 from .columns import merge_ids
@@ -46,7 +47,7 @@ def merge_dictionaries(
     >>> [t.tolist() for t in tables], ids.to_pylist()
     ([[0, 1, -1], [1, 2, -1]], ['b', 'a', 'c'])
     """
-    parts = [pa.DictionaryArray.from_arrays(pa.array(np.arange(len(d), dtype=np.int32)), d) for d in dicts]
+    parts = [pa.DictionaryArray.from_arrays(from_numpy(np.arange(len(d), dtype=np.int32)), d) for d in dicts]
     mapping, dictionary = merge_ids(parts, id_type, role, typed_text)
     tables, at = [], 0
     for d in dicts:

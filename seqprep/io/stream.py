@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 from ..config import ReadOptions
 from ..errors import ConfigError, InputError, SeqprepError, one_line
+from ..kernels.arrow import from_numpy
 from ..model import Column, InputInfo, Log
 from ..progress import SILENT, Progress
 from .buffers import GrowBuffer, IdEncoder, buffer_factory, read_rows
@@ -657,7 +658,7 @@ _CHUNK_ROWS = 1 << 22
 
 def _as_dict(codes: np.ndarray, dictionary: pa.Array) -> pa.DictionaryArray:
     """(codes with -1 for missing, dictionary) as a DictionaryArray view, without a pass over the rows."""
-    return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), dictionary, safe=False)
+    return pa.DictionaryArray.from_arrays(from_numpy(codes, pa.int32()), dictionary, safe=False)
 
 
 def _translate(

@@ -6,6 +6,7 @@ from typing import Literal
 
 import numpy as np
 
+from .arrow import sorted_unique
 from .features import take_chunked
 
 __all__ = [
@@ -480,7 +481,7 @@ def sequence_parts(offsets: np.ndarray, per_part: int | None = None) -> np.ndarr
     cuts = np.searchsorted(offsets, np.arange(per_part, n, per_part, dtype=np.int64), side="left")
     if users == 0:
         return np.zeros(2, dtype=np.int64)  # one empty group: the file still gets its schema
-    return np.unique(np.concatenate([[0], cuts[(cuts > 0) & (cuts < users)], [users]])).astype(np.int64)
+    return sorted_unique(np.concatenate([[0], cuts[(cuts > 0) & (cuts < users)], [users]]).astype(np.int64))
 
 
 #: What a code of :func:`half_step_codes` stands for: code ``k`` is the float32 rating ``k / 2``

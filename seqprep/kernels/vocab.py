@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .arrow import from_numpy
 from .sequences import code_counts
 
 __all__ = [
@@ -144,7 +145,7 @@ def order_counted(
         chosen = present[np.argsort(np.asarray(first_seen)[present], kind="stable")]
         return chosen, counts_all[chosen]
     # rank of each present id by original value (ids are distinct, so no ties)
-    by_id = pc.sort_indices(ids.take(pa.array(present))).to_numpy()
+    by_id = pc.sort_indices(ids.take(from_numpy(present))).to_numpy()
     if order == "id":
         chosen = present[by_id]
         return chosen, counts_all[chosen]

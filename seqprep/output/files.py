@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..io.sources import sha256_file
+from ..kernels.arrow import from_numpy
 from ..kernels.sequences import from_half_steps, from_time_offsets, sequence_parts
 from ..model import BuildResult, Feature, Sequences
 from ..records import record
@@ -58,8 +59,8 @@ def list_array(offsets: np.ndarray, values: np.ndarray, large: bool | None = Non
     if large is None:
         large = offsets[-1] - offsets[0] >= 2**31
     if not large:
-        return pa.ListArray.from_arrays(pa.array((offsets - offsets[0]).astype(np.int32)), pa.array(values))
-    return pa.LargeListArray.from_arrays(pa.array(offsets - offsets[0]), pa.array(values))
+        return pa.ListArray.from_arrays(from_numpy((offsets - offsets[0]).astype(np.int32)), from_numpy(values))
+    return pa.LargeListArray.from_arrays(from_numpy(offsets - offsets[0]), from_numpy(values))
 
 
 def sequences_arrow(result: BuildResult) -> pa.Table:
@@ -97,7 +98,7 @@ def sequences_columns(user_idx: np.ndarray, user_ids: pa.Array, seqs: Sequences,
     """The sequences.parquet columns of ``seqs`` (offsets from any start) for the users ``user_idx``:
     user_idx, user_id, items, timestamps[, ratings][, session_ids]. ``large`` as :func:`list_array`."""
     cols: dict[str, Any] = {
-        "user_idx": pa.array(user_idx, pa.int32()),
+        "user_idx": from_numpy(user_idx, pa.int32()),
         "user_id": user_ids,
         "items": list_array(seqs.offsets, seqs.items, large),
         "timestamps": list_array(seqs.offsets, seqs.timestamps, large),
@@ -356,7 +357,7 @@ def feature_column(f: Feature) -> pa.Array:
     """A feature with one row per table row (an evaluation target's own feature): int32, float32, or
     list<int32> for ``tokens``."""
     if f.offsets is None:
-        return pa.array(f.values)
+        return from_numpy(f.values)
     return list_array(f.offsets, f.values[int(f.offsets[0]) : int(f.offsets[-1])])
 
 
@@ -364,9 +365,9 @@ def feature_vocabulary_table(vocab: Vocabulary) -> pa.Table:
     """``features/<name>.parquet``: index (int32 1..K), value (as read), count (int64, kept rows)."""
     return pa.table(
         {
-            "index": pa.array(vocab.indices, pa.int32()),
+            "index": from_numpy(vocab.indices, pa.int32()),
             "value": vocab.ids,
-            "count": pa.array(vocab.counts, pa.int64()),
+            "count": from_numpy(vocab.counts, pa.int64()),
         }
     )
 

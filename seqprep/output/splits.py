@@ -19,6 +19,7 @@ import pyarrow as pa
 from ..io.buffers import FileBuffer, read_rows
 from ..io.sources import sha256_file
 from ..kernels import padded
+from ..kernels.arrow import from_numpy
 from ..model import BuildResult, EvalRows, Extras, LargeLists
 from ..vocab import Vocabulary
 from .files import NpyChunks, SequencesWriter, feature_arrays, feature_column, feature_lists, list_array, write_npz
@@ -31,8 +32,8 @@ EVALS = ("valid", "test")
 def _train_table(users: Vocabulary, ex: Extras, large: LargeLists) -> pa.Table:
     assert ex.train_offsets is not None and ex.train_items is not None and ex.train_timestamps is not None
     cols: dict[str, Any] = {
-        "user_idx": pa.array(ex.train_user_idx, pa.int32()),
-        "user_id": users.ids.take(pa.array(ex.train_user_idx)),
+        "user_idx": from_numpy(ex.train_user_idx, pa.int32()),
+        "user_id": users.ids.take(from_numpy(ex.train_user_idx)),
         "items": list_array(ex.train_offsets, ex.train_items, large.train),
         "timestamps": list_array(ex.train_offsets, ex.train_timestamps, large.train),
     }
@@ -43,11 +44,11 @@ def _train_table(users: Vocabulary, ex: Extras, large: LargeLists) -> pa.Table:
 
 def _eval_table(users: Vocabulary, ev: EvalRows, large_history: bool, large_negatives: bool) -> pa.Table:
     cols: dict[str, Any] = {
-        "user_idx": pa.array(ev.user_idx, pa.int32()),
-        "user_id": users.ids.take(pa.array(ev.user_idx)),
+        "user_idx": from_numpy(ev.user_idx, pa.int32()),
+        "user_id": users.ids.take(from_numpy(ev.user_idx)),
         "history": list_array(ev.history_offsets, ev.history, large_history),
-        "target": pa.array(ev.target, pa.int32()),
-        "target_ts": pa.array(ev.target_ts),
+        "target": from_numpy(ev.target, pa.int32()),
+        "target_ts": from_numpy(ev.target_ts),
     }
     if ev.negatives is not None:
         k = ev.negatives.shape[1]

@@ -41,6 +41,7 @@ from ..kernels.features import (
     split_tokens,
     take_chunked,
 )
+from ..kernels.arrow import from_numpy
 from ..kernels.sequences import code_counts
 from ..model import Column, Feature, Interactions, Sequences
 from ..timeunits import NS_PER, UNIT_SCALE, largest_abs
@@ -236,7 +237,7 @@ def _fit(codes: np.ndarray, values: pa.Array, order: str, *, compact: bool = Fal
         counted = code_counts(codes, len(values), missing=True)
         missing = int(counted[-1])
         chosen, counts = order_counted(counted[:-1], values, order)  # type: ignore[arg-type]
-    vocab = Vocabulary(ids=values.take(pa.array(chosen, pa.int64())), counts=counts, start=1)
+    vocab = Vocabulary(ids=values.take(from_numpy(chosen, pa.int64())), counts=counts, start=1)
     table = np.append(remap_table(chosen, len(values), start=1), np.int32(0))  # code -1 -> 0 (missing)
     if compact:
         table = table.astype(compact_dtype(len(chosen)))
@@ -337,7 +338,7 @@ def _time_feature(name: str, k: int | None, seqs: Sequences, unit: str, order: s
     if kind == "num":
         return Feature(name, "derived", "num", values, column=rule)
     ids, codes = np.unique(values, return_inverse=True)
-    vocab, indices, _ = _fit(codes.astype(np.int32).reshape(-1), pa.array(ids.astype(np.int64)), order)
+    vocab, indices, _ = _fit(codes.astype(np.int32).reshape(-1), from_numpy(ids.astype(np.int64)), order)
     return Feature(name, "derived", "cat", indices, vocab=vocab, column=rule)
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from ..config import BuildConfig, SplitOptions
 from ..errors import ConfigError
 from ..kernels import csr_offsets, lookup, padded, remap_table, time_order
+from ..kernels.arrow import sorted_unique
 from ..kernels.sequences import sequence_parts
 from ..kernels.splits import (
     HELD_OUT,
@@ -474,7 +475,7 @@ def prepare_range(
             **{
                 name: {
                     "rows": len(ev),
-                    "users": len(np.unique(ev.user_idx)),
+                    "users": len(sorted_unique(ev.user_idx)),
                     "empty_history": int((np.diff(ev.history_offsets) == 0).sum()),
                     "history_items": int(ev.history_offsets[-1]),
                 }

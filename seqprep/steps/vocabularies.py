@@ -18,6 +18,7 @@ from ..config import BuildConfig
 from ..errors import ConfigError
 from ..io.buffers import read_rows
 from ..kernels import fit_order, lookup, order_counted, remap_table, time_order
+from ..kernels.arrow import from_numpy
 from ..kernels.vocab import date_order, date_order_counted, last_days, user_item_counts
 from ..model import Interactions, Log
 from ..resources import sort_threads
@@ -46,7 +47,7 @@ USER_START = 0
 
 def fitted(ids: pa.Array, chosen: np.ndarray, counts: np.ndarray, start: int) -> Vocabulary:
     """The vocabulary of the original ``ids`` at ``chosen`` (in that order) with their counts."""
-    return Vocabulary(ids=ids.take(pa.array(chosen)), counts=counts, start=start)
+    return Vocabulary(ids=ids.take(from_numpy(chosen)), counts=counts, start=start)
 
 
 def vocabulary_from_counts(
