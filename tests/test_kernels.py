@@ -255,6 +255,15 @@ def test_lookup_is_fancy_indexing_chunk_by_chunk(codes, chunk):
     got = lookup(table, codes, chunk=chunk)
     assert got.dtype == table.dtype
     assert got.tolist() == table[codes].tolist()
+    want = table[codes].tolist()
+    same = codes.copy()
+    assert lookup(table, same, chunk=chunk, in_place=True) is same and same.tolist() == want  # over the codes
+    wide = codes.astype(np.int64)  # another type than the table's: a new array, the codes untouched
+    out = lookup(table, wide, chunk=chunk, in_place=True)
+    assert out is not wide and out.tolist() == want and wide.tolist() == codes.tolist()
+    frozen = codes.copy()
+    frozen.flags.writeable = False  # read-only codes (a view of someone's buffer) are never written
+    assert lookup(table, frozen, chunk=chunk, in_place=True) is not frozen and frozen.tolist() == codes.tolist()
 
 
 @settings(max_examples=100, deadline=None)

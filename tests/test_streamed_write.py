@@ -265,11 +265,12 @@ def test_a_small_build_writes_its_sequences_on_the_calling_thread(tmp_path, monk
 
 @pytest.mark.parametrize("args", [{}, {"min_user_count": 2, "split": "loo"}])
 def test_the_logs_columns_go_while_sorting(tmp_path, monkeypatch, args):
-    """Once the vocabularies are fitted the user and item codes are let go (the sort reads the
-    indices), and the float32 ratings and int64 times before the sort (half stars and epoch seconds:
-    the sort carries their 1-byte codes and 4-byte offsets, kernels.sequences.half_step_codes and
-    time_offsets; a shuffled log: every sorted column is a new array): nothing holds them while the
-    rows are sorted or the split is decided."""
+    """Once the vocabularies are fitted the user and item codes are let go - their arrays hold the
+    indices the sort reads (written over the codes: kernels.vocab.lookup(in_place=True)) - and the
+    float32 ratings and int64 times before the sort (half stars and epoch seconds: the sort carries
+    their 1-byte codes and 4-byte offsets, kernels.sequences.half_step_codes and time_offsets; a
+    shuffled log: every sorted column is a new array): nothing else holds them while the rows are
+    sorted or the split is decided."""
     import gc
     import weakref
 
@@ -286,10 +287,15 @@ def test_the_logs_columns_go_while_sorting(tmp_path, monkeypatch, args):
         refs.update(rating=weakref.ref(out.rating))
         return out
 
+    reused: list[str] = []
+
     def spy(name, real):
         def call(*a, **k):
             gc.collect()
-            alive[name] = sorted(key for key, ref in refs.items() if ref() is not None)
+            indices = a[:2] if name == "sort" else ()  # the sort's user and item indices
+            if name == "sort":
+                reused.extend(key for key in ("user", "item") if any(refs[key]() is x for x in indices))
+            alive[name] = sorted(key for key, ref in refs.items() if ref() is not None and not any(ref() is x for x in indices))
             return real(*a, **k)
 
         return call
@@ -299,4 +305,5 @@ def test_the_logs_columns_go_while_sorting(tmp_path, monkeypatch, args):
     monkeypatch.setattr(pipeline.splits, "decide_parts", spy("split", real_decide))
     built = seqprep.build(log, tmp_path / "out", **args)
     assert alive == {"sort": [], "split": []}
+    assert reused == ["user", "item"]  # the codes' arrays became the indices: no second copy of either
     assert built.meta["rows"]["read"] == 3000

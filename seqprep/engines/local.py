@@ -258,7 +258,9 @@ def _sorted(
         targets = target_rows(inter, config.event)
         events = event_feature(inter, config.event, config.item_order)
         return splits.fit_on_train(inter, log, config, steps, events, targets)
-    users, items, uidx, iidx = fit_vocabularies(inter, log, config, kept)
+    # the indices are written over the codes (nothing reads a code again: held.indexed() lets them go),
+    # except for --split days, whose dates are found by the users' codes
+    users, items, uidx, iidx = fit_vocabularies(inter, log, config, kept, in_place=config.split.rule != "days")
     dates = splits.sequence_dates(uidx, inter, log, len(users)) if config.split.rule == "days" else None
     held.indexed()  # the codes are indices now
     inter = held.inter

@@ -196,7 +196,7 @@ def remap_table(chosen: np.ndarray, size: int, start: int) -> np.ndarray:
 _LOOKUP_STEP = 1 << 16
 
 
-def lookup(table: np.ndarray, codes: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
+def lookup(table: np.ndarray, codes: np.ndarray, chunk: int = 1 << 20, *, in_place: bool = False) -> np.ndarray:
     """``table[codes]``, a chunk of codes at a time.
 
     The same array; numpy turns int32 ``codes`` into a full-size intp copy first, which costs more
@@ -204,10 +204,20 @@ def lookup(table: np.ndarray, codes: np.ndarray, chunk: int = 1 << 20) -> np.nda
     chunk's codes (at most 65,536 at a time) go through one reused intp buffer, which stays in the
     CPU cache, and ``np.take`` writes into the result: no temporary a chunk.
 
+    ``in_place``: the result is written over ``codes`` itself, when it is writable and of the
+    table's type (else a new array, as without it), for a caller that lets the codes go. A fresh
+    result is memory the kernel must hand over page by page (first-touch faults: ~1.5 us a 4 KiB
+    page on the benchmark machine, 0.1-0.24 s for 25M int32 indices) and holds the codes and the
+    indices at once; the codes' own pages are resident already.
+
     >>> lookup(np.array([10, 20, 30], dtype=np.int32), np.array([2, 0, 2], dtype=np.int32)).tolist()
     [30, 10, 30]
+    >>> codes = np.array([2, 0, 2], dtype=np.int32)
+    >>> lookup(np.array([10, 20, 30], dtype=np.int32), codes, in_place=True) is codes, codes.tolist()
+    (True, [30, 10, 30])
     """
-    out = np.empty(len(codes), dtype=table.dtype)
+    reuse = in_place and codes.dtype == table.dtype and codes.flags.writeable and type(codes) is np.ndarray
+    out = codes if reuse else np.empty(len(codes), dtype=table.dtype)
     step = min(chunk, _LOOKUP_STEP)
     buffer = np.empty(min(step, len(codes)), dtype=np.intp)
     for a in range(0, len(codes), step):

@@ -61,17 +61,24 @@ def vocabulary_from_counts(
 
 
 def fit_vocabularies(
-    inter: Interactions, log: Log, config: BuildConfig, kept: tuple[np.ndarray, np.ndarray] | None = None
+    inter: Interactions,
+    log: Log,
+    config: BuildConfig,
+    kept: tuple[np.ndarray, np.ndarray] | None = None,
+    *,
+    in_place: bool = False,
 ) -> tuple[Vocabulary, Vocabulary, np.ndarray, np.ndarray]:
     """(users, items, user_idx per row, item_idx per row) of the kept rows. With ``--vocab-from`` the
     vocabularies of an earlier build are reused (and with ``--extend`` grown): see :mod:`seqprep.steps.reuse`.
     ``kept``: the kept rows per user code and item code when already counted (k-core's last tables,
-    :func:`~seqprep.steps.clean.clean_counted`): no second count of the rows."""
+    :func:`~seqprep.steps.clean.clean_counted`): no second count of the rows. ``in_place``: the
+    indices may be written over ``inter.user`` and ``inter.item`` (and so over the log's codes, when
+    they are the same arrays), for a caller that reads no code again (:func:`~seqprep.kernels.vocab.lookup`)."""
     if config.vocab.vocab_from is None and (config.user_order == "date" or config.item_order == "sequence"):
         return _fit_by_dates_or_sequences(inter, log, config)
     counts = _counted(inter, log, config, kept)
     users, items, user_table, item_table = vocabularies_from_counts(log, config, counts)
-    return users, items, _indices(user_table, inter.user), _indices(item_table, inter.item)
+    return users, items, _indices(user_table, inter.user, in_place), _indices(item_table, inter.item, in_place)
 
 
 def _counted(inter: Interactions, log: Log, config: BuildConfig, kept: tuple[np.ndarray, np.ndarray] | None) -> CodeCounts:
@@ -93,12 +100,12 @@ def _padded(counts: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def _indices(table: np.ndarray, codes: np.ndarray) -> np.ndarray:
+def _indices(table: np.ndarray, codes: np.ndarray, in_place: bool = False) -> np.ndarray:
     """``lookup(table, codes)``, or ``codes`` themselves when ``table`` maps every code to itself (users
     by id in a log written user by user in id order: the first-seen codes already are the indices)."""
     if codes.dtype == np.int32 and len(table) and bool((table == np.arange(len(table))).all()):
         return codes
-    return lookup(table, codes)
+    return lookup(table, codes, in_place=in_place)
 
 
 def _fit_by_dates_or_sequences(inter: Interactions, log: Log, config: BuildConfig) -> tuple[Vocabulary, Vocabulary, np.ndarray, np.ndarray]:
