@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from seqprep.kernels import csr_offsets, fit_order, padded, remap_table, tie_mask, tie_stats, time_order
 from seqprep.kernels import sequences as sequences_kernels
-from seqprep.kernels.sequences import group_rows_by_user, grouped_time_order, rows_in_time_order, user_range_rows
+from seqprep.kernels.sequences import group_rows_by_user, grouped_time_order, part_time_order, rows_in_time_order, user_range_rows
 from seqprep.kernels.vocab import lookup
 
 users_times = st.lists(
@@ -283,3 +283,20 @@ def test_user_item_counts_on_threads_are_the_bincounts(rows, threads):
             vocab_kernels.PAIR_THREAD_ROWS = 1 << 20
         assert users.tolist() == np.bincount(user, minlength=10).tolist()
         assert items.tolist() == np.bincount(item, minlength=15).tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(st.tuples(st.integers(0, 12), st.integers(0, 5)), max_size=80),
+    spread=st.sampled_from([1, 1 << 17]),  # users 12 apart, or spanning more than 65,536 indices
+    base=st.integers(0, 1000),
+    floats=st.booleans(),
+)
+def test_part_time_order_is_the_stable_user_time_order(rows, spread, base, floats):
+    """One user range's rows in input order -> the stable (user, time) order (ties: input order),
+    with the counting-sort grouping or without it (users spread wide), integer or float times."""
+    user = np.array([base + u * spread for u, _ in rows], dtype=np.int32)
+    time = np.array([t for _, t in rows], dtype=np.float64 if floats else np.uint32)
+    got = part_time_order(user, time)
+    want = np.lexsort((np.arange(len(rows)), time, user))
+    assert got.tolist() == want.tolist()

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..kernels import csr_offsets, time_order
-from ..kernels.sequences import in_time_order, rows_in_time_order, sequence_parts, user_range_rows
+from ..kernels.sequences import in_time_order, part_time_order, rows_in_time_order, sequence_parts, user_range_rows
 from ..model import Feature, Sequences
 from ..resources import sort_threads
 
@@ -101,7 +101,11 @@ def sequences_from(
 
     def sort_part(k: int) -> None:
         lo, hi = int(offsets[bounds[k]]), int(offsets[bounds[k + 1]])
-        order = rows_in_time_order(user_idx, time, parts[k])  # (reads this part's rows only)
+        rows = parts[k]
+        if not isinstance(rows, slice):  # scattered rows: see gathered_part
+            gathered_part(k, lo, hi, rows)
+            return
+        order = rows_in_time_order(user_idx, time, rows)  # (reads this part's rows only)
         for a, out in zip(columns, sorted_columns):
             if out is a:  # in place (the fancy index copies the part's values out first)
                 a[lo:hi] = a[order]
@@ -112,6 +116,20 @@ def sequences_from(
                 f.values[lo:hi] = f.values[order]
             else:
                 np.take(f.values, order, out=out.values[lo:hi])
+
+    def gathered_part(k: int, lo: int, hi: int, rows: np.ndarray) -> None:
+        """Part ``k`` of scattered rows (``rows``: its row indices, ascending): each column gathered
+        by ``rows`` (a forward sweep), then put in order from that part-sized copy, so that the
+        order's random reads stay in it (:func:`~seqprep.kernels.sequences.part_time_order`)."""
+        t = time[rows]
+        order = part_time_order(user_idx[rows], t)
+        np.take(t, order, out=sorted_columns[1][lo:hi])
+        del t
+        for a, out in zip(columns, sorted_columns):
+            if a is not time:
+                np.take(a[rows], order, out=out[lo:hi])
+        for f, out in zip(features, seqs.features):  # compact indices stay compact (see above)
+            np.take(f.values[rows], order, out=out.values[lo:hi])
 
     # the pool sorts the groups on every core while ``on_part`` hands the sorted ones on (the CLI's
     # writer encodes them on a thread of its own); rows grouped by user once kept a core back for
