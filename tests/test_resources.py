@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from contextlib import contextmanager
 
 import pyarrow as pa
 import pytest
@@ -14,7 +15,7 @@ from seqprep.cli import cli
 from seqprep.config import make_config, parse_size
 from seqprep.errors import ConfigError
 from seqprep.progress import Progress, for_terminal
-from seqprep.resources import limit_threads
+from seqprep.resources import allow_huge_pages, huge_pages, huge_pages_allowed, limit_threads
 from tests.conftest import TIES_CSV
 
 
@@ -68,6 +69,78 @@ def test_limit_threads_restores_pyarrow_pools():
     with limit_threads(1):
         assert (pa.cpu_count(), pa.io_thread_count()) == (1, 1)
     assert (pa.cpu_count(), pa.io_thread_count()) == before
+
+
+@pytest.fixture
+def numpy_advice():
+    """numpy's huge-page switch, turned off for the test and restored after it: ``advice()`` reads it."""
+    setter = getattr(pytest.importorskip("numpy._core.multiarray"), "_set_madvise_hugepage", None)
+    if setter is None:
+        pytest.skip("this numpy has no huge-page switch")
+
+    def advice() -> bool:
+        now = setter(False)
+        setter(now)
+        return bool(now)
+
+    before = setter(False)
+    yield advice
+    setter(before)
+    allow_huge_pages(False)
+
+
+def test_huge_pages_only_when_allowed_and_wanted_and_as_before_after(numpy_advice):
+    assert not huge_pages_allowed()  # (a test process: not the seqprep command)
+    with huge_pages(True):
+        assert not numpy_advice()  # not allowed
+    allow_huge_pages()
+    with huge_pages(False):
+        assert not numpy_advice()  # not wanted
+    with huge_pages(True):
+        assert numpy_advice()
+    assert not numpy_advice()
+    with pytest.raises(KeyError), huge_pages(True):
+        raise KeyError("x")
+    assert not numpy_advice()
+
+
+def _scattered_log(rows: int, seed: int = 3) -> str:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    user, item = rng.integers(0, 2_000, rows), rng.integers(0, 5_000, rows)
+    time = rng.integers(1_500_000_000, 1_500_000_000 + 50_000, rows)  # many ties
+    lines = "\n".join(f"{u},{i},4.5,{t}" for u, i, t in zip(user.tolist(), item.tolist(), time.tolist()))
+    return "userId,movieId,rating,timestamp\n" + lines + "\n"
+
+
+def test_the_sort_of_scattered_rows_alone_asks_for_huge_pages(write, tmp_path, monkeypatch, numpy_advice):
+    """The local engine asks for huge pages around the sort of scattered rows and nowhere else; with
+    or without them (arrays of 4 MiB and more: 600,000 rows), the files are byte-identical."""
+    import seqprep.engines.local as local
+
+    seen: list[tuple[bool, bool]] = []
+    real = local.huge_pages
+
+    @contextmanager
+    def spy(wanted: bool):
+        with real(wanted):
+            seen.append((wanted, numpy_advice()))  # (the advice inside the block)
+            yield
+
+    monkeypatch.setattr(local, "huge_pages", spy)
+    shuffled = write("s.csv", _scattered_log(600_000))
+    in_order = write("o.csv", "userId,movieId,rating,timestamp\n1,5,4.0,10\n1,7,3.0,10\n2,7,5.0,5\n3,9,1.0,1\n")
+    build(in_order, tmp_path / "o")
+    assert seen == [(False, False)]
+    allow_huge_pages()
+    for out in ("a", "b"):
+        build(shuffled, tmp_path / out)
+        allow_huge_pages(False)
+    assert seen[1:] == [(True, True), (True, False)]  # asked for both times; allowed the first time only
+    assert not numpy_advice()  # as before, after the build
+    for name in ("sequences.parquet", "items.parquet", "users.parquet"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
 
 def test_python_api_takes_resource_options(write):

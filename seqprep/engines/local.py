@@ -32,6 +32,7 @@ from ..output.atomic import NO_READS, Reads
 from ..output.files import SequencesInBackground, sequences_part
 from ..output.folder import atomic_output_dir, build_reads, check_output, write_error, write_outputs
 from ..progress import SILENT, Progress
+from ..resources import huge_pages
 from ..steps import splits
 from ..steps.attributes import attribute_features, read_attribute_tables
 from ..steps.clean import clean_counted
@@ -275,17 +276,19 @@ def _sorted(
     time_base = held.offset_times() if scattered else None
     inter = held.inter
     progress.phase(f"sorting {len(uidx):,} interactions")
-    if folder.out is not None and _streams(config, features):
-        # nothing after the sort changes the sequences: sequences.parquet is written while the
-        # sort runs, into the output's temporary folder opened only now
-        tmp = folder.open()
-        writer = SequencesInBackground(tmp / "sequences.parquet", len(uidx))
-        folder.stack.callback(writer.abort)  # (last in, first out: before the swap, or before the folder goes on an error)
-        seqs = _sort_and_write(uidx, iidx, inter, users, writer, features, ordered, time_base, coded)
-        folder.pending["sequences.parquet"] = writer.finish()
-        folder.sequences_written = True
-    else:
-        seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts, features=features, ordered=ordered)
+    # a sort of scattered rows fills fresh column-sized arrays: in huge pages (resources.huge_pages)
+    with huge_pages(scattered):
+        if folder.out is not None and _streams(config, features):
+            # nothing after the sort changes the sequences: sequences.parquet is written while the
+            # sort runs, into the output's temporary folder opened only now
+            tmp = folder.open()
+            writer = SequencesInBackground(tmp / "sequences.parquet", len(uidx))
+            folder.stack.callback(writer.abort)  # (last in, first out: before the swap, or before the folder goes on an error)
+            seqs = _sort_and_write(uidx, iidx, inter, users, writer, features, ordered, time_base, coded)
+            folder.pending["sequences.parquet"] = writer.finish()
+            folder.sequences_written = True
+        else:
+            seqs = sequences_from(uidx, iidx, inter.time, inter.rating, users.counts, features=features, ordered=ordered)
     del uidx, iidx, inter
     held.sorted()  # (the sequences hold the sorted times and ratings, or the same arrays when no sort was needed)
     # float32 ratings and int64 times again, now that the rows in input order are gone (the writer
