@@ -941,7 +941,7 @@ def main() -> None:
       split: 0.7-0.9 s against 0.17 s), so the process asks for none (``NUMPY_MADVISE_HUGEPAGE=0``,
       unless the environment sets it; numpy reads it when it is imported, after this) - but for a
       sort of scattered rows, which fills fresh column-sized arrays and gains from them (a 25M
-      shuffled build: 6.3 s against 7.7 s), and turns the advice on for itself
+      shuffled build: 0.81-0.98x the wall time, 0.8-3.8 CPU-s less), and turns the advice on for itself
       (:func:`~seqprep.resources.huge_pages`) when this process set the variable, not the user;
     - the imports allocate some 150,000 objects, all of which live to the end, and the cyclic
       garbage collector would walk them ~90 times meanwhile (0.01-0.02 s): it is held back until

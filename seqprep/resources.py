@@ -144,8 +144,8 @@ def huge_pages(wanted: bool) -> Iterator[None]:
     fresh arrays 3-4x slower. A sort of scattered rows (neither in time order nor grouped by user)
     is the other way round: it fills several fresh column-sized arrays, and faulting them in 4 KiB
     pages (about 1.5 us each there) was a fifth of its CPU time - a 25M-row shuffled build took
-    6.29 s and 10.9 CPU-s with the advice against 7.73 s and 13.5 CPU-s without (medians of 5,
-    +22 MiB at the peak); the local engine asks for it there alone."""
+    0.81-0.98x the wall time and 0.8-3.8 CPU-s less with the advice (docs/performance.md); the
+    local engine asks for it there alone."""
     setter = _madvise_setter() if wanted and _HUGE_PAGES_ALLOWED else None
     if setter is None:
         yield
