@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import resource
 import sys
@@ -121,12 +122,11 @@ def huge_pages_allowed() -> bool:
 def _madvise_setter() -> Any:
     """numpy's switch of its huge-page advice (``_set_madvise_hugepage(bool) -> the previous
     value``, what ``NUMPY_MADVISE_HUGEPAGE`` sets at import), or None where numpy has none."""
-    for name in ("numpy._core.multiarray", "numpy.core.multiarray"):
+    for name in ("numpy._core.multiarray", "numpy.core.multiarray"):  # (numpy 2, numpy 1.x)
         try:
-            module = __import__(name, fromlist=["_set_madvise_hugepage"])
+            setter = getattr(importlib.import_module(name), "_set_madvise_hugepage", None)
         except ImportError:
             continue
-        setter = getattr(module, "_set_madvise_hugepage", None)
         if callable(setter):
             return setter
     return None
