@@ -593,10 +593,10 @@ def _step_summary(steps: list[dict[str, Any]]) -> str:
         text = f"{st['step']} -{st['rows_removed']:,} rows"
         if "users_removed" in st:
             text += f"/-{st['users_removed']:,} users/-{st['items_removed']:,} items"
-        if "rounds" in st:
-            text += f" ({len(st['rounds'])} rounds)"
-        if "passes" in st:
-            text += f" ({len(st['passes'])} passes)"
+        for key, one in (("rounds", "round"), ("passes", "pass")):
+            if key in st:
+                n = len(st[key])
+                text += f" ({n} {one if n == 1 else key})"
         parts.append(text)
     return ", ".join(parts)
 

@@ -304,6 +304,25 @@ def test_filter_errors_are_one_line_and_write_nothing(tmp_path, args, content, e
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+@pytest.mark.parametrize(
+    "args,counted",
+    [
+        (("--min-user-count", "2"), "(1 round)"),
+        (("--min-user-count", "2", "--min-item-count", "2"), "(2 rounds)"),
+        (("--kcore-passes", "user", "--min-user-count", "2"), "(1 pass)"),
+        (("--kcore-passes", "user,item", "--min-user-count", "2", "--min-item-count", "2"), "(2 passes)"),
+    ],
+)
+def test_cli_summary_counts_rounds_and_passes_in_words(tmp_path, args, counted):
+    """One k-core round (or pass) is "1 round", not "1 rounds"."""
+    # user 3 has one row; once it goes, item 7 has one row left (item 7 goes in round 2 or pass 2)
+    (tmp_path / "x.csv").write_text("user,item,timestamp\n1,5,1\n1,6,2\n2,5,3\n2,6,4\n2,7,5\n3,7,6\n")
+    r = run("build", str(tmp_path / "x.csv"), "-o", str(tmp_path / "o"), *args)
+    assert r.exit_code == 0, r.output
+    summary = r.stderr.splitlines()[1]
+    assert summary.startswith("seqprep: removed by step: kcore -") and summary.endswith(counted), summary
+
+
 def test_cli_summary_and_stats_show_each_step(write, tmp_path):
     p = write(
         "r.csv",
